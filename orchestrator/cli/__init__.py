@@ -1,0 +1,203 @@
+"""The `orchestrator` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli import approvals
+from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.cli.demo import run_demo
+from orchestrator.cli.transcript import print_transcript
+from orchestrator.client import connect
+from orchestrator.exceptions import PlanError
+from orchestrator.plans.loader import load_plan, load_plans
+from orchestrator.runtime import Runtime
+from orchestrator.service import start_session
+from orchestrator.stack import embedded_stack
+from orchestrator.store.migrate import upgrade
+from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
+from orchestrator.worker import run_worker
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    help="Durable agent sessions on Temporal: plans, pinned models, skills, approvals.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(approvals.app, name="approvals")
+sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+db_app = typer.Typer(help="The session and audit store.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
+
+
+async def _until_interrupted() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+@app.command()
+@run_async
+async def dev(
+    project: Project = None,
+    replay: Annotated[
+        Path | None, typer.Option(help="Serve this replay script as the model endpoint.")
+    ] = None,
+) -> None:
+    """Start the embedded Temporal dev server (persistent, with Web UI) and a worker."""
+    settings = load_settings(project)
+    async with embedded_stack(settings, replay_script=replay) as stack:
+        console.print(f"Temporal frontend  {stack.temporal_address}")
+        console.print(f"Temporal Web UI    {stack.ui_url or '-'}")
+        if stack.dev_server:
+            console.print(f"Temporal database  {stack.dev_server.db_file}")
+        if stack.replay_url:
+            console.print(f"replay model API   {stack.replay_url}")
+        console.print(f"store              {settings.resolved_database_url}")
+        console.print(f"worker             task queue {settings.task_queue!r}")
+        console.print("[dim]Ctrl-C stops everything[/]")
+        await _until_interrupted()
+        console.print("stopping...")
+
+
+@app.command()
+@run_async
+async def worker(project: Project = None) -> None:
+    """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
+    settings = load_settings(project)
+    client = await connect(settings)
+    runtime = await Runtime.open(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        console.print(f"worker on task queue {settings.task_queue!r} at {client.service_client.config.target_host}")
+        await run_worker(client, runtime, stop)
+    finally:
+        await runtime.close()
+
+
+def _parse_input(raw: str) -> JsonObject:
+    text = Path(raw[1:]).read_text(encoding="utf-8") if raw.startswith("@") else raw
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanError(f"--input: not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise PlanError("--input: must be a JSON object")
+    return value
+
+
+@app.command()
+@run_async
+async def run(
+    plan_file: Annotated[Path, typer.Argument(help="Plan YAML file.")],
+    input_: Annotated[str, typer.Option("--input", "-i", help="JSON object, or @file.")] = "{}",
+    detach: Annotated[bool, typer.Option(help="Print the session id and return.")] = False,
+    project: Project = None,
+) -> None:
+    """Start a session of a plan on the configured server and follow it."""
+    settings = load_settings(project)
+    plan = load_plan(plan_file)
+    client = await connect(settings)
+    handle = await start_session(
+        client, plan, _parse_input(input_), task_queue=settings.task_queue, requested_by="cli"
+    )
+    session_id = handle.id.removeprefix("session-")
+    console.print(f"session {session_id}")
+    if detach:
+        return
+    with console.status("running (approvals: `orchestrator approvals list`)..."):
+        result = await handle.result()
+    console.print(f"{result.status.value}: {result.final_output}")
+
+
+@app.command()
+def validate(path: Annotated[Path, typer.Argument()] = Path("workflows")) -> None:
+    """Load every plan in PATH (a file or folder) and report errors with line and column."""
+    try:
+        plans = {load_plan(path).name: None} if path.is_file() else load_plans(path)
+    except PlanError as exc:
+        console.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from None
+    console.print(f"{len(plans)} plan(s) valid: {', '.join(sorted(plans))}")
+
+
+@app.command()
+@run_async
+async def demo(
+    project: Project = None,
+    approve_as: Annotated[
+        str | None,
+        typer.Option(help="Approve the refund as this user instead of waiting for a person."),
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option(help="Wait for a person to approve with the CLI.")
+    ] = False,
+) -> None:
+    """Run the customer-refund demo end to end and print its transcript."""
+    settings = load_settings(project)
+    who = None if interactive else (approve_as or "demo-approver")
+    code = await run_demo(settings, console, approve_as=who)
+    if code:
+        raise typer.Exit(code)
+
+
+@sessions_app.command("list")
+@run_async
+async def sessions_list(project: Project = None) -> None:
+    """Recent sessions, newest first."""
+    settings = load_settings(project)
+    async with await Store.open(settings.resolved_database_url) as store:
+        records = await store.list_sessions()
+    table = Table("session", "plan", "status", "cost ($)", "started")
+    for rec in records:
+        table.add_row(
+            rec.session_id, rec.plan_name, rec.status.value, f"{rec.cost_usd:.6f}",
+            rec.started_at.isoformat(timespec="seconds"),
+        )
+    console.print(table)
+
+
+@sessions_app.command("show")
+@run_async
+async def sessions_show(session_id: str, project: Project = None) -> None:
+    """A session's transcript from the audit trail."""
+    settings = load_settings(project)
+    async with await Store.open(settings.resolved_database_url) as store:
+        record = await store.get_session(session_id)
+        if record is None:
+            raise PlanError(f"no session {session_id!r}")
+        events = await store.list_events(session_id)
+    print_transcript(console, record, events, None)
+
+
+@db_app.command("upgrade")
+def db_upgrade(project: Project = None) -> None:
+    """Apply the store's migrations."""
+    settings = load_settings(project)
+    settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    console.print("store is up to date")
+
+
+def main() -> None:
+    """Entry point of the `orchestrator` script."""
+    with contextlib.suppress(KeyboardInterrupt):
+        app()

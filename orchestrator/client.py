@@ -1,0 +1,41 @@
+"""Connect to Temporal as the settings say: embedded dev server, cluster, or cloud."""
+
+from __future__ import annotations
+
+from temporalio.client import Client
+from temporalio.service import TLSConfig
+
+from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.settings import Settings
+
+__all__ = ["connect"]
+
+
+async def connect(settings: Settings, *, address: str | None = None) -> Client:
+    """A client with the runtime's data converter, using the settings' address and TLS.
+
+    Args:
+        settings: Where Temporal is and how to reach it.
+        address: Overrides the settings' address (used for the embedded server).
+    """
+    tls: bool | TLSConfig = False
+    if settings.temporal_tls or settings.temporal_tls_client_cert:
+        tls = TLSConfig(
+            server_root_ca_cert=_read(settings.temporal_tls_server_ca),
+            client_cert=_read(settings.temporal_tls_client_cert),
+            client_private_key=_read(settings.temporal_tls_client_key),
+        )
+    api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    return await Client.connect(
+        address or settings.temporal_address or settings.dev_server_address,
+        namespace=settings.temporal_namespace,
+        tls=tls,
+        api_key=api_key,
+        plugins=[OrchestratorPlugin()],
+    )
+
+
+def _read(path: object) -> bytes | None:
+    from pathlib import Path
+
+    return Path(str(path)).read_bytes() if path else None

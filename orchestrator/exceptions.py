@@ -1,0 +1,118 @@
+"""Every error a user of the runtime can meet, in one tree.
+
+```
+OrchestratorError
+├── ConfigError                 settings, models file, project layout
+├── PlanError                   a plan file is malformed (names file, line, field)
+├── SkillError
+│   ├── SkillDefinitionError    a skill is declared wrongly (names module and field)
+│   ├── UnknownSkillError       a plan or model names a skill that is not registered
+│   └── SkillArgumentsError     arguments do not fit the skill's input model
+├── ProviderError               a model endpoint failed
+│   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
+│   ├── ProviderTimeoutError    no answer in time
+│   ├── ProviderConnectionError connection refused or reset
+│   └── ProviderResponseError   the answer is not valid chat-completions JSON
+├── ApprovalError               an approval decision was refused (unknown, mismatched, decided)
+├── StoreError                  the audit/session store failed
+└── DevServerError              the embedded Temporal dev server did not start
+```
+
+Messages never carry secrets: providers redact API keys before raising.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ApprovalError",
+    "ConfigError",
+    "DevServerError",
+    "OrchestratorError",
+    "PlanError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "ProviderHTTPError",
+    "ProviderResponseError",
+    "ProviderTimeoutError",
+    "SkillArgumentsError",
+    "SkillDefinitionError",
+    "SkillError",
+    "StoreError",
+    "UnknownSkillError",
+]
+
+
+class OrchestratorError(Exception):
+    """Base class of every error the runtime raises on purpose."""
+
+
+class ConfigError(OrchestratorError):
+    """Settings, the models file or the project layout are wrong."""
+
+
+class PlanError(OrchestratorError):
+    """A plan file is malformed; the message names the file, line and field."""
+
+
+class SkillError(OrchestratorError):
+    """Base class of skill problems."""
+
+
+class SkillDefinitionError(SkillError):
+    """A skill is declared wrongly; the message names the module and what is wrong."""
+
+
+class UnknownSkillError(SkillError):
+    """A plan step or a model asked for a skill that is not registered."""
+
+
+class SkillArgumentsError(SkillError):
+    """Arguments do not fit a skill's input model; the message lists each field at fault."""
+
+
+class ProviderError(OrchestratorError):
+    """A model endpoint failed.
+
+    Attributes:
+        retryable: Whether the same request may succeed if sent again.
+    """
+
+    retryable: bool = False
+
+
+class ProviderHTTPError(ProviderError):
+    """The endpoint answered with an HTTP error status."""
+
+    def __init__(self, message: str, *, status_code: int, retry_after: float | None = None):
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after = retry_after
+        self.retryable = status_code == 429 or status_code >= 500
+
+
+class ProviderTimeoutError(ProviderError):
+    """The endpoint did not answer in time."""
+
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The endpoint could not be reached, or the connection dropped."""
+
+    retryable = True
+
+
+class ProviderResponseError(ProviderError):
+    """The endpoint answered, but not with a valid chat-completions body."""
+
+
+class ApprovalError(OrchestratorError):
+    """An approval decision was refused: unknown request, mismatched binding, or decided."""
+
+
+class StoreError(OrchestratorError):
+    """The session and audit store failed."""
+
+
+class DevServerError(OrchestratorError):
+    """The embedded Temporal dev server could not be started or reached."""

@@ -1,0 +1,97 @@
+"""structlog set-up: JSON off a terminal, readable on one, and never a secret.
+
+Secrets are removed twice: any key that looks like a credential has its value replaced,
+and the values of every API-key environment variable the models file names are scrubbed
+from all strings, so a key echoed in an error body cannot reach a log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any
+
+import structlog
+
+__all__ = ["configure_logging", "get_logger", "redact", "register_secret"]
+
+_SENSITIVE_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization|cookie)", re.I)
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+_SECRETS: set[str] = set()
+REDACTED = "[redacted]"
+
+
+def register_secret(value: str | None) -> None:
+    """Scrub this value from every log line from now on (values under 6 chars are ignored)."""
+    if value and len(value) >= 6:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    """Remove registered secrets and bearer tokens from a string."""
+    for secret in _SECRETS:
+        text = text.replace(secret, REDACTED)
+    return _BEARER.sub(r"\1" + REDACTED, text)
+
+
+def _scrub(value: object) -> object:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {
+            k: REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else _scrub(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def _redact_processor(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key in list(event_dict):
+        if _SENSITIVE_KEY.search(key):
+            event_dict[key] = REDACTED
+        else:
+            event_dict[key] = _scrub(event_dict[key])
+    return event_dict
+
+
+def configure_logging(
+    *, level: str = "INFO", fmt: str = "auto", secrets: Iterable[str | None] = ()
+) -> None:
+    """Configure structlog and stdlib logging once for the process.
+
+    Args:
+        level: Minimum level name.
+        fmt: `json`, `console`, or `auto` (JSON unless stderr is a terminal).
+        secrets: Values to scrub from every line.
+    """
+    for secret in secrets:
+        register_secret(secret)
+    as_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    renderer: structlog.types.Processor = (
+        structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            _redact_processor,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
+    """A logger carrying its module name."""
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name).bind(logger=name)
+    return logger

@@ -1,0 +1,111 @@
+"""Load plan files, with errors that name file, line and field.
+
+YAML is parsed with node positions kept, so a validation error on `steps.1.max_rounds`
+points at the line and column where that value is written.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from orchestrator.exceptions import PlanError
+from orchestrator.plans.models import Plan
+
+__all__ = ["load_plan", "load_plans", "parse_plan"]
+
+
+def _positions(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], str]) -> None:
+    mark = node.start_mark
+    out[path] = f"line {mark.line + 1}, column {mark.column + 1}"
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                _positions(value, (*path, str(key.value)), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _positions(item, (*path, str(i)), out)
+
+
+def _where(positions: dict[tuple[str, ...], str], loc: tuple[str, ...]) -> str:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in positions:
+            return positions[loc[:cut]]
+    return "line 1, column 1"
+
+
+_ROOT_REF = re.compile(r"^Value error, (steps\.\d+)(?: \([^)]*\))?: ")
+
+
+def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...], str]:
+    loc = [str(p) for p in raw_loc]
+    # A discriminated union puts the step's type tag after the list index; the file has none.
+    if len(loc) >= 3 and loc[0] == "steps" and loc[2] in ("agent", "skill", "approval"):
+        del loc[2]
+    # Cross-step checks run on the whole plan; their message names the step they are about.
+    match = _ROOT_REF.match(msg)
+    if not loc and match:
+        return tuple(match.group(1).split(".")), msg[match.end() :]
+    return tuple(loc), msg
+
+
+def parse_plan(text: str, source: str = "<plan>") -> Plan:
+    """Parse and validate plan YAML.
+
+    Raises:
+        PlanError: the text is not YAML or does not fit the plan schema; one line per
+            fault, each with `source:line:column: field: message`.
+    """
+    try:
+        node = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise PlanError(f"{source}: not valid YAML: {exc}") from exc
+    if node is None or not isinstance(raw, dict):
+        raise PlanError(f"{source}: a plan must be a YAML mapping with name and steps")
+    positions: dict[tuple[str, ...], str] = {}
+    _positions(node, (), positions)
+    try:
+        return Plan.model_validate(raw)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc, msg = _location(err["loc"], err["msg"])
+            field = ".".join(loc) or "<root>"
+            lines.append(f"{source}: {_where(positions, loc)}: {field}: {msg}")
+        raise PlanError("\n".join(lines)) from exc
+
+
+def load_plan(path: Path) -> Plan:
+    """Load one plan file.
+
+    Raises:
+        PlanError: the file is missing or invalid.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PlanError(f"{path}: cannot read plan file: {exc.strerror}") from exc
+    return parse_plan(text, str(path))
+
+
+def load_plans(directory: Path) -> dict[str, Plan]:
+    """Load every `*.yaml`/`*.yml` plan in a folder, keyed by plan name.
+
+    Raises:
+        PlanError: any file is invalid, or two files declare one plan name.
+    """
+    plans: dict[str, Plan] = {}
+    origin: dict[str, Path] = {}
+    for path in sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")]):
+        plan = load_plan(path)
+        if plan.name in plans:
+            raise PlanError(
+                f"{path}: plan name {plan.name!r} is already used by {origin[plan.name]}"
+            )
+        plans[plan.name] = plan
+        origin[plan.name] = path
+    return plans

@@ -1,0 +1,75 @@
+"""The runtime as a Temporal plugin, so it can join a worker or client of your own.
+
+```python
+runtime = await Runtime.open(Settings())
+client = await Client.connect("localhost:7233", plugins=[OrchestratorPlugin()])
+worker = Worker(client, task_queue="orchestrator", plugins=[OrchestratorPlugin(runtime)])
+```
+
+On a client the plugin sets the pydantic data converter; on a worker it also registers
+the session workflow, its activities, and the sandbox pass-through list below.
+"""
+
+from __future__ import annotations
+
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import DataConverter
+from temporalio.plugin import SimplePlugin
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from orchestrator.runtime import Runtime
+from orchestrator.session.activities import SessionActivities
+from orchestrator.session.workflow import AgentSessionWorkflow
+
+__all__ = ["PASSTHROUGH_MODULES", "OrchestratorPlugin", "workflow_runner"]
+
+PASSTHROUGH_MODULES = (
+    # pydantic builds validators at import; re-importing it per workflow run is slow and
+    # its caches are not workflow state.
+    "pydantic",
+    "pydantic_core",
+    "annotated_types",
+    "typing_inspection",
+    # Pure data shapes and helpers with no I/O and no module-level mutable state.
+    "orchestrator.types",
+    "orchestrator.exceptions",
+    "orchestrator.plans",
+    "orchestrator.providers.messages",
+    "orchestrator.skills.models",
+    "orchestrator.store.records",
+    "orchestrator.session.types",
+    "orchestrator.session.names",
+    "orchestrator.session.templating",
+    "orchestrator.approvals",
+    # Imported by orchestrator.plans.loader for plan files; never called in workflows.
+    "yaml",
+)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    """The sandbox with this package's pass-through modules declared once."""
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
+def _converter(_existing: DataConverter | None) -> DataConverter:
+    return pydantic_data_converter
+
+
+class OrchestratorPlugin(SimplePlugin):
+    """Adds the agent-session runtime to a Temporal client or worker.
+
+    Args:
+        runtime: The process's runtime. Without one the plugin only sets the data
+            converter, which is what a client needs.
+    """
+
+    def __init__(self, runtime: Runtime | None = None) -> None:
+        super().__init__(
+            "orchestrator.OrchestratorPlugin",
+            data_converter=_converter,
+            workflows=[AgentSessionWorkflow] if runtime else None,
+            activities=SessionActivities(runtime).all() if runtime else None,
+            workflow_runner=workflow_runner() if runtime else None,
+        )

@@ -1,0 +1,90 @@
+"""Provider-neutral chat shapes that cross the workflow/activity boundary.
+
+These are the only conversation types the workflow sees. Vendor adapters translate them
+to and from their wire format, so a later provider (Anthropic's Messages API) adds an
+adapter, not a new conversation model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from orchestrator.types import JsonObject
+
+__all__ = [
+    "ChatMessage",
+    "ModelRequest",
+    "ModelResponse",
+    "ToolCall",
+    "ToolDefinition",
+    "Usage",
+]
+
+
+class ToolCall(BaseModel):
+    """One tool call the model asked for.
+
+    `arguments_json` is kept verbatim so the conversation sent back to the model is exactly
+    what it produced; `arguments` is the parsed object, or None with `parse_error` set when
+    the model produced something that is not a JSON object.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    name: str
+    arguments_json: str
+    arguments: JsonObject | None = None
+    parse_error: str | None = None
+
+
+class ChatMessage(BaseModel):
+    """One message of a conversation, in OpenAI chat-completions roles."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class ToolDefinition(BaseModel):
+    """A tool offered to the model: a skill's name, description and input JSON Schema."""
+
+    name: str
+    description: str
+    parameters: JsonObject
+
+
+class Usage(BaseModel):
+    """Token counts of one model call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        """Input plus output tokens."""
+        return self.input_tokens + self.output_tokens
+
+
+class ModelRequest(BaseModel):
+    """What a provider is asked: the deployment's model id, the conversation, the tools."""
+
+    model: str
+    messages: list[ChatMessage]
+    tools: list[ToolDefinition] = Field(default_factory=list)
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class ModelResponse(BaseModel):
+    """What a provider answered, normalised."""
+
+    message: ChatMessage
+    usage: Usage
+    finish_reason: str | None = None
+    provider_model: str | None = None
+    """The model id the endpoint reports having used (may differ from the request)."""

@@ -1,0 +1,86 @@
+"""Everything a worker's activities need, opened once per process.
+
+A `Runtime` holds the store, the model registry with one HTTP client per provider, and the
+project's skills. Activities get it injected; nothing reaches for globals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.exceptions import ConfigError
+from orchestrator.logs import register_secret
+from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.providers.registry import (
+    ModelEntry,
+    ModelRegistry,
+    ProviderEntry,
+    load_model_registry,
+)
+from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.store.store import Store
+
+__all__ = ["Runtime"]
+
+
+@dataclass
+class Runtime:
+    """Process-wide dependencies of the session activities."""
+
+    settings: Settings
+    store: Store
+    models: ModelRegistry
+    skills: SkillRegistry
+    _providers: dict[str, OpenAIProvider] = field(default_factory=dict)
+
+    @classmethod
+    async def open(cls, settings: Settings) -> Runtime:
+        """Load the project's models and skills and open (and migrate) the store.
+
+        Raises:
+            ConfigError: the models file is missing or invalid.
+            SkillDefinitionError: a skill module is invalid.
+        """
+        models = load_model_registry(settings.resolved_models_file)
+        for provider in models.providers.values():
+            register_secret(provider.api_key())
+        skills = SkillRegistry.load_directory(settings.project_dir / "skills")
+        settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
+        store = await Store.open(settings.resolved_database_url)
+        return cls(settings=settings, store=store, models=models, skills=skills)
+
+    @property
+    def skill_state_dir(self) -> Path:
+        """Where skills keep their own state (their effects, for the demo)."""
+        path = self.settings.resolved_state_dir / "skills"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def model(self, name: str) -> tuple[ModelEntry, OpenAIProvider]:
+        """The registry entry of a model and a client for its provider.
+
+        Raises:
+            ConfigError: no model has that name.
+        """
+        _key, entry, provider_entry = self.models.resolve(name)
+        return entry, self._provider(entry.provider, provider_entry)
+
+    def _provider(self, name: str, entry: ProviderEntry) -> OpenAIProvider:
+        client = self._providers.get(name)
+        if client is None:
+            if entry.kind != "openai":
+                raise ConfigError(f"provider {name!r}: unsupported kind {entry.kind!r}")
+            client = OpenAIProvider(
+                base_url=entry.base_url, api_key=entry.api_key(), timeout=entry.timeout_seconds
+            )
+            self._providers[name] = client
+        return client
+
+    async def close(self) -> None:
+        """Close provider clients and the store."""
+        for client in self._providers.values():
+            await client.aclose()
+        self._providers.clear()
+        await self.store.close()

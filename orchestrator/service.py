@@ -1,0 +1,119 @@
+"""Operations the CLI, tests and (later) the HTTP API share: start, decide, inspect.
+
+They talk to Temporal through a client and read the store; none of them changes a
+session except through the workflow's own update handlers, so every rule the workflow
+enforces (binding, single decision) holds whatever surface a person uses.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from orchestrator.exceptions import ApprovalError
+from orchestrator.plans.models import Plan
+from orchestrator.session import names
+from orchestrator.session.types import (
+    ApprovalDecision,
+    ApprovalDecisionResult,
+    SessionOptions,
+    SessionResult,
+    SessionStartInput,
+    SessionState,
+)
+from orchestrator.store.records import ApprovalStatus
+from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
+
+__all__ = ["decide_approval", "query_state", "start_session", "workflow_id_for"]
+
+
+def workflow_id_for(session_id: str) -> str:
+    """The workflow id of a session: stable, so a session can be found from its id."""
+    return f"session-{session_id}"
+
+
+async def start_session(
+    client: Client,
+    plan: Plan,
+    input: JsonObject,
+    *,
+    task_queue: str,
+    session_id: str | None = None,
+    requested_by: str | None = None,
+    options: SessionOptions | None = None,
+) -> WorkflowHandle[object, SessionResult]:
+    """Start a session of `plan` and return its handle.
+
+    Raises:
+        orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
+    """
+    from orchestrator.exceptions import PlanError
+
+    missing = [key for key in plan.input_required if key not in input]
+    if missing:
+        raise PlanError(f"plan {plan.name!r}: input is missing required keys: {', '.join(missing)}")
+    session_id = session_id or uuid.uuid4().hex[:12]
+    return await client.start_workflow(
+        names.WORKFLOW_NAME,
+        SessionStartInput(
+            session_id=session_id,
+            plan=plan,
+            input=input,
+            requested_by=requested_by,
+            options=options or SessionOptions(),
+        ),
+        id=workflow_id_for(session_id),
+        task_queue=task_queue,
+        result_type=SessionResult,
+    )
+
+
+async def query_state(client: Client, session_id: str) -> SessionState:
+    """The live state of a session, from its workflow."""
+    handle = client.get_workflow_handle(workflow_id_for(session_id))
+    return await handle.query(names.STATE_QUERY, result_type=SessionState)
+
+
+async def decide_approval(
+    client: Client,
+    store: Store,
+    approval_id: str,
+    *,
+    approve: bool,
+    decided_by: str,
+    reason: str | None = None,
+) -> ApprovalDecisionResult:
+    """Approve or reject a pending request as the person `decided_by`.
+
+    The decision carries the binding hash of the request as stored when it was shown, so
+    the workflow refuses it if the action waiting is not that one.
+
+    Raises:
+        ApprovalError: unknown id, already decided otherwise, a mismatched binding, or a
+            rejection without a reason.
+    """
+    record = await store.get_approval(approval_id)
+    if record is None:
+        raise ApprovalError(f"no approval request {approval_id!r}")
+    if record.status is not ApprovalStatus.PENDING and (record.status is ApprovalStatus.APPROVED) != approve:
+        raise ApprovalError(f"approval {approval_id} was already {record.status.value} by {record.decided_by}")
+    handle = client.get_workflow_handle(record.workflow_id)
+    try:
+        return await handle.execute_update(
+            names.DECIDE_APPROVAL,
+            ApprovalDecision(
+                approval_id=approval_id,
+                binding_hash=record.binding_hash,
+                approve=approve,
+                decided_by=decided_by,
+                reason=reason,
+            ),
+            result_type=ApprovalDecisionResult,
+        )
+    except WorkflowUpdateFailedError as exc:
+        cause = exc.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ApprovalError(message) from None

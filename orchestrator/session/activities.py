@@ -1,0 +1,454 @@
+"""The session workflow's activities: every piece of I/O it needs.
+
+Each activity writes its own audit event with a key derived from the workflow and the
+point in it, so a retried activity records once. Errors a retry cannot fix (a 4xx from a
+provider, an unknown model) are raised non-retryable, with a message that names what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestrator.exceptions import (
+    ConfigError,
+    ProviderError,
+    ProviderHTTPError,
+    SkillArgumentsError,
+    UnknownSkillError,
+)
+from orchestrator.logs import get_logger
+from orchestrator.plans.models import AgentStep, SkillStep
+from orchestrator.providers.messages import ModelRequest
+from orchestrator.runtime import Runtime
+from orchestrator.session import names
+from orchestrator.session.types import (
+    Ack,
+    ApprovalDecisionInput,
+    ApprovalRequestInput,
+    CallContext,
+    FinishSessionInput,
+    ModelCallInput,
+    ModelCallResult,
+    RecordEventsInput,
+    SessionSetup,
+    SessionStartInput,
+    SkillCallInput,
+    SkillCallResult,
+)
+from orchestrator.skills.models import SkillContext
+from orchestrator.store.records import (
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditEvent,
+    EventKind,
+    SessionRecord,
+    SessionStatus,
+)
+
+__all__ = ["SessionActivities"]
+
+log = get_logger(__name__)
+
+NON_RETRYABLE = "NonRetryable"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@contextlib.asynccontextmanager
+async def _bound(ctx: CallContext) -> AsyncIterator[None]:
+    """Bind the session ids to every log line written inside."""
+    with structlog.contextvars.bound_contextvars(
+        session_id=ctx.session_id,
+        workflow_id=ctx.workflow_id,
+        run_id=ctx.run_id,
+        step_id=ctx.step_id,
+    ):
+        yield
+
+
+@contextlib.asynccontextmanager
+async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Heartbeat while a long call runs, so a dead worker is noticed quickly."""
+    if activity.info().is_local:
+        yield
+        return
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+class SessionActivities:
+    """Activities bound to one `Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every activity, for a worker's `activities=`."""
+        return [
+            self.start_session,
+            self.call_model,
+            self.call_skill,
+            self.record_events,
+            self.record_approval_request,
+            self.record_approval_decision,
+            self.finish_session,
+        ]
+
+    def _event(self, ctx: CallContext, key: str, kind: EventKind, **fields: Any) -> AuditEvent:
+        return AuditEvent(
+            event_key=f"{ctx.workflow_id}:{ctx.step_id or '-'}:{key}",
+            session_id=ctx.session_id,
+            workflow_id=ctx.workflow_id,
+            run_id=ctx.run_id,
+            kind=kind,
+            step_id=ctx.step_id,
+            created_at=_now(),
+            **fields,
+        )
+
+    @activity.defn(name=names.START_SESSION)
+    async def start_session(self, start: SessionStartInput) -> SessionSetup:
+        """Resolve the skills and models the session will use, and record the session."""
+        info = activity.info()
+        ctx = CallContext(
+            session_id=start.session_id,
+            workflow_id=info.workflow_id,
+            run_id=info.workflow_run_id,
+        )
+        wanted: list[str] = []
+        for step in start.plan.steps:
+            if isinstance(step, AgentStep):
+                wanted.extend(step.skills)
+            elif isinstance(step, SkillStep):
+                wanted.append(step.skill)
+        try:
+            specs = self.runtime.skills.specs(list(dict.fromkeys(wanted)))
+            for step in start.plan.steps:
+                if isinstance(step, AgentStep):
+                    self.runtime.models.resolve(step.model or start.plan.model)
+        except (UnknownSkillError, ConfigError) as exc:
+            raise ApplicationError(
+                f"plan {start.plan.name!r}: {exc}", type=NON_RETRYABLE, non_retryable=True
+            ) from None
+        store = self.runtime.store
+        await store.record_session_start(
+            SessionRecord(
+                session_id=start.session_id,
+                workflow_id=ctx.workflow_id,
+                run_id=ctx.run_id,
+                plan_name=start.plan.name,
+                plan_version=start.plan.version,
+                input=start.input,
+                started_at=_now(),
+            )
+        )
+        await store.append_event(
+            self._event(
+                ctx,
+                "session_started",
+                EventKind.SESSION_STARTED,
+                payload={
+                    "plan": start.plan.name,
+                    "plan_version": start.plan.version,
+                    "skills": {spec.name: spec.version for spec in specs},
+                    "requested_by": start.requested_by,
+                },
+            )
+        )
+        async with _bound(ctx):
+            log.info("session started", plan=start.plan.name, skills=[s.name for s in specs])
+        return SessionSetup(
+            skills=specs,
+            default_model=self.runtime.models.default_model,
+            models=sorted(self.runtime.models.models),
+        )
+
+    @activity.defn(name=names.CALL_MODEL)
+    async def call_model(self, call: ModelCallInput) -> ModelCallResult:
+        """Ask the pinned model for the next answer of the tool loop."""
+        async with _bound(call.ctx):
+            try:
+                entry, provider = self.runtime.model(call.model)
+            except ConfigError as exc:
+                raise ApplicationError(str(exc), type=NON_RETRYABLE, non_retryable=True) from None
+            started = time.perf_counter()
+            try:
+                async with _heartbeating():
+                    response = await provider.complete(
+                        ModelRequest(model=entry.model, messages=call.messages, tools=call.tools)
+                    )
+            except ProviderError as exc:
+                log.warning(
+                    "model call failed", model=call.model, error=str(exc), retryable=exc.retryable
+                )
+                delay = exc.retry_after if isinstance(exc, ProviderHTTPError) else None
+                raise ApplicationError(
+                    f"model {call.model!r}: {exc}",
+                    type=type(exc).__name__ if exc.retryable else NON_RETRYABLE,
+                    non_retryable=not exc.retryable,
+                    next_retry_delay=None if delay is None else _seconds(delay),
+                ) from None
+            duration_ms = (time.perf_counter() - started) * 1000
+            usage = response.usage
+            cost = entry.cost(usage.input_tokens, usage.output_tokens)
+            tool_calls = [tc.name for tc in response.message.tool_calls]
+            await self.runtime.store.append_event(
+                self._event(
+                    call.ctx,
+                    f"model_call:{call.round}",
+                    EventKind.MODEL_CALL,
+                    model=call.model,
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
+                    duration_ms=duration_ms,
+                    payload={
+                        "round": call.round,
+                        "deployment": entry.model,
+                        "tool_calls": list(tool_calls),
+                        "final": not tool_calls,
+                    },
+                )
+            )
+            log.info(
+                "model call",
+                model=call.model,
+                round=call.round,
+                tool_calls=tool_calls,
+                tokens=usage.total_tokens,
+                ms=round(duration_ms, 1),
+            )
+            return ModelCallResult(
+                response=response, cost_usd=cost, deployment=entry.model, duration_ms=duration_ms
+            )
+
+    @activity.defn(name=names.CALL_SKILL)
+    async def call_skill(self, call: SkillCallInput) -> SkillCallResult:
+        """Validate a skill call's arguments and, unless only validating, run it."""
+        async with _bound(call.ctx):
+            try:
+                skill = self.runtime.skills.get(call.skill)
+            except UnknownSkillError as exc:
+                raise ApplicationError(str(exc), type=NON_RETRYABLE, non_retryable=True) from None
+            if skill.spec.version != call.version:
+                raise ApplicationError(
+                    f"{call.skill}: session resolved version {call.version},"
+                    f" worker has {skill.spec.version}",
+                    type=NON_RETRYABLE,
+                    non_retryable=True,
+                )
+            try:
+                parsed = skill.validate_arguments(call.arguments)
+            except SkillArgumentsError as exc:
+                await self._tool_event(call, EventKind.TOOL_ERROR, error=str(exc))
+                log.info("tool arguments rejected", skill=call.skill, error=str(exc))
+                return SkillCallResult(ok=False, error=str(exc), error_kind="invalid_arguments")
+            arguments = parsed.model_dump(mode="json")
+            if call.validate_only:
+                return SkillCallResult(ok=True, arguments=arguments)
+            if skill.spec.requires_approval and not call.approval_id:
+                raise ApplicationError(
+                    f"{call.skill} requires an approval and none was given",
+                    type=NON_RETRYABLE,
+                    non_retryable=True,
+                )
+            info = activity.info()
+            ctx = SkillContext(
+                session_id=call.ctx.session_id,
+                workflow_id=call.ctx.workflow_id,
+                run_id=call.ctx.run_id,
+                step_id=call.ctx.step_id or "",
+                call_id=call.call_id,
+                idempotency_key=call.idempotency_key,
+                attempt=info.attempt,
+                state_dir=self.runtime.skill_state_dir,
+            )
+            started = time.perf_counter()
+            result = await skill.fn(parsed, ctx)
+            duration_ms = (time.perf_counter() - started) * 1000
+            output = result.model_dump(mode="json")
+            await self._tool_event(
+                call, EventKind.TOOL_CALL, duration_ms=duration_ms, arguments=arguments
+            )
+            log.info("tool call", skill=call.skill, ms=round(duration_ms, 1))
+            return SkillCallResult(ok=True, output=output, arguments=arguments)
+
+    async def _tool_event(
+        self,
+        call: SkillCallInput,
+        kind: EventKind,
+        *,
+        error: str | None = None,
+        duration_ms: float | None = None,
+        arguments: dict[str, Any] | None = None,
+    ) -> None:
+        payload: dict[str, Any] = {
+            "call_id": call.call_id,
+            "version": call.version,
+            "arguments": arguments if arguments is not None else call.arguments,
+            "idempotency_key": call.idempotency_key,
+        }
+        if error:
+            payload["error"] = error
+        if call.approval_id:
+            payload["approval_id"] = call.approval_id
+        await self.runtime.store.append_event(
+            self._event(
+                call.ctx,
+                f"tool:{call.call_id}",
+                kind,
+                skill=call.skill,
+                duration_ms=duration_ms,
+                payload=payload,
+            )
+        )
+
+    @activity.defn(name=names.RECORD_EVENTS)
+    async def record_events(self, batch: RecordEventsInput) -> Ack:
+        """Write the events the workflow decided (steps, pins) and its status."""
+        store = self.runtime.store
+        for event in batch.events:
+            await store.append_event(
+                AuditEvent(
+                    event_key=event.key,
+                    session_id=batch.ctx.session_id,
+                    workflow_id=batch.ctx.workflow_id,
+                    run_id=batch.ctx.run_id,
+                    kind=event.kind,
+                    step_id=event.step_id,
+                    model=event.model,
+                    skill=event.skill,
+                    payload=event.payload,
+                    created_at=_now(),
+                )
+            )
+        if batch.status is not None:
+            await store.update_session(batch.ctx.session_id, status=batch.status)
+        return Ack()
+
+    @activity.defn(name=names.RECORD_APPROVAL_REQUEST)
+    async def record_approval_request(self, request: ApprovalRequestInput) -> Ack:
+        """Store a pending approval so people can find and decide it."""
+        pending, ctx = request.approval, request.ctx
+        store = self.runtime.store
+        await store.record_approval_request(
+            ApprovalRecord(
+                approval_id=pending.approval_id,
+                session_id=ctx.session_id,
+                workflow_id=ctx.workflow_id,
+                run_id=ctx.run_id,
+                step_id=pending.step_id,
+                kind=pending.kind,
+                skill=pending.skill,
+                skill_version=pending.skill_version,
+                arguments=pending.arguments,
+                summary=pending.summary,
+                binding_hash=pending.binding_hash,
+                requested_at=_now(),
+            )
+        )
+        await store.append_event(
+            self._event(
+                ctx,
+                f"approval_requested:{pending.approval_id}",
+                EventKind.APPROVAL_REQUESTED,
+                skill=pending.skill,
+                payload={"approval_id": pending.approval_id, "summary": pending.summary},
+            )
+        )
+        await store.update_session(ctx.session_id, status=SessionStatus.WAITING_APPROVAL)
+        async with _bound(ctx):
+            log.info("approval requested", approval_id=pending.approval_id, skill=pending.skill)
+        return Ack()
+
+    @activity.defn(name=names.RECORD_APPROVAL_DECISION)
+    async def record_approval_decision(self, request: ApprovalDecisionInput) -> Ack:
+        """Store the decision the workflow accepted, and who took it."""
+        decision, ctx = request.decision, request.ctx
+        store = self.runtime.store
+        status = ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED
+        await store.decide_approval(
+            decision.approval_id,
+            status=status,
+            decided_by=decision.decided_by,
+            reason=decision.reason,
+            decided_at=_now(),
+        )
+        await store.append_event(
+            self._event(
+                ctx,
+                f"approval_decided:{decision.approval_id}",
+                EventKind.APPROVAL_DECIDED,
+                payload={
+                    "approval_id": decision.approval_id,
+                    "status": status.value,
+                    "decided_by": decision.decided_by,
+                    "reason": decision.reason,
+                },
+            )
+        )
+        await store.update_session(ctx.session_id, status=SessionStatus.RUNNING)
+        async with _bound(ctx):
+            log.info("approval decided", approval_id=decision.approval_id, status=status.value)
+        return Ack()
+
+    @activity.defn(name=names.FINISH_SESSION)
+    async def finish_session(self, finish: FinishSessionInput) -> Ack:
+        """Close the session record with its outcome and totals."""
+        ctx = finish.ctx
+        kind = (
+            EventKind.SESSION_COMPLETED
+            if finish.status is SessionStatus.COMPLETED
+            else EventKind.SESSION_FAILED
+        )
+        store = self.runtime.store
+        await store.append_event(
+            self._event(
+                ctx,
+                kind.value,
+                kind,
+                input_tokens=finish.input_tokens,
+                output_tokens=finish.output_tokens,
+                cost_usd=finish.cost_usd,
+                payload={"error": finish.error} if finish.error else {},
+            )
+        )
+        await store.update_session(
+            ctx.session_id,
+            status=finish.status,
+            output=finish.output,
+            error=finish.error,
+            input_tokens=finish.input_tokens,
+            output_tokens=finish.output_tokens,
+            cost_usd=finish.cost_usd,
+            ended_at=_now(),
+        )
+        async with _bound(ctx):
+            log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
+        return Ack()
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)

@@ -1,0 +1,34 @@
+"""Stable names of the workflow, its query, update and signal, and its activities.
+
+Names are part of every recorded history; they are spelled here once and never derived
+from Python objects, so renaming a method cannot break a running session.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CALL_MODEL",
+    "CALL_SKILL",
+    "DECIDE_APPROVAL",
+    "FINISH_SESSION",
+    "RECORD_APPROVAL_DECISION",
+    "RECORD_APPROVAL_REQUEST",
+    "RECORD_EVENTS",
+    "REQUEST_MODEL_SWITCH",
+    "START_SESSION",
+    "STATE_QUERY",
+    "WORKFLOW_NAME",
+]
+
+WORKFLOW_NAME = "orchestrator.AgentSession"
+STATE_QUERY = "state"
+DECIDE_APPROVAL = "decide_approval"
+REQUEST_MODEL_SWITCH = "request_model_switch"
+
+START_SESSION = "orchestrator.start_session"
+CALL_MODEL = "orchestrator.call_model"
+CALL_SKILL = "orchestrator.call_skill"
+RECORD_EVENTS = "orchestrator.record_events"
+RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
+RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
+FINISH_SESSION = "orchestrator.finish_session"

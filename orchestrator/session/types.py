@@ -1,0 +1,318 @@
+"""Every payload in and out of the session workflow and its activities.
+
+One pydantic model per direction, so a field can be added later without breaking the
+histories of sessions that are still running.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from orchestrator.plans.models import Plan
+from orchestrator.providers.messages import ChatMessage, ModelResponse, ToolDefinition
+from orchestrator.skills.models import SkillSpec
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = [
+    "Ack",
+    "ActivityOptions",
+    "ApprovalDecision",
+    "ApprovalDecisionInput",
+    "ApprovalDecisionResult",
+    "ApprovalRequestInput",
+    "Boundary",
+    "CallContext",
+    "FinishSessionInput",
+    "ModelCallInput",
+    "ModelCallResult",
+    "ModelPin",
+    "ModelSwitchRequest",
+    "ModelSwitchResult",
+    "PendingApproval",
+    "RecordEventsInput",
+    "SessionOptions",
+    "SessionResult",
+    "SessionSetup",
+    "SessionStartInput",
+    "SessionState",
+    "SkillCallInput",
+    "SkillCallResult",
+    "StepState",
+    "WorkflowEvent",
+]
+
+
+class Ack(BaseModel):
+    """The empty answer of activities that only record something."""
+
+
+class ActivityOptions(BaseModel):
+    """How one kind of activity is scheduled. Copy with `model_copy(update=...)` to change."""
+
+    local: bool = False
+    """Run as a local activity: no task-queue round trip, recorded as a marker. Faster per
+    call; a crash re-runs it, which idempotency keys make safe."""
+    start_to_close: timedelta = timedelta(seconds=120)
+    """Longest one attempt may run."""
+    heartbeat: timedelta | None = None
+    """Declare a lost worker after this long without a heartbeat (regular activities only)."""
+    max_attempts: int = 5
+    """Attempts before the error reaches the workflow; 0 means unlimited."""
+    initial_retry: timedelta = timedelta(milliseconds=200)
+    """First retry delay; it doubles up to `max_retry`."""
+    max_retry: timedelta = timedelta(seconds=10)
+
+
+class SessionOptions(BaseModel):
+    """Scheduling of each activity kind; carried in the workflow input so replays agree."""
+
+    model_call: ActivityOptions = Field(
+        default_factory=lambda: ActivityOptions(heartbeat=timedelta(seconds=10))
+    )
+    skill_call: ActivityOptions = Field(
+        default_factory=lambda: ActivityOptions(heartbeat=timedelta(seconds=10))
+    )
+    bookkeeping: ActivityOptions = Field(
+        default_factory=lambda: ActivityOptions(local=True, start_to_close=timedelta(seconds=30))
+    )
+    """Store writes and set-up: short, idempotent, never a side effect outside the store."""
+
+
+class SessionStartInput(BaseModel):
+    """What starts a session: the plan (as it was when the run started) and its input."""
+
+    session_id: str
+    plan: Plan
+    input: JsonObject = Field(default_factory=dict)
+    requested_by: str | None = None
+    options: SessionOptions = Field(default_factory=SessionOptions)
+
+
+class CallContext(BaseModel):
+    """Where in which run an activity was called from; names log lines and audit rows."""
+
+    session_id: str
+    workflow_id: str
+    run_id: str
+    step_id: str | None = None
+
+
+class SessionSetup(BaseModel):
+    """What the run resolved at start and keeps for its whole life."""
+
+    skills: list[SkillSpec]
+    default_model: str
+    models: list[str]
+    """Every model name the registry knows, so a switch request can be checked."""
+
+
+class Boundary(StrEnum):
+    """Points where the model may be chosen again."""
+
+    SESSION_START = "session_start"
+    STEP_CHANGE = "step_change"
+    FORCED_FAILOVER = "forced_failover"
+    """Not a safe boundary: the pinned model was unavailable; recorded with its cause."""
+
+
+class ModelPin(BaseModel):
+    """One entry of the session's model timeline."""
+
+    step_id: str
+    model: str
+    boundary: Boundary
+    reason: str
+
+
+class ModelCallInput(BaseModel):
+    """One model call inside a step's tool loop."""
+
+    ctx: CallContext
+    round: int
+    model: str
+    messages: list[ChatMessage]
+    tools: list[ToolDefinition]
+
+
+class ModelCallResult(BaseModel):
+    """The answer, with what it cost."""
+
+    response: ModelResponse
+    cost_usd: float
+    deployment: str
+    duration_ms: float
+
+
+class SkillCallInput(BaseModel):
+    """One skill call; `validate_only` checks arguments without running anything."""
+
+    ctx: CallContext
+    call_id: str
+    skill: str
+    version: str
+    arguments: JsonObject
+    idempotency_key: str
+    approval_id: str | None = None
+    validate_only: bool = False
+
+
+class SkillCallResult(BaseModel):
+    """A skill's output, or the reason it could not give one.
+
+    Invalid arguments come back as `ok=False, error_kind="invalid_arguments"` rather than as
+    an activity failure, so the workflow can hand the reason to the model.
+    """
+
+    ok: bool
+    output: JsonValue = None
+    arguments: JsonObject | None = None
+    """The arguments after validation (defaults filled), when they were valid."""
+    error: str | None = None
+    error_kind: str | None = None
+
+
+class PendingApproval(BaseModel):
+    """An action waiting for a person."""
+
+    approval_id: str
+    kind: str
+    step_id: str
+    skill: str | None = None
+    skill_version: str | None = None
+    arguments: JsonObject = Field(default_factory=dict)
+    summary: str
+    binding_hash: str
+
+
+class ApprovalRequestInput(BaseModel):
+    """Record a new approval request in the store."""
+
+    ctx: CallContext
+    approval: PendingApproval
+
+
+class ApprovalDecision(BaseModel):
+    """A person's decision, sent to the workflow as an update.
+
+    `binding_hash` is the hash of the exact action the person was shown; a decision whose
+    hash differs from the pending action's is refused, so approving one call can never
+    release another.
+    """
+
+    approval_id: str
+    binding_hash: str
+    approve: bool
+    decided_by: str = Field(min_length=1)
+    reason: str | None = None
+
+
+class ApprovalDecisionResult(BaseModel):
+    """What the workflow did with a decision."""
+
+    approval_id: str
+    status: str
+    decided_by: str
+    duplicate: bool = False
+    """True when the same decision had already been taken; nothing changed."""
+
+
+class ApprovalDecisionInput(BaseModel):
+    """Record a decision the workflow accepted."""
+
+    ctx: CallContext
+    decision: ApprovalDecision
+
+
+class ModelSwitchRequest(BaseModel):
+    """Ask for another model; it takes effect at the next safe boundary, never mid-loop."""
+
+    model: str
+    reason: str = "requested"
+
+
+class ModelSwitchResult(BaseModel):
+    """Acknowledges a switch request and says when it takes effect."""
+
+    model: str
+    effective: str
+    """`next_step`: the session is inside a step and the switch waits for its end."""
+
+
+class WorkflowEvent(BaseModel):
+    """An audit event decided by the workflow, written by the bookkeeping activity."""
+
+    key: str
+    kind: EventKind
+    step_id: str | None = None
+    model: str | None = None
+    skill: str | None = None
+    payload: JsonObject = Field(default_factory=dict)
+
+
+class RecordEventsInput(BaseModel):
+    """A batch of workflow events, plus an optional session status change."""
+
+    ctx: CallContext
+    events: list[WorkflowEvent]
+    status: SessionStatus | None = None
+
+
+class StepState(BaseModel):
+    """Progress of one plan step, as the state query shows it."""
+
+    id: str
+    type: str
+    status: str = "pending"
+    model: str | None = None
+    rounds: int = 0
+    output: JsonValue = None
+    error: str | None = None
+
+
+class SessionState(BaseModel):
+    """The live state the workflow answers queries with."""
+
+    session_id: str
+    plan_name: str
+    plan_version: str
+    status: SessionStatus = SessionStatus.RUNNING
+    current_step: str | None = None
+    pinned_model: str | None = None
+    in_tool_loop: bool = False
+    pending_approvals: list[PendingApproval] = Field(default_factory=list)
+    steps: list[StepState] = Field(default_factory=list)
+    model_timeline: list[ModelPin] = Field(default_factory=list)
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    error: str | None = None
+
+
+class FinishSessionInput(BaseModel):
+    """Close the session record."""
+
+    ctx: CallContext
+    status: SessionStatus
+    output: JsonValue = None
+    error: str | None = None
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+class SessionResult(BaseModel):
+    """What a finished session returns."""
+
+    session_id: str
+    status: SessionStatus
+    outputs: dict[str, JsonValue]
+    final_output: JsonValue = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    model_timeline: list[ModelPin] = Field(default_factory=list)

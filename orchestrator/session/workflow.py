@@ -1,0 +1,542 @@
+"""The generic agent-session workflow: runs any plan, durably and deterministically.
+
+Decisions live here; every piece of I/O (model calls, skill calls, store writes) is an
+activity. The model is chosen only at safe boundaries (session start, a new step) and
+pinned for the step's whole tool loop; a switch request waits for the next boundary.
+A gated skill waits here, durably, for a person's decision bound to the exact call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import TypeVar
+
+from pydantic import BaseModel
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from orchestrator.approvals.binding import approval_id_for, binding_hash
+from orchestrator.plans.models import AgentStep, ApprovalStep, OnReject, PlanStep, SkillStep
+from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
+from orchestrator.session import names
+from orchestrator.session.templating import TemplateError, render_text, render_value
+from orchestrator.session.types import (
+    Ack,
+    ActivityOptions,
+    ApprovalDecision,
+    ApprovalDecisionInput,
+    ApprovalDecisionResult,
+    ApprovalRequestInput,
+    Boundary,
+    CallContext,
+    FinishSessionInput,
+    ModelCallInput,
+    ModelCallResult,
+    ModelPin,
+    ModelSwitchRequest,
+    ModelSwitchResult,
+    PendingApproval,
+    RecordEventsInput,
+    SessionResult,
+    SessionSetup,
+    SessionStartInput,
+    SessionState,
+    SkillCallInput,
+    SkillCallResult,
+    StepState,
+    WorkflowEvent,
+)
+from orchestrator.skills.models import SkillSpec
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = ["AgentSessionWorkflow"]
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+NON_RETRYABLE = ["NonRetryable"]
+
+
+class _StepFailed(Exception):
+    """A step cannot go on; the session ends as failed with this message."""
+
+
+@workflow.defn(name=names.WORKFLOW_NAME)
+class AgentSessionWorkflow:
+    """Runs one plan for one session."""
+
+    @workflow.init
+    def __init__(self, start: SessionStartInput) -> None:
+        self._start = start
+        self._state = SessionState(
+            session_id=start.session_id,
+            plan_name=start.plan.name,
+            plan_version=start.plan.version,
+            steps=[StepState(id=s.id, type=s.type) for s in start.plan.steps],
+        )
+        self._skills: dict[str, SkillSpec] = {}
+        self._tool_to_skill: dict[str, str] = {}
+        self._models: set[str] = set()
+        self._default_model = ""
+        self._pending: dict[str, PendingApproval] = {}
+        self._decisions: dict[str, ApprovalDecision] = {}
+        self._switch: ModelSwitchRequest | None = None
+        self._outputs: dict[str, JsonValue] = {}
+        self._events: list[WorkflowEvent] = []
+
+    # ---- queries, updates -------------------------------------------------------------
+
+    @workflow.query(name=names.STATE_QUERY)
+    def state(self) -> SessionState:
+        """The live state: current step, pinned model, pending approvals, cost so far."""
+        return self._state.model_copy(
+            update={"pending_approvals": list(self._pending.values())}, deep=True
+        )
+
+    @workflow.update(name=names.DECIDE_APPROVAL)
+    async def decide_approval(self, decision: ApprovalDecision) -> ApprovalDecisionResult:
+        """Take a person's decision on a pending approval."""
+        prior = self._decisions.get(decision.approval_id)
+        if prior is not None:
+            return _decision_result(prior, duplicate=True)
+        self._decisions[decision.approval_id] = decision
+        return _decision_result(decision, duplicate=False)
+
+    @decide_approval.validator
+    def _check_decision(self, decision: ApprovalDecision) -> None:
+        prior = self._decisions.get(decision.approval_id)
+        if prior is not None:
+            if prior.approve == decision.approve and prior.binding_hash == decision.binding_hash:
+                return
+            verb = "approved" if prior.approve else "rejected"
+            raise ApplicationError(
+                f"approval {decision.approval_id} was already {verb} by {prior.decided_by}",
+                type="ApprovalAlreadyDecided",
+            )
+        pending = self._pending.get(decision.approval_id)
+        if pending is None:
+            raise ApplicationError(
+                f"no pending approval {decision.approval_id} in session {self._state.session_id}",
+                type="UnknownApproval",
+            )
+        if pending.binding_hash != decision.binding_hash:
+            raise ApplicationError(
+                f"approval {decision.approval_id}: the decision was made on a different action"
+                " (binding hash mismatch); nothing was released",
+                type="ApprovalBindingMismatch",
+            )
+        if not decision.approve and not (decision.reason or "").strip():
+            raise ApplicationError("a rejection needs a reason", type="ApprovalReasonRequired")
+
+    @workflow.update(name=names.REQUEST_MODEL_SWITCH)
+    async def request_model_switch(self, request: ModelSwitchRequest) -> ModelSwitchResult:
+        """Switch model at the next safe boundary (never inside a running step)."""
+        self._switch = request
+        return ModelSwitchResult(model=request.model, effective="next_step")
+
+    @request_model_switch.validator
+    def _check_switch(self, request: ModelSwitchRequest) -> None:
+        if self._models and request.model not in self._models:
+            raise ApplicationError(
+                f"unknown model {request.model!r} (known: {', '.join(sorted(self._models))})",
+                type="UnknownModel",
+            )
+
+    # ---- run ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, start: SessionStartInput) -> SessionResult:
+        """Resolve the session, run each step in order, and close the session record."""
+        setup = await self._activity(
+            names.START_SESSION, start, SessionSetup, self._start.options.bookkeeping
+        )
+        self._skills = {spec.name: spec for spec in setup.skills}
+        self._tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
+        self._models = set(setup.models)
+        self._default_model = setup.default_model
+        try:
+            for index, step in enumerate(start.plan.steps):
+                await self._run_step(index, step)
+        except _StepFailed as exc:
+            self._state.status = SessionStatus.FAILED
+            self._state.error = str(exc)
+            await self._finish(SessionStatus.FAILED, error=str(exc))
+            raise ApplicationError(str(exc), type="SessionFailed", non_retryable=True) from None
+        self._state.status = SessionStatus.COMPLETED
+        self._state.current_step = None
+        final = self._outputs.get(start.plan.steps[-1].id)
+        await self._finish(SessionStatus.COMPLETED, output=final)
+        return SessionResult(
+            session_id=start.session_id,
+            status=SessionStatus.COMPLETED,
+            outputs=dict(self._outputs),
+            final_output=final,
+            input_tokens=self._state.input_tokens,
+            output_tokens=self._state.output_tokens,
+            cost_usd=self._state.cost_usd,
+            model_timeline=list(self._state.model_timeline),
+        )
+
+    async def _run_step(self, index: int, step: PlanStep) -> None:
+        state = self._state.steps[index]
+        self._state.current_step = step.id
+        state.status = "running"
+        self._event(EventKind.STEP_STARTED, step.id, payload={"type": step.type})
+        try:
+            if isinstance(step, AgentStep):
+                output: JsonValue = await self._agent_step(step, state)
+            elif isinstance(step, SkillStep):
+                output = await self._skill_step(step)
+            else:
+                output = await self._approval_step(step)
+        except (_StepFailed, TemplateError) as exc:
+            state.status, state.error = "failed", str(exc)
+            self._event(EventKind.STEP_FAILED, step.id, payload={"error": str(exc)})
+            await self._flush()
+            raise _StepFailed(f"step {step.id!r} failed: {exc}") from None
+        state.status, state.output = "completed", output
+        self._outputs[step.id] = output
+        self._event(EventKind.STEP_COMPLETED, step.id)
+        await self._flush()
+
+    # ---- agent steps: the pinned tool loop ----------------------------------------------
+
+    def _pin(self, step: AgentStep) -> str:
+        """Choose the step's model. Called only at a step boundary: a safe point."""
+        boundary = (
+            Boundary.SESSION_START if not self._state.model_timeline else Boundary.STEP_CHANGE
+        )
+        if self._switch is not None:
+            model, reason = self._switch.model, f"switch requested: {self._switch.reason}"
+            self._switch = None
+        elif step.model:
+            model, reason = step.model, "named by the step"
+        elif self._start.plan.model:
+            model, reason = self._start.plan.model, "plan default"
+        else:
+            model, reason = self._default_model, "registry default"
+        previous = self._state.pinned_model
+        self._state.pinned_model = model
+        self._state.model_timeline.append(
+            ModelPin(step_id=step.id, model=model, boundary=boundary, reason=reason)
+        )
+        self._event(
+            EventKind.MODEL_PINNED,
+            step.id,
+            model=model,
+            payload={"boundary": boundary.value, "reason": reason, "previous": previous},
+        )
+        return model
+
+    async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
+        inputs, outputs = self._start.input, self._outputs
+        model = self._pin(step)
+        state.model = model
+        unknown = [name for name in step.skills if name not in self._skills]
+        if unknown:
+            raise _StepFailed(f"skills not registered: {', '.join(unknown)}")
+        tools = [
+            ToolDefinition(
+                name=spec.tool_name, description=spec.description, parameters=spec.input_schema
+            )
+            for spec in (self._skills[name] for name in step.skills)
+        ]
+        system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
+        if step.instructions:
+            system += "\n\n" + render_text(step.instructions, inputs, outputs)
+        user = render_text(step.goal, inputs, outputs)
+        if inputs:
+            user += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
+        messages = [
+            ChatMessage(role="system", content=system),
+            ChatMessage(role="user", content=user),
+        ]
+        for round_no in range(step.max_rounds):
+            await self._flush()
+            if self._state.in_tool_loop and self._state.pinned_model != model:
+                raise _StepFailed("invariant broken: model changed inside an open tool loop")
+            result = await self._activity(
+                names.CALL_MODEL,
+                ModelCallInput(
+                    ctx=self._ctx(step.id),
+                    round=round_no,
+                    model=model,
+                    messages=messages,
+                    tools=tools,
+                ),
+                ModelCallResult,
+                self._start.options.model_call,
+            )
+            state.rounds = round_no + 1
+            self._account(result)
+            answer = result.response.message
+            messages.append(answer)
+            if not answer.tool_calls:
+                self._state.in_tool_loop = False
+                return answer.content or ""
+            self._state.in_tool_loop = True
+            for index, call in enumerate(answer.tool_calls):
+                content = await self._tool_call(step, f"{round_no}.{index}", call)
+                messages.append(
+                    ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=content)
+                )
+        self._state.in_tool_loop = False
+        raise _StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
+
+    async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
+        skill_name = self._tool_to_skill.get(call.name)
+        if skill_name is None or skill_name not in step.skills:
+            offered = ", ".join(self._skills[n].tool_name for n in step.skills) or "none"
+            return self._tool_error(
+                step.id, call_id, call.name, f"unknown tool {call.name!r}; tools offered: {offered}"
+            )
+        if call.arguments is None:
+            return self._tool_error(step.id, call_id, call.name, call.parse_error or "no arguments")
+        result = await self._invoke_skill(
+            step.id, call_id, self._skills[skill_name], call.arguments, step.on_reject
+        )
+        if result.ok:
+            return json.dumps(result.output, sort_keys=True)
+        return f"ERROR ({result.error_kind}): {result.error}"
+
+    def _tool_error(self, step_id: str, call_id: str, tool: str, error: str) -> str:
+        self._event(
+            EventKind.TOOL_ERROR,
+            step_id,
+            key=f"tool:{call_id}",
+            payload={"tool": tool, "error": error, "call_id": call_id},
+        )
+        return f"ERROR (invalid_call): {error}"
+
+    # ---- skills and approvals -----------------------------------------------------------
+
+    async def _invoke_skill(
+        self,
+        step_id: str,
+        call_id: str,
+        spec: SkillSpec,
+        arguments: JsonObject,
+        on_reject: OnReject,
+    ) -> SkillCallResult:
+        """Run a skill; a gated one first has its arguments checked and a person's approval."""
+        wf_id = workflow.info().workflow_id
+        key = hashlib.sha256(f"{wf_id}|{step_id}|{call_id}|{spec.name}".encode()).hexdigest()[:32]
+        call = SkillCallInput(
+            ctx=self._ctx(step_id),
+            call_id=call_id,
+            skill=spec.name,
+            version=spec.version,
+            arguments=arguments,
+            idempotency_key=key,
+        )
+        opts = self._start.options.skill_call
+        if spec.requires_approval:
+            check = await self._activity(
+                names.CALL_SKILL,
+                call.model_copy(update={"validate_only": True}),
+                SkillCallResult,
+                opts,
+            )
+            if not check.ok:
+                return check
+            call.arguments = check.arguments or arguments
+            decision = await self._await_approval(
+                step_id,
+                call_id,
+                spec,
+                call.arguments,
+                f"{spec.name}@{spec.version} ({spec.risk.value})"
+                f" with {json.dumps(call.arguments, sort_keys=True)}",
+            )
+            if not decision.approve:
+                reason = f"rejected by {decision.decided_by}: {decision.reason}"
+                if on_reject is OnReject.FAIL_STEP:
+                    raise _StepFailed(f"{spec.name} {reason}")
+                return SkillCallResult(ok=False, error=reason, error_kind="rejected")
+            call.approval_id = decision.approval_id
+        try:
+            return await self._activity(names.CALL_SKILL, call, SkillCallResult, opts)
+        except ActivityError as exc:
+            cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
+            self._event(
+                EventKind.TOOL_ERROR,
+                step_id,
+                key=f"tool:{call_id}:failed",
+                payload={"skill": spec.name, "error": cause, "call_id": call_id},
+            )
+            return SkillCallResult(ok=False, error=cause, error_kind="failed")
+
+    async def _skill_step(self, step: SkillStep) -> JsonValue:
+        spec = self._skills.get(step.skill)
+        if spec is None:
+            raise _StepFailed(f"skill {step.skill!r} is not registered")
+        arguments = render_value(step.arguments, self._start.input, self._outputs)
+        if not isinstance(arguments, dict):
+            raise _StepFailed("arguments must render to an object")
+        result = await self._invoke_skill(step.id, "step", spec, arguments, OnReject.FAIL_STEP)
+        if not result.ok:
+            raise _StepFailed(f"{step.skill}: {result.error}")
+        return result.output
+
+    async def _approval_step(self, step: ApprovalStep) -> JsonValue:
+        summary = render_text(step.summary, self._start.input, self._outputs)
+        decision = await self._await_approval(step.id, "step", None, {"summary": summary}, summary)
+        if not decision.approve and step.on_reject is OnReject.FAIL_STEP:
+            raise _StepFailed(f"rejected by {decision.decided_by}: {decision.reason}")
+        return {
+            "approved": decision.approve,
+            "decided_by": decision.decided_by,
+            "reason": decision.reason,
+        }
+
+    async def _await_approval(
+        self,
+        step_id: str,
+        call_id: str,
+        spec: SkillSpec | None,
+        arguments: JsonObject,
+        summary: str,
+    ) -> ApprovalDecision:
+        """Record a request, wait durably for a bound decision, record the decision."""
+        binding = binding_hash(
+            workflow_id=workflow.info().workflow_id,
+            step_id=step_id,
+            call_id=call_id,
+            skill=spec.name if spec else None,
+            skill_version=spec.version if spec else None,
+            arguments=arguments,
+        )
+        pending = PendingApproval(
+            approval_id=approval_id_for(binding),
+            kind="tool_call" if spec else "step",
+            step_id=step_id,
+            skill=spec.name if spec else None,
+            skill_version=spec.version if spec else None,
+            arguments=arguments,
+            summary=summary,
+            binding_hash=binding,
+        )
+        self._pending[pending.approval_id] = pending
+        self._state.status = SessionStatus.WAITING_APPROVAL
+        await self._flush()
+        await self._activity(
+            names.RECORD_APPROVAL_REQUEST,
+            ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
+            Ack,
+            self._start.options.bookkeeping,
+        )
+        await workflow.wait_condition(lambda: pending.approval_id in self._decisions)
+        decision = self._decisions[pending.approval_id]
+        del self._pending[pending.approval_id]
+        self._state.status = SessionStatus.RUNNING
+        await self._activity(
+            names.RECORD_APPROVAL_DECISION,
+            ApprovalDecisionInput(ctx=self._ctx(step_id), decision=decision),
+            Ack,
+            self._start.options.bookkeeping,
+        )
+        return decision
+
+    # ---- bookkeeping --------------------------------------------------------------------
+
+    def _ctx(self, step_id: str | None = None) -> CallContext:
+        info = workflow.info()
+        return CallContext(
+            session_id=self._start.session_id,
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            step_id=step_id,
+        )
+
+    def _account(self, result: ModelCallResult) -> None:
+        usage = result.response.usage
+        self._state.input_tokens += usage.input_tokens
+        self._state.output_tokens += usage.output_tokens
+        self._state.cost_usd += result.cost_usd
+
+    def _event(
+        self,
+        kind: EventKind,
+        step_id: str | None,
+        *,
+        key: str | None = None,
+        model: str | None = None,
+        payload: JsonObject | None = None,
+    ) -> None:
+        wf_id = workflow.info().workflow_id
+        self._events.append(
+            WorkflowEvent(
+                key=f"{wf_id}:{step_id or '-'}:{key or kind.value}",
+                kind=kind,
+                step_id=step_id,
+                model=model,
+                payload=payload or {},
+            )
+        )
+
+    async def _flush(self) -> None:
+        if not self._events:
+            return
+        events, self._events = self._events, []
+        await self._activity(
+            names.RECORD_EVENTS,
+            RecordEventsInput(ctx=self._ctx(), events=events, status=self._state.status),
+            Ack,
+            self._start.options.bookkeeping,
+        )
+
+    async def _finish(
+        self, status: SessionStatus, *, output: JsonValue = None, error: str | None = None
+    ) -> None:
+        await self._flush()
+        await self._activity(
+            names.FINISH_SESSION,
+            FinishSessionInput(
+                ctx=self._ctx(),
+                status=status,
+                output=output,
+                error=error,
+                input_tokens=self._state.input_tokens,
+                output_tokens=self._state.output_tokens,
+                cost_usd=self._state.cost_usd,
+            ),
+            Ack,
+            self._start.options.bookkeeping,
+        )
+
+    async def _activity(
+        self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions
+    ) -> ResultT:
+        retry = RetryPolicy(
+            initial_interval=opts.initial_retry,
+            maximum_interval=opts.max_retry,
+            maximum_attempts=opts.max_attempts,
+            non_retryable_error_types=NON_RETRYABLE,
+        )
+        if opts.local:
+            return await workflow.execute_local_activity(
+                name,
+                arg,
+                result_type=result_type,
+                start_to_close_timeout=opts.start_to_close,
+                retry_policy=retry,
+            )
+        return await workflow.execute_activity(
+            name,
+            arg,
+            result_type=result_type,
+            start_to_close_timeout=opts.start_to_close,
+            heartbeat_timeout=opts.heartbeat,
+            retry_policy=retry,
+        )
+
+
+def _decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalDecisionResult:
+    return ApprovalDecisionResult(
+        approval_id=decision.approval_id,
+        status="approved" if decision.approve else "rejected",
+        decided_by=decision.decided_by,
+        duplicate=duplicate,
+    )

@@ -1,0 +1,88 @@
+"""All runtime settings, in one pydantic-settings class.
+
+Every knob is an environment variable with the `ORCHESTRATOR_` prefix (or a `.env` file in
+the working directory), so moving from the embedded dev server to a Temporal cluster with
+PostgreSQL is a settings change, never a code change.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+class Settings(BaseSettings):
+    """Runtime settings.
+
+    Paths left empty are derived from `project_dir`, so one variable points the runtime at
+    another project.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="ORCHESTRATOR_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    project_dir: Path = Field(default_factory=Path.cwd)
+    """The project: holds `workflows/`, `skills/`, `connectors/` and `models.yaml`."""
+
+    state_dir: Path | None = None
+    """Where the dev server database, the SQLite store and skill state live
+    (default: `<project_dir>/.orchestrator`)."""
+
+    temporal_address: str | None = None
+    """`host:port` of an existing Temporal frontend. Empty: `orchestrator dev` starts the
+    embedded dev server and uses it."""
+
+    temporal_namespace: str = "default"
+    temporal_tls: bool = False
+    """Use TLS to reach `temporal_address` (system roots unless certificates are given)."""
+
+    temporal_tls_client_cert: Path | None = None
+    temporal_tls_client_key: Path | None = None
+    temporal_tls_server_ca: Path | None = None
+    temporal_api_key: SecretStr | None = None
+    """API key for Temporal Cloud style auth; never logged."""
+
+    task_queue: str = "orchestrator"
+
+    dev_server_port: int = 7233
+    dev_server_ui_port: int = 8233
+    dev_server_ip: str = "127.0.0.1"
+
+    database_url: str | None = None
+    """SQLAlchemy async URL of the store (default: SQLite file in `state_dir`)."""
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    """`auto` writes JSON when stderr is not a terminal."""
+
+    log_level: str = "INFO"
+
+    models_file: Path | None = None
+    """Model registry file (default: `<project_dir>/models.yaml`)."""
+
+    @property
+    def resolved_state_dir(self) -> Path:
+        """`state_dir`, or `.orchestrator` inside the project."""
+        return (self.state_dir or self.project_dir / ".orchestrator").resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """`database_url`, or a SQLite file in the state folder."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{self.resolved_state_dir / 'orchestrator.db'}"
+
+    @property
+    def resolved_models_file(self) -> Path:
+        """`models_file`, or `models.yaml` in the project."""
+        return (self.models_file or self.project_dir / "models.yaml").resolve()
+
+    @property
+    def dev_server_address(self) -> str:
+        """Frontend address of the embedded dev server."""
+        return f"{self.dev_server_ip}:{self.dev_server_port}"

@@ -1,0 +1,100 @@
+"""The embedded stack: dev server, optional replay model server, and a worker, in one process.
+
+`orchestrator dev` and `orchestrator demo` both run on it. With `temporal_address` set the
+stack connects there instead of starting a server, so the same commands work on a cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+
+from orchestrator.client import connect
+from orchestrator.devserver import DevServer, port_in_use, free_port
+from orchestrator.replay import ReplayServer
+from orchestrator.runtime import Runtime
+from orchestrator.settings import Settings
+from orchestrator.worker import run_worker
+
+__all__ = ["Stack", "embedded_stack"]
+
+
+@dataclass
+class Stack:
+    """What is running, and where."""
+
+    settings: Settings
+    client: Client
+    runtime: Runtime
+    temporal_address: str
+    ui_url: str | None
+    replay_url: str | None
+    dev_server: DevServer | None
+
+
+@contextlib.asynccontextmanager
+async def embedded_stack(
+    settings: Settings, *, replay_script: Path | None = None, worker: bool = True
+) -> AsyncIterator[Stack]:
+    """Start what the settings call for; stop it all on exit, in reverse order.
+
+    Args:
+        settings: Runtime settings.
+        replay_script: Serve this replay script as the model endpoint (sets
+            `ORCHESTRATOR_REPLAY_URL` for the models file).
+        worker: Run a worker in this process.
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        replay_url = None
+        if replay_script is not None:
+            replay = await stack.enter_async_context(ReplayServer(replay_script))
+            replay_url = replay.base_url
+            os.environ["ORCHESTRATOR_REPLAY_URL"] = replay_url
+        server = None
+        address = settings.temporal_address
+        ui_url = None
+        if address is None:
+            port = settings.dev_server_port
+            if port_in_use(settings.dev_server_ip, port):
+                port = free_port(settings.dev_server_ip)
+            ui_port = settings.dev_server_ui_port
+            if port_in_use(settings.dev_server_ip, ui_port):
+                ui_port = free_port(settings.dev_server_ip)
+            state = settings.resolved_state_dir
+            server = DevServer(
+                db_file=state / "temporal.db",
+                port=port,
+                ui_port=ui_port,
+                ip=settings.dev_server_ip,
+                namespace=settings.temporal_namespace,
+            )
+            await server.start()
+            stack.push_async_callback(server.stop)
+            address, ui_url = server.address, server.ui_url
+        client = await connect(settings, address=address)
+        runtime = await Runtime.open(settings)
+        stack.push_async_callback(runtime.close)
+        if worker:
+            stop = asyncio.Event()
+            task = asyncio.create_task(run_worker(client, runtime, stop))
+
+            async def stop_worker() -> None:
+                stop.set()
+                await task
+
+            stack.push_async_callback(stop_worker)
+        yield Stack(
+            settings=settings,
+            client=client,
+            runtime=runtime,
+            temporal_address=address,
+            ui_url=ui_url,
+            replay_url=replay_url,
+            dev_server=server,
+        )

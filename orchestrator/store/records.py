@@ -1,0 +1,123 @@
+"""Plain records the store reads and writes.
+
+Activities build these and hand them to the store; the CLI and API read them back. They
+are pydantic models so they serialise the same way everywhere (log lines, JSON API, CLI).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = [
+    "ApprovalRecord",
+    "ApprovalStatus",
+    "AuditEvent",
+    "EventKind",
+    "SessionRecord",
+    "SessionStatus",
+]
+
+
+class SessionStatus(StrEnum):
+    """Where a session is in its life."""
+
+    RUNNING = "running"
+    WAITING_APPROVAL = "waiting_approval"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+class EventKind(StrEnum):
+    """Kinds of audit event. Every routing decision, call, approval and cost is one."""
+
+    SESSION_STARTED = "session_started"
+    SESSION_COMPLETED = "session_completed"
+    SESSION_FAILED = "session_failed"
+    STEP_STARTED = "step_started"
+    STEP_COMPLETED = "step_completed"
+    STEP_FAILED = "step_failed"
+    MODEL_PINNED = "model_pinned"
+    MODEL_CALL = "model_call"
+    TOOL_CALL = "tool_call"
+    TOOL_ERROR = "tool_error"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_DECIDED = "approval_decided"
+
+
+class ApprovalStatus(StrEnum):
+    """State of one approval request."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class SessionRecord(BaseModel):
+    """One agent session: a workflow run of a plan."""
+
+    session_id: str
+    workflow_id: str
+    run_id: str
+    plan_name: str
+    plan_version: str
+    status: SessionStatus = SessionStatus.RUNNING
+    input: JsonObject = Field(default_factory=dict)
+    output: JsonValue = None
+    error: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    started_at: datetime
+    ended_at: datetime | None = None
+
+
+class AuditEvent(BaseModel):
+    """One audit trail entry.
+
+    `event_key` is derived from the workflow run and the point in it that produced the
+    event, so an activity that is retried writes its event once, never twice.
+    """
+
+    event_key: str
+    session_id: str
+    workflow_id: str
+    run_id: str
+    kind: EventKind
+    step_id: str | None = None
+    model: str | None = None
+    skill: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cost_usd: float = 0.0
+    duration_ms: float | None = None
+    payload: JsonObject = Field(default_factory=dict)
+    created_at: datetime
+    id: int | None = None
+    """Assigned by the store; orders events as written."""
+
+
+class ApprovalRecord(BaseModel):
+    """A request for a person to approve an action, and its decision."""
+
+    approval_id: str
+    session_id: str
+    workflow_id: str
+    run_id: str
+    step_id: str
+    kind: str
+    """`tool_call` (a gated skill call) or `step` (an approval step of the plan)."""
+    skill: str | None = None
+    skill_version: str | None = None
+    arguments: JsonObject = Field(default_factory=dict)
+    summary: str
+    binding_hash: str
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    requested_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None

@@ -1,0 +1,31 @@
+"""Run a worker for the session workflow on a task queue until told to stop."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.runtime import Runtime
+
+__all__ = ["build_worker", "run_worker"]
+
+
+def build_worker(client: Client, runtime: Runtime, *, task_queue: str | None = None) -> Worker:
+    """A worker with the runtime plugged in, on the settings' task queue unless given one."""
+    return Worker(
+        client,
+        task_queue=task_queue or runtime.settings.task_queue,
+        plugins=[OrchestratorPlugin(runtime)],
+    )
+
+
+async def run_worker(
+    client: Client, runtime: Runtime, stop: asyncio.Event, *, task_queue: str | None = None
+) -> None:
+    """Poll until `stop` is set, then finish in-flight tasks and return."""
+    worker = build_worker(client, runtime, task_queue=task_queue)
+    async with worker:
+        await stop.wait()
