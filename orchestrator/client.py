@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
-from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.settings import Settings
 
 __all__ = ["connect"]
@@ -13,6 +13,9 @@ __all__ = ["connect"]
 
 async def connect(settings: Settings, *, address: str | None = None) -> Client:
     """A client with the runtime's data converter, using the settings' address and TLS.
+
+    The client carries no plugin: workers add `OrchestratorPlugin(runtime)` themselves, so
+    one client can serve a worker and plain callers alike.
 
     Args:
         settings: Where Temporal is and how to reach it.
@@ -31,7 +34,7 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         namespace=settings.temporal_namespace,
         tls=tls,
         api_key=api_key,
-        plugins=[OrchestratorPlugin()],
+        data_converter=pydantic_data_converter,
     )
 
 

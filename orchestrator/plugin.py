@@ -2,12 +2,13 @@
 
 ```python
 runtime = await Runtime.open(Settings())
-client = await Client.connect("localhost:7233", plugins=[OrchestratorPlugin()])
-worker = Worker(client, task_queue="orchestrator", plugins=[OrchestratorPlugin(runtime)])
+client = await Client.connect("localhost:7233", plugins=[OrchestratorPlugin(runtime)])
+worker = Worker(client, task_queue="orchestrator")  # inherits the client's plugin
 ```
 
-On a client the plugin sets the pydantic data converter; on a worker it also registers
-the session workflow, its activities, and the sandbox pass-through list below.
+Given to a client, the plugin sets the pydantic data converter and travels to every worker
+built on that client, which it gives the session workflow, its activities and the sandbox
+pass-through list below. Give it to the client or to the worker, not to both.
 """
 
 from __future__ import annotations

