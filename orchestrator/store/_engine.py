@@ -1,0 +1,141 @@
+"""Engine construction shared by the store and its migrations.
+
+One place decides how a URL becomes an engine, so the worker, the CLI and `migrate` open
+the database the same way: SQLite in WAL mode with a busy timeout (several processes share
+one file), PostgreSQL with pre-ping (a long-lived worker outlives database restarts).
+It also owns turning a URL into text for messages, so no password ever reaches a log line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from orchestrator.exceptions import StoreError
+
+__all__ = [
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "SUPPORTED_BACKENDS",
+    "create_store_engine",
+    "describe_error",
+    "parse_url",
+    "safe_url",
+]
+
+SUPPORTED_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
+"""Backends whose upsert syntax the store speaks (`INSERT ... ON CONFLICT`)."""
+
+SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
+"""How long a SQLite writer waits for another process's lock before failing."""
+
+_SQLITE_PRAGMAS: Final = (
+    # Busy timeout first: switching to WAL needs a lock another process may hold.
+    f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}",
+    # WAL lets readers (CLI, API) run while the worker writes.
+    "PRAGMA journal_mode = WAL",
+    # Durable across application crashes in WAL mode; only an OS crash can lose the tail.
+    "PRAGMA synchronous = NORMAL",
+)
+
+
+def parse_url(url: str) -> URL:
+    """Parse a database URL without ever echoing it.
+
+    SQLAlchemy's own parse error quotes the whole string, password included.
+
+    Raises:
+        StoreError: The string is not a SQLAlchemy URL.
+    """
+    try:
+        return make_url(url)
+    except ArgumentError:
+        raise StoreError(
+            "database URL is not a valid SQLAlchemy URL "
+            "(expected e.g. sqlite+aiosqlite:///path/to/file.db)"
+        ) from None
+
+
+def safe_url(url: str | URL) -> str:
+    """The URL as text fit for messages and logs: the password is masked."""
+    try:
+        parsed = url if isinstance(url, URL) else make_url(url)
+    except ArgumentError:
+        return "<invalid database URL>"
+    return parsed.render_as_string(hide_password=True)
+
+
+def describe_error(exc: BaseException, url: URL) -> str:
+    """A one-line reason for a database failure, with any password scrubbed.
+
+    DBAPI errors are reduced to the driver's message: SQLAlchemy's full text carries the
+    SQL and its bound parameters, which may hold approval arguments or payloads.
+    """
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    text = f"{type(cause).__name__}: {cause}".splitlines()[0]
+    if url.password:
+        text = text.replace(str(url.password), "***")
+    return text
+
+
+def create_store_engine(url: str) -> AsyncEngine:
+    """Build the async engine for a store URL.
+
+    Args:
+        url: SQLAlchemy URL with an async driver, e.g. `sqlite+aiosqlite:///state/x.db`
+            or `postgresql+asyncpg://user:pw@host/db`.
+
+    Raises:
+        StoreError: The URL is invalid, names an unsupported backend, or a driver that is
+            not installed or not async.
+    """
+    parsed = parse_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in SUPPORTED_BACKENDS:
+        raise StoreError(
+            f"database backend {backend!r} is not supported by the store "
+            f"(use one of {sorted(SUPPORTED_BACKENDS)}): {safe_url(parsed)}"
+        )
+    try:
+        engine = create_async_engine(parsed, pool_pre_ping=backend == "postgresql")
+    except (SQLAlchemyError, ImportError) as exc:
+        raise StoreError(
+            f"cannot open store at {safe_url(parsed)}: {describe_error(exc, parsed)} "
+            "(the store needs an async driver such as sqlite+aiosqlite or postgresql+asyncpg)"
+        ) from None
+    if backend == "sqlite":
+        _configure_sqlite(engine, parsed)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
+    """Create the file's folder lazily and set pragmas on every new connection."""
+    database = url.database or ""
+    in_memory = database in ("", ":memory:") or database.startswith("file:")
+
+    @event.listens_for(engine.sync_engine, "do_connect")
+    def _make_parent(
+        dialect: Dialect,
+        conn_rec: ConnectionPoolEntry,
+        cargs: tuple[object, ...],
+        cparams: dict[str, object],
+    ) -> None:
+        # A fresh state folder is normal (first run, new project); SQLite will not make it.
+        if not in_memory:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _set_pragmas(dbapi_connection: DBAPIConnection, conn_rec: ConnectionPoolEntry) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for pragma in _SQLITE_PRAGMAS:
+                cursor.execute(pragma)
+        finally:
+            cursor.close()

@@ -1,0 +1,393 @@
+"""The session, audit and approval store.
+
+Activities write through it, the CLI and HTTP API read through it, often from separate
+processes at the same time. Every write is therefore built to survive two things:
+
+- Retries. Temporal re-runs an activity that timed out after it may already have
+  written, so each write is idempotent on its natural key (`session_id`, `event_key`,
+  `approval_id`) and totals are set, never added.
+- Races. An approval can be decided from the inbox and the CLI at once; the decision is a
+  single conditional `UPDATE`, so exactly one caller wins on SQLite and PostgreSQL alike.
+
+Everything that goes wrong below surfaces as `StoreError`, whose message names the
+operation and the database (password masked), never the SQL parameters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from datetime import datetime
+from enum import Enum
+from types import TracebackType
+from typing import Final, Literal, Self, TypeVar
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from orchestrator.exceptions import StoreError
+from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
+from orchestrator.store.migrate import upgrade_engine
+from orchestrator.store.records import (
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditEvent,
+    EventKind,
+    SessionRecord,
+    SessionStatus,
+)
+from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
+from orchestrator.types import JsonValue
+
+__all__ = ["UNSET", "Store"]
+
+
+class _Unset(Enum):
+    UNSET = "UNSET"
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset.UNSET
+"""Default of `Store.update_session(output=...)`: leave the output as it is.
+
+Needed because `None` is a valid output to store.
+"""
+
+_Insert = sqlite.Insert | postgresql.Insert
+_R = TypeVar("_R", SessionRecord, AuditEvent, ApprovalRecord)
+
+
+class Store:
+    """Async access to sessions, audit events and approvals in one database.
+
+    Each instance owns its engine (and connection pool); close it when done, or use it as
+    an async context manager. Instances in several processes may share one SQLite file.
+
+    Example:
+        ```python
+        async with await Store.open("sqlite+aiosqlite:///state/orchestrator.db") as store:
+            await store.append_event(event)
+        ```
+    """
+
+    def __init__(self, url: str) -> None:
+        """Prepare a store for `url` without connecting or migrating.
+
+        Args:
+            url: SQLAlchemy async URL (`sqlite+aiosqlite:///...`, `postgresql+asyncpg://...`).
+
+        Raises:
+            StoreError: The URL is invalid or its backend or driver is unsupported.
+        """
+        self._url = parse_url(url)
+        self._engine = create_store_engine(url)
+        self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+
+    @classmethod
+    async def open(cls, url: str, *, migrate: bool = True) -> Self:
+        """Create a store and, unless told not to, bring its schema up to date.
+
+        Raises:
+            StoreError: The URL is unusable or the migration failed.
+        """
+        store = cls(url)
+        if migrate:
+            try:
+                await store.migrate()
+            except BaseException:
+                await store.close()
+                raise
+        return store
+
+    @property
+    def url(self) -> str:
+        """The database URL with its password masked, fit for logs."""
+        return safe_url(self._url)
+
+    def __repr__(self) -> str:
+        return f"Store({self.url!r})"
+
+    async def migrate(self) -> None:
+        """Upgrade the schema to the newest revision; a no-op when it is current.
+
+        Safe to await from async code and to run from several processes at once.
+
+        Raises:
+            StoreError: The database is unreachable or a migration failed.
+        """
+        await upgrade_engine(self._engine)
+
+    async def close(self) -> None:
+        """Close every pooled connection. The store may not be used afterwards."""
+        await self._engine.dispose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # Sessions
+
+    async def record_session_start(self, rec: SessionRecord) -> None:
+        """Record that a session started.
+
+        Idempotent on `session_id`: if the session exists (a retried activity, or a new
+        run of the same session), only its `run_id` and `status` are updated.
+        """
+        values = _values(rec)
+        stmt = self._insert(SessionRow).values(values)
+        upsert = stmt.on_conflict_do_update(
+            index_elements=[SessionRow.session_id],
+            set_={"run_id": stmt.excluded.run_id, "status": stmt.excluded.status},
+        )
+        with self._errors("record session start"):
+            async with self._sessions.begin() as session:
+                await session.execute(upsert)
+
+    async def update_session(
+        self,
+        session_id: str,
+        *,
+        status: SessionStatus | None = None,
+        output: JsonValue | Literal[_Unset.UNSET] = UNSET,
+        error: str | None = None,
+        input_tokens: int | None = None,
+        output_tokens: int | None = None,
+        cost_usd: float | None = None,
+        ended_at: datetime | None = None,
+    ) -> None:
+        """Set the given fields of a session; fields left at their default are unchanged.
+
+        Token counts and cost are absolute totals, not increments, so writing them again
+        after a retry gives the same result.
+
+        Raises:
+            StoreError: The session does not exist, or the database failed.
+        """
+        given: dict[str, object] = {
+            "status": status.value if status is not None else None,
+            "error": error,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "cost_usd": cost_usd,
+            "ended_at": ended_at,
+        }
+        changes = {name: value for name, value in given.items() if value is not None}
+        if output is not UNSET:
+            changes["output"] = output
+        with self._errors("update session"):
+            async with self._sessions.begin() as session:
+                if changes:
+                    stmt = (
+                        update(SessionRow)
+                        .where(SessionRow.session_id == session_id)
+                        .values(changes)
+                        .returning(SessionRow.session_id)
+                        .execution_options(synchronize_session=False)
+                    )
+                    found = (await session.execute(stmt)).scalar_one_or_none()
+                else:
+                    found = await session.scalar(
+                        select(SessionRow.session_id).where(SessionRow.session_id == session_id)
+                    )
+        if found is None:
+            raise StoreError(f"cannot update session {session_id!r}: it does not exist")
+
+    async def get_session(self, session_id: str) -> SessionRecord | None:
+        """The session, or None if it was never recorded."""
+        with self._errors("read session"):
+            async with self._sessions() as session:
+                row = await session.get(SessionRow, session_id)
+                return None if row is None else _record(SessionRecord, row)
+
+    async def list_sessions(
+        self, *, limit: int = 50, status: SessionStatus | None = None
+    ) -> list[SessionRecord]:
+        """The newest sessions first, optionally only those in one status.
+
+        Raises:
+            StoreError: `limit` is below 1, or the database failed.
+        """
+        if limit < 1:
+            raise StoreError(f"list_sessions limit must be at least 1, got {limit}")
+        stmt = select(SessionRow).order_by(
+            SessionRow.started_at.desc(), SessionRow.session_id.desc()
+        )
+        if status is not None:
+            stmt = stmt.where(SessionRow.status == status.value)
+        with self._errors("list sessions"):
+            async with self._sessions() as session:
+                rows = (await session.scalars(stmt.limit(limit))).all()
+                return [_record(SessionRecord, row) for row in rows]
+
+    # Audit events
+
+    async def append_event(self, event: AuditEvent) -> bool:
+        """Append an audit event unless one with its `event_key` exists.
+
+        `event.id` is ignored; the store assigns it.
+
+        Returns:
+            True if written; False if the key was already there (nothing changed).
+        """
+        stmt = (
+            self._insert(AuditEventRow)
+            .values(_values(event, exclude={"id"}))
+            .on_conflict_do_nothing(index_elements=[AuditEventRow.event_key])
+            .returning(AuditEventRow.id)
+        )
+        with self._errors("append audit event"):
+            async with self._sessions.begin() as session:
+                new_id = (await session.execute(stmt)).scalar_one_or_none()
+        return new_id is not None
+
+    async def list_events(
+        self, session_id: str, *, kind: EventKind | None = None
+    ) -> list[AuditEvent]:
+        """A session's audit events in the order they were written, `id` filled in."""
+        stmt = (
+            select(AuditEventRow)
+            .where(AuditEventRow.session_id == session_id)
+            .order_by(AuditEventRow.id)
+        )
+        if kind is not None:
+            stmt = stmt.where(AuditEventRow.kind == kind.value)
+        with self._errors("list audit events"):
+            async with self._sessions() as session:
+                rows = (await session.scalars(stmt)).all()
+                return [_record(AuditEvent, row) for row in rows]
+
+    # Approvals
+
+    async def record_approval_request(self, rec: ApprovalRecord) -> bool:
+        """Record a request for approval unless one with its `approval_id` exists.
+
+        Returns:
+            True if written; False if it was already there (nothing changed, so a retry
+            can never reset a decision).
+        """
+        stmt = (
+            self._insert(ApprovalRow)
+            .values(_values(rec))
+            .on_conflict_do_nothing(index_elements=[ApprovalRow.approval_id])
+            .returning(ApprovalRow.approval_id)
+        )
+        with self._errors("record approval request"):
+            async with self._sessions.begin() as session:
+                new_id = (await session.execute(stmt)).scalar_one_or_none()
+        return new_id is not None
+
+    async def decide_approval(
+        self,
+        approval_id: str,
+        *,
+        status: ApprovalStatus,
+        decided_by: str,
+        reason: str | None,
+        decided_at: datetime,
+    ) -> bool:
+        """Decide a pending approval, atomically.
+
+        One conditional `UPDATE ... WHERE status = 'pending'` claims the request, so of any
+        number of concurrent callers (in any process) exactly one gets True.
+
+        Returns:
+            True if this call decided it; False if it was already decided (unchanged).
+
+        Raises:
+            StoreError: The approval does not exist, `status` is not a decision, or the
+                database failed.
+        """
+        if status is ApprovalStatus.PENDING:
+            raise StoreError(f"cannot decide approval {approval_id!r} as 'pending'")
+        stmt = (
+            update(ApprovalRow)
+            .where(
+                ApprovalRow.approval_id == approval_id,
+                ApprovalRow.status == ApprovalStatus.PENDING.value,
+            )
+            .values(
+                status=status.value, decided_by=decided_by, reason=reason, decided_at=decided_at
+            )
+            .returning(ApprovalRow.approval_id)
+            .execution_options(synchronize_session=False)
+        )
+        with self._errors("decide approval"):
+            async with self._sessions.begin() as session:
+                claimed = (await session.execute(stmt)).scalar_one_or_none()
+                exists = claimed is not None or (
+                    await session.get(ApprovalRow, approval_id) is not None
+                )
+        if not exists:
+            raise StoreError(f"cannot decide approval {approval_id!r}: it does not exist")
+        return claimed is not None
+
+    async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
+        """The approval request with its decision, or None if unknown."""
+        with self._errors("read approval"):
+            async with self._sessions() as session:
+                row = await session.get(ApprovalRow, approval_id)
+                return None if row is None else _record(ApprovalRecord, row)
+
+    async def list_approvals(
+        self, *, status: ApprovalStatus | None = None, session_id: str | None = None
+    ) -> list[ApprovalRecord]:
+        """Approval requests, oldest first, optionally filtered by status and session."""
+        stmt = select(ApprovalRow).order_by(ApprovalRow.requested_at, ApprovalRow.approval_id)
+        if status is not None:
+            stmt = stmt.where(ApprovalRow.status == status.value)
+        if session_id is not None:
+            stmt = stmt.where(ApprovalRow.session_id == session_id)
+        with self._errors("list approvals"):
+            async with self._sessions() as session:
+                rows = (await session.scalars(stmt)).all()
+                return [_record(ApprovalRecord, row) for row in rows]
+
+    # Helpers
+
+    def _insert(self, table: type[Base]) -> _Insert:
+        """An `INSERT` in the dialect's flavour, which is where `ON CONFLICT` lives."""
+        if self._engine.dialect.name == "postgresql":
+            return postgresql.insert(table)
+        return sqlite.insert(table)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str) -> Iterator[None]:
+        """Turn database and row-validation failures into `StoreError`."""
+        try:
+            yield
+        except (SQLAlchemyError, OSError) as exc:
+            raise StoreError(
+                f"store could not {action} ({self.url}): {describe_error(exc, self._url)}"
+            ) from exc
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"])
+            raise StoreError(
+                f"store could not {action} ({self.url}): a stored {exc.title} row is invalid "
+                f"({exc.error_count()} error(s); {where}: {first['msg']})"
+            ) from exc
+
+
+def _values(
+    rec: SessionRecord | AuditEvent | ApprovalRecord, *, exclude: set[str] | None = None
+) -> dict[str, object]:
+    """Column values for a record; enums become their plain string values."""
+    values: dict[str, object] = rec.model_dump(exclude=exclude)
+    return {name: v.value if isinstance(v, Enum) else v for name, v in values.items()}
+
+
+def _record(model: type[_R], row: Base) -> _R:
+    """The record for a row; raises `ValidationError` if the row holds bad values."""
+    return model.model_validate(row, from_attributes=True)

@@ -1,0 +1,146 @@
+"""Database tables of the store, as SQLAlchemy 2 typed declarative models.
+
+The rows mirror `records.py` field for field, so a row converts to its record with
+`model_validate(row, from_attributes=True)`. Everything here must mean the same on SQLite
+and PostgreSQL: enums are plain strings (no PostgreSQL enum types to migrate), JSON is the
+generic `JSON` type, and timestamps go through `UTCDateTime`.
+
+There are no foreign keys on purpose: an audit event or approval must never be refused
+because the activity that records the session start has not run yet.
+
+`migrations/versions` creates these tables by hand; a test compares the two.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "ApprovalRow",
+    "AuditEventRow",
+    "Base",
+    "SessionRow",
+    "UTCDateTime",
+]
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Deterministic constraint names, so later migrations can drop or alter them by name on
+every backend."""
+
+# SQLite only autoincrements an INTEGER PRIMARY KEY (the rowid alias), never a BIGINT one.
+_EVENT_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timezone-aware timestamp that is always UTC, written and read.
+
+    SQLite has no timezone type: SQLAlchemy stores the wall-clock text and drops the
+    offset, so a non-UTC value would come back shifted, and text ordering would be wrong.
+    Converting to UTC on write and tagging UTC on read makes both backends agree. Naive
+    datetimes are taken to be UTC already.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC before the driver sees it."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return an aware UTC datetime whatever the driver gave back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base holding the store's metadata."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class SessionRow(Base):
+    """One agent session (`SessionRecord`)."""
+
+    __tablename__ = "sessions"
+
+    session_id: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    workflow_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    run_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    plan_name: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    plan_version: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(32), nullable=False, index=True)
+    input: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
+    output: Mapped[JsonValue] = mapped_column(sa.JSON(), nullable=True)
+    error: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AuditEventRow(Base):
+    """One audit trail entry (`AuditEvent`); `id` orders events as written."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(_EVENT_ID, primary_key=True, autoincrement=True)
+    event_key: Mapped[str] = mapped_column(sa.String(), nullable=False, unique=True)
+    session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    workflow_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    run_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    step_id: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    model: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    skill: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    input_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    output_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    duration_ms: Mapped[float | None] = mapped_column(sa.Float(), nullable=True)
+    payload: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class ApprovalRow(Base):
+    """One approval request and its decision (`ApprovalRecord`)."""
+
+    __tablename__ = "approvals"
+
+    approval_id: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    workflow_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    run_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    step_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    kind: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    skill: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    skill_version: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    arguments: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
+    summary: Mapped[str] = mapped_column(sa.Text(), nullable=False)
+    binding_hash: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(32), nullable=False, index=True)
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    decided_by: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    reason: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
