@@ -37,7 +37,7 @@ def _where(positions: dict[tuple[str, ...], str], loc: tuple[str, ...]) -> str:
     return "line 1, column 1"
 
 
-_ROOT_REF = re.compile(r"^Value error, (steps\.\d+)(?: \([^)]*\))?: ")
+_ROOT_REF = re.compile(r"^Value error, (steps\.\d+(?:\.[a-z_]+)?)(?: \([^)]*\))?: ")
 
 
 def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...], str]:
