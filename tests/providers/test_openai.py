@@ -325,6 +325,22 @@ async def test_connection_refused() -> None:
     )
 
 
+async def test_connection_dropped_without_answer() -> None:
+    async def drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(drop, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        async with OpenAIProvider(base_url=f"http://127.0.0.1:{port}/v1") as provider:
+            with pytest.raises(ProviderConnectionError) as caught:
+                await provider.complete(_request("x"))
+    assert caught.value.retryable
+    assert "Server disconnected without sending a response" in str(caught.value)
+
+
 async def test_timeout() -> None:
     never = asyncio.Event()
 

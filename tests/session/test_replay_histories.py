@@ -1,0 +1,65 @@
+"""Determinism: recorded histories of the session workflow replay without errors.
+
+`tests/histories/` holds histories recorded from earlier versions of the workflow; a
+change that breaks their replay would break every session running when it deploys.
+Set `ORCHESTRATOR_RECORD_HISTORIES=1` to re-record the demo history after an intended,
+versioned change.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Env
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from orchestrator.plans import load_plan
+from orchestrator.plugin import workflow_runner
+from orchestrator.service import decide_approval, start_session
+from orchestrator.session.workflow import AgentSessionWorkflow
+from orchestrator.testing import wait_for_pending_approval
+
+HISTORIES = Path(__file__).resolve().parent.parent / "histories"
+
+
+def replayer() -> Replayer:
+    return Replayer(
+        workflows=[AgentSessionWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    )
+
+
+async def test_a_fresh_demo_history_replays(env_factory: Callable[[Path], Awaitable[Env]]) -> None:
+    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    handle = await start_session(
+        env.client,
+        load_plan(REPO / "workflows/customer_refund.yaml"),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
+    )
+    pending = await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    await handle.result()
+    history = await handle.fetch_history()
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+    if os.environ.get("ORCHESTRATOR_RECORD_HISTORIES"):
+        recorded = {"workflow_id": history.workflow_id, **json.loads(history.to_json())}
+        (HISTORIES / "customer_refund.json").write_text(json.dumps(recorded, indent=1) + "\n")
+
+
+@pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)
+async def test_recorded_histories_replay(path: Path) -> None:
+    recorded = json.loads(path.read_text())
+    history = WorkflowHistory.from_json(recorded.pop("workflow_id"), recorded)
+    result = await replayer().replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
