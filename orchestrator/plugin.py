@@ -35,8 +35,12 @@ PASSTHROUGH_MODULES = (
     "orchestrator.types",
     "orchestrator.exceptions",
     "orchestrator.plans",
-    "orchestrator.providers.messages",
-    "orchestrator.skills.models",
+    # The providers package exports its httpx client beside the message shapes the
+    # workflow uses; the client is only ever called from activities.
+    "orchestrator.providers",
+    "httpx",
+    # Skill shapes; the registry's importlib loading is only called by workers.
+    "orchestrator.skills",
     "orchestrator.store.records",
     "orchestrator.session.types",
     "orchestrator.session.names",

@@ -78,11 +78,13 @@ async def _bound(ctx: CallContext) -> AsyncIterator[None]:
 
 
 @contextlib.asynccontextmanager
-async def _heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+async def _heartbeating() -> AsyncIterator[None]:
     """Heartbeat while a long call runs, so a dead worker is noticed quickly."""
-    if activity.info().is_local:
+    info = activity.info()
+    if info.is_local or not info.heartbeat_timeout:
         yield
         return
+    every = max(info.heartbeat_timeout.total_seconds() / 3, 0.05)
 
     async def beat() -> None:
         while True:
@@ -286,7 +288,8 @@ class SessionActivities:
                 state_dir=self.runtime.skill_state_dir,
             )
             started = time.perf_counter()
-            result = await skill.fn(parsed, ctx)
+            async with _heartbeating():
+                result = await skill.fn(parsed, ctx)
             duration_ms = (time.perf_counter() - started) * 1000
             output = result.model_dump(mode="json")
             await self._tool_event(

@@ -1,0 +1,224 @@
+"""A worker that dies mid-plan loses nothing: a new worker finishes the session, and the
+refund is paid exactly once.
+
+Workers run as real subprocesses (`python -m orchestrator worker`) and are killed with
+SIGKILL; the model endpoint is the replay app behind a gate that holds one request, so
+the kill lands at a known point without any sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client
+
+from orchestrator.plans import load_plan
+from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app, load_replay_script
+from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.session.types import ActivityOptions, SessionOptions
+from orchestrator.settings import Settings
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.store.store import Store
+from orchestrator.testing import eventually, wait_for_pending_approval
+
+PLAN = REPO / "workflows/customer_refund.yaml"
+SCRIPT = REPO / "replays/customer_refund.yaml"
+
+# Short heartbeats so the server notices a dead worker's activity in seconds, not minutes.
+FAST_FAILOVER = SessionOptions(
+    model_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
+    skill_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
+)
+
+
+class Gate:
+    """ASGI middleware that holds the Nth chat-completions request until released."""
+
+    def __init__(self, app: ASGIApp, hold_request: int) -> None:
+        self.app = app
+        self.hold_request = hold_request
+        self.seen = 0
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/chat/completions"):
+            self.seen += 1
+            if self.seen == self.hold_request:
+                self.arrived.set()
+                await self.release.wait()
+        await self.app(scope, receive, send)
+
+
+class WorkerProcess:
+    """`orchestrator worker` in a subprocess, pointed at the test's server and state."""
+
+    def __init__(self, settings: Settings, replay_url: str) -> None:
+        self.env = {
+            **os.environ,
+            "ORCHESTRATOR_PROJECT_DIR": str(settings.project_dir),
+            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
+            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address or "",
+            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
+            "ORCHESTRATOR_REPLAY_URL": replay_url,
+            "ORCHESTRATOR_LOG_FORMAT": "json",
+        }
+        self.log = settings.resolved_state_dir / "worker.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "orchestrator", "worker"],
+                env=self.env,
+                stdout=out,
+                stderr=out,
+            )
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+async def workers(settings: Settings) -> AsyncIterator[Callable[[str], WorkerProcess]]:
+    started: list[WorkerProcess] = []
+
+    def make(replay_url: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, replay_url)
+        worker.start()
+        started.append(worker)
+        return worker
+
+    yield make
+    for worker in started:
+        worker.stop()
+
+
+def ledger(settings: Settings) -> int:
+    path = settings.resolved_state_dir / "skills" / "refunds.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM refunds").fetchone()[0])
+
+
+async def test_killed_after_the_refund_before_the_next_model_call(
+    settings: Settings, client: Client, workers: Callable[[str], WorkerProcess]
+) -> None:
+    served: list[ServedRequest] = []
+    # Requests 1-3 are the ticket, order and refund rounds; the 4th is the first model
+    # call after the refund ran.
+    gate = Gate(create_replay_app(load_replay_script(SCRIPT), served=served), hold_request=4)
+    async with LoopbackServer(gate) as replay, await Store.open(settings.resolved_database_url) as store:
+        first = workers(f"{replay.url}/v1")
+        handle = await start_session(
+            client, load_plan(PLAN), {"ticket_id": "T-1001"},
+            task_queue=settings.task_queue, options=FAST_FAILOVER,
+        )
+        session_id = handle.id.removeprefix("session-")
+        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
+
+        async with asyncio.timeout(60):
+            await gate.arrived.wait()
+        first.kill()
+        assert ledger(settings) == 1
+
+        workers(f"{replay.url}/v1")
+        gate.release.set()
+        async with asyncio.timeout(90):
+            result = await handle.result()
+
+        assert result.status is SessionStatus.COMPLETED
+        assert ledger(settings) == 1, "the refund was paid twice"
+        events = await store.list_events(session_id)
+        refunds = [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
+        assert len(refunds) == 1
+        # The interrupted call was asked again of the same pinned model, and recorded once.
+        rounds = [(e.step_id, e.payload["round"], e.model) for e in events if e.kind is EventKind.MODEL_CALL]
+        assert rounds == [("investigate", r, "demo-strong") for r in range(4)] + [("reply", 0, "demo-fast")]
+        assert [r.model for r in served if r.conversation == "investigate"] == ["replay-strong"] * 5
+        keys = [e.event_key for e in events]
+        assert len(keys) == len(set(keys))
+
+
+async def test_a_pending_approval_survives_a_worker_restart(
+    settings: Settings, client: Client, workers: Callable[[str], WorkerProcess]
+) -> None:
+    served: list[ServedRequest] = []
+    app = create_replay_app(load_replay_script(SCRIPT), served=served)
+    async with LoopbackServer(app) as replay, await Store.open(settings.resolved_database_url) as store:
+        first = workers(f"{replay.url}/v1")
+        handle = await start_session(
+            client, load_plan(PLAN), {"ticket_id": "T-1001"},
+            task_queue=settings.task_queue, options=FAST_FAILOVER,
+        )
+        session_id = handle.id.removeprefix("session-")
+        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        first.kill()
+
+        workers(f"{replay.url}/v1")
+        state = await query_state(client, session_id)
+        assert [p.approval_id for p in state.pending_approvals] == [pending.approval_id]
+        assert ledger(settings) == 0
+        await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
+        async with asyncio.timeout(90):
+            result = await handle.result()
+        assert result.status is SessionStatus.COMPLETED
+        assert ledger(settings) == 1
+        # Nothing that ran before the gate ran again after it.
+        assert [(r.conversation, r.turn) for r in served] == [
+            ("investigate", 0), ("investigate", 1), ("investigate", 2), ("investigate", 3), ("reply", 0),
+        ]
+
+
+async def test_killed_while_the_refund_runs(
+    settings: Settings, client: Client, workers: Callable[[str], WorkerProcess]
+) -> None:
+    """Kill as soon as the effect exists, whether or not its activity has reported back."""
+    app = create_replay_app(load_replay_script(SCRIPT))
+    async with LoopbackServer(app) as replay, await Store.open(settings.resolved_database_url) as store:
+        first = workers(f"{replay.url}/v1")
+        handle = await start_session(
+            client, load_plan(PLAN), {"ticket_id": "T-1001"},
+            task_queue=settings.task_queue, options=FAST_FAILOVER,
+        )
+        session_id = handle.id.removeprefix("session-")
+        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
+
+        async def paid() -> bool | None:
+            return True if ledger(settings) else None
+
+        await eventually(paid, timeout=60, interval=0.005, what="the refund")
+        first.kill()
+        workers(f"{replay.url}/v1")
+        async with asyncio.timeout(90):
+            result = await handle.result()
+        assert result.status is SessionStatus.COMPLETED
+        assert ledger(settings) == 1
+        events = await store.list_events(session_id)
+        assert len([e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]) == 1
