@@ -74,7 +74,8 @@ async def start_session(
 async def query_state(client: Client, session_id: str) -> SessionState:
     """The live state of a session, from its workflow."""
     handle = client.get_workflow_handle(workflow_id_for(session_id))
-    return await handle.query(names.STATE_QUERY, result_type=SessionState)
+    state: SessionState = await handle.query(names.STATE_QUERY, result_type=SessionState)
+    return state
 
 
 async def decide_approval(
@@ -98,11 +99,16 @@ async def decide_approval(
     record = await store.get_approval(approval_id)
     if record is None:
         raise ApprovalError(f"no approval request {approval_id!r}")
-    if record.status is not ApprovalStatus.PENDING and (record.status is ApprovalStatus.APPROVED) != approve:
-        raise ApprovalError(f"approval {approval_id} was already {record.status.value} by {record.decided_by}")
+    if (
+        record.status is not ApprovalStatus.PENDING
+        and (record.status is ApprovalStatus.APPROVED) != approve
+    ):
+        raise ApprovalError(
+            f"approval {approval_id} was already {record.status.value} by {record.decided_by}"
+        )
     handle = client.get_workflow_handle(record.workflow_id)
     try:
-        return await handle.execute_update(
+        result: ApprovalDecisionResult = await handle.execute_update(
             names.DECIDE_APPROVAL,
             ApprovalDecision(
                 approval_id=approval_id,
@@ -117,3 +123,4 @@ async def decide_approval(
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ApprovalError(message) from None
+    return result

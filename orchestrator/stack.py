@@ -16,7 +16,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from orchestrator.client import connect
-from orchestrator.devserver import DevServer, port_in_use, free_port
+from orchestrator.devserver import DevServer, free_port, port_in_use
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings

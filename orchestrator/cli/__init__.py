@@ -87,7 +87,10 @@ async def worker(project: Project = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        console.print(f"worker on task queue {settings.task_queue!r} at {client.service_client.config.target_host}")
+        console.print(
+            f"worker on task queue {settings.task_queue!r}"
+            f" at {client.service_client.config.target_host}"
+        )
         await run_worker(client, runtime, stop)
     finally:
         await runtime.close()
@@ -169,7 +172,10 @@ async def sessions_list(project: Project = None) -> None:
     table = Table("session", "plan", "status", "cost ($)", "started")
     for rec in records:
         table.add_row(
-            rec.session_id, rec.plan_name, rec.status.value, f"{rec.cost_usd:.6f}",
+            rec.session_id,
+            rec.plan_name,
+            rec.status.value,
+            f"{rec.cost_usd:.6f}",
             rec.started_at.isoformat(timespec="seconds"),
         )
     console.print(table)

@@ -13,15 +13,21 @@ def _line(event: AuditEvent) -> str | None:
     p = event.payload
     match event.kind:
         case EventKind.SESSION_STARTED:
-            skills = ", ".join(f"{k}@{v}" for k, v in dict(p.get("skills") or {}).items())  # type: ignore[call-overload]
-            return f"[bold]session started[/] plan {p.get('plan')} v{p.get('plan_version')}; skills: {skills}"
+            pinned = p.get("skills")
+            skills = ", ".join(
+                f"{k}@{v}" for k, v in (pinned.items() if isinstance(pinned, dict) else [])
+            )
+            plan = f"{p.get('plan')} v{p.get('plan_version')}"
+            return f"[bold]session started[/] plan {plan}; skills: {skills}"
         case EventKind.STEP_STARTED:
             return f"\n[bold cyan]step {event.step_id}[/] ({p.get('type')})"
         case EventKind.MODEL_PINNED:
-            return f"  model pinned: [magenta]{event.model}[/] ({p.get('boundary')}: {p.get('reason')})"
+            why = f"{p.get('boundary')}: {p.get('reason')}"
+            return f"  model pinned: [magenta]{event.model}[/] ({why})"
         case EventKind.MODEL_CALL:
-            calls = p.get("tool_calls") or []
-            what = f"asks for {', '.join(str(c) for c in calls)}" if calls else "final answer"  # type: ignore[union-attr]
+            calls = p.get("tool_calls")
+            names = ", ".join(str(c) for c in calls) if isinstance(calls, list) else ""
+            what = f"asks for {names}" if names else "final answer"
             return (
                 f"  model call {p.get('round')} -> [magenta]{event.model}[/]: {what}"
                 f"  [dim]{event.input_tokens}+{event.output_tokens} tok, ${event.cost_usd:.6f}[/]"

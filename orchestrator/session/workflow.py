@@ -516,14 +516,15 @@ class AgentSessionWorkflow:
             non_retryable_error_types=NON_RETRYABLE,
         )
         if opts.local:
-            return await workflow.execute_local_activity(
+            local: ResultT = await workflow.execute_local_activity(
                 name,
                 arg,
                 result_type=result_type,
                 start_to_close_timeout=opts.start_to_close,
                 retry_policy=retry,
             )
-        return await workflow.execute_activity(
+            return local
+        remote: ResultT = await workflow.execute_activity(
             name,
             arg,
             result_type=result_type,
@@ -531,6 +532,7 @@ class AgentSessionWorkflow:
             heartbeat_timeout=opts.heartbeat,
             retry_policy=retry,
         )
+        return remote
 
 
 def _decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalDecisionResult:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 from pathlib import Path
+from typing import Any, TypeAlias
 
 from orchestrator.exceptions import SkillDefinitionError, UnknownSkillError
 from orchestrator.skills.models import SkillSpec
@@ -16,7 +17,8 @@ from orchestrator.skills.skill import Skill
 
 __all__ = ["SkillRegistry"]
 
-AnySkill = Skill  # type: ignore[type-arg]  # registry holds skills of every input/output type
+AnySkill: TypeAlias = Skill[Any, Any]
+"""The registry holds skills of every input and output type."""
 
 
 class SkillRegistry:

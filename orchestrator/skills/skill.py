@@ -6,7 +6,7 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar, get_type_hints
+from typing import Generic, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ValidationError
 
@@ -114,6 +114,8 @@ def skill(
             input_schema=in_model.model_json_schema(),
             output_schema=out_model.model_json_schema(),
         )
-        return Skill(spec, in_model, out_model, fn, fn.__module__)
+        return Skill(
+            spec, cast(type[InT], in_model), cast(type[OutT], out_model), fn, fn.__module__
+        )
 
     return wrap

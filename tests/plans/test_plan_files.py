@@ -22,10 +22,14 @@ def test_the_example_plans_load() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("name: x\nsteps: []\n", "f.yaml: line 2, column 8: steps: List should have at least 1 item"),
+        (
+            "name: x\nsteps: []\n",
+            "f.yaml: line 2, column 8: steps: List should have at least 1 item",
+        ),
         (
             "name: x\nsteps:\n  - id: a\n    type: agent\n    goal: g\n    max_rounds: 0\n",
-            "f.yaml: line 6, column 17: steps.0.max_rounds: Input should be greater than or equal to 1",
+            "f.yaml: line 6, column 17: steps.0.max_rounds:"
+            " Input should be greater than or equal to 1",
         ),
         (
             "name: x\nsteps:\n  - id: a\n    type: skill\n",
@@ -40,7 +44,8 @@ def test_the_example_plans_load() -> None:
             "f.yaml: line 6, column 12: steps.0.modle: Extra inputs are not permitted",
         ),
         (
-            "name: x\nsteps:\n  - {id: a, type: agent, goal: g}\n  - {id: a, type: agent, goal: h}\n",
+            "name: x\nsteps:\n  - {id: a, type: agent, goal: g}\n"
+            "  - {id: a, type: agent, goal: h}\n",
             "f.yaml: line 4, column 10: steps.1.id: duplicate step id 'a'",
         ),
         (
@@ -56,7 +61,10 @@ def test_the_example_plans_load() -> None:
         ),
         ("name: x\nsteps:\n  - id: a\n   type: agent\n", "f.yaml: not valid YAML"),
         ("- just\n- a list\n", "f.yaml: a plan must be a YAML mapping"),
-        ("name: Bad Name\nsteps:\n  - {id: a, type: agent, goal: g}\n", "f.yaml: line 1, column 7: name:"),
+        (
+            "name: Bad Name\nsteps:\n  - {id: a, type: agent, goal: g}\n",
+            "f.yaml: line 1, column 7: name:",
+        ),
     ],
 )
 def test_bad_plans_name_what_and_where(text: str, expected: str) -> None:

@@ -86,7 +86,9 @@ async def test_demo_runs_end_to_end_with_gate_and_pinning(
     assert kinds[-1] is EventKind.SESSION_COMPLETED
     decision = next(e for e in events if e.kind is EventKind.APPROVAL_DECIDED)
     assert decision.payload["decided_by"] == "maria"
-    refund_call = next(e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund")
+    refund_call = next(
+        e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"
+    )
     assert refund_call.payload["approval_id"] == pending.approval_id
     # The approval happened before the refund ran.
     assert events.index(decision) < events.index(refund_call)

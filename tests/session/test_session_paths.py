@@ -66,7 +66,10 @@ async def test_rejection_is_told_to_the_model_and_nothing_runs(
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
     handle = await start_session(
-        env.client, load_plan(DEMO_PLAN), {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue
+        env.client,
+        load_plan(DEMO_PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)
@@ -110,8 +113,12 @@ async def test_rejection_fails_the_step_when_the_plan_says_so(
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)
     await decide_approval(
-        env.client, env.runtime.store, pending.approval_id, approve=False,
-        decided_by="maria", reason="no",
+        env.client,
+        env.runtime.store,
+        pending.approval_id,
+        approve=False,
+        decided_by="maria",
+        reason="no",
     )
     with pytest.raises(Exception, match="failed"):
         await handle.result()
@@ -125,7 +132,10 @@ async def test_an_approval_cannot_release_a_different_action(
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
     handle = await start_session(
-        env.client, load_plan(DEMO_PLAN), {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue
+        env.client,
+        load_plan(DEMO_PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)
@@ -162,7 +172,10 @@ async def test_model_switch_waits_for_the_next_step(
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
     handle = await start_session(
-        env.client, load_plan(DEMO_PLAN), {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue
+        env.client,
+        load_plan(DEMO_PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)

@@ -80,7 +80,9 @@ def test_sync_functions_and_untyped_returns_are_refused() -> None:
 
 def test_a_broken_skill_file_names_itself(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("import nonexistent_module_xyz\n")
-    with pytest.raises(SkillDefinitionError, match=r"broken.py: failed to import: ModuleNotFoundError"):
+    with pytest.raises(
+        SkillDefinitionError, match=r"broken.py: failed to import: ModuleNotFoundError"
+    ):
         SkillRegistry.load_directory(tmp_path)
 
 

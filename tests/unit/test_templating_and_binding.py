@@ -12,9 +12,9 @@ def test_render_text_and_values() -> None:
     assert render_text("t={{ input.ticket_id }} n={{input.n}}", inputs, outputs) == "t=T-1 n=3"
     assert render_text("{{ steps.note.output }}!", inputs, outputs) == "hello!"
     assert render_value("{{ steps.lookup.output.order.amount }}", inputs, outputs) == 42.5
-    assert render_value(
-        {"a": ["{{ input.n }}", "x {{ input.ticket_id }}"]}, inputs, outputs
-    ) == {"a": [3, "x T-1"]}
+    assert render_value({"a": ["{{ input.n }}", "x {{ input.ticket_id }}"]}, inputs, outputs) == {
+        "a": [3, "x T-1"]
+    }
     with pytest.raises(TemplateError, match="no field 'missing'"):
         render_text("{{ steps.lookup.output.missing }}", inputs, outputs)
     with pytest.raises(TemplateError, match="has no output yet"):
