@@ -92,6 +92,10 @@ def configure_logging(
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    """A logger carrying its module name."""
-    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name).bind(logger=name)
+    """A logger carrying its module name.
+
+    It stays lazy (configuration is read at first use), so a module-level logger created
+    at import time still follows `configure_logging` called later.
+    """
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(module=name)
     return logger

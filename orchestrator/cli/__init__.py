@@ -153,9 +153,10 @@ async def demo(
     interactive: Annotated[
         bool, typer.Option(help="Wait for a person to approve with the CLI.")
     ] = False,
+    verbose: Annotated[bool, typer.Option(help="Show the runtime's log lines.")] = False,
 ) -> None:
     """Run the customer-refund demo end to end and print its transcript."""
-    settings = load_settings(project)
+    settings = load_settings(project, log_level=None if verbose else "WARNING")
     who = None if interactive else (approve_as or "demo-approver")
     code = await run_demo(settings, console, approve_as=who)
     if code:

@@ -24,10 +24,15 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 
-def load_settings(project: Path | None) -> Settings:
-    """Settings from the environment, with `--project` taking precedence."""
+def load_settings(project: Path | None, *, log_level: str | None = None) -> Settings:
+    """Settings from the environment, with `--project` taking precedence.
+
+    Args:
+        project: The project folder, when given on the command line.
+        log_level: Overrides the settings' level (the demo keeps its transcript readable).
+    """
     settings = Settings(project_dir=project.resolve()) if project else Settings()
-    configure_logging(level=settings.log_level, fmt=settings.log_format)
+    configure_logging(level=log_level or settings.log_level, fmt=settings.log_format)
     return settings
 
 

@@ -1,0 +1,50 @@
+"""The public surface is exactly what `__all__` says, so nothing leaks or vanishes silently."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+PACKAGES = {
+    "orchestrator": {
+        "AgentStep",
+        "ApprovalStep",
+        "Plan",
+        "RiskLevel",
+        "Skill",
+        "SkillContext",
+        "SkillStep",
+        "__version__",
+        "load_plan",
+        "skill",
+    },
+    "orchestrator.skills": {
+        "RiskLevel",
+        "Skill",
+        "SkillContext",
+        "SkillRegistry",
+        "SkillSpec",
+        "skill",
+    },
+    "orchestrator.plans": {
+        "AgentStep",
+        "ApprovalStep",
+        "OnReject",
+        "Plan",
+        "PlanStep",
+        "SkillStep",
+        "load_plan",
+        "load_plans",
+        "parse_plan",
+    },
+    "orchestrator.approvals": {"approval_id_for", "binding_hash"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGES))
+def test_exported_members(name: str) -> None:
+    module = importlib.import_module(name)
+    assert set(module.__all__) == PACKAGES[name]
+    for member in module.__all__:
+        assert hasattr(module, member), member

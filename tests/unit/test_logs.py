@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+import structlog
+
+from orchestrator.logs import configure_logging, get_logger
+
+
+def test_json_lines_carry_session_ids_and_never_secrets(capsys: pytest.CaptureFixture[str]) -> None:
+    secret = "sk-live-0123456789abcdef"
+    configure_logging(level="INFO", fmt="json", secrets=[secret])
+    log = get_logger("test")
+    with structlog.contextvars.bound_contextvars(
+        session_id="s1", workflow_id="session-s1", run_id="r1"
+    ):
+        log.info(
+            "provider said",
+            error=f"401: bad key {secret}",
+            api_key=secret,
+            headers={"Authorization": f"Bearer {secret}", "accept": "json"},
+            note="Authorization: Bearer abc.def-ghi",
+        )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert secret not in line
+    assert record["session_id"] == "s1"
+    assert record["workflow_id"] == "session-s1"
+    assert record["run_id"] == "r1"
+    assert record["module"] == "test"
+    assert record["api_key"] == "[redacted]"
+    assert record["headers"] == {"Authorization": "[redacted]", "accept": "json"}
+    assert record["error"] == "401: bad key [redacted]"
+    assert "abc.def-ghi" not in record["note"]
+
+
+def test_levels_filter(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(level="WARNING", fmt="json")
+    log = get_logger("test")
+    log.info("quiet")
+    log.warning("loud")
+    err = capsys.readouterr().err
+    assert "quiet" not in err and "loud" in err
