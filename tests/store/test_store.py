@@ -1,8 +1,9 @@
 """Store tests against a real database.
 
-Every test goes through the `store_url` fixture, so the suite can run on PostgreSQL by
-adding a parameter there (a URL to a scratch database, reset per test); only the few
-tests marked SQLite-only look at the file itself.
+Every test goes through the `store_url` fixture, so the whole suite runs on SQLite and
+on PostgreSQL (a scratch database per test, see `tests/postgres.py`; skipped with the
+reason when no server is reachable, except in CI); only the few tests marked SQLite-only
+look at the file itself.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from postgres import scratch_database
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import orchestrator.store
@@ -40,12 +42,16 @@ T = TypeVar("T")
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    # The folder does not exist yet: the store must create it.
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
     if request.param == "sqlite":
-        return f"sqlite+aiosqlite:///{tmp_path / 'state' / 'orchestrator.db'}"
-    raise AssertionError(f"unknown backend {request.param}")
+        # The folder does not exist yet: the store must create it.
+        yield f"sqlite+aiosqlite:///{tmp_path / 'state' / 'orchestrator.db'}"
+    elif request.param == "postgresql":
+        async with scratch_database() as url:
+            yield url
+    else:
+        raise AssertionError(f"unknown backend {request.param}")
 
 
 @pytest.fixture
@@ -74,7 +80,13 @@ def schema_of(conn: sa.Connection) -> dict[str, Any]:
     return {
         "tables": set(inspector.get_table_names()),
         "indexes": {
-            table: {ix["name"]: tuple(ix["column_names"]) for ix in inspector.get_indexes(table)}
+            # PostgreSQL also reports the index behind each unique constraint; those are
+            # checked as constraints below.
+            table: {
+                ix["name"]: tuple(ix["column_names"])
+                for ix in inspector.get_indexes(table)
+                if "duplicates_constraint" not in ix
+            }
             for table in ("sessions", "audit_events", "approvals")
         },
         "unique": {
