@@ -5,9 +5,10 @@ OrchestratorError
 ├── ConfigError                 settings, models file, project layout
 ├── PlanError                   a plan file is malformed (names file, line, field)
 ├── SkillError
-│   ├── SkillDefinitionError    a skill is declared wrongly (names module and field)
+│   ├── SkillDefinitionError    a skill or contract is declared wrongly (names file and field)
 │   ├── UnknownSkillError       a plan or model names a skill that is not registered
-│   └── SkillArgumentsError     arguments do not fit the skill's input model
+│   ├── SkillArgumentsError     arguments do not fit the skill's input model
+│   └── SkillOutputError        an implementation returned output that breaks its contract
 ├── ProviderError               a model endpoint failed
 │   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
 │   ├── ProviderTimeoutError    no answer in time
@@ -37,6 +38,7 @@ __all__ = [
     "SkillArgumentsError",
     "SkillDefinitionError",
     "SkillError",
+    "SkillOutputError",
     "StoreError",
     "UnknownSkillError",
 ]
@@ -68,6 +70,10 @@ class UnknownSkillError(SkillError):
 
 class SkillArgumentsError(SkillError):
     """Arguments do not fit a skill's input model; the message lists each field at fault."""
+
+
+class SkillOutputError(SkillError):
+    """An implementation returned output that does not fit its contract's output model."""
 
 
 class ProviderError(OrchestratorError):

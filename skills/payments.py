@@ -2,7 +2,7 @@
 
 Its effect is a row in its own ledger (SQLite in the project's state folder), written
 once per idempotency key: a retried or replayed call returns the refund already made
-instead of paying twice.
+instead of paying twice. Contract: `payments.refund@1.0.0.contract.yaml` beside this file.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from orchestrator.skills import RiskLevel, SkillContext, skill
+from orchestrator.skills import SkillContext
 
 
 class RefundRequest(BaseModel):
@@ -26,6 +26,7 @@ class RefundRequest(BaseModel):
 
 
 class Refund(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     refund_id: str
     order_id: str
     amount: float
@@ -47,7 +48,6 @@ def _ledger(state_dir: Path) -> sqlite3.Connection:
     return conn
 
 
-@skill(name="payments.refund", version="1.0.0", risk=RiskLevel.IRREVERSIBLE_WRITE)
 async def refund(args: RefundRequest, ctx: SkillContext) -> Refund:
     """Refund money to the customer of an order. Irreversible: needs a person's approval."""
     conn = _ledger(ctx.state_dir)

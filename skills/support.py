@@ -1,13 +1,18 @@
-"""Read-only skills of the refund demo: look up a support ticket and an order."""
+"""Read-only skills of the refund demo: look up a support ticket and an order.
+
+Contracts: `tickets.get@1.0.0`, `tickets.get@1.1.0` (adds the ticket's status) and
+`orders.get@1.0.0`, in the `*.contract.yaml` files beside this module.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from orchestrator.skills import RiskLevel, SkillContext, skill
+from orchestrator.skills import SkillContext
 
 DATA = Path(__file__).parent / "data"
 
@@ -18,6 +23,7 @@ class GetTicket(BaseModel):
 
 
 class Ticket(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     ticket_id: str
     customer: str
     email: str
@@ -26,12 +32,17 @@ class Ticket(BaseModel):
     body: str
 
 
+class TicketWithStatus(Ticket):
+    status: Literal["open", "pending", "closed"]
+
+
 class GetOrder(BaseModel):
     model_config = ConfigDict(extra="forbid")
     order_id: str
 
 
 class Order(BaseModel):
+    model_config = ConfigDict(extra="forbid")
     order_id: str
     customer: str
     item: str
@@ -40,24 +51,24 @@ class Order(BaseModel):
     status: str
 
 
-def _load(name: str) -> dict[str, dict[str, object]]:
+def _record(name: str, key: str, fields: set[str]) -> dict[str, object]:
     data: dict[str, dict[str, object]] = json.loads((DATA / name).read_text())
-    return data
+    if key not in data:
+        raise LookupError(f"no record {key} in {name}")
+    return {k: v for k, v in data[key].items() if k in fields}
 
 
-@skill(name="tickets.get", version="1.0.0", risk=RiskLevel.READ_ONLY)
 async def get_ticket(args: GetTicket, ctx: SkillContext) -> Ticket:
     """Fetch a customer support ticket by id (e.g. T-1001)."""
-    tickets = _load("tickets.json")
-    if args.ticket_id not in tickets:
-        raise LookupError(f"no ticket {args.ticket_id}")
-    return Ticket.model_validate(tickets[args.ticket_id])
+    return Ticket.model_validate(_record("tickets.json", args.ticket_id, set(Ticket.model_fields)))
 
 
-@skill(name="orders.get", version="1.0.0", risk=RiskLevel.READ_ONLY)
+async def get_ticket_with_status(args: GetTicket, ctx: SkillContext) -> TicketWithStatus:
+    """Fetch a customer support ticket by id (e.g. T-1001), with its status."""
+    fields = set(TicketWithStatus.model_fields)
+    return TicketWithStatus.model_validate(_record("tickets.json", args.ticket_id, fields))
+
+
 async def get_order(args: GetOrder, ctx: SkillContext) -> Order:
     """Fetch an order by id (e.g. A-1001): item, amount paid, currency, delivery status."""
-    orders = _load("orders.json")
-    if args.order_id not in orders:
-        raise LookupError(f"no order {args.order_id}")
-    return Order.model_validate(orders[args.order_id])
+    return Order.model_validate(_record("orders.json", args.order_id, set(Order.model_fields)))

@@ -12,29 +12,11 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from orchestrator._yaml import positions, where
 from orchestrator.exceptions import PlanError
 from orchestrator.plans.models import Plan
 
 __all__ = ["load_plan", "load_plans", "parse_plan"]
-
-
-def _positions(node: yaml.Node, path: tuple[str, ...], out: dict[tuple[str, ...], str]) -> None:
-    mark = node.start_mark
-    out[path] = f"line {mark.line + 1}, column {mark.column + 1}"
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            if isinstance(key, yaml.ScalarNode):
-                _positions(value, (*path, str(key.value)), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _positions(item, (*path, str(i)), out)
-
-
-def _where(positions: dict[tuple[str, ...], str], loc: tuple[str, ...]) -> str:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in positions:
-            return positions[loc[:cut]]
-    return "line 1, column 1"
 
 
 _ROOT_REF = re.compile(r"^Value error, (steps\.\d+(?:\.[a-z_]+)?)(?: \([^)]*\))?: ")
@@ -66,8 +48,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         raise PlanError(f"{source}: not valid YAML: {exc}") from exc
     if node is None or not isinstance(raw, dict):
         raise PlanError(f"{source}: a plan must be a YAML mapping with name and steps")
-    positions: dict[tuple[str, ...], str] = {}
-    _positions(node, (), positions)
+    found = positions(node)
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
@@ -75,7 +56,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         for err in exc.errors():
             loc, msg = _location(err["loc"], err["msg"])
             field = ".".join(loc) or "<root>"
-            lines.append(f"{source}: {_where(positions, loc)}: {field}: {msg}")
+            lines.append(f"{source}: {where(found, loc)}: {field}: {msg}")
         raise PlanError("\n".join(lines)) from exc
 
 

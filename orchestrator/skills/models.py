@@ -8,14 +8,18 @@ sees the same tools on replay even if the project changed since.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from orchestrator.types import JsonObject
 
-__all__ = ["RiskLevel", "SkillContext", "SkillSpec"]
+__all__ = ["DEFAULT_KEY_PARTS", "RiskLevel", "SkillContext", "SkillSpec"]
+
+DEFAULT_KEY_PARTS = ("workflow_id", "step_id", "call_id", "skill")
+"""The idempotency key of a call unless its contract says otherwise: one effect per call."""
 
 
 class RiskLevel(StrEnum):
@@ -31,17 +35,54 @@ class RiskLevel(StrEnum):
         """Irreversible writes and external side effects are gated unless a skill says otherwise."""
         return self in (RiskLevel.IRREVERSIBLE_WRITE, RiskLevel.EXTERNAL_SIDE_EFFECT)
 
+    @property
+    def rank(self) -> int:
+        """Order of harm, lowest first: a newer version with a higher rank is a breaking change."""
+        return list(RiskLevel).index(self)
+
 
 class SkillSpec(BaseModel):
-    """The serialisable description of one skill version."""
+    """The serialisable description of one skill version: its contract, as a session keeps it.
+
+    Every field after `output_schema` has a default, so the histories of sessions started
+    before contracts existed still decode.
+    """
 
     name: str
     version: str
     description: str
     risk: RiskLevel
     requires_approval: bool
+    """The "always" approval policy: every call waits for a person."""
     input_schema: JsonObject
     output_schema: JsonObject
+    approval_condition: str | None = None
+    """A CEL expression over the arguments; a call for which it is true waits for a person."""
+    idempotent: bool = False
+    """Calling twice with the same arguments has the effect of calling once, keys aside."""
+    idempotency_key: list[str] = Field(default_factory=lambda: list(DEFAULT_KEY_PARTS))
+    """What the call's key is hashed from: run coordinates and `args.<field>` values."""
+    timeout: timedelta | None = None
+    """Longest one attempt may run; empty: the session's skill-call default."""
+    max_attempts: int | None = None
+    """Attempts before the call fails; empty: the session's default."""
+    initial_retry: timedelta | None = None
+    max_retry: timedelta | None = None
+    reads: list[str] = Field(default_factory=list)
+    """Data classes the skill reads (e.g. `customer_pii`)."""
+    writes: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    deprecated: str | None = None
+    """Why the version is deprecated and what to use instead; empty when it is not."""
+    implementation: str | None = None
+    """`python:module:function`, or (later) `mcp:connector/tool`."""
+    source: str | None = None
+    """The file that declares the contract."""
+
+    @property
+    def ref(self) -> str:
+        """`name@version`, how logs and messages name one skill version."""
+        return f"{self.name}@{self.version}"
 
     @property
     def tool_name(self) -> str:

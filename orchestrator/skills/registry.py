@@ -1,110 +1,178 @@
-"""The skill registry, first form: one version per skill name, loaded from a project.
+"""The skill registry: every version of every skill in a project, side by side.
 
-Skills live as Python modules in the project's `skills/` folder; loading imports each file
-and collects every `Skill` object defined at module level.
+A session resolves the versions it will use once, at its start (`resolve_refs`), and keeps
+the resolved specs in its history; a worker holding several versions then runs exactly
+the version a session recorded (`get(name, version)`), so deploying 2.2.0 never changes a
+session that started on 2.1.0.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeAlias
 
 from orchestrator.exceptions import SkillDefinitionError, UnknownSkillError
+from orchestrator.skills.loader import load_project_skills
 from orchestrator.skills.models import SkillSpec
+from orchestrator.skills.semver import Version, VersionRange, parse_ref, parse_version
 from orchestrator.skills.skill import Skill
 
-__all__ = ["SkillRegistry"]
+__all__ = ["AnySkill", "SkillRegistry"]
 
 AnySkill: TypeAlias = Skill[Any, Any]
 """The registry holds skills of every input and output type."""
 
 
 class SkillRegistry:
-    """Skills by name."""
+    """Skill versions by name and version."""
 
-    def __init__(self, skills: list[AnySkill] | None = None) -> None:
-        self._skills: dict[str, AnySkill] = {}
+    def __init__(self, skills: Iterable[AnySkill] | None = None) -> None:
+        self._versions: dict[str, dict[Version, AnySkill]] = {}
         self._tools: dict[str, str] = {}
         for item in skills or []:
             self.register(item)
 
     def register(self, item: AnySkill) -> None:
-        """Add a skill.
+        """Add a skill version.
 
         Raises:
-            SkillDefinitionError: the name, or the tool name the model would see, is taken.
+            SkillDefinitionError: the version is already registered, or the tool name the
+                model would see belongs to another skill.
         """
-        name = item.spec.name
-        if name in self._skills:
-            other = self._skills[name].module
+        spec = item.spec
+        versions = self._versions.setdefault(spec.name, {})
+        version = parse_version(spec.version)
+        if version in versions:
             raise SkillDefinitionError(
-                f"{item.module}: skill {name!r} is already defined in {other}"
+                f"{item.module}: version: skill {spec.ref} is already defined in"
+                f" {versions[version].module}"
             )
-        tool = item.spec.tool_name
-        if tool in self._tools:
+        tool = spec.tool_name
+        owner = self._tools.get(tool)
+        if owner is not None and owner != spec.name:
+            if not versions:
+                del self._versions[spec.name]
             raise SkillDefinitionError(
-                f"{item.module}: skill {name!r} would be offered to models as {tool!r},"
-                f" which {self._tools[tool]!r} already is"
+                f"{item.module}: name: skill {spec.name!r} would be offered to models as"
+                f" {tool!r}, which {owner!r} already is"
             )
-        self._skills[name] = item
-        self._tools[tool] = name
+        versions[version] = item
+        self._tools[tool] = spec.name
 
-    def get(self, name: str) -> AnySkill:
-        """The skill called `name`.
+    def versions(self, name: str) -> list[AnySkill]:
+        """Every registered version of `name`, oldest first.
 
         Raises:
             UnknownSkillError: no such skill; the message lists the known ones.
         """
         try:
-            return self._skills[name]
+            found = self._versions[name]
         except KeyError:
-            known = ", ".join(sorted(self._skills)) or "none"
+            known = ", ".join(self.names()) or "none"
             raise UnknownSkillError(f"unknown skill {name!r} (registered: {known})") from None
+        return [found[v] for v in sorted(found)]
 
-    def specs(self, names: list[str]) -> list[SkillSpec]:
-        """Specs of the named skills, in order."""
-        return [self.get(name).spec for name in names]
+    def get(self, name: str, version: str | None = None) -> AnySkill:
+        """Exactly `name@version`, or the latest non-deprecated version when none is given.
+
+        Raises:
+            UnknownSkillError: no such skill or version, naming what there is.
+        """
+        if version is None:
+            return self.resolve(name)
+        for item in self.versions(name):
+            if item.spec.version == version:
+                return item
+        raise UnknownSkillError(
+            f"skill {name}@{version} is not registered (versions: {self._listing(name)})"
+        )
+
+    def resolve(self, ref: str) -> AnySkill:
+        """The version a reference like `payments.refund@^2.1` asks for.
+
+        The highest matching version that is not deprecated; a deprecated one only when
+        nothing else matches and the reference names a range.
+
+        Raises:
+            UnknownSkillError: the reference is malformed, or no version matches.
+        """
+        name, wanted = _parse(ref)
+        return self._pick(name, [wanted], ref)
+
+    def resolve_refs(self, refs: Iterable[str]) -> list[SkillSpec]:
+        """One spec per skill named in `refs`, matching every range given for it.
+
+        A session uses one version of each skill, so two steps asking for
+        `tickets.get@^1.0` and `tickets.get@~1.1` get the highest version in both.
+
+        Raises:
+            UnknownSkillError: a reference is malformed, or no version fits all its ranges.
+        """
+        ranges: dict[str, list[VersionRange]] = {}
+        texts: dict[str, list[str]] = {}
+        for ref in refs:
+            name, wanted = _parse(ref)
+            ranges.setdefault(name, []).append(wanted)
+            texts.setdefault(name, []).append(ref)
+        return [
+            self._pick(name, wanted, " and ".join(dict.fromkeys(texts[name]))).spec
+            for name, wanted in ranges.items()
+        ]
+
+    def specs(self, refs: list[str]) -> list[SkillSpec]:
+        """Specs of the referenced skill versions, in order."""
+        return [self.resolve(ref).spec for ref in refs]
 
     def names(self) -> list[str]:
         """Registered skill names, sorted."""
-        return sorted(self._skills)
+        return sorted(self._versions)
+
+    def all(self) -> list[AnySkill]:
+        """Every registered version, by name and then oldest first."""
+        return [item for name in self.names() for item in self.versions(name)]
 
     def __len__(self) -> int:
-        return len(self._skills)
+        return len(self._versions)
+
+    def _pick(self, name: str, wanted: list[VersionRange], ref: str) -> AnySkill:
+        matching = [
+            item
+            for item in self.versions(name)
+            if all(parse_version(item.spec.version) in r for r in wanted)
+        ]
+        current = [item for item in matching if not item.spec.deprecated]
+        if current:
+            return current[-1]
+        if matching and any(str(r) != "*" for r in wanted):
+            return matching[-1]
+        if matching:
+            raise UnknownSkillError(
+                f"every version of {name} is deprecated ({self._listing(name)});"
+                f" name one explicitly, e.g. {name}@{matching[-1].spec.version}"
+            )
+        raise UnknownSkillError(
+            f"no version of {name} matches {ref!r} (versions: {self._listing(name)})"
+        )
+
+    def _listing(self, name: str) -> str:
+        return ", ".join(
+            item.spec.version + (" (deprecated)" if item.spec.deprecated else "")
+            for item in self.versions(name)
+        )
 
     @classmethod
     def load_directory(cls, directory: Path) -> SkillRegistry:
-        """Import every `*.py` file in `directory` (not starting with `_`) and collect its skills.
+        """Load a project's `skills/` folder: contract files and `@skill` modules.
 
         Raises:
-            SkillDefinitionError: a file fails to import, or defines a skill badly.
+            SkillDefinitionError: any file is malformed, or two declare one version.
         """
-        registry = cls()
-        if not directory.is_dir():
-            return registry
-        for path in sorted(directory.glob("*.py")):
-            if path.name.startswith("_"):
-                continue
-            module_name = f"orchestrator_project_skills.{path.stem}"
-            spec = importlib.util.spec_from_file_location(module_name, path)
-            if spec is None or spec.loader is None:
-                raise SkillDefinitionError(f"{path}: cannot be imported")
-            module = sys.modules.get(module_name)
-            if module is None or getattr(module, "__file__", None) != str(path):
-                module = importlib.util.module_from_spec(spec)
-                sys.modules[module_name] = module
-                try:
-                    spec.loader.exec_module(module)
-                except SkillDefinitionError:
-                    raise
-                except Exception as exc:
-                    del sys.modules[module_name]
-                    raise SkillDefinitionError(
-                        f"{path}: failed to import: {type(exc).__name__}: {exc}"
-                    ) from exc
-            for value in vars(module).values():
-                if isinstance(value, Skill):
-                    registry.register(value)
-        return registry
+        return cls(load_project_skills(directory))
+
+
+def _parse(ref: str) -> tuple[str, VersionRange]:
+    try:
+        return parse_ref(ref)
+    except ValueError as exc:
+        raise UnknownSkillError(str(exc)) from None

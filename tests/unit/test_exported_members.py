@@ -20,11 +20,13 @@ PACKAGES = {
         "skill",
     },
     "orchestrator.skills": {
+        "Contract",
         "RiskLevel",
         "Skill",
         "SkillContext",
         "SkillRegistry",
         "SkillSpec",
+        "bind",
         "skill",
     },
     "orchestrator.plans": {
