@@ -14,6 +14,8 @@ OrchestratorError
 │   ├── ProviderTimeoutError    no answer in time
 │   ├── ProviderConnectionError connection refused or reset
 │   └── ProviderResponseError   the answer is not valid chat-completions JSON
+├── RoutingError                no deployment fits a request, or a policy/rule is broken
+│   └── BudgetExceededError     a tenant's or team's budget cannot cover a new session
 ├── ApprovalError               an approval decision was refused (unknown, mismatched, decided)
 ├── StoreError                  the audit/session store failed
 └── DevServerError              the embedded Temporal dev server did not start
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 __all__ = [
     "ApprovalError",
+    "BudgetExceededError",
     "ConfigError",
     "DevServerError",
     "OrchestratorError",
@@ -35,6 +38,7 @@ __all__ = [
     "ProviderHTTPError",
     "ProviderResponseError",
     "ProviderTimeoutError",
+    "RoutingError",
     "SkillArgumentsError",
     "SkillDefinitionError",
     "SkillError",
@@ -110,6 +114,14 @@ class ProviderConnectionError(ProviderError):
 
 class ProviderResponseError(ProviderError):
     """The endpoint answered, but not with a valid chat-completions body."""
+
+
+class RoutingError(OrchestratorError):
+    """No deployment satisfies a request's hard constraints, or a policy or rule is broken."""
+
+
+class BudgetExceededError(RoutingError):
+    """A budget cannot cover a new session; the message names the budget and the figures."""
 
 
 class ApprovalError(OrchestratorError):

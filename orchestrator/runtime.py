@@ -11,6 +11,7 @@ from pathlib import Path
 
 from orchestrator.exceptions import ConfigError
 from orchestrator.logs import register_secret
+from orchestrator.providers.anthropic import AnthropicProvider
 from orchestrator.providers.openai import OpenAIProvider
 from orchestrator.providers.registry import (
     ModelEntry,
@@ -33,7 +34,7 @@ class Runtime:
     store: Store
     models: ModelRegistry
     skills: SkillRegistry
-    _providers: dict[str, OpenAIProvider] = field(default_factory=dict)
+    _providers: dict[str, OpenAIProvider | AnthropicProvider] = field(default_factory=dict)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:
@@ -58,7 +59,7 @@ class Runtime:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def model(self, name: str) -> tuple[ModelEntry, OpenAIProvider]:
+    def model(self, name: str) -> tuple[ModelEntry, OpenAIProvider | AnthropicProvider]:
         """The registry entry of a model and a client for its provider.
 
         Raises:
@@ -67,15 +68,20 @@ class Runtime:
         _key, entry, provider_entry = self.models.resolve(name)
         return entry, self._provider(entry.provider, provider_entry)
 
-    def _provider(self, name: str, entry: ProviderEntry) -> OpenAIProvider:
+    def _provider(self, name: str, entry: ProviderEntry) -> OpenAIProvider | AnthropicProvider:
         client = self._providers.get(name)
         if client is None:
-            if entry.kind != "openai":
+            kind: type[OpenAIProvider | AnthropicProvider]
+            if entry.kind == "openai":
+                kind = OpenAIProvider
+            elif entry.kind == "anthropic":
+                kind = AnthropicProvider
+            else:
                 raise ConfigError(f"provider {name!r}: unsupported kind {entry.kind!r}")
-            client = OpenAIProvider(
+            new = kind(
                 base_url=entry.base_url, api_key=entry.api_key(), timeout=entry.timeout_seconds
             )
-            self._providers[name] = client
+            self._providers[name] = client = new
         return client
 
     async def close(self) -> None:

@@ -1,11 +1,12 @@
 """Model providers: the provider-neutral chat shapes, the models file, and the adapters.
 
 The workflow only ever sees `ChatMessage`, `ModelRequest` and `ModelResponse`; the models
-file (`ModelRegistry`) says which endpoint serves a named model; an adapter such as
-`OpenAIProvider` carries a request to that endpoint and maps every failure to a
-`ProviderError`.
+file (`ModelRegistry`) says which endpoint serves a named model; an adapter
+(`OpenAIProvider`, `AnthropicProvider`) carries a request to that endpoint and maps every
+failure to a `ProviderError`.
 """
 
+from orchestrator.providers.anthropic import AnthropicProvider
 from orchestrator.providers.messages import (
     ChatMessage,
     ModelRequest,
@@ -16,6 +17,7 @@ from orchestrator.providers.messages import (
 )
 from orchestrator.providers.openai import OpenAIProvider
 from orchestrator.providers.registry import (
+    AliasEntry,
     ModelEntry,
     ModelRegistry,
     ProviderEntry,
@@ -23,6 +25,8 @@ from orchestrator.providers.registry import (
 )
 
 __all__ = [
+    "AliasEntry",
+    "AnthropicProvider",
     "ChatMessage",
     "ModelEntry",
     "ModelRegistry",

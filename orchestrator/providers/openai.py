@@ -12,22 +12,12 @@ endpoint echoes back is scrubbed before it is put into a message.
 from __future__ import annotations
 
 import json
-import math
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
-from types import TracebackType
-from typing import Self
 
 import httpx
 from pydantic import JsonValue
 
-from orchestrator.exceptions import (
-    ConfigError,
-    ProviderConnectionError,
-    ProviderHTTPError,
-    ProviderResponseError,
-    ProviderTimeoutError,
-)
+from orchestrator.exceptions import ProviderResponseError
+from orchestrator.providers._http import HTTPProvider, parse_arguments
 from orchestrator.providers.messages import (
     ChatMessage,
     ModelRequest,
@@ -39,9 +29,6 @@ from orchestrator.providers.messages import (
 from orchestrator.types import JsonObject
 
 __all__ = ["OpenAIProvider"]
-
-_MAX_DETAIL = 300
-_REDACTED = "[redacted]"
 
 
 def _message_to_wire(message: ChatMessage) -> JsonObject:
@@ -93,49 +80,6 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
     return body
 
 
-def _parse_arguments(raw: str) -> tuple[JsonObject | None, str | None]:
-    """The parsed arguments object, or None and why not.
-
-    An empty string counts as `{}`: some OpenAI-compatible servers send it for tools that
-    take no arguments, and the skill's own validation still catches missing fields.
-    """
-    if not raw.strip():
-        return {}, None
-    try:
-        value: JsonValue = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return None, f"arguments are not valid JSON: {exc.msg} at char {exc.pos}"
-    if not isinstance(value, dict):
-        return None, f"arguments are not a JSON object but {type(value).__name__}"
-    return value, None
-
-
-def _parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After`."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            seconds = float(raw_ms) / 1000
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
 def _error_detail(response: httpx.Response) -> str:
     """The endpoint's own error message: OpenAI's `error.message`, or the start of the body."""
     try:
@@ -151,10 +95,6 @@ def _error_detail(response: httpx.Response) -> str:
         if isinstance(body.get("message"), str):
             return str(body["message"])
     return response.text.strip()
-
-
-def _truncate(text: str, limit: int = _MAX_DETAIL) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class _Shape:
@@ -210,7 +150,7 @@ def _tool_call(shape: _Shape, value: JsonValue, index: int) -> ToolCall:
         arguments_json = raw or ""
     else:
         raise shape.error(f"response {path}.function.arguments is not a string")
-    arguments, parse_error = _parse_arguments(arguments_json)
+    arguments, parse_error = parse_arguments(arguments_json)
     return ToolCall(
         id=call_id,
         name=name,
@@ -247,7 +187,7 @@ def _response_from_wire(shape: _Shape, body: JsonValue) -> ModelResponse:
     )
 
 
-class OpenAIProvider:
+class OpenAIProvider(HTTPProvider):
     """Calls one OpenAI-compatible endpoint's `/chat/completions`.
 
     Use it as an async context manager, or call `aclose()`, so the connection pool is
@@ -272,43 +212,13 @@ class OpenAIProvider:
         timeout: float = 60.0,
         http_client: httpx.AsyncClient | None = None,
     ) -> None:
-        try:
-            root = httpx.URL(base_url)
-        except httpx.InvalidURL as exc:
-            raise ConfigError(f"provider base_url {base_url!r} is not a valid URL") from exc
-        if root.scheme not in ("http", "https") or not root.host:
-            raise ConfigError(f"provider base_url {base_url!r} is not an http(s) URL")
-        url = root.copy_with(path=root.path.rstrip("/") + "/chat/completions")
-        self._url = url
-        self._endpoint = str(url.copy_with(username=None, password=None, query=None))
-        self._api_key = api_key or None
-        self._timeout = httpx.Timeout(timeout)
-        self._owns_client = http_client is None
-        self._client = http_client if http_client is not None else httpx.AsyncClient()
-
-    @property
-    def endpoint(self) -> str:
-        """The chat-completions URL, without credentials; safe to log."""
-        return self._endpoint
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Close the HTTP client, unless it was passed in."""
-        if self._owns_client:
-            await self._client.aclose()
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._api_key, _REDACTED) if self._api_key else text
+        super().__init__(
+            base_url=base_url,
+            path="/chat/completions",
+            api_key=api_key,
+            timeout=timeout,
+            http_client=http_client,
+        )
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send one chat-completions request and normalise the answer.
@@ -324,32 +234,5 @@ class OpenAIProvider:
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        try:
-            response = await self._client.post(
-                self._url, json=_request_to_wire(request), headers=headers, timeout=self._timeout
-            )
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
-                f"{self._endpoint}: no answer within {self._timeout.read}s ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            detail = self._redact(str(exc)) or type(exc).__name__
-            raise ProviderConnectionError(
-                f"{self._endpoint}: connection failed: {_truncate(detail)}"
-            ) from exc
-        if response.is_error:
-            detail = _truncate(self._redact(_error_detail(response))) or response.reason_phrase
-            raise ProviderHTTPError(
-                f"{self._endpoint}: HTTP {response.status_code}: {detail}",
-                status_code=response.status_code,
-                retry_after=_parse_retry_after(response.headers),
-            )
-        try:
-            body: JsonValue = response.json()
-        except ValueError:
-            start = _truncate(self._redact(response.text.strip()), 100)
-            raise ProviderResponseError(
-                f"{self._endpoint}: response is not JSON (HTTP {response.status_code},"
-                f" body starts {start!r})"
-            ) from None
+        body = await self._post(_request_to_wire(request), headers, _error_detail)
         return _response_from_wire(_Shape(self._endpoint), body)

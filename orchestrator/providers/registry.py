@@ -1,8 +1,11 @@
-"""The model registry file: named models mapped to provider deployments.
+"""The model registry file: deployments, the aliases workflows code against, and policies.
 
-A workflow names a model (`demo-strong`); this file says which endpoint serves it, with
-which model id, at what price. Transport and auth live on the provider entry, the shape
-of the model on the model entry, so moving a model to another endpoint is one line.
+A deployment (an entry of `models:`, e.g. `demo-strong`) is one model id on one provider
+endpoint, with its prices, context window, capabilities, region, the data classes it may
+receive and its quality per task type. An alias (`reasoning-strong`) names an ordered list
+of deployments: the router chooses among them, and the order is the fallback chain.
+Transport and auth live on the provider entry, so moving a model is one line. The
+`routing:` and `budgets:` sections are described in `orchestrator.routing.policy`.
 
 ```yaml
 providers:
@@ -16,6 +19,12 @@ models:
     model: scripted-strong
     input_price_per_mtok: 3.0
     output_price_per_mtok: 15.0
+    capabilities: [tools, json]      # what the router may rely on
+    region: eu
+    data_classes: [public, internal, pii]
+    quality: {default: 0.9, code: 0.95}
+aliases:
+  reasoning-strong: {deployments: [demo-strong, demo-strong-b]}
 default_model: demo-fast
 ```
 """
@@ -31,8 +40,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.routing.policy import Budget, RoutingConfig
 
-__all__ = ["ModelEntry", "ModelRegistry", "ProviderEntry", "load_model_registry"]
+__all__ = ["AliasEntry", "ModelEntry", "ModelRegistry", "ProviderEntry", "load_model_registry"]
+
+Capability = Literal["tools", "json", "vision"]
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -42,8 +54,9 @@ class ProviderEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["openai"] = "openai"
-    """Wire protocol. `openai` covers OpenAI, vLLM, Ollama, OpenRouter and LiteLLM proxies."""
+    kind: Literal["openai", "anthropic"] = "openai"
+    """Wire protocol. `openai` covers OpenAI, vLLM, Ollama, OpenRouter and LiteLLM proxies;
+    `anthropic` is Anthropic's Messages API."""
     base_url: str
     api_key_env: str | None = None
     """Environment variable holding the API key; the key itself never sits in a file."""
@@ -55,7 +68,7 @@ class ProviderEntry(BaseModel):
 
 
 class ModelEntry(BaseModel):
-    """A named model: which provider serves it, its id there, and its price."""
+    """A deployment: which provider serves it, its id there, its price and what it can do."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -64,12 +77,36 @@ class ModelEntry(BaseModel):
     input_price_per_mtok: float = Field(default=0.0, ge=0)
     output_price_per_mtok: float = Field(default=0.0, ge=0)
     context_window: int = Field(default=128_000, gt=0)
+    capabilities: frozenset[Capability] = frozenset({"tools", "json"})
+    region: str = "any"
+    """Where the deployment processes data; `any` satisfies no region requirement but `any`."""
+    data_classes: frozenset[Literal["public", "internal", "pii", "confidential"]] = frozenset(
+        {"public", "internal"}
+    )
+    """Classes of data it may receive; a `pii` step never goes to one without `pii`."""
+    quality: dict[str, float] = Field(default_factory=lambda: {"default": 0.5})
+    """Quality 0..1 per task type; `default` covers task types not listed."""
+    latency_ms: float = Field(default=1000.0, gt=0)
+    """Expected latency of one call, used until live measurements exist."""
+
+    def quality_for(self, task_type: str) -> float:
+        """Quality for a task type, falling back to `default` (then 0.5)."""
+        return self.quality.get(task_type, self.quality.get("default", 0.5))
 
     def cost(self, input_tokens: int, output_tokens: int) -> float:
         """Price in US dollars of a call with these token counts."""
         return (
             input_tokens * self.input_price_per_mtok + output_tokens * self.output_price_per_mtok
         ) / 1_000_000
+
+
+class AliasEntry(BaseModel):
+    """An abstract model name and the deployments that may serve it, in fallback order."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    deployments: list[str] = Field(min_length=1)
+    description: str | None = None
 
 
 class ModelRegistry(BaseModel):
@@ -79,7 +116,12 @@ class ModelRegistry(BaseModel):
 
     providers: dict[str, ProviderEntry]
     models: dict[str, ModelEntry]
+    """Deployments by name."""
+    aliases: dict[str, AliasEntry] = Field(default_factory=dict)
     default_model: str
+    """A deployment or alias for steps that name none."""
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    budgets: list[Budget] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _check_references(self) -> ModelRegistry:
@@ -89,20 +131,53 @@ class ModelRegistry(BaseModel):
                     f"models.{name}.provider: unknown provider {entry.provider!r}"
                     f" (known: {', '.join(sorted(self.providers))})"
                 )
-        if self.default_model not in self.models:
+        for name, alias in self.aliases.items():
+            if name in self.models:
+                raise ValueError(f"aliases.{name}: a deployment already has this name")
+            for deployment in alias.deployments:
+                if deployment not in self.models:
+                    raise ValueError(f"aliases.{name}: unknown deployment {deployment!r}")
+        if self.default_model not in self.models and self.default_model not in self.aliases:
             raise ValueError(f"default_model: unknown model {self.default_model!r}")
+        for policy_name, policy in self.routing.policies.items():
+            for rule in policy.rules:
+                for ref in [*rule.exclude, *rule.only, *rule.prefer]:
+                    if ref not in self.models and ref not in self.aliases:
+                        raise ValueError(
+                            f"routing.policies.{policy_name}: rule {rule.name!r} names"
+                            f" unknown model {ref!r}"
+                        )
         return self
 
-    def resolve(self, name: str | None) -> tuple[str, ModelEntry, ProviderEntry]:
-        """The model called `name` (or the default), with its provider.
+    @property
+    def names(self) -> list[str]:
+        """Every name a plan or a switch request may use: deployments and aliases."""
+        return sorted([*self.models, *self.aliases])
+
+    def deployments_for(self, name: str | None) -> list[str]:
+        """The deployments a name stands for, in fallback order (a deployment: itself).
 
         Raises:
-            ConfigError: no model has that name.
+            ConfigError: no deployment or alias has that name.
         """
         key = name or self.default_model
-        entry = self.models.get(key)
-        if entry is None:
-            raise ConfigError(f"unknown model {key!r} (known: {', '.join(sorted(self.models))})")
+        if key in self.models:
+            return [key]
+        alias = self.aliases.get(key)
+        if alias is None:
+            raise ConfigError(f"unknown model {key!r} (known: {', '.join(self.names)})")
+        return list(alias.deployments)
+
+    def resolve(self, name: str | None) -> tuple[str, ModelEntry, ProviderEntry]:
+        """The deployment called `name` (or the default), with its provider.
+
+        An alias gives its first deployment.
+
+        Raises:
+            ConfigError: no deployment or alias has that name.
+        """
+        key = self.deployments_for(name)[0]
+        entry = self.models[key]
         return key, entry, self.providers[entry.provider]
 
 

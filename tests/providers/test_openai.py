@@ -128,6 +128,8 @@ async def replay() -> AsyncIterator[ReplayServer]:
 
 def test_public_api_is_locked() -> None:
     assert set(orchestrator.providers.__all__) == {
+        "AliasEntry",
+        "AnthropicProvider",
         "ChatMessage",
         "ModelEntry",
         "ModelRegistry",

@@ -1,0 +1,182 @@
+"""What every HTTP model provider shares: URL checks, the client's life, error mapping.
+
+An adapter (`OpenAIProvider`, `AnthropicProvider`) subclasses `HTTPProvider`, builds its
+wire body and reads its wire answer; sending, timeouts, connection failures, HTTP error
+statuses, `Retry-After` and API-key redaction are handled here once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Self
+
+import httpx
+from pydantic import JsonValue
+
+from orchestrator.exceptions import (
+    ConfigError,
+    ProviderConnectionError,
+    ProviderHTTPError,
+    ProviderResponseError,
+    ProviderTimeoutError,
+)
+from orchestrator.types import JsonObject
+
+__all__ = ["HTTPProvider", "parse_arguments", "parse_retry_after", "truncate"]
+
+_MAX_DETAIL = 300
+_REDACTED = "[redacted]"
+
+
+def parse_arguments(raw: str) -> tuple[JsonObject | None, str | None]:
+    """The parsed arguments object, or None and why not.
+
+    An empty string counts as `{}`: some OpenAI-compatible servers send it for tools that
+    take no arguments, and the skill's own validation still catches missing fields.
+    """
+    if not raw.strip():
+        return {}, None
+    try:
+        value: JsonValue = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return None, f"arguments are not valid JSON: {exc.msg} at char {exc.pos}"
+    if not isinstance(value, dict):
+        return None, f"arguments are not a JSON object but {type(value).__name__}"
+    return value, None
+
+
+def parse_retry_after(headers: httpx.Headers) -> float | None:
+    """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After`."""
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            seconds = float(raw_ms) / 1000
+        except ValueError:
+            seconds = math.nan
+        if math.isfinite(seconds) and seconds >= 0:
+            return seconds
+    raw = headers.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return max(0.0, (when - datetime.now(UTC)).total_seconds())
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def truncate(text: str, limit: int = _MAX_DETAIL) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class HTTPProvider:
+    """Posts JSON to one endpoint and maps every failure to a `ProviderError`.
+
+    Use it as an async context manager, or call `aclose()`, so the connection pool is
+    released. A client passed in is used as is and left open: its owner closes it.
+
+    Raises:
+        ConfigError: `base_url` is not an http(s) URL.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        path: str,
+        api_key: str | None,
+        timeout: float,
+        http_client: httpx.AsyncClient | None,
+    ) -> None:
+        try:
+            root = httpx.URL(base_url)
+        except httpx.InvalidURL as exc:
+            raise ConfigError(f"provider base_url {base_url!r} is not a valid URL") from exc
+        if root.scheme not in ("http", "https") or not root.host:
+            raise ConfigError(f"provider base_url {base_url!r} is not an http(s) URL")
+        url = root.copy_with(path=root.path.rstrip("/") + path)
+        self._url = url
+        self._endpoint = str(url.copy_with(username=None, password=None, query=None))
+        self._api_key = api_key or None
+        self._timeout = httpx.Timeout(timeout)
+        self._owns_client = http_client is None
+        self._client = http_client if http_client is not None else httpx.AsyncClient()
+
+    @property
+    def endpoint(self) -> str:
+        """The URL requests go to, without credentials; safe to log."""
+        return self._endpoint
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the HTTP client, unless it was passed in."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._api_key, _REDACTED) if self._api_key else text
+
+    async def _post(
+        self,
+        body: JsonObject,
+        headers: dict[str, str],
+        error_detail: Callable[[httpx.Response], str],
+    ) -> JsonValue:
+        """Send `body` and return the parsed JSON answer.
+
+        Raises:
+            ProviderHTTPError: 4xx/5xx; retryable for 429 and 5xx, with `retry_after`.
+            ProviderTimeoutError: no answer within the timeout.
+            ProviderConnectionError: the endpoint could not be reached or dropped.
+            ProviderResponseError: the answer is not JSON.
+        """
+        try:
+            response = await self._client.post(
+                self._url, json=body, headers=headers, timeout=self._timeout
+            )
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(
+                f"{self._endpoint}: no answer within {self._timeout.read}s ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            detail = self._redact(str(exc)) or type(exc).__name__
+            raise ProviderConnectionError(
+                f"{self._endpoint}: connection failed: {truncate(detail)}"
+            ) from exc
+        if response.is_error:
+            detail = truncate(self._redact(error_detail(response))) or response.reason_phrase
+            raise ProviderHTTPError(
+                f"{self._endpoint}: HTTP {response.status_code}: {detail}",
+                status_code=response.status_code,
+                retry_after=parse_retry_after(response.headers),
+            )
+        try:
+            parsed: JsonValue = response.json()
+        except ValueError:
+            start = truncate(self._redact(response.text.strip()), 100)
+            raise ProviderResponseError(
+                f"{self._endpoint}: response is not JSON (HTTP {response.status_code},"
+                f" body starts {start!r})"
+            ) from None
+        return parsed

@@ -1,0 +1,141 @@
+"""Live per-deployment metrics: latency EWMA and p95, error rate, rate-limit cooldowns.
+
+`call_model` reports every call here; the router reads it. A failure or a 429 puts the
+deployment into cooldown (for `Retry-After` when the endpoint says, else a backoff that
+doubles with each consecutive failure), and the router avoids it until the cooldown ends.
+
+The numbers are per worker process: each worker learns from the calls it makes. `version`
+changes only when something the router scores on changes materially (a cooldown starts or
+ends, the latency moves to another power-of-two bucket, the error rate moves a tenth), so
+decisions can be cached between changes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+__all__ = ["DeploymentStats", "LiveMetrics"]
+
+_ALPHA = 0.2
+"""Weight of the newest sample in the latency and error EWMAs."""
+
+
+@dataclass
+class DeploymentStats:
+    """What is known about one deployment right now."""
+
+    latency_ewma_ms: float | None = None
+    samples: deque[float] = field(default_factory=lambda: deque(maxlen=200))
+    error_rate: float = 0.0
+    """EWMA of failures (1) and successes (0)."""
+    calls: int = 0
+    failures: int = 0
+    consecutive_failures: int = 0
+    cooldown_until: float = 0.0
+    cooldown_cause: str | None = None
+    rate_limited: bool = False
+
+    @property
+    def p95_ms(self) -> float | None:
+        """95th percentile of recent latencies."""
+        if not self.samples:
+            return None
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
+def _bucket(latency_ms: float | None) -> int:
+    return -1 if latency_ms is None else int(math.log2(max(latency_ms, 1.0)))
+
+
+class LiveMetrics:
+    """Per-deployment stats, updated from every call.
+
+    Args:
+        clock: Seconds on a monotonic clock; tests pass a fake one to end cooldowns
+            without waiting.
+        base_cooldown: Seconds of cooldown after a first failure without `Retry-After`.
+        max_cooldown: Longest cooldown a failure (not a `Retry-After`) can cause.
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        base_cooldown: float = 5.0,
+        max_cooldown: float = 300.0,
+    ) -> None:
+        self.clock = clock
+        self.base_cooldown = base_cooldown
+        self.max_cooldown = max_cooldown
+        self.version = 0
+        self._stats: dict[str, DeploymentStats] = {}
+
+    def stats(self, deployment: str) -> DeploymentStats:
+        """The stats of a deployment (created empty on first use)."""
+        found = self._stats.get(deployment)
+        if found is None:
+            found = self._stats[deployment] = DeploymentStats()
+        return found
+
+    def peek(self, deployment: str) -> DeploymentStats | None:
+        """The stats of a deployment, or None if it was never called."""
+        return self._stats.get(deployment)
+
+    def snapshot(self) -> dict[str, DeploymentStats]:
+        """Every deployment seen so far."""
+        return dict(self._stats)
+
+    def record_success(self, deployment: str, latency_ms: float) -> None:
+        """A call answered in `latency_ms`."""
+        s = self.stats(deployment)
+        before = (_bucket(s.latency_ewma_ms), round(s.error_rate, 1))
+        s.calls += 1
+        s.samples.append(latency_ms)
+        s.latency_ewma_ms = (
+            latency_ms
+            if s.latency_ewma_ms is None
+            else _ALPHA * latency_ms + (1 - _ALPHA) * s.latency_ewma_ms
+        )
+        s.error_rate *= 1 - _ALPHA
+        s.consecutive_failures = 0
+        s.rate_limited = False
+        if (_bucket(s.latency_ewma_ms), round(s.error_rate, 1)) != before:
+            self.version += 1
+
+    def record_failure(
+        self, deployment: str, cause: str, *, rate_limited: bool = False, retry_after: float | None
+    ) -> float:
+        """A call failed; start (or extend) a cooldown. Returns the cooldown in seconds."""
+        s = self.stats(deployment)
+        s.calls += 1
+        s.failures += 1
+        s.consecutive_failures += 1
+        if not rate_limited:
+            # A 429 says the deployment is busy, not that it is faulty.
+            s.error_rate = _ALPHA + (1 - _ALPHA) * s.error_rate
+        s.rate_limited = rate_limited
+        if retry_after is not None:
+            seconds = retry_after
+        else:
+            seconds = min(self.max_cooldown, self.base_cooldown * 2 ** (s.consecutive_failures - 1))
+        s.cooldown_until = max(s.cooldown_until, self.clock() + seconds)
+        s.cooldown_cause = cause
+        self.version += 1
+        return seconds
+
+    def cooldown_left(self, deployment: str) -> float:
+        """Seconds until the deployment may be chosen again; 0 when it is not cooling down."""
+        s = self._stats.get(deployment)
+        if s is None or not s.cooldown_until:
+            return 0.0
+        left = s.cooldown_until - self.clock()
+        if left <= 0:
+            s.cooldown_until = 0.0
+            self.version += 1
+            return 0.0
+        return left

@@ -1,0 +1,415 @@
+"""The policy router: hard constraints, CEL rules, then a score; every loser gets a reason.
+
+A decision runs in four passes over the deployments a request may use (the alias's, the
+named deployment, or all):
+
+1. CEL rules of the policy are evaluated over the request; each that holds may exclude
+   deployments, allow only some, require a region or add a bonus. A rule's result is
+   cached per value of the variables it reads (found by static analysis), so a rule over
+   `tenant` costs one evaluation per tenant, not per decision.
+2. Hard constraints: a failed deployment in this step (failover), capabilities, context
+   window, region, data classification, rule exclusions. A deployment that fails one never
+   wins, whatever else happens.
+3. Soft constraints: cooldown (live metrics) and the step's quality floor (its difficulty).
+   If no deployment passes them, the least bad one that passes every hard constraint
+   wins, and the reason says so.
+4. A score: quality for the task type, cost and latency (normalised over the eligible
+   set), recent error rate, rule bonuses, and a small bonus for the deployment already
+   pinned so near-ties do not flap. With `keep_for_session`, the pinned deployment stays
+   whenever it passes 2 and 3.
+
+Whole decisions are cached too, keyed by everything they read, until the live metrics
+change materially (`LiveMetrics.version`) or a cooldown they depend on ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import cel
+
+from orchestrator.exceptions import ConfigError, RoutingError
+from orchestrator.routing.metrics import LiveMetrics
+from orchestrator.routing.policy import Policy, Rule
+from orchestrator.routing.types import Candidate, RouteRequest, RoutingDecision
+
+if TYPE_CHECKING:
+    from orchestrator.providers.registry import ModelEntry, ModelRegistry
+
+__all__ = ["REQUEST_VARIABLES", "Router"]
+
+REQUEST_VARIABLES = (
+    "tenant",
+    "team",
+    "task_type",
+    "tokens_so_far",
+    "headers",
+    "tags",
+    "data_class",
+    "difficulty",
+    "step",
+    "budget_used",
+    "boundary",
+)
+"""Names a rule expression may read."""
+
+_DOWNGRADE_FACTOR = 3.0
+_CACHE_LIMIT = 50_000
+
+
+@dataclass(frozen=True)
+class _CompiledRule:
+    rule: Rule
+    program: cel.Program
+    variables: tuple[str, ...]
+    exclude: frozenset[str]
+    only: frozenset[str]
+    prefer: tuple[tuple[str, float], ...]
+
+
+@dataclass(frozen=True)
+class _Effects:
+    fired: tuple[str, ...]
+    exclude: dict[str, str]
+    only: frozenset[str] | None
+    only_rule: str | None
+    region: str | None
+    bonus: dict[str, float]
+
+
+def _context_value(req: RouteRequest, name: str, budget_used: float) -> object:
+    match name:
+        case "tenant":
+            return req.tenant
+        case "team":
+            return req.team
+        case "task_type":
+            return req.task_type
+        case "tokens_so_far":
+            return req.tokens_so_far
+        case "headers":
+            return req.headers
+        case "tags":
+            return req.tags
+        case "data_class":
+            return req.data_class
+        case "difficulty":
+            return req.difficulty.value
+        case "step":
+            return req.step_id
+        case "budget_used":
+            return budget_used
+        case _:
+            return req.boundary
+
+
+def _hashable(value: object) -> object:
+    if isinstance(value, dict):
+        return tuple(sorted(value.items()))
+    if isinstance(value, list):
+        return tuple(value)
+    return value
+
+
+class Router:
+    """Chooses a deployment for a request under the models file's policies.
+
+    Args:
+        registry: The models file.
+        metrics: Live metrics to read; a fresh empty one when not given.
+
+    Raises:
+        ConfigError: a rule's expression does not compile or reads an unknown variable.
+    """
+
+    def __init__(self, registry: ModelRegistry, metrics: LiveMetrics | None = None) -> None:
+        self.registry = registry
+        self.metrics = metrics if metrics is not None else LiveMetrics()
+        self._all = list(registry.models)
+        self._rules: dict[str, list[_CompiledRule]] = {
+            name: [self._compile(name, rule) for rule in policy.rules]
+            for name, policy in registry.routing.policies.items()
+        }
+        self._rule_cache: dict[tuple[object, ...], bool] = {}
+        self._decisions: dict[tuple[object, ...], tuple[RoutingDecision, int, float]] = {}
+
+    def _expand(self, names: Iterable[str]) -> frozenset[str]:
+        out: set[str] = set()
+        for name in names:
+            out.update(self.registry.deployments_for(name))
+        return frozenset(out)
+
+    def _compile(self, policy: str, rule: Rule) -> _CompiledRule:
+        where = f"routing.policies.{policy} rule {rule.name!r}"
+        try:
+            program = cel.compile(rule.when)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: expression does not compile: {exc}") from None
+        variables = tuple(program.variables())
+        unknown = [v for v in variables if v not in REQUEST_VARIABLES]
+        # Names bound by comprehension macros are listed too; only plain unknowns fail.
+        if unknown and not any(m in rule.when for m in (".all(", ".exists(", ".map(", ".filter(")):
+            raise ConfigError(
+                f"{where}: unknown variable(s) {', '.join(unknown)}"
+                f" (known: {', '.join(REQUEST_VARIABLES)})"
+            )
+        return _CompiledRule(
+            rule=rule,
+            program=program,
+            variables=tuple(v for v in variables if v in REQUEST_VARIABLES),
+            exclude=self._expand(rule.exclude),
+            only=self._expand(rule.only),
+            prefer=tuple(
+                (d, bonus) for name, bonus in rule.prefer.items() for d in self._expand([name])
+            ),
+        )
+
+    def policy(self, name: str | None) -> tuple[str, Policy]:
+        """The named policy, or the default one.
+
+        Raises:
+            RoutingError: no policy has that name.
+        """
+        key = name or self.registry.routing.default_policy
+        found = self.registry.routing.policies.get(key)
+        if found is None:
+            known = ", ".join(sorted(self.registry.routing.policies))
+            raise RoutingError(f"unknown routing policy {key!r} (known: {known})")
+        return key, found
+
+    # ---- rules ---------------------------------------------------------------------------
+
+    def _holds(self, policy: str, compiled: _CompiledRule, req: RouteRequest, used: float) -> bool:
+        values = [_context_value(req, v, used) for v in compiled.variables]
+        key = (policy, compiled.rule.name, *(_hashable(v) for v in values))
+        cached = self._rule_cache.get(key)
+        if cached is not None:
+            return cached
+        try:
+            result = compiled.program.execute(dict(zip(compiled.variables, values, strict=True)))
+        except (RuntimeError, ValueError, TypeError) as exc:
+            raise RoutingError(f"rule {compiled.rule.name!r} failed to evaluate: {exc}") from None
+        if not isinstance(result, bool):
+            raise RoutingError(
+                f"rule {compiled.rule.name!r} must give a bool, gave {type(result).__name__}"
+            )
+        if len(self._rule_cache) > _CACHE_LIMIT:
+            self._rule_cache.clear()
+        self._rule_cache[key] = result
+        return result
+
+    def _effects(self, policy: str, req: RouteRequest, used: float) -> _Effects:
+        fired: list[str] = []
+        exclude: dict[str, str] = {}
+        only: frozenset[str] | None = None
+        only_rule: str | None = None
+        region: str | None = None
+        bonus: dict[str, float] = {}
+        for compiled in self._rules[policy]:
+            if not self._holds(policy, compiled, req, used):
+                continue
+            rule = compiled.rule
+            fired.append(rule.name)
+            for d in compiled.exclude:
+                exclude.setdefault(d, rule.name)
+            if compiled.only:
+                only = compiled.only if only is None else only & compiled.only
+                only_rule = rule.name
+            if rule.require_region:
+                region = rule.require_region
+            for d, b in compiled.prefer:
+                bonus[d] = bonus.get(d, 0.0) + b
+        return _Effects(tuple(fired), exclude, only, only_rule, region, bonus)
+
+    # ---- constraints ---------------------------------------------------------------------
+
+    @staticmethod
+    def _hard(name: str, d: ModelEntry, req: RouteRequest, fx: _Effects) -> str | None:
+        """Why the deployment may never serve this request, or None."""
+        if name in req.exclude:
+            return f"failed in this step: {req.exclude[name]}"
+        missing = [c for c in req.needs if c not in d.capabilities]
+        if missing:
+            return f"lacks capability {', '.join(missing)}"
+        tokens = req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens
+        if tokens > d.context_window:
+            return f"context {d.context_window} < {tokens} tokens needed"
+        for region in (req.region, fx.region):
+            if region and d.region != region:
+                return f"region {d.region} is not {region}"
+        if req.data_class not in d.data_classes:
+            return f"may not receive {req.data_class} data"
+        if name in fx.exclude:
+            return f"excluded by rule {fx.exclude[name]!r}"
+        if fx.only is not None and name not in fx.only:
+            return f"not allowed by rule {fx.only_rule!r}"
+        return None
+
+    # ---- decision ------------------------------------------------------------------------
+
+    def _budget_key(self, used: float, policy: Policy) -> int:
+        return 1 if used >= policy.downgrade_at else 0
+
+    def decide(self, req: RouteRequest, *, budget_used: float = 0.0) -> RoutingDecision:
+        """Choose a deployment for `req`.
+
+        Args:
+            req: The request.
+            budget_used: Share (0..1) of the tightest budget that applies, already in use.
+
+        Raises:
+            RoutingError: no deployment satisfies the hard constraints, or a name, policy or
+                rule is unknown or broken.
+        """
+        policy_name, policy = self.policy(req.policy)
+        fx = self._effects(policy_name, req, budget_used)
+        key = (
+            policy_name,
+            req.name,
+            req.task_type,
+            req.data_class,
+            req.difficulty,
+            tuple(req.needs),
+            req.region,
+            (req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens) >> 10,
+            req.current,
+            tuple(sorted(req.exclude)),
+            fx.fired,
+            self._budget_key(budget_used, policy),
+        )
+        hit = self._decisions.get(key)
+        now = self.metrics.clock()
+        if hit is not None and hit[1] == self.metrics.version and now < hit[2]:
+            return hit[0].model_copy(update={"cached": True, "budget_used": budget_used})
+        decision, valid_until = self._decide(req, policy_name, policy, fx, budget_used, now)
+        if len(self._decisions) > _CACHE_LIMIT:
+            self._decisions.clear()
+        self._decisions[key] = (decision, self.metrics.version, valid_until)
+        return decision
+
+    def _pool(self, req: RouteRequest) -> list[str]:
+        if req.name is None:
+            return self._all
+        try:
+            return self.registry.deployments_for(req.name)
+        except ConfigError as exc:
+            raise RoutingError(str(exc)) from None
+
+    def _decide(
+        self,
+        req: RouteRequest,
+        policy_name: str,
+        policy: Policy,
+        fx: _Effects,
+        budget_used: float,
+        now: float,
+    ) -> tuple[RoutingDecision, float]:
+        models = self.registry.models
+        floor = policy.quality_floor.get(req.difficulty, 0.0)
+        lost: dict[str, str] = {}
+        eligible: list[str] = []
+        soft: list[tuple[float, str]] = []
+        valid_until = float("inf")
+        for name in self._pool(req):
+            d = models[name]
+            why = self._hard(name, d, req, fx)
+            if why is not None:
+                lost[name] = why
+                continue
+            cooling = self.metrics.cooldown_left(name)
+            if cooling > 0:
+                valid_until = min(valid_until, now + cooling)
+                cause = self.metrics.stats(name).cooldown_cause or "failure"
+                lost[name] = f"cooling down for {cooling:.0f}s after {cause}"
+                soft.append((cooling, name))
+                continue
+            quality = d.quality_for(req.task_type)
+            if quality < floor:
+                lost[name] = f"quality {quality:.2f} below {req.difficulty.value} floor {floor:.2f}"
+                soft.append((1e9 + floor - quality, name))
+                continue
+            eligible.append(name)
+        fallback_note = ""
+        if not eligible:
+            if not soft:
+                detail = "; ".join(f"{n}: {why}" for n, why in lost.items()) or "none named"
+                raise RoutingError(
+                    f"no deployment can serve step {req.step_id!r}"
+                    f" (policy {policy_name}, {req.name or 'any model'}): {detail}"
+                )
+            best = min(soft)[1]
+            fallback_note = f"; every deployment is cooling down or below the floor: {lost[best]}"
+            eligible = [best]
+            del lost[best]
+        scores = self._scores(eligible, req, policy, fx, budget_used)
+        if policy.keep_for_session and req.current in scores:
+            winner, why = req.current, "kept for the session (policy keep_for_session)"
+        else:
+            winner = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
+            why = f"best score {scores[winner]:.3f}"
+            if req.current == winner and req.boundary != "session_start":
+                why += " (already pinned)"
+        why += fallback_note
+        candidates = [Candidate(deployment=winner, eligible=True, score=scores[winner], reason=why)]
+        for name in eligible:
+            if name != winner:
+                candidates.append(
+                    Candidate(
+                        deployment=name,
+                        eligible=True,
+                        score=scores[name],
+                        reason=f"score {scores[name]:.3f} < {scores[winner]:.3f}",
+                    )
+                )
+        candidates.extend(
+            Candidate(deployment=name, eligible=False, reason=reason)
+            for name, reason in lost.items()
+        )
+        decision = RoutingDecision(
+            deployment=winner,
+            name=req.name,
+            policy=policy_name,
+            reason=why,
+            candidates=candidates,
+            rules_fired=list(fx.fired),
+            budget_used=budget_used,
+        )
+        return decision, valid_until
+
+    def _scores(
+        self,
+        eligible: list[str],
+        req: RouteRequest,
+        policy: Policy,
+        fx: _Effects,
+        budget_used: float,
+    ) -> dict[str, float]:
+        models = self.registry.models
+        w = policy.weights
+        cost_weight = w.cost * (_DOWNGRADE_FACTOR if budget_used >= policy.downgrade_at else 1.0)
+        costs: dict[str, float] = {}
+        latencies: dict[str, float] = {}
+        for name in eligible:
+            d = models[name]
+            costs[name] = d.cost(req.expected_input_tokens, req.expected_output_tokens)
+            stats = self.metrics.peek(name)
+            ewma = stats.latency_ewma_ms if stats is not None else None
+            latencies[name] = ewma if ewma is not None else d.latency_ms
+        max_cost = max(costs.values()) or 1.0
+        max_latency = max(latencies.values()) or 1.0
+        scores: dict[str, float] = {}
+        for name in eligible:
+            stats = self.metrics.peek(name)
+            score = (
+                w.quality * models[name].quality_for(req.task_type)
+                - cost_weight * costs[name] / max_cost
+                - w.latency * latencies[name] / max_latency
+                - w.errors * (stats.error_rate if stats is not None else 0.0)
+                + fx.bonus.get(name, 0.0)
+            )
+            if name == req.current:
+                score += policy.stickiness
+            scores[name] = round(score, 6)
+        return scores

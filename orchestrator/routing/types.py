@@ -1,0 +1,66 @@
+"""What the router is asked and what it answers; both cross the workflow boundary.
+
+Pure pydantic shapes with no I/O, so the workflow can build a `RouteRequest` and record a
+`RoutingDecision` (the decision itself is made in an activity: it reads live metrics).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from orchestrator.routing.policy import Difficulty
+
+__all__ = ["Candidate", "RouteRequest", "RoutingDecision"]
+
+
+class RouteRequest(BaseModel):
+    """One question to the router, asked at a safe boundary (or a forced failover)."""
+
+    session_id: str = "-"
+    tenant: str = "default"
+    team: str = "default"
+    policy: str | None = None
+    """Policy name; empty means the models file's default policy."""
+    name: str | None = None
+    """A deployment or alias the step (or a switch request) names; empty: every deployment."""
+    step_id: str = "-"
+    task_type: str = "default"
+    tags: list[str] = Field(default_factory=list)
+    data_class: str = "internal"
+    difficulty: Difficulty = Difficulty.MEDIUM
+    needs: list[str] = Field(default_factory=list)
+    """Capabilities the step needs (`tools` when it offers skills, `json`, `vision`)."""
+    region: str | None = None
+    tokens_so_far: int = 0
+    expected_input_tokens: int = 2_000
+    expected_output_tokens: int = 500
+    headers: dict[str, str] = Field(default_factory=dict)
+    current: str | None = None
+    """The deployment pinned so far in this session, if any."""
+    boundary: str = "session_start"
+    exclude: dict[str, str] = Field(default_factory=dict)
+    """Deployments that failed in this step, with the cause; a failover must avoid them."""
+
+
+class Candidate(BaseModel):
+    """One deployment the router considered, and why it won or lost."""
+
+    deployment: str
+    eligible: bool
+    score: float | None = None
+    reason: str
+    """For the winner, why it won; for the others, why each lost."""
+
+
+class RoutingDecision(BaseModel):
+    """The router's answer: the deployment, the policy, and every candidate with reasons."""
+
+    deployment: str
+    name: str | None = None
+    policy: str
+    reason: str
+    candidates: list[Candidate] = Field(default_factory=list)
+    rules_fired: list[str] = Field(default_factory=list)
+    budget_used: float | None = None
+    """Share of the tightest budget in use when the decision was made (0..1)."""
+    cached: bool = False
