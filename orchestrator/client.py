@@ -6,6 +6,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from orchestrator.observability.tracing import tracing_interceptor
 from orchestrator.settings import Settings
 
 __all__ = ["connect"]
@@ -15,7 +16,8 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
     """A client with the runtime's data converter, using the settings' address and TLS.
 
     The client carries no plugin: workers add `OrchestratorPlugin(runtime)` themselves, so
-    one client can serve a worker and plain callers alike.
+    one client can serve a worker and plain callers alike. It does carry the process's
+    tracing interceptor, so a session's trace starts where it is started.
 
     Args:
         settings: Where Temporal is and how to reach it.
@@ -35,6 +37,7 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         tls=tls,
         api_key=api_key,
         data_converter=pydantic_data_converter,
+        interceptors=[tracing_interceptor()],
     )
 
 

@@ -18,6 +18,7 @@ from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from orchestrator.observability import MetricsInterceptor, tracing_interceptor
 from orchestrator.runtime import Runtime
 from orchestrator.session.activities import SessionActivities
 from orchestrator.session.workflow import AgentSessionWorkflow
@@ -65,15 +66,21 @@ def _converter(_existing: DataConverter | None) -> DataConverter:
 class OrchestratorPlugin(SimplePlugin):
     """Adds the agent-session runtime to a Temporal client or worker.
 
+    Both carry Temporal's OpenTelemetry `TracingInterceptor` (one instance per process,
+    so a worker on a client that has it does not trace twice); a worker also gets the
+    interceptor that records Prometheus metrics from its activities.
+
     Args:
         runtime: The process's runtime. Without one the plugin only sets the data
-            converter, which is what a client needs.
+            converter and tracing, which is what a client needs.
     """
 
     def __init__(self, runtime: Runtime | None = None) -> None:
         super().__init__(
             "orchestrator.OrchestratorPlugin",
             data_converter=_converter,
+            interceptors=[tracing_interceptor()]
+            + ([MetricsInterceptor(runtime.store)] if runtime else []),
             workflows=[AgentSessionWorkflow] if runtime else None,
             activities=SessionActivities(runtime).all() if runtime else None,
             workflow_runner=workflow_runner() if runtime else None,

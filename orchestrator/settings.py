@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["Settings"]
@@ -64,6 +64,27 @@ class Settings(BaseSettings):
 
     models_file: Path | None = None
     """Model registry file (default: `<project_dir>/models.yaml`)."""
+
+    metrics_host: str = "127.0.0.1"
+    """Interface the worker's `/metrics`, `/healthz` and `/readyz` listen on (`0.0.0.0` in
+    a container)."""
+
+    metrics_port: int | None = Field(default=9464, ge=0, le=65535)
+    """Port of the worker's metrics endpoint; 0 picks a free one, `off` (or empty) turns
+    it off."""
+
+    api_host: str = "127.0.0.1"
+    """Interface `orchestrator api` listens on."""
+
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    """Port of `orchestrator api` (health and metrics; the HTTP API and inbox later)."""
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _port_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in ("", "off", "none"):
+            return None
+        return value
 
     @property
     def resolved_state_dir(self) -> Path:

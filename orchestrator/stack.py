@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port, port_in_use
+from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
@@ -36,6 +37,8 @@ class Stack:
     ui_url: str | None
     replay_url: str | None
     dev_server: DevServer | None
+    metrics_url: str | None = None
+    """The worker's `/metrics` page root, when a worker runs here and serves one."""
 
 
 @contextlib.asynccontextmanager
@@ -80,7 +83,12 @@ async def embedded_stack(
         client = await connect(settings, address=address)
         runtime = await Runtime.open(settings)
         stack.push_async_callback(runtime.close)
+        metrics_url = None
         if worker:
+            configure_tracing("orchestrator-worker")
+            metrics_url = await stack.enter_async_context(
+                serve_http(runtime.store, host=settings.metrics_host, port=settings.metrics_port)
+            )
             stop = asyncio.Event()
             task = asyncio.create_task(run_worker(client, runtime, stop))
 
@@ -97,4 +105,5 @@ async def embedded_stack(
             ui_url=ui_url,
             replay_url=replay_url,
             dev_server=server,
+            metrics_url=metrics_url,
         )

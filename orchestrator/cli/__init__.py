@@ -18,6 +18,7 @@ from orchestrator.cli.demo import run_demo
 from orchestrator.cli.transcript import print_transcript
 from orchestrator.client import connect
 from orchestrator.exceptions import PlanError
+from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
@@ -70,6 +71,7 @@ async def dev(
             console.print(f"replay model API   {stack.replay_url}")
         console.print(f"store              {settings.resolved_database_url}")
         console.print(f"worker             task queue {settings.task_queue!r}")
+        console.print(f"metrics            {stack.metrics_url or '-'}/metrics")
         console.print("[dim]Ctrl-C stops everything[/]")
         await _until_interrupted()
         console.print("stopping...")
@@ -86,14 +88,46 @@ async def worker(project: Project = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    configure_tracing("orchestrator-worker")
     try:
-        console.print(
-            f"worker on task queue {settings.task_queue!r}"
-            f" at {client.service_client.config.target_host}"
-        )
-        await run_worker(client, runtime, stop)
+        async with serve_http(
+            runtime.store, host=settings.metrics_host, port=settings.metrics_port
+        ) as metrics_url:
+            console.print(
+                f"worker on task queue {settings.task_queue!r}"
+                f" at {client.service_client.config.target_host}"
+                f"; metrics {metrics_url or '-'}/metrics"
+            )
+            await run_worker(client, runtime, stop)
     finally:
         await runtime.close()
+
+
+@app.command()
+@run_async
+async def api(
+    project: Project = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default: the setting).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the setting).")] = None,
+) -> None:
+    """Serve the API process: `/healthz`, `/readyz` (store reachable) and `/metrics`.
+
+    The HTTP API, approval inbox and MCP server will mount on this process; today it
+    serves the operator endpoints, reading shared figures (approvals pending) from the store.
+    """
+    settings = load_settings(project)
+    configure_tracing("orchestrator-api")
+    async with (
+        await Store.open(settings.resolved_database_url) as store,
+        serve_http(
+            store,
+            host=host or settings.api_host,
+            port=settings.api_port if port is None else port,
+            required=True,
+        ) as url,
+    ):
+        console.print(f"api on {url} (/healthz, /readyz, /metrics)")
+        await _until_interrupted()
 
 
 def _parse_input(raw: str) -> JsonObject:

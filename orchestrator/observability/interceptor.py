@@ -1,0 +1,139 @@
+"""Record metrics around the session activities, on the worker that runs them.
+
+An interceptor rather than calls sprinkled through the activities: it reads each
+activity's typed input and result, so the activities stay about their work, and workflow
+code never touches a metric (a replay must not count anything again). A bookkeeping
+activity whose completion is lost (its worker dies right after the write) runs again and
+may count its events twice; metrics are for operations, the audit store is the record.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+from temporalio.worker import ActivityInboundInterceptor, ExecuteActivityInput, Interceptor
+
+from orchestrator.observability.metrics import METRICS, Metrics, reason_label
+from orchestrator.session import names
+from orchestrator.session.types import (
+    ApprovalDecisionInput,
+    ApprovalRequestInput,
+    ModelCallInput,
+    ModelCallResult,
+    RecordEventsInput,
+    SkillCallInput,
+    SkillCallResult,
+)
+from orchestrator.store.records import ApprovalStatus, EventKind
+from orchestrator.store.store import Store
+
+__all__ = ["DEFAULT_TENANT", "MetricsInterceptor"]
+
+DEFAULT_TENANT = "default"
+"""The tenant label of sessions started without one."""
+
+
+class MetricsInterceptor(Interceptor):
+    """Worker interceptor that feeds `Metrics` from the session activities.
+
+    Args:
+        store: Read for approval decision latency (request and decision may be recorded
+            by different workers).
+        metrics: Where to record; the process's `METRICS` by default.
+    """
+
+    def __init__(self, store: Store, metrics: Metrics = METRICS) -> None:
+        self.store = store
+        self.metrics = metrics
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        """Wrap activity execution."""
+        return _Inbound(next, self)
+
+
+class _Inbound(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, root: MetricsInterceptor) -> None:
+        super().__init__(next)
+        self._root = root
+        self._record: dict[str, Callable[[Any, Any], Any]] = {
+            names.CALL_MODEL: self._model_call,
+            names.CALL_SKILL: self._skill_call,
+            names.RECORD_EVENTS: self._events,
+            names.RECORD_APPROVAL_REQUEST: self._approval_request,
+        }
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        name = activity.info().activity_type
+        arg = input.args[0] if input.args else None
+        started = time.perf_counter()
+        try:
+            result = await super().execute_activity(input)
+        except BaseException:
+            if name == names.CALL_MODEL and isinstance(arg, ModelCallInput):
+                self._root.metrics.provider_latency.labels(arg.model, "", "error").observe(
+                    time.perf_counter() - started
+                )
+            raise
+        if name == names.RECORD_APPROVAL_DECISION and isinstance(arg, ApprovalDecisionInput):
+            await self._approval_decision(arg)
+        elif name in self._record:
+            self._record[name](arg, result)
+        return result
+
+    def _model_call(self, call: object, result: object) -> None:
+        if not (isinstance(call, ModelCallInput) and isinstance(result, ModelCallResult)):
+            return
+        m = self._root.metrics
+        tenant = getattr(call.ctx, "tenant", None) or DEFAULT_TENANT
+        usage = result.response.usage
+        m.tokens.labels(tenant, call.model, "input").inc(usage.input_tokens)
+        m.tokens.labels(tenant, call.model, "output").inc(usage.output_tokens)
+        m.cost.labels(tenant, call.model).inc(result.cost_usd)
+        m.provider_latency.labels(call.model, result.deployment, "ok").observe(
+            result.duration_ms / 1000
+        )
+
+    def _skill_call(self, call: object, result: object) -> None:
+        if not (isinstance(call, SkillCallInput) and isinstance(result, SkillCallResult)):
+            return
+        if result.ok and call.validate_only:
+            return
+        outcome = "ok" if result.ok else result.error_kind or "error"
+        self._root.metrics.tool_calls.labels(call.skill, outcome).inc()
+
+    def _events(self, batch: object, _result: object) -> None:
+        if not isinstance(batch, RecordEventsInput):
+            return
+        m = self._root.metrics
+        for event in batch.events:
+            p = event.payload
+            if event.kind is EventKind.MODEL_PINNED and event.model:
+                m.routing_decisions.labels(event.model, reason_label(str(p.get("reason")))).inc()
+                previous = p.get("previous")
+                if previous and previous != event.model:
+                    m.model_switches.labels(str(p.get("boundary") or "unknown")).inc()
+            elif event.kind is EventKind.TOOL_ERROR:
+                # Decided in the workflow: an unknown tool or unparsable arguments
+                # (`tool`), or a skill whose every attempt failed (`skill`).
+                if "skill" in p:
+                    m.tool_calls.labels(str(p["skill"]), "failed").inc()
+                else:
+                    m.tool_calls.labels(str(p.get("tool")), "invalid_call").inc()
+
+    def _approval_request(self, request: object, _result: object) -> None:
+        if isinstance(request, ApprovalRequestInput):
+            self._root.metrics.approvals_requested.labels(request.approval.kind).inc()
+
+    async def _approval_decision(self, request: ApprovalDecisionInput) -> None:
+        m = self._root.metrics
+        decision = request.decision
+        m.approvals_decided.labels("approved" if decision.approve else "rejected").inc()
+        record = await self._root.store.get_approval(decision.approval_id)
+        if record is None or record.decided_at is None:
+            return
+        m.approval_latency.observe((record.decided_at - record.requested_at).total_seconds())
+        if record.status is ApprovalStatus.REJECTED and record.skill:
+            m.tool_calls.labels(record.skill, "rejected").inc()

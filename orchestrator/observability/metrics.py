@@ -1,0 +1,108 @@
+"""The metric families, in one registry per process.
+
+Label values come from a small, closed set (model and skill names from the project,
+boundary kinds, outcomes, tenants), never from free text: a routing reason is reduced to
+its leading phrase (`switch requested: ticket is urgent` counts as `switch requested`).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["LATENCY_BUCKETS", "METRICS", "Metrics", "reason_label"]
+
+LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+"""Seconds; model calls range from a loopback replay (ms) to long generations (minutes)."""
+
+_APPROVAL_BUCKETS: Final = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600)
+"""Seconds from request to decision: people answer in seconds to days."""
+
+_REASON_MAX: Final = 48
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label for a routing reason: the text before any `:`, shortened."""
+    head = reason.split(":", 1)[0].strip() or "unspecified"
+    return head[:_REASON_MAX]
+
+
+class Metrics:
+    """Every family this runtime exports, registered on its own registry.
+
+    One instance per process (`METRICS`); tests read values through `registry`.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        """Create the families on `registry` (a fresh one with process metrics if None)."""
+        if registry is None:
+            registry = CollectorRegistry()
+            ProcessCollector(registry=registry)
+        self.registry = registry
+        self.routing_decisions = Counter(
+            "orchestrator_routing_decisions",
+            "Models chosen for a step, by model and reason.",
+            ["model", "reason"],
+            registry=registry,
+        )
+        self.model_switches = Counter(
+            "orchestrator_model_switches",
+            "Changes of the pinned model, by the boundary they happened at (forced included).",
+            ["boundary"],
+            registry=registry,
+        )
+        self.tool_calls = Counter(
+            "orchestrator_tool_calls",
+            "Skill calls by skill and outcome (ok, invalid_arguments, invalid_call, "
+            "rejected, failed).",
+            ["skill", "outcome"],
+            registry=registry,
+        )
+        self.approvals_requested = Counter(
+            "orchestrator_approval_requests",
+            "Approval requests recorded, by kind (tool_call or step).",
+            ["kind"],
+            registry=registry,
+        )
+        self.approvals_decided = Counter(
+            "orchestrator_approval_decisions",
+            "Approval decisions recorded, by decision.",
+            ["decision"],
+            registry=registry,
+        )
+        self.approval_latency = Histogram(
+            "orchestrator_approval_decision_seconds",
+            "Time from an approval request to its decision.",
+            buckets=_APPROVAL_BUCKETS,
+            registry=registry,
+        )
+        self.approvals_pending = Gauge(
+            "orchestrator_approvals_pending",
+            "Approval requests waiting for a person, read from the store at scrape time.",
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "orchestrator_model_tokens",
+            "Model tokens by tenant, model and direction (input or output).",
+            ["tenant", "model", "direction"],
+            registry=registry,
+        )
+        self.cost = Counter(
+            "orchestrator_model_cost_usd",
+            "Model spend in US dollars by tenant and model.",
+            ["tenant", "model"],
+            registry=registry,
+        )
+        self.provider_latency = Histogram(
+            "orchestrator_provider_request_seconds",
+            "Duration of one model provider request, by model, deployment and outcome.",
+            ["model", "deployment", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+
+
+METRICS: Final = Metrics()
+"""This process's metrics."""

@@ -1,0 +1,95 @@
+"""The HTTP face of a process for operators: `/metrics`, `/healthz` and `/readyz`.
+
+Workers serve it beside their polling (`ORCHESTRATOR_METRICS_PORT`); `orchestrator api`
+serves it as the API process (where the HTTP API and inbox will mount). Gauges that
+describe shared state, such as approvals pending, are read from the store at scrape time,
+so every process reports the same number whichever worker recorded the request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from orchestrator.exceptions import OrchestratorError, StoreError
+from orchestrator.logs import get_logger
+from orchestrator.observability.metrics import METRICS, Metrics
+from orchestrator.replay import LoopbackServer
+from orchestrator.store.records import ApprovalStatus
+from orchestrator.store.store import Store
+
+__all__ = ["health_app", "serve_http"]
+
+log = get_logger(__name__)
+
+
+def health_app(store: Store, metrics: Metrics = METRICS) -> Starlette:
+    """The operator endpoints of one process, over its store and metrics."""
+
+    async def metrics_endpoint(request: Request) -> Response:
+        try:
+            pending = await store.list_approvals(status=ApprovalStatus.PENDING)
+            metrics.approvals_pending.set(len(pending))
+        except StoreError as exc:
+            # The rest of the page is still worth scraping; the gauge keeps its last value.
+            log.warning("metrics: store unreadable", error=str(exc))
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await store.list_sessions(limit=1)
+        except StoreError as exc:
+            return PlainTextResponse(f"store unavailable: {exc}\n", status_code=503)
+        return PlainTextResponse("ready\n")
+
+    return Starlette(
+        routes=[
+            Route("/metrics", metrics_endpoint),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+        ]
+    )
+
+
+@contextlib.asynccontextmanager
+async def serve_http(
+    store: Store, *, host: str, port: int | None, required: bool = False
+) -> AsyncIterator[str | None]:
+    """Serve `health_app` on `host:port` while the block runs; yields its URL.
+
+    Args:
+        store: The process's store.
+        host: Interface to bind (`0.0.0.0` in a container).
+        port: Port to bind; 0 picks a free one; None serves nothing (yields None).
+        required: Fail when the port cannot be bound, instead of logging a warning and
+            going on without it (a worker still works without its metrics page).
+
+    Raises:
+        OrchestratorError: `required` and the server could not start.
+    """
+    if port is None:
+        yield None
+        return
+    server = LoopbackServer(health_app(store), host=host, port=port)
+    try:
+        await server.__aenter__()
+    except (OSError, OrchestratorError) as exc:
+        if required:
+            raise OrchestratorError(f"cannot serve metrics on {host}:{port}: {exc}") from None
+        log.warning("metrics endpoint not started", host=host, port=port, error=str(exc))
+        yield None
+        return
+    log.info("metrics endpoint", url=f"{server.url}/metrics")
+    try:
+        yield server.url
+    finally:
+        await server.__aexit__(None, None, None)

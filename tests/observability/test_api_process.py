@@ -1,0 +1,67 @@
+"""`orchestrator api` as operators run it: a subprocess serving health and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from conftest import REPO
+
+import orchestrator.observability
+from orchestrator.devserver import free_port
+
+
+def test_public_api_is_exactly_exported() -> None:
+    assert sorted(orchestrator.observability.__all__) == [
+        "METRICS",
+        "Metrics",
+        "MetricsInterceptor",
+        "configure_tracing",
+        "health_app",
+        "serve_http",
+        "tracing_interceptor",
+    ]
+
+
+async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_PROJECT_DIR": str(REPO),
+        "ORCHESTRATOR_STATE_DIR": str(tmp_path / "state"),
+        "ORCHESTRATOR_LOG_FORMAT": "json",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "orchestrator",
+        "api",
+        "--port",
+        str(port),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            line = ""
+            while "api on" not in line:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "orchestrator api exited early"
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            assert (await http.get("/healthz")).text == "ok\n"
+            assert (await http.get("/readyz")).status_code == 200
+            metrics = await http.get("/metrics")
+        assert metrics.status_code == 200
+        assert "orchestrator_approvals_pending 0.0" in metrics.text
+        assert "# TYPE orchestrator_routing_decisions_total counter" in metrics.text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = await asyncio.wait_for(proc.wait(), 30)
+    assert code == 0
