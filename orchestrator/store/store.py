@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from orchestrator.exceptions import StoreError
 from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
+from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.records import (
     ApprovalRecord,
@@ -87,6 +88,8 @@ class Store:
         self._url = parse_url(url)
         self._engine = create_store_engine(url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
+        self.budgets = BudgetLedger(self._sessions, self._engine.dialect.name, self._errors)
+        """Budget reservations and spend (see `orchestrator.store.budgets`)."""
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:

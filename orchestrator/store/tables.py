@@ -27,6 +27,8 @@ __all__ = [
     "ApprovalRow",
     "AuditEventRow",
     "Base",
+    "BudgetReservationRow",
+    "BudgetUsageRow",
     "SessionRow",
     "UTCDateTime",
 ]
@@ -144,3 +146,35 @@ class ApprovalRow(Base):
     decided_by: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     reason: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
+
+
+class BudgetUsageRow(Base):
+    """Money and tokens committed (reserved or spent) and spent, per budget scope and period.
+
+    `committed` is what new sessions are checked against: the sum over sessions of the
+    larger of their reservation and their spend, so a reservation is never counted twice.
+    """
+
+    __tablename__ = "budget_usage"
+
+    scope: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    period: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    committed_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    committed_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    spent_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    spent_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+
+
+class BudgetReservationRow(Base):
+    """What one session holds of one budget, and what it has spent of it."""
+
+    __tablename__ = "budget_reservations"
+
+    session_id: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    scope: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    period: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    reserved_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    reserved_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    spent_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    spent_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    settled: Mapped[bool] = mapped_column(sa.Boolean(), nullable=False)

@@ -177,7 +177,7 @@ async def test_migrations_create_tables_indexes_and_unique_key(
         "ix_approvals_requested_at": ("requested_at",),
     }
     assert ("event_key",) in schema["unique"]
-    assert schema["version"] == "0001"
+    assert schema["version"] == "0002"
 
 
 async def test_migrations_match_the_table_models(store: Store, store_url: str) -> None:
@@ -195,7 +195,7 @@ async def test_migrate_twice_is_a_no_op(store: Store, store_url: str) -> None:
     await store.migrate()
 
     assert await store.get_session("s-1") == session_rec()
-    assert (await on_sync_connection(store_url, schema_of))["version"] == "0001"
+    assert (await on_sync_connection(store_url, schema_of))["version"] == "0002"
 
 
 async def test_concurrent_migrations_from_two_stores(store_url: str) -> None:
@@ -209,7 +209,7 @@ def test_sync_upgrade_works_from_plain_code(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
 
-    assert in_thread(lambda: on_sync_connection(store_url, schema_of))["version"] == "0001"
+    assert in_thread(lambda: on_sync_connection(store_url, schema_of))["version"] == "0002"
 
 
 async def test_sync_upgrade_also_works_inside_a_running_loop(store_url: str) -> None:

@@ -1,0 +1,237 @@
+"""The budget ledger: atomic per-session reservations and recorded spend.
+
+A budget scope (`tenant/team`) has, per period, a committed total: the sum over its
+sessions of the larger of what each reserved and what each spent. A new session reserves
+with one conditional `UPDATE ... WHERE committed + reserve <= limit`, so however many
+sessions start at once, in however many processes, they cannot together commit more than
+the limit. Spend beyond a session's reservation raises `committed` by the excess; settling
+a finished session gives back what it reserved but did not spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from orchestrator.store.tables import BudgetReservationRow, BudgetUsageRow
+
+__all__ = ["BudgetLedger", "BudgetUsage", "Reservation"]
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """A scope's figures for one period."""
+
+    scope: str
+    period: str
+    committed_usd: float = 0.0
+    committed_tokens: int = 0
+    spent_usd: float = 0.0
+    spent_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """What a session asks to hold of one budget, and the limits it is checked against."""
+
+    scope: str
+    period: str
+    usd: float
+    tokens: int
+    limit_usd: float | None
+    limit_tokens: int | None
+
+
+def _excess(spent: float, reserved: float) -> float:
+    return max(0.0, spent - reserved)
+
+
+class BudgetLedger:
+    """Budget operations on the store's database; reach it as `Store.budgets`."""
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        dialect: str,
+        errors: Callable[[str], AbstractContextManager[None]],
+    ) -> None:
+        self._sessions = sessions
+        self._dialect = dialect
+        self._errors = errors
+
+    def _insert(self, table: type[BudgetUsageRow] | type[BudgetReservationRow]) -> sqlite.Insert:
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        return insert(table)  # type: ignore[return-value]
+
+    async def _ensure_usage(self, session: AsyncSession, scope: str, period: str) -> None:
+        zero = {"committed_usd": 0.0, "committed_tokens": 0, "spent_usd": 0.0, "spent_tokens": 0}
+        await session.execute(
+            self._insert(BudgetUsageRow)
+            .values(scope=scope, period=period, **zero)
+            .on_conflict_do_nothing()
+        )
+
+    async def reserve(self, session_id: str, wanted: list[Reservation]) -> Reservation | None:
+        """Reserve for a session in every budget of `wanted`, all or nothing.
+
+        Idempotent per session and scope: a retried call finds its reservation and holds
+        nothing more.
+
+        Returns:
+            None when every reservation was made (or already held); otherwise the first
+            reservation that did not fit, and nothing was reserved.
+        """
+        with self._errors("reserve budget"):
+            async with self._sessions.begin() as session:
+                for want in wanted:
+                    held = await session.get(BudgetReservationRow, (session_id, want.scope))
+                    if held is not None:
+                        continue
+                    await self._ensure_usage(session, want.scope, want.period)
+                    row = BudgetUsageRow
+                    fits = [row.scope == want.scope, row.period == want.period]
+                    if want.limit_usd is not None:
+                        fits.append(row.committed_usd + want.usd <= want.limit_usd)
+                    if want.limit_tokens is not None:
+                        fits.append(row.committed_tokens + want.tokens <= want.limit_tokens)
+                    claimed = (
+                        await session.execute(
+                            sa.update(row)
+                            .where(*fits)
+                            .values(
+                                committed_usd=row.committed_usd + want.usd,
+                                committed_tokens=row.committed_tokens + want.tokens,
+                            )
+                            .returning(row.scope)
+                            .execution_options(synchronize_session=False)
+                        )
+                    ).scalar_one_or_none()
+                    if claimed is None:
+                        await session.rollback()
+                        return want
+                    session.add(
+                        BudgetReservationRow(
+                            session_id=session_id,
+                            scope=want.scope,
+                            period=want.period,
+                            reserved_usd=want.usd,
+                            reserved_tokens=want.tokens,
+                            spent_usd=0.0,
+                            spent_tokens=0,
+                            settled=False,
+                        )
+                    )
+        return None
+
+    async def record_spend(
+        self, session_id: str, scopes: list[tuple[str, str]], usd: float, tokens: int
+    ) -> None:
+        """Add one call's cost to a session's spend in each `(scope, period)`.
+
+        The caller makes this once per call (the model call's audit event is the guard).
+        """
+        with self._errors("record spend"):
+            async with self._sessions.begin() as session:
+                for scope, period in scopes:
+                    held = await session.get(BudgetReservationRow, (session_id, scope))
+                    if held is None:
+                        held = BudgetReservationRow(
+                            session_id=session_id,
+                            scope=scope,
+                            period=period,
+                            reserved_usd=0.0,
+                            reserved_tokens=0,
+                            spent_usd=0.0,
+                            spent_tokens=0,
+                            settled=False,
+                        )
+                        session.add(held)
+                        await self._ensure_usage(session, scope, period)
+                    extra_usd = _excess(held.spent_usd + usd, held.reserved_usd) - _excess(
+                        held.spent_usd, held.reserved_usd
+                    )
+                    extra_tokens = int(
+                        _excess(held.spent_tokens + tokens, held.reserved_tokens)
+                        - _excess(held.spent_tokens, held.reserved_tokens)
+                    )
+                    held.spent_usd += usd
+                    held.spent_tokens += tokens
+                    row = BudgetUsageRow
+                    await session.execute(
+                        sa.update(row)
+                        .where(row.scope == scope, row.period == held.period)
+                        .values(
+                            spent_usd=row.spent_usd + usd,
+                            spent_tokens=row.spent_tokens + tokens,
+                            committed_usd=row.committed_usd + extra_usd,
+                            committed_tokens=row.committed_tokens + extra_tokens,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+
+    async def settle(self, session_id: str) -> None:
+        """Give back what a finished session reserved but did not spend; once only."""
+        with self._errors("settle budget"):
+            async with self._sessions.begin() as session:
+                claimed = (
+                    await session.execute(
+                        sa.update(BudgetReservationRow)
+                        .where(
+                            BudgetReservationRow.session_id == session_id,
+                            BudgetReservationRow.settled.is_(False),
+                        )
+                        .values(settled=True)
+                        .returning(
+                            BudgetReservationRow.scope,
+                            BudgetReservationRow.period,
+                            BudgetReservationRow.reserved_usd,
+                            BudgetReservationRow.spent_usd,
+                            BudgetReservationRow.reserved_tokens,
+                            BudgetReservationRow.spent_tokens,
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+                ).all()
+                row = BudgetUsageRow
+                for scope, period, r_usd, s_usd, r_tok, s_tok in claimed:
+                    await session.execute(
+                        sa.update(row)
+                        .where(row.scope == scope, row.period == period)
+                        .values(
+                            committed_usd=row.committed_usd - max(0.0, r_usd - s_usd),
+                            committed_tokens=row.committed_tokens - max(0, r_tok - s_tok),
+                        )
+                        .execution_options(synchronize_session=False)
+                    )
+
+    async def usage(self, scope: str, period: str) -> BudgetUsage:
+        """A scope's figures for a period (zeros when nothing was recorded)."""
+        with self._errors("read budget"):
+            async with self._sessions() as session:
+                row = await session.get(BudgetUsageRow, (scope, period))
+        if row is None:
+            return BudgetUsage(scope=scope, period=period)
+        return BudgetUsage(
+            scope=scope,
+            period=period,
+            committed_usd=row.committed_usd,
+            committed_tokens=row.committed_tokens,
+            spent_usd=row.spent_usd,
+            spent_tokens=row.spent_tokens,
+        )
+
+    async def session_scopes(self, session_id: str) -> list[tuple[str, str]]:
+        """The `(scope, period)` pairs a session holds reservations in."""
+        with self._errors("read reservations"):
+            async with self._sessions() as session:
+                rows = await session.execute(
+                    sa.select(BudgetReservationRow.scope, BudgetReservationRow.period).where(
+                        BudgetReservationRow.session_id == session_id
+                    )
+                )
+                return [(scope, period) for scope, period in rows.all()]

@@ -1,0 +1,73 @@
+"""Budget ledger: atomic reservations, spend beyond a reservation, settling, refusal."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from orchestrator.store.budgets import Reservation
+from orchestrator.store.store import Store
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(f"sqlite+aiosqlite:///{tmp_path / 'b.db'}") as opened:
+        yield opened
+
+
+def want(usd: float = 1.0, tokens: int = 100, limit_usd: float | None = 5.0) -> Reservation:
+    return Reservation(
+        scope="acme/*",
+        period="2026-11",
+        usd=usd,
+        tokens=tokens,
+        limit_usd=limit_usd,
+        limit_tokens=10_000,
+    )
+
+
+async def test_concurrent_sessions_cannot_overspend_together(store: Store) -> None:
+    results = await asyncio.gather(*(store.budgets.reserve(f"s{i}", [want()]) for i in range(12)))
+    assert sum(1 for r in results if r is None) == 5
+    usage = await store.budgets.usage("acme/*", "2026-11")
+    assert usage.committed_usd == 5.0 and usage.committed_tokens == 500
+
+
+async def test_a_retried_reservation_holds_nothing_more(store: Store) -> None:
+    assert await store.budgets.reserve("s1", [want()]) is None
+    assert await store.budgets.reserve("s1", [want()]) is None
+    assert (await store.budgets.usage("acme/*", "2026-11")).committed_usd == 1.0
+
+
+async def test_all_or_nothing_across_scopes(store: Store) -> None:
+    team = Reservation("acme/ops", "2026-11", 1.0, 0, limit_usd=0.5, limit_tokens=None)
+    refused = await store.budgets.reserve("s1", [want(), team])
+    assert refused == team
+    assert (await store.budgets.usage("acme/*", "2026-11")).committed_usd == 0.0
+
+
+async def test_spend_beyond_the_reservation_commits_more_and_settle_gives_back(
+    store: Store,
+) -> None:
+    assert await store.budgets.reserve("s1", [want(usd=1.0)]) is None
+    scopes = await store.budgets.session_scopes("s1")
+    await store.budgets.record_spend("s1", scopes, 0.4, 40)
+    usage = await store.budgets.usage("acme/*", "2026-11")
+    assert (usage.committed_usd, usage.spent_usd) == (1.0, 0.4)
+    await store.budgets.record_spend("s1", scopes, 0.8, 80)
+    usage = await store.budgets.usage("acme/*", "2026-11")
+    assert usage.committed_usd == pytest.approx(1.2) and usage.spent_usd == pytest.approx(1.2)
+    await store.budgets.settle("s1")
+    await store.budgets.settle("s1")
+    assert (await store.budgets.usage("acme/*", "2026-11")).committed_usd == pytest.approx(1.2)
+
+
+async def test_settle_returns_the_unspent_part(store: Store) -> None:
+    assert await store.budgets.reserve("s1", [want(usd=2.0)]) is None
+    await store.budgets.record_spend("s1", await store.budgets.session_scopes("s1"), 0.5, 10)
+    await store.budgets.settle("s1")
+    usage = await store.budgets.usage("acme/*", "2026-11")
+    assert usage.committed_usd == pytest.approx(0.5) and usage.committed_tokens == 10
