@@ -12,8 +12,9 @@ import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.skills.semver import parse_ref
 from orchestrator.types import JsonObject
 
 __all__ = [
@@ -52,12 +53,20 @@ class AgentStep(_Step):
     goal: str = Field(min_length=1)
     instructions: str | None = None
     skills: list[str] = Field(default_factory=list)
-    """Names of the skills the model may call in this step."""
+    """Skills the model may call in this step: `name` (latest non-deprecated version) or
+    `name@range` (`payments.refund@^1.0`); the model sees tool names from the name only."""
     model: str | None = None
     """A model name from the registry; empty means the plan's, then the registry's default."""
     max_rounds: int = Field(default=10, ge=1, le=200)
     """Model calls allowed in this step before it fails as a runaway loop."""
     on_reject: OnReject = OnReject.TELL_MODEL
+
+    @field_validator("skills")
+    @classmethod
+    def _skill_refs(cls, refs: list[str]) -> list[str]:
+        for ref in refs:
+            parse_ref(ref)
+        return refs
 
 
 class SkillStep(_Step):
@@ -65,7 +74,14 @@ class SkillStep(_Step):
 
     type: Literal["skill"]
     skill: str
+    """`name` or `name@range`, as in an agent step's `skills`."""
     arguments: JsonObject = Field(default_factory=dict)
+
+    @field_validator("skill")
+    @classmethod
+    def _skill_ref(cls, ref: str) -> str:
+        parse_ref(ref)
+        return ref
 
 
 class ApprovalStep(_Step):

@@ -23,6 +23,7 @@ from orchestrator.exceptions import (
     ProviderError,
     ProviderHTTPError,
     SkillArgumentsError,
+    SkillOutputError,
     UnknownSkillError,
 )
 from orchestrator.logs import get_logger
@@ -44,7 +45,8 @@ from orchestrator.session.types import (
     SkillCallInput,
     SkillCallResult,
 )
-from orchestrator.skills.models import SkillContext
+from orchestrator.skills.approval import condition_holds
+from orchestrator.skills.models import SkillContext, SkillSpec
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -53,6 +55,7 @@ from orchestrator.store.records import (
     SessionRecord,
     SessionStatus,
 )
+from orchestrator.types import JsonObject
 
 __all__ = ["SessionActivities"]
 
@@ -146,7 +149,7 @@ class SessionActivities:
             elif isinstance(step, SkillStep):
                 wanted.append(step.skill)
         try:
-            specs = self.runtime.skills.specs(list(dict.fromkeys(wanted)))
+            specs = self.runtime.skills.resolve_refs(wanted)
             for step in start.plan.steps:
                 if isinstance(step, AgentStep):
                     self.runtime.models.resolve(step.model or start.plan.model)
@@ -175,12 +178,13 @@ class SessionActivities:
                     "plan": start.plan.name,
                     "plan_version": start.plan.version,
                     "skills": {spec.name: spec.version for spec in specs},
+                    "skill_refs": list(dict.fromkeys(wanted)),
                     "requested_by": start.requested_by,
                 },
             )
         )
         async with _bound(ctx):
-            log.info("session started", plan=start.plan.name, skills=[s.name for s in specs])
+            log.info("session started", plan=start.plan.name, skills=[s.ref for s in specs])
         return SessionSetup(
             skills=specs,
             default_model=self.runtime.models.default_model,
@@ -251,16 +255,14 @@ class SessionActivities:
         """Validate a skill call's arguments and, unless only validating, run it."""
         async with _bound(call.ctx):
             try:
-                skill = self.runtime.skills.get(call.skill)
+                skill = self.runtime.skills.get(call.skill, call.version)
             except UnknownSkillError as exc:
-                raise ApplicationError(str(exc), type=NON_RETRYABLE, non_retryable=True) from None
-            if skill.spec.version != call.version:
                 raise ApplicationError(
-                    f"{call.skill}: session resolved version {call.version},"
-                    f" worker has {skill.spec.version}",
+                    f"session resolved {call.skill}@{call.version};"
+                    f" this worker cannot run it: {exc}",
                     type=NON_RETRYABLE,
                     non_retryable=True,
-                )
+                ) from None
             try:
                 parsed = skill.validate_arguments(call.arguments)
             except SkillArgumentsError as exc:
@@ -268,9 +270,10 @@ class SessionActivities:
                 log.info("tool arguments rejected", skill=call.skill, error=str(exc))
                 return SkillCallResult(ok=False, error=str(exc), error_kind="invalid_arguments")
             arguments = parsed.model_dump(mode="json")
+            gated = _needs_approval(skill.spec, arguments)
             if call.validate_only:
-                return SkillCallResult(ok=True, arguments=arguments)
-            if skill.spec.requires_approval and not call.approval_id:
+                return SkillCallResult(ok=True, arguments=arguments, needs_approval=gated)
+            if gated and not call.approval_id:
                 raise ApplicationError(
                     f"{call.skill} requires an approval and none was given",
                     type=NON_RETRYABLE,
@@ -291,7 +294,20 @@ class SessionActivities:
             async with _heartbeating():
                 result = await skill.fn(parsed, ctx)
             duration_ms = (time.perf_counter() - started) * 1000
-            output = result.model_dump(mode="json")
+            try:
+                output = skill.validate_output(result)
+            except SkillOutputError as exc:
+                await self._tool_event(
+                    call,
+                    EventKind.TOOL_ERROR,
+                    error=str(exc),
+                    arguments=arguments,
+                    invalid_output=True,
+                )
+                log.error("tool output breaks its contract", skill=call.skill, error=str(exc))
+                raise ApplicationError(
+                    str(exc), type=names.SKILL_OUTPUT_INVALID, non_retryable=True
+                ) from None
             await self._tool_event(
                 call, EventKind.TOOL_CALL, duration_ms=duration_ms, arguments=arguments
             )
@@ -306,6 +322,7 @@ class SessionActivities:
         error: str | None = None,
         duration_ms: float | None = None,
         arguments: dict[str, Any] | None = None,
+        invalid_output: bool = False,
     ) -> None:
         payload: dict[str, Any] = {
             "call_id": call.call_id,
@@ -315,6 +332,8 @@ class SessionActivities:
         }
         if error:
             payload["error"] = error
+        if invalid_output:
+            payload["error_kind"] = "invalid_output"
         if call.approval_id:
             payload["approval_id"] = call.approval_id
         await self.runtime.store.append_event(
@@ -451,6 +470,15 @@ class SessionActivities:
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
         return Ack()
+
+
+def _needs_approval(spec: SkillSpec, arguments: JsonObject) -> bool:
+    """The contract's approval policy applied to validated arguments; the model has no say."""
+    if spec.requires_approval:
+        return True
+    return spec.approval_condition is not None and condition_holds(
+        spec.approval_condition, arguments
+    )
 
 
 def _seconds(value: float) -> timedelta:

@@ -15,6 +15,7 @@ __all__ = [
     "RECORD_APPROVAL_REQUEST",
     "RECORD_EVENTS",
     "REQUEST_MODEL_SWITCH",
+    "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
     "WORKFLOW_NAME",
@@ -32,3 +33,6 @@ RECORD_EVENTS = "orchestrator.record_events"
 RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 FINISH_SESSION = "orchestrator.finish_session"
+
+SKILL_OUTPUT_INVALID = "SkillOutputInvalid"
+"""Error type of a skill call whose implementation broke its output contract: the step fails."""

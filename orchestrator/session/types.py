@@ -173,6 +173,9 @@ class SkillCallResult(BaseModel):
     """The arguments after validation (defaults filled), when they were valid."""
     error: str | None = None
     error_kind: str | None = None
+    needs_approval: bool = False
+    """From a validate-only call: the contract's approval policy (always, or its CEL
+    condition over these arguments) gates this call. Decided by the activity, never the model."""
 
 
 class PendingApproval(BaseModel):

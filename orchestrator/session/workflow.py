@@ -8,7 +8,6 @@ A gated skill waits here, durably, for a person's decision bound to the exact ca
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import TypeVar
 
@@ -234,14 +233,15 @@ class AgentSessionWorkflow:
         inputs, outputs = self._start.input, self._outputs
         model = self._pin(step)
         state.model = model
-        unknown = [name for name in step.skills if name not in self._skills]
+        allowed = _skill_names(step.skills)
+        unknown = [name for name in allowed if name not in self._skills]
         if unknown:
             raise _StepFailed(f"skills not registered: {', '.join(unknown)}")
         tools = [
             ToolDefinition(
                 name=spec.tool_name, description=spec.description, parameters=spec.input_schema
             )
-            for spec in (self._skills[name] for name in step.skills)
+            for spec in (self._skills[name] for name in allowed)
         ]
         system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
         if step.instructions:
@@ -287,8 +287,9 @@ class AgentSessionWorkflow:
 
     async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
         skill_name = self._tool_to_skill.get(call.name)
-        if skill_name is None or skill_name not in step.skills:
-            offered = ", ".join(self._skills[n].tool_name for n in step.skills) or "none"
+        allowed = _skill_names(step.skills)
+        if skill_name is None or skill_name not in allowed:
+            offered = ", ".join(self._skills[n].tool_name for n in allowed) or "none"
             return self._tool_error(
                 step.id, call_id, call.name, f"unknown tool {call.name!r}; tools offered: {offered}"
             )
@@ -320,19 +321,22 @@ class AgentSessionWorkflow:
         arguments: JsonObject,
         on_reject: OnReject,
     ) -> SkillCallResult:
-        """Run a skill; a gated one first has its arguments checked and a person's approval."""
-        wf_id = workflow.info().workflow_id
-        key = hashlib.sha256(f"{wf_id}|{step_id}|{call_id}|{spec.name}".encode()).hexdigest()[:32]
+        """Run a skill; a gated one first has its arguments checked and a person's approval.
+
+        The skill's approval policy is applied by the validate-only activity to the
+        validated arguments (`always`, or its CEL condition); the model never decides it.
+        """
         call = SkillCallInput(
             ctx=self._ctx(step_id),
             call_id=call_id,
             skill=spec.name,
             version=spec.version,
             arguments=arguments,
-            idempotency_key=key,
+            idempotency_key=self._call_key(spec, step_id, call_id, arguments),
         )
-        opts = self._start.options.skill_call
-        if spec.requires_approval:
+        opts = _skill_options(self._start.options.skill_call, spec)
+        gated = spec.requires_approval
+        if gated or spec.approval_condition is not None:
             check = await self._activity(
                 names.CALL_SKILL,
                 call.model_copy(update={"validate_only": True}),
@@ -342,6 +346,9 @@ class AgentSessionWorkflow:
             if not check.ok:
                 return check
             call.arguments = check.arguments or arguments
+            call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
+            gated = gated or check.needs_approval
+        if gated:
             decision = await self._await_approval(
                 step_id,
                 call_id,
@@ -366,10 +373,24 @@ class AgentSessionWorkflow:
                 key=f"tool:{call_id}:failed",
                 payload={"skill": spec.name, "error": cause, "call_id": call_id},
             )
+            if isinstance(exc.cause, ApplicationError) and (
+                exc.cause.type == names.SKILL_OUTPUT_INVALID
+            ):
+                raise _StepFailed(cause) from None
             return SkillCallResult(ok=False, error=cause, error_kind="failed")
 
+    def _call_key(self, spec: SkillSpec, step_id: str, call_id: str, arguments: JsonObject) -> str:
+        info = workflow.info()
+        return spec.call_key(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            step_id=step_id,
+            call_id=call_id,
+            arguments=arguments,
+        )
+
     async def _skill_step(self, step: SkillStep) -> JsonValue:
-        spec = self._skills.get(step.skill)
+        spec = self._skills.get(_skill_names([step.skill])[0])
         if spec is None:
             raise _StepFailed(f"skill {step.skill!r} is not registered")
         arguments = render_value(step.arguments, self._start.input, self._outputs)
@@ -533,6 +554,26 @@ class AgentSessionWorkflow:
             retry_policy=retry,
         )
         return remote
+
+
+def _skill_names(refs: list[str]) -> list[str]:
+    """Skill names of plan references: `payments.refund@^1.0` is `payments.refund`."""
+    return [ref.partition("@")[0].strip() for ref in refs]
+
+
+def _skill_options(base: ActivityOptions, spec: SkillSpec) -> ActivityOptions:
+    """The session's skill-call options with the contract's timeout and retry laid over."""
+    update: dict[str, object] = {}
+    if spec.timeout is not None:
+        update["start_to_close"] = spec.timeout
+    if spec.max_attempts is not None:
+        update["max_attempts"] = spec.max_attempts
+    if spec.initial_retry is not None:
+        update["initial_retry"] = spec.initial_retry
+        update["max_retry"] = max(spec.initial_retry, spec.max_retry or base.max_retry)
+    elif spec.max_retry is not None:
+        update["max_retry"] = max(spec.max_retry, base.initial_retry)
+    return base.model_copy(update=update) if update else base
 
 
 def _decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalDecisionResult:

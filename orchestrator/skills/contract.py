@@ -94,9 +94,7 @@ def _approval(value: object) -> object:
     raise ValueError('must be none, always, or {when: "<CEL expression over the arguments>"}')
 
 
-Approval = Annotated[
-    Literal["none", "always"] | ApprovalWhen | None, PlainValidator(_approval)
-]
+Approval = Annotated[Literal["none", "always"] | ApprovalWhen | None, PlainValidator(_approval)]
 """`none`, `always`, or `{when: "amount > 500"}`."""
 
 

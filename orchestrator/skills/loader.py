@@ -69,8 +69,7 @@ def _python_target(implementation: str, skills_dir: Path) -> Any:
             module = importlib.import_module(module_path)
         except ImportError:
             raise ValueError(
-                f"module {module_path!r} is neither {relative}.py under {skills_dir}"
-                " nor importable"
+                f"module {module_path!r} is neither {relative}.py under {skills_dir} nor importable"
             ) from None
     if not hasattr(module, attr):
         raise ValueError(f"module {module_path!r} has no {attr!r}")

@@ -7,6 +7,8 @@ sees the same tools on replay even if the project changed since.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -78,6 +80,31 @@ class SkillSpec(BaseModel):
     """`python:module:function`, or (later) `mcp:connector/tool`."""
     source: str | None = None
     """The file that declares the contract."""
+
+    def call_key(
+        self, *, workflow_id: str, run_id: str, step_id: str, call_id: str, arguments: JsonObject
+    ) -> str:
+        """The idempotency key of one call, formed as the contract says (pure: workflow-safe).
+
+        The default parts give the same key the first form of the runtime used, so the
+        calls of sessions started before contracts keep their keys.
+        """
+        coords = {
+            "workflow_id": workflow_id,
+            "run_id": run_id,
+            "step_id": step_id,
+            "call_id": call_id,
+            "skill": self.name,
+            "version": self.version,
+        }
+        parts = []
+        for part in self.idempotency_key:
+            if part.startswith("args."):
+                value = arguments.get(part[5:])
+                parts.append(value if isinstance(value, str) else json.dumps(value, sort_keys=True))
+            else:
+                parts.append(coords[part])
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:32]
 
     @property
     def ref(self) -> str:

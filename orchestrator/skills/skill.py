@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any, Generic, Literal, TypeVar, cast, get_type_hints
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticSerializationError
 
 from orchestrator.exceptions import SkillArgumentsError, SkillDefinitionError, SkillOutputError
 from orchestrator.skills.approval import check_condition
@@ -64,7 +65,12 @@ class Skill(Generic[InT, OutT]):
         """
         data: object = result
         if isinstance(result, BaseModel):
-            data = result.model_dump(mode="json")
+            try:
+                data = result.model_dump(mode="json", warnings=False)
+            except PydanticSerializationError as exc:
+                raise SkillOutputError(
+                    f"{self.spec.ref} returned output that cannot be serialised: {exc}"
+                ) from exc
         try:
             checked = self.output_model.model_validate(data)
         except ValidationError as exc:
@@ -282,8 +288,6 @@ def _contract_faults(exc: ValidationError) -> str:
         field = ".".join(str(p) for p in err["loc"])
         template = messages.get(field)
         lines.append(
-            template.format(value=err.get("input"))
-            if template
-            else f"{field}: {err['msg']}"
+            template.format(value=err.get("input")) if template else f"{field}: {err['msg']}"
         )
     return "; ".join(lines)
