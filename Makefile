@@ -20,6 +20,7 @@ dev: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(BIN)/ruff check orchestrator tests bench skills
 	$(BIN)/mypy
+	$(BIN)/orchestrator skills check
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from orchestrator.cli import approvals
+from orchestrator.cli import approvals, skills
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.transcript import print_transcript
@@ -36,6 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(skills.app, name="skills")
 sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 db_app = typer.Typer(help="The session and audit store.", no_args_is_help=True)

@@ -153,6 +153,12 @@ class Contract(_Strict):
     deprecated: str | None = Field(default=None, min_length=1)
     """Why this version is deprecated and what to use instead."""
 
+    @field_validator("version", mode="before")
+    @classmethod
+    def _unquoted(cls, version: object) -> object:
+        # YAML reads `version: 1.0` as a number; say what is wrong with it, not its type.
+        return str(version) if isinstance(version, int | float) else version
+
     @field_validator("version")
     @classmethod
     def _semver(cls, version: str) -> str:

@@ -120,10 +120,6 @@ class SkillRegistry:
             for name, wanted in ranges.items()
         ]
 
-    def specs(self, refs: list[str]) -> list[SkillSpec]:
-        """Specs of the referenced skill versions, in order."""
-        return [self.resolve(ref).spec for ref in refs]
-
     def names(self) -> list[str]:
         """Registered skill names, sorted."""
         return sorted(self._versions)
