@@ -65,6 +65,9 @@ class SessionRecord(BaseModel):
     run_id: str
     plan_name: str
     plan_version: str
+    tenant: str = "default"
+    """Whose session it is; cost reports and budgets group by it."""
+    team: str = "default"
     status: SessionStatus = SessionStatus.RUNNING
     input: JsonObject = Field(default_factory=dict)
     output: JsonValue = None

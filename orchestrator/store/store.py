@@ -40,6 +40,7 @@ from orchestrator.store.records import (
     SessionRecord,
     SessionStatus,
 )
+from orchestrator.store.reports import Reports
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
 from orchestrator.types import JsonValue
 
@@ -90,6 +91,8 @@ class Store:
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         self.budgets = BudgetLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
+        self.reports = Reports(self._sessions, self._errors)
+        """Spend and events across sessions (see `orchestrator.store.reports`)."""
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:
@@ -215,9 +218,9 @@ class Store:
                 return None if row is None else _record(SessionRecord, row)
 
     async def list_sessions(
-        self, *, limit: int = 50, status: SessionStatus | None = None
+        self, *, limit: int = 50, status: SessionStatus | None = None, tenant: str | None = None
     ) -> list[SessionRecord]:
-        """The newest sessions first, optionally only those in one status.
+        """The newest sessions first, optionally only those in one status or of one tenant.
 
         Raises:
             StoreError: `limit` is below 1, or the database failed.
@@ -229,6 +232,8 @@ class Store:
         )
         if status is not None:
             stmt = stmt.where(SessionRow.status == status.value)
+        if tenant is not None:
+            stmt = stmt.where(SessionRow.tenant == tenant)
         with self._errors("list sessions"):
             async with self._sessions() as session:
                 rows = (await session.scalars(stmt.limit(limit))).all()

@@ -92,6 +92,10 @@ class SessionRow(Base):
     run_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
     plan_name: Mapped[str] = mapped_column(sa.String(), nullable=False)
     plan_version: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    tenant: Mapped[str] = mapped_column(
+        sa.String(), nullable=False, server_default="default", index=True
+    )
+    team: Mapped[str] = mapped_column(sa.String(), nullable=False, server_default="default")
     status: Mapped[str] = mapped_column(sa.String(32), nullable=False, index=True)
     input: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
     output: Mapped[JsonValue] = mapped_column(sa.JSON(), nullable=True)
@@ -122,7 +126,7 @@ class AuditEventRow(Base):
     cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
     duration_ms: Mapped[float | None] = mapped_column(sa.Float(), nullable=True)
     payload: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
 
 
 class ApprovalRow(Base):

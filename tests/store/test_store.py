@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from postgres import scratch_database
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import orchestrator.store
@@ -35,29 +35,14 @@ from orchestrator.store import (
     upgrade,
 )
 from orchestrator.store._engine import create_store_engine
+from orchestrator.store.migrate import alembic_config
 from orchestrator.store.tables import Base
 
 T = TypeVar("T")
 
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
+
 T0 = datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    if request.param == "sqlite":
-        # The folder does not exist yet: the store must create it.
-        yield f"sqlite+aiosqlite:///{tmp_path / 'state' / 'orchestrator.db'}"
-    elif request.param == "postgresql":
-        async with scratch_database() as url:
-            yield url
-    else:
-        raise AssertionError(f"unknown backend {request.param}")
-
-
-@pytest.fixture
-async def store(store_url: str) -> AsyncIterator[Store]:
-    async with await Store.open(store_url) as opened:
-        yield opened
 
 
 def in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
@@ -165,10 +150,12 @@ async def test_migrations_create_tables_indexes_and_unique_key(
         "ix_sessions_workflow_id": ("workflow_id",),
         "ix_sessions_status": ("status",),
         "ix_sessions_started_at": ("started_at",),
+        "ix_sessions_tenant": ("tenant",),
     }
     assert schema["indexes"]["audit_events"] == {
         "ix_audit_events_session_id": ("session_id",),
         "ix_audit_events_workflow_id": ("workflow_id",),
+        "ix_audit_events_created_at": ("created_at",),
     }
     assert schema["indexes"]["approvals"] == {
         "ix_approvals_session_id": ("session_id",),
@@ -177,7 +164,7 @@ async def test_migrations_create_tables_indexes_and_unique_key(
         "ix_approvals_requested_at": ("requested_at",),
     }
     assert ("event_key",) in schema["unique"]
-    assert schema["version"] == "0002"
+    assert schema["version"] == HEAD
 
 
 async def test_migrations_match_the_table_models(store: Store, store_url: str) -> None:
@@ -195,7 +182,7 @@ async def test_migrate_twice_is_a_no_op(store: Store, store_url: str) -> None:
     await store.migrate()
 
     assert await store.get_session("s-1") == session_rec()
-    assert (await on_sync_connection(store_url, schema_of))["version"] == "0002"
+    assert (await on_sync_connection(store_url, schema_of))["version"] == HEAD
 
 
 async def test_concurrent_migrations_from_two_stores(store_url: str) -> None:
@@ -209,7 +196,7 @@ def test_sync_upgrade_works_from_plain_code(store_url: str) -> None:
     upgrade(store_url)
     upgrade(store_url)
 
-    assert in_thread(lambda: on_sync_connection(store_url, schema_of))["version"] == "0002"
+    assert in_thread(lambda: on_sync_connection(store_url, schema_of))["version"] == HEAD
 
 
 async def test_sync_upgrade_also_works_inside_a_running_loop(store_url: str) -> None:
