@@ -18,14 +18,14 @@ dev: $(BIN)/.installed
 	$(BIN)/orchestrator dev --replay replays/customer_refund.yaml
 
 test: $(BIN)/.installed
-	$(BIN)/ruff check orchestrator tests bench skills
+	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/orchestrator skills check
 	$(BIN)/pytest
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check orchestrator tests bench skills
-	$(BIN)/ruff format --check orchestrator tests bench skills
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: $(BIN)/.installed
