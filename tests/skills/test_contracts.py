@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -275,3 +276,37 @@ def test_cli_check_fails_on_a_breaking_minor_bump(tmp_path: Path) -> None:
     assert checked.returncode == 1
     assert "ledger.credit 1.0.0 -> 1.1.0 is a minor bump but breaks" in checked.stderr
     assert "risk level reversible_write -> irreversible_write" in checked.stderr
+
+
+def test_the_default_key_is_the_key_sessions_used_before_contracts() -> None:
+    """Old histories replay with the same idempotency keys, so no effect is repeated."""
+    spec = SkillRegistry.load_directory(REPO / "skills").get("payments.refund").spec
+    coords = {"workflow_id": "session-1", "run_id": "r", "step_id": "s", "call_id": "0.2"}
+    before = hashlib.sha256(b"session-1|s|0.2|payments.refund").hexdigest()[:32]
+    assert spec.call_key(**coords, arguments={}) == before
+    by_order = spec.model_copy(update={"idempotency_key": ["skill", "args.order_id"]})
+    one = by_order.call_key(**coords, arguments={"order_id": "A-1"})
+    assert one == by_order.call_key(**{**coords, "call_id": "9"}, arguments={"order_id": "A-1"})
+    assert one != by_order.call_key(**coords, arguments={"order_id": "A-2"})
+
+
+def test_the_catalog_is_served_read_only_over_http() -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+    from starlette.testclient import TestClient
+
+    from orchestrator.skills.http import catalog_app
+
+    registry = SkillRegistry.load_directory(REPO / "skills")
+    app = Starlette(routes=[Mount("/skills", app=catalog_app(registry))])
+    with TestClient(app) as http:
+        index = http.get("/skills/").json()
+        tickets = next(s for s in index["skills"] if s["name"] == "tickets.get")
+        assert tickets["latest"] == "1.1.0"
+        assert [v["version"] for v in tickets["versions"]] == ["1.0.0", "1.1.0"]
+        shown = http.get("/skills/payments.refund@^1.0").json()
+        assert shown["version"] == "1.0.0" and shown["approval"] == "always"
+        assert shown["input_schema"]["additionalProperties"] is False
+        missing = http.get("/skills/payments.refund@^2")
+        assert missing.status_code == 404 and "no version" in missing.json()["error"]
+        assert http.post("/skills/").status_code == 405
