@@ -49,6 +49,10 @@ PASSTHROUGH_MODULES = (
     "orchestrator.approvals",
     # Imported by orchestrator.plans.loader for plan files; never called in workflows.
     "yaml",
+    # Routing shapes the workflow records; the router itself (and its Rust CEL engine,
+    # whose native module cannot be re-imported per run) is only called from activities.
+    "orchestrator.routing",
+    "cel",
 )
 
 

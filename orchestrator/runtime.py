@@ -1,7 +1,8 @@
 """Everything a worker's activities need, opened once per process.
 
-A `Runtime` holds the store, the model registry with one HTTP client per provider, and the
-project's skills. Activities get it injected; nothing reaches for globals.
+A `Runtime` holds the store, the model registry with one HTTP client per provider, the
+router with its live metrics, and the project's skills. Activities get it injected; nothing
+reaches for globals.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from orchestrator.providers.registry import (
     ProviderEntry,
     load_model_registry,
 )
+from orchestrator.routing.metrics import LiveMetrics
+from orchestrator.routing.router import Router
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
@@ -34,7 +37,13 @@ class Runtime:
     store: Store
     models: ModelRegistry
     skills: SkillRegistry
+    metrics: LiveMetrics = field(default_factory=LiveMetrics)
+    """Latency, errors and cooldowns of each deployment, learnt from this worker's calls."""
+    router: Router = field(init=False)
     _providers: dict[str, OpenAIProvider | AnthropicProvider] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.router = Router(self.models, self.metrics)
 
     @classmethod
     async def open(cls, settings: Settings) -> Runtime:

@@ -60,6 +60,18 @@ class AgentStep(_Step):
     max_rounds: int = Field(default=10, ge=1, le=200)
     """Model calls allowed in this step before it fails as a runaway loop."""
     on_reject: OnReject = OnReject.TELL_MODEL
+    task_type: str = "default"
+    """What kind of work this is (`code`, `drafting`, ...): the router scores quality for it."""
+    difficulty: Literal["low", "medium", "high"] = "medium"
+    """A hard step gets a stronger model before it runs; an easy one may come back down."""
+    data_class: Literal["public", "internal", "pii", "confidential"] = "internal"
+    """Only deployments allowed this class of data may serve the step."""
+    region: str | None = None
+    """Only deployments in this region may serve the step."""
+    needs: list[Literal["tools", "json", "vision"]] = Field(default_factory=list)
+    """Capabilities beyond `tools` (implied by skills) that the model must have."""
+    tags: list[str] = Field(default_factory=list)
+    """Free labels that routing rules can read."""
 
     @field_validator("skills")
     @classmethod
@@ -105,6 +117,8 @@ class Plan(BaseModel):
     description: str | None = None
     model: str | None = None
     """Default model for agent steps that name none."""
+    policy: str | None = None
+    """Routing policy from the models file; empty means its default policy."""
     input_required: list[str] = Field(default_factory=list)
     """Keys the run input must hold."""
     steps: list[PlanStep] = Field(min_length=1)

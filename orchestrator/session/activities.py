@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -21,7 +21,6 @@ from temporalio.exceptions import ApplicationError
 from orchestrator.exceptions import (
     ConfigError,
     ProviderError,
-    ProviderHTTPError,
     SkillArgumentsError,
     SkillOutputError,
     UnknownSkillError,
@@ -31,6 +30,7 @@ from orchestrator.plans.models import AgentStep, SkillStep
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
+from orchestrator.session.routing_activities import RoutingActivities, failure_error, record_spend
 from orchestrator.session.types import (
     Ack,
     ApprovalDecisionInput,
@@ -119,6 +119,7 @@ class SessionActivities:
             self.record_approval_request,
             self.record_approval_decision,
             self.finish_session,
+            *RoutingActivities(self.runtime).all(),
         ]
 
     def _event(self, ctx: CallContext, key: str, kind: EventKind, **fields: Any) -> AuditEvent:
@@ -188,7 +189,7 @@ class SessionActivities:
         return SessionSetup(
             skills=specs,
             default_model=self.runtime.models.default_model,
-            models=sorted(self.runtime.models.models),
+            models=self.runtime.models.names,
         )
 
     @activity.defn(name=names.CALL_MODEL)
@@ -209,21 +210,18 @@ class SessionActivities:
                 log.warning(
                     "model call failed", model=call.model, error=str(exc), retryable=exc.retryable
                 )
-                delay = exc.retry_after if isinstance(exc, ProviderHTTPError) else None
-                raise ApplicationError(
-                    f"model {call.model!r}: {exc}",
-                    type=type(exc).__name__ if exc.retryable else NON_RETRYABLE,
-                    non_retryable=not exc.retryable,
-                    next_retry_delay=None if delay is None else _seconds(delay),
-                ) from None
+                raise failure_error(self.runtime.metrics, call.model, exc) from None
             duration_ms = (time.perf_counter() - started) * 1000
+            self.runtime.metrics.record_success(call.model, duration_ms)
             usage = response.usage
             cost = entry.cost(usage.input_tokens, usage.output_tokens)
             tool_calls = [tc.name for tc in response.message.tool_calls]
-            await self.runtime.store.append_event(
+            written = await self.runtime.store.append_event(
                 self._event(
                     call.ctx,
-                    f"model_call:{call.round}",
+                    f"model_call:{call.attempt}.{call.round}"
+                    if call.attempt
+                    else f"model_call:{call.round}",
                     EventKind.MODEL_CALL,
                     model=call.model,
                     input_tokens=usage.input_tokens,
@@ -235,9 +233,14 @@ class SessionActivities:
                         "deployment": entry.model,
                         "tool_calls": list(tool_calls),
                         "final": not tool_calls,
+                        "attempt": call.attempt,
                     },
                 )
             )
+            if written:
+                await record_spend(
+                    self.runtime.store, call.ctx.session_id, cost, usage.total_tokens
+                )
             log.info(
                 "model call",
                 model=call.model,
@@ -479,7 +482,3 @@ def _needs_approval(spec: SkillSpec, arguments: JsonObject) -> bool:
     return spec.approval_condition is not None and condition_holds(
         spec.approval_condition, arguments
     )
-
-
-def _seconds(value: float) -> timedelta:
-    return timedelta(seconds=value)

@@ -15,6 +15,8 @@ __all__ = [
     "RECORD_APPROVAL_REQUEST",
     "RECORD_EVENTS",
     "REQUEST_MODEL_SWITCH",
+    "ROUTE",
+    "SETTLE_BUDGET",
     "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
@@ -33,6 +35,8 @@ RECORD_EVENTS = "orchestrator.record_events"
 RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 FINISH_SESSION = "orchestrator.finish_session"
+ROUTE = "orchestrator.route"
+SETTLE_BUDGET = "orchestrator.settle_budget"
 
 SKILL_OUTPUT_INVALID = "SkillOutputInvalid"
 """Error type of a skill call whose implementation broke its output contract: the step fails."""

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.plans.models import Plan
 from orchestrator.providers.messages import ChatMessage, ModelResponse, ToolDefinition
+from orchestrator.routing.types import RouteRequest
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject, JsonValue
@@ -34,11 +35,13 @@ __all__ = [
     "ModelSwitchResult",
     "PendingApproval",
     "RecordEventsInput",
+    "RouteInput",
     "SessionOptions",
     "SessionResult",
     "SessionSetup",
     "SessionStartInput",
     "SessionState",
+    "SettleBudgetInput",
     "SkillCallInput",
     "SkillCallResult",
     "StepState",
@@ -90,6 +93,11 @@ class SessionStartInput(BaseModel):
     input: JsonObject = Field(default_factory=dict)
     requested_by: str | None = None
     options: SessionOptions = Field(default_factory=SessionOptions)
+    tenant: str = "default"
+    """Whose session this is: routing rules, pins and budgets are scoped by it."""
+    team: str = "default"
+    headers: dict[str, str] = Field(default_factory=dict)
+    """Request headers of the client that started the session, for routing rules."""
 
 
 class CallContext(BaseModel):
@@ -115,6 +123,9 @@ class Boundary(StrEnum):
 
     SESSION_START = "session_start"
     STEP_CHANGE = "step_change"
+    AFTER_APPROVAL = "after_approval"
+    """The first agent step after an approval step."""
+    CONTINUE_AS_NEW = "continue_as_new"
     FORCED_FAILOVER = "forced_failover"
     """Not a safe boundary: the pinned model was unavailable; recorded with its cause."""
 
@@ -126,6 +137,8 @@ class ModelPin(BaseModel):
     model: str
     boundary: Boundary
     reason: str
+    cause: str | None = None
+    """For a forced failover: what failed."""
 
 
 class ModelCallInput(BaseModel):
@@ -136,6 +149,10 @@ class ModelCallInput(BaseModel):
     model: str
     messages: list[ChatMessage]
     tools: list[ToolDefinition]
+    attempt: int = 0
+    """How many times the step was rolled back to its start after a forced failover."""
+    tenant: str = "default"
+    team: str = "default"
 
 
 class ModelCallResult(BaseModel):
@@ -228,6 +245,20 @@ class ApprovalDecisionInput(BaseModel):
 
     ctx: CallContext
     decision: ApprovalDecision
+
+
+class RouteInput(BaseModel):
+    """Ask the router at a boundary; at session start, also reserve the session's budget."""
+
+    ctx: CallContext
+    request: RouteRequest
+    reserve_budget: bool = False
+
+
+class SettleBudgetInput(BaseModel):
+    """Give back what a finished session reserved but did not spend."""
+
+    ctx: CallContext
 
 
 class ModelSwitchRequest(BaseModel):

@@ -19,7 +19,9 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from orchestrator.approvals.binding import approval_id_for, binding_hash
 from orchestrator.plans.models import AgentStep, ApprovalStep, OnReject, PlanStep, SkillStep
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
+from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
+from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
 from orchestrator.session.templating import TemplateError, render_text, render_value
 from orchestrator.session.types import (
     Ack,
@@ -38,10 +40,12 @@ from orchestrator.session.types import (
     ModelSwitchResult,
     PendingApproval,
     RecordEventsInput,
+    RouteInput,
     SessionResult,
     SessionSetup,
     SessionStartInput,
     SessionState,
+    SettleBudgetInput,
     SkillCallInput,
     SkillCallResult,
     StepState,
@@ -60,6 +64,14 @@ NON_RETRYABLE = ["NonRetryable"]
 
 class _StepFailed(Exception):
     """A step cannot go on; the session ends as failed with this message."""
+
+
+class _DeploymentDown(Exception):
+    """The pinned deployment failed hard inside a tool loop (after its retries)."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
@@ -84,6 +96,13 @@ class AgentSessionWorkflow:
         self._switch: ModelSwitchRequest | None = None
         self._outputs: dict[str, JsonValue] = {}
         self._events: list[WorkflowEvent] = []
+        self._routing = False
+        """Routing-v1: the router chooses at boundaries, and a dead deployment fails over.
+        False when replaying a history recorded before it, which took the old path."""
+        self._after_approval = False
+        self._route_name: str | None = None
+        self._attempt = 0
+        self._reuse: dict[str, str] = {}
 
     # ---- queries, updates -------------------------------------------------------------
 
@@ -155,6 +174,7 @@ class AgentSessionWorkflow:
         self._tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
         self._models = set(setup.models)
         self._default_model = setup.default_model
+        self._routing = workflow.patched("routing-v1")
         try:
             for index, step in enumerate(start.plan.steps):
                 await self._run_step(index, step)
@@ -229,10 +249,99 @@ class AgentSessionWorkflow:
         )
         return model
 
+    async def _route(
+        self,
+        step: AgentStep,
+        prompt_chars: int,
+        *,
+        failed: dict[str, str] | None = None,
+    ) -> str:
+        """Ask the router (an activity: it reads live metrics) and pin its answer.
+
+        Called at a safe boundary, or with `failed` for a forced failover after the pinned
+        deployment died inside the tool loop; the decision and its reasons are recorded.
+        """
+        if failed:
+            boundary = Boundary.FORCED_FAILOVER
+        elif not self._state.model_timeline:
+            boundary = Boundary.SESSION_START
+        elif self._after_approval:
+            boundary = Boundary.AFTER_APPROVAL
+        else:
+            boundary = Boundary.STEP_CHANGE
+        self._after_approval = False
+        name: str | None
+        if failed:
+            name, why = self._route_name, "failover within the same constraints"
+        elif self._switch is not None:
+            name, why = self._switch.model, f"switch requested: {self._switch.reason}"
+            self._switch = None
+        elif step.model:
+            name, why = step.model, f"{step.model} named by the step"
+        else:
+            name = self._start.plan.model
+            why = f"{name} is the plan default" if name else "any model"
+        self._route_name = name
+        previous = self._state.pinned_model
+        request = route_request(
+            self._start,
+            step,
+            name=name,
+            boundary=boundary,
+            current=previous,
+            tokens_so_far=self._state.input_tokens + self._state.output_tokens,
+            prompt_chars=prompt_chars,
+            exclude=failed or {},
+        )
+        try:
+            decision = await self._activity(
+                names.ROUTE,
+                RouteInput(
+                    ctx=self._ctx(step.id),
+                    request=request,
+                    reserve_budget=boundary is Boundary.SESSION_START,
+                ),
+                RoutingDecision,
+                self._start.options.bookkeeping,
+            )
+        except (ActivityError, ApplicationError) as exc:
+            raise _StepFailed(activity_cause(exc)[1]) from None
+        cause = failed.get(previous or "") if failed else None
+        reason = f"{why}; {decision.reason}"
+        self._state.pinned_model = decision.deployment
+        self._state.model_timeline.append(
+            ModelPin(
+                step_id=step.id,
+                model=decision.deployment,
+                boundary=boundary,
+                reason=reason,
+                cause=cause,
+            )
+        )
+        self._event(
+            EventKind.MODEL_PINNED,
+            step.id,
+            key=f"model_pinned:{self._attempt}" if self._attempt else None,
+            model=decision.deployment,
+            payload={
+                "boundary": boundary.value,
+                "reason": reason,
+                "previous": previous,
+                "cause": cause,
+                "policy": decision.policy,
+                "name": name,
+                "rules_fired": list(decision.rules_fired),
+                "budget_used": decision.budget_used,
+                "candidates": [c.model_dump(mode="json") for c in decision.candidates],
+            },
+        )
+        return decision.deployment
+
     async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
         inputs, outputs = self._start.input, self._outputs
-        model = self._pin(step)
-        state.model = model
+        if not self._routing:
+            model = self._pin(step)
+            state.model = model
         allowed = _skill_names(step.skills)
         unknown = [name for name in allowed if name not in self._skills]
         if unknown:
@@ -249,26 +358,62 @@ class AgentSessionWorkflow:
         user = render_text(step.goal, inputs, outputs)
         if inputs:
             user += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
-        messages = [
+        start = [
             ChatMessage(role="system", content=system),
             ChatMessage(role="user", content=user),
         ]
+        if not self._routing:
+            return await self._tool_loop(step, state, model, start, tools)
+        self._attempt, self._reuse = 0, {}
+        failed: dict[str, str] = {}
+        model = await self._route(step, len(system) + len(user))
+        while True:
+            state.model = model
+            try:
+                return await self._tool_loop(step, state, model, list(start), tools)
+            except _DeploymentDown as down:
+                # Roll the step back to its start (a safe boundary) and re-run it on the
+                # next deployment that satisfies the same constraints; tool results of the
+                # failed attempt are reused, so no effect runs twice.
+                self._state.in_tool_loop = False
+                failed[model] = down.cause
+                self._attempt += 1
+                model = await self._route(step, len(system) + len(user), failed=failed)
+
+    async def _tool_loop(
+        self,
+        step: AgentStep,
+        state: StepState,
+        model: str,
+        messages: list[ChatMessage],
+        tools: list[ToolDefinition],
+    ) -> JsonValue:
+        prefix = f"f{self._attempt}." if self._attempt else ""
         for round_no in range(step.max_rounds):
             await self._flush()
             if self._state.in_tool_loop and self._state.pinned_model != model:
                 raise _StepFailed("invariant broken: model changed inside an open tool loop")
-            result = await self._activity(
-                names.CALL_MODEL,
-                ModelCallInput(
-                    ctx=self._ctx(step.id),
-                    round=round_no,
-                    model=model,
-                    messages=messages,
-                    tools=tools,
-                ),
-                ModelCallResult,
-                self._start.options.model_call,
+            ask = ModelCallInput(
+                ctx=self._ctx(step.id),
+                round=round_no,
+                model=model,
+                messages=messages,
+                tools=tools,
             )
+            if self._routing:
+                ask.attempt, ask.tenant, ask.team = (
+                    self._attempt,
+                    self._start.tenant,
+                    self._start.team,
+                )
+            try:
+                result = await self._activity(
+                    names.CALL_MODEL, ask, ModelCallResult, self._start.options.model_call
+                )
+            except ActivityError as exc:
+                if self._routing and unavailable(exc):
+                    raise _DeploymentDown(activity_cause(exc)[1]) from None
+                raise
             state.rounds = round_no + 1
             self._account(result)
             answer = result.response.message
@@ -278,7 +423,7 @@ class AgentSessionWorkflow:
                 return answer.content or ""
             self._state.in_tool_loop = True
             for index, call in enumerate(answer.tool_calls):
-                content = await self._tool_call(step, f"{round_no}.{index}", call)
+                content = await self._tool_call(step, f"{prefix}{round_no}.{index}", call)
                 messages.append(
                     ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=content)
                 )
@@ -295,12 +440,27 @@ class AgentSessionWorkflow:
             )
         if call.arguments is None:
             return self._tool_error(step.id, call_id, call.name, call.parse_error or "no arguments")
+        key = reuse_key(skill_name, call.arguments)
+        if self._attempt and key in self._reuse:
+            self._event(
+                EventKind.TOOL_CALL,
+                step.id,
+                key=f"tool:{call_id}:reused",
+                payload={"call_id": call_id, "arguments": call.arguments, "reused": True},
+            )
+            return self._reuse[key]
         result = await self._invoke_skill(
             step.id, call_id, self._skills[skill_name], call.arguments, step.on_reject
         )
         if result.ok:
-            return json.dumps(result.output, sort_keys=True)
-        return f"ERROR ({result.error_kind}): {result.error}"
+            content = json.dumps(result.output, sort_keys=True)
+        else:
+            content = f"ERROR ({result.error_kind}): {result.error}"
+        if self._routing and result.error_kind != "failed":
+            # A re-run after a forced failover answers the same call with this result
+            # instead of running it again: an effect never repeats.
+            self._reuse[key] = content
+        return content
 
     def _tool_error(self, step_id: str, call_id: str, tool: str, error: str) -> str:
         self._event(
@@ -406,6 +566,7 @@ class AgentSessionWorkflow:
         decision = await self._await_approval(step.id, "step", None, {"summary": summary}, summary)
         if not decision.approve and step.on_reject is OnReject.FAIL_STEP:
             raise _StepFailed(f"rejected by {decision.decided_by}: {decision.reason}")
+        self._after_approval = True
         return {
             "approved": decision.approve,
             "decided_by": decision.decided_by,
@@ -526,6 +687,13 @@ class AgentSessionWorkflow:
             Ack,
             self._start.options.bookkeeping,
         )
+        if self._routing:
+            await self._activity(
+                names.SETTLE_BUDGET,
+                SettleBudgetInput(ctx=self._ctx()),
+                Ack,
+                self._start.options.bookkeeping,
+            )
 
     async def _activity(
         self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions

@@ -1,0 +1,131 @@
+"""The routing activities: ask the router at a boundary, and settle budgets at the end.
+
+The decision reads live metrics and budget figures, so it cannot be made in workflow
+code; it runs as a (local) activity whose answer is recorded in the history, and replays
+read the recorded answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from orchestrator.exceptions import ProviderError, ProviderHTTPError, RoutingError
+from orchestrator.logs import get_logger
+from orchestrator.routing.budgets import applicable, refusal, reservation, share_used
+from orchestrator.routing.metrics import LiveMetrics
+from orchestrator.routing.types import RoutingDecision
+from orchestrator.runtime import Runtime
+from orchestrator.session import names
+from orchestrator.session.types import Ack, RouteInput, SettleBudgetInput
+from orchestrator.store.store import Store
+
+__all__ = ["LONG_RETRY_AFTER", "RoutingActivities", "failure_error", "record_spend"]
+
+log = get_logger(__name__)
+
+NON_RETRYABLE = "NonRetryable"
+
+
+class RoutingActivities:
+    """Routing activities bound to one `Runtime`."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def all(self) -> list[Callable[..., Any]]:
+        """Every routing activity, for a worker's `activities=`."""
+        return [self.route, self.settle_budget]
+
+    async def _budget_used(self, call: RouteInput) -> float:
+        """Reserve (at session start) and return the share of the tightest budget in use.
+
+        Raises:
+            ApplicationError: non-retryable `BudgetExceeded` when a reservation is refused.
+        """
+        req = call.request
+        budgets = applicable(self.runtime.models.budgets, req.tenant, req.team)
+        if not budgets:
+            return 0.0
+        now = datetime.now(UTC)
+        ledger = self.runtime.store.budgets
+        wanted = [reservation(b, now) for b in budgets]
+        if call.reserve_budget:
+            refused = await ledger.reserve(call.ctx.session_id, wanted)
+            if refused is not None:
+                budget = budgets[wanted.index(refused)]
+                usage = await ledger.usage(refused.scope, refused.period)
+                raise ApplicationError(
+                    refusal(budget, usage), type="BudgetExceeded", non_retryable=True
+                )
+        shares = [
+            share_used(b, await ledger.usage(w.scope, w.period))
+            for b, w in zip(budgets, wanted, strict=True)
+        ]
+        return max(shares)
+
+    @activity.defn(name=names.ROUTE)
+    async def route(self, call: RouteInput) -> RoutingDecision:
+        """Choose the deployment for a step at a boundary, with every candidate's reason."""
+        used = await self._budget_used(call)
+        try:
+            decision = self.runtime.router.decide(call.request, budget_used=used)
+        except RoutingError as exc:
+            raise ApplicationError(str(exc), type="RoutingFailed", non_retryable=True) from None
+        log.info(
+            "routed",
+            session_id=call.ctx.session_id,
+            step_id=call.request.step_id,
+            boundary=call.request.boundary,
+            deployment=decision.deployment,
+            reason=decision.reason,
+            budget_used=round(used, 3),
+        )
+        return decision
+
+    @activity.defn(name=names.SETTLE_BUDGET)
+    async def settle_budget(self, call: SettleBudgetInput) -> Ack:
+        """Give back the unspent part of the session's reservations."""
+        await self.runtime.store.budgets.settle(call.ctx.session_id)
+        return Ack()
+
+
+LONG_RETRY_AFTER = 30.0
+"""A `Retry-After` longer than this is not waited out inside the step: the call fails as
+`DeploymentUnavailable` and the workflow fails over to another deployment."""
+
+
+def failure_error(metrics: LiveMetrics, deployment: str, exc: ProviderError) -> ApplicationError:
+    """Feed a failed call to the live metrics and build the activity's error for it.
+
+    Retryable failures (429, 5xx, timeouts, resets) are retried by Temporal, after
+    `Retry-After` when the endpoint gave one; client errors are not retried.
+    """
+    status = exc.status_code if isinstance(exc, ProviderHTTPError) else None
+    delay = exc.retry_after if isinstance(exc, ProviderHTTPError) else None
+    cause = f"HTTP {status}" if status is not None else type(exc).__name__
+    if exc.retryable:
+        metrics.record_failure(deployment, cause, rate_limited=status == 429, retry_after=delay)
+    if delay is not None and delay > LONG_RETRY_AFTER:
+        return ApplicationError(
+            f"model {deployment!r}: {exc} (retry after {delay:.0f}s)",
+            type="DeploymentUnavailable",
+            non_retryable=True,
+        )
+    return ApplicationError(
+        f"model {deployment!r}: {exc}",
+        type=type(exc).__name__ if exc.retryable else NON_RETRYABLE,
+        non_retryable=not exc.retryable,
+        next_retry_delay=None if delay is None else timedelta(seconds=delay),
+    )
+
+
+async def record_spend(store: Store, session_id: str, cost_usd: float, tokens: int) -> None:
+    """Add a call's cost to every budget the session holds a reservation in."""
+    scopes = await store.budgets.session_scopes(session_id)
+    if scopes:
+        await store.budgets.record_spend(session_id, scopes, cost_usd, tokens)

@@ -1,0 +1,418 @@
+"""Routing on a real dev server: pins hold through tool loops, a step change may switch, a
+dead deployment fails over once with its cause recorded, a rate-limited one is avoided
+until its cooldown ends, and a budget refuses a session it cannot cover.
+
+The model endpoint is the replay app behind `Faults`, an ASGI middleware that can hold a
+request or answer for one model id with an error status, so failures land at known points
+without sleeps; the router's clock is a fake one the test moves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from conftest import REPO
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from orchestrator.plans import load_plan, parse_plan
+from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app
+from orchestrator.replay.script import ReplayScript, load_replay_script
+from orchestrator.runtime import Runtime
+from orchestrator.service import decide_approval, start_session
+from orchestrator.session import names
+from orchestrator.session.types import (
+    ActivityOptions,
+    Boundary,
+    ModelSwitchRequest,
+    SessionOptions,
+    SessionResult,
+    SessionStartInput,
+)
+from orchestrator.settings import Settings
+from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
+from orchestrator.testing import wait_for_pending_approval
+from orchestrator.worker import build_worker
+
+MODELS = """
+providers:
+  replay: {kind: openai, base_url: "${ORCHESTRATOR_REPLAY_URL}"}
+models:
+  strong-a:
+    {provider: replay, model: replay-strong, input_price_per_mtok: 3, output_price_per_mtok: 15,
+     quality: {default: 0.9}, data_classes: [public, internal, pii]}
+  strong-b:
+    {provider: replay, model: replay-strong-b, input_price_per_mtok: 3.5,
+     output_price_per_mtok: 16, quality: {default: 0.9}, data_classes: [public, internal, pii]}
+  cheap-a:
+    {provider: replay, model: replay-fast, input_price_per_mtok: 0.1,
+     output_price_per_mtok: 0.4, quality: {default: 0.6}}
+  cheap-b:
+    {provider: replay, model: replay-fast-b, input_price_per_mtok: 0.2,
+     output_price_per_mtok: 0.8, quality: {default: 0.6}}
+aliases:
+  reasoning-strong: {deployments: [strong-a, strong-b]}
+  fast-cheap: {deployments: [cheap-a, cheap-b]}
+default_model: fast-cheap
+budgets:
+  - {tenant: thrifty, period: month, limit_usd: 1.0, session_reserve_usd: 0.6}
+"""
+
+# Short retries, so a dead deployment exhausts its attempts in well under a second.
+FAST = SessionOptions(
+    model_call=ActivityOptions(
+        max_attempts=2,
+        initial_retry=timedelta(milliseconds=50),
+        heartbeat=timedelta(seconds=10),
+    )
+)
+
+TWO_STEPS = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {"name": "one", "match": {"contains": "Step: one"}, "turns": [{"content": "1"}]},
+            {"name": "two", "match": {"contains": "Step: two"}, "turns": [{"content": "2"}]},
+        ]
+    }
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Faults:
+    """ASGI middleware over the replay app: holds one request, or fails one model id."""
+
+    app: ASGIApp
+    hold_at: int | None = None
+    fail_model: str | None = None
+    fail_from: int = 1
+    """Fail the fail_model's requests from its Nth on."""
+    fail_count: int | None = None
+    """How many of its requests fail (None: all from fail_from on)."""
+    status: int = 503
+    headers: dict[str, str] = field(default_factory=dict)
+    seen: int = 0
+    seen_by_model: dict[str, int] = field(default_factory=dict)
+    failed: list[str] = field(default_factory=list)
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            await self.app(scope, receive, send)
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        self.seen += 1
+        if self.seen == self.hold_at:
+            self.arrived.set()
+            await self.release.wait()
+        model = body.split(b'"model":"', 1)[-1].split(b'"', 1)[0].decode()
+        n = self.seen_by_model[model] = self.seen_by_model.get(model, 0) + 1
+        failing = model == self.fail_model and n >= self.fail_from
+        if failing and (self.fail_count is None or len(self.failed) < self.fail_count):
+            self.failed.append(model)
+            response = JSONResponse(
+                {"error": {"message": f"injected {self.status}"}},
+                status_code=self.status,
+                headers=self.headers,
+            )
+            await response(scope, receive, send)
+            return
+        sent = False
+
+        async def replay_receive() -> dict[str, object]:
+            nonlocal sent
+            if not sent:
+                sent = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay_receive, send)
+
+
+@dataclass
+class RoutedEnv:
+    settings: Settings
+    client: Client
+    runtime: Runtime
+    faults: Faults
+    served: list[ServedRequest]
+    clock: Clock
+
+    def models_served(self, conversation: str | None = None) -> list[str]:
+        return [
+            r.model for r in self.served if conversation is None or r.conversation == conversation
+        ]
+
+
+@pytest.fixture
+async def routed(
+    settings: Settings, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[..., Awaitable[RoutedEnv]]]:
+    stack: list[tuple[LoopbackServer, Runtime, object]] = []
+
+    async def make(script: ReplayScript | Path, **faults: object) -> RoutedEnv:
+        loaded = script if isinstance(script, ReplayScript) else load_replay_script(script)
+        served: list[ServedRequest] = []
+        gate = Faults(create_replay_app(loaded, served=served), **faults)  # type: ignore[arg-type]
+        server = LoopbackServer(gate)
+        await server.__aenter__()
+        monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", f"{server.url}/v1")
+        models = tmp_path / "models.yaml"
+        models.write_text(MODELS)
+        settings.models_file = models
+        runtime = await Runtime.open(settings)
+        clock = Clock()
+        runtime.metrics.clock = clock
+        worker = build_worker(client, runtime, task_queue=settings.task_queue)
+        await worker.__aenter__()
+        stack.append((server, runtime, worker))
+        return RoutedEnv(settings, client, runtime, gate, served, clock)
+
+    yield make
+    for server, runtime, worker in reversed(stack):
+        await worker.__aexit__(None, None, None)  # type: ignore[attr-defined]
+        await runtime.close()
+        await server.__aexit__(None, None, None)
+
+
+def reasons(pin: AuditEvent) -> dict[str, str]:
+    """Deployment -> why it won or lost, from a MODEL_PINNED event."""
+    out: dict[str, str] = {}
+    candidates = pin.payload["candidates"]
+    assert isinstance(candidates, list)
+    for candidate in candidates:
+        assert isinstance(candidate, dict)
+        out[str(candidate["deployment"])] = str(candidate["reason"])
+    return out
+
+
+def refunds(settings: Settings) -> int:
+    path = settings.resolved_state_dir / "skills" / "refunds.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(path, timeout=30) as conn:
+        return int(conn.execute("SELECT count(*) FROM refunds").fetchone()[0])
+
+
+LOOP_SCRIPT = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {
+                "name": "loop",
+                "match": {"contains": "Step: loop"},
+                "turns": [
+                    *[
+                        {
+                            "tool_calls": [
+                                {"name": "tickets_get", "arguments": {"ticket_id": "T-1001"}}
+                            ]
+                        }
+                        for _ in range(12)
+                    ],
+                    {"content": "looked twelve times"},
+                ],
+            },
+            {"name": "after", "match": {"contains": "Step: after"}, "turns": [{"content": "ok"}]},
+        ]
+    }
+)
+
+LOOP_PLAN = parse_plan(
+    """
+name: long-loop
+steps:
+  - id: loop
+    type: agent
+    model: reasoning-strong
+    goal: Read the ticket many times.
+    skills: [tickets.get]
+    max_rounds: 20
+  - id: after
+    type: agent
+    model: reasoning-strong
+    goal: Say ok.
+""",
+    "long-loop.yaml",
+)
+
+
+async def test_a_long_tool_loop_never_switches_and_the_next_step_may(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    env = await routed(LOOP_SCRIPT, hold_at=6)
+    handle = await start_session(
+        env.client, LOOP_PLAN, {}, task_queue=env.settings.task_queue, options=FAST
+    )
+    await asyncio.wait_for(env.faults.arrived.wait(), 30)
+    # Mid-loop: a switch is requested and the pinned deployment starts to look bad. Neither
+    # may move the pin before the loop ends.
+    await handle.execute_update(
+        names.REQUEST_MODEL_SWITCH, ModelSwitchRequest(model="strong-b", reason="try b")
+    )
+    env.runtime.metrics.record_failure("strong-a", "HTTP 500", retry_after=3600)
+    env.faults.release.set()
+    result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    assert env.models_served("loop") == ["replay-strong"] * 13
+    assert env.models_served("after") == ["replay-strong-b"]
+    timeline = [(p.step_id, p.model, p.boundary) for p in result.model_timeline]
+    assert timeline == [
+        ("loop", "strong-a", Boundary.SESSION_START),
+        ("after", "strong-b", Boundary.STEP_CHANGE),
+    ]
+    assert "try b" in result.model_timeline[1].reason
+
+
+async def test_a_deployment_dying_mid_loop_fails_over_once_and_no_effect_repeats(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    # replay-strong answers the ticket, order and refund rounds, then returns 503 for good:
+    # the refund has run (approved) when the pinned deployment dies.
+    env = await routed(
+        REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
+    )
+    plan = load_plan(REPO / "workflows/customer_refund.yaml")
+    plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
+    plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
+    handle = await start_session(
+        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
+    )
+    session_id = handle.id.removeprefix("session-")
+    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    forced = [p for p in result.model_timeline if p.boundary is Boundary.FORCED_FAILOVER]
+    assert len(forced) == 1
+    assert forced[0].step_id == "investigate" and forced[0].model == "strong-b"
+    assert forced[0].cause is not None and "HTTP 503" in forced[0].cause
+    # The step restarted on strong-b from its first turn; the refund ran once, was approved
+    # once, and the re-run got the recorded results instead of running anything again.
+    assert env.models_served("investigate") == ["replay-strong"] * 3 + ["replay-strong-b"] * 4
+    assert env.faults.failed == ["replay-strong"] * 2  # both attempts of the 4th call
+    assert refunds(env.settings) == 1
+    assert len(await env.runtime.store.list_approvals(session_id=session_id)) == 1
+    events = await env.runtime.store.list_events(session_id)
+    ran = [e.skill for e in events if e.kind is EventKind.TOOL_CALL and e.skill]
+    assert ran == ["tickets.get", "orders.get", "payments.refund"]
+    reused = [e for e in events if e.kind is EventKind.TOOL_CALL and e.payload.get("reused")]
+    assert len(reused) == 3
+    pins = [e for e in events if e.kind is EventKind.MODEL_PINNED]
+    failover = [e for e in pins if e.payload["boundary"] == "forced_failover"]
+    assert len(failover) == 1 and "HTTP 503" in str(failover[0].payload["cause"])
+    assert reasons(failover[0])["strong-a"].startswith("failed in this step: ")
+
+
+async def test_a_rate_limited_deployment_is_avoided_until_its_cooldown_ends(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    env = await routed(
+        TWO_STEPS,
+        fail_model="replay-fast",
+        fail_count=1,
+        status=429,
+        headers={"retry-after": "120"},
+    )
+    plan = parse_plan(
+        """
+name: two
+steps:
+  - {id: one, type: agent, model: fast-cheap, goal: First.}
+  - {id: two, type: agent, model: fast-cheap, goal: Second.}
+""",
+        "two.yaml",
+    )
+    first = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await first.result()
+    timeline = [(p.step_id, p.model, p.boundary) for p in result.model_timeline]
+    # cheap-a is cheapest; its 429 with a long Retry-After is not waited out in the step:
+    # the step fails over, and the next step avoids cheap-a while it cools down.
+    assert timeline == [
+        ("one", "cheap-a", Boundary.SESSION_START),
+        ("one", "cheap-b", Boundary.FORCED_FAILOVER),
+        ("two", "cheap-b", Boundary.STEP_CHANGE),
+    ]
+    assert result.model_timeline[1].cause is not None
+    assert "HTTP 429" in result.model_timeline[1].cause
+    events = await env.runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
+    step_two = next(e for e in events if e.step_id == "two")
+    assert reasons(step_two)["cheap-a"].startswith("cooling down for ")
+
+    env.clock.now += 121
+    second = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    again = await second.result()
+    assert [p.model for p in again.model_timeline] == ["cheap-a", "cheap-a"]
+
+
+async def test_a_budget_refuses_a_session_it_cannot_cover(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    env = await routed(TWO_STEPS)
+    plan = parse_plan(
+        """
+name: held
+steps:
+  - {id: one, type: agent, model: fast-cheap, goal: First.}
+  - {id: gate, type: approval, summary: Hold the session open.}
+""",
+        "held.yaml",
+    )
+
+    async def start(session_id: str) -> WorkflowHandle[object, SessionResult]:
+        return await env.client.start_workflow(
+            names.WORKFLOW_NAME,
+            SessionStartInput(session_id=session_id, plan=plan, tenant="thrifty"),
+            id=f"session-{session_id}",
+            task_queue=env.settings.task_queue,
+            result_type=SessionResult,
+        )
+
+    # The first session holds 0.60 of the 1.00 budget while it waits for a person; a
+    # second one cannot reserve another 0.60 and is refused with the figures.
+    first = await start("thrifty-1")
+    pending = await wait_for_pending_approval(env.runtime.store, "thrifty-1")
+    second = await start("thrifty-2")
+    with pytest.raises(WorkflowFailureError):
+        await second.result()
+    record = await env.runtime.store.get_session("thrifty-2")
+    assert record is not None and record.status is SessionStatus.FAILED
+    assert "budget thrifty/* (month" in (record.error or "")
+    assert "is exhausted: $0.6000 of $1.00 committed" in (record.error or "")
+
+    # Once the first session ends, what it reserved but did not spend comes back.
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    assert (await first.result()).status is SessionStatus.COMPLETED
+    third = await start("thrifty-3")
+    await wait_for_pending_approval(env.runtime.store, "thrifty-3")
+    period = datetime.now(UTC).strftime("%Y-%m")
+    usage = await env.runtime.store.budgets.usage("thrifty/*", period)
+    assert 0 < usage.spent_usd < 0.01
+    # The first session's spend, plus the third's 0.60 reservation (it spent less).
+    assert usage.committed_usd == pytest.approx(0.6 + usage.spent_usd, abs=1e-3)
+    await third.terminate()
