@@ -4,6 +4,7 @@ conditions, retries with idempotency keys, and outputs checked against the contr
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -88,6 +89,21 @@ async def test_a_cel_condition_gates_only_the_calls_that_meet_it(
     )
     assert (await large.result()).status is SessionStatus.COMPLETED
     assert len(ledger_rows(env, "effects")) == 2
+
+
+async def test_the_contract_timeout_and_retries_bound_each_call(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await ledger_env(env_factory)
+    plan = parse_plan(skill_plan("ledger.slow", "{account: acme, amount: 1}"))
+    started = time.monotonic()
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    assert time.monotonic() - started < 20, "the session default (120 s) was used"
+    events = await env.runtime.store.list_events(handle.id.removeprefix("session-"))
+    failed = next(e for e in events if e.kind is EventKind.STEP_FAILED)
+    assert "ledger.slow: activity StartToClose timeout" in str(failed.payload["error"])
 
 
 async def test_output_that_breaks_the_contract_fails_the_step_and_is_recorded(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -61,3 +62,9 @@ async def credit(args: Charge, ctx: SkillContext) -> Receipt:
 async def broken(args: Charge, ctx: SkillContext) -> Receipt:
     """Return a receipt that breaks the output contract."""
     return Receipt.model_construct(receipt_id=None, amount="lots")
+
+
+async def slow(args: Charge, ctx: SkillContext) -> Receipt:
+    """Take longer than the contract's timeout allows."""
+    await asyncio.sleep(30)
+    return _apply(args, ctx)
