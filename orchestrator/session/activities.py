@@ -158,6 +158,7 @@ class SessionActivities:
             raise ApplicationError(
                 f"plan {start.plan.name!r}: {exc}", type=NON_RETRYABLE, non_retryable=True
             ) from None
+        deprecated: JsonObject = {s.ref: s.deprecated for s in specs if s.deprecated}
         store = self.runtime.store
         await store.record_session_start(
             SessionRecord(
@@ -180,12 +181,15 @@ class SessionActivities:
                     "plan_version": start.plan.version,
                     "skills": {spec.name: spec.version for spec in specs},
                     "skill_refs": list(dict.fromkeys(wanted)),
+                    "deprecated": deprecated,
                     "requested_by": start.requested_by,
                 },
             )
         )
         async with _bound(ctx):
             log.info("session started", plan=start.plan.name, skills=[s.ref for s in specs])
+            if deprecated:
+                log.warning("session uses deprecated skill versions", deprecated=deprecated)
         return SessionSetup(
             skills=specs,
             default_model=self.runtime.models.default_model,

@@ -58,6 +58,22 @@ async def test_a_retried_irreversible_skill_applies_its_effect_once(
     assert len(ledger_rows(env, "effects")) == 1, "the charge was applied once"
 
 
+async def test_a_deprecated_version_runs_only_when_named_and_is_recorded(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await ledger_env(env_factory)
+    assert env.runtime.skills.resolve("ledger.charge").spec.version == "1.0.0"
+    plan = parse_plan(skill_plan("ledger.charge@<1", "{account: acme, amount: 5}"))
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    assert (await handle.result()).status is SessionStatus.COMPLETED
+    events = await env.runtime.store.list_events(handle.id.removeprefix("session-"))
+    started = next(e for e in events if e.kind is EventKind.SESSION_STARTED)
+    assert started.payload["skills"] == {"ledger.charge": "0.9.0"}
+    assert started.payload["deprecated"] == {
+        "ledger.charge@0.9.0": "charges before 1.0 were not retried; use ledger.charge 1.x"
+    }
+
+
 async def test_a_cel_condition_gates_only_the_calls_that_meet_it(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
@@ -168,6 +184,7 @@ async def test_a_session_keeps_its_resolved_version_after_a_newer_one_deploys(
             started = next(e for e in events if e.kind is EventKind.SESSION_STARTED)
             assert started.payload["skills"] == {"tickets.get": version}
             assert started.payload["skill_refs"] == ["tickets.get@^1.0"]
+            assert started.payload["deprecated"] == {}
             call = next(e for e in events if e.kind is EventKind.TOOL_CALL)
             assert call.payload["version"] == version
     finally:
