@@ -15,6 +15,7 @@ from rich.table import Table
 from orchestrator.cli import approvals, skills
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
+from orchestrator.cli.route import app as route_app
 from orchestrator.cli.transcript import print_transcript
 from orchestrator.client import connect
 from orchestrator.exceptions import PlanError
@@ -36,6 +37,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(route_app, name="route")
 app.add_typer(skills.app, name="skills")
 sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")

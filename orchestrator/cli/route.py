@@ -1,0 +1,117 @@
+"""`orchestrator route explain`: what the router would choose for a plan step, and why."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.exceptions import PlanError
+from orchestrator.plans.loader import load_plan
+from orchestrator.plans.models import AgentStep
+from orchestrator.providers.registry import load_model_registry
+from orchestrator.routing.budgets import applicable, period_of, share_used
+from orchestrator.routing.router import Router
+from orchestrator.routing.types import RoutingDecision
+from orchestrator.session.pinning import route_request
+from orchestrator.session.types import Boundary, SessionStartInput
+from orchestrator.store.store import Store
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The policy router.", no_args_is_help=True)
+
+Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
+
+
+def _headers(raw: list[str]) -> dict[str, str]:
+    headers: dict[str, str] = {}
+    for item in raw:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise PlanError(f"--header {item!r}: expected NAME=VALUE")
+        headers[key.strip().lower()] = value.strip()
+    return headers
+
+
+def print_decision(decision: RoutingDecision, micros: float) -> None:
+    """The decision: winner, policy, rules that fired, and every candidate's reason."""
+    console.print(
+        f"[bold]deployment[/] [magenta]{decision.deployment}[/]"
+        f"  (policy {decision.policy}, asked for {decision.name or 'any model'})",
+        highlight=False,
+    )
+    console.print(f"[bold]why[/] {decision.reason}", highlight=False)
+    console.print(f"[bold]rules fired[/] {', '.join(decision.rules_fired) or 'none'}")
+    if decision.budget_used:
+        console.print(f"[bold]budget used[/] {decision.budget_used:.0%}")
+    table = Table("deployment", "eligible", "score", "reason")
+    for candidate in decision.candidates:
+        table.add_row(
+            candidate.deployment,
+            "yes" if candidate.eligible else "no",
+            "-" if candidate.score is None else f"{candidate.score:.3f}",
+            candidate.reason,
+        )
+    console.print(table)
+    console.print(f"[dim]decided in {micros:.1f} µs (no live metrics in this process)[/]")
+
+
+@app.command("explain")
+@run_async
+async def explain(
+    plan_file: Annotated[Path, typer.Option("--plan", help="Plan YAML file.")],
+    step: Annotated[str, typer.Option("--step", help="Id of an agent step of the plan.")],
+    tenant: Annotated[str, typer.Option(help="Tenant the session runs for.")] = "default",
+    team: Annotated[str, typer.Option(help="Team the session runs for.")] = "default",
+    tokens_so_far: Annotated[int, typer.Option(help="Tokens the session has used.")] = 0,
+    header: Annotated[
+        list[str] | None, typer.Option("--header", help="NAME=VALUE, for header rules.")
+    ] = None,
+    current: Annotated[
+        str | None, typer.Option(help="Deployment pinned so far (to see stickiness).")
+    ] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(help="Ask for this alias or deployment instead of the step's; '*': any."),
+    ] = None,
+    project: Project = None,
+) -> None:
+    """Print the decision the router makes for STEP of a plan, with every reason."""
+    settings = load_settings(project, log_level="WARNING")
+    registry = load_model_registry(settings.resolved_models_file)
+    plan = load_plan(plan_file)
+    found = next((s for s in plan.steps if s.id == step), None)
+    if not isinstance(found, AgentStep):
+        agent = ", ".join(s.id for s in plan.steps if isinstance(s, AgentStep)) or "none"
+        raise PlanError(f"{plan_file}: no agent step {step!r} (agent steps: {agent})")
+    start = SessionStartInput(
+        session_id="explain", plan=plan, tenant=tenant, team=team, headers=_headers(header or [])
+    )
+    request = route_request(
+        start,
+        found,
+        name=(None if model == "*" else model) if model else (found.model or plan.model),
+        boundary=Boundary.SESSION_START if current is None else Boundary.STEP_CHANGE,
+        current=current,
+        tokens_so_far=tokens_so_far,
+        prompt_chars=len(found.goal) + len(found.instructions or ""),
+        exclude={},
+    )
+    used = 0.0
+    budgets = applicable(registry.budgets, tenant, team)
+    if budgets:
+        now = datetime.now(UTC)
+        async with await Store.open(settings.resolved_database_url) as store:
+            for budget in budgets:
+                usage = await store.budgets.usage(budget.scope, period_of(budget, now))
+                used = max(used, share_used(budget, usage))
+    router = Router(registry)
+    started = time.perf_counter()
+    decision = router.decide(request, budget_used=used)
+    print_decision(decision, (time.perf_counter() - started) * 1e6)
