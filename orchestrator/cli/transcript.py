@@ -9,6 +9,14 @@ from orchestrator.store.records import AuditEvent, EventKind, SessionRecord
 __all__ = ["print_transcript"]
 
 
+def _pin_line(event: AuditEvent) -> str:
+    p = event.payload
+    line = f"  model pinned: [magenta]{event.model}[/] ({p.get('boundary')}: {p.get('reason')})"
+    if p.get("cause"):
+        line += f"\n  [red]forced switch[/] from {p.get('previous')}: {p.get('cause')}"
+    return line
+
+
 def _line(event: AuditEvent) -> str | None:
     p = event.payload
     match event.kind:
@@ -22,8 +30,7 @@ def _line(event: AuditEvent) -> str | None:
         case EventKind.STEP_STARTED:
             return f"\n[bold cyan]step {event.step_id}[/] ({p.get('type')})"
         case EventKind.MODEL_PINNED:
-            why = f"{p.get('boundary')}: {p.get('reason')}"
-            return f"  model pinned: [magenta]{event.model}[/] ({why})"
+            return _pin_line(event)
         case EventKind.MODEL_CALL:
             calls = p.get("tool_calls")
             names = ", ".join(str(c) for c in calls) if isinstance(calls, list) else ""
