@@ -138,6 +138,16 @@ class Plan(BaseModel):
         """Step ids in order."""
         return [step.id for step in self.steps]
 
+    def skill_refs(self) -> list[str]:
+        """Every skill reference of the plan (`name` or `name@range`), once, in step order."""
+        refs: list[str] = []
+        for step in self.steps:
+            if isinstance(step, AgentStep):
+                refs.extend(step.skills)
+            elif isinstance(step, SkillStep):
+                refs.append(step.skill)
+        return list(dict.fromkeys(refs))
+
 
 def _template_refs(step: AgentStep | SkillStep | ApprovalStep) -> list[str]:
     texts: list[str] = []

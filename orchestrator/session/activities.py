@@ -26,7 +26,7 @@ from orchestrator.exceptions import (
     UnknownSkillError,
 )
 from orchestrator.logs import get_logger
-from orchestrator.plans.models import AgentStep, SkillStep
+from orchestrator.plans.models import AgentStep
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
@@ -143,12 +143,7 @@ class SessionActivities:
             workflow_id=info.workflow_id,
             run_id=info.workflow_run_id,
         )
-        wanted: list[str] = []
-        for step in start.plan.steps:
-            if isinstance(step, AgentStep):
-                wanted.extend(step.skills)
-            elif isinstance(step, SkillStep):
-                wanted.append(step.skill)
+        wanted = start.plan.skill_refs()
         try:
             specs = self.runtime.skills.resolve_refs(wanted)
             for step in start.plan.steps:
@@ -180,7 +175,7 @@ class SessionActivities:
                     "plan": start.plan.name,
                     "plan_version": start.plan.version,
                     "skills": {spec.name: spec.version for spec in specs},
-                    "skill_refs": list(dict.fromkeys(wanted)),
+                    "skill_refs": wanted,
                     "deprecated": deprecated,
                     "requested_by": start.requested_by,
                 },

@@ -240,7 +240,7 @@ def test_strict_models_are_required(tmp_path: Path) -> None:
 
 def run_cli(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "skills", *args, "--project", str(project_dir)],
+        [sys.executable, "-m", "orchestrator", *args, "--project", str(project_dir)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -250,17 +250,17 @@ def run_cli(project_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_lists_shows_and_checks_the_demo_project() -> None:
-    listed = run_cli(REPO, "list")
+    listed = run_cli(REPO, "skills", "list")
     assert listed.returncode == 0, listed.stderr
     assert "tickets.get" in listed.stdout and "1.1.0" in listed.stdout
     assert "irreversible_write" in listed.stdout and "always" in listed.stdout
-    shown = run_cli(REPO, "show", "tickets.get@~1.0")
+    shown = run_cli(REPO, "skills", "show", "tickets.get@~1.0")
     assert shown.returncode == 0, shown.stderr
     assert "tickets.get@1.0.0 (resolved from tickets.get@~1.0)" in shown.stdout
     assert '"ticket_id"' in shown.stdout
-    missing = run_cli(REPO, "show", "tickets.get@^2")
+    missing = run_cli(REPO, "skills", "show", "tickets.get@^2")
     assert missing.returncode == 1 and "no version of tickets.get matches" in missing.stderr
-    checked = run_cli(REPO, "check")
+    checked = run_cli(REPO, "skills", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "new field: output.status is new" in checked.stdout
 
@@ -272,7 +272,7 @@ def test_cli_check_fails_on_a_breaking_minor_bump(tmp_path: Path) -> None:
     (skills / "d.contract.yaml").write_text(
         GOOD.replace("1.0.0", "1.1.0").replace("reversible_write", "irreversible_write")
     )
-    checked = run_cli(tmp_path, "check")
+    checked = run_cli(tmp_path, "skills", "check")
     assert checked.returncode == 1
     assert "ledger.credit 1.0.0 -> 1.1.0 is a minor bump but breaks" in checked.stderr
     assert "risk level reversible_write -> irreversible_write" in checked.stderr
@@ -310,3 +310,12 @@ def test_the_catalog_is_served_read_only_over_http() -> None:
         missing = http.get("/skills/payments.refund@^2")
         assert missing.status_code == 404 and "no version" in missing.json()["error"]
         assert http.post("/skills/").status_code == 405
+
+
+def test_validate_resolves_each_plans_skills_in_the_project(tmp_path: Path) -> None:
+    plan = tmp_path / "p.yaml"
+    plan.write_text("name: p\nsteps:\n  - id: a\n    type: skill\n    skill: tickets.get@^2\n")
+    result = run_cli(REPO, "validate", str(plan))
+    assert result.returncode == 1
+    assert "plan 'p': no version of tickets.get matches 'tickets.get@^2'" in result.stdout
+    assert "(versions: 1.0.0, 1.1.0)" in result.stdout
