@@ -10,20 +10,16 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from orchestrator.cli import approvals, skills
+from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
-from orchestrator.cli.route import app as route_app
-from orchestrator.cli.transcript import print_transcript
 from orchestrator.client import connect
-from orchestrator.exceptions import PlanError, SkillDefinitionError, UnknownSkillError
+from orchestrator.exceptions import PlanError
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
-from orchestrator.skills.registry import SkillRegistry
 from orchestrator.stack import embedded_stack
 from orchestrator.store.migrate import upgrade
 from orchestrator.store.store import Store
@@ -38,22 +34,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(approvals.app, name="approvals")
-app.add_typer(route_app, name="route")
 app.add_typer(skills.app, name="skills")
-sessions_app = typer.Typer(help="Inspect sessions.", no_args_is_help=True)
-app.add_typer(sessions_app, name="sessions")
+app.add_typer(audit.sessions_app, name="sessions")
+app.command()(audit.cost)
+app.command()(audit.inventory)
 db_app = typer.Typer(help="The session and audit store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
 
 
-async def _until_interrupted() -> None:
+def _on_interrupt() -> asyncio.Event:
+    """An event set by Ctrl-C or SIGTERM.
+
+    Install it before telling anyone how to stop the process: a signal that arrives
+    before the handler would end it with a bare KeyboardInterrupt.
+    """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return stop
 
 
 @app.command()
@@ -76,8 +77,9 @@ async def dev(
         console.print(f"store              {settings.resolved_database_url}")
         console.print(f"worker             task queue {settings.task_queue!r}")
         console.print(f"metrics            {stack.metrics_url or '-'}/metrics")
+        stop = _on_interrupt()
         console.print("[dim]Ctrl-C stops everything[/]")
-        await _until_interrupted()
+        await stop.wait()
         console.print("stopping...")
 
 
@@ -130,8 +132,9 @@ async def api(
             required=True,
         ) as url,
     ):
+        stop = _on_interrupt()
         console.print(f"api on {url} (/healthz, /readyz, /metrics)")
-        await _until_interrupted()
+        await stop.wait()
 
 
 def _parse_input(raw: str) -> JsonObject:
@@ -170,19 +173,11 @@ async def run(
 
 
 @app.command()
-def validate(
-    path: Annotated[Path, typer.Argument()] = Path("workflows"), project: Project = None
-) -> None:
-    """Load every plan in PATH (a file or folder), and resolve its skills in the project."""
+def validate(path: Annotated[Path, typer.Argument()] = Path("workflows")) -> None:
+    """Load every plan in PATH (a file or folder) and report errors with line and column."""
     try:
-        plans = {p.name: p for p in [load_plan(path)]} if path.is_file() else load_plans(path)
-        registry = SkillRegistry.load_directory(load_settings(project).project_dir / "skills")
-        for plan in plans.values():
-            try:
-                registry.resolve_refs(plan.skill_refs())
-            except UnknownSkillError as exc:
-                raise PlanError(f"plan {plan.name!r}: {exc}") from None
-    except (PlanError, SkillDefinitionError) as exc:
+        plans = {load_plan(path).name: None} if path.is_file() else load_plans(path)
+    except PlanError as exc:
         console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"{len(plans)} plan(s) valid: {', '.join(sorted(plans))}")
@@ -207,38 +202,6 @@ async def demo(
     code = await run_demo(settings, console, approve_as=who)
     if code:
         raise typer.Exit(code)
-
-
-@sessions_app.command("list")
-@run_async
-async def sessions_list(project: Project = None) -> None:
-    """Recent sessions, newest first."""
-    settings = load_settings(project)
-    async with await Store.open(settings.resolved_database_url) as store:
-        records = await store.list_sessions()
-    table = Table("session", "plan", "status", "cost ($)", "started")
-    for rec in records:
-        table.add_row(
-            rec.session_id,
-            rec.plan_name,
-            rec.status.value,
-            f"{rec.cost_usd:.6f}",
-            rec.started_at.isoformat(timespec="seconds"),
-        )
-    console.print(table)
-
-
-@sessions_app.command("show")
-@run_async
-async def sessions_show(session_id: str, project: Project = None) -> None:
-    """A session's transcript from the audit trail."""
-    settings = load_settings(project)
-    async with await Store.open(settings.resolved_database_url) as store:
-        record = await store.get_session(session_id)
-        if record is None:
-            raise PlanError(f"no session {session_id!r}")
-        events = await store.list_events(session_id)
-    print_transcript(console, record, events, None)
 
 
 @db_app.command("upgrade")

@@ -94,8 +94,8 @@ async def test_approvals_list_and_approve_from_the_cli(
 
     shown = await cli(env.settings, "sessions", "show", session_id)
     assert shown.returncode == 0, shown.stderr
-    assert "approval approved by maria" in shown.stdout
-    assert "model pinned: demo-strong" in shown.stdout
+    assert "maria" in shown.stdout and "checked the order" in shown.stdout
+    assert "Model timeline" in shown.stdout and "demo-strong" in shown.stdout
 
 
 async def test_validate_reports_file_line_and_column(tmp_path: Path, settings: Settings) -> None:
