@@ -3,6 +3,8 @@ conditions, retries with idempotency keys, and outputs checked against the contr
 
 from __future__ import annotations
 
+import json
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -11,10 +13,14 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Env
 from temporalio.client import Client, WorkflowFailureError
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from orchestrator.plans.loader import parse_plan
+from orchestrator.plugin import workflow_runner
 from orchestrator.runtime import Runtime
 from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.skills import SkillRegistry
 from orchestrator.store.records import EventKind, SessionStatus
@@ -220,3 +226,38 @@ async def test_a_worker_without_the_recorded_version_refuses_the_call(
         assert "versions: 1.0.0" in error
     finally:
         await runtime.close()
+
+
+async def test_a_contract_session_history_replays(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    """A CEL-gated call and a retried call under contract options replay deterministically.
+
+    `ORCHESTRATOR_RECORD_HISTORIES=1` records it into `tests/histories/`, where every
+    later version of the workflow must still replay it.
+    """
+    env = await ledger_env(env_factory)
+    text = skill_plan("ledger.credit@^1", "{account: acme, amount: 900}") + (
+        "  - id: charge\n    type: skill\n    skill: ledger.charge@^1.0\n"
+        "    arguments: {account: acme, amount: 12}\n"
+    )
+    handle = await start_session(
+        env.client, parse_plan(text), {}, task_queue=env.settings.task_queue
+    )
+    pending = await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    assert (await handle.result()).status is SessionStatus.COMPLETED
+    history = await handle.fetch_history()
+    replayed = await Replayer(
+        workflows=[AgentSessionWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    ).replay_workflow(history)
+    assert replayed.replay_failure is None
+    if os.environ.get("ORCHESTRATOR_RECORD_HISTORIES"):
+        recorded = {"workflow_id": history.workflow_id, **json.loads(history.to_json())}
+        (REPO / "tests/histories/skill_contracts.json").write_text(
+            json.dumps(recorded, indent=1) + "\n"
+        )
