@@ -40,7 +40,8 @@ PASSTHROUGH_MODULES = (
     # workflow uses; the client is only ever called from activities.
     "orchestrator.providers",
     "httpx",
-    # Skill shapes; the registry's importlib loading is only called by workers.
+    # Skill shapes and semver ranges; contract loading and the native CEL evaluator
+    # (`cel`, imported by orchestrator.skills.approval) are only called by activities.
     "orchestrator.skills",
     "orchestrator.store.records",
     "orchestrator.session.types",
