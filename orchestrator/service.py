@@ -44,8 +44,10 @@ async def start_session(
     session_id: str | None = None,
     requested_by: str | None = None,
     options: SessionOptions | None = None,
+    tenant: str = "default",
+    team: str = "default",
 ) -> WorkflowHandle[object, SessionResult]:
-    """Start a session of `plan` and return its handle.
+    """Start a session of `plan` for `tenant`/`team` and return its handle.
 
     Raises:
         orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
@@ -64,6 +66,8 @@ async def start_session(
             input=input,
             requested_by=requested_by,
             options=options or SessionOptions(),
+            tenant=tenant,
+            team=team,
         ),
         id=workflow_id_for(session_id),
         task_queue=task_queue,

@@ -154,6 +154,8 @@ async def run(
     plan_file: Annotated[Path, typer.Argument(help="Plan YAML file.")],
     input_: Annotated[str, typer.Option("--input", "-i", help="JSON object, or @file.")] = "{}",
     detach: Annotated[bool, typer.Option(help="Print the session id and return.")] = False,
+    tenant: Annotated[str, typer.Option(help="Whose session: budgets, costs.")] = "default",
+    team: Annotated[str, typer.Option(help="Team within the tenant.")] = "default",
     project: Project = None,
 ) -> None:
     """Start a session of a plan on the configured server and follow it."""
@@ -161,7 +163,13 @@ async def run(
     plan = load_plan(plan_file)
     client = await connect(settings)
     handle = await start_session(
-        client, plan, _parse_input(input_), task_queue=settings.task_queue, requested_by="cli"
+        client,
+        plan,
+        _parse_input(input_),
+        task_queue=settings.task_queue,
+        requested_by="cli",
+        tenant=tenant,
+        team=team,
     )
     session_id = handle.id.removeprefix("session-")
     console.print(f"session {session_id}")

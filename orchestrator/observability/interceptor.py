@@ -87,7 +87,7 @@ class _Inbound(ActivityInboundInterceptor):
         if not (isinstance(call, ModelCallInput) and isinstance(result, ModelCallResult)):
             return
         m = self._root.metrics
-        tenant = getattr(call.ctx, "tenant", None) or DEFAULT_TENANT
+        tenant = call.tenant or DEFAULT_TENANT
         usage = result.response.usage
         m.tokens.labels(tenant, call.model, "input").inc(usage.input_tokens)
         m.tokens.labels(tenant, call.model, "output").inc(usage.output_tokens)

@@ -162,6 +162,8 @@ class SessionActivities:
                 run_id=ctx.run_id,
                 plan_name=start.plan.name,
                 plan_version=start.plan.version,
+                tenant=start.tenant,
+                team=start.team,
                 input=start.input,
                 started_at=_now(),
             )

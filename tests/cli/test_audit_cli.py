@@ -27,13 +27,14 @@ PLAN = REPO / "workflows/customer_refund.yaml"
 SCRIPT = REPO / "replays/customer_refund.yaml"
 
 
-async def demo(env: Env) -> tuple[str, list[AuditEvent]]:
+async def demo(env: Env, tenant: str = "default") -> tuple[str, list[AuditEvent]]:
     handle = await start_session(
         env.client,
         load_plan(PLAN),
         {"ticket_id": "T-1001"},
         task_queue=env.settings.task_queue,
         requested_by="audit-test",
+        tenant=tenant,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)
@@ -121,7 +122,7 @@ async def test_cost_reports_match_the_model_call_events(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     env = await env_factory(SCRIPT)
-    _session_id, events = await demo(env)
+    session_id, events = await demo(env, tenant="acme")
     model_calls = [e for e in events if e.kind is EventKind.MODEL_CALL]
     total = sum(e.cost_usd for e in model_calls)
 
@@ -132,8 +133,11 @@ async def test_cost_reports_match_the_model_call_events(
     assert {r["key"]: r["cost_usd"] for r in by_model["rows"]} == pytest.approx(per_model)
 
     by_tenant = await run_json(env, "cost", "--by", "tenant")
-    assert [(r["key"], r["sessions"]) for r in by_tenant["rows"]] == [("default", 1)]
+    assert [(r["key"], r["sessions"]) for r in by_tenant["rows"]] == [("acme", 1)]
     assert by_tenant["total_usd"] == pytest.approx(total)
+    listed = await run_json(env, "sessions", "list", "--tenant", "acme")
+    assert [s["session_id"] for s in listed] == [session_id]
+    assert await run_json(env, "sessions", "list", "--tenant", "globex") == []
 
     by_skill = await run_json(env, "cost", "--by", "skill")
     assert {r["key"] for r in by_skill["rows"]} == {

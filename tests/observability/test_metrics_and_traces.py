@@ -71,7 +71,11 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 async def run_demo(env: Env, store: Store, between: Callable[[], Awaitable[None]]) -> str:
     handle = await start_session(
-        env.client, load_plan(PLAN), {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue
+        env.client,
+        load_plan(PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
+        tenant="acme",
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id)
@@ -106,9 +110,9 @@ async def test_metrics_grow_in_every_family_after_a_demo_run(
     assert grew("orchestrator_approval_requests_total", kind="tool_call") == 1
     assert grew("orchestrator_approval_decisions_total", decision="approved") == 1
     assert grew("orchestrator_approval_decision_seconds_count") == 1
-    assert grew("orchestrator_model_tokens_total", tenant="default", direction="input") > 0
-    assert grew("orchestrator_model_tokens_total", tenant="default", direction="output") > 0
-    assert grew("orchestrator_model_cost_usd_total", tenant="default", model="demo-strong") > 0
+    assert grew("orchestrator_model_tokens_total", tenant="acme", direction="input") > 0
+    assert grew("orchestrator_model_tokens_total", tenant="acme", direction="output") > 0
+    assert grew("orchestrator_model_cost_usd_total", tenant="acme", model="demo-strong") > 0
     assert grew("orchestrator_provider_request_seconds_count", outcome="ok") >= 3
     assert total(after, "orchestrator_approvals_pending") == 0
 
