@@ -10,6 +10,7 @@ naming the file, the line and column, and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
@@ -117,7 +118,12 @@ def load_contract(path: Path, skills_dir: Path) -> Skill[Any, Any]:
         fn = _python_target(contract.implementation, skills_dir)
     except ValueError as exc:
         raise SkillDefinitionError(f"{at}: {exc}") from None
-    return bind(contract, fn, source=str(path), locate=lambda field: where(found, field.split(".")))
+    bound = bind(contract, fn, source=str(path), locate=lambda f: where(found, f.split(".")))
+    # The catalog names the file relative to the project, not where the server keeps it.
+    relative = (
+        path.relative_to(skills_dir.parent) if path.is_relative_to(skills_dir.parent) else path
+    )
+    return dataclasses.replace(bound, spec=bound.spec.model_copy(update={"source": str(relative)}))
 
 
 def load_project_skills(skills_dir: Path) -> list[Skill[Any, Any]]:

@@ -46,7 +46,7 @@ def test_the_demo_project_loads_its_contracts() -> None:
     assert refund.timeout is not None and refund.timeout.total_seconds() == 30
     assert refund.max_attempts == 5 and refund.writes == ["payments"]
     assert refund.implementation == "python:payments:refund"
-    assert str(refund.source).endswith("payments.refund@1.0.0.contract.yaml")
+    assert refund.source == "skills/payments.refund@1.0.0.contract.yaml"  # not the server path
     data = catalog(registry)
     assert [s["name"] for s in data["skills"]] == registry.names()  # type: ignore[index,union-attr]
 
