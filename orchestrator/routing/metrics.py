@@ -4,10 +4,11 @@
 deployment into cooldown (for `Retry-After` when the endpoint says, else a backoff that
 doubles with each consecutive failure), and the router avoids it until the cooldown ends.
 
-The numbers are per worker process: each worker learns from the calls it makes. `version`
-changes only when something the router scores on changes materially (a cooldown starts or
-ends, the latency moves to another power-of-two bucket, the error rate moves a tenth), so
-decisions can be cached between changes.
+The numbers are per worker process: each worker learns from the calls it makes. The router
+scores on `scored_latency_ms` and `scored_error_rate`, which follow the EWMAs but move only
+when these drift materially (latency by a quarter, error rate by 0.05); `version` changes
+exactly when they move or a cooldown starts or ends, so a decision cached under one
+version is the decision a fresh computation would make.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class DeploymentStats:
     cooldown_until: float = 0.0
     cooldown_cause: str | None = None
     rate_limited: bool = False
+    scored_latency_ms: float | None = None
+    """What the router scores on: the EWMA as of its last material move."""
+    scored_error_rate: float = 0.0
 
     @property
     def p95_ms(self) -> float | None:
@@ -48,8 +52,8 @@ class DeploymentStats:
         return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
-def _bucket(latency_ms: float | None) -> int:
-    return -1 if latency_ms is None else int(math.log2(max(latency_ms, 1.0)))
+_LATENCY_DRIFT = 0.25
+_ERROR_DRIFT = 0.05
 
 
 class LiveMetrics:
@@ -93,7 +97,6 @@ class LiveMetrics:
     def record_success(self, deployment: str, latency_ms: float) -> None:
         """A call answered in `latency_ms`."""
         s = self.stats(deployment)
-        before = (_bucket(s.latency_ewma_ms), round(s.error_rate, 1))
         s.calls += 1
         s.samples.append(latency_ms)
         s.latency_ewma_ms = (
@@ -104,7 +107,21 @@ class LiveMetrics:
         s.error_rate *= 1 - _ALPHA
         s.consecutive_failures = 0
         s.rate_limited = False
-        if (_bucket(s.latency_ewma_ms), round(s.error_rate, 1)) != before:
+        self._rescore(s)
+
+    def _rescore(self, s: DeploymentStats) -> None:
+        ewma, scored = s.latency_ewma_ms, s.scored_latency_ms
+        moved = ewma is not None and (
+            scored is None or abs(ewma - scored) > _LATENCY_DRIFT * scored
+        )
+        if moved:
+            s.scored_latency_ms = ewma
+        if abs(s.error_rate - s.scored_error_rate) > _ERROR_DRIFT or (
+            s.error_rate < _ERROR_DRIFT / 2 < s.scored_error_rate
+        ):
+            s.scored_error_rate = s.error_rate
+            moved = True
+        if moved:
             self.version += 1
 
     def record_failure(
@@ -125,6 +142,7 @@ class LiveMetrics:
             seconds = min(self.max_cooldown, self.base_cooldown * 2 ** (s.consecutive_failures - 1))
         s.cooldown_until = max(s.cooldown_until, self.clock() + seconds)
         s.cooldown_cause = cause
+        self._rescore(s)
         self.version += 1
         return seconds
 

@@ -94,7 +94,11 @@ class Policy(BaseModel):
     keep_for_session: bool = False
     """Keep the session's model across steps unless a step needs more quality than it has."""
     stickiness: float = Field(default=0.05, ge=0)
-    """Score bonus of the deployment already pinned, so near-ties do not flap."""
+    """How far below the best score the pinned deployment may be and still be kept at a
+    boundary, so near-ties do not flap and provider prompt caches stay warm."""
+    max_sticky_cost_ratio: float | None = Field(default=None, gt=0)
+    """When set, the pin is kept only while it costs at most this many times the best
+    deployment: after a hard step on an expensive model, the session comes back down."""
     downgrade_at: float = Field(default=0.8, gt=0, le=1)
     """Budget share used past which the cost weight is tripled, steering to cheaper models."""
     quality_floor: dict[Difficulty, float] = Field(

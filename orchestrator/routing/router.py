@@ -24,8 +24,10 @@ change materially (`LiveMetrics.version`) or a cooldown they depend on ends.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from bisect import bisect_left
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING
 
 import cel
@@ -79,6 +81,25 @@ class _Effects:
     bonus: dict[str, float]
 
 
+_NO_EFFECTS = _Effects((), {}, None, None, None, {})
+
+
+@dataclass
+class _Ranked:
+    """A scored pool for one kind of request, before the session's pin is applied."""
+
+    eligible: list[str]
+    scores: dict[str, float]
+    costs: dict[str, float]
+    """Expected cost of the request on each eligible deployment."""
+    top: str
+    lost: list[Candidate]
+    note: str
+    valid_until: float
+    version: int
+    finals: dict[tuple[str, bool, bool], RoutingDecision] = field(default_factory=dict)
+
+
 def _context_value(req: RouteRequest, name: str, budget_used: float) -> object:
     match name:
         case "tenant":
@@ -105,12 +126,66 @@ def _context_value(req: RouteRequest, name: str, budget_used: float) -> object:
             return req.boundary
 
 
-def _hashable(value: object) -> object:
-    if isinstance(value, dict):
-        return tuple(sorted(value.items()))
-    if isinstance(value, list):
-        return tuple(value)
-    return value
+def _combine(rules: list[_CompiledRule]) -> _Effects:
+    """The joint effect of the rules that hold, in policy order."""
+    exclude: dict[str, str] = {}
+    only: frozenset[str] | None = None
+    only_rule: str | None = None
+    region: str | None = None
+    bonus: dict[str, float] = {}
+    for compiled in rules:
+        rule = compiled.rule
+        for d in compiled.exclude:
+            exclude.setdefault(d, rule.name)
+        if compiled.only:
+            only = compiled.only if only is None else only & compiled.only
+            only_rule = rule.name
+        if rule.require_region:
+            region = rule.require_region
+        for d, b in compiled.prefer:
+            bonus[d] = bonus.get(d, 0.0) + b
+    fired = tuple(c.rule.name for c in rules)
+    return _Effects(fired, exclude, only, only_rule, region, bonus)
+
+
+@dataclass(frozen=True)
+class _RuleGroups:
+    """A policy's rules split by whether what they read moves with every call."""
+
+    rules: list[_CompiledRule]
+    fixed: list[tuple[int, _CompiledRule]]
+    fixed_vars: tuple[str, ...]
+    moving: list[tuple[int, _CompiledRule]]
+    moving_vars: tuple[str, ...]
+
+    @classmethod
+    def of(cls, rules: list[_CompiledRule]) -> _RuleGroups:
+        fixed = [(i, c) for i, c in enumerate(rules) if not set(c.variables) & _MOVING]
+        moving = [(i, c) for i, c in enumerate(rules) if set(c.variables) & _MOVING]
+        return cls(
+            rules=rules,
+            fixed=fixed,
+            fixed_vars=tuple(sorted({v for _, c in fixed for v in c.variables})),
+            moving=moving,
+            moving_vars=tuple(sorted({v for _, c in moving for v in c.variables})),
+        )
+
+
+_MOVING = frozenset({"tokens_so_far", "budget_used"})
+
+
+_KEYS: dict[str, Callable[[RouteRequest], object]] = {
+    "tenant": attrgetter("tenant"),
+    "team": attrgetter("team"),
+    "task_type": attrgetter("task_type"),
+    "data_class": attrgetter("data_class"),
+    "difficulty": attrgetter("difficulty"),
+    "step": attrgetter("step_id"),
+    "boundary": attrgetter("boundary"),
+    "tags": lambda req: tuple(req.tags),
+    "headers": lambda req: tuple(sorted(req.headers.items())),
+}
+"""Hashable forms of the request attributes that rules read and that do not move per call."""
 
 
 class Router:
@@ -132,8 +207,11 @@ class Router:
             name: [self._compile(name, rule) for rule in policy.rules]
             for name, policy in registry.routing.policies.items()
         }
-        self._rule_cache: dict[tuple[object, ...], bool] = {}
-        self._decisions: dict[tuple[object, ...], tuple[RoutingDecision, int, float]] = {}
+        self._groups = {name: _RuleGroups.of(rules) for name, rules in self._rules.items()}
+        self._fixed_fired: dict[tuple[object, ...], tuple[int, ...]] = {}
+        self._combined: dict[tuple[str, tuple[int, ...]], _Effects] = {}
+        self._windows = sorted({d.context_window for d in registry.models.values()})
+        self._ranked: dict[tuple[object, ...], _Ranked] = {}
 
     def _expand(self, names: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
@@ -181,47 +259,48 @@ class Router:
 
     # ---- rules ---------------------------------------------------------------------------
 
-    def _holds(self, policy: str, compiled: _CompiledRule, req: RouteRequest, used: float) -> bool:
-        values = [_context_value(req, v, used) for v in compiled.variables]
-        key = (policy, compiled.rule.name, *(_hashable(v) for v in values))
-        cached = self._rule_cache.get(key)
-        if cached is not None:
-            return cached
+    def _holds(self, compiled: _CompiledRule, values: dict[str, object]) -> bool:
         try:
-            result = compiled.program.execute(dict(zip(compiled.variables, values, strict=True)))
+            result = compiled.program.execute(values)
         except (RuntimeError, ValueError, TypeError) as exc:
             raise RoutingError(f"rule {compiled.rule.name!r} failed to evaluate: {exc}") from None
         if not isinstance(result, bool):
             raise RoutingError(
                 f"rule {compiled.rule.name!r} must give a bool, gave {type(result).__name__}"
             )
-        if len(self._rule_cache) > _CACHE_LIMIT:
-            self._rule_cache.clear()
-        self._rule_cache[key] = result
         return result
 
     def _effects(self, policy: str, req: RouteRequest, used: float) -> _Effects:
-        fired: list[str] = []
-        exclude: dict[str, str] = {}
-        only: frozenset[str] | None = None
-        only_rule: str | None = None
-        region: str | None = None
-        bonus: dict[str, float] = {}
-        for compiled in self._rules[policy]:
-            if not self._holds(policy, compiled, req, used):
-                continue
-            rule = compiled.rule
-            fired.append(rule.name)
-            for d in compiled.exclude:
-                exclude.setdefault(d, rule.name)
-            if compiled.only:
-                only = compiled.only if only is None else only & compiled.only
-                only_rule = rule.name
-            if rule.require_region:
-                region = rule.require_region
-            for d, b in compiled.prefer:
-                bonus[d] = bonus.get(d, 0.0) + b
-        return _Effects(tuple(fired), exclude, only, only_rule, region, bonus)
+        """What the policy's rules do to this request.
+
+        Rules over request attributes only (tenant, team, tags, ...) are evaluated once per
+        combination of those attributes and remembered; rules that read a number that moves
+        with every call (`tokens_so_far`, `budget_used`) are evaluated every time.
+        """
+        group = self._groups[policy]
+        if not group.rules:
+            return _NO_EFFECTS
+        key = (policy, *[_KEYS[v](req) for v in group.fixed_vars])
+        fired = self._fixed_fired.get(key)
+        if fired is None:
+            values = {v: _context_value(req, v, used) for v in group.fixed_vars}
+            fired = tuple(
+                i for i, c in group.fixed if self._holds(c, {v: values[v] for v in c.variables})
+            )
+            if len(self._fixed_fired) > _CACHE_LIMIT:
+                self._fixed_fired.clear()
+            self._fixed_fired[key] = fired
+        if group.moving:
+            values = {v: _context_value(req, v, used) for v in group.moving_vars}
+            more = [
+                i for i, c in group.moving if self._holds(c, {v: values[v] for v in c.variables})
+            ]
+            if more:
+                fired = tuple(sorted((*fired, *more)))
+        fx = self._combined.get((policy, fired))
+        if fx is None:
+            fx = self._combined[(policy, fired)] = _combine([group.rules[i] for i in fired])
+        return fx
 
     # ---- constraints ---------------------------------------------------------------------
 
@@ -249,9 +328,6 @@ class Router:
 
     # ---- decision ------------------------------------------------------------------------
 
-    def _budget_key(self, used: float, policy: Policy) -> int:
-        return 1 if used >= policy.downgrade_at else 0
-
     def decide(self, req: RouteRequest, *, budget_used: float = 0.0) -> RoutingDecision:
         """Choose a deployment for `req`.
 
@@ -265,6 +341,10 @@ class Router:
         """
         policy_name, policy = self.policy(req.policy)
         fx = self._effects(policy_name, req, budget_used)
+        total = req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens
+        # Everything the ranking reads, coarsened only where the outcome cannot differ: the
+        # context check depends on which windows the total exceeds, the cost terms on the
+        # expected token counts to within 512. The pinned deployment is applied afterwards.
         key = (
             policy_name,
             req.name,
@@ -273,21 +353,45 @@ class Router:
             req.difficulty,
             tuple(req.needs),
             req.region,
-            (req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens) >> 10,
-            req.current,
-            tuple(sorted(req.exclude)),
+            bisect_left(self._windows, total),
+            req.expected_input_tokens >> 9,
+            req.expected_output_tokens >> 9,
+            req.boundary == "session_start",
+            tuple(sorted(req.exclude.items())) if req.exclude else (),
             fx.fired,
-            self._budget_key(budget_used, policy),
+            budget_used >= policy.downgrade_at,
         )
-        hit = self._decisions.get(key)
+        ranked = self._ranked.get(key)
         now = self.metrics.clock()
-        if hit is not None and hit[1] == self.metrics.version and now < hit[2]:
-            return hit[0].model_copy(update={"cached": True, "budget_used": budget_used})
-        decision, valid_until = self._decide(req, policy_name, policy, fx, budget_used, now)
-        if len(self._decisions) > _CACHE_LIMIT:
-            self._decisions.clear()
-        self._decisions[key] = (decision, self.metrics.version, valid_until)
+        if ranked is None or ranked.version != self.metrics.version or now >= ranked.valid_until:
+            ranked = self._rank(req, policy_name, policy, fx, budget_used, now)
+            if len(self._ranked) > _CACHE_LIMIT:
+                self._ranked.clear()
+            self._ranked[key] = ranked
+        winner, sticky = self._winner(ranked, req.current, policy)
+        final = (winner, sticky, winner == req.current)
+        cached = ranked.finals.get(final)
+        if cached is not None:
+            return cached
+        decision = self._explain(ranked, req, policy_name, policy, fx, budget_used, final)
+        ranked.finals[final] = RoutingDecision.model_construct(
+            **{**decision.__dict__, "cached": True}
+        )
         return decision
+
+    @staticmethod
+    def _winner(ranked: _Ranked, current: str | None, policy: Policy) -> tuple[str, bool]:
+        """The winner given the pin, and whether the pin's bonus decided it."""
+        top = ranked.top
+        if current is None or current == top or current not in ranked.scores:
+            return top, False
+        if policy.keep_for_session:
+            return current, True
+        close = ranked.scores[current] + policy.stickiness >= ranked.scores[top]
+        limit = policy.max_sticky_cost_ratio
+        if close and (limit is None or ranked.costs[current] <= ranked.costs[top] * limit):
+            return current, True
+        return top, False
 
     def _pool(self, req: RouteRequest) -> list[str]:
         if req.name is None:
@@ -297,7 +401,7 @@ class Router:
         except ConfigError as exc:
             raise RoutingError(str(exc)) from None
 
-    def _decide(
+    def _rank(
         self,
         req: RouteRequest,
         policy_name: str,
@@ -305,7 +409,7 @@ class Router:
         fx: _Effects,
         budget_used: float,
         now: float,
-    ) -> tuple[RoutingDecision, float]:
+    ) -> _Ranked:
         models = self.registry.models
         floor = policy.quality_floor.get(req.difficulty, 0.0)
         lost: dict[str, str] = {}
@@ -331,7 +435,7 @@ class Router:
                 soft.append((1e9 + floor - quality, name))
                 continue
             eligible.append(name)
-        fallback_note = ""
+        note = ""
         if not eligible:
             if not soft:
                 detail = "; ".join(f"{n}: {why}" for n, why in lost.items()) or "none named"
@@ -340,34 +444,57 @@ class Router:
                     f" (policy {policy_name}, {req.name or 'any model'}): {detail}"
                 )
             best = min(soft)[1]
-            fallback_note = f"; every deployment is cooling down or below the floor: {lost[best]}"
+            note = f"; every deployment is cooling down or below the floor: {lost[best]}"
             eligible = [best]
             del lost[best]
-        scores = self._scores(eligible, req, policy, fx, budget_used)
-        if policy.keep_for_session and req.current in scores:
-            winner, why = req.current, "kept for the session (policy keep_for_session)"
-        else:
-            winner = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
-            why = f"best score {scores[winner]:.3f}"
-            if req.current == winner and req.boundary != "session_start":
-                why += " (already pinned)"
-        why += fallback_note
-        candidates = [Candidate(deployment=winner, eligible=True, score=scores[winner], reason=why)]
-        for name in eligible:
-            if name != winner:
-                candidates.append(
-                    Candidate(
-                        deployment=name,
-                        eligible=True,
-                        score=scores[name],
-                        reason=f"score {scores[name]:.3f} < {scores[winner]:.3f}",
-                    )
-                )
-        candidates.extend(
-            Candidate(deployment=name, eligible=False, reason=reason)
-            for name, reason in lost.items()
+        scores, costs = self._scores(eligible, req, policy, fx, budget_used)
+        top = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
+        return _Ranked(
+            eligible=eligible,
+            scores=scores,
+            costs=costs,
+            top=top,
+            lost=[Candidate(deployment=n, eligible=False, reason=r) for n, r in lost.items()],
+            note=note,
+            valid_until=valid_until,
+            version=self.metrics.version,
         )
-        decision = RoutingDecision(
+
+    @staticmethod
+    def _explain(
+        ranked: _Ranked,
+        req: RouteRequest,
+        policy_name: str,
+        policy: Policy,
+        fx: _Effects,
+        budget_used: float,
+        final: tuple[str, bool, bool],
+    ) -> RoutingDecision:
+        winner, sticky, pinned = final
+        scores = ranked.scores
+        top = scores[winner]
+        if sticky and policy.keep_for_session:
+            why = "kept for the session (policy keep_for_session)"
+        elif sticky:
+            why = f"already pinned, score {top:.3f} within {policy.stickiness} of the best"
+        else:
+            why = f"best score {top:.3f}"
+            if pinned and req.boundary != "session_start":
+                why += " (already pinned)"
+        why += ranked.note
+        candidates = [Candidate(deployment=winner, eligible=True, score=top, reason=why)]
+        for name in ranked.eligible:
+            if name == winner:
+                continue
+            s = scores[name]
+            reason = (
+                f"score {s:.3f} < {top:.3f}"
+                if s < top or not sticky
+                else f"score {s:.3f}, but {winner} is pinned and close enough"
+            )
+            candidates.append(Candidate(deployment=name, eligible=True, score=s, reason=reason))
+        candidates.extend(ranked.lost)
+        return RoutingDecision.model_construct(
             deployment=winner,
             name=req.name,
             policy=policy_name,
@@ -375,8 +502,8 @@ class Router:
             candidates=candidates,
             rules_fired=list(fx.fired),
             budget_used=budget_used,
+            cached=False,
         )
-        return decision, valid_until
 
     def _scores(
         self,
@@ -385,7 +512,7 @@ class Router:
         policy: Policy,
         fx: _Effects,
         budget_used: float,
-    ) -> dict[str, float]:
+    ) -> tuple[dict[str, float], dict[str, float]]:
         models = self.registry.models
         w = policy.weights
         cost_weight = w.cost * (_DOWNGRADE_FACTOR if budget_used >= policy.downgrade_at else 1.0)
@@ -395,8 +522,8 @@ class Router:
             d = models[name]
             costs[name] = d.cost(req.expected_input_tokens, req.expected_output_tokens)
             stats = self.metrics.peek(name)
-            ewma = stats.latency_ewma_ms if stats is not None else None
-            latencies[name] = ewma if ewma is not None else d.latency_ms
+            measured = stats.scored_latency_ms if stats is not None else None
+            latencies[name] = measured if measured is not None else d.latency_ms
         max_cost = max(costs.values()) or 1.0
         max_latency = max(latencies.values()) or 1.0
         scores: dict[str, float] = {}
@@ -406,10 +533,8 @@ class Router:
                 w.quality * models[name].quality_for(req.task_type)
                 - cost_weight * costs[name] / max_cost
                 - w.latency * latencies[name] / max_latency
-                - w.errors * (stats.error_rate if stats is not None else 0.0)
+                - w.errors * (stats.scored_error_rate if stats is not None else 0.0)
                 + fx.bonus.get(name, 0.0)
             )
-            if name == req.current:
-                score += policy.stickiness
             scores[name] = round(score, 6)
-        return scores
+        return scores, costs

@@ -76,6 +76,8 @@ class RoutingActivities:
             decision = self.runtime.router.decide(call.request, budget_used=used)
         except RoutingError as exc:
             raise ApplicationError(str(exc), type="RoutingFailed", non_retryable=True) from None
+        if decision.budget_used != used:
+            decision = decision.model_copy(update={"budget_used": used})
         log.info(
             "routed",
             session_id=call.ctx.session_id,

@@ -241,3 +241,25 @@ def test_decisions_are_cached_until_metrics_change() -> None:
     metrics.record_failure("cheap", "HTTP 500", retry_after=None)
     fresh = router.decide(request)
     assert not fresh.cached and fresh.deployment != "cheap"
+
+
+def test_stickiness_keeps_a_near_tie_and_the_cost_ratio_brings_the_session_down() -> None:
+    weights = {"quality": 1.0, "cost": 0.0, "latency": 0.0}
+    sticky = {"weights": weights, "stickiness": 0.25}
+    router = Router(registry(routing={"default_policy": "s", "policies": {"s": sticky}}))
+    request = RouteRequest(region="eu", difficulty=Difficulty.LOW)
+    assert router.decide(request).deployment == "strong"
+    kept = router.decide(request.model_copy(update={"current": "vision"}))
+    assert kept.deployment == "vision" and "already pinned" in kept.reason
+    strong = next(c for c in kept.candidates if c.deployment == "strong")
+    assert "vision is pinned and close enough" in strong.reason
+
+    # Pinned on the pricier model: kept by a large stickiness, until a cost ratio caps it.
+    cost_only = {"quality": 0.0, "cost": 1.0, "latency": 0.0}
+    pinned = request.model_copy(update={"current": "strong"})
+    loose = {"weights": cost_only, "stickiness": 1.0}
+    router = Router(registry(routing={"default_policy": "l", "policies": {"l": loose}}))
+    assert router.decide(pinned).deployment == "strong"
+    capped = {**loose, "max_sticky_cost_ratio": 1.5}
+    router = Router(registry(routing={"default_policy": "c", "policies": {"c": capped}}))
+    assert router.decide(pinned).deployment == "vision"

@@ -1,0 +1,549 @@
+"""Router benchmarks: (a) decision latency beside LiteLLM's Router, (b) a session-aware
+policy matrix replay.
+
+(a) A stream of requests from a few hundred sessions (each session's tokens grow, its pin
+is passed back in) against 20 deployments and 10 CEL rules; each decision is timed with
+`perf_counter_ns`. LiteLLM's `Router.async_get_available_deployment` chooses among the
+same 20 deployments (one model group) with its simple-shuffle, latency-based and
+cost-based strategies, on the same number of requests, in the same process.
+
+(b) Synthetic sessions (40 sessions of 18 turns, several seeds) in six workload mixes, run
+through three policies over the same router: ours (ask only at safe boundaries, keep the
+pin otherwise), a per-turn router (ask on every call, same policy, no pin), and pin the
+first model forever. Counted: switches, unsafe switches (inside a tool loop, or while the
+session holds provider state that cannot move), estimated cost, the share of calls served
+by the previous call's deployment (warm provider prompt caches), and a quality proxy.
+
+    .venv/bin/python bench/router.py            # or: make bench-router
+    .venv/bin/python bench/router.py --skip-litellm --requests 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.providers.registry import ModelRegistry
+from orchestrator.routing import LiveMetrics, Router, RouteRequest
+from orchestrator.routing.policy import Difficulty
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+# ---- (a) decision latency -------------------------------------------------------------
+
+REGIONS = ["eu", "us", "ap"]
+TASKS = ["default", "code", "drafting", "extraction", "analysis"]
+TENANTS = [f"t{i}" for i in range(12)] + ["acme-eu", "globex-eu"]
+TEAMS = ["ops", "support", "research", "free"]
+
+RULES: list[dict[str, Any]] = [
+    {"name": "eu-residency", "when": 'tenant.endsWith("-eu")', "require_region": "eu"},
+    {"name": "free-no-frontier", "when": 'team == "free"', "exclude": ["frontier"]},
+    {"name": "code-prefers-d03", "when": 'task_type == "code"', "prefer": {"d03": 0.2}},
+    {"name": "beta-header", "when": 'headers["x-beta"] == "1"', "prefer": {"d07": 0.3}},
+    {"name": "vip-tag", "when": '"vip" in tags', "prefer": {"frontier": 0.4}},
+    {
+        "name": "big-context",
+        "when": "tokens_so_far > 60000",
+        "exclude": ["d10", "d11", "d12"],
+    },
+    {"name": "confidential", "when": 'data_class == "confidential"', "only": ["frontier"]},
+    {
+        "name": "research-analysis",
+        "when": 'team == "research" && task_type == "analysis"',
+        "prefer": {"d05": 0.2},
+    },
+    {"name": "near-budget", "when": "budget_used > 0.9", "exclude": ["d00", "d01"]},
+    {
+        "name": "hard-steps",
+        "when": 'difficulty == "high" && step != "reply"',
+        "prefer": {"d02": 0.1},
+    },
+]
+
+
+def latency_registry(seed: int = 7) -> ModelRegistry:
+    rng = random.Random(seed)
+    models: dict[str, Any] = {}
+    for i in range(20):
+        price_in = round(rng.uniform(0.1, 15.0), 2)
+        models[f"d{i:02d}"] = {
+            "provider": "p",
+            "model": f"model-{i}",
+            "input_price_per_mtok": price_in,
+            "output_price_per_mtok": round(price_in * 4, 2),
+            "context_window": rng.choice([32_000, 128_000, 200_000, 1_000_000]),
+            "capabilities": ["tools", "json"] + (["vision"] if i % 3 == 0 else []),
+            "region": REGIONS[i % 3],
+            "data_classes": ["public", "internal"] + (["pii"] if i % 2 == 0 else []),
+            "quality": {t: round(rng.uniform(0.4, 0.95), 2) for t in TASKS},
+            "latency_ms": rng.uniform(200, 4000),
+        }
+    models["d19"]["data_classes"] = ["public", "internal", "pii", "confidential"]
+    return ModelRegistry.model_validate(
+        {
+            "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+            "models": models,
+            "aliases": {
+                "frontier": {"deployments": ["d19", "d02", "d05"]},
+                "general": {"deployments": [f"d{i:02d}" for i in range(20)]},
+            },
+            "default_model": "general",
+            "routing": {"default_policy": "bench", "policies": {"bench": {"rules": RULES}}},
+        }
+    )
+
+
+@dataclass
+class Session:
+    tenant: str
+    team: str
+    tags: list[str]
+    headers: dict[str, str]
+    tokens: int = 0
+    pin: str | None = None
+    step: int = 0
+
+
+def request_stream(count: int, sessions: int, seed: int) -> list[tuple[int, RouteRequest]]:
+    """(session index, request) pairs: sessions interleaved, each growing its tokens."""
+    rng = random.Random(seed)
+    people = [
+        Session(
+            tenant=rng.choice(TENANTS),
+            team=rng.choice(TEAMS),
+            tags=["vip"] if rng.random() < 0.1 else [],
+            headers={"x-beta": "1" if rng.random() < 0.2 else "0"},
+        )
+        for _ in range(sessions)
+    ]
+    out: list[tuple[int, RouteRequest]] = []
+    for _ in range(count):
+        index = rng.randrange(sessions)
+        s = people[index]
+        s.step += 1
+        s.tokens += rng.randint(500, 4000)
+        out.append(
+            (
+                index,
+                RouteRequest(
+                    session_id=f"s{index}",
+                    tenant=s.tenant,
+                    team=s.team,
+                    name="general",
+                    step_id=f"step{s.step % 6}",
+                    task_type=rng.choice(TASKS),
+                    tags=s.tags,
+                    data_class=rng.choice(["internal", "internal", "pii"]),
+                    difficulty=rng.choice(list(Difficulty)),
+                    needs=["tools"],
+                    tokens_so_far=s.tokens,
+                    headers=s.headers,
+                    boundary="step_change",
+                ),
+            )
+        )
+    return out
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def time_ours(stream: list[tuple[int, RouteRequest]]) -> dict[str, float]:
+    registry = latency_registry()
+    metrics = LiveMetrics()
+    router = Router(registry, metrics)
+    rng = random.Random(1)
+    pins: dict[int, str] = {}
+    samples: list[float] = []
+    hits: list[float] = []
+    misses: list[float] = []
+    for index, request in stream:
+        request.current = pins.get(index)
+        started = time.perf_counter_ns()
+        decision = router.decide(request, budget_used=0.5)
+        took = (time.perf_counter_ns() - started) / 1000
+        samples.append(took)
+        (hits if decision.cached else misses).append(took)
+        pins[index] = decision.deployment
+        # Live metrics move as calls complete: one latency per decision, around the
+        # deployment's typical latency.
+        typical = registry.models[decision.deployment].latency_ms
+        metrics.record_success(decision.deployment, typical * rng.uniform(0.8, 1.2))
+    return {
+        "p50_us": percentile(samples, 0.5),
+        "p99_us": percentile(samples, 0.99),
+        "mean_us": statistics.fmean(samples),
+        "cache_hit_share": len(hits) / len(samples),
+        "hit_p50_us": percentile(hits, 0.5) if hits else 0.0,
+        "miss_p50_us": percentile(misses, 0.5) if misses else 0.0,
+        "miss_p99_us": percentile(misses, 0.99) if misses else 0.0,
+        "requests": len(samples),
+    }
+
+
+async def time_litellm(count: int, strategy: str) -> dict[str, float]:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import logging
+    import warnings
+
+    from litellm import Router as LiteRouter  # type: ignore[import-not-found]
+
+    logging.getLogger("LiteLLM").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+
+    registry = latency_registry()
+    model_list = [
+        {
+            "model_name": "bench",
+            "litellm_params": {
+                "model": f"openai/{d.model}",
+                "api_base": "http://127.0.0.1:9/v1",
+                "api_key": "x",
+                "input_cost_per_token": d.input_price_per_mtok / 1e6,
+                "output_cost_per_token": d.output_price_per_mtok / 1e6,
+            },
+            "model_info": {"id": name},
+        }
+        for name, d in registry.models.items()
+    ]
+    router = LiteRouter(model_list=model_list, routing_strategy=strategy)
+    messages = [{"role": "user", "content": "hello"}]
+    for _ in range(200):
+        await router.async_get_available_deployment(
+            model="bench", request_kwargs={}, messages=messages
+        )
+    samples: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter_ns()
+        await router.async_get_available_deployment(
+            model="bench", request_kwargs={}, messages=messages
+        )
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return {
+        "p50_us": percentile(samples, 0.5),
+        "p99_us": percentile(samples, 0.99),
+        "mean_us": statistics.fmean(samples),
+        "requests": len(samples),
+    }
+
+
+# ---- (b) policy matrix ----------------------------------------------------------------
+
+MATRIX_DEPLOYMENTS: dict[str, dict[str, Any]] = {
+    "frontier": {
+        "in": 15.0,
+        "out": 75.0,
+        "ms": 2500,
+        "q": {"hard": 0.95, "mid": 0.92, "easy": 0.9},
+    },
+    "strong": {"in": 3.0, "out": 15.0, "ms": 1500, "q": {"hard": 0.85, "mid": 0.88, "easy": 0.88}},
+    "strong-alt": {
+        "in": 3.2,
+        "out": 16.0,
+        "ms": 1400,
+        "q": {"hard": 0.84, "mid": 0.88, "easy": 0.88},
+    },
+    "mid": {"in": 0.8, "out": 3.2, "ms": 800, "q": {"hard": 0.6, "mid": 0.8, "easy": 0.85}},
+    "cheap": {"in": 0.15, "out": 0.6, "ms": 500, "q": {"hard": 0.4, "mid": 0.6, "easy": 0.8}},
+}
+
+MIXES: dict[str, dict[str, float]] = {
+    # loop: chance a turn continues the step's tool loop; hard/easy: difficulty shares;
+    # state: chance a step leaves provider state the next step would need; idle: chance
+    # of a long pause before a step; drift: how much live latency wanders per turn.
+    "balanced": {"loop": 0.5, "hard": 0.25, "easy": 0.35, "state": 0.1, "idle": 0.1, "drift": 0.1},
+    "tool-heavy": {
+        "loop": 0.8,
+        "hard": 0.25,
+        "easy": 0.35,
+        "state": 0.1,
+        "idle": 0.05,
+        "drift": 0.1,
+    },
+    "frontier-heavy": {
+        "loop": 0.5,
+        "hard": 0.6,
+        "easy": 0.1,
+        "state": 0.1,
+        "idle": 0.1,
+        "drift": 0.1,
+    },
+    "idle-heavy": {
+        "loop": 0.4,
+        "hard": 0.25,
+        "easy": 0.35,
+        "state": 0.1,
+        "idle": 0.6,
+        "drift": 0.1,
+    },
+    "provider-state-heavy": {
+        "loop": 0.5,
+        "hard": 0.25,
+        "easy": 0.35,
+        "state": 0.6,
+        "idle": 0.1,
+        "drift": 0.1,
+    },
+    "drift": {"loop": 0.5, "hard": 0.25, "easy": 0.35, "state": 0.1, "idle": 0.1, "drift": 0.6},
+}
+
+
+def matrix_registry() -> ModelRegistry:
+    models = {
+        name: {
+            "provider": "p",
+            "model": name,
+            "input_price_per_mtok": d["in"],
+            "output_price_per_mtok": d["out"],
+            "quality": d["q"],
+            "latency_ms": d["ms"],
+        }
+        for name, d in MATRIX_DEPLOYMENTS.items()
+    }
+    return ModelRegistry.model_validate(
+        {
+            "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+            "models": models,
+            "default_model": "cheap",
+            "routing": {
+                "default_policy": "matrix",
+                "policies": {
+                    "matrix": {
+                        "weights": {"quality": 1.0, "cost": 0.25, "latency": 0.15},
+                        "stickiness": 0.08,
+                    }
+                },
+            },
+        }
+    )
+
+
+@dataclass
+class Turn:
+    step: int
+    first_of_step: bool
+    task: str
+    difficulty: Difficulty
+    state_held: bool
+    """The session holds provider state from the previous step that cannot move."""
+    idle_before: bool
+    input_tokens: int
+    output_tokens: int
+
+
+def make_sessions(mix: dict[str, float], seed: int, sessions: int, turns: int) -> list[list[Turn]]:
+    rng = random.Random(seed)
+    out: list[list[Turn]] = []
+
+    def draw() -> Difficulty:
+        roll = rng.random()
+        if roll < mix["hard"]:
+            return Difficulty.HIGH
+        return Difficulty.LOW if roll < mix["hard"] + mix["easy"] else Difficulty.MEDIUM
+
+    for _ in range(sessions):
+        session: list[Turn] = []
+        step = -1
+        state = False
+        # A session has a character (a coding session is mostly hard, a support session
+        # mostly easy); each step keeps it unless it draws a new difficulty.
+        base = draw()
+        difficulty = base
+        in_step = 0
+        for t in range(turns):
+            first = t == 0 or rng.random() >= mix["loop"]
+            if first:
+                step += 1
+                in_step = 0
+                difficulty = base if rng.random() < COHERENCE else draw()
+                held = state
+                state = rng.random() < mix["state"]
+            else:
+                held = False
+                in_step += 1
+            session.append(
+                Turn(
+                    step=step,
+                    first_of_step=first,
+                    task={"high": "hard", "medium": "mid", "low": "easy"}[difficulty.value],
+                    difficulty=difficulty,
+                    state_held=held if first else False,
+                    idle_before=first and rng.random() < mix["idle"],
+                    input_tokens=2000 + 800 * in_step,
+                    output_tokens=300,
+                )
+            )
+        out.append(session)
+    return out
+
+
+@dataclass
+class Tally:
+    calls: int = 0
+    switches: int = 0
+    unsafe: int = 0
+    cost: float = 0.0
+    reuse: int = 0
+    quality: float = 0.0
+    under_served: int = 0
+
+    def summary(self) -> dict[str, float]:
+        return {
+            "calls": self.calls,
+            "switches": self.switches,
+            "unsafe_switches": self.unsafe,
+            "cost_usd": round(self.cost, 4),
+            "cache_reuse_share": round(self.reuse / self.calls, 4),
+            "quality": round(self.quality / self.calls, 4),
+            "under_served_share": round(self.under_served / self.calls, 4),
+        }
+
+
+COHERENCE = 0.8
+"""Chance that a step has its session's usual difficulty."""
+
+FLOORS = {Difficulty.LOW: 0.0, Difficulty.MEDIUM: 0.5, Difficulty.HIGH: 0.8}
+
+
+def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], seed: int) -> Tally:
+    registry = matrix_registry()
+    metrics = LiveMetrics()
+    router = Router(registry, metrics)
+    rng = random.Random(seed * 31 + 7)
+    drift = {name: 1.0 for name in registry.models}
+    tally = Tally()
+    for session in sessions:
+        pin: str | None = None
+        previous: str | None = None
+        for turn in session:
+            for name in drift:
+                drift[name] = max(0.3, drift[name] * (1 + rng.uniform(-mix["drift"], mix["drift"])))
+            # A safe boundary: the first call of a step, and no provider state to carry.
+            safe = turn.first_of_step and not turn.state_held
+            ask = policy == "per-turn" or (policy == "ours" and safe) or pin is None
+            if ask:
+                request = RouteRequest(
+                    task_type=turn.task,
+                    difficulty=turn.difficulty,
+                    current=None if policy == "per-turn" else pin,
+                    boundary="step_change",
+                    expected_input_tokens=turn.input_tokens,
+                    expected_output_tokens=turn.output_tokens,
+                )
+                pin = router.decide(request).deployment
+            assert pin is not None
+            d = registry.models[pin]
+            ms = MATRIX_DEPLOYMENTS[pin]["ms"] * drift[pin] * rng.uniform(0.8, 1.2)
+            metrics.record_success(pin, ms)
+            tally.calls += 1
+            if previous is not None and pin != previous:
+                tally.switches += 1
+                if not turn.first_of_step or turn.state_held:
+                    tally.unsafe += 1
+            if pin == previous and not turn.idle_before:
+                tally.reuse += 1
+            tally.cost += d.cost(turn.input_tokens, turn.output_tokens)
+            quality = d.quality_for(turn.task)
+            tally.quality += quality
+            tally.under_served += quality < FLOORS[turn.difficulty]
+            previous = pin
+    return tally
+
+
+def matrix(seeds: list[int], sessions: int, turns: int) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for mix_name, mix in MIXES.items():
+        per_policy: dict[str, Tally] = {p: Tally() for p in ("ours", "per-turn", "pin-first")}
+        for seed in seeds:
+            workload = make_sessions(mix, seed, sessions, turns)
+            for policy, total in per_policy.items():
+                t = run_policy(policy, workload, mix, seed)
+                for key in asdict(t):
+                    setattr(total, key, getattr(total, key) + getattr(t, key))
+        results[mix_name] = {p: t.summary() for p, t in per_policy.items()}
+    return results
+
+
+# ---- report ---------------------------------------------------------------------------
+
+
+def print_latency(ours: dict[str, float], lite: dict[str, dict[str, float]]) -> None:
+    print(f"\n(a) decision latency, {int(ours['requests'])} requests")
+    print(f"{'router':<34}{'p50 µs':>10}{'p99 µs':>10}{'p50 ratio':>12}")
+    print(f"{'ours (20 deployments, 10 rules)':<34}{ours['p50_us']:>10.1f}{ours['p99_us']:>10.1f}")
+    for name, r in lite.items():
+        ratio = r["p50_us"] / ours["p50_us"]
+        print(f"{'litellm ' + name:<34}{r['p50_us']:>10.1f}{r['p99_us']:>10.1f}{ratio:>11.1f}x")
+    print(
+        f"ours: cache hit share {ours['cache_hit_share']:.2f}; hit p50 {ours['hit_p50_us']:.1f} µs,"
+        f" miss p50 {ours['miss_p50_us']:.1f} µs, miss p99 {ours['miss_p99_us']:.1f} µs"
+    )
+
+
+def print_matrix(results: dict[str, Any]) -> None:
+    print("\n(b) policy matrix (sums over seeds)")
+    print(
+        f"{'mix':<22}{'policy':<11}{'switch':>7}{'unsafe':>7}{'cost $':>9}"
+        f"{'reuse':>7}{'qual':>7}{'under':>7}"
+    )
+    for mix, by_policy in results.items():
+        for policy, r in by_policy.items():
+            print(
+                f"{mix:<22}{policy:<11}{r['switches']:>7}{r['unsafe_switches']:>7}"
+                f"{r['cost_usd']:>9.3f}{r['cache_reuse_share']:>7.2f}{r['quality']:>7.3f}"
+                f"{r['under_served_share']:>7.3f}"
+            )
+    ours = sum(r["ours"]["switches"] for r in results.values())
+    per_turn = sum(r["per-turn"]["switches"] for r in results.values())
+    cost_ours = sum(r["ours"]["cost_usd"] for r in results.values())
+    cost_turn = sum(r["per-turn"]["cost_usd"] for r in results.values())
+    q_ours = statistics.fmean(r["ours"]["quality"] for r in results.values())
+    q_turn = statistics.fmean(r["per-turn"]["quality"] for r in results.values())
+    unsafe = sum(r["ours"]["unsafe_switches"] for r in results.values())
+    print(
+        f"\nours vs per-turn: {1 - ours / max(per_turn, 1):.1%} fewer switches,"
+        f" {unsafe} unsafe, cost {cost_ours / cost_turn - 1:+.1%},"
+        f" quality {q_ours:.3f} vs {q_turn:.3f}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=10_000)
+    parser.add_argument("--sessions", type=int, default=300)
+    parser.add_argument("--skip-litellm", action="store_true")
+    parser.add_argument("--seeds", type=int, default=5)
+    args = parser.parse_args()
+
+    stream = request_stream(args.requests, args.sessions, seed=3)
+    ours = time_ours(stream)
+    lite: dict[str, dict[str, float]] = {}
+    if not args.skip_litellm:
+        for strategy in ("simple-shuffle", "latency-based-routing", "cost-based-routing"):
+            lite[strategy] = asyncio.run(time_litellm(args.requests, strategy))
+    print_latency(ours, lite)
+
+    results = matrix(list(range(args.seeds)), sessions=40, turns=18)
+    print_matrix(results)
+
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "router.json"
+    out.write_text(
+        json.dumps({"latency": {"ours": ours, "litellm": lite}, "matrix": results}, indent=1)
+    )
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
