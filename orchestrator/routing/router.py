@@ -208,7 +208,7 @@ class Router:
             for name, policy in registry.routing.policies.items()
         }
         self._groups = {name: _RuleGroups.of(rules) for name, rules in self._rules.items()}
-        self._fixed_fired: dict[tuple[object, ...], tuple[int, ...]] = {}
+        self._fixed_fired: dict[tuple[object, ...], bool] = {}
         self._combined: dict[tuple[str, tuple[int, ...]], _Effects] = {}
         self._windows = sorted({d.context_window for d in registry.models.values()})
         self._ranked: dict[tuple[object, ...], _Ranked] = {}
@@ -273,23 +273,26 @@ class Router:
     def _effects(self, policy: str, req: RouteRequest, used: float) -> _Effects:
         """What the policy's rules do to this request.
 
-        Rules over request attributes only (tenant, team, tags, ...) are evaluated once per
-        combination of those attributes and remembered; rules that read a number that moves
+        A rule over request attributes only (tenant, team, tags, ...) is evaluated once per
+        combination of the attributes it reads and remembered; rules that read a number that moves
         with every call (`tokens_so_far`, `budget_used`) are evaluated every time.
         """
         group = self._groups[policy]
         if not group.rules:
             return _NO_EFFECTS
-        key = (policy, *[_KEYS[v](req) for v in group.fixed_vars])
-        fired = self._fixed_fired.get(key)
-        if fired is None:
-            values = {v: _context_value(req, v, used) for v in group.fixed_vars}
-            fired = tuple(
-                i for i, c in group.fixed if self._holds(c, {v: values[v] for v in c.variables})
-            )
-            if len(self._fixed_fired) > _CACHE_LIMIT:
-                self._fixed_fired.clear()
-            self._fixed_fired[key] = fired
+        keys = {v: _KEYS[v](req) for v in group.fixed_vars}
+        cache = self._fixed_fired
+        fired: tuple[int, ...] = ()
+        for i, c in group.fixed:
+            key = (policy, i, *[keys[v] for v in c.variables])
+            holds = cache.get(key)
+            if holds is None:
+                holds = self._holds(c, {v: _context_value(req, v, used) for v in c.variables})
+                if len(cache) > _CACHE_LIMIT:
+                    cache.clear()
+                cache[key] = holds
+            if holds:
+                fired = (*fired, i)
         if group.moving:
             values = {v: _context_value(req, v, used) for v in group.moving_vars}
             more = [
