@@ -36,6 +36,7 @@ __all__ = [
     "PendingApproval",
     "RecordEventsInput",
     "RouteInput",
+    "SessionCarry",
     "SessionOptions",
     "SessionResult",
     "SessionSetup",
@@ -83,6 +84,9 @@ class SessionOptions(BaseModel):
         default_factory=lambda: ActivityOptions(local=True, start_to_close=timedelta(seconds=30))
     )
     """Store writes and set-up: short, idempotent, never a side effect outside the store."""
+    continue_as_new_after: int | None = Field(default=None, ge=1)
+    """Continue as new at the next safe point once the run's history holds this many
+    events; empty: when Temporal suggests it (the history is getting large)."""
 
 
 class SessionStartInput(BaseModel):
@@ -98,6 +102,8 @@ class SessionStartInput(BaseModel):
     team: str = "default"
     headers: dict[str, str] = Field(default_factory=dict)
     """Request headers of the client that started the session, for routing rules."""
+    carry: SessionCarry | None = None
+    """Set when a run continues an earlier one: what it hands over."""
 
 
 class CallContext(BaseModel):
@@ -350,3 +356,31 @@ class SessionResult(BaseModel):
     output_tokens: int = 0
     cost_usd: float = 0.0
     model_timeline: list[ModelPin] = Field(default_factory=list)
+
+
+class SessionCarry(BaseModel):
+    """What a session hands to its next run when it continues as new.
+
+    Everything the workflow decided so far that the rest of the plan depends on: the skill
+    versions and models resolved at start (never resolved again), the live state (pinned
+    model and timeline, step results, tokens and cost, pending approvals), decisions
+    already taken, and a switch request still waiting for its boundary.
+    """
+
+    next_step: int
+    """Index of the plan step the new run starts at."""
+    resumed_at: str
+    """The safe point it continued at (`step:N` between steps, `approval:N` at an approval
+    step's wait); the new run does not continue again at that same point."""
+    setup: SessionSetup
+    state: SessionState
+    outputs: dict[str, JsonValue] = Field(default_factory=dict)
+    decisions: list[ApprovalDecision] = Field(default_factory=list)
+    switch: ModelSwitchRequest | None = None
+    route_name: str | None = None
+    after_approval: bool = False
+    runs: int = 1
+    """How many runs the session has had before this one."""
+
+
+SessionStartInput.model_rebuild()

@@ -41,6 +41,7 @@ from orchestrator.session.types import (
     PendingApproval,
     RecordEventsInput,
     RouteInput,
+    SessionCarry,
     SessionResult,
     SessionSetup,
     SessionStartInput,
@@ -60,6 +61,8 @@ __all__ = ["AgentSessionWorkflow"]
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
 NON_RETRYABLE = ["NonRetryable"]
+
+CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
 
 
 class _StepFailed(Exception):
@@ -103,6 +106,14 @@ class AgentSessionWorkflow:
         self._route_name: str | None = None
         self._attempt = 0
         self._reuse: dict[str, str] = {}
+        self._setup: SessionSetup | None = None
+        self._can = False
+        """Continue-as-new-v1: the session continues as new at safe points once its
+        history is long. False when replaying a history recorded before it."""
+        self._resumed_at: str | None = None
+        self._runs = 1
+        if start.carry is not None:
+            self._resume(start.carry)
 
     # ---- queries, updates -------------------------------------------------------------
 
@@ -167,17 +178,26 @@ class AgentSessionWorkflow:
     @workflow.run
     async def run(self, start: SessionStartInput) -> SessionResult:
         """Resolve the session, run each step in order, and close the session record."""
-        setup = await self._activity(
-            names.START_SESSION, start, SessionSetup, self._start.options.bookkeeping
-        )
+        carry = start.carry
+        if carry is None:
+            setup = await self._activity(
+                names.START_SESSION, start, SessionSetup, self._start.options.bookkeeping
+            )
+        else:
+            setup = carry.setup
+        self._setup = setup
         self._skills = {spec.name: spec for spec in setup.skills}
         self._tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
         self._models = set(setup.models)
         self._default_model = setup.default_model
         self._routing = workflow.patched("routing-v1")
+        self._can = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        first = carry.next_step if carry is not None else 0
         try:
-            for index, step in enumerate(start.plan.steps):
+            for index, step in enumerate(start.plan.steps[first:], start=first):
                 await self._run_step(index, step)
+                if index + 1 < len(start.plan.steps):
+                    await self._continue_if_long(index + 1, f"step:{index + 1}")
         except _StepFailed as exc:
             self._state.status = SessionStatus.FAILED
             self._state.error = str(exc)
@@ -609,6 +629,11 @@ class AgentSessionWorkflow:
             Ack,
             self._start.options.bookkeeping,
         )
+        if spec is None:
+            # An approval step waits at a plan boundary, which is safe to continue at; a
+            # tool-call approval waits inside a tool loop, which never is.
+            index = self._start.plan.step_ids().index(step_id)
+            await self._continue_if_long(index, f"approval:{index}")
         await workflow.wait_condition(lambda: pending.approval_id in self._decisions)
         decision = self._decisions[pending.approval_id]
         del self._pending[pending.approval_id]
@@ -620,6 +645,69 @@ class AgentSessionWorkflow:
             self._start.options.bookkeeping,
         )
         return decision
+
+    # ---- continue-as-new ----------------------------------------------------------------
+
+    def _resume(self, carry: SessionCarry) -> None:
+        """Take over what the previous run handed on (before `run` starts)."""
+        self._state = carry.state.model_copy(deep=True)
+        self._pending = {p.approval_id: p for p in carry.state.pending_approvals}
+        self._state.pending_approvals = []
+        self._decisions = {d.approval_id: d for d in carry.decisions}
+        self._outputs = dict(carry.outputs)
+        self._switch = carry.switch
+        self._route_name = carry.route_name
+        self._after_approval = carry.after_approval
+        self._resumed_at = carry.resumed_at
+        self._runs = carry.runs + 1
+
+    async def _continue_if_long(self, next_step: int, point: str) -> None:
+        """Continue as new at this safe point if the history has grown past its limit.
+
+        Safe points are between plan steps and an approval step's wait: no tool loop is
+        open, so the pinned model, pending approvals, outputs and cost are all the state
+        there is, and they travel in `SessionCarry`. Raises `ContinueAsNewError` (through
+        `workflow.continue_as_new`) when it continues.
+        """
+        if not self._can or point == self._resumed_at or self._setup is None:
+            return
+        info = workflow.info()
+        limit = self._start.options.continue_as_new_after
+        if limit is None:
+            if not info.is_continue_as_new_suggested():
+                return
+        elif info.get_current_history_length() < limit:
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        if any(approval_id in self._decisions for approval_id in self._pending):
+            return  # a person decided meanwhile: go on in this run
+        carry = SessionCarry(
+            next_step=next_step,
+            resumed_at=point,
+            setup=self._setup,
+            state=self.state(),
+            outputs=dict(self._outputs),
+            decisions=list(self._decisions.values()),
+            switch=self._switch,
+            route_name=self._route_name,
+            after_approval=self._after_approval,
+            runs=self._runs,
+        )
+        self._event(
+            EventKind.CONTINUED_AS_NEW,
+            self._start.plan.steps[next_step].id,
+            key=f"continued_as_new:{self._runs}",
+            model=self._state.pinned_model,
+            payload={
+                "run": self._runs,
+                "point": point,
+                "history_length": info.get_current_history_length(),
+                "pending_approvals": list(self._pending),
+                "cost_usd": self._state.cost_usd,
+            },
+        )
+        await self._flush()
+        workflow.continue_as_new(self._start.model_copy(update={"carry": carry}))
 
     # ---- bookkeeping --------------------------------------------------------------------
 

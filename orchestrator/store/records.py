@@ -47,6 +47,7 @@ class EventKind(StrEnum):
     TOOL_ERROR = "tool_error"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
+    CONTINUED_AS_NEW = "continued_as_new"
 
 
 class ApprovalStatus(StrEnum):
