@@ -54,6 +54,8 @@ class PinEntry(BaseModel):
     switched: bool = False
     """The pinned model changed here (a forced failover is one, with its `cause`)."""
     cause: str | None = None
+    policy: str | None = None
+    rules_fired: list[str] = Field(default_factory=list)
     at: datetime
 
 
@@ -122,6 +124,8 @@ class SessionStory(BaseModel):
     output_tokens: int = 0
     cost_usd: float = 0.0
     cost_by_model: dict[str, float] = Field(default_factory=dict)
+    runs: int = 1
+    """Workflow runs the session took: one more each time it continued as new."""
     events: int = 0
 
 
@@ -226,6 +230,8 @@ def _apply(story: SessionStory, steps: dict[str, StepEntry], event: AuditEvent) 
             story.cost_by_model[key] = story.cost_by_model.get(key, 0.0) + event.cost_usd
         case EventKind.TOOL_CALL | EventKind.TOOL_ERROR:
             story.tool_calls.append(_tool(event))
+        case EventKind.CONTINUED_AS_NEW:
+            story.runs += 1
         case _:
             pass
 
@@ -233,6 +239,7 @@ def _apply(story: SessionStory, steps: dict[str, StepEntry], event: AuditEvent) 
 def _pin(story: SessionStory, event: AuditEvent) -> None:
     p = event.payload
     previous = _str(p, "previous")
+    fired = p.get("rules_fired")
     story.model_timeline.append(
         PinEntry(
             step_id=event.step_id,
@@ -242,6 +249,8 @@ def _pin(story: SessionStory, event: AuditEvent) -> None:
             previous=previous,
             switched=previous is not None and previous != event.model,
             cause=_str(p, "cause"),
+            policy=_str(p, "policy"),
+            rules_fired=[str(r) for r in fired] if isinstance(fired, list) else [],
             at=event.created_at,
         )
     )

@@ -118,7 +118,7 @@ def print_story(story: SessionStory) -> None:
         ("status", s.status.value + (f": {s.error}" if s.error else "")),
         ("tenant", f"{s.tenant} / team {s.team}"),
         ("requested by", story.requested_by or "-"),
-        ("workflow", f"{s.workflow_id} (run {s.run_id})"),
+        ("workflow", f"{s.workflow_id} (run {s.run_id}; {story.runs} run(s))"),
         ("started / ended", f"{s.started_at.isoformat(timespec='seconds')} / {ended}"),
         ("skills resolved", skills),
     ):
@@ -133,6 +133,8 @@ def print_story(story: SessionStory) -> None:
     for pin in story.model_timeline:
         switch = f"{pin.previous} -> {pin.model}" if pin.switched else ""
         reason = (pin.reason or "") + (f" (cause: {pin.cause})" if pin.cause else "")
+        if pin.rules_fired:
+            reason += f" [rules: {', '.join(pin.rules_fired)}]"
         pins.add_row(pin.step_id or "-", pin.model, pin.boundary or "-", switch, reason)
     console.print(pins)
 

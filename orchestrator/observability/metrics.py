@@ -2,11 +2,13 @@
 
 Label values come from a small, closed set (model and skill names from the project,
 boundary kinds, outcomes, tenants), never from free text: a routing reason is reduced to
-its leading phrase (`switch requested: ticket is urgent` counts as `switch requested`).
+its leading phrase (`switch requested: ticket is urgent` counts as `switch requested`,
+`demo-strong named by the step; score 0.91` as `demo-strong named by the step`).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -24,8 +26,12 @@ _REASON_MAX: Final = 48
 
 
 def reason_label(reason: str) -> str:
-    """A bounded label for a routing reason: the text before any `:`, shortened."""
-    head = reason.split(":", 1)[0].strip() or "unspecified"
+    """A bounded label for a routing reason: its first clause (before `:` or `;`), shortened.
+
+    Routing reasons go on with scores and figures after the first clause; those belong in
+    the audit trail, not in a label.
+    """
+    head = re.split(r"[:;]", reason, maxsplit=1)[0].strip() or "unspecified"
     return head[:_REASON_MAX]
 
 

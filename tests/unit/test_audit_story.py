@@ -1,0 +1,134 @@
+"""`build_story` and metric labels from synthetic audit rows: every path, no server."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from orchestrator.audit import build_story, spend_by_skill
+from orchestrator.observability.metrics import reason_label
+from orchestrator.store.records import (
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditEvent,
+    EventKind,
+    SessionRecord,
+)
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def ev(n: int, kind: EventKind, **fields: Any) -> AuditEvent:
+    return AuditEvent(
+        event_key=f"k{n}",
+        session_id="s",
+        workflow_id="wf",
+        run_id="r",
+        kind=kind,
+        created_at=T0 + timedelta(seconds=n),
+        **fields,
+    )
+
+
+def test_story_of_a_failover_a_rejection_and_a_continued_run() -> None:
+    session = SessionRecord(
+        session_id="s",
+        workflow_id="wf",
+        run_id="r",
+        plan_name="p",
+        plan_version="2",
+        started_at=T0,
+    )
+    events = [
+        ev(0, EventKind.SESSION_STARTED, payload={"skills": {"a.b": "1.0.0"}, "requested_by": "x"}),
+        ev(1, EventKind.STEP_STARTED, step_id="one", payload={"type": "agent"}),
+        ev(
+            2,
+            EventKind.MODEL_PINNED,
+            step_id="one",
+            model="m1",
+            payload={"boundary": "session_start", "reason": "any model", "previous": None},
+        ),
+        ev(
+            3,
+            EventKind.MODEL_CALL,
+            step_id="one",
+            model="m1",
+            cost_usd=0.5,
+            input_tokens=10,
+            output_tokens=2,
+            payload={"round": 0, "tool_calls": ["a_b", "zz"]},
+        ),
+        ev(4, EventKind.TOOL_ERROR, step_id="one", payload={"tool": "zz", "error": "unknown"}),
+        ev(
+            5,
+            EventKind.TOOL_ERROR,
+            step_id="one",
+            skill="a.b",
+            payload={"version": "1.0.0", "error": "bad args", "call_id": "0.0"},
+        ),
+        ev(
+            6,
+            EventKind.MODEL_PINNED,
+            step_id="one",
+            model="m2",
+            payload={
+                "boundary": "forced_failover",
+                "reason": "failover",
+                "previous": "m1",
+                "cause": "503",
+                "rules_fired": ["eu-only"],
+            },
+        ),
+        ev(7, EventKind.TOOL_ERROR, step_id="one", payload={"skill": "a.b", "error": "timeout"}),
+        ev(8, EventKind.STEP_FAILED, step_id="one", payload={"error": "gave up"}),
+        ev(9, EventKind.CONTINUED_AS_NEW, step_id="two", payload={"point": "step:1"}),
+    ]
+    rejected = ApprovalRecord(
+        approval_id="ap",
+        session_id="s",
+        workflow_id="wf",
+        run_id="r",
+        step_id="one",
+        kind="tool_call",
+        skill="a.b",
+        skill_version="1.0.0",
+        summary="do it",
+        binding_hash="h",
+        status=ApprovalStatus.REJECTED,
+        requested_at=T0,
+        decided_by="ann",
+        decided_at=T0 + timedelta(seconds=5),
+        reason="too much",
+    )
+
+    story = build_story(session, events, [rejected])
+
+    assert story.skills == {"a.b": "1.0.0"} and story.requested_by == "x"
+    assert [(s.step_id, s.status, s.error) for s in story.steps] == [("one", "failed", "gave up")]
+    assert [(p.model, p.switched, p.cause) for p in story.model_timeline] == [
+        ("m1", False, None),
+        ("m2", True, "503"),
+    ]
+    assert story.model_timeline[1].rules_fired == ["eu-only"]
+    assert [(t.skill, t.outcome) for t in story.tool_calls] == [
+        ("zz", "invalid_call"),
+        ("a.b", "invalid_arguments"),
+        ("a.b", "rejected"),
+        ("a.b", "failed"),
+    ]
+    assert story.approvals[0].decided_by == "ann" and story.approvals[0].reason == "too much"
+    assert (story.cost_usd, story.input_tokens, story.output_tokens) == (0.5, 10, 2)
+    assert story.runs == 2
+
+    [(first, second)] = [tuple(r.key for r in spend_by_skill(events))]
+    assert {first, second} == {"a.b", "zz"}
+
+
+def test_reason_labels_stay_bounded() -> None:
+    assert reason_label("switch requested: the ticket is urgent") == "switch requested"
+    assert (
+        reason_label("demo-strong named by the step; score 0.91") == "demo-strong named by the step"
+    )
+    assert reason_label("") == "unspecified"
+    assert len(reason_label("x" * 500)) == 48
