@@ -3,6 +3,7 @@ conditions, retries with idempotency keys, and outputs checked against the contr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -46,7 +47,7 @@ async def ledger_env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
 
 
 def ledger_rows(env: Env, table: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(env.runtime.skill_state_dir / "ledger.db") as conn:
+    with contextlib.closing(sqlite3.connect(env.runtime.skill_state_dir / "ledger.db")) as conn:
         return list(conn.execute(f"SELECT * FROM {table}"))
 
 
