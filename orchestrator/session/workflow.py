@@ -104,6 +104,9 @@ class AgentSessionWorkflow:
         False when replaying a history recorded before it, which took the old path."""
         self._after_approval = False
         self._route_name: str | None = None
+        self._routed = False
+        """Whether this run has asked the router yet (its first ask after a continue-as-new
+        is that boundary)."""
         self._attempt = 0
         self._reuse: dict[str, str] = {}
         self._setup: SessionSetup | None = None
@@ -287,9 +290,12 @@ class AgentSessionWorkflow:
             boundary = Boundary.SESSION_START
         elif self._after_approval:
             boundary = Boundary.AFTER_APPROVAL
+        elif self._start.carry is not None and not self._routed:
+            boundary = Boundary.CONTINUE_AS_NEW
         else:
             boundary = Boundary.STEP_CHANGE
         self._after_approval = False
+        self._routed = True
         name: str | None
         if failed:
             name, why = self._route_name, "failover within the same constraints"
