@@ -10,10 +10,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 from conftest import REPO
 
 import orchestrator.observability
 from orchestrator.devserver import free_port
+from orchestrator.observability import configure_tracing, tracing_interceptor
 
 
 def test_public_api_is_exactly_exported() -> None:
@@ -65,3 +67,16 @@ async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(proc.wait(), 30)
     assert code == 0
+
+
+def test_tracing_stays_off_without_an_exporter(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    assert configure_tracing("orchestrator-test") is None
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert configure_tracing("orchestrator-test") is None
+
+
+def test_one_tracing_interceptor_per_process() -> None:
+    assert tracing_interceptor() is tracing_interceptor()

@@ -32,8 +32,10 @@ SCRIPT = REPO / "replays/customer_refund.yaml"
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def spans() -> Iterator[InMemorySpanExporter]:
+    # The tracer provider is process-global and set once; httpx instrumentation is undone
+    # after this module, so no later test sees trace headers on its requests.
     exporter = InMemorySpanExporter()
     assert configure_tracing("orchestrator-test", processor=SimpleSpanProcessor(exporter))
     yield exporter
