@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from postgres import scratch_database
 from temporalio.client import Client
 
 from orchestrator.client import connect
@@ -21,6 +22,7 @@ from orchestrator.devserver import DevServer, free_port
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
 from orchestrator.settings import Settings
+from orchestrator.store import Store
 from orchestrator.worker import build_worker
 
 REPO = Path(__file__).resolve().parent.parent
@@ -32,6 +34,25 @@ def _no_real_model_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", "http://127.0.0.1:9/v1")
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(key, raising=False)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
+    """URL of an empty store database: a SQLite file, or a PostgreSQL database made for the
+    test (see `tests/postgres.py`: skipped when unreachable, required with `CI=true`)."""
+    if request.param == "sqlite":
+        # The folder does not exist yet: the store must create it.
+        yield f"sqlite+aiosqlite:///{tmp_path / 'state' / 'orchestrator.db'}"
+    else:
+        async with scratch_database() as url:
+            yield url
+
+
+@pytest.fixture
+async def store(store_url: str) -> AsyncIterator[Store]:
+    """An open, migrated store on each backend of `store_url`."""
+    async with await Store.open(store_url) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -89,6 +89,12 @@ class Metrics:
             "Approval requests waiting for a person, read from the store at scrape time.",
             registry=registry,
         )
+        self.sessions = Gauge(
+            "orchestrator_sessions",
+            "Sessions in the store by status, read at scrape time.",
+            ["status"],
+            registry=registry,
+        )
         self.tokens = Counter(
             "orchestrator_model_tokens",
             "Model tokens by tenant, model and direction (input or output).",

@@ -3,7 +3,8 @@
 Workers serve it beside their polling (`ORCHESTRATOR_METRICS_PORT`); `orchestrator api`
 serves it as the API process (where the HTTP API and inbox will mount). Gauges that
 describe shared state, such as approvals pending, are read from the store at scrape time,
-so every process reports the same number whichever worker recorded the request.
+so every process reports the same number whichever worker recorded the request; so are
+sessions by status.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from orchestrator.exceptions import OrchestratorError, StoreError
 from orchestrator.logs import get_logger
 from orchestrator.observability.metrics import METRICS, Metrics
 from orchestrator.replay import LoopbackServer
-from orchestrator.store.records import ApprovalStatus
+from orchestrator.store.records import ApprovalStatus, SessionStatus
 from orchestrator.store.store import Store
 
 __all__ = ["health_app", "serve_http"]
@@ -36,6 +37,9 @@ def health_app(store: Store, metrics: Metrics = METRICS) -> Starlette:
         try:
             pending = await store.list_approvals(status=ApprovalStatus.PENDING)
             metrics.approvals_pending.set(len(pending))
+            counts = await store.reports.session_counts()
+            for status in SessionStatus:
+                metrics.sessions.labels(status.value).set(counts.get(status.value, 0))
         except StoreError as exc:
             # The rest of the page is still worth scraping; the gauge keeps its last value.
             log.warning("metrics: store unreadable", error=str(exc))

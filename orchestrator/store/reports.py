@@ -89,6 +89,14 @@ class Reports:
             for row in rows
         ]
 
+    async def session_counts(self) -> dict[str, int]:
+        """How many sessions are in each status."""
+        stmt = sa.select(SessionRow.status, sa.func.count()).group_by(SessionRow.status)
+        with self._errors("count sessions"):
+            async with self._sessions() as session:
+                rows = (await session.execute(stmt)).all()
+        return {str(status): int(count) for status, count in rows}
+
     async def events(
         self, kinds: Sequence[EventKind], *, since: datetime | None = None
     ) -> list[AuditEvent]:

@@ -62,6 +62,7 @@ async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
             metrics = await http.get("/metrics")
         assert metrics.status_code == 200
         assert "orchestrator_approvals_pending 0.0" in metrics.text
+        assert 'orchestrator_sessions{status="completed"} 0.0' in metrics.text
         assert "# TYPE orchestrator_routing_decisions_total counter" in metrics.text
     finally:
         proc.send_signal(signal.SIGINT)

@@ -117,6 +117,8 @@ async def test_metrics_grow_in_every_family_after_a_demo_run(
     assert grew("orchestrator_model_cost_usd_total", tenant="acme", model="demo-strong") > 0
     assert grew("orchestrator_provider_request_seconds_count", outcome="ok") >= 3
     assert total(after, "orchestrator_approvals_pending") == 0
+    assert total(during[0], "orchestrator_sessions", status="waiting_approval") >= 1
+    assert total(after, "orchestrator_sessions", status="completed") >= 1
 
 
 async def test_one_trace_follows_a_session_to_the_provider(
