@@ -106,6 +106,10 @@ class Policy(BaseModel):
     )
     """Least quality (0..1) a deployment needs for a step of each difficulty."""
     rules: list[Rule] = Field(default_factory=list)
+    failover: Literal["restart_step", "carry_over"] = "restart_step"
+    """When the pinned deployment dies inside a tool loop: `restart_step` rolls the step
+    back to its start and re-runs it on the next deployment (tool results reused);
+    `carry_over` hands the conversation so far to the next deployment mid-loop."""
 
 
 class RoutingConfig(BaseModel):

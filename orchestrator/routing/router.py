@@ -505,6 +505,7 @@ class Router:
             candidates=candidates,
             rules_fired=list(fx.fired),
             budget_used=budget_used,
+            failover=policy.failover,
             cached=False,
         )
 

@@ -63,4 +63,6 @@ class RoutingDecision(BaseModel):
     rules_fired: list[str] = Field(default_factory=list)
     budget_used: float | None = None
     """Share of the tightest budget in use when the decision was made (0..1)."""
+    failover: str = "restart_step"
+    """The policy's recovery when this deployment dies inside a tool loop."""
     cached: bool = False

@@ -105,6 +105,7 @@ class AgentSessionWorkflow:
         self._after_approval = False
         self._route_name: str | None = None
         self._routed = False
+        self._failover = "restart_step"
         """Whether this run has asked the router yet (its first ask after a continue-as-new
         is that boundary)."""
         self._attempt = 0
@@ -333,6 +334,9 @@ class AgentSessionWorkflow:
         except (ActivityError, ApplicationError) as exc:
             raise _StepFailed(activity_cause(exc)[1]) from None
         cause = failed.get(previous or "") if failed else None
+        if failed:
+            why += f" ({decision.failover})"
+        self._failover = decision.failover
         reason = f"{why}; {decision.reason}"
         self._state.pinned_model = decision.deployment
         self._state.model_timeline.append(
@@ -393,15 +397,20 @@ class AgentSessionWorkflow:
         self._attempt, self._reuse = 0, {}
         failed: dict[str, str] = {}
         model = await self._route(step, len(system) + len(user))
+        conversation = list(start)
         while True:
             state.model = model
             try:
-                return await self._tool_loop(step, state, model, list(start), tools)
+                return await self._tool_loop(step, state, model, conversation, tools)
             except _DeploymentDown as down:
-                # Roll the step back to its start (a safe boundary) and re-run it on the
-                # next deployment that satisfies the same constraints; tool results of the
-                # failed attempt are reused, so no effect runs twice.
-                self._state.in_tool_loop = False
+                # Default: roll the step back to its start (a safe boundary) and re-run it
+                # on the next deployment that satisfies the same constraints; tool results
+                # of the failed attempt are reused, so no effect runs twice. A policy may
+                # instead carry the conversation over to the next deployment mid-loop.
+                carry = self._failover == "carry_over"
+                if not carry:
+                    self._state.in_tool_loop = False
+                    conversation = list(start)
                 failed[model] = down.cause
                 self._attempt += 1
                 model = await self._route(step, len(system) + len(user), failed=failed)

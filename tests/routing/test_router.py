@@ -263,3 +263,19 @@ def test_stickiness_keeps_a_near_tie_and_the_cost_ratio_brings_the_session_down(
     capped = {**loose, "max_sticky_cost_ratio": 1.5}
     router = Router(registry(routing={"default_policy": "c", "policies": {"c": capped}}))
     assert router.decide(pinned).deployment == "vision"
+
+
+def test_cached_decisions_never_leak_across_tenants_or_pins() -> None:
+    rule = {"name": "acme-strong", "when": 'tenant == "acme"', "only": ["strong"]}
+    router = Router(registry(routing={"default_policy": "p", "policies": {"p": {"rules": [rule]}}}))
+    base = RouteRequest(difficulty=Difficulty.LOW)
+    for _ in range(3):
+        acme = router.decide(base.model_copy(update={"tenant": "acme", "session_id": "a"}))
+        other = router.decide(base.model_copy(update={"tenant": "globex", "session_id": "b"}))
+        assert (acme.deployment, acme.rules_fired) == ("strong", ["acme-strong"])
+        assert (other.deployment, other.rules_fired) == ("cheap", [])
+    # One session's pin does not become another's: the pin is applied per request.
+    pinned = router.decide(base.model_copy(update={"current": "vision"}))
+    fresh = router.decide(base)
+    assert fresh.deployment == "cheap" and "already pinned" not in fresh.reason
+    assert pinned.deployment in {"vision", "cheap"}

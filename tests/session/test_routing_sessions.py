@@ -61,6 +61,11 @@ aliases:
   reasoning-strong: {deployments: [strong-a, strong-b]}
   fast-cheap: {deployments: [cheap-a, cheap-b]}
 default_model: fast-cheap
+routing:
+  default_policy: default
+  policies:
+    default: {}
+    carry: {failover: carry_over}
 budgets:
   - {tenant: thrifty, period: month, limit_usd: 1.0, session_reserve_usd: 0.6}
 """
@@ -325,6 +330,36 @@ async def test_a_deployment_dying_mid_loop_fails_over_once_and_no_effect_repeats
     failover = [e for e in pins if e.payload["boundary"] == "forced_failover"]
     assert len(failover) == 1 and "HTTP 503" in str(failover[0].payload["cause"])
     assert reasons(failover[0])["strong-a"].startswith("failed in this step: ")
+
+
+async def test_a_carry_over_policy_hands_the_conversation_to_the_next_deployment(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    env = await routed(
+        REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
+    )
+    plan = load_plan(REPO / "workflows/customer_refund.yaml")
+    plan.policy = "carry"
+    plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
+    plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
+    handle = await start_session(
+        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
+    )
+    session_id = handle.id.removeprefix("session-")
+    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    forced = [p for p in result.model_timeline if p.boundary is Boundary.FORCED_FAILOVER]
+    assert len(forced) == 1 and "carry_over" in forced[0].reason
+    # strong-b picked the conversation up at its fourth turn: nothing was re-run or reused.
+    assert env.models_served("investigate") == ["replay-strong"] * 3 + ["replay-strong-b"]
+    assert refunds(env.settings) == 1
+    events = await env.runtime.store.list_events(session_id)
+    assert not [e for e in events if e.payload.get("reused")]
 
 
 async def test_a_rate_limited_deployment_is_avoided_until_its_cooldown_ends(
