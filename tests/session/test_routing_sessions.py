@@ -211,6 +211,23 @@ def reasons(pin: AuditEvent) -> dict[str, str]:
     return out
 
 
+async def refund_with_failover(env: RoutedEnv, *, policy: str | None) -> tuple[str, SessionResult]:
+    """The refund demo on the aliases, approved when asked; returns the session and result."""
+    plan = load_plan(REPO / "workflows/customer_refund.yaml")
+    plan.policy = policy
+    plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
+    plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
+    handle = await start_session(
+        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
+    )
+    session_id = handle.id.removeprefix("session-")
+    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    return session_id, await handle.result()
+
+
 def refunds(settings: Settings) -> int:
     path = settings.resolved_state_dir / "skills" / "refunds.db"
     if not path.exists():
@@ -297,18 +314,7 @@ async def test_a_deployment_dying_mid_loop_fails_over_once_and_no_effect_repeats
     env = await routed(
         REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
     )
-    plan = load_plan(REPO / "workflows/customer_refund.yaml")
-    plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
-    plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
-    handle = await start_session(
-        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
-    await decide_approval(
-        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
-    )
-    result = await handle.result()
+    session_id, result = await refund_with_failover(env, policy=None)
 
     assert result.status is SessionStatus.COMPLETED
     forced = [p for p in result.model_timeline if p.boundary is Boundary.FORCED_FAILOVER]
@@ -338,19 +344,7 @@ async def test_a_carry_over_policy_hands_the_conversation_to_the_next_deployment
     env = await routed(
         REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
     )
-    plan = load_plan(REPO / "workflows/customer_refund.yaml")
-    plan.policy = "carry"
-    plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
-    plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
-    handle = await start_session(
-        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
-    await decide_approval(
-        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
-    )
-    result = await handle.result()
+    session_id, result = await refund_with_failover(env, policy="carry")
 
     assert result.status is SessionStatus.COMPLETED
     forced = [p for p in result.model_timeline if p.boundary is Boundary.FORCED_FAILOVER]
