@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from orchestrator.audit import build_story, spend_by_skill
+from conftest import REPO
+
+from orchestrator.audit import build_inventory, build_story, spend_by_skill
 from orchestrator.observability.metrics import reason_label
+from orchestrator.settings import Settings
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -132,3 +137,32 @@ def test_reason_labels_stay_bounded() -> None:
     )
     assert reason_label("") == "unspecified"
     assert len(reason_label("x" * 500)) == 48
+
+
+def test_inventory_reads_connector_declarations(tmp_path: Path) -> None:
+    for name in ("models.yaml", "skills", "workflows"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy(source, tmp_path / name)
+    (tmp_path / "connectors").mkdir()
+    (tmp_path / "connectors" / "crm.yaml").write_text(
+        "name: crm\nversion: '2'\nowner: sales-ops\nregion: eu\n"
+        "data_classes: [customer_pii]\nrisk: reversible_write\n"
+    )
+
+    assets = build_inventory(Settings(project_dir=tmp_path, state_dir=tmp_path / "state"))
+
+    [crm] = [a for a in assets if a.kind == "connector"]
+    assert (crm.name, crm.version, crm.owner, crm.region, crm.risk) == (
+        "crm",
+        "2",
+        "sales-ops",
+        "eu",
+        "reversible_write",
+    )
+    assert crm.data_classes == ["customer_pii"]
+    assert [a.kind for a in assets] == sorted(
+        [a.kind for a in assets], key=["model", "skill", "connector", "plan"].index
+    )
