@@ -14,6 +14,7 @@ import typer
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
+from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
 from orchestrator.exceptions import PlanError
 from orchestrator.observability import configure_tracing, serve_http
@@ -34,6 +35,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(approvals.app, name="approvals")
+app.add_typer(route_app, name="route")
 app.add_typer(skills.app, name="skills")
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
