@@ -4,18 +4,22 @@ session completes.
 
 Which worker ran what is read from Temporal itself: each `ActivityTaskStarted` event in a
 session's history carries the identity (`pid@host`) of the worker that picked the task up.
+Each worker also serves its own `/metrics`; between them they counted every model call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import REPO
 from postgres import scratch_database
+from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
@@ -26,7 +30,7 @@ from orchestrator.plans import load_plan
 from orchestrator.replay import ReplayServer
 from orchestrator.service import decide_approval, start_session
 from orchestrator.settings import Settings
-from orchestrator.store.records import SessionStatus
+from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.testing import eventually, wait_for_pending_approval
 
@@ -53,6 +57,19 @@ async def pollers(client: Client, task_queue: str, kind: TaskQueueType.ValueType
         )
     )
     return {poller.identity for poller in response.pollers}
+
+
+async def provider_calls(url: str) -> float:
+    async with httpx.AsyncClient() as http:
+        response = await http.get(url)
+    response.raise_for_status()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+        if sample.name == "orchestrator_provider_request_seconds_count"
+        and sample.labels.get("outcome") == "ok"
+    )
 
 
 async def test_sessions_spread_over_two_workers_and_all_complete(
@@ -114,6 +131,20 @@ async def test_sessions_spread_over_two_workers_and_all_complete(
                     who = event.activity_task_started_event_attributes.identity
                     ran_by[who] = ran_by.get(who, 0) + 1
         assert set(ran_by) == identities, f"activities ran on {ran_by}, workers {identities}"
+
+        # Each worker process serves its own /metrics; together they counted every call.
+        urls = re.findall(r'"url": "(http://[^"]+/metrics)"', workers[0].log.read_text())
+        assert len(urls) == 2, urls
+        per_worker = [await provider_calls(url) for url in urls]
+        assert all(count > 0 for count in per_worker), per_worker
+        async with await Store.open(store_url) as store:
+            calls = [
+                e
+                for handle in handles
+                for e in await store.list_events(handle.id.removeprefix("session-"))
+                if e.kind is EventKind.MODEL_CALL
+            ]
+        assert sum(per_worker) == len(calls)
     finally:
         for worker in workers:
             worker.stop()
