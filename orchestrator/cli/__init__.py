@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -19,8 +20,11 @@ from orchestrator.client import connect
 from orchestrator.exceptions import PlanError
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
+from orchestrator.providers.registry import load_model_registry
+from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
+from orchestrator.settings import Settings
 from orchestrator.stack import embedded_stack
 from orchestrator.store.migrate import upgrade
 from orchestrator.store.store import Store
@@ -150,6 +154,14 @@ def _parse_input(raw: str) -> JsonObject:
     return value
 
 
+async def _check_budget(settings: Settings, tenant: str, team: str) -> None:
+    """Refuse at once a session its budget cannot cover (BudgetExceededError)."""
+    budgets = load_model_registry(settings.resolved_models_file).budgets
+    if applicable(budgets, tenant, team):
+        async with await Store.open(settings.resolved_database_url) as store:
+            await check_new_session(store, budgets, tenant, team, datetime.now(UTC))
+
+
 @app.command()
 @run_async
 async def run(
@@ -163,6 +175,7 @@ async def run(
     """Start a session of a plan on the configured server and follow it."""
     settings = load_settings(project)
     plan = load_plan(plan_file)
+    await _check_budget(settings, tenant, team)
     client = await connect(settings)
     handle = await start_session(
         client,

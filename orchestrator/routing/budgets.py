@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from orchestrator.exceptions import BudgetExceededError
 from orchestrator.routing.policy import Budget
 from orchestrator.store.budgets import BudgetUsage, Reservation
+from orchestrator.store.store import Store
 
-__all__ = ["applicable", "period_of", "refusal", "reservation", "share_used"]
+__all__ = [
+    "applicable",
+    "check_new_session",
+    "period_of",
+    "refusal",
+    "reservation",
+    "share_used",
+]
 
 
 def applicable(budgets: list[Budget], tenant: str, team: str) -> list[Budget]:
@@ -64,3 +73,26 @@ def refusal(budget: Budget, usage: BudgetUsage) -> str:
         + "; ".join(parts)
         + "; new sessions are refused until the period ends or the limit is raised"
     )
+
+
+async def check_new_session(
+    store: Store, budgets: list[Budget], tenant: str, team: str, now: datetime
+) -> None:
+    """Refuse a session that no budget of its tenant and team could cover now.
+
+    A check for a clear error before anything starts; the reservation the session makes at
+    its first routing decision is what holds atomically against concurrent sessions.
+
+    Raises:
+        BudgetExceededError: naming the budget and its figures.
+    """
+    for budget in applicable(budgets, tenant, team):
+        usage = await store.budgets.usage(budget.scope, period_of(budget, now))
+        over_usd = budget.limit_usd is not None and (
+            usage.committed_usd + budget.session_reserve_usd > budget.limit_usd
+        )
+        over_tokens = budget.limit_tokens is not None and (
+            usage.committed_tokens + budget.session_reserve_tokens > budget.limit_tokens
+        )
+        if over_usd or over_tokens:
+            raise BudgetExceededError(refusal(budget, usage))

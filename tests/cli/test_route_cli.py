@@ -67,3 +67,40 @@ def test_explain_refuses_a_step_that_is_not_an_agent_step(tmp_path: Path) -> Non
     assert "no agent step 'nope' (agent steps: investigate, reply)" in done.stderr.replace(
         "\n", " "
     )
+
+
+def test_run_refuses_a_session_past_its_budget_before_starting_it(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    models.write_text(
+        MODELS + "budgets:\n  - {tenant: acme, limit_usd: 0.5, session_reserve_usd: 0.6}\n"
+    )
+    env = {
+        **os.environ,
+        "ORCHESTRATOR_PROJECT_DIR": str(REPO),
+        "ORCHESTRATOR_STATE_DIR": str(tmp_path / "state"),
+        "ORCHESTRATOR_MODELS_FILE": str(models),
+        # Nothing listens here: the refusal must come before any connection.
+        "ORCHESTRATOR_TEMPORAL_ADDRESS": "127.0.0.1:9",
+        "COLUMNS": "200",
+    }
+    plan = str(REPO / "workflows/customer_refund.yaml")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "run",
+            plan,
+            "-i",
+            '{"ticket_id": "T-1"}',
+            "--tenant",
+            "acme",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "budget acme/* (month" in done.stderr and "is exhausted" in done.stderr

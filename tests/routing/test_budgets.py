@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from orchestrator.exceptions import BudgetExceededError
+from orchestrator.routing.budgets import check_new_session, reservation
+from orchestrator.routing.policy import Budget
 from orchestrator.store.budgets import Reservation
 from orchestrator.store.store import Store
 
@@ -71,3 +75,18 @@ async def test_settle_returns_the_unspent_part(store: Store) -> None:
     await store.budgets.settle("s1")
     usage = await store.budgets.usage("acme/*", "2026-11")
     assert usage.committed_usd == pytest.approx(0.5) and usage.committed_tokens == 10
+
+
+async def test_a_new_session_past_the_budget_is_refused_with_the_figures(store: Store) -> None:
+    budget = Budget(tenant="acme", period="month", limit_usd=1.0, session_reserve_usd=0.6)
+    now = datetime(2026, 11, 24, tzinfo=UTC)
+    await check_new_session(store, [budget], "acme", "ops", now)
+    await check_new_session(store, [budget], "other", "ops", now)
+    assert await store.budgets.reserve("s1", [reservation(budget, now)]) is None
+    with pytest.raises(BudgetExceededError) as info:
+        await check_new_session(store, [budget], "acme", "ops", now)
+    assert str(info.value) == (
+        "budget acme/* (month 2026-11) is exhausted: $0.6000 of $1.00 committed,"
+        " a session reserves $0.60; new sessions are refused until the period ends or the"
+        " limit is raised"
+    )
