@@ -65,8 +65,10 @@ def build_inventory(settings: Settings) -> list[Asset]:
 def _models(settings: Settings) -> list[Asset]:
     registry = load_model_registry(settings.resolved_models_file)
     assets = []
+    aliases = getattr(registry, "aliases", {})
     for name, entry in sorted(registry.models.items()):
         provider = registry.providers[entry.provider]
+        member_of = sorted(a for a, alias in aliases.items() if name in alias.deployments)
         assets.append(
             Asset(
                 kind="model",
@@ -79,6 +81,9 @@ def _models(settings: Settings) -> list[Asset]:
                     "model": entry.model,
                     "price_per_mtok": f"{entry.input_price_per_mtok}/{entry.output_price_per_mtok}",
                     "default": "yes" if name == registry.default_model else "no",
+                    "context_window": str(entry.context_window),
+                    "capabilities": ", ".join(sorted(getattr(entry, "capabilities", ()))) or "-",
+                    "aliases": ", ".join(member_of) or "-",
                 },
             )
         )

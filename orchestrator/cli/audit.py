@@ -248,6 +248,6 @@ def inventory(
             a.region or "-",
             ", ".join(a.data_classes) or "-",
             a.risk or "-",
-            "; ".join(f"{k}: {v}" for k, v in a.details.items()),
+            "\n".join(f"{k}: {v}" for k, v in a.details.items()),
         )
     console.print(table)
