@@ -24,9 +24,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     """Add `sessions.tenant` and `sessions.team`; index what cost reports filter on."""
     with op.batch_alter_table("sessions") as batch:
-        batch.add_column(
-            sa.Column("tenant", sa.String(), nullable=False, server_default="default")
-        )
+        batch.add_column(sa.Column("tenant", sa.String(), nullable=False, server_default="default"))
         batch.add_column(sa.Column("team", sa.String(), nullable=False, server_default="default"))
     op.create_index("ix_sessions_tenant", "sessions", ["tenant"])
     op.create_index("ix_audit_events_created_at", "audit_events", ["created_at"])
