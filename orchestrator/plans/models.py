@@ -72,6 +72,17 @@ class AgentStep(_Step):
     """Capabilities beyond `tools` (implied by skills) that the model must have."""
     tags: list[str] = Field(default_factory=list)
     """Free labels that routing rules can read."""
+    accept: str | None = None
+    """Cascade: a CEL condition over the final `answer` (a string) that must hold; when it
+    does not, the step is re-run once on `escalate_to`, from its start (a safe boundary)."""
+    escalate_to: str | None = None
+    """Cascade: the alias or deployment a step whose answer fails `accept` is re-run on."""
+
+    @model_validator(mode="after")
+    def _cascade_pair(self) -> AgentStep:
+        if (self.accept is None) != (self.escalate_to is None):
+            raise ValueError("accept and escalate_to go together (a cascade needs both)")
+        return self
 
     @field_validator("skills")
     @classmethod

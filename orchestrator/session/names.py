@@ -9,6 +9,7 @@ from __future__ import annotations
 __all__ = [
     "CALL_MODEL",
     "CALL_SKILL",
+    "CHECK_ANSWER",
     "DECIDE_APPROVAL",
     "FINISH_SESSION",
     "RECORD_APPROVAL_DECISION",
@@ -36,6 +37,7 @@ RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
+CHECK_ANSWER = "orchestrator.check_answer"
 SETTLE_BUDGET = "orchestrator.settle_budget"
 
 SKILL_OUTPUT_INVALID = "SkillOutputInvalid"

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import cel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -21,7 +22,13 @@ from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
-from orchestrator.session.types import Ack, RouteInput, SettleBudgetInput
+from orchestrator.session.types import (
+    Ack,
+    CheckAnswerInput,
+    CheckAnswerResult,
+    RouteInput,
+    SettleBudgetInput,
+)
 from orchestrator.store.store import Store
 
 __all__ = ["LONG_RETRY_AFTER", "RoutingActivities", "failure_error", "record_spend"]
@@ -39,7 +46,7 @@ class RoutingActivities:
 
     def all(self) -> list[Callable[..., Any]]:
         """Every routing activity, for a worker's `activities=`."""
-        return [self.route, self.settle_budget]
+        return [self.route, self.settle_budget, self.check_answer]
 
     async def _budget_used(self, call: RouteInput) -> float:
         """Reserve (at session start) and return the share of the tightest budget in use.
@@ -88,6 +95,17 @@ class RoutingActivities:
             budget_used=round(used, 3),
         )
         return decision
+
+    @activity.defn(name=names.CHECK_ANSWER)
+    async def check_answer(self, call: CheckAnswerInput) -> CheckAnswerResult:
+        """Evaluate a cascade step's `accept` CEL condition over its final answer."""
+        try:
+            result = cel.evaluate(call.expression, {"answer": call.answer})
+        except (RuntimeError, ValueError, TypeError) as exc:
+            return CheckAnswerResult(ok=False, detail=f"accept failed to evaluate: {exc}")
+        if result is True:
+            return CheckAnswerResult(ok=True)
+        return CheckAnswerResult(ok=False, detail=f"accept {call.expression!r} gave {result!r}")
 
     @activity.defn(name=names.SETTLE_BUDGET)
     async def settle_budget(self, call: SettleBudgetInput) -> Ack:

@@ -27,6 +27,8 @@ __all__ = [
     "ApprovalRequestInput",
     "Boundary",
     "CallContext",
+    "CheckAnswerInput",
+    "CheckAnswerResult",
     "FinishSessionInput",
     "ModelCallInput",
     "ModelCallResult",
@@ -132,6 +134,9 @@ class Boundary(StrEnum):
     AFTER_APPROVAL = "after_approval"
     """The first agent step after an approval step."""
     CONTINUE_AS_NEW = "continue_as_new"
+    ESCALATION = "escalation"
+    """Cascade: the step's final answer failed its check; the step re-runs on a stronger
+    model from its start. Safe: the tool loop had closed."""
     FORCED_FAILOVER = "forced_failover"
     """Not a safe boundary: the pinned model was unavailable; recorded with its cause."""
 
@@ -259,6 +264,21 @@ class RouteInput(BaseModel):
     ctx: CallContext
     request: RouteRequest
     reserve_budget: bool = False
+
+
+class CheckAnswerInput(BaseModel):
+    """Evaluate a step's `accept` condition over its final answer."""
+
+    ctx: CallContext
+    expression: str
+    answer: str
+
+
+class CheckAnswerResult(BaseModel):
+    """Whether the answer passed, and why not."""
+
+    ok: bool
+    detail: str = ""
 
 
 class SettleBudgetInput(BaseModel):

@@ -32,6 +32,8 @@ from orchestrator.session.types import (
     ApprovalRequestInput,
     Boundary,
     CallContext,
+    CheckAnswerInput,
+    CheckAnswerResult,
     FinishSessionInput,
     ModelCallInput,
     ModelCallResult,
@@ -279,27 +281,20 @@ class AgentSessionWorkflow:
         prompt_chars: int,
         *,
         failed: dict[str, str] | None = None,
+        escalate: str | None = None,
     ) -> str:
         """Ask the router (an activity: it reads live metrics) and pin its answer.
 
-        Called at a safe boundary, or with `failed` for a forced failover after the pinned
-        deployment died inside the tool loop; the decision and its reasons are recorded.
+        Called at a safe boundary; with `failed` for a forced failover after the pinned
+        deployment died inside the tool loop; with `escalate` (why) when a cascade step's
+        answer failed its check. The decision and its reasons are recorded.
         """
-        if failed:
-            boundary = Boundary.FORCED_FAILOVER
-        elif not self._state.model_timeline:
-            boundary = Boundary.SESSION_START
-        elif self._after_approval:
-            boundary = Boundary.AFTER_APPROVAL
-        elif self._start.carry is not None and not self._routed:
-            boundary = Boundary.CONTINUE_AS_NEW
-        else:
-            boundary = Boundary.STEP_CHANGE
-        self._after_approval = False
-        self._routed = True
+        boundary = self._boundary(failed, escalate)
         name: str | None
         if failed:
             name, why = self._route_name, "failover within the same constraints"
+        elif escalate:
+            name, why = step.escalate_to, f"cascade: {escalate}"
         elif self._switch is not None:
             name, why = self._switch.model, f"switch requested: {self._switch.reason}"
             self._switch = None
@@ -367,6 +362,35 @@ class AgentSessionWorkflow:
         )
         return decision.deployment
 
+    def _boundary(self, failed: dict[str, str] | None, escalate: str | None) -> Boundary:
+        if failed:
+            boundary = Boundary.FORCED_FAILOVER
+        elif escalate:
+            boundary = Boundary.ESCALATION
+        elif not self._state.model_timeline:
+            boundary = Boundary.SESSION_START
+        elif self._after_approval:
+            boundary = Boundary.AFTER_APPROVAL
+        elif self._start.carry is not None and not self._routed:
+            boundary = Boundary.CONTINUE_AS_NEW
+        else:
+            boundary = Boundary.STEP_CHANGE
+        self._after_approval = False
+        self._routed = True
+        return boundary
+
+    async def _rejected(self, step: AgentStep, answer: JsonValue) -> str | None:
+        """Why a cascade step's final answer fails its `accept` check, or None."""
+        if step.accept is None:
+            return None
+        check = await self._activity(
+            names.CHECK_ANSWER,
+            CheckAnswerInput(ctx=self._ctx(step.id), expression=step.accept, answer=str(answer)),
+            CheckAnswerResult,
+            self._start.options.bookkeeping,
+        )
+        return None if check.ok else check.detail
+
     async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
         inputs, outputs = self._start.input, self._outputs
         if not self._routing:
@@ -398,10 +422,21 @@ class AgentSessionWorkflow:
         failed: dict[str, str] = {}
         model = await self._route(step, len(system) + len(user))
         conversation = list(start)
+        escalated = False
         while True:
             state.model = model
             try:
-                return await self._tool_loop(step, state, model, conversation, tools)
+                answer = await self._tool_loop(step, state, model, conversation, tools)
+                why = None if escalated else await self._rejected(step, answer)
+                if why is None:
+                    return answer
+                # Cascade: the loop has closed, so this is a safe boundary. Re-run the step
+                # from its start on the stronger model; tool results are reused.
+                escalated = True
+                self._attempt += 1
+                conversation = list(start)
+                model = await self._route(step, len(system) + len(user), escalate=why)
+                continue
             except _DeploymentDown as down:
                 # Default: roll the step back to its start (a safe boundary) and re-run it
                 # on the next deployment that satisfies the same constraints; tool results

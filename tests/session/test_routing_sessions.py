@@ -445,3 +445,57 @@ steps:
     # The first session's spend, plus the third's 0.60 reservation (it spent less).
     assert usage.committed_usd == pytest.approx(0.6 + usage.spent_usd, abs=1e-3)
     await third.terminate()
+
+
+async def test_a_cascade_step_escalates_when_the_cheap_answer_fails_its_check(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    script = ReplayScript.model_validate(
+        {
+            "conversations": [
+                {
+                    "name": "cheap",
+                    "match": {"model": "replay-fast", "contains": "Step: decide"},
+                    "turns": [{"content": "I am not sure."}],
+                },
+                {
+                    "name": "strong",
+                    "match": {"model": "replay-strong", "contains": "Step: decide"},
+                    "turns": [{"content": '{"refund": true}'}],
+                },
+                {"name": "easy", "match": {"contains": "Step: easy"}, "turns": [{"content": "{}"}]},
+            ]
+        }
+    )
+    env = await routed(script)
+    plan = parse_plan(
+        """
+name: cascade
+steps:
+  - id: decide
+    type: agent
+    model: fast-cheap
+    goal: Decide, as JSON.
+    accept: 'answer.startsWith("{")'
+    escalate_to: reasoning-strong
+  - id: easy
+    type: agent
+    model: fast-cheap
+    goal: Say {}.
+    accept: 'answer.startsWith("{")'
+    escalate_to: reasoning-strong
+""",
+        "cascade.yaml",
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+
+    assert result.outputs["decide"] == '{"refund": true}'
+    timeline = [(p.step_id, p.model, p.boundary) for p in result.model_timeline]
+    assert timeline == [
+        ("decide", "cheap-a", Boundary.SESSION_START),
+        ("decide", "strong-a", Boundary.ESCALATION),
+        ("easy", "cheap-a", Boundary.STEP_CHANGE),
+    ]
+    assert "gave False" in result.model_timeline[1].reason
+    assert env.models_served() == ["replay-fast", "replay-strong", "replay-fast"]
