@@ -17,7 +17,7 @@ from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
-from orchestrator.exceptions import PlanError
+from orchestrator.exceptions import PlanError, SkillDefinitionError, UnknownSkillError
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.providers.registry import load_model_registry
@@ -25,6 +25,7 @@ from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
 from orchestrator.stack import embedded_stack
 from orchestrator.store.migrate import upgrade
 from orchestrator.store.store import Store
@@ -196,11 +197,19 @@ async def run(
 
 
 @app.command()
-def validate(path: Annotated[Path, typer.Argument()] = Path("workflows")) -> None:
-    """Load every plan in PATH (a file or folder) and report errors with line and column."""
+def validate(
+    path: Annotated[Path, typer.Argument()] = Path("workflows"), project: Project = None
+) -> None:
+    """Load every plan in PATH (a file or folder), and resolve its skills in the project."""
     try:
-        plans = {load_plan(path).name: None} if path.is_file() else load_plans(path)
-    except PlanError as exc:
+        plans = {p.name: p for p in [load_plan(path)]} if path.is_file() else load_plans(path)
+        registry = SkillRegistry.load_directory(load_settings(project).project_dir / "skills")
+        for plan in plans.values():
+            try:
+                registry.resolve_refs(plan.skill_refs())
+            except UnknownSkillError as exc:
+                raise PlanError(f"plan {plan.name!r}: {exc}") from None
+    except (PlanError, SkillDefinitionError) as exc:
         console.print(f"[red]{exc}[/]", highlight=False)
         raise typer.Exit(1) from None
     console.print(f"{len(plans)} plan(s) valid: {', '.join(sorted(plans))}")
