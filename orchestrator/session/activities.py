@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 from orchestrator.exceptions import (
     ConfigError,
     ProviderError,
+    RoutingError,
     SkillArgumentsError,
     SkillOutputError,
     UnknownSkillError,
@@ -149,7 +150,10 @@ class SessionActivities:
             for step in start.plan.steps:
                 if isinstance(step, AgentStep):
                     self.runtime.models.resolve(step.model or start.plan.model)
-        except (UnknownSkillError, ConfigError) as exc:
+                    if step.escalate_to:
+                        self.runtime.models.resolve(step.escalate_to)
+            self.runtime.router.policy(start.plan.policy)
+        except (UnknownSkillError, ConfigError, RoutingError) as exc:
             raise ApplicationError(
                 f"plan {start.plan.name!r}: {exc}", type=NON_RETRYABLE, non_retryable=True
             ) from None

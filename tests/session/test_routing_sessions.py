@@ -499,3 +499,22 @@ steps:
     ]
     assert "gave False" in result.model_timeline[1].reason
     assert env.models_served() == ["replay-fast", "replay-strong", "replay-fast"]
+
+
+async def test_an_unknown_policy_or_escalation_target_fails_the_session_at_start(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    env = await routed(TWO_STEPS)
+    for extra, expected in (
+        ("policy: nope\n", "unknown routing policy 'nope' (known: carry, default)"),
+        ("", "unknown model 'gpt-nope'"),
+    ):
+        escalate = "" if extra else "    accept: 'true'\n    escalate_to: gpt-nope\n"
+        plan = parse_plan(
+            f"name: bad\n{extra}steps:\n  - id: one\n    type: agent\n    goal: First.\n{escalate}",
+            "bad.yaml",
+        )
+        handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+        with pytest.raises(WorkflowFailureError) as info:
+            await handle.result()
+        assert expected in str(info.value.cause)
