@@ -518,3 +518,33 @@ async def test_an_unknown_policy_or_escalation_target_fails_the_session_at_start
         with pytest.raises(WorkflowFailureError) as info:
             await handle.result()
         assert expected in str(info.value.cause)
+
+
+async def test_a_hard_step_escalates_before_it_runs_and_the_next_comes_back_down(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    script = ReplayScript.model_validate(
+        {"conversations": [{"name": "any", "turns": [{"content": "done"}]}]}
+    )
+    env = await routed(script)
+    plan = parse_plan(
+        """
+name: escalate
+steps:
+  - {id: triage, type: agent, goal: Triage., difficulty: low}
+  - {id: diagnose, type: agent, goal: Diagnose., difficulty: high}
+  - {id: reply, type: agent, goal: Reply., difficulty: low}
+""",
+        "escalate.yaml",
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    timeline = [(p.step_id, p.model, p.boundary) for p in result.model_timeline]
+    assert timeline == [
+        ("triage", "cheap-a", Boundary.SESSION_START),
+        ("diagnose", "strong-a", Boundary.STEP_CHANGE),
+        ("reply", "cheap-a", Boundary.STEP_CHANGE),
+    ]
+    events = await env.runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
+    diagnose = next(e for e in events if e.step_id == "diagnose")
+    assert reasons(diagnose)["cheap-a"] == "quality 0.60 below high floor 0.80"
