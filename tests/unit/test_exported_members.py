@@ -41,6 +41,21 @@ PACKAGES = {
         "parse_plan",
     },
     "orchestrator.approvals": {"approval_id_for", "binding_hash"},
+    "orchestrator.routing": {
+        "REQUEST_VARIABLES",
+        "Budget",
+        "Candidate",
+        "DeploymentStats",
+        "Difficulty",
+        "LiveMetrics",
+        "Policy",
+        "RouteRequest",
+        "Router",
+        "RoutingConfig",
+        "RoutingDecision",
+        "Rule",
+        "Weights",
+    },
 }
 
 
