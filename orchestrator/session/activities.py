@@ -221,31 +221,34 @@ class SessionActivities:
             usage = response.usage
             cost = entry.cost(usage.input_tokens, usage.output_tokens)
             tool_calls = [tc.name for tc in response.message.tool_calls]
-            written = await self.runtime.store.append_event(
-                self._event(
-                    call.ctx,
-                    f"model_call:{call.attempt}.{call.round}"
-                    if call.attempt
-                    else f"model_call:{call.round}",
-                    EventKind.MODEL_CALL,
-                    model=call.model,
-                    input_tokens=usage.input_tokens,
-                    output_tokens=usage.output_tokens,
-                    cost_usd=cost,
-                    duration_ms=duration_ms,
-                    payload={
-                        "round": call.round,
-                        "deployment": entry.model,
-                        "tool_calls": list(tool_calls),
-                        "final": not tool_calls,
-                        "attempt": call.attempt,
-                    },
-                )
+            event = self._event(
+                call.ctx,
+                f"model_call:{call.attempt}.{call.round}"
+                if call.attempt
+                else f"model_call:{call.round}",
+                EventKind.MODEL_CALL,
+                model=call.model,
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                cost_usd=cost,
+                duration_ms=duration_ms,
+                payload={
+                    "round": call.round,
+                    "deployment": entry.model,
+                    "tool_calls": list(tool_calls),
+                    "final": not tool_calls,
+                    "attempt": call.attempt,
+                },
             )
-            if written:
-                await record_spend(
-                    self.runtime.store, call.ctx.session_id, cost, usage.total_tokens
-                )
+            # Spend first, keyed by the event: a retried call adds nothing twice.
+            await record_spend(
+                self.runtime.store,
+                call.ctx.session_id,
+                cost,
+                usage.total_tokens,
+                key=event.event_key,
+            )
+            await self.runtime.store.append_event(event)
             log.info(
                 "model call",
                 model=call.model,

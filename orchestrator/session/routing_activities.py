@@ -144,8 +144,10 @@ def failure_error(metrics: LiveMetrics, deployment: str, exc: ProviderError) -> 
     )
 
 
-async def record_spend(store: Store, session_id: str, cost_usd: float, tokens: int) -> None:
-    """Add a call's cost to every budget the session holds a reservation in."""
+async def record_spend(
+    store: Store, session_id: str, cost_usd: float, tokens: int, *, key: str
+) -> None:
+    """Add a call's cost to every budget the session holds a reservation in, once per `key`."""
     scopes = await store.budgets.session_scopes(session_id)
     if scopes:
-        await store.budgets.record_spend(session_id, scopes, cost_usd, tokens)
+        await store.budgets.record_spend(session_id, scopes, cost_usd, tokens, key=key)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from orchestrator.store.tables import BudgetReservationRow, BudgetUsageRow
+from orchestrator.store.tables import BudgetReservationRow, BudgetSpendRow, BudgetUsageRow
 
 __all__ = ["BudgetLedger", "BudgetUsage", "Reservation"]
 
@@ -64,7 +64,9 @@ class BudgetLedger:
         self._dialect = dialect
         self._errors = errors
 
-    def _insert(self, table: type[BudgetUsageRow] | type[BudgetReservationRow]) -> sqlite.Insert:
+    def _insert(
+        self, table: type[BudgetUsageRow] | type[BudgetReservationRow] | type[BudgetSpendRow]
+    ) -> sqlite.Insert:
         insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         return insert(table)  # type: ignore[return-value]
 
@@ -129,14 +131,31 @@ class BudgetLedger:
         return None
 
     async def record_spend(
-        self, session_id: str, scopes: list[tuple[str, str]], usd: float, tokens: int
-    ) -> None:
-        """Add one call's cost to a session's spend in each `(scope, period)`.
+        self,
+        session_id: str,
+        scopes: list[tuple[str, str]],
+        usd: float,
+        tokens: int,
+        *,
+        key: str,
+    ) -> bool:
+        """Add one call's cost to a session's spend in each `(scope, period)`, once per `key`.
 
-        The caller makes this once per call (the model call's audit event is the guard).
+        Returns:
+            False when `key` was recorded before (a retried call): nothing changed.
         """
         with self._errors("record spend"):
             async with self._sessions.begin() as session:
+                new = (
+                    await session.execute(
+                        self._insert(BudgetSpendRow)
+                        .values(spend_key=key, session_id=session_id, cost_usd=usd, tokens=tokens)
+                        .on_conflict_do_nothing()
+                        .returning(BudgetSpendRow.spend_key)
+                    )
+                ).scalar_one_or_none()
+                if new is None:
+                    return False
                 for scope, period in scopes:
                     held = await session.get(BudgetReservationRow, (session_id, scope))
                     if held is None:
@@ -173,6 +192,7 @@ class BudgetLedger:
                         )
                         .execution_options(synchronize_session=False)
                     )
+        return True
 
     async def settle(self, session_id: str) -> None:
         """Give back what a finished session reserved but did not spend; once only."""

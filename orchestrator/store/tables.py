@@ -28,6 +28,7 @@ __all__ = [
     "AuditEventRow",
     "Base",
     "BudgetReservationRow",
+    "BudgetSpendRow",
     "BudgetUsageRow",
     "SessionRow",
     "UTCDateTime",
@@ -182,3 +183,14 @@ class BudgetReservationRow(Base):
     spent_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
     spent_tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
     settled: Mapped[bool] = mapped_column(sa.Boolean(), nullable=False)
+
+
+class BudgetSpendRow(Base):
+    """One model call's cost, written once: a retried call finds its key and adds nothing."""
+
+    __tablename__ = "budget_spend"
+
+    spend_key: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)

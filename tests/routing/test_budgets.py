@@ -58,10 +58,12 @@ async def test_spend_beyond_the_reservation_commits_more_and_settle_gives_back(
 ) -> None:
     assert await store.budgets.reserve("s1", [want(usd=1.0)]) is None
     scopes = await store.budgets.session_scopes("s1")
-    await store.budgets.record_spend("s1", scopes, 0.4, 40)
+    assert await store.budgets.record_spend("s1", scopes, 0.4, 40, key="call-1")
+    # A retried call (same key) adds nothing.
+    assert not await store.budgets.record_spend("s1", scopes, 0.4, 40, key="call-1")
     usage = await store.budgets.usage("acme/*", "2026-11")
     assert (usage.committed_usd, usage.spent_usd) == (1.0, 0.4)
-    await store.budgets.record_spend("s1", scopes, 0.8, 80)
+    await store.budgets.record_spend("s1", scopes, 0.8, 80, key="call-2")
     usage = await store.budgets.usage("acme/*", "2026-11")
     assert usage.committed_usd == pytest.approx(1.2) and usage.spent_usd == pytest.approx(1.2)
     await store.budgets.settle("s1")
@@ -71,7 +73,8 @@ async def test_spend_beyond_the_reservation_commits_more_and_settle_gives_back(
 
 async def test_settle_returns_the_unspent_part(store: Store) -> None:
     assert await store.budgets.reserve("s1", [want(usd=2.0)]) is None
-    await store.budgets.record_spend("s1", await store.budgets.session_scopes("s1"), 0.5, 10)
+    scopes = await store.budgets.session_scopes("s1")
+    await store.budgets.record_spend("s1", scopes, 0.5, 10, key="call-1")
     await store.budgets.settle("s1")
     usage = await store.budgets.usage("acme/*", "2026-11")
     assert usage.committed_usd == pytest.approx(0.5) and usage.committed_tokens == 10
