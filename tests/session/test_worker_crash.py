@@ -154,7 +154,7 @@ async def test_killed_after_the_refund_before_the_next_model_call(
 
         workers(f"{replay.url}/v1")
         gate.release.set()
-        async with asyncio.timeout(90):
+        async with asyncio.timeout(180):
             result = await handle.result()
 
         assert result.status is SessionStatus.COMPLETED
@@ -207,7 +207,7 @@ async def test_a_pending_approval_survives_a_worker_restart(
         assert [p.approval_id for p in state.pending_approvals] == [pending.approval_id]
         assert ledger(settings) == 0
         await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
-        async with asyncio.timeout(90):
+        async with asyncio.timeout(180):
             result = await handle.result()
         assert result.status is SessionStatus.COMPLETED
         assert ledger(settings) == 1
@@ -248,7 +248,7 @@ async def test_killed_while_the_refund_runs(
         await eventually(paid, timeout=60, interval=0.005, what="the refund")
         first.kill()
         workers(f"{replay.url}/v1")
-        async with asyncio.timeout(90):
+        async with asyncio.timeout(180):
             result = await handle.result()
         assert result.status is SessionStatus.COMPLETED
         assert ledger(settings) == 1
