@@ -11,6 +11,7 @@ import uuid
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
 
 from orchestrator.exceptions import ApprovalError
 from orchestrator.plans.models import Plan
@@ -110,6 +111,15 @@ async def decide_approval(
         raise ApprovalError(
             f"approval {approval_id} was already {record.status.value} by {record.decided_by}"
         )
+    if record.status is not ApprovalStatus.PENDING:
+        # The same decision again (a double submit, a replayed request): nothing to do,
+        # and the session may have finished since.
+        return ApprovalDecisionResult(
+            approval_id=approval_id,
+            status=record.status.value,
+            decided_by=record.decided_by or decided_by,
+            duplicate=True,
+        )
     handle = client.get_workflow_handle(record.workflow_id)
     try:
         result: ApprovalDecisionResult = await handle.execute_update(
@@ -127,4 +137,6 @@ async def decide_approval(
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ApprovalError(message) from None
+    except RPCError as exc:
+        raise ApprovalError(f"approval {approval_id}: its session is not waiting: {exc}") from None
     return result

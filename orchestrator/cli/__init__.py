@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from orchestrator.approvals.api import routes_for
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
@@ -123,10 +124,10 @@ async def api(
     host: Annotated[str | None, typer.Option(help="Interface (default: the setting).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: the setting).")] = None,
 ) -> None:
-    """Serve the API process: `/healthz`, `/readyz` (store reachable) and `/metrics`.
+    """Serve the API process: the approvals API (`/api/...`), `/healthz`, `/readyz`, `/metrics`.
 
-    The HTTP API, approval inbox and MCP server will mount on this process; today it
-    serves the operator endpoints, reading shared figures (approvals pending) from the store.
+    People and their groups come from the project's `approvers.yaml`; shared figures
+    (approvals pending) are read from the store.
     """
     settings = load_settings(project)
     configure_tracing("orchestrator-api")
@@ -137,10 +138,11 @@ async def api(
             host=host or settings.api_host,
             port=settings.api_port if port is None else port,
             required=True,
+            routes=routes_for(settings, store),
         ) as url,
     ):
         stop = _on_interrupt()
-        console.print(f"api on {url} (/healthz, /readyz, /metrics)")
+        console.print(f"api on {url} (/api/approvals, /healthz, /readyz, /metrics)")
         await stop.wait()
 
 

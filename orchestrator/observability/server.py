@@ -1,7 +1,7 @@
 """The HTTP face of a process for operators: `/metrics`, `/healthz` and `/readyz`.
 
 Workers serve it beside their polling (`ORCHESTRATOR_METRICS_PORT`); `orchestrator api`
-serves it as the API process (where the HTTP API and inbox will mount). Gauges that
+serves it as the API process, with the approvals API mounted beside them. Gauges that
 describe shared state, such as approvals pending, are read from the store at scrape time,
 so every process reports the same number whichever worker recorded the request; so are
 sessions by status.
@@ -10,13 +10,13 @@ sessions by status.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from orchestrator.exceptions import OrchestratorError, StoreError
 from orchestrator.logs import get_logger
@@ -30,8 +30,10 @@ __all__ = ["health_app", "serve_http"]
 log = get_logger(__name__)
 
 
-def health_app(store: Store, metrics: Metrics = METRICS) -> Starlette:
-    """The operator endpoints of one process, over its store and metrics."""
+def health_app(
+    store: Store, metrics: Metrics = METRICS, routes: Sequence[BaseRoute] = ()
+) -> Starlette:
+    """The operator endpoints of one process, over its store and metrics, plus `routes`."""
 
     async def metrics_endpoint(request: Request) -> Response:
         try:
@@ -60,13 +62,19 @@ def health_app(store: Store, metrics: Metrics = METRICS) -> Starlette:
             Route("/metrics", metrics_endpoint),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            *routes,
         ]
     )
 
 
 @contextlib.asynccontextmanager
 async def serve_http(
-    store: Store, *, host: str, port: int | None, required: bool = False
+    store: Store,
+    *,
+    host: str,
+    port: int | None,
+    required: bool = False,
+    routes: Sequence[BaseRoute] = (),
 ) -> AsyncIterator[str | None]:
     """Serve `health_app` on `host:port` while the block runs; yields its URL.
 
@@ -76,6 +84,8 @@ async def serve_http(
         port: Port to bind; 0 picks a free one; None serves nothing (yields None).
         required: Fail when the port cannot be bound, instead of logging a warning and
             going on without it (a worker still works without its metrics page).
+        routes: More routes to serve beside the operator ones (the API process's
+            approvals API).
 
     Raises:
         OrchestratorError: `required` and the server could not start.
@@ -83,7 +93,7 @@ async def serve_http(
     if port is None:
         yield None
         return
-    server = LoopbackServer(health_app(store), host=host, port=port)
+    server = LoopbackServer(health_app(store, routes=routes), host=host, port=port)
     try:
         await server.__aenter__()
     except (OSError, OrchestratorError) as exc:

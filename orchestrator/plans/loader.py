@@ -19,14 +19,18 @@ from orchestrator.plans.models import Plan
 __all__ = ["load_plan", "load_plans", "parse_plan"]
 
 
-_ROOT_REF = re.compile(r"^Value error, (steps\.\d+(?:\.[a-z_]+)?)(?: \([^)]*\))?: ")
+_ROOT_REF = re.compile(r"^Value error, (steps(?:\.(?:\d+|[a-z_]+))*)(?: \([^)]*\))?: ")
+_STEP_TYPES = ("agent", "skill", "approval", "branch", "parallel", "loop")
 
 
 def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...], str]:
     loc = [str(p) for p in raw_loc]
-    # A discriminated union puts the step's type tag after the list index; the file has none.
-    if len(loc) >= 3 and loc[0] == "steps" and loc[2] in ("agent", "skill", "approval"):
-        del loc[2]
+    # A discriminated union puts the step's type tag after each list index; the file has none.
+    loc = [
+        part
+        for i, part in enumerate(loc)
+        if not (i > 0 and part in _STEP_TYPES and loc[i - 1].isdigit())
+    ]
     # Cross-step checks run on the whole plan; their message names the step they are about.
     match = _ROOT_REF.match(msg)
     if not loc and match:

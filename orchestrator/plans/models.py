@@ -9,9 +9,11 @@ at start, so a running session keeps the plan it began with even if the file cha
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from enum import StrEnum
 from typing import Annotated, Literal
 
+import cel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.skills.semver import parse_ref
@@ -20,7 +22,10 @@ from orchestrator.types import JsonObject
 __all__ = [
     "AgentStep",
     "ApprovalStep",
+    "BranchStep",
+    "LoopStep",
     "OnReject",
+    "ParallelStep",
     "Plan",
     "PlanStep",
     "SkillStep",
@@ -115,7 +120,78 @@ class ApprovalStep(_Step):
     on_reject: OnReject = OnReject.FAIL_STEP
 
 
-PlanStep = Annotated[AgentStep | SkillStep | ApprovalStep, Field(discriminator="type")]
+def _check_cel(expression: str) -> str:
+    """Refuse a condition that does not compile, at load time rather than mid-run."""
+    try:
+        cel.compile(expression)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"not a valid CEL expression: {exc}") from None
+    return expression
+
+
+class BranchStep(_Step):
+    """Run `then` when a CEL condition over the input and earlier outputs holds, else `else`.
+
+    The condition sees `input` and `steps` (`steps.<id>.output`); its output is the last
+    output of the arm that ran (null when that arm is empty).
+    """
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    type: Literal["branch"]
+    when: str = Field(min_length=1)
+    then: list[PlanStep] = Field(min_length=1)
+    else_: list[PlanStep] = Field(default_factory=list, alias="else")
+
+    @field_validator("when")
+    @classmethod
+    def _when(cls, expression: str) -> str:
+        return _check_cel(expression)
+
+
+class ParallelStep(_Step):
+    """Run `steps` at once and join: the output maps each step id to its output.
+
+    Agent steps are refused here for now: each would need its own pinned model, and the
+    session pins one model at a time. Skill and approval steps (and constructs of them) run
+    concurrently; the group fails when any of its steps fails.
+    """
+
+    type: Literal["parallel"]
+    steps: list[PlanStep] = Field(min_length=1)
+
+
+class LoopStep(_Step):
+    """Run `steps` again until a CEL condition holds, at most `max_iterations` times.
+
+    `until` is evaluated after each iteration and sees `iteration` (1, 2, ...) besides
+    `input` and `steps`. Every iteration runs its steps under ids of their own
+    (`check`, then `check#2`, ...), so idempotency keys and approvals never repeat; the
+    plain id always names the latest iteration's output. Reaching the bound fails the step
+    unless `on_exhausted: continue`.
+    """
+
+    type: Literal["loop"]
+    steps: list[PlanStep] = Field(min_length=1)
+    until: str = Field(min_length=1)
+    max_iterations: int = Field(ge=1, le=100)
+    on_exhausted: Literal["fail", "continue"] = "fail"
+
+    @field_validator("until")
+    @classmethod
+    def _until(cls, expression: str) -> str:
+        return _check_cel(expression)
+
+
+PlanStep = Annotated[
+    AgentStep | SkillStep | ApprovalStep | BranchStep | ParallelStep | LoopStep,
+    Field(discriminator="type"),
+]
+CONSTRUCT_TYPES = ("branch", "parallel", "loop")
+"""Step types that hold other steps."""
+BranchStep.model_rebuild()
+ParallelStep.model_rebuild()
+LoopStep.model_rebuild()
 
 
 class Plan(BaseModel):
@@ -136,23 +212,21 @@ class Plan(BaseModel):
 
     @model_validator(mode="after")
     def _check_steps(self) -> Plan:
-        seen: set[str] = set()
-        for index, step in enumerate(self.steps):
-            if step.id in seen:
-                raise ValueError(f"steps.{index}.id: duplicate step id {step.id!r}")
-            for ref in _template_refs(step):
-                _check_ref(ref, index, step.id, seen, self.input_required)
-            seen.add(step.id)
+        _check_block(self.steps, "steps", (set(), set()), self.input_required, in_parallel=False)
         return self
 
     def step_ids(self) -> list[str]:
-        """Step ids in order."""
+        """Top-level step ids in order."""
         return [step.id for step in self.steps]
+
+    def all_steps(self) -> Iterator[AnyStep]:
+        """Every step, nested ones included, in the order they are written."""
+        return _walk(self.steps)
 
     def skill_refs(self) -> list[str]:
         """Every skill reference of the plan (`name` or `name@range`), once, in step order."""
         refs: list[str] = []
-        for step in self.steps:
+        for step in self.all_steps():
             if isinstance(step, AgentStep):
                 refs.extend(step.skills)
             elif isinstance(step, SkillStep):
@@ -160,20 +234,98 @@ class Plan(BaseModel):
         return list(dict.fromkeys(refs))
 
 
-def _template_refs(step: AgentStep | SkillStep | ApprovalStep) -> list[str]:
+AnyStep = AgentStep | SkillStep | ApprovalStep | BranchStep | ParallelStep | LoopStep
+
+
+def children(step: AnyStep) -> list[tuple[str, list[AnyStep]]]:
+    """The step lists a construct holds, by field name (`then`, `else`, `steps`)."""
+    if isinstance(step, BranchStep):
+        return [("then", step.then), ("else", step.else_)]
+    if isinstance(step, ParallelStep | LoopStep):
+        return [("steps", step.steps)]
+    return []
+
+
+def _walk(steps: list[AnyStep]) -> Iterator[AnyStep]:
+    for step in steps:
+        yield step
+        for _, block in children(step):
+            yield from _walk(block)
+
+
+def _check_block(
+    steps: list[AnyStep],
+    path: str,
+    scope: tuple[set[str], set[str]],
+    inputs: list[str],
+    *,
+    in_parallel: bool,
+) -> None:
+    """Check ids and template references of a list of steps, in run order.
+
+    A step may refer to any step written before it, at any depth: steps inside a branch
+    arm that did not run have no output, and a reference to them fails at run time.
+    `scope` is (ids declared anywhere so far, ids whose output exists by now).
+    """
+    declared, seen = scope
+    for index, step in enumerate(steps):
+        where = f"{path}.{index}"
+        if step.id in declared:
+            raise ValueError(f"{where}.id: duplicate step id {step.id!r}")
+        declared.add(step.id)
+        if in_parallel and isinstance(step, AgentStep):
+            raise ValueError(
+                f"{where} ({step.id}): agent steps cannot run in a parallel group yet"
+                " (the session pins one model at a time); run them one after another"
+            )
+        for ref in _template_refs(step):
+            _check_ref(ref, where, step.id, seen, inputs)
+        for name, expression in _conditions(step):
+            for ref in _cel_step_refs(expression):
+                if ref not in seen and not (isinstance(step, LoopStep) and ref in _ids(step)):
+                    raise ValueError(
+                        f"{where}.{name} ({step.id}): condition names step {ref!r},"
+                        " which does not run before it"
+                    )
+        parallel = in_parallel or isinstance(step, ParallelStep)
+        for name, block in children(step):
+            _check_block(block, f"{where}.{name}", scope, inputs, in_parallel=parallel)
+        seen.add(step.id)
+
+
+def _ids(step: AnyStep) -> set[str]:
+    return {inner.id for _, block in children(step) for inner in _walk(block)}
+
+
+_CEL_STEP = re.compile(r"\bsteps\.([a-z][a-z0-9_]*)")
+
+
+def _cel_step_refs(expression: str) -> list[str]:
+    return [m.group(1) for m in _CEL_STEP.finditer(expression)]
+
+
+def _conditions(step: AnyStep) -> list[tuple[str, str]]:
+    if isinstance(step, BranchStep):
+        return [("when", step.when)]
+    if isinstance(step, LoopStep):
+        return [("until", step.until)]
+    return []
+
+
+def _template_refs(step: AnyStep) -> list[str]:
     texts: list[str] = []
     if isinstance(step, AgentStep):
         texts = [step.goal, step.instructions or ""]
     elif isinstance(step, ApprovalStep):
         texts = [step.summary]
-    else:
+    elif isinstance(step, SkillStep):
         texts = [str(step.arguments)]
     return [m.group(1) for text in texts for m in _TEMPLATE.finditer(text)]
 
 
-def _check_ref(ref: str, index: int, step_id: str, seen: set[str], inputs: list[str]) -> None:
+def _check_ref(ref: str, path: str, step_id: str, seen: set[str], inputs: list[str]) -> None:
     parts = ref.split(".")
-    where = f"steps.{index} ({step_id})"
+    where = f"{path} ({step_id})"
     if parts[0] == "input" and len(parts) >= 2:
         if inputs and parts[1] not in inputs:
             raise ValueError(

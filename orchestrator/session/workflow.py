@@ -17,10 +17,18 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from orchestrator.approvals.binding import approval_id_for, binding_hash
-from orchestrator.plans.models import AgentStep, ApprovalStep, OnReject, PlanStep, SkillStep
+from orchestrator.plans.models import (
+    AgentStep,
+    AnyStep,
+    ApprovalStep,
+    OnReject,
+    PlanStep,
+    SkillStep,
+)
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
+from orchestrator.session.constructs import ConstructError, base_id, run_construct
 from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
 from orchestrator.session.templating import TemplateError, render_text, render_value
 from orchestrator.session.types import (
@@ -225,7 +233,16 @@ class AgentSessionWorkflow:
         )
 
     async def _run_step(self, index: int, step: PlanStep) -> None:
-        state = self._state.steps[index]
+        await self._execute(step, self._state.steps[index])
+
+    async def _run_inner(self, step: AnyStep) -> JsonValue:
+        """Run a step held by a construct; it shows in the state query once it starts."""
+        state = StepState(id=step.id, type=step.type)
+        self._state.steps.append(state)
+        await self._execute(step, state)
+        return self._outputs[step.id]
+
+    async def _execute(self, step: AnyStep, state: StepState) -> None:
         self._state.current_step = step.id
         state.status = "running"
         self._event(EventKind.STEP_STARTED, step.id, payload={"type": step.type})
@@ -234,15 +251,21 @@ class AgentSessionWorkflow:
                 output: JsonValue = await self._agent_step(step, state)
             elif isinstance(step, SkillStep):
                 output = await self._skill_step(step)
-            else:
+            elif isinstance(step, ApprovalStep):
                 output = await self._approval_step(step)
-        except (_StepFailed, TemplateError) as exc:
+            else:
+                output = await run_construct(
+                    step, self._run_inner, self._start.input, self._outputs
+                )
+        except (_StepFailed, TemplateError, ConstructError) as exc:
             state.status, state.error = "failed", str(exc)
             self._event(EventKind.STEP_FAILED, step.id, payload={"error": str(exc)})
             await self._flush()
             raise _StepFailed(f"step {step.id!r} failed: {exc}") from None
         state.status, state.output = "completed", output
         self._outputs[step.id] = output
+        # A loop's later iterations run as `id#n`; the written id names the latest output.
+        self._outputs[base_id(step.id)] = output
         self._event(EventKind.STEP_COMPLETED, step.id)
         await self._flush()
 
@@ -679,10 +702,12 @@ class AgentSessionWorkflow:
             Ack,
             self._start.options.bookkeeping,
         )
-        if spec is None:
+        top_level = self._start.plan.step_ids()
+        if spec is None and step_id in top_level:
             # An approval step waits at a plan boundary, which is safe to continue at; a
-            # tool-call approval waits inside a tool loop, which never is.
-            index = self._start.plan.step_ids().index(step_id)
+            # tool-call approval waits inside a tool loop, which never is, and neither
+            # does one inside a construct (the construct's progress is not carried).
+            index = top_level.index(step_id)
             await self._continue_if_long(index, f"approval:{index}")
         await workflow.wait_condition(lambda: pending.approval_id in self._decisions)
         decision = self._decisions[pending.approval_id]

@@ -32,7 +32,10 @@ PACKAGES = {
     "orchestrator.plans": {
         "AgentStep",
         "ApprovalStep",
+        "BranchStep",
+        "LoopStep",
         "OnReject",
+        "ParallelStep",
         "Plan",
         "PlanStep",
         "SkillStep",

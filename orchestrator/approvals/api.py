@@ -1,0 +1,279 @@
+"""The approvals JSON API: list, show and decide requests, with bearer-token auth.
+
+Every decision goes through `orchestrator.service.decide_approval`, so the workflow's own
+rules (binding hash, one decision, a reason for a rejection) hold here as on the CLI. On
+top of them this layer checks the person: a known token, a member of the group that the
+project's approvers file assigns to the request, and not the one whose session asked for
+the action. A refused request changes nothing. The schema is served at
+`/api/openapi.json`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client
+
+from orchestrator.approvals.people import Approver, ApproverDirectory, load_approvers
+from orchestrator.client import connect
+from orchestrator.exceptions import ApprovalError
+from orchestrator.service import decide_approval
+from orchestrator.settings import Settings
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind
+from orchestrator.store.store import Store
+
+__all__ = [
+    "DecisionBody",
+    "approval_routes",
+    "may_decide",
+    "openapi_schema",
+    "routes_for",
+]
+
+
+class DecisionBody(BaseModel):
+    """The body of `POST /api/approvals/{id}/decision`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    decision: Literal["approve", "reject"]
+    reason: str | None = Field(default=None, max_length=2000)
+    """Why; required to reject."""
+
+
+async def requested_by(store: Store, session_id: str) -> str | None:
+    """Who started the session that asked for the action (from its audit trail)."""
+    for event in await store.list_events(session_id, kind=EventKind.SESSION_STARTED):
+        who = event.payload.get("requested_by")
+        if isinstance(who, str):
+            return who
+    return None
+
+
+async def may_decide(
+    store: Store, directory: ApproverDirectory, person: Approver, record: ApprovalRecord
+) -> str | None:
+    """None if `person` may decide `record`, else why not, in one sentence."""
+    group = directory.group_for(record)
+    if group is None or group not in person.groups:
+        return f"{person.name} is not in the group that decides this request ({group or 'none'})"
+    if await requested_by(store, record.session_id) == person.name:
+        return f"{person.name} started the session that asked for this action"
+    return None
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def _view(record: ApprovalRecord, group: str | None) -> dict[str, object]:
+    return {**record.model_dump(mode="json"), "group": group}
+
+
+_NO_TOKEN = "a valid API token is required (Authorization: Bearer ...)"
+
+
+class _Handlers:
+    """The endpoints, over a store, the approvers and a (lazily connected) client."""
+
+    def __init__(
+        self,
+        store: Store,
+        directory: ApproverDirectory,
+        client: Callable[[], Awaitable[Client]],
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.client = client
+
+    def person_of(self, request: Request) -> Approver | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.directory.by_token(token.strip())
+
+    async def list_(self, request: Request) -> Response:
+        if self.person_of(request) is None:
+            return _error(401, _NO_TOKEN)
+        raw = request.query_params.get("status", "pending")
+        try:
+            status = None if raw == "all" else ApprovalStatus(raw)
+        except ValueError:
+            allowed = ", ".join([*(s.value for s in ApprovalStatus), "all"])
+            return _error(400, f"status: {raw!r} is not one of {allowed}")
+        records = await self.store.list_approvals(status=status)
+        views = [_view(r, self.directory.group_for(r)) for r in records]
+        return JSONResponse({"approvals": views})
+
+    async def show(self, request: Request) -> Response:
+        if self.person_of(request) is None:
+            return _error(401, _NO_TOKEN)
+        approval_id = request.path_params["approval_id"]
+        record = await self.store.get_approval(approval_id)
+        if record is None:
+            return _error(404, f"no approval request {approval_id!r}")
+        return JSONResponse(_view(record, self.directory.group_for(record)))
+
+    async def decide(self, request: Request) -> Response:
+        person = self.person_of(request)
+        if person is None:
+            return _error(401, _NO_TOKEN)
+        approval_id = request.path_params["approval_id"]
+        try:
+            body = DecisionBody.model_validate_json(await request.body())
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            return _error(422, problems)
+        record = await self.store.get_approval(approval_id)
+        if record is None:
+            return _error(404, f"no approval request {approval_id!r}")
+        refusal = await may_decide(self.store, self.directory, person, record)
+        if refusal is not None:
+            return _error(403, refusal)
+        if body.decision == "reject" and not (body.reason or "").strip():
+            return _error(422, "reason: a rejection needs a reason")
+        try:
+            result = await decide_approval(
+                await self.client(),
+                self.store,
+                approval_id,
+                approve=body.decision == "approve",
+                decided_by=person.name,
+                reason=body.reason,
+            )
+        except ApprovalError as exc:
+            return _error(409, str(exc))
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def schema(self, request: Request) -> Response:
+        return JSONResponse(openapi_schema())
+
+
+def approval_routes(
+    store: Store, directory: ApproverDirectory, client: Callable[[], Awaitable[Client]]
+) -> list[Route]:
+    """The API's routes, over a store, the approvers and a (lazily connected) client."""
+    h = _Handlers(store, directory, client)
+    return [
+        Route("/api/openapi.json", h.schema),
+        Route("/api/approvals", h.list_),
+        Route("/api/approvals/{approval_id}", h.show),
+        Route("/api/approvals/{approval_id}/decision", h.decide, methods=["POST"]),
+    ]
+
+
+def routes_for(settings: Settings, store: Store) -> list[Route]:
+    """The approvals API of a project: its `approvers.yaml`, Temporal reached on first use.
+
+    Raises:
+        ConfigError: the approvers file is malformed.
+    """
+    directory = load_approvers(settings.project_dir / "approvers.yaml")
+    connected: list[Client] = []
+
+    async def client() -> Client:
+        if not connected:
+            connected.append(await connect(settings))
+        return connected[0]
+
+    return approval_routes(store, directory, client)
+
+
+def openapi_schema() -> dict[str, object]:
+    """The OpenAPI 3.1 document of the approvals API."""
+    record = ApprovalRecord.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = record.pop("$defs", {})
+    error = {
+        "type": "object",
+        "properties": {"error": {"type": "string"}},
+        "required": ["error"],
+    }
+
+    def answer(description: str, ref: str) -> dict[str, object]:
+        content = {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
+        return {"description": description, "content": content}
+
+    refused: dict[str, object] = {
+        "401": answer("No or unknown API token", "Error"),
+        "404": answer("No such request", "Error"),
+    }
+
+    def with_refused(codes: dict[str, object]) -> dict[str, object]:
+        return {**codes, **refused}
+
+    approval_id = {
+        "name": "approval_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string"},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "orchestrator approvals API", "version": "1"},
+        "components": {
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                **defs,
+                "Approval": record,
+                "DecisionBody": DecisionBody.model_json_schema(),
+                "Error": error,
+            },
+        },
+        "security": [{"token": []}],
+        "paths": {
+            "/api/approvals": {
+                "get": {
+                    "summary": "List approval requests",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "schema": {
+                                "enum": [*(s.value for s in ApprovalStatus), "all"],
+                                "default": "pending",
+                            },
+                        }
+                    ],
+                    "responses": with_refused({"200": {"description": "Requests, oldest first"}}),
+                }
+            },
+            "/api/approvals/{approval_id}": {
+                "get": {
+                    "summary": "Show one request",
+                    "parameters": [approval_id],
+                    "responses": with_refused({"200": answer("The request", "Approval")}),
+                }
+            },
+            "/api/approvals/{approval_id}/decision": {
+                "post": {
+                    "summary": "Approve or reject a request as the token's owner",
+                    "parameters": [approval_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/DecisionBody"}
+                            }
+                        },
+                    },
+                    "responses": with_refused(
+                        {
+                            "200": {"description": "The workflow took the decision"},
+                            "403": answer("Not in the request's group, or own session", "Error"),
+                            "409": answer(
+                                "Already decided otherwise, or binding mismatch", "Error"
+                            ),
+                            "422": answer("Malformed body, or a rejection without reason", "Error"),
+                        }
+                    ),
+                }
+            },
+        },
+    }

@@ -1,0 +1,179 @@
+"""Who may decide approval requests: the project's `approvers.yaml`.
+
+The file names people, the groups they belong to, a password hash for the inbox and
+hashed API tokens for the HTTP API, and which group decides which skill. Nothing secret
+is stored in clear: passwords use scrypt with a per-password salt, tokens (long random
+strings) a SHA-256 digest. The group that decides a request is chosen from this file and
+the request's skill, never by the model; the model has no credential at all.
+
+```yaml
+groups: [support-leads, finance]
+policy:
+  default_group: support-leads
+  skills: {payments.refund: finance}
+users:
+  maria:
+    groups: [finance]
+    password: scrypt$16384$8$1$<salt>$<hash>
+    tokens: [sha256:<hex digest>]
+```
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from orchestrator.exceptions import ConfigError
+from orchestrator.store.records import ApprovalRecord
+
+__all__ = [
+    "Approver",
+    "ApproverDirectory",
+    "GroupPolicy",
+    "hash_password",
+    "hash_token",
+    "load_approvers",
+    "new_token",
+    "verify_password",
+]
+
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    """An scrypt hash of `password` in the form the approvers file stores."""
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(
+        password.encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R, p=_SCRYPT_P, dklen=32
+    )
+    b64 = base64.urlsafe_b64encode
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${b64(salt).decode()}${b64(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """Whether `password` matches an scrypt hash; False for any malformed hash."""
+    try:
+        scheme, n, r, p, salt_b64, digest_b64 = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        salt = base64.urlsafe_b64decode(salt_b64)
+        expected = base64.urlsafe_b64decode(digest_b64)
+        digest = hashlib.scrypt(
+            password.encode(), salt=salt, n=int(n), r=int(r), p=int(p), dklen=len(expected)
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(digest, expected)
+
+
+def hash_token(token: str) -> str:
+    """The stored form of an API token (tokens are random, so a plain digest suffices)."""
+    return "sha256:" + hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    """A fresh API token to hand to a person once; store only `hash_token` of it."""
+    return "apt_" + secrets.token_urlsafe(32)
+
+
+class Approver(BaseModel):
+    """One person who may decide requests of their groups."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = ""
+    groups: tuple[str, ...] = ()
+    password: str | None = None
+    """An scrypt hash (`hash_password`); None: no inbox login."""
+    tokens: tuple[str, ...] = ()
+    """`sha256:` digests of the person's API tokens (`hash_token`)."""
+
+
+class GroupPolicy(BaseModel):
+    """Which group decides a request: by skill, else the default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    default_group: str | None = None
+    skills: dict[str, str] = Field(default_factory=dict)
+    """Skill name → the group that decides calls of it."""
+    steps: str | None = None
+    """The group that decides approval steps of plans (default: `default_group`)."""
+
+
+class ApproverDirectory(BaseModel):
+    """The approvers file, checked: every group named is declared."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: tuple[str, ...] = ()
+    policy: GroupPolicy = Field(default_factory=GroupPolicy)
+    users: dict[str, Approver] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> ApproverDirectory:
+        known = set(self.groups)
+        for name, user in self.users.items():
+            unknown = [g for g in user.groups if g not in known]
+            if unknown:
+                raise ValueError(f"users.{name}: unknown group(s) {', '.join(unknown)}")
+            if user.password is not None and not user.password.startswith("scrypt$"):
+                raise ValueError(f"users.{name}.password: not an scrypt hash (hash_password)")
+            bad = [t for t in user.tokens if not t.startswith("sha256:")]
+            if bad:
+                raise ValueError(f"users.{name}.tokens: store sha256: digests, not tokens")
+        named = [self.policy.default_group, self.policy.steps, *self.policy.skills.values()]
+        unknown = sorted({g for g in named if g is not None and g not in known})
+        if unknown:
+            raise ValueError(f"policy: unknown group(s) {', '.join(unknown)}")
+        self.users = {n: u.model_copy(update={"name": n}) for n, u in self.users.items()}
+        return self
+
+    def by_token(self, token: str) -> Approver | None:
+        """The person an API token belongs to, or None."""
+        digest = hash_token(token)
+        for user in self.users.values():
+            if any(hmac.compare_digest(digest, t) for t in user.tokens):
+                return user
+        return None
+
+    def login(self, name: str, password: str) -> Approver | None:
+        """The person if `password` is theirs, else None (same answer for unknown names)."""
+        user = self.users.get(name)
+        stored = user.password if user else None
+        if stored is None:
+            verify_password(password, hash_password("x"))  # same cost either way
+            return None
+        return user if verify_password(password, stored) else None
+
+    def group_for(self, record: ApprovalRecord) -> str | None:
+        """The group that decides `record`, from this file's policy."""
+        if record.skill is None:
+            return self.policy.steps or self.policy.default_group
+        return self.policy.skills.get(record.skill, self.policy.default_group)
+
+
+def load_approvers(path: Path) -> ApproverDirectory:
+    """Read an approvers file; a missing file is an empty directory (nobody may decide).
+
+    Raises:
+        ConfigError: the file is malformed, naming the file and the field.
+    """
+    if not path.exists():
+        return ApproverDirectory()
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return ApproverDirectory.model_validate(data or {})
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
