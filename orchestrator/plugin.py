@@ -54,6 +54,15 @@ PASSTHROUGH_MODULES = (
     # whose native module cannot be re-imported per run) is only called from activities.
     "orchestrator.routing",
     "cel",
+    # JSON Schema checks of typed step outputs (orchestrator.plans.schemas) run in workflow
+    # code: pure functions of the schema and value; `rpds` is native and `referencing` and
+    # `jsonschema_specifications` load their metaschemas once at import.
+    "jsonschema",
+    "jsonschema_specifications",
+    "referencing",
+    "rpds",
+    "attrs",
+    "attr",
 )
 
 

@@ -58,6 +58,9 @@ async def start_session(
     missing = [key for key in plan.input_required if key not in input]
     if missing:
         raise PlanError(f"plan {plan.name!r}: input is missing required keys: {', '.join(missing)}")
+    faults = plan.input_faults(input)
+    if faults:
+        raise PlanError(f"plan {plan.name!r}: input does not fit input_schema: {'; '.join(faults)}")
     session_id = session_id or uuid.uuid4().hex[:12]
     return await client.start_workflow(
         names.WORKFLOW_NAME,

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import cel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from orchestrator.plans.schemas import check_schema, schema_faults
 from orchestrator.skills.semver import parse_ref
 from orchestrator.types import JsonObject
 
@@ -82,6 +83,14 @@ class AgentStep(_Step):
     does not, the step is re-run once on `escalate_to`, from its start (a safe boundary)."""
     escalate_to: str | None = None
     """Cascade: the alias or deployment a step whose answer fails `accept` is re-run on."""
+    output_schema: JsonObject | None = None
+    """JSON Schema the final answer must fit: the answer must be JSON, and the step's
+    output is the parsed value, whose fields later steps and conditions can read."""
+
+    @field_validator("output_schema")
+    @classmethod
+    def _output_schema(cls, schema: JsonObject | None) -> JsonObject | None:
+        return None if schema is None else check_schema(schema)
 
     @model_validator(mode="after")
     def _cascade_pair(self) -> AgentStep:
@@ -208,11 +217,28 @@ class Plan(BaseModel):
     """Routing policy from the models file; empty means its default policy."""
     input_required: list[str] = Field(default_factory=list)
     """Keys the run input must hold."""
+    input_schema: JsonObject | None = None
+    """JSON Schema the run input must fit; checked before a session starts."""
+
+    @field_validator("input_schema")
+    @classmethod
+    def _input_schema(cls, schema: JsonObject | None) -> JsonObject | None:
+        return None if schema is None else check_schema(schema)
+
+    def input_faults(self, value: JsonObject) -> list[str]:
+        """Why `value` cannot be this plan's run input (empty when it can)."""
+        faults = [
+            f"{key}: required by input_required" for key in self.input_required if key not in value
+        ]
+        if self.input_schema is not None:
+            faults.extend(schema_faults(self.input_schema, value))
+        return faults
+
     steps: list[PlanStep] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _check_steps(self) -> Plan:
-        _check_block(self.steps, "steps", (set(), set()), self.input_required, in_parallel=False)
+        _check_block(self.steps, "steps", (set(), {}), self.input_required, in_parallel=False)
         return self
 
     def step_ids(self) -> list[str]:
@@ -256,7 +282,7 @@ def _walk(steps: list[AnyStep]) -> Iterator[AnyStep]:
 def _check_block(
     steps: list[AnyStep],
     path: str,
-    scope: tuple[set[str], set[str]],
+    scope: tuple[set[str], dict[str, JsonObject | None]],
     inputs: list[str],
     *,
     in_parallel: bool,
@@ -290,7 +316,7 @@ def _check_block(
         parallel = in_parallel or isinstance(step, ParallelStep)
         for name, block in children(step):
             _check_block(block, f"{where}.{name}", scope, inputs, in_parallel=parallel)
-        seen.add(step.id)
+        seen[step.id] = step.output_schema if isinstance(step, AgentStep) else None
 
 
 def _ids(step: AnyStep) -> set[str]:
@@ -323,7 +349,9 @@ def _template_refs(step: AnyStep) -> list[str]:
     return [m.group(1) for text in texts for m in _TEMPLATE.finditer(text)]
 
 
-def _check_ref(ref: str, path: str, step_id: str, seen: set[str], inputs: list[str]) -> None:
+def _check_ref(
+    ref: str, path: str, step_id: str, seen: dict[str, JsonObject | None], inputs: list[str]
+) -> None:
     parts = ref.split(".")
     where = f"{path} ({step_id})"
     if parts[0] == "input" and len(parts) >= 2:
@@ -338,6 +366,14 @@ def _check_ref(ref: str, path: str, step_id: str, seen: set[str], inputs: list[s
             raise ValueError(
                 f"{where}: template {{{{ {ref} }}}} names step {parts[1]!r},"
                 " which does not run before this one"
+            )
+        schema = seen[parts[1]]
+        props = schema.get("properties") if schema else None
+        if len(parts) >= 4 and isinstance(props, dict) and parts[3] not in props:
+            raise ValueError(
+                f"{where}: template {{{{ {ref} }}}} names field {parts[3]!r}, which the"
+                f" output_schema of step {parts[1]!r} does not declare"
+                f" (it has: {', '.join(sorted(props))})"
             )
         return
     raise ValueError(

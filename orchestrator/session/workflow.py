@@ -25,6 +25,7 @@ from orchestrator.plans.models import (
     PlanStep,
     SkillStep,
 )
+from orchestrator.plans.schemas import OutputError, structured_output
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
@@ -249,6 +250,8 @@ class AgentSessionWorkflow:
         try:
             if isinstance(step, AgentStep):
                 output: JsonValue = await self._agent_step(step, state)
+                if step.output_schema is not None:
+                    output = structured_output(step.output_schema, output)
             elif isinstance(step, SkillStep):
                 output = await self._skill_step(step)
             elif isinstance(step, ApprovalStep):
@@ -257,7 +260,7 @@ class AgentSessionWorkflow:
                 output = await run_construct(
                     step, self._run_inner, self._start.input, self._outputs
                 )
-        except (_StepFailed, TemplateError, ConstructError) as exc:
+        except (_StepFailed, TemplateError, ConstructError, OutputError) as exc:
             state.status, state.error = "failed", str(exc)
             self._event(EventKind.STEP_FAILED, step.id, payload={"error": str(exc)})
             await self._flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -144,3 +145,56 @@ async def test_a_failing_step_in_a_parallel_group_fails_the_group(
     assert "step 'gather' failed: step 'order' failed" in message
     record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
     assert record is not None and record.status is SessionStatus.FAILED
+
+
+TYPED = """
+name: typed
+steps:
+  - id: classify
+    type: agent
+    model: demo-fast
+    goal: Classify ticket {{ input.t }}.
+    output_schema:
+      type: object
+      required: [severity]
+      properties: {severity: {enum: [low, high]}}
+  - id: escalate
+    type: branch
+    when: steps.classify.output.severity == "high"
+    then:
+      - {id: page, type: skill, skill: tickets.get, arguments: {ticket_id: "{{ input.t }}"}}
+"""
+
+
+async def _typed_session(
+    env_factory: Callable[[Path], Awaitable[Env]], script: Path, answer: str
+) -> WorkflowHandle[object, SessionResult]:
+    """Run the typed plan against a model whose classify step answers `answer`."""
+    turns = json.dumps([{"content": answer}])
+    script.write_text(
+        f"conversations:\n  - {{name: c, match: {{contains: 'Step: classify'}}, turns: {turns}}}\n"
+    )
+    env = await env_factory(script)
+    return await _start(env, parse_plan(TYPED, "typed.yaml"), {"t": "T-1001"})
+
+
+async def test_a_typed_agent_answer_is_parsed_and_branched_on(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    answer = '```json\n{"severity": "high"}\n```'
+    handle = await _typed_session(env_factory, tmp_path / "typed.yaml", answer)
+    result = await handle.result()
+    assert result.outputs["classify"] == {"severity": "high"}
+    final = result.final_output
+    assert isinstance(final, dict) and final["ticket_id"] == "T-1001"
+
+
+async def test_an_answer_that_breaks_the_output_schema_fails_the_step(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    handle = await _typed_session(env_factory, tmp_path / "typed.yaml", '{"severity": "meh"}')
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    assert "step 'classify' failed: the answer breaks output_schema: severity: 'meh'" in str(
+        info.value.cause
+    )
