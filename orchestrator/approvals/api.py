@@ -19,11 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
-from orchestrator.approvals.people import Approver, ApproverDirectory, load_approvers
-from orchestrator.client import connect
+from orchestrator.approvals.people import Approver, ApproverDirectory
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
-from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind
 from orchestrator.store.store import Store
 
@@ -32,7 +30,6 @@ __all__ = [
     "approval_routes",
     "may_decide",
     "openapi_schema",
-    "routes_for",
 ]
 
 
@@ -167,23 +164,6 @@ def approval_routes(
         Route("/api/approvals/{approval_id}", h.show),
         Route("/api/approvals/{approval_id}/decision", h.decide, methods=["POST"]),
     ]
-
-
-def routes_for(settings: Settings, store: Store) -> list[Route]:
-    """The approvals API of a project: its `approvers.yaml`, Temporal reached on first use.
-
-    Raises:
-        ConfigError: the approvers file is malformed.
-    """
-    directory = load_approvers(settings.project_dir / "approvers.yaml")
-    connected: list[Client] = []
-
-    async def client() -> Client:
-        if not connected:
-            connected.append(await connect(settings))
-        return connected[0]
-
-    return approval_routes(store, directory, client)
 
 
 def openapi_schema() -> dict[str, object]:

@@ -48,6 +48,8 @@ class EventKind(StrEnum):
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
     CONTINUED_AS_NEW = "continued_as_new"
+    MCP_CALL = "mcp_call"
+    """A `tools/call` over MCP, either direction: client identity, tool, version, outcome."""
 
 
 class ApprovalStatus(StrEnum):

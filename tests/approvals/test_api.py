@@ -8,20 +8,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO, Env
+from _demo import DEMO_SCRIPT, client_of, waiting_refund
+from conftest import Env
 from starlette.applications import Starlette
-from temporalio.client import Client
 
 from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.people import ApproverDirectory, hash_token
-from orchestrator.plans import load_plan
-from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
-from orchestrator.testing import wait_for_pending_approval
-
-DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
-DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
 
 TOKENS = {"maria": "tok-maria", "lee": "tok-lee", "sam": "tok-sam"}
 DIRECTORY = ApproverDirectory.model_validate(
@@ -61,17 +55,8 @@ class Api:
 async def api(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[Api]:
     """A demo refund session started by maria, waiting for its refund's approval."""
     env = await env_factory(DEMO_SCRIPT)
-    handle = await start_session(
-        env.client,
-        load_plan(DEMO_PLAN),
-        {"ticket_id": "T-1001"},
-        task_queue=env.settings.task_queue,
-        requested_by="maria",
-    )
-    pending = await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
-
-    async def client() -> Client:
-        return env.client
+    pending = await waiting_refund(env, "maria")
+    client = client_of(env)
 
     app = Starlette(routes=approval_routes(env.runtime.store, DIRECTORY, client))
     transport = httpx.ASGITransport(app=app)

@@ -1,0 +1,225 @@
+"""The approval inbox: server-rendered pages for business users, under `/inbox`.
+
+Sign-in checks the approvers file's scrypt hash and sets a session cookie signed with
+HMAC-SHA256 that expires (`SESSION_SECONDS`). Every form carries a CSRF token: on the
+sign-in form a double-submit cookie, on decision forms an HMAC of the session cookie,
+so a form posted from elsewhere, or by someone else, is refused. Pages are sent with
+`X-Frame-Options: DENY` and a content security policy that allows no script at all.
+Decisions go through the same checks and service call as the JSON API.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from html import escape
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+from temporalio.client import Client
+
+from orchestrator.approvals import _pages
+from orchestrator.approvals.api import may_decide
+from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.exceptions import ApprovalError
+from orchestrator.service import decide_approval
+from orchestrator.store.records import ApprovalStatus
+from orchestrator.store.store import Store
+
+__all__ = ["SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
+
+SESSION_SECONDS = 8 * 3600
+SESSION_COOKIE = "inbox_session"
+LOGIN_CSRF_COOKIE = "inbox_login_csrf"
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self';"
+        " frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def _secure(response: Response) -> Response:
+    response.headers.update(SECURITY_HEADERS)
+    return response
+
+
+def _html(text: str, status: int = 200) -> Response:
+    return _secure(HTMLResponse(text, status_code=status))
+
+
+def _redirect(url: str) -> Response:
+    return _secure(RedirectResponse(url, status_code=303))
+
+
+class _Inbox:
+    def __init__(
+        self,
+        store: Store,
+        directory: ApproverDirectory,
+        client: Callable[[], Awaitable[Client]],
+        secret: bytes,
+    ) -> None:
+        self.store = store
+        self.directory = directory
+        self.client = client
+        self.secret = secret
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
+
+    def session_cookie(self, user: str) -> str:
+        payload = f"{user}|{int(time.time()) + SESSION_SECONDS}"
+        return f"{payload}|{self._sign(payload)}"
+
+    def user_of(self, request: Request) -> str | None:
+        """The signed-in person, if the cookie is genuine, unexpired and still an approver."""
+        raw = request.cookies.get(SESSION_COOKIE, "")
+        user, _, rest = raw.partition("|")
+        expires, _, signature = rest.partition("|")
+        if not (user and expires.isdigit() and signature):
+            return None
+        if not hmac.compare_digest(signature, self._sign(f"{user}|{expires}")):
+            return None
+        if int(expires) < time.time() or user not in self.directory.users:
+            return None
+        return user
+
+    def csrf_for(self, request: Request) -> str:
+        return self._sign("csrf:" + request.cookies.get(SESSION_COOKIE, ""))
+
+    async def style(self, request: Request) -> Response:
+        return _secure(Response(_pages.CSS, media_type="text/css"))
+
+    async def login_form(self, request: Request) -> Response:
+        token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
+        response = _html(_pages.login_page(token))
+        self._set_login_csrf(response, token)
+        return response
+
+    def _set_login_csrf(self, response: Response, token: str) -> None:
+        response.set_cookie(
+            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/inbox"
+        )
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        token = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        sent = str(form.get("csrf", ""))
+        if not token or not hmac.compare_digest(token, sent):
+            return _html("<p>Refused: the form's CSRF token is missing or wrong.</p>", 403)
+        person = self.directory.login(str(form.get("user", "")), str(form.get("password", "")))
+        if person is None:
+            response = _html(_pages.login_page(token, "Wrong name or password."), 401)
+            self._set_login_csrf(response, token)
+            return response
+        response = _redirect("/inbox")
+        response.set_cookie(
+            SESSION_COOKIE,
+            self.session_cookie(person.name),
+            max_age=SESSION_SECONDS,
+            httponly=True,
+            samesite="strict",
+            path="/inbox",
+        )
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        response = _redirect("/inbox/login")
+        response.delete_cookie(SESSION_COOKIE, path="/inbox")
+        return response
+
+    async def queue(self, request: Request) -> Response:
+        user = self.user_of(request)
+        if user is None:
+            return _redirect("/inbox/login")
+        status = request.query_params.get("status", "pending")
+        if status not in {s.value for s in ApprovalStatus} | {"all"}:
+            status = "pending"
+        records = await self.store.list_approvals(
+            status=None if status == "all" else ApprovalStatus(status)
+        )
+        groups = {r.approval_id: self.directory.group_for(r) for r in records}
+        return _html(_pages.queue_page(user, records, groups, status))
+
+    async def show(self, request: Request, error: str | None = None, code: int = 200) -> Response:
+        user = self.user_of(request)
+        if user is None:
+            return _redirect("/inbox/login")
+        approval_id = request.path_params["approval_id"]
+        record = await self.store.get_approval(approval_id)
+        if record is None:
+            return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
+        refusal = await may_decide(self.store, self.directory, self.directory.users[user], record)
+        page = _pages.request_page(
+            user,
+            record,
+            group=self.directory.group_for(record),
+            session=await self.store.get_session(record.session_id),
+            events=await self.store.list_events(record.session_id),
+            refusal=refusal,
+            csrf=self.csrf_for(request),
+            error=error,
+        )
+        return _html(page, code)
+
+    async def decide(self, request: Request) -> Response:
+        user = self.user_of(request)
+        if user is None:
+            return _html("<p>Refused: sign in first.</p>", 401)
+        form = await request.form()
+        if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf_for(request)):
+            return _html("<p>Refused: the form's CSRF token is missing or wrong.</p>", 403)
+        approval_id = request.path_params["approval_id"]
+        record = await self.store.get_approval(approval_id)
+        if record is None:
+            return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
+        refusal = await may_decide(self.store, self.directory, self.directory.users[user], record)
+        if refusal is not None:
+            return _html(f"<p>Refused: {escape(refusal)}.</p>", 403)
+        decision = form.get("decision")
+        reason = str(form.get("reason", "")).strip() or None
+        if decision not in ("approve", "reject"):
+            return await self.show(request, "Choose Approve or Reject.", 422)
+        if decision == "reject" and reason is None:
+            return await self.show(request, "A rejection needs a reason.", 422)
+        try:
+            await decide_approval(
+                await self.client(),
+                self.store,
+                approval_id,
+                approve=decision == "approve",
+                decided_by=user,
+                reason=reason,
+            )
+        except ApprovalError as exc:
+            return await self.show(request, str(exc), 409)
+        return _redirect(f"/inbox/requests/{quote(approval_id)}")
+
+
+def inbox_routes(
+    store: Store,
+    directory: ApproverDirectory,
+    client: Callable[[], Awaitable[Client]],
+    secret: bytes,
+) -> list[Route]:
+    """The inbox's routes; `secret` signs session cookies and CSRF tokens."""
+    inbox = _Inbox(store, directory, client, secret)
+    return [
+        Route("/inbox/style.css", inbox.style),
+        Route("/inbox/login", inbox.login_form, methods=["GET"]),
+        Route("/inbox/login", inbox.login, methods=["POST"]),
+        Route("/inbox/logout", inbox.logout),
+        Route("/inbox", inbox.queue),
+        Route("/inbox/requests/{approval_id}", inbox.show, methods=["GET"]),
+        Route("/inbox/requests/{approval_id}", inbox.decide, methods=["POST"]),
+    ]

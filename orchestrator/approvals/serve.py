@@ -1,0 +1,42 @@
+"""The approvals surfaces of the API process, put together from the project's settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from starlette.routing import Route
+from temporalio.client import Client
+
+from orchestrator.approvals.api import approval_routes
+from orchestrator.approvals.inbox import inbox_routes
+from orchestrator.approvals.people import load_approvers
+from orchestrator.client import connect
+from orchestrator.settings import Settings
+from orchestrator.store.store import Store
+
+__all__ = ["routes_for"]
+
+
+def routes_for(settings: Settings, store: Store) -> list[Route]:
+    """The approvals API and inbox of a project: its `approvers.yaml`, Temporal on first use.
+
+    Inbox cookies are signed with `ORCHESTRATOR_INBOX_SECRET` (set it so sign-ins outlive
+    a restart and work across API replicas), else with a random per-process key.
+
+    Raises:
+        ConfigError: the approvers file is malformed.
+    """
+    directory = load_approvers(settings.project_dir / "approvers.yaml")
+    connected: list[Client] = []
+
+    async def client() -> Client:
+        if not connected:
+            connected.append(await connect(settings))
+        return connected[0]
+
+    secret = os.environ.get("ORCHESTRATOR_INBOX_SECRET", "").encode() or secrets.token_bytes(32)
+    return [
+        *approval_routes(store, directory, client),
+        *inbox_routes(store, directory, client, secret),
+    ]

@@ -1,0 +1,24 @@
+"""MCP: the project's skills offered to other agents as MCP tools (the official SDK only).
+
+`skill_server` builds the SDK's low-level `Server`; `orchestrator mcp serve` runs it over
+stdio and the API process mounts its streamable HTTP app at `/mcp`, behind bearer tokens
+(`McpClients`). A tool call starts, or joins by idempotency key, a durable session run of
+that one skill (`call_durably`).
+"""
+
+from orchestrator.mcp.auth import McpClient, McpClients, TokenVerifierForClients
+from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, call_durably
+from orchestrator.mcp.server import skill_server, streamable_http_app
+from orchestrator.mcp.tools import annotations_for, tool_for
+
+__all__ = [
+    "IDEMPOTENCY_META_KEY",
+    "McpClient",
+    "McpClients",
+    "TokenVerifierForClients",
+    "annotations_for",
+    "call_durably",
+    "skill_server",
+    "streamable_http_app",
+    "tool_for",
+]

@@ -1,0 +1,168 @@
+"""A skill called over MCP runs as a durable session: a one-step plan with a skill step.
+
+The workflow id comes from the caller's idempotency key when it gives one, so a second
+call with that key (after a disconnect, from another connection) joins the same run, or
+reads the result of a finished one, instead of running the skill again. The MCP request
+only waits: cancelling it (a client that goes away) never cancels the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from orchestrator.exceptions import SkillArgumentsError
+from orchestrator.plans.models import Plan, SkillStep
+from orchestrator.service import workflow_id_for
+from orchestrator.session import names
+from orchestrator.session.types import SessionResult, SessionStartInput, SessionState
+from orchestrator.skills.models import SkillSpec
+from orchestrator.store.records import SessionStatus
+from orchestrator.types import JsonObject
+
+__all__ = ["IDEMPOTENCY_META_KEY", "Progress", "call_durably", "session_id_for"]
+
+IDEMPOTENCY_META_KEY = "orchestrator/idempotency_key"
+"""The `_meta` key of a `tools/call` request that names its idempotency key."""
+
+STEP_ID = "call"
+_ARG_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Progress = Callable[[str], Awaitable[None]]
+"""Told, now and then while the run waits, what it waits for."""
+
+
+def session_id_for(client_id: str, skill: str, idempotency_key: str | None) -> str:
+    """The session of one call: derived from who calls what with which key, else random.
+
+    A key is scoped to the client identity, so two clients can never join each other's runs.
+    """
+    if idempotency_key is None:
+        return f"mcp-{uuid.uuid4().hex}"
+    digest = hashlib.sha256(f"{client_id}|{skill}|{idempotency_key}".encode()).hexdigest()
+    return f"mcp-{digest[:32]}"
+
+
+def plan_for(spec: SkillSpec, arguments: JsonObject) -> Plan:
+    """One skill step on exactly this version, its arguments taken whole from the input.
+
+    Arguments go in as the session input and the step references them, so nothing a
+    client sends is ever read as a template.
+
+    Raises:
+        SkillArgumentsError: an argument name cannot be referenced (not an identifier).
+    """
+    bad = [key for key in arguments if not _ARG_NAME.match(key)]
+    if bad:
+        raise SkillArgumentsError(
+            f"invalid arguments for {spec.name}: unknown field(s) {', '.join(map(repr, bad))}"
+        )
+    return Plan(
+        name="mcp-call",
+        description=f"{spec.ref} called over MCP",
+        steps=[
+            SkillStep(
+                id=STEP_ID,
+                type="skill",
+                skill=f"{spec.name}@{spec.version}",
+                arguments={key: f"{{{{ input.{key} }}}}" for key in arguments},
+            )
+        ],
+    )
+
+
+async def start_or_join(
+    client: Client,
+    spec: SkillSpec,
+    arguments: JsonObject,
+    *,
+    session_id: str,
+    task_queue: str,
+    client_id: str,
+) -> WorkflowHandle[object, SessionResult]:
+    """Start the call's run, or return the handle of the run its id already names."""
+    workflow_id = workflow_id_for(session_id)
+    try:
+        return await client.start_workflow(
+            names.WORKFLOW_NAME,
+            SessionStartInput(
+                session_id=session_id,
+                plan=plan_for(spec, arguments),
+                input=arguments,
+                requested_by=f"mcp:{client_id}",
+            ),
+            id=workflow_id,
+            task_queue=task_queue,
+            result_type=SessionResult,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return client.get_workflow_handle(workflow_id, result_type=SessionResult)
+
+
+async def call_durably(
+    client: Client,
+    spec: SkillSpec,
+    arguments: JsonObject,
+    *,
+    session_id: str,
+    task_queue: str,
+    client_id: str,
+    progress: Progress,
+    poll: float = 1.0,
+) -> SessionResult:
+    """Run (or join) the call's session and wait for its result, reporting approval waits.
+
+    Args:
+        client: Temporal client the run is started (or found) with.
+        spec: The exact skill version to call.
+        arguments: The call's arguments, already checked against the contract.
+        session_id: The call's session (see `session_id_for`).
+        task_queue: Where workers pick the run up.
+        client_id: The MCP client identity, recorded as who requested the session.
+        progress: Told what the run waits for while a person decides.
+        poll: Seconds between looks at the run's state while it is not finished; each
+            look that finds it waiting for a person sends one progress message.
+    """
+    handle = await start_or_join(
+        client,
+        spec,
+        arguments,
+        session_id=session_id,
+        task_queue=task_queue,
+        client_id=client_id,
+    )
+    result = asyncio.ensure_future(handle.result())
+    try:
+        while True:
+            done, _ = await asyncio.wait({result}, timeout=poll)
+            if done:
+                return _outcome(result, session_id)
+            state = await handle.query(names.STATE_QUERY, result_type=SessionState)
+            if state.status is SessionStatus.WAITING_APPROVAL:
+                ids = ", ".join(p.approval_id for p in state.pending_approvals) or "?"
+                await progress(f"waiting for a person to approve {spec.ref} (approval {ids})")
+    finally:
+        result.cancel()
+
+
+def _outcome(done: asyncio.Future[SessionResult], session_id: str) -> SessionResult:
+    """The run's result; a failed run becomes a failed result naming the innermost cause."""
+    try:
+        return done.result()
+    except WorkflowFailureError as exc:
+        cause: BaseException = exc
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        message = getattr(cause, "message", None) or str(cause)
+        return SessionResult(
+            session_id=session_id, status=SessionStatus.FAILED, outputs={}, error=message
+        )

@@ -1,0 +1,228 @@
+"""The skill server: the project's skills as MCP tools, on the SDK's low-level `Server`.
+
+Each `tools/call` is checked against the caller's scopes (HTTP) and the contract's input
+schema, then runs as a durable session (`orchestrator.mcp.calls`); every call, refused or
+not, is one `mcp_call` audit event with the client identity, tool, contract version and
+outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import mcp_types as types
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.context import ServerRequestContext
+from mcp.server.lowlevel import Server
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from starlette.applications import Starlette
+from temporalio.client import Client
+
+from orchestrator import __version__
+from orchestrator.exceptions import SkillArgumentsError, UnknownSkillError
+from orchestrator.logs import get_logger
+from orchestrator.mcp.auth import McpClients, TokenVerifierForClients, allows
+from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, call_durably, session_id_for
+from orchestrator.mcp.tools import tool_for
+from orchestrator.service import workflow_id_for
+from orchestrator.skills.models import SkillSpec
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
+from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
+
+__all__ = ["FORBIDDEN", "MAX_BODY_BYTES", "SkillServerDeps", "skill_server", "streamable_http_app"]
+
+log = get_logger(__name__)
+
+FORBIDDEN = -32003
+"""JSON-RPC error code of a call outside the client's scopes (a server-defined code)."""
+MAX_BODY_BYTES = 1024 * 1024
+"""Largest request body the HTTP endpoint reads."""
+STDIO_CLIENT = "stdio"
+"""Identity of a stdio client: whoever started `orchestrator mcp serve` on this machine."""
+
+
+@dataclass
+class SkillServerDeps:
+    """What the skill server needs: the project's skills, Temporal, the audit store."""
+
+    skills: SkillRegistry
+    client: Client
+    store: Store
+    task_queue: str
+    poll_seconds: float = 1.0
+    """How often a waiting call looks at its run (and reports an approval wait)."""
+
+
+def _caller(ctx: ServerRequestContext[dict[str, object], object]) -> tuple[str, list[str] | None]:
+    """The client identity and its scopes; None scopes: a stdio client, trusted locally."""
+    token = get_access_token()
+    if token is None:
+        scope = getattr(ctx.request, "scope", None)
+        user = scope.get("user") if isinstance(scope, dict) else None
+        token = user.access_token if isinstance(user, AuthenticatedUser) else None
+    if token is None:
+        return STDIO_CLIENT, None
+    return token.client_id, list(token.scopes)
+
+
+def _current(skills: SkillRegistry) -> list[SkillSpec]:
+    specs = []
+    for name in skills.names():
+        try:
+            specs.append(skills.resolve(name).spec)
+        except UnknownSkillError:
+            continue  # every version deprecated: nothing to offer
+    return specs
+
+
+def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
+    """An MCP server offering the latest non-deprecated version of every project skill."""
+
+    async def list_tools(
+        ctx: ServerRequestContext[dict[str, object], object],
+        params: types.PaginatedRequestParams | None,
+    ) -> types.ListToolsResult:
+        _client, scopes = _caller(ctx)
+        specs = [s for s in _current(deps.skills) if scopes is None or allows(scopes, s.name)]
+        return types.ListToolsResult(tools=[tool_for(spec) for spec in specs])
+
+    async def call_tool(
+        ctx: ServerRequestContext[dict[str, object], object],
+        params: types.CallToolRequestParams,
+    ) -> types.CallToolResult:
+        client_id, scopes = _caller(ctx)
+        arguments: JsonObject = dict(params.arguments or {})
+        meta = params.meta or {}
+        raw_key = meta.get(IDEMPOTENCY_META_KEY)
+        key = str(raw_key) if raw_key is not None else None
+        session_id = session_id_for(client_id, params.name, key)
+        audit = _Audit(deps.store, session_id, client_id, params.name)
+        try:
+            item = deps.skills.resolve(params.name)
+        except UnknownSkillError as exc:
+            await audit.write(None, "unknown_tool", str(exc))
+            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}") from None
+        spec = item.spec
+        if scopes is not None and not allows(scopes, spec.name):
+            message = f"client {client_id!r} is not allowed to call {spec.name}"
+            await audit.write(spec, "forbidden", message)
+            raise MCPError(FORBIDDEN, message)
+        try:
+            item.validate_arguments(arguments)
+        except SkillArgumentsError as exc:
+            await audit.write(spec, "invalid_arguments", str(exc))
+            return _error(str(exc), session_id, spec)
+        count = 0
+
+        async def progress(message: str) -> None:
+            nonlocal count
+            count += 1
+            await ctx.session.report_progress(count, None, message)
+
+        result = await call_durably(
+            deps.client,
+            spec,
+            arguments,
+            session_id=session_id,
+            task_queue=deps.task_queue,
+            client_id=client_id,
+            progress=progress,
+            poll=deps.poll_seconds,
+        )
+        if result.status is not SessionStatus.COMPLETED:
+            error = result.error or f"the run ended {result.status.value}"
+            await audit.write(spec, "failed", error)
+            return _error(error, session_id, spec)
+        output = result.outputs.get("call")
+        await audit.write(spec, "ok", None)
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(output))],
+            structured_content=output if isinstance(output, dict) else None,
+            meta=_meta(session_id, spec),
+        )
+
+    return Server(
+        "orchestrator-skills",
+        version=__version__,
+        instructions="Skills of this orchestrator project; each call runs as a durable session.",
+        on_list_tools=list_tools,
+        on_call_tool=call_tool,
+    )
+
+
+def _meta(session_id: str, spec: SkillSpec) -> dict[str, object]:
+    return {"orchestrator/session_id": session_id, "orchestrator/version": spec.version}
+
+
+def _error(message: str, session_id: str, spec: SkillSpec) -> types.CallToolResult:
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=message)],
+        is_error=True,
+        meta=_meta(session_id, spec),
+    )
+
+
+@dataclass
+class _Audit:
+    store: Store
+    session_id: str
+    client_id: str
+    tool: str
+
+    async def write(self, spec: SkillSpec | None, outcome: str, error: str | None) -> None:
+        """One `mcp_call` event; a store failure is logged, never fails the call."""
+        event = AuditEvent(
+            event_key=f"mcp:{self.session_id}:{uuid.uuid4().hex}",
+            session_id=self.session_id,
+            workflow_id=workflow_id_for(self.session_id),
+            run_id="",
+            kind=EventKind.MCP_CALL,
+            skill=self.tool,
+            payload={
+                "direction": "in",
+                "client": self.client_id,
+                "tool": self.tool,
+                "version": spec.version if spec else None,
+                "outcome": outcome,
+                "error": error,
+            },
+            created_at=datetime.now(UTC),
+        )
+        try:
+            await self.store.append_event(event)
+        except Exception as exc:  # the audit trail must never turn a call into an error
+            log.warning("mcp audit event not written", error=str(exc), **event.payload)
+
+
+def streamable_http_app(
+    server: Server[dict[str, object]], clients: McpClients, *, audience: str, host: str
+) -> Starlette:
+    """The SDK's streamable HTTP app at `/mcp`, behind bearer tokens for `audience`.
+
+    Run `server.session_manager.run()` around serving it (a route does not run a
+    sub-application's lifespan). No CORS middleware is added, so browsers get no
+    cross-origin access at all; bodies over `MAX_BODY_BYTES` are refused.
+    """
+    security = None
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return server.streamable_http_app(
+        streamable_http_path="/mcp",
+        host=host,
+        transport_security=security,
+        max_request_body_size=MAX_BODY_BYTES,
+        auth=AuthSettings(
+            issuer_url=audience,
+            resource_server_url=audience,
+            validate_token_resource=True,
+        ),
+        token_verifier=TokenVerifierForClients(clients),
+    )

@@ -1,0 +1,37 @@
+"""The demo refund, started and waiting for its approval: what every approvals test needs."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from conftest import REPO, Env
+from temporalio.client import Client
+
+from orchestrator.plans import load_plan
+from orchestrator.service import start_session
+from orchestrator.store.records import ApprovalRecord
+from orchestrator.testing import wait_for_pending_approval
+
+DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
+DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
+
+
+async def waiting_refund(env: Env, requested_by: str) -> ApprovalRecord:
+    """Start the demo refund as `requested_by`; its payments.refund approval, pending."""
+    handle = await start_session(
+        env.client,
+        load_plan(DEMO_PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
+        requested_by=requested_by,
+    )
+    return await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
+
+
+def client_of(env: Env) -> Callable[[], Awaitable[Client]]:
+    """The connected-on-first-use client getter the API and inbox take."""
+
+    async def client() -> Client:
+        return env.client
+
+    return client
