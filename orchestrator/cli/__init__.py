@@ -12,15 +12,23 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.approvals.serve import routes_for
+from orchestrator.approvals.api import routes_for
 from orchestrator.cli import approvals, audit, skills
+from orchestrator.cli import mcp as mcp_cli
+from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
-from orchestrator.exceptions import PlanError, SkillDefinitionError, UnknownSkillError
+from orchestrator.exceptions import (
+    ConfigError,
+    PlanError,
+    SkillDefinitionError,
+    UnknownSkillError,
+)
 from orchestrator.observability import configure_tracing, serve_http
-from orchestrator.plans.loader import load_plan, load_plans
+from orchestrator.plans.loader import load_plan
+from orchestrator.plans.models import Plan
 from orchestrator.providers.registry import load_model_registry
 from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.runtime import Runtime
@@ -43,6 +51,8 @@ app = typer.Typer(
 app.add_typer(approvals.app, name="approvals")
 app.add_typer(route_app, name="route")
 app.add_typer(skills.app, name="skills")
+app.add_typer(plans_cli.app, name="plans")
+app.add_typer(mcp_cli.app, name="mcp")
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
 app.command()(audit.inventory)
@@ -202,18 +212,42 @@ async def run(
 def validate(
     path: Annotated[Path, typer.Argument()] = Path("workflows"), project: Project = None
 ) -> None:
-    """Load every plan in PATH (a file or folder), and resolve its skills in the project."""
+    """Load every plan in PATH (a file or folder); resolve its models, policy and skills.
+
+    Every fault is reported, each with file, line and column.
+    """
+    settings = load_settings(project)
+    files = [path] if path.is_file() else sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    faults: list[str] = []
+    plans: dict[str, Plan] = {}
+    by_path: dict[Path, Plan] = {}
+    for file in files:
+        try:
+            by_path[file] = plan = load_plan(file)
+        except PlanError as exc:
+            faults.append(str(exc))
+            continue
+        if plan.name in plans:
+            faults.append(f"{file}: plan name {plan.name!r} is already used by another file")
+        plans[plan.name] = plan
     try:
-        plans = {p.name: p for p in [load_plan(path)]} if path.is_file() else load_plans(path)
-        registry = SkillRegistry.load_directory(load_settings(project).project_dir / "skills")
-        for plan in plans.values():
+        registry = SkillRegistry.load_directory(settings.project_dir / "skills")
+        models = load_model_registry(settings.resolved_models_file)
+    except (SkillDefinitionError, ConfigError) as exc:
+        faults.append(str(exc))
+    else:
+        for file, plan in by_path.items():
+            found = plans_cli.check_project({file: plan}, models, registry)
+            faults.extend(found)
             try:
-                registry.resolve_refs(plan.skill_refs())
+                if not found:  # each range resolves alone; do they all fit one version?
+                    registry.resolve_refs(plan.skill_refs())
             except UnknownSkillError as exc:
-                raise PlanError(f"plan {plan.name!r}: {exc}") from None
-    except (PlanError, SkillDefinitionError) as exc:
-        console.print(f"[red]{exc}[/]", highlight=False)
-        raise typer.Exit(1) from None
+                faults.append(f"{file}: plan {plan.name!r}: {exc}")
+    if faults:
+        for fault in dict.fromkeys(faults):
+            console.print(f"[red]{fault}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
     console.print(f"{len(plans)} plan(s) valid: {', '.join(sorted(plans))}")
 
 
