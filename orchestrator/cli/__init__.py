@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from orchestrator.approvals.api import routes_for
+from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
