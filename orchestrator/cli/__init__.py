@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from temporalio.client import WorkflowFailureError
 
 from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
@@ -18,6 +19,7 @@ from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.cli.demo import run_demo
+from orchestrator.cli.progress import follow
 from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
 from orchestrator.exceptions import (
@@ -203,9 +205,21 @@ async def run(
     console.print(f"session {session_id}")
     if detach:
         return
-    with console.status("running (approvals: `orchestrator approvals list`)..."):
-        result = await handle.result()
-    console.print(f"{result.status.value}: {result.final_output}")
+    try:
+        result = await follow(handle, console)
+    except WorkflowFailureError as exc:
+        console.print(f"[red]failed: {exc.cause}[/]", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
+    console.print(
+        f"{result.status.value}: {json.dumps(result.final_output)}",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
+    console.print(
+        f"{result.input_tokens + result.output_tokens} tokens, ${result.cost_usd:.6f}",
+        highlight=False,
+    )
 
 
 @app.command()
