@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8000, ge=0, le=65535)
     """Port of `orchestrator api` (health and metrics; the HTTP API and inbox later)."""
 
+    mcp_clients_file: Path | None = None
+    """Bearer-token clients of the API process's MCP endpoint (default:
+    `<project_dir>/mcp_clients.yaml`); without the file, `/mcp` is not served."""
+
+    mcp_audience: str | None = None
+    """The audience MCP tokens must be issued for (default: `http://<api host>:<port>/mcp`);
+    set it to the public URL when the API is behind a proxy."""
+
     @field_validator("metrics_port", mode="before")
     @classmethod
     def _port_off(cls, value: object) -> object:

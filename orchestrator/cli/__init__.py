@@ -28,6 +28,7 @@ from orchestrator.exceptions import (
     SkillDefinitionError,
     UnknownSkillError,
 )
+from orchestrator.mcp.http import mcp_routes
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
@@ -143,14 +144,17 @@ async def api(
     """
     settings = load_settings(project)
     configure_tracing("orchestrator-api")
+    bind_host = host or settings.api_host
+    bind_port = settings.api_port if port is None else port
     async with (
         await Store.open(settings.resolved_database_url) as store,
+        mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
         serve_http(
             store,
-            host=host or settings.api_host,
-            port=settings.api_port if port is None else port,
+            host=bind_host,
+            port=bind_port,
             required=True,
-            routes=routes_for(settings, store),
+            routes=[*routes_for(settings, store), *mcp],
         ) as url,
     ):
         stop = _on_interrupt()

@@ -1,0 +1,101 @@
+"""`orchestrator api` serves the skill server at `/mcp` when the project has MCP clients."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx2
+import pytest
+from conftest import REPO, Env
+from mcp import Client
+from mcp.client.streamable_http import streamable_http_client
+
+import orchestrator.mcp
+from orchestrator.devserver import free_port
+
+
+def test_public_api_is_exactly_exported() -> None:
+    assert sorted(orchestrator.mcp.__all__) == [
+        "IDEMPOTENCY_META_KEY",
+        "McpClient",
+        "McpClients",
+        "TokenVerifierForClients",
+        "annotations_for",
+        "call_durably",
+        "skill_server",
+        "streamable_http_app",
+        "tool_for",
+    ]
+
+
+@pytest.fixture
+async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
+    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+
+
+@contextlib.asynccontextmanager
+async def _api(env: Env, tmp_path: Path) -> AsyncIterator[str]:
+    port = free_port()
+    clients = tmp_path / "mcp_clients.yaml"
+    digest = hashlib.sha256(b"s3cret").hexdigest()
+    clients.write_text(
+        "clients:\n"
+        f"  - {{id: ops-agent, token_sha256: {digest},"
+        f" audience: 'http://127.0.0.1:{port}/mcp', skills: [tickets.get]}}\n"
+    )
+    settings = env.settings
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "orchestrator", "api", "--port", str(port)),
+        env={
+            **os.environ,
+            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
+            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
+            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address,
+            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
+            "ORCHESTRATOR_MCP_CLIENTS_FILE": str(clients),
+            "ORCHESTRATOR_LOG_FORMAT": "json",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            line = ""
+            while "api on" not in line:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "orchestrator api exited early"
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
+
+
+async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) -> None:
+    async with _api(env, tmp_path) as url:
+        async with httpx2.AsyncClient() as http:
+            anonymous = await http.post(
+                url,
+                headers={"Accept": "application/json, text/event-stream"},
+                json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
+            )
+        async with (
+            httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}) as http,
+            Client(streamable_http_client(url, http_client=http)) as client,
+        ):
+            async with asyncio.timeout(60):
+                result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
+    assert anonymous.status_code == 401
+    assert "www-authenticate" in anonymous.headers
+    assert not result.is_error
+    assert result.structured_content is not None
+    assert result.structured_content["ticket_id"] == "T-1001"
