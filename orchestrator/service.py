@@ -8,6 +8,7 @@ enforces (binding, single decision) holds whatever surface a person uses.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -94,11 +95,14 @@ async def decide_approval(
     approve: bool,
     decided_by: str,
     reason: str | None = None,
+    groups: Sequence[str] | None = None,
 ) -> ApprovalDecisionResult:
     """Approve or reject a pending request as the person `decided_by`.
 
     The decision carries the binding hash of the request as stored when it was shown, so
-    the workflow refuses it if the action waiting is not that one.
+    the workflow refuses it if the action waiting is not that one. `groups` are the
+    person's groups as an authenticating surface (API, inbox) knows them; the workflow
+    refuses the decision unless the request's current group is among them.
 
     Raises:
         ApprovalError: unknown id, already decided otherwise, a mismatched binding, or a
@@ -133,6 +137,7 @@ async def decide_approval(
                 approve=approve,
                 decided_by=decided_by,
                 reason=reason,
+                groups=None if groups is None else list(groups),
             ),
             result_type=ApprovalDecisionResult,
         )

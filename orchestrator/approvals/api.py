@@ -28,6 +28,7 @@ from orchestrator.store.store import Store
 __all__ = [
     "DecisionBody",
     "approval_routes",
+    "current_group",
     "may_decide",
     "openapi_schema",
 ]
@@ -52,11 +53,23 @@ async def requested_by(store: Store, session_id: str) -> str | None:
     return None
 
 
+async def current_group(
+    store: Store, directory: ApproverDirectory, record: ApprovalRecord
+) -> str | None:
+    """The group that decides `record` now: the policy's first, or the last escalation's."""
+    group = directory.group_for(record)
+    for event in await store.list_events(record.session_id, kind=EventKind.APPROVAL_ESCALATED):
+        if event.payload.get("approval_id") == record.approval_id:
+            moved = event.payload.get("to_group")
+            group = moved if isinstance(moved, str) else group
+    return group
+
+
 async def may_decide(
     store: Store, directory: ApproverDirectory, person: Approver, record: ApprovalRecord
 ) -> str | None:
     """None if `person` may decide `record`, else why not, in one sentence."""
-    group = directory.group_for(record)
+    group = await current_group(store, directory, record)
     if group is None or group not in person.groups:
         return f"{person.name} is not in the group that decides this request ({group or 'none'})"
     if await requested_by(store, record.session_id) == person.name:
@@ -114,7 +127,8 @@ class _Handlers:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _error(404, f"no approval request {approval_id!r}")
-        return JSONResponse(_view(record, self.directory.group_for(record)))
+        group = await current_group(self.store, self.directory, record)
+        return JSONResponse(_view(record, group))
 
     async def decide(self, request: Request) -> Response:
         person = self.person_of(request)
@@ -144,6 +158,7 @@ class _Handlers:
                 approve=body.decision == "approve",
                 decided_by=person.name,
                 reason=body.reason,
+                groups=person.groups,
             )
         except ApprovalError as exc:
             return _error(409, str(exc))

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals import _pages
-from orchestrator.approvals.api import may_decide
+from orchestrator.approvals.api import current_group, may_decide
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
@@ -163,7 +163,7 @@ class _Inbox:
         page = _pages.request_page(
             user,
             record,
-            group=self.directory.group_for(record),
+            group=await current_group(self.store, self.directory, record),
             session=await self.store.get_session(record.session_id),
             events=await self.store.list_events(record.session_id),
             refusal=refusal,
@@ -200,6 +200,7 @@ class _Inbox:
                 approve=decision == "approve",
                 decided_by=user,
                 reason=reason,
+                groups=self.directory.users[user].groups,
             )
         except ApprovalError as exc:
             return await self.show(request, str(exc), 409)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import secrets
 from pathlib import Path
 
@@ -37,6 +38,7 @@ __all__ = [
     "Approver",
     "ApproverDirectory",
     "GroupPolicy",
+    "approvers_file",
     "hash_password",
     "hash_token",
     "load_approvers",
@@ -106,6 +108,14 @@ class GroupPolicy(BaseModel):
     """Skill name → the group that decides calls of it."""
     steps: str | None = None
     """The group that decides approval steps of plans (default: `default_group`)."""
+    two_person_risks: tuple[str, ...] = ("external_side_effect",)
+    """Risk levels (from skill contracts) that need two distinct people to approve."""
+    escalation: dict[str, str] = Field(default_factory=dict)
+    """Group → the group a request moves to when nobody decided within the timeout."""
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    """How long each group has; None waits for ever. After the last, the request expires."""
+    webhooks: dict[str, str] = Field(default_factory=dict)
+    """Group → URL that is POSTed a JSON notice when a request escalates to the group."""
 
 
 class ApproverDirectory(BaseModel):
@@ -129,7 +139,14 @@ class ApproverDirectory(BaseModel):
             bad = [t for t in user.tokens if not t.startswith("sha256:")]
             if bad:
                 raise ValueError(f"users.{name}.tokens: store sha256: digests, not tokens")
-        named = [self.policy.default_group, self.policy.steps, *self.policy.skills.values()]
+        named = [
+            self.policy.default_group,
+            self.policy.steps,
+            *self.policy.skills.values(),
+            *self.policy.escalation,
+            *self.policy.escalation.values(),
+            *self.policy.webhooks,
+        ]
         unknown = sorted({g for g in named if g is not None and g not in known})
         if unknown:
             raise ValueError(f"policy: unknown group(s) {', '.join(unknown)}")
@@ -154,10 +171,32 @@ class ApproverDirectory(BaseModel):
         return user if verify_password(password, stored) else None
 
     def group_for(self, record: ApprovalRecord) -> str | None:
-        """The group that decides `record`, from this file's policy."""
-        if record.skill is None:
+        """The group that first decides `record`, from this file's policy."""
+        return self.group_for_skill(record.skill)
+
+    def group_for_skill(self, skill: str | None) -> str | None:
+        """The group that first decides a call of `skill` (None: an approval step)."""
+        if skill is None:
             return self.policy.steps or self.policy.default_group
-        return self.policy.skills.get(record.skill, self.policy.default_group)
+        return self.policy.skills.get(skill, self.policy.default_group)
+
+    def chain_after(self, group: str | None) -> list[str]:
+        """The groups a request of `group` escalates to, in order (a cycle stops)."""
+        chain: list[str] = []
+        seen = {group}
+        while group in self.policy.escalation:
+            group = self.policy.escalation[group]
+            if group in seen:
+                break
+            chain.append(group)
+            seen.add(group)
+        return chain
+
+
+def approvers_file(project_dir: Path) -> Path:
+    """The approvers file: `ORCHESTRATOR_APPROVERS_FILE`, else `<project>/approvers.yaml`."""
+    override = os.environ.get("ORCHESTRATOR_APPROVERS_FILE")
+    return Path(override) if override else project_dir / "approvers.yaml"
 
 
 def load_approvers(path: Path) -> ApproverDirectory:

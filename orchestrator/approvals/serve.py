@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.inbox import inbox_routes
-from orchestrator.approvals.people import load_approvers
+from orchestrator.approvals.people import approvers_file, load_approvers
 from orchestrator.client import connect
 from orchestrator.settings import Settings
 from orchestrator.store.store import Store
@@ -27,7 +27,7 @@ def routes_for(settings: Settings, store: Store) -> list[Route]:
     Raises:
         ConfigError: the approvers file is malformed.
     """
-    directory = load_approvers(settings.project_dir / "approvers.yaml")
+    directory = load_approvers(approvers_file(settings.project_dir))
     connected: list[Client] = []
 
     async def client() -> Client:

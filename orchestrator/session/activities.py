@@ -18,6 +18,7 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orchestrator.approvals.activities import ApprovalActivities
 from orchestrator.exceptions import (
     ConfigError,
     ProviderError,
@@ -121,6 +122,7 @@ class SessionActivities:
             self.record_approval_decision,
             self.finish_session,
             *RoutingActivities(self.runtime).all(),
+            *ApprovalActivities(self.runtime).all(),
         ]
 
     def _event(self, ctx: CallContext, key: str, kind: EventKind, **fields: Any) -> AuditEvent:

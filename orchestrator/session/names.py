@@ -7,15 +7,18 @@ from Python objects, so renaming a method cannot break a running session.
 from __future__ import annotations
 
 __all__ = [
+    "APPROVAL_POLICY_PATCH",
     "CALL_MODEL",
     "CALL_SKILL",
     "CHECK_ANSWER",
     "DECIDE_APPROVAL",
+    "ESCALATE_APPROVAL",
     "FINISH_SESSION",
     "RECORD_APPROVAL_DECISION",
     "RECORD_APPROVAL_REQUEST",
     "RECORD_EVENTS",
     "REQUEST_MODEL_SWITCH",
+    "RESOLVE_APPROVAL_POLICY",
     "ROUTE",
     "SETTLE_BUDGET",
     "SKILL_OUTPUT_INVALID",
@@ -35,6 +38,9 @@ CALL_SKILL = "orchestrator.call_skill"
 RECORD_EVENTS = "orchestrator.record_events"
 RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
+RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
+ESCALATE_APPROVAL = "orchestrator.escalate_approval"
+APPROVAL_POLICY_PATCH = "approval-policy-v1"
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"

@@ -24,11 +24,13 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalDecisionInput",
     "ApprovalDecisionResult",
+    "ApprovalPolicy",
     "ApprovalRequestInput",
     "Boundary",
     "CallContext",
     "CheckAnswerInput",
     "CheckAnswerResult",
+    "EscalationInput",
     "FinishSessionInput",
     "ModelCallInput",
     "ModelCallResult",
@@ -217,6 +219,35 @@ class PendingApproval(BaseModel):
     arguments: JsonObject = Field(default_factory=dict)
     summary: str
     binding_hash: str
+    risk: str | None = None
+    """The skill's risk level, from its contract (None for an approval step)."""
+    group: str | None = None
+    """The group that may decide now; set by the runtime's policy, moved on by escalation."""
+    required: int = 1
+    """How many distinct people must approve (2: the two-person rule)."""
+    approved_by: list[str] = Field(default_factory=list)
+    """Who has approved so far, while more approvals are required."""
+
+
+class ApprovalPolicy(BaseModel):
+    """Who decides a request and how long they have, from the project's approvers file."""
+
+    group: str | None = None
+    required: int = 1
+    escalation: list[str] = Field(default_factory=list)
+    """The groups a request moves to, in order, each time `timeout_seconds` passes."""
+    timeout_seconds: float | None = None
+    """None: wait for ever. After the last group's timeout the request expires, rejected."""
+
+
+class EscalationInput(BaseModel):
+    """A request that timed out: record it, and tell the next group (None: it expired)."""
+
+    ctx: CallContext
+    approval: PendingApproval
+    from_group: str | None
+    to_group: str | None
+    waited_seconds: float
 
 
 class ApprovalRequestInput(BaseModel):
@@ -239,6 +270,9 @@ class ApprovalDecision(BaseModel):
     approve: bool
     decided_by: str = Field(min_length=1)
     reason: str | None = None
+    groups: list[str] | None = None
+    """The decider's groups as the API or inbox authenticated them; the workflow refuses a
+    decision from outside the request's group. None from operator surfaces (the CLI)."""
 
 
 class ApprovalDecisionResult(BaseModel):

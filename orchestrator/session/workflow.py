@@ -38,11 +38,13 @@ from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionInput,
     ApprovalDecisionResult,
+    ApprovalPolicy,
     ApprovalRequestInput,
     Boundary,
     CallContext,
     CheckAnswerInput,
     CheckAnswerResult,
+    EscalationInput,
     FinishSessionInput,
     ModelCallInput,
     ModelCallResult,
@@ -145,6 +147,25 @@ class AgentSessionWorkflow:
         prior = self._decisions.get(decision.approval_id)
         if prior is not None:
             return _decision_result(prior, duplicate=True)
+        pending = self._pending[decision.approval_id]
+        if decision.approve and pending.required > 1:
+            if decision.decided_by in pending.approved_by:
+                return ApprovalDecisionResult(
+                    approval_id=decision.approval_id,
+                    status="awaiting_more_approvals",
+                    decided_by=decision.decided_by,
+                    duplicate=True,
+                )
+            if len(pending.approved_by) + 1 < pending.required:
+                # Two-person rule: the first approval is held until a second person's.
+                pending.approved_by.append(decision.decided_by)
+                return ApprovalDecisionResult(
+                    approval_id=decision.approval_id,
+                    status="awaiting_more_approvals",
+                    decided_by=decision.decided_by,
+                )
+            everyone = ", ".join([*pending.approved_by, decision.decided_by])
+            decision = decision.model_copy(update={"decided_by": everyone})
         self._decisions[decision.approval_id] = decision
         return _decision_result(decision, duplicate=False)
 
@@ -173,6 +194,21 @@ class AgentSessionWorkflow:
             )
         if not decision.approve and not (decision.reason or "").strip():
             raise ApplicationError("a rejection needs a reason", type="ApprovalReasonRequired")
+        if decision.decided_by == self._start.requested_by:
+            raise ApplicationError(
+                f"{decision.decided_by} started this session and cannot decide its approvals",
+                type="ApprovalBySelf",
+            )
+        if (
+            decision.groups is not None
+            and pending.group is not None
+            and pending.group not in decision.groups
+        ):
+            raise ApplicationError(
+                f"{decision.decided_by} is not in {pending.group}, the group that decides"
+                f" approval {decision.approval_id} now",
+                type="ApprovalNotInGroup",
+            )
 
     @workflow.update(name=names.REQUEST_MODEL_SWITCH)
     async def request_model_switch(self, request: ModelSwitchRequest) -> ModelSwitchResult:
@@ -695,7 +731,18 @@ class AgentSessionWorkflow:
             arguments=arguments,
             summary=summary,
             binding_hash=binding,
+            risk=spec.risk.value if spec else None,
         )
+        policy = ApprovalPolicy()
+        if workflow.patched(names.APPROVAL_POLICY_PATCH):
+            policy = await self._activity(
+                names.RESOLVE_APPROVAL_POLICY,
+                ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
+                ApprovalPolicy,
+                self._start.options.bookkeeping,
+            )
+            pending.group = policy.group
+            pending.required = policy.required
         self._pending[pending.approval_id] = pending
         self._state.status = SessionStatus.WAITING_APPROVAL
         await self._flush()
@@ -712,7 +759,7 @@ class AgentSessionWorkflow:
             # does one inside a construct (the construct's progress is not carried).
             index = top_level.index(step_id)
             await self._continue_if_long(index, f"approval:{index}")
-        await workflow.wait_condition(lambda: pending.approval_id in self._decisions)
+        await self._wait_for_decision(step_id, pending, policy)
         decision = self._decisions[pending.approval_id]
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
@@ -723,6 +770,49 @@ class AgentSessionWorkflow:
             self._start.options.bookkeeping,
         )
         return decision
+
+    async def _wait_for_decision(
+        self, step_id: str, pending: PendingApproval, policy: ApprovalPolicy
+    ) -> None:
+        """Wait for a decision; on each timeout move to the next group, then expire."""
+
+        def decided() -> bool:
+            return pending.approval_id in self._decisions
+
+        if policy.timeout_seconds is None:
+            await workflow.wait_condition(decided)
+            return
+        chain = [pending.group, *policy.escalation]
+        for level, group in enumerate(chain):
+            try:
+                await workflow.wait_condition(decided, timeout=policy.timeout_seconds)
+                return
+            except TimeoutError:
+                following = chain[level + 1] if level + 1 < len(chain) else None
+                await self._activity(
+                    names.ESCALATE_APPROVAL,
+                    EscalationInput(
+                        ctx=self._ctx(step_id),
+                        approval=pending,
+                        from_group=group,
+                        to_group=following,
+                        waited_seconds=policy.timeout_seconds,
+                    ),
+                    Ack,
+                    self._start.options.bookkeeping,
+                )
+                if decided():
+                    return
+                pending.group = following
+        waited = policy.timeout_seconds * len(chain)
+        self._decisions[pending.approval_id] = ApprovalDecision(
+            approval_id=pending.approval_id,
+            binding_hash=pending.binding_hash,
+            approve=False,
+            decided_by="runtime",
+            reason=f"expired: nobody decided within {waited:g}s"
+            f" ({' → '.join(g or '-' for g in chain)})",
+        )
 
     # ---- continue-as-new ----------------------------------------------------------------
 

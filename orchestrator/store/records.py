@@ -47,6 +47,8 @@ class EventKind(StrEnum):
     TOOL_ERROR = "tool_error"
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
+    APPROVAL_ESCALATED = "approval_escalated"
+    """A request timed out at one group and moved to the next, or expired after the last."""
     CONTINUED_AS_NEW = "continued_as_new"
     MCP_CALL = "mcp_call"
     """A `tools/call` over MCP, either direction: client identity, tool, version, outcome."""
