@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from orchestrator.approvals.people import ApproverDirectory, hash_token
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
 
-TOKENS = {"maria": "tok-maria", "lee": "tok-lee", "sam": "tok-sam"}
+TOKENS = {"maria": "tok-maria", "lee": "tok-lee", "kim": "tok-kim", "sam": "tok-sam"}
 DIRECTORY = ApproverDirectory.model_validate(
     {
         "groups": ["finance", "support-leads"],
@@ -25,6 +26,7 @@ DIRECTORY = ApproverDirectory.model_validate(
         "users": {
             "maria": {"groups": ["finance"], "tokens": [hash_token(TOKENS["maria"])]},
             "lee": {"groups": ["finance"], "tokens": [hash_token(TOKENS["lee"])]},
+            "kim": {"groups": ["finance"], "tokens": [hash_token(TOKENS["kim"])]},
             "sam": {"groups": ["support-leads"], "tokens": [hash_token(TOKENS["sam"])]},
         },
     }
@@ -135,6 +137,20 @@ async def test_an_approval_over_the_api_releases_the_session_once(api: Api) -> N
     flip = await api.decide("lee", {"decision": "reject", "reason": "changed my mind"})
     assert flip.status_code == 409 and "already approved by lee" in flip.json()["error"]
 
+    events = await api.env.runtime.store.list_events(api.pending.session_id)
+    refunds = [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
+    assert len(refunds) == 1
+
+
+async def test_concurrent_decisions_release_the_action_once(api: Api) -> None:
+    answers = await asyncio.gather(
+        *(api.decide(who, {"decision": "approve"}) for who in ["lee"] * 4 + ["kim"] * 4)
+    )
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers]
+    fresh = [a for a in answers if a.status_code == 200 and not a.json()["duplicate"]]
+    assert len(fresh) == 1
+    handle = api.env.client.get_workflow_handle(api.pending.workflow_id, result_type=SessionResult)
+    assert (await handle.result()).status is SessionStatus.COMPLETED
     events = await api.env.runtime.store.list_events(api.pending.session_id)
     refunds = [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
     assert len(refunds) == 1
