@@ -17,7 +17,13 @@ demo: $(BIN)/.installed
 dev: $(BIN)/.installed
 	$(BIN)/orchestrator dev --replay replays/customer_refund.yaml
 
-test: $(BIN)/.installed
+# Third-party MCP server from npm that the connector tests run against (stdio and
+# streamable HTTP), installed into the project, never globally.
+EVERYTHING := .cache/npm/node_modules/@modelcontextprotocol/server-everything/package.json
+$(EVERYTHING):
+	npm install --silent --no-audit --no-fund --prefix .cache/npm @modelcontextprotocol/server-everything@2026.8.31
+
+test: $(BIN)/.installed $(EVERYTHING)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/orchestrator skills check

@@ -15,6 +15,7 @@ from temporalio.client import WorkflowFailureError
 
 from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
+from orchestrator.cli import connectors as connectors_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
@@ -56,6 +57,7 @@ app.add_typer(route_app, name="route")
 app.add_typer(skills.app, name="skills")
 app.add_typer(plans_cli.app, name="plans")
 app.add_typer(mcp_cli.app, name="mcp")
+app.add_typer(connectors_cli.app, name="connectors")
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
 app.command()(audit.inventory)

@@ -38,6 +38,7 @@ from pydantic import (
 
 from orchestrator.skills.models import DEFAULT_KEY_PARTS, RiskLevel
 from orchestrator.skills.semver import parse_version
+from orchestrator.types import JsonObject
 
 __all__ = [
     "KEY_PARTS",
@@ -47,6 +48,7 @@ __all__ = [
     "DataClasses",
     "Duration",
     "Idempotency",
+    "McpPin",
     "Retry",
 ]
 
@@ -132,6 +134,19 @@ class Retry(_Strict):
     max_interval: Duration | None = None
 
 
+class McpPin(_Strict):
+    """What `orchestrator connectors sync` pinned of an MCP tool (`implementation: mcp:...`).
+
+    A call is refused while the server offers a definition (name, description, input
+    schema) whose hash is not `definition_sha256`: a changed tool is not run unreviewed.
+    """
+
+    tool: str = Field(min_length=1)
+    definition_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    input_schema: JsonObject
+    output_schema: JsonObject
+
+
 class Contract(_Strict):
     """One version of one skill, as declared in its contract file or decorator."""
 
@@ -152,6 +167,8 @@ class Contract(_Strict):
     owner: str | None = None
     deprecated: str | None = Field(default=None, min_length=1)
     """Why this version is deprecated and what to use instead."""
+    mcp: McpPin | None = None
+    """The pinned MCP tool definition; required with an `mcp:` implementation."""
 
     @field_validator("version", mode="before")
     @classmethod

@@ -1,7 +1,8 @@
 """Load a project's skills: contract files and the Python modules they bind to.
 
-`skills/**/*.contract.yaml` files each declare one skill version; their `implementation:
-python:module:function` names a module relative to `skills/` (`payments` is
+`skills/**/*.contract.yaml` files each declare one skill version; `implementation:
+mcp:connector/tool` binds a tool of a connector's MCP server (`orchestrator.connectors`),
+and `implementation: python:module:function` names a module relative to `skills/` (`payments` is
 `skills/payments.py`, `payments.refund` is `skills/payments/refund.py`) or, failing that, an
 importable module. Top-level `skills/*.py` files are imported too, and any `@skill` object
 in them registers as well. Every fault of every file is reported at once, one line each,
@@ -109,20 +110,25 @@ def load_contract(path: Path, skills_dir: Path) -> Skill[Any, Any]:
             lines.append(f"{path}: {where(found, loc)}: {'.'.join(loc) or '<root>'}: {message}")
         raise SkillDefinitionError("\n".join(lines)) from exc
     at = f"{path}: {where(found, ['implementation'])}: implementation"
+    relative = (
+        path.relative_to(skills_dir.parent) if path.is_relative_to(skills_dir.parent) else path
+    )
     if contract.implementation.startswith("mcp:"):
-        raise SkillDefinitionError(
-            f"{at}: {contract.implementation!r}: MCP-bound skills are not yet supported"
-            " (they arrive with MCP connectors); bind a python:module:function for now"
-        )
+        if contract.mcp is None:
+            raise SkillDefinitionError(
+                f"{at}: {contract.implementation!r}: an MCP-bound contract needs its pinned"
+                " tool definition (mcp:); run `orchestrator connectors sync`"
+            )
+        # Imported here: the connectors package builds on this one.
+        from orchestrator.connectors.binding import bind_mcp
+
+        return bind_mcp(contract, project_dir=skills_dir.parent, source=str(relative))
     try:
         fn = _python_target(contract.implementation, skills_dir)
     except ValueError as exc:
         raise SkillDefinitionError(f"{at}: {exc}") from None
     bound = bind(contract, fn, source=str(path), locate=lambda f: where(found, f.split(".")))
     # The catalog names the file relative to the project, not where the server keeps it.
-    relative = (
-        path.relative_to(skills_dir.parent) if path.is_relative_to(skills_dir.parent) else path
-    )
     return dataclasses.replace(bound, spec=bound.spec.model_copy(update={"source": str(relative)}))
 
 

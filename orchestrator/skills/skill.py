@@ -22,7 +22,7 @@ from orchestrator.skills.contract import ApprovalWhen, Contract, Idempotency, Re
 from orchestrator.skills.models import RiskLevel, SkillContext, SkillSpec
 from orchestrator.types import JsonObject
 
-__all__ = ["Skill", "bind", "skill"]
+__all__ = ["Skill", "bind", "skill", "spec_for"]
 
 InT = TypeVar("InT", bound=BaseModel)
 OutT = TypeVar("OutT", bound=BaseModel)
@@ -187,15 +187,33 @@ def _spec(
     out_model: type[BaseModel],
     source: str,
 ) -> SkillSpec:
+    return spec_for(
+        contract,
+        description=contract.description or inspect.getdoc(fn) or "",
+        input_schema=in_model.model_json_schema(),
+        output_schema=out_model.model_json_schema(),
+        source=source,
+    )
+
+
+def spec_for(
+    contract: Contract,
+    *,
+    description: str,
+    input_schema: JsonObject,
+    output_schema: JsonObject,
+    source: str,
+) -> SkillSpec:
+    """The spec of a contract whose schemas come from elsewhere (models, or an MCP pin)."""
     retry = contract.retry or Retry()
     return SkillSpec(
         name=contract.name,
         version=contract.version,
-        description=contract.description or inspect.getdoc(fn) or "",
+        description=description,
         risk=contract.risk,
         requires_approval=contract.requires_approval,
-        input_schema=in_model.model_json_schema(),
-        output_schema=out_model.model_json_schema(),
+        input_schema=input_schema,
+        output_schema=output_schema,
         approval_condition=contract.approval_condition,
         idempotent=contract.idempotency.idempotent,
         idempotency_key=list(contract.idempotency.key),

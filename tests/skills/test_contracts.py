@@ -186,7 +186,7 @@ def project(tmp_path: Path, contract: str, name: str = "c.contract.yaml") -> Pat
         (("python:ledger:credit", "python:ledger:nothere"), "module 'ledger' has no 'nothere'"),
         (
             ("python:ledger:credit", "mcp:crm/refund"),
-            "implementation: 'mcp:crm/refund': MCP-bound skills are not yet supported",
+            "implementation: 'mcp:crm/refund': an MCP-bound contract needs its pinned tool",
         ),
         (("python:ledger:credit", "ledger.credit"), "implementation: String should match pattern"),
         (

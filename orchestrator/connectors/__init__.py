@@ -1,0 +1,27 @@
+"""MCP connectors: tools of other MCP servers brought in as skills (the official SDK only).
+
+A connector file (`connectors/<name>.yaml`) declares a server (stdio or streamable HTTP)
+and the tools to bind; `orchestrator connectors sync` writes their contracts with the
+tool's schemas, a risk from its annotations, and a pin of its definition; a call runs
+through `McpSkill`, refused while the server's definition differs from the pin.
+"""
+
+from orchestrator.connectors.binding import TOOL_CHANGED, McpSkill, bind_mcp
+from orchestrator.connectors.client import connect, definition_hash
+from orchestrator.connectors.models import BoundTool, Connector, load_connector, load_connectors
+from orchestrator.connectors.sync import SyncedTool, risk_for, sync_connector
+
+__all__ = [
+    "TOOL_CHANGED",
+    "BoundTool",
+    "Connector",
+    "McpSkill",
+    "SyncedTool",
+    "bind_mcp",
+    "connect",
+    "definition_hash",
+    "load_connector",
+    "load_connectors",
+    "risk_for",
+    "sync_connector",
+]

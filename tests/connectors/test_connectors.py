@@ -1,0 +1,196 @@
+"""Connectors against MCP servers nobody here wrote: `mcp-server-time` (PyPI, stdio) and
+`@modelcontextprotocol/server-everything` (npm, stdio and streamable HTTP), installed by
+`make test`. Sync writes pinned contracts; sessions call the tools as skills; a changed
+tool definition is blocked until it is re-synced."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REPO, Env
+from temporalio.client import WorkflowFailureError
+
+from orchestrator.connectors import load_connector, sync_connector
+from orchestrator.devserver import DevServer, free_port
+from orchestrator.plans.models import Plan, SkillStep
+from orchestrator.service import start_session
+from orchestrator.session.types import SessionResult
+from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.store.records import SessionStatus
+
+EVERYTHING = REPO / ".cache/npm/node_modules/@modelcontextprotocol/server-everything"
+EVERYTHING_JS = EVERYTHING / "dist" / "index.js"
+
+needs_everything = pytest.mark.skipif(
+    not EVERYTHING_JS.exists() and os.environ.get("CI") != "true",
+    reason="server-everything not installed (make test installs it into .cache/npm)",
+)
+
+
+def _write_connector(project: Path, name: str, body: dict[str, object]) -> None:
+    (project / "connectors").mkdir(exist_ok=True)
+    (project / "connectors" / f"{name}.yaml").write_text(yaml.safe_dump({"name": name, **body}))
+
+
+def _time_connector(project: Path, *, zone: str = "UTC", trusted: bool = False) -> None:
+    _write_connector(
+        project,
+        "time",
+        {
+            "transport": "stdio",
+            "command": "mcp-server-time",
+            "args": ["--local-timezone", zone],
+            "trusted": trusted,
+            "owner": "platform-team",
+            "tools": [{"tool": "get_current_time", "skill": "time.now"}],
+        },
+    )
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """An empty project with the example's models file."""
+    folder = tmp_path / "project"
+    (folder / "skills").mkdir(parents=True)
+    shutil.copy(REPO / "models.yaml", folder / "models.yaml")
+    return folder
+
+
+@pytest.fixture
+def settings(tmp_path: Path, dev_server: DevServer, project: Path) -> Settings:
+    return Settings(
+        project_dir=project,
+        state_dir=tmp_path / "state",
+        temporal_address=dev_server.address,
+        task_queue=f"tq-{uuid.uuid4().hex[:10]}",
+    )
+
+
+async def _run_skill(env: Env, skill: str, arguments: dict[str, object]) -> SessionResult:
+    plan = Plan(
+        name="one-call",
+        steps=[SkillStep(id="call", type="skill", skill=skill, arguments=arguments)],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    async with asyncio.timeout(90):
+        return await handle.result()
+
+
+def _innermost(exc: BaseException) -> str:
+    messages = []
+    cause: BaseException | None = exc
+    while cause is not None:
+        messages.append(str(cause))
+        cause = cause.__cause__
+    return " | ".join(messages)
+
+
+async def test_sync_pins_the_tool_and_maps_hints_to_risk(project: Path) -> None:
+    _time_connector(project)
+    [synced] = await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    assert (synced.skill, synced.version, synced.change) == ("time.now", "1.0.0", "new")
+    contract = yaml.safe_load(synced.path.read_text())
+    assert contract["implementation"] == "mcp:time/get_current_time"
+    # readOnlyHint from a server not marked trusted does not lower the operator's floor.
+    assert contract["risk"] == "reversible_write"
+    assert contract["idempotency"] == {"idempotent": True}
+    assert len(contract["mcp"]["definition_sha256"]) == 64
+    assert contract["mcp"]["input_schema"]["required"] == ["timezone"]
+    spec = SkillRegistry.load_directory(project / "skills").get("time.now").spec
+    assert spec.input_schema == contract["mcp"]["input_schema"]
+
+    again = await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    assert [s.change for s in again] == ["unchanged"]
+
+    synced.path.unlink()
+    _time_connector(project, trusted=True)
+    [trusted] = await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    assert yaml.safe_load(trusted.path.read_text())["risk"] == "read_only"
+
+
+async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]]
+) -> None:
+    _time_connector(project)
+    await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+
+    ok = await _run_skill(env, "time.now", {"timezone": "Europe/Paris"})
+    assert ok.status is SessionStatus.COMPLETED
+    output = ok.outputs["call"]
+    assert isinstance(output, dict)
+    assert output["timezone"] == "Europe/Paris"
+
+    # The server now describes the tool differently (its local zone is in the description).
+    _time_connector(project, zone="Asia/Tokyo")
+    with pytest.raises(WorkflowFailureError) as blocked:
+        await _run_skill(env, "time.now", {"timezone": "Europe/Paris"})
+    assert (
+        "time.now@1.0.0 is blocked: MCP server time changed the definition of tool"
+        " 'get_current_time' since it was pinned" in _innermost(blocked.value)
+    )
+
+    [resynced] = await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    assert (resynced.version, resynced.change) == ("2.0.0", "changed")
+    old = yaml.safe_load((resynced.path.parent / "time.now@1.0.0.contract.yaml").read_text())
+    assert "changed get_current_time" in old["deprecated"]
+
+
+@contextlib.asynccontextmanager
+async def _everything_http() -> AsyncIterator[str]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(EVERYTHING_JS),
+        "streamableHttp",
+        env={**os.environ, "PORT": str(port)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            line = ""
+            while "listening on port" not in line.lower():
+                line = (await proc.stderr.readline()).decode()
+                assert line, "server-everything exited early"
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.communicate(), 30)
+
+
+@needs_everything
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_everything_server_echo_over_both_transports(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]], transport: str
+) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        if transport == "stdio":
+            body: dict[str, object] = {
+                "transport": "stdio",
+                "command": "node",
+                "args": [str(EVERYTHING_JS), "stdio"],
+            }
+        else:
+            url = await stack.enter_async_context(_everything_http())
+            body = {"transport": "http", "url": url}
+        _write_connector(project, "everything", {**body, "tools": [{"tool": "echo"}]})
+        [synced] = await sync_connector(
+            load_connector(project / "connectors" / "everything.yaml"), project
+        )
+        assert synced.skill == "everything.echo"
+        env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+        result = await _run_skill(env, "everything.echo", {"message": "hello"})
+    assert result.status is SessionStatus.COMPLETED
+    assert "hello" in str(result.outputs["call"])
