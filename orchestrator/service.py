@@ -96,13 +96,15 @@ async def decide_approval(
     decided_by: str,
     reason: str | None = None,
     groups: Sequence[str] | None = None,
+    arguments: JsonObject | None = None,
 ) -> ApprovalDecisionResult:
     """Approve or reject a pending request as the person `decided_by`.
 
     The decision carries the binding hash of the request as stored when it was shown, so
     the workflow refuses it if the action waiting is not that one. `groups` are the
     person's groups as an authenticating surface (API, inbox) knows them; the workflow
-    refuses the decision unless the request's current group is among them.
+    refuses the decision unless the request's current group is among them. `arguments`
+    replaces the call's arguments when approving (an approver's edit, already validated).
 
     Raises:
         ApprovalError: unknown id, already decided otherwise, a mismatched binding, or a
@@ -138,6 +140,7 @@ async def decide_approval(
                 decided_by=decided_by,
                 reason=reason,
                 groups=None if groups is None else list(groups),
+                arguments=arguments,
             ),
             result_type=ApprovalDecisionResult,
         )

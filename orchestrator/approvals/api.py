@@ -20,10 +20,12 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals.people import Approver, ApproverDirectory
-from orchestrator.exceptions import ApprovalError
+from orchestrator.exceptions import ApprovalError, SkillArgumentsError, UnknownSkillError
 from orchestrator.service import decide_approval
+from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind
 from orchestrator.store.store import Store
+from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
     "DecisionBody",
@@ -42,6 +44,9 @@ class DecisionBody(BaseModel):
     decision: Literal["approve", "reject"]
     reason: str | None = Field(default=None, max_length=2000)
     """Why; required to reject."""
+    arguments: dict[str, JsonValue] | None = None
+    """Approve with these arguments instead (a smaller refund): checked against the skill's
+    contract, recorded with the decision, and bound by a hash of their own."""
 
 
 async def requested_by(store: Store, session_id: str) -> str | None:
@@ -96,10 +101,28 @@ class _Handlers:
         store: Store,
         directory: ApproverDirectory,
         client: Callable[[], Awaitable[Client]],
+        skills: SkillRegistry | None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.client = client
+        self.skills = skills
+
+    def checked_edit(self, record: ApprovalRecord, body: DecisionBody) -> JsonObject | str | None:
+        """The edited arguments validated by the contract, or why they are refused."""
+        if body.arguments is None:
+            return None
+        if body.decision != "approve" or record.skill is None:
+            return "arguments: can be edited only when approving a skill call"
+        if self.skills is None:
+            return "arguments: this server has no skill contracts to check an edit against"
+        try:
+            skill = self.skills.get(record.skill, record.skill_version)
+            parsed = skill.validate_arguments(body.arguments)
+        except (SkillArgumentsError, UnknownSkillError) as exc:
+            return f"arguments: {exc}"
+        edited: JsonObject = parsed.model_dump(mode="json")
+        return edited
 
     def person_of(self, request: Request) -> Approver | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -150,6 +173,9 @@ class _Handlers:
             return _error(403, refusal)
         if body.decision == "reject" and not (body.reason or "").strip():
             return _error(422, "reason: a rejection needs a reason")
+        edit = self.checked_edit(record, body)
+        if isinstance(edit, str):
+            return _error(422, edit)
         try:
             result = await decide_approval(
                 await self.client(),
@@ -159,6 +185,7 @@ class _Handlers:
                 decided_by=person.name,
                 reason=body.reason,
                 groups=person.groups,
+                arguments=edit,
             )
         except ApprovalError as exc:
             return _error(409, str(exc))
@@ -169,10 +196,17 @@ class _Handlers:
 
 
 def approval_routes(
-    store: Store, directory: ApproverDirectory, client: Callable[[], Awaitable[Client]]
+    store: Store,
+    directory: ApproverDirectory,
+    client: Callable[[], Awaitable[Client]],
+    skills: SkillRegistry | None = None,
 ) -> list[Route]:
-    """The API's routes, over a store, the approvers and a (lazily connected) client."""
-    h = _Handlers(store, directory, client)
+    """The API's routes, over a store, the approvers and a (lazily connected) client.
+
+    `skills` checks approvers' argument edits against contracts; without it edits are
+    refused.
+    """
+    h = _Handlers(store, directory, client, skills)
     return [
         Route("/api/openapi.json", h.schema),
         Route("/api/approvals", h.list_),

@@ -13,6 +13,7 @@ from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.people import approvers_file, load_approvers
 from orchestrator.client import connect
 from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
 
 __all__ = ["routes_for"]
@@ -37,6 +38,8 @@ def routes_for(settings: Settings, store: Store) -> list[Route]:
 
     secret = os.environ.get("ORCHESTRATOR_INBOX_SECRET", "").encode() or secrets.token_bytes(32)
     return [
-        *approval_routes(store, directory, client),
+        *approval_routes(
+            store, directory, client, SkillRegistry.load_directory(settings.project_dir / "skills")
+        ),
         *inbox_routes(store, directory, client, secret),
     ]

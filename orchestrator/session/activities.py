@@ -441,6 +441,14 @@ class SessionActivities:
                     "status": status.value,
                     "decided_by": decision.decided_by,
                     "reason": decision.reason,
+                    **(
+                        {
+                            "edited_arguments": decision.arguments,
+                            "edited_binding_hash": decision.edited_binding_hash,
+                        }
+                        if decision.arguments is not None
+                        else {}
+                    ),
                 },
             )
         )

@@ -273,6 +273,11 @@ class ApprovalDecision(BaseModel):
     groups: list[str] | None = None
     """The decider's groups as the API or inbox authenticated them; the workflow refuses a
     decision from outside the request's group. None from operator surfaces (the CLI)."""
+    arguments: JsonObject | None = None
+    """An approver's edit of the arguments (approve only), already checked against the
+    contract by the surface that took it; the call runs with these instead."""
+    edited_binding_hash: str | None = None
+    """Set by the workflow: the binding hash of the edited action that the approval covers."""
 
 
 class ApprovalDecisionResult(BaseModel):

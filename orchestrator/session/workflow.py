@@ -194,6 +194,11 @@ class AgentSessionWorkflow:
             )
         if not decision.approve and not (decision.reason or "").strip():
             raise ApplicationError("a rejection needs a reason", type="ApprovalReasonRequired")
+        if decision.arguments is not None and (not decision.approve or pending.kind != "tool_call"):
+            raise ApplicationError(
+                "arguments can be edited only when approving a skill call",
+                type="ApprovalEditNotAllowed",
+            )
         if decision.decided_by == self._start.requested_by:
             raise ApplicationError(
                 f"{decision.decided_by} started this session and cannot decide its approvals",
@@ -655,6 +660,11 @@ class AgentSessionWorkflow:
                     raise _StepFailed(f"{spec.name} {reason}")
                 return SkillCallResult(ok=False, error=reason, error_kind="rejected")
             call.approval_id = decision.approval_id
+            if decision.arguments is not None:
+                # The approver's edit, checked against the contract; the skill activity
+                # validates it again before it runs.
+                call.arguments = decision.arguments
+                call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
         try:
             return await self._activity(names.CALL_SKILL, call, SkillCallResult, opts)
         except ActivityError as exc:
@@ -761,6 +771,19 @@ class AgentSessionWorkflow:
             await self._continue_if_long(index, f"approval:{index}")
         await self._wait_for_decision(step_id, pending, policy)
         decision = self._decisions[pending.approval_id]
+        if decision.arguments is not None:
+            decision = decision.model_copy(
+                update={
+                    "edited_binding_hash": binding_hash(
+                        workflow_id=workflow.info().workflow_id,
+                        step_id=step_id,
+                        call_id=call_id,
+                        skill=pending.skill,
+                        skill_version=pending.skill_version,
+                        arguments=decision.arguments,
+                    )
+                }
+            )
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
         await self._activity(

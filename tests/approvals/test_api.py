@@ -60,7 +60,9 @@ async def api(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[Ap
     pending = await waiting_refund(env, "maria")
     client = client_of(env)
 
-    app = Starlette(routes=approval_routes(env.runtime.store, DIRECTORY, client))
+    app = Starlette(
+        routes=approval_routes(env.runtime.store, DIRECTORY, client, env.runtime.skills)
+    )
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://inbox") as http:
         yield Api(env, http, pending)
@@ -154,3 +156,33 @@ async def test_concurrent_decisions_release_the_action_once(api: Api) -> None:
     events = await api.env.runtime.store.list_events(api.pending.session_id)
     refunds = [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
     assert len(refunds) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"decision": "approve", "arguments": {"amount": "lots"}}, "arguments: "),
+        ({"decision": "reject", "reason": "no", "arguments": {}}, "only when approving"),
+    ],
+)
+async def test_a_bad_edit_is_refused_and_changes_nothing(
+    api: Api, body: object, message: str
+) -> None:
+    answer = await api.decide("lee", body)
+    assert answer.status_code == 422 and message in answer.json()["error"], answer.text
+    assert await api.status() is ApprovalStatus.PENDING
+
+
+async def test_an_approver_edit_runs_the_edited_call_and_is_recorded(api: Api) -> None:
+    edited = {**api.pending.arguments, "amount": 20.0}
+    answer = await api.decide("lee", {"decision": "approve", "arguments": edited})
+    assert answer.status_code == 200, answer.text
+    handle = api.env.client.get_workflow_handle(api.pending.workflow_id, result_type=SessionResult)
+    assert (await handle.result()).status is SessionStatus.COMPLETED
+    events = await api.env.runtime.store.list_events(api.pending.session_id)
+    [refund] = [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
+    assert refund.payload["arguments"] == edited
+    [decided] = [e for e in events if e.kind is EventKind.APPROVAL_DECIDED]
+    assert decided.payload["edited_arguments"] == edited
+    new_binding = decided.payload["edited_binding_hash"]
+    assert isinstance(new_binding, str) and new_binding != api.pending.binding_hash
