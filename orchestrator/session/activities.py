@@ -19,6 +19,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.activities import ApprovalActivities
+from orchestrator.connectors.audit import audited_mcp_call
 from orchestrator.exceptions import (
     ConfigError,
     ProviderError,
@@ -304,7 +305,7 @@ class SessionActivities:
                 state_dir=self.runtime.skill_state_dir,
             )
             started = time.perf_counter()
-            async with _heartbeating():
+            async with _heartbeating(), audited_mcp_call(self.runtime.store, skill.spec, ctx):
                 result = await skill.fn(parsed, ctx)
             duration_ms = (time.perf_counter() - started) * 1000
             try:

@@ -26,7 +26,7 @@ from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
-from orchestrator.store.records import SessionStatus
+from orchestrator.store.records import EventKind, SessionStatus
 
 EVERYTHING = REPO / ".cache/npm/node_modules/@modelcontextprotocol/server-everything"
 EVERYTHING_JS = EVERYTHING / "dist" / "index.js"
@@ -130,6 +130,17 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
     output = ok.outputs["call"]
     assert isinstance(output, dict)
     assert output["timezone"] == "Europe/Paris"
+    [event] = await env.runtime.store.list_events(ok.session_id, kind=EventKind.MCP_CALL)
+    assert event.payload == {
+        "direction": "out",
+        "client": f"session:{ok.session_id}",
+        "connector": "time",
+        "tool": "get_current_time",
+        "version": "1.0.0",
+        "outcome": "ok",
+        "error": None,
+        "attempt": 1,
+    }
 
     # The server now describes the tool differently (its local zone is in the description).
     _time_connector(project, zone="Asia/Tokyo")

@@ -1,0 +1,66 @@
+"""Audit events of calls out to MCP servers: one `mcp_call` event per attempt.
+
+The calling side's identity is the session (`session:<id>`); the event names the
+connector, tool, contract version and outcome (`ok`, `blocked` for a definition that no
+longer matches its pin, `failed`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from temporalio.exceptions import ApplicationError
+
+from orchestrator.connectors.binding import TOOL_CHANGED
+from orchestrator.logs import get_logger
+from orchestrator.skills.models import SkillContext, SkillSpec
+from orchestrator.store.records import AuditEvent, EventKind
+from orchestrator.store.store import Store
+
+__all__ = ["audited_mcp_call"]
+
+log = get_logger(__name__)
+
+
+@contextlib.asynccontextmanager
+async def audited_mcp_call(store: Store, spec: SkillSpec, ctx: SkillContext) -> AsyncIterator[None]:
+    """Record the outcome of the call made inside the block, if the skill is MCP-bound."""
+    implementation = spec.implementation or ""
+    if not implementation.startswith("mcp:"):
+        yield
+        return
+    connector, _, tool = implementation.removeprefix("mcp:").partition("/")
+    outcome, error = "ok", None
+    try:
+        yield
+    except BaseException as exc:
+        blocked = isinstance(exc, ApplicationError) and exc.type == TOOL_CHANGED
+        outcome, error = ("blocked" if blocked else "failed"), str(exc)
+        raise
+    finally:
+        event = AuditEvent(
+            event_key=f"mcp-out:{ctx.workflow_id}:{ctx.call_id}:{ctx.attempt}",
+            session_id=ctx.session_id,
+            workflow_id=ctx.workflow_id,
+            run_id=ctx.run_id,
+            step_id=ctx.step_id or None,
+            kind=EventKind.MCP_CALL,
+            skill=spec.name,
+            payload={
+                "direction": "out",
+                "client": f"session:{ctx.session_id}",
+                "connector": connector,
+                "tool": tool,
+                "version": spec.version,
+                "outcome": outcome,
+                "error": error,
+                "attempt": ctx.attempt,
+            },
+            created_at=datetime.now(UTC),
+        )
+        try:
+            await store.append_event(event)
+        except Exception as exc:  # the audit trail must never change the call's outcome
+            log.warning("mcp audit event not written", error=str(exc), skill=spec.ref)
