@@ -108,8 +108,9 @@ class GroupPolicy(BaseModel):
     """Skill name → the group that decides calls of it."""
     steps: str | None = None
     """The group that decides approval steps of plans (default: `default_group`)."""
-    two_person_risks: tuple[str, ...] = ("external_side_effect",)
-    """Risk levels (from skill contracts) that need two distinct people to approve."""
+    two_person_risks: tuple[str, ...] = ()
+    """Risk levels (from skill contracts) that need two distinct people to approve, e.g.
+    `[external_side_effect]`; none by default, so a project without the file is unchanged."""
     escalation: dict[str, str] = Field(default_factory=dict)
     """Group → the group a request moves to when nobody decided within the timeout."""
     timeout_seconds: float | None = Field(default=None, gt=0)

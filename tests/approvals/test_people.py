@@ -93,6 +93,7 @@ def test_a_bad_approvers_file_names_what_is_wrong(tmp_path: Path, text: str, mes
 def test_no_approvers_file_means_nobody_may_decide(tmp_path: Path) -> None:
     directory = load_approvers(tmp_path / "approvers.yaml")
     assert directory.users == {}
+    assert directory.policy.two_person_risks == ()  # nothing changes without the file
     assert directory.group_for(_record("payments.refund")) is None
 
 
