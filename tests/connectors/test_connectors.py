@@ -86,6 +86,20 @@ async def _run_skill(env: Env, skill: str, arguments: dict[str, object]) -> Sess
         return await handle.result()
 
 
+def _servers_running(name: str) -> list[int]:
+    """Children of this process (the in-test worker) whose command line names `name`."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == os.getpid() and name.encode() in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def _innermost(exc: BaseException) -> str:
     messages = []
     cause: BaseException | None = exc
@@ -130,6 +144,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
     output = ok.outputs["call"]
     assert isinstance(output, dict)
     assert output["timezone"] == "Europe/Paris"
+    assert _servers_running("mcp-server-time") == [], "a stdio server outlived its call"
     [event] = await env.runtime.store.list_events(ok.session_id, kind=EventKind.MCP_CALL)
     assert event.payload == {
         "direction": "out",
