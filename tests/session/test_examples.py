@@ -81,3 +81,31 @@ async def test_a_bad_incident_id_is_refused_before_a_session_starts(
         await start_session(
             env.client, TRIAGE, {"incident_id": "x"}, task_queue=env.settings.task_queue
         )
+
+
+async def test_research_summary_extracts_cheaply_and_synthesises_strongly(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await env_factory(REPO / "replays/research_summary.yaml")
+    plan = load_plan(REPO / "workflows/research_summary.yaml")
+    sources = ["S-1", "S-2", "S-3", "S-4"]
+    handle = await start_session(
+        env.client,
+        plan,
+        {"topic": "heat pumps", "sources": sources},
+        task_queue=env.settings.task_queue,
+    )
+    result = await handle.result()
+    assert result.status is SessionStatus.COMPLETED
+    extracted = result.outputs["extract"]
+    assert isinstance(extracted, dict) and isinstance(extracted["facts"], list)
+    facts = extracted["facts"]
+    assert [f["source"] for f in facts if isinstance(f, dict)] == sources
+    assert {pin.step_id: pin.model for pin in result.model_timeline} == {
+        "extract": "demo-fast",
+        "synthesize": "demo-strong",
+    }
+    events = await env.runtime.store.list_events(handle.id.removeprefix("session-"))
+    reads = [e for e in events if e.kind is EventKind.TOOL_CALL]
+    assert [e.step_id for e in reads] == ["extract"] * 4
+    assert "(S-3)" in str(result.final_output)

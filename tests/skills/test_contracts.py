@@ -34,7 +34,16 @@ def version(v: str, *, deprecated: str | None = None, name: str = "x.y") -> obje
 
 def test_the_demo_project_loads_its_contracts() -> None:
     registry = SkillRegistry.load_directory(REPO / "skills")
-    assert registry.names() == ["orders.get", "payments.refund", "tickets.get"]
+    assert registry.names() == [
+        "deploys.rollback",
+        "incidents.alerts",
+        "incidents.deploys",
+        "incidents.logs",
+        "orders.get",
+        "payments.refund",
+        "sources.read",
+        "tickets.get",
+    ]
     assert [s.spec.version for s in registry.versions("tickets.get")] == ["1.0.0", "1.1.0"]
     assert registry.resolve("tickets.get").spec.version == "1.1.0"
     refund = registry.get("payments.refund", "1.0.0").spec
@@ -317,5 +326,8 @@ def test_validate_resolves_each_plans_skills_in_the_project(tmp_path: Path) -> N
     plan.write_text("name: p\nsteps:\n  - id: a\n    type: skill\n    skill: tickets.get@^2\n")
     result = run_cli(REPO, "validate", str(plan))
     assert result.returncode == 1
-    assert "plan 'p': no version of tickets.get matches 'tickets.get@^2'" in result.stdout
+    assert (
+        "p.yaml: line 5, column 12: steps.0.skill:"
+        " no version of tickets.get matches 'tickets.get@^2'" in result.stdout
+    )
     assert "(versions: 1.0.0, 1.1.0)" in result.stdout

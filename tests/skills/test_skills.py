@@ -21,13 +21,24 @@ class Out(BaseModel):
 
 def test_project_skills_load_with_risk_and_schema() -> None:
     registry = SkillRegistry.load_directory(REPO / "skills")
-    assert registry.names() == ["orders.get", "payments.refund", "tickets.get"]
+    assert registry.names() == [
+        "deploys.rollback",
+        "incidents.alerts",
+        "incidents.deploys",
+        "incidents.logs",
+        "orders.get",
+        "payments.refund",
+        "sources.read",
+        "tickets.get",
+    ]
     refund = registry.get("payments.refund").spec
     assert refund.risk is RiskLevel.IRREVERSIBLE_WRITE and refund.requires_approval
     assert refund.tool_name == "payments_refund"
     assert refund.input_schema["required"] == ["order_id", "amount", "currency", "reason"]
     assert not registry.get("tickets.get").spec.requires_approval
-    with pytest.raises(UnknownSkillError, match=r"unknown skill 'nope' \(registered: orders.get"):
+    with pytest.raises(
+        UnknownSkillError, match=r"unknown skill 'nope' \(registered: deploys.rollback"
+    ):
         registry.get("nope")
 
 
