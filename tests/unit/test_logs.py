@@ -42,3 +42,19 @@ def test_levels_filter(capsys: pytest.CaptureFixture[str]) -> None:
     log.warning("loud")
     err = capsys.readouterr().err
     assert "quiet" not in err and "loud" in err
+
+
+def test_logging_follows_a_replaced_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    """A stream captured when logging was configured may be closed later; logging goes on."""
+    import io
+    import sys
+
+    configure_logging(level="INFO", fmt="json")
+    old = sys.stderr
+    replaced = io.StringIO()
+    sys.stderr = replaced
+    try:
+        get_logger("test").info("after the swap")
+    finally:
+        sys.stderr = old
+    assert "after the swap" in replaced.getvalue()
