@@ -10,6 +10,7 @@ import pytest
 from conftest import REPO, Env
 from temporalio.client import WorkflowFailureError, WorkflowHandle
 
+from orchestrator import flow
 from orchestrator.plans import Plan, parse_plan
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.session.types import SessionResult
@@ -198,3 +199,27 @@ async def test_an_answer_that_breaks_the_output_schema_fails_the_step(
     assert "step 'classify' failed: the answer breaks output_schema: severity: 'meh'" in str(
         info.value.cause
     )
+
+
+async def test_a_plan_built_in_python_runs_on_the_same_workflow(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await env_factory(SCRIPT)
+    built = flow.plan(
+        "built",
+        flow.parallel(
+            "both",
+            flow.call_skill("ticket", "tickets.get", ticket_id="{{ input.t }}"),
+            flow.call_skill("order", "orders.get", order_id="A-1002"),
+        ),
+        flow.branch(
+            "pick",
+            'steps.order.output.status == "delivered"',
+            [flow.call_skill("delivered", "orders.get", order_id="A-1001")],
+        ),
+    )
+    result = await (await _start(env, built, {"t": "T-1002"})).result()
+    assert result.status is SessionStatus.COMPLETED
+    assert result.final_output is None  # in transit: the branch had no else arm
+    joined = result.outputs["both"]
+    assert isinstance(joined, dict) and set(joined) == {"ticket", "order"}
