@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-router dev clean
+.PHONY: demo test lint bench bench-router dev clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,13 @@ EVERYTHING := .cache/npm/node_modules/@modelcontextprotocol/server-everything/pa
 $(EVERYTHING):
 	npm install --silent --no-audit --no-fund --prefix .cache/npm @modelcontextprotocol/server-everything@2026.8.31
 
-test: $(BIN)/.installed $(EVERYTHING)
+# Debian's Chromium for the approval inbox's browser tests, driven by Playwright through its
+# executable_path (Playwright's own browser download is never used). Installed when root.
+chromium:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
+
+test: $(BIN)/.installed $(EVERYTHING) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/orchestrator skills check
