@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from starlette.routing import Mount
 from temporalio.client import WorkflowFailureError
 
 from orchestrator.approvals.serve import routes_for
@@ -38,6 +39,7 @@ from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
+from orchestrator.skills.http import catalog_app
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.stack import embedded_stack
 from orchestrator.store.migrate import upgrade
@@ -156,12 +158,21 @@ async def api(
             host=bind_host,
             port=bind_port,
             required=True,
-            routes=[*routes_for(settings, store), *mcp],
+            routes=[
+                *routes_for(settings, store),
+                Mount("/api/skills", app=catalog_app(_project_skills(settings))),
+                *mcp,
+            ],
         ) as url,
     ):
         stop = _on_interrupt()
-        console.print(f"api on {url} (/api/approvals, /healthz, /readyz, /metrics)")
+        console.print(f"api on {url} (/api/approvals, /api/skills, /healthz, /readyz, /metrics)")
         await stop.wait()
+
+
+def _project_skills(settings: Settings) -> SkillRegistry:
+    """The project's skills, as a worker would load them, for the read-only catalog."""
+    return SkillRegistry.load_directory(settings.project_dir / "skills")
 
 
 def _parse_input(raw: str) -> JsonObject:

@@ -60,10 +60,19 @@ async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
             assert (await http.get("/healthz")).text == "ok\n"
             assert (await http.get("/readyz")).status_code == 200
             metrics = await http.get("/metrics")
+            skills = (await http.get("/api/skills/")).json()
+            refund = await http.get("/api/skills/payments.refund@^1.0")
+            missing = await http.get("/api/skills/payments.nope")
+            post = await http.post("/api/skills/", json={})
         assert metrics.status_code == 200
         assert "orchestrator_approvals_pending 0.0" in metrics.text
         assert 'orchestrator_sessions{status="completed"} 0.0' in metrics.text
         assert "# TYPE orchestrator_routing_decisions_total counter" in metrics.text
+        # The skill catalog, read-only.
+        assert "payments.refund" in str(skills)
+        assert refund.status_code == 200 and refund.json()["risk"] == "irreversible_write"
+        assert missing.status_code == 404 and "payments.nope" in missing.json()["error"]
+        assert post.status_code == 405
     finally:
         proc.send_signal(signal.SIGINT)
         code = await asyncio.wait_for(proc.wait(), 30)
