@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 
 import httpx
 from pydantic import JsonValue
@@ -90,14 +90,16 @@ class HTTPProvider:
         ConfigError: `base_url` is not an http(s) URL.
     """
 
+    path: ClassVar[str]
+    """The endpoint below `base_url` that each vendor's adapter posts to."""
+
     def __init__(
         self,
         *,
         base_url: str,
-        path: str,
-        api_key: str | None,
-        timeout: float,
-        http_client: httpx.AsyncClient | None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        http_client: httpx.AsyncClient | None = None,
     ) -> None:
         try:
             root = httpx.URL(base_url)
@@ -105,7 +107,7 @@ class HTTPProvider:
             raise ConfigError(f"provider base_url {base_url!r} is not a valid URL") from exc
         if root.scheme not in ("http", "https") or not root.host:
             raise ConfigError(f"provider base_url {base_url!r} is not an http(s) URL")
-        url = root.copy_with(path=root.path.rstrip("/") + path)
+        url = root.copy_with(path=root.path.rstrip("/") + self.path)
         self._url = url
         self._endpoint = str(url.copy_with(username=None, password=None, query=None))
         self._api_key = api_key or None

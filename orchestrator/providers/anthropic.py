@@ -169,21 +169,7 @@ class AnthropicProvider(HTTPProvider):
         ConfigError: `base_url` is not an http(s) URL.
     """
 
-    def __init__(
-        self,
-        *,
-        base_url: str,
-        api_key: str | None = None,
-        timeout: float = 60.0,
-        http_client: httpx.AsyncClient | None = None,
-    ) -> None:
-        super().__init__(
-            base_url=base_url,
-            path="/messages",
-            api_key=api_key,
-            timeout=timeout,
-            http_client=http_client,
-        )
+    path = "/messages"
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         """Send one Messages request and normalise the answer.
