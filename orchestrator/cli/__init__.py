@@ -199,7 +199,9 @@ async def _check_budget(settings: Settings, tenant: str, team: str) -> None:
 async def run(
     plan_file: Annotated[Path, typer.Argument(help="Plan YAML file.")],
     input_: Annotated[str, typer.Option("--input", "-i", help="JSON object, or @file.")] = "{}",
-    detach: Annotated[bool, typer.Option(help="Print the session id and return.")] = False,
+    detach: Annotated[
+        bool, typer.Option(help="Print the session and workflow ids and return at once.")
+    ] = False,
     tenant: Annotated[str, typer.Option(help="Whose session: budgets, costs.")] = "default",
     team: Annotated[str, typer.Option(help="Team within the tenant.")] = "default",
     project: Project = None,
@@ -219,8 +221,16 @@ async def run(
         team=team,
     )
     session_id = handle.id.removeprefix("session-")
-    console.print(f"session {session_id}")
+    console.print(f"session {session_id}", highlight=False)
     if detach:
+        console.print(
+            f"workflow {handle.id} on task queue {settings.task_queue!r}\n"
+            f"follow it: orchestrator sessions show {session_id}\n"
+            f"pending approvals: orchestrator approvals list",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
         return
     try:
         result = await follow(handle, console)
