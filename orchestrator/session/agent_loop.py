@@ -1,0 +1,333 @@
+"""Agent steps: the model is chosen at a boundary and pinned for the whole tool loop.
+
+Routing, forced failover (roll back to the step's start, or carry over), the cascade and the
+tool loop itself; tool results are reused on a re-run so no effect repeats.
+"""
+
+from __future__ import annotations
+
+import json
+
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from orchestrator.plans.models import (
+    AgentStep,
+)
+from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
+from orchestrator.routing.types import RoutingDecision
+from orchestrator.session import names
+from orchestrator.session.core import DeploymentDown, StepFailed
+from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
+from orchestrator.session.skill_calls import SkillCalls, skill_names
+from orchestrator.session.templating import render_text
+from orchestrator.session.types import (
+    Boundary,
+    CheckAnswerInput,
+    CheckAnswerResult,
+    ModelCallInput,
+    ModelCallResult,
+    ModelPin,
+    RouteInput,
+    StepState,
+)
+from orchestrator.store.records import EventKind
+from orchestrator.types import JsonValue
+
+__all__ = ["AgentLoop"]
+
+
+class AgentLoop(SkillCalls):
+    """Runs agent steps: routes at boundaries, then the pinned tool loop."""
+
+    def _pin(self, step: AgentStep) -> str:
+        """Choose the step's model. Called only at a step boundary: a safe point."""
+        boundary = (
+            Boundary.SESSION_START if not self._state.model_timeline else Boundary.STEP_CHANGE
+        )
+        if self._switch is not None:
+            model, reason = self._switch.model, f"switch requested: {self._switch.reason}"
+            self._switch = None
+        elif step.model:
+            model, reason = step.model, "named by the step"
+        elif self._start.plan.model:
+            model, reason = self._start.plan.model, "plan default"
+        else:
+            model, reason = self._default_model, "registry default"
+        previous = self._state.pinned_model
+        self._state.pinned_model = model
+        self._state.model_timeline.append(
+            ModelPin(step_id=step.id, model=model, boundary=boundary, reason=reason)
+        )
+        self._event(
+            EventKind.MODEL_PINNED,
+            step.id,
+            model=model,
+            payload={"boundary": boundary.value, "reason": reason, "previous": previous},
+        )
+        return model
+
+    async def _route(
+        self,
+        step: AgentStep,
+        prompt_chars: int,
+        *,
+        failed: dict[str, str] | None = None,
+        escalate: str | None = None,
+    ) -> str:
+        """Ask the router (an activity: it reads live metrics) and pin its answer.
+
+        Called at a safe boundary; with `failed` for a forced failover after the pinned
+        deployment died inside the tool loop; with `escalate` (why) when a cascade step's
+        answer failed its check. The decision and its reasons are recorded.
+        """
+        boundary = self._boundary(failed, escalate)
+        name: str | None
+        if failed:
+            name, why = self._route_name, "failover within the same constraints"
+        elif escalate:
+            name, why = step.escalate_to, f"cascade: {escalate}"
+        elif self._switch is not None:
+            name, why = self._switch.model, f"switch requested: {self._switch.reason}"
+            self._switch = None
+        elif step.model:
+            name, why = step.model, f"{step.model} named by the step"
+        else:
+            name = self._start.plan.model
+            why = f"{name} is the plan default" if name else "any model"
+        self._route_name = name
+        previous = self._state.pinned_model
+        request = route_request(
+            self._start,
+            step,
+            name=name,
+            boundary=boundary,
+            current=previous,
+            tokens_so_far=self._state.input_tokens + self._state.output_tokens,
+            prompt_chars=prompt_chars,
+            exclude=failed or {},
+        )
+        try:
+            decision = await self._activity(
+                names.ROUTE,
+                RouteInput(
+                    ctx=self._ctx(step.id),
+                    request=request,
+                    reserve_budget=boundary is Boundary.SESSION_START,
+                ),
+                RoutingDecision,
+                self._start.options.bookkeeping,
+            )
+        except (ActivityError, ApplicationError) as exc:
+            raise StepFailed(activity_cause(exc)[1]) from None
+        cause = failed.get(previous or "") if failed else None
+        if failed:
+            why += f" ({decision.failover})"
+        self._failover = decision.failover
+        reason = f"{why}; {decision.reason}"
+        self._state.pinned_model = decision.deployment
+        self._state.model_timeline.append(
+            ModelPin(
+                step_id=step.id,
+                model=decision.deployment,
+                boundary=boundary,
+                reason=reason,
+                cause=cause,
+            )
+        )
+        self._event(
+            EventKind.MODEL_PINNED,
+            step.id,
+            key=f"model_pinned:{self._attempt}" if self._attempt else None,
+            model=decision.deployment,
+            payload={
+                "boundary": boundary.value,
+                "reason": reason,
+                "previous": previous,
+                "cause": cause,
+                "policy": decision.policy,
+                "name": name,
+                "rules_fired": list(decision.rules_fired),
+                "budget_used": decision.budget_used,
+                "candidates": [c.model_dump(mode="json") for c in decision.candidates],
+            },
+        )
+        return decision.deployment
+
+    def _boundary(self, failed: dict[str, str] | None, escalate: str | None) -> Boundary:
+        if failed:
+            boundary = Boundary.FORCED_FAILOVER
+        elif escalate:
+            boundary = Boundary.ESCALATION
+        elif not self._state.model_timeline:
+            boundary = Boundary.SESSION_START
+        elif self._after_approval:
+            boundary = Boundary.AFTER_APPROVAL
+        elif self._start.carry is not None and not self._routed:
+            boundary = Boundary.CONTINUE_AS_NEW
+        else:
+            boundary = Boundary.STEP_CHANGE
+        self._after_approval = False
+        self._routed = True
+        return boundary
+
+    async def _rejected(self, step: AgentStep, answer: JsonValue) -> str | None:
+        """Why a cascade step's final answer fails its `accept` check, or None."""
+        if step.accept is None:
+            return None
+        check = await self._activity(
+            names.CHECK_ANSWER,
+            CheckAnswerInput(ctx=self._ctx(step.id), expression=step.accept, answer=str(answer)),
+            CheckAnswerResult,
+            self._start.options.bookkeeping,
+        )
+        return None if check.ok else check.detail
+
+    async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
+        inputs, outputs = self._start.input, self._outputs
+        if not self._routing:
+            model = self._pin(step)
+            state.model = model
+        allowed = skill_names(step.skills)
+        unknown = [name for name in allowed if name not in self._skills]
+        if unknown:
+            raise StepFailed(f"skills not registered: {', '.join(unknown)}")
+        tools = [
+            ToolDefinition(
+                name=spec.tool_name, description=spec.description, parameters=spec.input_schema
+            )
+            for spec in (self._skills[name] for name in allowed)
+        ]
+        system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
+        if step.instructions:
+            system += "\n\n" + render_text(step.instructions, inputs, outputs)
+        user = render_text(step.goal, inputs, outputs)
+        if inputs:
+            user += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
+        start = [
+            ChatMessage(role="system", content=system),
+            ChatMessage(role="user", content=user),
+        ]
+        if not self._routing:
+            return await self._tool_loop(step, state, model, start, tools)
+        self._attempt, self._reuse = 0, {}
+        failed: dict[str, str] = {}
+        model = await self._route(step, len(system) + len(user))
+        conversation = list(start)
+        escalated = False
+        while True:
+            state.model = model
+            try:
+                answer = await self._tool_loop(step, state, model, conversation, tools)
+                why = None if escalated else await self._rejected(step, answer)
+                if why is None:
+                    return answer
+                # Cascade: the loop has closed, so this is a safe boundary. Re-run the step
+                # from its start on the stronger model; tool results are reused.
+                escalated = True
+                self._attempt += 1
+                conversation = list(start)
+                model = await self._route(step, len(system) + len(user), escalate=why)
+                continue
+            except DeploymentDown as down:
+                # Default: roll the step back to its start (a safe boundary) and re-run it
+                # on the next deployment that satisfies the same constraints; tool results
+                # of the failed attempt are reused, so no effect runs twice. A policy may
+                # instead carry the conversation over to the next deployment mid-loop.
+                carry = self._failover == "carry_over"
+                if not carry:
+                    self._state.in_tool_loop = False
+                    conversation = list(start)
+                failed[model] = down.cause
+                self._attempt += 1
+                model = await self._route(step, len(system) + len(user), failed=failed)
+
+    async def _tool_loop(
+        self,
+        step: AgentStep,
+        state: StepState,
+        model: str,
+        messages: list[ChatMessage],
+        tools: list[ToolDefinition],
+    ) -> JsonValue:
+        prefix = f"f{self._attempt}." if self._attempt else ""
+        for round_no in range(step.max_rounds):
+            await self._flush()
+            if self._state.in_tool_loop and self._state.pinned_model != model:
+                raise StepFailed("invariant broken: model changed inside an open tool loop")
+            ask = ModelCallInput(
+                ctx=self._ctx(step.id),
+                round=round_no,
+                model=model,
+                messages=messages,
+                tools=tools,
+            )
+            if self._routing:
+                ask.attempt, ask.tenant, ask.team = (
+                    self._attempt,
+                    self._start.tenant,
+                    self._start.team,
+                )
+            try:
+                result = await self._activity(
+                    names.CALL_MODEL, ask, ModelCallResult, self._start.options.model_call
+                )
+            except ActivityError as exc:
+                if self._routing and unavailable(exc):
+                    raise DeploymentDown(activity_cause(exc)[1]) from None
+                raise
+            state.rounds = round_no + 1
+            self._account(result)
+            answer = result.response.message
+            messages.append(answer)
+            if not answer.tool_calls:
+                self._state.in_tool_loop = False
+                return answer.content or ""
+            self._state.in_tool_loop = True
+            for index, call in enumerate(answer.tool_calls):
+                content = await self._tool_call(step, f"{prefix}{round_no}.{index}", call)
+                messages.append(
+                    ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=content)
+                )
+        self._state.in_tool_loop = False
+        raise StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
+
+    async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
+        skill_name = self._tool_to_skill.get(call.name)
+        allowed = skill_names(step.skills)
+        if skill_name is None or skill_name not in allowed:
+            offered = ", ".join(self._skills[n].tool_name for n in allowed) or "none"
+            return self._tool_error(
+                step.id, call_id, call.name, f"unknown tool {call.name!r}; tools offered: {offered}"
+            )
+        if call.arguments is None:
+            return self._tool_error(step.id, call_id, call.name, call.parse_error or "no arguments")
+        key = reuse_key(skill_name, call.arguments)
+        if self._attempt and key in self._reuse:
+            self._event(
+                EventKind.TOOL_CALL,
+                step.id,
+                key=f"tool:{call_id}:reused",
+                payload={"call_id": call_id, "arguments": call.arguments, "reused": True},
+            )
+            return self._reuse[key]
+        result = await self._invoke_skill(
+            step.id, call_id, self._skills[skill_name], call.arguments, step.on_reject
+        )
+        if result.ok:
+            content = json.dumps(result.output, sort_keys=True)
+        else:
+            content = f"ERROR ({result.error_kind}): {result.error}"
+        if self._routing and result.error_kind != "failed":
+            # A re-run after a forced failover answers the same call with this result
+            # instead of running it again: an effect never repeats.
+            self._reuse[key] = content
+        return content
+
+    def _tool_error(self, step_id: str, call_id: str, tool: str, error: str) -> str:
+        self._event(
+            EventKind.TOOL_ERROR,
+            step_id,
+            key=f"tool:{call_id}",
+            payload={"tool": tool, "error": error, "call_id": call_id},
+        )
+        return f"ERROR (invalid_call): {error}"

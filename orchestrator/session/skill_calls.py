@@ -1,0 +1,144 @@
+"""Skill calls: contract options, the runtime's approval policy, and effects keyed once."""
+
+from __future__ import annotations
+
+import json
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from orchestrator.plans.models import (
+    OnReject,
+    SkillStep,
+)
+from orchestrator.session import names
+from orchestrator.session.approval_gate import ApprovalGate
+from orchestrator.session.core import StepFailed
+from orchestrator.session.templating import render_value
+from orchestrator.session.types import (
+    ActivityOptions,
+    SkillCallInput,
+    SkillCallResult,
+)
+from orchestrator.skills.models import SkillSpec
+from orchestrator.store.records import EventKind
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = ["SkillCalls", "skill_names", "skill_options"]
+
+
+class SkillCalls(ApprovalGate):
+    """Runs skills for tool calls and skill steps, gating them as their contract says."""
+
+    async def _invoke_skill(
+        self,
+        step_id: str,
+        call_id: str,
+        spec: SkillSpec,
+        arguments: JsonObject,
+        on_reject: OnReject,
+    ) -> SkillCallResult:
+        """Run a skill; a gated one first has its arguments checked and a person's approval.
+
+        The skill's approval policy is applied by the validate-only activity to the
+        validated arguments (`always`, or its CEL condition); the model never decides it.
+        """
+        call = SkillCallInput(
+            ctx=self._ctx(step_id),
+            call_id=call_id,
+            skill=spec.name,
+            version=spec.version,
+            arguments=arguments,
+            idempotency_key=self._call_key(spec, step_id, call_id, arguments),
+        )
+        opts = skill_options(self._start.options.skill_call, spec)
+        gated = spec.requires_approval
+        if gated or spec.approval_condition is not None:
+            check = await self._activity(
+                names.CALL_SKILL,
+                call.model_copy(update={"validate_only": True}),
+                SkillCallResult,
+                opts,
+            )
+            if not check.ok:
+                return check
+            call.arguments = check.arguments or arguments
+            call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
+            gated = gated or check.needs_approval
+        if gated:
+            decision = await self._await_approval(
+                step_id,
+                call_id,
+                spec,
+                call.arguments,
+                f"{spec.name}@{spec.version} ({spec.risk.value})"
+                f" with {json.dumps(call.arguments, sort_keys=True)}",
+            )
+            if not decision.approve:
+                reason = f"rejected by {decision.decided_by}: {decision.reason}"
+                if on_reject is OnReject.FAIL_STEP:
+                    raise StepFailed(f"{spec.name} {reason}")
+                return SkillCallResult(ok=False, error=reason, error_kind="rejected")
+            call.approval_id = decision.approval_id
+            if decision.arguments is not None:
+                # The approver's edit, checked against the contract; the skill activity
+                # validates it again before it runs.
+                call.arguments = decision.arguments
+                call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
+        try:
+            return await self._activity(names.CALL_SKILL, call, SkillCallResult, opts)
+        except ActivityError as exc:
+            cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
+            self._event(
+                EventKind.TOOL_ERROR,
+                step_id,
+                key=f"tool:{call_id}:failed",
+                payload={"skill": spec.name, "error": cause, "call_id": call_id},
+            )
+            if isinstance(exc.cause, ApplicationError) and (
+                exc.cause.type == names.SKILL_OUTPUT_INVALID
+            ):
+                raise StepFailed(cause) from None
+            return SkillCallResult(ok=False, error=cause, error_kind="failed")
+
+    def _call_key(self, spec: SkillSpec, step_id: str, call_id: str, arguments: JsonObject) -> str:
+        info = workflow.info()
+        return spec.call_key(
+            workflow_id=info.workflow_id,
+            run_id=info.run_id,
+            step_id=step_id,
+            call_id=call_id,
+            arguments=arguments,
+        )
+
+    async def _skill_step(self, step: SkillStep) -> JsonValue:
+        spec = self._skills.get(skill_names([step.skill])[0])
+        if spec is None:
+            raise StepFailed(f"skill {step.skill!r} is not registered")
+        arguments = render_value(step.arguments, self._start.input, self._outputs)
+        if not isinstance(arguments, dict):
+            raise StepFailed("arguments must render to an object")
+        result = await self._invoke_skill(step.id, "step", spec, arguments, OnReject.FAIL_STEP)
+        if not result.ok:
+            raise StepFailed(f"{step.skill}: {result.error}")
+        return result.output
+
+
+def skill_names(refs: list[str]) -> list[str]:
+    """Skill names of plan references: `payments.refund@^1.0` is `payments.refund`."""
+    return [ref.partition("@")[0].strip() for ref in refs]
+
+
+def skill_options(base: ActivityOptions, spec: SkillSpec) -> ActivityOptions:
+    """The session's skill-call options with the contract's timeout and retry laid over."""
+    update: dict[str, object] = {}
+    if spec.timeout is not None:
+        update["start_to_close"] = spec.timeout
+    if spec.max_attempts is not None:
+        update["max_attempts"] = spec.max_attempts
+    if spec.initial_retry is not None:
+        update["initial_retry"] = spec.initial_retry
+        update["max_retry"] = max(spec.initial_retry, spec.max_retry or base.max_retry)
+    elif spec.max_retry is not None:
+        update["max_retry"] = max(spec.max_retry, base.initial_retry)
+    return base.model_copy(update=update) if update else base
