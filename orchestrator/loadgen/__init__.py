@@ -1,0 +1,32 @@
+"""Load generation: many concurrent sessions of one plan, and proof that none was lost.
+
+Shared by the load benchmark (`bench/load.py`, which runs the same plan shape on LangGraph
+beside ours) and the small load test in the suite (`tests/reliability/test_load_small.py`).
+The plan and tool contracts are in `tests/reliability/load_project/`; the tools are in
+`orchestrator.loadgen.tools` so that both systems call the very same functions.
+"""
+
+from orchestrator.loadgen.driver import LoadSettings, run_runtime_load
+from orchestrator.loadgen.report import Latency, LoadReport, SessionTrace, summarise
+from orchestrator.loadgen.scenario import (
+    SessionSpec,
+    load_scenario_plan,
+    replay_script,
+    session_specs,
+)
+from orchestrator.loadgen.tools import LedgerCounts, read_ledger
+
+__all__ = [
+    "Latency",
+    "LedgerCounts",
+    "LoadReport",
+    "LoadSettings",
+    "SessionSpec",
+    "SessionTrace",
+    "load_scenario_plan",
+    "read_ledger",
+    "replay_script",
+    "run_runtime_load",
+    "session_specs",
+    "summarise",
+]
