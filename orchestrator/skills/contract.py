@@ -59,17 +59,24 @@ _NAME = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
 _IMPLEMENTATION = r"^(python:[A-Za-z_][\w.]*:[A-Za-z_]\w*|mcp:[\w.-]+/[\w.-]+)$"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_MAX_SECONDS = 10 * 365 * 24 * 3600.0
 
 
 def _duration(value: object) -> object:
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
+        seconds = float(value)
+    elif isinstance(value, str):
         match = _DURATION.match(value)
         if not match:
             raise ValueError(f"{value!r} is not a duration; write e.g. 500ms, 30s, 5m or 1h")
-        return timedelta(seconds=float(match.group(1)) * _UNITS[match.group(2)])
-    return value
+        seconds = float(match.group(1)) * _UNITS[match.group(2)]
+    else:
+        return value
+    # timedelta overflows past ~2.7 million years, and Temporal refuses a zero or negative
+    # timeout only when the workflow schedules the call: both are the file's fault.
+    if not 0 < seconds <= _MAX_SECONDS:
+        raise ValueError(f"{value!r} must be more than 0 and at most 10 years")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
