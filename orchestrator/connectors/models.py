@@ -29,10 +29,10 @@ import sys
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from mcp.client.stdio import StdioServerParameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import ConfigError
 from orchestrator.skills.models import RiskLevel
 
@@ -127,20 +127,27 @@ def load_connector(path: Path) -> Connector:
         ConfigError: unreadable or malformed, naming the file and each field at fault.
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
+        raw, found = parse(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read connector: {exc}") from None
+    except YamlFault as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a connector file must be a YAML mapping with name and tools")
     try:
-        connector = Connector.model_validate(raw if isinstance(raw, dict) else {})
+        connector = Connector.model_validate(raw)
     except ValidationError as exc:
-        faults = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}:"
+        faults = "\n".join(
+            f"{path}: {where(found, [str(p) for p in err['loc']])}:"
+            f" {'.'.join(str(p) for p in err['loc']) or '<root>'}:"
             f" {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )
-        raise ConfigError(f"{path}: {faults}") from None
+        raise ConfigError(faults) from None
     if connector.name != path.stem:
-        raise ConfigError(f"{path}: name: {connector.name!r} must match the file name")
+        raise ConfigError(
+            f"{path}: {where(found, ['name'])}: name: {connector.name!r} must match the file name"
+        )
     connector.source = path
     return connector
 

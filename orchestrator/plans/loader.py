@@ -9,10 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from orchestrator._yaml import positions, where
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import PlanError
 from orchestrator.plans.models import Plan
 
@@ -46,13 +45,11 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
             fault, each with `source:line:column: field: message`.
     """
     try:
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise PlanError(f"{source}: not valid YAML: {exc}") from exc
-    if node is None or not isinstance(raw, dict):
+        raw, found = parse(text)
+    except YamlFault as exc:
+        raise PlanError(f"{source}: {exc}") from None
+    if not isinstance(raw, dict):
         raise PlanError(f"{source}: a plan must be a YAML mapping with name and steps")
-    found = positions(node)
     try:
         return Plan.model_validate(raw)
     except ValidationError as exc:
@@ -74,6 +71,8 @@ def load_plan(path: Path) -> Plan:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise PlanError(f"{path}: cannot read plan file: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{path}: not UTF-8 text: byte {exc.start}: {exc.reason}") from None
     return parse_plan(text, str(path))
 
 

@@ -19,10 +19,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
-from orchestrator._yaml import positions, where
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import SkillDefinitionError
 from orchestrator.skills.contract import Contract
 from orchestrator.skills.skill import Skill, bind
@@ -90,16 +89,17 @@ def load_contract(path: Path, skills_dir: Path) -> Skill[Any, Any]:
         SkillDefinitionError: one line per fault: `file: line L, column C: field: message`.
     """
     try:
-        text = path.read_text(encoding="utf-8")
-        node = yaml.compose(text)
-        raw = yaml.safe_load(text)
+        raw, found = parse(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise SkillDefinitionError(f"{path}: cannot read contract: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
-        raise SkillDefinitionError(f"{path}: not valid YAML: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise SkillDefinitionError(
+            f"{path}: not UTF-8 text: byte {exc.start}: {exc.reason}"
+        ) from None
+    except YamlFault as exc:
+        raise SkillDefinitionError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise SkillDefinitionError(f"{path}: a contract must be a YAML mapping")
-    found = positions(node)
     try:
         contract = Contract.model_validate(raw)
     except ValidationError as exc:
