@@ -17,6 +17,7 @@ from temporalio.client import WorkflowFailureError
 from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli import connectors as connectors_cli
+from orchestrator.cli import init as init_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
@@ -32,7 +33,7 @@ from orchestrator.exceptions import (
 )
 from orchestrator.mcp.http import mcp_routes
 from orchestrator.observability import configure_tracing, serve_http
-from orchestrator.plans.loader import load_plan
+from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.plans.models import Plan
 from orchestrator.providers.registry import load_model_registry
 from orchestrator.routing.budgets import applicable, check_new_session
@@ -63,6 +64,7 @@ app.add_typer(connectors_cli.app, name="connectors")
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
 app.command()(audit.inventory)
+app.command()(init_cli.init)
 db_app = typer.Typer(help="The session and audit store.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
@@ -277,8 +279,12 @@ def validate(
     except (SkillDefinitionError, ConfigError) as exc:
         faults.append(str(exc))
     else:
+        project_plans = dict(plans)
+        if path.is_file():
+            with contextlib.suppress(PlanError):
+                project_plans = {**load_plans(settings.project_dir / "workflows"), **plans}
         for file, plan in by_path.items():
-            found = plans_cli.check_project({file: plan}, models, registry)
+            found = plans_cli.check_project({file: plan}, models, registry, project_plans)
             faults.extend(found)
             try:
                 if not found:  # each range resolves alone; do they all fit one version?
