@@ -8,13 +8,15 @@ that one skill (`call_durably`).
 
 from orchestrator.mcp.auth import McpClient, McpClients, TokenVerifierForClients
 from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, call_durably
-from orchestrator.mcp.server import skill_server, streamable_http_app
+from orchestrator.mcp.server import skill_server
 from orchestrator.mcp.tools import annotations_for, tool_for
+from orchestrator.mcp.transport import SkillHttpApp, streamable_http_app
 
 __all__ = [
     "IDEMPOTENCY_META_KEY",
     "McpClient",
     "McpClients",
+    "SkillHttpApp",
     "TokenVerifierForClients",
     "annotations_for",
     "call_durably",

@@ -14,9 +14,15 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
+)
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.exceptions import SkillArgumentsError
 from orchestrator.plans.models import Plan, SkillStep
@@ -27,7 +33,17 @@ from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import SessionStatus
 from orchestrator.types import JsonObject
 
-__all__ = ["IDEMPOTENCY_META_KEY", "Progress", "call_durably", "session_id_for"]
+__all__ = [
+    "IDEMPOTENCY_META_KEY",
+    "MEMO_CLIENT",
+    "Progress",
+    "call_durably",
+    "current_state",
+    "finished",
+    "owned_run",
+    "session_id_for",
+    "wait_for",
+]
 
 IDEMPOTENCY_META_KEY = "orchestrator/idempotency_key"
 """The `_meta` key of a `tools/call` request that names its idempotency key."""
@@ -78,6 +94,10 @@ def plan_for(spec: SkillSpec, arguments: JsonObject) -> Plan:
     )
 
 
+MEMO_CLIENT = "mcp_client"
+"""Memo of a run started over MCP: the client identity it belongs to."""
+
+
 async def start_or_join(
     client: Client,
     spec: SkillSpec,
@@ -87,7 +107,10 @@ async def start_or_join(
     task_queue: str,
     client_id: str,
 ) -> WorkflowHandle[object, SessionResult]:
-    """Start the call's run, or return the handle of the run its id already names."""
+    """Start the call's run, or return the handle of the run its id already names.
+
+    The run's memo names the client, so only that client can fetch its result later.
+    """
     workflow_id = workflow_id_for(session_id)
     try:
         return await client.start_workflow(
@@ -103,9 +126,28 @@ async def start_or_join(
             result_type=SessionResult,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            memo={MEMO_CLIENT: client_id},
         )
     except WorkflowAlreadyStartedError:
         return client.get_workflow_handle(workflow_id, result_type=SessionResult)
+
+
+async def owned_run(
+    client: Client, session_id: str, client_id: str
+) -> WorkflowHandle[object, SessionResult] | None:
+    """The run of `session_id` if it was started over MCP by `client_id`, else None.
+
+    Another client's run and no run at all look the same, so ids cannot be probed.
+    """
+    handle = client.get_workflow_handle(workflow_id_for(session_id), result_type=SessionResult)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    owner = await described.memo_value(MEMO_CLIENT, None, type_hint=str)
+    return handle if owner == client_id else None
 
 
 async def call_durably(
@@ -128,7 +170,8 @@ async def call_durably(
         session_id: The call's session (see `session_id_for`).
         task_queue: Where workers pick the run up.
         client_id: The MCP client identity, recorded as who requested the session.
-        progress: Told what the run waits for while a person decides.
+        progress: Told the session's id first, then what the run waits for while a
+            person decides.
         poll: Seconds between looks at the run's state while it is not finished; each
             look that finds it waiting for a person sends one progress message.
     """
@@ -140,18 +183,55 @@ async def call_durably(
         task_queue=task_queue,
         client_id=client_id,
     )
+    await progress(f"running {spec.ref} as session {session_id}")
+    return await wait_for(handle, session_id, progress=progress, poll=poll)
+
+
+async def wait_for(
+    handle: WorkflowHandle[object, SessionResult],
+    session_id: str,
+    *,
+    progress: Progress,
+    poll: float = 1.0,
+) -> SessionResult:
+    """The run's result once it ends; cancelling the wait never cancels the run."""
     result = asyncio.ensure_future(handle.result())
     try:
         while True:
             done, _ = await asyncio.wait({result}, timeout=poll)
             if done:
                 return _outcome(result, session_id)
-            state = await handle.query(names.STATE_QUERY, result_type=SessionState)
+            state = await current_state(handle)
             if state.status is SessionStatus.WAITING_APPROVAL:
-                ids = ", ".join(p.approval_id for p in state.pending_approvals) or "?"
-                await progress(f"waiting for a person to approve {spec.ref} (approval {ids})")
+                await progress(_waiting(state))
     finally:
         result.cancel()
+
+
+async def current_state(handle: WorkflowHandle[object, SessionResult]) -> SessionState:
+    """What the run is doing now (its state query)."""
+    state: SessionState = await handle.query(names.STATE_QUERY, result_type=SessionState)
+    return state
+
+
+async def finished(
+    handle: WorkflowHandle[object, SessionResult], session_id: str
+) -> SessionResult | None:
+    """The run's result if it has ended, else None (without waiting)."""
+    described = await handle.describe()
+    if described.status in (None, WorkflowExecutionStatus.RUNNING):
+        return None
+    result = asyncio.ensure_future(handle.result())
+    await asyncio.wait({result})
+    return _outcome(result, session_id)
+
+
+def _waiting(state: SessionState) -> str:
+    what = ", ".join(
+        f"{p.skill}@{p.skill_version} (approval {p.approval_id})" if p.skill else p.approval_id
+        for p in state.pending_approvals
+    )
+    return f"session {state.session_id}: waiting for a person to approve {what or '?'}"
 
 
 def _outcome(done: asyncio.Future[SessionResult], session_id: str) -> SessionResult:

@@ -10,7 +10,8 @@ from starlette.routing import BaseRoute, Route
 from orchestrator.client import connect
 from orchestrator.logs import get_logger
 from orchestrator.mcp.auth import McpClients
-from orchestrator.mcp.server import SkillServerDeps, skill_server, streamable_http_app
+from orchestrator.mcp.server import SkillServerDeps, skill_server
+from orchestrator.mcp.transport import streamable_http_app
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
@@ -45,7 +46,6 @@ async def mcp_routes(
         store=store,
         task_queue=settings.task_queue,
     )
-    server = skill_server(deps)
-    app = streamable_http_app(server, clients, audience=audience, host=host)
-    async with server.session_manager.run():
+    app = streamable_http_app(skill_server(deps), clients, audience=audience, host=host)
+    async with app.run():
         yield [Route("/mcp", endpoint=app)]

@@ -13,22 +13,27 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import anyio
 import mcp_types as types
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import ServerRequestContext
 from mcp.server.lowlevel import Server
-from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
-from starlette.applications import Starlette
 from temporalio.client import Client
 
 from orchestrator import __version__
 from orchestrator.exceptions import SkillArgumentsError, UnknownSkillError
 from orchestrator.logs import get_logger
-from orchestrator.mcp.auth import McpClients, TokenVerifierForClients, allows
-from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, call_durably, session_id_for
+from orchestrator.mcp.auth import allows
+from orchestrator.mcp.calls import (
+    IDEMPOTENCY_META_KEY,
+    STEP_ID,
+    Progress,
+    call_durably,
+    session_id_for,
+)
+from orchestrator.mcp.results import RESULT_TOOL, fetch_result, parse_query, result_tool
 from orchestrator.mcp.tools import tool_for
 from orchestrator.service import workflow_id_for
 from orchestrator.skills.models import SkillSpec
@@ -37,14 +42,12 @@ from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["FORBIDDEN", "MAX_BODY_BYTES", "SkillServerDeps", "skill_server", "streamable_http_app"]
+__all__ = ["FORBIDDEN", "SkillServerDeps", "skill_server"]
 
 log = get_logger(__name__)
 
 FORBIDDEN = -32003
 """JSON-RPC error code of a call outside the client's scopes (a server-defined code)."""
-MAX_BODY_BYTES = 1024 * 1024
-"""Largest request body the HTTP endpoint reads."""
 STDIO_CLIENT = "stdio"
 """Identity of a stdio client: whoever started `orchestrator mcp serve` on this machine."""
 
@@ -92,16 +95,18 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
     ) -> types.ListToolsResult:
         _client, scopes = _caller(ctx)
         specs = [s for s in _current(deps.skills) if scopes is None or allows(scopes, s.name)]
-        return types.ListToolsResult(tools=[tool_for(spec) for spec in specs])
+        return types.ListToolsResult(tools=[*(tool_for(spec) for spec in specs), result_tool()])
 
     async def call_tool(
         ctx: ServerRequestContext[dict[str, object], object],
         params: types.CallToolRequestParams,
     ) -> types.CallToolResult:
         client_id, scopes = _caller(ctx)
+        progress = _reporter(ctx)
+        if params.name == RESULT_TOOL:
+            return await _result_call(deps, client_id, params, progress)
         arguments: JsonObject = dict(params.arguments or {})
-        meta = params.meta or {}
-        raw_key = meta.get(IDEMPOTENCY_META_KEY)
+        raw_key = (params.meta or {}).get(IDEMPOTENCY_META_KEY)
         key = str(raw_key) if raw_key is not None else None
         session_id = session_id_for(client_id, params.name, key)
         audit = _Audit(deps.store, session_id, client_id, params.name)
@@ -113,35 +118,33 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         spec = item.spec
         if scopes is not None and not allows(scopes, spec.name):
             message = f"client {client_id!r} is not allowed to call {spec.name}"
-            await audit.write(spec, "forbidden", message)
+            await audit.write(spec, "refused", message)
             raise MCPError(FORBIDDEN, message)
         try:
             item.validate_arguments(arguments)
         except SkillArgumentsError as exc:
             await audit.write(spec, "invalid_arguments", str(exc))
             return _error(str(exc), session_id, spec)
-        count = 0
-
-        async def progress(message: str) -> None:
-            nonlocal count
-            count += 1
-            await ctx.session.report_progress(count, None, message)
-
-        result = await call_durably(
-            deps.client,
-            spec,
-            arguments,
-            session_id=session_id,
-            task_queue=deps.task_queue,
-            client_id=client_id,
-            progress=progress,
-            poll=deps.poll_seconds,
-        )
+        try:
+            result = await call_durably(
+                deps.client,
+                spec,
+                arguments,
+                session_id=session_id,
+                task_queue=deps.task_queue,
+                client_id=client_id,
+                progress=progress,
+                poll=deps.poll_seconds,
+            )
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await audit.write(spec, "disconnected", "the client left; the run goes on")
+            raise
         if result.status is not SessionStatus.COMPLETED:
             error = result.error or f"the run ended {result.status.value}"
             await audit.write(spec, "failed", error)
             return _error(error, session_id, spec)
-        output = result.outputs.get("call")
+        output = result.outputs.get(STEP_ID)
         await audit.write(spec, "ok", None)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(output))],
@@ -155,6 +158,49 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         instructions="Skills of this orchestrator project; each call runs as a durable session.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+    )
+
+
+def _reporter(ctx: ServerRequestContext[dict[str, object], object]) -> Progress:
+    """Progress notifications of one request (sent only if the client asked for them)."""
+    count = 0
+
+    async def progress(message: str) -> None:
+        nonlocal count
+        count += 1
+        await ctx.session.report_progress(count, None, message)
+
+    return progress
+
+
+async def _result_call(
+    deps: SkillServerDeps,
+    client_id: str,
+    params: types.CallToolRequestParams,
+    progress: Progress,
+) -> types.CallToolResult:
+    """Answer `session-result`: the status or outcome of one of this client's runs."""
+    audit = _Audit(deps.store, "", client_id, RESULT_TOOL)
+    try:
+        query = parse_query(params.arguments or {})
+    except ValueError as exc:
+        await audit.write(None, "invalid_arguments", str(exc))
+        raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+    audit.session_id = query.session_for(client_id)
+    found = await fetch_result(
+        deps.client, query, client_id=client_id, progress=progress, poll=deps.poll_seconds
+    )
+    if found is None:
+        message = f"no session {audit.session_id!r} started over MCP by client {client_id!r}"
+        await audit.write(None, "unknown_session", message)
+        raise MCPError(types.INVALID_PARAMS, message)
+    await audit.write(None, "ok", None)
+    structured = found.model_dump(mode="json")
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(structured))],
+        structured_content=structured,
+        is_error=found.status is SessionStatus.FAILED,
+        meta={"orchestrator/session_id": found.session_id},
     )
 
 
@@ -200,29 +246,3 @@ class _Audit:
             await self.store.append_event(event)
         except Exception as exc:  # the audit trail must never turn a call into an error
             log.warning("mcp audit event not written", error=str(exc), **event.payload)
-
-
-def streamable_http_app(
-    server: Server[dict[str, object]], clients: McpClients, *, audience: str, host: str
-) -> Starlette:
-    """The SDK's streamable HTTP app at `/mcp`, behind bearer tokens for `audience`.
-
-    Run `server.session_manager.run()` around serving it (a route does not run a
-    sub-application's lifespan). No CORS middleware is added, so browsers get no
-    cross-origin access at all; bodies over `MAX_BODY_BYTES` are refused.
-    """
-    security = None
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
-    return server.streamable_http_app(
-        streamable_http_path="/mcp",
-        host=host,
-        transport_security=security,
-        max_request_body_size=MAX_BODY_BYTES,
-        auth=AuthSettings(
-            issuer_url=audience,
-            resource_server_url=audience,
-            validate_token_resource=True,
-        ),
-        token_verifier=TokenVerifierForClients(clients),
-    )

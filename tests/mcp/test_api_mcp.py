@@ -27,6 +27,7 @@ def test_public_api_is_exactly_exported() -> None:
         "IDEMPOTENCY_META_KEY",
         "McpClient",
         "McpClients",
+        "SkillHttpApp",
         "TokenVerifierForClients",
         "annotations_for",
         "call_durably",

@@ -3,11 +3,7 @@ stdio (a real `orchestrator mcp serve` process) and over streamable HTTP with to
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import anyio
@@ -16,14 +12,11 @@ import mcp_types as types
 import pytest
 from conftest import REPO, Env
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from serving import REFUND, deps_for, http_client, serve_http, stdio_parameters, text_of
 
-from orchestrator.mcp.auth import McpClient, McpClients
 from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY
-from orchestrator.mcp.server import FORBIDDEN, SkillServerDeps, skill_server, streamable_http_app
-from orchestrator.replay import LoopbackServer
+from orchestrator.mcp.server import FORBIDDEN, SkillServerDeps, skill_server
 from orchestrator.service import decide_approval
 from orchestrator.store.records import EventKind
 
@@ -36,28 +29,14 @@ async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
 
 @pytest.fixture
 def deps(env: Env) -> SkillServerDeps:
-    """The skill server over the test's worker, looking at waiting runs often."""
-    return SkillServerDeps(
-        skills=env.runtime.skills,
-        client=env.client,
-        store=env.runtime.store,
-        task_queue=env.settings.task_queue,
-        poll_seconds=0.2,
-    )
-
-
-REFUND = {"order_id": "O-5001", "amount": 42.5, "currency": "EUR", "reason": "damaged item"}
-
-
-def _text(result: types.CallToolResult) -> str:
-    return " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+    return deps_for(env)
 
 
 async def test_tools_carry_contract_schemas_and_risk_hints(deps: SkillServerDeps) -> None:
     async with Client(skill_server(deps)) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
     assert {"orders.get", "payments.refund", "tickets.get"} <= set(tools)
-    assert set(tools) == set(deps.skills.names())
+    assert set(tools) == {*deps.skills.names(), "session-result"}
     refund = deps.skills.resolve("payments.refund").spec
     assert tools["payments.refund"].input_schema == refund.input_schema
     assert tools["payments.refund"].output_schema == refund.output_schema
@@ -78,7 +57,7 @@ async def test_invalid_arguments_are_a_tool_error(deps: SkillServerDeps) -> None
     async with Client(skill_server(deps)) as client:
         result = await client.call_tool("tickets.get", {"ticket": "T-1001"})
     assert result.is_error
-    assert "invalid arguments for tickets.get" in _text(result)
+    assert "invalid arguments for tickets.get" in text_of(result)
 
 
 async def _call_with_decision(
@@ -90,7 +69,8 @@ async def _call_with_decision(
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
         messages.append(message or "")
-        waiting.set()
+        if "waiting for a person" in (message or ""):
+            waiting.set()
 
     async with Client(skill_server(deps)) as client, anyio.create_task_group() as tg:
         box: list[types.CallToolResult] = []
@@ -122,11 +102,12 @@ async def _call_with_decision(
 
 async def test_gated_skill_completes_after_approval(deps: SkillServerDeps, env: Env) -> None:
     result, messages = await _call_with_decision(deps, env, approve=True, key="refund-1")
-    assert not result.is_error, _text(result)
+    assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     assert result.structured_content["status"] == "issued"
-    assert "waiting for a person to approve payments.refund@1.0.0" in messages[0]
     session_id = str((result.meta or {})["orchestrator/session_id"])
+    assert messages[0] == f"running payments.refund@1.0.0 as session {session_id}"
+    assert "waiting for a person to approve payments.refund@1.0.0 (approval" in messages[1]
     [event] = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
     assert event.payload["client"] == "stdio"
     assert (event.payload["tool"], event.payload["version"], event.payload["outcome"]) == (
@@ -139,8 +120,8 @@ async def test_gated_skill_completes_after_approval(deps: SkillServerDeps, env: 
 async def test_gated_skill_is_refused_after_rejection(deps: SkillServerDeps, env: Env) -> None:
     result, _ = await _call_with_decision(deps, env, approve=False, key="refund-2")
     assert result.is_error
-    assert "rejected by maria" in _text(result)
-    assert "not this order" in _text(result)
+    assert "rejected by maria" in text_of(result)
+    assert "not this order" in text_of(result)
 
 
 async def test_disconnected_client_run_goes_on_and_key_joins_it(
@@ -149,7 +130,8 @@ async def test_disconnected_client_run_goes_on_and_key_joins_it(
     waiting = anyio.Event()
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:
-        waiting.set()
+        if "waiting for a person" in (message or ""):
+            waiting.set()
 
     meta: types.RequestParamsMeta = {IDEMPOTENCY_META_KEY: "refund-3"}  # type: ignore[typeddict-unknown-key]
     async with Client(skill_server(deps)) as client, anyio.create_task_group() as tg:
@@ -168,93 +150,21 @@ async def test_disconnected_client_run_goes_on_and_key_joins_it(
     async with Client(skill_server(deps)) as client:
         with anyio.fail_after(60):
             result = await client.call_tool("payments.refund", REFUND, meta=meta)
-    assert not result.is_error, _text(result)
+    assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     assert result.structured_content["status"] == "issued"
     assert len(await env.runtime.store.list_approvals(status=None)) == 1
 
 
 async def test_stdio_server_process_runs_a_skill(env: Env) -> None:
-    settings = env.settings
-    params = StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "orchestrator", "mcp", "serve"],
-        env={
-            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
-            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
-            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address,
-            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
-            "ORCHESTRATOR_LOG_FORMAT": "json",
-        },
-        cwd=str(REPO),
-    )
-    async with Client(params) as client:
+    async with Client(stdio_parameters(env)) as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         with anyio.fail_after(60):
             result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
     assert "payments.refund" in names
-    assert not result.is_error, _text(result)
+    assert not result.is_error, text_of(result)
     assert result.structured_content is not None
     assert result.structured_content["ticket_id"] == "T-1001"
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-@contextlib.asynccontextmanager
-async def _serve_http(deps: SkillServerDeps) -> AsyncIterator[str]:
-    """The skill server's streamable HTTP app on loopback, with three clients' tokens.
-
-    A context manager inside the test, not a fixture: the SDK's session manager must be
-    entered and left in one task.
-    """
-    async with LoopbackServer(_Placeholder(), host="127.0.0.1") as probe:
-        port = probe.port
-    audience = f"http://127.0.0.1:{port}/mcp"
-    later = datetime.now(UTC) + timedelta(days=1)
-    clients = McpClients(
-        clients=[
-            McpClient(
-                id="support",
-                token_sha256=_digest("good"),
-                audience=audience,
-                skills=["tickets.get"],
-                expires_at=later,
-            ),
-            McpClient(
-                id="elsewhere",
-                token_sha256=_digest("other-aud"),
-                audience="http://127.0.0.1:1/mcp",
-                skills=["*"],
-            ),
-            McpClient(
-                id="old",
-                token_sha256=_digest("expired"),
-                audience=audience,
-                skills=["*"],
-                expires_at=datetime.now(UTC) - timedelta(minutes=1),
-            ),
-        ]
-    )
-    server = skill_server(deps)
-    app = streamable_http_app(server, clients, audience=audience, host="127.0.0.1")
-    async with server.session_manager.run(), LoopbackServer(app, port=port) as served:
-        yield f"{served.url}/mcp"
-
-
-class _Placeholder:
-    async def __call__(self, scope: object, receive: object, send: object) -> None:
-        return None
-
-
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str) -> AsyncIterator[Client]:
-    async with (
-        httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,
-    ):
-        yield client
 
 
 @pytest.mark.parametrize("token", [None, "unknown", "other-aud", "expired"])
@@ -264,7 +174,7 @@ async def test_http_refuses_missing_unknown_foreign_and_expired_tokens(
     headers = {"Accept": "application/json, text/event-stream"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    async with _serve_http(deps) as http_url, httpx2.AsyncClient() as http:
+    async with serve_http(deps) as http_url, httpx2.AsyncClient() as http:
         response = await http.post(
             http_url,
             headers=headers,
@@ -278,14 +188,14 @@ async def test_http_refuses_missing_unknown_foreign_and_expired_tokens(
 async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
     deps: SkillServerDeps, env: Env
 ) -> None:
-    async with _serve_http(deps) as http_url, _client(http_url, "good") as client:
+    async with serve_http(deps) as http_url, http_client(http_url, "good") as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         with anyio.fail_after(60):
             result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
         with pytest.raises(MCPError) as refused:
             await client.call_tool("payments.refund", REFUND)
-    assert names == {"tickets.get"}
-    assert not result.is_error, _text(result)
+    assert names == {"tickets.get", "session-result"}
+    assert not result.is_error, text_of(result)
     assert refused.value.code == FORBIDDEN
     assert "'support' is not allowed to call payments.refund" in refused.value.message
     session_id = str((result.meta or {})["orchestrator/session_id"])
@@ -294,7 +204,7 @@ async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
 
 
 async def test_http_refuses_oversized_bodies(deps: SkillServerDeps) -> None:
-    async with _serve_http(deps) as http_url, httpx2.AsyncClient() as http:
+    async with serve_http(deps) as http_url, httpx2.AsyncClient() as http:
         response = await http.post(
             http_url,
             headers={
