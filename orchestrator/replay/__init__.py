@@ -3,6 +3,8 @@
 Demos and tests use it instead of a real provider: it speaks the same protocol over real
 HTTP on loopback, so the provider code under test is the code that runs in production, and
 it answers statelessly, so a model call retried after a worker crash gets the same answer.
+A script can also inject provider faults per call (`Fault`): error statuses, timeouts,
+resets, bodies cut short or not JSON.
 
 Run it standalone with `python -m orchestrator.replay SCRIPT --port 8765`, or in-process:
 
@@ -12,6 +14,7 @@ async with ReplayServer(Path("replays/customer_refund.yaml")) as replay:
 ```
 """
 
+from orchestrator.replay.faults import Fault
 from orchestrator.replay.script import (
     Conversation,
     ConversationMatch,
@@ -31,6 +34,7 @@ from orchestrator.replay.server import (
 __all__ = [
     "Conversation",
     "ConversationMatch",
+    "Fault",
     "LoopbackServer",
     "ReplayScript",
     "ReplayServer",

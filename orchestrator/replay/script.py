@@ -18,8 +18,12 @@ conversations:
             arguments_raw: '{"order_id": '   # sent verbatim (to test malformed arguments)
       - content: "Refund approved for A-1001."
         usage: {input_tokens: 120, output_tokens: 30}   # optional override
+        fault: {kind: status, status: 503, times: 2}    # optional: see replay/faults.py
     after_last: error               # or repeat_last; default error
 ```
+
+A tool call's `pad_to: N` pads its arguments with a `padding` string to at least N
+characters, so a script can send oversized arguments without holding them.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.replay.faults import Fault
 from orchestrator.types import JsonObject
 
 __all__ = [
@@ -57,11 +62,15 @@ class ScriptedToolCall(BaseModel):
     name: str = Field(min_length=1)
     arguments: JsonObject | None = None
     arguments_raw: str | None = None
+    pad_to: int | None = Field(default=None, ge=1)
+    """Pad `arguments` with a `padding` string until their JSON is this many characters."""
 
     @model_validator(mode="after")
     def _exactly_one_argument_form(self) -> ScriptedToolCall:
         if (self.arguments is None) == (self.arguments_raw is None):
             raise ValueError("a tool call must have exactly one of arguments or arguments_raw")
+        if self.pad_to is not None and self.arguments is None:
+            raise ValueError("pad_to needs arguments (not arguments_raw)")
         return self
 
     @property
@@ -69,7 +78,11 @@ class ScriptedToolCall(BaseModel):
         """The arguments string sent on the wire, stable across runs (sorted keys)."""
         if self.arguments_raw is not None:
             return self.arguments_raw
-        return json.dumps(self.arguments, sort_keys=True)
+        if self.pad_to is None:
+            return json.dumps(self.arguments, sort_keys=True)
+        bare = json.dumps({**(self.arguments or {}), "padding": ""}, sort_keys=True)
+        padding = "x" * max(0, self.pad_to - len(bare))
+        return json.dumps({**(self.arguments or {}), "padding": padding}, sort_keys=True)
 
 
 class ScriptedUsage(BaseModel):
@@ -92,6 +105,8 @@ class Turn(BaseModel):
     content: str | None = None
     tool_calls: list[ScriptedToolCall] = Field(default_factory=list, min_length=1)
     usage: ScriptedUsage | None = None
+    fault: Fault | None = None
+    """A failure requests for this turn meet before (or instead of) the answer."""
 
     @model_validator(mode="after")
     def _exactly_one_answer_form(self) -> Turn:

@@ -3,7 +3,8 @@
 Demos and tests talk to it through the same provider code, HTTP stack and error handling
 a real endpoint would exercise, with no network and no model. It keeps no conversation
 state: which turn to answer is read off the request (how many assistant messages it holds),
-so a retried call gets the same answer.
+so a retried call gets the same answer. A turn may declare a fault
+(`orchestrator.replay.faults`) that its first requests meet instead of the answer.
 
 `LoopbackServer` runs any ASGI app with uvicorn on the running event loop; tests use it to
 stand up small misbehaving endpoints next to the replay server.
@@ -16,6 +17,7 @@ import contextlib
 import hmac
 import json
 import socket
+import time
 from collections.abc import Generator
 from pathlib import Path
 from types import TracebackType
@@ -25,11 +27,13 @@ import uvicorn
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.replay.faults import TRANSPORT_STATE, Fault, FaultCounter, fault_response
 from orchestrator.replay.script import Conversation, ReplayScript, Turn, load_replay_script
 from orchestrator.types import JsonObject
 
@@ -54,6 +58,17 @@ class ServedRequest(BaseModel):
     tool_calls: bool
     """Whether the answer was tool calls (False for text answers and errors)."""
     status: int
+    """The HTTP status answered; 0 when the request met a fault that gave none."""
+    fault: str | None = None
+    """The kind of fault the request met instead of the answer (`status`, `reset`, ...)."""
+    tool_results: list[str] = Field(default_factory=list)
+    """The tool messages the request carried (each cut at 2,000 characters): what the
+    model was told about its tool calls, errors included."""
+    received_at: float = 0.0
+    """`time.monotonic()` when the request arrived, to check how long a client waited."""
+
+
+_TOOL_RESULT_CHARS = 2_000
 
 
 class _WireFunction(BaseModel):
@@ -190,6 +205,34 @@ def _miss_message(script: ReplayScript, request: _WireRequest, first_user: str) 
     )
 
 
+def _served(
+    request: _WireRequest,
+    conversation: Conversation | None,
+    turn_index: int,
+    turn: Turn | None,
+    fault: Fault | None,
+    received_at: float,
+) -> ServedRequest:
+    if fault is None:
+        status = 200 if turn is not None else 400
+    else:
+        status = fault.status or (200 if fault.kind == "bad_json" else 0)
+    return ServedRequest(
+        conversation=conversation.name if conversation is not None else None,
+        turn=turn_index,
+        model=request.model,
+        message_count=len(request.messages),
+        tools=[tool.function.name for tool in request.tools or []],
+        tool_calls=turn is not None and fault is None and bool(turn.tool_calls),
+        status=status,
+        fault=fault.kind if fault is not None else None,
+        tool_results=[
+            _text(m.content)[:_TOOL_RESULT_CHARS] for m in request.messages if m.role == "tool"
+        ],
+        received_at=received_at,
+    )
+
+
 def _parse_body(raw: bytes) -> _WireRequest | str:
     """The request, or a message saying why the body is not a chat-completions request."""
     try:
@@ -218,9 +261,11 @@ def create_replay_app(
             read it while the app serves.
     """
     log = served if served is not None else []
+    faults = FaultCounter()
     expected_auth = f"Bearer {api_key}".encode() if api_key is not None else None
 
-    async def chat_completions(request: Request) -> JSONResponse:
+    async def chat_completions(request: Request) -> Response:
+        received_at = time.monotonic()
         if expected_auth is not None:
             given = request.headers.get("authorization", "").encode()
             if not hmac.compare_digest(given, expected_auth):
@@ -232,17 +277,11 @@ def create_replay_app(
         turn_index = sum(1 for m in parsed.messages if m.role == "assistant")
         conversation = script.find(parsed.model, context)
         turn = conversation.turn_for(turn_index) if conversation is not None else None
-        log.append(
-            ServedRequest(
-                conversation=conversation.name if conversation is not None else None,
-                turn=turn_index,
-                model=parsed.model,
-                message_count=len(parsed.messages),
-                tools=[tool.function.name for tool in parsed.tools or []],
-                tool_calls=turn is not None and bool(turn.tool_calls),
-                status=200 if turn is not None else 400,
-            )
-        )
+        fault = None
+        if conversation is not None and turn is not None and turn.fault is not None:
+            claimed = faults.claim(turn.fault, conversation.name, turn_index, parsed.model)
+            fault = turn.fault if claimed else None
+        log.append(_served(parsed, conversation, turn_index, turn, fault, received_at))
         if conversation is None:
             return _error(400, _miss_message(script, parsed, first_user))
         if turn is None:
@@ -252,7 +291,13 @@ def create_replay_app(
                 f" turns but the request already holds {turn_index} assistant messages"
                 " (after_last: error)",
             )
-        return JSONResponse(_completion(parsed, conversation, turn_index, turn))
+        answer = JSONResponse(_completion(parsed, conversation, turn_index, turn))
+        if fault is None:
+            return answer
+        injected = await fault_response(
+            fault, bytes(answer.body), scope=request.scope, receive=request.receive
+        )
+        return answer if injected is None else injected
 
     async def served_requests(_: Request) -> JSONResponse:
         return JSONResponse([entry.model_dump() for entry in log])
@@ -267,6 +312,18 @@ def create_replay_app(
             Route("/health", health, methods=["GET"]),
         ]
     )
+
+
+class _TransportInState(H11Protocol):
+    """uvicorn's h11 protocol, putting each connection's transport in `scope["state"]`.
+
+    The replay server's `reset` and `cut` faults break a connection on purpose, which an
+    ASGI app cannot do without its transport.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.app_state = {**self.app_state, TRANSPORT_STATE: transport}
 
 
 class _EmbeddedServer(uvicorn.Server):
@@ -360,7 +417,7 @@ class LoopbackServer:
             self._app,
             host=self._host,
             port=self._port,
-            http="h11",
+            http=_TransportInState,
             ws="none",
             lifespan="off",
             log_config=None,

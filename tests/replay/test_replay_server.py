@@ -85,6 +85,7 @@ def test_public_api_is_locked() -> None:
     assert set(orchestrator.replay.__all__) == {
         "Conversation",
         "ConversationMatch",
+        "Fault",
         "LoopbackServer",
         "ReplayScript",
         "ReplayServer",
@@ -269,6 +270,9 @@ async def test_health_and_served_requests(replay: ReplayServer) -> None:
             "tools": ["tickets_get"],
             "tool_calls": True,
             "status": 200,
+            "fault": None,
+            "tool_results": [],
+            "received_at": served[0]["received_at"],
         }
     ]
 
