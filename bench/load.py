@@ -1,0 +1,381 @@
+"""Load: many concurrent sessions on the embedded server, none lost, beside LangGraph.
+
+Every session runs the load plan (`tests/reliability/load_project/`): one agent step whose
+tool loop first calls a slow lookup (`--tool-delay-ms`), then applies an effect, then
+answers. Most sessions (`--gated-fraction`) apply an amount over the contract's approval
+threshold, so they park on an approval; the rest run straight through. Once every gated
+session waits, the driver approves them all and lets every session finish. Then it checks
+that each started session reached COMPLETED (in Temporal and in the store) and that its
+effect is in the tool's ledger exactly once (`orchestrator.loadgen`).
+
+The same plan shape runs on LangGraph (`_langgraph_load.py`): the same replay model over
+HTTP, the same tool functions, `interrupt()` for the approval, `AsyncSqliteSaver` at
+`durability="sync"`. Each system runs in its own child process, one after the other, so
+its peak memory (VmHWM) is its own: for ours the worker process (worker, replay server,
+driver) plus the Temporal dev server; for LangGraph its one process (graph, replay server,
+driver).
+
+Reported per system: sessions started, completed and lost; gated sessions parked at once;
+steps per second and sessions per second over the whole run; step latency (a step is one
+round of the tool loop, from one model-call completion to the next; the round holding the
+approval counts from the moment the decision was sent); per-step overhead (the step less
+the slow tool's designed time); peak RSS. Ratios are ours / LangGraph.
+
+    .venv/bin/python bench/load.py                   # 100 sessions, both systems
+    .venv/bin/python bench/load.py --sessions 500    # the full run (make bench-load)
+
+Writes `bench/results/load.json` and prints a table. Exits 1 if our runtime lost a session
+or applied an effect twice.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from _harness import TUNED, BenchDevServer, cpu_seconds, machine
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.loadgen import (
+    LoadSettings,
+    load_scenario_plan,
+    replay_script,
+    run_runtime_load,
+    session_specs,
+)
+from orchestrator.logs import configure_logging
+from orchestrator.replay import ReplayServer
+from orchestrator.settings import Settings
+from orchestrator.stack import embedded_stack
+
+REPO = Path(__file__).resolve().parent.parent
+PROJECT = REPO / "tests" / "reliability" / "load_project"
+SYSTEMS = ("orchestrator", "langgraph")
+
+
+@dataclass(frozen=True)
+class Args:
+    """The command line, typed."""
+
+    sessions: int
+    gated_fraction: float
+    tool_delay_ms: int
+    concurrency: int
+    timeout_s: float
+    systems: list[str]
+    json: Path
+    phase: str | None
+    phase_out: Path | None
+
+    @property
+    def gated(self) -> int:
+        return round(self.sessions * self.gated_fraction)
+
+    def load_settings(self) -> LoadSettings:
+        return LoadSettings(
+            tool_delay_ms=self.tool_delay_ms,
+            concurrency=self.concurrency,
+            timeout_s=self.timeout_s,
+        )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Args:
+    parser = argparse.ArgumentParser(description="Concurrent-session load benchmark.")
+    parser.add_argument("--sessions", type=int, default=100, help="sessions per system")
+    parser.add_argument(
+        "--gated-fraction", type=float, default=0.8, help="share that parks on an approval"
+    )
+    parser.add_argument("--tool-delay-ms", type=int, default=500, help="the slow tool's time")
+    parser.add_argument(
+        "--concurrency", type=int, default=64, help="client calls in flight (starts, decisions)"
+    )
+    parser.add_argument(
+        "--timeout-s", type=float, default=900, help="longest to park, and again to finish"
+    )
+    parser.add_argument(
+        "--systems", nargs="+", choices=SYSTEMS, default=list(SYSTEMS), help="what to run"
+    )
+    parser.add_argument("--json", type=Path, default=REPO / "bench/results/load.json")
+    parser.add_argument("--phase", choices=SYSTEMS, help=argparse.SUPPRESS)
+    parser.add_argument("--phase-out", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.sessions < 1:
+        parser.error("--sessions must be positive")
+    if not 0 <= args.gated_fraction <= 1:
+        parser.error("--gated-fraction must be between 0 and 1")
+    if not 0 <= args.tool_delay_ms <= 60_000:
+        parser.error("--tool-delay-ms must be between 0 and 60000")
+    if args.concurrency < 1:
+        parser.error("--concurrency must be positive")
+    return Args(**vars(args))
+
+
+# ---- memory -------------------------------------------------------------------------
+
+
+def _status_kb(pid: int | None, field: str) -> float | None:
+    """A `/proc/<pid>/status` field in kB (VmRSS now, VmHWM the peak), or None."""
+    try:
+        text = Path(f"/proc/{pid or 'self'}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(field + ":"):
+            return float(line.split()[1])
+    return None
+
+
+def memory_mb(pids: dict[str, int | None], field: str) -> dict[str, float | None]:
+    """One field per named process, in MiB, and their total."""
+    out: dict[str, float | None] = {}
+    for name, pid in pids.items():
+        kb = _status_kb(pid, field)
+        out[name] = None if kb is None else round(kb / 1024, 1)
+    out["total"] = round(sum(v for v in out.values() if v is not None), 1)
+    return out
+
+
+def cpu_s(pids: dict[str, int | None]) -> dict[str, float]:
+    """CPU seconds used so far by each named process (None: this one)."""
+    return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
+
+
+def usage(pids: dict[str, int | None], before: dict[str, float], steps: int) -> dict[str, object]:
+    """CPU used since `before` per process and in all, and per step (ms)."""
+    after = cpu_s(pids)
+    used = {name: round(after[name] - before[name], 2) for name in pids}
+    total = sum(used.values())
+    return {
+        "cpu_s": {**used, "total": round(total, 2)},
+        "cpu_ms_per_step": round(total * 1000 / max(steps, 1), 2),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+# ---- one system per process -----------------------------------------------------------
+
+
+async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
+    """Our runtime: a headless dev server (the flags `orchestrator dev` uses) and the stack."""
+    plan = load_scenario_plan(PROJECT)
+    specs = session_specs(args.sessions, args.gated, prefix=f"load-{uuid.uuid4().hex[:6]}")
+    memory: dict[str, object] = {}
+    async with (
+        ReplayServer(replay_script(args.tool_delay_ms)) as replay,
+        BenchDevServer(TUNED, folder / "temporal") as server,
+    ):
+        os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
+        settings = Settings(
+            project_dir=PROJECT,
+            state_dir=folder / "state",
+            temporal_address=server.address,
+            task_queue=f"load-{uuid.uuid4().hex[:8]}",
+            metrics_port=None,
+            log_level="WARNING",
+        )
+        pids = {"worker": None, "server": server.pid}
+
+        async def sample() -> None:
+            memory["rss_parked_mb"] = memory_mb(pids, "VmRSS")
+
+        async with embedded_stack(settings) as stack:
+            before = cpu_s(pids)
+            report = await run_runtime_load(
+                stack.client,
+                stack.runtime.store,
+                plan,
+                specs,
+                task_queue=settings.task_queue,
+                skill_state_dir=stack.runtime.skill_state_dir,
+                settings=args.load_settings(),
+                on_parked=sample,
+            )
+            memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
+            cpu = usage(pids, before, report.steps)
+    return {"report": asdict(report), "memory": memory, "cpu": cpu}
+
+
+async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
+    """LangGraph with AsyncSqliteSaver at durability="sync", same model and tools."""
+    from _langgraph_load import run_langgraph_load
+
+    plan = load_scenario_plan(PROJECT)
+    specs = session_specs(args.sessions, args.gated, prefix=f"lg-{uuid.uuid4().hex[:6]}")
+    memory: dict[str, object] = {}
+    pids: dict[str, int | None] = {"process": None}
+
+    async def sample() -> None:
+        memory["rss_parked_mb"] = memory_mb(pids, "VmRSS")
+
+    async with ReplayServer(replay_script(args.tool_delay_ms)) as replay:
+        before = cpu_s(pids)
+        report = await run_langgraph_load(
+            plan,
+            specs,
+            replay_url=replay.base_url,
+            project_dir=PROJECT,
+            state_dir=folder / "state",
+            settings=args.load_settings(),
+            on_parked=sample,
+        )
+        cpu = usage(pids, before, report.steps)
+    memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
+    return {"report": asdict(report), "memory": memory, "cpu": cpu}
+
+
+async def run_phase(args: Args) -> None:
+    assert args.phase is not None and args.phase_out is not None
+    configure_logging(level="WARNING", fmt="console")
+    with tempfile.TemporaryDirectory(prefix=f"bench-load-{args.phase}-") as tmp:
+        run = phase_orchestrator if args.phase == "orchestrator" else phase_langgraph
+        result = await run(args, Path(tmp))
+    args.phase_out.write_text(json.dumps(result, indent=2))
+
+
+async def run_child(args: Args, system: str, out: Path) -> dict[str, object]:
+    """Run one system in a fresh Python process and read what it measured."""
+    argv = [sys.executable, __file__, "--phase", system, "--phase-out", str(out)]
+    argv += ["--sessions", str(args.sessions), "--gated-fraction", str(args.gated_fraction)]
+    argv += ["--tool-delay-ms", str(args.tool_delay_ms), "--concurrency", str(args.concurrency)]
+    argv += ["--timeout-s", str(args.timeout_s)]
+    log = args.json.with_name(f"load-{system}.log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as stderr:
+        proc = await asyncio.create_subprocess_exec(*argv, stderr=stderr)
+        if await proc.wait() != 0:
+            raise SystemExit(f"the {system} run failed (exit {proc.returncode}); see {log}")
+    result: dict[str, object] = json.loads(out.read_text())
+    # The SDK warns of each workflow task over 5 s: a sign of CPU saturation, counted.
+    result["slow_workflow_tasks"] = log.read_text().count("TMPRL1104")
+    return result
+
+
+# ---- report -------------------------------------------------------------------------
+
+
+def _get(result: dict[str, object], path: str) -> object:
+    value: object = result
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    return value
+
+
+ROWS = [
+    ("sessions started", "report.started", None),
+    ("completed", "report.completed", None),
+    ("lost (must be 0)", "report.lost", None),
+    ("gated, parked at once", "report.parked_at_once", None),
+    ("peak live sessions", "report.peak_live", None),
+    ("effect exactly once", "report.effects_once", None),
+    ("duplicate effects (must be 0)", "report.duplicate_effects", None),
+    ("retried effect calls", "report.retried_invocations", None),
+    ("wall s", "report.wall_s", None),
+    ("to all parked s", "report.to_parked_s", None),
+    ("steps", "report.steps", None),
+    ("steps / s", "report.steps_per_s", "higher"),
+    ("sessions / s", "report.sessions_per_s", "higher"),
+    ("step p50 ms", "report.step.p50_ms", "lower"),
+    ("step p95 ms", "report.step.p95_ms", "lower"),
+    ("overhead / step p50 ms", "report.overhead.p50_ms", "lower"),
+    ("overhead / step p95 ms", "report.overhead.p95_ms", "lower"),
+    ("CPU ms / step (all processes)", "cpu.cpu_ms_per_step", "lower"),
+    ("load average after", "cpu.load_average", None),
+    ("workflow tasks over 5 s", "slow_workflow_tasks", None),
+    ("RSS with all parked MiB", "memory.rss_parked_mb.total", "lower"),
+    ("peak RSS MiB", "memory.peak_rss_mb.total", "lower"),
+]
+
+
+def ratios(results: dict[str, dict[str, object]]) -> dict[str, float | None]:
+    """ours / LangGraph for every measured figure (a ratio under 1 is less of it)."""
+    if set(results) != set(SYSTEMS):
+        return {}
+    out: dict[str, float | None] = {}
+    for _, path, better in ROWS:
+        if better is None:
+            continue
+        ours, theirs = _get(results["orchestrator"], path), _get(results["langgraph"], path)
+        if isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
+            out[path] = round(ours / theirs, 3)
+        else:
+            out[path] = None
+    return out
+
+
+def print_table(
+    console: Console, results: dict[str, dict[str, object]], rel: dict[str, object]
+) -> None:
+    table = Table(title="Load: concurrent sessions, approvals, slow tool")
+    table.add_column("figure")
+    for system in results:
+        table.add_column(system, justify="right")
+    if rel:
+        table.add_column("ours / LangGraph", justify="right")
+    for label, path, _ in ROWS:
+        cells = [str(_get(results[s], path)) for s in results]
+        if rel:
+            ratio = rel.get(path)
+            cells.append("" if ratio is None else f"{ratio:.2f}")
+        table.add_row(label, *cells)
+    console.print(table)
+    for system, result in results.items():
+        errors = _get(result, "report.errors")
+        if errors:
+            console.print(f"[red]{system} errors:[/red] {errors}")
+
+
+async def run(args: Args) -> int:
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    results: dict[str, dict[str, object]] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
+        for system in args.systems:
+            console.print(f"running {args.sessions} sessions ({args.gated} gated) on {system} ...")
+            started = time.perf_counter()
+            results[system] = await run_child(args, system, Path(tmp) / f"{system}.json")
+            console.print(f"  done in {time.perf_counter() - started:.0f} s")
+    rel = ratios(results)
+    print_table(console, results, rel)
+    document = {
+        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": await machine(),
+        "parameters": {
+            "sessions": args.sessions,
+            "gated": args.gated,
+            "tool_delay_ms": args.tool_delay_ms,
+            "concurrency": args.concurrency,
+        },
+        "step": "one round of the tool loop: model-call completion to the next; the round"
+        " holding the approval counts from the moment the decision was sent",
+        "results": results,
+        "ratios_ours_over_langgraph": rel,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"wrote {args.json}")
+    ours = results.get("orchestrator")
+    if ours and (_get(ours, "report.lost") or _get(ours, "report.duplicate_effects")):
+        console.print("[red]sessions lost or effects duplicated[/red]")
+        return 1
+    return 0
+
+
+def main() -> None:
+    args = parse_args()
+    if args.phase is not None:
+        asyncio.run(run_phase(args))
+        return
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
