@@ -21,14 +21,26 @@ from orchestrator.plans.models import (
     AnyStep,
     ApprovalStep,
     BranchStep,
+    EnsembleStep,
     LoopStep,
     ParallelStep,
     Plan,
     SkillStep,
+    SubPlanStep,
 )
 from orchestrator.types import JsonObject, JsonValue
 
-__all__ = ["agent_step", "approve", "branch", "call_skill", "loop", "parallel", "plan"]
+__all__ = [
+    "agent_step",
+    "approve",
+    "branch",
+    "call_skill",
+    "ensemble",
+    "loop",
+    "parallel",
+    "plan",
+    "subplan",
+]
 
 
 def plan(name: str, *steps: AnyStep, version: str = "1", **fields: JsonValue) -> Plan:
@@ -114,3 +126,32 @@ def loop(step_id: str, until: str, max_iterations: int, *steps: AnyStep) -> Loop
             "steps": [s.model_dump() for s in steps],
         }
     )
+
+
+def ensemble(
+    step_id: str,
+    goal: str,
+    models: list[str],
+    *,
+    verifier: str | None = None,
+    output_schema: JsonObject | None = None,
+    **fields: JsonValue,
+) -> EnsembleStep:
+    """Ask several models the same goal at once; merge by vote, or by `verifier` if given."""
+    return EnsembleStep.model_validate(
+        {
+            "id": step_id,
+            "type": "ensemble",
+            "goal": goal,
+            "models": models,
+            "merge": "verifier" if verifier else "vote",
+            "verifier": verifier,
+            "output_schema": output_schema,
+            **fields,
+        }
+    )
+
+
+def subplan(step_id: str, plan_name: str, **inputs: JsonValue) -> SubPlanStep:
+    """Run the project's plan `plan_name` as a child session with templated `inputs`."""
+    return SubPlanStep(id=step_id, type="subplan", plan=plan_name, input=inputs)

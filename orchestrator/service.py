@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from orchestrator.exceptions import ApprovalError
 from orchestrator.plans.models import Plan
 from orchestrator.session import names
+from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionResult,
@@ -32,11 +33,6 @@ from orchestrator.types import JsonObject
 __all__ = ["decide_approval", "query_state", "start_session", "workflow_id_for"]
 
 
-def workflow_id_for(session_id: str) -> str:
-    """The workflow id of a session: stable, so a session can be found from its id."""
-    return f"session-{session_id}"
-
-
 async def start_session(
     client: Client,
     plan: Plan,
@@ -48,8 +44,12 @@ async def start_session(
     options: SessionOptions | None = None,
     tenant: str = "default",
     team: str = "default",
+    subplans: dict[str, Plan] | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
     """Start a session of `plan` for `tenant`/`team` and return its handle.
+
+    `subplans` are plans it runs as sub-plans, when they are not (or should not be) the
+    project's own files; any left out are loaded from the project when the session starts.
 
     Raises:
         orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
@@ -73,6 +73,7 @@ async def start_session(
             options=options or SessionOptions(),
             tenant=tenant,
             team=team,
+            subplans=subplans or {},
         ),
         id=workflow_id_for(session_id),
         task_queue=task_queue,

@@ -15,6 +15,7 @@ from orchestrator.exceptions import PlanError, UnknownSkillError
 from orchestrator.plans.checks import project_faults, steps_with_paths
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import AnyStep, Plan
+from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.types import JsonObject
@@ -112,9 +113,15 @@ def _own_fields(step: AnyStep) -> list[str]:
 
 
 def check_project(
-    plans: dict[Path, Plan], models: ModelRegistry, skills: SkillRegistry
+    plans: dict[Path, Plan],
+    models: ModelRegistry,
+    skills: SkillRegistry,
+    others: dict[str, Plan] | None = None,
 ) -> list[str]:
-    """Every model, policy and skill reference the project cannot resolve, with positions."""
+    """Every model, policy, skill and sub-plan reference the project cannot resolve.
+
+    Sub-plans are looked up among `plans` and `others` (the project's other plans).
+    """
 
     def skill_fault(ref: str) -> str | None:
         try:
@@ -123,15 +130,21 @@ def check_project(
             return str(exc)
         return None
 
+    by_name = {**(others or {}), **{plan.name: plan for plan in plans.values()}}
     faults: list[str] = []
     for path, plan in plans.items():
-        faults.extend(
-            project_faults(
-                plan,
-                path,
-                models=models.names,
-                policies=models.routing.policies,
-                skill_fault=skill_fault,
-            )
+        found = project_faults(
+            plan,
+            path,
+            models=models.names,
+            policies=models.routing.policies,
+            skill_fault=skill_fault,
+            plans=by_name,
         )
+        faults.extend(found)
+        if not found:
+            try:
+                resolve_subplans(plan, by_name)
+            except PlanError as exc:
+                faults.append(f"{path}: {exc}")
     return faults

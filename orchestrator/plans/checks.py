@@ -13,7 +13,15 @@ from pathlib import Path
 import yaml
 
 from orchestrator._yaml import positions, where
-from orchestrator.plans.models import AgentStep, AnyStep, Plan, SkillStep, children
+from orchestrator.plans.models import (
+    AgentStep,
+    AnyStep,
+    EnsembleStep,
+    Plan,
+    SkillStep,
+    SubPlanStep,
+    children,
+)
 
 __all__ = ["project_faults", "steps_with_paths"]
 
@@ -43,10 +51,15 @@ def project_faults(
     models: Iterable[str],
     policies: Iterable[str],
     skill_fault: SkillCheck,
+    plans: Iterable[str] | None = None,
 ) -> list[str]:
-    """Every model, alias, policy or skill reference of `plan` the project cannot resolve."""
+    """Every model, alias, policy, skill or sub-plan reference `plan` cannot resolve.
+
+    `plans` are the project's plan names; None skips the sub-plan check.
+    """
     found = positions(yaml.compose(path.read_text(encoding="utf-8")))
     known_models, known_policies = sorted(models), sorted(policies)
+    known_plans = None if plans is None else sorted(plans)
     faults: list[tuple[tuple[str, ...], str]] = []
 
     def model(loc: tuple[str, ...], name: str | None) -> None:
@@ -67,6 +80,18 @@ def project_faults(
             refs = [((*loc, "skills", str(i)), ref) for i, ref in enumerate(step.skills)]
         elif isinstance(step, SkillStep):
             refs = [((*loc, "skill"), step.skill)]
+        elif isinstance(step, EnsembleStep):
+            for i, name in enumerate(step.models):
+                model((*loc, "models", str(i)), name)
+            model((*loc, "verifier"), step.verifier)
+        elif (
+            isinstance(step, SubPlanStep)
+            and known_plans is not None
+            and step.plan not in known_plans
+        ):
+            faults.append(
+                ((*loc, "plan"), f"unknown plan {step.plan!r} (known: {', '.join(known_plans)})")
+            )
         for ref_loc, ref in refs:
             why = skill_fault(ref)
             if why is not None:

@@ -11,15 +11,14 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator._yaml import YamlFault, parse, where
+from orchestrator._yaml import YamlFault, field_path, parse, where
 from orchestrator.exceptions import PlanError
-from orchestrator.plans.models import Plan
+from orchestrator.plans.models import STEP_TYPES, Plan
 
 __all__ = ["load_plan", "load_plans", "parse_plan"]
 
 
 _ROOT_REF = re.compile(r"^Value error, (steps(?:\.(?:\d+|[a-z_]+))*)(?: \([^)]*\))?: ")
-_STEP_TYPES = ("agent", "skill", "approval", "branch", "parallel", "loop")
 
 
 def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...], str]:
@@ -28,7 +27,7 @@ def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...]
     loc = [
         part
         for i, part in enumerate(loc)
-        if not (i > 0 and part in _STEP_TYPES and loc[i - 1].isdigit())
+        if not (i > 0 and part in STEP_TYPES and loc[i - 1].isdigit())
     ]
     # Cross-step checks run on the whole plan; their message names the step they are about.
     match = _ROOT_REF.match(msg)
@@ -56,7 +55,7 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         lines = []
         for err in exc.errors():
             loc, msg = _location(err["loc"], err["msg"])
-            field = ".".join(loc) or "<root>"
+            field = field_path(loc)
             lines.append(f"{source}: {where(found, loc)}: {field}: {msg}")
         raise PlanError("\n".join(lines)) from exc
 

@@ -24,12 +24,15 @@ __all__ = [
     "AgentStep",
     "ApprovalStep",
     "BranchStep",
+    "EnsembleStep",
     "LoopStep",
     "OnReject",
     "ParallelStep",
     "Plan",
+    "PlanLimits",
     "PlanStep",
     "SkillStep",
+    "SubPlanStep",
 ]
 
 _STEP_ID = r"^[a-z][a-z0-9_-]{0,62}$"
@@ -65,6 +68,9 @@ class AgentStep(_Step):
     """A model name from the registry; empty means the plan's, then the registry's default."""
     max_rounds: int = Field(default=10, ge=1, le=200)
     """Model calls allowed in this step before it fails as a runaway loop."""
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Dollars this step may spend on model calls (re-runs after a failover or cascade
+    count); once reached, the step fails at its next model call instead of making it."""
     on_reject: OnReject = OnReject.TELL_MODEL
     task_type: str = "default"
     """What kind of work this is (`code`, `drafting`, ...): the router scores quality for it."""
@@ -127,6 +133,63 @@ class ApprovalStep(_Step):
     type: Literal["approval"]
     summary: str = Field(min_length=1)
     on_reject: OnReject = OnReject.FAIL_STEP
+
+
+class EnsembleStep(_Step):
+    """One question to several models at once, merged by a vote or a verifier model.
+
+    For high-stakes answers: each model answers the same goal in a single call (no tools,
+    so no tool loop is open and no pin is at stake); `vote` keeps the answer most models
+    gave (compared after trimming, or as parsed JSON when `output_schema` is set) and fails
+    the step when fewer than `min_votes` agree; `verifier` shows every answer to the
+    `verifier` model, whose reply is the step's answer. The step's output is that answer;
+    every model's answer and the tally are recorded as an audit event.
+    """
+
+    type: Literal["ensemble"]
+    goal: str = Field(min_length=1)
+    instructions: str | None = None
+    models: list[str] = Field(min_length=2, max_length=9)
+    """Models or aliases from the registry, each asked once, in parallel."""
+    merge: Literal["vote", "verifier"] = "vote"
+    verifier: str | None = None
+    """The model that reads every answer and gives the final one (`merge: verifier`)."""
+    min_votes: int | None = Field(default=None, ge=1)
+    """Answers that must agree for a vote to stand; empty means a strict majority."""
+    output_schema: JsonObject | None = None
+    """JSON Schema every answer must fit; the output is the parsed value."""
+
+    @field_validator("output_schema")
+    @classmethod
+    def _output_schema(cls, schema: JsonObject | None) -> JsonObject | None:
+        return None if schema is None else check_schema(schema)
+
+    @model_validator(mode="after")
+    def _merge(self) -> EnsembleStep:
+        if (self.merge == "verifier") != (self.verifier is not None):
+            raise ValueError("merge: verifier and a verifier model go together")
+        if self.min_votes is not None and self.min_votes > len(self.models):
+            raise ValueError(
+                f"min_votes={self.min_votes} is more than the {len(self.models)} models asked"
+            )
+        return self
+
+
+class SubPlanStep(_Step):
+    """Run another plan of the project as a child session, and wait for its result.
+
+    The child is a session of its own (its own workflow, history, pinned model, approvals
+    and audit trail) started as a Temporal child workflow, so a long or shared procedure
+    is written once and reused. The plan is resolved when the parent session starts and
+    travels with it, so a running session keeps the versions it began with. The step's
+    output is the child's final output.
+    """
+
+    type: Literal["subplan"]
+    plan: str = Field(pattern=r"^[a-z][a-z0-9_.-]{0,62}$")
+    """Name of a plan in the project's `workflows/`."""
+    input: JsonObject = Field(default_factory=dict)
+    """The child's run input, templated from this session's input and earlier outputs."""
 
 
 def _check_cel(expression: str) -> str:
@@ -193,14 +256,38 @@ class LoopStep(_Step):
 
 
 PlanStep = Annotated[
-    AgentStep | SkillStep | ApprovalStep | BranchStep | ParallelStep | LoopStep,
+    AgentStep
+    | SkillStep
+    | ApprovalStep
+    | EnsembleStep
+    | SubPlanStep
+    | BranchStep
+    | ParallelStep
+    | LoopStep,
     Field(discriminator="type"),
 ]
+STEP_TYPES = ("agent", "skill", "approval", "ensemble", "subplan", "branch", "parallel", "loop")
+"""Every step type tag, as written in a plan file."""
 CONSTRUCT_TYPES = ("branch", "parallel", "loop")
 """Step types that hold other steps."""
 BranchStep.model_rebuild()
 ParallelStep.model_rebuild()
 LoopStep.model_rebuild()
+
+
+class PlanLimits(BaseModel):
+    """Bounds on a whole session, so a runaway plan stops with a clear error.
+
+    Checked before each model call, against what the session has spent and made so far:
+    the call that would pass a limit is not made, and the step fails naming the limit.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_cost_usd: float | None = Field(default=None, gt=0)
+    """Dollars the session may spend on model calls."""
+    max_model_calls: int | None = Field(default=None, ge=1)
+    """Model calls the session may make, over all its steps."""
 
 
 class Plan(BaseModel):
@@ -215,6 +302,8 @@ class Plan(BaseModel):
     """Default model for agent steps that name none."""
     policy: str | None = None
     """Routing policy from the models file; empty means its default policy."""
+    limits: PlanLimits | None = None
+    """Spending and model-call bounds for each session of this plan."""
     input_required: list[str] = Field(default_factory=list)
     """Keys the run input must hold."""
     input_schema: JsonObject | None = None
@@ -259,8 +348,22 @@ class Plan(BaseModel):
                 refs.append(step.skill)
         return list(dict.fromkeys(refs))
 
+    def subplan_names(self) -> list[str]:
+        """Names of the plans this plan runs as sub-plans, once, in step order."""
+        names = [step.plan for step in self.all_steps() if isinstance(step, SubPlanStep)]
+        return list(dict.fromkeys(names))
 
-AnyStep = AgentStep | SkillStep | ApprovalStep | BranchStep | ParallelStep | LoopStep
+
+AnyStep = (
+    AgentStep
+    | SkillStep
+    | ApprovalStep
+    | EnsembleStep
+    | SubPlanStep
+    | BranchStep
+    | ParallelStep
+    | LoopStep
+)
 
 
 def children(step: AnyStep) -> list[tuple[str, list[AnyStep]]]:
@@ -316,7 +419,8 @@ def _check_block(
         parallel = in_parallel or isinstance(step, ParallelStep)
         for name, block in children(step):
             _check_block(block, f"{where}.{name}", scope, inputs, in_parallel=parallel)
-        seen[step.id] = step.output_schema if isinstance(step, AgentStep) else None
+        schema = step.output_schema if isinstance(step, AgentStep | EnsembleStep) else None
+        seen[step.id] = schema
 
 
 def _ids(step: AnyStep) -> set[str]:
@@ -340,12 +444,14 @@ def _conditions(step: AnyStep) -> list[tuple[str, str]]:
 
 def _template_refs(step: AnyStep) -> list[str]:
     texts: list[str] = []
-    if isinstance(step, AgentStep):
+    if isinstance(step, AgentStep | EnsembleStep):
         texts = [step.goal, step.instructions or ""]
     elif isinstance(step, ApprovalStep):
         texts = [step.summary]
     elif isinstance(step, SkillStep):
         texts = [str(step.arguments)]
+    elif isinstance(step, SubPlanStep):
+        texts = [str(step.input)]
     return [m.group(1) for text in texts for m in _TEMPLATE.finditer(text)]
 
 

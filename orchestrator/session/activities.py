@@ -22,6 +22,7 @@ from orchestrator.approvals.activities import ApprovalActivities
 from orchestrator.connectors.audit import audited_mcp_call
 from orchestrator.exceptions import (
     ConfigError,
+    PlanError,
     ProviderError,
     RoutingError,
     SkillArgumentsError,
@@ -29,7 +30,9 @@ from orchestrator.exceptions import (
     UnknownSkillError,
 )
 from orchestrator.logs import get_logger
+from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep
+from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
@@ -156,7 +159,12 @@ class SessionActivities:
                     if step.escalate_to:
                         self.runtime.models.resolve(step.escalate_to)
             self.runtime.router.policy(start.plan.policy)
-        except (UnknownSkillError, ConfigError, RoutingError) as exc:
+            subplans = resolve_subplans(
+                start.plan,
+                start.subplans,
+                lambda: load_plans(self.runtime.settings.project_dir / "workflows"),
+            )
+        except (UnknownSkillError, ConfigError, RoutingError, PlanError) as exc:
             raise ApplicationError(
                 f"plan {start.plan.name!r}: {exc}", type=NON_RETRYABLE, non_retryable=True
             ) from None
@@ -198,6 +206,7 @@ class SessionActivities:
             skills=specs,
             default_model=self.runtime.models.default_model,
             models=self.runtime.models.names,
+            subplans=subplans,
         )
 
     @activity.defn(name=names.CALL_MODEL)

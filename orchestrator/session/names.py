@@ -7,11 +7,13 @@ from Python objects, so renaming a method cannot break a running session.
 from __future__ import annotations
 
 __all__ = [
+    "APPROVAL_EVENTS_PATCH",
     "APPROVAL_POLICY_PATCH",
     "CALL_MODEL",
     "CALL_SKILL",
     "CHECK_ANSWER",
     "DECIDE_APPROVAL",
+    "DELEGATE_APPROVAL",
     "ESCALATE_APPROVAL",
     "FINISH_SESSION",
     "RECORD_APPROVAL_DECISION",
@@ -25,11 +27,20 @@ __all__ = [
     "START_SESSION",
     "STATE_QUERY",
     "WORKFLOW_NAME",
+    "workflow_id_for",
 ]
 
 WORKFLOW_NAME = "orchestrator.AgentSession"
+
+
+def workflow_id_for(session_id: str) -> str:
+    """The workflow id of a session: stable, so a session can be found from its id."""
+    return f"session-{session_id}"
+
+
 STATE_QUERY = "state"
 DECIDE_APPROVAL = "decide_approval"
+DELEGATE_APPROVAL = "delegate_approval"
 REQUEST_MODEL_SWITCH = "request_model_switch"
 
 START_SESSION = "orchestrator.start_session"
@@ -41,6 +52,9 @@ RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
 ESCALATE_APPROVAL = "orchestrator.escalate_approval"
 APPROVAL_POLICY_PATCH = "approval-policy-v1"
+APPROVAL_EVENTS_PATCH = "approval-events-v1"
+"""The approval wait writes partial approvals and delegations as audit events when they
+happen, and a request may be delegated; histories recorded before it replay the old wait."""
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"

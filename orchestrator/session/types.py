@@ -6,7 +6,7 @@ histories of sessions that are still running.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -24,6 +24,8 @@ __all__ = [
     "ApprovalDecision",
     "ApprovalDecisionInput",
     "ApprovalDecisionResult",
+    "ApprovalDelegation",
+    "ApprovalDelegationResult",
     "ApprovalPolicy",
     "ApprovalRequestInput",
     "Boundary",
@@ -32,6 +34,7 @@ __all__ = [
     "CheckAnswerResult",
     "EscalationInput",
     "FinishSessionInput",
+    "LoopCarry",
     "ModelCallInput",
     "ModelCallResult",
     "ModelPin",
@@ -108,6 +111,10 @@ class SessionStartInput(BaseModel):
     """Request headers of the client that started the session, for routing rules."""
     carry: SessionCarry | None = None
     """Set when a run continues an earlier one: what it hands over."""
+    subplans: dict[str, Plan] = Field(default_factory=dict)
+    """Plans this one runs as sub-plans, already resolved (a child session gets its
+    parent's, so the whole tree keeps the versions the first session started with);
+    those missing are loaded from the project when the session starts."""
 
 
 class CallContext(BaseModel):
@@ -126,6 +133,8 @@ class SessionSetup(BaseModel):
     default_model: str
     models: list[str]
     """Every model name the registry knows, so a switch request can be checked."""
+    subplans: dict[str, Plan] = Field(default_factory=dict)
+    """Every plan the session may run as a sub-plan (at any depth), by name."""
 
 
 class Boundary(StrEnum):
@@ -227,6 +236,16 @@ class PendingApproval(BaseModel):
     """How many distinct people must approve (2: the two-person rule)."""
     approved_by: list[str] = Field(default_factory=list)
     """Who has approved so far, while more approvals are required."""
+    delegate: str | None = None
+    """The one member of `group` a member handed the request to; only they may decide it,
+    until they approve (with two approvals needed, the rest of the group decides the
+    second) or the request escalates to the next group."""
+    delegations: int = 0
+    """How many times the request was delegated (each one is an audit event)."""
+    chain: list[str] = Field(default_factory=list)
+    """The groups the request moves to, in order, when a group's time runs out."""
+    deadline: datetime | None = None
+    """When the current group's time runs out (None: no timeout)."""
 
 
 class ApprovalPolicy(BaseModel):
@@ -288,6 +307,32 @@ class ApprovalDecisionResult(BaseModel):
     decided_by: str
     duplicate: bool = False
     """True when the same decision had already been taken; nothing changed."""
+
+
+class ApprovalDelegation(BaseModel):
+    """Hand a pending request to another member of its group, sent as an update.
+
+    The surface that took it (API, inbox, CLI) authenticated both people and sends their
+    groups from the approvers file; the workflow checks them against the request.
+    """
+
+    approval_id: str
+    binding_hash: str
+    delegated_by: str = Field(min_length=1)
+    groups: list[str]
+    """The delegating person's groups."""
+    to: str = Field(min_length=1)
+    to_groups: list[str]
+    """The delegate's groups."""
+    reason: str | None = None
+
+
+class ApprovalDelegationResult(BaseModel):
+    """Who the request waits on now."""
+
+    approval_id: str
+    delegate: str
+    group: str | None
 
 
 class ApprovalDecisionInput(BaseModel):
@@ -368,6 +413,8 @@ class StepState(BaseModel):
     status: str = "pending"
     model: str | None = None
     rounds: int = 0
+    cost_usd: float = 0.0
+    """Spent on this step's model calls, re-runs included (checked by `max_cost_usd`)."""
     output: JsonValue = None
     error: str | None = None
 
@@ -388,6 +435,8 @@ class SessionState(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     cost_usd: float = 0.0
+    model_calls: int = 0
+    """Model calls made so far, over all steps (checked by the plan's `limits`)."""
     error: str | None = None
 
 
@@ -417,6 +466,31 @@ class SessionResult(BaseModel):
     model_timeline: list[ModelPin] = Field(default_factory=list)
 
 
+class LoopCarry(BaseModel):
+    """An agent step's open tool loop, handed to the next run between two of its rounds.
+
+    Continuing as new here is not a model-switch boundary: the new run goes on with the
+    same pinned model, the conversation so far and the next round number (so call ids and
+    idempotency keys go on where they stopped), without asking the router again.
+    """
+
+    step: int
+    """Index of the plan step whose loop is open (only top-level agent steps continue)."""
+    round: int
+    """The round the new run starts with: every tool call of the rounds before it is done."""
+    model: str
+    messages: list[ChatMessage]
+    attempt: int = 0
+    """Forced failovers of this step so far (tool call ids of a re-run are prefixed by it)."""
+    reuse: dict[str, str] = Field(default_factory=dict)
+    """Tool results a re-run after a forced failover answers instead of running again."""
+    failed: dict[str, str] = Field(default_factory=dict)
+    """Deployments that failed in this step, with why: a later failover excludes them."""
+    escalated: bool = False
+    """The step already escalated (cascade), so its answer is not checked again."""
+    failover: str = "restart_step"
+
+
 class SessionCarry(BaseModel):
     """What a session hands to its next run when it continues as new.
 
@@ -430,7 +504,8 @@ class SessionCarry(BaseModel):
     """Index of the plan step the new run starts at."""
     resumed_at: str
     """The safe point it continued at (`step:N` between steps, `approval:N` at an approval
-    step's wait); the new run does not continue again at that same point."""
+    step's wait, `loop:N:A:R` between two rounds of a tool loop); the new run does not
+    continue again at that same point."""
     setup: SessionSetup
     state: SessionState
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
@@ -440,6 +515,8 @@ class SessionCarry(BaseModel):
     after_approval: bool = False
     runs: int = 1
     """How many runs the session has had before this one."""
+    loop: LoopCarry | None = None
+    """Set when the run continued inside an agent step's tool loop (`loop:N:A:R`)."""
 
 
 SessionStartInput.model_rebuild()

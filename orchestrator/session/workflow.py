@@ -20,19 +20,23 @@ from orchestrator.plans.models import (
     AgentStep,
     AnyStep,
     ApprovalStep,
+    EnsembleStep,
     PlanStep,
     SkillStep,
+    SubPlanStep,
 )
 from orchestrator.plans.schemas import OutputError, structured_output
 from orchestrator.session import names
-from orchestrator.session.agent_loop import AgentLoop
 from orchestrator.session.carry import CONTINUE_AS_NEW_PATCH
 from orchestrator.session.constructs import ConstructError, base_id, run_construct
 from orchestrator.session.core import StepFailed
+from orchestrator.session.fanout import FanOut
 from orchestrator.session.templating import TemplateError
 from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionResult,
+    ApprovalDelegation,
+    ApprovalDelegationResult,
     ModelSwitchRequest,
     ModelSwitchResult,
     PendingApproval,
@@ -51,7 +55,7 @@ __all__ = ["AgentSessionWorkflow"]
 
 
 @workflow.defn(name=names.WORKFLOW_NAME)
-class AgentSessionWorkflow(AgentLoop):
+class AgentSessionWorkflow(FanOut):
     """Runs one plan for one session."""
 
     @workflow.init
@@ -107,6 +111,15 @@ class AgentSessionWorkflow(AgentLoop):
     @decide_approval.validator
     def _check_decision(self, decision: ApprovalDecision) -> None:
         self._validate_decision(decision)
+
+    @workflow.update(name=names.DELEGATE_APPROVAL)
+    async def delegate_approval(self, request: ApprovalDelegation) -> ApprovalDelegationResult:
+        """Hand a pending approval to another member of its group."""
+        return self._delegate(request)
+
+    @delegate_approval.validator
+    def _check_delegation(self, request: ApprovalDelegation) -> None:
+        self._validate_delegation(request)
 
     @workflow.update(name=names.REQUEST_MODEL_SWITCH)
     async def request_model_switch(self, request: ModelSwitchRequest) -> ModelSwitchResult:
@@ -190,6 +203,10 @@ class AgentSessionWorkflow(AgentLoop):
                 output = await self._skill_step(step)
             elif isinstance(step, ApprovalStep):
                 output = await self._approval_step(step)
+            elif isinstance(step, EnsembleStep):
+                output = await self._ensemble_step(step, state)
+            elif isinstance(step, SubPlanStep):
+                output = await self._subplan_step(step)
             else:
                 output = await run_construct(
                     step, self._run_inner, self._start.input, self._outputs

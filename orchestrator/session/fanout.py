@@ -1,0 +1,177 @@
+"""Steps that fan out beyond the session's own tool loop: ensembles and sub-plans.
+
+An ensemble asks several models one question at once and merges their answers; a
+sub-plan runs another plan as a child session (a Temporal child workflow). Neither opens
+a tool loop, so the session's pinned model is untouched by them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
+
+from orchestrator.plans.models import EnsembleStep, SubPlanStep
+from orchestrator.providers.messages import ChatMessage
+from orchestrator.session import names
+from orchestrator.session.agent_loop import AgentLoop
+from orchestrator.session.core import StepFailed
+from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
+from orchestrator.session.templating import render_text, render_value
+from orchestrator.session.types import (
+    ModelCallInput,
+    ModelCallResult,
+    SessionResult,
+    SessionStartInput,
+    StepState,
+)
+from orchestrator.store.records import EventKind
+from orchestrator.types import JsonObject, JsonValue
+
+__all__ = ["FanOut", "child_session_id"]
+
+
+def child_session_id(parent: str, step_id: str) -> str:
+    """A sub-plan's session id: the parent's and the step's (a loop's `#n` as `.n`)."""
+    return f"{parent}.{step_id.replace('#', '.')}"
+
+
+class FanOut(AgentLoop):
+    """Runs ensemble and sub-plan steps."""
+
+    async def _ensemble_step(self, step: EnsembleStep, state: StepState) -> JsonValue:
+        """Ask every model at once, then merge by vote or by the verifier's answer."""
+        asked = [*step.models, *([step.verifier] if step.verifier else [])]
+        unknown = [m for m in asked if self._models and m not in self._models]
+        if unknown:
+            raise StepFailed(f"unknown models: {', '.join(unknown)}")
+        inputs, outputs = self._start.input, self._outputs
+        system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
+        if step.instructions:
+            system += "\n\n" + render_text(step.instructions, inputs, outputs)
+        if step.output_schema is not None:
+            system += "\n\nAnswer with JSON only, fitting this JSON Schema:\n" + json.dumps(
+                step.output_schema, sort_keys=True
+            )
+        question = render_text(step.goal, inputs, outputs)
+        if inputs:
+            question += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
+        state.model = ", ".join(step.models)
+        answers = await asyncio.gather(
+            *(
+                self._ask(step.id, index, model, system, question)
+                for index, model in enumerate(step.models)
+            )
+        )
+        ballots = [
+            ballot(model, text, step.output_schema) if error is None else Ballot(model, error=error)
+            for model, (text, error) in zip(step.models, answers, strict=True)
+        ]
+        state.rounds = len(step.models)
+        payload: JsonObject = {
+            "merge": step.merge,
+            "ballots": [b.summary() for b in ballots],
+        }
+        try:
+            if step.verifier is not None:
+                if all(b.error is not None for b in ballots):
+                    raise VoteError("no model gave a usable answer for the verifier to check")
+                text, error = await self._ask(
+                    step.id,
+                    len(step.models),
+                    step.verifier,
+                    system,
+                    verifier_prompt(question, ballots),
+                )
+                final = ballot(step.verifier, text, step.output_schema)
+                if error is not None or final.error is not None:
+                    raise VoteError(f"verifier {step.verifier}: {error or final.error}")
+                answer = final.answer
+                state.rounds += 1
+            else:
+                needed = step.min_votes or len(step.models) // 2 + 1
+                answer, tally = vote(ballots, needed)
+                payload["tally"] = dict(tally)
+        except VoteError as exc:
+            payload["error"] = str(exc)
+            self._event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
+            raise StepFailed(f"ensemble: {exc}") from None
+        payload["answer"] = answer
+        self._event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
+        return answer
+
+    async def _ask(
+        self, step_id: str, index: int, model: str, system: str, question: str
+    ) -> tuple[str | None, str | None]:
+        """One model's single answer (no tools), or why it gave none."""
+        ask = ModelCallInput(
+            ctx=self._ctx(step_id),
+            round=index,
+            model=model,
+            messages=[
+                ChatMessage(role="system", content=system),
+                ChatMessage(role="user", content=question),
+            ],
+            tools=[],
+            tenant=self._start.tenant,
+            team=self._start.team,
+        )
+        try:
+            result = await self._activity(
+                names.CALL_MODEL, ask, ModelCallResult, self._start.options.model_call
+            )
+        except ActivityError as exc:
+            cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
+            return None, cause
+        self._account(result)
+        message = result.response.message
+        if message.tool_calls:
+            return None, "asked for tools; an ensemble step offers none"
+        return message.content, None
+
+    async def _subplan_step(self, step: SubPlanStep) -> JsonValue:
+        """Run the sub-plan as a child session and give its final output."""
+        setup = self._setup
+        plan = setup.subplans.get(step.plan) if setup is not None else None
+        if plan is None:
+            raise StepFailed(f"sub-plan {step.plan!r} was not resolved when the session started")
+        arguments = render_value(step.input, self._start.input, self._outputs)
+        if not isinstance(arguments, dict):
+            raise StepFailed("input must render to an object")
+        faults = plan.input_faults(arguments)
+        if faults:
+            raise StepFailed(f"input for sub-plan {step.plan!r}: {'; '.join(faults)}")
+        session_id = child_session_id(self._start.session_id, step.id)
+        child = SessionStartInput(
+            session_id=session_id,
+            plan=plan,
+            input=arguments,
+            requested_by=self._start.requested_by,
+            options=self._start.options,
+            tenant=self._start.tenant,
+            team=self._start.team,
+            headers=self._start.headers,
+            subplans=setup.subplans if setup is not None else {},
+        )
+        workflow_id = names.workflow_id_for(session_id)
+        self._event(
+            EventKind.SUBPLAN_STARTED,
+            step.id,
+            payload={
+                "plan": plan.name,
+                "plan_version": plan.version,
+                "session_id": session_id,
+                "workflow_id": workflow_id,
+            },
+        )
+        await self._flush()
+        try:
+            result: SessionResult = await workflow.execute_child_workflow(
+                names.WORKFLOW_NAME, child, id=workflow_id, result_type=SessionResult
+            )
+        except ChildWorkflowError as exc:
+            cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
+            raise StepFailed(f"sub-plan {plan.name!r} (session {session_id}): {cause}") from None
+        return result.final_output
