@@ -4,14 +4,16 @@ Every decision goes through `orchestrator.service.decide_approval`, so the workf
 rules (binding hash, one decision, a reason for a rejection) hold here as on the CLI. On
 top of them this layer checks the person: a known token, a member of the group that the
 project's approvers file assigns to the request, and not the one whose session asked for
-the action. A refused request changes nothing. The schema is served at
-`/api/openapi.json`.
+the action. A refused request changes nothing. A member may also hand a request to
+another member of its group (`POST /api/approvals/{id}/delegation`, see
+`orchestrator.approvals.delegation`). The schema is served at `/api/openapi.json`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Literal
+from dataclasses import dataclass
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
@@ -19,9 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.people import Approver, ApproverDirectory
 from orchestrator.exceptions import ApprovalError, SkillArgumentsError, UnknownSkillError
 from orchestrator.service import decide_approval
+from orchestrator.session.types import PendingApproval
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind
 from orchestrator.store.store import Store
@@ -29,8 +33,11 @@ from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
     "DecisionBody",
+    "DelegationBody",
     "approval_routes",
     "current_group",
+    "deciding_group",
+    "delegation_refusal",
     "may_decide",
     "openapi_schema",
 ]
@@ -47,6 +54,16 @@ class DecisionBody(BaseModel):
     arguments: dict[str, JsonValue] | None = None
     """Approve with these arguments instead (a smaller refund): checked against the skill's
     contract, recorded with the decision, and bound by a hash of their own."""
+
+
+class DelegationBody(BaseModel):
+    """The body of `POST /api/approvals/{id}/delegation`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: str = Field(min_length=1, max_length=200)
+    """The approver (a name in the approvers file) who decides the request instead."""
+    reason: str | None = Field(default=None, max_length=2000)
 
 
 async def requested_by(store: Store, session_id: str) -> str | None:
@@ -70,15 +87,56 @@ async def current_group(
     return group
 
 
-async def may_decide(
-    store: Store, directory: ApproverDirectory, person: Approver, record: ApprovalRecord
+async def deciding_group(
+    store: Store,
+    directory: ApproverDirectory,
+    record: ApprovalRecord,
+    live: PendingApproval | None = None,
 ) -> str | None:
-    """None if `person` may decide `record`, else why not, in one sentence."""
-    group = await current_group(store, directory, record)
+    """The group that decides `record` now.
+
+    The workflow's live view when it names one (the policy it resolved, moved on by
+    escalations), else the approvers file and the audit trail's escalations.
+    """
+    if live is not None and live.group is not None:
+        return live.group
+    return await current_group(store, directory, record)
+
+
+async def may_decide(
+    store: Store,
+    directory: ApproverDirectory,
+    person: Approver,
+    record: ApprovalRecord,
+    live: PendingApproval | None = None,
+) -> str | None:
+    """None if `person` may decide `record`, else why not, in one sentence.
+
+    `live` is the request as its workflow holds it now (`live_request`): its group and
+    delegate then count; without it, the group comes from the audit trail.
+    """
+    group = await deciding_group(store, directory, record, live)
     if group is None or group not in person.groups:
         return f"{person.name} is not in the group that decides this request ({group or 'none'})"
     if await requested_by(store, record.session_id) == person.name:
         return f"{person.name} started the session that asked for this action"
+    if live and live.delegate is not None and live.delegate != person.name:
+        return f"it was delegated to {live.delegate}, who alone decides it now"
+    return None
+
+
+def delegation_refusal(
+    directory: ApproverDirectory, record: ApprovalRecord, group: str | None, to: str
+) -> str | None:
+    """Why `to` cannot take `record` over (unknown, or outside its group), or None."""
+    target = directory.users.get(to)
+    if target is None:
+        return f"to: no approver named {to!r}"
+    if group is None or group not in target.groups:
+        return (
+            f"to: {to} is not in {group or 'any deciding group'}, the group that decides"
+            f" {record.approval_id}; a request is delegated within its group"
+        )
     return None
 
 
@@ -86,11 +144,37 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def _view(record: ApprovalRecord, group: str | None) -> dict[str, object]:
-    return {**record.model_dump(mode="json"), "group": group}
+def _view(
+    record: ApprovalRecord, group: str | None, live: PendingApproval | None = None
+) -> dict[str, object]:
+    view: dict[str, object] = {**record.model_dump(mode="json"), "group": group}
+    if live is not None:
+        view.update(
+            live.model_dump(
+                mode="json",
+                include={"group", "chain", "deadline", "required", "approved_by", "delegate"},
+            )
+        )
+    return view
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
 
 
 _NO_TOKEN = "a valid API token is required (Authorization: Bearer ...)"
+
+BodyT = TypeVar("BodyT", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Asked(Generic[BodyT]):
+    """A POST that passed the checks every decision and delegation needs."""
+
+    person: Approver
+    body: BodyT
+    record: ApprovalRecord
+    live: PendingApproval | None
 
 
 class _Handlers:
@@ -150,42 +234,73 @@ class _Handlers:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _error(404, f"no approval request {approval_id!r}")
-        group = await current_group(self.store, self.directory, record)
-        return JSONResponse(_view(record, group))
+        live = await live_request(await self.client(), record)
+        group = await deciding_group(self.store, self.directory, record, live)
+        return JSONResponse(_view(record, group, live))
 
-    async def decide(self, request: Request) -> Response:
+    async def admit(self, request: Request, model: type[BodyT]) -> Asked[BodyT] | Response:
+        """The person, body, request and live view of a POST, or the response refusing it."""
         person = self.person_of(request)
         if person is None:
             return _error(401, _NO_TOKEN)
         approval_id = request.path_params["approval_id"]
         try:
-            body = DecisionBody.model_validate_json(await request.body())
+            body = model.model_validate_json(await request.body())
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors()
-            )
-            return _error(422, problems)
+            return _error(422, _problems(exc))
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _error(404, f"no approval request {approval_id!r}")
-        refusal = await may_decide(self.store, self.directory, person, record)
+        live = await live_request(await self.client(), record)
+        refusal = await may_decide(self.store, self.directory, person, record, live)
         if refusal is not None:
             return _error(403, refusal)
+        return Asked(person, body, record, live)
+
+    async def decide(self, request: Request) -> Response:
+        asked = await self.admit(request, DecisionBody)
+        if isinstance(asked, Response):
+            return asked
+        body = asked.body
         if body.decision == "reject" and not (body.reason or "").strip():
             return _error(422, "reason: a rejection needs a reason")
-        edit = self.checked_edit(record, body)
+        edit = self.checked_edit(asked.record, body)
         if isinstance(edit, str):
             return _error(422, edit)
         try:
             result = await decide_approval(
                 await self.client(),
                 self.store,
-                approval_id,
+                asked.record.approval_id,
                 approve=body.decision == "approve",
-                decided_by=person.name,
+                decided_by=asked.person.name,
                 reason=body.reason,
-                groups=person.groups,
+                groups=asked.person.groups,
                 arguments=edit,
+            )
+        except ApprovalError as exc:
+            return _error(409, str(exc))
+        return JSONResponse(result.model_dump(mode="json"))
+
+    async def delegate(self, request: Request) -> Response:
+        asked = await self.admit(request, DelegationBody)
+        if isinstance(asked, Response):
+            return asked
+        record, to = asked.record, asked.body.to
+        group = await deciding_group(self.store, self.directory, record, asked.live)
+        wrong = delegation_refusal(self.directory, record, group, to)
+        if wrong is not None:
+            return _error(422, wrong)
+        try:
+            result = await delegate_approval(
+                await self.client(),
+                self.store,
+                record.approval_id,
+                delegated_by=asked.person.name,
+                groups=asked.person.groups,
+                to=to,
+                to_groups=self.directory.users[to].groups,
+                reason=asked.body.reason,
             )
         except ApprovalError as exc:
             return _error(409, str(exc))
@@ -212,6 +327,7 @@ def approval_routes(
         Route("/api/approvals", h.list_),
         Route("/api/approvals/{approval_id}", h.show),
         Route("/api/approvals/{approval_id}/decision", h.decide, methods=["POST"]),
+        Route("/api/approvals/{approval_id}/delegation", h.delegate, methods=["POST"]),
     ]
 
 
@@ -252,6 +368,7 @@ def openapi_schema() -> dict[str, object]:
                 **defs,
                 "Approval": record,
                 "DecisionBody": DecisionBody.model_json_schema(),
+                "DelegationBody": DelegationBody.model_json_schema(),
                 "Error": error,
             },
         },
@@ -300,6 +417,30 @@ def openapi_schema() -> dict[str, object]:
                                 "Already decided otherwise, or binding mismatch", "Error"
                             ),
                             "422": answer("Malformed body, or a rejection without reason", "Error"),
+                        }
+                    ),
+                }
+            },
+            "/api/approvals/{approval_id}/delegation": {
+                "post": {
+                    "summary": "Hand a pending request to another member of its group",
+                    "parameters": [approval_id],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/DelegationBody"}
+                            }
+                        },
+                    },
+                    "responses": with_refused(
+                        {
+                            "200": {"description": "Only the delegate may decide it now"},
+                            "403": answer("Not one who may decide it now", "Error"),
+                            "409": answer("Decided, or refused by the workflow", "Error"),
+                            "422": answer(
+                                "Malformed body, or a delegate outside the group", "Error"
+                            ),
                         }
                     ),
                 }

@@ -1,10 +1,15 @@
 """The approval gate: a durable wait for a person's decision bound to the exact action.
 
 Decisions arrive through the workflow's update; this part validates them (binding hash,
-group, self-approval, the two-person rule), waits, escalates on timeouts, and expires.
+group, self-approval, delegation, the two-person rule), waits, escalates on timeouts, and
+expires. Update handlers do no I/O: a state change they make (a first approval of two, a
+delegation) queues an audit event, and the waiting code writes it as soon as it is queued.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
@@ -23,13 +28,15 @@ from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionInput,
     ApprovalDecisionResult,
+    ApprovalDelegation,
+    ApprovalDelegationResult,
     ApprovalPolicy,
     ApprovalRequestInput,
     EscalationInput,
     PendingApproval,
 )
 from orchestrator.skills.models import SkillSpec
-from orchestrator.store.records import SessionStatus
+from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = ["ApprovalGate", "decision_result"]
@@ -37,6 +44,23 @@ __all__ = ["ApprovalGate", "decision_result"]
 
 class ApprovalGate(Continuation):
     """Records approval requests, takes decisions and waits for them."""
+
+    _gate_events: bool = False
+    """Approval-events-v1: partial approvals and delegations are audit events written while
+    the request waits, and requests may be delegated. False when replaying a history
+    recorded before it."""
+
+    def _gate_event(self, kind: EventKind, pending: PendingApproval, key: str, **info: str) -> None:
+        """Queue an audit event about a waiting request; the wait writes it (no I/O here)."""
+        payload: JsonObject = {
+            "approval_id": pending.approval_id,
+            "skill": pending.skill,
+            "group": pending.group,
+            **info,
+        }
+        self._event(
+            kind, pending.step_id, key=f"{kind.value}:{pending.approval_id}:{key}", payload=payload
+        )
 
     def _take_decision(self, decision: ApprovalDecision) -> ApprovalDecisionResult:
         """Take a person's (validated) decision on a pending approval."""
@@ -55,6 +79,16 @@ class ApprovalGate(Continuation):
             if len(pending.approved_by) + 1 < pending.required:
                 # Two-person rule: the first approval is held until a second person's.
                 pending.approved_by.append(decision.decided_by)
+                if pending.delegate == decision.decided_by:
+                    pending.delegate = None  # the delegate's turn is spent
+                if self._gate_events:
+                    self._gate_event(
+                        EventKind.APPROVAL_PARTIAL,
+                        pending,
+                        decision.decided_by,
+                        approved_by=decision.decided_by,
+                        progress=f"{len(pending.approved_by)} of {pending.required}",
+                    )
                 return ApprovalDecisionResult(
                     approval_id=decision.approval_id,
                     status="awaiting_more_approvals",
@@ -64,6 +98,22 @@ class ApprovalGate(Continuation):
             decision = decision.model_copy(update={"decided_by": everyone})
         self._decisions[decision.approval_id] = decision
         return decision_result(decision, duplicate=False)
+
+    def _bound_pending(self, approval_id: str, binding: str, what: str) -> PendingApproval:
+        """The undecided request `approval_id`, if `binding` is its action's hash."""
+        pending = self._pending.get(approval_id)
+        if pending is None or approval_id in self._decisions:
+            raise ApplicationError(
+                f"no pending approval {approval_id} in session {self._state.session_id}",
+                type="UnknownApproval",
+            )
+        if pending.binding_hash != binding:
+            raise ApplicationError(
+                f"approval {approval_id}: {what} a different action"
+                " (binding hash mismatch); nothing was released",
+                type="ApprovalBindingMismatch",
+            )
+        return pending
 
     def _validate_decision(self, decision: ApprovalDecision) -> None:
         """Refuse a bad decision before it reaches history.
@@ -80,18 +130,9 @@ class ApprovalGate(Continuation):
                 f"approval {decision.approval_id} was already {verb} by {prior.decided_by}",
                 type="ApprovalAlreadyDecided",
             )
-        pending = self._pending.get(decision.approval_id)
-        if pending is None:
-            raise ApplicationError(
-                f"no pending approval {decision.approval_id} in session {self._state.session_id}",
-                type="UnknownApproval",
-            )
-        if pending.binding_hash != decision.binding_hash:
-            raise ApplicationError(
-                f"approval {decision.approval_id}: the decision was made on a different action"
-                " (binding hash mismatch); nothing was released",
-                type="ApprovalBindingMismatch",
-            )
+        pending = self._bound_pending(
+            decision.approval_id, decision.binding_hash, "the decision was made on"
+        )
         if not decision.approve and not (decision.reason or "").strip():
             raise ApplicationError("a rejection needs a reason", type="ApprovalReasonRequired")
         if decision.arguments is not None and (not decision.approve or pending.kind != "tool_call"):
@@ -113,6 +154,65 @@ class ApprovalGate(Continuation):
                 f"{decision.decided_by} is not in {pending.group}, the group that decides"
                 f" approval {decision.approval_id} now",
                 type="ApprovalNotInGroup",
+            )
+        if pending.delegate is not None and decision.decided_by != pending.delegate:
+            raise ApplicationError(
+                f"approval {decision.approval_id} was delegated to {pending.delegate};"
+                " only they may decide it now",
+                type="ApprovalDelegated",
+            )
+
+    def _delegate(self, request: ApprovalDelegation) -> ApprovalDelegationResult:
+        """Hand a (validated) pending request to another member of its group."""
+        pending = self._pending[request.approval_id]
+        pending.delegate = request.to
+        pending.delegations += 1
+        self._gate_event(
+            EventKind.APPROVAL_DELEGATED,
+            pending,
+            str(pending.delegations),
+            delegated_by=request.delegated_by,
+            to=request.to,
+            reason=request.reason or "",
+        )
+        return ApprovalDelegationResult(
+            approval_id=pending.approval_id, delegate=request.to, group=pending.group
+        )
+
+    def _validate_delegation(self, request: ApprovalDelegation) -> None:
+        """Refuse a delegation that is not from, or not to, a member who may decide."""
+        pending = self._bound_pending(
+            request.approval_id, request.binding_hash, "the delegation names"
+        )
+        if not self._gate_events or pending.group is None:
+            raise ApplicationError(
+                f"approval {request.approval_id} has no deciding group to delegate within",
+                type="ApprovalDelegationUnsupported",
+            )
+        group, by, to = pending.group, request.delegated_by, request.to
+        if group not in request.groups:
+            raise ApplicationError(
+                f"{by} is not in {group}, the group that decides approval"
+                f" {request.approval_id} now",
+                type="ApprovalNotInGroup",
+            )
+        refusal = None
+        if pending.delegate is not None and by != pending.delegate:
+            refusal = f"it was delegated to {pending.delegate}; only they may hand it on"
+        elif by == self._start.requested_by:
+            refusal = f"{by} started this session and cannot decide its approvals"
+        elif to == by:
+            refusal = "delegate to another member of the group"
+        elif group not in request.to_groups:
+            refusal = f"{to} is not in {group}; a request is delegated within its group"
+        elif to == self._start.requested_by:
+            refusal = f"{to} started this session and cannot decide its approvals"
+        elif to in pending.approved_by:
+            refusal = f"{to} has already approved it; the other approval must be someone else's"
+        if refusal is not None:
+            raise ApplicationError(
+                f"approval {request.approval_id} cannot be delegated: {refusal}",
+                type="ApprovalDelegationRefused",
             )
 
     async def _approval_step(self, step: ApprovalStep) -> JsonValue:
@@ -156,6 +256,12 @@ class ApprovalGate(Continuation):
             risk=spec.risk.value if spec else None,
         )
         policy = ApprovalPolicy()
+        self._gate_events = workflow.patched(names.APPROVAL_EVENTS_PATCH)
+        carried = self._pending.get(pending.approval_id)
+        if carried is not None and self._gate_events:
+            # Continued as new while it waited: approvals and a delegation so far hold.
+            pending.approved_by = carried.approved_by
+            pending.delegate, pending.delegations = carried.delegate, carried.delegations
         if workflow.patched(names.APPROVAL_POLICY_PATCH):
             policy = await self._activity(
                 names.RESOLVE_APPROVAL_POLICY,
@@ -214,32 +320,34 @@ class ApprovalGate(Continuation):
         def decided() -> bool:
             return pending.approval_id in self._decisions
 
-        if policy.timeout_seconds is None:
+        timeout = policy.timeout_seconds
+        if timeout is None and not self._gate_events:
             await workflow.wait_condition(decided)
             return
-        chain = [pending.group, *policy.escalation]
+        chain = [pending.group, *policy.escalation] if timeout is not None else [pending.group]
         for level, group in enumerate(chain):
-            try:
-                await workflow.wait_condition(decided, timeout=policy.timeout_seconds)
+            if await self._wait_turn(pending, decided, timeout, chain[level + 1 :]):
                 return
-            except TimeoutError:
-                following = chain[level + 1] if level + 1 < len(chain) else None
-                await self._activity(
-                    names.ESCALATE_APPROVAL,
-                    EscalationInput(
-                        ctx=self._ctx(step_id),
-                        approval=pending,
-                        from_group=group,
-                        to_group=following,
-                        waited_seconds=policy.timeout_seconds,
-                    ),
-                    Ack,
-                    self._start.options.bookkeeping,
-                )
-                if decided():
-                    return
-                pending.group = following
-        waited = policy.timeout_seconds * len(chain)
+            assert timeout is not None  # only a timed turn ends undecided
+            following = chain[level + 1] if level + 1 < len(chain) else None
+            await self._activity(
+                names.ESCALATE_APPROVAL,
+                EscalationInput(
+                    ctx=self._ctx(step_id),
+                    approval=pending,
+                    from_group=group,
+                    to_group=following,
+                    waited_seconds=timeout,
+                ),
+                Ack,
+                self._start.options.bookkeeping,
+            )
+            if decided():
+                return
+            pending.group = following
+            pending.delegate = None  # a delegation holds within its group only
+        assert timeout is not None
+        waited = timeout * len(chain)
         self._decisions[pending.approval_id] = ApprovalDecision(
             approval_id=pending.approval_id,
             binding_hash=pending.binding_hash,
@@ -248,6 +356,40 @@ class ApprovalGate(Continuation):
             reason=f"expired: nobody decided within {waited:g}s"
             f" ({' → '.join(g or '-' for g in chain)})",
         )
+
+    async def _wait_turn(
+        self,
+        pending: PendingApproval,
+        decided: Callable[[], bool],
+        timeout: float | None,
+        chain: list[str | None],
+    ) -> bool:
+        """Wait up to `timeout` seconds for a decision; True if one came.
+
+        With approval-events-v1, audit events that update handlers queue meanwhile (a
+        first approval of two, a delegation) are written as they come, not at the end.
+        """
+        if not self._gate_events:
+            try:
+                await workflow.wait_condition(decided, timeout=timeout)
+            except TimeoutError:
+                return False
+            return True
+        deadline = None if timeout is None else workflow.now() + timedelta(seconds=timeout)
+        pending.deadline = deadline
+        pending.chain = [g for g in chain if g is not None]
+        while True:
+            left = None if deadline is None else (deadline - workflow.now()).total_seconds()
+            if left is not None and left <= 0:
+                return decided()
+            try:
+                await workflow.wait_condition(lambda: decided() or bool(self._events), timeout=left)
+            except TimeoutError:
+                await self._flush()
+                return decided()
+            await self._flush()
+            if decided():
+                return True
 
 
 def decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalDecisionResult:

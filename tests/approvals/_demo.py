@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
+import pytest
+import yaml
 from conftest import REPO, Env
 from temporalio.client import Client
 
+from orchestrator.approvals.people import ApproverDirectory, hash_token, load_approvers
 from orchestrator.plans import load_plan
 from orchestrator.service import start_session
 from orchestrator.store.records import ApprovalRecord
@@ -35,3 +39,34 @@ def client_of(env: Env) -> Callable[[], Awaitable[Client]]:
         return env.client
 
     return client
+
+
+PEOPLE = {
+    "lee": ["finance"],
+    "kim": ["finance"],
+    "max": ["finance"],
+    "ode": ["ops"],
+    "sam": ["support-leads"],
+}
+"""Approvers of `write_approvers`; each one's API token is `tok-<name>`."""
+
+
+def write_approvers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: dict[str, object]
+) -> ApproverDirectory:
+    """An approvers file the worker reads (payments.refund → finance, plus `policy`)."""
+    path = tmp_path / "approvers.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": ["finance", "ops", "support-leads"],
+                "policy": {"skills": {"payments.refund": "finance"}, **policy},
+                "users": {
+                    name: {"groups": groups, "tokens": [hash_token(f"tok-{name}")]}
+                    for name, groups in PEOPLE.items()
+                },
+            }
+        )
+    )
+    monkeypatch.setenv("ORCHESTRATOR_APPROVERS_FILE", str(path))
+    return load_approvers(path)

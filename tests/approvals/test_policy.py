@@ -12,8 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
-import yaml
-from _demo import DEMO_SCRIPT, waiting_refund
+from _demo import DEMO_SCRIPT, waiting_refund, write_approvers
 from conftest import Env
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -29,18 +28,7 @@ from orchestrator.testing import eventually
 
 
 def _approvers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: dict[str, object]) -> None:
-    path = tmp_path / "approvers.yaml"
-    people = {"lee": ["finance"], "kim": ["finance"], "ode": ["ops"], "sam": ["support-leads"]}
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "groups": ["finance", "ops", "support-leads"],
-                "policy": {"skills": {"payments.refund": "finance"}, **policy},
-                "users": {name: {"groups": groups} for name, groups in people.items()},
-            }
-        )
-    )
-    monkeypatch.setenv("ORCHESTRATOR_APPROVERS_FILE", str(path))
+    write_approvers(tmp_path, monkeypatch, policy)
 
 
 async def _result(env: Env, workflow_id: str) -> SessionResult:
