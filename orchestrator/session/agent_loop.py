@@ -17,6 +17,12 @@ from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinitio
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
 from orchestrator.session.core import DeploymentDown, StepFailed
+from orchestrator.session.payloads import (
+    MAX_CONVERSATION_BYTES,
+    PAYLOAD_TOO_LARGE,
+    model_size,
+    too_large,
+)
 from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.templating import render_text
@@ -24,6 +30,7 @@ from orchestrator.session.types import (
     Boundary,
     CheckAnswerInput,
     CheckAnswerResult,
+    LoopCarry,
     ModelCallInput,
     ModelCallResult,
     ModelPin,
@@ -209,15 +216,31 @@ class AgentLoop(SkillCalls):
         ]
         if not self._routing:
             return await self._tool_loop(step, state, model, start, tools)
-        self._attempt, self._reuse = 0, {}
+        # Only a top-level step's loop may continue as new: a construct's inner steps have
+        # no place in the carry.
+        top = next((i for i, s in enumerate(self._start.plan.steps) if s is step), None)
+        resumed = self._resumed_loop(top)
+        first, escalated = 0, False
         failed: dict[str, str] = {}
-        model = await self._route(step, len(system) + len(user))
-        conversation = list(start)
-        escalated = False
+        if resumed is None:
+            self._attempt, self._reuse = 0, {}
+            model = await self._route(step, len(system) + len(user))
+            conversation = list(start)
+        else:
+            # Continued as new between two rounds: the same model goes on, unrouted.
+            self._attempt, self._reuse = resumed.attempt, dict(resumed.reuse)
+            failed, escalated = dict(resumed.failed), resumed.escalated
+            self._failover, self._routed = resumed.failover, True
+            model, conversation, first = resumed.model, list(resumed.messages), resumed.round
         while True:
             state.model = model
+            base = None
+            if top is not None:
+                base = LoopCarry(step=top, round=first, model=model, messages=[])
+                base.failed, base.escalated = failed, escalated
             try:
-                answer = await self._tool_loop(step, state, model, conversation, tools)
+                answer = await self._tool_loop(step, state, model, conversation, tools, base)
+                first = 0
                 why = None if escalated else await self._rejected(step, answer)
                 if why is None:
                     return answer
@@ -234,6 +257,7 @@ class AgentLoop(SkillCalls):
                 # of the failed attempt are reused, so no effect runs twice. A policy may
                 # instead carry the conversation over to the next deployment mid-loop.
                 carry = self._failover == "carry_over"
+                first = 0
                 if not carry:
                     self._state.in_tool_loop = False
                     conversation = list(start)
@@ -248,12 +272,27 @@ class AgentLoop(SkillCalls):
         model: str,
         messages: list[ChatMessage],
         tools: list[ToolDefinition],
+        base: LoopCarry | None = None,
     ) -> JsonValue:
+        """Ask the pinned model, run its tool calls, until it answers without any.
+
+        With `base` (a top-level step's loop: its plan index, the round to start at, what
+        a failover or cascade decided so far), a long history continues as new between two
+        rounds (every tool call of the last one answered, no approval pending), carrying
+        the loop over to the next run.
+        """
         prefix = f"f{self._attempt}." if self._attempt else ""
-        for round_no in range(step.max_rounds):
+        first = base.round if base is not None else 0
+        for round_no in range(first, step.max_rounds):
+            if base is not None and round_no > first:
+                await self._continue_between_rounds(base, round_no, messages)
             await self._flush()
             if self._state.in_tool_loop and self._state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
+            size = sum(model_size(m) for m in messages)
+            if size > MAX_CONVERSATION_BYTES:
+                what = f"the conversation of step {step.id!r} (round {round_no})"
+                raise StepFailed(too_large(what, size, MAX_CONVERSATION_BYTES))
             ask = ModelCallInput(
                 ctx=self._ctx(step.id),
                 round=round_no,
@@ -274,6 +313,9 @@ class AgentLoop(SkillCalls):
             except ActivityError as exc:
                 if self._routing and unavailable(exc):
                     raise DeploymentDown(activity_cause(exc)[1]) from None
+                kind, message = activity_cause(exc)
+                if kind == PAYLOAD_TOO_LARGE:
+                    raise StepFailed(message) from None
                 raise
             state.rounds = round_no + 1
             self._account(result)
@@ -290,6 +332,24 @@ class AgentLoop(SkillCalls):
                 )
         self._state.in_tool_loop = False
         raise StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
+
+    async def _continue_between_rounds(
+        self, base: LoopCarry, round_no: int, messages: list[ChatMessage]
+    ) -> None:
+        """Continue as new here if the history is long, carrying the open loop."""
+        if not self._loop_due(f"loop:{base.step}:{self._attempt}:{round_no}"):
+            return
+        await self._continue_loop(
+            base.model_copy(
+                update={
+                    "round": round_no,
+                    "messages": list(messages),
+                    "attempt": self._attempt,
+                    "reuse": dict(self._reuse),
+                    "failover": self._failover,
+                }
+            )
+        )
 
     async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
         skill_name = self._tool_to_skill.get(call.name)

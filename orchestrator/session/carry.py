@@ -5,18 +5,24 @@ from __future__ import annotations
 from temporalio import workflow
 
 from orchestrator.session.core import SessionCore
-from orchestrator.session.types import (
-    SessionCarry,
-)
+from orchestrator.session.payloads import MAX_CARRY_BYTES, model_size, too_large
+from orchestrator.session.types import LoopCarry, SessionCarry
 from orchestrator.store.records import EventKind
+from orchestrator.types import JsonObject
 
-__all__ = ["CONTINUE_AS_NEW_PATCH", "Continuation"]
+__all__ = ["CONTINUE_AS_NEW_PATCH", "HISTORY_EVENTS_CEILING", "LOOP_CONTINUE_PATCH", "Continuation"]
 
 CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
+LOOP_CONTINUE_PATCH = "continue-as-new-in-tool-loop-v1"
+"""Guards continuing as new between two rounds of a tool loop: histories recorded before
+it went on in the same run there."""
+HISTORY_EVENTS_CEILING = 8_192
+"""Continue at the next safe point once the history holds this many events, even if
+Temporal has not suggested it yet: below its warning at 10,240 events."""
 
 
 class Continuation(SessionCore):
-    """Carries a long session over into a fresh run between steps."""
+    """Carries a long session over into a fresh run at a safe point or between two rounds."""
 
     def _resume(self, carry: SessionCarry) -> None:
         """Take over what the previous run handed on (before `run` starts)."""
@@ -31,6 +37,23 @@ class Continuation(SessionCore):
         self._resumed_at = carry.resumed_at
         self._runs = carry.runs + 1
 
+    def _resumed_loop(self, index: int | None) -> LoopCarry | None:
+        """The open tool loop of top-level step `index` that this run was handed, if any."""
+        carry = self._start.carry
+        if index is None or carry is None or carry.loop is None:
+            return None
+        return carry.loop if carry.loop.step == index == carry.next_step else None
+
+    def _history_long(self) -> bool:
+        info = workflow.info()
+        limit = self._start.options.continue_as_new_after
+        if limit is not None:
+            return info.get_current_history_length() >= limit
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= HISTORY_EVENTS_CEILING
+        )
+
     async def _continue_if_long(self, next_step: int, point: str) -> None:
         """Continue as new at this safe point if the history has grown past its limit.
 
@@ -41,16 +64,35 @@ class Continuation(SessionCore):
         """
         if not self._can or point == self._resumed_at or self._setup is None:
             return
-        info = workflow.info()
-        limit = self._start.options.continue_as_new_after
-        if limit is None:
-            if not info.is_continue_as_new_suggested():
-                return
-        elif info.get_current_history_length() < limit:
+        if not self._history_long():
             return
+        await self._carry_over(next_step, point, None)
+
+    def _loop_due(self, point: str) -> bool:
+        """Whether an open tool loop should continue as new now, between two rounds.
+
+        Only once the history is long, no approval is pending, and the run was not itself
+        started at this point. The patch marker is written only when it continues, so a
+        history recorded before this feature replays unchanged.
+        """
+        if not self._can or point == self._resumed_at or self._setup is None or self._pending:
+            return False
+        return self._history_long() and workflow.patched(LOOP_CONTINUE_PATCH)
+
+    async def _continue_loop(self, loop: LoopCarry) -> None:
+        """Continue as new inside a tool loop, carrying it (see `LoopCarry`).
+
+        Not a model-switch boundary: the next run goes on with `loop.model`, without
+        routing. Returns (the loop goes on in this run) when the carry is too large.
+        """
+        await self._carry_over(loop.step, f"loop:{loop.step}:{loop.attempt}:{loop.round}", loop)
+
+    async def _carry_over(self, next_step: int, point: str, loop: LoopCarry | None) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
         if any(approval_id in self._decisions for approval_id in self._pending):
             return  # a person decided meanwhile: go on in this run
+        if self._setup is None:
+            return
         carry = SessionCarry(
             next_step=next_step,
             resumed_at=point,
@@ -62,19 +104,33 @@ class Continuation(SessionCore):
             route_name=self._route_name,
             after_approval=self._after_approval,
             runs=self._runs,
+            loop=loop,
         )
+        start = self._start.model_copy(update={"carry": carry})
+        step_id = self._start.plan.steps[next_step].id
+        size = model_size(start)
+        if size > MAX_CARRY_BYTES:
+            # Continuing would hand Temporal a payload it refuses (a stuck session); a long
+            # history is only a warning, so go on in this run.
+            workflow.logger.warning(
+                "not continuing as new: %s", too_large("the carry", size, MAX_CARRY_BYTES)
+            )
+            return
+        payload: JsonObject = {
+            "run": self._runs,
+            "point": point,
+            "history_length": workflow.info().get_current_history_length(),
+            "pending_approvals": list(self._pending),
+            "cost_usd": self._state.cost_usd,
+        }
+        if loop is not None:
+            payload |= {"round": loop.round, "attempt": loop.attempt, "carry_bytes": size}
         self._event(
             EventKind.CONTINUED_AS_NEW,
-            self._start.plan.steps[next_step].id,
+            step_id,
             key=f"continued_as_new:{self._runs}",
             model=self._state.pinned_model,
-            payload={
-                "run": self._runs,
-                "point": point,
-                "history_length": info.get_current_history_length(),
-                "pending_approvals": list(self._pending),
-                "cost_usd": self._state.cost_usd,
-            },
+            payload=payload,
         )
         await self._flush()
-        workflow.continue_as_new(self._start.model_copy(update={"carry": carry}))
+        workflow.continue_as_new(start)

@@ -1,8 +1,9 @@
 """Long sessions continue as new at safe points and lose nothing on the way.
 
 The threshold is set to one event, so the session continues as new at every safe point it
-reaches: after the investigation (between steps), at the review step's wait (with the
-approval pending), and after the review. The test checks what crosses each time: the
+reaches: between the investigation's two rounds (its tool loop carried over), after the
+investigation (between steps), at the review step's wait (with the approval pending), and
+after the review. The test checks what crosses each time: the
 pinned model and its timeline, the pending approval (decided in a later run than the one
 that asked), the resolved skill versions, outputs and cost; and that every run's history
 replays.
@@ -95,9 +96,14 @@ async def test_continue_as_new_carries_pin_approval_and_cost(
     assert result.cost_usd == sum(e.cost_usd for e in calls) > 0
     assert result.input_tokens == sum(e.input_tokens for e in calls)
     continued = [e for e in events if e.kind is EventKind.CONTINUED_AS_NEW]
-    assert [e.payload["point"] for e in continued] == ["step:1", "approval:1", "step:2"]
-    assert continued[1].payload["pending_approvals"] == [pending.approval_id]
-    assert [e.model for e in continued] == ["demo-strong"] * 3
+    assert [e.payload["point"] for e in continued] == [
+        "loop:0:0:1",
+        "step:1",
+        "approval:1",
+        "step:2",
+    ]
+    assert continued[2].payload["pending_approvals"] == [pending.approval_id]
+    assert [e.model for e in continued] == ["demo-strong"] * 4
     # Skill versions were resolved once, at the start, and carried after that.
     assert len([e for e in events if e.kind is EventKind.SESSION_STARTED]) == 1
     [approval] = await store.list_approvals(session_id=session_id)
@@ -108,11 +114,11 @@ async def test_continue_as_new_carries_pin_approval_and_cost(
 
     async def all_runs() -> list[WorkflowExecution] | None:
         found = [run async for run in env.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-        return found if len(found) == 4 and all(r.status for r in found) else None
+        return found if len(found) == 5 and all(r.status for r in found) else None
 
-    runs = await eventually(all_runs, what="four runs in visibility")
+    runs = await eventually(all_runs, what="five runs in visibility")
     assert sorted(r.status for r in runs if r.status) == sorted(
-        [WorkflowExecutionStatus.CONTINUED_AS_NEW] * 3 + [WorkflowExecutionStatus.COMPLETED]
+        [WorkflowExecutionStatus.CONTINUED_AS_NEW] * 4 + [WorkflowExecutionStatus.COMPLETED]
     )
     for run in runs:
         history = await env.client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
