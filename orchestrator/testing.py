@@ -9,12 +9,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
+from temporalio.client import Client, WorkflowHandle
+
+from orchestrator.plans.models import Plan
+from orchestrator.service import start_session
+from orchestrator.session.types import SessionOptions, SessionResult
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
 
-__all__ = ["eventually", "wait_for_pending_approval"]
+__all__ = ["GatedSession", "eventually", "start_until_approval", "wait_for_pending_approval"]
 
 T = TypeVar("T")
 
@@ -53,3 +60,40 @@ async def wait_for_pending_approval(
         return None
 
     return await eventually(probe, timeout=timeout, what=f"an approval request in {session_id}")
+
+
+@dataclass(frozen=True)
+class GatedSession:
+    """A session started by a test and now waiting on its first approval."""
+
+    handle: WorkflowHandle[object, SessionResult]
+    session_id: str
+    pending: ApprovalRecord
+
+
+async def start_until_approval(
+    client: Client,
+    store: Store,
+    plan: Plan,
+    input: JsonObject,
+    *,
+    task_queue: str,
+    timeout: float = 30.0,
+    options: SessionOptions | None = None,
+    requested_by: str | None = None,
+) -> GatedSession:
+    """Start a session of `plan` and wait until it asks for its first approval.
+
+    The set-up most approval and crash tests share: what they test starts at the gate.
+    """
+    handle = await start_session(
+        client,
+        plan,
+        input,
+        task_queue=task_queue,
+        options=options,
+        requested_by=requested_by,
+    )
+    session_id = handle.id.removeprefix("session-")
+    pending = await wait_for_pending_approval(store, session_id, timeout=timeout)
+    return GatedSession(handle=handle, session_id=session_id, pending=pending)

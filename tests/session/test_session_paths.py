@@ -7,15 +7,20 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Env
-from temporalio.client import WorkflowUpdateFailedError
+from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from orchestrator.exceptions import ApprovalError
-from orchestrator.plans import load_plan, parse_plan
+from orchestrator.plans import Plan, load_plan, parse_plan
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.session import names
-from orchestrator.session.types import ApprovalDecision, ModelSwitchRequest, ModelSwitchResult
-from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
-from orchestrator.testing import wait_for_pending_approval
+from orchestrator.session.types import (
+    ApprovalDecision,
+    ModelSwitchRequest,
+    ModelSwitchResult,
+    SessionResult,
+)
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
+from orchestrator.testing import start_until_approval
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
@@ -65,14 +70,7 @@ async def test_rejection_is_told_to_the_model_and_nothing_runs(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
-    handle = await start_session(
-        env.client,
-        load_plan(DEMO_PLAN),
-        {"ticket_id": "T-1001"},
-        task_queue=env.settings.task_queue,
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    handle, session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
 
     with pytest.raises(ApprovalError, match="needs a reason"):
         await decide_approval(
@@ -107,11 +105,7 @@ async def test_rejection_fails_the_step_when_the_plan_says_so(
     env = await env_factory(DEMO_SCRIPT)
     plan = load_plan(DEMO_PLAN)
     plan.steps[0].on_reject = "fail_step"  # type: ignore[union-attr]
-    handle = await start_session(
-        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    handle, session_id, pending = await _at_the_gate(env, plan)
     await decide_approval(
         env.client,
         env.runtime.store,
@@ -131,14 +125,7 @@ async def test_an_approval_cannot_release_a_different_action(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
-    handle = await start_session(
-        env.client,
-        load_plan(DEMO_PLAN),
-        {"ticket_id": "T-1001"},
-        task_queue=env.settings.task_queue,
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    handle, session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
 
     # An approver was shown (or forged) other arguments: the hash differs and is refused.
     forged = ApprovalDecision(
@@ -171,14 +158,7 @@ async def test_model_switch_waits_for_the_next_step(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     env = await env_factory(DEMO_SCRIPT)
-    handle = await start_session(
-        env.client,
-        load_plan(DEMO_PLAN),
-        {"ticket_id": "T-1001"},
-        task_queue=env.settings.task_queue,
-    )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    handle, session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
 
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(
@@ -205,3 +185,17 @@ async def test_model_switch_waits_for_the_next_step(
     # The two investigate rounds after the request still went to the pinned model.
     served = [(r.conversation, r.model) for r in env.replay.requests]
     assert served == [("investigate", "replay-strong")] * 4 + [("reply", "replay-fast")]
+
+
+async def _at_the_gate(
+    env: Env, plan: Plan
+) -> tuple[WorkflowHandle[object, SessionResult], str, ApprovalRecord]:
+    """Start the demo plan for ticket T-1001 and wait for its refund approval."""
+    gated = await start_until_approval(
+        env.client,
+        env.runtime.store,
+        plan,
+        {"ticket_id": "T-1001"},
+        task_queue=env.settings.task_queue,
+    )
+    return gated.handle, gated.session_id, gated.pending

@@ -24,12 +24,12 @@ from temporalio.client import Client
 
 from orchestrator.plans import load_plan
 from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app, load_replay_script
-from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.service import decide_approval, query_state
 from orchestrator.session.types import ActivityOptions, SessionOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.store.store import Store
-from orchestrator.testing import eventually, wait_for_pending_approval
+from orchestrator.testing import GatedSession, eventually, start_until_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
 SCRIPT = REPO / "replays/customer_refund.yaml"
@@ -136,15 +136,8 @@ async def test_killed_after_the_refund_before_the_next_model_call(
         await Store.open(settings.resolved_database_url) as store,
     ):
         first = workers(f"{replay.url}/v1")
-        handle = await start_session(
-            client,
-            load_plan(PLAN),
-            {"ticket_id": "T-1001"},
-            task_queue=settings.task_queue,
-            options=FAST_FAILOVER,
-        )
-        session_id = handle.id.removeprefix("session-")
-        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        gated = await _at_the_gate(client, store, settings)
+        handle, session_id, pending = gated.handle, gated.session_id, gated.pending
         await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
 
         async with asyncio.timeout(60):
@@ -191,15 +184,8 @@ async def test_a_pending_approval_survives_a_worker_restart(
         await Store.open(settings.resolved_database_url) as store,
     ):
         first = workers(f"{replay.url}/v1")
-        handle = await start_session(
-            client,
-            load_plan(PLAN),
-            {"ticket_id": "T-1001"},
-            task_queue=settings.task_queue,
-            options=FAST_FAILOVER,
-        )
-        session_id = handle.id.removeprefix("session-")
-        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        gated = await _at_the_gate(client, store, settings)
+        handle, session_id, pending = gated.handle, gated.session_id, gated.pending
         first.kill()
 
         workers(f"{replay.url}/v1")
@@ -231,15 +217,8 @@ async def test_killed_while_the_refund_runs(
         await Store.open(settings.resolved_database_url) as store,
     ):
         first = workers(f"{replay.url}/v1")
-        handle = await start_session(
-            client,
-            load_plan(PLAN),
-            {"ticket_id": "T-1001"},
-            task_queue=settings.task_queue,
-            options=FAST_FAILOVER,
-        )
-        session_id = handle.id.removeprefix("session-")
-        pending = await wait_for_pending_approval(store, session_id, timeout=60)
+        gated = await _at_the_gate(client, store, settings)
+        handle, session_id, pending = gated.handle, gated.session_id, gated.pending
         await decide_approval(client, store, pending.approval_id, approve=True, decided_by="maria")
 
         async def paid() -> bool | None:
@@ -263,3 +242,16 @@ async def test_killed_while_the_refund_runs(
             )
             == 1
         )
+
+
+async def _at_the_gate(client: Client, store: Store, settings: Settings) -> GatedSession:
+    """Start the demo plan for ticket T-1001 and wait for its refund approval."""
+    return await start_until_approval(
+        client,
+        store,
+        load_plan(PLAN),
+        {"ticket_id": "T-1001"},
+        task_queue=settings.task_queue,
+        options=FAST_FAILOVER,
+        timeout=60,
+    )
