@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from orchestrator.plans.models import (
@@ -17,6 +18,7 @@ from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinitio
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
 from orchestrator.session.core import DeploymentDown, StepFailed
+from orchestrator.session.limits import limit_reached
 from orchestrator.session.payloads import (
     MAX_CONVERSATION_BYTES,
     PAYLOAD_TOO_LARGE,
@@ -40,7 +42,12 @@ from orchestrator.session.types import (
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonValue
 
-__all__ = ["AgentLoop"]
+__all__ = ["MODEL_FAILURE_PATCH", "AgentLoop"]
+
+MODEL_FAILURE_PATCH = "model-call-failure-v1"
+"""A model call that fails for good (a non-retryable error, or retries spent) fails its
+step, recorded like any failed step, instead of failing the workflow run with the session
+left open in the store. Histories recorded before it replay the old path."""
 
 
 class AgentLoop(SkillCalls):
@@ -289,6 +296,7 @@ class AgentLoop(SkillCalls):
             await self._flush()
             if self._state.in_tool_loop and self._state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
+            self._check_limits(step, state)
             size = sum(model_size(m) for m in messages)
             if size > MAX_CONVERSATION_BYTES:
                 what = f"the conversation of step {step.id!r} (round {round_no})"
@@ -316,9 +324,14 @@ class AgentLoop(SkillCalls):
                 kind, message = activity_cause(exc)
                 if kind == PAYLOAD_TOO_LARGE:
                     raise StepFailed(message) from None
+                if workflow.patched(MODEL_FAILURE_PATCH):
+                    self._state.in_tool_loop = False
+                    raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
                 raise
             state.rounds = round_no + 1
             self._account(result)
+            state.cost_usd += result.cost_usd
+            self._state.model_calls += 1
             answer = result.response.message
             messages.append(answer)
             if not answer.tool_calls:
@@ -350,6 +363,13 @@ class AgentLoop(SkillCalls):
                 }
             )
         )
+
+    def _check_limits(self, step: AgentStep, state: StepState) -> None:
+        """Fail the step before a model call that the plan's or step's limits forbid."""
+        limit = limit_reached(self._start.plan, step, self._state, state)
+        if limit is not None:
+            self._state.in_tool_loop = False
+            raise StepFailed(limit)
 
     async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
         skill_name = self._tool_to_skill.get(call.name)
