@@ -1,0 +1,392 @@
+"""The chaos run: sessions on a worker subprocess that is SIGKILLed at random points.
+
+The kill points come in a seeded random order, each once per round of four; a kill waits
+for what defines its point, so it lands where it says:
+
+- `model_call`: the next model request is held at the endpoint, and the worker is killed
+  while its activity waits for the answer;
+- `effect`: the skill's ledger gains a row, and the worker is killed at once, whether or
+  not the skill's activity has reported back;
+- `approval_wait`: a session waits for an approval the harness has not decided yet;
+- `random`: a random moment (up to 1.5 s) after the restarted worker made progress; also
+  where a kill lands when its point does not come up within `trigger_timeout`.
+
+Machine timing still decides which session a kill hits, so two runs with one seed kill at
+the same kinds of points, not at identical instants.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+
+from orchestrator.chaos.checks import (
+    ChaosReport,
+    GateTimes,
+    SessionFindings,
+    audit_problems,
+    ledger_keys,
+    pin_violations,
+    reruns_after_gates,
+)
+from orchestrator.chaos.model_tap import ModelTap
+from orchestrator.chaos.worker_process import WorkerProcess
+from orchestrator.client import connect
+from orchestrator.exceptions import ApprovalError
+from orchestrator.plans import load_plan
+from orchestrator.plans.models import Plan
+from orchestrator.replay import LoopbackServer, ReplayScript, create_replay_app, load_replay_script
+from orchestrator.service import decide_approval, start_session
+from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
+from orchestrator.settings import Settings
+from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
+from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
+
+__all__ = ["KILL_POINTS", "ChaosConfig", "Workload", "example_workloads", "run_chaos"]
+
+KILL_POINTS = ("model_call", "effect", "approval_wait", "random")
+APPROVER = "chaos-approver"
+TAG = "chaos_session"
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A plan the harness runs sessions of, with the replay script that answers it.
+
+    Args:
+        plan: The plan file.
+        script: Its replay script; step ids must not clash with another workload's.
+        input: The session input (the harness adds a tag naming the session).
+        effects: Ledger rows one session makes when each effect runs once.
+    """
+
+    plan: Path
+    script: Path
+    input: JsonObject
+    effects: int = 1
+
+
+def example_workloads(project_dir: Path) -> list[Workload]:
+    """The refund demo and the longer refund-audit plan of this repository's example project.
+
+    The audit plan (`tests/reliability/plans/refund_audit.yaml`) has three tool loops, an
+    approval step and a gated refund; both pay one refund per session.
+    """
+    plans = project_dir / "tests/reliability/plans"
+    return [
+        Workload(
+            plan=project_dir / "workflows/customer_refund.yaml",
+            script=project_dir / "replays/customer_refund.yaml",
+            input={"ticket_id": "T-1001"},
+        ),
+        Workload(
+            plan=plans / "refund_audit.yaml",
+            script=plans / "refund_audit.replay.yaml",
+            input={"ticket_id": "T-1001"},
+        ),
+    ]
+
+
+@dataclass
+class ChaosConfig:
+    """One chaos run.
+
+    Args:
+        settings: Server, task queue, project and state the worker and sessions use.
+        workloads: Plans to run; session `i` runs `workloads[i % len(workloads)]`.
+        sessions: How many sessions in all; they start spread over the kills.
+        kills: How many times the worker is SIGKILLed.
+        seed: Seeds the kill points, the random moments and the approvers' delays.
+        heartbeat: The model and skill calls' heartbeat timeout: how soon the server
+            notices that a killed worker's activity is gone.
+        timeout: Longest the sessions may take to finish after the last kill.
+        trigger_timeout: Longest to wait for a kill point to come up before choosing a
+            random moment instead.
+        log: Where the workers' output goes (default: the state folder).
+    """
+
+    settings: Settings
+    workloads: list[Workload]
+    sessions: int = 4
+    kills: int = 5
+    seed: int = 0
+    heartbeat: timedelta = timedelta(seconds=2)
+    timeout: float = 300.0
+    trigger_timeout: float = 30.0
+    log: Path | None = None
+
+
+def merged_script(workloads: list[Workload]) -> ReplayScript:
+    """One replay script answering every workload (one endpoint serves the worker)."""
+    conversations = [c for w in workloads for c in load_replay_script(w.script).conversations]
+    return ReplayScript(conversations=conversations)
+
+
+@dataclass
+class _Session:
+    session_id: str
+    workload: Workload
+    plan: Plan
+    handle: WorkflowHandle[object, SessionResult]
+    waiter: asyncio.Task[SessionResult | WorkflowFailureError]
+
+
+@dataclass
+class _Run:
+    """The state of one chaos run that the kill loop and the approver share."""
+
+    config: ChaosConfig
+    client: Client
+    store: Store
+    tap: ModelTap
+    worker: WorkerProcess
+    rng: random.Random
+    plans: dict[Path, Plan]
+    sessions: list[_Session] = field(default_factory=list)
+    gates: dict[str, GateTimes] = field(default_factory=dict)
+    kill_points: list[str] = field(default_factory=list)
+    _deciding: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def unfinished(self) -> bool:
+        return any(not s.waiter.done() for s in self.sessions)
+
+    async def start_due(self, kills_done: int) -> None:
+        """Start sessions so that they spread evenly over the kills."""
+        config = self.config
+        due = math.ceil(config.sessions * (kills_done + 1) / (config.kills + 1))
+        options = SessionOptions(
+            model_call=ActivityOptions(heartbeat=config.heartbeat),
+            skill_call=ActivityOptions(heartbeat=config.heartbeat),
+        )
+        while len(self.sessions) < min(due, config.sessions):
+            index = len(self.sessions)
+            workload = config.workloads[index % len(config.workloads)]
+            session_id = f"chaos{config.seed}-{index:03d}-{uuid.uuid4().hex[:6]}"
+            plan = self.plans[workload.plan]
+            handle = await start_session(
+                self.client,
+                plan,
+                {**workload.input, TAG: session_id},
+                task_queue=config.settings.task_queue,
+                session_id=session_id,
+                options=options,
+            )
+            waiter = asyncio.create_task(_outcome(handle))
+            self.sessions.append(_Session(session_id, workload, plan, handle, waiter))
+
+    async def approve_forever(self) -> None:
+        """Decide every approval of this run's sessions as it appears, after a short delay."""
+        while True:
+            ours = {s.session_id for s in self.sessions}
+            for record in await self.store.list_approvals(status=ApprovalStatus.PENDING):
+                if record.session_id in ours and record.approval_id not in self.gates:
+                    self.gates[record.approval_id] = GateTimes(
+                        record.approval_id, record.session_id, seen_at=time.monotonic()
+                    )
+                    task = asyncio.create_task(
+                        self._decide(record.approval_id, self.rng.uniform(0.2, 2.0))
+                    )
+                    self._deciding.add(task)
+                    task.add_done_callback(self._deciding.discard)
+            await asyncio.sleep(0.05)
+
+    async def _decide(self, approval_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        for _ in range(20):
+            try:
+                await decide_approval(
+                    self.client, self.store, approval_id, approve=True, decided_by=APPROVER
+                )
+            except ApprovalError:
+                await asyncio.sleep(1.0)  # its session is between workers: ask again
+                continue
+            gate = self.gates[approval_id]
+            self.gates[approval_id] = GateTimes(
+                gate.approval_id, gate.session_id, gate.seen_at, decided_at=time.monotonic()
+            )
+            return
+
+    async def progress(self) -> None:
+        """Wait until the (new) worker has asked the model something, or all is done."""
+        seen = len(self.tap.requests)
+        await _until(lambda: len(self.tap.requests) > seen, self.config.trigger_timeout, self)
+
+    async def reach(self, point: str) -> str:
+        """Wait for `point` to come up; returns where the kill will land."""
+        timeout = self.config.trigger_timeout
+        if point == "model_call":
+            arrived = self.tap.hold_next()
+            if await _until(arrived.is_set, timeout, self):
+                return point
+            self.tap.release()
+        elif point == "effect":
+            state = self.config.settings.resolved_state_dir
+            paid = len(ledger_keys(state))
+            if await _until(lambda: len(ledger_keys(state)) > paid, timeout, self, step=0.01):
+                return point
+        elif point == "approval_wait" and await _until(self._undecided_gate, timeout, self):
+            return point
+        await asyncio.sleep(self.rng.uniform(0.0, 1.5))
+        return "random"
+
+    def _undecided_gate(self) -> bool:
+        return any(g.decided_at is None for g in self.gates.values())
+
+
+async def _until(
+    probe: Callable[[], bool], timeout: float, run: _Run, *, step: float = 0.02
+) -> bool:
+    """Poll `probe` until it holds (True), or the time is up or no session is left (False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and run.unfinished:
+        if probe():
+            return True
+        await asyncio.sleep(step)
+    return False
+
+
+async def _outcome(
+    handle: WorkflowHandle[object, SessionResult],
+) -> SessionResult | WorkflowFailureError:
+    try:
+        return await handle.result()
+    except WorkflowFailureError as exc:
+        return exc
+
+
+async def run_chaos(config: ChaosConfig) -> ChaosReport:
+    """Run the sessions, kill the worker `config.kills` times, and check everything.
+
+    The worker is a subprocess (`python -m orchestrator worker`); the model endpoint is a
+    replay server in this process, tapped; approvals are decided by this process through
+    the same path a person's decision takes.
+    """
+    settings = config.settings
+    rng = random.Random(config.seed)
+    plans = {w.plan: load_plan(w.plan) for w in config.workloads}
+    tap = ModelTap(create_replay_app(merged_script(config.workloads)), tag_key=TAG)
+    began = time.monotonic()
+    settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
+    async with (
+        LoopbackServer(tap) as replay,
+        await Store.open(settings.resolved_database_url) as store,
+    ):
+        log = config.log or settings.resolved_state_dir / "chaos-worker.log"
+        worker = WorkerProcess(settings, f"{replay.url}/v1", log)
+        client = await connect(settings)
+        run = _Run(config, client, store, tap, worker, rng, plans)
+        worker.start()
+        approver = asyncio.create_task(run.approve_forever())
+        try:
+            await _kill_loop(run)
+            await run.start_due(config.kills)
+            await _settle(run)
+        finally:
+            approver.cancel()
+            tap.release()
+            worker.stop()
+        report = await _report(run, time.monotonic() - began)
+    return report
+
+
+async def _kill_loop(run: _Run) -> None:
+    # Each round of len(KILL_POINTS) kills tries every point once, in a random order.
+    order: list[str] = []
+    for done in range(run.config.kills):
+        await run.start_due(done)
+        if not run.unfinished:
+            break
+        if not order:
+            order = run.rng.sample(KILL_POINTS, len(KILL_POINTS))
+        await run.progress()
+        point = await run.reach(order.pop())
+        if not run.unfinished:
+            break
+        run.worker.kill()
+        run.tap.release()
+        run.kill_points.append(point)
+        run.worker.start()
+
+
+async def _settle(run: _Run) -> None:
+    waiters: list[Awaitable[object]] = [s.waiter for s in run.sessions]
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(run.config.timeout):
+            await asyncio.gather(*waiters)
+
+
+async def _report(run: _Run, seconds: float) -> ChaosReport:
+    ledger = set(ledger_keys(run.config.settings.resolved_state_dir))
+    claimed: set[str] = set()
+    findings: list[SessionFindings] = []
+    for session in run.sessions:
+        found = await _findings(run, session, ledger)
+        claimed |= found[1]
+        findings.append(found[0])
+    kill_points: dict[str, int] = {}
+    for point in run.kill_points:
+        kill_points[point] = kill_points.get(point, 0) + 1
+    return ChaosReport(
+        seed=run.config.seed,
+        runs=len(findings),
+        kills=len(run.kill_points),
+        kill_points=kill_points,
+        worker_starts=run.worker.starts,
+        completed=sum(f.status == "completed" for f in findings),
+        failed=sum(f.status == "failed" for f in findings),
+        lost=sum(f.status == "lost" for f in findings),
+        duplicate_effects=sum(f.duplicate_effects for f in findings),
+        missing_effects=sum(max(0, f.expected_effects - f.effects) for f in findings),
+        orphan_effects=len(ledger - claimed),
+        pin_violations=sum(len(f.pin_violations) for f in findings),
+        audit_problems=sum(len(f.audit_problems) for f in findings),
+        reruns_after_gate=sum(len(f.reruns_after_gate) for f in findings),
+        seconds=seconds,
+        sessions=findings,
+    )
+
+
+async def _findings(
+    run: _Run, session: _Session, ledger: set[str]
+) -> tuple[SessionFindings, set[str]]:
+    outcome = session.waiter.result() if session.waiter.done() else None
+    if outcome is None:
+        status, error = "lost", f"no result within {run.config.timeout:.0f}s after the last kill"
+    elif isinstance(outcome, WorkflowFailureError):
+        status, error = "failed", str(outcome.cause or outcome)
+    elif outcome.status is SessionStatus.COMPLETED:
+        status, error = "completed", None
+    else:
+        status, error = "failed", f"ended {outcome.status.value}"
+    events = await run.store.list_events(session.session_id)
+    keys = {
+        str(e.payload.get("idempotency_key"))
+        for e in events
+        if e.kind is EventKind.TOOL_CALL and e.payload.get("idempotency_key")
+    }
+    effects = keys & ledger
+    gates = [g for g in run.gates.values() if g.session_id == session.session_id]
+    findings = SessionFindings(
+        session_id=session.session_id,
+        plan=session.plan.name,
+        status=status,
+        error=error,
+        effects=len(effects),
+        expected_effects=session.workload.effects,
+        pin_violations=pin_violations(events),
+        audit_problems=audit_problems(events, completed=status == "completed"),
+        reruns_after_gate=reruns_after_gates(run.tap.requests, gates),
+    )
+    return findings, effects
