@@ -309,9 +309,13 @@ class Plan(BaseModel):
     input_schema: JsonObject | None = None
     """JSON Schema the run input must fit; checked before a session starts."""
 
-    @field_validator("input_schema")
+    output_schema: JsonObject | None = None
+    """JSON Schema the session's final output (its last step's output) must fit; a
+    session whose output breaks it fails, naming every fault, instead of completing."""
+
+    @field_validator("input_schema", "output_schema")
     @classmethod
-    def _input_schema(cls, schema: JsonObject | None) -> JsonObject | None:
+    def _io_schema(cls, schema: JsonObject | None) -> JsonObject | None:
         return None if schema is None else check_schema(schema)
 
     def input_faults(self, value: JsonObject) -> list[str]:

@@ -25,7 +25,7 @@ from orchestrator.plans.models import (
     SkillStep,
     SubPlanStep,
 )
-from orchestrator.plans.schemas import OutputError, structured_output
+from orchestrator.plans.schemas import OutputError, schema_faults, structured_output
 from orchestrator.session import names
 from orchestrator.session.carry import CONTINUE_AS_NEW_PATCH
 from orchestrator.session.constructs import ConstructError, base_id, run_construct
@@ -160,6 +160,13 @@ class AgentSessionWorkflow(FanOut):
                 await self._run_step(index, step)
                 if index + 1 < len(start.plan.steps):
                     await self._continue_if_long(index + 1, f"step:{index + 1}")
+            final = self._outputs.get(start.plan.steps[-1].id)
+            if start.plan.output_schema is not None:
+                faults = schema_faults(start.plan.output_schema, final)
+                if faults:
+                    raise StepFailed(
+                        "the final output breaks the plan's output_schema: " + "; ".join(faults)
+                    )
         except StepFailed as exc:
             self._state.status = SessionStatus.FAILED
             self._state.error = str(exc)
@@ -167,7 +174,6 @@ class AgentSessionWorkflow(FanOut):
             raise ApplicationError(str(exc), type="SessionFailed", non_retryable=True) from None
         self._state.status = SessionStatus.COMPLETED
         self._state.current_step = None
-        final = self._outputs.get(start.plan.steps[-1].id)
         await self._finish(SessionStatus.COMPLETED, output=final)
         return SessionResult(
             session_id=start.session_id,

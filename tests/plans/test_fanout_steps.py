@@ -240,3 +240,27 @@ def test_validate_names_unknown_plans_and_models_with_positions(
     )
     alone = CliRunner().invoke(app, ["validate", str(tmp_path / "uses_demo.yaml")])
     assert alone.exit_code == 0, alone.output
+
+
+async def test_plan_output_schema_types_the_session_result(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await env_factory(SCRIPT)
+    strict = _ensemble_plan().model_copy(
+        update={"output_schema": {**PRICE, "properties": {"amount": {"minimum": 50}}}}
+    )
+    handle = await start_session(
+        env.client, strict, {"order_id": "A-1"}, task_queue=env.settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "final output breaks the plan's output_schema: amount: 42.5 is less than the" in str(
+        failure.value.cause
+    )
+    record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
+    assert record is not None and record.status is SessionStatus.FAILED
+    typed = _ensemble_plan().model_copy(update={"output_schema": PRICE})
+    done = await start_session(
+        env.client, typed, {"order_id": "A-2"}, task_queue=env.settings.task_queue
+    )
+    assert (await done.result()).final_output == {"amount": 42.5, "currency": "EUR"}
