@@ -10,11 +10,21 @@ minutes and gigabytes to load).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import yaml
 
-__all__ = ["MAX_DEPTH", "MAX_VALUES", "Positions", "YamlFault", "parse", "positions", "where"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_VALUES",
+    "Positions",
+    "YamlFault",
+    "field_path",
+    "parse",
+    "positions",
+    "where",
+]
 
 Positions = dict[tuple[str, ...], str]
 """`line L, column C` of every mapping value and list item, by its path of keys and indexes."""
@@ -36,7 +46,11 @@ def parse(text: str) -> tuple[object, Positions]:
         YamlFault: not valid YAML, a duplicate key, too deep, or too many values; the
             message names the line and column when the fault has one.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks for unprintable characters as soon as it is made.
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:
+        raise YamlFault(f"not valid YAML: {exc}") from None
     try:
         try:
             node = loader.get_single_node()
@@ -95,6 +109,15 @@ def _walk(node: yaml.Node, path: tuple[str, ...], out: Positions, count: list[in
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, str(i)), out, count)
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """A validation error's location as `steps.0.goal`, each key that is not a word quoted.
+
+    An empty or blank key (`steps.0.' '`) is then still visibly named.
+    """
+    parts = [str(p) if re.fullmatch(r"[\w-]+", str(p)) else repr(str(p)) for p in loc]
+    return ".".join(parts) or "<root>"
 
 
 def where(found: Positions, loc: Sequence[str]) -> str:

@@ -32,7 +32,7 @@ from typing import Literal
 from mcp.client.stdio import StdioServerParameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator._yaml import YamlFault, parse, where
+from orchestrator._yaml import YamlFault, field_path, parse, where
 from orchestrator.exceptions import ConfigError
 from orchestrator.skills.models import RiskLevel
 
@@ -128,8 +128,10 @@ def load_connector(path: Path) -> Connector:
     """
     try:
         raw, found = parse(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read connector: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read connector: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: byte {exc.start}: {exc.reason}") from None
     except YamlFault as exc:
         raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
@@ -139,7 +141,7 @@ def load_connector(path: Path) -> Connector:
     except ValidationError as exc:
         faults = "\n".join(
             f"{path}: {where(found, [str(p) for p in err['loc']])}:"
-            f" {'.'.join(str(p) for p in err['loc']) or '<root>'}:"
+            f" {field_path(err['loc'])}:"
             f" {err['msg'].removeprefix('Value error, ')}"
             for err in exc.errors()
         )

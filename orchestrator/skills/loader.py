@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator._yaml import YamlFault, parse, where
+from orchestrator._yaml import YamlFault, field_path, parse, where
 from orchestrator.exceptions import SkillDefinitionError
 from orchestrator.skills.contract import Contract
 from orchestrator.skills.skill import Skill, bind
@@ -107,7 +107,7 @@ def load_contract(path: Path, skills_dir: Path) -> Skill[Any, Any]:
         for err in exc.errors():
             loc = [str(p) for p in err["loc"]]
             message = err["msg"].removeprefix("Value error, ")
-            lines.append(f"{path}: {where(found, loc)}: {'.'.join(loc) or '<root>'}: {message}")
+            lines.append(f"{path}: {where(found, loc)}: {field_path(loc)}: {message}")
         raise SkillDefinitionError("\n".join(lines)) from exc
     at = f"{path}: {where(found, ['implementation'])}: implementation"
     relative = (
