@@ -1,4 +1,10 @@
-"""`orchestrator approvals`: list and decide pending approvals from a terminal."""
+"""`orchestrator approvals`: list, decide and delegate pending approvals from a terminal.
+
+With an approvers file, `--as NAME` must be a person in it, and the same checks as the
+API's hold: a member of the request's current group, not the one whose session asked, the
+delegate when it was delegated. Without the file (a project that has not set approvers
+up) the CLI is the operator's surface: anyone named decides, with one approval.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +14,24 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from temporalio.client import Client
 
+from orchestrator.approvals.api import deciding_group, delegation_refusal, may_decide
+from orchestrator.approvals.delegation import delegate_approval, live_request
+from orchestrator.approvals.people import (
+    Approver,
+    ApproverDirectory,
+    approvers_file,
+    hash_password,
+    hash_token,
+    load_approvers,
+    new_token,
+)
 from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.client import connect
+from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
+from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalStatus
 from orchestrator.store.store import Store
 
@@ -46,14 +66,48 @@ async def list_(
     console.print(table if records else "no approval requests")
 
 
+async def _checked(
+    settings: Settings, client: Client, store: Store, approval_id: str, who: str
+) -> tuple[ApproverDirectory, Approver | None]:
+    """The approvers and `who` in them, refused as the API would refuse them.
+
+    Returns no person when the project has no approvers (operator mode).
+
+    Raises:
+        ApprovalError: `who` is not an approver, or may not decide this request now.
+    """
+    path = approvers_file(settings.project_dir)
+    directory = load_approvers(path)
+    if not directory.users:
+        return directory, None
+    person = directory.users.get(who)
+    if person is None:
+        raise ApprovalError(f"--as {who}: not an approver in {path}")
+    record = await store.get_approval(approval_id)
+    if record is None:
+        raise ApprovalError(f"no approval request {approval_id!r}")
+    live = await live_request(client, record)
+    refusal = await may_decide(store, directory, person, record, live)
+    if refusal is not None and record.status is ApprovalStatus.PENDING:
+        raise ApprovalError(f"refused: {refusal}")
+    return directory, person
+
+
 async def _decide(
     project: Path | None, approval_id: str, *, approve: bool, who: str, reason: str | None
 ) -> None:
     settings = load_settings(project)
     client = await connect(settings)
     async with await Store.open(settings.resolved_database_url) as store:
+        _, person = await _checked(settings, client, store, approval_id, who)
         result = await decide_approval(
-            client, store, approval_id, approve=approve, decided_by=who, reason=reason
+            client,
+            store,
+            approval_id,
+            approve=approve,
+            decided_by=who,
+            reason=reason,
+            groups=person.groups if person else None,
         )
     note = " (already decided the same way; nothing changed)" if result.duplicate else ""
     console.print(f"{result.approval_id}: {result.status} by {result.decided_by}{note}")
@@ -84,3 +138,55 @@ async def reject(
 ) -> None:
     """Reject a pending request with a reason."""
     await _decide(project, approval_id, approve=False, who=who, reason=reason)
+
+
+@app.command()
+@run_async
+async def delegate(
+    approval_id: str,
+    who: As,
+    to: Annotated[str, typer.Option("--to", help="Another member of the request's group.")],
+    reason: Annotated[str | None, typer.Option(help="Why.")] = None,
+    project: Project = None,
+) -> None:
+    """Hand a pending request to another member of its group; only they decide it then."""
+    settings = load_settings(project)
+    client = await connect(settings)
+    async with await Store.open(settings.resolved_database_url) as store:
+        directory, person = await _checked(settings, client, store, approval_id, who)
+        if person is None:
+            raise ApprovalError("delegation needs an approvers file naming the group's members")
+        record = await store.get_approval(approval_id)
+        assert record is not None  # _checked found it
+        live = await live_request(client, record)
+        group = await deciding_group(store, directory, record, live)
+        wrong = delegation_refusal(directory, record, group, to)
+        if wrong is not None:
+            raise ApprovalError(wrong.removeprefix("to: "))
+        result = await delegate_approval(
+            client,
+            store,
+            approval_id,
+            delegated_by=who,
+            groups=person.groups,
+            to=to,
+            to_groups=directory.users[to].groups,
+            reason=reason,
+        )
+    console.print(f"{result.approval_id}: delegated to {result.delegate} ({result.group})")
+
+
+@app.command("hash-password")
+def hash_password_(
+    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
+) -> None:
+    """Print the scrypt hash of a password, for `users.NAME.password` in approvers.yaml."""
+    console.print(hash_password(password), soft_wrap=True)
+
+
+@app.command("new-token")
+def new_token_() -> None:
+    """Print a fresh API token (hand it out once) and the digest approvers.yaml stores."""
+    token = new_token()
+    console.print(f"token:  {token}", soft_wrap=True)
+    console.print(f"stored: {hash_token(token)}", soft_wrap=True)
