@@ -34,10 +34,12 @@ import argparse
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +47,8 @@ from pathlib import Path
 from _harness import TUNED, BenchDevServer, cpu_seconds, machine
 from rich.console import Console
 from rich.table import Table
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client
 
 from orchestrator.loadgen import (
     LoadSettings,
@@ -55,6 +59,7 @@ from orchestrator.loadgen import (
 )
 from orchestrator.logs import configure_logging
 from orchestrator.replay import ReplayServer
+from orchestrator.service import workflow_id_for
 from orchestrator.settings import Settings
 from orchestrator.stack import embedded_stack
 
@@ -162,6 +167,30 @@ def usage(pids: dict[str, int | None], before: dict[str, float], steps: int) -> 
     }
 
 
+async def history_shape(client: Client, session_id: str) -> dict[str, int]:
+    """Event counts of one session's history: what the server stored for it."""
+    history = await client.get_workflow_handle(workflow_id_for(session_id)).fetch_history()
+    counts = Counter(
+        EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events
+    )
+    return {"events": len(history.events), **dict(sorted(counts.items()))}
+
+
+def checkpoint_shape(db: Path, thread_id: str) -> dict[str, int]:
+    """Rows LangGraph's checkpointer stored for one thread: its durable writes."""
+    conn = sqlite3.connect(db)
+    try:
+        rows = {
+            table: conn.execute(
+                f"SELECT count(*) FROM {table} WHERE thread_id = ?", (thread_id,)
+            ).fetchone()[0]
+            for table in ("checkpoints", "writes")
+        }
+    finally:
+        conn.close()
+    return rows
+
+
 # ---- one system per process -----------------------------------------------------------
 
 
@@ -202,7 +231,9 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
             )
             memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
             cpu = usage(pids, before, report.steps)
-    return {"report": asdict(report), "memory": memory, "cpu": cpu}
+            gated = next(s for s in specs if s.mode == "gated")
+            shape = await history_shape(stack.client, gated.session_id)
+    return {"report": asdict(report), "memory": memory, "cpu": cpu, "one_gated_session": shape}
 
 
 async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
@@ -230,7 +261,9 @@ async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
         )
         cpu = usage(pids, before, report.steps)
     memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
-    return {"report": asdict(report), "memory": memory, "cpu": cpu}
+    gated = next(s for s in specs if s.mode == "gated")
+    shape = checkpoint_shape(folder / "state" / "checkpoints.db", gated.session_id)
+    return {"report": asdict(report), "memory": memory, "cpu": cpu, "one_gated_session": shape}
 
 
 async def run_phase(args: Args) -> None:
@@ -251,7 +284,7 @@ async def run_child(args: Args, system: str, out: Path) -> dict[str, object]:
     log = args.json.with_name(f"load-{system}.log")
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as stderr:
-        proc = await asyncio.create_subprocess_exec(*argv, stderr=stderr)
+        proc = await asyncio.create_subprocess_exec(*argv, stdout=stderr, stderr=stderr)
         if await proc.wait() != 0:
             raise SystemExit(f"the {system} run failed (exit {proc.returncode}); see {log}")
     result: dict[str, object] = json.loads(out.read_text())
@@ -329,6 +362,7 @@ def print_table(
         table.add_row(label, *cells)
     console.print(table)
     for system, result in results.items():
+        console.print(f"{system}, one gated session stored: {result.get('one_gated_session')}")
         errors = _get(result, "report.errors")
         if errors:
             console.print(f"[red]{system} errors:[/red] {errors}")
