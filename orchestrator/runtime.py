@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.exceptions import ConfigError
 from orchestrator.logs import register_secret
 from orchestrator.providers.anthropic import AnthropicProvider
@@ -94,7 +95,8 @@ class Runtime:
         return client
 
     async def close(self) -> None:
-        """Close provider clients and the store."""
+        """Close provider clients, MCP connector connections (their servers) and the store."""
+        await close_connector_pool()
         for client in self._providers.values():
             await client.aclose()
         self._providers.clear()

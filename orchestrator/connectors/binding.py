@@ -3,6 +3,7 @@
 Arguments and output are checked against the schemas pinned in the contract (JSON
 Schema), and every call first compares the server's current definition of the tool with
 the pinned hash: a changed tool is refused, without retries, until it is re-synced.
+Calls go over the worker's pooled connection to the server (`orchestrator.connectors.pool`).
 """
 
 from __future__ import annotations
@@ -13,18 +14,24 @@ from typing import Any
 
 import jsonschema
 import mcp_types as types
+from mcp import Client
+from mcp.shared.exceptions import MCPError
 from pydantic import RootModel
 from temporalio.exceptions import ApplicationError
 
-from orchestrator.connectors.client import connect, definition_hash
-from orchestrator.connectors.models import load_connector
+from orchestrator.connectors.client import definition_hash, offered_tools
+from orchestrator.connectors.models import Connector, load_connector
+from orchestrator.connectors.pool import connector_pool
 from orchestrator.exceptions import SkillArgumentsError, SkillDefinitionError, SkillOutputError
+from orchestrator.logs import get_logger
 from orchestrator.skills.contract import Contract, McpPin
 from orchestrator.skills.models import SkillContext
 from orchestrator.skills.skill import Skill, spec_for
 from orchestrator.types import JsonObject
 
 __all__ = ["TOOL_CHANGED", "McpArguments", "McpSkill", "bind_mcp"]
+
+log = get_logger(__name__)
 
 TOOL_CHANGED = "McpToolDefinitionChanged"
 """The error type of a call refused because the server's tool no longer matches its pin."""
@@ -83,6 +90,26 @@ def _output(result: types.CallToolResult) -> McpOutput:
     return McpOutput({"text": text})
 
 
+async def _live_tools(
+    connector: Connector, project_dir: Path
+) -> tuple[Client, dict[str, types.Tool]]:
+    """The pooled client and the tools its server offers now.
+
+    The listing is the first request on a reused connection, so a connection that died
+    since (a killed process, a forgotten HTTP session) fails here, harmlessly: it is
+    replaced and the listing asked again on the new one.
+    """
+    pool = connector_pool()
+    client = await pool.client(connector, project_dir)
+    try:
+        return client, await offered_tools(client)
+    except Exception as exc:
+        log.info("mcp connection unusable; reconnecting", connector=connector.name, error=str(exc))
+        await pool.discard(connector.name, client)
+    client = await pool.client(connector, project_dir)
+    return client, await offered_tools(client)
+
+
 def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
     """Bind an `mcp:` contract to its connector (read at call time, so a fixed file helps).
 
@@ -99,16 +126,9 @@ def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
 
     async def call(args: McpArguments, ctx: SkillContext) -> McpOutput:
         connector = load_connector(project_dir / "connectors" / f"{connector_name}.yaml")
-        # Errors are raised after the connection closes: inside it, the SDK's task groups
-        # would wrap them in an exception group and Temporal would not see their type.
-        result: types.CallToolResult | None = None
-        async with connect(connector, project_dir) as client:
-            offered = {tool.name: tool for tool in (await client.list_tools()).tools}
-            tool = offered.get(tool_name)
-            pinned = tool is not None and definition_hash(tool) == pin.definition_sha256
-            if pinned:
-                result = await client.call_tool(tool_name, args.root)
-        if result is None:
+        client, offered = await _live_tools(connector, project_dir)
+        tool = offered.get(tool_name)
+        if tool is None or definition_hash(tool) != pin.definition_sha256:
             what = "no longer offers" if tool is None else "changed the definition of"
             raise ApplicationError(
                 f"{contract.name}@{contract.version} is blocked: MCP server"
@@ -117,6 +137,14 @@ def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
                 type=TOOL_CHANGED,
                 non_retryable=True,
             )
+        try:
+            result = await client.call_tool(tool_name, args.root)
+        except MCPError as exc:
+            if exc.code == types.CONNECTION_CLOSED:
+                await connector_pool().discard(connector_name, client)
+            raise ApplicationError(
+                f"MCP server {connector_name} failed the call of {tool_name!r}: {exc.message}"
+            ) from None
         return _output(result)
 
     spec = spec_for(

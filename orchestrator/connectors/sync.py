@@ -15,7 +15,7 @@ from pathlib import Path
 import mcp_types as types
 import yaml
 
-from orchestrator.connectors.client import connect, definition_hash
+from orchestrator.connectors.client import connect, definition_hash, offered_tools
 from orchestrator.connectors.models import Connector
 from orchestrator.exceptions import ConfigError
 from orchestrator.skills.models import RiskLevel
@@ -110,7 +110,7 @@ async def sync_connector(connector: Connector, project_dir: Path) -> list[Synced
         ConfigError: the server does not offer a tool the connector binds.
     """
     async with connect(connector, project_dir) as client:
-        offered = {tool.name: tool for tool in (await client.list_tools()).tools}
+        offered = await offered_tools(client)
     folder = project_dir / "skills" / "mcp" / connector.name
     folder.mkdir(parents=True, exist_ok=True)
     results = []

@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from conftest import REPO, Env
 from temporalio.client import WorkflowFailureError
 
 from orchestrator.connectors import load_connector, sync_connector
+from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.service import start_session
@@ -144,7 +146,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
     output = ok.outputs["call"]
     assert isinstance(output, dict)
     assert output["timezone"] == "Europe/Paris"
-    assert _servers_running("mcp-server-time") == [], "a stdio server outlived its call"
+    assert len(_servers_running("mcp-server-time")) == 1, "the worker keeps one connection"
     [event] = await env.runtime.store.list_events(ok.session_id, kind=EventKind.MCP_CALL)
     assert event.payload == {
         "direction": "out",
@@ -166,10 +168,39 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
         " 'get_current_time' since it was pinned" in _innermost(blocked.value)
     )
 
+    # The edited connector file got a new server; the old one was stopped.
+    assert len(_servers_running("mcp-server-time")) == 1
     [resynced] = await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
     assert (resynced.version, resynced.change) == ("2.0.0", "changed")
     old = yaml.safe_load((resynced.path.parent / "time.now@1.0.0.contract.yaml").read_text())
     assert "changed get_current_time" in old["deprecated"]
+
+
+async def test_calls_share_one_server_process_which_is_restarted_after_it_dies(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]]
+) -> None:
+    _time_connector(project)
+    await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+
+    results = [
+        await _run_skill(env, "time.now", {"timezone": zone})
+        for zone in ("UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")
+    ]
+    assert [r.status for r in results] == [SessionStatus.COMPLETED] * 4
+    [pid] = _servers_running("mcp-server-time")
+
+    os.kill(pid, signal.SIGKILL)
+    after = await _run_skill(env, "time.now", {"timezone": "Europe/Paris"})
+    assert after.status is SessionStatus.COMPLETED
+    [restarted] = _servers_running("mcp-server-time")
+    assert restarted != pid
+    # Reconnected inside the call (at its tool listing), not by a Temporal retry.
+    [event] = await env.runtime.store.list_events(after.session_id, kind=EventKind.MCP_CALL)
+    assert (event.payload["outcome"], event.payload["attempt"]) == ("ok", 1)
+
+    await close_connector_pool()  # what Runtime.close does when a worker shuts down
+    assert _servers_running("mcp-server-time") == []
 
 
 @contextlib.asynccontextmanager
