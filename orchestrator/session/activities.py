@@ -36,6 +36,16 @@ from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
+from orchestrator.session.payloads import (
+    INLINE_OUTPUT_BYTES,
+    MAX_ANSWER_BYTES,
+    PAYLOAD_TOO_LARGE,
+    RefusedAnswer,
+    json_size,
+    model_size,
+    stand_in,
+    too_large,
+)
 from orchestrator.session.routing_activities import RoutingActivities, failure_error, record_spend
 from orchestrator.session.types import (
     Ack,
@@ -269,9 +279,26 @@ class SessionActivities:
                 tokens=usage.total_tokens,
                 ms=round(duration_ms, 1),
             )
-            return ModelCallResult(
+            result = ModelCallResult(
                 response=response, cost_usd=cost, deployment=entry.model, duration_ms=duration_ms
             )
+            size = model_size(result)
+            if size > MAX_ANSWER_BYTES:
+                # Temporal would refuse it (or the next call carrying it); asking again
+                # gets the same answer. Spend and event are recorded: the call was made.
+                message = too_large(
+                    f"the answer of {call.model} (round {call.round})", size, MAX_ANSWER_BYTES
+                )
+                log.error("model answer too large", model=call.model, size_bytes=size)
+                spent = RefusedAnswer(
+                    input_tokens=usage.input_tokens,
+                    output_tokens=usage.output_tokens,
+                    cost_usd=cost,
+                )
+                raise ApplicationError(
+                    message, spent.model_dump(), type=PAYLOAD_TOO_LARGE, non_retryable=True
+                )
+            return result
 
     @activity.defn(name=names.CALL_SKILL)
     async def call_skill(self, call: SkillCallInput) -> SkillCallResult:
@@ -331,8 +358,17 @@ class SessionActivities:
                 raise ApplicationError(
                     str(exc), type=names.SKILL_OUTPUT_INVALID, non_retryable=True
                 ) from None
+            size = json_size(output)
+            if size > INLINE_OUTPUT_BYTES:
+                # See `payloads`: the effect happened; the session carries a stand-in.
+                output = stand_in(f"the output of {call.skill}@{call.version}", output)
+                log.warning("tool output over the inline limit", skill=call.skill, size_bytes=size)
             await self._tool_event(
-                call, EventKind.TOOL_CALL, duration_ms=duration_ms, arguments=arguments
+                call,
+                EventKind.TOOL_CALL,
+                duration_ms=duration_ms,
+                arguments=arguments,
+                output_bytes=size if size > INLINE_OUTPUT_BYTES else None,
             )
             log.info("tool call", skill=call.skill, ms=round(duration_ms, 1))
             return SkillCallResult(ok=True, output=output, arguments=arguments)
@@ -346,6 +382,7 @@ class SessionActivities:
         duration_ms: float | None = None,
         arguments: dict[str, Any] | None = None,
         invalid_output: bool = False,
+        output_bytes: int | None = None,
     ) -> None:
         payload: dict[str, Any] = {
             "call_id": call.call_id,
@@ -357,6 +394,8 @@ class SessionActivities:
             payload["error"] = error
         if invalid_output:
             payload["error_kind"] = "invalid_output"
+        if output_bytes is not None:
+            payload["output_bytes"] = output_bytes  # over the inline limit: a stand-in went on
         if call.approval_id:
             payload["approval_id"] = call.approval_id
         await self.runtime.store.append_event(

@@ -23,6 +23,7 @@ from orchestrator.session.payloads import (
     MAX_CONVERSATION_BYTES,
     PAYLOAD_TOO_LARGE,
     model_size,
+    refused_answer,
     too_large,
 )
 from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
@@ -297,10 +298,7 @@ class AgentLoop(SkillCalls):
             if self._state.in_tool_loop and self._state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
             self._check_limits(step, state)
-            size = sum(model_size(m) for m in messages)
-            if size > MAX_CONVERSATION_BYTES:
-                what = f"the conversation of step {step.id!r} (round {round_no})"
-                raise StepFailed(too_large(what, size, MAX_CONVERSATION_BYTES))
+            self._check_conversation(step, round_no, messages)
             ask = ModelCallInput(
                 ctx=self._ctx(step.id),
                 round=round_no,
@@ -321,9 +319,8 @@ class AgentLoop(SkillCalls):
             except ActivityError as exc:
                 if self._routing and unavailable(exc):
                     raise DeploymentDown(activity_cause(exc)[1]) from None
-                kind, message = activity_cause(exc)
-                if kind == PAYLOAD_TOO_LARGE:
-                    raise StepFailed(message) from None
+                if activity_cause(exc)[0] == PAYLOAD_TOO_LARGE:
+                    raise self._refused(exc) from None
                 if workflow.patched(MODEL_FAILURE_PATCH):
                     self._state.in_tool_loop = False
                     raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
@@ -345,6 +342,24 @@ class AgentLoop(SkillCalls):
                 )
         self._state.in_tool_loop = False
         raise StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
+
+    def _check_conversation(
+        self, step: AgentStep, round_no: int, messages: list[ChatMessage]
+    ) -> None:
+        """Fail the step before a model call whose conversation Temporal would refuse."""
+        size = sum(model_size(m) for m in messages)
+        if size > MAX_CONVERSATION_BYTES:
+            what = f"the conversation of step {step.id!r} (round {round_no})"
+            raise StepFailed(too_large(what, size, MAX_CONVERSATION_BYTES))
+
+    def _refused(self, exc: ActivityError) -> StepFailed:
+        """The step's failure for a model answer refused as too large (the call is paid)."""
+        spent = refused_answer(exc)
+        if spent is not None:
+            self._state.input_tokens += spent.input_tokens
+            self._state.output_tokens += spent.output_tokens
+            self._state.cost_usd += spent.cost_usd
+        return StepFailed(activity_cause(exc)[1])
 
     async def _continue_between_rounds(
         self, base: LoopCarry, round_no: int, messages: list[ChatMessage]

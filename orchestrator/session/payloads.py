@@ -10,10 +10,13 @@ can enter (the design chosen, and why):
   activity, which holds it, returns a stand-in instead (`stand_in`): a JSON object that
   names the skill, the size and the limit, with a preview of the output's start. The
   effect has happened and the model is told so (an error would invite it to run the effect
-  again under a new call id); a model could not read megabytes of tool output anyway.
-- **A model's answer** over `MAX_PAYLOAD_BYTES` is refused at the model-call activity with
+  again under a new call id); a model could not read megabytes of tool output anyway. The
+  full output is not kept: a skill whose output is needed in full keeps it in its own
+  store and returns a reference to it, as `payments.refund` does with its ledger.
+- **A model's answer** over `MAX_ANSWER_BYTES` is refused at the model-call activity with
   a non-retryable `PayloadTooLarge` error naming the size and the limit; the step fails
-  with that message (asking again would get the same answer).
+  with that message (asking again would get the same answer, and the next call could not
+  carry it back).
 - **The conversation** a tool loop sends to the model grows by each tool result; once it
   passes `MAX_CONVERSATION_BYTES` the step fails with a clear error rather than schedule a
   model call Temporal would refuse.
@@ -28,21 +31,25 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
     "INLINE_OUTPUT_BYTES",
+    "MAX_ANSWER_BYTES",
     "MAX_CARRY_BYTES",
     "MAX_CONVERSATION_BYTES",
     "MAX_PAYLOAD_BYTES",
     "PAYLOAD_TOO_LARGE",
     "PREVIEW_CHARS",
     "WARN_PAYLOAD_BYTES",
+    "RefusedAnswer",
     "describe_size",
     "json_size",
     "model_size",
+    "refused_answer",
     "stand_in",
     "too_large",
 ]
@@ -57,12 +64,33 @@ rest of a model call's input stay under it together in the common case."""
 MAX_CONVERSATION_BYTES = 1536 * 1024
 """Largest conversation a model call may carry: room under the 2 MB limit for the tools
 offered and the call's other fields."""
+MAX_ANSWER_BYTES = MAX_CONVERSATION_BYTES
+"""Largest model answer taken: it goes into the conversation the next call carries."""
 MAX_CARRY_BYTES = 1536 * 1024
 """Largest continue-as-new carry: room under the 2 MB limit for the plan and input."""
 PREVIEW_CHARS = 2048
 """How much of an oversized output the stand-in shows."""
 PAYLOAD_TOO_LARGE = "PayloadTooLarge"
 """Error type of an activity that refused a value over the limit (non-retryable)."""
+
+
+class RefusedAnswer(BaseModel):
+    """The details of a refused model answer: the call was made, so the session pays it."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+
+
+def refused_answer(exc: ActivityError) -> RefusedAnswer | None:
+    """What a model call refused as `PayloadTooLarge` cost, from its error's details."""
+    cause = exc.cause
+    if not isinstance(cause, ApplicationError) or cause.type != PAYLOAD_TOO_LARGE:
+        return None
+    try:
+        return RefusedAnswer.model_validate(cause.details[0]) if cause.details else None
+    except ValidationError:
+        return None
 
 
 def json_size(value: JsonValue) -> int:

@@ -1,9 +1,13 @@
-"""History limits on the dev server: a long tool loop continues as new between its rounds.
+"""History limits on the dev server: long tool loops continue as new, large payloads never stick.
 
 A tool loop of 30 rounds runs with a small `continue_as_new_after`, so it continues as new
 between its rounds several times: the session completes, its run chain has several runs,
 every model call of the loop went to the same model (no routing when it continued), each
-tally ran exactly once, and the final answer is the one the 31st turn gives.
+tally ran exactly once, and the final answer is the one the 31st turn gives. Large payloads:
+a 3 MB skill output comes back to the workflow as a stand-in naming its size and the limit
+(the session completes); a conversation that grows towards Temporal's 2 MB payload limit
+stops continuing as new once its carry would be too large, then fails its step with a clear
+error instead of scheduling a model call Temporal would refuse.
 """
 
 from __future__ import annotations
@@ -17,19 +21,27 @@ from temporalio.client import (
     Client,
     WorkflowExecution,
     WorkflowExecutionStatus,
+    WorkflowFailureError,
+    WorkflowHandle,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from orchestrator.plans.models import AgentStep, Plan
+from orchestrator.plans.models import AgentStep, Plan, SkillStep
 from orchestrator.plugin import workflow_runner
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
-from orchestrator.session.types import SessionOptions
+from orchestrator.session.payloads import (
+    INLINE_OUTPUT_BYTES,
+    MAX_ANSWER_BYTES,
+    MAX_CARRY_BYTES,
+    MAX_CONVERSATION_BYTES,
+)
+from orchestrator.session.types import SessionOptions, SessionResult
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
-from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.store.records import EventKind, SessionRecord, SessionStatus
 from orchestrator.testing import eventually
 from orchestrator.worker import build_worker
 
@@ -99,6 +111,20 @@ def _ledger(state_dir: Path) -> tuple[list[str], list[str]]:
     finally:
         conn.close()
     return effects, calls
+
+
+async def _failed_with(
+    env: HistoryEnv, handle: WorkflowHandle[object, SessionResult], *phrases: str
+) -> SessionRecord:
+    """The session's record, after checking that it failed with an error saying `phrases`."""
+    with pytest.raises(WorkflowFailureError) as failed:
+        await handle.result()
+    record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
+    assert record is not None and record.status is SessionStatus.FAILED
+    for phrase in phrases:
+        assert phrase in str(failed.value.cause)
+        assert phrase in (record.error or "")
+    return record
 
 
 async def _runs(client: Client, workflow_id: str, count: int) -> list[WorkflowExecution]:
@@ -181,3 +207,104 @@ async def test_a_long_tool_loop_continues_as_new_with_its_pin_and_conversation(
         history = await env.client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
         replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
         assert replayed.replay_failure is None, replayed.replay_failure
+
+
+async def test_a_3mb_skill_output_comes_back_as_a_stand_in(
+    history_env: Callable[[str], Awaitable[HistoryEnv]],
+) -> None:
+    env = await history_env("large_payloads.yaml")
+    plan = Plan(
+        name="large-output",
+        steps=[
+            AgentStep(id="fetch", goal="Read the blob", skills=["hist.blob"], model="loop-strong"),
+            SkillStep(type="skill", id="dump", skill="hist.blob", arguments={"kilobytes": 3072}),
+        ],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    assert result.outputs["fetch"] == "The blob was too large to read in full."
+    dump = result.outputs["dump"]
+    assert isinstance(dump, dict)
+    assert dump["truncated"] is True
+    assert dump["size_bytes"] == len('{"text":""}') + 3072 * 1024
+    assert dump["limit_bytes"] == INLINE_OUTPUT_BYTES
+    assert "hist.blob@1.0.0" in str(dump["note"]) and "3.0 MiB" in str(dump["note"])
+    assert str(dump["preview"]).startswith('{"text":"xxx')
+    # The model saw the stand-in, not 3 MB: its second request carried a small conversation.
+    served = [r for r in env.replay.requests if r.conversation == "fetch"]
+    assert [r.turn for r in served] == [0, 1]
+    session_id = handle.id.removeprefix("session-")
+    events = await env.runtime.store.list_events(session_id, kind=EventKind.TOOL_CALL)
+    assert [e.payload.get("output_bytes") for e in events] == [len('{"text":""}') + 3072 * 1024] * 2
+
+
+async def test_a_conversation_near_the_payload_limit_fails_its_step_clearly(
+    history_env: Callable[[str], Awaitable[HistoryEnv]],
+) -> None:
+    env = await history_env("large_payloads.yaml")
+    plan = Plan(
+        name="growing-conversation",
+        steps=[
+            AgentStep(
+                id="pile",
+                goal="Read blobs until done",
+                skills=["hist.blob"],
+                model="loop-strong",
+                max_rounds=20,
+            )
+        ],
+    )
+    handle = await start_session(
+        env.client,
+        plan,
+        {},
+        task_queue=env.task_queue,
+        options=SessionOptions(continue_as_new_after=1),
+    )
+    await _failed_with(
+        env,
+        handle,
+        "the conversation of step 'pile'",
+        f"over the limit of 1.5 MiB ({MAX_CONVERSATION_BYTES} bytes)",
+    )
+    session_id = handle.id.removeprefix("session-")
+    # 200 KiB per round: seven results fit under the 1.5 MiB limit, the eighth round's
+    # call went out with them, and the ninth was never asked for.
+    served = [r for r in env.replay.requests if r.conversation == "pile"]
+    assert len(served) == MAX_CONVERSATION_BYTES // (200 * 1024) + 1
+    # It continued as new between every two rounds while the carry (conversation, plus the
+    # result kept for reuse after a failover) fit; from round 7 on it did not, so it
+    # went on in the same run instead of handing Temporal a payload it would refuse.
+    continued = await env.runtime.store.list_events(session_id, kind=EventKind.CONTINUED_AS_NEW)
+    assert [e.payload["point"] for e in continued] == [f"loop:0:0:{r}" for r in range(1, 7)]
+    assert all(int(str(e.payload["carry_bytes"])) <= MAX_CARRY_BYTES for e in continued)
+    runs = await _runs(env.client, handle.id, 7)
+    assert sorted(r.status for r in runs if r.status) == sorted(
+        [WorkflowExecutionStatus.CONTINUED_AS_NEW] * 6 + [WorkflowExecutionStatus.FAILED]
+    )
+
+
+async def test_a_model_answer_over_the_limit_fails_its_step_clearly(
+    history_env: Callable[[str], Awaitable[HistoryEnv]],
+) -> None:
+    env = await history_env("large_payloads.yaml")
+    plan = Plan(
+        name="huge-answer",
+        steps=[AgentStep(id="shout", goal="Answer", skills=["hist.blob"], model="loop-strong")],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    record = await _failed_with(
+        env,
+        handle,
+        # The answer holds the 2.2 MB arguments twice: as sent, and parsed.
+        "the answer of loop-strong (round 0) is 4.2 MiB",
+        f"over the limit of 1.5 MiB ({MAX_ANSWER_BYTES} bytes)",
+    )
+    session_id = record.session_id
+    # Asked once (refused for good, not retried); the call's cost is still on the record.
+    assert [r.turn for r in env.replay.requests] == [0]
+    [call] = await env.runtime.store.list_events(session_id, kind=EventKind.MODEL_CALL)
+    assert record.cost_usd == call.cost_usd > 0
+    assert await env.runtime.store.list_events(session_id, kind=EventKind.TOOL_CALL) == []
