@@ -9,11 +9,7 @@ the kill lands at a known point without any sleep.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
@@ -22,6 +18,7 @@ from conftest import REPO
 from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client
 
+from orchestrator.chaos import WorkerProcess
 from orchestrator.plans import load_plan
 from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app, load_replay_script
 from orchestrator.service import decide_approval, query_state
@@ -60,53 +57,12 @@ class Gate:
         await self.app(scope, receive, send)
 
 
-class WorkerProcess:
-    """`orchestrator worker` in a subprocess, pointed at the test's server and state."""
-
-    def __init__(self, settings: Settings, replay_url: str) -> None:
-        self.env = {
-            **os.environ,
-            "ORCHESTRATOR_PROJECT_DIR": str(settings.project_dir),
-            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
-            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address or "",
-            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
-            "ORCHESTRATOR_REPLAY_URL": replay_url,
-            "ORCHESTRATOR_LOG_FORMAT": "json",
-        }
-        self.log = settings.resolved_state_dir / "worker.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "orchestrator", "worker"],
-                env=self.env,
-                stdout=out,
-                stderr=out,
-            )
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
 @pytest.fixture
 async def workers(settings: Settings) -> AsyncIterator[Callable[[str], WorkerProcess]]:
     started: list[WorkerProcess] = []
 
     def make(replay_url: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, replay_url)
+        worker = WorkerProcess(settings, replay_url, settings.resolved_state_dir / "worker.log")
         worker.start()
         started.append(worker)
         return worker
