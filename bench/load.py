@@ -312,6 +312,7 @@ ROWS = [
     ("effect exactly once", "report.effects_once", None),
     ("duplicate effects (must be 0)", "report.duplicate_effects", None),
     ("retried effect calls", "report.retried_invocations", None),
+    ("driver reads retried", "report.driver_retries", None),
     ("wall s", "report.wall_s", None),
     ("to all parked s", "report.to_parked_s", None),
     ("steps", "report.steps", None),

@@ -10,6 +10,7 @@ and the effect ledger the tool keeps.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from temporalio.client import Client
 
+from orchestrator.exceptions import StoreError
 from orchestrator.loadgen.report import LoadReport, SessionTrace, summarise
 from orchestrator.loadgen.scenario import SessionSpec
 from orchestrator.loadgen.tools import read_ledger
@@ -54,6 +56,7 @@ class _Progress:
     peak_live: int = 0
     parked_at_once: int = 0
     parked_at: float | None = None
+    store_errors: int = 0
 
 
 async def run_runtime_load(
@@ -105,7 +108,7 @@ async def run_runtime_load(
     await _approve_all(client, store, traces, gate, settings)
     await _watch(store, traces, gated, progress, settings, until="done")
     await asyncio.gather(*(_check(client, store, trace, gate) for trace in traces.values()))
-    return summarise(
+    report = summarise(
         "orchestrator",
         list(traces.values()),
         read_ledger(skill_state_dir),
@@ -114,6 +117,7 @@ async def run_runtime_load(
         peak_live=progress.peak_live,
         to_parked_s=to_parked,
     )
+    return dataclasses.replace(report, driver_retries=progress.store_errors)
 
 
 async def _watch(
@@ -132,7 +136,19 @@ async def _watch(
     started = sum(1 for t in traces.values() if t.error is None)
     deadline = time.monotonic() + settings.timeout_s
     while time.monotonic() < deadline:
-        records = await store.list_sessions(limit=len(traces) + 1)
+        try:
+            records = await store.list_sessions(limit=len(traces) + 1)
+            pending = (
+                await store.list_approvals(status=ApprovalStatus.PENDING)
+                if until == "parked"
+                else []
+            )
+        except StoreError:
+            # The store is shared with the worker's activities; under load a read may wait
+            # out the connection pool. The watcher only reads, so it tries again.
+            progress.store_errors += 1
+            await asyncio.sleep(settings.poll_s)
+            continue
         ended = sum(
             1
             for r in records
@@ -141,7 +157,6 @@ async def _watch(
         )
         progress.peak_live = max(progress.peak_live, started - ended)
         if until == "parked":
-            pending = await store.list_approvals(status=ApprovalStatus.PENDING)
             parked = len({a.session_id for a in pending} & gated)
             progress.parked_at_once = max(progress.parked_at_once, parked)
             if parked == len(gated):
@@ -169,17 +184,24 @@ async def _approve_all(
     async def approve(approval_id: str, session_id: str) -> None:
         async with gate:
             traces[session_id].decided_at = time.time()
-            try:
-                await decide_approval(
-                    client,
-                    store,
-                    approval_id,
-                    approve=True,
-                    decided_by=settings.approver,
-                    reason="load test",
-                )
-            except Exception as exc:
-                traces[session_id].error = f"approval failed: {exc}"
+            for attempt in range(3):
+                try:
+                    await decide_approval(
+                        client,
+                        store,
+                        approval_id,
+                        approve=True,
+                        decided_by=settings.approver,
+                        reason="load test",
+                    )
+                    return
+                except StoreError as exc:
+                    # The same decision again is answered as a duplicate, so a retry is safe.
+                    if attempt == 2:
+                        traces[session_id].error = f"approval failed: {exc}"
+                except Exception as exc:
+                    traces[session_id].error = f"approval failed: {exc}"
+                    return
 
     await asyncio.gather(*(approve(a.approval_id, a.session_id) for a in pending))
 

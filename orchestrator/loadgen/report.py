@@ -109,6 +109,8 @@ class LoadReport:
     """Effects of sessions this run did not start."""
     errors: list[str] = field(default_factory=list)
     """The first few failures, for the reader."""
+    driver_retries: int = 0
+    """Reads of the driver that failed and were tried again (a store pool wait, say)."""
 
 
 def summarise(
