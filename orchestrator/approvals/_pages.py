@@ -7,10 +7,13 @@ plan diagram is an inline SVG drawn with presentation attributes.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from html import escape
 
+from orchestrator.approvals._request_parts import delegate_form, edit_form, edited_note, gate_rows
+from orchestrator.session.types import PendingApproval
 from orchestrator.store.records import ApprovalRecord, AuditEvent, EventKind, SessionRecord
-from orchestrator.types import JsonValue
+from orchestrator.types import JsonObject, JsonValue
 
 __all__ = ["CSS", "login_page", "plan_svg", "queue_page", "request_page"]
 
@@ -27,6 +30,10 @@ textarea{width:24em;height:3.5em}button{padding:.45em 1.1em;border-radius:4px;bo
 .note{background:#fff8c5;padding:.6em 1em;border:1px solid #d4a72c}
 .error{background:#ffebe9;padding:.6em 1em;border:1px solid #cf222e}
 label{display:block;margin:.5em 0}section{margin:1.2em 0}
+details{margin:1em 0;background:#fff;padding:.6em 1em;border:1px solid #d8dce3}
+summary{cursor:pointer;font-weight:600}form.delegate{display:flex;gap:.6em;align-items:end}
+.edited{background:#ddf4ff;padding:.6em 1em;border:1px solid #54aeff}
+form.edit label{display:grid;grid-template-columns:10em 24em;gap:.6em;align-items:start}
 """
 
 
@@ -151,8 +158,17 @@ def request_page(
     refusal: str | None,
     csrf: str,
     error: str | None = None,
+    live: PendingApproval | None = None,
+    editable: bool = False,
+    draft: JsonObject | None = None,
+    members: Sequence[str] = (),
 ) -> str:
-    """One request in plain words, with Approve and Reject when `user` may decide."""
+    """One request in plain words, with Approve and Reject when `user` may decide.
+
+    `live` is the workflow's view of the waiting request (escalation, approvals so far,
+    delegate); `editable` offers the edit form, filled from `draft` (a refused attempt)
+    or the call's arguments; `members` are the people `user` may delegate to.
+    """
     args = "".join(
         f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in rec.arguments.items()
     )
@@ -178,6 +194,8 @@ def request_page(
             "<button class=approve name=decision value=approve type=submit>Approve</button>"
             "<button class=reject name=decision value=reject type=submit>Reject</button>"
             "</form>"
+            + (edit_form(rec, csrf, draft or rec.arguments) if editable else "")
+            + delegate_form(rec, csrf, members)
         )
     problem = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
     body = (
@@ -188,12 +206,12 @@ def request_page(
         f"<tr><th>session</th><td>{escape(rec.session_id)}"
         f" ({escape(session.plan_name) if session else '-'})</td></tr>"
         f"<tr><th>step</th><td>{escape(rec.step_id)}</td></tr>"
-        f"<tr><th>decided by group</th><td>{escape(group or '-')}</td></tr>"
+        f"{gate_rows(group, live)}"
         f"<tr><th>cost so far</th><td>{cost}</td></tr>"
         f'<tr><th>state</th><td class="{rec.status.value}">{rec.status.value}</td></tr>'
         "</table>"
         f"<section><h2>Arguments</h2><table>{args or '<tr><td>none</td></tr>'}</table></section>"
-        f"<section><h2>Decision</h2>{verdict}</section>"
+        f"<section><h2>Decision</h2>{verdict}{edited_note(rec, events)}</section>"
         f"<section><h2>Plan</h2>{plan_svg(_steps(events, rec))}</section>"
         "<section><h2>Timeline</h2><table><tr><th>time (UTC)</th><th>event</th><th>step</th>"
         f"<th>skill or model</th></tr>{timeline}</table></section>"

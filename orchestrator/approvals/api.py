@@ -22,8 +22,9 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals.delegation import delegate_approval, live_request
+from orchestrator.approvals.edits import check_edit
 from orchestrator.approvals.people import Approver, ApproverDirectory
-from orchestrator.exceptions import ApprovalError, SkillArgumentsError, UnknownSkillError
+from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.session.types import PendingApproval
 from orchestrator.skills.registry import SkillRegistry
@@ -196,17 +197,9 @@ class _Handlers:
         """The edited arguments validated by the contract, or why they are refused."""
         if body.arguments is None:
             return None
-        if body.decision != "approve" or record.skill is None:
+        if body.decision != "approve":
             return "arguments: can be edited only when approving a skill call"
-        if self.skills is None:
-            return "arguments: this server has no skill contracts to check an edit against"
-        try:
-            skill = self.skills.get(record.skill, record.skill_version)
-            parsed = skill.validate_arguments(body.arguments)
-        except (SkillArgumentsError, UnknownSkillError) as exc:
-            return f"arguments: {exc}"
-        edited: JsonObject = parsed.model_dump(mode="json")
-        return edited
+        return check_edit(self.skills, record, body.arguments)
 
     def person_of(self, request: Request) -> Approver | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")

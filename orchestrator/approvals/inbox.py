@@ -5,7 +5,10 @@ HMAC-SHA256 that expires (`SESSION_SECONDS`). Every form carries a CSRF token: o
 sign-in form a double-submit cookie, on decision forms an HMAC of the session cookie,
 so a form posted from elsewhere, or by someone else, is refused. Pages are sent with
 `X-Frame-Options: DENY` and a content security policy that allows no script at all.
-Decisions go through the same checks and service call as the JSON API.
+Decisions go through the same checks and service call as the JSON API; so do the two
+forms beside Approve and Reject: approve with changed arguments (checked against the
+skill's contract, the change recorded on the decision) and delegate to another member
+of the group.
 """
 
 from __future__ import annotations
@@ -18,18 +21,24 @@ from collections.abc import Awaitable, Callable
 from html import escape
 from urllib.parse import quote
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals import _pages
-from orchestrator.approvals.api import current_group, may_decide
+from orchestrator.approvals.api import deciding_group, delegation_refusal, may_decide
+from orchestrator.approvals.delegation import delegate_approval, live_request
+from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
-from orchestrator.store.records import ApprovalStatus
+from orchestrator.session.types import PendingApproval
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
 
 __all__ = ["SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
 
@@ -68,11 +77,13 @@ class _Inbox:
         directory: ApproverDirectory,
         client: Callable[[], Awaitable[Client]],
         secret: bytes,
+        skills: SkillRegistry | None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.client = client
         self.secret = secret
+        self.skills = skills
 
     def _sign(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
@@ -151,7 +162,24 @@ class _Inbox:
         groups = {r.approval_id: self.directory.group_for(r) for r in records}
         return _html(_pages.queue_page(user, records, groups, status))
 
-    async def show(self, request: Request, error: str | None = None, code: int = 200) -> Response:
+    def members_for(self, user: str, group: str | None, live: PendingApproval | None) -> list[str]:
+        """Whom `user` may hand a request to: the group's other members who may decide."""
+        if live is None or group is None:
+            return []
+        barred = {user, *live.approved_by}
+        return [
+            name
+            for name, person in self.directory.users.items()
+            if group in person.groups and name not in barred
+        ]
+
+    async def show(
+        self,
+        request: Request,
+        error: str | None = None,
+        code: int = 200,
+        draft: JsonObject | None = None,
+    ) -> Response:
         user = self.user_of(request)
         if user is None:
             return _redirect("/inbox/login")
@@ -159,20 +187,29 @@ class _Inbox:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
-        refusal = await may_decide(self.store, self.directory, self.directory.users[user], record)
+        live = await live_request(await self.client(), record)
+        person = self.directory.users[user]
+        refusal = await may_decide(self.store, self.directory, person, record, live)
+        group = await deciding_group(self.store, self.directory, record, live)
+        may = refusal is None and record.status is ApprovalStatus.PENDING
         page = _pages.request_page(
             user,
             record,
-            group=await current_group(self.store, self.directory, record),
+            group=group,
             session=await self.store.get_session(record.session_id),
             events=await self.store.list_events(record.session_id),
             refusal=refusal,
             csrf=self.csrf_for(request),
             error=error,
+            live=live,
+            editable=may and bool(record.skill and record.arguments and self.skills),
+            draft=draft,
+            members=self.members_for(user, group, live) if may else [],
         )
         return _html(page, code)
 
-    async def decide(self, request: Request) -> Response:
+    async def admitted(self, request: Request) -> tuple[str, ApprovalRecord, FormData] | Response:
+        """The signed-in person, the request and the form of a POST, or why it is refused."""
         user = self.user_of(request)
         if user is None:
             return _html("<p>Refused: sign in first.</p>", 401)
@@ -183,28 +220,76 @@ class _Inbox:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
-        refusal = await may_decide(self.store, self.directory, self.directory.users[user], record)
+        live = await live_request(await self.client(), record)
+        person = self.directory.users[user]
+        refusal = await may_decide(self.store, self.directory, person, record, live)
         if refusal is not None:
             return _html(f"<p>Refused: {escape(refusal)}.</p>", 403)
+        return user, record, form
+
+    async def decide(self, request: Request) -> Response:
+        admitted = await self.admitted(request)
+        if isinstance(admitted, Response):
+            return admitted
+        user, record, form = admitted
         decision = form.get("decision")
         reason = str(form.get("reason", "")).strip() or None
         if decision not in ("approve", "reject"):
             return await self.show(request, "Choose Approve or Reject.", 422)
         if decision == "reject" and reason is None:
             return await self.show(request, "A rejection needs a reason.", 422)
+        arguments: JsonObject | None = None
+        if form.get("edit") and decision == "approve":
+            fields = {k: str(v) for k, v in form.items() if k.startswith(FIELD_PREFIX)}
+            draft: JsonObject = {k.removeprefix(FIELD_PREFIX): v for k, v in fields.items()}
+            edited = parse_edit(fields, record.arguments)
+            checked = (
+                check_edit(self.skills, record, edited) if isinstance(edited, dict) else edited
+            )
+            if isinstance(checked, str):
+                message = f"The changed arguments were refused: {checked}"
+                return await self.show(request, message, 422, draft)
+            arguments = checked
         try:
             await decide_approval(
                 await self.client(),
                 self.store,
-                approval_id,
+                record.approval_id,
                 approve=decision == "approve",
                 decided_by=user,
                 reason=reason,
                 groups=self.directory.users[user].groups,
+                arguments=arguments,
             )
         except ApprovalError as exc:
             return await self.show(request, str(exc), 409)
-        return _redirect(f"/inbox/requests/{quote(approval_id)}")
+        return _redirect(f"/inbox/requests/{quote(record.approval_id)}")
+
+    async def delegate(self, request: Request) -> Response:
+        admitted = await self.admitted(request)
+        if isinstance(admitted, Response):
+            return admitted
+        user, record, form = admitted
+        to = str(form.get("to", ""))
+        live = await live_request(await self.client(), record)
+        group = await deciding_group(self.store, self.directory, record, live)
+        wrong = delegation_refusal(self.directory, record, group, to)
+        if wrong is not None:
+            return await self.show(request, wrong.removeprefix("to: "), 422)
+        try:
+            await delegate_approval(
+                await self.client(),
+                self.store,
+                record.approval_id,
+                delegated_by=user,
+                groups=self.directory.users[user].groups,
+                to=to,
+                to_groups=self.directory.users[to].groups,
+                reason=str(form.get("reason", "")).strip() or None,
+            )
+        except ApprovalError as exc:
+            return await self.show(request, str(exc), 409)
+        return _redirect(f"/inbox/requests/{quote(record.approval_id)}")
 
 
 def inbox_routes(
@@ -212,9 +297,14 @@ def inbox_routes(
     directory: ApproverDirectory,
     client: Callable[[], Awaitable[Client]],
     secret: bytes,
+    skills: SkillRegistry | None = None,
 ) -> list[Route]:
-    """The inbox's routes; `secret` signs session cookies and CSRF tokens."""
-    inbox = _Inbox(store, directory, client, secret)
+    """The inbox's routes; `secret` signs session cookies and CSRF tokens.
+
+    `skills` checks approvers' argument edits against contracts; without it the page
+    offers no edit form.
+    """
+    inbox = _Inbox(store, directory, client, secret, skills)
     return [
         Route("/inbox/style.css", inbox.style),
         Route("/inbox/login", inbox.login_form, methods=["GET"]),
@@ -223,4 +313,5 @@ def inbox_routes(
         Route("/inbox", inbox.queue),
         Route("/inbox/requests/{approval_id}", inbox.show, methods=["GET"]),
         Route("/inbox/requests/{approval_id}", inbox.decide, methods=["POST"]),
+        Route("/inbox/requests/{approval_id}/delegate", inbox.delegate, methods=["POST"]),
     ]

@@ -37,9 +37,8 @@ def routes_for(settings: Settings, store: Store) -> list[Route]:
         return connected[0]
 
     secret = os.environ.get("ORCHESTRATOR_INBOX_SECRET", "").encode() or secrets.token_bytes(32)
+    skills = SkillRegistry.load_directory(settings.project_dir / "skills")
     return [
-        *approval_routes(
-            store, directory, client, SkillRegistry.load_directory(settings.project_dir / "skills")
-        ),
-        *inbox_routes(store, directory, client, secret),
+        *approval_routes(store, directory, client, skills),
+        *inbox_routes(store, directory, client, secret, skills),
     ]

@@ -10,7 +10,12 @@ import yaml
 from conftest import REPO, Env
 from temporalio.client import Client
 
-from orchestrator.approvals.people import ApproverDirectory, hash_token, load_approvers
+from orchestrator.approvals.people import (
+    ApproverDirectory,
+    hash_password,
+    hash_token,
+    load_approvers,
+)
 from orchestrator.plans import load_plan
 from orchestrator.service import start_session
 from orchestrator.store.records import ApprovalRecord
@@ -48,7 +53,7 @@ PEOPLE = {
     "ode": ["ops"],
     "sam": ["support-leads"],
 }
-"""Approvers of `write_approvers`; each one's API token is `tok-<name>`."""
+"""Approvers of `write_approvers`; each one's API token is `tok-<name>`, password `<name>-pass`."""
 
 
 def write_approvers(
@@ -62,7 +67,11 @@ def write_approvers(
                 "groups": ["finance", "ops", "support-leads"],
                 "policy": {"skills": {"payments.refund": "finance"}, **policy},
                 "users": {
-                    name: {"groups": groups, "tokens": [hash_token(f"tok-{name}")]}
+                    name: {
+                        "groups": groups,
+                        "tokens": [hash_token(f"tok-{name}")],
+                        "password": hash_password(f"{name}-pass"),
+                    }
                     for name, groups in PEOPLE.items()
                 },
             }

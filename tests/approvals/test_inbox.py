@@ -11,12 +11,13 @@ import os
 import re
 import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from _demo import DEMO_SCRIPT, client_of, waiting_refund
+from _demo import DEMO_SCRIPT, client_of, waiting_refund, write_approvers
 from conftest import REPO, Env
 from starlette.applications import Starlette
 
@@ -25,7 +26,7 @@ from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.people import ApproverDirectory, hash_password
 from orchestrator.replay import LoopbackServer
 from orchestrator.session.types import SessionResult
-from orchestrator.store.records import ApprovalRecord, ApprovalStatus, SessionStatus
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -80,19 +81,45 @@ async def inbox(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[
     store = env.runtime.store
     routes = [
         *approval_routes(store, DIRECTORY, client),
-        *inbox_routes(store, DIRECTORY, client, b"test-secret"),
+        *inbox_routes(store, DIRECTORY, client, b"test-secret", env.runtime.skills),
     ]
     async with LoopbackServer(Starlette(routes=routes)) as server:
         yield Inbox(env, server.url, pending)
 
 
+InboxFactory = Callable[[dict[str, object]], Awaitable[Inbox]]
+
+
+@pytest.fixture
+async def filed_inbox(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[InboxFactory]:
+    """The inbox over an approvers file the worker reads too (`_demo.PEOPLE`), under a
+    policy; a demo refund waiting for finance."""
+    async with AsyncExitStack() as stack:
+
+        async def make(policy: dict[str, object]) -> Inbox:
+            directory = write_approvers(tmp_path, monkeypatch, policy)
+            env = await env_factory(DEMO_SCRIPT)
+            pending = await waiting_refund(env, "support-bot")
+            store, client, skills = env.runtime.store, client_of(env), env.runtime.skills
+            routes = [
+                *approval_routes(store, directory, client, skills),
+                *inbox_routes(store, directory, client, b"test-secret", skills),
+            ]
+            server = await stack.enter_async_context(LoopbackServer(Starlette(routes=routes)))
+            return Inbox(env, server.url, pending)
+
+        yield make
+
+
 async def _login(http: httpx.AsyncClient, user: str) -> str:
-    """Sign in; returns the decision form's CSRF token from the request page."""
+    """Sign in; returns the login form's CSRF token."""
     form = await http.get("/inbox/login")
     csrf = re.search(r'name=csrf value="([^"]+)"', form.text)
     assert csrf
     answer = await http.post(
-        "/inbox/login", data={"csrf": csrf[1], "user": user, "password": PASSWORDS[user]}
+        "/inbox/login", data={"csrf": csrf[1], "user": user, "password": f"{user}-pass"}
     )
     assert answer.status_code == 303, answer.text
     return csrf[1]
@@ -195,7 +222,7 @@ async def _browser_login(browser: object, inbox: Inbox, user: str) -> object:
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
     await page.goto(f"{inbox.url}/inbox/login")
     await page.fill("input[name=user]", user)
-    await page.fill("input[name=password]", PASSWORDS[user])
+    await page.fill("input[name=password]", f"{user}-pass")
     await page.click("button[type=submit]")
     await page.wait_for_url(f"{inbox.url}/inbox")
     return page
@@ -211,10 +238,9 @@ async def test_browser_approve_completes_the_session(
     await page.get_by_role("link", name=inbox.pending.approval_id).wait_for()
     await page.screenshot(path=str(_shots(tmp_path) / "inbox-queue.png"), full_page=True)
     await page.get_by_role("link", name=inbox.pending.approval_id).click()
-    await page.get_by_role("button", name="Approve").wait_for()
+    await page.get_by_role("button", name="Approve", exact=True).wait_for()
     assert await page.locator("svg[aria-label='plan steps']").count() == 1
-    await page.screenshot(path=str(_shots(tmp_path) / "inbox-request.png"), full_page=True)
-    await page.get_by_role("button", name="Approve").click()
+    await page.get_by_role("button", name="Approve", exact=True).click()
     await page.locator("p.approved").wait_for()
     assert "approved by lee" in await page.locator("p.approved").inner_text()
     result = await inbox.result()
@@ -227,12 +253,12 @@ async def test_browser_reject_needs_and_records_a_reason(inbox: Inbox, browser: 
     page = await _browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
-    await page.get_by_role("button", name="Reject").click()
+    await page.get_by_role("button", name="Reject", exact=True).click()
     await page.get_by_role("alert").wait_for()
     assert "needs a reason" in await page.get_by_role("alert").inner_text()
     assert await inbox.status() is ApprovalStatus.PENDING
     await page.fill("textarea[name=reason]", "order is still under warranty")
-    await page.get_by_role("button", name="Reject").click()
+    await page.get_by_role("button", name="Reject", exact=True).click()
     await page.locator("p.rejected").wait_for()
     record = await inbox.env.runtime.store.get_approval(inbox.pending.approval_id)
     assert record is not None and record.reason == "order is still under warranty"
@@ -246,6 +272,81 @@ async def test_browser_outsider_sees_no_button(inbox: Inbox, browser: object) ->
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
     await page.locator("p.note").wait_for()
-    assert await page.get_by_role("button", name="Approve").count() == 0
+    assert await page.get_by_role("button", name="Approve", exact=True).count() == 0
     assert "not in the group" in await page.locator("p.note").inner_text()
     assert await inbox.status() is ApprovalStatus.PENDING
+
+
+def _csrf(page: httpx.Response) -> str:
+    found = re.search(r'name=csrf value="([^"]+)"', page.text)
+    assert found, page.text
+    return found[1]
+
+
+async def test_request_page_shows_progress_and_delegates_within_the_group(
+    filed_inbox: InboxFactory,
+) -> None:
+    inbox = await filed_inbox({"two_person_risks": ["irreversible_write"]})
+    async with httpx.AsyncClient(base_url=inbox.url) as lee:
+        await _login(lee, "lee")
+        csrf = _csrf(await lee.get(inbox.page_url))
+        first = await lee.post(inbox.page_url, data={"csrf": csrf, "decision": "approve"})
+        assert first.status_code == 303
+        page = (await lee.get(inbox.page_url)).text
+        assert "<th>approvals</th><td>1 of 2 (lee)</td>" in page
+        # The delegate form offers finance's other members, not lee (who approved).
+        options = re.findall(r'<option value="([^"]+)">', page.split("Delegate to")[1])
+        assert options == ["kim", "max"]
+        delegate_url = f"{inbox.page_url}/delegate"
+        outside = await lee.post(delegate_url, data={"csrf": csrf, "to": "ode"})
+        assert outside.status_code == 422 and "ode is not in finance" in outside.text
+        handed = await lee.post(delegate_url, data={"csrf": csrf, "to": "kim", "reason": "yours"})
+        assert handed.status_code == 303, handed.text
+        assert "<th>delegated to</th><td>kim, who alone" in (await lee.get(inbox.page_url)).text
+    async with httpx.AsyncClient(base_url=inbox.url) as max_:
+        await _login(max_, "max")
+        page = (await max_.get(inbox.page_url)).text
+        assert "delegated to kim" in page and "Approve</button>" not in page
+    async with httpx.AsyncClient(base_url=inbox.url) as kim:
+        await _login(kim, "kim")
+        csrf = _csrf(await kim.get(inbox.page_url))
+        second = await kim.post(inbox.page_url, data={"csrf": csrf, "decision": "approve"})
+        assert second.status_code == 303
+    assert (await inbox.result()).status is SessionStatus.COMPLETED
+    record = await inbox.env.runtime.store.get_approval(inbox.pending.approval_id)
+    assert record is not None and record.decided_by == "lee, kim"
+
+
+async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
+    filed_inbox: InboxFactory, browser: object, tmp_path: Path
+) -> None:
+    from playwright.async_api import Page
+
+    inbox = await filed_inbox({"escalation": {"finance": "ops"}, "timeout_seconds": 3600})
+    page = await _browser_login(browser, inbox, "lee")
+    assert isinstance(page, Page)
+    await page.goto(inbox.page_url)
+    assert "finance → ops" in await page.locator("table").first.inner_text()
+    assert "then it moves to ops" in await page.locator("table").first.inner_text()
+    await page.get_by_text("Change the arguments before approving").click()
+    amount = page.locator("input[name='arg.amount']")
+    assert await amount.input_value() == "42.5"
+    await amount.fill("20000")
+    await page.get_by_role("button", name="Approve with these arguments").click()
+    await page.get_by_role("alert").wait_for()
+    assert "amount" in await page.get_by_role("alert").inner_text()
+    assert await inbox.status() is ApprovalStatus.PENDING
+
+    await page.get_by_text("Change the arguments before approving").click()
+    amount = page.locator("input[name='arg.amount']")
+    assert await amount.input_value() == "20000"  # the refused attempt is kept to correct
+    await amount.fill("30")
+    await page.screenshot(path=str(_shots(tmp_path) / "inbox-request.png"), full_page=True)
+    await page.get_by_role("button", name="Approve with these arguments").click()
+    await page.locator("p.edited").wait_for()
+    assert "amount: 42.5 → 30" in await page.locator("p.edited").inner_text()
+    assert (await inbox.result()).status is SessionStatus.COMPLETED
+    store = inbox.env.runtime.store
+    calls = await store.list_events(inbox.pending.session_id, kind=EventKind.TOOL_CALL)
+    [refund] = [c for c in calls if c.skill == "payments.refund"]
+    assert refund.payload["arguments"] == {**inbox.pending.arguments, "amount": 30.0}

@@ -97,7 +97,7 @@ def test_no_approvers_file_means_nobody_may_decide(tmp_path: Path) -> None:
     assert directory.group_for(_record("payments.refund")) is None
 
 
-def test_the_openapi_document_describes_list_show_and_decide() -> None:
+def test_the_openapi_document_describes_list_show_decide_and_delegate() -> None:
     doc = openapi_schema()
     assert doc["openapi"] == "3.1.0"
     paths = doc["paths"]
@@ -106,7 +106,8 @@ def test_the_openapi_document_describes_list_show_and_decide() -> None:
         "/api/approvals",
         "/api/approvals/{approval_id}",
         "/api/approvals/{approval_id}/decision",
+        "/api/approvals/{approval_id}/delegation",
     }
     components = doc["components"]
     assert isinstance(components, dict)
-    assert {"Approval", "DecisionBody", "Error"} <= set(components["schemas"])
+    assert {"Approval", "DecisionBody", "DelegationBody", "Error"} <= set(components["schemas"])
