@@ -119,7 +119,7 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         if scopes is not None and not allows(scopes, spec.name):
             message = f"client {client_id!r} is not allowed to call {spec.name}"
             await audit.write(spec, "refused", message)
-            raise MCPError(FORBIDDEN, message)
+            raise MCPError(FORBIDDEN, message, data=_meta(session_id, spec))
         try:
             item.validate_arguments(arguments)
         except SkillArgumentsError as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import uuid
@@ -18,15 +17,15 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, Env
+from connector_fixtures import project_fixture, settings_fixture  # noqa: F401
 from temporalio.client import WorkflowFailureError
 
 from orchestrator.connectors import load_connector, sync_connector
 from orchestrator.connectors.pool import close_connector_pool
-from orchestrator.devserver import DevServer, free_port
+from orchestrator.devserver import free_port
 from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
-from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import EventKind, SessionStatus
 
@@ -59,31 +58,16 @@ def _time_connector(project: Path, *, zone: str = "UTC", trusted: bool = False) 
     )
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """An empty project with the example's models file."""
-    folder = tmp_path / "project"
-    (folder / "skills").mkdir(parents=True)
-    shutil.copy(REPO / "models.yaml", folder / "models.yaml")
-    return folder
-
-
-@pytest.fixture
-def settings(tmp_path: Path, dev_server: DevServer, project: Path) -> Settings:
-    return Settings(
-        project_dir=project,
-        state_dir=tmp_path / "state",
-        temporal_address=dev_server.address,
-        task_queue=f"tq-{uuid.uuid4().hex[:10]}",
-    )
-
-
-async def _run_skill(env: Env, skill: str, arguments: dict[str, object]) -> SessionResult:
+async def _run_skill(
+    env: Env, skill: str, arguments: dict[str, object], *, session_id: str | None = None
+) -> SessionResult:
     plan = Plan(
         name="one-call",
         steps=[SkillStep(id="call", type="skill", skill=skill, arguments=arguments)],
     )
-    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    handle = await start_session(
+        env.client, plan, {}, task_queue=env.settings.task_queue, session_id=session_id
+    )
     async with asyncio.timeout(90):
         return await handle.result()
 
@@ -134,12 +118,17 @@ async def test_sync_pins_the_tool_and_maps_hints_to_risk(project: Path) -> None:
     assert yaml.safe_load(trusted.path.read_text())["risk"] == "read_only"
 
 
+async def _synced_time_env(project: Path, env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
+    """A worker for a project whose time connector is synced."""
+    _time_connector(project)
+    await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
+    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+
+
 async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
     project: Path, env_factory: Callable[[Path], Awaitable[Env]]
 ) -> None:
-    _time_connector(project)
-    await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
-    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+    env = await _synced_time_env(project, env_factory)
 
     ok = await _run_skill(env, "time.now", {"timezone": "Europe/Paris"})
     assert ok.status is SessionStatus.COMPLETED
@@ -161,12 +150,16 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
 
     # The server now describes the tool differently (its local zone is in the description).
     _time_connector(project, zone="Asia/Tokyo")
+    blocked_id = f"blocked-{uuid.uuid4().hex[:8]}"
     with pytest.raises(WorkflowFailureError) as blocked:
-        await _run_skill(env, "time.now", {"timezone": "Europe/Paris"})
+        await _run_skill(env, "time.now", {"timezone": "Europe/Paris"}, session_id=blocked_id)
     assert (
         "time.now@1.0.0 is blocked: MCP server time changed the definition of tool"
         " 'get_current_time' since it was pinned" in _innermost(blocked.value)
     )
+    [refusal] = await env.runtime.store.list_events(blocked_id, kind=EventKind.MCP_CALL)
+    assert (refusal.payload["outcome"], refusal.payload["version"]) == ("blocked", "1.0.0")
+    assert "is blocked" in str(refusal.payload["error"])
 
     # The edited connector file got a new server; the old one was stopped.
     assert len(_servers_running("mcp-server-time")) == 1
@@ -179,9 +172,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
 async def test_calls_share_one_server_process_which_is_restarted_after_it_dies(
     project: Path, env_factory: Callable[[Path], Awaitable[Env]]
 ) -> None:
-    _time_connector(project)
-    await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
-    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+    env = await _synced_time_env(project, env_factory)
 
     results = [
         await _run_skill(env, "time.now", {"timezone": zone})

@@ -25,6 +25,7 @@ from orchestrator.mcp.auth import McpClient, McpClients
 from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.mcp.transport import streamable_http_app
 from orchestrator.replay import LoopbackServer
+from orchestrator.service import decide_approval
 
 REFUND = {"order_id": "O-5001", "amount": 42.5, "currency": "EUR", "reason": "damaged item"}
 TOKENS = {"support": "good", "ops": "ops-token"}
@@ -118,4 +119,17 @@ def stdio_parameters(env: Env, project: Path = REPO) -> StdioServerParameters:
             "ORCHESTRATOR_LOG_FORMAT": "json",
         },
         cwd=str(project),
+    )
+
+
+async def decide_the_approval(env: Env, *, approve: bool) -> None:
+    """Decide the one approval request of the test as `maria` (a rejection with a reason)."""
+    [pending] = await env.runtime.store.list_approvals()
+    await decide_approval(
+        env.client,
+        env.runtime.store,
+        pending.approval_id,
+        approve=approve,
+        decided_by="maria",
+        reason=None if approve else "not this order",
     )

@@ -17,10 +17,18 @@ import pytest
 from conftest import REPO, Env
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from serving import REFUND, TOKENS, deps_for, http_client, serve_http, stdio_parameters, text_of
+from serving import (
+    REFUND,
+    TOKENS,
+    decide_the_approval,
+    deps_for,
+    http_client,
+    serve_http,
+    stdio_parameters,
+    text_of,
+)
 
 from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY
-from orchestrator.service import decide_approval
 from orchestrator.store.records import EventKind
 
 SESSION = re.compile(r"as session (\S+)$")
@@ -67,18 +75,6 @@ class _Progress:
         return found.group(1)
 
 
-async def _decide(env: Env, *, approve: bool) -> None:
-    [pending] = await env.runtime.store.list_approvals()
-    await decide_approval(
-        env.client,
-        env.runtime.store,
-        pending.approval_id,
-        approve=approve,
-        decided_by="maria",
-        reason=None if approve else "not this order",
-    )
-
-
 async def _gated_call(env: Env, transport: str, *, approve: bool) -> types.CallToolResult:
     """Call payments.refund and decide its approval once the call reports the wait."""
     progress = _Progress()
@@ -98,7 +94,7 @@ async def _gated_call(env: Env, transport: str, *, approve: bool) -> types.CallT
         with anyio.fail_after(90):
             await progress.waiting.wait()
         assert not box, "the call returned before anyone decided"
-        await _decide(env, approve=approve)
+        await decide_the_approval(env, approve=approve)
     [result] = box
     assert progress.messages[0].startswith("running payments.refund@1.0.0 as session mcp-")
     assert "waiting for a person to approve payments.refund@1.0.0" in progress.messages[1]
@@ -142,7 +138,7 @@ async def test_client_that_left_fetches_the_result_later_over_stdio(env: Env) ->
     session_id = progress.session_id
     async with Client(stdio_parameters(env)) as client:
         before = await client.call_tool("session-result", {"session_id": session_id})
-        await _decide(env, approve=True)
+        await decide_the_approval(env, approve=True)
         with anyio.fail_after(90):
             by_id = await client.call_tool(
                 "session-result", {"session_id": session_id, "wait": True}
@@ -204,7 +200,7 @@ async def test_calls_with_one_idempotency_key_join_one_run(env: Env) -> None:
         tg.start_soon(call, "second", second)
         with anyio.fail_after(90):
             await second.waiting.wait()
-        await _decide(env, approve=True)
+        await decide_the_approval(env, approve=True)
     assert first.session_id == second.session_id
     assert [results[n].structured_content for n in ("first", "second")] == [
         results["first"].structured_content

@@ -13,9 +13,17 @@ import pytest
 from conftest import REPO, Env
 from mcp import Client
 from mcp.shared.exceptions import MCPError
-from serving import REFUND, deps_for, http_client, serve_http, stdio_parameters, text_of
+from serving import (
+    REFUND,
+    decide_the_approval,
+    deps_for,
+    http_client,
+    serve_http,
+    stdio_parameters,
+    text_of,
+)
 
-from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY
+from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, session_id_for
 from orchestrator.mcp.server import FORBIDDEN, SkillServerDeps, skill_server
 from orchestrator.service import decide_approval
 from orchestrator.store.records import EventKind
@@ -88,15 +96,7 @@ async def _call_with_decision(
         tg.start_soon(call)
         with anyio.fail_after(60):
             await waiting.wait()
-        [pending] = await env.runtime.store.list_approvals(status=None)
-        await decide_approval(
-            env.client,
-            env.runtime.store,
-            pending.approval_id,
-            approve=approve,
-            decided_by="maria",
-            reason=None if approve else "not this order",
-        )
+        await decide_the_approval(env, approve=approve)
     return box[0], messages
 
 
@@ -188,12 +188,13 @@ async def test_http_refuses_missing_unknown_foreign_and_expired_tokens(
 async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
     deps: SkillServerDeps, env: Env
 ) -> None:
+    meta: types.RequestParamsMeta = {IDEMPOTENCY_META_KEY: "refund-out-of-scope"}  # type: ignore[typeddict-unknown-key]
     async with serve_http(deps) as http_url, http_client(http_url, "good") as client:
         names = {tool.name for tool in (await client.list_tools()).tools}
         with anyio.fail_after(60):
             result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
         with pytest.raises(MCPError) as refused:
-            await client.call_tool("payments.refund", REFUND)
+            await client.call_tool("payments.refund", REFUND, meta=meta)
     assert names == {"tickets.get", "session-result"}
     assert not result.is_error, text_of(result)
     assert refused.value.code == FORBIDDEN
@@ -201,6 +202,19 @@ async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
     session_id = str((result.meta or {})["orchestrator/session_id"])
     [event] = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
     assert (event.payload["client"], event.payload["outcome"]) == ("support", "ok")
+    # The refused call is in the audit trail too, under the session it would have had.
+    refused_session = session_id_for("support", "payments.refund", "refund-out-of-scope")
+    assert refused.value.error.data == {
+        "orchestrator/session_id": refused_session,
+        "orchestrator/version": "1.0.0",
+    }
+    [row] = await env.runtime.store.list_events(refused_session, kind=EventKind.MCP_CALL)
+    assert row.payload["outcome"] == "refused"
+    assert (row.payload["client"], row.payload["tool"], row.payload["version"]) == (
+        "support",
+        "payments.refund",
+        "1.0.0",
+    )
 
 
 async def test_http_refuses_oversized_bodies(deps: SkillServerDeps) -> None:
