@@ -3,7 +3,9 @@
 A tool loop of 30 rounds runs with a small `continue_as_new_after`, so it continues as new
 between its rounds several times: the session completes, its run chain has several runs,
 every model call of the loop went to the same model (no routing when it continued), each
-tally ran exactly once, and the final answer is the one the 31st turn gives. Large payloads:
+tally ran exactly once, and the final answer is the one the 31st turn gives. With default
+options, a loop of 2,000 tool calls (some 13,000 events in one history) continues when
+Temporal suggests it, and no run reaches the 10,240 events Temporal warns at. Large payloads:
 a 3 MB skill output comes back to the workflow as a stand-in naming its size and the limit
 (the session completes); a conversation that grows towards Temporal's 2 MB payload limit
 stops continuing as new once its carry would be too large, then fails its step with a clear
@@ -12,6 +14,7 @@ error instead of scheduling a model call Temporal would refuse.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -43,6 +46,7 @@ from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionRecord, SessionStatus
 from orchestrator.testing import eventually
+from orchestrator.types import JsonObject
 from orchestrator.worker import build_worker
 
 HERE = Path(__file__).resolve().parent
@@ -82,10 +86,10 @@ class HistoryEnv:
 @pytest.fixture
 async def history_env(
     client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[Callable[[str], Awaitable[HistoryEnv]]]:
+) -> AsyncIterator[Callable[[str | Path], Awaitable[HistoryEnv]]]:
     opened: list[tuple[ReplayServer, Runtime, object]] = []
 
-    async def make(script: str) -> HistoryEnv:
+    async def make(script: str | Path) -> HistoryEnv:
         replay = ReplayServer(SCRIPTS / script)
         await replay.__aenter__()
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", replay.base_url)
@@ -113,6 +117,10 @@ def _ledger(state_dir: Path) -> tuple[list[str], list[str]]:
     return effects, calls
 
 
+def _tally(item: str) -> JsonObject:
+    return {"name": "hist_tally", "arguments": {"item": item}}
+
+
 async def _failed_with(
     env: HistoryEnv, handle: WorkflowHandle[object, SessionResult], *phrases: str
 ) -> SessionRecord:
@@ -136,7 +144,7 @@ async def _runs(client: Client, workflow_id: str, count: int) -> list[WorkflowEx
 
 
 async def test_a_long_tool_loop_continues_as_new_with_its_pin_and_conversation(
-    history_env: Callable[[str], Awaitable[HistoryEnv]],
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("long_loop.yaml")
     store = env.runtime.store
@@ -209,8 +217,57 @@ async def test_a_long_tool_loop_continues_as_new_with_its_pin_and_conversation(
         assert replayed.replay_failure is None, replayed.replay_failure
 
 
+async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
+) -> None:
+    """Default options: 100 rounds of 20 tallies would write some 13,000 events in one
+    history; the loop continues as new when Temporal suggests it, and no run's history
+    reaches the 10,240 events Temporal warns at."""
+    rounds, calls = 100, 20
+    turns: list[JsonObject] = [
+        {"tool_calls": [_tally(f"r{r}c{c}") for c in range(calls)]} for r in range(rounds)
+    ]
+    turns.append({"content": "Tallied them all."})
+    grind = {"name": "grind", "match": {"contains": "Step: grind"}, "turns": turns}
+    script = tmp_path / "wide_loop.yaml"
+    script.write_text(json.dumps({"conversations": [grind]}))
+    env = await history_env(script)
+    plan = Plan(
+        name="wide-loop",
+        steps=[
+            AgentStep(
+                id="grind",
+                goal="Tally every item",
+                skills=["hist.tally"],
+                model="loop-strong",
+                max_rounds=rounds + 1,
+            )
+        ],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    assert result.outputs["grind"] == "Tallied them all."
+    session_id = handle.id.removeprefix("session-")
+    continued = await env.runtime.store.list_events(session_id, kind=EventKind.CONTINUED_AS_NEW)
+    assert continued and all(str(e.payload["point"]).startswith("loop:0:") for e in continued)
+    runs = await _runs(env.client, handle.id, len(continued) + 1)
+    lengths = []
+    for run in runs:
+        history = await env.client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
+        lengths.append(len(history.events))
+    assert sum(lengths) > 10_240 > max(lengths), lengths
+    served = [r for r in env.replay.requests if r.conversation == "grind"]
+    assert {r.model for r in served} == {"replay-strong"}
+    assert [r.turn for r in served] == list(range(rounds + 1))
+    effects, invocations = _ledger(env.runtime.skill_state_dir)
+    expected = [f"r{r}c{c}" for r in range(rounds) for c in range(calls)]
+    assert effects == invocations == expected
+
+
 async def test_a_3mb_skill_output_comes_back_as_a_stand_in(
-    history_env: Callable[[str], Awaitable[HistoryEnv]],
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("large_payloads.yaml")
     plan = Plan(
@@ -241,7 +298,7 @@ async def test_a_3mb_skill_output_comes_back_as_a_stand_in(
 
 
 async def test_a_conversation_near_the_payload_limit_fails_its_step_clearly(
-    history_env: Callable[[str], Awaitable[HistoryEnv]],
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("large_payloads.yaml")
     plan = Plan(
@@ -287,7 +344,7 @@ async def test_a_conversation_near_the_payload_limit_fails_its_step_clearly(
 
 
 async def test_a_model_answer_over_the_limit_fails_its_step_clearly(
-    history_env: Callable[[str], Awaitable[HistoryEnv]],
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("large_payloads.yaml")
     plan = Plan(
