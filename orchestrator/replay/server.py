@@ -62,8 +62,9 @@ class ServedRequest(BaseModel):
     fault: str | None = None
     """The kind of fault the request met instead of the answer (`status`, `reset`, ...)."""
     tool_results: list[str] = Field(default_factory=list)
-    """The tool messages the request carried (each cut at 2,000 characters): what the
-    model was told about its tool calls, errors included."""
+    """The tool messages after the request's last assistant message (each cut at 2,000
+    characters): what the model is told about its latest tool calls, errors included.
+    Only the latest round's, so a long loop's log does not grow with its square."""
     received_at: float = 0.0
     """`time.monotonic()` when the request arrived, to check how long a client waited."""
 
@@ -205,6 +206,15 @@ def _miss_message(script: ReplayScript, request: _WireRequest, first_user: str) 
     )
 
 
+def _latest_tool_results(request: _WireRequest) -> list[str]:
+    results: list[str] = []
+    for message in reversed(request.messages):
+        if message.role != "tool":
+            break
+        results.append(_text(message.content)[:_TOOL_RESULT_CHARS])
+    return results[::-1]
+
+
 def _served(
     request: _WireRequest,
     conversation: Conversation | None,
@@ -226,9 +236,7 @@ def _served(
         tool_calls=turn is not None and fault is None and bool(turn.tool_calls),
         status=status,
         fault=fault.kind if fault is not None else None,
-        tool_results=[
-            _text(m.content)[:_TOOL_RESULT_CHARS] for m in request.messages if m.role == "tool"
-        ],
+        tool_results=_latest_tool_results(request),
         received_at=received_at,
     )
 

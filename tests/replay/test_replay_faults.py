@@ -46,12 +46,18 @@ SCRIPT = ReplayScript.model_validate(
         ]
         + [
             {
+                "name": "plain",
+                "match": {"contains": "plain"},
+                "turns": [{"content": "plain answer"}],
+                "after_last": "repeat_last",
+            },
+            {
                 "name": "huge",
                 "match": {"contains": "fault huge"},
                 "turns": [
                     {"tool_calls": [{"name": "t", "arguments": {"a": 1}, "pad_to": 3_000_000}]}
                 ],
-            }
+            },
         ]
     }
 )
@@ -140,19 +146,23 @@ async def test_pad_to_makes_oversized_arguments(replay: ReplayServer) -> None:
     assert call.arguments is not None and call.arguments["a"] == 1
 
 
-async def test_tool_results_are_recorded(replay: ReplayServer) -> None:
+async def test_the_latest_tool_results_are_recorded(replay: ReplayServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         await provider.complete(
             ModelRequest(
                 model="m",
                 messages=[
-                    ChatMessage(role="user", content="fault onemodel"),
-                    ChatMessage(role="tool", tool_call_id="c1", content="ERROR: " + "e" * 5000),
+                    ChatMessage(role="user", content="plain"),
+                    ChatMessage(role="assistant", content="first round"),
+                    ChatMessage(role="tool", tool_call_id="c1", content="an earlier result"),
+                    ChatMessage(role="assistant", content="second round"),
+                    ChatMessage(role="tool", tool_call_id="c2", content="ERROR: " + "e" * 5000),
+                    ChatMessage(role="tool", tool_call_id="c3", content="{}"),
                 ],
             )
         )
     (served,) = replay.requests
-    assert served.tool_results == ["ERROR: " + "e" * 1993]
+    assert served.tool_results == ["ERROR: " + "e" * 1993, "{}"]
 
 
 @pytest.mark.parametrize(
