@@ -2,7 +2,8 @@
 
 The worker reads the same approvers file the API serves, so the workflow's own checks
 (the update validators) and the API's agree; where they could differ, the workflow is
-asked directly too. Audit events are awaited with deadlines, never slept for.
+asked directly too. Audit events are awaited with deadlines, never slept for, and each
+finished session's history is replayed (the approval-events-v1 wait is deterministic).
 """
 
 from __future__ import annotations
@@ -16,12 +17,16 @@ import pytest
 from _demo import DEMO_SCRIPT, client_of, waiting_refund, write_approvers
 from conftest import Env
 from starlette.applications import Starlette
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
 
 from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.delegation import delegate_approval
 from orchestrator.exceptions import ApprovalError
+from orchestrator.plugin import workflow_runner
 from orchestrator.service import decide_approval
 from orchestrator.session.types import SessionResult
+from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -69,6 +74,19 @@ class Gate:
             self.pending.workflow_id, result_type=SessionResult
         )
         return await handle.result()
+
+    async def assert_replays(self) -> None:
+        """The finished session's history replays: the wait's new commands are deterministic."""
+        history = await self.env.client.get_workflow_handle(
+            self.pending.workflow_id
+        ).fetch_history()
+        replayer = Replayer(
+            workflows=[AgentSessionWorkflow],
+            data_converter=pydantic_data_converter,
+            workflow_runner=workflow_runner(),
+        )
+        outcome = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+        assert outcome.replay_failure is None, outcome.replay_failure
 
 
 GateFactory = Callable[[dict[str, object]], Awaitable[Gate]]
@@ -154,6 +172,7 @@ async def test_only_the_delegate_decides_a_delegated_request(gate: GateFactory) 
     assert (await g.result()).status is SessionStatus.COMPLETED
     record = await g.env.runtime.store.get_approval(g.pending.approval_id)
     assert record is not None and record.decided_by == "kim"
+    await g.assert_replays()
 
 
 async def test_the_first_of_two_approvals_is_an_audit_event_when_it_happens(
@@ -183,6 +202,7 @@ async def test_the_first_of_two_approvals_is_an_audit_event_when_it_happens(
     kinds = [e.kind for e in events if e.payload.get("approval_id") == g.pending.approval_id]
     assert kinds.index(EventKind.APPROVAL_PARTIAL) < kinds.index(EventKind.APPROVAL_DECIDED)
     assert kinds.count(EventKind.APPROVAL_PARTIAL) == 1
+    await g.assert_replays()
 
 
 async def test_an_escalation_ends_a_delegation(gate: GateFactory) -> None:
@@ -199,3 +219,4 @@ async def test_an_escalation_ends_a_delegation(gate: GateFactory) -> None:
     assert (await g.post("kim", "decision", {"decision": "approve"})).status_code == 403
     assert (await g.post("ode", "decision", {"decision": "approve"})).status_code == 200
     assert (await g.result()).status is SessionStatus.COMPLETED
+    await g.assert_replays()
