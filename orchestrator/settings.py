@@ -50,6 +50,11 @@ class Settings(BaseSettings):
 
     task_queue: str = "orchestrator"
 
+    max_cached_workflows: int = Field(default=1000, ge=0)
+    """Workflow runs a worker keeps in memory between their tasks (Temporal's sticky
+    cache). 0 replays every workflow task from the run's history: slower, and the way to
+    prove the workflow code deterministic (`ORCHESTRATOR_MAX_CACHED_WORKFLOWS=0 pytest`)."""
+
     dev_server_port: int = 7233
     dev_server_ui_port: int = 8233
     dev_server_ip: str = "127.0.0.1"

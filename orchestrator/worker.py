@@ -14,11 +14,16 @@ __all__ = ["build_worker", "run_worker"]
 
 
 def build_worker(client: Client, runtime: Runtime, *, task_queue: str | None = None) -> Worker:
-    """A worker with the runtime plugged in, on the settings' task queue unless given one."""
+    """A worker with the runtime plugged in, on the settings' task queue unless given one.
+
+    Its workflow cache holds `settings.max_cached_workflows` runs; with 0 every task
+    replays the history first, so a nondeterministic change fails at once.
+    """
     return Worker(
         client,
         task_queue=task_queue or runtime.settings.task_queue,
         plugins=[OrchestratorPlugin(runtime)],
+        max_cached_workflows=runtime.settings.max_cached_workflows,
     )
 
 
