@@ -38,10 +38,11 @@ from orchestrator.worker import build_worker
 
 SCRIPT = Path(__file__).resolve().parent / "faults" / "provider_faults.yaml"
 
-# A 1 s client timeout, so the timeout fault costs a second, not a minute.
+# A 2 s client timeout, so the timeout fault costs seconds, not a minute (and a loaded
+# machine's ordinary answers, a few ms each, stay well inside it).
 MODELS = """
 providers:
-  replay: {kind: openai, base_url: "${ORCHESTRATOR_REPLAY_URL}", timeout_seconds: 1}
+  replay: {kind: openai, base_url: "${ORCHESTRATOR_REPLAY_URL}", timeout_seconds: 2}
 models:
   strong-a:
     {provider: replay, model: replay-strong, input_price_per_mtok: 3, output_price_per_mtok: 15,
@@ -145,15 +146,16 @@ async def test_a_transient_fault_is_retried_and_the_session_completes(
     assert isinstance(result, SessionResult), result
     assert result.final_output.startswith("done after")  # type: ignore[union-attr]
     served = faults.served(fault)
-    assert [r.fault for r in served] == [None] + [served[1].fault] * times + [None]
-    assert served[1].fault is not None
+    kind = "status" if fault.startswith("s") else fault
+    assert [r.fault for r in served if r.fault is not None] == [kind] * times
+    assert served[0].fault is None and served[-1].fault is None
     # Retried inside the tool loop on the same pinned deployment: no failover.
     assert {r.model for r in served} == {"replay-strong"}
     assert [pin.model for pin in result.model_timeline] == ["strong-a"]
     # The tool ran once: a retried model call does not repeat the round's tool calls.
     assert len(await faults.events(session_id, EventKind.TOOL_CALL)) == 1
     if fault == "s429":
-        assert served[2].received_at - served[1].received_at >= 1.0
+        assert served[-1].received_at - served[-2].received_at >= 1.0
 
 
 @pytest.mark.parametrize(
