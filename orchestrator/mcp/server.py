@@ -136,9 +136,12 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
                 progress=progress,
                 poll=deps.poll_seconds,
             )
-        except BaseException:
+        except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await audit.write(spec, "disconnected", "the client left; the run goes on")
+            raise
+        except Exception as exc:
+            await audit.write(spec, "failed", str(exc))
             raise
         if result.status is not SessionStatus.COMPLETED:
             error = result.error or f"the run ended {result.status.value}"

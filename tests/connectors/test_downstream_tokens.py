@@ -26,8 +26,10 @@ from orchestrator.devserver import free_port
 from orchestrator.mcp.auth import McpClient, McpClients
 from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.mcp.transport import streamable_http_app
+from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.replay import LoopbackServer
-from orchestrator.store.records import EventKind
+from orchestrator.service import start_session
+from orchestrator.store.records import EventKind, SessionStatus
 
 CLIENT_TOKEN = "client-token-must-stay-here"
 CONNECTOR_TOKEN = "connector-token-for-ledger"
@@ -47,7 +49,7 @@ class _Recorder:
 
 
 @contextlib.asynccontextmanager
-async def _ledger_server() -> AsyncIterator[tuple[str, _Recorder]]:
+async def _ledger_server(port: int = 0) -> AsyncIterator[tuple[str, _Recorder]]:
     """A streamable-HTTP MCP server built with the SDK, recording request headers."""
     server = MCPServer("ledger")
 
@@ -57,8 +59,27 @@ async def _ledger_server() -> AsyncIterator[tuple[str, _Recorder]]:
         return {"account": account, "balance": "10.00"}
 
     recorder = _Recorder(server.streamable_http_app(host="127.0.0.1"))
-    async with server.session_manager.run(), LoopbackServer(recorder) as served:
+    async with server.session_manager.run(), LoopbackServer(recorder, port=port) as served:
         yield f"{served.url}/mcp", recorder
+
+
+async def _sync_ledger(project: Path, url: str) -> None:
+    """Declare the ledger connector (token from LEDGER_TOKEN) and pin its tool."""
+    (project / "connectors").mkdir(exist_ok=True)
+    (project / "connectors" / "ledger.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "name": "ledger",
+                "transport": "http",
+                "url": url,
+                "headers": {"X-Team": "support"},
+                "bearer_token_env": "LEDGER_TOKEN",
+                "trusted": True,
+                "tools": [{"tool": "lookup"}],
+            }
+        )
+    )
+    await sync_connector(load_connector(project / "connectors" / "ledger.yaml"), project)
 
 
 @contextlib.asynccontextmanager
@@ -89,21 +110,7 @@ async def test_downstream_server_sees_only_the_connectors_token(
 ) -> None:
     monkeypatch.setenv("LEDGER_TOKEN", CONNECTOR_TOKEN)
     async with _ledger_server() as (ledger_url, recorder):
-        (project / "connectors").mkdir()
-        (project / "connectors" / "ledger.yaml").write_text(
-            yaml.safe_dump(
-                {
-                    "name": "ledger",
-                    "transport": "http",
-                    "url": ledger_url,
-                    "headers": {"X-Team": "support"},
-                    "bearer_token_env": "LEDGER_TOKEN",
-                    "trusted": True,
-                    "tools": [{"tool": "lookup"}],
-                }
-            )
-        )
-        await sync_connector(load_connector(project / "connectors" / "ledger.yaml"), project)
+        await _sync_ledger(project, ledger_url)
         env = await env_factory(REPO / "replays" / "customer_refund.yaml")
         async with (
             _skill_server(env) as url,
@@ -135,3 +142,34 @@ async def test_downstream_server_sees_only_the_connectors_token(
     for event in events:
         assert CLIENT_TOKEN not in str(event.payload)
         assert CONNECTOR_TOKEN not in str(event.payload)
+
+
+async def test_http_connector_call_works_after_its_server_restarts(
+    project: Path,
+    env_factory: Callable[[Path], Awaitable[Env]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LEDGER_TOKEN", CONNECTOR_TOKEN)
+    port = free_port()
+    plan = Plan(
+        name="lookup",
+        steps=[
+            SkillStep(id="call", type="skill", skill="ledger.lookup", arguments={"account": "A-2"})
+        ],
+    )
+    async with _ledger_server(port) as (url, _first):
+        await _sync_ledger(project, url)
+        env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+        handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+        with anyio.fail_after(90):
+            before = await handle.result()
+    # A new server process on the same address; the worker's pooled connection goes on.
+    async with _ledger_server(port) as (_url, second):
+        handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+        with anyio.fail_after(90):
+            after = await handle.result()
+    assert before.status is after.status is SessionStatus.COMPLETED
+    assert after.outputs["call"] == {"account": "A-2", "balance": "10.00"}
+    assert len(second.requests) >= 2, "the restarted server answered the listing and the call"
+    [event] = await env.runtime.store.list_events(after.session_id, kind=EventKind.MCP_CALL)
+    assert (event.payload["outcome"], event.payload["attempt"]) == ("ok", 1)
