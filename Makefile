@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-router bench-load dev clean chromium
+.PHONY: demo test lint bench bench-router bench-load chaos dev clean chromium
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-router: $(BIN)/.installed
 bench-load: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/load.py --sessions 500
+
+# The crash harness in full: 20 sessions, the worker SIGKILLed 40 times (bench/README.md).
+chaos: $(BIN)/.installed
+	$(BIN)/python bench/chaos.py --sessions 20 --kills 40
 
 clean:
 	rm -rf $(VENV) .orchestrator .pytest_cache .mypy_cache .ruff_cache
