@@ -31,7 +31,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from orchestrator.plans.models import Plan
-from orchestrator.service import workflow_id_for
 from orchestrator.session import names
 from orchestrator.session.types import SessionOptions, SessionResult, SessionStartInput
 from orchestrator.types import JsonObject
@@ -93,7 +92,7 @@ async def start_agent_session(
             tenant=request.tenant,
             team=request.team,
         ),
-        id=workflow_id_for(session_id),
+        id=names.workflow_id_for(session_id),
         task_queue=request.task_queue or info.task_queue,
         parent_close_policy=request.parent_close_policy,
         result_type=SessionResult,
