@@ -176,6 +176,25 @@ async def history_shape(client: Client, session_id: str) -> dict[str, int]:
     return {"events": len(history.events), **dict(sorted(counts.items()))}
 
 
+async def task_trouble(client: Client, session_ids: Sequence[str]) -> dict[str, int]:
+    """Workflow tasks that timed out or failed over every session: CPU spent twice.
+
+    A workflow task the worker does not finish within its timeout (10 s) is handed out
+    again, and the worker replays the history to redo it.
+    """
+    gate = asyncio.Semaphore(16)
+    totals: Counter[str] = Counter()
+
+    async def one(session_id: str) -> None:
+        async with gate:
+            shape = await history_shape(client, session_id)
+        for kind in ("workflow_task_timed_out", "workflow_task_failed"):
+            totals[kind] += shape.get(kind, 0)
+
+    await asyncio.gather(*(one(sid) for sid in session_ids))
+    return {kind: totals[kind] for kind in ("workflow_task_timed_out", "workflow_task_failed")}
+
+
 def checkpoint_shape(db: Path, thread_id: str) -> dict[str, int]:
     """Rows LangGraph's checkpointer stored for one thread: its durable writes."""
     conn = sqlite3.connect(db)
@@ -233,7 +252,14 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
             cpu = usage(pids, before, report.steps)
             gated = next(s for s in specs if s.mode == "gated")
             shape = await history_shape(stack.client, gated.session_id)
-    return {"report": asdict(report), "memory": memory, "cpu": cpu, "one_gated_session": shape}
+            trouble = await task_trouble(stack.client, [s.session_id for s in specs])
+    return {
+        "report": asdict(report),
+        "memory": memory,
+        "cpu": cpu,
+        "one_gated_session": shape,
+        "workflow_tasks": trouble,
+    }
 
 
 async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
@@ -325,6 +351,7 @@ ROWS = [
     ("CPU ms / step (all processes)", "cpu.cpu_ms_per_step", "lower"),
     ("load average after", "cpu.load_average", None),
     ("workflow tasks over 5 s", "slow_workflow_tasks", None),
+    ("workflow tasks timed out", "workflow_tasks.workflow_task_timed_out", None),
     ("RSS with all parked MiB", "memory.rss_parked_mb.total", "lower"),
     ("peak RSS MiB", "memory.peak_rss_mb.total", "lower"),
 ]
@@ -356,7 +383,7 @@ def print_table(
     if rel:
         table.add_column("ours / LangGraph", justify="right")
     for label, path, _ in ROWS:
-        cells = [str(_get(results[s], path)) for s in results]
+        cells = ["-" if (v := _get(results[s], path)) is None else str(v) for s in results]
         if rel:
             ratio = rel.get(path)
             cells.append("" if ratio is None else f"{ratio:.2f}")
