@@ -19,6 +19,7 @@ from orchestrator.session import names
 from orchestrator.session.agent_loop import AgentLoop
 from orchestrator.session.core import StepFailed
 from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
+from orchestrator.session.limits import fanout_limit
 from orchestrator.session.templating import render_text, render_value
 from orchestrator.session.types import (
     ModelCallInput,
@@ -59,6 +60,9 @@ class FanOut(AgentLoop):
         if inputs:
             question += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
         state.model = ", ".join(step.models)
+        limit = fanout_limit(self._start.plan, self._state, len(asked))
+        if limit is not None:
+            raise StepFailed(limit)
         answers = await asyncio.gather(
             *(
                 self._ask(step.id, index, model, system, question)
@@ -126,6 +130,7 @@ class FanOut(AgentLoop):
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
             return None, cause
         self._account(result)
+        self._state.model_calls += 1
         message = result.response.message
         if message.tool_calls:
             return None, "asked for tools; an ensemble step offers none"

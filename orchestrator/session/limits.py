@@ -12,7 +12,7 @@ from __future__ import annotations
 from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.session.types import SessionState, StepState
 
-__all__ = ["limit_reached", "usd"]
+__all__ = ["fanout_limit", "limit_reached", "usd"]
 
 
 def usd(amount: float) -> str:
@@ -36,5 +36,25 @@ def limit_reached(
         return (
             f"step cost limit {usd(step.max_cost_usd)} reached"
             f" ({usd(state.cost_usd)} spent in step {step.id!r})"
+        )
+    return None
+
+
+def fanout_limit(plan: Plan, session: SessionState, calls: int) -> str | None:
+    """Why a step that makes `calls` model calls at once (an ensemble) may not start.
+
+    Its calls run in parallel, so the plan's limits are checked for all of them before
+    any is made: the spend so far, and the call count the step would reach.
+    """
+    limits = plan.limits
+    if limits is None:
+        return None
+    if limits.max_cost_usd is not None and session.cost_usd >= limits.max_cost_usd:
+        return f"cost limit {usd(limits.max_cost_usd)} reached ({usd(session.cost_usd)} spent)"
+    max_calls = limits.max_model_calls
+    if max_calls is not None and session.model_calls + calls > max_calls:
+        return (
+            f"model call limit {max_calls} would be passed: {session.model_calls} calls made,"
+            f" this step makes up to {calls}"
         )
     return None

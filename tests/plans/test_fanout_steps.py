@@ -264,3 +264,21 @@ async def test_plan_output_schema_types_the_session_result(
         env.client, typed, {"order_id": "A-2"}, task_queue=env.settings.task_queue
     )
     assert (await done.result()).final_output == {"amount": 42.5, "currency": "EUR"}
+
+
+async def test_plan_limits_hold_for_an_ensemble_before_any_call(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await env_factory(SCRIPT)
+    plan = Plan.model_validate(
+        {**_ensemble_plan().model_dump(by_alias=True), "limits": {"max_model_calls": 2}}
+    )
+    handle = await start_session(
+        env.client, plan, {"order_id": "A-1"}, task_queue=env.settings.task_queue
+    )
+    with pytest.raises(WorkflowFailureError) as failure:
+        await handle.result()
+    assert "model call limit 2 would be passed: 0 calls made, this step makes up to 3" in str(
+        failure.value.cause
+    )
+    assert env.replay.requests == []
