@@ -70,7 +70,8 @@ class ConnectorPool:
 
     def __init__(self) -> None:
         self._live: dict[str, _Live] = {}
-        self._lock = asyncio.Lock()
+        self._locks: dict[str, asyncio.Lock] = {}
+        """One per connector: a server that is slow to start holds up only its own calls."""
 
     def __len__(self) -> int:
         return len(self._live)
@@ -83,7 +84,7 @@ class ConnectorPool:
             Exception: the server could not be started or reached (the SDK's error).
         """
         key = _key(connector, project_dir)
-        async with self._lock:
+        async with self._lock(connector.name):
             live = self._live.get(connector.name)
             if live is not None and live.key == key and not live.task.done():
                 return live.client
@@ -96,7 +97,7 @@ class ConnectorPool:
 
     async def discard(self, name: str, client: Client) -> None:
         """Close a connection found dead, unless another call already replaced it."""
-        async with self._lock:
+        async with self._lock(name):
             live = self._live.get(name)
             if live is None or live.client is not client:
                 return
@@ -106,10 +107,17 @@ class ConnectorPool:
 
     async def close(self) -> None:
         """Close every connection (stopping every stdio server)."""
-        async with self._lock:
-            live, self._live = list(self._live.values()), {}
-        for connection in live:
-            await connection.close()
+        for name in list(self._live):
+            async with self._lock(name):
+                live = self._live.pop(name, None)
+            if live is not None:
+                await live.close()
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
 
     @staticmethod
     async def _open(connector: Connector, project_dir: Path, key: str) -> _Live:

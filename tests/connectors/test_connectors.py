@@ -174,11 +174,11 @@ async def test_calls_share_one_server_process_which_is_restarted_after_it_dies(
 ) -> None:
     env = await _synced_time_env(project, env_factory)
 
-    results = [
-        await _run_skill(env, "time.now", {"timezone": zone})
-        for zone in ("UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")
-    ]
-    assert [r.status for r in results] == [SessionStatus.COMPLETED] * 4
+    zones = ("UTC", "Europe/Paris", "Asia/Tokyo", "America/New_York")
+    # At once, before any connection exists: the first opens it, the others wait for it.
+    results = await asyncio.gather(*(_run_skill(env, "time.now", {"timezone": z}) for z in zones))
+    results.append(await _run_skill(env, "time.now", {"timezone": "UTC"}))
+    assert [r.status for r in results] == [SessionStatus.COMPLETED] * 5
     [pid] = _servers_running("mcp-server-time")
 
     os.kill(pid, signal.SIGKILL)
