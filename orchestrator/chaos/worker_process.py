@@ -22,10 +22,11 @@ class WorkerProcess:
     Args:
         settings: Where the worker connects and what it serves.
         replay_url: The model endpoint (`ORCHESTRATOR_REPLAY_URL` of the models file).
-        log: File the worker's output is appended to.
+        log: File the worker's output is appended to (default: `worker.log` in the state
+            folder).
     """
 
-    def __init__(self, settings: Settings, replay_url: str, log: Path) -> None:
+    def __init__(self, settings: Settings, replay_url: str, log: Path | None = None) -> None:
         self.env = {
             **os.environ,
             "ORCHESTRATOR_PROJECT_DIR": str(settings.project_dir),
@@ -39,14 +40,15 @@ class WorkerProcess:
             # Several workers may run on one machine (tests in parallel): no fixed port.
             "ORCHESTRATOR_METRICS_PORT": "off",
         }
-        self.log = log
+        self.log = log or settings.resolved_state_dir / "worker.log"
         self.starts = 0
-        self._proc: subprocess.Popen[bytes] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
+        """The current process, if one was started."""
 
     @property
     def running(self) -> bool:
         """Whether the current process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     def start(self) -> None:
         """Start a new worker process (the previous one must be gone)."""
@@ -54,7 +56,7 @@ class WorkerProcess:
             raise RuntimeError("a worker process is already running")
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
-            self._proc = subprocess.Popen(
+            self.proc = subprocess.Popen(
                 [sys.executable, "-m", "orchestrator", "worker"],
                 env=self.env,
                 stdout=out,
@@ -64,19 +66,19 @@ class WorkerProcess:
 
     def kill(self) -> None:
         """SIGKILL the worker: no shutdown, no flush, no goodbye to the server."""
-        if self._proc is None:
+        if self.proc is None:
             return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGKILL)
-        self._proc.wait(timeout=30)
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
 
     def stop(self) -> None:
         """Stop the worker gracefully (SIGTERM), killing it if it does not exit in time."""
-        if self._proc is None or self._proc.poll() is not None:
+        if self.proc is None or self.proc.poll() is not None:
             return
-        self._proc.terminate()
+        self.proc.terminate()
         try:
-            self._proc.wait(timeout=20)
+            self.proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            self._proc.kill()
-            self._proc.wait(timeout=30)
+            self.proc.kill()
+            self.proc.wait(timeout=30)

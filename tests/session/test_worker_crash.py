@@ -62,7 +62,7 @@ async def workers(settings: Settings) -> AsyncIterator[Callable[[str], WorkerPro
     started: list[WorkerProcess] = []
 
     def make(replay_url: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, replay_url, settings.resolved_state_dir / "worker.log")
+        worker = WorkerProcess(settings, replay_url)
         worker.start()
         started.append(worker)
         return worker
