@@ -20,6 +20,7 @@ from conftest import REPO, Env
 from connector_fixtures import project_fixture, settings_fixture  # noqa: F401
 from temporalio.client import WorkflowFailureError
 
+import orchestrator.connectors
 from orchestrator.connectors import load_connector, sync_connector
 from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.devserver import free_port
@@ -93,6 +94,26 @@ def _innermost(exc: BaseException) -> str:
         messages.append(str(cause))
         cause = cause.__cause__
     return " | ".join(messages)
+
+
+def test_public_api_is_exactly_exported() -> None:
+    assert sorted(orchestrator.connectors.__all__) == [
+        "BoundTool",
+        "Connector",
+        "ConnectorPool",
+        "McpSkill",
+        "SyncedTool",
+        "TOOL_CHANGED",
+        "bind_mcp",
+        "close_connector_pool",
+        "connect",
+        "connector_pool",
+        "definition_hash",
+        "load_connector",
+        "load_connectors",
+        "risk_for",
+        "sync_connector",
+    ]
 
 
 async def test_sync_pins_the_tool_and_maps_hints_to_risk(project: Path) -> None:

@@ -27,6 +27,7 @@ def test_public_api_is_exactly_exported() -> None:
         "IDEMPOTENCY_META_KEY",
         "McpClient",
         "McpClients",
+        "RESULT_TOOL",
         "SkillHttpApp",
         "TokenVerifierForClients",
         "annotations_for",
