@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
+from orchestrator._yaml import field_path
 from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.edits import check_edit
 from orchestrator.approvals.people import Approver, ApproverDirectory
@@ -33,6 +34,7 @@ from orchestrator.store.store import Store
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "DecisionBody",
     "DelegationBody",
     "approval_routes",
@@ -160,7 +162,13 @@ def _view(
 
 
 def _problems(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
+    return "; ".join(
+        f"{field_path(e['loc']) if e['loc'] else 'body'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+MAX_BODY_BYTES = 1 << 20
+"""A POST body larger than this is refused (413) before it is read into a model."""
 
 
 _NO_TOKEN = "a valid API token is required (Authorization: Bearer ...)"
@@ -237,8 +245,14 @@ class _Handlers:
         if person is None:
             return _error(401, _NO_TOKEN)
         approval_id = request.path_params["approval_id"]
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            return _error(413, f"body: more than {MAX_BODY_BYTES} bytes")
+        raw = await request.body()
+        if len(raw) > MAX_BODY_BYTES:
+            return _error(413, f"body: more than {MAX_BODY_BYTES} bytes")
         try:
-            body = model.model_validate_json(await request.body())
+            body = model.model_validate_json(raw)
         except ValidationError as exc:
             return _error(422, _problems(exc))
         record = await self.store.get_approval(approval_id)
@@ -405,6 +419,7 @@ def openapi_schema() -> dict[str, object]:
                     "responses": with_refused(
                         {
                             "200": {"description": "The workflow took the decision"},
+                            "413": answer("Body over MAX_BODY_BYTES", "Error"),
                             "403": answer("Not in the request's group, or own session", "Error"),
                             "409": answer(
                                 "Already decided otherwise, or binding mismatch", "Error"
@@ -429,6 +444,7 @@ def openapi_schema() -> dict[str, object]:
                     "responses": with_refused(
                         {
                             "200": {"description": "Only the delegate may decide it now"},
+                            "413": answer("Body over MAX_BODY_BYTES", "Error"),
                             "403": answer("Not one who may decide it now", "Error"),
                             "409": answer("Decided, or refused by the workflow", "Error"),
                             "422": answer(
