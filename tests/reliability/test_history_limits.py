@@ -119,6 +119,19 @@ def _ledger(state_dir: Path) -> tuple[list[str], list[str]]:
     return effects, calls
 
 
+def _one_step(step_id: str, goal: str, skill: str, model: str, max_rounds: int = 10) -> Plan:
+    """A plan of one agent step offered one skill."""
+    step = AgentStep(id=step_id, goal=goal, skills=[skill], model=model, max_rounds=max_rounds)
+    return Plan(name=f"{step_id}-plan", steps=[step])
+
+
+async def _start(
+    env: HistoryEnv, plan: Plan, *, continue_as_new_after: int | None = None
+) -> WorkflowHandle[object, SessionResult]:
+    options = SessionOptions(continue_as_new_after=continue_as_new_after)
+    return await start_session(env.client, plan, {}, task_queue=env.task_queue, options=options)
+
+
 def _tally(item: str) -> JsonObject:
     return {"name": "hist_tally", "arguments": {"item": item}}
 
@@ -150,13 +163,7 @@ async def test_a_long_tool_loop_continues_as_new_with_its_pin_and_conversation(
 ) -> None:
     env = await history_env("long_loop.yaml")
     store = env.runtime.store
-    handle = await start_session(
-        env.client,
-        LOOP_PLAN,
-        {},
-        task_queue=env.task_queue,
-        options=SessionOptions(continue_as_new_after=80),
-    )
+    handle = await _start(env, LOOP_PLAN, continue_as_new_after=80)
     session_id = handle.id.removeprefix("session-")
     result = await handle.result()
 
@@ -225,6 +232,37 @@ async def test_a_long_tool_loop_continues_as_new_with_its_pin_and_conversation(
             path.write_text(json.dumps(recorded, indent=1) + "\n")
 
 
+async def test_a_loop_that_failed_over_carries_its_reuse_map_across_runs(
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
+) -> None:
+    """The first deployment dies at round 8; the step re-runs from its start on the other
+    one, answering the first eight tallies from what they returned before, and continues
+    as new between rounds of that re-run: the attempt, the reuse map and the failed-over
+    pin cross each time, so no tally runs twice and no second failover or routing happens."""
+    env = await history_env("failover_loop.yaml")
+    plan = _one_step("grind", "Tally n00 to n11", "hist.tally", "loop-any", max_rounds=20)
+    handle = await _start(env, plan, continue_as_new_after=60)
+    result = await handle.result()
+
+    assert result.final_output == "Tallied 12 items."
+    assert [(p.model, p.boundary.value) for p in result.model_timeline] == [
+        ("loop-fast", "session_start"),
+        ("loop-strong", "forced_failover"),
+    ]
+    session_id = handle.id.removeprefix("session-")
+    events = await env.runtime.store.list_events(session_id)
+    continued = [e for e in events if e.kind is EventKind.CONTINUED_AS_NEW]
+    in_rerun = [e for e in continued if e.payload["attempt"] == 1]
+    assert in_rerun and {e.model for e in in_rerun} == {"loop-strong"}
+    assert len([e for e in events if e.kind is EventKind.MODEL_PINNED]) == 2
+    reused = [e for e in events if e.kind is EventKind.TOOL_CALL and e.payload.get("reused")]
+    assert sorted(str(e.payload["call_id"]) for e in reused) == [f"f1.{r}.0" for r in range(8)]
+    effects, invocations = _ledger(env.runtime.skill_state_dir)
+    assert effects == invocations == [f"n{i:02d}" for i in range(12)]
+    strong = [r.turn for r in env.replay.requests if r.model == "replay-strong"]
+    assert strong == list(range(13))
+
+
 async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
     history_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
 ) -> None:
@@ -240,19 +278,8 @@ async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
     script = tmp_path / "wide_loop.yaml"
     script.write_text(json.dumps({"conversations": [grind]}))
     env = await history_env(script)
-    plan = Plan(
-        name="wide-loop",
-        steps=[
-            AgentStep(
-                id="grind",
-                goal="Tally every item",
-                skills=["hist.tally"],
-                model="loop-strong",
-                max_rounds=rounds + 1,
-            )
-        ],
-    )
-    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    plan = _one_step("grind", "Tally every item", "hist.tally", "loop-strong", rounds + 1)
+    handle = await _start(env, plan)
     result = await handle.result()
 
     assert result.status is SessionStatus.COMPLETED
@@ -285,7 +312,7 @@ async def test_a_3mb_skill_output_comes_back_as_a_stand_in(
             SkillStep(type="skill", id="dump", skill="hist.blob", arguments={"kilobytes": 3072}),
         ],
     )
-    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    handle = await _start(env, plan)
     result = await handle.result()
 
     assert result.status is SessionStatus.COMPLETED
@@ -309,25 +336,8 @@ async def test_a_conversation_near_the_payload_limit_fails_its_step_clearly(
     history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("large_payloads.yaml")
-    plan = Plan(
-        name="growing-conversation",
-        steps=[
-            AgentStep(
-                id="pile",
-                goal="Read blobs until done",
-                skills=["hist.blob"],
-                model="loop-strong",
-                max_rounds=20,
-            )
-        ],
-    )
-    handle = await start_session(
-        env.client,
-        plan,
-        {},
-        task_queue=env.task_queue,
-        options=SessionOptions(continue_as_new_after=1),
-    )
+    plan = _one_step("pile", "Read blobs until done", "hist.blob", "loop-strong", 20)
+    handle = await _start(env, plan, continue_as_new_after=1)
     await _failed_with(
         env,
         handle,
@@ -355,11 +365,8 @@ async def test_a_model_answer_over_the_limit_fails_its_step_clearly(
     history_env: Callable[[str | Path], Awaitable[HistoryEnv]],
 ) -> None:
     env = await history_env("large_payloads.yaml")
-    plan = Plan(
-        name="huge-answer",
-        steps=[AgentStep(id="shout", goal="Answer", skills=["hist.blob"], model="loop-strong")],
-    )
-    handle = await start_session(env.client, plan, {}, task_queue=env.task_queue)
+    plan = _one_step("shout", "Answer", "hist.blob", "loop-strong")
+    handle = await _start(env, plan)
     record = await _failed_with(
         env,
         handle,
