@@ -215,7 +215,11 @@ async def run_langgraph_load(
         opened = [asyncio.create_task(start(s)) for s in specs]
         by_id = dict(zip([s.session_id for s in specs], opened, strict=True))
         await asyncio.gather(*(by_id[s.session_id] for s in gated))
-        parked = [s for s in gated if traces[s.session_id].error is None]
+        parked = [
+            s
+            for s in gated
+            if traces[s.session_id].error is None and traces[s.session_id].ended_at is None
+        ]
         to_parked = time.time() - first
         if on_parked is not None:
             await on_parked()
