@@ -19,13 +19,13 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
 import pytest
+from _drawing import drawn
+from _drawing import json_values as any_json
 from conftest import REPO, Env
-from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -62,43 +62,9 @@ _PART = r"""(?:[\w-]+|'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")"""
 FIELD = re.compile(rf"^{_PART}(?:\.{_PART})*: \S")
 """`field.path: message`; a key that is not a word is quoted, so even "" is named."""
 
-T = TypeVar("T")
-
-
-def drawn(strategy: st.SearchStrategy[T], count: int) -> list[T]:
-    """`count` examples of `strategy`, drawn by hypothesis's engine (varied, edge-seeking)."""
-    found: list[T] = []
-
-    @settings(
-        max_examples=count,
-        deadline=None,
-        database=None,
-        suppress_health_check=list(HealthCheck),
-    )
-    @given(strategy)
-    def collect(example: T) -> None:
-        found.append(example)
-
-    collect()
-    return found
-
 
 def json_values() -> st.SearchStrategy[JsonValue]:
-    scalars = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False, allow_infinity=False),
-        st.text(max_size=40),
-        st.sampled_from(["", "x" * 5000, "\u202e\ufeff\u0000", "approve", "reject", "🎉"]),
-    )
-    return st.recursive(
-        scalars,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
-        ),
-        max_leaves=10,
-    )
+    return any_json(["", "x" * 5000, "\u202e\ufeff\u0000", "approve", "reject", "🎉"])
 
 
 @st.composite

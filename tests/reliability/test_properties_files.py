@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _drawing import json_values
 from conftest import REPO
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -151,24 +152,6 @@ def mutated(draw: st.DrawFn, examples: list[dict[str, JsonValue]]) -> str:
         at = draw(st.integers(0, len(text)))
         text = text[:at] + draw(st.sampled_from(GARBAGE)) + text[at:]
     return text
-
-
-def json_values() -> JsonStrategy:
-    scalars = st.one_of(
-        st.none(),
-        st.booleans(),
-        st.integers(),
-        st.floats(allow_nan=False),
-        st.text(max_size=30),
-    )
-    return st.recursive(
-        scalars,
-        lambda inner: st.one_of(
-            st.lists(inner, max_size=4),
-            st.dictionaries(st.text(max_size=12), inner, max_size=4),
-        ),
-        max_leaves=12,
-    )
 
 
 @st.composite
