@@ -10,7 +10,6 @@ minutes and gigabytes to load).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 import yaml
@@ -20,7 +19,6 @@ __all__ = [
     "MAX_VALUES",
     "Positions",
     "YamlFault",
-    "field_path",
     "parse",
     "positions",
     "where",
@@ -109,15 +107,6 @@ def _walk(node: yaml.Node, path: tuple[str, ...], out: Positions, count: list[in
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             _walk(item, (*path, str(i)), out, count)
-
-
-def field_path(loc: Sequence[str | int]) -> str:
-    """A validation error's location as `steps.0.goal`, each key that is not a word quoted.
-
-    An empty or blank key (`steps.0.' '`) is then still visibly named.
-    """
-    parts = [str(p) if re.fullmatch(r"[\w-]+", str(p)) else repr(str(p)) for p in loc]
-    return ".".join(parts) or "<root>"
 
 
 def where(found: Positions, loc: Sequence[str]) -> str:

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from temporalio.client import Client
 
-from orchestrator._yaml import field_path
+from orchestrator._fields import field_path
 from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.edits import check_edit
 from orchestrator.approvals.people import Approver, ApproverDirectory

@@ -32,7 +32,8 @@ from typing import Literal
 from mcp.client.stdio import StdioServerParameters
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from orchestrator._yaml import YamlFault, field_path, parse, where
+from orchestrator._fields import field_path
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import ConfigError
 from orchestrator.skills.models import RiskLevel
 

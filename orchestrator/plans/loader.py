@@ -11,7 +11,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from orchestrator._yaml import YamlFault, field_path, parse, where
+from orchestrator._fields import field_path
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import PlanError
 from orchestrator.plans.models import STEP_TYPES, Plan
 

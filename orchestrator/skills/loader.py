@@ -21,7 +21,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from orchestrator._yaml import YamlFault, field_path, parse, where
+from orchestrator._fields import field_path
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import SkillDefinitionError
 from orchestrator.skills.contract import Contract
 from orchestrator.skills.skill import Skill, bind

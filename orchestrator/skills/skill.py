@@ -16,6 +16,7 @@ from typing import Any, Generic, Literal, TypeVar, cast, get_type_hints
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from orchestrator._fields import field_path
 from orchestrator.exceptions import SkillArgumentsError, SkillDefinitionError, SkillOutputError
 from orchestrator.skills.approval import check_condition
 from orchestrator.skills.contract import ApprovalWhen, Contract, Idempotency, Retry
@@ -29,9 +30,8 @@ OutT = TypeVar("OutT", bound=BaseModel)
 
 
 def _faults(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-    )
+    # A model or client may send any key; one that is not a word is quoted so it shows.
+    return "; ".join(f"{field_path(err['loc'])}: {err['msg']}" for err in exc.errors())
 
 
 @dataclass(frozen=True)
