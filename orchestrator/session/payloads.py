@@ -20,6 +20,10 @@ can enter (the design chosen, and why):
 - **The conversation** a tool loop sends to the model grows by each tool result; once it
   passes `MAX_CONVERSATION_BYTES` the step fails with a clear error rather than schedule a
   model call Temporal would refuse.
+- **The session's result** (every step's output, and the final one again) over
+  `MAX_RESULT_BYTES` has its largest outputs replaced by stand-ins (`fit_outputs`): Temporal
+  refuses a workflow result over 2 MB, and the task that completes the workflow would fail
+  for ever. The session record in the store keeps the final output in full.
 - **The carry** of a continue-as-new: when it would pass `MAX_CARRY_BYTES` the session does
   not continue at that point and goes on in the same run (the history is long, but that is
   a warning; a refused continue-as-new would be a stuck session).
@@ -42,11 +46,13 @@ __all__ = [
     "MAX_CARRY_BYTES",
     "MAX_CONVERSATION_BYTES",
     "MAX_PAYLOAD_BYTES",
+    "MAX_RESULT_BYTES",
     "PAYLOAD_TOO_LARGE",
     "PREVIEW_CHARS",
     "WARN_PAYLOAD_BYTES",
     "RefusedAnswer",
     "describe_size",
+    "fit_outputs",
     "json_size",
     "model_size",
     "refused_answer",
@@ -68,6 +74,8 @@ MAX_ANSWER_BYTES = MAX_CONVERSATION_BYTES
 """Largest model answer taken: it goes into the conversation the next call carries."""
 MAX_CARRY_BYTES = 1536 * 1024
 """Largest continue-as-new carry: room under the 2 MB limit for the plan and input."""
+MAX_RESULT_BYTES = 1536 * 1024
+"""Largest session result: room under the 2 MB limit for its other fields."""
 PREVIEW_CHARS = 2048
 """How much of an oversized output the stand-in shows."""
 PAYLOAD_TOO_LARGE = "PayloadTooLarge"
@@ -128,3 +136,16 @@ def stand_in(what: str, value: JsonValue, *, limit: int = INLINE_OUTPUT_BYTES) -
         "note": too_large(what, size, limit) + "; only its start is shown",
         "preview": text[:PREVIEW_CHARS],
     }
+
+
+def fit_outputs(outputs: dict[str, JsonValue], limit: int) -> dict[str, JsonValue]:
+    """`outputs`, with the largest replaced by stand-ins until together they fit `limit`."""
+    sizes = {key: json_size(value) for key, value in outputs.items()}
+    total = sum(sizes.values())
+    fitted = dict(outputs)
+    for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
+        if total <= limit or sizes[key] <= 2 * PREVIEW_CHARS:
+            break
+        fitted[key] = stand_in(f"the output of step {key!r}", outputs[key], limit=limit)
+        total += json_size(fitted[key]) - sizes[key]
+    return fitted

@@ -31,6 +31,7 @@ from orchestrator.session.carry import CONTINUE_AS_NEW_PATCH
 from orchestrator.session.constructs import ConstructError, base_id, run_construct
 from orchestrator.session.core import StepFailed
 from orchestrator.session.fanout import FanOut
+from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs
 from orchestrator.session.templating import TemplateError
 from orchestrator.session.types import (
     ApprovalDecision,
@@ -175,11 +176,13 @@ class AgentSessionWorkflow(FanOut):
         self._state.status = SessionStatus.COMPLETED
         self._state.current_step = None
         await self._finish(SessionStatus.COMPLETED, output=final)
+        # The final output is in the result twice; both must fit Temporal's payload limit.
+        outputs = fit_outputs(self._outputs, MAX_RESULT_BYTES // 2)
         return SessionResult(
             session_id=start.session_id,
             status=SessionStatus.COMPLETED,
-            outputs=dict(self._outputs),
-            final_output=final,
+            outputs=outputs,
+            final_output=outputs.get(start.plan.steps[-1].id),
             input_tokens=self._state.input_tokens,
             output_tokens=self._state.output_tokens,
             cost_usd=self._state.cost_usd,

@@ -380,3 +380,27 @@ async def test_a_model_answer_over_the_limit_fails_its_step_clearly(
     [call] = await env.runtime.store.list_events(session_id, kind=EventKind.MODEL_CALL)
     assert record.cost_usd == call.cost_usd > 0
     assert await env.runtime.store.list_events(session_id, kind=EventKind.TOOL_CALL) == []
+
+
+async def test_a_large_final_answer_still_fits_the_session_result(
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
+) -> None:
+    """Found by this test: the workflow task completing the session failed for ever."""
+    answer = "y" * (1400 * 1024)
+    turns = [{"content": answer}]
+    script = tmp_path / "big_answer.yaml"
+    script.write_text(json.dumps({"conversations": [{"name": "write", "turns": turns}]}))
+    env = await history_env(script)
+    handle = await _start(env, _one_step("write", "Write a lot", "hist.blob", "loop-strong"))
+    result = await handle.result()
+
+    # 1.4 MiB is fine for one answer, but the result holds it twice (step output and final
+    # output): Temporal would refuse that and the session would never complete.
+    assert result.status is SessionStatus.COMPLETED
+    stand_in = result.outputs["write"]
+    assert isinstance(stand_in, dict) and stand_in["truncated"] is True
+    assert stand_in["size_bytes"] == len(answer) + 2
+    assert "the output of step 'write' is 1.4 MiB" in str(stand_in["note"])
+    assert result.final_output == stand_in
+    record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
+    assert record is not None and record.output == answer
