@@ -56,6 +56,8 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         lines = []
         for err in exc.errors():
             loc, msg = _location(err["loc"], err["msg"])
+            # One line per fault: a CEL parser's caret drawing below its message is dropped.
+            msg = msg.splitlines()[0] if msg else msg
             field = field_path(loc)
             lines.append(f"{source}: {where(found, loc)}: {field}: {msg}")
         raise PlanError("\n".join(lines)) from exc
