@@ -73,6 +73,8 @@ WRONG: list[JsonValue] = [
     "日本語 ✓ 🎉",
     "{{ input.x }}",
     "${HOME}",
+    "(((",
+    "steps.x.output != ",
     [],
     {},
     [[[[]]]],
@@ -342,3 +344,13 @@ def test_bytes_that_are_not_utf8_are_refused_naming_the_file(tmp_path: Path) -> 
         with pytest.raises(OrchestratorError) as refused:
             load(path)
         assert str(refused.value) == f"{path}: not UTF-8 text: byte 6: invalid start byte"
+
+
+def test_a_broken_condition_is_one_line_naming_its_step(tmp_path: Path) -> None:
+    """A CEL parser's multi-line report (message, source line, caret) stays one fault line."""
+    plan = (REPO / "workflows/incident_triage.yaml").read_text(encoding="utf-8")
+    text, replaced = re.subn(r"(?m)^(\s+when: ).*$", r'\1"((("', plan, count=1)
+    assert replaced == 1
+    refused = _load_checked(tmp_path / "plan.yaml", text, load_plan, PlanError)
+    assert refused is not None and "\n" not in str(refused), refused
+    assert re.search(r"line \d+, column \d+: steps\.\d+\.when: .*not a valid CEL", str(refused))
