@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from orchestrator.chaos.model_tap import TappedRequest
-from orchestrator.session.types import Boundary
+from orchestrator.session.types import Boundary, ModelPin
 from orchestrator.store.records import AuditEvent, EventKind
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "ledger_keys",
     "pin_violations",
     "reruns_after_gates",
+    "timeline_violations",
 ]
 
 # Pins that may change the model inside a step: recorded, with their cause.
@@ -173,6 +174,16 @@ def pin_violations(events: Sequence[AuditEvent]) -> list[str]:
             allowed_switch.discard(step)
             last_model[step] = event.model
     return found
+
+
+def timeline_violations(timeline: Sequence[ModelPin]) -> list[str]:
+    """Steps of a session's model timeline pinned more than once without a forced cause."""
+    pins = Counter(p.step_id for p in timeline if p.boundary.value not in _ALLOWED_SWITCHES)
+    return [
+        f"step {step}: pinned {n} times in the model timeline, only one may be unforced"
+        for step, n in pins.items()
+        if n > 1
+    ]
 
 
 def _call_ids(event: AuditEvent) -> list[str]:

@@ -1,10 +1,12 @@
 """The chaos run: sessions on a worker subprocess that is SIGKILLed at random points.
 
-The kill points come in a seeded random order, each once per round of four; a kill waits
+The kill points come in a seeded random order, each once per round of five; a kill waits
 for what defines its point, so it lands where it says:
 
 - `model_call`: the next model request is held at the endpoint, and the worker is killed
   while its activity waits for the answer;
+- `after_answer`: a model answer has been sent in full, and the worker is killed at once:
+  between that activity and the next one (its completion reported or not);
 - `effect`: the skill's ledger gains a row, and the worker is killed at once, whether or
   not the skill's activity has reported back;
 - `approval_wait`: a session waits for an approval the harness has not decided yet;
@@ -38,6 +40,7 @@ from orchestrator.chaos.checks import (
     ledger_keys,
     pin_violations,
     reruns_after_gates,
+    timeline_violations,
 )
 from orchestrator.chaos.model_tap import ModelTap
 from orchestrator.chaos.worker_process import WorkerProcess
@@ -55,7 +58,7 @@ from orchestrator.types import JsonObject
 
 __all__ = ["KILL_POINTS", "ChaosConfig", "Workload", "example_workloads", "run_chaos"]
 
-KILL_POINTS = ("model_call", "effect", "approval_wait", "random")
+KILL_POINTS = ("model_call", "after_answer", "effect", "approval_wait", "random")
 APPROVER = "chaos-approver"
 TAG = "chaos_session"
 
@@ -227,10 +230,12 @@ class _Run:
         """Wait for `point` to come up; returns where the kill will land."""
         timeout = self.config.trigger_timeout
         if point == "model_call":
-            arrived = self.tap.hold_next()
-            if await _until(arrived.is_set, timeout, self):
+            if await _set(self.tap.hold_next(), timeout, self):
                 return point
             self.tap.release()
+        elif point == "after_answer":
+            if await _set(self.tap.answered_next(), timeout, self):
+                return point
         elif point == "effect":
             state = self.config.settings.resolved_state_dir
             paid = len(ledger_keys(state))
@@ -255,6 +260,15 @@ async def _until(
             return True
         await asyncio.sleep(step)
     return False
+
+
+async def _set(event: asyncio.Event, timeout: float, run: _Run) -> bool:
+    """Wait for `event` (returning at once when it is set), or the time or the work is out."""
+    deadline = time.monotonic() + timeout
+    while not event.is_set() and time.monotonic() < deadline and run.unfinished:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), 0.2)
+    return event.is_set()
 
 
 async def _outcome(
@@ -385,7 +399,12 @@ async def _findings(
         error=error,
         effects=len(effects),
         expected_effects=session.workload.effects,
-        pin_violations=pin_violations(events),
+        pin_violations=pin_violations(events)
+        + (
+            timeline_violations(outcome.model_timeline)
+            if isinstance(outcome, SessionResult)
+            else []
+        ),
         audit_problems=audit_problems(events, completed=status == "completed"),
         reruns_after_gate=reruns_after_gates(run.tap.requests, gates),
     )

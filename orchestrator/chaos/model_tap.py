@@ -3,7 +3,8 @@
 The harness needs two things from the model endpoint: a record of every request (which
 session, which step, which turn, when), to show that nothing before an approval gate was
 asked again after it; and a way to stop the worker in the middle of a model call, which it
-gets by holding the next request until the worker has been killed.
+gets by holding the next request until the worker has been killed; and the moment an
+answer has left, to kill the worker between that activity and the next.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class ModelTap:
         self.tag_key = tag_key
         self.requests: list[TappedRequest] = []
         self._arrived: asyncio.Event | None = None
+        self._answered: asyncio.Event | None = None
         self._release = asyncio.Event()
         self._release.set()
 
@@ -79,6 +81,11 @@ class ModelTap:
         self._arrived = asyncio.Event()
         self._release = asyncio.Event()
         return self._arrived
+
+    def answered_next(self) -> asyncio.Event:
+        """An event set as soon as the next answer has been sent in full."""
+        self._answered = asyncio.Event()
+        return self._answered
 
     def release(self) -> None:
         """Let a held request (and any after it) through."""
@@ -109,3 +116,6 @@ class ModelTap:
             return await receive()
 
         await self.app(scope, replay, send)
+        if self._answered is not None:
+            self._answered.set()
+            self._answered = None

@@ -10,7 +10,14 @@ from datetime import UTC, datetime
 from conftest import REPO
 
 from orchestrator.chaos import ChaosConfig, TappedRequest, example_workloads, run_chaos
-from orchestrator.chaos.checks import GateTimes, audit_problems, pin_violations, reruns_after_gates
+from orchestrator.chaos.checks import (
+    GateTimes,
+    audit_problems,
+    pin_violations,
+    reruns_after_gates,
+    timeline_violations,
+)
+from orchestrator.session.types import Boundary, ModelPin
 from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind
 
@@ -34,8 +41,8 @@ async def test_sessions_survive_a_worker_killed_at_random_points(settings: Setti
     assert report.worker_starts == 6
     assert report.lost == 0
     assert report.duplicate_effects == 0
-    # The first four kills try each point once, in a random order; these two always come.
-    assert {"model_call", "approval_wait"} <= set(report.kill_points)
+    # The five kills try each point once, in a random order; these always come up.
+    assert {"model_call", "after_answer", "approval_wait"} <= set(report.kill_points)
     # Both plans pay one refund per session, each found in the skill's own ledger.
     assert [s.effects for s in report.sessions] == [1, 1, 1, 1]
     assert {s.plan for s in report.sessions} == {"customer-refund", "refund-audit"}
@@ -84,6 +91,16 @@ def test_a_model_switch_inside_a_step_is_a_violation_unless_forced() -> None:
         EventKind.MODEL_PINNED, "a", "pin", model="y", payload={"boundary": "forced_failover"}
     )
     assert pin_violations([_call(0, "x", 1), forced, _call(0, "y", attempt=1)]) == []
+
+
+def test_a_step_pinned_twice_without_a_forced_cause_is_a_violation() -> None:
+    def pin(step: str, boundary: Boundary) -> ModelPin:
+        return ModelPin(step_id=step, model="x", boundary=boundary, reason="r")
+
+    fine = [pin("a", Boundary.SESSION_START), pin("b", Boundary.STEP_CHANGE)]
+    assert timeline_violations(fine) == []
+    assert timeline_violations([*fine, pin("b", Boundary.FORCED_FAILOVER)]) == []
+    assert len(timeline_violations([*fine, pin("b", Boundary.STEP_CHANGE)])) == 1
 
 
 def test_audit_gaps_are_found() -> None:
