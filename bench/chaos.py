@@ -2,9 +2,10 @@
 
 Starts its own embedded dev server (SQLite file in a temp folder), then runs
 `orchestrator.chaos.run_chaos` on the refund demo and the longer refund-audit plan: the
-worker subprocess is killed at random points (during a model call, right after a refund
-is paid, while a session waits for an approval, at a random moment) and restarted each
-time. Prints the figures, writes `bench/results/chaos.json`, exits 1 if any check failed.
+worker subprocess is killed at random points (during a model call, right after a model
+answer, right after a refund is paid, while a session waits for an approval, at a random
+moment) and restarted each time. Prints the figures, writes `bench/results/chaos.json`,
+exits 1 if any check failed. Ctrl+C or SIGTERM stops the worker and the dev server.
 
     .venv/bin/python bench/chaos.py --sessions 20 --kills 40 [--seed 1]   # or: make chaos
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +29,10 @@ RESULTS = REPO / "bench/results"
 
 
 async def main(sessions: int, kills: int, seed: int) -> ChaosReport:
+    # SIGTERM cancels the run, so the worker and the dev server are stopped on the way out.
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp:
         folder = Path(tmp)
         async with DevServer(

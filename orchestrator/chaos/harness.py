@@ -166,9 +166,14 @@ class _Run:
         return any(not s.waiter.done() for s in self.sessions)
 
     async def start_due(self, kills_done: int) -> None:
-        """Start sessions so that they spread evenly over the kills."""
+        """Start sessions so that they spread evenly over the kills, and one is always live.
+
+        Without the second rule a fast machine finishes the sessions started so far
+        between two kills, and the kills left would have nothing to hit.
+        """
         config = self.config
         due = math.ceil(config.sessions * (kills_done + 1) / (config.kills + 1))
+        due = max(due, len(self.sessions) + (0 if self.unfinished else 1))
         options = SessionOptions(
             model_call=ActivityOptions(heartbeat=config.heartbeat),
             skill_call=ActivityOptions(heartbeat=config.heartbeat),
@@ -318,16 +323,16 @@ async def run_chaos(config: ChaosConfig) -> ChaosReport:
 async def _kill_loop(run: _Run) -> None:
     # Each round of len(KILL_POINTS) kills tries every point once, in a random order.
     order: list[str] = []
-    for done in range(run.config.kills):
-        await run.start_due(done)
+    while len(run.kill_points) < run.config.kills:
+        await run.start_due(len(run.kill_points))
         if not run.unfinished:
-            break
+            break  # every session has started and finished
         if not order:
             order = run.rng.sample(KILL_POINTS, len(KILL_POINTS))
         await run.progress()
         point = await run.reach(order.pop())
         if not run.unfinished:
-            break
+            continue  # the last live session finished first: start the next one
         run.worker.kill()
         run.tap.release()
         run.kill_points.append(point)
