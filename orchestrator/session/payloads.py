@@ -78,6 +78,8 @@ MAX_RESULT_BYTES = 1536 * 1024
 """Largest session result: room under the 2 MB limit for its other fields."""
 PREVIEW_CHARS = 2048
 """How much of an oversized output the stand-in shows."""
+_BARE_BYTES = 64
+"""Outputs this small are never replaced: a stand-in would be as large."""
 PAYLOAD_TOO_LARGE = "PayloadTooLarge"
 """Error type of an activity that refused a value over the limit (non-retryable)."""
 
@@ -139,13 +141,20 @@ def stand_in(what: str, value: JsonValue, *, limit: int = INLINE_OUTPUT_BYTES) -
 
 
 def fit_outputs(outputs: dict[str, JsonValue], limit: int) -> dict[str, JsonValue]:
-    """`outputs`, with the largest replaced by stand-ins until together they fit `limit`."""
+    """`outputs`, with the largest replaced by stand-ins until together they fit `limit`.
+
+    Outputs too small for a preview to save anything (a loop's many iterations) are
+    replaced by their size alone.
+    """
     sizes = {key: json_size(value) for key, value in outputs.items()}
-    total = sum(sizes.values())
+    total = json_size(outputs)
     fitted = dict(outputs)
     for key in sorted(sizes, key=lambda k: (-sizes[k], k)):
-        if total <= limit or sizes[key] <= 2 * PREVIEW_CHARS:
+        if total <= limit or sizes[key] <= _BARE_BYTES:
             break
-        fitted[key] = stand_in(f"the output of step {key!r}", outputs[key], limit=limit)
+        if sizes[key] > 2 * PREVIEW_CHARS:
+            fitted[key] = stand_in(f"the output of step {key!r}", outputs[key], limit=limit)
+        else:
+            fitted[key] = {"truncated": True, "size_bytes": sizes[key]}
         total += json_size(fitted[key]) - sizes[key]
     return fitted

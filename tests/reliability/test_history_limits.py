@@ -41,13 +41,16 @@ from orchestrator.session.payloads import (
     MAX_ANSWER_BYTES,
     MAX_CARRY_BYTES,
     MAX_CONVERSATION_BYTES,
+    MAX_RESULT_BYTES,
+    fit_outputs,
+    json_size,
 )
 from orchestrator.session.types import SessionOptions, SessionResult
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionRecord, SessionStatus
 from orchestrator.testing import eventually
-from orchestrator.types import JsonObject
+from orchestrator.types import JsonObject, JsonValue
 from orchestrator.worker import build_worker
 
 HERE = Path(__file__).resolve().parent
@@ -404,3 +407,15 @@ async def test_a_large_final_answer_still_fits_the_session_result(
     assert result.final_output == stand_in
     record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
     assert record is not None and record.output == answer
+
+
+def test_many_small_outputs_are_fitted_too() -> None:
+    """A loop's many iterations: none is large, together they are over the limit."""
+    outputs: dict[str, JsonValue] = {f"step#{n}": "z" * 3000 for n in range(1000)}
+    outputs["tiny"] = "ok"
+    fitted = fit_outputs(outputs, MAX_RESULT_BYTES // 2)
+    assert json_size(fitted) <= MAX_RESULT_BYTES // 2 < json_size(outputs)
+    assert fitted.keys() == outputs.keys()
+    assert fitted["tiny"] == "ok"
+    replaced = [v for v in fitted.values() if v != "z" * 3000 and v != "ok"]
+    assert replaced and all(v == {"truncated": True, "size_bytes": 3002} for v in replaced)
