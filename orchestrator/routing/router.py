@@ -323,7 +323,9 @@ class Router:
         missing = [c for c in req.needs if c not in d.capabilities]
         if missing:
             return f"lacks capability {', '.join(missing)}"
-        tokens = req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens
+        # A step's conversation starts fresh (or is handed over, counted in the expected
+        # input): what the session spent in earlier steps takes no room in this one.
+        tokens = req.expected_input_tokens + req.expected_output_tokens
         if tokens > d.context_window:
             return f"context {d.context_window} < {tokens} tokens needed"
         for region in (req.region, fx.region):
@@ -352,7 +354,7 @@ class Router:
         """
         policy_name, policy = self.policy(req.policy)
         fx = self._effects(policy_name, req, budget_used)
-        total = req.tokens_so_far + req.expected_input_tokens + req.expected_output_tokens
+        total = req.expected_input_tokens + req.expected_output_tokens
         # Everything the ranking reads, coarsened only where the outcome cannot differ: the
         # context check depends on which windows the total exceeds, the cost terms on the
         # expected token counts to within 512. The pinned deployment is applied afterwards.

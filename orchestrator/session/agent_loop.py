@@ -271,7 +271,9 @@ class AgentLoop(SkillCalls):
                     conversation = list(start)
                 failed[model] = down.cause
                 self._attempt += 1
-                model = await self._route(step, len(system) + len(user), failed=failed)
+                # A carried-over conversation is what the next deployment must hold.
+                size = sum(len(m.content or "") for m in conversation) if carry else 0
+                model = await self._route(step, max(size, len(system) + len(user)), failed=failed)
 
     async def _tool_loop(
         self,

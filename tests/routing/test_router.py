@@ -83,7 +83,7 @@ def test_a_hard_step_escalates_before_it_runs_and_comes_back_down() -> None:
 def test_hard_constraints_capabilities_context_region_data_class() -> None:
     router = Router(registry())
     assert router.decide(RouteRequest(needs=["vision"])).deployment == "vision"
-    big = router.decide(RouteRequest(tokens_so_far=20_000, difficulty=Difficulty.LOW))
+    big = router.decide(RouteRequest(expected_input_tokens=20_000, difficulty=Difficulty.LOW))
     assert "context 16000 <" in next(c.reason for c in big.candidates if c.deployment == "cheap")
     eu = router.decide(RouteRequest(region="eu", difficulty=Difficulty.LOW))
     assert eu.deployment in {"strong", "vision"}
@@ -94,6 +94,14 @@ def test_hard_constraints_capabilities_context_region_data_class() -> None:
         "cheap": "may not receive confidential data",
         "vision": "may not receive confidential data",
     }
+
+
+def test_a_long_session_still_routes_its_next_step() -> None:
+    """Tokens spent in earlier steps take no room in the next step's fresh conversation."""
+    router = Router(registry())
+    later = router.decide(RouteRequest(tokens_so_far=2_000_000, difficulty=Difficulty.LOW))
+    assert later.deployment == "cheap"
+    assert all("context" not in (c.reason or "") for c in later.candidates)
 
 
 def test_nothing_fits_is_a_clear_error() -> None:
