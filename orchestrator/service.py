@@ -121,34 +121,48 @@ async def decide_approval(
         raise ApprovalError(
             f"approval {approval_id} was already {record.status.value} by {record.decided_by}"
         )
-    if record.status is not ApprovalStatus.PENDING:
-        # The same decision again (a double submit, a replayed request): nothing to do,
-        # and the session may have finished since.
+    decision = ApprovalDecision(
+        approval_id=approval_id,
+        binding_hash=record.binding_hash,
+        approve=approve,
+        decided_by=decided_by,
+        reason=reason,
+        groups=None if groups is None else list(groups),
+        arguments=arguments,
+    )
+    if record.status is ApprovalStatus.PENDING:
+        return await _send_decision(client, record.workflow_id, decision)
+    # The same decision again (a double submit, a retry after an error). The store is not
+    # proof that the workflow took it: the worker writes the decision while it takes the
+    # update, and if it dies before that workflow task completes the update is gone while
+    # the row says decided. So it goes to the workflow again, which answers a repeat as a
+    # duplicate; a session that finished or moved on has nothing left to decide.
+    try:
+        return await _send_decision(client, record.workflow_id, decision)
+    except ApprovalError:
         return ApprovalDecisionResult(
             approval_id=approval_id,
             status=record.status.value,
             decided_by=record.decided_by or decided_by,
             duplicate=True,
         )
-    handle = client.get_workflow_handle(record.workflow_id)
+
+
+async def _send_decision(
+    client: Client, workflow_id: str, decision: ApprovalDecision
+) -> ApprovalDecisionResult:
+    """The decision update, its refusals and an unreachable session as `ApprovalError`."""
+    handle = client.get_workflow_handle(workflow_id)
     try:
         result: ApprovalDecisionResult = await handle.execute_update(
-            names.DECIDE_APPROVAL,
-            ApprovalDecision(
-                approval_id=approval_id,
-                binding_hash=record.binding_hash,
-                approve=approve,
-                decided_by=decided_by,
-                reason=reason,
-                groups=None if groups is None else list(groups),
-                arguments=arguments,
-            ),
-            result_type=ApprovalDecisionResult,
+            names.DECIDE_APPROVAL, decision, result_type=ApprovalDecisionResult
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ApprovalError(message) from None
     except RPCError as exc:
-        raise ApprovalError(f"approval {approval_id}: its session is not waiting: {exc}") from None
+        raise ApprovalError(
+            f"approval {decision.approval_id}: its session is not waiting: {exc}"
+        ) from None
     return result
