@@ -1,6 +1,6 @@
 """The chaos run: sessions on a worker subprocess that is SIGKILLed at random points.
 
-The kill points come in a seeded random order, each once per round of five; a kill waits
+The kill points come in a seeded random order, each once per round of six; a kill waits
 for what defines its point, so it lands where it says:
 
 - `model_call`: the next model request is held at the endpoint, and the worker is killed
@@ -10,6 +10,8 @@ for what defines its point, so it lands where it says:
 - `effect`: the skill's ledger gains a row, and the worker is killed at once, whether or
   not the skill's activity has reported back;
 - `approval_wait`: a session waits for an approval the harness has not decided yet;
+- `decision_recorded`: the store shows a decision the worker has just written, and the
+  worker is killed at once, maybe before the workflow task that took it completed;
 - `random`: a random moment (up to 1.5 s) after the restarted worker made progress; also
   where a kill lands when its point does not come up within `trigger_timeout`.
 
@@ -30,7 +32,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.client import (
+    Client,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.service import RPCError
 
 from orchestrator.chaos.checks import (
     ChaosReport,
@@ -58,7 +66,14 @@ from orchestrator.types import JsonObject
 
 __all__ = ["KILL_POINTS", "ChaosConfig", "Workload", "example_workloads", "run_chaos"]
 
-KILL_POINTS = ("model_call", "after_answer", "effect", "approval_wait", "random")
+KILL_POINTS = (
+    "model_call",
+    "after_answer",
+    "effect",
+    "approval_wait",
+    "decision_recorded",
+    "random",
+)
 APPROVER = "chaos-approver"
 TAG = "chaos_session"
 
@@ -110,6 +125,7 @@ class ChaosConfig:
         workloads: Plans to run; session `i` runs `workloads[i % len(workloads)]`.
         sessions: How many sessions in all; they start spread over the kills.
         kills: How many times the worker is SIGKILLed.
+        points: The kill points to use (default: all of `KILL_POINTS`).
         seed: Seeds the kill points, the random moments and the approvers' delays.
         heartbeat: The model and skill calls' heartbeat timeout: how soon the server
             notices that a killed worker's activity is gone.
@@ -123,6 +139,7 @@ class ChaosConfig:
     workloads: list[Workload]
     sessions: int = 4
     kills: int = 5
+    points: tuple[str, ...] = KILL_POINTS
     seed: int = 0
     heartbeat: timedelta = timedelta(seconds=2)
     timeout: float = 300.0
@@ -212,13 +229,18 @@ class _Run:
 
     async def _decide(self, approval_id: str, delay: float) -> None:
         await asyncio.sleep(delay)
-        for _ in range(20):
+        session = next(
+            s for s in self.sessions if s.session_id == self.gates[approval_id].session_id
+        )
+        while not session.waiter.done():
             try:
                 await decide_approval(
                     self.client, self.store, approval_id, approve=True, decided_by=APPROVER
                 )
-            except ApprovalError:
-                await asyncio.sleep(1.0)  # its session is between workers: ask again
+            except (ApprovalError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError):
+                # Its session is between workers, or the worker died with the decision in
+                # hand: ask again, as a person would.
+                await asyncio.sleep(1.0)
                 continue
             gate = self.gates[approval_id]
             self.gates[approval_id] = GateTimes(
@@ -238,18 +260,36 @@ class _Run:
             if await _set(self.tap.hold_next(), timeout, self):
                 return point
             self.tap.release()
-        elif point == "after_answer":
-            if await _set(self.tap.answered_next(), timeout, self):
-                return point
-        elif point == "effect":
-            state = self.config.settings.resolved_state_dir
-            paid = len(ledger_keys(state))
-            if await _until(lambda: len(ledger_keys(state)) > paid, timeout, self, step=0.01):
-                return point
-        elif point == "approval_wait" and await _until(self._undecided_gate, timeout, self):
+        elif await self._came_up(point, timeout):
             return point
         await asyncio.sleep(self.rng.uniform(0.0, 1.5))
         return "random"
+
+    async def _came_up(self, point: str, timeout: float) -> bool:
+        if point == "after_answer":
+            return await _set(self.tap.answered_next(), timeout, self)
+        if point == "effect":
+            state = self.config.settings.resolved_state_dir
+            paid = len(ledger_keys(state))
+            return await _until(lambda: len(ledger_keys(state)) > paid, timeout, self, step=0.01)
+        if point == "approval_wait":
+            return await _until(self._undecided_gate, timeout, self)
+        if point == "decision_recorded":
+            return await self._decision_recorded(timeout)
+        return False
+
+    async def _decision_recorded(self, timeout: float) -> bool:
+        async def decided() -> int:
+            records = await self.store.list_approvals(status=ApprovalStatus.APPROVED)
+            return len(records)
+
+        before = await decided()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.unfinished:
+            if await decided() > before:
+                return True
+            await asyncio.sleep(0.003)
+        return False
 
     def _undecided_gate(self) -> bool:
         return any(g.decided_at is None for g in self.gates.values())
@@ -321,14 +361,14 @@ async def run_chaos(config: ChaosConfig) -> ChaosReport:
 
 
 async def _kill_loop(run: _Run) -> None:
-    # Each round of len(KILL_POINTS) kills tries every point once, in a random order.
+    # Each round of len(points) kills tries every point once, in a random order.
     order: list[str] = []
     while len(run.kill_points) < run.config.kills:
         await run.start_due(len(run.kill_points))
         if not run.unfinished:
             break  # every session has started and finished
         if not order:
-            order = run.rng.sample(KILL_POINTS, len(KILL_POINTS))
+            order = run.rng.sample(run.config.points, len(run.config.points))
         await run.progress()
         point = await run.reach(order.pop())
         if not run.unfinished:

@@ -1,5 +1,5 @@
 """The crash harness in a reduced form: a few sessions of the demo and the longer plan,
-the worker SIGKILLed at random points five times; nothing is lost, paid twice, re-run
+the worker SIGKILLed at random points six times; nothing is lost, paid twice, re-run
 after a gate, or switched inside a tool loop. The full form: `make chaos`.
 """
 
@@ -28,7 +28,7 @@ async def test_sessions_survive_a_worker_killed_at_random_points(settings: Setti
             settings=settings,
             workloads=example_workloads(REPO),
             sessions=4,
-            kills=5,
+            kills=6,
             seed=8,
         )
     )
@@ -37,11 +37,11 @@ async def test_sessions_survive_a_worker_killed_at_random_points(settings: Setti
     assert report.ok
     assert report.runs == 4
     assert report.completed == 4
-    assert report.kills == 5
-    assert report.worker_starts == 6
+    assert report.kills == 6
+    assert report.worker_starts == 7
     assert report.lost == 0
     assert report.duplicate_effects == 0
-    # The five kills try each point once, in a random order; these always come up.
+    # The six kills try each point once, in a random order; these always come up.
     assert {"model_call", "after_answer", "approval_wait"} <= set(report.kill_points)
     # Both plans pay one refund per session, each found in the skill's own ledger.
     assert [s.effects for s in report.sessions] == [1, 1, 1, 1]
