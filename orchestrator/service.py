@@ -7,6 +7,8 @@ enforces (binding, single decision) holds whatever surface a person uses.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -131,7 +133,10 @@ async def decide_approval(
         arguments=arguments,
     )
     if record.status is ApprovalStatus.PENDING:
-        return await _send_decision(client, record.workflow_id, decision)
+        result = await _send_decision(client, record.workflow_id, decision)
+        if result.status in ("approved", "rejected") and not result.duplicate:
+            await _until_stored(store, approval_id)
+        return result
     # The same decision again (a double submit, a retry after an error). The store is not
     # proof that the workflow took it: the worker writes the decision while it takes the
     # update, and if it dies before that workflow task completes the update is gone while
@@ -146,6 +151,22 @@ async def decide_approval(
             decided_by=record.decided_by or decided_by,
             duplicate=True,
         )
+
+
+async def _until_stored(store: Store, approval_id: str, *, timeout: float = 10.0) -> None:
+    """Wait (briefly) until the store shows the decision the workflow took.
+
+    The workflow records a decision only once the task that took it is saved, a moment
+    after the update returns; waiting here keeps "decided" meaning the same in the store
+    and the session for whoever reads the store next (the inbox's redirect, the API's
+    list). The decision is already durable, so running out of time only returns early.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        stored = await store.get_approval(approval_id)
+        if stored is None or stored.status is not ApprovalStatus.PENDING:
+            return
+        await asyncio.sleep(0.005)
 
 
 async def _send_decision(

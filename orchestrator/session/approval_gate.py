@@ -304,11 +304,19 @@ class ApprovalGate(Continuation):
             )
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
+        record = self._start.options.bookkeeping
+        if record.local and workflow.patched(names.DECISION_DURABLE_PATCH):
+            # A local activity runs inside the workflow task that took the update, before
+            # that task is saved: a worker dying in between left the store saying
+            # "approved" while the update was gone and the session waited for ever. A
+            # regular activity is scheduled only by a saved task, so the store only ever
+            # shows a decision the history already holds.
+            record = record.model_copy(update={"local": False})
         await self._activity(
             names.RECORD_APPROVAL_DECISION,
             ApprovalDecisionInput(ctx=self._ctx(step_id), decision=decision),
             Ack,
-            self._start.options.bookkeeping,
+            record,
         )
         return decision
 

@@ -13,6 +13,7 @@ __all__ = [
     "CALL_SKILL",
     "CHECK_ANSWER",
     "DECIDE_APPROVAL",
+    "DECISION_DURABLE_PATCH",
     "DELEGATE_APPROVAL",
     "ESCALATE_APPROVAL",
     "FINISH_SESSION",
@@ -53,6 +54,8 @@ RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
 ESCALATE_APPROVAL = "orchestrator.escalate_approval"
 APPROVAL_POLICY_PATCH = "approval-policy-v1"
 APPROVAL_EVENTS_PATCH = "approval-events-v1"
+DECISION_DURABLE_PATCH = "decision-durable-v1"
+"""A decision is stored only after the workflow task that took it is saved."""
 """The approval wait writes partial approvals and delegations as audit events when they
 happen, and a request may be delegated; histories recorded before it replay the old wait."""
 FINISH_SESSION = "orchestrator.finish_session"

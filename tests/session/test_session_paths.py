@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from conftest import REPO, Env
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 
 from orchestrator.exceptions import ApprovalError
@@ -199,3 +200,36 @@ async def _at_the_gate(
         task_queue=env.settings.task_queue,
     )
     return gated.handle, gated.session_id, gated.pending
+
+
+async def test_a_decision_is_stored_only_after_the_history_holds_it(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    """The store's "approved" is written by an activity scheduled after the update is
+    saved, never inside the workflow task that takes it (which a dying worker loses)."""
+    env = await env_factory(DEMO_SCRIPT)
+    handle, _session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
+    await decide_approval(
+        env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
+    )
+    stored = await env.runtime.store.get_approval(pending.approval_id)
+    # decide_approval returns once the store agrees with the workflow.
+    assert stored is not None and stored.status is ApprovalStatus.APPROVED
+    await handle.result()
+    history = await handle.fetch_history()
+    kinds = [
+        (e.event_type, e.activity_task_scheduled_event_attributes.activity_type.name)
+        for e in history.events
+    ]
+    completed = next(
+        i
+        for i, (t, _) in enumerate(kinds)
+        if t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+    )
+    recorded = next(
+        i
+        for i, (t, name) in enumerate(kinds)
+        if t == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        and name == names.RECORD_APPROVAL_DECISION
+    )
+    assert completed < recorded
