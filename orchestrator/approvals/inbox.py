@@ -28,7 +28,12 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals import _pages
-from orchestrator.approvals.api import deciding_group, delegation_refusal, may_decide
+from orchestrator.approvals.api import (
+    current_group,
+    deciding_group,
+    delegation_refusal,
+    may_decide,
+)
 from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
@@ -159,7 +164,13 @@ class _Inbox:
         records = await self.store.list_approvals(
             status=None if status == "all" else ApprovalStatus(status)
         )
-        groups = {r.approval_id: self.directory.group_for(r) for r in records}
+        # A pending request's group is where escalations have moved it by now.
+        groups = {
+            r.approval_id: await current_group(self.store, self.directory, r)
+            if r.status is ApprovalStatus.PENDING
+            else self.directory.group_for(r)
+            for r in records
+        }
         return _html(_pages.queue_page(user, records, groups, status))
 
     def members_for(self, user: str, group: str | None, live: PendingApproval | None) -> list[str]:

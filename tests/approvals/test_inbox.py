@@ -27,6 +27,7 @@ from orchestrator.approvals.people import ApproverDirectory, hash_password
 from orchestrator.replay import LoopbackServer
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
+from orchestrator.testing import eventually
 
 CHROMIUM = "/usr/bin/chromium"
 
@@ -350,3 +351,24 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     calls = await store.list_events(inbox.pending.session_id, kind=EventKind.TOOL_CALL)
     [refund] = [c for c in calls if c.skill == "payments.refund"]
     assert refund.payload["arguments"] == {**inbox.pending.arguments, "amount": 30.0}
+
+
+async def test_the_queue_shows_the_group_an_escalation_moved_a_request_to(
+    filed_inbox: InboxFactory,
+) -> None:
+    inbox = await filed_inbox({"escalation": {"finance": "ops"}, "timeout_seconds": 2.0})
+    row = re.compile(rf"{inbox.pending.approval_id}</a></td>.*?<td>([a-z-]+)</td><td>\d{{4}}-")
+    async with httpx.AsyncClient(base_url=inbox.url) as ode:
+        await _login(ode, "ode")
+        before = row.search((await ode.get("/inbox")).text)
+        assert before is not None and before[1] == "finance"
+
+        async def escalated() -> bool | None:
+            events = await inbox.env.runtime.store.list_events(
+                inbox.pending.session_id, kind=EventKind.APPROVAL_ESCALATED
+            )
+            return True if events else None
+
+        await eventually(escalated, timeout=60, what="the escalation to ops")
+        after = row.search((await ode.get("/inbox")).text)
+        assert after is not None and after[1] == "ops"
