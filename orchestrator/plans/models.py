@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Annotated, Literal
 
 import cel
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.plans.schemas import check_schema, schema_faults
 from orchestrator.skills.semver import parse_ref
@@ -37,6 +37,9 @@ __all__ = [
 
 _STEP_ID = r"^[a-z][a-z0-9_-]{0,62}$"
 _TEMPLATE = re.compile(r"\{\{\s*([^}]*?)\s*\}\}")
+
+JsonSchema = Annotated[JsonObject, AfterValidator(check_schema)]
+"""A JSON Schema (2020-12), refused at load time when it is not one."""
 
 
 class OnReject(StrEnum):
@@ -89,14 +92,9 @@ class AgentStep(_Step):
     does not, the step is re-run once on `escalate_to`, from its start (a safe boundary)."""
     escalate_to: str | None = None
     """Cascade: the alias or deployment a step whose answer fails `accept` is re-run on."""
-    output_schema: JsonObject | None = None
+    output_schema: JsonSchema | None = None
     """JSON Schema the final answer must fit: the answer must be JSON, and the step's
     output is the parsed value, whose fields later steps and conditions can read."""
-
-    @field_validator("output_schema")
-    @classmethod
-    def _output_schema(cls, schema: JsonObject | None) -> JsonObject | None:
-        return None if schema is None else check_schema(schema)
 
     @model_validator(mode="after")
     def _cascade_pair(self) -> AgentStep:
@@ -156,13 +154,8 @@ class EnsembleStep(_Step):
     """The model that reads every answer and gives the final one (`merge: verifier`)."""
     min_votes: int | None = Field(default=None, ge=1)
     """Answers that must agree for a vote to stand; empty means a strict majority."""
-    output_schema: JsonObject | None = None
+    output_schema: JsonSchema | None = None
     """JSON Schema every answer must fit; the output is the parsed value."""
-
-    @field_validator("output_schema")
-    @classmethod
-    def _output_schema(cls, schema: JsonObject | None) -> JsonObject | None:
-        return None if schema is None else check_schema(schema)
 
     @model_validator(mode="after")
     def _merge(self) -> EnsembleStep:
@@ -306,17 +299,12 @@ class Plan(BaseModel):
     """Spending and model-call bounds for each session of this plan."""
     input_required: list[str] = Field(default_factory=list)
     """Keys the run input must hold."""
-    input_schema: JsonObject | None = None
+    input_schema: JsonSchema | None = None
     """JSON Schema the run input must fit; checked before a session starts."""
 
-    output_schema: JsonObject | None = None
+    output_schema: JsonSchema | None = None
     """JSON Schema the session's final output (its last step's output) must fit; a
     session whose output breaks it fails, naming every fault, instead of completing."""
-
-    @field_validator("input_schema", "output_schema")
-    @classmethod
-    def _io_schema(cls, schema: JsonObject | None) -> JsonObject | None:
-        return None if schema is None else check_schema(schema)
 
     def input_faults(self, value: JsonObject) -> list[str]:
         """Why `value` cannot be this plan's run input (empty when it can)."""
