@@ -81,6 +81,7 @@ async def start_until_approval(
     timeout: float = 30.0,
     options: SessionOptions | None = None,
     requested_by: str | None = None,
+    tenant: str = "default",
 ) -> GatedSession:
     """Start a session of `plan` and wait until it asks for its first approval.
 
@@ -93,6 +94,7 @@ async def start_until_approval(
         task_queue=task_queue,
         options=options,
         requested_by=requested_by,
+        tenant=tenant,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id, timeout=timeout)

@@ -17,9 +17,8 @@ from orchestrator.approvals.people import (
     load_approvers,
 )
 from orchestrator.plans import load_plan
-from orchestrator.service import start_session
 from orchestrator.store.records import ApprovalRecord
-from orchestrator.testing import wait_for_pending_approval
+from orchestrator.testing import start_until_approval
 
 DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
 DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
@@ -27,14 +26,15 @@ DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
 
 async def waiting_refund(env: Env, requested_by: str) -> ApprovalRecord:
     """Start the demo refund as `requested_by`; its payments.refund approval, pending."""
-    handle = await start_session(
+    gated = await start_until_approval(
         env.client,
+        env.runtime.store,
         load_plan(DEMO_PLAN),
         {"ticket_id": "T-1001"},
         task_queue=env.settings.task_queue,
         requested_by=requested_by,
     )
-    return await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
+    return gated.pending
 
 
 def client_of(env: Env) -> Callable[[], Awaitable[Client]]:

@@ -19,25 +19,25 @@ from test_cli import cli
 from orchestrator.cli.audit import parse_since
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.plans import load_plan
-from orchestrator.service import decide_approval, start_session
+from orchestrator.service import decide_approval
 from orchestrator.store.records import AuditEvent, EventKind
-from orchestrator.testing import wait_for_pending_approval
+from orchestrator.testing import start_until_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
 SCRIPT = REPO / "replays/customer_refund.yaml"
 
 
 async def demo(env: Env, tenant: str = "default") -> tuple[str, list[AuditEvent]]:
-    handle = await start_session(
+    gated = await start_until_approval(
         env.client,
+        env.runtime.store,
         load_plan(PLAN),
         {"ticket_id": "T-1001"},
         task_queue=env.settings.task_queue,
         requested_by="audit-test",
         tenant=tenant,
     )
-    session_id = handle.id.removeprefix("session-")
-    pending = await wait_for_pending_approval(env.runtime.store, session_id)
+    handle, session_id, pending = gated.handle, gated.session_id, gated.pending
     await decide_approval(
         env.client,
         env.runtime.store,
