@@ -37,12 +37,13 @@ __all__ = [
     "MAX_BODY_BYTES",
     "DecisionBody",
     "DelegationBody",
+    "Standing",
     "approval_routes",
     "current_group",
     "deciding_group",
     "delegation_refusal",
-    "may_decide",
     "openapi_schema",
+    "standing",
 ]
 
 
@@ -106,26 +107,40 @@ async def deciding_group(
     return await current_group(store, directory, record)
 
 
-async def may_decide(
+@dataclass(frozen=True)
+class Standing:
+    """Where a person stands on a request now, read once for a whole request handler."""
+
+    live: PendingApproval | None
+    """The request as its workflow holds it now (`live_request`), or None."""
+    group: str | None
+    """The group that decides it now (`deciding_group`)."""
+    refusal: str | None
+    """Why the person may not decide it, in one sentence; None when they may."""
+
+
+async def standing(
     store: Store,
     directory: ApproverDirectory,
+    client: Client,
     person: Approver,
     record: ApprovalRecord,
-    live: PendingApproval | None = None,
-) -> str | None:
-    """None if `person` may decide `record`, else why not, in one sentence.
+) -> Standing:
+    """The live view, the deciding group, and whether `person` may decide `record`.
 
-    `live` is the request as its workflow holds it now (`live_request`): its group and
-    delegate then count; without it, the group comes from the audit trail.
+    With a live view its group and delegate count; without one, the group comes from the
+    approvers file and the audit trail.
     """
+    live = await live_request(client, record)
     group = await deciding_group(store, directory, record, live)
+    refusal: str | None = None
     if group is None or group not in person.groups:
-        return f"{person.name} is not in the group that decides this request ({group or 'none'})"
-    if await requested_by(store, record.session_id) == person.name:
-        return f"{person.name} started the session that asked for this action"
-    if live and live.delegate is not None and live.delegate != person.name:
-        return f"it was delegated to {live.delegate}, who alone decides it now"
-    return None
+        refusal = f"{person.name} is not in the group that decides this request ({group or 'none'})"
+    elif await requested_by(store, record.session_id) == person.name:
+        refusal = f"{person.name} started the session that asked for this action"
+    elif live and live.delegate is not None and live.delegate != person.name:
+        refusal = f"it was delegated to {live.delegate}, who alone decides it now"
+    return Standing(live, group, refusal)
 
 
 def delegation_refusal(
@@ -184,6 +199,8 @@ class Asked(Generic[BodyT]):
     body: BodyT
     record: ApprovalRecord
     live: PendingApproval | None
+    group: str | None
+    """The group that decides the request now."""
 
 
 class _Handlers:
@@ -258,11 +275,10 @@ class _Handlers:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _error(404, f"no approval request {approval_id!r}")
-        live = await live_request(await self.client(), record)
-        refusal = await may_decide(self.store, self.directory, person, record, live)
-        if refusal is not None:
-            return _error(403, refusal)
-        return Asked(person, body, record, live)
+        now = await standing(self.store, self.directory, await self.client(), person, record)
+        if now.refusal is not None:
+            return _error(403, now.refusal)
+        return Asked(person, body, record, now.live, now.group)
 
     async def decide(self, request: Request) -> Response:
         asked = await self.admit(request, DecisionBody)
@@ -294,8 +310,7 @@ class _Handlers:
         if isinstance(asked, Response):
             return asked
         record, to = asked.record, asked.body.to
-        group = await deciding_group(self.store, self.directory, record, asked.live)
-        wrong = delegation_refusal(self.directory, record, group, to)
+        wrong = delegation_refusal(self.directory, record, asked.group, to)
         if wrong is not None:
             return _error(422, wrong)
         try:

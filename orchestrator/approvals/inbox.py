@@ -28,13 +28,8 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals import _pages
-from orchestrator.approvals.api import (
-    current_group,
-    deciding_group,
-    delegation_refusal,
-    may_decide,
-)
-from orchestrator.approvals.delegation import delegate_approval, live_request
+from orchestrator.approvals.api import Standing, current_group, delegation_refusal, standing
+from orchestrator.approvals.delegation import delegate_approval
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.exceptions import ApprovalError
@@ -198,10 +193,9 @@ class _Inbox:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
-        live = await live_request(await self.client(), record)
         person = self.directory.users[user]
-        refusal = await may_decide(self.store, self.directory, person, record, live)
-        group = await deciding_group(self.store, self.directory, record, live)
+        now = await standing(self.store, self.directory, await self.client(), person, record)
+        live, group, refusal = now.live, now.group, now.refusal
         may = refusal is None and record.status is ApprovalStatus.PENDING
         page = _pages.request_page(
             user,
@@ -219,8 +213,13 @@ class _Inbox:
         )
         return _html(page, code)
 
-    async def admitted(self, request: Request) -> tuple[str, ApprovalRecord, FormData] | Response:
-        """The signed-in person, the request and the form of a POST, or why it is refused."""
+    async def admitted(
+        self, request: Request
+    ) -> tuple[str, ApprovalRecord, FormData, Standing] | Response:
+        """What a POST needs once checked, or the response refusing it.
+
+        The signed-in person, the request, the form, and where the person stands on it.
+        """
         user = self.user_of(request)
         if user is None:
             return _html("<p>Refused: sign in first.</p>", 401)
@@ -231,18 +230,17 @@ class _Inbox:
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
-        live = await live_request(await self.client(), record)
         person = self.directory.users[user]
-        refusal = await may_decide(self.store, self.directory, person, record, live)
-        if refusal is not None:
-            return _html(f"<p>Refused: {escape(refusal)}.</p>", 403)
-        return user, record, form
+        now = await standing(self.store, self.directory, await self.client(), person, record)
+        if now.refusal is not None:
+            return _html(f"<p>Refused: {escape(now.refusal)}.</p>", 403)
+        return user, record, form, now
 
     async def decide(self, request: Request) -> Response:
         admitted = await self.admitted(request)
         if isinstance(admitted, Response):
             return admitted
-        user, record, form = admitted
+        user, record, form, _ = admitted
         decision = form.get("decision")
         reason = str(form.get("reason", "")).strip() or None
         if decision not in ("approve", "reject"):
@@ -280,11 +278,9 @@ class _Inbox:
         admitted = await self.admitted(request)
         if isinstance(admitted, Response):
             return admitted
-        user, record, form = admitted
+        user, record, form, now = admitted
         to = str(form.get("to", ""))
-        live = await live_request(await self.client(), record)
-        group = await deciding_group(self.store, self.directory, record, live)
-        wrong = delegation_refusal(self.directory, record, group, to)
+        wrong = delegation_refusal(self.directory, record, now.group, to)
         if wrong is not None:
             return await self.show(request, wrong.removeprefix("to: "), 422)
         try:

@@ -16,8 +16,8 @@ import typer
 from rich.table import Table
 from temporalio.client import Client
 
-from orchestrator.approvals.api import deciding_group, delegation_refusal, may_decide
-from orchestrator.approvals.delegation import delegate_approval, live_request
+from orchestrator.approvals.api import Standing, delegation_refusal, standing
+from orchestrator.approvals.delegation import delegate_approval
 from orchestrator.approvals.people import (
     Approver,
     ApproverDirectory,
@@ -68,10 +68,10 @@ async def list_(
 
 async def _checked(
     settings: Settings, client: Client, store: Store, approval_id: str, who: str
-) -> tuple[ApproverDirectory, Approver | None]:
-    """The approvers and `who` in them, refused as the API would refuse them.
+) -> tuple[ApproverDirectory, Approver | None, Standing | None]:
+    """The approvers, `who` in them and where they stand, refused as the API would.
 
-    Returns no person when the project has no approvers (operator mode).
+    Returns no person (and no standing) when the project has no approvers (operator mode).
 
     Raises:
         ApprovalError: `who` is not an approver, or may not decide this request now.
@@ -79,18 +79,17 @@ async def _checked(
     path = approvers_file(settings.project_dir)
     directory = load_approvers(path)
     if not directory.users:
-        return directory, None
+        return directory, None, None
     person = directory.users.get(who)
     if person is None:
         raise ApprovalError(f"--as {who}: not an approver in {path}")
     record = await store.get_approval(approval_id)
     if record is None:
         raise ApprovalError(f"no approval request {approval_id!r}")
-    live = await live_request(client, record)
-    refusal = await may_decide(store, directory, person, record, live)
-    if refusal is not None and record.status is ApprovalStatus.PENDING:
-        raise ApprovalError(f"refused: {refusal}")
-    return directory, person
+    now = await standing(store, directory, client, person, record)
+    if now.refusal is not None and record.status is ApprovalStatus.PENDING:
+        raise ApprovalError(f"refused: {now.refusal}")
+    return directory, person, now
 
 
 async def _decide(
@@ -99,7 +98,7 @@ async def _decide(
     settings = load_settings(project)
     client = await connect(settings)
     async with await Store.open(settings.resolved_database_url) as store:
-        _, person = await _checked(settings, client, store, approval_id, who)
+        _, person, _ = await _checked(settings, client, store, approval_id, who)
         result = await decide_approval(
             client,
             store,
@@ -153,14 +152,12 @@ async def delegate(
     settings = load_settings(project)
     client = await connect(settings)
     async with await Store.open(settings.resolved_database_url) as store:
-        directory, person = await _checked(settings, client, store, approval_id, who)
-        if person is None:
+        directory, person, now = await _checked(settings, client, store, approval_id, who)
+        if person is None or now is None:
             raise ApprovalError("delegation needs an approvers file naming the group's members")
         record = await store.get_approval(approval_id)
         assert record is not None  # _checked found it
-        live = await live_request(client, record)
-        group = await deciding_group(store, directory, record, live)
-        wrong = delegation_refusal(directory, record, group, to)
+        wrong = delegation_refusal(directory, record, now.group, to)
         if wrong is not None:
             raise ApprovalError(wrong.removeprefix("to: "))
         result = await delegate_approval(
