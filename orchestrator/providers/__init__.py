@@ -23,11 +23,14 @@ from orchestrator.providers.registry import (
     ProviderEntry,
     load_model_registry,
 )
+from orchestrator.providers.streaming import DeltaSink, ModelDelta
 
 __all__ = [
     "AliasEntry",
     "AnthropicProvider",
     "ChatMessage",
+    "DeltaSink",
+    "ModelDelta",
     "ModelEntry",
     "ModelRegistry",
     "ModelRequest",

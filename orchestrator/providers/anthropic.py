@@ -23,6 +23,7 @@ from orchestrator.providers.messages import (
     ToolCall,
     Usage,
 )
+from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.types import JsonObject
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -171,8 +172,15 @@ class AnthropicProvider(HTTPProvider):
 
     path = "/messages"
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
         """Send one Messages request and normalise the answer.
+
+        Args:
+            request: The conversation; `request.stream` asks the endpoint to stream.
+            on_delta: Awaited with each piece of text and tool-call arguments as it
+                arrives; with a non-streamed answer, once per piece after it is complete.
 
         Raises:
             ProviderHTTPError: 4xx/5xx (529 overloaded included); retryable for 429 and
@@ -185,4 +193,8 @@ class AnthropicProvider(HTTPProvider):
         if self._api_key:
             headers["x-api-key"] = self._api_key
         body = await self._post(_request_to_wire(request), headers, _error_detail)
-        return _response_from_wire(self._endpoint, body)
+        response = _response_from_wire(self._endpoint, body)
+        if on_delta is not None:
+            for delta in answer_deltas(response):
+                await on_delta(delta)
+        return response

@@ -78,6 +78,9 @@ class ModelRequest(BaseModel):
     tools: list[ToolDefinition] = Field(default_factory=list)
     temperature: float | None = None
     max_tokens: int | None = None
+    stream: bool = False
+    """Ask the endpoint to stream its answer (SSE); the result is the same either way.
+    The model-call activity sets it from the deployment's `stream` setting."""
 
 
 class ModelResponse(BaseModel):

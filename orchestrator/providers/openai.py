@@ -26,6 +26,7 @@ from orchestrator.providers.messages import (
     ToolDefinition,
     Usage,
 )
+from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.types import JsonObject
 
 __all__ = ["OpenAIProvider"]
@@ -206,8 +207,15 @@ class OpenAIProvider(HTTPProvider):
 
     path = "/chat/completions"
 
-    async def complete(self, request: ModelRequest) -> ModelResponse:
+    async def complete(
+        self, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
         """Send one chat-completions request and normalise the answer.
+
+        Args:
+            request: The conversation; `request.stream` asks the endpoint to stream.
+            on_delta: Awaited with each piece of text and tool-call arguments as it
+                arrives; with a non-streamed answer, once per piece after it is complete.
 
         Raises:
             ProviderHTTPError: the endpoint answered 4xx/5xx; retryable for 429 and 5xx,
@@ -221,4 +229,8 @@ class OpenAIProvider(HTTPProvider):
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         body = await self._post(_request_to_wire(request), headers, _error_detail)
-        return _response_from_wire(_Shape(self._endpoint), body)
+        response = _response_from_wire(_Shape(self._endpoint), body)
+        if on_delta is not None:
+            for delta in answer_deltas(response):
+                await on_delta(delta)
+        return response

@@ -88,6 +88,9 @@ class ModelEntry(BaseModel):
     """Quality 0..1 per task type; `default` covers task types not listed."""
     latency_ms: float = Field(default=1000.0, gt=0)
     """Expected latency of one call, used until live measurements exist."""
+    stream: bool = True
+    """Ask for the answer as a stream (SSE), so watchers see tokens as they come and the
+    call heartbeats while it runs; `false` for endpoints that cannot stream."""
 
     def quality_for(self, task_type: str) -> float:
         """Quality for a task type, falling back to `default` (then 0.5)."""

@@ -131,6 +131,8 @@ def test_public_api_is_locked() -> None:
         "AliasEntry",
         "AnthropicProvider",
         "ChatMessage",
+        "DeltaSink",
+        "ModelDelta",
         "ModelEntry",
         "ModelRegistry",
         "ModelRequest",
