@@ -18,6 +18,7 @@ OrchestratorError
 │   └── BudgetExceededError     a tenant's or team's budget cannot cover a new session
 ├── ApprovalError               an approval decision was refused (unknown, mismatched, decided)
 ├── StoreError                  the audit/session store failed
+│   └── EventKeyConflict        an audit event key was written before with other content
 └── DevServerError              the embedded Temporal dev server did not start
 ```
 
@@ -31,6 +32,7 @@ __all__ = [
     "BudgetExceededError",
     "ConfigError",
     "DevServerError",
+    "EventKeyConflict",
     "OrchestratorError",
     "PlanError",
     "ProviderConnectionError",
@@ -130,6 +132,24 @@ class ApprovalError(OrchestratorError):
 
 class StoreError(OrchestratorError):
     """The session and audit store failed."""
+
+
+class EventKeyConflict(StoreError):
+    """An audit event's key was written before with different content.
+
+    A key names one point of one session, so a retried write carries the same content and
+    is a no-op; different content under the key means two events were given one name,
+    and keeping either silently would lose the other.
+    """
+
+    def __init__(self, event_key: str, fields: list[str]) -> None:
+        super().__init__(
+            f"audit event key {event_key!r} was already written with different content"
+            f" ({', '.join(fields)} differ); the code that builds this key must make it"
+            " unique per event"
+        )
+        self.event_key = event_key
+        self.fields = fields
 
 
 class DevServerError(OrchestratorError):

@@ -206,21 +206,23 @@ def audit_problems(events: Sequence[AuditEvent], *, completed: bool) -> list[str
     ended = Counter(e.step_id for e in events if e.kind is EventKind.STEP_COMPLETED)
     if completed and started != ended:
         found.append(f"steps started {dict(started)} but completed {dict(ended)}")
-    rounds: dict[tuple[str | None, object], list[int]] = defaultdict(list)
+    rounds: dict[tuple[str | None, object], list[tuple[int, object]]] = defaultdict(list)
     tool_ids: set[tuple[str | None, object]] = set()
     expected_tools: list[tuple[str | None, str]] = []
     for e in events:
         if e.kind is EventKind.MODEL_CALL:
             number = e.payload.get("round")
+            # A retried model-call activity asked again: its row has `try`, the same round.
             rounds[(e.step_id, e.payload.get("attempt") or 0)].append(
-                number if isinstance(number, int) else -1
+                (number if isinstance(number, int) else -1, e.payload.get("try") or 1)
             )
             expected_tools += [(e.step_id, call_id) for call_id in _call_ids(e)]
         elif e.kind in (EventKind.TOOL_CALL, EventKind.TOOL_ERROR):
             tool_ids.add((e.step_id, e.payload.get("call_id")))
     for (step, attempt), seen in rounds.items():
-        if sorted(seen) != [*range(len(seen))]:
-            found.append(f"step {step} attempt {attempt}: model call rounds {seen}")
+        numbers = sorted({number for number, _ in seen})
+        if numbers != [*range(len(numbers))] or len(set(seen)) != len(seen):
+            found.append(f"step {step} attempt {attempt}: model call rounds {[n for n, _ in seen]}")
     if completed:
         found += [
             f"step {step}: tool call {call_id} asked by the model has no record"

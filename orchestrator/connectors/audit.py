@@ -19,9 +19,19 @@ from orchestrator.skills.models import SkillContext, SkillSpec
 from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.store import Store
 
-__all__ = ["audited_mcp_call"]
+__all__ = ["audited_mcp_call", "mcp_call_key"]
 
 log = get_logger(__name__)
+
+
+def mcp_call_key(ctx: SkillContext) -> str:
+    """The `mcp_call` event key: one per call out to a server.
+
+    It holds the step (a loop's iteration is `id#n`), the call in it (`step` for a skill
+    step; failover attempt, round and index in an agent step) and the activity attempt,
+    since each Temporal retry calls the server again.
+    """
+    return f"mcp-out:{ctx.workflow_id}:{ctx.step_id or '-'}:{ctx.call_id}:{ctx.attempt}"
 
 
 @contextlib.asynccontextmanager
@@ -41,7 +51,7 @@ async def audited_mcp_call(store: Store, spec: SkillSpec, ctx: SkillContext) -> 
         raise
     finally:
         event = AuditEvent(
-            event_key=f"mcp-out:{ctx.workflow_id}:{ctx.call_id}:{ctx.attempt}",
+            event_key=mcp_call_key(ctx),
             session_id=ctx.session_id,
             workflow_id=ctx.workflow_id,
             run_id=ctx.run_id,
@@ -56,11 +66,12 @@ async def audited_mcp_call(store: Store, spec: SkillSpec, ctx: SkillContext) -> 
                 "version": spec.version,
                 "outcome": outcome,
                 "error": error,
+                "call_id": ctx.call_id,
                 "attempt": ctx.attempt,
             },
             created_at=datetime.now(UTC),
         )
         try:
             await store.append_event(event)
-        except Exception as exc:  # the audit trail must never change the call's outcome
-            log.warning("mcp audit event not written", error=str(exc), skill=spec.ref)
+        except Exception as exc:  # the call has happened: failing now would repeat it
+            log.error("mcp audit event not written", error=str(exc), skill=spec.ref)

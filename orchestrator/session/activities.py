@@ -139,9 +139,13 @@ class SessionActivities:
             *ApprovalActivities(self.runtime).all(),
         ]
 
+    @staticmethod
+    def _event_key(ctx: CallContext, key: str) -> str:
+        return f"{ctx.workflow_id}:{ctx.step_id or '-'}:{key}"
+
     def _event(self, ctx: CallContext, key: str, kind: EventKind, **fields: Any) -> AuditEvent:
         return AuditEvent(
-            event_key=f"{ctx.workflow_id}:{ctx.step_id or '-'}:{key}",
+            event_key=self._event_key(ctx, key),
             session_id=ctx.session_id,
             workflow_id=ctx.workflow_id,
             run_id=ctx.run_id,
@@ -243,11 +247,15 @@ class SessionActivities:
             usage = response.usage
             cost = entry.cost(usage.input_tokens, usage.output_tokens)
             tool_calls = [tc.name for tc in response.message.tool_calls]
+            point = f"model_call:{call.round}"
+            if call.attempt:
+                point = f"model_call:{call.attempt}.{call.round}"
+            # A retried activity asked the model again (and may have got another answer):
+            # a second call, recorded under its own key; the spend stays keyed by the point.
+            tries = activity.info().attempt
             event = self._event(
                 call.ctx,
-                f"model_call:{call.attempt}.{call.round}"
-                if call.attempt
-                else f"model_call:{call.round}",
+                point if tries == 1 else f"{point}:try{tries}",
                 EventKind.MODEL_CALL,
                 model=call.model,
                 input_tokens=usage.input_tokens,
@@ -260,15 +268,16 @@ class SessionActivities:
                     "tool_calls": list(tool_calls),
                     "final": not tool_calls,
                     "attempt": call.attempt,
+                    **({"try": tries} if tries > 1 else {}),
                 },
             )
-            # Spend first, keyed by the event: a retried call adds nothing twice.
+            # Spend first, keyed by the point in the loop: a retried call adds nothing twice.
             await record_spend(
                 self.runtime.store,
                 call.ctx.session_id,
                 cost,
                 usage.total_tokens,
-                key=event.event_key,
+                key=self._event_key(call.ctx, point),
             )
             await self.runtime.store.append_event(event)
             log.info(

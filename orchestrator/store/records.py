@@ -20,6 +20,7 @@ __all__ = [
     "EventKind",
     "SessionRecord",
     "SessionStatus",
+    "event_differences",
 ]
 
 
@@ -137,3 +138,40 @@ class ApprovalRecord(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     reason: str | None = None
+
+
+EVENT_CONTENT = (
+    "session_id",
+    "workflow_id",
+    "kind",
+    "step_id",
+    "model",
+    "skill",
+    "input_tokens",
+    "output_tokens",
+    "cost_usd",
+    "payload",
+)
+"""What an audit event says. Left out: what the store assigns (`id`), what a retry measures
+afresh (`created_at`, `duration_ms`), and `run_id`, since a run continued as new may write
+again an event its previous run wrote under the same workflow-scoped key."""
+
+
+def event_differences(stored: AuditEvent, new: AuditEvent) -> list[str]:
+    """The content fields (payload keys as `payload.<key>`) in which two events differ.
+
+    Empty for a true retry of the same event. Names only, never values: a payload may
+    hold what an error message must not repeat.
+    """
+    found: list[str] = []
+    for name in EVENT_CONTENT:
+        old, now = getattr(stored, name), getattr(new, name)
+        if name == "payload":
+            found += [
+                f"payload.{key}"
+                for key in sorted(old.keys() | now.keys())
+                if old.get(key) != now.get(key)
+            ]
+        elif old != now:
+            found.append(name)
+    return found

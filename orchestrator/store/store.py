@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from orchestrator.exceptions import StoreError
+from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
 from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.migrate import upgrade_engine
@@ -39,6 +39,7 @@ from orchestrator.store.records import (
     EventKind,
     SessionRecord,
     SessionStatus,
+    event_differences,
 )
 from orchestrator.store.reports import Reports
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
@@ -242,12 +243,16 @@ class Store:
     # Audit events
 
     async def append_event(self, event: AuditEvent) -> bool:
-        """Append an audit event unless one with its `event_key` exists.
+        """Append an audit event unless the same event is already there under its key.
 
         `event.id` is ignored; the store assigns it.
 
         Returns:
-            True if written; False if the key was already there (nothing changed).
+            True if written; False if a retry wrote it before (same key, same content
+            by `event_differences`: nothing changed).
+
+        Raises:
+            EventKeyConflict: the key holds a different event; nothing is written.
         """
         stmt = (
             self._insert(AuditEventRow)
@@ -258,7 +263,16 @@ class Store:
         with self._errors("append audit event"):
             async with self._sessions.begin() as session:
                 new_id = (await session.execute(stmt)).scalar_one_or_none()
-        return new_id is not None
+                if new_id is not None:
+                    return True
+                row = await session.scalar(
+                    select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
+                )
+                stored = None if row is None else _record(AuditEvent, row)
+        fields = ["<row vanished>"] if stored is None else event_differences(stored, event)
+        if fields:
+            raise EventKeyConflict(event.event_key, fields)
+        return False
 
     async def list_events(
         self, session_id: str, *, kind: EventKind | None = None

@@ -166,6 +166,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
         "version": "1.0.0",
         "outcome": "ok",
         "error": None,
+        "call_id": "step",
         "attempt": 1,
     }
 
@@ -188,6 +189,32 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
     assert (resynced.version, resynced.change) == ("2.0.0", "changed")
     old = yaml.safe_load((resynced.path.parent / "time.now@1.0.0.contract.yaml").read_text())
     assert "changed get_current_time" in old["deprecated"]
+
+
+async def test_every_connector_step_keeps_its_mcp_call_row(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]]
+) -> None:
+    env = await _synced_time_env(project, env_factory)
+    zones = ["UTC", "Europe/Paris", "Asia/Tokyo"]
+    plan = Plan(
+        name="three-calls",
+        steps=[
+            SkillStep(id=f"t{n}", type="skill", skill="time.now", arguments={"timezone": zone})
+            for n, zone in enumerate(zones)
+        ],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    async with asyncio.timeout(90):
+        result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    events = await env.runtime.store.list_events(result.session_id, kind=EventKind.MCP_CALL)
+    assert [(e.step_id, e.payload["outcome"]) for e in events] == [
+        ("t0", "ok"),
+        ("t1", "ok"),
+        ("t2", "ok"),
+    ]
+    assert len({e.event_key for e in events}) == 3
 
 
 async def test_calls_share_one_server_process_which_is_restarted_after_it_dies(

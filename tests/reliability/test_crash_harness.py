@@ -64,17 +64,20 @@ def _event(kind: EventKind, step: str | None, key: str, **fields: object) -> Aud
     )
 
 
-def _call(round_no: int, model: str, tools: int = 0, attempt: int = 0) -> AuditEvent:
+def _call(
+    round_no: int, model: str, tools: int = 0, attempt: int = 0, tries: int = 1
+) -> AuditEvent:
     return _event(
         EventKind.MODEL_CALL,
         "a",
-        f"m{attempt}.{round_no}",
+        f"m{attempt}.{round_no}" + (f":try{tries}" if tries > 1 else ""),
         model=model,
         payload={
             "round": round_no,
             "attempt": attempt,
             "tool_calls": ["t"] * tools,
             "final": not tools,
+            **({"try": tries} if tries > 1 else {}),
         },
     )
 
@@ -121,6 +124,9 @@ def test_audit_gaps_are_found() -> None:
     assert len(audit_problems([e for e in whole if e.event_key != "m0.0"], completed=True)) == 1
     twice = audit_problems([*whole[:3], whole[2], *whole[3:]], completed=True)
     assert "event key m0.0 written 2 times" in twice
+    # A retried model-call activity asked the model again: its own row, not a gap.
+    retried = [*whole[:5], _call(1, "x", tries=2), *whole[5:]]
+    assert audit_problems(retried, completed=True) == []
 
 
 def test_a_turn_asked_again_after_its_gate_is_found() -> None:

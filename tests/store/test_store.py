@@ -23,7 +23,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 import orchestrator.store
-from orchestrator.exceptions import StoreError
+from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store import (
     ApprovalRecord,
     ApprovalStatus,
@@ -296,17 +296,44 @@ async def test_list_sessions_newest_first_with_filter_and_limit(store: Store) ->
 # Audit events
 
 
-async def test_append_event_dedupes_on_event_key(store: Store) -> None:
-    first = event("run-1/step-1/call-1", input_tokens=5, payload={"model": "a"})
+async def test_append_event_dedupes_a_retry_on_event_key(store: Store) -> None:
+    first = event("run-1/step-1/call-1", input_tokens=5, payload={"model": "a", "n": 0.1})
+    # A retry measures time afresh, and a run continued as new has another run id.
+    retry = first.model_copy(
+        update={"created_at": T0 + timedelta(seconds=3), "duration_ms": 12.5, "run_id": "run-2"}
+    )
 
     assert await store.append_event(first) is True
     assert await store.append_event(first) is False
-    assert await store.append_event(first.model_copy(update={"input_tokens": 999})) is False
+    assert await store.append_event(retry) is False
 
     events = await store.list_events("s-1")
     assert len(events) == 1
-    assert events[0].input_tokens == 5
     assert events[0] == first.model_copy(update={"id": events[0].id})
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"input_tokens": 999}, "input_tokens"),
+        ({"step_id": "other-step"}, "step_id"),
+        ({"payload": {"model": "a", "secret": "sk-123"}}, "payload.secret"),
+        ({"payload": {"model": "b"}}, "payload.model"),
+    ],
+)
+async def test_append_event_refuses_a_key_collision(
+    store: Store, change: dict[str, Any], named: str
+) -> None:
+    first = event("wf:step:call", input_tokens=5, payload={"model": "a"})
+    assert await store.append_event(first) is True
+
+    with pytest.raises(EventKeyConflict, match=r"'wf:step:call'.*" + named) as caught:
+        await store.append_event(first.model_copy(update=change))
+
+    assert caught.value.event_key == "wf:step:call"
+    assert caught.value.fields == [named]
+    assert "sk-123" not in str(caught.value)  # fields are named, values never shown
+    assert [e.input_tokens for e in await store.list_events("s-1")] == [5]
 
 
 async def test_events_keep_write_order_and_filter_by_kind(store: Store) -> None:
