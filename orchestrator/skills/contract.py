@@ -9,6 +9,11 @@ description: Refund money to the customer of an order.
 implementation: python:payments:refund      # skills/payments.py, function refund
 risk: irreversible_write
 approval: always                            # none | always | {when: "amount > 500"}
+# or, saying how an approver reads the call (orchestrator.skills.presentation):
+# approval:
+#   policy: always                            # or when: "amount > 500"
+#   title: "Refund {{ amount | money(currency) }} to the customer of order {{ order_id }}"
+#   fields: {amount: {label: Amount, format: money, currency: currency}}
 idempotency: {idempotent: true, key: [workflow_id, step_id, call_id, skill]}
 data: {reads: [orders], writes: [payments]}
 timeout: 30s
@@ -33,16 +38,19 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainValidator,
+    ValidationError,
     field_validator,
 )
 
 from orchestrator.skills.models import DEFAULT_KEY_PARTS, RiskLevel
+from orchestrator.skills.presentation import ApprovalView, FieldView
 from orchestrator.skills.semver import parse_version
 from orchestrator.types import JsonObject
 
 __all__ = [
     "KEY_PARTS",
     "Approval",
+    "ApprovalRule",
     "ApprovalWhen",
     "Contract",
     "DataClasses",
@@ -93,18 +101,62 @@ class ApprovalWhen(_Strict):
     when: str = Field(min_length=1)
 
 
+class ApprovalRule(_Strict):
+    """The long form of `approval:`: the policy, and how a person reads the call."""
+
+    policy: Literal["none", "always"] | None = None
+    """Empty: `when` if given, else the risk's default."""
+    when: str | None = Field(default=None, min_length=1)
+    title: str | None = Field(default=None, min_length=1)
+    """A template over the arguments: `Refund {{ amount | money(currency) }}`."""
+    summary: str | None = Field(default=None, min_length=1)
+    """One sentence, a template like `title`."""
+    fields: dict[str, FieldView] = Field(default_factory=dict)
+    """Labels and formats of input fields, by name."""
+
+    @property
+    def view(self) -> ApprovalView:
+        """The presentation part, for `orchestrator.skills.presentation`."""
+        return ApprovalView(title=self.title, summary=self.summary, fields=self.fields)
+
+
+_RULE_KEYS = set(ApprovalRule.model_fields)
+
+
+def _faults(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}"
+        for e in exc.errors()
+    )
+
+
 def _approval(value: object) -> object:
     if value is None or value in ("none", "always") or isinstance(value, ApprovalWhen):
+        return value
+    if isinstance(value, ApprovalRule):
         return value
     if isinstance(value, dict) and set(value) == {"when"}:
         when = value["when"]
         if isinstance(when, str) and when.strip():
             return ApprovalWhen(when=when)
-    raise ValueError('must be none, always, or {when: "<CEL expression over the arguments>"}')
+    if isinstance(value, dict) and value and set(value) <= _RULE_KEYS:
+        try:
+            rule = ApprovalRule.model_validate(value)
+        except ValidationError as exc:
+            raise ValueError(_faults(exc)) from None
+        if rule.policy is not None and rule.when is not None:
+            raise ValueError("give policy or when, not both")
+        return rule
+    raise ValueError(
+        'must be none, always, or a mapping: {when: "<CEL expression over the arguments>"}'
+        f" or one of {', '.join(sorted(_RULE_KEYS))}"
+    )
 
 
-Approval = Annotated[Literal["none", "always"] | ApprovalWhen | None, PlainValidator(_approval)]
-"""`none`, `always`, or `{when: "amount > 500"}`."""
+Approval = Annotated[
+    Literal["none", "always"] | ApprovalWhen | ApprovalRule | None, PlainValidator(_approval)
+]
+"""`none`, `always`, `{when: "amount > 500"}`, or an `ApprovalRule` mapping."""
 
 
 class Idempotency(_Strict):
@@ -192,11 +244,21 @@ class Contract(_Strict):
     @property
     def requires_approval(self) -> bool:
         """Whether every call waits for a person (the `always` policy)."""
-        if self.approval is None:
+        policy = self.approval
+        if isinstance(policy, ApprovalRule):
+            policy = policy.policy or (ApprovalWhen(when=policy.when) if policy.when else None)
+        if policy is None:
             return self.risk.needs_approval_by_default
-        return self.approval == "always"
+        return policy == "always"
 
     @property
     def approval_condition(self) -> str | None:
         """The CEL expression of a conditional policy."""
+        if isinstance(self.approval, ApprovalRule):
+            return self.approval.when
         return self.approval.when if isinstance(self.approval, ApprovalWhen) else None
+
+    @property
+    def approval_view(self) -> ApprovalView | None:
+        """How a person reads a call (title, summary, fields); None when not said."""
+        return self.approval.view if isinstance(self.approval, ApprovalRule) else None

@@ -21,6 +21,7 @@ from orchestrator.exceptions import SkillArgumentsError, SkillDefinitionError, S
 from orchestrator.skills.approval import check_condition
 from orchestrator.skills.contract import ApprovalWhen, Contract, Idempotency, Retry
 from orchestrator.skills.models import RiskLevel, SkillContext, SkillSpec
+from orchestrator.skills.presentation import ApprovalView, check_view
 from orchestrator.types import JsonObject
 
 __all__ = ["Skill", "bind", "skill", "spec_for"]
@@ -43,6 +44,8 @@ class Skill(Generic[InT, OutT]):
     output_model: type[OutT]
     fn: Callable[[InT, SkillContext], Awaitable[OutT]]
     module: str
+    view: ApprovalView | None = None
+    """How a person reads a call, from the contract's `approval:` (see `presentation`)."""
 
     def validate_arguments(self, arguments: JsonObject) -> InT:
         """Parse arguments against the input model; unknown fields are refused.
@@ -142,6 +145,7 @@ def bind(
         output_model=out_model,
         fn=fn,
         module=source,
+        view=contract.approval_view,
     )
 
 
@@ -172,6 +176,9 @@ def _check(
             check_condition(condition, fields)
         except ValueError as exc:
             faults.append(("approval.when", str(exc)))
+    view = contract.approval_view
+    if view is not None:
+        faults.extend(check_view(view, fields))
     for index, part in enumerate(contract.idempotency.key):
         if part.startswith("args.") and part[5:] not in fields:
             faults.append(
