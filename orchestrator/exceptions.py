@@ -13,7 +13,8 @@ OrchestratorError
 │   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
 │   ├── ProviderTimeoutError    no answer in time
 │   ├── ProviderConnectionError connection refused or reset
-│   └── ProviderResponseError   the answer is not valid chat-completions JSON
+│   ├── ProviderResponseError   the answer is not valid chat-completions JSON
+│   └── ProviderReportedError   a 2xx answer holding the endpoint's error (message, type, code)
 ├── RoutingError                no deployment fits a request, or a policy/rule is broken
 │   └── BudgetExceededError     a tenant's or team's budget cannot cover a new session
 ├── ApprovalError               an approval decision was refused (unknown, mismatched, decided)
@@ -38,6 +39,7 @@ __all__ = [
     "ProviderConnectionError",
     "ProviderError",
     "ProviderHTTPError",
+    "ProviderReportedError",
     "ProviderResponseError",
     "ProviderTimeoutError",
     "RoutingError",
@@ -93,13 +95,35 @@ class ProviderError(OrchestratorError):
 
 
 class ProviderHTTPError(ProviderError):
-    """The endpoint answered with an HTTP error status."""
+    """The endpoint answered with an HTTP error status.
 
-    def __init__(self, message: str, *, status_code: int, retry_after: float | None = None):
+    Attributes:
+        status_code: The HTTP status.
+        retry_after: Seconds the endpoint asked us to wait, from any header it said it in.
+        should_retry: The endpoint's own verdict (`x-should-retry`), which overrides the
+            status: a gateway that has already retried says `false`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        retry_after: float | None = None,
+        should_retry: bool | None = None,
+    ):
         super().__init__(message)
         self.status_code = status_code
         self.retry_after = retry_after
-        self.retryable = status_code == 429 or status_code >= 500
+        self.should_retry = should_retry
+        self.retryable = (
+            should_retry if should_retry is not None else status_code == 429 or status_code >= 500
+        )
+
+    @property
+    def deployment_side(self) -> bool:
+        """A 429 or 5xx: the deployment is overloaded or failing, not the request wrong."""
+        return self.status_code == 429 or self.status_code >= 500
 
 
 class ProviderTimeoutError(ProviderError):
@@ -116,6 +140,40 @@ class ProviderConnectionError(ProviderError):
 
 class ProviderResponseError(ProviderError):
     """The endpoint answered, but not with a valid chat-completions body."""
+
+
+class ProviderReportedError(ProviderError):
+    """The endpoint answered 2xx, but with its error in the body instead of an answer.
+
+    Gateways (LiteLLM, OpenRouter) do this when the backend fails after the status line
+    went out. Retryable when the error names an overload or a server failure.
+
+    Attributes:
+        provider_message: The endpoint's own message, redacted of the API key.
+        error_type: Its `type` (e.g. `server_error`), if given.
+        code: Its `code` (a string, or a number such as 502), if given.
+    """
+
+    _RETRYABLE_TYPES = frozenset(
+        {"server_error", "api_error", "overloaded_error", "rate_limit_error", "timeout"}
+    )
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider_message: str,
+        error_type: str | None = None,
+        code: str | int | None = None,
+    ):
+        super().__init__(message)
+        self.provider_message = provider_message
+        self.error_type = error_type
+        self.code = code
+        status = code if isinstance(code, int) else int(code) if code and code.isdigit() else None
+        self.retryable = (status is not None and (status == 429 or status >= 500)) or (
+            error_type in self._RETRYABLE_TYPES
+        )
 
 
 class RoutingError(OrchestratorError):

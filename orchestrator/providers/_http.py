@@ -2,16 +2,14 @@
 
 An adapter (`OpenAIProvider`, `AnthropicProvider`) subclasses `HTTPProvider`, builds its
 wire body and reads its wire answer; sending, timeouts, connection failures, HTTP error
-statuses, `Retry-After` and API-key redaction are handled here once.
+statuses, retry hints (`retry_hints`) and API-key redaction are handled here once.
 """
 
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import ClassVar, Self
 
@@ -22,12 +20,14 @@ from orchestrator.exceptions import (
     ConfigError,
     ProviderConnectionError,
     ProviderHTTPError,
+    ProviderReportedError,
     ProviderResponseError,
     ProviderTimeoutError,
 )
+from orchestrator.providers.retry_hints import retry_after_hint
 from orchestrator.types import JsonObject
 
-__all__ = ["HTTPProvider", "parse_arguments", "parse_retry_after", "truncate"]
+__all__ = ["HTTPProvider", "parse_arguments", "should_retry", "truncate"]
 
 _MAX_DETAIL = 300
 _REDACTED = "[redacted]"
@@ -50,30 +50,14 @@ def parse_arguments(raw: str) -> tuple[JsonObject | None, str | None]:
     return value, None
 
 
-def parse_retry_after(headers: httpx.Headers) -> float | None:
-    """Seconds to wait before retrying, from `retry-after-ms` or `Retry-After`."""
-    raw_ms = headers.get("retry-after-ms")
-    if raw_ms is not None:
-        try:
-            seconds = float(raw_ms) / 1000
-        except ValueError:
-            seconds = math.nan
-        if math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    raw = headers.get("retry-after")
-    if raw is None:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(raw)
-        except (TypeError, ValueError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+def should_retry(headers: httpx.Headers) -> bool | None:
+    """The endpoint's own verdict from `x-should-retry` (the OpenAI SDKs' convention), if any.
+
+    A gateway that has already retried answers `false`; one that knows a 4xx is passing
+    answers `true`. Anything else leaves the decision to the status.
+    """
+    raw = headers.get("x-should-retry", "").strip().lower()
+    return {"true": True, "false": False}.get(raw)
 
 
 def truncate(text: str, limit: int = _MAX_DETAIL) -> str:
@@ -92,6 +76,9 @@ class HTTPProvider:
 
     path: ClassVar[str]
     """The endpoint below `base_url` that each vendor's adapter posts to."""
+    answer_key: ClassVar[str]
+    """The top-level field of a successful answer (`choices`, `content`, `output`): a 2xx
+    body with `error` and without it is the endpoint's error, not a malformed answer."""
 
     def __init__(
         self,
@@ -107,13 +94,18 @@ class HTTPProvider:
             raise ConfigError(f"provider base_url {base_url!r} is not a valid URL") from exc
         if root.scheme not in ("http", "https") or not root.host:
             raise ConfigError(f"provider base_url {base_url!r} is not an http(s) URL")
-        url = root.copy_with(path=root.path.rstrip("/") + self.path)
+        url = root.copy_with(path=self.endpoint_path(root.path))
         self._url = url
         self._endpoint = str(url.copy_with(username=None, password=None, query=None))
         self._api_key = api_key or None
         self._timeout = httpx.Timeout(timeout)
         self._owns_client = http_client is None
         self._client = http_client if http_client is not None else httpx.AsyncClient()
+
+    @classmethod
+    def endpoint_path(cls, base_path: str) -> str:
+        """The path requests go to, for a `base_url` with this path."""
+        return base_path.rstrip("/") + cls.path
 
     @property
     def endpoint(self) -> str:
@@ -152,6 +144,7 @@ class HTTPProvider:
             ProviderTimeoutError: no answer within the timeout.
             ProviderConnectionError: the endpoint could not be reached or dropped.
             ProviderResponseError: the answer is not JSON.
+            ProviderReportedError: a 2xx answer that holds the endpoint's error instead.
         """
         try:
             response = await self._client.post(
@@ -171,7 +164,12 @@ class HTTPProvider:
             raise ProviderHTTPError(
                 f"{self._endpoint}: HTTP {response.status_code}: {detail}",
                 status_code=response.status_code,
-                retry_after=parse_retry_after(response.headers),
+                retry_after=retry_after_hint(
+                    response.headers,
+                    now=datetime.now(UTC),
+                    rate_limited=response.status_code == 429,
+                ),
+                should_retry=should_retry(response.headers),
             )
         try:
             parsed: JsonValue = response.json()
@@ -181,4 +179,31 @@ class HTTPProvider:
                 f"{self._endpoint}: response is not JSON (HTTP {response.status_code},"
                 f" body starts {start!r})"
             ) from None
+        if isinstance(parsed, dict) and parsed.get(self.answer_key) is None:
+            reported = self._reported(parsed.get("error"), response.status_code)
+            if reported is not None:
+                raise reported
         return parsed
+
+    def _reported(self, error: JsonValue, status: int) -> ProviderReportedError | None:
+        """The typed error for an `error` member of a 2xx body, None if there is none."""
+        if isinstance(error, str) and error:
+            error = {"message": error}
+        if not isinstance(error, dict) or not error:
+            return None
+        raw_message, kind, code = error.get("message"), error.get("type"), error.get("code")
+        text = self._redact(str(raw_message)) if raw_message is not None else "no message"
+        code_value = code if isinstance(code, str | int) and not isinstance(code, bool) else None
+        kind_value = kind if isinstance(kind, str) else None
+        labels = ", ".join(
+            f"{name} {value}"
+            for name, value in (("type", kind_value), ("code", code_value))
+            if value is not None
+        )
+        return ProviderReportedError(
+            f"{self._endpoint}: HTTP {status} with an error instead of an answer:"
+            f" {truncate(text)}" + (f" ({labels})" if labels else ""),
+            provider_message=text,
+            error_type=kind_value,
+            code=code_value,
+        )

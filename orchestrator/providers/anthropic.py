@@ -160,8 +160,8 @@ class AnthropicProvider(HTTPProvider):
     """Calls one Anthropic Messages API endpoint's `/messages`.
 
     Args:
-        base_url: The API root including the version, e.g. `https://api.anthropic.com/v1`;
-            `/messages` is appended.
+        base_url: The API root, `https://api.anthropic.com` as in Anthropic's SDK, or the
+            same with `/v1`; either way requests go to `/v1/messages` below the host.
         api_key: Sent as `x-api-key`; never put into messages.
         timeout: Seconds allowed for connecting, and for each read and write.
         http_client: A client to share; it is left open.
@@ -171,6 +171,17 @@ class AnthropicProvider(HTTPProvider):
     """
 
     path = "/messages"
+    answer_key = "content"
+
+    @classmethod
+    def endpoint_path(cls, base_path: str) -> str:
+        """`/v1/messages` below the host, whether `base_url` ends in `/v1` or not.
+
+        Anthropic's SDK takes the bare host (`https://api.anthropic.com`); earlier versions
+        of this file asked for `/v1`. Both work, so a URL copied from either place does.
+        """
+        base = base_path.rstrip("/")
+        return base + (cls.path if base.endswith("/v1") else "/v1" + cls.path)
 
     async def complete(
         self, request: ModelRequest, on_delta: DeltaSink | None = None

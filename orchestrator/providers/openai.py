@@ -206,6 +206,7 @@ class OpenAIProvider(HTTPProvider):
     """
 
     path = "/chat/completions"
+    answer_key = "choices"
 
     async def complete(
         self, request: ModelRequest, on_delta: DeltaSink | None = None

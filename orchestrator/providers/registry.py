@@ -91,6 +91,10 @@ class ModelEntry(BaseModel):
     stream: bool = True
     """Ask for the answer as a stream (SSE), so watchers see tokens as they come and the
     call heartbeats while it runs; `false` for endpoints that cannot stream."""
+    endpoint_retries: bool = False
+    """The endpoint retries failed calls itself (a LiteLLM proxy with `num_retries`, a
+    gateway with fallbacks): a 429, 5xx or timeout it answers is final, so the call is made
+    once and then fails over, instead of multiplying its retries by ours."""
 
     def quality_for(self, task_type: str) -> float:
         """Quality for a task type, falling back to `default` (then 0.5)."""

@@ -241,7 +241,9 @@ class SessionActivities:
                 log.warning(
                     "model call failed", model=call.model, error=str(exc), retryable=exc.retryable
                 )
-                raise failure_error(self.runtime.metrics, call.model, exc) from None
+                raise failure_error(
+                    self.runtime.metrics, call.model, exc, endpoint_retries=entry.endpoint_retries
+                ) from None
             duration_ms = (time.perf_counter() - started) * 1000
             self.runtime.metrics.record_success(call.model, duration_ms)
             usage = response.usage

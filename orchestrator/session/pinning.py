@@ -23,6 +23,7 @@ UNAVAILABLE_ERRORS = frozenset(
         "ProviderHTTPError",
         "ProviderTimeoutError",
         "ProviderConnectionError",
+        "ProviderReportedError",
         "DeploymentUnavailable",
     }
 )

@@ -15,7 +15,12 @@ import cel
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from orchestrator.exceptions import ProviderError, ProviderHTTPError, RoutingError
+from orchestrator.exceptions import (
+    ProviderConnectionError,
+    ProviderError,
+    ProviderHTTPError,
+    RoutingError,
+)
 from orchestrator.logs import get_logger
 from orchestrator.routing.budgets import applicable, refusal, reservation, share_used
 from orchestrator.routing.metrics import LiveMetrics
@@ -119,28 +124,41 @@ LONG_RETRY_AFTER = 30.0
 `DeploymentUnavailable` and the workflow fails over to another deployment."""
 
 
-def failure_error(metrics: LiveMetrics, deployment: str, exc: ProviderError) -> ApplicationError:
+def failure_error(
+    metrics: LiveMetrics, deployment: str, exc: ProviderError, *, endpoint_retries: bool = False
+) -> ApplicationError:
     """Feed a failed call to the live metrics and build the activity's error for it.
 
-    Retryable failures (429, 5xx, timeouts, resets) are retried by Temporal, after
-    `Retry-After` when the endpoint gave one; client errors are not retried.
+    Retryable failures (429, 5xx, timeouts, resets) are retried by Temporal, after the
+    endpoint's retry hint when it gave one; client errors are not retried. The call fails
+    over at once instead (`DeploymentUnavailable`) when waiting would be long, when the
+    endpoint answered `x-should-retry: false` to a 429 or 5xx, or when the deployment
+    declares `endpoint_retries` (its gateway has already retried what it answered).
     """
-    status = exc.status_code if isinstance(exc, ProviderHTTPError) else None
-    delay = exc.retry_after if isinstance(exc, ProviderHTTPError) else None
+    http = exc if isinstance(exc, ProviderHTTPError) else None
+    status = http.status_code if http is not None else None
+    delay = http.retry_after if http is not None else None
+    refused = http is not None and http.should_retry is False and http.deployment_side
     cause = f"HTTP {status}" if status is not None else type(exc).__name__
-    if exc.retryable:
+    if exc.retryable or refused:
         metrics.record_failure(deployment, cause, rate_limited=status == 429, retry_after=delay)
     if delay is not None and delay > LONG_RETRY_AFTER:
-        return ApplicationError(
-            f"model {deployment!r}: {exc} (retry after {delay:.0f}s)",
-            type="DeploymentUnavailable",
-            non_retryable=True,
-        )
+        return _unavailable(deployment, exc, f"retry after {delay:.0f}s")
+    if refused:
+        return _unavailable(deployment, exc, "the endpoint says not to retry")
+    if exc.retryable and endpoint_retries and not isinstance(exc, ProviderConnectionError):
+        return _unavailable(deployment, exc, "the endpoint retries itself")
     return ApplicationError(
         f"model {deployment!r}: {exc}",
         type=type(exc).__name__ if exc.retryable else NON_RETRYABLE,
         non_retryable=not exc.retryable,
         next_retry_delay=None if delay is None else timedelta(seconds=delay),
+    )
+
+
+def _unavailable(deployment: str, exc: ProviderError, why: str) -> ApplicationError:
+    return ApplicationError(
+        f"model {deployment!r}: {exc} ({why})", type="DeploymentUnavailable", non_retryable=True
     )
 
 

@@ -175,7 +175,9 @@ async def routed(
 ) -> AsyncIterator[Callable[..., Awaitable[RoutedEnv]]]:
     stack: list[tuple[LoopbackServer, Runtime, object]] = []
 
-    async def make(script: ReplayScript | Path, **faults: object) -> RoutedEnv:
+    async def make(
+        script: ReplayScript | Path, models_yaml: str = MODELS, **faults: object
+    ) -> RoutedEnv:
         loaded = script if isinstance(script, ReplayScript) else load_replay_script(script)
         served: list[ServedRequest] = []
         gate = Faults(create_replay_app(loaded, served=served), **faults)  # type: ignore[arg-type]
@@ -183,7 +185,7 @@ async def routed(
         await server.__aenter__()
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", f"{server.url}/v1")
         models = tmp_path / "models.yaml"
-        models.write_text(MODELS)
+        models.write_text(models_yaml)
         settings.models_file = models
         runtime = await Runtime.open(settings)
         clock = Clock()
@@ -395,6 +397,62 @@ steps:
     second = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
     again = await second.result()
     assert [p.model for p in again.model_timeline] == ["cheap-a", "cheap-a"]
+
+
+ONE_STEP = parse_plan(
+    "name: one\nsteps:\n  - {id: one, type: agent, model: fast-cheap, goal: First.}\n", "one.yaml"
+)
+
+
+def _in_two_minutes() -> str:
+    return (datetime.now(UTC) + timedelta(seconds=120)).isoformat()
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"llm_provider-retry-after": "120"},
+        {"x-ratelimit-reset-requests": "2m0s", "x-ratelimit-remaining-requests": "0"},
+        {"anthropic-ratelimit-requests-reset": "in two minutes"},
+    ],
+)
+async def test_a_long_rate_limit_in_any_header_fails_over_after_one_request(
+    routed: Callable[..., Awaitable[RoutedEnv]], headers: dict[str, str]
+) -> None:
+    headers = {k: _in_two_minutes() if v == "in two minutes" else v for k, v in headers.items()}
+    env = await routed(TWO_STEPS, fail_model="replay-fast", status=429, headers=headers)
+    handle = await start_session(env.client, ONE_STEP, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    # Behind a gateway the hint comes in its own header; missed, the default five
+    # attempts would each hit the rate-limited backend before the failover.
+    assert env.faults.failed == ["replay-fast"]
+    assert [(p.model, p.boundary) for p in result.model_timeline] == [
+        ("cheap-a", Boundary.SESSION_START),
+        ("cheap-b", Boundary.FORCED_FAILOVER),
+    ]
+
+
+@pytest.mark.parametrize("gateway", ["endpoint_retries", "x-should-retry"])
+async def test_a_deployment_behind_a_retrying_gateway_gets_one_request(
+    routed: Callable[..., Awaitable[RoutedEnv]], gateway: str
+) -> None:
+    models = MODELS
+    headers: dict[str, str] = {}
+    if gateway == "endpoint_retries":
+        models = MODELS.replace(
+            "output_price_per_mtok: 0.4,", "output_price_per_mtok: 0.4, endpoint_retries: true,"
+        )
+        assert models != MODELS
+    else:
+        headers = {"x-should-retry": "false"}
+    env = await routed(TWO_STEPS, models, fail_model="replay-fast", status=503, headers=headers)
+    handle = await start_session(env.client, ONE_STEP, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    assert env.faults.failed == ["replay-fast"]
+    assert [p.model for p in result.model_timeline] == ["cheap-a", "cheap-b"]
+    cause = result.model_timeline[1].cause or ""
+    assert "HTTP 503" in cause
+    assert ("retries itself" if gateway == "endpoint_retries" else "says not to retry") in cause
 
 
 async def test_a_budget_refuses_a_session_it_cannot_cover(
