@@ -17,6 +17,7 @@ from temporalio.client import WorkflowFailureError
 from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli import connectors as connectors_cli
+from orchestrator.cli import gateway as gateway_cli
 from orchestrator.cli import init as init_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
@@ -31,6 +32,7 @@ from orchestrator.exceptions import (
     SkillDefinitionError,
     UnknownSkillError,
 )
+from orchestrator.gateway.serve import v1_mount
 from orchestrator.mcp.http import mcp_routes
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
@@ -61,6 +63,7 @@ app.add_typer(skills.app, name="skills")
 app.add_typer(plans_cli.app, name="plans")
 app.add_typer(mcp_cli.app, name="mcp")
 app.add_typer(connectors_cli.app, name="connectors")
+app.add_typer(gateway_cli.app, name="gateway")
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
 app.command()(audit.inventory)
@@ -155,6 +158,7 @@ async def api(
     async with (
         await Store.open(settings.resolved_database_url) as store,
         mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
+        v1_mount(settings, store) as v1,
         serve_http(
             store,
             host=bind_host,
@@ -164,6 +168,7 @@ async def api(
                 *routes_for(settings, store),
                 Mount("/api/skills", app=catalog_app(_project_skills(settings))),
                 *mcp,
+                *v1,
             ],
         ) as url,
     ):

@@ -32,6 +32,7 @@ from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
 from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.migrate import upgrade_engine
+from orchestrator.store.pins import PinLedger
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -92,6 +93,8 @@ class Store:
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         self.budgets = BudgetLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
+        self.pins = PinLedger(self._sessions, self._engine.dialect.name, self._errors)
+        """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
         self.reports = Reports(self._sessions, self._errors)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
 

@@ -30,6 +30,7 @@ __all__ = [
     "BudgetReservationRow",
     "BudgetSpendRow",
     "BudgetUsageRow",
+    "GatewayPinRow",
     "SessionRow",
     "UTCDateTime",
 ]
@@ -194,3 +195,23 @@ class BudgetSpendRow(Base):
     session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
     cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
     tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+
+
+class GatewayPinRow(Base):
+    """The deployment a gateway session is pinned to, shared by every gateway process.
+
+    `version` grows with each change, so a switch is a compare-and-set: two processes that
+    both decide to switch a session at the same boundary cannot both win.
+    """
+
+    __tablename__ = "gateway_pins"
+
+    session_id: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    deployment: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    key_id: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    tenant: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    team: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    phase: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    """`loop` when the last answer held tool calls, `final` when it was a final answer."""
+    version: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,0 +1,88 @@
+"""`orchestrator gateway`: the OpenAI- and Anthropic-compatible model gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from starlette.routing import Mount
+
+from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.gateway.app import gateway_app
+from orchestrator.gateway.config import GatewaySettings
+from orchestrator.gateway.serve import project_gateway
+from orchestrator.observability import serve_http
+from orchestrator.store.store import Store
+
+__all__ = ["app"]
+
+app = typer.Typer(help="The model gateway: /v1 endpoints for agents built with any framework.")
+
+Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
+
+
+@app.callback(invoke_without_command=True)
+def gateway(
+    ctx: typer.Context,
+    project: Project = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default: the setting).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the setting).")] = None,
+) -> None:
+    """Serve the gateway (`orchestrator gateway`), or run one of its commands."""
+    if ctx.invoked_subcommand is None:
+        serve(project, host, port)
+
+
+@run_async
+async def serve(
+    project: Project = None,
+    host: Annotated[str | None, typer.Option(help="Interface (default: the setting).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: the setting).")] = None,
+) -> None:
+    """Serve `/v1/chat/completions`, `/v1/messages`, `/v1/embeddings` and `/v1/models`.
+
+    Keys come from the project's `gateway_keys.yaml` (or ORCHESTRATOR_GATEWAY_KEYS_FILE);
+    pins, budgets and audit go to the project's store, shared with other processes.
+    """
+    settings = load_settings(project)
+    config = GatewaySettings()
+    bind_host = host or config.host
+    bind_port = config.port if port is None else port
+    settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
+    async with (
+        await Store.open(settings.resolved_database_url) as store,
+        project_gateway(settings, store, config) as gateway,
+        serve_http(
+            store,
+            host=bind_host,
+            port=bind_port,
+            required=True,
+            routes=[Mount("/v1", app=gateway_app(gateway))],
+        ) as url,
+    ):
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(f"gateway on {url}/v1 ({len(gateway.keys.keys)} keys)", highlight=False)
+        await stop.wait()
+
+
+@app.command("new-key")
+def new_key(
+    key_id: Annotated[str, typer.Argument(help="The key's id, e.g. support-bot.")],
+    tenant: Annotated[str, typer.Option(help="Tenant the key spends for.")] = "default",
+    team: Annotated[str, typer.Option(help="Team the key spends for.")] = "default",
+) -> None:
+    """Print a new token and the `gateway_keys.yaml` entry that holds its hash."""
+    token = "sk-gw-" + secrets.token_urlsafe(24)
+    digest = hashlib.sha256(token.encode()).hexdigest()
+    typer.echo(f"# token (shown once, give it to the client): {token}")
+    typer.echo(
+        f"  - id: {key_id}\n    token_sha256: {digest}\n    tenant: {tenant}\n    team: {team}"
+    )

@@ -1,0 +1,127 @@
+"""The gateway's HTTP routes: OpenAI- and Anthropic-compatible, to mount under `/v1`.
+
+Bodies are read up to the size limit (413 past it) and parsed (400 when not JSON) before
+anything else happens, so bad input changes nothing stored. Every error comes back in the
+error shape of the API the client spoke.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+
+from pydantic import JsonValue
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from orchestrator.exceptions import StoreError
+from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
+from orchestrator.gateway.errors import (
+    BadRequest,
+    BodyTooLarge,
+    Dialect,
+    GatewayError,
+    error_response,
+)
+from orchestrator.gateway.openai_wire import parse_chat, render_chat
+from orchestrator.gateway.service import Gateway
+from orchestrator.logs import get_logger
+
+__all__ = ["gateway_app", "gateway_routes"]
+
+log = get_logger(__name__)
+
+
+async def _body(request: Request, limit: int) -> JsonValue:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BodyTooLarge(f"body of {declared} bytes is over the gateway's limit of {limit}")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(f"body is over the gateway's limit of {limit} bytes")
+        chunks.append(chunk)
+    try:
+        value: JsonValue = json.loads(b"".join(chunks))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}") from None
+    return value
+
+
+def _guarded(
+    dialect: Dialect, handler: Callable[[Request], Awaitable[Response]]
+) -> Callable[[Request], Awaitable[Response]]:
+    """Turn every refusal into the client's own error shape; never a traceback."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except GatewayError as exc:
+            return error_response(exc, dialect, {})
+        except StoreError as exc:
+            log.error("gateway: store failed", error=str(exc))
+            return error_response(GatewayError(f"the gateway's store failed: {exc}"), dialect, {})
+
+    return endpoint
+
+
+def gateway_routes(gateway: Gateway) -> list[Route]:
+    """The routes, relative to where they are mounted (`/v1`)."""
+    limit = gateway.settings.max_body_bytes
+
+    async def chat_completions(request: Request) -> Response:
+        call = parse_chat(await _body(request, limit))
+        outcome = await gateway.chat(call, request.headers, "openai")
+        body = render_chat(
+            outcome.answered.response,
+            deployment=outcome.answered.deployment,
+            call_id=f"chatcmpl-{outcome.request_id}",
+            created=int(time.time()),
+        )
+        return JSONResponse(body, headers=outcome.headers())
+
+    async def messages(request: Request) -> Response:
+        call = parse_messages(await _body(request, limit))
+        outcome = await gateway.chat(call, request.headers, "anthropic")
+        body = render_messages(
+            outcome.answered.response,
+            deployment=outcome.answered.deployment,
+            call_id=f"msg_{outcome.request_id}",
+        )
+        return JSONResponse(body, headers=outcome.headers())
+
+    async def embeddings(request: Request) -> Response:
+        raw = await _body(request, limit)
+        if not isinstance(raw, dict):
+            raise BadRequest("body: expected an object")
+        body, deployment = await gateway.embeddings(raw, request.headers)
+        return JSONResponse(
+            body,
+            headers={"x-orchestrator-deployment": deployment, "x-request-id": uuid.uuid4().hex},
+        )
+
+    async def models(request: Request) -> Response:
+        key = gateway.authenticate(request.headers)
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "orchestrator"}
+            for name in gateway.names_for(key)
+        ]
+        return JSONResponse({"object": "list", "data": data})
+
+    return [
+        Route("/chat/completions", _guarded("openai", chat_completions), methods=["POST"]),
+        Route("/messages", _guarded("anthropic", messages), methods=["POST"]),
+        Route("/embeddings", _guarded("openai", embeddings), methods=["POST"]),
+        Route("/models", _guarded("openai", models), methods=["GET"]),
+    ]
+
+
+def gateway_app(gateway: Gateway) -> Starlette:
+    """The routes as an app, to mount at `/v1`."""
+    return Starlette(routes=gateway_routes(gateway))

@@ -1,0 +1,174 @@
+"""OpenAI chat completions on the client side: request bodies in, response bodies out.
+
+Pure functions, no I/O: `parse_chat` reads a `/v1/chat/completions` body into a
+`ChatCall`, `render_chat` writes a provider-neutral answer as the body the `openai` SDK
+expects, with `model` naming the deployment that answered.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Literal
+
+from pydantic import JsonValue
+
+from orchestrator.gateway.calls import (
+    ChatCall,
+    field,
+    obj,
+    opt_int,
+    opt_number,
+    read_head,
+    text_of,
+)
+from orchestrator.gateway.errors import BadRequest
+from orchestrator.providers._http import parse_arguments
+from orchestrator.providers.messages import (
+    ChatMessage,
+    ModelRequest,
+    ModelResponse,
+    ToolCall,
+    ToolDefinition,
+)
+from orchestrator.types import JsonObject
+
+__all__ = ["finish_reason", "parse_chat", "render_chat"]
+
+_ROLES: dict[str, Literal["system", "user", "assistant"]] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+}
+
+
+def _tool_calls(value: JsonValue, where: str) -> list[ToolCall]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise BadRequest(f"{where}: expected a list")
+    calls: list[ToolCall] = []
+    for i, raw in enumerate(value):
+        call = obj(raw, f"{where}[{i}]")
+        function = obj(field(call, "function", f"{where}[{i}]"), f"{where}[{i}].function")
+        name = field(function, "name", f"{where}[{i}].function")
+        call_id = field(call, "id", f"{where}[{i}]")
+        raw_args = function.get("arguments") or ""
+        arguments_json = raw_args if isinstance(raw_args, str) else json.dumps(raw_args)
+        arguments, error = parse_arguments(arguments_json)
+        calls.append(
+            ToolCall(
+                id=str(call_id),
+                name=str(name),
+                arguments_json=arguments_json,
+                arguments=arguments,
+                parse_error=error,
+            )
+        )
+    return calls
+
+
+def _message(raw: JsonValue, where: str) -> ChatMessage:
+    message = obj(raw, where)
+    role = field(message, "role", where)
+    if role == "tool":
+        return ChatMessage(
+            role="tool",
+            content=text_of(message.get("content"), f"{where}.content"),
+            tool_call_id=str(field(message, "tool_call_id", where)),
+        )
+    if role not in _ROLES:
+        raise BadRequest(f"{where}.role: unknown role {role!r} (system, user, assistant, tool)")
+    content = message.get("content")
+    name = message.get("name")
+    return ChatMessage(
+        role=_ROLES[str(role)],
+        content=None
+        if content is None and role == "assistant"
+        else text_of(content, f"{where}.content"),
+        tool_calls=_tool_calls(message.get("tool_calls"), f"{where}.tool_calls"),
+        name=name if isinstance(name, str) else None,
+    )
+
+
+def _tool(raw: JsonValue, where: str) -> ToolDefinition:
+    tool = obj(raw, where)
+    if tool.get("type", "function") != "function":
+        raise BadRequest(f"{where}.type: only function tools are supported")
+    function = obj(field(tool, "function", where), f"{where}.function")
+    parameters = function.get("parameters") or {"type": "object", "properties": {}}
+    description = function.get("description")
+    return ToolDefinition(
+        name=str(field(function, "name", f"{where}.function")),
+        description=description if isinstance(description, str) else "",
+        parameters=obj(parameters, f"{where}.function.parameters"),
+    )
+
+
+def parse_chat(body: JsonValue) -> ChatCall:
+    """Read a chat-completions request body.
+
+    Raises:
+        BadRequest: naming the first field that is missing or malformed.
+    """
+    root, model, messages, tools = read_head(body)
+    previous = root.get("previous_response_id")
+    return ChatCall(
+        requested=model,
+        request=ModelRequest(
+            model=model,
+            messages=[_message(m, f"body.messages[{i}]") for i, m in enumerate(messages)],
+            tools=[_tool(t, f"body.tools[{i}]") for i, t in enumerate(tools)],
+            temperature=opt_number(root, "temperature", "body"),
+            max_tokens=opt_int(root, "max_completion_tokens", "body")
+            or opt_int(root, "max_tokens", "body"),
+        ),
+        stream=root.get("stream") is True,
+        previous_response_id=previous if isinstance(previous, str) else None,
+    )
+
+
+def finish_reason(response: ModelResponse) -> str:
+    """The OpenAI finish reason, whatever API the deployment speaks."""
+    if response.message.tool_calls:
+        return "tool_calls"
+    reason = response.finish_reason
+    if reason in ("max_tokens", "length"):
+        return "length"
+    return "stop"
+
+
+def render_chat(
+    response: ModelResponse, *, deployment: str, call_id: str, created: int
+) -> JsonObject:
+    """A chat-completions response body; `model` names the deployment that answered."""
+    message: JsonObject = {"role": "assistant", "content": response.message.content}
+    if response.message.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments_json},
+            }
+            for call in response.message.tool_calls
+        ]
+    usage = response.usage
+    return {
+        "id": call_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": deployment,
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": finish_reason(response),
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.input_tokens,
+            "completion_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    }

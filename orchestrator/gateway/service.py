@@ -1,0 +1,433 @@
+"""The gateway's core: one chat request from key check to answer, with the plans' invariants.
+
+For each request: the key is checked (401), its model (404, 403) and its rate (429);
+the session is identified and its pin read from the store; inside an open tool loop the
+pin answers, at a safe boundary the router chooses again (keeping the pin when it is close
+enough); the request reserves its worst case in every budget (402); the deployment is
+called, retried, and failed over if it must be; then spend, pin and audit are written.
+The process keeps no session state, so any number of gateway processes can share a store.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from pydantic import JsonValue
+
+from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
+from orchestrator.gateway import audit
+from orchestrator.gateway.budgets import estimate_input_tokens, refusal, wanted, worst_case
+from orchestrator.gateway.calls import ChatCall
+from orchestrator.gateway.config import GatewaySettings
+from orchestrator.gateway.errors import (
+    BadRequest,
+    Dialect,
+    GatewayError,
+    ModelNotAllowed,
+    Unauthorized,
+    UnknownModel,
+    UpstreamFailed,
+)
+from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token_of
+from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
+from orchestrator.gateway.ratelimit import RateLimiter
+from orchestrator.gateway.recovery import Answered, answer
+from orchestrator.gateway.sessions import (
+    Boundary,
+    SessionIdentity,
+    classify,
+    identify,
+    in_tool_loop,
+)
+from orchestrator.gateway.upstream import Upstreams
+from orchestrator.observability.metrics import METRICS, reason_label
+from orchestrator.providers.registry import ModelRegistry
+from orchestrator.routing.router import Router
+from orchestrator.routing.types import RouteRequest
+from orchestrator.store.budgets import Reservation
+from orchestrator.store.pins import Pin
+from orchestrator.store.store import Store
+from orchestrator.types import JsonObject
+
+__all__ = ["AUTO", "Gateway", "Outcome"]
+
+AUTO = "auto"
+"""The model name that lets the routing policy choose among everything the key may use."""
+
+_PRIVATE_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A served chat request: the answer and what the response headers report."""
+
+    answered: Answered
+    session: SessionIdentity
+    boundary: str
+    request_id: str
+
+    def headers(self) -> dict[str, str]:
+        """Response headers naming the deployment, the boundary and the session."""
+        out = {
+            "x-orchestrator-deployment": self.answered.deployment,
+            "x-orchestrator-boundary": self.boundary,
+            "x-orchestrator-session": self.session.session_id,
+            "x-orchestrator-session-source": self.session.source,
+            "x-request-id": self.request_id,
+        }
+        if self.answered.forced_from:
+            out["x-orchestrator-failover-from"] = self.answered.forced_from
+        return out
+
+
+class Gateway:
+    """Serves chat and embeddings requests for the keys of one keys file.
+
+    Args:
+        registry: The models file (deployments, aliases, policies, budgets).
+        keys: The virtual keys.
+        store: Pins, budgets and audit, shared with other gateway processes.
+        settings: Retries, deadlines, idle time.
+        router: The router to use; a new one over `registry` when not given.
+    """
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        keys: GatewayKeys,
+        store: Store,
+        settings: GatewaySettings | None = None,
+        router: Router | None = None,
+    ) -> None:
+        self.registry = registry
+        self.keys = keys
+        self.store = store
+        self.settings = settings or GatewaySettings()
+        self.router = router or Router(registry)
+        self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        self.upstreams = Upstreams(registry, self._client)
+        self.limiter = RateLimiter()
+
+    async def aclose(self) -> None:
+        """Close the upstream connections."""
+        await self._client.aclose()
+
+    # ---- keys and models ----------------------------------------------------------------
+
+    def authenticate(self, headers: Mapping[str, str]) -> GatewayKey:
+        """The request's key.
+
+        Raises:
+            Unauthorized: no token, or one no key has.
+        """
+        token = token_of(headers)
+        if token is None:
+            raise Unauthorized("no API key: send Authorization: Bearer <key> or x-api-key: <key>")
+        key = self.keys.find(token)
+        if key is None:
+            raise Unauthorized("unknown API key: it is not in the gateway's keys file")
+        return key
+
+    def names_for(self, key: GatewayKey) -> list[str]:
+        """Every model name the key may send: `auto`, aliases and deployments."""
+        every = [AUTO, *self.registry.aliases, *self.registry.models]
+        return [name for name in every if key.may_use(name)]
+
+    def pool(self, key: GatewayKey, requested: str) -> list[str]:
+        """The deployments that may answer a request of `key` naming `requested`.
+
+        Raises:
+            UnknownModel: no alias or deployment has that name.
+            ModelNotAllowed: the key may not name it.
+        """
+        if requested != AUTO and requested not in self.registry.names:
+            raise UnknownModel(
+                f"model {requested!r} does not exist; GET /v1/models lists those this key may use"
+            )
+        if not key.may_use(requested):
+            raise ModelNotAllowed(
+                f"key {key.id!r} may not use model {requested!r}"
+                f" (it may use: {', '.join(self.names_for(key)) or 'nothing'})"
+            )
+        if requested != AUTO:
+            return self.registry.deployments_for(requested)
+        named = [n for n in key.models if n not in (AUTO, ALL_MODELS)]
+        if ALL_MODELS in key.models or not named:
+            return list(self.registry.models)
+        out: list[str] = []
+        for name in named:
+            try:
+                found = self.registry.deployments_for(name)
+            except ConfigError:
+                continue
+            out.extend(d for d in found if d not in out)
+        return out
+
+    # ---- chat ---------------------------------------------------------------------------
+
+    async def chat(self, call: ChatCall, headers: Mapping[str, str], api: Dialect) -> Outcome:
+        """Answer one chat request; the caller renders it in the client's format.
+
+        Raises:
+            GatewayError: the request is refused or no deployment could answer it.
+        """
+        started = time.perf_counter()
+        key = self.authenticate(headers)
+        pool = self.pool(key, call.requested)
+        if call.stream:
+            raise BadRequest(
+                "stream: true is not supported by this gateway yet; send stream: false"
+            )
+        self.limiter.admit(key)
+        request_id = uuid.uuid4().hex
+        now = datetime.now(UTC)
+        session = identify(headers, call.request.messages, key.tenant)
+        pin = await self.store.pins.get(session.session_id)
+        looping = in_tool_loop(call.request.messages, call.previous_response_id)
+        boundary = classify(pin, looping, now, timedelta(seconds=self.settings.cache_idle_seconds))
+        input_tokens = estimate_input_tokens(call.request)
+        output_tokens = call.request.max_tokens or self.settings.default_max_tokens
+        route = RouteRequest(
+            session_id=session.session_id,
+            tenant=key.tenant,
+            team=key.team,
+            policy=key.policy,
+            name=None if call.requested == AUTO else call.requested,
+            step_id="gateway",
+            needs=["tools"] if call.request.tools else [],
+            expected_input_tokens=input_tokens,
+            expected_output_tokens=output_tokens,
+            headers={k: v for k, v in headers.items() if k not in _PRIVATE_HEADERS},
+            boundary=boundary.value,
+            exclude={
+                d: f"key {key.id} may not use it" for d in self.registry.models if d not in pool
+            },
+        )
+        first, reason = self._first(route, pin, boundary, pool)
+        ledger_id = f"{session.session_id}#{request_id}"
+        holds = wanted(
+            key,
+            self.registry,
+            worst_case(self.registry, pool, input_tokens, output_tokens),
+            input_tokens + output_tokens,
+            now,
+        )
+        await self._reserve(ledger_id, holds)
+        label = boundary.value
+        try:
+            answered = await answer(
+                first,
+                lambda d: self.upstreams.complete(d, call.request),
+                lambda failed: self._failover(route, failed),
+                self.settings,
+                self._failed,
+            )
+        except GatewayError as exc:
+            await self.store.budgets.settle(ledger_id)
+            await audit.record_call(
+                self.store,
+                session.session_id,
+                request_id,
+                datetime.now(UTC),
+                deployment=first,
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                duration_ms=(time.perf_counter() - started) * 1000,
+                payload={
+                    "key": key.id,
+                    "api": api,
+                    "boundary": label,
+                    "outcome": f"error {exc.status}",
+                    "cause": exc.message,
+                    "requested": call.requested,
+                },
+            )
+            GATEWAY_REQUESTS.labels(api, label, str(exc.status)).inc()
+            raise
+        if answered.forced_from:
+            label = Boundary.FAILOVER.value
+        await self._settle(key, ledger_id, holds, answered, request_id)
+        await self._pin(key, session, pin, answered, label, reason, request_id, api)
+        elapsed = time.perf_counter() - started
+        usage = answered.response.usage
+        await audit.record_call(
+            self.store,
+            session.session_id,
+            request_id,
+            datetime.now(UTC),
+            deployment=answered.deployment,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cost_usd=self.registry.models[answered.deployment].cost(
+                usage.input_tokens, usage.output_tokens
+            ),
+            duration_ms=elapsed * 1000,
+            payload={
+                "key": key.id,
+                "api": api,
+                "boundary": label,
+                "outcome": "ok",
+                "requested": call.requested,
+                "session_source": session.source,
+                "failures": [f"{d}: {c}" for d, c in answered.failures],
+            },
+        )
+        GATEWAY_REQUESTS.labels(api, label, "ok").inc()
+        GATEWAY_LATENCY.labels(api, "ok").observe(elapsed)
+        return Outcome(answered=answered, session=session, boundary=label, request_id=request_id)
+
+    def _first(
+        self, route: RouteRequest, pin: Pin | None, boundary: Boundary, pool: list[str]
+    ) -> tuple[str, str]:
+        """The deployment to try first, and why."""
+        if boundary is Boundary.TOOL_LOOP and pin is not None and pin.deployment in pool:
+            return pin.deployment, "pinned: the request continues an open tool loop"
+        current = pin.deployment if pin is not None and boundary is not Boundary.IDLE else None
+        try:
+            decision = self.router.decide(route.model_copy(update={"current": current}))
+        except RoutingError as exc:
+            raise BadRequest(f"no deployment can serve this request: {exc}") from None
+        METRICS.routing_decisions.labels(decision.deployment, reason_label(decision.reason)).inc()
+        return decision.deployment, decision.reason
+
+    def _failover(self, route: RouteRequest, failed: dict[str, str]) -> str | None:
+        try:
+            decision = self.router.decide(
+                route.model_copy(
+                    update={
+                        "exclude": {**route.exclude, **failed},
+                        "boundary": Boundary.FAILOVER.value,
+                        "current": None,
+                    }
+                )
+            )
+        except RoutingError:
+            return None
+        return decision.deployment
+
+    def _failed(self, deployment: str, error: ProviderError) -> None:
+        http = error if isinstance(error, ProviderHTTPError) else None
+        self.router.metrics.record_failure(
+            deployment,
+            str(error)[:200],
+            rate_limited=http is not None and http.status_code == 429,
+            retry_after=http.retry_after if http is not None else None,
+        )
+
+    async def _reserve(self, ledger_id: str, holds: list[Reservation]) -> None:
+        if not holds:
+            return
+        refused = await self.store.budgets.reserve(ledger_id, holds)
+        if refused is not None:
+            usage = await self.store.budgets.usage(refused.scope, refused.period)
+            raise refusal(refused, usage)
+
+    async def _settle(
+        self,
+        key: GatewayKey,
+        ledger_id: str,
+        holds: list[Reservation],
+        answered: Answered,
+        request_id: str,
+    ) -> None:
+        usage = answered.response.usage
+        self.limiter.used(key, usage.total_tokens)
+        if not holds:
+            return
+        cost = self.registry.models[answered.deployment].cost(
+            usage.input_tokens, usage.output_tokens
+        )
+        await self.store.budgets.record_spend(
+            ledger_id,
+            [(h.scope, h.period) for h in holds],
+            cost,
+            usage.total_tokens,
+            key=f"{ledger_id}/spend",
+        )
+        await self.store.budgets.settle(ledger_id)
+
+    async def _pin(
+        self,
+        key: GatewayKey,
+        session: SessionIdentity,
+        pin: Pin | None,
+        answered: Answered,
+        boundary: str,
+        reason: str,
+        request_id: str,
+        api: str,
+    ) -> None:
+        now = datetime.now(UTC)
+        wanted_pin = Pin(
+            session_id=session.session_id,
+            deployment=answered.deployment,
+            key_id=key.id,
+            tenant=key.tenant,
+            team=key.team,
+            phase="loop" if answered.response.message.tool_calls else "final",
+            version=0,
+            updated_at=now,
+        )
+        await self.store.pins.put(wanted_pin, expected_version=pin.version if pin else None)
+        if pin is None:
+            await audit.record_session(self.store, session.session_id, key, api, now)
+        if pin is not None and pin.deployment == answered.deployment:
+            return
+        forced = answered.forced_from is not None
+        payload: JsonObject = {
+            "key": key.id,
+            "boundary": boundary,
+            "from": pin.deployment if pin else None,
+            "to": answered.deployment,
+            "forced": forced,
+            "reason": "forced failover" if forced else reason,
+        }
+        if forced:
+            payload["cause"] = "; ".join(f"{d}: {c}" for d, c in answered.failures)
+        await audit.record_pin(self.store, session.session_id, request_id, now, payload)
+        if pin is not None:
+            METRICS.model_switches.labels(boundary).inc()
+
+    # ---- embeddings ---------------------------------------------------------------------
+
+    async def embeddings(
+        self, body: JsonObject, headers: Mapping[str, str]
+    ) -> tuple[JsonValue, str]:
+        """Forward an embeddings request to the first deployment of its model that has them.
+
+        Returns:
+            The endpoint's body (its `model` naming the deployment) and the deployment.
+        """
+        key = self.authenticate(headers)
+        requested = body.get("model")
+        if not isinstance(requested, str) or not requested:
+            raise BadRequest("body.model: expected a non-empty string")
+        if body.get("input") is None:
+            raise BadRequest("body.input: required")
+        pool = self.pool(key, requested)
+        self.limiter.admit(key)
+        candidates = [
+            d
+            for d in pool
+            if self.registry.providers[self.registry.models[d].provider].kind == "openai"
+        ]
+        if not candidates:
+            raise BadRequest(f"model {requested!r} has no deployment that serves embeddings")
+        causes: list[str] = []
+        for deployment in candidates:
+            try:
+                answer_body = await self.upstreams.embed(deployment, body)
+            except ProviderError as exc:
+                self._failed(deployment, exc)
+                causes.append(f"{deployment}: {exc}")
+                continue
+            if isinstance(answer_body, dict):
+                answer_body["model"] = deployment
+            return answer_body, deployment
+        raise UpstreamFailed("every deployment tried failed: " + "; ".join(causes))

@@ -1,0 +1,131 @@
+"""Which session a request belongs to, whether it is inside a tool loop, and its boundary.
+
+Pure functions over the request, so they are tested without a server.
+
+Identity comes from the first session header present (the order is the precedence):
+`x-session-id`, then the headers agent clients already send: Claude Code's
+`x-claude-code-session-id` (v2.1.86 and later), Codex CLI's `session-id` (and the older
+`session_id`), OpenCode's `x-session-affinity` and `x-opencode-session`, and LiteLLM's
+`x-litellm-session-id`. Without one, the session is a fingerprint of the conversation's
+opening messages (system text and first user message), which every call of one
+conversation repeats verbatim. Ids are namespaced by tenant, so two tenants that pick the
+same session id never share a pin.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.providers.messages import ChatMessage
+from orchestrator.store.pins import Pin
+
+__all__ = [
+    "SESSION_HEADERS",
+    "Boundary",
+    "SessionIdentity",
+    "classify",
+    "identify",
+    "in_tool_loop",
+]
+
+SESSION_HEADERS = (
+    "x-session-id",
+    "x-claude-code-session-id",
+    "session-id",
+    "session_id",
+    "x-session-affinity",
+    "x-opencode-session",
+    "x-litellm-session-id",
+)
+"""Request headers that name a session, in order of precedence (lower case)."""
+
+_MAX_ID = 255
+
+
+class SessionIdentity(BaseModel):
+    """A request's session and where its id came from (`header:<name>` or `fingerprint`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    session_id: str
+    source: str
+
+
+class Boundary(StrEnum):
+    """Where in its session a request falls; only some of them allow a switch."""
+
+    SESSION_START = "session_start"
+    """No pin yet: the router chooses freely."""
+    TOOL_LOOP = "tool_loop"
+    """Inside an open tool loop: the pinned deployment answers."""
+    USER_TURN = "user_turn"
+    """A new user turn after a final answer: a safe boundary, the pin is kept when close."""
+    IDLE = "idle"
+    """Idle longer than a prompt cache lives: a safe boundary with nothing left to keep."""
+    FAILOVER = "failover"
+    """The deployment failed; another one answers, recorded as forced."""
+
+
+def identify(
+    headers: Mapping[str, str], messages: list[ChatMessage], tenant: str
+) -> SessionIdentity:
+    """The request's session: from a session header, else from its opening messages."""
+    for name in SESSION_HEADERS:
+        value = headers.get(name, "").strip()
+        if value and len(value) <= _MAX_ID and value.isprintable():
+            return SessionIdentity(session_id=f"gw:{tenant}:{value}", source=f"header:{name}")
+    digest = hashlib.sha256(tenant.encode())
+    for message in messages:
+        if message.role == "system":
+            digest.update(b"\x00s" + (message.content or "").encode())
+            continue
+        if message.role == "user":
+            digest.update(b"\x00u" + (message.content or "").encode())
+        break
+    return SessionIdentity(
+        session_id=f"gw:{tenant}:fp-{digest.hexdigest()[:24]}", source="fingerprint"
+    )
+
+
+def in_tool_loop(messages: list[ChatMessage], previous_response_id: str | None = None) -> bool:
+    """Whether the request continues an open tool loop.
+
+    True when it carries provider state (`previous_response_id`), or when the last
+    assistant message asked for tools and results for them follow it in this request.
+    """
+    if previous_response_id:
+        return True
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.role != "assistant":
+            continue
+        asked = {call.id for call in message.tool_calls}
+        return bool(asked) and any(
+            later.role == "tool" and later.tool_call_id in asked for later in messages[index + 1 :]
+        )
+    return False
+
+
+def classify(pin: Pin | None, looping: bool, now: datetime, idle: timedelta) -> Boundary:
+    """The boundary a request is at, given its session's pin.
+
+    Args:
+        pin: The session's pin, if any.
+        looping: `in_tool_loop` of the request.
+        now: The request's arrival.
+        idle: How long a provider's prompt cache lives; between turns, a longer pause
+            leaves nothing warm to keep. An open tool loop stays pinned however long it
+            paused: a switch there would change the model under its own tool calls.
+    """
+    if pin is None:
+        return Boundary.SESSION_START
+    if looping:
+        return Boundary.TOOL_LOOP
+    if now - pin.updated_at > idle:
+        return Boundary.IDLE
+    return Boundary.USER_TURN

@@ -1,0 +1,91 @@
+"""The deployments' endpoints: one adapter per deployment, over one shared HTTP client.
+
+A deployment's provider entry says which API it speaks; the adapter of that API
+(`OpenAIProvider` or `AnthropicProvider`) translates the provider-neutral conversation to
+it, so a request that arrived in one format reaches a deployment of the other unchanged
+in meaning. Embeddings go to OpenAI-compatible deployments only.
+"""
+
+from __future__ import annotations
+
+import httpx
+from pydantic import JsonValue
+
+from orchestrator.gateway.errors import BadRequest
+from orchestrator.providers._http import HTTPProvider
+from orchestrator.providers.anthropic import AnthropicProvider
+from orchestrator.providers.messages import ModelRequest, ModelResponse
+from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.providers.registry import ModelRegistry
+from orchestrator.types import JsonObject
+
+__all__ = ["Upstreams"]
+
+
+class _Embeddings(HTTPProvider):
+    """`POST {base_url}/embeddings` of an OpenAI-compatible endpoint, body passed through."""
+
+    path = "/embeddings"
+
+    async def embed(self, body: JsonObject) -> JsonValue:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return await self._post(body, headers, lambda response: response.text.strip())
+
+
+class Upstreams:
+    """Adapters for a models file's deployments, made on first use and kept.
+
+    Args:
+        registry: The models file.
+        client: The HTTP client every adapter shares (connection pooling); its owner
+            closes it.
+    """
+
+    def __init__(self, registry: ModelRegistry, client: httpx.AsyncClient) -> None:
+        self._registry = registry
+        self._client = client
+        self._chat: dict[str, OpenAIProvider | AnthropicProvider] = {}
+        self._embed: dict[str, _Embeddings] = {}
+
+    def _provider_args(self, deployment: str) -> tuple[str, str, str | None, float]:
+        entry = self._registry.models[deployment]
+        provider = self._registry.providers[entry.provider]
+        return provider.kind, provider.base_url, provider.api_key(), provider.timeout_seconds
+
+    async def complete(self, deployment: str, request: ModelRequest) -> ModelResponse:
+        """Send the conversation to `deployment`, under its own model id.
+
+        Raises:
+            ProviderError: as the adapter raises it.
+        """
+        adapter = self._chat.get(deployment)
+        if adapter is None:
+            kind, url, key, timeout = self._provider_args(deployment)
+            cls = AnthropicProvider if kind == "anthropic" else OpenAIProvider
+            adapter = cls(base_url=url, api_key=key, timeout=timeout, http_client=self._client)
+            self._chat[deployment] = adapter
+        model = self._registry.models[deployment].model
+        return await adapter.complete(request.model_copy(update={"model": model}))
+
+    async def embed(self, deployment: str, body: JsonObject) -> JsonValue:
+        """Send an embeddings body to `deployment`, under its own model id.
+
+        Raises:
+            BadRequest: the deployment speaks the Anthropic API, which has no embeddings.
+            ProviderError: as the endpoint failed.
+        """
+        adapter = self._embed.get(deployment)
+        if adapter is None:
+            kind, url, key, timeout = self._provider_args(deployment)
+            if kind != "openai":
+                raise BadRequest(
+                    f"deployment {deployment!r} speaks {kind}, which has no embeddings"
+                )
+            adapter = _Embeddings(
+                base_url=url, api_key=key, timeout=timeout, http_client=self._client
+            )
+            self._embed[deployment] = adapter
+        model = self._registry.models[deployment].model
+        return await adapter.embed({**body, "model": model})

@@ -1,0 +1,139 @@
+"""A gateway on real loopback HTTP in front of the replay model server, for the tests.
+
+Two deployments on the replay server: `strong` (good, dear) and `fast` (cheaper, the
+policy's usual winner). A rule sends requests carrying `x-task: hard` to `strong` only,
+so a test can make the router choose `strong` at one request and `fast` at the next.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+from orchestrator.gateway import Gateway, GatewayKeys, GatewaySettings, gateway_app
+from orchestrator.providers.registry import ModelRegistry
+from orchestrator.replay import LoopbackServer, ReplayScript, ReplayServer
+from orchestrator.store import Store
+from orchestrator.types import JsonObject
+
+TOKEN = "sk-gw-test-token"
+LIMITED = "sk-gw-limited"
+NARROW = "sk-gw-narrow"
+
+
+def sha(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def registry_for(base_url: str, **extra: object) -> ModelRegistry:
+    raw: JsonObject = {
+        "providers": {"replay": {"kind": "openai", "base_url": base_url, "timeout_seconds": 5}},
+        "models": {
+            "strong": {
+                "provider": "replay",
+                "model": "replay-strong",
+                "input_price_per_mtok": 3.0,
+                "output_price_per_mtok": 15.0,
+                "quality": {"default": 0.9},
+                "latency_ms": 2000,
+            },
+            "fast": {
+                "provider": "replay",
+                "model": "replay-fast",
+                "input_price_per_mtok": 0.15,
+                "output_price_per_mtok": 0.6,
+                "quality": {"default": 0.6},
+                "latency_ms": 600,
+            },
+        },
+        "aliases": {
+            "smart": {"deployments": ["strong", "fast"]},
+            "cheap": {"deployments": ["fast"]},
+        },
+        "default_model": "fast",
+        "routing": {
+            "default_policy": "balanced",
+            "policies": {
+                "balanced": {
+                    "rules": [
+                        {
+                            "name": "hard-goes-strong",
+                            "when": '"x-task" in headers && headers["x-task"] == "hard"',
+                            "only": ["strong"],
+                        }
+                    ]
+                }
+            },
+        },
+    }
+    raw.update(extra)  # type: ignore[arg-type]
+    return ModelRegistry.model_validate(raw)
+
+
+def keys(**limited: object) -> GatewayKeys:
+    return GatewayKeys.model_validate(
+        {
+            "keys": [
+                {"id": "main", "token_sha256": sha(TOKEN), "tenant": "acme", "team": "support"},
+                {
+                    "id": "limited",
+                    "token_sha256": sha(LIMITED),
+                    "tenant": "acme",
+                    "team": "ops",
+                    **limited,
+                },
+                {
+                    "id": "narrow",
+                    "token_sha256": sha(NARROW),
+                    "tenant": "beta",
+                    "models": ["cheap"],
+                },
+            ]
+        }
+    )
+
+
+@dataclass
+class Served:
+    """A running gateway, its replay server and its store."""
+
+    gateway: Gateway
+    replay: ReplayServer
+    server: LoopbackServer
+    store: Store
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.server.url}/v1"
+
+
+@contextlib.asynccontextmanager
+async def serve_gateway(
+    script: ReplayScript | Path,
+    store_url: str,
+    *,
+    settings: GatewaySettings | None = None,
+    limited: JsonObject | None = None,
+    replay: ReplayServer | None = None,
+) -> AsyncIterator[Served]:
+    """Replay server, store, gateway and its HTTP server; all closed on exit."""
+    async with contextlib.AsyncExitStack() as stack:
+        if replay is None:
+            replay = await stack.enter_async_context(ReplayServer(script))
+        store = await stack.enter_async_context(await Store.open(store_url))
+        gateway = Gateway(
+            registry_for(replay.base_url),
+            keys(**(limited or {})),
+            store,
+            settings or GatewaySettings(retry_backoff_seconds=0.0),
+        )
+        stack.push_async_callback(gateway.aclose)
+        app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
+        server = await stack.enter_async_context(LoopbackServer(app))
+        yield Served(gateway=gateway, replay=replay, server=server, store=store)
