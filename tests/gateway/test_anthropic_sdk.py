@@ -60,7 +60,7 @@ async def test_anthropic_client_runs_a_tool_loop_on_an_openai_deployment(store_u
         raw = await client.messages.with_raw_response.create(
             model="smart", max_tokens=200, messages=messages, tools=TOOLS, extra_headers=session
         )
-        final = raw.parse()
+        final = await raw.parse()
         assert raw.headers["x-orchestrator-boundary"] == "tool_loop"
         assert raw.headers["x-orchestrator-session"] == "gw:acme:cc-42"
         assert raw.headers["x-orchestrator-session-source"] == "header:x-claude-code-session-id"
@@ -81,7 +81,7 @@ async def test_a_503_mid_loop_fails_over_with_the_conversation_intact(store_url:
         raw = await client.messages.with_raw_response.create(
             model="smart", max_tokens=200, messages=messages, tools=TOOLS, extra_headers=session
         )
-        final = raw.parse()
+        final = await raw.parse()
         assert final.model == "fast"
         assert final.content[0].type == "text"
         assert final.content[0].text == "Order 7 refunded (fast)."
