@@ -31,8 +31,13 @@ def sha(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def registry_for(base_url: str, **extra: object) -> ModelRegistry:
-    raw: JsonObject = {
+def registry_for(base_url: str) -> ModelRegistry:
+    return ModelRegistry.model_validate(registry_raw(base_url))
+
+
+def registry_raw(base_url: str) -> JsonObject:
+    """The models file as YAML would hold it."""
+    return {
         "providers": {"replay": {"kind": "openai", "base_url": base_url, "timeout_seconds": 5}},
         "models": {
             "strong": {
@@ -72,31 +77,32 @@ def registry_for(base_url: str, **extra: object) -> ModelRegistry:
             },
         },
     }
-    raw.update(extra)  # type: ignore[arg-type]
-    return ModelRegistry.model_validate(raw)
 
 
 def keys(**limited: object) -> GatewayKeys:
-    return GatewayKeys.model_validate(
-        {
-            "keys": [
-                {"id": "main", "token_sha256": sha(TOKEN), "tenant": "acme", "team": "support"},
-                {
-                    "id": "limited",
-                    "token_sha256": sha(LIMITED),
-                    "tenant": "acme",
-                    "team": "ops",
-                    **limited,
-                },
-                {
-                    "id": "narrow",
-                    "token_sha256": sha(NARROW),
-                    "tenant": "beta",
-                    "models": ["cheap"],
-                },
-            ]
-        }
-    )
+    return GatewayKeys.model_validate(keys_raw(**limited))
+
+
+def keys_raw(**limited: object) -> JsonObject:
+    """The keys file as YAML would hold it."""
+    return {
+        "keys": [
+            {"id": "main", "token_sha256": sha(TOKEN), "tenant": "acme", "team": "support"},
+            {
+                "id": "limited",
+                "token_sha256": sha(LIMITED),
+                "tenant": "acme",
+                "team": "ops",
+                **limited,
+            },
+            {
+                "id": "narrow",
+                "token_sha256": sha(NARROW),
+                "tenant": "beta",
+                "models": ["cheap"],
+            },
+        ]
+    }
 
 
 @dataclass

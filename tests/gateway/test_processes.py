@@ -1,0 +1,115 @@
+"""Pins live in the store: they survive a gateway restart and are shared by processes.
+
+Each gateway here is a real `orchestrator gateway` process. The first call of a loop goes
+to one process and is routed to `strong` (the `x-task: hard` rule); the rest of the loop,
+without that header, goes elsewhere: routed afresh it would land on `fast`, but the pin in
+the store says `strong`. LiteLLM #38078 is this bug: without session affinity across
+instances, prompt-cache hits fell from about 95% to nearly 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from gw_harness import TOKEN, keys_raw, registry_raw
+from postgres import scratch_database
+
+from orchestrator.devserver import free_port
+from orchestrator.replay import ReplayServer
+
+HERE = Path(__file__).parent
+TOOLS: Any = [{"type": "function", "function": {"name": "get_order", "parameters": {}}}]
+OPENING: Any = [{"role": "user", "content": "Refund order 7"}]
+
+
+@contextlib.asynccontextmanager
+async def gateway_process(project: Path, database_url: str) -> AsyncIterator[str]:
+    """`orchestrator gateway` on a free port; yields its `/v1` URL, stops it with SIGINT."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "orchestrator", "gateway", "--project", str(project), "--port", str(port)),
+        env={
+            **os.environ,
+            "ORCHESTRATOR_DATABASE_URL": database_url,
+            "ORCHESTRATOR_LOG_FORMAT": "json",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            line = ""
+            while "gateway on" not in line:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "orchestrator gateway exited early"
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
+
+
+@pytest.fixture
+async def project(tmp_path: Path) -> AsyncIterator[tuple[Path, ReplayServer]]:
+    async with ReplayServer(HERE / "refund.yaml") as replay:
+        (tmp_path / "models.yaml").write_text(yaml.safe_dump(registry_raw(replay.base_url)))
+        (tmp_path / "gateway_keys.yaml").write_text(yaml.safe_dump(keys_raw()))
+        yield tmp_path, replay
+
+
+async def _chat(url: str, messages: Any, **headers: str) -> httpx.Response:
+    async with httpx.AsyncClient(timeout=30) as http:
+        answer = await http.post(
+            f"{url}/chat/completions",
+            json={"model": "auto", "messages": messages, "tools": TOOLS},
+            headers={"authorization": f"Bearer {TOKEN}", "x-session-id": "shared", **headers},
+        )
+    assert answer.status_code == 200, answer.text
+    return answer
+
+
+def _loop_continues(first: httpx.Response) -> Any:
+    message = first.json()["choices"][0]["message"]
+    call_id = message["tool_calls"][0]["id"]
+    return [*OPENING, message, {"role": "tool", "tool_call_id": call_id, "content": "paid"}]
+
+
+async def test_two_gateway_processes_on_postgresql_share_a_pin(
+    project: tuple[Path, ReplayServer],
+) -> None:
+    folder, replay = project
+    async with (
+        scratch_database() as database_url,
+        gateway_process(folder, database_url) as one,
+        gateway_process(folder, database_url) as two,
+    ):
+        first = await _chat(one, OPENING, **{"x-task": "hard"})
+        assert first.headers["x-orchestrator-deployment"] == "strong"
+        second = await _chat(two, _loop_continues(first))
+    assert second.headers["x-orchestrator-boundary"] == "tool_loop"
+    assert second.json()["model"] == "strong"
+    assert [r.model for r in replay.requests] == ["replay-strong", "replay-strong"]
+
+
+async def test_a_pin_survives_a_gateway_restart(project: tuple[Path, ReplayServer]) -> None:
+    folder, replay = project
+    database_url = f"sqlite+aiosqlite:///{folder / 'state' / 'gateway.db'}"
+    async with gateway_process(folder, database_url) as url:
+        first = await _chat(url, OPENING, **{"x-task": "hard"})
+    async with gateway_process(folder, database_url) as url:
+        second = await _chat(url, _loop_continues(first))
+    assert second.headers["x-orchestrator-boundary"] == "tool_loop"
+    assert second.json()["model"] == "strong"
+    assert [r.model for r in replay.requests] == ["replay-strong", "replay-strong"]
