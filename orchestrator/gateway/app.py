@@ -29,6 +29,7 @@ from orchestrator.gateway.errors import (
 )
 from orchestrator.gateway.openai_wire import parse_chat, render_chat
 from orchestrator.gateway.service import Gateway
+from orchestrator.gateway.stream import stream_response
 from orchestrator.logs import get_logger
 
 __all__ = ["gateway_app", "gateway_routes"]
@@ -54,6 +55,12 @@ async def _body(request: Request, limit: int) -> JsonValue:
     return value
 
 
+def _include_usage(raw: JsonValue) -> bool:
+    """Whether an OpenAI client asked for a usage chunk at the end of its stream."""
+    options = raw.get("stream_options") if isinstance(raw, dict) else None
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def _guarded(
     dialect: Dialect, handler: Callable[[Request], Awaitable[Response]]
 ) -> Callable[[Request], Awaitable[Response]]:
@@ -76,7 +83,11 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
     limit = gateway.settings.max_body_bytes
 
     async def chat_completions(request: Request) -> Response:
-        call = parse_chat(await _body(request, limit))
+        raw = await _body(request, limit)
+        call = parse_chat(raw)
+        if call.stream:
+            admitted = await gateway.admit(call, request.headers, "openai")
+            return await stream_response(gateway, admitted, _include_usage(raw))
         outcome = await gateway.chat(call, request.headers, "openai")
         body = render_chat(
             outcome.answered.response,
@@ -88,6 +99,9 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
 
     async def messages(request: Request) -> Response:
         call = parse_messages(await _body(request, limit))
+        if call.stream:
+            admitted = await gateway.admit(call, request.headers, "anthropic")
+            return await stream_response(gateway, admitted)
         outcome = await gateway.chat(call, request.headers, "anthropic")
         body = render_messages(
             outcome.answered.response,

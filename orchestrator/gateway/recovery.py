@@ -22,7 +22,7 @@ from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.errors import GatewayError, UpstreamFailed
 from orchestrator.providers.messages import ModelResponse
 
-__all__ = ["Answered", "UpstreamRejected", "after_failure", "answer"]
+__all__ = ["Answered", "StreamCut", "UpstreamRejected", "after_failure", "answer"]
 
 
 class UpstreamRejected(GatewayError):
@@ -34,6 +34,13 @@ class UpstreamRejected(GatewayError):
     def __init__(self, message: str, status: int) -> None:
         super().__init__(message)
         self.status = status
+
+
+class StreamCut(UpstreamFailed):
+    """The answer broke off after part of it reached the client: never finished elsewhere."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ async def answer(
     next_deployment: Callable[[dict[str, str]], str | None],
     settings: GatewaySettings,
     on_failure: Callable[[str, ProviderError], None],
+    committed: Callable[[], bool] = lambda: False,
 ) -> Answered:
     """Get an answer from `first`, retrying and failing over within the deadline.
 
@@ -87,10 +95,13 @@ async def answer(
             or None when none is left.
         settings: Retries, backoff and deadline.
         on_failure: Told of every failure (live metrics, cooldowns).
+        committed: Whether part of an answer already reached the client: then a failure
+            ends the request (`StreamCut`), it is neither retried nor failed over.
 
     Raises:
         UpstreamRejected: the endpoint refused the request.
         UpstreamFailed: every deployment tried failed, or the deadline passed; names each.
+        StreamCut: the answer failed after part of it was sent to the client.
     """
     deadline = time.monotonic() + settings.request_timeout_seconds
     failures: list[tuple[str, str]] = []
@@ -115,6 +126,11 @@ async def answer(
                 cause = str(error)
                 failures.append((deployment, cause))
                 on_failure(deployment, error)
+                if committed():
+                    raise StreamCut(
+                        f"the stream from {deployment} was cut after it started: {cause};"
+                        " it is not continued on another model, send the request again"
+                    ) from None
                 decision = after_failure(error, attempt, settings, deadline - time.monotonic())
                 if decision.action == "reject":
                     status = error.status_code if isinstance(error, ProviderHTTPError) else 400

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -46,7 +46,9 @@ from orchestrator.gateway.sessions import (
 )
 from orchestrator.gateway.upstream import Upstreams
 from orchestrator.observability.metrics import METRICS, reason_label
+from orchestrator.providers.messages import ModelResponse, Usage
 from orchestrator.providers.registry import ModelRegistry
+from orchestrator.providers.streaming import DeltaSink
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
 from orchestrator.store.budgets import Reservation
@@ -54,7 +56,7 @@ from orchestrator.store.pins import Pin
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["AUTO", "Gateway", "Outcome"]
+__all__ = ["AUTO", "Admitted", "Gateway", "Outcome"]
 
 AUTO = "auto"
 """The model name that lets the routing policy choose among everything the key may use."""
@@ -83,6 +85,26 @@ class Outcome:
         if self.answered.forced_from:
             out["x-orchestrator-failover-from"] = self.answered.forced_from
         return out
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A chat request that passed its checks and holds its budget: ready to be sent."""
+
+    key: GatewayKey
+    call: ChatCall
+    api: Dialect
+    session: SessionIdentity
+    pin: Pin | None
+    boundary: Boundary
+    route: RouteRequest
+    first: str
+    """The deployment to try first: the pin inside a loop, else the router's choice."""
+    reason: str
+    ledger_id: str
+    holds: list[Reservation]
+    request_id: str
+    started: float
 
 
 class Gateway:
@@ -171,18 +193,22 @@ class Gateway:
     # ---- chat ---------------------------------------------------------------------------
 
     async def chat(self, call: ChatCall, headers: Mapping[str, str], api: Dialect) -> Outcome:
-        """Answer one chat request; the caller renders it in the client's format.
+        """Answer one chat request whole; the caller renders it in the client's format.
 
         Raises:
             GatewayError: the request is refused or no deployment could answer it.
         """
+        return await self.run(await self.admit(call, headers, api))
+
+    async def admit(self, call: ChatCall, headers: Mapping[str, str], api: Dialect) -> Admitted:
+        """Check, identify, route and reserve: everything before the first upstream byte.
+
+        Raises:
+            GatewayError: the request is refused (401, 403, 404, 402, 429, 400).
+        """
         started = time.perf_counter()
         key = self.authenticate(headers)
         pool = self.pool(key, call.requested)
-        if call.stream:
-            raise BadRequest(
-                "stream: true is not supported by this gateway yet; send stream: false"
-            )
         self.limiter.admit(key)
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
@@ -218,69 +244,109 @@ class Gateway:
             now,
         )
         await self._reserve(ledger_id, holds)
-        label = boundary.value
+        return Admitted(
+            key=key,
+            call=call,
+            api=api,
+            session=session,
+            pin=pin,
+            boundary=boundary,
+            route=route,
+            first=first,
+            reason=reason,
+            ledger_id=ledger_id,
+            holds=holds,
+            request_id=request_id,
+            started=started,
+        )
+
+    async def run(
+        self,
+        admitted: Admitted,
+        on_delta: Callable[[str], DeltaSink] | None = None,
+        committed: Callable[[], bool] = lambda: False,
+    ) -> Outcome:
+        """Get the answer of an admitted request; write spend, pin and audit.
+
+        Args:
+            admitted: What `admit` returned.
+            on_delta: For a streaming client: the sink of an attempt on a deployment.
+            committed: Whether the client has been sent part of an answer; a failure after
+                that ends the stream instead of failing over.
+
+        Raises:
+            GatewayError: no deployment could answer, or the stream was cut.
+        """
+        a = admitted
+        request = a.call.request
+        if on_delta is not None:
+            request = request.model_copy(update={"stream": True})
+
+        async def call(deployment: str) -> ModelResponse:
+            sink = on_delta(deployment) if on_delta is not None else None
+            return await self.upstreams.complete(deployment, request, sink)
+
+        label = a.boundary.value
         try:
             answered = await answer(
-                first,
-                lambda d: self.upstreams.complete(d, call.request),
-                lambda failed: self._failover(route, failed),
+                a.first,
+                call,
+                lambda failed: self._failover(a.route, failed),
                 self.settings,
                 self._failed,
+                committed,
             )
         except GatewayError as exc:
-            await self.store.budgets.settle(ledger_id)
-            await audit.record_call(
-                self.store,
-                session.session_id,
-                request_id,
-                datetime.now(UTC),
-                deployment=first,
-                input_tokens=0,
-                output_tokens=0,
-                cost_usd=0.0,
-                duration_ms=(time.perf_counter() - started) * 1000,
-                payload={
-                    "key": key.id,
-                    "api": api,
-                    "boundary": label,
-                    "outcome": f"error {exc.status}",
-                    "cause": exc.message,
-                    "requested": call.requested,
-                },
-            )
-            GATEWAY_REQUESTS.labels(api, label, str(exc.status)).inc()
+            await self.store.budgets.settle(a.ledger_id)
+            await self._record(a, a.first, None, f"error {exc.status}", label, exc.message)
+            GATEWAY_REQUESTS.labels(a.api, label, str(exc.status)).inc()
             raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
-        await self._settle(key, ledger_id, holds, answered, request_id)
-        await self._pin(key, session, pin, answered, label, reason, request_id, api)
-        elapsed = time.perf_counter() - started
-        usage = answered.response.usage
+        await self._settle(a.key, a.ledger_id, a.holds, answered)
+        await self._pin(a, answered, label)
+        await self._record(a, answered.deployment, answered, "ok", label, None)
+        GATEWAY_REQUESTS.labels(a.api, label, "ok").inc()
+        GATEWAY_LATENCY.labels(a.api, "ok").observe(time.perf_counter() - a.started)
+        return Outcome(
+            answered=answered, session=a.session, boundary=label, request_id=a.request_id
+        )
+
+    async def _record(
+        self,
+        a: Admitted,
+        deployment: str,
+        answered: Answered | None,
+        outcome: str,
+        label: str,
+        cause: str | None,
+    ) -> None:
+        usage = answered.response.usage if answered is not None else Usage()
+        payload: JsonObject = {
+            "key": a.key.id,
+            "api": a.api,
+            "boundary": label,
+            "outcome": outcome,
+            "requested": a.call.requested,
+            "session_source": a.session.source,
+            "stream": a.call.stream,
+        }
+        if cause is not None:
+            payload["cause"] = cause
+        if answered is not None and answered.failures:
+            payload["failures"] = [f"{d}: {c}" for d, c in answered.failures]
         await audit.record_call(
             self.store,
-            session.session_id,
-            request_id,
+            a.session.session_id,
+            a.request_id,
             datetime.now(UTC),
-            deployment=answered.deployment,
+            deployment=deployment,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
-            cost_usd=self.registry.models[answered.deployment].cost(
-                usage.input_tokens, usage.output_tokens
-            ),
-            duration_ms=elapsed * 1000,
-            payload={
-                "key": key.id,
-                "api": api,
-                "boundary": label,
-                "outcome": "ok",
-                "requested": call.requested,
-                "session_source": session.source,
-                "failures": [f"{d}: {c}" for d, c in answered.failures],
-            },
+            cost_usd=self.registry.models[deployment].cost(usage.input_tokens, usage.output_tokens),
+            duration_ms=(time.perf_counter() - a.started) * 1000,
+            payload=payload,
         )
-        GATEWAY_REQUESTS.labels(api, label, "ok").inc()
-        GATEWAY_LATENCY.labels(api, "ok").observe(elapsed)
-        return Outcome(answered=answered, session=session, boundary=label, request_id=request_id)
 
     def _first(
         self, route: RouteRequest, pin: Pin | None, boundary: Boundary, pool: list[str]
@@ -334,7 +400,6 @@ class Gateway:
         ledger_id: str,
         holds: list[Reservation],
         answered: Answered,
-        request_id: str,
     ) -> None:
         usage = answered.response.usage
         self.limiter.used(key, usage.total_tokens)
@@ -352,45 +417,36 @@ class Gateway:
         )
         await self.store.budgets.settle(ledger_id)
 
-    async def _pin(
-        self,
-        key: GatewayKey,
-        session: SessionIdentity,
-        pin: Pin | None,
-        answered: Answered,
-        boundary: str,
-        reason: str,
-        request_id: str,
-        api: str,
-    ) -> None:
+    async def _pin(self, a: Admitted, answered: Answered, boundary: str) -> None:
         now = datetime.now(UTC)
+        pin = a.pin
         wanted_pin = Pin(
-            session_id=session.session_id,
+            session_id=a.session.session_id,
             deployment=answered.deployment,
-            key_id=key.id,
-            tenant=key.tenant,
-            team=key.team,
+            key_id=a.key.id,
+            tenant=a.key.tenant,
+            team=a.key.team,
             phase="loop" if answered.response.message.tool_calls else "final",
             version=0,
             updated_at=now,
         )
         await self.store.pins.put(wanted_pin, expected_version=pin.version if pin else None)
         if pin is None:
-            await audit.record_session(self.store, session.session_id, key, api, now)
+            await audit.record_session(self.store, a.session.session_id, a.key, a.api, now)
         if pin is not None and pin.deployment == answered.deployment:
             return
         forced = answered.forced_from is not None
         payload: JsonObject = {
-            "key": key.id,
+            "key": a.key.id,
             "boundary": boundary,
             "from": pin.deployment if pin else None,
             "to": answered.deployment,
             "forced": forced,
-            "reason": "forced failover" if forced else reason,
+            "reason": "forced failover" if forced else a.reason,
         }
         if forced:
             payload["cause"] = "; ".join(f"{d}: {c}" for d, c in answered.failures)
-        await audit.record_pin(self.store, session.session_id, request_id, now, payload)
+        await audit.record_pin(self.store, a.session.session_id, a.request_id, now, payload)
         if pin is not None:
             METRICS.model_switches.labels(boundary).inc()
 

@@ -17,6 +17,7 @@ from orchestrator.providers.anthropic import AnthropicProvider
 from orchestrator.providers.messages import ModelRequest, ModelResponse
 from orchestrator.providers.openai import OpenAIProvider
 from orchestrator.providers.registry import ModelRegistry
+from orchestrator.providers.streaming import DeltaSink
 from orchestrator.types import JsonObject
 
 __all__ = ["Upstreams"]
@@ -54,7 +55,9 @@ class Upstreams:
         provider = self._registry.providers[entry.provider]
         return provider.kind, provider.base_url, provider.api_key(), provider.timeout_seconds
 
-    async def complete(self, deployment: str, request: ModelRequest) -> ModelResponse:
+    async def complete(
+        self, deployment: str, request: ModelRequest, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
         """Send the conversation to `deployment`, under its own model id.
 
         Raises:
@@ -67,7 +70,7 @@ class Upstreams:
             adapter = cls(base_url=url, api_key=key, timeout=timeout, http_client=self._client)
             self._chat[deployment] = adapter
         model = self._registry.models[deployment].model
-        return await adapter.complete(request.model_copy(update={"model": model}))
+        return await adapter.complete(request.model_copy(update={"model": model}), on_delta)
 
     async def embed(self, deployment: str, body: JsonObject) -> JsonValue:
         """Send an embeddings body to `deployment`, under its own model id.

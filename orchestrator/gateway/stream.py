@@ -1,0 +1,109 @@
+"""A streaming chat request: the upstream call as a task, its deltas relayed as SSE.
+
+The response starts only when the first piece of the answer arrives (or the whole answer,
+from a deployment that does not stream), so retries and failovers before it are invisible
+to the client and the headers name the deployment that really answers. From the first
+relayed byte on, the attempt is committed: a failure ends the stream with an error event
+in the client's format instead of handing the rest to another model (LiteLLM #31067: a
+mid-stream fallback turned tool calls into prose). A client that disconnects cancels the
+upstream call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from starlette.responses import Response, StreamingResponse
+
+from orchestrator.gateway.errors import GatewayError, error_response
+from orchestrator.gateway.service import Admitted, Gateway, Outcome
+from orchestrator.gateway.sessions import Boundary
+from orchestrator.gateway.sse import AnthropicStream, OpenAIStream, StreamEncoder
+from orchestrator.providers.streaming import DeltaSink, ModelDelta
+
+__all__ = ["stream_response"]
+
+_Item = tuple[str, ModelDelta] | Outcome | GatewayError
+
+
+async def stream_response(
+    gateway: Gateway, admitted: Admitted, include_usage: bool = False
+) -> Response:
+    """The SSE response of an admitted request, or its error as JSON if nothing was sent."""
+    queue: asyncio.Queue[_Item] = asyncio.Queue()
+    relayed = [False]
+
+    def sink_for(deployment: str) -> DeltaSink:
+        async def sink(delta: ModelDelta) -> None:
+            relayed[0] = True
+            await queue.put((deployment, delta))
+
+        return sink
+
+    async def run() -> None:
+        try:
+            await queue.put(await gateway.run(admitted, sink_for, lambda: relayed[0]))
+        except GatewayError as exc:
+            await queue.put(exc)
+
+    task = asyncio.create_task(run())
+    first = await queue.get()
+    if isinstance(first, GatewayError):
+        await task
+        return error_response(first, admitted.api, {})
+    deployment = first[0] if isinstance(first, tuple) else first.answered.deployment
+    encoder = _encoder(admitted, deployment, include_usage)
+    boundary = admitted.boundary.value if deployment == admitted.first else Boundary.FAILOVER
+    headers = {
+        "x-orchestrator-deployment": deployment,
+        "x-orchestrator-boundary": str(boundary),
+        "x-orchestrator-session": admitted.session.session_id,
+        "x-orchestrator-session-source": admitted.session.source,
+        "x-request-id": admitted.request_id,
+        "cache-control": "no-cache",
+    }
+    return StreamingResponse(
+        _events(encoder, first, queue, task),
+        media_type="text/event-stream",
+        headers=headers,
+    )
+
+
+def _encoder(admitted: Admitted, deployment: str, include_usage: bool) -> StreamEncoder:
+    if admitted.api == "anthropic":
+        return AnthropicStream(deployment, f"msg_{admitted.request_id}")
+    return OpenAIStream(
+        deployment, f"chatcmpl-{admitted.request_id}", int(time.time()), include_usage
+    )
+
+
+async def _events(
+    encoder: StreamEncoder,
+    first: _Item,
+    queue: asyncio.Queue[_Item],
+    task: asyncio.Task[None],
+) -> AsyncIterator[bytes]:
+    item = first
+    try:
+        for chunk in encoder.start():
+            yield chunk
+        while True:
+            if isinstance(item, GatewayError):
+                for chunk in encoder.error(item):
+                    yield chunk
+                return
+            if isinstance(item, Outcome):
+                for chunk in encoder.finish(item.answered.response):
+                    yield chunk
+                return
+            for chunk in encoder.delta(item[1]):
+                yield chunk
+            item = await queue.get()
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
