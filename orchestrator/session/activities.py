@@ -36,6 +36,7 @@ from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
+from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
     MAX_ANSWER_BYTES,
@@ -221,6 +222,7 @@ class SessionActivities:
             default_model=self.runtime.models.default_model,
             models=self.runtime.models.names,
             subplans=subplans,
+            call_timeouts=call_timeouts(self.runtime.models),
         )
 
     @activity.defn(name=names.CALL_MODEL)

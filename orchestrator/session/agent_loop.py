@@ -316,7 +316,7 @@ class AgentLoop(SkillCalls):
                 )
             try:
                 result = await self._activity(
-                    names.CALL_MODEL, ask, ModelCallResult, self._start.options.model_call
+                    names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(model)
                 )
             except ActivityError as exc:
                 if self._routing and unavailable(exc):

@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from orchestrator.session import names
+from orchestrator.session.call_timeouts import model_call_options
 from orchestrator.session.types import (
     Ack,
     ActivityOptions,
@@ -93,6 +94,11 @@ class SessionCore:
             run_id=info.run_id,
             step_id=step_id,
         )
+
+    def _model_call_options(self, model: str) -> ActivityOptions:
+        """The model-call activity's options for `model`, timed by its endpoint's timeout."""
+        timeouts = self._setup.call_timeouts if self._setup is not None else {}
+        return model_call_options(self._start.options.model_call, timeouts.get(model))
 
     def _account(self, result: ModelCallResult) -> None:
         usage = result.response.usage

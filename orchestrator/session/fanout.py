@@ -124,7 +124,7 @@ class FanOut(AgentLoop):
         )
         try:
             result = await self._activity(
-                names.CALL_MODEL, ask, ModelCallResult, self._start.options.model_call
+                names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(model)
             )
         except ActivityError as exc:
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)

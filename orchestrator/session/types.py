@@ -135,6 +135,10 @@ class SessionSetup(BaseModel):
     """Every model name the registry knows, so a switch request can be checked."""
     subplans: dict[str, Plan] = Field(default_factory=dict)
     """Every plan the session may run as a sub-plan (at any depth), by name."""
+    call_timeouts: dict[str, float] = Field(default_factory=dict)
+    """Each model name's endpoint `timeout_seconds`, from which a model call's activity
+    timeout is derived (`call_timeouts.model_call_options`); empty in histories recorded
+    before it existed, which keep the session's fixed timeout."""
 
 
 class Boundary(StrEnum):
