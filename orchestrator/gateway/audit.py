@@ -31,10 +31,10 @@ async def record_session(
             workflow_id=session_id,
             run_id=RUN_ID,
             plan_name="gateway",
-            plan_version=api,
+            plan_version="1",
             tenant=key.tenant,
             team=key.team,
-            input={"key": key.id},
+            input={"key": key.id, "api": api},
             started_at=now,
         )
     )
