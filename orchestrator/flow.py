@@ -63,7 +63,11 @@ def agent_step(
     output_schema: JsonObject | None = None,
     **fields: JsonValue,
 ) -> AgentStep:
-    """A goal worked by one pinned model in a tool loop (`fields`: max_rounds, on_reject, ...)."""
+    """A goal worked by one pinned model in a tool loop.
+
+    `fields` are the rest of `AgentStep`: max_rounds, on_reject, max_tokens, temperature,
+    on_truncation, ...
+    """
     return AgentStep.model_validate(
         {
             "id": step_id,

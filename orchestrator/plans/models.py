@@ -95,6 +95,15 @@ class AgentStep(_Step):
     output_schema: JsonSchema | None = None
     """JSON Schema the final answer must fit: the answer must be JSON, and the step's
     output is the parsed value, whose fields later steps and conditions can read."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Longest answer the model may give per call; empty: the deployment's `max_tokens`,
+    then the endpoint's own limit (4096 for Anthropic, which requires one)."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature sent with each call; empty: the endpoint's default."""
+    on_truncation: Literal["fail", "continue"] = "fail"
+    """What an answer cut off at the output limit does: `fail` the step, naming the
+    deployment and the limit; or `continue`: the cut text is kept and the model asked to
+    go on, up to `max_rounds` calls. A cut tool call always fails: its arguments are lost."""
 
     @model_validator(mode="after")
     def _cascade_pair(self) -> AgentStep:

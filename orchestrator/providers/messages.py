@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from orchestrator.types import JsonObject
 
 __all__ = [
+    "TRUNCATED",
     "ChatMessage",
     "ModelRequest",
     "ModelResponse",
@@ -21,6 +22,9 @@ __all__ = [
     "ToolDefinition",
     "Usage",
 ]
+
+TRUNCATED = frozenset({"length", "max_tokens"})
+"""Finish reasons meaning the output limit cut the answer off (OpenAI's and Anthropic's)."""
 
 
 class ToolCall(BaseModel):
@@ -89,5 +93,12 @@ class ModelResponse(BaseModel):
     message: ChatMessage
     usage: Usage
     finish_reason: str | None = None
+    """Why the answer ended, as the endpoint said it (`stop`, `tool_calls`, `length`;
+    Anthropic's `end_turn`, `tool_use`, `max_tokens`)."""
     provider_model: str | None = None
     """The model id the endpoint reports having used (may differ from the request)."""
+
+    @property
+    def truncated(self) -> bool:
+        """The answer was cut off at the output limit (`length` or `max_tokens`)."""
+        return self.finish_reason in TRUNCATED

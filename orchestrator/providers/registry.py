@@ -91,6 +91,9 @@ class ModelEntry(BaseModel):
     stream: bool = True
     """Ask for the answer as a stream (SSE), so watchers see tokens as they come and the
     call heartbeats while it runs; `false` for endpoints that cannot stream."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Default longest answer per call, unless a step sets its own; for `kind: anthropic`
+    4096 when neither does (its API requires a limit)."""
     endpoint_retries: bool = False
     """The endpoint retries failed calls itself (a LiteLLM proxy with `num_retries`, a
     gateway with fallbacks): a 429, 5xx or timeout it answers is final, so the call is made

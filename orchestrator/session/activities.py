@@ -233,11 +233,18 @@ class SessionActivities:
                 entry, provider = self.runtime.model(call.model)
             except ConfigError as exc:
                 raise ApplicationError(str(exc), type=NON_RETRYABLE, non_retryable=True) from None
+            max_tokens = call.max_tokens or entry.max_tokens
             started = time.perf_counter()
             try:
                 async with _heartbeating():
                     response = await provider.complete(
-                        ModelRequest(model=entry.model, messages=call.messages, tools=call.tools)
+                        ModelRequest(
+                            model=entry.model,
+                            messages=call.messages,
+                            tools=call.tools,
+                            max_tokens=max_tokens,
+                            temperature=call.temperature,
+                        )
                     )
             except ProviderError as exc:
                 log.warning(
@@ -293,7 +300,11 @@ class SessionActivities:
                 ms=round(duration_ms, 1),
             )
             result = ModelCallResult(
-                response=response, cost_usd=cost, deployment=entry.model, duration_ms=duration_ms
+                response=response,
+                cost_usd=cost,
+                deployment=entry.model,
+                duration_ms=duration_ms,
+                max_tokens=max_tokens,
             )
             size = model_size(result)
             if size > MAX_ANSWER_BYTES:

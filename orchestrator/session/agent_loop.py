@@ -29,6 +29,7 @@ from orchestrator.session.payloads import (
 from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.templating import render_text
+from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
 from orchestrator.session.types import (
     Boundary,
     CheckAnswerInput,
@@ -307,6 +308,8 @@ class AgentLoop(SkillCalls):
                 model=model,
                 messages=messages,
                 tools=tools,
+                max_tokens=step.max_tokens,
+                temperature=step.temperature,
             )
             if self._routing:
                 ask.attempt, ask.tenant, ask.team = (
@@ -314,28 +317,22 @@ class AgentLoop(SkillCalls):
                     self._start.tenant,
                     self._start.team,
                 )
-            try:
-                result = await self._activity(
-                    names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(model)
-                )
-            except ActivityError as exc:
-                if self._routing and unavailable(exc):
-                    raise DeploymentDown(activity_cause(exc)[1]) from None
-                if activity_cause(exc)[0] == PAYLOAD_TOO_LARGE:
-                    raise self._refused(exc) from None
-                if workflow.patched(MODEL_FAILURE_PATCH):
-                    self._state.in_tool_loop = False
-                    raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
-                raise
+            result = await self._call_model(ask)
             state.rounds = round_no + 1
             self._account(result)
             state.cost_usd += result.cost_usd
             self._state.model_calls += 1
             answer = result.response.message
             messages.append(answer)
+            if result.response.truncated and workflow.patched(names.TRUNCATION_PATCH):
+                if step.on_truncation == "fail" or answer.tool_calls:
+                    self._state.in_tool_loop = False
+                    raise StepFailed(truncation_failure(step.id, model, result))
+                messages.append(ChatMessage(role="user", content=CONTINUE_PROMPT))
+                continue
             if not answer.tool_calls:
                 self._state.in_tool_loop = False
-                return answer.content or ""
+                return joined_answer(messages)
             self._state.in_tool_loop = True
             for index, call in enumerate(answer.tool_calls):
                 content = await self._tool_call(step, f"{prefix}{round_no}.{index}", call)
@@ -344,6 +341,22 @@ class AgentLoop(SkillCalls):
                 )
         self._state.in_tool_loop = False
         raise StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
+
+    async def _call_model(self, ask: ModelCallInput) -> ModelCallResult:
+        """One model call of the loop; a failure for good ends the step or fails over."""
+        try:
+            return await self._activity(
+                names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(ask.model)
+            )
+        except ActivityError as exc:
+            if self._routing and unavailable(exc):
+                raise DeploymentDown(activity_cause(exc)[1]) from None
+            if activity_cause(exc)[0] == PAYLOAD_TOO_LARGE:
+                raise self._refused(exc) from None
+            if workflow.patched(MODEL_FAILURE_PATCH):
+                self._state.in_tool_loop = False
+                raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
+            raise
 
     def _check_conversation(
         self, step: AgentStep, round_no: int, messages: list[ChatMessage]

@@ -21,6 +21,7 @@ from orchestrator.session.core import StepFailed
 from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
 from orchestrator.session.limits import fanout_limit
 from orchestrator.session.templating import render_text, render_value
+from orchestrator.session.truncation import truncation_failure
 from orchestrator.session.types import (
     ModelCallInput,
     ModelCallResult,
@@ -132,6 +133,8 @@ class FanOut(AgentLoop):
         self._account(result)
         self._state.model_calls += 1
         message = result.response.message
+        if result.response.truncated and workflow.patched(names.TRUNCATION_PATCH):
+            return None, truncation_failure(step_id, model, result, continuable=False)
         if message.tool_calls:
             return None, "asked for tools; an ensemble step offers none"
         return message.content, None

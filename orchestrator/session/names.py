@@ -27,6 +27,7 @@ __all__ = [
     "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
+    "TRUNCATION_PATCH",
     "WORKFLOW_NAME",
     "workflow_id_for",
 ]
@@ -58,6 +59,10 @@ DECISION_DURABLE_PATCH = "decision-durable-v1"
 """A decision is stored only after the workflow task that took it is saved."""
 """The approval wait writes partial approvals and delegations as audit events when they
 happen, and a request may be delegated; histories recorded before it replay the old wait."""
+TRUNCATION_PATCH = "truncation-v1"
+"""An answer cut off at the output limit fails the step (or is continued, per the step's
+`on_truncation`) instead of passing as final; histories recorded before it replay as they
+ran. Covered by tests/session/test_model_calls.py."""
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"

@@ -179,6 +179,9 @@ class ModelCallInput(BaseModel):
     """How many times the step was rolled back to its start after a forced failover."""
     tenant: str = "default"
     team: str = "default"
+    max_tokens: int | None = None
+    """The step's output limit; empty: the deployment's."""
+    temperature: float | None = None
 
 
 class ModelCallResult(BaseModel):
@@ -188,6 +191,8 @@ class ModelCallResult(BaseModel):
     cost_usd: float
     deployment: str
     duration_ms: float
+    max_tokens: int | None = None
+    """The output limit the call was sent with (None: the endpoint's own)."""
 
 
 class SkillCallInput(BaseModel):

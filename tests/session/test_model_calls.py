@@ -1,5 +1,7 @@
-"""A model call as a session makes it, on a real dev server against an OpenAI-compatible
-endpoint on loopback: its activity timeout comes from the deployment.
+"""A model call as a session makes it, on a real dev server against OpenAI- and
+Anthropic-compatible endpoints on loopback: its activity timeout comes from the
+deployment; a step's max_tokens and temperature reach the wire; an answer cut off at the
+output limit fails the step (or is continued) instead of passing as final.
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowFailureError
 
-from orchestrator.plans import parse_plan
+from orchestrator.plans import Plan, parse_plan
 from orchestrator.replay import LoopbackServer
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import CALL_MARGIN, model_call_options
+from orchestrator.session.truncation import CONTINUE_PROMPT
 from orchestrator.session.types import ActivityOptions
 from orchestrator.settings import Settings
+from orchestrator.store.records import SessionStatus
 from orchestrator.types import JsonObject
 from orchestrator.worker import build_worker
 
@@ -71,7 +75,7 @@ Answer = Callable[[JsonObject], JsonObject]
 
 @dataclass
 class Endpoint:
-    """An OpenAI-compatible endpoint whose answers the test decides."""
+    """OpenAI- and Anthropic-compatible routes whose answers the test decides."""
 
     answer: Answer = _answer
     bodies: list[JsonObject] = field(default_factory=list)
@@ -80,6 +84,14 @@ class Endpoint:
         body = await request.json()
         self.bodies.append(body)
         return JSONResponse(self.answer(body))
+
+    def app(self) -> Starlette:
+        return Starlette(
+            routes=[
+                Route("/v1/chat/completions", self.chat, methods=["POST"]),
+                Route("/v1/messages", self.chat, methods=["POST"]),
+            ]
+        )
 
 
 @dataclass
@@ -98,8 +110,7 @@ async def session_env(
 
         async def make(models: str = MODELS) -> Env:
             endpoint = Endpoint()
-            app = Starlette(routes=[Route("/v1/chat/completions", endpoint.chat, methods=["POST"])])
-            server = await stack.enter_async_context(LoopbackServer(app))
+            server = await stack.enter_async_context(LoopbackServer(endpoint.app()))
             monkeypatch.setenv("FAKE_OPENAI_URL", f"{server.url}/v1")
             path = tmp_path / "models.yaml"
             path.write_text(models)
@@ -123,6 +134,16 @@ def test_the_activity_timeout_follows_the_deployment() -> None:
     assert model_call_options(base, None) is base  # recorded before timeouts were known
 
 
+async def _failure(env: Env, plan: Plan) -> str:
+    """The message a session that must fail ends with; its record says failed too."""
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    with pytest.raises(WorkflowFailureError) as info:
+        await handle.result()
+    record = await env.runtime.store.get_session(handle.id.removeprefix("session-"))
+    assert record is not None and record.status is SessionStatus.FAILED
+    return str(info.value.cause)
+
+
 async def test_a_slow_deployment_gets_its_own_timeout(
     session_env: Callable[..., Awaitable[Env]],
 ) -> None:
@@ -139,3 +160,114 @@ async def test_a_slow_deployment_gets_its_own_timeout(
     # slow-local waits up to 600 s for its endpoint: cutting it at 120 s would throw the
     # answer away and regenerate it on every retry. quick keeps the session's 120 s.
     assert timeouts == [timedelta(seconds=630), timedelta(seconds=120)]
+
+
+TRUNCATING = """
+providers:
+  openai: {kind: openai, base_url: "${FAKE_OPENAI_URL}"}
+  claude: {kind: anthropic, base_url: "${FAKE_OPENAI_URL}"}
+models:
+  writer: {provider: openai, model: gpt-x}
+  claude: {provider: claude, model: claude-x, max_tokens: 1000}
+default_model: writer
+"""
+
+
+def _plan(step: str) -> Plan:
+    return parse_plan(f"name: cut\nsteps:\n  - {step}\n", "cut.yaml")
+
+
+def _cut_chat(parts: list[str], *, tool_call: bool = False) -> Answer:
+    """Answers `parts` in turn; all but the last are cut off at the limit."""
+
+    def answer(body: JsonObject) -> JsonObject:
+        n = sum(1 for m in body["messages"] if m["role"] == "assistant")  # type: ignore[union-attr,index]
+        last = n == len(parts) - 1
+        message: JsonObject = {"role": "assistant", "content": parts[n]}
+        if tool_call and not last:
+            message["tool_calls"] = [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "tickets_get", "arguments": '{"ticket_id": "T-10'},
+                }
+            ]
+        reply = _answer(body)
+        reply["choices"] = [
+            {"index": 0, "message": message, "finish_reason": "stop" if last else "length"}
+        ]
+        return reply
+
+    return answer
+
+
+async def test_a_cut_answer_fails_the_step_naming_the_deployment_and_limit(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(TRUNCATING)
+    env.endpoint.answer = _cut_chat(["The refund policy says that", "unused"])
+    plan = _plan("{id: draft, type: agent, goal: Write., max_tokens: 50, temperature: 0.2}")
+    error = await _failure(env, plan)
+    assert "step 'draft': the answer of 'writer' (model 'gpt-x') was cut off at max_tokens=50" in (
+        error
+    )
+    assert "on_truncation: continue" in error
+    assert len(env.endpoint.bodies) == 1
+    assert (env.endpoint.bodies[0]["max_tokens"], env.endpoint.bodies[0]["temperature"]) == (
+        50,
+        0.2,
+    )
+
+
+async def test_a_cut_tool_call_fails_even_when_continuing(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(TRUNCATING)
+    env.endpoint.answer = _cut_chat(["", "unused"], tool_call=True)
+    plan = _plan(
+        "{id: look, type: agent, goal: Look., skills: [tickets.get], on_truncation: continue}"
+    )
+    error = await _failure(env, plan)
+    assert "a tool call of 'writer'" in error
+    assert "the endpoint's own output limit" in error and "on_truncation" not in error
+    assert len(env.endpoint.bodies) == 1  # no tool error went back to the model
+
+
+async def test_a_cut_answer_is_continued_when_the_step_says_so(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(TRUNCATING)
+    env.endpoint.answer = _cut_chat(["The refund ", "policy says ", "yes."])
+    plan = _plan("{id: draft, type: agent, goal: Write., on_truncation: continue}")
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    assert result.status is SessionStatus.COMPLETED
+    assert result.final_output == "The refund policy says yes."
+    last = env.endpoint.bodies[-1]["messages"]
+    assert isinstance(last, list)
+    assert [m["role"] for m in last[-4:]] == ["assistant", "user", "assistant", "user"]  # type: ignore[index]
+    assert last[-1]["content"] == CONTINUE_PROMPT  # type: ignore[index]
+    assert "max_tokens" not in env.endpoint.bodies[0]
+
+
+async def test_anthropic_takes_the_deployments_max_tokens_and_stops_at_it(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(TRUNCATING)
+
+    def cut(body: JsonObject) -> JsonObject:
+        return {
+            "type": "message",
+            "role": "assistant",
+            "model": body["model"],
+            "content": [{"type": "text", "text": "A long essay that"}],
+            "stop_reason": "max_tokens",
+            "usage": {"input_tokens": 10, "output_tokens": 1000},
+        }
+
+    env.endpoint.answer = cut
+    plan = _plan("{id: essay, type: agent, goal: Write., model: claude}")
+    error = await _failure(env, plan)
+    assert env.endpoint.bodies[0]["max_tokens"] == 1000  # the deployment's, not a fixed 4096
+    assert "'claude' (model 'claude-x') was cut off at max_tokens=1000" in error
+    assert "finish reason 'max_tokens'" in error
