@@ -87,6 +87,22 @@ class Outcome:
         return out
 
 
+_REFRESH_SHARE = 0.1
+"""A pin that only ages is rewritten once a tenth of the idle time has passed, not per call."""
+
+
+def _worth_writing(old: Pin | None, new: Pin, idle_seconds: float) -> bool:
+    """Whether a pin must be written: new, moved, changed phase, or aging toward idle.
+
+    Most calls of a loop change nothing but the time; skipping those writes takes a
+    database transaction off the request's path while idle detection stays within a tenth
+    of its window.
+    """
+    if old is None or old.deployment != new.deployment or old.phase != new.phase:
+        return True
+    return (new.updated_at - old.updated_at).total_seconds() > idle_seconds * _REFRESH_SHARE
+
+
 @dataclass(frozen=True)
 class Admitted:
     """A chat request that passed its checks and holds its budget: ready to be sent."""
@@ -430,7 +446,8 @@ class Gateway:
             version=0,
             updated_at=now,
         )
-        await self.store.pins.put(wanted_pin, expected_version=pin.version if pin else None)
+        if _worth_writing(pin, wanted_pin, self.settings.cache_idle_seconds):
+            await self.store.pins.put(wanted_pin, expected_version=pin.version if pin else None)
         if pin is None:
             await audit.record_session(self.store, a.session.session_id, a.key, a.api, now)
         if pin is not None and pin.deployment == answered.deployment:
@@ -476,6 +493,7 @@ class Gateway:
         if not candidates:
             raise BadRequest(f"model {requested!r} has no deployment that serves embeddings")
         causes: list[str] = []
+        started = time.perf_counter()
         for deployment in candidates:
             try:
                 answer_body = await self.upstreams.embed(deployment, body)
@@ -485,5 +503,33 @@ class Gateway:
                 continue
             if isinstance(answer_body, dict):
                 answer_body["model"] = deployment
+            await self._record_embeddings(key, headers, deployment, answer_body, started)
             return answer_body, deployment
         raise UpstreamFailed("every deployment tried failed: " + "; ".join(causes))
+
+    async def _record_embeddings(
+        self,
+        key: GatewayKey,
+        headers: Mapping[str, str],
+        deployment: str,
+        answer_body: JsonValue,
+        started: float,
+    ) -> None:
+        usage = answer_body.get("usage") if isinstance(answer_body, dict) else None
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        count = tokens if isinstance(tokens, int) else 0
+        session = identify(headers, [], key.tenant)
+        now = datetime.now(UTC)
+        await audit.record_session(self.store, session.session_id, key, "embeddings", now)
+        await audit.record_call(
+            self.store,
+            session.session_id,
+            uuid.uuid4().hex,
+            now,
+            deployment=deployment,
+            input_tokens=count,
+            output_tokens=0,
+            cost_usd=self.registry.models[deployment].cost(count, 0),
+            duration_ms=(time.perf_counter() - started) * 1000,
+            payload={"key": key.id, "api": "embeddings", "outcome": "ok"},
+        )

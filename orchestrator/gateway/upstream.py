@@ -27,6 +27,7 @@ class _Embeddings(HTTPProvider):
     """`POST {base_url}/embeddings` of an OpenAI-compatible endpoint, body passed through."""
 
     path = "/embeddings"
+    answer_key = "data"
 
     async def embed(self, body: JsonObject) -> JsonValue:
         headers = {"Accept": "application/json"}

@@ -1,0 +1,353 @@
+"""Latency the gateway adds, and how often a tool loop keeps its deployment.
+
+Runs the replay model server and `orchestrator gateway` as separate processes and drives
+them over loopback HTTP from this one:
+
+1. sequential requests, straight to the replay server and through the gateway
+   (the difference of the medians is what the gateway adds);
+2. the same with 200 concurrent clients;
+3. time to the first streamed byte through the gateway (the replay server does not
+   stream, so this is the whole upstream answer plus the gateway);
+4. a replayed tool-heavy workload (sessions of tool loops over two equally good
+   deployments): the share of calls served by the previous call's deployment, through
+   the gateway's pins, against a per-request router (a new session id on every call);
+5. with `--litellm` (the `bench` extra), LiteLLM's proxy in front of the same replay
+   server, measured the same way as 1 and 2.
+
+    .venv/bin/python bench/gateway.py [--requests 300] [--clients 200] [--litellm]
+
+Writes `bench/results/gateway.json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from orchestrator.devserver import free_port
+
+TOKEN = "sk-gw-bench"
+RESULTS = Path(__file__).parent / "results"
+
+SCRIPT: Any = {
+    "conversations": [
+        {
+            "name": "loop",
+            "turns": [
+                *[{"tool_calls": [{"name": "lookup", "arguments": {"n": i}}]} for i in range(8)],
+                {"content": "done"},
+            ],
+            "after_last": "repeat_last",
+        }
+    ]
+}
+
+
+def _models(replay_url: str) -> Any:
+    deployment = {
+        "provider": "replay",
+        "model": "replay-a",
+        "input_price_per_mtok": 1.0,
+        "output_price_per_mtok": 2.0,
+        "quality": {"default": 0.8},
+        "latency_ms": 50,
+    }
+    return {
+        "providers": {"replay": {"kind": "openai", "base_url": replay_url}},
+        "models": {"a": deployment, "b": {**deployment, "model": "replay-b"}},
+        "aliases": {"pair": {"deployments": ["a", "b"]}},
+        "default_model": "a",
+        "routing": {
+            "default_policy": "even",
+            # Latency decides between two equal deployments; no stickiness bonus, so a
+            # router asked afresh each call follows every move of the live measurements.
+            "policies": {
+                "even": {
+                    "weights": {"quality": 0.6, "cost": 0.3, "latency": 0.1},
+                    "stickiness": 0.0,
+                }
+            },
+        },
+    }
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 3)
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    return {
+        "n": len(values),
+        "p50_ms": _pct(values, 50),
+        "p99_ms": _pct(values, 99),
+        "mean_ms": round(statistics.fmean(values) * 1000, 3),
+    }
+
+
+@contextlib.asynccontextmanager
+async def _process(argv: list[str], ready: str, env: dict[str, str]) -> AsyncIterator[None]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            while True:
+                line = (await proc.stdout.readline()).decode()
+                if not line:
+                    raise RuntimeError(f"{argv[0]} exited before it was ready")
+                if ready in line:
+                    break
+
+        async def drain() -> None:
+            assert proc.stdout is not None
+            while await proc.stdout.readline():
+                pass
+
+        drainer = asyncio.create_task(drain())
+        yield
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGINT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 30)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        if "drainer" in locals():
+            drainer.cancel()
+
+
+def _body(model: str, turn: int = 0) -> dict[str, Any]:
+    messages: list[Any] = [
+        {"role": "system", "content": "You look things up."},
+        {"role": "user", "content": "Find it."},
+    ]
+    for i in range(turn):
+        call = {
+            "id": f"call_{i}",
+            "type": "function",
+            "function": {"name": "lookup", "arguments": json.dumps({"n": i})},
+        }
+        messages += [
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": f"call_{i}", "content": "ok"},
+        ]
+    return {"model": model, "messages": messages, "max_tokens": 64}
+
+
+async def _timed(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> float:
+    start = time.perf_counter()
+    answer = await http.post(url, json=body, headers=headers)
+    answer.raise_for_status()
+    return time.perf_counter() - start
+
+
+async def _ttfb(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> float:
+    start = time.perf_counter()
+    async with http.stream("POST", url, json={**body, "stream": True}, headers=headers) as answer:
+        answer.raise_for_status()
+        first: float | None = None
+        async for _ in answer.aiter_bytes():
+            if first is None:
+                first = time.perf_counter() - start
+    if first is None:
+        raise RuntimeError("empty stream")
+    return first
+
+
+async def _sequential(call: Callable[[int], Awaitable[float]], n: int) -> list[float]:
+    for i in range(max(20, n // 10)):
+        await call(-1 - i)
+    return [await call(i) for i in range(n)]
+
+
+async def _concurrent(
+    call: Callable[[int], Awaitable[float]], clients: int, each: int
+) -> list[float]:
+    async def client(c: int) -> list[float]:
+        return [await call(c * each + i) for i in range(each)]
+
+    await asyncio.gather(*(call(-1 - c) for c in range(clients)))
+    results = await asyncio.gather(*(client(c) for c in range(clients)))
+    return [v for r in results for v in r]
+
+
+async def _warm_share(
+    http: httpx.AsyncClient, url: str, sessions: int, per_request: bool
+) -> dict[str, Any]:
+    kept = total = 0
+    for s in range(sessions):
+        previous = None
+        for turn in range(9):
+            sid = f"warm-{per_request}-{s}-{turn}" if per_request else f"warm-{s}"
+            answer = await http.post(
+                url,
+                json=_body("pair", turn),
+                headers={"authorization": f"Bearer {TOKEN}", "x-session-id": sid},
+            )
+            answer.raise_for_status()
+            deployment = answer.headers["x-orchestrator-deployment"]
+            if previous is not None:
+                total += 1
+                kept += deployment == previous
+            previous = deployment
+    return {
+        "calls_after_the_first": total,
+        "same_as_previous": kept,
+        "share": round(kept / total, 4) if total else None,
+    }
+
+
+async def main(args: argparse.Namespace) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
+    replay_port, gateway_port = free_port(), free_port()
+    replay_url = f"http://127.0.0.1:{replay_port}/v1"
+    gateway_url = f"http://127.0.0.1:{gateway_port}/v1"
+    (folder / "script.yaml").write_text(yaml.safe_dump(SCRIPT))
+    (folder / "models.yaml").write_text(yaml.safe_dump(_models(replay_url)))
+    digest = hashlib.sha256(TOKEN.encode()).hexdigest()
+    (folder / "gateway_keys.yaml").write_text(
+        yaml.safe_dump({"keys": [{"id": "bench", "token_sha256": digest, "tenant": "bench"}]})
+    )
+    env = {**os.environ, "ORCHESTRATOR_LOG_LEVEL": "WARNING", "ORCHESTRATOR_LOG_FORMAT": "json"}
+    results: dict[str, Any] = {"requests": args.requests, "clients": args.clients}
+    limits = httpx.Limits(
+        max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10
+    )
+    try:
+        async with (
+            _process(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator.replay",
+                    str(folder / "script.yaml"),
+                    "--port",
+                    str(replay_port),
+                ],
+                "serving on",
+                env,
+            ),
+            _process(
+                [
+                    sys.executable,
+                    "-m",
+                    "orchestrator",
+                    "gateway",
+                    "--project",
+                    str(folder),
+                    "--port",
+                    str(gateway_port),
+                ],
+                "gateway on",
+                env,
+            ),
+            httpx.AsyncClient(timeout=120, limits=limits) as http,
+        ):
+            auth = {"authorization": f"Bearer {TOKEN}"}
+
+            def direct(i: int) -> Awaitable[float]:
+                return _timed(
+                    http,
+                    f"{replay_url}/chat/completions",
+                    _body("replay-a", i % 9 if i >= 0 else 0),
+                    {},
+                )
+
+            def through(i: int) -> Awaitable[float]:
+                turn = i % 9 if i >= 0 else 0
+                return _timed(
+                    http,
+                    f"{gateway_url}/chat/completions",
+                    _body("a", turn),
+                    {**auth, "x-session-id": f"s-{i // 9}"},
+                )
+
+            def first_byte(i: int) -> Awaitable[float]:
+                return _ttfb(
+                    http,
+                    f"{gateway_url}/chat/completions",
+                    _body("a", 0),
+                    {**auth, "x-session-id": f"t-{i}"},
+                )
+
+            seq_direct = await _sequential(direct, args.requests)
+            seq_gateway = await _sequential(through, args.requests)
+            results["sequential"] = {
+                "direct": _summary(seq_direct),
+                "gateway": _summary(seq_gateway),
+            }
+            results["sequential"]["added_p50_ms"] = round(
+                results["sequential"]["gateway"]["p50_ms"]
+                - results["sequential"]["direct"]["p50_ms"],
+                3,
+            )
+            results["ttfb_gateway_stream"] = _summary(
+                await _sequential(first_byte, args.requests // 3)
+            )
+            con_direct = await _concurrent(direct, args.clients, args.each)
+            con_gateway = await _concurrent(through, args.clients, args.each)
+            results["concurrent"] = {
+                "direct": _summary(con_direct),
+                "gateway": _summary(con_gateway),
+            }
+            results["concurrent"]["added_p50_ms"] = round(
+                results["concurrent"]["gateway"]["p50_ms"]
+                - results["concurrent"]["direct"]["p50_ms"],
+                3,
+            )
+            results["concurrent"]["added_p99_ms"] = round(
+                results["concurrent"]["gateway"]["p99_ms"]
+                - results["concurrent"]["direct"]["p99_ms"],
+                3,
+            )
+            results["warm_cache"] = {
+                "pinned": await _warm_share(
+                    http, f"{gateway_url}/chat/completions", args.sessions, False
+                ),
+                "per_request": await _warm_share(
+                    http, f"{gateway_url}/chat/completions", args.sessions, True
+                ),
+            }
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--each", type=int, default=5, help="requests per concurrent client")
+    parser.add_argument(
+        "--sessions", type=int, default=30, help="sessions of the warm-cache workload"
+    )
+    parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy")
+    asyncio.run(main(parser.parse_args()))
