@@ -7,6 +7,7 @@ error shape of the API the client spoke.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -20,6 +21,7 @@ from starlette.routing import Route
 
 from orchestrator.exceptions import StoreError
 from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
+from orchestrator.gateway.calls import ChatCall
 from orchestrator.gateway.errors import (
     BadRequest,
     BodyTooLarge,
@@ -28,8 +30,8 @@ from orchestrator.gateway.errors import (
     error_response,
 )
 from orchestrator.gateway.openai_wire import parse_chat, render_chat
-from orchestrator.gateway.service import Gateway
-from orchestrator.gateway.stream import stream_response
+from orchestrator.gateway.service import Gateway, Outcome
+from orchestrator.gateway.stream import ClientGone, stream_response, until_disconnect
 from orchestrator.logs import get_logger
 
 __all__ = ["gateway_app", "gateway_routes"]
@@ -55,6 +57,13 @@ async def _body(request: Request, limit: int) -> JsonValue:
     return value
 
 
+async def _answer(request: Request, gateway: Gateway, call: ChatCall, api: Dialect) -> Outcome:
+    """The whole answer; a client that disconnects first cancels the upstream call."""
+    admitted = await gateway.admit(call, request.headers, api)
+    work = asyncio.ensure_future(gateway.run(admitted))
+    return await until_disconnect(request, work, work)
+
+
 def _include_usage(raw: JsonValue) -> bool:
     """Whether an OpenAI client asked for a usage chunk at the end of its stream."""
     options = raw.get("stream_options") if isinstance(raw, dict) else None
@@ -71,6 +80,8 @@ def _guarded(
             return await handler(request)
         except GatewayError as exc:
             return error_response(exc, dialect, {})
+        except ClientGone:
+            return Response(status_code=499)
         except StoreError as exc:
             log.error("gateway: store failed", error=str(exc))
             return error_response(GatewayError(f"the gateway's store failed: {exc}"), dialect, {})
@@ -87,8 +98,8 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
         call = parse_chat(raw)
         if call.stream:
             admitted = await gateway.admit(call, request.headers, "openai")
-            return await stream_response(gateway, admitted, _include_usage(raw))
-        outcome = await gateway.chat(call, request.headers, "openai")
+            return await stream_response(request, gateway, admitted, _include_usage(raw))
+        outcome = await _answer(request, gateway, call, "openai")
         body = render_chat(
             outcome.answered.response,
             deployment=outcome.answered.deployment,
@@ -101,8 +112,8 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
         call = parse_messages(await _body(request, limit))
         if call.stream:
             admitted = await gateway.admit(call, request.headers, "anthropic")
-            return await stream_response(gateway, admitted)
-        outcome = await gateway.chat(call, request.headers, "anthropic")
+            return await stream_response(request, gateway, admitted)
+        outcome = await _answer(request, gateway, call, "anthropic")
         body = render_messages(
             outcome.answered.response,
             deployment=outcome.answered.deployment,

@@ -10,6 +10,7 @@ The process keeps no session state, so any number of gateway processes can share
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -317,6 +318,10 @@ class Gateway:
             await self._record(a, a.first, None, f"error {exc.status}", label, exc.message)
             GATEWAY_REQUESTS.labels(a.api, label, str(exc.status)).inc()
             raise
+        except asyncio.CancelledError:
+            # The client went away: give the reservation back and say so, then stop.
+            await asyncio.shield(self._cancelled(a, label))
+            raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
         await self._settle(a.key, a.ledger_id, a.holds, answered)
@@ -327,6 +332,11 @@ class Gateway:
         return Outcome(
             answered=answered, session=a.session, boundary=label, request_id=a.request_id
         )
+
+    async def _cancelled(self, a: Admitted, label: str) -> None:
+        await self.store.budgets.settle(a.ledger_id)
+        await self._record(a, a.first, None, "cancelled", label, "the client disconnected")
+        GATEWAY_REQUESTS.labels(a.api, label, "cancelled").inc()
 
     async def _record(
         self,

@@ -14,8 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any, TypeVar
 
+from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
 from orchestrator.gateway.errors import GatewayError, error_response
@@ -24,13 +26,46 @@ from orchestrator.gateway.sessions import Boundary
 from orchestrator.gateway.sse import AnthropicStream, OpenAIStream, StreamEncoder
 from orchestrator.providers.streaming import DeltaSink, ModelDelta
 
-__all__ = ["stream_response"]
+__all__ = ["ClientGone", "stream_response", "until_disconnect"]
 
 _Item = tuple[str, ModelDelta] | Outcome | GatewayError
+_T = TypeVar("_T")
+
+
+async def until_disconnect(
+    request: Request, wanted: Awaitable[_T], work: asyncio.Future[Any] | None
+) -> _T:
+    """Await `wanted`, unless the client disconnects first: then cancel `work` and give up.
+
+    `work` is the upstream call. The body has been read, so the next ASGI message can only
+    be the disconnect.
+
+    Raises:
+        ClientGone: the client disconnected.
+    """
+    waiting = asyncio.ensure_future(wanted)
+    gone = asyncio.ensure_future(request.receive())
+    try:
+        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if waiting.done():
+            return waiting.result()
+        if work is not None and not work.done():
+            work.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await work
+        raise ClientGone
+    finally:
+        for future in (waiting, gone):
+            if not future.done():
+                future.cancel()
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready."""
 
 
 async def stream_response(
-    gateway: Gateway, admitted: Admitted, include_usage: bool = False
+    request: Request, gateway: Gateway, admitted: Admitted, include_usage: bool = False
 ) -> Response:
     """The SSE response of an admitted request, or its error as JSON if nothing was sent."""
     queue: asyncio.Queue[_Item] = asyncio.Queue()
@@ -50,7 +85,7 @@ async def stream_response(
             await queue.put(exc)
 
     task = asyncio.create_task(run())
-    first = await queue.get()
+    first = await until_disconnect(request, queue.get(), task)
     if isinstance(first, GatewayError):
         await task
         return error_response(first, admitted.api, {})
