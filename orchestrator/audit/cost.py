@@ -73,8 +73,15 @@ def spend_by_skill(events: list[AuditEvent]) -> list[SpendRow]:
             row.model_calls += 1
             row.input_tokens += round(event.input_tokens * share)
             row.output_tokens += round(event.output_tokens * share)
+            row.cached_input_tokens += round(_count(event, "cached_input_tokens") * share)
+            row.cache_write_tokens += round(_count(event, "cache_write_tokens") * share)
             row.cost_usd += event.cost_usd * share
             sessions.setdefault(key, set()).add(event.session_id)
     for key, row in rows.items():
         row.sessions = len(sessions[key])
     return sorted(rows.values(), key=lambda row: (-row.cost_usd, row.key))
+
+
+def _count(event: AuditEvent, key: str) -> int:
+    value = event.payload.get(key)
+    return value if isinstance(value, int) else 0

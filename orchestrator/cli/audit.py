@@ -207,13 +207,23 @@ async def cost(
         )
         return
     title = f"Spend by {by}" + (f" since {start.isoformat(timespec='seconds')}" if start else "")
-    table = Table(by, "sessions", "model calls", "tokens in", "tokens out", "cost ($)", title=title)
+    table = Table(
+        by,
+        "sessions",
+        "model calls",
+        "tokens in",
+        "cached in",
+        "tokens out",
+        "cost ($)",
+        title=title,
+    )
     for row in rows:
         table.add_row(
             row.key,
             str(row.sessions),
             str(row.model_calls),
             str(row.input_tokens),
+            str(row.cached_input_tokens),
             str(row.output_tokens),
             f"{row.cost_usd:.6f}",
         )

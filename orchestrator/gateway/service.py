@@ -369,7 +369,7 @@ class Gateway:
             deployment=deployment,
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
-            cost_usd=self.registry.models[deployment].cost(usage.input_tokens, usage.output_tokens),
+            cost_usd=self.registry.models[deployment].usage_cost(usage),
             duration_ms=(time.perf_counter() - a.started) * 1000,
             payload=payload,
         )
@@ -431,9 +431,7 @@ class Gateway:
         self.limiter.used(key, usage.total_tokens)
         if not holds:
             return
-        cost = self.registry.models[answered.deployment].cost(
-            usage.input_tokens, usage.output_tokens
-        )
+        cost = self.registry.models[answered.deployment].usage_cost(usage)
         await self.store.budgets.record_spend(
             ledger_id,
             [(h.scope, h.period) for h in holds],

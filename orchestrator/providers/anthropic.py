@@ -21,9 +21,9 @@ from orchestrator.providers.messages import (
     ModelRequest,
     ModelResponse,
     ToolCall,
-    Usage,
 )
 from orchestrator.providers.streaming import DeltaSink, answer_deltas
+from orchestrator.providers.usage import anthropic_usage
 from orchestrator.types import JsonObject
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
@@ -115,15 +115,6 @@ def _tool_use(endpoint: str, block: JsonObject, index: int) -> ToolCall:
     )
 
 
-def _count(endpoint: str, usage: JsonObject, key: str) -> int:
-    value = usage.get(key, 0)
-    if value is None:
-        return 0
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise ProviderResponseError(f"{endpoint}: response usage.{key} is not an integer")
-    return value
-
-
 def _response_from_wire(endpoint: str, body: JsonValue) -> ModelResponse:
     if not isinstance(body, dict):
         raise ProviderResponseError(f"{endpoint}: response is not a JSON object")
@@ -139,18 +130,12 @@ def _response_from_wire(endpoint: str, body: JsonValue) -> ModelResponse:
             texts.append(str(block.get("text") or ""))
         elif block.get("type") == "tool_use":
             calls.append(_tool_use(endpoint, block, index))
-    usage = body.get("usage") or {}
-    if not isinstance(usage, dict):
-        raise ProviderResponseError(f"{endpoint}: response usage is not an object")
     stop, model = body.get("stop_reason"), body.get("model")
     return ModelResponse(
         message=ChatMessage(
             role="assistant", content="".join(texts) if texts else None, tool_calls=calls
         ),
-        usage=Usage(
-            input_tokens=_count(endpoint, usage, "input_tokens"),
-            output_tokens=_count(endpoint, usage, "output_tokens"),
-        ),
+        usage=anthropic_usage(endpoint, body.get("usage")),
         finish_reason=stop if isinstance(stop, str) else None,
         provider_model=model if isinstance(model, str) else None,
     )

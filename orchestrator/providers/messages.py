@@ -63,10 +63,19 @@ class ToolDefinition(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts of one model call."""
+    """Token counts of one model call.
+
+    `input_tokens` counts every prompt token, cached or not (as OpenAI reports it; the
+    Anthropic adapter adds its cache reads and writes back in), so token budgets see the
+    whole prompt; the cache counts say which part of it is priced differently.
+    """
 
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of `input_tokens`)."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the prompt cache (Anthropic; part of `input_tokens`)."""
 
     @property
     def total_tokens(self) -> int:

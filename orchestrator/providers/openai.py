@@ -24,9 +24,9 @@ from orchestrator.providers.messages import (
     ModelResponse,
     ToolCall,
     ToolDefinition,
-    Usage,
 )
 from orchestrator.providers.streaming import DeltaSink, answer_deltas
+from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
 __all__ = ["OpenAIProvider"]
@@ -102,10 +102,10 @@ class _Shape:
     """Reads a chat-completions body, naming the first thing that is missing or wrong."""
 
     def __init__(self, endpoint: str) -> None:
-        self._endpoint = endpoint
+        self.endpoint = endpoint
 
     def error(self, problem: str) -> ProviderResponseError:
-        return ProviderResponseError(f"{self._endpoint}: {problem}")
+        return ProviderResponseError(f"{self.endpoint}: {problem}")
 
     def obj(self, value: JsonValue, path: str) -> JsonObject:
         if not isinstance(value, dict):
@@ -115,14 +115,6 @@ class _Shape:
     def optional_str(self, value: JsonValue, path: str) -> str | None:
         if value is not None and not isinstance(value, str):
             raise self.error(f"response {path} is not a string")
-        return value
-
-    def count(self, usage: JsonObject, key: str) -> int:
-        value = usage.get(key, 0)
-        if value is None:
-            return 0
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise self.error(f"response usage.{key} is not an integer")
         return value
 
 
@@ -171,18 +163,13 @@ def _response_from_wire(shape: _Shape, body: JsonValue) -> ModelResponse:
     raw_calls = message.get("tool_calls") or []
     if not isinstance(raw_calls, list):
         raise shape.error("response choices[0].message.tool_calls is not a list")
-    usage = root.get("usage") or {}
-    usage_obj = shape.obj(usage, "usage object")
     return ModelResponse(
         message=ChatMessage(
             role="assistant",
             content=_content(shape, message.get("content")),
             tool_calls=[_tool_call(shape, call, i) for i, call in enumerate(raw_calls)],
         ),
-        usage=Usage(
-            input_tokens=shape.count(usage_obj, "prompt_tokens"),
-            output_tokens=shape.count(usage_obj, "completion_tokens"),
-        ),
+        usage=chat_usage(shape.endpoint, root.get("usage")),
         finish_reason=shape.optional_str(choice.get("finish_reason"), "choices[0].finish_reason"),
         provider_model=shape.optional_str(root.get("model"), "model"),
     )

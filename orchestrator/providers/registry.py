@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 import re
+from decimal import Decimal
 from pathlib import Path
 from typing import Literal
 
@@ -40,6 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.exceptions import ConfigError
+from orchestrator.providers.messages import Usage
 from orchestrator.routing.policy import Budget, RoutingConfig
 
 __all__ = ["AliasEntry", "ModelEntry", "ModelRegistry", "ProviderEntry", "load_model_registry"]
@@ -76,6 +78,11 @@ class ModelEntry(BaseModel):
     model: str
     input_price_per_mtok: float = Field(default=0.0, ge=0)
     output_price_per_mtok: float = Field(default=0.0, ge=0)
+    cached_input_price_per_mtok: float | None = Field(default=None, ge=0)
+    """Price of prompt tokens read from the prompt cache; empty: `input_price_per_mtok`."""
+    cache_write_price_per_mtok: float | None = Field(default=None, ge=0)
+    """Price of prompt tokens written to the cache (Anthropic charges 1.25x input for a
+    5-minute cache); empty: `input_price_per_mtok`."""
     context_window: int = Field(default=128_000, gt=0)
     capabilities: frozenset[Capability] = frozenset({"tools", "json"})
     region: str = "any"
@@ -103,11 +110,39 @@ class ModelEntry(BaseModel):
         """Quality for a task type, falling back to `default` (then 0.5)."""
         return self.quality.get(task_type, self.quality.get("default", 0.5))
 
-    def cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Price in US dollars of a call with these token counts."""
-        return (
-            input_tokens * self.input_price_per_mtok + output_tokens * self.output_price_per_mtok
-        ) / 1_000_000
+    def cost(
+        self,
+        input_tokens: int,
+        output_tokens: int,
+        *,
+        cached_input_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> float:
+        """Price in US dollars of a call with these token counts.
+
+        Summed in decimal, so a price list's figures add up exactly as written (3 x 0.1 is
+        0.3, not 0.30000000000000004); cache reads and writes are priced at their own rates
+        and the rest of `input_tokens` at the input price.
+        """
+        cached_price = _or(self.cached_input_price_per_mtok, self.input_price_per_mtok)
+        write_price = _or(self.cache_write_price_per_mtok, self.input_price_per_mtok)
+        fresh = max(0, input_tokens - cached_input_tokens - cache_write_tokens)
+        micro = (
+            fresh * Decimal(str(self.input_price_per_mtok))
+            + cached_input_tokens * Decimal(str(cached_price))
+            + cache_write_tokens * Decimal(str(write_price))
+            + output_tokens * Decimal(str(self.output_price_per_mtok))
+        )
+        return float(micro / 1_000_000)
+
+    def usage_cost(self, usage: Usage) -> float:
+        """Price in US dollars of a call's reported usage, cache reads and writes included."""
+        return self.cost(
+            usage.input_tokens,
+            usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            cache_write_tokens=usage.cache_write_tokens,
+        )
 
 
 class AliasEntry(BaseModel):
@@ -189,6 +224,10 @@ class ModelRegistry(BaseModel):
         key = self.deployments_for(name)[0]
         entry = self.models[key]
         return key, entry, self.providers[entry.provider]
+
+
+def _or(price: float | None, fallback: float) -> float:
+    return fallback if price is None else price
 
 
 def _expand_env(text: str) -> str:

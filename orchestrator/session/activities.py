@@ -33,7 +33,7 @@ from orchestrator.logs import get_logger
 from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep
 from orchestrator.plans.subplans import resolve_subplans
-from orchestrator.providers.messages import ModelRequest
+from orchestrator.providers.messages import ModelRequest, Usage
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import call_timeouts
@@ -256,7 +256,7 @@ class SessionActivities:
             duration_ms = (time.perf_counter() - started) * 1000
             self.runtime.metrics.record_success(call.model, duration_ms)
             usage = response.usage
-            cost = entry.cost(usage.input_tokens, usage.output_tokens)
+            cost = entry.usage_cost(usage)
             tool_calls = [tc.name for tc in response.message.tool_calls]
             point = f"model_call:{call.round}"
             if call.attempt:
@@ -280,6 +280,7 @@ class SessionActivities:
                     "final": not tool_calls,
                     "attempt": call.attempt,
                     **({"try": tries} if tries > 1 else {}),
+                    **_cache_counts(usage),
                 },
             )
             # Spend first, keyed by the point in the loop: a retried call adds nothing twice.
@@ -573,3 +574,13 @@ def _needs_approval(spec: SkillSpec, arguments: JsonObject) -> bool:
     return spec.approval_condition is not None and condition_holds(
         spec.approval_condition, arguments
     )
+
+
+def _cache_counts(usage: Usage) -> JsonObject:
+    """The prompt-cache counts of a call for its audit payload, when it used the cache."""
+    counts: JsonObject = {}
+    if usage.cached_input_tokens:
+        counts["cached_input_tokens"] = usage.cached_input_tokens
+    if usage.cache_write_tokens:
+        counts["cache_write_tokens"] = usage.cache_write_tokens
+    return counts

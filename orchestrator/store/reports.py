@@ -32,6 +32,10 @@ class SpendRow(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    cached_input_tokens: int = 0
+    """Of `input_tokens`, those read from a prompt cache (priced at the cached rate)."""
+    cache_write_tokens: int = 0
+    """Of `input_tokens`, those written to a prompt cache."""
 
 
 class Reports:
@@ -57,6 +61,7 @@ class Reports:
         tenant = sa.func.coalesce(SessionRow.tenant, "default")
         key = tenant if by == "tenant" else sa.func.coalesce(AuditEventRow.model, "unknown")
         cost = sa.func.sum(AuditEventRow.cost_usd)
+        payload = AuditEventRow.payload
         stmt = (
             sa.select(
                 key.label("key"),
@@ -65,6 +70,8 @@ class Reports:
                 sa.func.sum(AuditEventRow.input_tokens),
                 sa.func.sum(AuditEventRow.output_tokens),
                 cost,
+                sa.func.sum(payload["cached_input_tokens"].as_integer()),
+                sa.func.sum(payload["cache_write_tokens"].as_integer()),
             )
             .select_from(AuditEventRow)
             .outerjoin(SessionRow, SessionRow.session_id == AuditEventRow.session_id)
@@ -85,6 +92,8 @@ class Reports:
                 input_tokens=int(row[3] or 0),
                 output_tokens=int(row[4] or 0),
                 cost_usd=float(row[5] or 0.0),
+                cached_input_tokens=int(row[6] or 0),
+                cache_write_tokens=int(row[7] or 0),
             )
             for row in rows
         ]

@@ -29,7 +29,7 @@ from orchestrator.session.call_timeouts import CALL_MARGIN, model_call_options
 from orchestrator.session.truncation import CONTINUE_PROMPT
 from orchestrator.session.types import ActivityOptions
 from orchestrator.settings import Settings
-from orchestrator.store.records import SessionStatus
+from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject
 from orchestrator.worker import build_worker
 
@@ -271,3 +271,49 @@ async def test_anthropic_takes_the_deployments_max_tokens_and_stops_at_it(
     assert env.endpoint.bodies[0]["max_tokens"] == 1000  # the deployment's, not a fixed 4096
     assert "'claude' (model 'claude-x') was cut off at max_tokens=1000" in error
     assert "finish reason 'max_tokens'" in error
+
+
+CACHED = """
+providers:
+  openai: {kind: openai, base_url: "${FAKE_OPENAI_URL}"}
+models:
+  cached:
+    {provider: openai, model: gpt-c, input_price_per_mtok: 2.5,
+     cached_input_price_per_mtok: 1.25, output_price_per_mtok: 10}
+default_model: cached
+budgets:
+  - {tenant: default, period: total, limit_usd: 10, session_reserve_usd: 1}
+"""
+
+
+async def test_cached_prompt_tokens_are_priced_in_audit_budgets_and_reports(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(CACHED)
+
+    def cached(body: JsonObject) -> JsonObject:
+        reply = _answer(body)
+        reply["usage"] = {
+            "prompt_tokens": 10_000,
+            "completion_tokens": 500,
+            "prompt_tokens_details": {"cached_tokens": 8_000},
+        }
+        return reply
+
+    env.endpoint.answer = cached
+    plan = _plan("{id: ask, type: agent, goal: Answer.}")
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    # 2,000 fresh x 2.5 + 8,000 cached x 1.25 + 500 out x 10 per million: $0.02 (at the full
+    # input price it would be $0.03).
+    assert result.cost_usd == 0.02
+    (call,) = await env.runtime.store.list_events(result.session_id, kind=EventKind.MODEL_CALL)
+    assert (call.cost_usd, call.input_tokens, call.payload["cached_input_tokens"]) == (
+        0.02,
+        10_000,
+        8_000,
+    )
+    (row,) = await env.runtime.store.reports.spend("model")
+    assert (row.cost_usd, row.input_tokens, row.cached_input_tokens) == (0.02, 10_000, 8_000)
+    budget = await env.runtime.store.budgets.usage("default/*", "total")
+    assert (budget.spent_usd, budget.spent_tokens) == (0.02, 10_500)

@@ -1,0 +1,69 @@
+"""Token counts from each wire format's `usage` object, cache reads and writes included.
+
+Shared by the adapters' whole-answer and streamed readers, so a usage object reads the same
+whichever way the answer came. Every reader returns `input_tokens` as the whole prompt:
+
+- chat completions: `prompt_tokens`; cache reads in `prompt_tokens_details.cached_tokens`.
+- Responses API: `input_tokens`; cache reads in `input_tokens_details.cached_tokens`.
+- Anthropic: `input_tokens` leaves the cache out, so the prompt is it plus
+  `cache_read_input_tokens` (reads) plus `cache_creation_input_tokens` (writes).
+"""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+
+from orchestrator.exceptions import ProviderResponseError
+from orchestrator.providers.messages import Usage
+
+__all__ = ["anthropic_usage", "chat_usage", "responses_usage"]
+
+
+def _count(endpoint: str, usage: JsonValue, path: str) -> int:
+    """The integer at `path` (dotted) below `usage`; 0 when absent or null."""
+    value: JsonValue = usage
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return 0
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ProviderResponseError(f"{endpoint}: response usage.{path} is not an integer")
+    return value
+
+
+def _object(endpoint: str, usage: JsonValue) -> JsonValue:
+    if usage is not None and not isinstance(usage, dict):
+        raise ProviderResponseError(f"{endpoint}: response usage is not an object")
+    return usage
+
+
+def _openai_style(endpoint: str, usage: JsonValue, prompt: str, output: str) -> Usage:
+    usage = _object(endpoint, usage)
+    return Usage(
+        input_tokens=_count(endpoint, usage, prompt),
+        output_tokens=_count(endpoint, usage, output),
+        cached_input_tokens=_count(endpoint, usage, f"{prompt}_details.cached_tokens"),
+    )
+
+
+def chat_usage(endpoint: str, usage: JsonValue) -> Usage:
+    """A chat-completions `usage` (OpenAI, vLLM, LiteLLM, OpenRouter)."""
+    return _openai_style(endpoint, usage, "prompt_tokens", "completion_tokens")
+
+
+def responses_usage(endpoint: str, usage: JsonValue) -> Usage:
+    """A Responses API `usage`."""
+    return _openai_style(endpoint, usage, "input_tokens", "output_tokens")
+
+
+def anthropic_usage(endpoint: str, usage: JsonValue) -> Usage:
+    """An Anthropic Messages `usage`, whose `input_tokens` leaves the cached part out."""
+    usage = _object(endpoint, usage)
+    read = _count(endpoint, usage, "cache_read_input_tokens")
+    written = _count(endpoint, usage, "cache_creation_input_tokens")
+    return Usage(
+        input_tokens=_count(endpoint, usage, "input_tokens") + read + written,
+        output_tokens=_count(endpoint, usage, "output_tokens"),
+        cached_input_tokens=read,
+        cache_write_tokens=written,
+    )
