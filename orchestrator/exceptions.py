@@ -146,7 +146,8 @@ class ProviderReportedError(ProviderError):
     """The endpoint answered 2xx, but with its error in the body instead of an answer.
 
     Gateways (LiteLLM, OpenRouter) do this when the backend fails after the status line
-    went out. Retryable when the error names an overload or a server failure.
+    went out, and the Responses API does it for a `failed` response. Retryable when the
+    error's type or code names an overload, a rate limit or a server failure.
 
     Attributes:
         provider_message: The endpoint's own message, redacted of the API key.
@@ -154,8 +155,15 @@ class ProviderReportedError(ProviderError):
         code: Its `code` (a string, or a number such as 502), if given.
     """
 
-    _RETRYABLE_TYPES = frozenset(
-        {"server_error", "api_error", "overloaded_error", "rate_limit_error", "timeout"}
+    _RETRYABLE_KINDS = frozenset(
+        {
+            "server_error",
+            "api_error",
+            "overloaded_error",
+            "rate_limit_error",
+            "rate_limit_exceeded",
+            "timeout",
+        }
     )
 
     def __init__(
@@ -171,8 +179,8 @@ class ProviderReportedError(ProviderError):
         self.error_type = error_type
         self.code = code
         status = code if isinstance(code, int) else int(code) if code and code.isdigit() else None
-        self.retryable = (status is not None and (status == 429 or status >= 500)) or (
-            error_type in self._RETRYABLE_TYPES
+        self.retryable = (status is not None and (status == 429 or status >= 500)) or bool(
+            {error_type, code} & self._RETRYABLE_KINDS
         )
 
 

@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.connectors.pool import close_connector_pool
-from orchestrator.exceptions import ConfigError
 from orchestrator.logs import register_secret
-from orchestrator.providers.anthropic import AnthropicProvider
-from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.providers.adapters import ChatProvider, adapter_for
 from orchestrator.providers.registry import (
     ModelEntry,
     ModelRegistry,
@@ -41,7 +39,7 @@ class Runtime:
     metrics: LiveMetrics = field(default_factory=LiveMetrics)
     """Latency, errors and cooldowns of each deployment, learnt from this worker's calls."""
     router: Router = field(init=False)
-    _providers: dict[str, OpenAIProvider | AnthropicProvider] = field(default_factory=dict)
+    _providers: dict[str, ChatProvider] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.router = Router(self.models, self.metrics)
@@ -69,7 +67,7 @@ class Runtime:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def model(self, name: str) -> tuple[ModelEntry, OpenAIProvider | AnthropicProvider]:
+    def model(self, name: str) -> tuple[ModelEntry, ChatProvider]:
         """The registry entry of a model and a client for its provider.
 
         Raises:
@@ -78,20 +76,10 @@ class Runtime:
         _key, entry, provider_entry = self.models.resolve(name)
         return entry, self._provider(entry.provider, provider_entry)
 
-    def _provider(self, name: str, entry: ProviderEntry) -> OpenAIProvider | AnthropicProvider:
+    def _provider(self, name: str, entry: ProviderEntry) -> ChatProvider:
         client = self._providers.get(name)
         if client is None:
-            kind: type[OpenAIProvider | AnthropicProvider]
-            if entry.kind == "openai":
-                kind = OpenAIProvider
-            elif entry.kind == "anthropic":
-                kind = AnthropicProvider
-            else:
-                raise ConfigError(f"provider {name!r}: unsupported kind {entry.kind!r}")
-            new = kind(
-                base_url=entry.base_url, api_key=entry.api_key(), timeout=entry.timeout_seconds
-            )
-            self._providers[name] = client = new
+            self._providers[name] = client = adapter_for(entry)
         return client
 
     async def close(self) -> None:

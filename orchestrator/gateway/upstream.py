@@ -13,9 +13,8 @@ from pydantic import JsonValue
 
 from orchestrator.gateway.errors import BadRequest
 from orchestrator.providers._http import HTTPProvider
-from orchestrator.providers.anthropic import AnthropicProvider
+from orchestrator.providers.adapters import ChatProvider, adapter_for
 from orchestrator.providers.messages import ModelRequest, ModelResponse
-from orchestrator.providers.openai import OpenAIProvider
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.types import JsonObject
@@ -48,7 +47,7 @@ class Upstreams:
     def __init__(self, registry: ModelRegistry, client: httpx.AsyncClient) -> None:
         self._registry = registry
         self._client = client
-        self._chat: dict[str, OpenAIProvider | AnthropicProvider] = {}
+        self._chat: dict[str, ChatProvider] = {}
         self._embed: dict[str, _Embeddings] = {}
 
     def _provider_args(self, deployment: str) -> tuple[str, str, str | None, float]:
@@ -66,9 +65,8 @@ class Upstreams:
         """
         adapter = self._chat.get(deployment)
         if adapter is None:
-            kind, url, key, timeout = self._provider_args(deployment)
-            cls = AnthropicProvider if kind == "anthropic" else OpenAIProvider
-            adapter = cls(base_url=url, api_key=key, timeout=timeout, http_client=self._client)
+            entry = self._registry.providers[self._registry.models[deployment].provider]
+            adapter = adapter_for(entry, self._client)
             self._chat[deployment] = adapter
         model = self._registry.models[deployment].model
         return await adapter.complete(request.model_copy(update={"model": model}), on_delta)

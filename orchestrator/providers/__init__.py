@@ -2,8 +2,8 @@
 
 The workflow only ever sees `ChatMessage`, `ModelRequest` and `ModelResponse`; the models
 file (`ModelRegistry`) says which endpoint serves a named model; an adapter
-(`OpenAIProvider`, `AnthropicProvider`) carries a request to that endpoint and maps every
-failure to a `ProviderError`.
+(`OpenAIProvider`, `AnthropicProvider`, `OpenAIResponsesProvider`) carries a request to
+that endpoint and maps every failure to a `ProviderError`.
 """
 
 from orchestrator.providers.anthropic import AnthropicProvider
@@ -16,6 +16,7 @@ from orchestrator.providers.messages import (
     Usage,
 )
 from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.providers.openai_responses import OpenAIResponsesProvider
 from orchestrator.providers.registry import (
     AliasEntry,
     ModelEntry,
@@ -36,6 +37,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "OpenAIProvider",
+    "OpenAIResponsesProvider",
     "ProviderEntry",
     "ToolCall",
     "ToolDefinition",

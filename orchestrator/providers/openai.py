@@ -29,7 +29,7 @@ from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
-__all__ = ["OpenAIProvider"]
+__all__ = ["OpenAIProvider", "error_detail"]
 
 
 def _message_to_wire(message: ChatMessage) -> JsonObject:
@@ -81,7 +81,7 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
     return body
 
 
-def _error_detail(response: httpx.Response) -> str:
+def error_detail(response: httpx.Response) -> str:
     """The endpoint's own error message: OpenAI's `error.message`, or the start of the body."""
     try:
         body: JsonValue = response.json()
@@ -216,7 +216,7 @@ class OpenAIProvider(HTTPProvider):
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        body = await self._post(_request_to_wire(request), headers, _error_detail)
+        body = await self._post(_request_to_wire(request), headers, error_detail)
         response = _response_from_wire(_Shape(self._endpoint), body)
         if on_delta is not None:
             for delta in answer_deltas(response):

@@ -56,9 +56,10 @@ class ProviderEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["openai", "anthropic"] = "openai"
-    """Wire protocol. `openai` covers OpenAI, vLLM, Ollama, OpenRouter and LiteLLM proxies;
-    `anthropic` is Anthropic's Messages API."""
+    kind: Literal["openai", "anthropic", "openai_responses"] = "openai"
+    """Wire protocol. `openai` (chat completions) covers OpenAI, vLLM, Ollama, OpenRouter
+    and LiteLLM proxies; `anthropic` is Anthropic's Messages API; `openai_responses` is
+    OpenAI's Responses API, for models served only there."""
     base_url: str
     api_key_env: str | None = None
     """Environment variable holding the API key; the key itself never sits in a file."""

@@ -3,8 +3,9 @@
 Shared by the adapters' whole-answer and streamed readers, so a usage object reads the same
 whichever way the answer came. Every reader returns `input_tokens` as the whole prompt:
 
-- chat completions: `prompt_tokens`; cache reads in `prompt_tokens_details.cached_tokens`.
-- Responses API: `input_tokens`; cache reads in `input_tokens_details.cached_tokens`.
+- chat completions: `prompt_tokens`; cache reads and writes in `prompt_tokens_details`
+  (`cached_tokens`, `cache_write_tokens`).
+- Responses API: `input_tokens`; the same two in `input_tokens_details`.
 - Anthropic: `input_tokens` leaves the cache out, so the prompt is it plus
   `cache_read_input_tokens` (reads) plus `cache_creation_input_tokens` (writes).
 """
@@ -43,6 +44,7 @@ def _openai_style(endpoint: str, usage: JsonValue, prompt: str, output: str) -> 
         input_tokens=_count(endpoint, usage, prompt),
         output_tokens=_count(endpoint, usage, output),
         cached_input_tokens=_count(endpoint, usage, f"{prompt}_details.cached_tokens"),
+        cache_write_tokens=_count(endpoint, usage, f"{prompt}_details.cache_write_tokens"),
     )
 
 

@@ -138,6 +138,7 @@ def test_public_api_is_locked() -> None:
         "ModelRequest",
         "ModelResponse",
         "OpenAIProvider",
+        "OpenAIResponsesProvider",
         "ProviderEntry",
         "ToolCall",
         "ToolDefinition",
