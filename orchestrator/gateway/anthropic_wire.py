@@ -30,6 +30,7 @@ from orchestrator.providers.messages import (
     ToolCall,
     ToolDefinition,
 )
+from orchestrator.providers.usage import anthropic_usage_wire
 from orchestrator.types import JsonObject
 
 __all__ = ["parse_messages", "render_messages", "stop_reason"]
@@ -155,8 +156,5 @@ def render_messages(response: ModelResponse, *, deployment: str, call_id: str) -
         "content": content,
         "stop_reason": stop_reason(response),
         "stop_sequence": None,
-        "usage": {
-            "input_tokens": response.usage.input_tokens,
-            "output_tokens": response.usage.output_tokens,
-        },
+        "usage": anthropic_usage_wire(response.usage),
     }

@@ -30,6 +30,7 @@ from orchestrator.providers.messages import (
     ToolCall,
     ToolDefinition,
 )
+from orchestrator.providers.usage import chat_usage_wire
 from orchestrator.types import JsonObject
 
 __all__ = ["finish_reason", "parse_chat", "render_chat"]
@@ -166,9 +167,5 @@ def render_chat(
                 "logprobs": None,
             }
         ],
-        "usage": {
-            "prompt_tokens": usage.input_tokens,
-            "completion_tokens": usage.output_tokens,
-            "total_tokens": usage.total_tokens,
-        },
+        "usage": chat_usage_wire(usage),
     }

@@ -15,6 +15,7 @@ from orchestrator.gateway.errors import GatewayError
 from orchestrator.gateway.openai_wire import finish_reason
 from orchestrator.providers.messages import ModelResponse
 from orchestrator.providers.streaming import ModelDelta
+from orchestrator.providers.usage import anthropic_usage_wire, chat_usage_wire
 from orchestrator.types import JsonObject
 
 __all__ = ["AnthropicStream", "OpenAIStream", "StreamEncoder"]
@@ -70,11 +71,7 @@ class OpenAIStream:
                     {
                         **self._head,
                         "choices": [],
-                        "usage": {
-                            "prompt_tokens": usage.input_tokens,
-                            "completion_tokens": usage.output_tokens,
-                            "total_tokens": usage.total_tokens,
-                        },
+                        "usage": chat_usage_wire(usage),
                     }
                 )
             )
@@ -170,10 +167,7 @@ class AnthropicStream:
                 {
                     "type": "message_delta",
                     "delta": {"stop_reason": stop_reason(response), "stop_sequence": None},
-                    "usage": {
-                        "input_tokens": usage.input_tokens,
-                        "output_tokens": usage.output_tokens,
-                    },
+                    "usage": anthropic_usage_wire(usage),
                 },
             ),
             _event("message_stop", {"type": "message_stop"}),

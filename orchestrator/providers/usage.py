@@ -16,8 +16,15 @@ from pydantic import JsonValue
 
 from orchestrator.exceptions import ProviderResponseError
 from orchestrator.providers.messages import Usage
+from orchestrator.types import JsonObject
 
-__all__ = ["anthropic_usage", "chat_usage", "responses_usage"]
+__all__ = [
+    "anthropic_usage",
+    "anthropic_usage_wire",
+    "chat_usage",
+    "chat_usage_wire",
+    "responses_usage",
+]
 
 
 def _count(endpoint: str, usage: JsonValue, path: str) -> int:
@@ -69,3 +76,32 @@ def anthropic_usage(endpoint: str, usage: JsonValue) -> Usage:
         cached_input_tokens=read,
         cache_write_tokens=written,
     )
+
+
+def chat_usage_wire(usage: Usage) -> JsonObject:
+    """`usage` of a chat-completions answer (what `chat_usage` reads back)."""
+    wire: JsonObject = {
+        "prompt_tokens": usage.input_tokens,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+    }
+    if usage.cached_input_tokens or usage.cache_write_tokens:
+        wire["prompt_tokens_details"] = {
+            "cached_tokens": usage.cached_input_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
+        }
+    return wire
+
+
+def anthropic_usage_wire(usage: Usage) -> JsonObject:
+    """`usage` of a Messages answer (what `anthropic_usage` reads back).
+
+    Anthropic counts cache reads and writes apart from `input_tokens`.
+    """
+    fresh = usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
+    return {
+        "input_tokens": max(0, fresh),
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cached_input_tokens,
+        "output_tokens": usage.output_tokens,
+    }

@@ -17,6 +17,12 @@ from orchestrator.providers import (
     OpenAIProvider,
     Usage,
 )
+from orchestrator.providers.usage import (
+    anthropic_usage,
+    anthropic_usage_wire,
+    chat_usage,
+    chat_usage_wire,
+)
 from orchestrator.replay import LoopbackServer
 from orchestrator.types import JsonObject
 
@@ -115,3 +121,25 @@ def test_decimal_prices_add_up_as_written() -> None:
     # In binary floats (0.1 + 0.2) / 1e6 is 3.0000000000000004e-07.
     assert entry.cost(1, 1) == 3e-07
     assert entry.cost(1_000_000, 1_000_000) == 0.3
+
+
+@pytest.mark.parametrize(
+    "usage",
+    [
+        Usage(input_tokens=10, output_tokens=2),
+        Usage(input_tokens=10_000, output_tokens=500, cached_input_tokens=8_000),
+        Usage(
+            input_tokens=52_100,
+            output_tokens=3,
+            cached_input_tokens=50_000,
+            cache_write_tokens=2_000,
+        ),
+    ],
+)
+def test_usage_written_for_a_client_reads_back_the_same(usage: Usage) -> None:
+    # The gateway answers in each wire's own terms: Anthropic counts the cache apart.
+    assert chat_usage("e", chat_usage_wire(usage)) == usage
+    assert anthropic_usage("e", anthropic_usage_wire(usage)) == usage
+    assert anthropic_usage_wire(usage)["input_tokens"] == (
+        usage.input_tokens - usage.cached_input_tokens - usage.cache_write_tokens
+    )
