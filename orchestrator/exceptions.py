@@ -13,6 +13,7 @@ OrchestratorError
 │   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
 │   ├── ProviderTimeoutError    no answer in time
 │   ├── ProviderConnectionError connection refused or reset
+│   ├── ProviderStreamError     a streamed answer cut short (no end marker, an error event)
 │   ├── ProviderResponseError   the answer is not valid chat-completions JSON
 │   └── ProviderReportedError   a 2xx answer holding the endpoint's error (message, type, code)
 ├── RoutingError                no deployment fits a request, or a policy/rule is broken
@@ -41,6 +42,7 @@ __all__ = [
     "ProviderHTTPError",
     "ProviderReportedError",
     "ProviderResponseError",
+    "ProviderStreamError",
     "ProviderTimeoutError",
     "RoutingError",
     "SkillArgumentsError",
@@ -134,6 +136,16 @@ class ProviderTimeoutError(ProviderError):
 
 class ProviderConnectionError(ProviderError):
     """The endpoint could not be reached, or the connection dropped."""
+
+    retryable = True
+
+
+class ProviderStreamError(ProviderError):
+    """A streamed answer ended before its end marker, or the stream carried an error event.
+
+    Retryable: what arrived is a partial answer, which never becomes a result; asking
+    again is the only way to the whole one.
+    """
 
     retryable = True
 

@@ -8,10 +8,10 @@ statuses, retry hints (`retry_hints`) and API-key redaction are handled here onc
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Protocol, Self
 
 import httpx
 from pydantic import JsonValue
@@ -19,15 +19,20 @@ from pydantic import JsonValue
 from orchestrator.exceptions import (
     ConfigError,
     ProviderConnectionError,
+    ProviderError,
     ProviderHTTPError,
     ProviderReportedError,
     ProviderResponseError,
+    ProviderStreamError,
     ProviderTimeoutError,
 )
+from orchestrator.providers._sse import SSEEvent, sse_events
+from orchestrator.providers.messages import ModelResponse
 from orchestrator.providers.retry_hints import retry_after_hint
+from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.types import JsonObject
 
-__all__ = ["HTTPProvider", "parse_arguments", "should_retry", "truncate"]
+__all__ = ["HTTPProvider", "StreamAssembler", "parse_arguments", "should_retry", "truncate"]
 
 _MAX_DETAIL = 300
 _REDACTED = "[redacted]"
@@ -58,6 +63,21 @@ def should_retry(headers: httpx.Headers) -> bool | None:
     """
     raw = headers.get("x-should-retry", "").strip().lower()
     return {"true": True, "false": False}.get(raw)
+
+
+class StreamAssembler(Protocol):
+    """Folds a vendor's stream events into the body a non-streamed answer would be."""
+
+    async def feed(self, event: SSEEvent) -> None:
+        """Take one event; raise a `ProviderError` for one that breaks the stream."""
+
+    def body(self) -> JsonObject:
+        """The whole answer; raise `ProviderStreamError` if the stream did not finish."""
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    content_type: str = response.headers.get("content-type", "")
+    return content_type.startswith("text/event-stream")
 
 
 def truncate(text: str, limit: int = _MAX_DETAIL) -> str:
@@ -131,6 +151,84 @@ class HTTPProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._api_key, _REDACTED) if self._api_key else text
 
+    async def _exchange(
+        self,
+        body: JsonObject,
+        headers: dict[str, str],
+        error_detail: Callable[[httpx.Response], str],
+        parse: Callable[[JsonValue], ModelResponse],
+        assembler: StreamAssembler | None,
+        on_delta: DeltaSink | None,
+    ) -> ModelResponse:
+        """One model call, streamed when an `assembler` is given, read by `parse` either way.
+
+        A stream is folded into the body a whole answer would have been, so `parse` sees
+        the same thing in both cases. An answer that arrived whole (not streamed, or an
+        endpoint that ignored `stream`) reaches `on_delta` in one piece per part.
+        """
+        streamed = False
+        if assembler is None:
+            raw = await self._post(body, headers, error_detail)
+        else:
+            whole = await self._post_stream(body, headers, error_detail, assembler.feed)
+            streamed = whole is None
+            raw = assembler.body() if whole is None else whole
+        response = parse(raw)
+        if on_delta is not None and not streamed:
+            for delta in answer_deltas(response):
+                await on_delta(delta)
+        return response
+
+    async def _post_stream(
+        self,
+        body: JsonObject,
+        headers: dict[str, str],
+        error_detail: Callable[[httpx.Response], str],
+        on_event: Callable[[SSEEvent], Awaitable[None]],
+    ) -> JsonValue | None:
+        """Send `body`, which asks for a stream, and hand each event to `on_event`.
+
+        Returns None when the event stream has ended (whether it ended complete is for
+        `on_event`'s owner to judge), or the parsed JSON answer of an endpoint that
+        answered with a whole body instead of a stream.
+
+        Raises:
+            ProviderHTTPError, ProviderTimeoutError, ProviderConnectionError,
+            ProviderResponseError: as `_post`, before the stream starts; a read timeout
+                between events is a `ProviderTimeoutError` too.
+            ProviderStreamError: the connection broke while the stream was being read.
+        """
+        request = self._client.build_request(
+            "POST", self._url, json=body, headers=headers, timeout=self._timeout
+        )
+        try:
+            response = await self._client.send(request, stream=True)
+            if response.is_error or not _is_event_stream(response):
+                try:
+                    await response.aread()
+                finally:
+                    await response.aclose()
+        except httpx.HTTPError as exc:
+            raise self._send_error(exc) from exc
+        if response.is_closed:
+            return self._answer(response, error_detail)
+        try:
+            async for event in sse_events(response.aiter_lines()):
+                await on_event(event)
+        except httpx.TimeoutException as exc:
+            raise ProviderTimeoutError(
+                f"{self._endpoint}: the stream stalled for {self._timeout.read}s"
+                f" ({type(exc).__name__})"
+            ) from exc
+        except httpx.TransportError as exc:
+            detail = self._redact(str(exc)) or type(exc).__name__
+            raise ProviderStreamError(
+                f"{self._endpoint}: the stream was cut: {truncate(detail)}"
+            ) from exc
+        finally:
+            await response.aclose()
+        return None
+
     async def _post(
         self,
         body: JsonObject,
@@ -150,15 +248,23 @@ class HTTPProvider:
             response = await self._client.post(
                 self._url, json=body, headers=headers, timeout=self._timeout
             )
-        except httpx.TimeoutException as exc:
-            raise ProviderTimeoutError(
+        except httpx.HTTPError as exc:
+            raise self._send_error(exc) from exc
+        return self._answer(response, error_detail)
+
+    def _send_error(self, exc: httpx.HTTPError) -> ProviderError:
+        """The typed error for a request that got no answer at all."""
+        if isinstance(exc, httpx.TimeoutException):
+            return ProviderTimeoutError(
                 f"{self._endpoint}: no answer within {self._timeout.read}s ({type(exc).__name__})"
-            ) from exc
-        except httpx.TransportError as exc:
-            detail = self._redact(str(exc)) or type(exc).__name__
-            raise ProviderConnectionError(
-                f"{self._endpoint}: connection failed: {truncate(detail)}"
-            ) from exc
+            )
+        detail = self._redact(str(exc)) or type(exc).__name__
+        return ProviderConnectionError(f"{self._endpoint}: connection failed: {truncate(detail)}")
+
+    def _answer(
+        self, response: httpx.Response, error_detail: Callable[[httpx.Response], str]
+    ) -> JsonValue:
+        """The parsed JSON of a whole (read) answer, or the typed error it stands for."""
         if response.is_error:
             detail = truncate(self._redact(error_detail(response))) or response.reason_phrase
             raise ProviderHTTPError(

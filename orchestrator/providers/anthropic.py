@@ -15,6 +15,7 @@ import httpx
 from pydantic import JsonValue
 
 from orchestrator.exceptions import ProviderResponseError
+from orchestrator.providers._anthropic_stream import MessageAssembler
 from orchestrator.providers._http import HTTPProvider, parse_arguments
 from orchestrator.providers.messages import (
     ChatMessage,
@@ -22,7 +23,7 @@ from orchestrator.providers.messages import (
     ModelResponse,
     ToolCall,
 )
-from orchestrator.providers.streaming import DeltaSink, answer_deltas
+from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import anthropic_usage
 from orchestrator.types import JsonObject
 
@@ -181,6 +182,8 @@ class AnthropicProvider(HTTPProvider):
         Raises:
             ProviderHTTPError: 4xx/5xx (529 overloaded included); retryable for 429 and
                 5xx, with `retry_after` from `Retry-After`.
+            ProviderStreamError: a streamed answer was cut short or carried an error
+                event; retryable, and nothing of it is returned.
             ProviderTimeoutError: no answer within the timeout.
             ProviderConnectionError: the endpoint could not be reached or dropped.
             ProviderResponseError: the answer is not a Messages body.
@@ -188,9 +191,17 @@ class AnthropicProvider(HTTPProvider):
         headers = {"Accept": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if self._api_key:
             headers["x-api-key"] = self._api_key
-        body = await self._post(_request_to_wire(request), headers, _error_detail)
-        response = _response_from_wire(self._endpoint, body)
-        if on_delta is not None:
-            for delta in answer_deltas(response):
-                await on_delta(delta)
-        return response
+        wire = _request_to_wire(request)
+        assembler = None
+        if request.stream:
+            wire["stream"] = True
+            headers["Accept"] = "text/event-stream"
+            assembler = MessageAssembler(self._endpoint, on_delta)
+        return await self._exchange(
+            wire,
+            headers,
+            _error_detail,
+            lambda body: _response_from_wire(self._endpoint, body),
+            assembler,
+            on_delta,
+        )

@@ -18,6 +18,7 @@ from pydantic import JsonValue
 
 from orchestrator.exceptions import ProviderResponseError
 from orchestrator.providers._http import HTTPProvider, parse_arguments
+from orchestrator.providers._openai_stream import ChatCompletionAssembler
 from orchestrator.providers.messages import (
     ChatMessage,
     ModelRequest,
@@ -25,7 +26,7 @@ from orchestrator.providers.messages import (
     ToolCall,
     ToolDefinition,
 )
-from orchestrator.providers.streaming import DeltaSink, answer_deltas
+from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
@@ -208,6 +209,8 @@ class OpenAIProvider(HTTPProvider):
         Raises:
             ProviderHTTPError: the endpoint answered 4xx/5xx; retryable for 429 and 5xx,
                 with `retry_after` when the endpoint said how long to wait.
+            ProviderStreamError: a streamed answer was cut short or carried an error
+                event; retryable, and nothing of it is returned.
             ProviderTimeoutError: no answer within the timeout.
             ProviderConnectionError: the endpoint could not be reached or dropped the
                 connection.
@@ -216,9 +219,19 @@ class OpenAIProvider(HTTPProvider):
         headers = {"Accept": "application/json"}
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
-        body = await self._post(_request_to_wire(request), headers, error_detail)
-        response = _response_from_wire(_Shape(self._endpoint), body)
-        if on_delta is not None:
-            for delta in answer_deltas(response):
-                await on_delta(delta)
-        return response
+        wire = _request_to_wire(request)
+        assembler = None
+        if request.stream:
+            wire["stream"] = True
+            wire["stream_options"] = {"include_usage": True}
+            headers["Accept"] = "text/event-stream"
+            assembler = ChatCompletionAssembler(self._endpoint, on_delta)
+        shape = _Shape(self._endpoint)
+        return await self._exchange(
+            wire,
+            headers,
+            error_detail,
+            lambda body: _response_from_wire(shape, body),
+            assembler,
+            on_delta,
+        )

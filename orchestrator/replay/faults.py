@@ -15,7 +15,8 @@ turns:
 | `status` | an HTTP error status (`status`), with `Retry-After` when `retry_after` is given |
 | `timeout` | no answer until the client gives up (at most `seconds`, then the answer) |
 | `reset` | the connection is reset (TCP RST) before any byte of an answer |
-| `cut` | headers and half the body, then the connection closes (Content-Length mismatch) |
+| `cut` | headers and half the body (of a stream: half its events), then the connection closes |
+| `cut_stream` | a stream's first `after` events, then the connection closes (no end marker) |
 | `bad_json` | HTTP 200 whose body is not JSON: `body`, or the answer cut in half |
 
 Counting the requests that met a fault is the one piece of state the replay server keeps;
@@ -28,15 +29,16 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 __all__ = ["TRANSPORT_STATE", "Fault", "FaultCounter", "fault_response"]
 
-FaultKind = Literal["status", "timeout", "reset", "cut", "bad_json"]
+FaultKind = Literal["status", "timeout", "reset", "cut", "cut_stream", "bad_json"]
 
 TRANSPORT_STATE = "replay.transport"
 """Key of the connection's transport in the request's `scope["state"]` (set by the
@@ -47,6 +49,7 @@ _ONLY_FOR: dict[str, FaultKind] = {
     "retry_after": "status",
     "seconds": "timeout",
     "body": "bad_json",
+    "after": "cut_stream",
 }
 
 
@@ -71,6 +74,9 @@ class Fault(BaseModel):
     """`bad_json`: the exact body to send; empty: the scripted answer cut in half."""
     message: str = "injected fault"
     """`status`: the error message in the body."""
+    after: int = Field(default=1, ge=0)
+    """`cut_stream`: how many events of the stream arrive before the cut. A request that
+    did not ask for a stream meets a `cut` instead."""
 
     @model_validator(mode="after")
     def _fields_fit_kind(self) -> Fault:
@@ -100,31 +106,44 @@ class FaultCounter:
 
 
 class _Broken(Response):
-    """A response that breaks its connection: a reset, or a body cut short."""
+    """A response that breaks its connection: a reset, or a body cut short.
 
-    def __init__(self, scope_state: object, *, partial: bytes | None, full_length: int) -> None:
+    `parts` None resets the connection before any byte; otherwise the headers and each
+    part go out (a declared `content_length` the parts do not reach, or a chunked stream
+    without its last chunk) and the connection closes.
+    """
+
+    def __init__(
+        self,
+        scope_state: object,
+        *,
+        parts: list[bytes] | None,
+        content_type: str = "application/json",
+        content_length: int | None = None,
+    ) -> None:
         super().__init__()
         self._state = scope_state
-        self._partial = partial
-        self._full_length = full_length
+        self._parts = parts
+        self._content_type = content_type
+        self._content_length = content_length
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = self._state.get(TRANSPORT_STATE) if isinstance(self._state, dict) else None
         if not isinstance(transport, asyncio.Transport):
             raise RuntimeError("replay: the server does not expose its transport to faults")
-        if self._partial is None:
+        if self._parts is None:
             sock = transport.get_extra_info("socket")
             if sock is not None:
                 # Linger 0: closing sends RST instead of FIN, as a dropped connection does.
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         else:
-            headers = [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(self._full_length).encode()),
-            ]
+            headers = [(b"content-type", self._content_type.encode())]
+            if self._content_length is not None:
+                headers.append((b"content-length", str(self._content_length).encode()))
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": self._partial, "more_body": True})
+            for part in self._parts:
+                await send({"type": "http.response.body", "body": part, "more_body": True})
             transport.close()
         # Wait for uvicorn to see the connection go, so it does not answer on it.
         while (await receive())["type"] != "http.disconnect":
@@ -142,22 +161,35 @@ async def _hold_until_disconnect(receive: Receive, seconds: float) -> bool:
 
 
 async def fault_response(
-    fault: Fault, answer: bytes, *, scope: Scope, receive: Receive
+    fault: Fault,
+    answer: bytes,
+    *,
+    frames: list[bytes] | None,
+    scope: Scope,
+    receive: Receive,
+    error: Callable[[int, str], Response],
 ) -> Response | None:
-    """The response that injects `fault`, or None to send `answer` after all.
+    """The response that injects `fault`, or None to send the answer after all.
 
-    `answer` is the scripted answer's body, which `cut` and `bad_json` send part of.
+    `answer` is the scripted answer's whole body and `frames` its event stream when the
+    request asked for one; `cut` and `bad_json` send part of them. `error` writes an error
+    body in the API's own envelope.
     """
     if fault.kind == "status":
-        headers = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-        status = fault.status or 500
-        body = {"error": {"message": fault.message, "type": "replay_fault", "code": status}}
-        return JSONResponse(body, status_code=status, headers=headers)
+        response = error(fault.status or 500, fault.message)
+        if fault.retry_after is not None:
+            response.headers["Retry-After"] = f"{fault.retry_after:g}"
+        return response
     if fault.kind == "timeout":
         gave_up = await _hold_until_disconnect(receive, fault.seconds)
         return Response(status_code=204) if gave_up else None
     if fault.kind == "bad_json":
         text = fault.body.encode() if fault.body is not None else answer[: len(answer) // 2]
         return Response(text, status_code=200, media_type="application/json")
-    partial = None if fault.kind == "reset" else answer[: len(answer) // 2]
-    return _Broken(scope.get("state"), partial=partial, full_length=len(answer))
+    state = scope.get("state")
+    if fault.kind == "reset":
+        return _Broken(state, parts=None)
+    if frames is None:
+        return _Broken(state, parts=[answer[: len(answer) // 2]], content_length=len(answer))
+    sent = fault.after if fault.kind == "cut_stream" else len(frames) // 2
+    return _Broken(state, parts=frames[:sent], content_type="text/event-stream")

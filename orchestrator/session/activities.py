@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -34,6 +35,7 @@ from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep
 from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest, Usage
+from orchestrator.providers.streaming import DeltaSink, ModelDelta
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import call_timeouts
@@ -74,7 +76,7 @@ from orchestrator.store.records import (
 )
 from orchestrator.types import JsonObject
 
-__all__ = ["SessionActivities"]
+__all__ = ["SessionActivities", "beating_sink"]
 
 log = get_logger(__name__)
 
@@ -118,6 +120,29 @@ async def _heartbeating() -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def beating_sink(publish: DeltaSink | None, *, every: float = 1.0) -> DeltaSink:
+    """A delta sink that heartbeats as the answer streams in, then passes each delta on.
+
+    A stream that keeps arriving is proof of progress, so the activity says so, at most
+    once per `every` seconds (Temporal throttles further); `_heartbeating` covers the wait
+    for the first delta.
+    """
+    info = activity.info()
+    beats = not info.is_local and info.heartbeat_timeout is not None
+    last = -math.inf
+
+    async def sink(delta: ModelDelta) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if beats and now - last >= every:
+            activity.heartbeat()
+            last = now
+        if publish is not None:
+            await publish(delta)
+
+    return sink
 
 
 class SessionActivities:
@@ -244,7 +269,9 @@ class SessionActivities:
                             tools=call.tools,
                             max_tokens=max_tokens,
                             temperature=call.temperature,
-                        )
+                            stream=entry.stream,
+                        ),
+                        on_delta=beating_sink(None),
                     )
             except ProviderError as exc:
                 log.warning(

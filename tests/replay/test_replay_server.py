@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -103,10 +104,10 @@ async def test_answers_a_chat_completion(replay: ReplayServer, client: httpx.Asy
     assert response.status_code == 200
     body = response.json()
     arguments = '{"priority": 2, "ticket_id": "T-1001"}'
+    assert body.pop("id").startswith("chatcmpl-")
+    assert abs(body.pop("created") - time.time()) < 3600
     assert body == {
-        "id": "chatcmpl-replay-strong-0",
         "object": "chat.completion",
-        "created": 0,
         "model": "scripted-strong",
         "choices": [
             {
@@ -135,9 +136,10 @@ async def test_answers_a_chat_completion(replay: ReplayServer, client: httpx.Asy
 
 
 async def test_same_request_same_answer(client: httpx.AsyncClient) -> None:
-    first = await client.post("/chat/completions", json=_body("scripted-strong"))
-    again = await client.post("/chat/completions", json=_body("scripted-strong"))
-    assert first.content == again.content
+    first = (await client.post("/chat/completions", json=_body("scripted-strong"))).json()
+    again = (await client.post("/chat/completions", json=_body("scripted-strong"))).json()
+    assert first["id"] != again["id"]
+    assert (first["choices"], first["usage"]) == (again["choices"], again["usage"])
 
 
 async def test_turn_is_the_number_of_assistant_messages(client: httpx.AsyncClient) -> None:
@@ -157,7 +159,8 @@ async def test_turn_is_the_number_of_assistant_messages(client: httpx.AsyncClien
         "message": "replay: conversation 'strong' has 2 turns but the request already holds"
         " 2 assistant messages (after_last: error)",
         "type": "invalid_request_error",
-        "code": None,
+        "param": None,
+        "code": "invalid_request",
     }
 
 
@@ -165,7 +168,7 @@ async def test_repeat_last_answers_past_the_end(client: httpx.AsyncClient) -> No
     response = await client.post("/chat/completions", json=_body("scripted-fast", assistants=5))
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == "fast answer"
-    assert response.json()["id"] == "chatcmpl-replay-fast-5"
+    assert response.json()["choices"][0]["message"]["content"] == "fast answer"
 
 
 async def test_match_by_model_and_contains(replay: ReplayServer, client: httpx.AsyncClient) -> None:
@@ -273,6 +276,8 @@ async def test_health_and_served_requests(replay: ReplayServer) -> None:
             "fault": None,
             "tool_results": [],
             "received_at": served[0]["received_at"],
+            "api": "openai",
+            "stream": False,
         }
     ]
 
