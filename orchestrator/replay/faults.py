@@ -12,12 +12,15 @@ turns:
 
 | kind | what the client meets |
 | --- | --- |
-| `status` | an HTTP error status (`status`), with `Retry-After` when `retry_after` is given |
+| `status` | an HTTP error status (`status`), `Retry-After` from `retry_after`, any `headers` |
 | `timeout` | no answer until the client gives up (at most `seconds`, then the answer) |
 | `reset` | the connection is reset (TCP RST) before any byte of an answer |
 | `cut` | headers and half the body (of a stream: half its events), then the connection closes |
 | `cut_stream` | a stream's first `after` events, then the connection closes (no end marker) |
 | `bad_json` | HTTP 200 whose body is not JSON: `body`, or the answer cut in half |
+
+A status fault's `headers` imitate what gateways send besides the status, e.g.
+`{llm_provider-retry-after: "120", x-should-retry: "false"}` for a LiteLLM proxy.
 
 Counting the requests that met a fault is the one piece of state the replay server keeps;
 everything else is still a pure function of the request.
@@ -47,6 +50,7 @@ loopback server's protocol), needed to reset or cut a connection on purpose."""
 _ONLY_FOR: dict[str, FaultKind] = {
     "status": "status",
     "retry_after": "status",
+    "headers": "status",
     "seconds": "timeout",
     "body": "bad_json",
     "after": "cut_stream",
@@ -68,6 +72,8 @@ class Fault(BaseModel):
     """`status`: the HTTP status to answer with."""
     retry_after: float | None = Field(default=None, ge=0)
     """`status`: seconds sent as `Retry-After`."""
+    headers: dict[str, str] = Field(default_factory=dict)
+    """`status`: more response headers, as a gateway or provider sends them."""
     seconds: float = Field(default=60.0, gt=0)
     """`timeout`: the longest the server holds the request before answering after all."""
     body: str | None = None
@@ -177,6 +183,7 @@ async def fault_response(
     """
     if fault.kind == "status":
         response = error(fault.status or 500, fault.message)
+        response.headers.update(fault.headers)
         if fault.retry_after is not None:
             response.headers["Retry-After"] = f"{fault.retry_after:g}"
         return response

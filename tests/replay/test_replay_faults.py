@@ -42,6 +42,14 @@ SCRIPT = ReplayScript.model_validate(
                 ("truncated", {"kind": "bad_json", "times": 1}),
                 ("garbage", {"kind": "bad_json", "body": "{]not json"}),
                 ("onemodel", {"kind": "status", "status": 503, "model": "m-down"}),
+                (
+                    "gateway",
+                    {
+                        "kind": "status",
+                        "status": 429,
+                        "headers": {"llm_provider-retry-after": "120", "x-should-retry": "false"},
+                    },
+                ),
             ]
         ]
         + [
@@ -92,6 +100,12 @@ async def test_429_carries_retry_after_then_the_answer(replay: ReplayServer) -> 
     assert (error.status_code, error.retry_after, error.retryable) == (429, 1.5, True)
     assert await _answers(replay, "s429") == "ok after s429"
     assert [(r.status, r.fault) for r in replay.requests] == [(429, "status"), (200, None)]
+
+
+async def test_a_gateways_headers_reach_the_provider(replay: ReplayServer) -> None:
+    error = await _fails(replay, "gateway")
+    assert isinstance(error, ProviderHTTPError)
+    assert (error.retry_after, error.should_retry, error.retryable) == (120, False, False)
 
 
 async def test_times_counts_down_then_the_answer_follows(replay: ReplayServer) -> None:
@@ -172,6 +186,7 @@ async def test_the_latest_tool_results_are_recorded(replay: ReplayServer) -> Non
         ({"kind": "reset", "status": 500}, "status applies to status faults, not reset"),
         ({"kind": "status", "status": 503, "seconds": 2}, "seconds applies to timeout faults"),
         ({"kind": "bad_json", "retry_after": 1}, "retry_after applies to status faults"),
+        ({"kind": "reset", "headers": {"a": "b"}}, "headers applies to status faults"),
         ({"kind": "status", "status": 200}, "greater than or equal to 400"),
         ({"kind": "flood"}, "Input should be 'status', 'timeout'"),
         ({"kind": "cut", "times": 0}, "greater than or equal to 1"),
