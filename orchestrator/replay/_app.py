@@ -3,7 +3,8 @@
 `POST /v1/chat/completions` speaks OpenAI's protocol and `POST /v1/messages` Anthropic's,
 each with and without `stream`; `GET /v1/models` lists the scripted model ids (in
 Anthropic's shape when the request carries `anthropic-version`). Every error, an unknown
-path included, comes in the envelope of the API asked. `GET /_replay/requests` returns
+path included, comes in the envelope of the API asked (Anthropic's for `/v1/messages` and
+for requests carrying `anthropic-version`, OpenAI's otherwise). `GET /_replay/requests` returns
 what was served, for tests.
 """
 
@@ -226,7 +227,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown path, wrong method) in the API's envelope."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     text = f"replay: {request.method} {request.url.path}: {_REASONS.get(status, 'failed')}"
-    wire = _ANTHROPIC if request.url.path == "/v1/messages" else _OPENAI
+    anthropic = request.url.path.endswith("/messages") or "anthropic-version" in request.headers
+    wire = _ANTHROPIC if anthropic else _OPENAI
     return wire.error(status, text)
 
 

@@ -26,7 +26,7 @@ from orchestrator.exceptions import PlanError
 from orchestrator.plans import parse_plan
 from orchestrator.plans.models import Plan
 from orchestrator.plugin import workflow_runner
-from orchestrator.replay import ReplayServer, ServedRequest
+from orchestrator.replay import ReplayServer, ServedRequest, load_replay_script
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
 from orchestrator.session.agent_loop import MODEL_FAILURE_PATCH
@@ -137,7 +137,15 @@ async def failed_step(env: FaultEnv, session_id: str, outcome: object) -> str:
 
 @pytest.mark.parametrize(
     ("fault", "times"),
-    [("s429", 1), ("s500", 2), ("s503", 2), ("timeout", 1), ("reset", 2), ("cut", 1)],
+    [
+        ("s429", 1),
+        ("s500", 2),
+        ("s503", 2),
+        ("timeout", 1),
+        ("reset", 2),
+        ("cut", 1),
+        ("cut_stream", 1),
+    ],
 )
 async def test_a_transient_fault_is_retried_and_the_session_completes(
     faults: FaultEnv, fault: str, times: int
@@ -156,6 +164,27 @@ async def test_a_transient_fault_is_retried_and_the_session_completes(
     assert len(await faults.events(session_id, EventKind.TOOL_CALL)) == 1
     if fault == "s429":
         assert served[-1].received_at - served[-2].received_at >= 1.0
+
+
+async def test_a_stream_cut_mid_answer_is_retried_and_never_a_partial_result(
+    faults: FaultEnv,
+) -> None:
+    scripted = load_replay_script(SCRIPT).find("replay-strong", "Step: cut_stream")
+    assert scripted is not None
+    whole = scripted.turns[1].content
+    session_id, result = await faults.run(plan({"id": "cut_stream"}))
+    assert isinstance(result, SessionResult), result
+    assert result.final_output == whole
+    served = faults.served("cut_stream")
+    assert [(r.turn, r.stream, r.fault) for r in served] == [
+        (0, True, None),
+        (1, True, "cut_stream"),
+        (1, True, None),
+    ]
+    # One model_call record per round: the cut attempt left none, and its tokens were
+    # not spent twice.
+    calls = await faults.events(session_id, EventKind.MODEL_CALL)
+    assert [event.payload["round"] for event in calls] == [0, 1]
 
 
 @pytest.mark.parametrize(
