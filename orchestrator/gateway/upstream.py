@@ -60,6 +60,9 @@ class Upstreams:
     ) -> ModelResponse:
         """Send the conversation to `deployment`, under its own model id.
 
+        With `on_delta` (a streaming client) the call streams, unless the deployment says
+        `stream: false`; its deltas reach `on_delta` as they arrive.
+
         Raises:
             ProviderError: as the adapter raises it.
         """
@@ -68,8 +71,10 @@ class Upstreams:
             entry = self._registry.providers[self._registry.models[deployment].provider]
             adapter = adapter_for(entry, self._client)
             self._chat[deployment] = adapter
-        model = self._registry.models[deployment].model
-        return await adapter.complete(request.model_copy(update={"model": model}), on_delta)
+        served = self._registry.models[deployment]
+        # A streaming client is relayed the deployment's own stream when it can stream.
+        upstream = {"model": served.model, "stream": on_delta is not None and served.stream}
+        return await adapter.complete(request.model_copy(update=upstream), on_delta)
 
     async def embed(self, deployment: str, body: JsonObject) -> JsonValue:
         """Send an embeddings body to `deployment`, under its own model id.

@@ -23,6 +23,7 @@ models:
     region: eu
     data_classes: [public, internal, pii]
     quality: {default: 0.9, code: 0.95}
+    stream: true                     # default; false for endpoints that cannot stream
 aliases:
   reasoning-strong: {deployments: [demo-strong, demo-strong-b]}
 default_model: demo-fast

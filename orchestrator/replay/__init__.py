@@ -1,10 +1,12 @@
-"""A local model server that answers OpenAI chat-completions requests from a script.
+"""A local model server that answers OpenAI and Anthropic model requests from a script.
 
-Demos and tests use it instead of a real provider: it speaks the same protocol over real
-HTTP on loopback, so the provider code under test is the code that runs in production, and
-it answers statelessly, so a model call retried after a worker crash gets the same answer.
+Demos and tests use it instead of a real provider: it speaks the same protocols
+(`/v1/chat/completions` and `/v1/messages`, streamed as the real APIs stream, and
+`/v1/models`) over real HTTP on loopback, so the provider code under test is the code that
+runs in production, and it answers statelessly, so a model call retried after a worker
+crash gets the same answer.
 A script can also inject provider faults per call (`Fault`): error statuses, timeouts,
-resets, bodies cut short or not JSON.
+resets, bodies or streams cut short, bodies that are not JSON.
 
 Run it standalone with `python -m orchestrator.replay SCRIPT --port 8765`, or in-process:
 

@@ -24,7 +24,10 @@ __all__ = ["main"]
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m orchestrator.replay",
-        description="Serve scripted model answers over the OpenAI chat-completions protocol.",
+        description=(
+            "Serve scripted model answers over OpenAI chat completions and Anthropic"
+            " Messages, streamed or whole."
+        ),
     )
     parser.add_argument("script", metavar="SCRIPT", type=Path, help="replay script (YAML)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")

@@ -58,6 +58,8 @@ async def test_openai_stream_carries_the_tool_call_and_names_the_deployment(
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "tool_calls"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    # The deployment's own answer was streamed to the gateway, not fetched whole.
+    assert served.replay.requests[-1].stream
 
 
 async def test_anthropic_stream_fails_over_before_the_first_byte(store_url: str) -> None:
@@ -95,6 +97,7 @@ async def test_anthropic_stream_fails_over_before_the_first_byte(store_url: str)
     assert final.model == "fast"
     assert final.stop_reason == "end_turn"
     assert [r.model for r in served.replay.requests][-1] == "replay-fast"
+    assert served.replay.requests[-1].stream
 
 
 async def test_a_stream_cut_after_it_started_is_not_continued_elsewhere() -> None:
