@@ -43,18 +43,41 @@ import yaml
 from orchestrator.devserver import free_port
 
 TOKEN = "sk-gw-bench"
+LITELLM_KEY = "sk-bench-" + "5" * 40
+"""LiteLLM's proxy refuses to start without a master key; a fixed one for loopback only."""
 RESULTS = Path(__file__).parent / "results"
+RECONNECTS: list[str] = []
+"""Requests sent again because the server had closed the kept-alive connection."""
+
+
+def _turns(slow: int, delay: float) -> list[Any]:
+    """Eight tool rounds and a final answer; every turn of parity `slow` answers `delay` late."""
+    turns: list[Any] = []
+    for i in range(8):
+        turn: Any = {"tool_calls": [{"name": "lookup", "arguments": {"n": i}}]}
+        if delay and i % 2 == slow:
+            turn["fault"] = {"kind": "timeout", "seconds": delay}
+        turns.append(turn)
+    return [*turns, {"content": "done"}]
+
 
 SCRIPT: Any = {
     "conversations": [
+        # The warm-cache workload: `a` is slow on odd rounds, `b` on even ones, so the live
+        # latency a per-request router reads keeps changing its mind.
         {
-            "name": "loop",
-            "turns": [
-                *[{"tool_calls": [{"name": "lookup", "arguments": {"n": i}}]} for i in range(8)],
-                {"content": "done"},
-            ],
+            "name": "warm-a",
+            "match": {"model": "replay-a", "contains": "Warm"},
+            "turns": _turns(1, 0.02),
             "after_last": "repeat_last",
-        }
+        },
+        {
+            "name": "warm-b",
+            "match": {"model": "replay-b", "contains": "Warm"},
+            "turns": _turns(0, 0.02),
+            "after_last": "repeat_last",
+        },
+        {"name": "loop", "turns": _turns(0, 0.0), "after_last": "repeat_last"},
     ]
 }
 
@@ -138,9 +161,9 @@ async def _process(argv: list[str], ready: str, env: dict[str, str]) -> AsyncIte
             drainer.cancel()
 
 
-def _body(model: str, turn: int = 0) -> dict[str, Any]:
+def _body(model: str, turn: int = 0, system: str = "You look things up.") -> dict[str, Any]:
     messages: list[Any] = [
-        {"role": "system", "content": "You look things up."},
+        {"role": "system", "content": system},
         {"role": "user", "content": "Find it."},
     ]
     for i in range(turn):
@@ -160,7 +183,13 @@ async def _timed(
     http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
 ) -> float:
     start = time.perf_counter()
-    answer = await http.post(url, json=body, headers=headers)
+    try:
+        answer = await http.post(url, json=body, headers=headers)
+    except (httpx.ReadError, httpx.RemoteProtocolError):
+        # A kept-alive connection the server closed as it was reused: counted, sent again.
+        RECONNECTS.append(url)
+        start = time.perf_counter()
+        answer = await http.post(url, json=body, headers=headers)
     answer.raise_for_status()
     return time.perf_counter() - start
 
@@ -207,7 +236,7 @@ async def _warm_share(
             sid = f"warm-{per_request}-{s}-{turn}" if per_request else f"warm-{s}"
             answer = await http.post(
                 url,
-                json=_body("pair", turn),
+                json=_body("pair", turn, f"Warm workload, session {s}."),
                 headers={"authorization": f"Bearer {TOKEN}", "x-session-id": sid},
             )
             answer.raise_for_status()
@@ -221,6 +250,70 @@ async def _warm_share(
         "same_as_previous": kept,
         "share": round(kept / total, 4) if total else None,
     }
+
+
+async def _litellm(
+    folder: Path,
+    replay_url: str,
+    http: httpx.AsyncClient,
+    args: argparse.Namespace,
+    direct: Callable[[int], Awaitable[float]],
+) -> dict[str, Any]:
+    """LiteLLM's proxy (no database, like its quick start) before the same replay server."""
+    port = free_port()
+    config = {
+        "model_list": [
+            {
+                "model_name": "a",
+                "litellm_params": {
+                    "model": "openai/replay-a",
+                    "api_base": replay_url,
+                    "api_key": "x",
+                },
+            }
+        ],
+        "litellm_settings": {"telemetry": False},
+        "general_settings": {"master_key": LITELLM_KEY},
+    }
+    (folder / "litellm.yaml").write_text(yaml.safe_dump(config))
+    binary = Path(sys.executable).parent / "litellm"
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    url = f"http://127.0.0.1:{port}/v1/chat/completions"
+    async with _process(
+        [
+            str(binary),
+            "--config",
+            str(folder / "litellm.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        "Uvicorn running",
+        env,
+    ):
+
+        def through(i: int) -> Awaitable[float]:
+            return _timed(
+                http,
+                url,
+                _body("a", i % 9 if i >= 0 else 0),
+                {"authorization": f"Bearer {LITELLM_KEY}"},
+            )
+
+        seq = await _sequential(through, args.requests)
+        con = await _concurrent(through, args.clients, args.each)
+    seq_direct = await _sequential(direct, args.requests)
+    con_direct = await _concurrent(direct, args.clients, args.each)
+    out: dict[str, Any] = {
+        "sequential": {"direct": _summary(seq_direct), "litellm": _summary(seq)},
+        "concurrent": {"direct": _summary(con_direct), "litellm": _summary(con)},
+    }
+    for mode in ("sequential", "concurrent"):
+        out[mode]["added_p50_ms"] = round(
+            out[mode]["litellm"]["p50_ms"] - out[mode]["direct"]["p50_ms"], 3
+        )
+    return out
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -326,6 +419,8 @@ async def main(args: argparse.Namespace) -> None:
                 - results["concurrent"]["direct"]["p99_ms"],
                 3,
             )
+            if args.litellm:
+                results["litellm"] = await _litellm(folder, replay_url, http, args, direct)
             results["warm_cache"] = {
                 "pinned": await _warm_share(
                     http, f"{gateway_url}/chat/completions", args.sessions, False
@@ -336,6 +431,7 @@ async def main(args: argparse.Namespace) -> None:
             }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    results["reconnects"] = len(RECONNECTS)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))

@@ -1,7 +1,7 @@
 """The project's asset registry, as governance reviews ask for it.
 
 Every model deployment, skill version, connector and plan, with owner, region, data
-classes and risk.
+classes and risk, and the model gateway's virtual keys.
 
 Read from the project's files (`models.yaml`, `skills/`, `connectors/`, `workflows/`), not
 from the store: it lists what could run, not what did. A plan's data classes, regions and
@@ -17,6 +17,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, Field
 
+from orchestrator.gateway.config import GatewaySettings
+from orchestrator.gateway.keys import GatewayKeys
 from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep, Plan, SkillStep
 from orchestrator.providers.registry import load_model_registry
@@ -26,7 +28,7 @@ from orchestrator.skills.registry import SkillRegistry
 
 __all__ = ["Asset", "AssetKind", "build_inventory"]
 
-AssetKind = Literal["model", "skill", "connector", "plan"]
+AssetKind = Literal["model", "skill", "connector", "plan", "gateway_key"]
 
 
 class Asset(BaseModel):
@@ -59,7 +61,34 @@ def build_inventory(settings: Settings) -> list[Asset]:
     workflows = project / "workflows"
     plans = load_plans(workflows) if workflows.is_dir() else {}
     assets += [_plan(plan, specs) for plan in plans.values()]
-    return assets
+    return assets + _gateway_keys(project)
+
+
+def _gateway_keys(project: Path) -> list[Asset]:
+    """The model gateway's virtual keys: who spends, on which models, within what limits."""
+    path = GatewaySettings().resolved_keys_file(project)
+    if not path.exists():
+        return []
+    return [
+        Asset(
+            kind="gateway_key",
+            name=key.id,
+            owner=f"{key.tenant}/{key.team}",
+            details={
+                "models": ", ".join(key.models),
+                "budgets": "; ".join(
+                    f"{b.period}: ${b.limit_usd}"
+                    if b.limit_usd is not None
+                    else f"{b.period}: {b.limit_tokens} tokens"
+                    for b in key.budgets
+                )
+                or "-",
+                "rate_limit": f"{key.rate_limit.requests_per_minute or '-'} rpm,"
+                f" {key.rate_limit.tokens_per_minute or '-'} tpm",
+            },
+        )
+        for key in GatewayKeys.load(path).keys
+    ]
 
 
 def _models(settings: Settings) -> list[Asset]:

@@ -234,11 +234,12 @@ async def cost(
 def inventory(
     project: Project = None,
     kind: Annotated[
-        str | None, typer.Option(help="Only this kind: model, skill, connector or plan.")
+        str | None,
+        typer.Option(help="Only this kind: model, skill, connector, plan or gateway_key."),
     ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Every model deployment, skill version, connector and plan of the project."""
+    """Every model deployment, skill version, connector, plan and gateway key of the project."""
     settings = load_settings(project)
     try:
         assets = [a for a in build_inventory(settings) if kind is None or a.kind == kind]

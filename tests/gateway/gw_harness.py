@@ -66,13 +66,15 @@ def registry_raw(base_url: str) -> JsonObject:
             "default_policy": "balanced",
             "policies": {
                 "balanced": {
+                    # Latency left out: live measurements on loopback would decide otherwise.
+                    "weights": {"quality": 0.6, "cost": 0.3, "latency": 0.0},
                     "rules": [
                         {
                             "name": "hard-goes-strong",
                             "when": '"x-task" in headers && headers["x-task"] == "hard"',
                             "only": ["strong"],
                         }
-                    ]
+                    ],
                 }
             },
         },

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import REPO
 
 import orchestrator.gateway
+from orchestrator.audit import build_inventory
 from orchestrator.exceptions import ConfigError
 from orchestrator.gateway import GatewayKeys
+from orchestrator.settings import Settings
 
 
 def test_public_api_is_exactly_exported() -> None:
@@ -49,3 +52,13 @@ def test_bad_file_names_the_field(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match="id 'a' appears twice"):
         GatewayKeys.load(path)
+
+
+def test_inventory_lists_the_gateway_keys(tmp_path: Path) -> None:
+    shutil.copy(REPO / "models.yaml", tmp_path / "models.yaml")
+    shutil.copy(REPO / "gateway_keys.example.yaml", tmp_path / "gateway_keys.yaml")
+    assets = build_inventory(Settings(project_dir=tmp_path, state_dir=tmp_path / "state"))
+    [key] = [a for a in assets if a.kind == "gateway_key"]
+    assert (key.name, key.owner) == ("readme-demo", "acme/support")
+    assert key.details["budgets"] == "day: $5.0"
+    assert key.details["rate_limit"] == "600 rpm, 2000000 tpm"
