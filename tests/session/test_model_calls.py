@@ -317,3 +317,35 @@ async def test_cached_prompt_tokens_are_priced_in_audit_budgets_and_reports(
     assert (row.cost_usd, row.input_tokens, row.cached_input_tokens) == (0.02, 10_000, 8_000)
     budget = await env.runtime.store.budgets.usage("default/*", "total")
     assert (budget.spent_usd, budget.spent_tokens) == (0.02, 10_500)
+
+
+async def test_an_ensemble_counts_a_cut_answer_as_none(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    models = """
+providers:
+  openai: {kind: openai, base_url: "${FAKE_OPENAI_URL}"}
+models:
+  writer: {provider: openai, model: gpt-a}
+  writer-b: {provider: openai, model: gpt-b}
+  writer-c: {provider: openai, model: gpt-c}
+default_model: writer
+"""
+    env = await session_env(models)
+
+    def answer(body: JsonObject) -> JsonObject:
+        reply = _answer(body, "yes")
+        if body["model"] == "gpt-c":
+            reply["choices"][0]["finish_reason"] = "length"  # type: ignore[index]
+        return reply
+
+    env.endpoint.answer = answer
+    plan = _plan("{id: vote, type: ensemble, goal: Say yes., models: [writer, writer-b, writer-c]}")
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    result = await handle.result()
+    assert result.final_output == "yes"
+    (merged,) = await env.runtime.store.list_events(
+        result.session_id, kind=EventKind.ENSEMBLE_MERGED
+    )
+    assert merged.payload["tally"] == {"yes": 2}
+    assert "'writer-c' (model 'gpt-c') was cut off" in str(merged.payload["ballots"])
