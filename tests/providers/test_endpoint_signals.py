@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import anthropic
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -149,6 +150,28 @@ async def test_an_error_in_a_200_body_is_surfaced(
     assert (error.error_type, error.code, error.retryable) == (error_type, code, retryable)
     assert message in str(error) and KEY not in str(error)
     assert "HTTP 200 with an error instead of an answer" in str(error)
+
+
+async def test_anthropic_sdk_and_adapter_post_to_the_same_path_for_a_bare_host() -> None:
+    answer: JsonObject = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "claude",
+        "content": [{"type": "text", "text": "hello"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": 3, "output_tokens": 1},
+    }
+    async with _endpoint(200, answer) as (url, hits):
+        async with anthropic.AsyncAnthropic(base_url=url, api_key=KEY, max_retries=0) as sdk:
+            sdk_answer = await sdk.messages.create(
+                model="claude", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+            )
+        async with AnthropicProvider(base_url=url, api_key=KEY) as provider:
+            ours = await provider.complete(REQUEST)
+    assert sdk_answer.content[0].type == "text" and ours.message.content == "hello"
+    assert hits == ["/v1/messages", "/v1/messages"]
 
 
 @pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])

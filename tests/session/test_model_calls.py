@@ -349,3 +349,21 @@ default_model: writer
     )
     assert merged.payload["tally"] == {"yes": 2}
     assert "'writer-c' (model 'gpt-c') was cut off" in str(merged.payload["ballots"])
+
+
+async def test_an_error_in_a_200_body_fails_the_step_with_the_providers_message(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(TRUNCATING)
+    env.endpoint.answer = lambda body: {
+        "error": {
+            "message": "Your credit balance is too low to access the API.",
+            "type": "invalid_request_error",
+            "code": "insufficient_quota",
+        }
+    }
+    error = await _failure(env, _plan("{id: draft, type: agent, goal: Write.}"))
+    assert "Your credit balance is too low to access the API." in error
+    assert "(type invalid_request_error, code insufficient_quota)" in error
+    assert "no choices" not in error
+    assert len(env.endpoint.bodies) == 1  # not retried: the provider said why
