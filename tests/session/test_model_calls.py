@@ -367,3 +367,30 @@ async def test_an_error_in_a_200_body_fails_the_step_with_the_providers_message(
     assert "(type invalid_request_error, code insufficient_quota)" in error
     assert "no choices" not in error
     assert len(env.endpoint.bodies) == 1  # not retried: the provider said why
+
+
+STREAMING = """
+providers:
+  local: {kind: openai, base_url: "${FAKE_OPENAI_URL}"}
+models:
+  slow-local: {provider: local, model: llama-70b}
+  quick: {provider: local, model: small, stream: false}
+default_model: slow-local
+"""
+
+
+async def test_calls_stream_unless_the_deployment_says_stream_false(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    env = await session_env(STREAMING)
+    handle = await start_session(env.client, ONE_STEP, {}, task_queue=env.settings.task_queue)
+    await handle.result()
+    # This endpoint answers whole bodies even when asked to stream; the call still succeeds.
+    asked = [
+        (body["model"], body.get("stream"), body.get("stream_options"))
+        for body in env.endpoint.bodies
+    ]
+    assert asked == [
+        ("llama-70b", True, {"include_usage": True}),
+        ("small", None, None),
+    ]
