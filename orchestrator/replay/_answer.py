@@ -22,9 +22,10 @@ __all__ = ["Answer", "Asked", "ScriptedCall", "answer_for", "pieces"]
 
 Api = Literal["openai", "anthropic"]
 
-_MOST_PIECES = 200
-"""A streamed text or arguments string is sent in at most this many pieces, so a
-megabyte-sized answer does not become a hundred thousand events."""
+_MOST_PIECES = 64
+"""A streamed text or arguments string is sent in at most this many pieces, so a long
+answer does not become thousands of events (each costs both ends some 30 µs, which the
+sessions of the test suite and the benchmarks would pay on every model call)."""
 _WORDS = re.compile(r"\S+\s*|\s+")
 _PIECE_CHARS = 8
 """Tool-call arguments are streamed in pieces of this many characters, as real APIs send
@@ -115,9 +116,11 @@ def pieces(text: str, *, words: bool) -> list[str]:
     """
     if not text:
         return []
-    if words and len(text) <= _MOST_PIECES * 16:
+    if words and len(text) <= _MOST_PIECES * 64:
         cut = _WORDS.findall(text)
         if len(cut) <= _MOST_PIECES:
             return cut
+        per = math.ceil(len(cut) / _MOST_PIECES)
+        return ["".join(cut[i : i + per]) for i in range(0, len(cut), per)]
     size = max(_PIECE_CHARS, math.ceil(len(text) / _MOST_PIECES))
     return [text[i : i + size] for i in range(0, len(text), size)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hmac
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
@@ -219,8 +219,22 @@ class _Replay:
         if frames is None:
             return whole
         return StreamingResponse(
-            iter(frames), media_type="text/event-stream", headers={"cache-control": "no-cache"}
+            _each(frames), media_type="text/event-stream", headers={"cache-control": "no-cache"}
         )
+
+
+async def _each(frames: list[bytes]) -> AsyncIterator[bytes]:
+    """The frames as an async iterator, a few per write.
+
+    Starlette runs a plain iterator's every step in a thread (a streamed answer took ~40x
+    a whole one); a write per frame cost another ~2x on loopback, where nothing is gained
+    by it: the client still reads every event on its own.
+    """
+    for start in range(0, len(frames), _FRAMES_PER_WRITE):
+        yield b"".join(frames[start : start + _FRAMES_PER_WRITE])
+
+
+_FRAMES_PER_WRITE = 8
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
