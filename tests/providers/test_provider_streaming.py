@@ -338,3 +338,107 @@ async def test_sse_fields_comments_and_a_cut_last_event() -> None:
         "event: cut\ndata: never finished"
     )
     assert await _events(text) == [SSEEvent("one", "a\n b"), SSEEvent("message", "{}")]
+
+
+def _cached_endpoint() -> Starlette:
+    """Answers one message, whole or streamed, with prompt-cache counts in its usage."""
+    openai_whole = {
+        "id": "c1",
+        "object": "chat.completion",
+        "model": "m",
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": "Hello"},
+                "finish_reason": "stop",
+            }
+        ],
+        "usage": {
+            "prompt_tokens": 2000,
+            "completion_tokens": 9,
+            "total_tokens": 2009,
+            "prompt_tokens_details": {"cached_tokens": 1536},
+        },
+    }
+    usage_chunk = {**_OPENAI_HEAD, "choices": [], "usage": openai_whole["usage"]}
+    openai_frames = [
+        _openai_chunk({"role": "assistant", "content": "Hel"}),
+        _openai_chunk({"content": "lo"}),
+        _openai_chunk({}, "stop"),
+        f"data: {json.dumps(usage_chunk)}\n\n".encode(),
+        b"data: [DONE]\n\n",
+    ]
+    start_usage = {
+        "input_tokens": 12,
+        "cache_read_input_tokens": 1500,
+        "cache_creation_input_tokens": 300,
+        "output_tokens": 1,
+    }
+    anthropic_whole = {
+        "id": "msg_1",
+        "type": "message",
+        "role": "assistant",
+        "model": "m",
+        "content": [{"type": "text", "text": "Hello"}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {**start_usage, "output_tokens": 9},
+    }
+    start = {**anthropic_whole, "content": [], "stop_reason": None, "usage": start_usage}
+    anthropic_frames = [
+        _anthropic_event({"type": "message_start", "message": start}),
+        _TEXT_START,
+        _TEXT_DELTA,
+        _anthropic_event(
+            {
+                "type": "content_block_delta",
+                "index": 0,
+                "delta": {"type": "text_delta", "text": "lo"},
+            }
+        ),
+        _anthropic_event({"type": "content_block_stop", "index": 0}),
+        _anthropic_event(
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": 9},
+            }
+        ),
+        _anthropic_event({"type": "message_stop"}),
+    ]
+
+    async def chat(request: Request) -> Response:
+        if (await request.json()).get("stream"):
+            return StreamingResponse(iter(openai_frames), media_type="text/event-stream")
+        return JSONResponse(openai_whole)
+
+    async def messages(request: Request) -> Response:
+        if (await request.json()).get("stream"):
+            return StreamingResponse(iter(anthropic_frames), media_type="text/event-stream")
+        return JSONResponse(anthropic_whole)
+
+    return Starlette(
+        routes=[
+            Route("/chat/completions", chat, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "cached", "written"), [(OpenAIProvider, 1536, 0), (AnthropicProvider, 1500, 300)]
+)
+async def test_prompt_cache_counts_are_the_same_streamed(
+    kind: type[Provider], cached: int, written: int
+) -> None:
+    async with LoopbackServer(_cached_endpoint()) as server, kind(base_url=server.url) as provider:
+        whole = await provider.complete(_request("any", stream=False))
+        streamed = await provider.complete(_request("any", stream=True))
+    assert streamed == whole
+    assert streamed.message.content == "Hello"
+    usage = streamed.usage
+    assert (usage.cached_input_tokens, usage.cache_write_tokens, usage.output_tokens) == (
+        cached,
+        written,
+        9,
+    )
