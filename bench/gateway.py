@@ -68,13 +68,13 @@ SCRIPT: Any = {
         {
             "name": "warm-a",
             "match": {"model": "replay-a", "contains": "Warm"},
-            "turns": _turns(1, 0.02),
+            "turns": _turns(1, 0.05),
             "after_last": "repeat_last",
         },
         {
             "name": "warm-b",
             "match": {"model": "replay-b", "contains": "Warm"},
-            "turns": _turns(0, 0.02),
+            "turns": _turns(0, 0.05),
             "after_last": "repeat_last",
         },
         {"name": "loop", "turns": _turns(0, 0.0), "after_last": "repeat_last"},
@@ -89,7 +89,7 @@ def _models(replay_url: str) -> Any:
         "input_price_per_mtok": 1.0,
         "output_price_per_mtok": 2.0,
         "quality": {"default": 0.8},
-        "latency_ms": 50,
+        "latency_ms": 5,
     }
     return {
         "providers": {"replay": {"kind": "openai", "base_url": replay_url}},

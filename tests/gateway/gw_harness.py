@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from openai import AsyncOpenAI
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
@@ -145,3 +146,29 @@ async def serve_gateway(
         app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
         server = await stack.enter_async_context(LoopbackServer(app))
         yield Served(gateway=gateway, replay=replay, server=server, store=store)
+
+
+@contextlib.asynccontextmanager
+async def one_deployment(
+    upstream: Starlette, store: Store, kind: str, name: str, model: str
+) -> AsyncIterator[AsyncOpenAI]:
+    """A gateway whose only deployment is `upstream` (a fake endpoint of API `kind`),
+    and an `openai` client of it."""
+    async with LoopbackServer(upstream) as fake:
+        registry = ModelRegistry.model_validate(
+            {
+                "providers": {"up": {"kind": kind, "base_url": f"{fake.url}/v1"}},
+                "models": {name: {"provider": "up", "model": model}},
+                "default_model": name,
+            }
+        )
+        gateway = Gateway(registry, keys(), store)
+        app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
+        try:
+            async with (
+                LoopbackServer(app) as server,
+                AsyncOpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0) as client,
+            ):
+                yield client
+        finally:
+            await gateway.aclose()
