@@ -34,12 +34,15 @@ OPENING: Any = [{"role": "user", "content": "Refund order 7"}]
 
 
 @contextlib.asynccontextmanager
-async def gateway_process(project: Path, database_url: str) -> AsyncIterator[str]:
-    """`orchestrator gateway` on a free port; yields its `/v1` URL, stops it with SIGINT."""
+async def gateway_process(
+    project: Path, database_url: str, command: str = "gateway"
+) -> AsyncIterator[str]:
+    """`orchestrator gateway` (or `api`) on a free port; yields its `/v1` URL, stops it
+    with SIGINT."""
     port = free_port()
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
-        *("-m", "orchestrator", "gateway", "--project", str(project), "--port", str(port)),
+        *("-m", "orchestrator", command, "--project", str(project), "--port", str(port)),
         env={
             **os.environ,
             "ORCHESTRATOR_DATABASE_URL": database_url,
@@ -52,9 +55,9 @@ async def gateway_process(project: Path, database_url: str) -> AsyncIterator[str
     try:
         async with asyncio.timeout(60):
             line = ""
-            while "gateway on" not in line:
+            while f"{command} on" not in line:
                 line = (await proc.stdout.readline()).decode()
-                assert line, "orchestrator gateway exited early"
+                assert line, f"orchestrator {command} exited early"
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -113,3 +116,14 @@ async def test_a_pin_survives_a_gateway_restart(project: tuple[Path, ReplayServe
     assert second.headers["x-orchestrator-boundary"] == "tool_loop"
     assert second.json()["model"] == "strong"
     assert [r.model for r in replay.requests] == ["replay-strong", "replay-strong"]
+
+
+async def test_the_api_process_mounts_the_gateway_at_v1(
+    project: tuple[Path, ReplayServer],
+) -> None:
+    folder, replay = project
+    database_url = f"sqlite+aiosqlite:///{folder / 'state' / 'api.db'}"
+    async with gateway_process(folder, database_url, command="api") as url:
+        answer = await _chat(url, OPENING, **{"x-task": "hard"})
+    assert answer.json()["model"] == "strong"
+    assert [r.model for r in replay.requests] == ["replay-strong"]
