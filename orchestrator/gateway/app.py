@@ -22,6 +22,7 @@ from starlette.routing import Route
 from orchestrator.exceptions import StoreError
 from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
 from orchestrator.gateway.calls import ChatCall
+from orchestrator.gateway.embeddings import embed
 from orchestrator.gateway.errors import (
     BadRequest,
     BodyTooLarge,
@@ -125,7 +126,7 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
         raw = await _body(request, limit)
         if not isinstance(raw, dict):
             raise BadRequest("body: expected an object")
-        body, deployment = await gateway.embeddings(raw, request.headers)
+        body, deployment = await embed(gateway, raw, request.headers)
         return JSONResponse(
             body,
             headers={"x-orchestrator-deployment": deployment, "x-request-id": uuid.uuid4().hex},

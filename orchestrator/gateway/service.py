@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
-from pydantic import JsonValue
 
 from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
 from orchestrator.gateway import audit
@@ -33,7 +32,6 @@ from orchestrator.gateway.errors import (
     ModelNotAllowed,
     Unauthorized,
     UnknownModel,
-    UpstreamFailed,
 )
 from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token_of
 from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
@@ -156,7 +154,7 @@ class Gateway:
         # in steps of up to 100 ms: queueing this process's writes is far faster.
         self._write_lock = asyncio.Lock() if store.url.startswith("sqlite") else None
 
-    def _writing(self) -> contextlib.AbstractAsyncContextManager[object]:
+    def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Where a request's store writes go: one at a time on SQLite, freely elsewhere."""
         return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
 
@@ -268,7 +266,7 @@ class Gateway:
             input_tokens + output_tokens,
             now,
         )
-        async with self._writing():
+        async with self.writing():
             await self._reserve(ledger_id, holds)
         return Admitted(
             key=key,
@@ -325,11 +323,11 @@ class Gateway:
                 call,
                 lambda failed: self._failover(a.route, failed),
                 self.settings,
-                self._failed,
+                self.note_failure,
                 committed,
             )
         except GatewayError as exc:
-            async with self._writing():
+            async with self.writing():
                 await self.store.budgets.settle(a.ledger_id)
                 await self._record(a, a.first, None, f"error {exc.status}", label, exc.message)
             GATEWAY_REQUESTS.labels(a.api, label, str(exc.status)).inc()
@@ -340,7 +338,7 @@ class Gateway:
             raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
-        async with self._writing():
+        async with self.writing():
             await self._settle(a.key, a.ledger_id, a.holds, answered)
             await self._pin(a, answered, label)
             await self._record(a, answered.deployment, answered, "ok", label, None)
@@ -351,7 +349,7 @@ class Gateway:
         )
 
     async def _cancelled(self, a: Admitted, label: str) -> None:
-        async with self._writing():
+        async with self.writing():
             await self.store.budgets.settle(a.ledger_id)
             await self._record(a, a.first, None, "cancelled", label, "the client disconnected")
         GATEWAY_REQUESTS.labels(a.api, label, "cancelled").inc()
@@ -421,7 +419,8 @@ class Gateway:
             return None
         return decision.deployment
 
-    def _failed(self, deployment: str, error: ProviderError) -> None:
+    def note_failure(self, deployment: str, error: ProviderError) -> None:
+        """Tell the router's live metrics that a deployment failed (cooldown, error rate)."""
         http = error if isinstance(error, ProviderHTTPError) else None
         self.router.metrics.record_failure(
             deployment,
@@ -492,82 +491,3 @@ class Gateway:
         await audit.record_pin(self.store, a.session.session_id, a.request_id, now, payload)
         if pin is not None:
             METRICS.model_switches.labels(boundary).inc()
-
-    # ---- embeddings ---------------------------------------------------------------------
-
-    async def embeddings(
-        self, body: JsonObject, headers: Mapping[str, str]
-    ) -> tuple[JsonValue, str]:
-        """Forward an embeddings request to the first deployment of its model that has them.
-
-        Returns:
-            The endpoint's body (its `model` naming the deployment) and the deployment.
-        """
-        key = self.authenticate(headers)
-        requested = body.get("model")
-        if not isinstance(requested, str) or not requested:
-            raise BadRequest("body.model: expected a non-empty string")
-        if body.get("input") is None:
-            raise BadRequest("body.input: required")
-        pool = self.pool(key, requested)
-        self.limiter.admit(key)
-        candidates = [
-            d
-            for d in pool
-            if self.registry.providers[self.registry.models[d].provider].kind == "openai"
-        ]
-        if not candidates:
-            raise BadRequest(f"model {requested!r} has no deployment that serves embeddings")
-        causes: list[str] = []
-        started = time.perf_counter()
-        for deployment in candidates:
-            try:
-                answer_body = await self.upstreams.embed(deployment, body)
-            except ProviderError as exc:
-                self._failed(deployment, exc)
-                causes.append(f"{deployment}: {exc}")
-                continue
-            if isinstance(answer_body, dict):
-                answer_body["model"] = deployment
-            await self._record_embeddings(key, headers, deployment, answer_body, started)
-            return answer_body, deployment
-        raise UpstreamFailed("every deployment tried failed: " + "; ".join(causes))
-
-    async def _record_embeddings(
-        self,
-        key: GatewayKey,
-        headers: Mapping[str, str],
-        deployment: str,
-        answer_body: JsonValue,
-        started: float,
-    ) -> None:
-        usage = answer_body.get("usage") if isinstance(answer_body, dict) else None
-        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        count = tokens if isinstance(tokens, int) else 0
-        session = identify(headers, [], key.tenant)
-        now = datetime.now(UTC)
-        async with self._writing():
-            await self._record_embedding(key, session.session_id, deployment, count, started, now)
-
-    async def _record_embedding(
-        self,
-        key: GatewayKey,
-        session_id: str,
-        deployment: str,
-        count: int,
-        started: float,
-        now: datetime,
-    ) -> None:
-        await audit.record_session(self.store, session_id, key, "embeddings", now)
-        await audit.record_call(
-            self.store,
-            session_id,
-            uuid.uuid4().hex,
-            now,
-            deployment=deployment,
-            input_tokens=count,
-            output_tokens=0,
-            cost_usd=self.registry.models[deployment].cost(count, 0),
-            duration_ms=(time.perf_counter() - started) * 1000,
-            payload={"key": key.id, "api": "embeddings", "outcome": "ok"},
-        )
