@@ -235,6 +235,7 @@ def audit_problems(events: Sequence[AuditEvent], *, completed: bool) -> list[str
             for step, e in last.items()
             if not e.payload.get("final")
         ]
+    found += _connector_gaps(events)
     asked = {e.payload.get("approval_id") for e in events if e.kind is EventKind.APPROVAL_REQUESTED}
     decided = {e.payload.get("approval_id") for e in events if e.kind is EventKind.APPROVAL_DECIDED}
     if completed and asked != decided:
@@ -242,6 +243,27 @@ def audit_problems(events: Sequence[AuditEvent], *, completed: bool) -> list[str
             f"approvals requested {sorted(map(str, asked))} decided {sorted(map(str, decided))}"
         )
     return found
+
+
+def _connector_gaps(events: Sequence[AuditEvent]) -> list[str]:
+    """Connector calls recorded as done whose call out to the MCP server has no record.
+
+    A tool call of an MCP-bound skill names its connector; the call out to that server
+    writes an `mcp_call` row (step and call id) before the tool call is recorded.
+    """
+    out = {
+        (e.step_id, e.payload.get("call_id"))
+        for e in events
+        if e.kind is EventKind.MCP_CALL and e.payload.get("outcome") == "ok"
+    }
+    return [
+        f"step {e.step_id}: connector call {e.payload.get('call_id')} to"
+        f" {e.payload['connector']} has no mcp_call record"
+        for e in events
+        if e.kind is EventKind.TOOL_CALL
+        and e.payload.get("connector")
+        and (e.step_id, e.payload.get("call_id")) not in out
+    ]
 
 
 def reruns_after_gates(requests: Sequence[TappedRequest], gates: Sequence[GateTimes]) -> list[str]:

@@ -19,9 +19,18 @@ from orchestrator.skills.models import SkillContext, SkillSpec
 from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.store import Store
 
-__all__ = ["audited_mcp_call", "mcp_call_key"]
+__all__ = ["audited_mcp_call", "mcp_call_key", "mcp_target"]
 
 log = get_logger(__name__)
+
+
+def mcp_target(spec: SkillSpec) -> tuple[str, str] | None:
+    """The connector and tool of an MCP-bound skill (`mcp:<connector>/<tool>`), or None."""
+    implementation = spec.implementation or ""
+    if not implementation.startswith("mcp:"):
+        return None
+    connector, _, tool = implementation.removeprefix("mcp:").partition("/")
+    return connector, tool
 
 
 def mcp_call_key(ctx: SkillContext) -> str:
@@ -37,11 +46,11 @@ def mcp_call_key(ctx: SkillContext) -> str:
 @contextlib.asynccontextmanager
 async def audited_mcp_call(store: Store, spec: SkillSpec, ctx: SkillContext) -> AsyncIterator[None]:
     """Record the outcome of the call made inside the block, if the skill is MCP-bound."""
-    implementation = spec.implementation or ""
-    if not implementation.startswith("mcp:"):
+    target = mcp_target(spec)
+    if target is None:
         yield
         return
-    connector, _, tool = implementation.removeprefix("mcp:").partition("/")
+    connector, tool = target
     outcome, error = "ok", None
     try:
         yield

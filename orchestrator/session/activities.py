@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.activities import ApprovalActivities
-from orchestrator.connectors.audit import audited_mcp_call
+from orchestrator.connectors.audit import audited_mcp_call, mcp_target
 from orchestrator.exceptions import (
     ConfigError,
     PlanError,
@@ -415,12 +415,14 @@ class SessionActivities:
                 # See `payloads`: the effect happened; the session carries a stand-in.
                 output = stand_in(f"the output of {call.skill}@{call.version}", output)
                 log.warning("tool output over the inline limit", skill=call.skill, size_bytes=size)
+            target = mcp_target(skill.spec)
             await self._tool_event(
                 call,
                 EventKind.TOOL_CALL,
                 duration_ms=duration_ms,
                 arguments=arguments,
                 output_bytes=size if size > INLINE_OUTPUT_BYTES else None,
+                connector=target[0] if target else None,
             )
             log.info("tool call", skill=call.skill, ms=round(duration_ms, 1))
             return SkillCallResult(ok=True, output=output, arguments=arguments)
@@ -435,6 +437,7 @@ class SessionActivities:
         arguments: dict[str, Any] | None = None,
         invalid_output: bool = False,
         output_bytes: int | None = None,
+        connector: str | None = None,
     ) -> None:
         payload: dict[str, Any] = {
             "call_id": call.call_id,
@@ -450,6 +453,8 @@ class SessionActivities:
             payload["output_bytes"] = output_bytes  # over the inline limit: a stand-in went on
         if call.approval_id:
             payload["approval_id"] = call.approval_id
+        if connector:
+            payload["connector"] = connector  # its mcp_call row must exist (chaos checks)
         await self.runtime.store.append_event(
             self._event(
                 call.ctx,

@@ -21,6 +21,7 @@ from connector_fixtures import project_fixture, settings_fixture  # noqa: F401
 from temporalio.client import WorkflowFailureError
 
 import orchestrator.connectors
+from orchestrator.chaos.checks import audit_problems
 from orchestrator.connectors import load_connector, sync_connector
 from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.devserver import free_port
@@ -215,6 +216,11 @@ async def test_every_connector_step_keeps_its_mcp_call_row(
         ("t2", "ok"),
     ]
     assert len({e.event_key for e in events}) == 3
+    # The crash harness's audit check sees each connector call matched by its call out.
+    everything = await env.runtime.store.list_events(result.session_id)
+    calls = [e for e in everything if e.kind is EventKind.TOOL_CALL]
+    assert [e.payload["connector"] for e in calls] == ["time"] * 3
+    assert audit_problems(everything, completed=True) == []
 
 
 async def test_calls_share_one_server_process_which_is_restarted_after_it_dies(

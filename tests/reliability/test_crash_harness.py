@@ -129,6 +129,40 @@ def test_audit_gaps_are_found() -> None:
     assert audit_problems(retried, completed=True) == []
 
 
+def test_a_connector_call_without_its_mcp_call_row_is_found() -> None:
+    def connector_call(call_id: str, outcome: str = "ok") -> list[AuditEvent]:
+        out = _event(
+            EventKind.MCP_CALL,
+            "a",
+            f"out{call_id}",
+            payload={"call_id": call_id, "connector": "time", "outcome": outcome},
+        )
+        done = _event(
+            EventKind.TOOL_CALL,
+            "a",
+            f"t{call_id}",
+            payload={"call_id": call_id, "connector": "time"},
+        )
+        return [out, done]
+
+    whole = [
+        _event(EventKind.SESSION_STARTED, None, "start"),
+        _event(EventKind.STEP_STARTED, "a", "a:start"),
+        _call(0, "x", 2),
+        *connector_call("0.0"),
+        *connector_call("0.1"),
+        _call(1, "x"),
+        _event(EventKind.STEP_COMPLETED, "a", "a:done"),
+        _event(EventKind.SESSION_COMPLETED, None, "done"),
+    ]
+    assert audit_problems(whole, completed=True) == []
+    lost = [e for e in whole if e.event_key != "out0.1"]
+    assert audit_problems(lost, completed=True) == [
+        "step a: connector call 0.1 to time has no mcp_call record"
+    ]
+    assert audit_problems(lost, completed=False) != []
+
+
 def test_a_turn_asked_again_after_its_gate_is_found() -> None:
     gate = GateTimes("ap", "s", seen_at=10.0, decided_at=20.0)
     asked = [TappedRequest("s", "a", 0, 1.0), TappedRequest("s", "a", 1, 21.0)]
