@@ -8,7 +8,8 @@ OrchestratorError
 │   ├── SkillDefinitionError    a skill or contract is declared wrongly (names file and field)
 │   ├── UnknownSkillError       a plan or model names a skill that is not registered
 │   ├── SkillArgumentsError     arguments do not fit the skill's input model
-│   └── SkillOutputError        an implementation returned output that breaks its contract
+│   ├── SkillOutputError        an implementation returned output that breaks its contract
+│   └── SkillToolError          the tool answered the call with an error of its own
 ├── ProviderError               a model endpoint failed
 │   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
 │   ├── ProviderTimeoutError    no answer in time
@@ -49,6 +50,7 @@ __all__ = [
     "SkillDefinitionError",
     "SkillError",
     "SkillOutputError",
+    "SkillToolError",
     "StoreError",
     "UnknownSkillError",
 ]
@@ -84,6 +86,14 @@ class SkillArgumentsError(SkillError):
 
 class SkillOutputError(SkillError):
     """An implementation returned output that does not fit its contract's output model."""
+
+
+class SkillToolError(SkillError):
+    """The tool answered the call with an error of its own: an answer, not a fault.
+
+    MCP `isError`, or a JSON-RPC error answer. It is never retried: an agent step hands it
+    to the model as a tool error, a skill step fails with it.
+    """
 
 
 class ProviderError(OrchestratorError):

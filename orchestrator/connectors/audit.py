@@ -2,7 +2,7 @@
 
 The calling side's identity is the session (`session:<id>`); the event names the
 connector, tool, contract version and outcome (`ok`, `blocked` for a definition that no
-longer matches its pin, `failed`).
+longer matches its pin, `tool_error` for the tool's own error answer, `failed`).
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from temporalio.exceptions import ApplicationError
 
 from orchestrator.connectors.binding import TOOL_CHANGED
+from orchestrator.exceptions import SkillToolError
 from orchestrator.logs import get_logger
 from orchestrator.skills.models import SkillContext, SkillSpec
 from orchestrator.store.records import AuditEvent, EventKind
@@ -56,7 +57,9 @@ async def audited_mcp_call(store: Store, spec: SkillSpec, ctx: SkillContext) -> 
         yield
     except BaseException as exc:
         blocked = isinstance(exc, ApplicationError) and exc.type == TOOL_CHANGED
-        outcome, error = ("blocked" if blocked else "failed"), str(exc)
+        outcome = "blocked" if blocked else "failed"
+        outcome = "tool_error" if isinstance(exc, SkillToolError) else outcome
+        error = str(exc)
         raise
     finally:
         event = AuditEvent(

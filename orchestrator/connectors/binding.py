@@ -22,14 +22,19 @@ from temporalio.exceptions import ApplicationError
 from orchestrator.connectors.client import definition_hash, offered_tools
 from orchestrator.connectors.models import Connector, load_connector
 from orchestrator.connectors.pool import connector_pool
-from orchestrator.exceptions import SkillArgumentsError, SkillDefinitionError, SkillOutputError
+from orchestrator.exceptions import (
+    SkillArgumentsError,
+    SkillDefinitionError,
+    SkillOutputError,
+    SkillToolError,
+)
 from orchestrator.logs import get_logger
 from orchestrator.skills.contract import Contract, McpPin
 from orchestrator.skills.models import SkillContext
 from orchestrator.skills.skill import Skill, spec_for
 from orchestrator.types import JsonObject
 
-__all__ = ["TOOL_CHANGED", "McpArguments", "McpSkill", "bind_mcp"]
+__all__ = ["CALL_LOST", "TOOL_CHANGED", "McpArguments", "McpSkill", "bind_mcp"]
 
 log = get_logger(__name__)
 
@@ -43,6 +48,31 @@ class McpArguments(RootModel[dict[str, Any]]):
 
 class McpOutput(RootModel[dict[str, Any]]):
     """The structured output of an MCP tool call."""
+
+
+CALL_LOST = "McpCallLost"
+"""The error type of a call whose connection failed after it was sent: it may have run."""
+
+_TRANSPORT = (types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT)
+"""SDK error codes of a call that got no answer; any other code is the server's answer."""
+
+
+def _lost(where: str, message: str, *, idempotent: bool) -> ApplicationError:
+    """The failure of a call sent but never answered: retried only if repeating is harmless.
+
+    Failures before the call is sent (starting or reaching the server, listing its tools)
+    are raised as they come and retried, since the tool certainly did not run.
+    """
+    if idempotent:
+        return ApplicationError(
+            f"{where} failed after the call was sent: {message}", type=CALL_LOST
+        )
+    return ApplicationError(
+        f"{where} failed after the call was sent ({message}); the tool may have run and its"
+        " contract says it is not idempotent, so it is not called again",
+        type=CALL_LOST,
+        non_retryable=True,
+    )
 
 
 def _fault(exc: jsonschema.ValidationError) -> str:
@@ -81,10 +111,10 @@ class McpSkill(Skill[McpArguments, McpOutput]):
         return data
 
 
-def _output(result: types.CallToolResult) -> McpOutput:
+def _output(result: types.CallToolResult, where: str) -> McpOutput:
     text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
     if result.is_error:
-        raise ApplicationError(f"the MCP tool answered with an error: {text}")
+        raise SkillToolError(f"{where} answered with an error: {text}")
     if result.structured_content is not None:
         return McpOutput(dict(result.structured_content))
     return McpOutput({"text": text})
@@ -137,15 +167,16 @@ def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
                 type=TOOL_CHANGED,
                 non_retryable=True,
             )
+        where = f"{contract.name}: tool {tool_name!r} of MCP server {connector_name}"
         try:
             result = await client.call_tool(tool_name, args.root)
         except MCPError as exc:
+            if exc.code not in _TRANSPORT:
+                raise SkillToolError(f"{where} answered with an error: {exc.message}") from None
             if exc.code == types.CONNECTION_CLOSED:
                 await connector_pool().discard(connector_name, client)
-            raise ApplicationError(
-                f"MCP server {connector_name} failed the call of {tool_name!r}: {exc.message}"
-            ) from None
-        return _output(result)
+            raise _lost(where, exc.message, idempotent=contract.idempotency.idempotent) from None
+        return _output(result, where)
 
     spec = spec_for(
         contract,

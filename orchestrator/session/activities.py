@@ -28,6 +28,7 @@ from orchestrator.exceptions import (
     RoutingError,
     SkillArgumentsError,
     SkillOutputError,
+    SkillToolError,
     UnknownSkillError,
 )
 from orchestrator.logs import get_logger
@@ -393,8 +394,14 @@ class SessionActivities:
                 state_dir=self.runtime.skill_state_dir,
             )
             started = time.perf_counter()
-            async with _heartbeating(), audited_mcp_call(self.runtime.store, skill.spec, ctx):
-                result = await skill.fn(parsed, ctx)
+            try:
+                async with _heartbeating(), audited_mcp_call(self.runtime.store, skill.spec, ctx):
+                    result = await skill.fn(parsed, ctx)
+            except SkillToolError as exc:
+                # The tool's answer, not a fault: never retried (it may have had an effect).
+                await self._tool_event(call, EventKind.TOOL_ERROR, error=str(exc))
+                log.info("tool answered with an error", skill=call.skill, error=str(exc))
+                return SkillCallResult(ok=False, error=str(exc), error_kind="tool_error")
             duration_ms = (time.perf_counter() - started) * 1000
             try:
                 output = skill.validate_output(result)

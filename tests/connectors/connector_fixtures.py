@@ -13,7 +13,7 @@ from conftest import REPO
 
 from orchestrator.settings import Settings
 
-__all__ = ["project_fixture", "settings_fixture"]
+__all__ = ["innermost", "project_fixture", "settings_fixture"]
 
 
 @pytest.fixture(name="project")
@@ -29,3 +29,13 @@ def project_fixture(tmp_path: Path) -> Path:
 def settings_fixture(settings: Settings, project: Path) -> Settings:
     """The suite's settings (per-test state and task queue) on the test's own project."""
     return settings.model_copy(update={"project_dir": project})
+
+
+def innermost(exc: BaseException) -> str:
+    """Every message along an error's chain of causes, joined: what a failure said."""
+    messages = []
+    cause: BaseException | None = exc
+    while cause is not None:
+        messages.append(str(cause))
+        cause = cause.__cause__
+    return " | ".join(messages)

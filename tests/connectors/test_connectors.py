@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 from conftest import REPO, Env
-from connector_fixtures import project_fixture, settings_fixture  # noqa: F401
+from connector_fixtures import innermost, project_fixture, settings_fixture  # noqa: F401
 from temporalio.client import WorkflowFailureError
 
 import orchestrator.connectors
@@ -86,15 +86,6 @@ def _servers_running(name: str) -> list[int]:
         if ppid == os.getpid() and name.encode() in cmdline:
             found.append(int(stat.parent.name))
     return found
-
-
-def _innermost(exc: BaseException) -> str:
-    messages = []
-    cause: BaseException | None = exc
-    while cause is not None:
-        messages.append(str(cause))
-        cause = cause.__cause__
-    return " | ".join(messages)
 
 
 def test_public_api_is_exactly_exported() -> None:
@@ -178,7 +169,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
         await _run_skill(env, "time.now", {"timezone": "Europe/Paris"}, session_id=blocked_id)
     assert (
         "time.now@1.0.0 is blocked: MCP server time changed the definition of tool"
-        " 'get_current_time' since it was pinned" in _innermost(blocked.value)
+        " 'get_current_time' since it was pinned" in innermost(blocked.value)
     )
     [refusal] = await env.runtime.store.list_events(blocked_id, kind=EventKind.MCP_CALL)
     assert (refusal.payload["outcome"], refusal.payload["version"]) == ("blocked", "1.0.0")
