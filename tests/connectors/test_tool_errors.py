@@ -9,19 +9,22 @@ not called again after its server died holding the call, an idempotent one is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 import yaml
 from conftest import Env
 from connector_fixtures import innermost, project_fixture, settings_fixture  # noqa: F401
-from counting_server import calls
+from counting_server import build, calls
 from temporalio.client import WorkflowFailureError
 
 from orchestrator.connectors import load_connector, sync_connector
+from orchestrator.devserver import free_port
 from orchestrator.plans.models import AgentStep, Plan, SkillStep
+from orchestrator.replay import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import EventKind, SessionStatus
@@ -42,23 +45,46 @@ SCRIPT = {
 }
 
 
-async def _env(project: Path, env_factory: Callable[[Path], Awaitable[Env]]) -> tuple[Env, Path]:
-    """A worker for a project with the counting server as a synced stdio connector."""
+@contextlib.asynccontextmanager
+async def _http_server(counts: Path, port: int) -> AsyncIterator[None]:
+    """The counting server over streamable HTTP on loopback (a fresh instance each time)."""
+    server = build(counts)
+    app = server.streamable_http_app(host="127.0.0.1")
+    async with server.session_manager.run(), LoopbackServer(app, port=port):
+        yield
+
+
+async def _env(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]], *, http_port: int = 0
+) -> tuple[Env, Path]:
+    """A worker for a project with the counting server as a synced stdio connector.
+
+    With `http_port`, also as an HTTP connector `stamps` (its `stamp` tool) on that port.
+    """
     counts = project / "counts"
     counts.mkdir()
     (project / "connectors").mkdir()
-    (project / "connectors" / "counting.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "name": "counting",
-                "transport": "stdio",
-                "command": sys.executable,
-                "args": [str(SERVER), str(counts)],
-                "tools": [{"tool": t} for t in ("charge", "transfer", "lookup")],
-            }
-        )
-    )
-    await sync_connector(load_connector(project / "connectors" / "counting.yaml"), project)
+    connectors: dict[str, dict[str, object]] = {
+        "counting": {
+            "transport": "stdio",
+            "command": sys.executable,
+            "args": [str(SERVER), str(counts)],
+            "tools": [{"tool": t} for t in ("charge", "transfer", "lookup")],
+        }
+    }
+    if http_port:
+        connectors["stamps"] = {
+            "transport": "http",
+            "url": f"http://127.0.0.1:{http_port}/mcp",
+            "tools": [{"tool": "stamp"}],
+        }
+    async with contextlib.AsyncExitStack() as stack:
+        if http_port:
+            await stack.enter_async_context(_http_server(counts, http_port))
+        for name, body in connectors.items():
+            path = project / "connectors" / f"{name}.yaml"
+            path.write_text(yaml.safe_dump({"name": name, **body}))
+            await sync_connector(load_connector(path), project)
     script = project / "script.yaml"
     script.write_text(yaml.safe_dump(SCRIPT))
     return await env_factory(script), counts
@@ -129,3 +155,31 @@ async def test_a_call_that_may_have_run_is_repeated_only_if_idempotent(
     looked = await _run(env, _step("counting.lookup"))
     assert looked.status is SessionStatus.COMPLETED
     assert calls(counts, "lookup") == 2
+
+
+async def test_a_server_refusing_connections_is_retried_even_for_a_call_made_once(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]]
+) -> None:
+    port = free_port()
+    env, counts = await _env(project, env_factory, http_port=port)
+
+    plan = Plan(
+        name="stamp",
+        steps=[SkillStep(id="call", type="skill", skill="stamps.stamp", arguments={"text": "x"})],
+    )
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    session_id = handle.id.removeprefix("session-")
+    async with asyncio.timeout(60):
+        # Nothing listens: the first attempt is refused before the call is sent.
+        while not await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL):
+            await asyncio.sleep(0.05)
+        async with _http_server(counts, port):
+            result = await handle.result()
+
+    assert result.status is SessionStatus.COMPLETED
+    assert calls(counts, "stamp") == 1
+    rows = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
+    outcomes = [e.payload["outcome"] for e in rows]
+    assert outcomes[0] == "failed"
+    assert outcomes[-1] == "ok"
+    assert outcomes.count("ok") == 1
