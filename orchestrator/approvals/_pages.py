@@ -6,16 +6,30 @@ plan diagram is an inline SVG drawn with presentation attributes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
+from datetime import datetime
 from html import escape
 
-from orchestrator.approvals._request_parts import delegate_form, edit_form, edited_note, gate_rows
-from orchestrator.session.types import PendingApproval
-from orchestrator.store.records import ApprovalRecord, AuditEvent, EventKind, SessionRecord
-from orchestrator.types import JsonObject, JsonValue
+from orchestrator.approvals._request_parts import (
+    delegate_form,
+    edit_form,
+    edited_note,
+    evidence,
+    gate_rows,
+)
+from orchestrator.approvals.wording import Reading
+from orchestrator.session.types import PendingApproval, SessionState
+from orchestrator.skills.presentation import format_value, humanise
+from orchestrator.store.records import (
+    ApprovalRecord,
+    ApprovalStatus,
+    AuditEvent,
+    EventKind,
+    SessionRecord,
+)
+from orchestrator.types import JsonObject
 
-__all__ = ["CSS", "login_page", "plan_svg", "queue_page", "request_page"]
+__all__ = ["CSS", "login_page", "plan_steps", "plan_svg", "queue_page", "request_page"]
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
@@ -41,6 +55,7 @@ def _layout(title: str, body: str, user: str | None = None) -> str:
     who = f'<span>{escape(user)}</span> <a href="/inbox/logout">log out</a>' if user else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
         '<link rel=stylesheet href="/inbox/style.css"></head><body>'
         f'<header><strong><a href="/inbox">Approvals</a></strong>{who}</header>'
@@ -100,12 +115,6 @@ def queue_page(
     )
 
 
-def _cell(value: JsonValue) -> str:
-    if isinstance(value, str):
-        return escape(value)
-    return escape(json.dumps(value, ensure_ascii=False))
-
-
 def plan_svg(steps: list[tuple[str, str]]) -> str:
     """The session's steps left to right, each coloured by its state."""
     colours = {"done": "#1a7f37", "waiting": "#9a6700", "failed": "#cf222e", "running": "#0969da"}
@@ -132,7 +141,24 @@ def plan_svg(steps: list[tuple[str, str]]) -> str:
     )
 
 
-def _steps(events: list[AuditEvent], rec: ApprovalRecord) -> list[tuple[str, str]]:
+def plan_steps(
+    state: SessionState | None, events: list[AuditEvent], rec: ApprovalRecord
+) -> list[tuple[str, str]]:
+    """Every step of the plan with its state.
+
+    From the workflow's live view when it answers (all steps, started or not), else from
+    the audit trail (the steps that started).
+    """
+    if state is not None and state.steps:
+        shown = {"completed": "done", "pending": "not started"}
+        steps = [(s.id, shown.get(s.status, s.status)) for s in state.steps]
+        if rec.status is ApprovalStatus.PENDING:
+            steps = [(i, "waiting" if i == rec.step_id else st) for i, st in steps]
+        return steps
+    return _started_steps(events, rec)
+
+
+def _started_steps(events: list[AuditEvent], rec: ApprovalRecord) -> list[tuple[str, str]]:
     state: dict[str, str] = {}
     for e in events:
         if e.step_id is None:
@@ -148,15 +174,53 @@ def _steps(events: list[AuditEvent], rec: ApprovalRecord) -> list[tuple[str, str
     return list(state.items())
 
 
+def _detail_rows(reading: Reading, rec: ApprovalRecord) -> str:
+    if reading.rows:
+        return "".join(
+            f"<tr><th scope=row>{escape(label)}</th><td>"
+            + (f'<a href="{escape(link)}">{escape(shown)}</a>' if link else escape(shown))
+            + "</td></tr>"
+            for label, shown, link in reading.rows
+        )
+    return "".join(
+        f"<tr><th scope=row>{escape(humanise(k))}</th><td>{escape(format_value(v, None))}</td></tr>"
+        for k, v in rec.arguments.items()
+    )
+
+
+def _auditors(rec: ApprovalRecord, session: SessionRecord | None, events: list[AuditEvent]) -> str:
+    timeline = "".join(
+        f"<tr><td>{e.created_at:%H:%M:%S}</td><td>{escape(e.kind.value.replace('_', ' '))}</td>"
+        f"<td>{escape(e.step_id or '')}</td><td>{escape(e.skill or e.model or '')}</td></tr>"
+        for e in events
+    )
+    action = f"{rec.skill}@{rec.skill_version}" if rec.skill else "approval step"
+    plan = f"{session.plan_name} {session.plan_version}" if session else "-"
+    return (
+        "<details><summary>Details for auditors</summary><table>"
+        f"<tr><th scope=row>request</th><td>{escape(rec.approval_id)}</td></tr>"
+        f"<tr><th scope=row>action</th><td>{escape(action)}</td></tr>"
+        f"<tr><th scope=row>session</th><td>{escape(rec.session_id)} ({escape(plan)})</td></tr>"
+        f"<tr><th scope=row>step</th><td>{escape(rec.step_id)}</td></tr>"
+        f"<tr><th scope=row>asked at</th><td>{rec.requested_at:%d %b %Y, %H:%M:%S} UTC</td></tr>"
+        "</table><table><caption>Timeline (UTC)</caption><tr><th scope=col>time</th>"
+        "<th scope=col>event</th><th scope=col>step</th><th scope=col>skill or model</th></tr>"
+        f"{timeline}</table></details>"
+    )
+
+
 def request_page(
     user: str,
     rec: ApprovalRecord,
+    reading: Reading,
     *,
     group: str | None,
     session: SessionRecord | None,
     events: list[AuditEvent],
+    steps: list[tuple[str, str]],
     refusal: str | None,
     csrf: str,
+    now: datetime,
     error: str | None = None,
     live: PendingApproval | None = None,
     editable: bool = False,
@@ -165,19 +229,11 @@ def request_page(
 ) -> str:
     """One request in plain words, with Approve and Reject when `user` may decide.
 
-    `live` is the workflow's view of the waiting request (escalation, approvals so far,
-    delegate); `editable` offers the edit form, filled from `draft` (a refused attempt)
-    or the call's arguments; `members` are the people `user` may delegate to.
+    `reading` is the request in words (`wording.read_request`); `live` is the workflow's
+    view of the waiting request (escalation, approvals so far, delegate); `editable`
+    offers the edit form, filled from `draft` (a refused attempt, shown open) or the
+    call's arguments; `members` are the people `user` may delegate to.
     """
-    args = "".join(
-        f"<tr><th>{escape(k)}</th><td>{_cell(v)}</td></tr>" for k, v in rec.arguments.items()
-    )
-    timeline = "".join(
-        f"<tr><td>{e.created_at:%H:%M:%S}</td><td>{escape(e.kind.value.replace('_', ' '))}</td>"
-        f"<td>{escape(e.step_id or '')}</td><td>{escape(e.skill or e.model or '')}</td></tr>"
-        for e in events
-    )
-    cost = f"${session.cost_usd:.4f}" if session else "-"
     if rec.status.value != "pending":
         verdict = (
             f'<p class="{rec.status.value}">{rec.status.value} by {escape(rec.decided_by or "-")}'
@@ -187,33 +243,48 @@ def request_page(
         verdict = f"<p class=note>You cannot decide this request: {escape(refusal)}.</p>"
     else:
         hidden = f'<input type=hidden name=csrf value="{escape(csrf)}">'
+        labels = [label for label, _, _ in reading.asked]
         verdict = (
             f'<form class=decide method=post action="/inbox/requests/{escape(rec.approval_id)}">'
             f"{hidden}<label>Reason (required to reject)"
-            " <textarea name=reason></textarea></label>"
+            " <textarea name=reason></textarea></label><div class=buttons>"
             "<button class=approve name=decision value=approve type=submit>Approve</button>"
             "<button class=reject name=decision value=reject type=submit>Reject</button>"
-            "</form>"
-            + (edit_form(rec, csrf, draft or rec.arguments) if editable else "")
+            "</div></form>"
+            + (
+                edit_form(rec, csrf, draft or rec.arguments, labels, opened=draft is not None)
+                if editable
+                else ""
+            )
             + delegate_form(rec, csrf, members)
         )
     problem = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
-    body = (
-        f"<h1>{escape(_action(rec))}</h1>{problem}"
-        f"<p><strong>What will happen:</strong> {escape(rec.summary)}</p>"
-        "<table>"
-        f"<tr><th>request</th><td>{escape(rec.approval_id)}</td></tr>"
-        f"<tr><th>session</th><td>{escape(rec.session_id)}"
-        f" ({escape(session.plan_name) if session else '-'})</td></tr>"
-        f"<tr><th>step</th><td>{escape(rec.step_id)}</td></tr>"
-        f"{gate_rows(group, live)}"
-        f"<tr><th>cost so far</th><td>{cost}</td></tr>"
-        f'<tr><th>state</th><td class="{rec.status.value}">{rec.status.value}</td></tr>'
-        "</table>"
-        f"<section><h2>Arguments</h2><table>{args or '<tr><td>none</td></tr>'}</table></section>"
-        f"<section><h2>Decision</h2>{verdict}{edited_note(rec, events)}</section>"
-        f"<section><h2>Plan</h2>{plan_svg(_steps(events, rec))}</section>"
-        "<section><h2>Timeline</h2><table><tr><th>time (UTC)</th><th>event</th><th>step</th>"
-        f"<th>skill or model</th></tr>{timeline}</table></section>"
+    risk = (
+        f"<p class=risk><strong>Risk:</strong> {escape(reading.risk)}</p>" if reading.risk else ""
     )
-    return _layout(f"{_action(rec)} — approval", body, user)
+    why = (
+        f"<section><h2>Why the agent asks</h2><blockquote>{escape(reading.reason)}</blockquote>"
+        "</section>"
+        if reading.reason
+        else ""
+    )
+    about = (
+        f"<p class=about><strong>About this action:</strong> {escape(reading.description)}</p>"
+        if reading.description and reading.description != reading.sentence
+        else ""
+    )
+    body = (
+        f"<h1>{escape(reading.title)}</h1>{problem}"
+        f"<p class=lead>{escape(reading.sentence)}</p>{risk}{about}"
+        f'<p>State: <span class="{rec.status.value}">{rec.status.value}</span></p>'
+        f"{why}"
+        f"<section><h2>Details</h2><table>{_detail_rows(reading, rec)}</table>"
+        f"{edited_note(reading)}</section>"
+        f"{evidence(reading)}"
+        f"<section><h2>Your decision</h2>{verdict}</section>"
+        f"<section><h2>Who decides, and by when</h2><table class=gate>{gate_rows(group, live, now)}"
+        "</table></section>"
+        f"<section><h2>Plan</h2><div class=plan>{plan_svg(steps)}</div></section>"
+        f"{_auditors(rec, session, events)}"
+    )
+    return _layout(f"{reading.title} — approval", body, user)

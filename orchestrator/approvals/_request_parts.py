@@ -1,30 +1,37 @@
-"""Pieces of the inbox's request page: who decides until when, the edit and delegate forms.
+"""Pieces of the inbox's request page: who decides until when, the evidence, the forms.
 
-Plain HTML, every value escaped, no script: the edit form sits in a `<details>` element,
-which opens without JavaScript.
+Plain HTML, every value escaped, no script: the edit form and each piece of evidence sit
+in a `<details>` element, which opens without JavaScript.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from html import escape
 
 from orchestrator.approvals.edits import FIELD_PREFIX, form_value
+from orchestrator.approvals.wording import Reading, until
 from orchestrator.session.types import PendingApproval
-from orchestrator.store.records import ApprovalRecord, AuditEvent, EventKind
-from orchestrator.types import JsonObject
+from orchestrator.skills.presentation import format_value, humanise
+from orchestrator.store.records import ApprovalRecord
+from orchestrator.types import JsonObject, JsonValue
 
-__all__ = ["delegate_form", "edit_form", "edited_note", "gate_rows"]
+__all__ = ["delegate_form", "edit_form", "edited_note", "evidence", "gate_rows", "value_html"]
 
 
-def gate_rows(group: str | None, live: PendingApproval | None) -> str:
+def gate_rows(group: str | None, live: PendingApproval | None, now: datetime) -> str:
     """Table rows: the deciding group, where it escalates and when, approvals so far."""
     rows = [("decided by group", group or "-")]
     if live is not None:
         if live.deadline is not None:
             after = f"moves to {live.chain[0]}" if live.chain else "expires, rejected"
             rows.append(
-                ("group's deadline", f"{live.deadline:%Y-%m-%d %H:%M:%S} UTC, then it {after}")
+                (
+                    "group's deadline",
+                    f"{until(live.deadline, now)} ({live.deadline:%d %b %Y, %H:%M} UTC),"
+                    f" then it {after}",
+                )
             )
         if live.chain:
             rows.append(("escalation chain", " → ".join([group or "-", *live.chain])))
@@ -36,15 +43,29 @@ def gate_rows(group: str | None, live: PendingApproval | None) -> str:
     return "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
 
 
-def edit_form(rec: ApprovalRecord, csrf: str, values: JsonObject) -> str:
-    """Approve with changed arguments; `values` fill the fields (the last attempt's)."""
+def edit_form(
+    rec: ApprovalRecord,
+    csrf: str,
+    values: JsonObject,
+    labels: Sequence[str] = (),
+    *,
+    opened: bool = False,
+) -> str:
+    """Approve with changed arguments; `values` fill the fields (the last attempt's).
+
+    `labels` name the fields as the page does; `opened` keeps the panel open, as after a
+    refused attempt, so the person sees the error beside what they wrote.
+    """
+    names = list(rec.arguments)
+    shown = [*labels, *(humanise(n) for n in names[len(labels) :])]
     fields = "".join(
-        f'<label>{escape(name)} <input name="{escape(FIELD_PREFIX + name)}"'
-        f' value="{escape(form_value(values.get(name, value)))}"></label>'
-        for name, value in rec.arguments.items()
+        f'<label>{escape(label)} <input name="{escape(FIELD_PREFIX + name)}"'
+        f' value="{escape(form_value(values.get(name, rec.arguments[name])))}"></label>'
+        for name, label in zip(names, shown, strict=True)
     )
     return (
-        "<details><summary>Change the arguments before approving</summary>"
+        f"<details class=edit{' open' if opened else ''}>"
+        "<summary>Change the arguments before approving</summary>"
         f'<form class=edit method=post action="/inbox/requests/{escape(rec.approval_id)}">'
         f'<input type=hidden name=csrf value="{escape(csrf)}">'
         "<input type=hidden name=edit value=1>"
@@ -70,19 +91,37 @@ def delegate_form(rec: ApprovalRecord, csrf: str, members: Sequence[str]) -> str
     )
 
 
-def edited_note(rec: ApprovalRecord, events: list[AuditEvent]) -> str:
-    """What an approver changed, from the decision's audit event (empty if nothing)."""
-    for event in events:
-        edited = event.payload.get("edited_arguments")
-        if (
-            event.kind is EventKind.APPROVAL_DECIDED
-            and event.payload.get("approval_id") == rec.approval_id
-            and isinstance(edited, dict)
-        ):
-            changes = ", ".join(
-                f"{name}: {form_value(rec.arguments.get(name))} → {form_value(value)}"
-                for name, value in edited.items()
-                if rec.arguments.get(name) != value
-            )
-            return f"<p class=edited>Approved with changed arguments: {escape(changes)}</p>"
-    return ""
+def edited_note(reading: Reading) -> str:
+    """What an approver changed, in the page's words (empty if nothing)."""
+    if not reading.edited:
+        return ""
+    changes = ", ".join(
+        f"{label}: {before} → {after}"
+        for (label, before, _), (_, after, _) in zip(reading.asked, reading.rows, strict=False)
+        if before != after
+    )
+    return f"<p class=edited>Approved with changed arguments: {escape(changes)}</p>"
+
+
+def value_html(value: JsonValue, depth: int = 0) -> str:
+    """A tool result as nested lists of labelled values: readable, never raw JSON."""
+    if isinstance(value, dict) and depth < 4:
+        items = "".join(
+            f"<dt>{escape(humanise(k))}</dt><dd>{value_html(v, depth + 1)}</dd>"
+            for k, v in value.items()
+        )
+        return f"<dl>{items}</dl>"
+    if isinstance(value, list) and depth < 4 and any(isinstance(v, dict) for v in value):
+        return "<ol>" + "".join(f"<li>{value_html(v, depth + 1)}</li>" for v in value) + "</ol>"
+    return escape(format_value(value, None))
+
+
+def evidence(reading: Reading) -> str:
+    """The tool results the agent read before asking, each collapsed under its title."""
+    if not reading.evidence:
+        return ""
+    parts = "".join(
+        f"<details><summary>{escape(item.label)}</summary>{value_html(item.output)}</details>"
+        for item in reading.evidence
+    )
+    return f"<section><h2>What the agent read</h2>{parts}</section>"

@@ -33,7 +33,7 @@ from orchestrator.session.types import (
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 
-__all__ = ["delegate_approval", "live_request"]
+__all__ = ["delegate_approval", "live_request", "live_state"]
 
 QUERY_TIMEOUT = timedelta(seconds=5)
 """How long a page waits for the workflow's live view before showing the store's."""
@@ -87,6 +87,18 @@ async def delegate_approval(
     return result
 
 
+async def live_state(client: Client, record: ApprovalRecord) -> SessionState | None:
+    """The live state of the session that asked for `record`, or None if nobody answers."""
+    handle = client.get_workflow_handle(record.workflow_id)
+    try:
+        state: SessionState = await handle.query(
+            names.STATE_QUERY, result_type=SessionState, rpc_timeout=QUERY_TIMEOUT
+        )
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
+        return None
+    return state
+
+
 async def live_request(client: Client, record: ApprovalRecord) -> PendingApproval | None:
     """The waiting request as its workflow holds it now, or None.
 
@@ -96,14 +108,8 @@ async def live_request(client: Client, record: ApprovalRecord) -> PendingApprova
     """
     if record.status is not ApprovalStatus.PENDING:
         return None
-    handle = client.get_workflow_handle(record.workflow_id)
-    try:
-        state: SessionState = await handle.query(
-            names.STATE_QUERY, result_type=SessionState, rpc_timeout=QUERY_TIMEOUT
-        )
-    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
-        return None
-    for pending in state.pending_approvals:
+    state = await live_state(client, record)
+    for pending in state.pending_approvals if state else []:
         if pending.approval_id == record.approval_id:
             return pending
     return None

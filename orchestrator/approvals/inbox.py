@@ -18,6 +18,7 @@ import hmac
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from html import escape
 from urllib.parse import quote
 
@@ -29,9 +30,10 @@ from temporalio.client import Client
 
 from orchestrator.approvals import _pages
 from orchestrator.approvals.api import Standing, current_group, delegation_refusal, standing
-from orchestrator.approvals.delegation import delegate_approval
+from orchestrator.approvals.delegation import delegate_approval, live_state
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.approvals.wording import read_request
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.session.types import PendingApproval
@@ -194,17 +196,22 @@ class _Inbox:
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
         person = self.directory.users[user]
-        now = await standing(self.store, self.directory, await self.client(), person, record)
+        client = await self.client()
+        now = await standing(self.store, self.directory, client, person, record)
         live, group, refusal = now.live, now.group, now.refusal
         may = refusal is None and record.status is ApprovalStatus.PENDING
+        events = await self.store.list_events(record.session_id)
         page = _pages.request_page(
             user,
             record,
+            read_request(record, events, self.skills),
             group=group,
             session=await self.store.get_session(record.session_id),
-            events=await self.store.list_events(record.session_id),
+            events=events,
+            steps=_pages.plan_steps(await live_state(client, record), events, record),
             refusal=refusal,
             csrf=self.csrf_for(request),
+            now=datetime.now(UTC),
             error=error,
             live=live,
             editable=may and bool(record.skill and record.arguments and self.skills),

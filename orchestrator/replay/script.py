@@ -95,9 +95,9 @@ class ScriptedUsage(BaseModel):
 
 
 class Turn(BaseModel):
-    """One scripted assistant answer: either text or tool calls, never both.
+    """One scripted assistant answer: text, or tool calls with the text said before them.
 
-    Keeping the two apart makes the finish reason unambiguous (`stop` or `tool_calls`).
+    The finish reason is `tool_calls` whenever the turn has calls, else `stop`.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -111,8 +111,8 @@ class Turn(BaseModel):
     @model_validator(mode="after")
     def _exactly_one_answer_form(self) -> Turn:
         has_tool_calls = "tool_calls" in self.model_fields_set
-        if (self.content is None) != has_tool_calls:
-            raise ValueError("a turn must have exactly one of content or tool_calls")
+        if self.content is None and not has_tool_calls:
+            raise ValueError("a turn must have content, tool_calls, or both")
         return self
 
 

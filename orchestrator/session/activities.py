@@ -146,6 +146,15 @@ def beating_sink(publish: DeltaSink | None, *, every: float = 1.0) -> DeltaSink:
     return sink
 
 
+EVIDENCE_BYTES = 8 * 1024
+"""A tool result up to this size is kept on its audit event, for the approval inbox."""
+
+
+def _said(text: str | None) -> dict[str, str]:
+    """The model's words beside its calls, for the audit event: an approver's "why"."""
+    return {"text": text[:EVIDENCE_BYTES]} if text and text.strip() else {}
+
+
 class SessionActivities:
     """Activities bound to one `Runtime`."""
 
@@ -309,6 +318,7 @@ class SessionActivities:
                     "attempt": call.attempt,
                     **({"try": tries} if tries > 1 else {}),
                     **_cache_counts(usage),
+                    **_said(response.message.content),
                 },
             )
             # Spend first, keyed by the point in the loop: a retried call adds nothing twice.
@@ -430,6 +440,7 @@ class SessionActivities:
                 arguments=arguments,
                 output_bytes=size if size > INLINE_OUTPUT_BYTES else None,
                 connector=target[0] if target else None,
+                output=output,
             )
             log.info("tool call", skill=call.skill, ms=round(duration_ms, 1))
             return SkillCallResult(ok=True, output=output, arguments=arguments)
@@ -445,6 +456,7 @@ class SessionActivities:
         invalid_output: bool = False,
         output_bytes: int | None = None,
         connector: str | None = None,
+        output: JsonObject | None = None,
     ) -> None:
         payload: dict[str, Any] = {
             "call_id": call.call_id,
@@ -462,6 +474,8 @@ class SessionActivities:
             payload["approval_id"] = call.approval_id
         if connector:
             payload["connector"] = connector  # its mcp_call row must exist (chaos checks)
+        if output is not None and json_size(output) <= EVIDENCE_BYTES:
+            payload["output"] = output  # evidence that the approver of a later call reads
         await self.runtime.store.append_event(
             self._event(
                 call.ctx,

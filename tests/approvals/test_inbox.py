@@ -327,8 +327,13 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     page = await _browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
-    assert "finance → ops" in await page.locator("table").first.inner_text()
-    assert "then it moves to ops" in await page.locator("table").first.inner_text()
+    gate = await page.locator("table.gate").inner_text()
+    assert "finance → ops" in gate and "then it moves to ops" in gate and "in 60 minutes" in gate
+    text = await page.locator("main").inner_text()
+    assert "Refund 42.50 EUR to the customer of order A-1001" in text
+    assert "Cannot be undone" in text and "cracked base, so a full refund is due" in text
+    assert await page.get_by_text("Order A-1001", exact=True).count() == 1  # the evidence
+    assert "{" not in text and "cost so far" not in text
     await page.get_by_text("Change the arguments before approving").click()
     amount = page.locator("input[name='arg.amount']")
     assert await amount.input_value() == "42.5"
@@ -338,14 +343,15 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     assert "amount" in await page.get_by_role("alert").inner_text()
     assert await inbox.status() is ApprovalStatus.PENDING
 
-    await page.get_by_text("Change the arguments before approving").click()
+    assert await page.locator("details.edit[open]").count() == 1  # still open, beside the error
     amount = page.locator("input[name='arg.amount']")
     assert await amount.input_value() == "20000"  # the refused attempt is kept to correct
     await amount.fill("30")
     await page.screenshot(path=str(_shots(tmp_path) / "inbox-request.png"), full_page=True)
     await page.get_by_role("button", name="Approve with these arguments").click()
     await page.locator("p.edited").wait_for()
-    assert "amount: 42.5 → 30" in await page.locator("p.edited").inner_text()
+    assert "Amount: 42.50 EUR → 30.00 EUR" in await page.locator("p.edited").inner_text()
+    assert "Refund 30.00 EUR to the customer" in await page.locator("h1").inner_text()
     assert (await inbox.result()).status is SessionStatus.COMPLETED
     store = inbox.env.runtime.store
     calls = await store.list_events(inbox.pending.session_id, kind=EventKind.TOOL_CALL)

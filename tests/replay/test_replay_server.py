@@ -300,7 +300,7 @@ def _invalid(tmp_path: Path, text: str) -> str:
     return message
 
 
-def test_turn_with_content_and_tool_calls_is_rejected(tmp_path: Path) -> None:
+def test_turn_with_neither_content_nor_tool_calls_is_rejected(tmp_path: Path) -> None:
     message = _invalid(
         tmp_path,
         """\
@@ -308,12 +308,11 @@ conversations:
   - name: a
     turns:
       - content: ok
-      - content: both
-        tool_calls: [{name: t, arguments: {}}]
+      - usage: {input_tokens: 1, output_tokens: 1}
 """,
     )
     assert message.endswith(
-        "conversations.0.turns.1: a turn must have exactly one of content or tool_calls"
+        "conversations.0.turns.1: a turn must have content, tool_calls, or both"
     )
 
 
