@@ -96,6 +96,13 @@ class SkillToolError(SkillError):
     """
 
 
+class IdempotencyKeyReusedError(SkillError):
+    """An MCP idempotency key already names a run of the same tool with other arguments.
+
+    The message names the key, never the arguments (they may be secret).
+    """
+
+
 class ProviderError(OrchestratorError):
     """A model endpoint failed.
 

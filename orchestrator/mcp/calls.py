@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -24,7 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from orchestrator.exceptions import SkillArgumentsError
+from orchestrator.exceptions import IdempotencyKeyReusedError, SkillArgumentsError
 from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.service import workflow_id_for
 from orchestrator.session import names
@@ -35,6 +36,7 @@ from orchestrator.types import JsonObject
 
 __all__ = [
     "IDEMPOTENCY_META_KEY",
+    "MEMO_ARGUMENTS",
     "MEMO_CLIENT",
     "Progress",
     "call_durably",
@@ -96,6 +98,14 @@ def plan_for(spec: SkillSpec, arguments: JsonObject) -> Plan:
 
 MEMO_CLIENT = "mcp_client"
 """Memo of a run started over MCP: the client identity it belongs to."""
+MEMO_ARGUMENTS = "mcp_arguments"
+"""Memo of a run started over MCP: the SHA-256 of its canonical JSON arguments."""
+
+
+def arguments_digest(arguments: JsonObject) -> str:
+    """A fingerprint of a call's arguments that does not reveal them (key order ignored)."""
+    canonical = json.dumps(arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 async def start_or_join(
@@ -106,14 +116,21 @@ async def start_or_join(
     session_id: str,
     task_queue: str,
     client_id: str,
+    idempotency_key: str | None,
 ) -> WorkflowHandle[object, SessionResult]:
     """Start the call's run, or return the handle of the run its id already names.
 
-    The run's memo names the client, so only that client can fetch its result later.
+    The run's memo names the client, so only that client can fetch its result later, and
+    the digest of its arguments, so a key reused for other arguments is refused instead of
+    answering with another call's result.
+
+    Raises:
+        IdempotencyKeyReusedError: the run the id names was started with other arguments.
     """
     workflow_id = workflow_id_for(session_id)
+    digest = arguments_digest(arguments)
     try:
-        return await client.start_workflow(
+        handle = await client.start_workflow(
             names.WORKFLOW_NAME,
             SessionStartInput(
                 session_id=session_id,
@@ -126,10 +143,18 @@ async def start_or_join(
             result_type=SessionResult,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            memo={MEMO_CLIENT: client_id},
+            memo={MEMO_CLIENT: client_id, MEMO_ARGUMENTS: digest},
         )
     except WorkflowAlreadyStartedError:
-        return client.get_workflow_handle(workflow_id, result_type=SessionResult)
+        handle = client.get_workflow_handle(workflow_id, result_type=SessionResult)
+    if idempotency_key is not None:
+        described = await handle.describe()
+        if await described.memo_value(MEMO_ARGUMENTS, None, type_hint=str) != digest:
+            raise IdempotencyKeyReusedError(
+                f"idempotency key {idempotency_key!r} was already used for a call of"
+                f" {spec.name} with other arguments; use a new key for a new call"
+            )
+    return handle
 
 
 async def owned_run(
@@ -158,6 +183,7 @@ async def call_durably(
     session_id: str,
     task_queue: str,
     client_id: str,
+    idempotency_key: str | None,
     progress: Progress,
     poll: float = 1.0,
 ) -> SessionResult:
@@ -170,6 +196,8 @@ async def call_durably(
         session_id: The call's session (see `session_id_for`).
         task_queue: Where workers pick the run up.
         client_id: The MCP client identity, recorded as who requested the session.
+        idempotency_key: The caller's key, if any: the arguments of the run it names
+            must be these.
         progress: Told the session's id first, then what the run waits for while a
             person decides.
         poll: Seconds between looks at the run's state while it is not finished; each
@@ -182,6 +210,7 @@ async def call_durably(
         session_id=session_id,
         task_queue=task_queue,
         client_id=client_id,
+        idempotency_key=idempotency_key,
     )
     await progress(f"running {spec.ref} as session {session_id}")
     return await wait_for(handle, session_id, progress=progress, poll=poll)

@@ -23,7 +23,11 @@ from mcp.shared.exceptions import MCPError
 from temporalio.client import Client
 
 from orchestrator import __version__
-from orchestrator.exceptions import SkillArgumentsError, UnknownSkillError
+from orchestrator.exceptions import (
+    IdempotencyKeyReusedError,
+    SkillArgumentsError,
+    UnknownSkillError,
+)
 from orchestrator.logs import get_logger
 from orchestrator.mcp.auth import allows
 from orchestrator.mcp.calls import (
@@ -42,12 +46,10 @@ from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["FORBIDDEN", "SkillServerDeps", "skill_server"]
+__all__ = ["SkillServerDeps", "skill_server"]
 
 log = get_logger(__name__)
 
-FORBIDDEN = -32003
-"""JSON-RPC error code of a call outside the client's scopes (a server-defined code)."""
 STDIO_CLIENT = "stdio"
 """Identity of a stdio client: whoever started `orchestrator mcp serve` on this machine."""
 
@@ -86,6 +88,15 @@ def _current(skills: SkillRegistry) -> list[SkillSpec]:
     return specs
 
 
+def _no_such_tool(name: str) -> MCPError:
+    """The one answer for a tool the caller cannot see, whether it exists or not.
+
+    A hidden skill must not be confirmed by a different code, message or a version in the
+    data; the audit trail still tells `refused` from `unknown_tool`.
+    """
+    return MCPError(types.INVALID_PARAMS, f"unknown tool {name!r}")
+
+
 def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
     """An MCP server offering the latest non-deprecated version of every project skill."""
 
@@ -114,12 +125,11 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
             item = deps.skills.resolve(params.name)
         except UnknownSkillError as exc:
             await audit.write(None, "unknown_tool", str(exc))
-            raise MCPError(types.INVALID_PARAMS, f"unknown tool {params.name!r}") from None
+            raise _no_such_tool(params.name) from None
         spec = item.spec
         if scopes is not None and not allows(scopes, spec.name):
-            message = f"client {client_id!r} is not allowed to call {spec.name}"
-            await audit.write(spec, "refused", message)
-            raise MCPError(FORBIDDEN, message, data=_meta(session_id, spec))
+            await audit.write(spec, "refused", f"client {client_id!r} is not allowed to call it")
+            raise _no_such_tool(params.name)
         try:
             item.validate_arguments(arguments)
         except SkillArgumentsError as exc:
@@ -133,9 +143,13 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
                 session_id=session_id,
                 task_queue=deps.task_queue,
                 client_id=client_id,
+                idempotency_key=key,
                 progress=progress,
                 poll=deps.poll_seconds,
             )
+        except IdempotencyKeyReusedError as exc:
+            # Nothing recorded: the key's run and its audit trail stay as they were.
+            return _error(str(exc), session_id, spec)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await audit.write(spec, "disconnected", "the client left; the run goes on")

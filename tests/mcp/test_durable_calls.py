@@ -208,3 +208,24 @@ async def test_calls_with_one_idempotency_key_join_one_run(env: Env) -> None:
     assert len(await env.runtime.store.list_approvals(status=None)) == 1
     refunds = await env.runtime.store.list_events(first.session_id, kind=EventKind.TOOL_CALL)
     assert len(refunds) == 1
+
+
+@pytest.mark.parametrize("transport", ["stdio", "http"])
+async def test_a_key_reused_with_other_arguments_is_refused(env: Env, transport: str) -> None:
+    meta = _meta(f"reused-{transport}")
+    async with _connect(env, transport) as client:
+        with anyio.fail_after(60):
+            first = await client.call_tool("tickets.get", {"ticket_id": "T-1001"}, meta=meta)
+            again = await client.call_tool("tickets.get", {"ticket_id": "T-1001"}, meta=meta)
+            other = await client.call_tool("tickets.get", {"ticket_id": "T-1002"}, meta=meta)
+    assert not first.is_error and not again.is_error, (text_of(first), text_of(again))
+    assert again.structured_content == first.structured_content
+    session_id = str((first.meta or {})["orchestrator/session_id"])
+    calls = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
+    assert other.is_error
+    message = text_of(other)
+    assert f"idempotency key 'reused-{transport}-{RUN}' was already used" in message
+    assert "T-1002" not in message and "T-1001" not in message
+    # Nothing new recorded: no second run's tool call, no audit row for the refused call.
+    assert len(await env.runtime.store.list_events(session_id, kind=EventKind.TOOL_CALL)) == 1
+    assert len(calls) == 2

@@ -24,7 +24,7 @@ from serving import (
 )
 
 from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY, session_id_for
-from orchestrator.mcp.server import FORBIDDEN, SkillServerDeps, skill_server
+from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.service import decide_approval
 from orchestrator.store.records import EventKind
 
@@ -185,7 +185,7 @@ async def test_http_refuses_missing_unknown_foreign_and_expired_tokens(
     assert "*" not in response.headers.get("access-control-allow-origin", "")
 
 
-async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
+async def test_http_client_calls_in_scope_and_a_hidden_skill_looks_unknown(
     deps: SkillServerDeps, env: Env
 ) -> None:
     meta: types.RequestParamsMeta = {IDEMPOTENCY_META_KEY: "refund-out-of-scope"}  # type: ignore[typeddict-unknown-key]
@@ -195,19 +195,21 @@ async def test_http_client_calls_in_scope_and_is_refused_out_of_scope(
             result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
         with pytest.raises(MCPError) as refused:
             await client.call_tool("payments.refund", REFUND, meta=meta)
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("no.such_tool", REFUND, meta=meta)
     assert names == {"tickets.get", "session-result"}
     assert not result.is_error, text_of(result)
-    assert refused.value.code == FORBIDDEN
-    assert "'support' is not allowed to call payments.refund" in refused.value.message
+    # Refused exactly as a name that does not exist: no code, message or version tells them apart.
+    assert refused.value.code == unknown.value.code == types.INVALID_PARAMS
+    hidden = refused.value.error.model_dump_json(by_alias=True)
+    missing = unknown.value.error.model_dump_json(by_alias=True)
+    assert "1.0.0" not in hidden
+    assert hidden.replace("payments.refund", "NAME") == missing.replace("no.such_tool", "NAME")
     session_id = str((result.meta or {})["orchestrator/session_id"])
     [event] = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
     assert (event.payload["client"], event.payload["outcome"]) == ("support", "ok")
-    # The refused call is in the audit trail too, under the session it would have had.
+    # The refused call is in the audit trail, under the session it would have had.
     refused_session = session_id_for("support", "payments.refund", "refund-out-of-scope")
-    assert refused.value.error.data == {
-        "orchestrator/session_id": refused_session,
-        "orchestrator/version": "1.0.0",
-    }
     [row] = await env.runtime.store.list_events(refused_session, kind=EventKind.MCP_CALL)
     assert row.payload["outcome"] == "refused"
     assert (row.payload["client"], row.payload["tool"], row.payload["version"]) == (
