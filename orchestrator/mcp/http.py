@@ -25,7 +25,9 @@ log = get_logger(__name__)
 async def mcp_routes(
     settings: Settings, store: Store, *, host: str, port: int
 ) -> AsyncIterator[list[BaseRoute]]:
-    """The `/mcp` route while the block runs (the SDK's session manager runs with it).
+    """The `/mcp` route and its RFC 9728 metadata route while the block runs.
+
+    The SDK's session manager runs with the block.
 
     Yields no route when the clients file does not exist: an MCP endpoint nobody may call
     is not served at all.
@@ -48,4 +50,4 @@ async def mcp_routes(
     )
     app = streamable_http_app(skill_server(deps), clients, audience=audience, host=host)
     async with app.run():
-        yield [Route("/mcp", endpoint=app)]
+        yield [Route(path, endpoint=app) for path in app.paths]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import AbstractAsyncContextManager
+from urllib.parse import urlparse
 
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware
 from mcp.server.auth.middleware.bearer_auth import (
@@ -18,7 +19,7 @@ from mcp.server.auth.middleware.bearer_auth import (
     BearerAuthBackend,
     RequireAuthMiddleware,
 )
-from mcp.server.auth.routes import build_resource_metadata_url, create_protected_resource_routes
+from mcp.server.auth.routes import build_resource_metadata_url
 from mcp.server.lowlevel import Server
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
@@ -27,6 +28,8 @@ from pydantic import AnyHttpUrl
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -37,7 +40,9 @@ __all__ = [
     "SESSION_ID_BYTES",
     "BoundSessionManager",
     "SkillHttpApp",
+    "metadata_path",
     "new_session_id",
+    "resource_metadata",
     "streamable_http_app",
 ]
 
@@ -81,12 +86,35 @@ class BoundSessionManager(StreamableHTTPSessionManager):
         return transport
 
 
-class SkillHttpApp:
-    """The `/mcp` ASGI app; serve it inside `run()` (a mounted route runs no lifespan)."""
+def resource_metadata(audience: str) -> dict[str, object]:
+    """RFC 9728 protected resource metadata of the `/mcp` endpoint.
 
-    def __init__(self, app: Starlette, sessions: BoundSessionManager) -> None:
+    No `authorization_servers`: tokens come from the clients file, not from an OAuth
+    server, and naming `/mcp` itself (as the SDK's helper requires one) sent clients to
+    look for an authorization server that is not there.
+    """
+    return {
+        "resource": audience,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "orchestrator skills",
+    }
+
+
+def metadata_path(audience: str) -> str:
+    """The local path of the metadata URL the 401's `resource_metadata` names (RFC 9728 3.1)."""
+    return urlparse(str(build_resource_metadata_url(AnyHttpUrl(audience)))).path
+
+
+class SkillHttpApp:
+    """The `/mcp` ASGI app and its metadata route; serve it inside `run()`.
+
+    A mounted route runs no lifespan. `paths` are the routes the host app must send here.
+    """
+
+    def __init__(self, app: Starlette, sessions: BoundSessionManager, audience: str) -> None:
         self._app = app
         self.sessions = sessions
+        self.paths = ("/mcp", metadata_path(audience))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one ASGI request."""
@@ -121,12 +149,15 @@ def streamable_http_app(
     endpoint = RequireAuthMiddleware(
         StreamableHTTPASGIApp(sessions), [], build_resource_metadata_url(resource)
     )
+    metadata = resource_metadata(audience)
+
+    async def serve_metadata(request: Request) -> JSONResponse:
+        return JSONResponse(metadata)
+
     app = Starlette(
         routes=[
             Route("/mcp", endpoint=endpoint),
-            *create_protected_resource_routes(
-                resource_url=resource, authorization_servers=[resource]
-            ),
+            Route(metadata_path(audience), endpoint=serve_metadata, methods=["GET"]),
         ],
         middleware=[
             Middleware(
@@ -138,4 +169,4 @@ def streamable_http_app(
             Middleware(AuthContextMiddleware),
         ],
     )
-    return SkillHttpApp(app, sessions)
+    return SkillHttpApp(app, sessions, audience)

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import hashlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -90,6 +91,10 @@ async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) ->
                 headers={"Accept": "application/json, text/event-stream"},
                 json={"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}},
             )
+            # RFC 9728: the 401 names the metadata URL; it answers, naming this endpoint.
+            found = re.search(r'resource_metadata="([^"]+)"', anonymous.headers["www-authenticate"])
+            assert found, anonymous.headers["www-authenticate"]
+            metadata = await http.get(found.group(1))
         async with (
             httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}) as http,
             Client(streamable_http_client(url, http_client=http)) as client,
@@ -97,7 +102,12 @@ async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) ->
             async with asyncio.timeout(60):
                 result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
     assert anonymous.status_code == 401
-    assert "www-authenticate" in anonymous.headers
+    assert metadata.status_code == 200, metadata.text
+    assert metadata.json() == {
+        "resource": url,
+        "bearer_methods_supported": ["header"],
+        "resource_name": "orchestrator skills",
+    }
     assert not result.is_error
     assert result.structured_content is not None
     assert result.structured_content["ticket_id"] == "T-1001"
