@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
@@ -9,7 +11,7 @@ from temporalio.service import TLSConfig
 from orchestrator.observability.tracing import tracing_interceptor
 from orchestrator.settings import Settings
 
-__all__ = ["connect"]
+__all__ = ["connect", "lazy_connect"]
 
 
 async def connect(settings: Settings, *, address: str | None = None) -> Client:
@@ -39,6 +41,22 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
         data_converter=pydantic_data_converter,
         interceptors=[tracing_interceptor()],
     )
+
+
+def lazy_connect(settings: Settings) -> Callable[[], Awaitable[Client]]:
+    """A function giving one shared client, connected on its first call.
+
+    For servers that must start while Temporal is still unreachable (the API process):
+    only the requests that need Temporal wait for it.
+    """
+    connected: list[Client] = []
+
+    async def client() -> Client:
+        if not connected:
+            connected.append(await connect(settings))
+        return connected[0]
+
+    return client
 
 
 def _read(path: object) -> bytes | None:

@@ -96,6 +96,12 @@ class Approver(BaseModel):
     """An scrypt hash (`hash_password`); None: no inbox login."""
     tokens: tuple[str, ...] = ()
     """`sha256:` digests of the person's API tokens (`hash_token`)."""
+    tenants: tuple[str, ...] | None = None
+    """Whose sessions the person may watch (`/api/sessions`); None: every tenant's."""
+
+    def sees_tenant(self, tenant: str) -> bool:
+        """Whether the person may see a session of `tenant`."""
+        return self.tenants is None or tenant in self.tenants
 
 
 class GroupPolicy(BaseModel):

@@ -6,12 +6,11 @@ import os
 import secrets
 
 from starlette.routing import Route
-from temporalio.client import Client
 
 from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.people import approvers_file, load_approvers
-from orchestrator.client import connect
+from orchestrator.client import lazy_connect
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
@@ -29,12 +28,7 @@ def routes_for(settings: Settings, store: Store) -> list[Route]:
         ConfigError: the approvers file is malformed.
     """
     directory = load_approvers(approvers_file(settings.project_dir))
-    connected: list[Client] = []
-
-    async def client() -> Client:
-        if not connected:
-            connected.append(await connect(settings))
-        return connected[0]
+    client = lazy_connect(settings)
 
     secret = os.environ.get("ORCHESTRATOR_INBOX_SECRET", "").encode() or secrets.token_bytes(32)
     skills = SkillRegistry.load_directory(settings.project_dir / "skills")

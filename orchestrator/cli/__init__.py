@@ -26,6 +26,7 @@ from orchestrator.cli.demo import run_demo
 from orchestrator.cli.progress import follow
 from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
+from orchestrator.events.serve import session_routes_for
 from orchestrator.exceptions import (
     ConfigError,
     PlanError,
@@ -159,6 +160,7 @@ async def api(
         await Store.open(settings.resolved_database_url) as store,
         mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
         v1_mount(settings, store) as v1,
+        session_routes_for(settings, store) as sessions,
         serve_http(
             store,
             host=bind_host,
@@ -166,6 +168,7 @@ async def api(
             required=True,
             routes=[
                 *routes_for(settings, store),
+                *sessions,
                 Mount("/api/skills", app=catalog_app(_project_skills(settings))),
                 *mcp,
                 *v1,
@@ -173,7 +176,10 @@ async def api(
         ) as url,
     ):
         stop = _on_interrupt()
-        console.print(f"api on {url} (/api/approvals, /api/skills, /healthz, /readyz, /metrics)")
+        console.print(
+            f"api on {url} (/api/approvals, /api/sessions, /api/skills,"
+            " /healthz, /readyz, /metrics)"
+        )
         await stop.wait()
 
 

@@ -116,6 +116,9 @@ class AuditEvent(BaseModel):
     created_at: datetime
     id: int | None = None
     """Assigned by the store; orders events as written."""
+    seq: int | None = None
+    """Assigned by the store: the event's number in its session (1, 2, ...), in the order
+    the events were committed; the id of the session's event stream."""
 
 
 class ApprovalRecord(BaseModel):

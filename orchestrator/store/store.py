@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
 from orchestrator.store.budgets import BudgetLedger
+from orchestrator.store.event_seq import lock_session_events, next_seq, notify_event
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.pins import PinLedger
 from orchestrator.store.records import (
@@ -43,6 +44,7 @@ from orchestrator.store.records import (
     event_differences,
 )
 from orchestrator.store.reports import Reports
+from orchestrator.store.stream_reads import StreamReads
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
 from orchestrator.types import JsonValue
 
@@ -97,6 +99,21 @@ class Store:
         """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
         self.reports = Reports(self._sessions, self._errors)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
+        self.stream = StreamReads(self._sessions, self._errors)
+        """Reads behind the live event stream (see `orchestrator.store.stream_reads`)."""
+
+    @property
+    def dialect(self) -> str:
+        """The backend's name: `sqlite` or `postgresql`."""
+        return self._engine.dialect.name
+
+    @property
+    def raw_url(self) -> str:
+        """The database URL with its password, for a listener connection of its own.
+
+        Never log it; `url` is the masked form.
+        """
+        return self._url.render_as_string(hide_password=False)
 
     @classmethod
     async def open(cls, url: str, *, migrate: bool = True) -> Self:
@@ -248,7 +265,11 @@ class Store:
     async def append_event(self, event: AuditEvent) -> bool:
         """Append an audit event unless the same event is already there under its key.
 
-        `event.id` is ignored; the store assigns it.
+        `event.id` and `event.seq` are ignored; the store assigns them. `seq` is the
+        session's next number, taken in the inserting statement under a per-session lock
+        (SQLite's write lock; an advisory lock on PostgreSQL), so a session's events
+        commit in `seq` order and a reader that has seen `seq` N has seen 1..N. On
+        PostgreSQL the commit also notifies `orchestrator.events.notify.CHANNEL`.
 
         Returns:
             True if written; False if a retry wrote it before (same key, same content
@@ -259,14 +280,16 @@ class Store:
         """
         stmt = (
             self._insert(AuditEventRow)
-            .values(_values(event, exclude={"id"}))
+            .values({**_values(event, exclude={"id", "seq"}), "seq": next_seq(event.session_id)})
             .on_conflict_do_nothing(index_elements=[AuditEventRow.event_key])
-            .returning(AuditEventRow.id)
+            .returning(AuditEventRow.seq)
         )
         with self._errors("append audit event"):
             async with self._sessions.begin() as session:
-                new_id = (await session.execute(stmt)).scalar_one_or_none()
-                if new_id is not None:
+                await lock_session_events(session, self.dialect, event.session_id)
+                seq = (await session.execute(stmt)).scalar_one_or_none()
+                if seq is not None:
+                    await notify_event(session, self.dialect, event.session_id, seq)
                     return True
                 row = await session.scalar(
                     select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)

@@ -110,9 +110,14 @@ class SessionRow(Base):
 
 
 class AuditEventRow(Base):
-    """One audit trail entry (`AuditEvent`); `id` orders events as written."""
+    """One audit trail entry (`AuditEvent`); `id` orders events as written.
+
+    `seq` numbers a session's events 1, 2, ... in commit order: the id a watcher of the
+    session's event stream resumes from (`orchestrator.events`).
+    """
 
     __tablename__ = "audit_events"
+    __table_args__ = (sa.UniqueConstraint("session_id", "seq"),)
 
     id: Mapped[int] = mapped_column(_EVENT_ID, primary_key=True, autoincrement=True)
     event_key: Mapped[str] = mapped_column(sa.String(), nullable=False, unique=True)
@@ -129,6 +134,7 @@ class AuditEventRow(Base):
     duration_ms: Mapped[float | None] = mapped_column(sa.Float(), nullable=True)
     payload: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    seq: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
 
 
 class ApprovalRow(Base):

@@ -309,7 +309,7 @@ async def test_append_event_dedupes_a_retry_on_event_key(store: Store) -> None:
 
     events = await store.list_events("s-1")
     assert len(events) == 1
-    assert events[0] == first.model_copy(update={"id": events[0].id})
+    assert events[0] == first.model_copy(update={"id": events[0].id, "seq": 1})
 
 
 @pytest.mark.parametrize(

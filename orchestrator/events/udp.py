@@ -1,0 +1,132 @@
+"""Deltas between processes of one machine over loopback UDP: the embedded default.
+
+Deltas are best effort by definition, and a datagram is the natural carrier for them: no
+server to run, nothing written to the SQLite file (so no contention with the durable
+writes of the session), and the kernel bounds what is buffered: a send never blocks,
+and when a receiver's buffer is full the datagram is dropped, not queued.
+
+Each API process (each `EventHub` that wants deltas) binds `127.0.0.1:0` and registers
+itself in `<state_dir>/stream/<random>.json` (mode 0600): its port and a random key. A
+worker sends each batch to every registered receiver with the key in front; a receiver
+ignores datagrams without its key, so another local user cannot inject text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from orchestrator.events.models import StreamDelta
+from orchestrator.events.wire import decode_deltas, encode_deltas
+from orchestrator.logs import get_logger
+
+__all__ = ["MAX_DATAGRAM", "UdpDeltaReceiver", "UdpDeltaSender", "registry_dir"]
+
+log = get_logger(__name__)
+
+MAX_DATAGRAM: Final = 60_000
+"""Bytes per datagram, under loopback UDP's 65 507."""
+
+_REFRESH_S: Final = 1.0
+"""How long a sender trusts its list of receivers before reading the folder again."""
+
+
+def registry_dir(state_dir: Path) -> Path:
+    """Where receivers register, inside the project's state folder."""
+    return state_dir / "stream"
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, key: bytes, deliver: Callable[[list[StreamDelta]], None]) -> None:
+        self._prefix = key + b"\n"
+        self._deliver = deliver
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        if data.startswith(self._prefix):
+            self._deliver(decode_deltas(data[len(self._prefix) :]))
+
+
+class UdpDeltaReceiver:
+    """Receives deltas for one process; `start` binds and registers, `close` undoes both."""
+
+    def __init__(self, state_dir: Path, deliver: Callable[[list[StreamDelta]], None]) -> None:
+        self._dir = registry_dir(state_dir)
+        self._deliver = deliver
+        self._key = secrets.token_hex(16).encode()
+        self._file = self._dir / f"{secrets.token_hex(8)}.json"
+        self._transport: asyncio.DatagramTransport | None = None
+
+    async def start(self) -> None:
+        """Bind a loopback port and register it for workers to find."""
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Protocol(self._key, self._deliver), local_addr=("127.0.0.1", 0)
+        )
+        self._transport = transport
+        sock = transport.get_extra_info("socket")
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        port = int(sock.getsockname()[1])
+        self._dir.mkdir(parents=True, exist_ok=True)
+        record = json.dumps({"port": port, "key": self._key.decode(), "pid": os.getpid()})
+        fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(record)
+
+    async def close(self) -> None:
+        """Unregister and unbind."""
+        self._file.unlink(missing_ok=True)
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+
+
+class UdpDeltaSender:
+    """Sends delta batches to every registered receiver; never blocks, never raises."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._dir = registry_dir(state_dir)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._targets: list[tuple[int, bytes]] = []
+        self._read_at = -_REFRESH_S
+
+    def _receivers(self) -> list[tuple[int, bytes]]:
+        now = time.monotonic()
+        if now - self._read_at < _REFRESH_S:
+            return self._targets
+        self._read_at = now
+        targets = []
+        for path in sorted(self._dir.glob("*.json")) if self._dir.is_dir() else []:
+            try:
+                record = json.loads(path.read_text(encoding="utf-8"))
+                targets.append((int(record["port"]), str(record["key"]).encode()))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue  # half-written, or removed meanwhile
+        self._targets = targets
+        return targets
+
+    async def send(self, deltas: Sequence[StreamDelta]) -> None:
+        """Send `deltas` to each receiver; a full or gone receiver just misses them."""
+        targets = self._receivers()
+        if not targets:
+            return
+        for port, key in targets:
+            room = MAX_DATAGRAM - len(key) - 1
+            for body in encode_deltas(deltas, room):
+                try:
+                    self._sock.sendto(key + b"\n" + body, ("127.0.0.1", port))
+                except OSError:
+                    break  # buffer full, or nobody there any more
+
+    async def close(self) -> None:
+        """Close the socket."""
+        self._sock.close()
