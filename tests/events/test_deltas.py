@@ -1,0 +1,74 @@
+"""Deltas: from a worker's publisher over loopback UDP to an SSE watcher, without an id;
+and a watcher that never reads is dropped with the seq to resume after, memory bounded."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from serving import append, new_session, serving
+
+from orchestrator.events import DeltaPublisher, Dropped, EventHub, StreamDelta, Tags
+from orchestrator.events.client import sse_messages
+from orchestrator.store import Store
+
+
+def delta(n: int) -> StreamDelta:
+    return StreamDelta(
+        session_id="slow", step_id="s1", round=1, step_attempt=0, attempt=1, n=n, kind="text"
+    )
+
+
+async def test_deltas_reach_the_sse_watcher_without_an_id(store: Store, tmp_path: Path) -> None:
+    await new_session(store, "d1")
+    await append(store, "d1", "a")
+    publisher = DeltaPublisher.for_store(store, tmp_path)
+    async with (
+        serving(store, tmp_path) as served,
+        served.client() as http,
+        http.stream("GET", "/api/sessions/d1/events") as response,
+    ):
+        messages = sse_messages(response.aiter_lines())
+        first = await anext(messages)
+        assert first.id == "1"
+        tags = Tags("d1", "s1", round=2, step_attempt=0, attempt=1)
+        sink = publisher.sink(tags)
+
+        class Piece:
+            kind = "text"
+            text = "Hel"
+            index = 0
+            call_id = None
+            name = None
+
+        async with asyncio.timeout(10):
+            while True:  # UDP is best effort: send until one arrives
+                await sink(Piece())  # type: ignore[arg-type]
+                await publisher.drain()
+                try:
+                    async with asyncio.timeout(0.2):
+                        got = await anext(messages)
+                    break
+                except TimeoutError:
+                    continue
+    await publisher.close()
+    assert got.event == "delta" and got.id is None
+    body = got.json()
+    assert body["text"] == "Hel" and body["round"] == 2 and body["attempt"] == 1
+
+
+async def test_a_watcher_that_never_reads_is_dropped_with_its_resume_point(
+    store: Store,
+) -> None:
+    await new_session(store, "slow")
+    await append(store, "slow", "a")
+    hub = EventHub(store, max_deltas=8)
+    watch = hub.watch("slow")
+    first = await watch.next(1.0)
+    assert first is not None and not isinstance(first, Dropped | StreamDelta)
+    for n in range(10_000):
+        hub.publish(delta(n))
+    assert watch.queued == 0  # overflow freed the queue: memory stays bounded
+    dropped = await watch.next(1.0)
+    assert dropped == Dropped(resume_after=1, reason="more than 8 deltas unread")
+    assert hub.watchers == 0
