@@ -55,8 +55,14 @@ class Settings(BaseSettings):
     cache). 0 replays every workflow task from the run's history: slower, and the way to
     prove the workflow code deterministic (`ORCHESTRATOR_MAX_CACHED_WORKFLOWS=0 pytest`)."""
 
-    dev_server_port: int = 7233
-    dev_server_ui_port: int = 8233
+    dev_server_port: int = Field(default=7233, ge=0, le=65535)
+    """Frontend port of the embedded dev server; the other commands dial it when
+    `temporal_address` is empty. A busy port stops `orchestrator dev` (it never moves
+    elsewhere); 0 picks a free one (for tests, which then pass the address on)."""
+
+    dev_server_ui_port: int = Field(default=8233, ge=0, le=65535)
+    """Web UI port of the embedded dev server; busy: refused, 0: a free one."""
+
     dev_server_ip: str = "127.0.0.1"
 
     database_url: str | None = None

@@ -17,6 +17,7 @@ from temporalio.client import Client
 
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port, port_in_use
+from orchestrator.exceptions import DevServerError
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
@@ -63,12 +64,10 @@ async def embedded_stack(
         address = settings.temporal_address
         ui_url = None
         if address is None:
-            port = settings.dev_server_port
-            if port_in_use(settings.dev_server_ip, port):
-                port = free_port(settings.dev_server_ip)
-            ui_port = settings.dev_server_ui_port
-            if port_in_use(settings.dev_server_ip, ui_port):
-                ui_port = free_port(settings.dev_server_ip)
+            port = _dev_port(settings, settings.dev_server_port, "ORCHESTRATOR_DEV_SERVER_PORT")
+            ui_port = _dev_port(
+                settings, settings.dev_server_ui_port, "ORCHESTRATOR_DEV_SERVER_UI_PORT"
+            )
             state = settings.resolved_state_dir
             server = DevServer(
                 db_file=state / "temporal.db",
@@ -107,3 +106,30 @@ async def embedded_stack(
             dev_server=server,
             metrics_url=metrics_url,
         )
+
+
+def _dev_port(settings: Settings, port: int, variable: str) -> int:
+    """The configured port of the embedded server, or a free one when it is 0.
+
+    A busy port is refused, never swapped for another: `run`, `approvals` and the rest dial
+    the configured port, so a server that moved would leave them talking to whatever holds
+    it (on a shared machine, someone else's server).
+
+    Raises:
+        DevServerError: something already listens on the port.
+    """
+    ip = settings.dev_server_ip
+    if port == 0:
+        return free_port(ip)
+    if port_in_use(ip, port):
+        use_it = (
+            f", connect to it with ORCHESTRATOR_TEMPORAL_ADDRESS={ip}:{port}"
+            if variable == "ORCHESTRATOR_DEV_SERVER_PORT"
+            else ""
+        )
+        raise DevServerError(
+            f"{ip}:{port} ({variable}) is already in use, by another `orchestrator dev` or"
+            f" Temporal server? Stop it{use_it}, or set {variable} to a free port"
+            " (in .env, so every orchestrator command uses it)"
+        )
+    return port

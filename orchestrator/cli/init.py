@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -35,6 +36,7 @@ def init(
     console.print(
         f"created project {result.name!r} in {directory} ({len(result.files)} files)\n"
         f"next: cd {directory}\n"
+        f"      {activate_line()}\n"
         "      orchestrator validate      # check the plans against the project\n"
         "      pytest                     # run the sample plan on the embedded dev server\n"
         "      orchestrator dev --replay replays/order_status.yaml",
@@ -42,3 +44,15 @@ def init(
         markup=False,
         soft_wrap=True,
     )
+
+
+def activate_line() -> str:
+    """How the reader gets `orchestrator` and `pytest` on PATH in a new shell.
+
+    They live in the virtual environment this command runs from; outside one (a system
+    install) they are on PATH already.
+    """
+    if sys.prefix == sys.base_prefix:
+        return "# `orchestrator` and `pytest` are on your PATH (installed outside a venv)"
+    activate = Path(sys.prefix) / "bin" / "activate"
+    return f"source {activate}   # puts `orchestrator` and `pytest` on PATH"

@@ -63,12 +63,13 @@ def parse_plan(text: str, source: str = "<plan>") -> Plan:
         raise PlanError("\n".join(lines)) from exc
 
 
-def load_plan(path: Path) -> Plan:
-    """Load one plan file.
+def load_plan(path: str | Path) -> Plan:
+    """Load one plan file (a path, or a string naming one).
 
     Raises:
         PlanError: the file is missing or invalid.
     """
+    path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:

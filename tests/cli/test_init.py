@@ -56,6 +56,10 @@ def test_init_creates_a_project_whose_own_test_passes(tmp_path: Path) -> None:
     written = {str(p.relative_to(project)) for p in project.rglob("*") if p.is_file()}
     assert written == EXPECTED
     assert f"created project 'my-agents' in {project} (12 files)" in made.stdout
+    # The next steps say how `orchestrator` gets on PATH: this venv's activate script.
+    activate = Path(sys.prefix) / "bin" / "activate"
+    assert activate.is_file()
+    assert f"source {activate}" in made.stdout
     pyproject = (project / "pyproject.toml").read_text()
     assert 'name = "my-agents"' in pyproject
     assert "__" not in pyproject  # every token filled in

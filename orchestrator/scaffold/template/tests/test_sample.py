@@ -25,6 +25,8 @@ async def test_order_status_answers_from_the_skill(tmp_path: Path) -> None:
         project_dir=ROOT,
         state_dir=tmp_path / "state",
         temporal_address=None,  # the embedded dev server, whatever the environment says
+        dev_server_port=0,  # on free ports, beside any `orchestrator dev` already running
+        dev_server_ui_port=0,
         database_url=None,
         task_queue=f"test-{uuid.uuid4().hex[:8]}",
         metrics_port=None,
