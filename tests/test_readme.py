@@ -42,9 +42,9 @@ Two other markers, to be used sparingly:
   shows in the test report. Only for what cannot run inside the suite (`make test`, which
   runs this very file).
 - `<!-- readme-test: excerpt-of=PATH -->`: the block is an abridged excerpt of PATH (a
-  `...` line stands for omitted code). Every other line must appear in PATH in the same
-  order (leading and trailing whitespace ignored), and PATH itself is run instead, as a
-  python script, with the same `needs`.
+  `...` line stands for omitted code, a `#` line is a note). Every other line must appear
+  in PATH in the same order (leading and trailing whitespace ignored), and PATH itself is
+  run instead, as a python script, with the same `needs`.
 
 Fences in other shell or Python spellings (```sh, ```shell, ```console, ```py) are refused:
 they would slip past this test.
@@ -312,7 +312,7 @@ def check_excerpt(block: Block, path: Path) -> None:
     position = 0
     for raw in block.code.splitlines():
         line = raw.strip()
-        if not line or line.startswith("..."):
+        if not line or line.startswith(("...", "#")):
             continue
         try:
             position = source.index(line, position) + 1
