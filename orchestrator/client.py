@@ -8,6 +8,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
+from orchestrator.exceptions import DevServerError
 from orchestrator.observability.tracing import tracing_interceptor
 from orchestrator.settings import Settings
 
@@ -33,8 +34,21 @@ async def connect(settings: Settings, *, address: str | None = None) -> Client:
             client_private_key=_read(settings.temporal_tls_client_key),
         )
     api_key = settings.temporal_api_key.get_secret_value() if settings.temporal_api_key else None
+    target = address or settings.temporal_address or settings.dev_server_address
+    try:
+        return await _connect(settings, target, tls, api_key)
+    except RuntimeError as exc:  # the SDK's "Failed client connect", with a long chain
+        raise DevServerError(
+            f"cannot reach Temporal at {target}: start it with `orchestrator dev`, or set"
+            " ORCHESTRATOR_TEMPORAL_ADDRESS to your server's host:port"
+        ) from exc
+
+
+async def _connect(
+    settings: Settings, target: str, tls: bool | TLSConfig, api_key: str | None
+) -> Client:
     return await Client.connect(
-        address or settings.temporal_address or settings.dev_server_address,
+        target,
         namespace=settings.temporal_namespace,
         tls=tls,
         api_key=api_key,
