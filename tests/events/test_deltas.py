@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from serving import append, new_session, serving
+from event_serving import append, new_session, serving
 
 from orchestrator.events import DeltaPublisher, Dropped, EventHub, StreamDelta, Tags
 from orchestrator.events.client import sse_messages

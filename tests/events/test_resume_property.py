@@ -18,7 +18,7 @@ from pathlib import Path
 
 import httpx
 from hypothesis import strategies as st
-from serving import append, new_session, serving
+from event_serving import append, new_session, serving
 
 from orchestrator.events.client import sse_messages
 from orchestrator.store import EventKind, Store

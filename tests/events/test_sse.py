@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import httpx
-from serving import append, new_session, serving
+from event_serving import append, new_session, serving
 
 from orchestrator.events.client import SseMessage, follow, sse_messages
 from orchestrator.store import EventKind, Store
