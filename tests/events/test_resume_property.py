@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-from hypothesis import strategies as st
 from event_serving import append, new_session, serving
+from hypothesis import strategies as st
 
 from orchestrator.events.client import sse_messages
 from orchestrator.store import EventKind, Store
