@@ -3,6 +3,12 @@
 Secrets are removed twice: any key that looks like a credential has its value replaced,
 and the values of every API-key environment variable the models file names are scrubbed
 from all strings, so a key echoed in an error body cannot reach a log line.
+
+A key names a credential when it mentions an API key, a secret, a password, authorization,
+a cookie or a credential, or when one of its words is a singular *token* (`token`,
+`access_token`, `csrfToken`). Counts of model tokens (`tokens`, `input_tokens`,
+`cached_tokens`, `token_count`, `max_tokens`) are not secrets and stay readable: they are
+what an operator reads a log for.
 """
 
 from __future__ import annotations
@@ -11,16 +17,41 @@ import logging
 import re
 import sys
 from collections.abc import Iterable, MutableMapping
+from itertools import pairwise
 from typing import Any, TextIO, cast
 
 import structlog
 
-__all__ = ["configure_logging", "get_logger", "redact", "register_secret"]
+__all__ = ["configure_logging", "get_logger", "is_secret_key", "redact", "register_secret"]
 
-_SENSITIVE_KEY = re.compile(r"(api[_-]?key|token|secret|password|authorization|cookie)", re.I)
+_SECRET_KEY = re.compile(
+    r"(api[_-]?key|secret|passw(or)?d|authorization|cookie|credential|private[_-]?key)", re.I
+)
+# Words of a key: snake, kebab, dotted and camelCase parts, lower-cased.
+_KEY_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z0-9]+")
+# A word next to `token` that makes the key a count or a limit rather than a credential.
+_COUNT_WORDS = frozenset(
+    {"count", "counts", "usage", "limit", "limits", "max", "min", "num", "total"}
+)
+# Words before a plural `tokens` that make it a list of credentials, not a count.
+_CREDENTIAL_KINDS = frozenset(
+    {"access", "refresh", "bearer", "auth", "session", "csrf", "api", "id"}
+)
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 _SECRETS: set[str] = set()
 REDACTED = "[redacted]"
+
+
+def is_secret_key(key: str) -> bool:
+    """Whether a field called `key` holds a credential whose value must never be logged."""
+    if _SECRET_KEY.search(key):
+        return True
+    words = [word.lower() for word in _KEY_WORDS.findall(key)]
+    if any(word in _COUNT_WORDS for word in words):
+        return False
+    if any(word.endswith("token") for word in words):
+        return True
+    return any(word == "tokens" and before in _CREDENTIAL_KINDS for before, word in pairwise(words))
 
 
 def register_secret(value: str | None) -> None:
@@ -41,7 +72,7 @@ def _scrub(value: object) -> object:
         return redact(value)
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and _SENSITIVE_KEY.search(k) else _scrub(v)
+            k: REDACTED if isinstance(k, str) and is_secret_key(k) else _scrub(v)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -53,7 +84,7 @@ def _redact_processor(
     _logger: object, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     for key in list(event_dict):
-        if _SENSITIVE_KEY.search(key):
+        if is_secret_key(key):
             event_dict[key] = REDACTED
         else:
             event_dict[key] = _scrub(event_dict[key])

@@ -5,7 +5,7 @@ import json
 import pytest
 import structlog
 
-from orchestrator.logs import configure_logging, get_logger
+from orchestrator.logs import configure_logging, get_logger, is_secret_key
 
 
 def test_json_lines_carry_session_ids_and_never_secrets(capsys: pytest.CaptureFixture[str]) -> None:
@@ -58,3 +58,66 @@ def test_logging_follows_a_replaced_stderr(capsys: pytest.CaptureFixture[str]) -
     finally:
         sys.stderr = old
     assert "after the swap" in replaced.getvalue()
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "api_key",
+        "x-api-key",
+        "apiKey",
+        "Authorization",
+        "password",
+        "client_secret",
+        "token",
+        "access_token",
+        "refresh_tokens",
+        "csrfToken",
+        "X-Auth-Token",
+        "set-cookie",
+        "private_key",
+    ],
+)
+def test_credential_keys_are_secret(key: str) -> None:
+    assert is_secret_key(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "tokens",
+        "input_tokens",
+        "output_tokens",
+        "cached_tokens",
+        "cache_read_input_tokens",
+        "prompt_tokens",
+        "max_tokens",
+        "tokens_so_far",
+        "token_count",
+        "totalTokens",
+        "model",
+    ],
+)
+def test_token_counts_are_not_secret(key: str) -> None:
+    assert not is_secret_key(key)
+
+
+def test_a_log_line_keeps_token_counts_and_hides_token_values(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Counts are what an operator reads a log for; a token's value never reaches it."""
+    configure_logging(level="INFO", fmt="json")
+    get_logger("test").info(
+        "model call",
+        tokens=1234,
+        usage={"input_tokens": 1000, "output_tokens": 234, "cached_tokens": 800},
+        token="tok-abcdef123456",
+        auth={"access_token": "at-abcdef123456", "password": "hunter22"},
+    )
+    line = capsys.readouterr().err.strip().splitlines()[-1]
+    record = json.loads(line)
+    assert record["tokens"] == 1234
+    assert record["usage"] == {"input_tokens": 1000, "output_tokens": 234, "cached_tokens": 800}
+    assert record["token"] == "[redacted]"
+    assert record["auth"] == {"access_token": "[redacted]", "password": "[redacted]"}
+    assert "abcdef123456" not in line and "hunter22" not in line
