@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 from temporalio.client import Client
 
 from orchestrator.approvals.api import Standing, delegation_refusal, standing
@@ -32,14 +32,74 @@ from orchestrator.client import connect
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.settings import Settings
-from orchestrator.store.records import ApprovalStatus
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 
-__all__ = ["app"]
+__all__ = ["LIST_FIELDS", "app", "listing"]
 
 app = typer.Typer(help="List and decide approval requests.", no_args_is_help=True)
 
 Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
+
+
+LIST_FIELDS = (
+    "approval_id",
+    "session_id",
+    "workflow_id",
+    "step_id",
+    "kind",
+    "skill",
+    "skill_version",
+    "arguments",
+    "summary",
+    "status",
+    "requested_at",
+    "decided_by",
+    "decided_at",
+    "reason",
+)
+"""The fields of each request `approvals list --json` prints, in this order (README)."""
+
+
+def listing(records: list[ApprovalRecord]) -> list[dict[str, object]]:
+    """The `--json` document: one object per request with exactly `LIST_FIELDS`.
+
+    Named here rather than dumped from the record, so a field added to the store does not
+    change what scripts read.
+    """
+    rows: list[dict[str, object]] = []
+    for rec in records:
+        dumped = rec.model_dump(mode="json")
+        rows.append({field: dumped[field] for field in LIST_FIELDS})
+    return rows
+
+
+def _print_request(rec: ApprovalRecord) -> None:
+    """One request as a block of lines that are never cut: ids must be copyable whole.
+
+    A table squeezed into a narrow terminal cut ids short (`apr_012…`); here each line is
+    printed as is and the terminal wraps what does not fit.
+    """
+    action = f"{rec.skill}@{rec.skill_version}" if rec.skill else "approval step"
+    lines = [
+        f"[bold]{rec.approval_id}[/]  {rec.status.value}",
+        f"  session    {escape(rec.session_id)}",
+        f"  step       {escape(rec.step_id)}",
+        f"  action     {escape(action)}",
+    ]
+    if rec.skill:
+        lines.append(f"  arguments  {escape(json.dumps(rec.arguments, sort_keys=True))}")
+    else:
+        lines.append(f"  summary    {escape(rec.summary)}")
+    if rec.decided_by:
+        why = f": {rec.reason}" if rec.reason else ""
+        lines.append(f"  decided by {escape(rec.decided_by + why)}")
+    else:
+        lines.append(
+            f"  decide     orchestrator approvals approve|reject {rec.approval_id} --as NAME"
+        )
+    for line in lines:
+        console.print(line, soft_wrap=True, highlight=False)
 
 
 @app.command("list")
@@ -47,23 +107,23 @@ Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project f
 async def list_(
     project: Project = None,
     all_: Annotated[bool, typer.Option("--all", help="Include decided requests.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print JSON (one object per request) for scripts.")
+    ] = False,
 ) -> None:
-    """Show approval requests (pending only, unless --all)."""
+    """Show approval requests (pending only, unless --all), ids in full."""
     settings = load_settings(project)
     async with await Store.open(settings.resolved_database_url) as store:
         records = await store.list_approvals(status=None if all_ else ApprovalStatus.PENDING)
-    table = Table("id", "session", "step", "action", "arguments", "status", "decided by")
-    for rec in records:
-        table.add_row(
-            rec.approval_id,
-            rec.session_id,
-            rec.step_id,
-            f"{rec.skill}@{rec.skill_version}" if rec.skill else "approval step",
-            json.dumps(rec.arguments, sort_keys=True),
-            rec.status.value,
-            rec.decided_by or "",
-        )
-    console.print(table if records else "no approval requests")
+    if as_json:
+        print(json.dumps(listing(records), indent=2))
+        return
+    if not records:
+        console.print("no approval requests")
+    for index, rec in enumerate(records):
+        if index:
+            console.print()
+        _print_request(rec)
 
 
 async def _checked(
