@@ -1,0 +1,126 @@
+"""Real processes for the event-stream tests: `orchestrator api` as operators run it, and a
+gate in front of the replay model server that holds one request until the test lets go.
+
+The API processes share nothing with the test but the store and the approvers file, as
+in a deployment; watchers reach them over HTTP only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+from conftest import REPO
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from orchestrator.approvals.people import hash_token
+from orchestrator.devserver import free_port
+from orchestrator.settings import Settings
+
+TOKEN = "watch-token"
+"""The bearer token of `ana`, the one person in `approvers_file`."""
+
+
+def approvers_file(folder: Path) -> Path:
+    """An approvers file naming one person who may watch sessions with `TOKEN`."""
+    path = folder / "approvers.yaml"
+    path.write_text(
+        f"groups: [ops]\nusers:\n  ana:\n    groups: [ops]\n    tokens: ['{hash_token(TOKEN)}']\n",
+        encoding="utf-8",
+    )
+    return path
+
+
+async def _started(settings: Settings, approvers: Path) -> tuple[asyncio.subprocess.Process, int]:
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *("-m", "orchestrator", "api", "--port", str(port)),
+        env={
+            **os.environ,
+            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
+            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
+            "ORCHESTRATOR_DATABASE_URL": settings.resolved_database_url,
+            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address or "",
+            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
+            "ORCHESTRATOR_APPROVERS_FILE": str(approvers),
+            "ORCHESTRATOR_LOG_FORMAT": "json",
+        },
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(60):
+            line = ""
+            while "api on" not in line:
+                line = (await proc.stdout.readline()).decode()
+                assert line, "orchestrator api exited early"
+    except BaseException:
+        await _stop(proc)
+        raise
+    return proc, port
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGINT)
+    await asyncio.wait_for(proc.communicate(), 30)
+
+
+@contextlib.asynccontextmanager
+async def api_processes(
+    settings: Settings, approvers: Path, count: int
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """`count` `orchestrator api` processes, started at once, each on a free port.
+
+    Yields a client per process with its base URL and `TOKEN`. The processes are stopped
+    with SIGINT, as a person at a terminal would.
+    """
+    started = await asyncio.gather(
+        *(_started(settings, approvers) for _ in range(count)), return_exceptions=True
+    )
+    procs = [s[0] for s in started if not isinstance(s, BaseException)]
+    try:
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(
+                        base_url=f"http://127.0.0.1:{port}",
+                        headers={"Authorization": f"Bearer {TOKEN}"},
+                    )
+                )
+                for _proc, port in started  # type: ignore[misc]
+            ]
+            yield clients
+    finally:
+        await asyncio.gather(*(_stop(proc) for proc in procs))
+
+
+class Gate:
+    """ASGI middleware that holds the `hold`-th chat-completions request until `release`."""
+
+    def __init__(self, app: ASGIApp, hold: int) -> None:
+        self.app = app
+        self.hold = hold
+        self.seen = 0
+        self.arrived = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/chat/completions"):
+            self.seen += 1
+            if self.seen == self.hold:
+                self.arrived.set()
+                await self.release.wait()
+        await self.app(scope, receive, send)
