@@ -31,6 +31,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator.approvals.notify.config import Notifications
 from orchestrator.exceptions import ConfigError
 from orchestrator.store.records import ApprovalRecord
 
@@ -98,6 +99,8 @@ class Approver(BaseModel):
     """`sha256:` digests of the person's API tokens (`hash_token`)."""
     tenants: tuple[str, ...] | None = None
     """Whose sessions the person may watch (`/api/sessions`); None: every tenant's."""
+    email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
+    """Where notices of requests waiting for the person go (`notifications.email`)."""
 
     def sees_tenant(self, tenant: str) -> bool:
         """Whether the person may see a session of `tenant`."""
@@ -133,6 +136,8 @@ class ApproverDirectory(BaseModel):
     groups: tuple[str, ...] = ()
     policy: GroupPolicy = Field(default_factory=GroupPolicy)
     users: dict[str, Approver] = Field(default_factory=dict)
+    notifications: Notifications | None = None
+    """E-mail and chat notices of waiting requests (`orchestrator.approvals.notify`)."""
 
     @model_validator(mode="after")
     def _check(self) -> ApproverDirectory:
@@ -157,6 +162,10 @@ class ApproverDirectory(BaseModel):
         unknown = sorted({g for g in named if g is not None and g not in known})
         if unknown:
             raise ValueError(f"policy: unknown group(s) {', '.join(unknown)}")
+        chats = self.notifications.groups_named() if self.notifications else []
+        unknown = sorted(g for g in chats if g not in known)
+        if unknown:
+            raise ValueError(f"notifications.chat: unknown group(s) {', '.join(unknown)}")
         self.users = {n: u.model_copy(update={"name": n}) for n, u in self.users.items()}
         return self
 

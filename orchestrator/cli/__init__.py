@@ -14,6 +14,7 @@ import typer
 from starlette.routing import Mount
 from temporalio.client import WorkflowFailureError
 
+from orchestrator.approvals.notify.notifier import notifier_for
 from orchestrator.approvals.serve import routes_for
 from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli import connectors as connectors_cli
@@ -161,6 +162,7 @@ async def api(
         mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
         v1_mount(settings, store) as v1,
         session_routes_for(settings, store) as sessions,
+        notifier_for(settings, store),
         serve_http(
             store,
             host=bind_host,

@@ -33,6 +33,7 @@ from orchestrator.store._engine import create_store_engine, describe_error, pars
 from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.event_seq import lock_session_events, next_seq, notify_event
 from orchestrator.store.migrate import upgrade_engine
+from orchestrator.store.notices import NoticeLedger
 from orchestrator.store.pins import PinLedger
 from orchestrator.store.records import (
     ApprovalRecord,
@@ -97,6 +98,8 @@ class Store:
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
         self.pins = PinLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
+        self.notices = NoticeLedger(self._sessions, self._engine.dialect.name, self._errors)
+        """Notices to approvers (see `orchestrator.store.notices`)."""
         self.reports = Reports(self._sessions, self._errors)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
         self.stream = StreamReads(self._sessions, self._errors)

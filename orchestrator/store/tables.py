@@ -31,6 +31,7 @@ __all__ = [
     "BudgetSpendRow",
     "BudgetUsageRow",
     "GatewayPinRow",
+    "NoticeRow",
     "SessionRow",
     "UTCDateTime",
 ]
@@ -221,3 +222,28 @@ class GatewayPinRow(Base):
     """`loop` when the last answer held tool calls, `final` when it was a final answer."""
     version: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class NoticeRow(Base):
+    """One notice to one approver on one channel about one request (`NoticeRecord`).
+
+    `notice_key` (request x stage x channel x recipient) makes recording idempotent across
+    API processes and restarts; `status` and `claimed_until` let one process at a time send
+    it, and a process that died while sending leaves it to be sent again (at least once).
+    """
+
+    __tablename__ = "notices"
+
+    notice_key: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    approval_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    stage: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    group: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    channel: Mapped[str] = mapped_column(sa.String(16), nullable=False)
+    recipient: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    status: Mapped[str] = mapped_column(sa.String(16), nullable=False, index=True)
+    attempts: Mapped[int] = mapped_column(sa.Integer(), nullable=False)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    last_error: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)

@@ -1,0 +1,233 @@
+"""Approval notices by e-mail, through a real SMTP server on loopback (aiosmtpd).
+
+The notifier reads requests from a real store (SQLite and PostgreSQL) and sends through
+`smtplib` to aiosmtpd, which checks the sign-in and keeps each message as received.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from _notify_seed import SECRET, SMTP_PASSWORD, T0, directory, event, free_port, waiting
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from conftest import REPO
+
+from orchestrator.approvals.notify.notifier import Channels, Notifier
+from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.store.notices import NoticeStatus
+from orchestrator.store.records import ApprovalStatus, EventKind
+from orchestrator.store.store import Store
+
+SKILLS = SkillRegistry.load_directory(REPO / "skills")
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received; `refuse` answers the next N messages with 451."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    refuse: int = 0
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 Try again later"
+        raw = envelope.original_content or b""
+        self.messages.append(
+            (
+                list(envelope.rcpt_tos),
+                email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.default),
+            )
+        )
+        return "250 OK"
+
+    def for_(self, address: str) -> list[EmailMessage]:
+        return [m for to, m in self.messages if address in to]
+
+
+@pytest.fixture
+def smtp() -> Iterator[tuple[Mailbox, int]]:
+    """aiosmtpd on loopback, checking the sign-in as `orchestrator` with SMTP_PASSWORD."""
+    box = Mailbox()
+
+    def authenticate(
+        server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == b"orchestrator"
+            and data.password == SMTP_PASSWORD.encode()
+        )
+        if ok:
+            box.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)  # False: the server answers 535
+
+    port = free_port()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_require_tls=False,  # loopback; AUTH is offered, and the notifier must use it
+    )
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+def _people(port: int, **extra: Any) -> ApproverDirectory:
+    return directory(
+        {
+            "base_url": "https://inbox.example.test",
+            "digest_seconds": 60,
+            "email": {
+                "host": "127.0.0.1",
+                "port": port,
+                "security": "none",
+                "username": "orchestrator",
+                "password_env": "ORCHESTRATOR_SMTP_PASSWORD",
+                "sender": "approvals@example.test",
+            },
+            **extra,
+        }
+    )
+
+
+def _notifier(store: Store, people: ApproverDirectory, password: str = SMTP_PASSWORD) -> Notifier:
+    assert people.notifications is not None
+    channels = Channels(smtp=people.notifications.email, smtp_password=password)
+    return Notifier(store, people, channels, inbox_secret=SECRET, skills=SKILLS)
+
+
+def _text(message: EmailMessage) -> str:
+    part = message.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    return part.get_content()
+
+
+async def test_a_digest_per_person_after_the_window_then_nothing_again(
+    store: Store, smtp: tuple[Mailbox, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    box, port = smtp
+    notifier = _notifier(store, _people(port))
+    await waiting(store, "apr_1", amount=1290.0)
+    await waiting(store, "apr_2", amount=80.5, requested_by="lee")  # lee started it
+
+    # Within the digest window nothing goes out; the notices are recorded.
+    first = await notifier.run_once(T0)
+    assert first.recorded == 3 and first.sent == 0 and box.messages == []
+
+    report = await notifier.run_once(T0 + timedelta(seconds=61))
+    assert report.sent == 3
+    assert box.logins == ["orchestrator", "orchestrator"]  # one connection per digest
+    # lee gets one message for apr_1 only (lee started apr_2); kim one digest of both.
+    lee, kim = box.for_("lee@example.test"), box.for_("kim@example.test")
+    assert len(lee) == 1 and len(kim) == 1
+    assert kim[0]["Subject"] == "2 approval requests are waiting for you"
+    assert (
+        lee[0]["Subject"] == "Approval needed: Refund 1,290.00 EUR to the customer of order A-1001"
+    )
+    body = _text(kim[0])
+    assert "Refund 80.50 EUR to the customer of order A-1001" in body
+    assert "Cannot be undone once approved." in body
+    assert "Waiting for finance" in body
+    assert "https://inbox.example.test/inbox/requests/apr_1?n=" in body
+    assert box.for_("ode@example.test") == [] and box.for_("ana@example.test") == []
+
+    # Another pass, or another process, records and sends nothing more.
+    again = await notifier.run_once(T0 + timedelta(seconds=200))
+    assert (again.recorded, again.sent) == (0, 0)
+    assert len(box.messages) == 2
+    sent = await store.notices.list_notices(status=NoticeStatus.SENT)
+    assert {(n.approval_id, n.recipient) for n in sent} == {
+        ("apr_1", "lee"),
+        ("apr_1", "kim"),
+        ("apr_2", "kim"),
+    }
+    captured = capsys.readouterr()
+    assert SMTP_PASSWORD not in captured.out + captured.err
+
+
+async def test_escalation_and_delegation_tell_the_new_holders_only(
+    store: Store, smtp: tuple[Mailbox, int]
+) -> None:
+    box, port = smtp
+    notifier = _notifier(store, _people(port, digest_seconds=0))
+    record = await waiting(store, "apr_e")
+    assert (await notifier.run_once(T0)).sent == 2  # lee and kim
+
+    await event(
+        store, record, EventKind.APPROVAL_ESCALATED, "ops", from_group="finance", to_group="ops"
+    )
+    assert (await notifier.run_once(T0 + timedelta(hours=1))).sent == 1
+    assert "Escalated to ops" in _text(box.for_("ode@example.test")[0])
+
+    people = _people(port, digest_seconds=0)
+    people.users["ines"] = people.users["ode"].model_copy(
+        update={"name": "ines", "email": "ines@example.test"}
+    )
+    notifier = _notifier(store, people)
+    await event(
+        store, record, EventKind.APPROVAL_DELEGATED, "1", group="ops", delegated_by="ode", to="ines"
+    )
+    report = await notifier.run_once(T0 + timedelta(hours=2))
+    assert report.sent == 1
+    assert "Delegated to you by ode" in _text(box.for_("ines@example.test")[0])
+    assert len(box.messages) == 4
+
+
+async def test_a_decided_request_is_dropped_not_sent(
+    store: Store, smtp: tuple[Mailbox, int]
+) -> None:
+    box, port = smtp
+    notifier = _notifier(store, _people(port))
+    await waiting(store, "apr_d")
+    assert (await notifier.run_once(T0)).recorded == 2
+    await store.decide_approval(
+        "apr_d", status=ApprovalStatus.APPROVED, decided_by="kim", reason=None, decided_at=T0
+    )
+    report = await notifier.run_once(T0 + timedelta(minutes=5))
+    assert (report.sent, report.dropped) == (0, 2)
+    assert box.messages == []
+
+
+async def test_a_transient_refusal_is_retried_and_a_wrong_password_is_not(
+    store: Store, smtp: tuple[Mailbox, int]
+) -> None:
+    box, port = smtp
+    box.refuse = 1
+    people = _people(port, digest_seconds=0)
+    people.users.pop("kim")
+    notifier = _notifier(store, people)
+    await waiting(store, "apr_t")
+    report = await notifier.run_once(T0)
+    assert (report.sent, report.retried) == (0, 1)
+    [notice] = await store.notices.list_notices(approval_id="apr_t")
+    assert notice.status is NoticeStatus.QUEUED and notice.last_error == (
+        f"SMTP 127.0.0.1:{port} answered 451"
+    )
+    # Not before its retry time; then delivered once.
+    assert (await notifier.run_once(T0 + timedelta(seconds=5))).sent == 0
+    assert (await notifier.run_once(T0 + timedelta(seconds=16))).sent == 1
+    assert len(box.for_("lee@example.test")) == 1
+
+    wrong = _notifier(store, people, password="not-the-password")
+    await waiting(store, "apr_w")
+    report = await wrong.run_once(T0 + timedelta(minutes=1))
+    assert report.failed == 1
+    [failed] = await store.notices.list_notices(approval_id="apr_w")
+    assert failed.status is NoticeStatus.FAILED
+    assert failed.last_error == f"SMTP 127.0.0.1:{port} refused the sign-in (code 535)"
+    assert "not-the-password" not in (failed.last_error or "")
