@@ -1,7 +1,8 @@
 """Everything a worker's activities need, opened once per process.
 
 A `Runtime` holds the store, the model registry with one HTTP client per provider, the
-router with its live metrics, and the project's skills. Activities get it injected; nothing
+router with its live metrics, the project's skills, and the publisher that sends model
+answers' deltas to watchers while they stream. Activities get it injected; nothing
 reaches for globals.
 """
 
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.connectors.pool import close_connector_pool
+from orchestrator.events.publisher import DeltaPublisher
 from orchestrator.logs import register_secret
 from orchestrator.providers.adapters import ChatProvider, adapter_for
 from orchestrator.providers.registry import (
@@ -38,6 +40,8 @@ class Runtime:
     skills: SkillRegistry
     metrics: LiveMetrics = field(default_factory=LiveMetrics)
     """Latency, errors and cooldowns of each deployment, learnt from this worker's calls."""
+    deltas: DeltaPublisher | None = None
+    """Where model calls send their deltas (`DeltaPublisher.for_store`); None: nowhere."""
     router: Router = field(init=False)
     _providers: dict[str, ChatProvider] = field(default_factory=dict)
 
@@ -58,7 +62,8 @@ class Runtime:
         skills = SkillRegistry.load_directory(settings.project_dir / "skills")
         settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.resolved_database_url)
-        return cls(settings=settings, store=store, models=models, skills=skills)
+        deltas = DeltaPublisher.for_store(store, settings.resolved_state_dir)
+        return cls(settings=settings, store=store, models=models, skills=skills, deltas=deltas)
 
     @property
     def skill_state_dir(self) -> Path:
@@ -83,8 +88,10 @@ class Runtime:
         return client
 
     async def close(self) -> None:
-        """Close provider clients, MCP connector connections (their servers) and the store."""
+        """Close provider clients, connector servers, the delta publisher and the store."""
         await close_connector_pool()
+        if self.deltas is not None:
+            await self.deltas.close()
         for client in self._providers.values():
             await client.aclose()
         self._providers.clear()

@@ -21,6 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.activities import ApprovalActivities
 from orchestrator.connectors.audit import audited_mcp_call, mcp_target
+from orchestrator.events.publisher import Tags
 from orchestrator.exceptions import (
     ConfigError,
     PlanError,
@@ -262,7 +263,31 @@ class SessionActivities:
 
     @activity.defn(name=names.CALL_MODEL)
     async def call_model(self, call: ModelCallInput) -> ModelCallResult:
-        """Ask the pinned model for the next answer of the tool loop."""
+        """Ask the pinned model for the next answer of the tool loop, streaming its deltas.
+
+        The deltas go to watchers tagged with the step, round, step attempt and this
+        activity's Temporal attempt; when the attempt fails after some were sent (a cut
+        stream, an answer refused, a cancel), an `abandoned` delta tells watchers to drop
+        that attempt's text. A worker that dies sends nothing: its retry streams under a
+        larger attempt, which tells the same.
+        """
+        publisher = self.runtime.deltas
+        if publisher is None:
+            return await self._call_model(call, None)
+        tags = Tags(
+            call.ctx.session_id,
+            call.ctx.step_id,
+            call.round,
+            call.attempt,
+            activity.info().attempt,
+        )
+        try:
+            return await self._call_model(call, publisher.sink(tags))
+        except BaseException:
+            publisher.abandoned(tags)
+            raise
+
+    async def _call_model(self, call: ModelCallInput, publish: DeltaSink | None) -> ModelCallResult:
         async with _bound(call.ctx):
             try:
                 entry, provider = self.runtime.model(call.model)
@@ -281,7 +306,7 @@ class SessionActivities:
                             temperature=call.temperature,
                             stream=entry.stream,
                         ),
-                        on_delta=beating_sink(None),
+                        on_delta=beating_sink(publish),
                     )
             except ProviderError as exc:
                 log.warning(
