@@ -2,14 +2,16 @@
 
 The store is the record: the plan and skill versions a session resolved, every model it
 pinned (with the boundary and the reason), every model call with its tokens and cost,
-every tool call with the contract version and outcome, and every approval with who
-decided and why. `build_story` turns a session's rows into one pydantic model, which the
-CLI prints as tables or as JSON. It reads payload fields defensively: events written by
-older versions of the runtime lack some of them.
+every tool call with the contract version and outcome, every approval with who decided
+and why, each step's output and the session's final output. `build_story` turns a
+session's rows into one pydantic model, which the CLI prints as tables or as JSON. It
+reads payload fields defensively: events written by older versions of the runtime lack
+some of them.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from pydantic import BaseModel, Field
@@ -31,7 +33,25 @@ __all__ = [
     "StepEntry",
     "ToolCallEntry",
     "build_story",
+    "call_label",
 ]
+
+_AGENT_CALL = re.compile(r"(?:f(\d+)\.)?(\d+)\.(\d+)")
+
+
+def call_label(call_id: str | None) -> str | None:
+    """A tool call's number as people count: round 1, call 1 is `1.1`.
+
+    Call ids are 0-based (`0.0`) and stay so: idempotency keys and audit keys are built
+    from them. A re-run after a forced failover (`f1.0.0`) says so. None for a call that
+    is not an agent's (a skill step's single call).
+    """
+    match = _AGENT_CALL.fullmatch(call_id or "")
+    if match is None:
+        return None
+    failover, round_no, index = match.groups()
+    label = f"{int(round_no) + 1}.{int(index) + 1}"
+    return f"{label} (failover {failover})" if failover else label
 
 
 class StepEntry(BaseModel):
@@ -41,6 +61,9 @@ class StepEntry(BaseModel):
     type: str | None = None
     status: str = "running"
     error: str | None = None
+    output: JsonValue = None
+    """What the step produced (recorded by runtimes from this version on; a stand-in with
+    a preview when it was over the event's size limit)."""
 
 
 class PinEntry(BaseModel):
@@ -64,6 +87,7 @@ class ModelCallEntry(BaseModel):
 
     step_id: str | None
     round: int | None
+    """0-based, as recorded; people read `round + 1`."""
     model: str | None
     deployment: str | None
     tool_calls: list[str] = Field(default_factory=list)
@@ -79,6 +103,10 @@ class ToolCallEntry(BaseModel):
 
     step_id: str | None
     call_id: str | None
+    """As recorded: 0-based `round.index` (the idempotency key's part), `step` in a skill step."""
+    call: str | None = None
+    """The same, numbered from 1 as people count (`1.1`: round 1, first call); see
+    `call_label`."""
     skill: str | None
     version: str | None
     outcome: str
@@ -116,6 +144,8 @@ class SessionStory(BaseModel):
     skills: dict[str, str] = Field(default_factory=dict)
     """Skill versions the session resolved at start, by name."""
     steps: list[StepEntry] = Field(default_factory=list)
+    final_output: JsonValue = None
+    """The session's output (its last step's), once it completed."""
     model_timeline: list[PinEntry] = Field(default_factory=list)
     model_calls: list[ModelCallEntry] = Field(default_factory=list)
     tool_calls: list[ToolCallEntry] = Field(default_factory=list)
@@ -153,6 +183,7 @@ def build_story(
     for event in events:
         _apply(story, steps, event)
     story.steps = list(steps.values())
+    story.final_output = session.output
     for rec in approvals:
         story.approvals.append(
             ApprovalEntry(
@@ -204,7 +235,8 @@ def _apply(story: SessionStory, steps: dict[str, StepEntry], event: AuditEvent) 
         case EventKind.STEP_STARTED if step:
             steps[step] = StepEntry(step_id=step, type=_str(p, "type"))
         case EventKind.STEP_COMPLETED if step:
-            steps.setdefault(step, StepEntry(step_id=step)).status = "completed"
+            entry = steps.setdefault(step, StepEntry(step_id=step))
+            entry.status, entry.output = "completed", p.get("output")
         case EventKind.STEP_FAILED if step:
             entry = steps.setdefault(step, StepEntry(step_id=step))
             entry.status, entry.error = "failed", _str(p, "error")
@@ -266,9 +298,11 @@ def _tool(event: AuditEvent) -> ToolCallEntry:
         outcome = "failed"
     else:
         outcome = _str(p, "error_kind") or "invalid_arguments"
+    call_id = _str(p, "call_id")
     return ToolCallEntry(
         step_id=event.step_id,
-        call_id=_str(p, "call_id"),
+        call_id=call_id,
+        call=call_label(call_id),
         skill=event.skill or _str(p, "skill") or _str(p, "tool"),
         version=_str(p, "version"),
         outcome=outcome,

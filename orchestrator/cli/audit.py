@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from pydantic import TypeAdapter
+from rich.markup import escape
 from rich.table import Table
 
 from orchestrator.audit import Asset, CostGroup, SessionStory, build_inventory, build_story
@@ -22,6 +23,7 @@ from orchestrator.cli._common import console, load_settings, run_async
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.store.records import SessionRecord, SessionStatus
 from orchestrator.store.store import Store
+from orchestrator.types import JsonValue
 
 __all__ = ["cost", "inventory", "parse_since", "sessions_app"]
 
@@ -92,7 +94,10 @@ async def sessions_list(
 @sessions_app.command("show")
 @run_async
 async def sessions_show(session_id: str, project: Project = None, as_json: AsJson = False) -> None:
-    """One session's story: plan, model timeline, tool calls, approvals, tokens and cost."""
+    """One session's story: plan, model timeline, tool calls, approvals, outputs, cost.
+
+    Rounds and tool calls are numbered from 1 (`2.1`: the first call of round 2).
+    """
     settings = load_settings(project)
     async with await Store.open(settings.resolved_database_url) as store:
         record = await store.get_session(session_id)
@@ -144,7 +149,7 @@ def print_story(story: SessionStory) -> None:
     for call in story.model_calls:
         calls.add_row(
             call.step_id or "-",
-            "-" if call.round is None else str(call.round),
+            "-" if call.round is None else str(call.round + 1),
             call.model or "-",
             ", ".join(call.tool_calls) or "final answer",
             f"{call.input_tokens}/{call.output_tokens}",
@@ -158,7 +163,7 @@ def print_story(story: SessionStory) -> None:
         detail = tool.error or json.dumps(tool.arguments, sort_keys=True)
         tools.add_row(
             tool.step_id or "-",
-            tool.call_id or "-",
+            tool.call or "-",
             f"{tool.skill or '-'}{version}",
             tool.outcome,
             tool.approval_id or "",
@@ -174,12 +179,31 @@ def print_story(story: SessionStory) -> None:
         )
     console.print(approvals)
 
+    _print_outputs(story)
+
     by_model = ", ".join(f"{m} ${c:.6f}" for m, c in story.cost_by_model.items()) or "-"
     console.print(
         f"[bold]tokens[/] {story.input_tokens} in + {story.output_tokens} out"
         f"   [bold]cost[/] ${story.cost_usd:.6f} ({by_model})",
         highlight=False,
     )
+
+
+def _shown(value: JsonValue) -> str:
+    """An output as people read it: text as is, anything else as indented JSON."""
+    return value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
+
+
+def _print_outputs(story: SessionStory) -> None:
+    """Each completed step's output, then the final output, never cut to the width."""
+    console.rule("Outputs")
+    for step in story.steps:
+        if step.status == "completed":
+            console.print(f"[bold]{escape(step.step_id)}[/]", highlight=False)
+            console.print(escape(_shown(step.output)), soft_wrap=True, highlight=False)
+    if story.session.status is SessionStatus.COMPLETED:
+        console.print("[bold]final output[/]", highlight=False)
+        console.print(escape(_shown(story.final_output)), soft_wrap=True, highlight=False)
 
 
 @run_async

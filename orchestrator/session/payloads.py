@@ -24,6 +24,9 @@ can enter (the design chosen, and why):
   `MAX_RESULT_BYTES` has its largest outputs replaced by stand-ins (`fit_outputs`): Temporal
   refuses a workflow result over 2 MB, and the task that completes the workflow would fail
   for ever. The session record in the store keeps the final output in full.
+- **A step's output in its `step_completed` audit event** (which `sessions show` reads)
+  over `EVENT_OUTPUT_BYTES` is recorded as a stand-in (`recorded_output`): the event rides
+  in a bookkeeping activity's input with the others of its batch.
 - **The carry** of a continue-as-new: when it would pass `MAX_CARRY_BYTES` the session does
   not continue at that point and goes on in the same run (the history is long, but that is
   a warning; a refused continue-as-new would be a stuck session).
@@ -41,6 +44,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
+    "EVENT_OUTPUT_BYTES",
     "INLINE_OUTPUT_BYTES",
     "MAX_ANSWER_BYTES",
     "MAX_CARRY_BYTES",
@@ -55,6 +59,7 @@ __all__ = [
     "fit_outputs",
     "json_size",
     "model_size",
+    "recorded_output",
     "refused_answer",
     "stand_in",
     "too_large",
@@ -76,6 +81,8 @@ MAX_CARRY_BYTES = 1536 * 1024
 """Largest continue-as-new carry: room under the 2 MB limit for the plan and input."""
 MAX_RESULT_BYTES = 1536 * 1024
 """Largest session result: room under the 2 MB limit for its other fields."""
+EVENT_OUTPUT_BYTES = 64 * 1024
+"""Largest step output recorded whole in its `step_completed` audit event."""
 PREVIEW_CHARS = 2048
 """How much of an oversized output the stand-in shows."""
 _BARE_BYTES = 64
@@ -138,6 +145,13 @@ def stand_in(what: str, value: JsonValue, *, limit: int = INLINE_OUTPUT_BYTES) -
         "note": too_large(what, size, limit) + "; only its start is shown",
         "preview": text[:PREVIEW_CHARS],
     }
+
+
+def recorded_output(step_id: str, output: JsonValue) -> JsonValue:
+    """What the `step_completed` event records of a step's output: all of it, or a stand-in."""
+    if json_size(output) <= EVENT_OUTPUT_BYTES:
+        return output
+    return stand_in(f"the output of step {step_id!r}", output, limit=EVENT_OUTPUT_BYTES)
 
 
 def fit_outputs(outputs: dict[str, JsonValue], limit: int) -> dict[str, JsonValue]:

@@ -31,7 +31,7 @@ from orchestrator.session.carry import CONTINUE_AS_NEW_PATCH
 from orchestrator.session.constructs import ConstructError, base_id, run_construct
 from orchestrator.session.core import StepFailed
 from orchestrator.session.fanout import FanOut
-from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs
+from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs, recorded_output
 from orchestrator.session.templating import TemplateError
 from orchestrator.session.types import (
     ApprovalDecision,
@@ -229,5 +229,11 @@ class AgentSessionWorkflow(FanOut):
         self._outputs[step.id] = output
         # A loop's later iterations run as `id#n`; the written id names the latest output.
         self._outputs[base_id(step.id)] = output
-        self._event(EventKind.STEP_COMPLETED, step.id)
+        # The output rides in the event for `sessions show`. An activity's input is not
+        # compared on replay, so older histories replay unchanged without a patch.
+        self._event(
+            EventKind.STEP_COMPLETED,
+            step.id,
+            payload={"output": recorded_output(step.id, output)},
+        )
         await self._flush()

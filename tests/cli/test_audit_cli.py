@@ -101,6 +101,20 @@ async def test_audit_commands_tell_the_demo_story(
     )
     decided = of(EventKind.APPROVAL_DECIDED)[0]
     assert decided.payload["decided_by"] == "maria"
+    # Tool calls numbered as people count: round 1 call 1 is 1.1 (ids stay 0-based).
+    assert [(t["call"], t["call_id"], t["skill"]) for t in story["tool_calls"]] == [
+        ("1.1", "0.0", "tickets.get"),
+        ("2.1", "1.0", "orders.get"),
+        ("3.1", "2.0", "payments.refund"),
+    ]
+    # Every step's output and the final output, as the session returned them.
+    record = await env.runtime.store.get_session(session_id)
+    assert record is not None and isinstance(record.output, str)
+    assert record.output.startswith("Dear Ana")
+    outputs = {s["step_id"]: s["output"] for s in story["steps"]}
+    assert outputs["investigate"].startswith("Refunded 42.50 EUR for order A-1001")
+    assert outputs["reply"] == record.output
+    assert story["final_output"] == record.output
 
     text = await cli(env.settings, "sessions", "show", session_id)
     assert text.returncode == 0, text.stderr
@@ -111,8 +125,13 @@ async def test_audit_commands_tell_the_demo_story(
         "maria",
         "refund within policy",
         f"${total_cost:.6f}",
+        outputs["investigate"],
+        f"final output\n{record.output}",
     ):
         assert expected in text.stdout, expected
+    tool_rows = [line for line in text.stdout.splitlines() if "│ investigate │ 2.1 " in line]
+    assert len(tool_rows) == 1 and "orders.get" in tool_rows[0], tool_rows
+    assert " 0.0 " not in text.stdout
 
     listed = await run_json(env, "sessions", "list")
     assert [(s["session_id"], s["tenant"]) for s in listed] == [(session_id, "default")]

@@ -10,7 +10,9 @@ from typing import Any
 from conftest import REPO
 
 from orchestrator.audit import build_inventory, build_story, spend_by_skill
+from orchestrator.audit.story import call_label
 from orchestrator.observability.metrics import reason_label
+from orchestrator.session.payloads import EVENT_OUTPUT_BYTES, recorded_output
 from orchestrator.settings import Settings
 from orchestrator.store.records import (
     ApprovalRecord,
@@ -18,6 +20,7 @@ from orchestrator.store.records import (
     AuditEvent,
     EventKind,
     SessionRecord,
+    SessionStatus,
 )
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -35,15 +38,15 @@ def ev(n: int, kind: EventKind, **fields: Any) -> AuditEvent:
     )
 
 
+def record(**fields: Any) -> SessionRecord:
+    """The session row of the synthetic stories below."""
+    base: dict[str, Any] = {"session_id": "s", "workflow_id": "wf", "run_id": "r"}
+    base |= {"plan_name": "p", "plan_version": "1", "started_at": T0}
+    return SessionRecord(**(base | fields))
+
+
 def test_story_of_a_failover_a_rejection_and_a_continued_run() -> None:
-    session = SessionRecord(
-        session_id="s",
-        workflow_id="wf",
-        run_id="r",
-        plan_name="p",
-        plan_version="2",
-        started_at=T0,
-    )
+    session = record(plan_version="2")
     events = [
         ev(0, EventKind.SESSION_STARTED, payload={"skills": {"a.b": "1.0.0"}, "requested_by": "x"}),
         ev(1, EventKind.STEP_STARTED, step_id="one", payload={"type": "agent"}),
@@ -166,3 +169,47 @@ def test_inventory_reads_connector_declarations(tmp_path: Path) -> None:
     assert [a.kind for a in assets] == sorted(
         [a.kind for a in assets], key=["model", "skill", "connector", "plan"].index
     )
+
+
+def test_tool_calls_are_numbered_as_people_count() -> None:
+    """Call ids stay 0-based (keys are built from them); people read round 1, call 1."""
+    assert call_label("0.0") == "1.1"
+    assert call_label("2.1") == "3.2"
+    assert call_label("f1.0.3") == "1.4 (failover 1)"
+    assert call_label("step") is None
+    assert call_label(None) is None
+
+
+def test_story_carries_step_outputs_and_the_final_output() -> None:
+    session = record(status=SessionStatus.COMPLETED, output="all done")
+    events = [
+        ev(0, EventKind.STEP_STARTED, step_id="look", payload={"type": "skill"}),
+        ev(1, EventKind.STEP_COMPLETED, step_id="look", payload={"output": {"n": 3}}),
+        ev(2, EventKind.STEP_STARTED, step_id="say", payload={"type": "agent"}),
+        ev(3, EventKind.TOOL_CALL, step_id="say", skill="a.b", payload={"call_id": "1.0"}),
+        ev(4, EventKind.STEP_COMPLETED, step_id="say", payload={"output": "all done"}),
+        ev(5, EventKind.STEP_STARTED, step_id="old"),
+        ev(6, EventKind.STEP_COMPLETED, step_id="old"),
+    ]
+    story = build_story(session, events, [])
+    assert [(s.step_id, s.output) for s in story.steps] == [
+        ("look", {"n": 3}),
+        ("say", "all done"),
+        ("old", None),
+    ]
+    assert story.final_output == "all done"
+    [tool] = story.tool_calls
+    assert (tool.call_id, tool.call) == ("1.0", "2.1")
+    dumped = story.model_dump(mode="json")
+    assert dumped["final_output"] == "all done"
+    assert dumped["steps"][0]["output"] == {"n": 3}
+
+
+def test_a_large_step_output_is_recorded_as_a_stand_in() -> None:
+    small = {"rows": list(range(10))}
+    assert recorded_output("s", small) == small
+    big = "x" * (EVENT_OUTPUT_BYTES + 1)
+    kept = recorded_output("s", big)
+    assert isinstance(kept, dict) and kept["truncated"] is True
+    assert kept["size_bytes"] == EVENT_OUTPUT_BYTES + 3
+    assert "the output of step 's'" in str(kept["note"])
