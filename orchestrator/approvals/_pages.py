@@ -1,7 +1,10 @@
 """HTML of the approval inbox: plain string templates, every value escaped.
 
-No scripts and no inline styles, so the content security policy can forbid both; the
-plan diagram is an inline SVG drawn with presentation attributes.
+No inline scripts or styles, so the content security policy can forbid both; the plan
+diagram is an inline SVG drawn with presentation attributes. Only the queue page loads a
+script, the inbox's own `static/queue.js` (live updates); every page works without it.
+The layout holds from phone width (375 px) up: one column, forms stacked, wide parts
+(the plan, long tables) scrolling inside their own box.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from html import escape
 
+from orchestrator.approvals._queue_page import FILTER_NAMES, NO_SCRIPT_REFRESH_S, queue_body
 from orchestrator.approvals._request_parts import (
     delegate_form,
     edit_form,
@@ -17,6 +21,7 @@ from orchestrator.approvals._request_parts import (
     evidence,
     gate_rows,
 )
+from orchestrator.approvals.queue import Queue
 from orchestrator.approvals.wording import Reading
 from orchestrator.session.types import PendingApproval, SessionState
 from orchestrator.skills.presentation import format_value, humanise
@@ -33,33 +38,63 @@ __all__ = ["CSS", "login_page", "plan_steps", "plan_svg", "queue_page", "request
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
-header{background:#1d2430;color:#fff;padding:.7em 1.5em;display:flex;gap:1em;align-items:center}
-header a{color:#fff}main{max-width:60em;margin:1.5em auto;padding:0 1em}
+header{background:#1d2430;color:#fff;padding:.7em 1.5em;display:flex;gap:1em;align-items:center;
+flex-wrap:wrap}
+header a{color:#fff}main{max-width:60em;margin:1.5em auto;padding:0 1em}main:focus{outline:0}
+a{color:#0550ae}:focus-visible{outline:3px solid #0969da;outline-offset:2px}
+.skip{position:absolute;left:-100em}.skip:focus{left:1em;top:.5em;background:#fff;padding:.4em}
 table{border-collapse:collapse;width:100%;background:#fff}
-td,th{border:1px solid #d8dce3;padding:.4em .6em;text-align:left;vertical-align:top}
-th{background:#eef0f4}.pending{color:#9a6700}.approved{color:#1a7f37}.rejected{color:#cf222e}
-form.decide{display:flex;gap:.6em;align-items:flex-start;margin:1em 0}
-textarea{width:24em;height:3.5em}button{padding:.45em 1.1em;border-radius:4px;border:0}
-.approve{background:#1a7f37;color:#fff}.reject{background:#cf222e;color:#fff}
+td,th{border:1px solid #d8dce3;padding:.4em .6em;text-align:left;vertical-align:top;
+overflow-wrap:anywhere}
+th{background:#eef0f4}.pending{color:#7d5300}.approved{color:#1a7f37}.rejected{color:#b91c27}
+form.decide{display:flex;flex-wrap:wrap;gap:.6em;align-items:flex-start;margin:1em 0}
+textarea{width:24em;max-width:100%;height:3.5em;box-sizing:border-box}
+button{padding:.45em 1.1em;border-radius:4px;border:1px solid #57606a;font:inherit}
+.buttons{display:flex;gap:.6em}
+.approve{background:#1a7f37;color:#fff;border-color:#1a7f37}
+.reject{background:#cf222e;color:#fff;border-color:#cf222e}
 .note{background:#fff8c5;padding:.6em 1em;border:1px solid #d4a72c}
 .error{background:#ffebe9;padding:.6em 1em;border:1px solid #cf222e}
 label{display:block;margin:.5em 0}section{margin:1.2em 0}
 details{margin:1em 0;background:#fff;padding:.6em 1em;border:1px solid #d8dce3}
-summary{cursor:pointer;font-weight:600}form.delegate{display:flex;gap:.6em;align-items:end}
+summary{cursor:pointer;font-weight:600}
+form.delegate{display:flex;flex-wrap:wrap;gap:.6em;align-items:end}
 .edited{background:#ddf4ff;padding:.6em 1em;border:1px solid #54aeff}
-form.edit label{display:grid;grid-template-columns:10em 24em;gap:.6em;align-items:start}
+form.edit label{display:grid;grid-template-columns:10em minmax(0,24em);gap:.6em;align-items:start}
+input,select{font:inherit;max-width:100%;box-sizing:border-box}
+.plan{overflow-x:auto}
+ul.filters{list-style:none;display:flex;flex-wrap:wrap;gap:.4em;padding:0;margin:1em 0}
+ul.filters a{display:inline-block;padding:.3em .8em;border:1px solid #d8dce3;border-radius:1em;
+background:#fff;text-decoration:none}
+ul.filters a[aria-current]{background:#1d2430;color:#fff;border-color:#1d2430}
+.count{font-weight:600}
+ol.queue{list-style:none;padding:0;margin:0}
+.card{background:#fff;border:1px solid #d8dce3;border-left:6px solid #d8dce3;margin:.8em 0;
+padding:.6em 1em}
+.card.decidable{border-left-color:#9a6700}.card h2{font-size:1.1em;margin:.2em 0}
+.facts{display:flex;flex-wrap:wrap;gap:.3em 1.6em;margin:.4em 0}
+.facts dt{font-size:.85em;color:#57606a}.facts dd{margin:0}
+.ref{font-size:.85em;color:#57606a;margin:.3em 0 0;overflow-wrap:anywhere}
+.live{font-size:.9em;color:#57606a}
+@media (max-width:40em){
+header{padding:.6em 1em}main{margin:1em auto;padding:0 .6em}
+form.decide,form.delegate{flex-direction:column;align-items:stretch}
+textarea{width:100%}form.edit label{grid-template-columns:1fr}
+.buttons button{flex:1;padding:.7em}
+}
 """
 
 
-def _layout(title: str, body: str, user: str | None = None) -> str:
+def _layout(title: str, body: str, user: str | None = None, head: str = "") -> str:
     who = f'<span>{escape(user)}</span> <a href="/inbox/logout">log out</a>' if user else ""
     return (
         "<!doctype html><html lang=en><head><meta charset=utf-8>"
         '<meta name=viewport content="width=device-width, initial-scale=1">'
         f"<title>{escape(title)}</title>"
-        '<link rel=stylesheet href="/inbox/style.css"></head><body>'
+        f'<link rel=stylesheet href="/inbox/style.css">{head}</head><body>'
+        '<a class=skip href="#main">Skip to the content</a>'
         f'<header><strong><a href="/inbox">Approvals</a></strong>{who}</header>'
-        f"<main>{body}</main></body></html>"
+        f"<main id=main tabindex=-1>{body}</main></body></html>"
     )
 
 
@@ -78,41 +113,17 @@ def login_page(csrf: str, error: str | None = None) -> str:
     )
 
 
-def _action(rec: ApprovalRecord) -> str:
-    return f"{rec.skill}@{rec.skill_version}" if rec.skill else "approval step"
+def queue_page(user: str, queue: Queue, now: datetime, *, version: str, live: bool) -> str:
+    """The queue (`_queue_page.queue_body`); `live` adds the script that keeps it current.
 
-
-def queue_page(
-    user: str, records: list[ApprovalRecord], groups: dict[str, str | None], status: str
-) -> str:
-    """The queue: requests with their group and state, filtered by status."""
-    options = "".join(
-        f'<option value="{s}"{" selected" if s == status else ""}>{s}</option>'
-        for s in ("pending", "approved", "rejected", "all")
-    )
-    rows = "".join(
-        "<tr>"
-        f'<td><a href="/inbox/requests/{escape(r.approval_id)}">{escape(r.approval_id)}</a></td>'
-        f"<td>{escape(_action(r))}</td><td>{escape(r.summary)}</td>"
-        f"<td>{escape(groups.get(r.approval_id) or '-')}</td>"
-        f"<td>{r.requested_at:%Y-%m-%d %H:%M:%S}</td>"
-        f'<td class="{r.status.value}">{r.status.value}</td></tr>'
-        for r in records
-    )
-    table = (
-        "<table><tr><th>request</th><th>action</th><th>summary</th><th>group</th>"
-        f"<th>asked at (UTC)</th><th>state</th></tr>{rows}</table>"
-        if records
-        else "<p>Nothing here.</p>"
-    )
-    return _layout(
-        "Approval queue",
-        "<h1>Approval queue</h1>"
-        '<form method=get action="/inbox">'
-        f"<label>Show <select name=status>{options}</select></label>"
-        "<button type=submit>Filter</button></form>" + table,
-        user,
-    )
+    Without the script (or without JavaScript) the page reloads itself every
+    `NO_SCRIPT_REFRESH_S` seconds instead.
+    """
+    body = queue_body(queue, now, version)
+    head = f'<noscript><meta http-equiv=refresh content="{NO_SCRIPT_REFRESH_S}"></noscript>'
+    if live:
+        head += '<script src="/inbox/queue.js" defer></script>'
+    return _layout(f"Approvals: {FILTER_NAMES[queue.show].lower()}", body, user, head)
 
 
 def plan_svg(steps: list[tuple[str, str]]) -> str:

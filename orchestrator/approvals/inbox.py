@@ -4,7 +4,9 @@ Sign-in checks the approvers file's scrypt hash and sets a session cookie signed
 HMAC-SHA256 that expires (`SESSION_SECONDS`). Every form carries a CSRF token: on the
 sign-in form a double-submit cookie, on decision forms an HMAC of the session cookie,
 so a form posted from elsewhere, or by someone else, is refused. Pages are sent with
-`X-Frame-Options: DENY` and a content security policy that allows no script at all.
+`X-Frame-Options: DENY` and a content security policy that allows no script, except
+on the queue page: its own script file (`static/queue.js`), which keeps it current
+from `/inbox/queue/events` (see `queue_stream`).
 Decisions go through the same checks and service call as the JSON API; so do the two
 forms beside Approve and Reject: approve with changed arguments (checked against the
 skill's contract, the change recorded on the decision) and delegate to another member
@@ -20,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from html import escape
+from importlib import resources
 from urllib.parse import quote
 
 from starlette.datastructures import FormData
@@ -29,11 +32,15 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.approvals import _pages
-from orchestrator.approvals.api import Standing, current_group, delegation_refusal, standing
+from orchestrator.approvals.api import Standing, delegation_refusal, standing
 from orchestrator.approvals.delegation import delegate_approval, live_state
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
+from orchestrator.approvals.queue_stream import queue_events, version
 from orchestrator.approvals.wording import read_request
+from orchestrator.events.hub import EventHub
+from orchestrator.events.sse import EventStreamResponse
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.session.types import PendingApproval
@@ -42,7 +49,7 @@ from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
+__all__ = ["QUEUE_CSP", "SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
 
 SESSION_SECONDS = 8 * 3600
 SESSION_COOKIE = "inbox_session"
@@ -57,6 +64,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+QUEUE_CSP = SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
+"""The queue page's policy: its own script file, and fetches and the event stream from
+the inbox itself; still no inline script."""
+QUEUE_JS = (resources.files("orchestrator.approvals") / "static" / "queue.js").read_text("utf-8")
 
 
 def _secure(response: Response) -> Response:
@@ -80,12 +91,14 @@ class _Inbox:
         client: Callable[[], Awaitable[Client]],
         secret: bytes,
         skills: SkillRegistry | None,
+        hub: EventHub | None,
     ) -> None:
         self.store = store
         self.directory = directory
         self.client = client
         self.secret = secret
         self.skills = skills
+        self.hub = hub
 
     def _sign(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
@@ -155,20 +168,39 @@ class _Inbox:
         user = self.user_of(request)
         if user is None:
             return _redirect("/inbox/login")
-        status = request.query_params.get("status", "pending")
-        if status not in {s.value for s in ApprovalStatus} | {"all"}:
-            status = "pending"
-        records = await self.store.list_approvals(
-            status=None if status == "all" else ApprovalStatus(status)
+        queue = await self.load(user, parse_show(request.query_params.get("show")))
+        page = _pages.queue_page(
+            user, queue, datetime.now(UTC), version=version(queue), live=self.hub is not None
         )
-        # A pending request's group is where escalations have moved it by now.
-        groups = {
-            r.approval_id: await current_group(self.store, self.directory, r)
-            if r.status is ApprovalStatus.PENDING
-            else self.directory.group_for(r)
-            for r in records
-        }
-        return _html(_pages.queue_page(user, records, groups, status))
+        response = _html(page)
+        if self.hub is not None:
+            response.headers["Content-Security-Policy"] = QUEUE_CSP
+        return response
+
+    async def load(self, user: str, show: Show, *, words: bool = True) -> Queue:
+        """`user`'s queue under `show` (`words`: with each shown request in words)."""
+        person = self.directory.users[user]
+        return await load_queue(self.store, self.directory, person, show, self.skills, words=words)
+
+    async def script(self, request: Request) -> Response:
+        return _secure(Response(QUEUE_JS, media_type="text/javascript"))
+
+    async def queue_events(self, request: Request) -> Response:
+        """The queue's live stream (`queue_stream`); 204 when the process has no hub."""
+        user = self.user_of(request)
+        if user is None:
+            return _html("<p>Refused: sign in first.</p>", 401)
+        if self.hub is None:
+            return Response(status_code=204)
+        show = parse_show(request.query_params.get("show"))
+
+        async def load() -> Queue | None:
+            if self.user_of(request) is None:
+                return None
+            return await self.load(user, show, words=False)
+
+        since = request.query_params.get("version", "")
+        return EventStreamResponse(queue_events(self.hub, load, since))
 
     def members_for(self, user: str, group: str | None, live: PendingApproval | None) -> list[str]:
         """Whom `user` may hand a request to: the group's other members who may decide."""
@@ -312,15 +344,19 @@ def inbox_routes(
     client: Callable[[], Awaitable[Client]],
     secret: bytes,
     skills: SkillRegistry | None = None,
+    hub: EventHub | None = None,
 ) -> list[Route]:
     """The inbox's routes; `secret` signs session cookies and CSRF tokens.
 
     `skills` checks approvers' argument edits against contracts; without it the page
-    offers no edit form.
+    offers no edit form. `hub` (the process's `live_hub`) keeps the queue page current;
+    without it the page reloads itself now and then.
     """
-    inbox = _Inbox(store, directory, client, secret, skills)
+    inbox = _Inbox(store, directory, client, secret, skills, hub)
     return [
         Route("/inbox/style.css", inbox.style),
+        Route("/inbox/queue.js", inbox.script),
+        Route("/inbox/queue/events", inbox.queue_events),
         Route("/inbox/login", inbox.login_form, methods=["GET"]),
         Route("/inbox/login", inbox.login, methods=["POST"]),
         Route("/inbox/logout", inbox.logout),

@@ -11,6 +11,7 @@ from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.people import approvers_file, load_approvers
 from orchestrator.client import lazy_connect
+from orchestrator.events.hub import EventHub
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
@@ -18,8 +19,10 @@ from orchestrator.store.store import Store
 __all__ = ["routes_for"]
 
 
-def routes_for(settings: Settings, store: Store) -> list[Route]:
+def routes_for(settings: Settings, store: Store, hub: EventHub | None = None) -> list[Route]:
     """The approvals API and inbox of a project: its `approvers.yaml`, Temporal on first use.
+
+    `hub` (the process's `live_hub`) keeps the inbox's queue page current.
 
     Inbox cookies are signed with `ORCHESTRATOR_INBOX_SECRET` (set it so sign-ins outlive
     a restart and work across API replicas), else with a random per-process key.
@@ -34,5 +37,5 @@ def routes_for(settings: Settings, store: Store) -> list[Route]:
     skills = SkillRegistry.load_directory(settings.project_dir / "skills")
     return [
         *approval_routes(store, directory, client, skills),
-        *inbox_routes(store, directory, client, secret, skills),
+        *inbox_routes(store, directory, client, secret, skills, hub),
     ]

@@ -27,6 +27,7 @@ from orchestrator.cli.demo import run_demo
 from orchestrator.cli.progress import follow
 from orchestrator.cli.route import app as route_app
 from orchestrator.client import connect
+from orchestrator.events.live import live_hub
 from orchestrator.events.serve import session_routes_for
 from orchestrator.exceptions import (
     ConfigError,
@@ -161,7 +162,7 @@ async def api(
         await Store.open(settings.resolved_database_url) as store,
         mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
         v1_mount(settings, store) as v1,
-        session_routes_for(settings, store) as sessions,
+        live_hub(store, settings.resolved_state_dir) as hub,
         notifier_for(settings, store),
         serve_http(
             store,
@@ -169,8 +170,8 @@ async def api(
             port=bind_port,
             required=True,
             routes=[
-                *routes_for(settings, store),
-                *sessions,
+                *routes_for(settings, store, hub),
+                *session_routes_for(settings, hub),
                 Mount("/api/skills", app=catalog_app(_project_skills(settings))),
                 *mcp,
                 *v1,

@@ -24,7 +24,7 @@ from orchestrator.events.models import Dropped, StreamDelta, StreamItem
 from orchestrator.store.records import AuditEvent
 from orchestrator.store.store import Store
 
-__all__ = ["DEFAULT_MAX_DELTAS", "READ_BATCH", "EventHub", "Watch"]
+__all__ = ["DEFAULT_MAX_DELTAS", "READ_BATCH", "AnyChange", "EventHub", "Watch"]
 
 DEFAULT_MAX_DELTAS: Final = 1024
 """Deltas a watcher may have unread before it is dropped (about 1024 tokens)."""
@@ -138,6 +138,46 @@ class Watch:
                 return None
 
 
+class AnyChange:
+    """A flag raised whenever any session moves: for views over many sessions.
+
+    The approval queue is one: it cannot watch every session, so it waits on this and
+    then reads what it shows afresh. Several notices before it looks are one.
+    """
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self._flag = asyncio.Event()
+
+    def raise_(self) -> None:
+        """Something moved (the hub calls this)."""
+        self._flag.set()
+
+    async def wait(self, timeout: float | None) -> bool:
+        """True once something moved since the last wait (clearing it); False after `timeout`."""
+        try:
+            await asyncio.wait_for(self._flag.wait(), timeout)
+        except TimeoutError:
+            return False
+        self._flag.clear()
+        return True
+
+    def close(self) -> None:
+        """Stop listening; the hub forgets this flag."""
+        self._hub._any.discard(self)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
 class EventHub:
     """Watchers of sessions in this process, woken by a notice source (see `sources`).
 
@@ -155,12 +195,19 @@ class EventHub:
         self._max_deltas = max_deltas
         self._recheck = recheck
         self._watches: dict[str, set[Watch]] = {}
+        self._any: set[AnyChange] = set()
 
     def watch(self, session_id: str, *, after: int = 0) -> Watch:
         """Start watching `session_id` from the event after `seq` `after`."""
         watch = Watch(self, session_id, after, self._max_deltas, self._recheck)
         self._watches.setdefault(session_id, set()).add(watch)
         return watch
+
+    def any_change(self) -> AnyChange:
+        """A flag raised whenever any session moves (close it, or use it in `with`)."""
+        flag = AnyChange(self)
+        self._any.add(flag)
+        return flag
 
     @property
     def watched(self) -> set[str]:
@@ -169,19 +216,23 @@ class EventHub:
 
     @property
     def watchers(self) -> int:
-        """Watchers in this process."""
-        return sum(len(w) for w in self._watches.values())
+        """Watchers in this process (`any_change` flags included)."""
+        return sum(len(w) for w in self._watches.values()) + len(self._any)
 
     def touch(self, session_id: str) -> None:
         """Wake the session's watchers to read its new events."""
         for watch in self._watches.get(session_id, ()):
             watch.touch()
+        for flag in self._any:
+            flag.raise_()
 
     def touch_all(self) -> None:
         """Wake every watcher (after notices may have been missed)."""
         for watches in self._watches.values():
             for watch in watches:
                 watch.touch()
+        for flag in self._any:
+            flag.raise_()
 
     def publish(self, delta: StreamDelta) -> None:
         """Hand a delta to the session's watchers; never waits."""

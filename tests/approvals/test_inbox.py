@@ -7,123 +7,26 @@ missing, and the HTTP-level tests still cover the same refusals.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import pytest
-from _demo import DEMO_SCRIPT, client_of, waiting_refund, write_approvers
-from conftest import REPO, Env
-from starlette.applications import Starlette
-
-from orchestrator.approvals.api import approval_routes
-from orchestrator.approvals.inbox import inbox_routes
-from orchestrator.approvals.people import ApproverDirectory, hash_password
-from orchestrator.replay import LoopbackServer
-from orchestrator.session.types import SessionResult
-from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
-from orchestrator.testing import eventually
-
-CHROMIUM = "/usr/bin/chromium"
-
-
-def _shots(tmp_path: Path) -> Path:
-    """Where screenshots go: `docs/` when ORCHESTRATOR_SCREENSHOTS=1 (for the README)."""
-    return REPO / "docs" if os.environ.get("ORCHESTRATOR_SCREENSHOTS") == "1" else tmp_path
-
-
-PASSWORDS = {"lee": "lee-pass", "sam": "sam-pass"}
-DIRECTORY = ApproverDirectory.model_validate(
-    {
-        "groups": ["finance", "support-leads"],
-        "policy": {"default_group": "support-leads", "skills": {"payments.refund": "finance"}},
-        "users": {
-            "lee": {"groups": ["finance"], "password": hash_password(PASSWORDS["lee"])},
-            "sam": {"groups": ["support-leads"], "password": hash_password(PASSWORDS["sam"])},
-        },
-    }
+from _inbox_harness import (
+    Inbox,
+    InboxFactory,
+    browser,
+    browser_login,
+    csrf_of,
+    filed_inbox,
+    inbox,
+    login,
+    shots,
 )
 
+from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
+from orchestrator.testing import eventually
 
-@dataclass
-class Inbox:
-    env: Env
-    url: str
-    pending: ApprovalRecord
-
-    @property
-    def page_url(self) -> str:
-        return f"{self.url}/inbox/requests/{self.pending.approval_id}"
-
-    async def status(self) -> ApprovalStatus:
-        record = await self.env.runtime.store.get_approval(self.pending.approval_id)
-        assert record is not None
-        return record.status
-
-    async def result(self) -> SessionResult:
-        handle = self.env.client.get_workflow_handle(
-            self.pending.workflow_id, result_type=SessionResult
-        )
-        return await handle.result()
-
-
-@pytest.fixture
-async def inbox(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[Inbox]:
-    """The inbox served on loopback, and a demo refund waiting for finance's approval."""
-    env = await env_factory(DEMO_SCRIPT)
-    pending = await waiting_refund(env, "support-bot")
-    client = client_of(env)
-
-    store = env.runtime.store
-    routes = [
-        *approval_routes(store, DIRECTORY, client),
-        *inbox_routes(store, DIRECTORY, client, b"test-secret", env.runtime.skills),
-    ]
-    async with LoopbackServer(Starlette(routes=routes)) as server:
-        yield Inbox(env, server.url, pending)
-
-
-InboxFactory = Callable[[dict[str, object]], Awaitable[Inbox]]
-
-
-@pytest.fixture
-async def filed_inbox(
-    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[InboxFactory]:
-    """The inbox over an approvers file the worker reads too (`_demo.PEOPLE`), under a
-    policy; a demo refund waiting for finance."""
-    async with AsyncExitStack() as stack:
-
-        async def make(policy: dict[str, object]) -> Inbox:
-            directory = write_approvers(tmp_path, monkeypatch, policy)
-            env = await env_factory(DEMO_SCRIPT)
-            pending = await waiting_refund(env, "support-bot")
-            store, client, skills = env.runtime.store, client_of(env), env.runtime.skills
-            routes = [
-                *approval_routes(store, directory, client, skills),
-                *inbox_routes(store, directory, client, b"test-secret", skills),
-            ]
-            server = await stack.enter_async_context(LoopbackServer(Starlette(routes=routes)))
-            return Inbox(env, server.url, pending)
-
-        yield make
-
-
-async def _login(http: httpx.AsyncClient, user: str) -> str:
-    """Sign in; returns the login form's CSRF token."""
-    form = await http.get("/inbox/login")
-    csrf = re.search(r'name=csrf value="([^"]+)"', form.text)
-    assert csrf
-    answer = await http.post(
-        "/inbox/login", data={"csrf": csrf[1], "user": user, "password": f"{user}-pass"}
-    )
-    assert answer.status_code == 303, answer.text
-    return csrf[1]
+__all__ = ["browser", "filed_inbox", "inbox"]  # fixtures this module uses
 
 
 async def test_pages_are_framed_by_nobody_and_run_no_script(inbox: Inbox) -> None:
@@ -156,19 +59,19 @@ async def test_forged_and_unauthorised_posts_change_nothing(inbox: Inbox) -> Non
     async with httpx.AsyncClient(base_url=inbox.url) as http:
         anonymous = await http.post(inbox.page_url, data={"decision": "approve"})
         assert anonymous.status_code == 401
-        await _login(http, "lee")
+        await login(http, "lee")
         no_token = await http.post(inbox.page_url, data={"decision": "approve"})
         assert no_token.status_code == 403 and "CSRF" in no_token.text
         stale = await http.post(inbox.page_url, data={"decision": "approve", "csrf": "x" * 64})
         assert stale.status_code == 403
     async with httpx.AsyncClient(base_url=inbox.url) as http:
-        await _login(http, "sam")
+        await login(http, "sam")
         page = await http.get(inbox.page_url)
         assert "You cannot decide this request" in page.text and "Approve</button>" not in page.text
         csrf = re.search(r'name=csrf value="([^"]+)"', page.text)
         assert csrf is None
     async with httpx.AsyncClient(base_url=inbox.url) as other:
-        await _login(other, "sam")
+        await login(other, "sam")
         # sam forges lee's form: a CSRF token is bound to the session that got it.
         forged = await other.post(inbox.page_url, data={"decision": "approve", "csrf": "0" * 64})
         assert forged.status_code == 403
@@ -177,7 +80,7 @@ async def test_forged_and_unauthorised_posts_change_nothing(inbox: Inbox) -> Non
 
 async def test_a_tampered_session_cookie_is_signed_out(inbox: Inbox) -> None:
     async with httpx.AsyncClient(base_url=inbox.url) as http:
-        await _login(http, "sam")
+        await login(http, "sam")
         cookie = http.cookies.get("inbox_session", path="/inbox")
         assert cookie
         http.cookies.clear()
@@ -185,60 +88,17 @@ async def test_a_tampered_session_cookie_is_signed_out(inbox: Inbox) -> None:
         assert (await http.get("/inbox")).status_code == 303
 
 
-def _chromium_or_skip() -> object:
-    playwright = pytest.importorskip("playwright.async_api")
-    if not shutil.which(CHROMIUM):
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    return playwright
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[object]:
-    _chromium_or_skip()
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as p:
-        chromium = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def _browser_login(browser: object, inbox: Inbox, user: str) -> object:
-    from playwright.async_api import Browser
-
-    assert isinstance(browser, Browser)
-    page = await browser.new_page(viewport={"width": 1100, "height": 900})
-    await page.goto(f"{inbox.url}/inbox/login")
-    await page.fill("input[name=user]", user)
-    await page.fill("input[name=password]", f"{user}-pass")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{inbox.url}/inbox")
-    return page
-
-
 async def test_browser_approve_completes_the_session(
     inbox: Inbox, browser: object, tmp_path: Path
 ) -> None:
     from playwright.async_api import Page
 
-    page = await _browser_login(browser, inbox, "lee")
+    page = await browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
-    await page.get_by_role("link", name=inbox.pending.approval_id).wait_for()
-    await page.screenshot(path=str(_shots(tmp_path) / "inbox-queue.png"), full_page=True)
-    await page.get_by_role("link", name=inbox.pending.approval_id).click()
+    title = "Refund 42.50 EUR to the customer of order A-1001"
+    await page.get_by_role("link", name=title).wait_for()
+    await page.screenshot(path=str(shots(tmp_path) / "inbox-queue.png"), full_page=True)
+    await page.get_by_role("link", name=title).click()
     await page.get_by_role("button", name="Approve", exact=True).wait_for()
     assert await page.locator("svg[aria-label='plan steps']").count() == 1
     await page.get_by_role("button", name="Approve", exact=True).click()
@@ -251,7 +111,7 @@ async def test_browser_approve_completes_the_session(
 async def test_browser_reject_needs_and_records_a_reason(inbox: Inbox, browser: object) -> None:
     from playwright.async_api import Page
 
-    page = await _browser_login(browser, inbox, "lee")
+    page = await browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
     await page.get_by_role("button", name="Reject", exact=True).click()
@@ -269,7 +129,7 @@ async def test_browser_reject_needs_and_records_a_reason(inbox: Inbox, browser: 
 async def test_browser_outsider_sees_no_button(inbox: Inbox, browser: object) -> None:
     from playwright.async_api import Page
 
-    page = await _browser_login(browser, inbox, "sam")
+    page = await browser_login(browser, inbox, "sam")
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
     await page.locator("p.note").wait_for()
@@ -278,19 +138,13 @@ async def test_browser_outsider_sees_no_button(inbox: Inbox, browser: object) ->
     assert await inbox.status() is ApprovalStatus.PENDING
 
 
-def _csrf(page: httpx.Response) -> str:
-    found = re.search(r'name=csrf value="([^"]+)"', page.text)
-    assert found, page.text
-    return found[1]
-
-
 async def test_request_page_shows_progress_and_delegates_within_the_group(
     filed_inbox: InboxFactory,
 ) -> None:
     inbox = await filed_inbox({"two_person_risks": ["irreversible_write"]})
     async with httpx.AsyncClient(base_url=inbox.url) as lee:
-        await _login(lee, "lee")
-        csrf = _csrf(await lee.get(inbox.page_url))
+        await login(lee, "lee")
+        csrf = csrf_of(await lee.get(inbox.page_url))
         first = await lee.post(inbox.page_url, data={"csrf": csrf, "decision": "approve"})
         assert first.status_code == 303
         page = (await lee.get(inbox.page_url)).text
@@ -305,12 +159,12 @@ async def test_request_page_shows_progress_and_delegates_within_the_group(
         assert handed.status_code == 303, handed.text
         assert "<th>delegated to</th><td>kim, who alone" in (await lee.get(inbox.page_url)).text
     async with httpx.AsyncClient(base_url=inbox.url) as max_:
-        await _login(max_, "max")
+        await login(max_, "max")
         page = (await max_.get(inbox.page_url)).text
         assert "delegated to kim" in page and "Approve</button>" not in page
     async with httpx.AsyncClient(base_url=inbox.url) as kim:
-        await _login(kim, "kim")
-        csrf = _csrf(await kim.get(inbox.page_url))
+        await login(kim, "kim")
+        csrf = csrf_of(await kim.get(inbox.page_url))
         second = await kim.post(inbox.page_url, data={"csrf": csrf, "decision": "approve"})
         assert second.status_code == 303
     assert (await inbox.result()).status is SessionStatus.COMPLETED
@@ -324,7 +178,7 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     from playwright.async_api import Page
 
     inbox = await filed_inbox({"escalation": {"finance": "ops"}, "timeout_seconds": 3600})
-    page = await _browser_login(browser, inbox, "lee")
+    page = await browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
     await page.goto(inbox.page_url)
     gate = await page.locator("table.gate").inner_text()
@@ -347,7 +201,7 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     amount = page.locator("input[name='arg.amount']")
     assert await amount.input_value() == "20000"  # the refused attempt is kept to correct
     await amount.fill("30")
-    await page.screenshot(path=str(_shots(tmp_path) / "inbox-request.png"), full_page=True)
+    await page.screenshot(path=str(shots(tmp_path) / "inbox-request.png"), full_page=True)
     await page.get_by_role("button", name="Approve with these arguments").click()
     await page.locator("p.edited").wait_for()
     assert "Amount: 42.50 EUR → 30.00 EUR" in await page.locator("p.edited").inner_text()
@@ -363,10 +217,13 @@ async def test_the_queue_shows_the_group_an_escalation_moved_a_request_to(
     filed_inbox: InboxFactory,
 ) -> None:
     inbox = await filed_inbox({"escalation": {"finance": "ops"}, "timeout_seconds": 2.0})
-    row = re.compile(rf"{inbox.pending.approval_id}</a></td>.*?<td>([a-z-]+)</td><td>\d{{4}}-")
+    card = re.compile(
+        rf'data-approval="{inbox.pending.approval_id}">.*?<dt>Decided by group</dt><dd>([a-z-]+)<'
+    )
     async with httpx.AsyncClient(base_url=inbox.url) as ode:
-        await _login(ode, "ode")
-        before = row.search((await ode.get("/inbox")).text)
+        await login(ode, "ode")
+        assert "Nothing for you to decide. 1 waiting on others" in (await ode.get("/inbox")).text
+        before = card.search((await ode.get("/inbox?show=pending")).text)
         assert before is not None and before[1] == "finance"
 
         async def escalated() -> bool | None:
@@ -376,5 +233,5 @@ async def test_the_queue_shows_the_group_an_escalation_moved_a_request_to(
             return True if events else None
 
         await eventually(escalated, timeout=60, what="the escalation to ops")
-        after = row.search((await ode.get("/inbox")).text)
+        after = card.search((await ode.get("/inbox")).text)  # ops decides it now: ode's
         assert after is not None and after[1] == "ops"

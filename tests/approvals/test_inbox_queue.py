@@ -1,0 +1,98 @@
+"""The queue over real HTTP on a real worker: mine by default, filters, counts, live stream."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+from _demo import waiting_refund
+from _inbox_harness import InboxFactory, csrf_of, filed_inbox, login
+
+from orchestrator.events.client import SseMessage, sse_messages
+
+__all__ = ["filed_inbox"]  # the fixture this module uses
+
+CARD = re.compile(r'data-approval="([^"]+)"')
+
+
+def _count(page: str, name: str) -> int:
+    found = re.search(rf">{name} <span class=count>(\d+)</span>", page)
+    assert found, page
+    return int(found[1])
+
+
+async def test_by_default_the_queue_lists_only_what_i_can_decide(
+    filed_inbox: InboxFactory,
+) -> None:
+    inbox = await filed_inbox({"timeout_seconds": 3600})
+    by_bot = inbox.pending
+    by_lee = await waiting_refund(inbox.env, "lee")  # lee may not decide their own
+    async with httpx.AsyncClient(base_url=inbox.url) as lee:
+        await login(lee, "lee")
+        mine = (await lee.get("/inbox")).text
+        assert CARD.findall(mine) == [by_bot.approval_id]
+        assert _count(mine, "To decide") == 1 and _count(mine, "All waiting") == 2
+        assert "Refund 42.50 EUR to the customer of order A-1001" in mine
+        assert "in 60 minutes" in mine and '"amount"' not in mine
+        waiting = (await lee.get("/inbox?show=pending")).text
+        assert CARD.findall(waiting) == [by_bot.approval_id, by_lee.approval_id]  # by deadline
+        assert "<dt>Not yours to decide</dt><dd>you started its session</dd>" in waiting
+    async with httpx.AsyncClient(base_url=inbox.url) as kim:
+        await login(kim, "kim")
+        page = (await kim.get("/inbox")).text
+        assert CARD.findall(page) == [by_bot.approval_id, by_lee.approval_id]
+        csrf = csrf_of(await kim.get(f"/inbox/requests/{by_bot.approval_id}"))
+        decided = await kim.post(
+            f"/inbox/requests/{by_bot.approval_id}", data={"csrf": csrf, "decision": "approve"}
+        )
+        assert decided.status_code == 303
+        after = (await kim.get("/inbox")).text
+        assert CARD.findall(after) == [by_lee.approval_id]
+        assert _count(after, "Approved") == 1 and _count(after, "Everything") == 2
+        approved = (await kim.get("/inbox?show=approved")).text
+        assert CARD.findall(approved) == [by_bot.approval_id] and "by kim" in approved
+    async with httpx.AsyncClient(base_url=inbox.url) as sam:
+        await login(sam, "sam")  # support-leads: nothing of finance's is sam's
+        page = (await sam.get("/inbox?show=nonsense")).text
+        assert CARD.findall(page) == [] and "Nothing for you to decide. 1 waiting" in page
+
+
+async def _next_queue_message(messages: object) -> SseMessage:
+    assert hasattr(messages, "__anext__")
+    while True:
+        message: SseMessage = await messages.__anext__()
+        if message.event == "queue":
+            return message
+
+
+async def test_the_queue_stream_tells_when_a_request_arrives_and_when_it_is_decided(
+    filed_inbox: InboxFactory,
+) -> None:
+    inbox = await filed_inbox({})
+    async with httpx.AsyncClient(base_url=inbox.url, timeout=60) as kim:
+        await login(kim, "kim")
+        page = (await kim.get("/inbox")).text
+        shown = re.search(r'data-version="([0-9a-f]+)"', page)
+        assert shown is not None
+        async with httpx.AsyncClient(base_url=inbox.url) as stranger:
+            assert (await stranger.get("/inbox/queue/events")).status_code == 401
+        url = f"/inbox/queue/events?show=mine&version={shown[1]}"
+        async with kim.stream("GET", url) as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            messages = sse_messages(stream.aiter_lines())
+            second = await waiting_refund(inbox.env, "support-bot")
+            arrived = await _next_queue_message(messages)
+            assert json.loads(arrived.data)["counts"]["mine"] == 2
+            csrf = csrf_of(await kim.get(f"/inbox/requests/{second.approval_id}"))
+            await kim.post(
+                f"/inbox/requests/{second.approval_id}",
+                data={"csrf": csrf, "decision": "reject", "reason": "a duplicate"},
+            )
+            decided = await _next_queue_message(messages)
+            counts = json.loads(decided.data)["counts"]
+            assert counts["mine"] == 1 and counts["rejected"] == 1
+        # The page now carries the version the stream last sent: nothing to tell.
+        again = (await kim.get("/inbox")).text
+        latest = re.search(r'data-version="([0-9a-f]+)"', again)
+        assert latest is not None and latest[1] == json.loads(decided.data)["version"]
