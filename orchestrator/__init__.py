@@ -4,25 +4,72 @@ Durable workflows run multi-step agent plans; each step's model is chosen at a s
 boundary and pinned for its whole tool loop; skills are typed functions with a risk level;
 risky calls wait for a person's approval, bound to the exact call.
 
-This module exports only light, import-safe names (it is loaded inside the workflow
-sandbox); the worker side lives in `orchestrator.plugin`, `orchestrator.runtime` and
-`orchestrator.worker`.
+Running a session takes one import::
+
+    from orchestrator import OrchestratorPlugin, Runtime, Settings, Store, connect, start
+
+`start(...)` returns a `SessionHandle` (`state()`, `approve()`/`reject()`, `result()`,
+`events()`); `SessionHandle(client, store, session_id)` attaches to any session.
+
+This module is loaded inside the workflow sandbox, so it imports only light names at
+once; the client and worker side (`SessionHandle`, `start`, `connect`, `Settings`,
+`Store`, `Runtime`, `OrchestratorPlugin`) is imported on first use.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.plans import AgentStep, ApprovalStep, Plan, SkillStep, load_plan
 from orchestrator.skills import RiskLevel, Skill, SkillContext, skill
 
+if TYPE_CHECKING:
+    from orchestrator.client import connect
+    from orchestrator.handle import SessionHandle, start
+    from orchestrator.plugin import OrchestratorPlugin
+    from orchestrator.runtime import Runtime
+    from orchestrator.settings import Settings
+    from orchestrator.store.store import Store
+
 __all__ = [
     "AgentStep",
     "ApprovalStep",
+    "OrchestratorPlugin",
     "Plan",
     "RiskLevel",
+    "Runtime",
+    "SessionHandle",
+    "Settings",
     "Skill",
     "SkillContext",
     "SkillStep",
+    "Store",
     "__version__",
+    "connect",
     "load_plan",
     "skill",
+    "start",
 ]
 
 __version__ = "0.1.0"
+
+_LAZY = {
+    "SessionHandle": "orchestrator.handle",
+    "start": "orchestrator.handle",
+    "connect": "orchestrator.client",
+    "OrchestratorPlugin": "orchestrator.plugin",
+    "Runtime": "orchestrator.runtime",
+    "Settings": "orchestrator.settings",
+    "Store": "orchestrator.store.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the client and worker side on first use (PEP 562)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'orchestrator' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 
 from orchestrator.approvals.people import ApproverDirectory, hash_token
 from orchestrator.events import EventHub, live_hub, session_routes
+from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
 from orchestrator.replay import LoopbackServer
 from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
 from orchestrator.types import JsonObject
@@ -84,3 +85,29 @@ async def append(
         )
     )
     assert written
+
+
+GATED_PLAN = Plan(
+    name="gated-answer",
+    steps=[
+        ApprovalStep(type="approval", id="gate", summary="Go on?"),
+        AgentStep(id="answer", goal="Answer the customer", model="demo-fast"),
+    ],
+)
+"""A gate (so a watcher can connect before the model streams), then one answer."""
+
+
+def answer_script(folder: Path, answer: str, fault: str = "") -> Path:
+    """A replay script answering `GATED_PLAN`'s step with `answer` (after `fault`, YAML)."""
+    script = folder / "script.yaml"
+    lines = [
+        "conversations:",
+        "  - name: answer",
+        '    match: {contains: "Step: answer"}',
+        "    turns:",
+        f'      - content: "{answer}"',
+    ]
+    if fault:
+        lines.append(f"        fault: {fault}")
+    script.write_text("\n".join(lines) + "\n")
+    return script

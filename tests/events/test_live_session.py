@@ -14,33 +14,15 @@ from datetime import timedelta
 from pathlib import Path
 
 from conftest import Env
-from event_serving import serving
+from event_serving import GATED_PLAN, answer_script, serving
 
 from orchestrator.events.client import SseMessage, follow
-from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions
 from orchestrator.store.records import EventKind
 from orchestrator.testing import wait_for_pending_approval
 
 ANSWER = "The refund of 42.50 EUR for order A-1001 is approved and the customer is told today."
-
-SCRIPT = f"""
-conversations:
-  - name: answer
-    match: {{contains: "Step: answer"}}
-    turns:
-      - content: "{ANSWER}"
-        fault: {{kind: cut_stream, after: 4, times: 1}}
-"""
-
-PLAN = Plan(
-    name="live",
-    steps=[
-        ApprovalStep(type="approval", id="gate", summary="Go on?"),
-        AgentStep(id="answer", goal="Answer the customer", model="demo-fast"),
-    ],
-)
 
 OPTIONS = SessionOptions(
     model_call=ActivityOptions(
@@ -55,12 +37,12 @@ OPTIONS = SessionOptions(
 async def test_a_watcher_sees_tagged_deltas_before_the_durable_model_call(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
-    script = tmp_path / "script.yaml"
-    script.write_text(SCRIPT)
-    env = await env_factory(script)
+    env = await env_factory(
+        answer_script(tmp_path, ANSWER, "{kind: cut_stream, after: 4, times: 1}")
+    )
     store = env.runtime.store
     handle = await start_session(
-        env.client, PLAN, {}, task_queue=env.settings.task_queue, options=OPTIONS
+        env.client, GATED_PLAN, {}, task_queue=env.settings.task_queue, options=OPTIONS
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id)
