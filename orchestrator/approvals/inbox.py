@@ -1,12 +1,16 @@
 """The approval inbox: server-rendered pages for business users, under `/inbox`.
 
 Sign-in checks the approvers file's scrypt hash and sets a session cookie signed with
-HMAC-SHA256 that expires (`SESSION_SECONDS`). Every form carries a CSRF token: on the
-sign-in form a double-submit cookie, on decision forms an HMAC of the session cookie,
-so a form posted from elsewhere, or by someone else, is refused. Pages are sent with
-`X-Frame-Options: DENY` and a content security policy that allows no script, except
-on the queue page: its own script file (`static/queue.js`), which keeps it current
-from `/inbox/queue/events` (see `queue_stream`).
+HMAC-SHA256 that expires (`SESSION_SECONDS`). Failed sign-ins are throttled per name and
+per client address (`orchestrator.approvals.throttle`: a 429 with `Retry-After`). Cookies
+are marked `Secure` when the request came over https: its own scheme, or the
+`X-Forwarded-Proto` of a proxy uvicorn trusts (`FORWARDED_ALLOW_IPS`, loopback by
+default). Every form carries a CSRF token: on the sign-in form a double-submit cookie, on
+decision forms an HMAC of the session cookie, so a form posted from elsewhere, or by
+someone else, is refused. Pages are sent with `X-Frame-Options: DENY` and a content
+security policy that allows no script, except on the queue page: its own script file
+(`static/queue.js`), which keeps it current from `/inbox/queue/events` (see
+`queue_stream`).
 Decisions go through the same checks and service call as the JSON API; so do the two
 forms beside Approve and Reject: approve with changed arguments (checked against the
 skill's contract, the change recorded on the decision) and delegate to another member
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -38,6 +43,7 @@ from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
 from orchestrator.approvals.queue_stream import queue_events, version
+from orchestrator.approvals.throttle import SignInThrottle
 from orchestrator.approvals.wording import read_request
 from orchestrator.events.hub import EventHub
 from orchestrator.events.sse import EventStreamResponse
@@ -83,6 +89,14 @@ def _redirect(url: str) -> Response:
     return _secure(RedirectResponse(url, status_code=303))
 
 
+def _https(request: Request) -> bool:
+    """Whether the browser reached us over https (so cookies must never go over http).
+
+    uvicorn has already applied a trusted proxy's `X-Forwarded-Proto` to the scheme.
+    """
+    return request.url.scheme == "https"
+
+
 class _Inbox:
     def __init__(
         self,
@@ -99,6 +113,7 @@ class _Inbox:
         self.secret = secret
         self.skills = skills
         self.hub = hub
+        self.throttle = SignInThrottle()
 
     def _sign(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
@@ -129,12 +144,17 @@ class _Inbox:
     async def login_form(self, request: Request) -> Response:
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
         response = _html(_pages.login_page(token))
-        self._set_login_csrf(response, token)
+        self._set_login_csrf(request, response, token)
         return response
 
-    def _set_login_csrf(self, response: Response, token: str) -> None:
+    def _set_login_csrf(self, request: Request, response: Response, token: str) -> None:
         response.set_cookie(
-            LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/inbox"
+            LOGIN_CSRF_COOKIE,
+            token,
+            httponly=True,
+            samesite="strict",
+            path="/inbox",
+            secure=_https(request),
         )
 
     async def login(self, request: Request) -> Response:
@@ -143,11 +163,23 @@ class _Inbox:
         sent = str(form.get("csrf", ""))
         if not token or not hmac.compare_digest(token, sent):
             return _html("<p>Refused: the form's CSRF token is missing or wrong.</p>", 403)
-        person = self.directory.login(str(form.get("user", "")), str(form.get("password", "")))
-        if person is None:
-            response = _html(_pages.login_page(token, "Wrong name or password."), 401)
-            self._set_login_csrf(response, token)
+        name, now = str(form.get("user", "")), time.monotonic()
+        address = request.client.host if request.client else "-"
+        wait = self.throttle.retry_after(name, address, now)
+        if wait:
+            minutes = math.ceil(wait / 60)
+            message = f"Too many failed sign-ins; try again in {minutes} minute(s)."
+            response = _html(_pages.login_page(token, message), 429)
+            response.headers["Retry-After"] = str(wait)
+            self._set_login_csrf(request, response, token)
             return response
+        person = self.directory.login(name, str(form.get("password", "")))
+        if person is None:
+            self.throttle.failed(name, address, now)
+            response = _html(_pages.login_page(token, "Wrong name or password."), 401)
+            self._set_login_csrf(request, response, token)
+            return response
+        self.throttle.succeeded(name)
         response = _redirect("/inbox")
         response.set_cookie(
             SESSION_COOKIE,
@@ -156,12 +188,13 @@ class _Inbox:
             httponly=True,
             samesite="strict",
             path="/inbox",
+            secure=_https(request),
         )
         return response
 
     async def logout(self, request: Request) -> Response:
         response = _redirect("/inbox/login")
-        response.delete_cookie(SESSION_COOKIE, path="/inbox")
+        response.delete_cookie(SESSION_COOKIE, path="/inbox", secure=_https(request))
         return response
 
     async def queue(self, request: Request) -> Response:

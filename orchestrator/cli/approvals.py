@@ -8,9 +8,11 @@ up) the CLI is the operator's surface: anyone named decides, with one approval.
 
 from __future__ import annotations
 
+import getpass
 import json
+import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TextIO
 
 import typer
 from rich.markup import escape
@@ -27,7 +29,7 @@ from orchestrator.approvals.people import (
     load_approvers,
     new_token,
 )
-from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.cli._common import console, err_console, load_settings, run_async
 from orchestrator.client import connect
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
@@ -35,7 +37,7 @@ from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 
-__all__ = ["LIST_FIELDS", "app", "listing"]
+__all__ = ["LIST_FIELDS", "app", "listing", "read_password"]
 
 app = typer.Typer(help="List and decide approval requests.", no_args_is_help=True)
 
@@ -233,11 +235,50 @@ async def delegate(
     console.print(f"{result.approval_id}: delegated to {result.delegate} ({result.group})")
 
 
-@app.command("hash-password")
-def hash_password_(
-    password: Annotated[str, typer.Option(prompt=True, hide_input=True, confirmation_prompt=True)],
-) -> None:
-    """Print the scrypt hash of a password, for `users.NAME.password` in approvers.yaml."""
+_PIPE_HINT = "printf '%s\\n' \"$PASSWORD\" | orchestrator approvals hash-password"
+
+
+def read_password(stdin: TextIO) -> str:
+    """The password to hash: asked twice on a terminal, else the first line of `stdin`.
+
+    A password never comes from the command line, where shell history and `ps` keep it.
+
+    Raises:
+        ApprovalError: empty, or the two typed entries differ.
+    """
+    if stdin.isatty():
+        password = getpass.getpass("Password: ")
+        if password != getpass.getpass("Repeat it: "):
+            raise ApprovalError("the two passwords differ; nothing was hashed")
+    else:
+        password = stdin.readline().removesuffix("\n").removesuffix("\r")
+    if not password:
+        raise ApprovalError("an empty password is not hashed; type one, or pipe it in")
+    return password
+
+
+@app.command(
+    "hash-password",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def hash_password_(ctx: typer.Context) -> None:
+    """Print the scrypt hash of a password, for `users.NAME.password` in approvers.yaml.
+
+    Asks for it twice on a terminal; reads the first line of stdin otherwise, for scripts.
+    """
+    if ctx.args:
+        err_console.print(
+            "[bold red]error:[/] hash-password takes no password argument (shell history and"
+            f" ps would keep it); run it and type the password, or pipe it: {_PIPE_HINT}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+    try:
+        password = read_password(sys.stdin)
+    except ApprovalError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     console.print(hash_password(password), soft_wrap=True)
 
 
