@@ -10,6 +10,7 @@ from mcp.server.stdio import stdio_server
 
 from orchestrator.cli._common import load_settings, run_async
 from orchestrator.client import connect
+from orchestrator.events.live import live_hub
 from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
@@ -34,9 +35,16 @@ async def serve(project: Project = None) -> None:
     skills = SkillRegistry.load_directory(settings.project_dir / "skills")
     client = await connect(settings)
     settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
-    async with await Store.open(settings.resolved_database_url) as store:
+    async with (
+        await Store.open(settings.resolved_database_url) as store,
+        live_hub(store, settings.resolved_state_dir) as events,
+    ):
         deps = SkillServerDeps(
-            skills=skills, client=client, store=store, task_queue=settings.task_queue
+            skills=skills,
+            client=client,
+            store=store,
+            task_queue=settings.task_queue,
+            events=events,
         )
         server = skill_server(deps)
         async with stdio_server() as (read, write):

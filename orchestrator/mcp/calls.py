@@ -25,7 +25,9 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from orchestrator.events.hub import EventHub
 from orchestrator.exceptions import IdempotencyKeyReusedError, SkillArgumentsError
+from orchestrator.mcp.progress import Describe, describe_event, report_events
 from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.service import workflow_id_for
 from orchestrator.session import names
@@ -185,9 +187,9 @@ async def call_durably(
     client_id: str,
     idempotency_key: str | None,
     progress: Progress,
-    poll: float = 1.0,
+    events: EventHub,
 ) -> SessionResult:
-    """Run (or join) the call's session and wait for its result, reporting approval waits.
+    """Run (or join) the call's session and wait for its result, telling its progress.
 
     Args:
         client: Temporal client the run is started (or found) with.
@@ -198,10 +200,9 @@ async def call_durably(
         client_id: The MCP client identity, recorded as who requested the session.
         idempotency_key: The caller's key, if any: the arguments of the run it names
             must be these.
-        progress: Told the session's id first, then what the run waits for while a
-            person decides.
-        poll: Seconds between looks at the run's state while it is not finished; each
-            look that finds it waiting for a person sends one progress message.
+        progress: Told the session's id first, then each event of the session's stream
+            (`orchestrator.mcp.progress`): steps, approval waits and decisions, the end.
+        events: The process's event hub, where the session's events are watched.
     """
     handle = await start_or_join(
         client,
@@ -213,7 +214,13 @@ async def call_durably(
         idempotency_key=idempotency_key,
     )
     await progress(f"running {spec.ref} as session {session_id}")
-    return await wait_for(handle, session_id, progress=progress, poll=poll)
+    return await wait_for(
+        handle,
+        session_id,
+        progress=progress,
+        events=events,
+        describe=lambda event: describe_event(event, spec.ref),
+    )
 
 
 async def wait_for(
@@ -221,18 +228,18 @@ async def wait_for(
     session_id: str,
     *,
     progress: Progress,
-    poll: float = 1.0,
+    events: EventHub,
+    describe: Describe = describe_event,
 ) -> SessionResult:
-    """The run's result once it ends; cancelling the wait never cancels the run."""
+    """The run's result once it ends, telling each event of its session on the way.
+
+    Cancelling the wait never cancels the run.
+    """
     result = asyncio.ensure_future(handle.result())
     try:
-        while True:
-            done, _ = await asyncio.wait({result}, timeout=poll)
-            if done:
-                return _outcome(result, session_id)
-            state = await current_state(handle)
-            if state.status is SessionStatus.WAITING_APPROVAL:
-                await progress(_waiting(state))
+        await report_events(events, session_id, result, progress, describe)
+        await asyncio.wait({result})
+        return _outcome(result, session_id)
     finally:
         result.cancel()
 
@@ -253,14 +260,6 @@ async def finished(
     result = asyncio.ensure_future(handle.result())
     await asyncio.wait({result})
     return _outcome(result, session_id)
-
-
-def _waiting(state: SessionState) -> str:
-    what = ", ".join(
-        f"{p.skill}@{p.skill_version} (approval {p.approval_id})" if p.skill else p.approval_id
-        for p in state.pending_approvals
-    )
-    return f"session {state.session_id}: waiting for a person to approve {what or '?'}"
 
 
 def _outcome(done: asyncio.Future[SessionResult], session_id: str) -> SessionResult:

@@ -16,6 +16,7 @@ import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from temporalio.client import Client
 
+from orchestrator.events.hub import EventHub
 from orchestrator.mcp.calls import (
     STEP_ID,
     Progress,
@@ -108,7 +109,7 @@ async def fetch_result(
     *,
     client_id: str,
     progress: Progress,
-    poll: float = 1.0,
+    events: EventHub,
 ) -> RunResult | None:
     """The run's result or status; None when this client has no such run."""
     session_id = query.session_for(client_id)
@@ -116,7 +117,7 @@ async def fetch_result(
     if handle is None:
         return None
     if query.wait:
-        return _ended(await wait_for(handle, session_id, progress=progress, poll=poll))
+        return _ended(await wait_for(handle, session_id, progress=progress, events=events))
     done = await finished(handle, session_id)
     if done is not None:
         return _ended(done)

@@ -23,6 +23,7 @@ from mcp.shared.exceptions import MCPError
 from temporalio.client import Client
 
 from orchestrator import __version__
+from orchestrator.events.hub import EventHub
 from orchestrator.exceptions import (
     IdempotencyKeyReusedError,
     SkillArgumentsError,
@@ -63,7 +64,11 @@ class SkillServerDeps:
     store: Store
     task_queue: str
     poll_seconds: float = 1.0
-    """How often a waiting call looks at its run (and reports an approval wait)."""
+    """Without `events`: how often a waiting call reads its session's new events."""
+    events: EventHub | None = None
+    """The process's event hub (`orchestrator.events.live_hub`), which tells a waiting
+    call its session's events as they are written; None: a hub of its own that reads
+    the store every `poll_seconds`."""
 
 
 def _caller(ctx: ServerRequestContext[dict[str, object], object]) -> tuple[str, list[str] | None]:
@@ -99,6 +104,7 @@ def _no_such_tool(name: str) -> MCPError:
 
 def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
     """An MCP server offering the latest non-deprecated version of every project skill."""
+    events = deps.events or EventHub(deps.store, recheck=deps.poll_seconds)
 
     async def list_tools(
         ctx: ServerRequestContext[dict[str, object], object],
@@ -115,7 +121,7 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         client_id, scopes = _caller(ctx)
         progress = _reporter(ctx)
         if params.name == RESULT_TOOL:
-            return await _result_call(deps, client_id, params, progress)
+            return await _result_call(deps, events, client_id, params, progress)
         arguments: JsonObject = dict(params.arguments or {})
         raw_key = (params.meta or {}).get(IDEMPOTENCY_META_KEY)
         key = str(raw_key) if raw_key is not None else None
@@ -145,7 +151,7 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
                 client_id=client_id,
                 idempotency_key=key,
                 progress=progress,
-                poll=deps.poll_seconds,
+                events=events,
             )
         except IdempotencyKeyReusedError as exc:
             # Nothing recorded: the key's run and its audit trail stay as they were.
@@ -192,6 +198,7 @@ def _reporter(ctx: ServerRequestContext[dict[str, object], object]) -> Progress:
 
 async def _result_call(
     deps: SkillServerDeps,
+    events: EventHub,
     client_id: str,
     params: types.CallToolRequestParams,
     progress: Progress,
@@ -205,7 +212,7 @@ async def _result_call(
         raise MCPError(types.INVALID_PARAMS, str(exc)) from None
     audit.session_id = query.session_for(client_id)
     found = await fetch_result(
-        deps.client, query, client_id=client_id, progress=progress, poll=deps.poll_seconds
+        deps.client, query, client_id=client_id, progress=progress, events=events
     )
     if found is None:
         message = f"no session {audit.session_id!r} started over MCP by client {client_id!r}"

@@ -96,8 +96,20 @@ async def _gated_call(env: Env, transport: str, *, approve: bool) -> types.CallT
         assert not box, "the call returned before anyone decided"
         await decide_the_approval(env, approve=approve)
     [result] = box
-    assert progress.messages[0].startswith("running payments.refund@1.0.0 as session mcp-")
-    assert "waiting for a person to approve payments.refund@1.0.0" in progress.messages[1]
+    session_id = progress.session_id
+    [approval] = await env.runtime.store.list_approvals(session_id=session_id, status=None)
+    decided = "approved" if approve else "rejected"
+    # The run's event stream, each event once and in order, then the end.
+    assert progress.messages[:5] == [
+        f"running payments.refund@1.0.0 as session {session_id}",
+        f"session {session_id} started",
+        "step call started",
+        f"session {session_id}: waiting for a person to approve payments.refund@1.0.0"
+        f" (approval {approval.approval_id})",
+        f"approval {approval.approval_id} {decided} by maria",
+    ]
+    ended = "completed" if approve else "failed: step 'call' failed"
+    assert progress.messages[-1].startswith(f"session {session_id} {ended}")
     return result
 
 

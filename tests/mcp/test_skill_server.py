@@ -106,8 +106,19 @@ async def test_gated_skill_completes_after_approval(deps: SkillServerDeps, env: 
     assert result.structured_content is not None
     assert result.structured_content["status"] == "issued"
     session_id = str((result.meta or {})["orchestrator/session_id"])
-    assert messages[0] == f"running payments.refund@1.0.0 as session {session_id}"
-    assert "waiting for a person to approve payments.refund@1.0.0 (approval" in messages[1]
+    [approval] = await env.runtime.store.list_approvals(session_id=session_id, status=None)
+    # Every event of the run's stream, once and in order (orchestrator.mcp.progress).
+    assert messages == [
+        f"running payments.refund@1.0.0 as session {session_id}",
+        f"session {session_id} started",
+        "step call started",
+        f"session {session_id}: waiting for a person to approve payments.refund@1.0.0"
+        f" (approval {approval.approval_id})",
+        f"approval {approval.approval_id} approved by maria",
+        "payments.refund ran",
+        "step call completed",
+        f"session {session_id} completed",
+    ]
     [event] = await env.runtime.store.list_events(session_id, kind=EventKind.MCP_CALL)
     assert event.payload["client"] == "stdio"
     assert (event.payload["tool"], event.payload["version"], event.payload["outcome"]) == (
