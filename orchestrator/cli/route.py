@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,7 +41,10 @@ def _headers(raw: list[str]) -> dict[str, str]:
 
 
 def print_decision(decision: RoutingDecision, micros: float) -> None:
-    """The decision: winner, policy, rules that fired, and every candidate's reason."""
+    """The decision: winner, policy, rules that fired, every candidate's score terms and reason.
+
+    The terms are the router's own (`Candidate.terms`), not recomputed here.
+    """
     console.print(
         f"[bold]deployment[/] [magenta]{decision.deployment}[/]"
         f"  (policy {decision.policy}, asked for {decision.name or 'any model'})",
@@ -50,11 +54,29 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
     console.print(f"[bold]rules fired[/] {', '.join(decision.rules_fired) or 'none'}")
     if decision.budget_used:
         console.print(f"[bold]budget used[/] {decision.budget_used:.0%}")
-    table = Table("deployment", "eligible", "score", "reason")
+    table = Table(
+        "deployment",
+        "eligible",
+        "quality",
+        "cost",
+        "latency",
+        "errors",
+        "rules",
+        "score",
+        "reason",
+        caption="score = quality + cost + latency + errors + rules (each term as added)",
+    )
     for candidate in decision.candidates:
+        t = candidate.terms
+        parts = (
+            [f"{v:+.3f}" for v in (t.quality, t.cost, t.latency, t.errors, t.rules)]
+            if t is not None
+            else ["-"] * 5
+        )
         table.add_row(
             candidate.deployment,
             "yes" if candidate.eligible else "no",
+            *parts,
             "-" if candidate.score is None else f"{candidate.score:.3f}",
             candidate.reason,
         )
@@ -81,6 +103,9 @@ async def explain(
         typer.Option(help="Ask for this alias or deployment instead of the step's; '*': any."),
     ] = None,
     project: Project = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the decision (with score terms) as JSON.")
+    ] = False,
 ) -> None:
     """Print the decision the router makes for STEP of a plan, with every reason."""
     settings = load_settings(project, log_level="WARNING")
@@ -114,4 +139,8 @@ async def explain(
     router = Router(registry)
     started = time.perf_counter()
     decision = router.decide(request, budget_used=used)
-    print_decision(decision, (time.perf_counter() - started) * 1e6)
+    micros = (time.perf_counter() - started) * 1e6
+    if as_json:
+        print(json.dumps(decision.model_dump(mode="json"), indent=2))
+        return
+    print_decision(decision, micros)

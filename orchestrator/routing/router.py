@@ -35,7 +35,8 @@ import cel
 from orchestrator.exceptions import ConfigError, RoutingError
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Policy, Rule
-from orchestrator.routing.types import Candidate, RouteRequest, RoutingDecision
+from orchestrator.routing.scoring import score_eligible
+from orchestrator.routing.types import Candidate, RouteRequest, RoutingDecision, ScoreTerms
 
 if TYPE_CHECKING:
     from orchestrator.providers.registry import ModelEntry, ModelRegistry
@@ -98,6 +99,8 @@ class _Ranked:
     scores: dict[str, float]
     costs: dict[str, float]
     """Expected cost of the request on each eligible deployment."""
+    terms: dict[str, ScoreTerms]
+    """How each eligible deployment's score was made up."""
     top: str
     lost: list[Candidate]
     note: str
@@ -460,12 +463,14 @@ class Router:
             note = f"; every deployment is cooling down or below the floor: {lost[best]}"
             eligible = [best]
             del lost[best]
-        scores, costs = self._scores(eligible, req, policy, fx, budget_used)
+        terms = self._scores(eligible, req, policy, fx, budget_used)
+        scores = {name: t.total for name, t in terms.items()}
         top = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
         return _Ranked(
             eligible=eligible,
             scores=scores,
-            costs=costs,
+            costs={name: t.cost_usd for name, t in terms.items()},
+            terms=terms,
             top=top,
             lost=[Candidate(deployment=n, eligible=False, reason=r) for n, r in lost.items()],
             note=note,
@@ -495,7 +500,10 @@ class Router:
             if pinned and req.boundary != "session_start":
                 why += " (already pinned)"
         why += ranked.note
-        candidates = [Candidate(deployment=winner, eligible=True, score=top, reason=why)]
+        terms = ranked.terms
+        candidates = [
+            Candidate(deployment=winner, eligible=True, score=top, terms=terms[winner], reason=why)
+        ]
         for name in ranked.eligible:
             if name == winner:
                 continue
@@ -505,7 +513,9 @@ class Router:
                 if s < top or not sticky
                 else f"score {s:.3f}, but {winner} is pinned and close enough"
             )
-            candidates.append(Candidate(deployment=name, eligible=True, score=s, reason=reason))
+            candidates.append(
+                Candidate(deployment=name, eligible=True, score=s, terms=terms[name], reason=reason)
+            )
         candidates.extend(ranked.lost)
         return RoutingDecision.model_construct(
             deployment=winner,
@@ -526,29 +536,16 @@ class Router:
         policy: Policy,
         fx: _Effects,
         budget_used: float,
-    ) -> tuple[dict[str, float], dict[str, float]]:
-        models = self.registry.models
-        w = policy.weights
-        cost_weight = w.cost * (_DOWNGRADE_FACTOR if budget_used >= policy.downgrade_at else 1.0)
-        costs: dict[str, float] = {}
-        latencies: dict[str, float] = {}
-        for name in eligible:
-            d = models[name]
-            costs[name] = d.cost(req.expected_input_tokens, req.expected_output_tokens)
-            stats = self.metrics.peek(name)
-            measured = stats.scored_latency_ms if stats is not None else None
-            latencies[name] = measured if measured is not None else d.latency_ms
-        max_cost = max(costs.values()) or 1.0
-        max_latency = max(latencies.values()) or 1.0
-        scores: dict[str, float] = {}
-        for name in eligible:
-            stats = self.metrics.peek(name)
-            score = (
-                w.quality * models[name].quality_for(req.task_type)
-                - cost_weight * costs[name] / max_cost
-                - w.latency * latencies[name] / max_latency
-                - w.errors * (stats.scored_error_rate if stats is not None else 0.0)
-                + fx.bonus.get(name, 0.0)
-            )
-            scores[name] = round(score, 6)
-        return scores, costs
+    ) -> dict[str, ScoreTerms]:
+        downgraded = budget_used >= policy.downgrade_at
+        return score_eligible(
+            eligible,
+            self.registry.models,
+            self.metrics,
+            task_type=req.task_type,
+            input_tokens=req.expected_input_tokens,
+            output_tokens=req.expected_output_tokens,
+            weights=policy.weights,
+            cost_weight=policy.weights.cost * (_DOWNGRADE_FACTOR if downgraded else 1.0),
+            bonus=fx.bonus,
+        )

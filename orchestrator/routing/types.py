@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.routing.policy import Difficulty
 
-__all__ = ["Candidate", "RouteRequest", "RoutingDecision"]
+__all__ = ["Candidate", "RouteRequest", "RoutingDecision", "ScoreTerms"]
 
 
 class RouteRequest(BaseModel):
@@ -42,12 +42,42 @@ class RouteRequest(BaseModel):
     """Deployments that failed in this step, with the cause; a failover must avoid them."""
 
 
+class ScoreTerms(BaseModel):
+    """The terms of an eligible candidate's score, each as added to it (costs negative).
+
+    `total` is the score the router ranked by: the sum of the terms, rounded to 6 places.
+    The inputs the terms came from are beside them, so a person can check the arithmetic
+    against the policy's weights.
+    """
+
+    quality: float
+    """+ weight x quality for the task type."""
+    cost: float
+    """- cost weight x expected cost / the dearest eligible candidate's (the weight is
+    tripled once the tightest budget passes the policy's `downgrade_at`)."""
+    latency: float
+    """- weight x latency / the slowest eligible candidate's."""
+    errors: float
+    """- weight x recent error rate."""
+    rules: float
+    """+ the `prefer` bonuses of the policy's rules that fired."""
+    total: float
+    quality_value: float
+    cost_usd: float
+    """Expected cost of the request on this deployment."""
+    latency_ms: float
+    """Measured (live metrics) or declared latency."""
+    error_rate: float
+
+
 class Candidate(BaseModel):
     """One deployment the router considered, and why it won or lost."""
 
     deployment: str
     eligible: bool
     score: float | None = None
+    terms: ScoreTerms | None = None
+    """How `score` was made up; None for a candidate that was not eligible."""
     reason: str
     """For the winner, why it won; for the others, why each lost."""
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import REPO
 
 MODELS = """
@@ -25,6 +27,7 @@ routing:
     p:
       rules:
         - {name: acme-strong, when: 'tenant == "acme"', only: [strong]}
+        - {name: beta-cheap, when: 'tenant == "beta"', prefer: {cheap: 0.25}}
 """
 
 
@@ -59,6 +62,33 @@ def test_explain_names_the_winner_and_why_each_candidate_lost(tmp_path: Path) ->
     assert "deployment strong" in ruled.stdout
     assert "rules fired acme-strong" in ruled.stdout
     assert "not allowed by rule 'acme-strong'" in ruled.stdout
+
+
+def test_explain_shows_each_candidates_score_terms(tmp_path: Path) -> None:
+    """Quality, cost, latency, errors and rule bonuses per candidate, as the router summed."""
+    done = explain(tmp_path, "--step", "reply", "--model", "any", "--tenant", "beta", "--json")
+    assert done.returncode == 0, done.stderr
+    decision = json.loads(done.stdout)
+    terms = {c["deployment"]: c["terms"] for c in decision["candidates"]}
+    assert decision["deployment"] == "cheap" and decision["rules_fired"] == ["beta-cheap"]
+    assert terms["cheap"]["rules"] == 0.25 and terms["strong"]["rules"] == 0.0
+    assert terms["strong"]["quality_value"] == 0.9
+    # Default weights: quality 0.6, cost 0.3 (strong is the dearer), latency 0.1.
+    assert terms["strong"]["quality"] == pytest.approx(0.54)
+    assert terms["strong"]["cost"] == pytest.approx(-0.3)
+    for t in terms.values():
+        parts = t["quality"] + t["cost"] + t["latency"] + t["errors"] + t["rules"]
+        assert t["total"] == pytest.approx(parts, abs=1e-5)
+
+    text = explain(tmp_path, "--step", "reply", "--model", "any", "--tenant", "beta")
+    assert text.returncode == 0, text.stderr
+    header = next(line for line in text.stdout.splitlines() if "deployment" in line and "┃" in line)
+    for column in ("quality", "cost", "latency", "errors", "rules", "score"):
+        assert column in header, column
+    [strong] = [line for line in text.stdout.splitlines() if line.startswith("│ strong")]
+    assert "+0.540" in strong and "-0.300" in strong and "+0.000" in strong
+    [cheap] = [line for line in text.stdout.splitlines() if line.startswith("│ cheap")]
+    assert "+0.250" in cheap
 
 
 def test_explain_refuses_a_step_that_is_not_an_agent_step(tmp_path: Path) -> None:

@@ -287,3 +287,39 @@ def test_cached_decisions_never_leak_across_tenants_or_pins() -> None:
     fresh = router.decide(base)
     assert fresh.deployment == "cheap" and "already pinned" not in fresh.reason
     assert pinned.deployment in {"vision", "cheap"}
+
+
+def test_every_eligible_candidate_carries_its_score_terms() -> None:
+    """The terms the router ranked by, as data: weights x inputs, summing to the score."""
+    weights = {"quality": 1.0, "cost": 0.2, "latency": 0.1, "errors": 0.5}
+    policy = {
+        "weights": weights,
+        "downgrade_at": 0.8,
+        "rules": [{"name": "vip", "when": '"vip" in tags', "prefer": {"vision": 0.25}}],
+    }
+    metrics = LiveMetrics(clock=Clock())
+    router = Router(registry(routing={"default_policy": "q", "policies": {"q": policy}}), metrics)
+    metrics.record_failure("vision", "HTTP 503", retry_after=0)
+    request = RouteRequest(tags=["vip"], region="eu", difficulty=Difficulty.LOW)
+    for used, cost_weight in ((0.1, 0.2), (0.9, 0.6)):
+        decision = router.decide(request, budget_used=used)
+        eligible = [c for c in decision.candidates if c.eligible]
+        assert {c.deployment for c in eligible} == {"strong", "vision"}
+        dearest = max(c.terms.cost_usd for c in eligible if c.terms)
+        for c in eligible:
+            t = c.terms
+            assert t is not None and c.score == t.total
+            assert t.total == pytest.approx(
+                t.quality + t.cost + t.latency + t.errors + t.rules, abs=1e-5
+            )
+            assert t.quality == pytest.approx(1.0 * t.quality_value, abs=1e-6)
+            assert t.cost == pytest.approx(-cost_weight * t.cost_usd / dearest, abs=1e-6)
+            assert t.errors == pytest.approx(-0.5 * t.error_rate, abs=1e-6)
+        by_name = {c.deployment: c.terms for c in eligible}
+        assert by_name["vision"] is not None and by_name["strong"] is not None
+        assert (by_name["vision"].rules, by_name["strong"].rules) == (0.25, 0.0)
+        assert by_name["vision"].error_rate > 0 and by_name["vision"].errors < 0
+        assert by_name["strong"].quality_value == 0.9
+        assert by_name["strong"].cost == pytest.approx(-cost_weight)
+    ineligible = router.decide(RouteRequest(region="eu")).candidates
+    assert all(c.terms is None for c in ineligible if not c.eligible)

@@ -1,0 +1,92 @@
+"""The router's score as data: each eligible candidate's terms, from one pure function.
+
+The ranking and `orchestrator route explain` read the same `ScoreTerms`, so what a person
+is shown is what the router summed, never a recomputation that could drift from it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from orchestrator.routing.metrics import LiveMetrics
+from orchestrator.routing.policy import Weights
+from orchestrator.routing.types import ScoreTerms
+
+if TYPE_CHECKING:
+    from orchestrator.providers.registry import ModelEntry
+
+__all__ = ["score_eligible", "score_terms"]
+
+
+def score_terms(
+    weights: Weights,
+    *,
+    cost_weight: float,
+    quality: float,
+    cost_usd: float,
+    max_cost: float,
+    latency_ms: float,
+    max_latency: float,
+    error_rate: float,
+    bonus: float,
+) -> ScoreTerms:
+    """One candidate's terms; cost and latency are normalised by the eligible set's maxima."""
+    q = weights.quality * quality
+    c = -cost_weight * cost_usd / max_cost
+    lat = -weights.latency * latency_ms / max_latency
+    e = -weights.errors * error_rate
+    # `+ 0.0` turns a zero penalty's -0.0 into 0.0, which people read without a sign.
+    return ScoreTerms.model_construct(
+        quality=round(q, 6) + 0.0,
+        cost=round(c, 6) + 0.0,
+        latency=round(lat, 6) + 0.0,
+        errors=round(e, 6) + 0.0,
+        rules=round(bonus, 6) + 0.0,
+        total=round(q + c + lat + e + bonus, 6),
+        quality_value=quality,
+        cost_usd=cost_usd,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+    )
+
+
+def score_eligible(
+    eligible: list[str],
+    models: Mapping[str, ModelEntry],
+    metrics: LiveMetrics,
+    *,
+    task_type: str,
+    input_tokens: int,
+    output_tokens: int,
+    weights: Weights,
+    cost_weight: float,
+    bonus: Mapping[str, float],
+) -> dict[str, ScoreTerms]:
+    """The terms of every eligible candidate, by deployment name."""
+    costs: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+    errors: dict[str, float] = {}
+    for name in eligible:
+        d = models[name]
+        costs[name] = d.cost(input_tokens, output_tokens)
+        stats = metrics.peek(name)
+        measured = stats.scored_latency_ms if stats is not None else None
+        latencies[name] = measured if measured is not None else d.latency_ms
+        errors[name] = stats.scored_error_rate if stats is not None else 0.0
+    max_cost = max(costs.values()) or 1.0
+    max_latency = max(latencies.values()) or 1.0
+    return {
+        name: score_terms(
+            weights,
+            cost_weight=cost_weight,
+            quality=models[name].quality_for(task_type),
+            cost_usd=costs[name],
+            max_cost=max_cost,
+            latency_ms=latencies[name],
+            max_latency=max_latency,
+            error_rate=errors[name],
+            bonus=bonus.get(name, 0.0),
+        )
+        for name in eligible
+    }
