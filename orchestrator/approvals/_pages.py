@@ -98,14 +98,15 @@ def _layout(title: str, body: str, user: str | None = None, head: str = "") -> s
     )
 
 
-def login_page(csrf: str, error: str | None = None) -> str:
-    """The sign-in form."""
+def login_page(csrf: str, error: str | None = None, next_path: str = "/inbox") -> str:
+    """The sign-in form; `next_path` is where it returns to (a path inside the inbox)."""
     problem = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
     return _layout(
         "Sign in",
         f"<h1>Sign in</h1>{problem}"
         '<form method=post action="/inbox/login">'
         f'<input type=hidden name=csrf value="{escape(csrf)}">'
+        f'<input type=hidden name=next value="{escape(next_path)}">'
         "<label>Name <input name=user autocomplete=username required></label>"
         "<label>Password <input name=password type=password"
         " autocomplete=current-password required></label>"

@@ -40,6 +40,8 @@ from orchestrator.approvals import _pages
 from orchestrator.approvals.api import Standing, delegation_refusal, standing
 from orchestrator.approvals.delegation import delegate_approval, live_state
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
+from orchestrator.approvals.notify import landing
+from orchestrator.approvals.notify.links import check_link, link_key
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
 from orchestrator.approvals.queue_stream import queue_events, version
@@ -142,8 +144,11 @@ class _Inbox:
         return _secure(Response(_pages.CSS, media_type="text/css"))
 
     async def login_form(self, request: Request) -> Response:
+        next_path = landing.safe_next(request.query_params.get(landing.NEXT_FIELD))
+        if self.user_of(request) is not None:
+            return _redirect(next_path)  # signed in already: a notice's link goes on
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
-        response = _html(_pages.login_page(token))
+        response = _html(_pages.login_page(token, next_path=next_path))
         self._set_login_csrf(request, response, token)
         return response
 
@@ -163,24 +168,25 @@ class _Inbox:
         sent = str(form.get("csrf", ""))
         if not token or not hmac.compare_digest(token, sent):
             return _html("<p>Refused: the form's CSRF token is missing or wrong.</p>", 403)
+        next_path = landing.safe_next(form.get(landing.NEXT_FIELD))
         name, now = str(form.get("user", "")), time.monotonic()
         address = request.client.host if request.client else "-"
         wait = self.throttle.retry_after(name, address, now)
         if wait:
             minutes = math.ceil(wait / 60)
             message = f"Too many failed sign-ins; try again in {minutes} minute(s)."
-            response = _html(_pages.login_page(token, message), 429)
+            response = _html(_pages.login_page(token, message, next_path), 429)
             response.headers["Retry-After"] = str(wait)
             self._set_login_csrf(request, response, token)
             return response
         person = self.directory.login(name, str(form.get("password", "")))
         if person is None:
             self.throttle.failed(name, address, now)
-            response = _html(_pages.login_page(token, "Wrong name or password."), 401)
+            response = _html(_pages.login_page(token, "Wrong name or password.", next_path), 401)
             self._set_login_csrf(request, response, token)
             return response
         self.throttle.succeeded(name)
-        response = _redirect("/inbox")
+        response = _redirect(next_path)
         response.set_cookie(
             SESSION_COOKIE,
             self.session_cookie(person.name),
@@ -255,12 +261,26 @@ class _Inbox:
     ) -> Response:
         user = self.user_of(request)
         if user is None:
-            return _redirect("/inbox/login")
+            here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return _html(landing.sign_in_first(here))
         approval_id = request.path_params["approval_id"]
+        person = self.directory.users[user]
+        token = request.query_params.get("n")
+        if token is not None:
+            check = check_link(
+                link_key(self.secret),
+                token,
+                approval_id=approval_id,
+                user=user,
+                groups=person.groups,
+                now=datetime.now(UTC),
+            )
+            refusal = landing.link_refusal(check)
+            if refusal is not None:
+                return _html(landing.refused_page(refusal, user), 403)
         record = await self.store.get_approval(approval_id)
         if record is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
-        person = self.directory.users[user]
         client = await self.client()
         now = await standing(self.store, self.directory, client, person, record)
         live, group, refusal = now.live, now.group, now.refusal

@@ -7,9 +7,18 @@ the audit events escalation and delegation write, without a workflow.
 
 from __future__ import annotations
 
+import contextlib
+import email
+import email.policy
 import socket
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.store.records import (
@@ -116,3 +125,80 @@ async def event(
             created_at=T0 + timedelta(seconds=1),
         )
     )
+
+
+@dataclass
+class Mailbox:
+    """What the SMTP server received; `refuse` answers the next N messages with 451."""
+
+    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
+    refuse: int = 0
+    logins: list[str] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
+        if self.refuse:
+            self.refuse -= 1
+            return "451 4.3.0 Try again later"
+        raw = envelope.original_content or b""
+        self.messages.append(
+            (
+                list(envelope.rcpt_tos),
+                email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.default),
+            )
+        )
+        return "250 OK"
+
+    def for_(self, address: str) -> list[EmailMessage]:
+        return [m for to, m in self.messages if address in to]
+
+
+@contextlib.contextmanager
+def smtp_server() -> Iterator[tuple[Mailbox, int]]:
+    """aiosmtpd on loopback, checking the sign-in as `orchestrator` with SMTP_PASSWORD."""
+    box = Mailbox()
+
+    def authenticate(
+        server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(data, LoginPassword)
+            and data.login == b"orchestrator"
+            and data.password == SMTP_PASSWORD.encode()
+        )
+        if ok:
+            box.logins.append(data.login.decode())
+        return AuthResult(success=ok, handled=False)  # False: the server answers 535
+
+    port = free_port()
+    controller = Controller(
+        box,
+        hostname="127.0.0.1",
+        port=port,
+        authenticator=authenticate,
+        auth_require_tls=False,  # loopback; AUTH is offered, and the notifier must use it
+    )
+    controller.start()
+    try:
+        yield box, port
+    finally:
+        controller.stop()
+
+
+def smtp_settings(port: int) -> dict[str, Any]:
+    """The `notifications.email` section for `smtp_server`."""
+    return {
+        "host": "127.0.0.1",
+        "port": port,
+        "security": "none",
+        "username": "orchestrator",
+        "password_env": "ORCHESTRATOR_SMTP_PASSWORD",
+        "sender": "approvals@example.test",
+    }
+
+
+def plain_text(message: EmailMessage) -> str:
+    """The text part of a received message."""
+    part = message.get_body(("plain",))
+    assert isinstance(part, EmailMessage)
+    content: str = part.get_content()
+    return content

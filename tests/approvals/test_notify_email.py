@@ -6,18 +6,23 @@ The notifier reads requests from a real store (SQLite and PostgreSQL) and sends 
 
 from __future__ import annotations
 
-import email
-import email.policy
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import timedelta
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from _notify_seed import SECRET, SMTP_PASSWORD, T0, directory, event, free_port, waiting
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
+from _notify_seed import (
+    SECRET,
+    SMTP_PASSWORD,
+    T0,
+    Mailbox,
+    directory,
+    event,
+    plain_text,
+    smtp_server,
+    smtp_settings,
+    waiting,
+)
 from conftest import REPO
 
 from orchestrator.approvals.notify.notifier import Channels, Notifier
@@ -30,61 +35,10 @@ from orchestrator.store.store import Store
 SKILLS = SkillRegistry.load_directory(REPO / "skills")
 
 
-@dataclass
-class Mailbox:
-    """What the SMTP server received; `refuse` answers the next N messages with 451."""
-
-    messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
-    refuse: int = 0
-    logins: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
-        if self.refuse:
-            self.refuse -= 1
-            return "451 4.3.0 Try again later"
-        raw = envelope.original_content or b""
-        self.messages.append(
-            (
-                list(envelope.rcpt_tos),
-                email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.default),
-            )
-        )
-        return "250 OK"
-
-    def for_(self, address: str) -> list[EmailMessage]:
-        return [m for to, m in self.messages if address in to]
-
-
 @pytest.fixture
 def smtp() -> Iterator[tuple[Mailbox, int]]:
-    """aiosmtpd on loopback, checking the sign-in as `orchestrator` with SMTP_PASSWORD."""
-    box = Mailbox()
-
-    def authenticate(
-        server: Any, session: Session, envelope: Envelope, mechanism: str, data: Any
-    ) -> AuthResult:
-        ok = (
-            isinstance(data, LoginPassword)
-            and data.login == b"orchestrator"
-            and data.password == SMTP_PASSWORD.encode()
-        )
-        if ok:
-            box.logins.append(data.login.decode())
-        return AuthResult(success=ok, handled=False)  # False: the server answers 535
-
-    port = free_port()
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=authenticate,
-        auth_require_tls=False,  # loopback; AUTH is offered, and the notifier must use it
-    )
-    controller.start()
-    try:
-        yield box, port
-    finally:
-        controller.stop()
+    with smtp_server() as running:
+        yield running
 
 
 def _people(port: int, **extra: Any) -> ApproverDirectory:
@@ -92,14 +46,7 @@ def _people(port: int, **extra: Any) -> ApproverDirectory:
         {
             "base_url": "https://inbox.example.test",
             "digest_seconds": 60,
-            "email": {
-                "host": "127.0.0.1",
-                "port": port,
-                "security": "none",
-                "username": "orchestrator",
-                "password_env": "ORCHESTRATOR_SMTP_PASSWORD",
-                "sender": "approvals@example.test",
-            },
+            "email": smtp_settings(port),
             **extra,
         }
     )
@@ -109,12 +56,6 @@ def _notifier(store: Store, people: ApproverDirectory, password: str = SMTP_PASS
     assert people.notifications is not None
     channels = Channels(smtp=people.notifications.email, smtp_password=password)
     return Notifier(store, people, channels, inbox_secret=SECRET, skills=SKILLS)
-
-
-def _text(message: EmailMessage) -> str:
-    part = message.get_body(("plain",))
-    assert isinstance(part, EmailMessage)
-    return part.get_content()
 
 
 async def test_a_digest_per_person_after_the_window_then_nothing_again(
@@ -139,7 +80,7 @@ async def test_a_digest_per_person_after_the_window_then_nothing_again(
     assert (
         lee[0]["Subject"] == "Approval needed: Refund 1,290.00 EUR to the customer of order A-1001"
     )
-    body = _text(kim[0])
+    body = plain_text(kim[0])
     assert "Refund 80.50 EUR to the customer of order A-1001" in body
     assert "Cannot be undone once approved." in body
     assert "Waiting for finance" in body
@@ -172,7 +113,7 @@ async def test_escalation_and_delegation_tell_the_new_holders_only(
         store, record, EventKind.APPROVAL_ESCALATED, "ops", from_group="finance", to_group="ops"
     )
     assert (await notifier.run_once(T0 + timedelta(hours=1))).sent == 1
-    assert "Escalated to ops" in _text(box.for_("ode@example.test")[0])
+    assert "Escalated to ops" in plain_text(box.for_("ode@example.test")[0])
 
     people = _people(port, digest_seconds=0)
     people.users["ines"] = people.users["ode"].model_copy(
@@ -184,7 +125,7 @@ async def test_escalation_and_delegation_tell_the_new_holders_only(
     )
     report = await notifier.run_once(T0 + timedelta(hours=2))
     assert report.sent == 1
-    assert "Delegated to you by ode" in _text(box.for_("ines@example.test")[0])
+    assert "Delegated to you by ode" in plain_text(box.for_("ines@example.test")[0])
     assert len(box.messages) == 4
 
 
