@@ -144,8 +144,9 @@ class _Inbox:
         return _secure(Response(_pages.CSS, media_type="text/css"))
 
     async def login_form(self, request: Request) -> Response:
-        next_path = landing.safe_next(request.query_params.get(landing.NEXT_FIELD))
-        if self.user_of(request) is not None:
+        asked = request.query_params.get(landing.NEXT_FIELD)
+        next_path = landing.safe_next(asked)
+        if asked is not None and self.user_of(request) is not None:
             return _redirect(next_path)  # signed in already: a notice's link goes on
         token = request.cookies.get(LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
         response = _html(_pages.login_page(token, next_path=next_path))
