@@ -25,6 +25,7 @@ from orchestrator._fields import field_path
 from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.edits import check_edit
 from orchestrator.approvals.people import Approver, ApproverDirectory
+from orchestrator.approvals.reloading import Approvers, current
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.session.types import PendingApproval
@@ -209,14 +210,19 @@ class _Handlers:
     def __init__(
         self,
         store: Store,
-        directory: ApproverDirectory,
+        directory: Approvers,
         client: Callable[[], Awaitable[Client]],
         skills: SkillRegistry | None,
     ) -> None:
         self.store = store
-        self.directory = directory
+        self.approvers = directory
         self.client = client
         self.skills = skills
+
+    @property
+    def directory(self) -> ApproverDirectory:
+        """The approvers in force now (the file is re-read when it changed)."""
+        return current(self.approvers)
 
     def checked_edit(self, record: ApprovalRecord, body: DecisionBody) -> JsonObject | str | None:
         """The edited arguments validated by the contract, or why they are refused."""
@@ -334,7 +340,7 @@ class _Handlers:
 
 def approval_routes(
     store: Store,
-    directory: ApproverDirectory,
+    directory: Approvers,
     client: Callable[[], Awaitable[Client]],
     skills: SkillRegistry | None = None,
 ) -> list[Route]:

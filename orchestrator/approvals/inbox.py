@@ -45,6 +45,7 @@ from orchestrator.approvals.notify.links import check_link, link_key
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
 from orchestrator.approvals.queue_stream import queue_events, version
+from orchestrator.approvals.reloading import Approvers, current
 from orchestrator.approvals.throttle import SignInThrottle
 from orchestrator.approvals.wording import read_request
 from orchestrator.events.hub import EventHub
@@ -103,19 +104,24 @@ class _Inbox:
     def __init__(
         self,
         store: Store,
-        directory: ApproverDirectory,
+        directory: Approvers,
         client: Callable[[], Awaitable[Client]],
         secret: bytes,
         skills: SkillRegistry | None,
         hub: EventHub | None,
     ) -> None:
         self.store = store
-        self.directory = directory
+        self.approvers = directory
         self.client = client
         self.secret = secret
         self.skills = skills
         self.hub = hub
         self.throttle = SignInThrottle()
+
+    @property
+    def directory(self) -> ApproverDirectory:
+        """The approvers in force now (the file is re-read when it changed)."""
+        return current(self.approvers)
 
     def _sign(self, text: str) -> str:
         return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
@@ -394,7 +400,7 @@ class _Inbox:
 
 def inbox_routes(
     store: Store,
-    directory: ApproverDirectory,
+    directory: Approvers,
     client: Callable[[], Awaitable[Client]],
     secret: bytes,
     skills: SkillRegistry | None = None,

@@ -28,9 +28,9 @@ import os
 import secrets
 from pathlib import Path
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.approvals.notify.config import Notifications
 from orchestrator.exceptions import ConfigError
 from orchestrator.store.records import ApprovalRecord
@@ -224,11 +224,20 @@ def load_approvers(path: Path) -> ApproverDirectory:
     if not path.exists():
         return ApproverDirectory()
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data, found = parse(path.read_text(encoding="utf-8"))
+    except YamlFault as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: byte {exc.start}: {exc.reason}") from None
+    try:
         return ApproverDirectory.model_validate(data or {})
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise ConfigError(f"{path}: {where}: {first['msg']}") from None
+        loc = [str(p) for p in first["loc"]]
+        message = first["msg"].removeprefix("Value error, ")
+        named, colon, rest = message.partition(": ")
+        if not loc and colon and " " not in named:
+            # The directory's own checks name the field first: "users.lee.password: ...".
+            loc, message = named.split("."), rest
+        field = ".".join(loc) or "top level"
+        raise ConfigError(f"{path}: {where(found, loc)}: {field}: {message}") from None

@@ -33,6 +33,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from orchestrator.approvals.people import Approver, ApproverDirectory
+from orchestrator.approvals.reloading import Approvers, current
 from orchestrator.events.hub import EventHub
 from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
 from orchestrator.events.sse import EventStreamResponse, comment, frame
@@ -75,17 +76,22 @@ class _Handlers:
     def __init__(
         self,
         hub: EventHub,
-        directory: ApproverDirectory,
+        directory: Approvers,
         client: Callable[[], Awaitable[Client]] | None,
         heartbeat: float,
         send_timeout: float,
     ) -> None:
         self.hub = hub
         self.store = hub.store
-        self.directory = directory
+        self.approvers = directory
         self.client = client
         self.heartbeat = heartbeat
         self.send_timeout = send_timeout
+
+    @property
+    def directory(self) -> ApproverDirectory:
+        """The approvers in force now (the file is re-read when it changed)."""
+        return current(self.approvers)
 
     def person_of(self, request: Request) -> Approver | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -150,7 +156,7 @@ async def _last_seq(store: Store, session_id: str) -> int:
 
 def session_routes(
     hub: EventHub,
-    directory: ApproverDirectory,
+    directory: Approvers,
     client: Callable[[], Awaitable[Client]] | None = None,
     *,
     heartbeat: float = HEARTBEAT_S,
