@@ -7,10 +7,12 @@ The notifier reads requests from a real store (SQLite and PostgreSQL) and sends 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from _notify_seed import (
     SECRET,
     SMTP_PASSWORD,
@@ -25,12 +27,15 @@ from _notify_seed import (
 )
 from conftest import REPO
 
-from orchestrator.approvals.notify.notifier import Channels, Notifier
+from orchestrator.approvals.notify.notifier import LEASE, Channels, Notifier, notifier_for
 from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.exceptions import ConfigError
+from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.notices import NoticeStatus
 from orchestrator.store.records import ApprovalStatus, EventKind
 from orchestrator.store.store import Store
+from orchestrator.testing import eventually
 
 SKILLS = SkillRegistry.load_directory(REPO / "skills")
 
@@ -172,3 +177,69 @@ async def test_a_transient_refusal_is_retried_and_a_wrong_password_is_not(
     assert failed.status is NoticeStatus.FAILED
     assert failed.last_error == f"SMTP 127.0.0.1:{port} refused the sign-in (code 535)"
     assert "not-the-password" not in (failed.last_error or "")
+
+
+async def test_a_notice_claimed_by_a_process_that_died_is_sent_after_its_lease(
+    store: Store, smtp: tuple[Mailbox, int]
+) -> None:
+    box, port = smtp
+    people = _people(port)  # a 60 s digest window
+    people.users.pop("kim")
+    notifier = _notifier(store, people)
+    await waiting(store, "apr_c2", at=T0)
+    assert (await notifier.run_once(T0)).recorded == 1
+    # Another API process claims lee's notice once due, and dies before sending it.
+    [claimed] = await store.notices.claim_due(T0 + timedelta(seconds=60), LEASE)
+    assert claimed.approval_id == "apr_c2" and claimed.status is NoticeStatus.SENDING
+    assert (await notifier.run_once(T0 + timedelta(minutes=2))).sent == 0
+    assert (await notifier.run_once(T0 + timedelta(minutes=7))).sent == 1
+    assert len(box.for_("lee@example.test")) == 1
+
+
+async def test_the_api_process_runs_the_notifier_from_the_project_files(
+    store: Store,
+    smtp: tuple[Mailbox, int],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    box, port = smtp
+    path = tmp_path / "approvers.yaml"
+    people = {"lee": {"groups": ["finance"], "email": "lee@example.test"}}
+    section = {
+        "base_url": "https://inbox.example.test",
+        "digest_seconds": 0,
+        "poll_seconds": 0.05,
+        "email": smtp_settings(port),
+    }
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "groups": ["finance"],
+                "users": people,
+                "policy": {"skills": {"payments.refund": "finance"}},
+                "notifications": section,
+            }
+        )
+    )
+    monkeypatch.setenv("ORCHESTRATOR_APPROVERS_FILE", str(path))
+    settings = Settings(project_dir=REPO, state_dir=tmp_path / "state")
+    monkeypatch.setenv("ORCHESTRATOR_SMTP_PASSWORD", SMTP_PASSWORD)
+    monkeypatch.delenv("ORCHESTRATOR_INBOX_SECRET", raising=False)
+    with pytest.raises(ConfigError, match="set ORCHESTRATOR_INBOX_SECRET"):
+        async with notifier_for(settings, store):
+            pass
+    monkeypatch.setenv("ORCHESTRATOR_INBOX_SECRET", "a-secret-for-the-links")
+    monkeypatch.delenv("ORCHESTRATOR_SMTP_PASSWORD")
+    with pytest.raises(ConfigError, match=r"notifications\.email\.password_env: environment"):
+        async with notifier_for(settings, store):
+            pass
+    monkeypatch.setenv("ORCHESTRATOR_SMTP_PASSWORD", SMTP_PASSWORD)
+    await waiting(store, "apr_api", at=datetime.now(UTC))
+    async with notifier_for(settings, store) as running:
+        assert running is not None
+
+        async def delivered() -> bool | None:
+            return True if box.for_("lee@example.test") else None
+
+        await eventually(delivered, what="the notice e-mailed by the API process's loop")
+    assert box.logins == ["orchestrator"]
