@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import signal
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -20,6 +21,7 @@ from orchestrator.cli import approvals, audit, skills
 from orchestrator.cli import connectors as connectors_cli
 from orchestrator.cli import gateway as gateway_cli
 from orchestrator.cli import init as init_cli
+from orchestrator.cli import live as live_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
@@ -67,6 +69,7 @@ app.add_typer(plans_cli.app, name="plans")
 app.add_typer(mcp_cli.app, name="mcp")
 app.add_typer(connectors_cli.app, name="connectors")
 app.add_typer(gateway_cli.app, name="gateway")
+audit.sessions_app.command("watch")(live_cli.watch)
 app.add_typer(audit.sessions_app, name="sessions")
 app.command()(audit.cost)
 app.command()(audit.inventory)
@@ -220,6 +223,13 @@ async def run(
     ] = False,
     tenant: Annotated[str, typer.Option(help="Whose session: budgets, costs.")] = "default",
     team: Annotated[str, typer.Option(help="Team within the tenant.")] = "default",
+    stream: Annotated[
+        bool | None,
+        typer.Option(
+            "--stream/--no-stream",
+            help="Print the model's text as it streams (default: when stdout is a terminal).",
+        ),
+    ] = None,
     project: Project = None,
 ) -> None:
     """Start a session of a plan on the configured server and follow it."""
@@ -249,7 +259,10 @@ async def run(
         )
         return
     try:
-        result = await follow(handle, console)
+        if stream if stream is not None else sys.stdout.isatty():
+            result = await live_cli.follow_streaming(settings, client, handle, session_id, console)
+        else:
+            result = await follow(handle, console)
     except WorkflowFailureError as exc:
         console.print(f"[red]failed: {exc.cause}[/]", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None

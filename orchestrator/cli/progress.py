@@ -8,6 +8,8 @@ a terminal a status line shows the current step, the pinned model and what it wa
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 
 from rich.console import Console
 from temporalio.client import WorkflowHandle
@@ -62,11 +64,17 @@ async def follow(
     console: Console,
     *,
     interval: float = 0.5,
+    emit: Callable[[str], None] | None = None,
 ) -> SessionResult:
-    """Await the session's result, printing its progress as it changes."""
+    """Await the session's result, printing its progress as it changes.
+
+    `emit` prints each line instead of the console, and leaves out the status line (the
+    model's streamed text shares the terminal with the lines then).
+    """
     result = asyncio.ensure_future(handle.result())
     printed: set[str] = set()
-    with console.status("starting...") as status:
+    status_line = console.status("starting...") if emit is None else contextlib.nullcontext()
+    with status_line as status:
         while True:
             done, _ = await asyncio.wait({result}, timeout=interval)
             try:
@@ -77,7 +85,11 @@ async def follow(
                 for line in progress_lines(state):
                     if line not in printed:
                         printed.add(line)
-                        console.print(line, highlight=False, markup=False, soft_wrap=True)
-                status.update(_status(state))
+                        if emit is not None:
+                            emit(line)
+                        else:
+                            console.print(line, highlight=False, markup=False, soft_wrap=True)
+                if status is not None:
+                    status.update(_status(state))
             if done:
                 return result.result()

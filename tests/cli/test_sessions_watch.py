@@ -1,0 +1,133 @@
+"""`orchestrator sessions watch` and `orchestrator run --stream` as real processes beside a
+worker: durable events printed once each in seq order, the model's text as it streams,
+the end of the session ending the command."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import anyio
+from conftest import REPO, Env
+from test_cli import cli_env
+from test_run_progress import PLAN
+
+from orchestrator import SessionHandle, start
+from orchestrator.cli.live import LivePrinter, describe
+from orchestrator.events import StreamDelta
+from orchestrator.store import Store
+from orchestrator.testing import wait_for_pending_approval
+
+SCRIPT = REPO / "replays/customer_refund.yaml"
+
+
+async def orchestrator_cli(env: Env, *args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "orchestrator", *args),
+        env=cli_env(env.settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+async def lines_until(proc: asyncio.subprocess.Process, marker: str) -> list[str]:
+    """Read the process's lines until one contains `marker`."""
+    assert proc.stdout is not None
+    seen: list[str] = []
+    with anyio.fail_after(60):
+        while not seen or marker not in seen[-1]:
+            line = (await proc.stdout.readline()).decode()
+            assert line, f"ended before {marker!r}: {seen}"
+            seen.append(line.rstrip("\n"))
+    return seen
+
+
+async def event_lines(store: Store, session_id: str) -> list[str]:
+    """What `sessions watch` prints for the session's stored events, in seq order."""
+    events = sorted(await store.list_events(session_id), key=lambda e: e.seq or 0)
+    return [describe(event) for event in events]
+
+
+async def test_watch_prints_each_event_once_and_the_streamed_text(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    env = await env_factory(SCRIPT)
+    plan = tmp_path / "follow.yaml"
+    plan.write_text(PLAN)
+    store = env.runtime.store
+    handle = await start(
+        env.client, store, plan, {"t": "T-1001"}, task_queue=env.settings.task_queue
+    )
+    await wait_for_pending_approval(store, handle.session_id)
+    proc = await orchestrator_cli(env, "sessions", "watch", handle.session_id)
+    seen = await lines_until(proc, "approval_requested gate")
+    await handle.approve(by="maria")
+    result = await handle.result()
+    with anyio.fail_after(60):
+        rest, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    out = seen + rest.decode().splitlines()
+    assert [line for line in out if line.startswith("#")] == await event_lines(
+        store, handle.session_id
+    )
+    assert f"  reply> {result.final_output}" in out
+
+
+async def test_run_stream_prints_the_text_and_keeps_its_lines(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    env = await env_factory(SCRIPT)
+    plan = tmp_path / "follow.yaml"
+    plan.write_text(PLAN)
+    proc = await orchestrator_cli(env, "run", str(plan), "-i", '{"t": "T-1001"}', "--stream")
+    seen = await lines_until(proc, "waiting for approval")
+    session_id = seen[0].removeprefix("session ")
+    await SessionHandle(env.client, env.runtime.store, session_id).approve(by="maria")
+    with anyio.fail_after(60):
+        rest, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    out = seen + rest.decode().splitlines()
+    (answer,) = [line for line in out if line.startswith("  reply> ")]
+    (final,) = [line for line in out if line.startswith("completed: ")]
+    assert final == f'completed: "{answer.removeprefix("  reply> ")}"'
+    assert "step reply (agent): completed on demo-fast after 1 model call(s)" in out
+
+
+def delta(attempt: int, n: int, text: str = "", kind: str = "text") -> StreamDelta:
+    return StreamDelta.model_validate(
+        {
+            "session_id": "s",
+            "step_id": "reply",
+            "round": 0,
+            "step_attempt": 0,
+            "attempt": attempt,
+            "n": n,
+            "kind": kind,
+            "text": text,
+        }
+    )
+
+
+def test_the_printer_keeps_lines_and_text_apart_and_voids_a_failed_attempt(
+    tmp_path: Path,
+) -> None:
+    with (tmp_path / "out.txt").open("w+") as out:
+        printer = LivePrinter(out)
+        printer.delta(delta(1, 1, "Dear "))
+        printer.delta(delta(1, 2, "An"))
+        printer.delta(delta(1, 3, kind="abandoned"))
+        printer.delta(delta(2, 1, "Dear "))
+        printer.line("step reply (agent): running")
+        printer.delta(delta(2, 2, "Ana"))
+        printer.close()
+        out.seek(0)
+        assert out.read().splitlines() == [
+            "  reply> Dear An",
+            "  (attempt 1 of reply failed: the text above is void)",
+            "  reply> Dear ",
+            "step reply (agent): running",
+            "  reply> Ana",
+        ]
