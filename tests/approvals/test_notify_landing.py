@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from html import escape
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,11 +19,12 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from _demo import DEMO_SCRIPT, client_of, waiting_refund
+from _inbox_harness import browser  # noqa: F401 - the fixture
 from _notify_seed import SECRET, SMTP_PASSWORD, Mailbox, plain_text, smtp_server, smtp_settings
 from conftest import Env
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
 from orchestrator.approvals.inbox import inbox_routes
@@ -40,6 +42,10 @@ class Landing:
     box: Mailbox
     slack: list[dict[str, Any]]
     notifier: Notifier
+    mail_url: str
+    """A page on another site (`localhost`, not `127.0.0.1`) linking to `mailed[-1]`: a
+    web mail client, for the browser."""
+    mailed: list[str]
 
 
 @pytest.fixture
@@ -47,14 +53,18 @@ async def landing(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterato
     env = await env_factory(DEMO_SCRIPT)
     pending = await waiting_refund(env, "support-bot")
     slack: list[dict[str, Any]] = []
+    mailed: list[str] = []
 
     async def hook(request: Request) -> PlainTextResponse:
         slack.append(await request.json())
         return PlainTextResponse("ok")
 
+    async def mail(request: Request) -> HTMLResponse:
+        return HTMLResponse(f'<a id=open href="{escape(mailed[-1])}">Open the request</a>')
+
     with smtp_server() as (box, port):
         async with LoopbackServer(
-            Starlette(routes=[Route("/hook", hook, methods=["POST"])])
+            Starlette(routes=[Route("/hook", hook, methods=["POST"]), Route("/mail", mail)])
         ) as chat:
             people: dict[str, Any] = {
                 name: {
@@ -92,7 +102,8 @@ async def landing(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterato
                 notifier = Notifier(
                     store, directory(inbox.url), channels, inbox_secret=SECRET, skills=skills
                 )
-                yield Landing(inbox.url, pending, box, slack, notifier)
+                mail_url = chat.url.replace("127.0.0.1", "localhost") + "/mail"
+                yield Landing(inbox.url, pending, box, slack, notifier, mail_url, mailed)
 
 
 def _link(box: Mailbox, person: str) -> str:
@@ -181,3 +192,45 @@ def test_sign_in_returns_only_to_inbox_paths() -> None:
         "/inbox/\r\nSet-Cookie: x",
     ]:
         assert safe_next(outside) == "/inbox"
+
+
+async def test_in_a_browser_a_link_from_another_site_reaches_the_request(
+    landing: Landing,
+    browser: object,  # noqa: F811 - the fixture imported above
+) -> None:
+    """Chromium withholds the SameSite=Strict cookie on the click from the mail page; the
+    page's refresh to the sign-in form carries it, so a signed-in person goes straight on."""
+    from playwright.async_api import Browser
+
+    assert isinstance(browser, Browser)
+    await landing.notifier.run_once()
+    link = _link(landing.box, "lee")
+    landing.mailed.append(link)
+    request_url = re.compile(re.escape(urlsplit(link).path) + r"\?n=")
+
+    signed_in = await browser.new_context()
+    page = await signed_in.new_page()
+    await page.goto(f"{landing.url}/inbox/login")
+    await page.fill("input[name=user]", "lee")
+    await page.fill("input[name=password]", "lee-pass")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(f"{landing.url}/inbox")
+    await page.goto(landing.mail_url)
+    await page.click("#open")
+    await page.wait_for_url(request_url)
+    text = await page.inner_text("main")
+    assert "Refund" in text and "Sign in" not in text
+    await signed_in.close()
+
+    # Signed out: the sign-in form, then back to the request.
+    fresh = await browser.new_context()
+    page = await fresh.new_page()
+    await page.goto(landing.mail_url)
+    await page.click("#open")
+    await page.wait_for_url(re.compile(r"/inbox/login\?next="))
+    await page.fill("input[name=user]", "lee")
+    await page.fill("input[name=password]", "lee-pass")
+    await page.click("button[type=submit]")
+    await page.wait_for_url(request_url)
+    assert "Refund" in await page.inner_text("main")
+    await fresh.close()
