@@ -46,6 +46,7 @@ PASSTHROUGH_MODULES = (
     "orchestrator.store.records",
     "orchestrator.session.types",
     "orchestrator.session.names",
+    "orchestrator.session.patches",
     "orchestrator.session.templating",
     "orchestrator.approvals",
     # Imported by orchestrator.plans.loader for plan files; never called in workflows.

@@ -16,7 +16,7 @@ from orchestrator.plans.models import (
 )
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
 from orchestrator.routing.types import RoutingDecision
-from orchestrator.session import names
+from orchestrator.session import names, patches
 from orchestrator.session.core import DeploymentDown, StepFailed
 from orchestrator.session.limits import limit_reached
 from orchestrator.session.payloads import (
@@ -44,12 +44,7 @@ from orchestrator.session.types import (
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonValue
 
-__all__ = ["MODEL_FAILURE_PATCH", "AgentLoop"]
-
-MODEL_FAILURE_PATCH = "model-call-failure-v1"
-"""A model call that fails for good (a non-retryable error, or retries spent) fails its
-step, recorded like any failed step, instead of failing the workflow run with the session
-left open in the store. Histories recorded before it replay the old path."""
+__all__ = ["AgentLoop"]
 
 
 class AgentLoop(SkillCalls):
@@ -324,7 +319,8 @@ class AgentLoop(SkillCalls):
             self._state.model_calls += 1
             answer = result.response.message
             messages.append(answer)
-            if result.response.truncated and workflow.patched(names.TRUNCATION_PATCH):
+            if result.response.truncated:
+                workflow.deprecate_patch(patches.TRUNCATION)
                 if step.on_truncation == "fail" or answer.tool_calls:
                     self._state.in_tool_loop = False
                     raise StepFailed(truncation_failure(step.id, model, result))
@@ -353,10 +349,9 @@ class AgentLoop(SkillCalls):
                 raise DeploymentDown(activity_cause(exc)[1]) from None
             if activity_cause(exc)[0] == PAYLOAD_TOO_LARGE:
                 raise self._refused(exc) from None
-            if workflow.patched(MODEL_FAILURE_PATCH):
-                self._state.in_tool_loop = False
-                raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
-            raise
+            workflow.deprecate_patch(patches.MODEL_FAILURE)
+            self._state.in_tool_loop = False
+            raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
 
     def _check_conversation(
         self, step: AgentStep, round_no: int, messages: list[ChatMessage]

@@ -19,7 +19,7 @@ from orchestrator.plans.models import (
     ApprovalStep,
     OnReject,
 )
-from orchestrator.session import names
+from orchestrator.session import names, patches
 from orchestrator.session.carry import Continuation
 from orchestrator.session.core import StepFailed
 from orchestrator.session.templating import render_text
@@ -44,11 +44,6 @@ __all__ = ["ApprovalGate", "decision_result"]
 
 class ApprovalGate(Continuation):
     """Records approval requests, takes decisions and waits for them."""
-
-    _gate_events: bool = False
-    """Approval-events-v1: partial approvals and delegations are audit events written while
-    the request waits, and requests may be delegated. False when replaying a history
-    recorded before it."""
 
     def _gate_event(self, kind: EventKind, pending: PendingApproval, key: str, **info: str) -> None:
         """Queue an audit event about a waiting request; the wait writes it (no I/O here)."""
@@ -81,14 +76,13 @@ class ApprovalGate(Continuation):
                 pending.approved_by.append(decision.decided_by)
                 if pending.delegate == decision.decided_by:
                     pending.delegate = None  # the delegate's turn is spent
-                if self._gate_events:
-                    self._gate_event(
-                        EventKind.APPROVAL_PARTIAL,
-                        pending,
-                        decision.decided_by,
-                        approved_by=decision.decided_by,
-                        progress=f"{len(pending.approved_by)} of {pending.required}",
-                    )
+                self._gate_event(
+                    EventKind.APPROVAL_PARTIAL,
+                    pending,
+                    decision.decided_by,
+                    approved_by=decision.decided_by,
+                    progress=f"{len(pending.approved_by)} of {pending.required}",
+                )
                 return ApprovalDecisionResult(
                     approval_id=decision.approval_id,
                     status="awaiting_more_approvals",
@@ -184,7 +178,7 @@ class ApprovalGate(Continuation):
         pending = self._bound_pending(
             request.approval_id, request.binding_hash, "the delegation names"
         )
-        if not self._gate_events or pending.group is None:
+        if pending.group is None:
             raise ApplicationError(
                 f"approval {request.approval_id} has no deciding group to delegate within",
                 type="ApprovalDelegationUnsupported",
@@ -256,13 +250,13 @@ class ApprovalGate(Continuation):
             risk=spec.risk.value if spec else None,
         )
         policy = ApprovalPolicy()
-        self._gate_events = workflow.patched(names.APPROVAL_EVENTS_PATCH)
+        workflow.deprecate_patch(patches.APPROVAL_EVENTS)
         carried = self._pending.get(pending.approval_id)
-        if carried is not None and self._gate_events:
+        if carried is not None:
             # Continued as new while it waited: approvals and a delegation so far hold.
             pending.approved_by = carried.approved_by
             pending.delegate, pending.delegations = carried.delegate, carried.delegations
-        if workflow.patched(names.APPROVAL_POLICY_PATCH):
+        if workflow.patched(patches.APPROVAL_POLICY):
             policy = await self._activity(
                 names.RESOLVE_APPROVAL_POLICY,
                 ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
@@ -305,7 +299,7 @@ class ApprovalGate(Continuation):
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
         record = self._start.options.bookkeeping
-        if record.local and workflow.patched(names.DECISION_DURABLE_PATCH):
+        if record.local and workflow.patched(patches.DECISION_DURABLE):
             # A local activity runs inside the workflow task that took the update, before
             # that task is saved: a worker dying in between left the store saying
             # "approved" while the update was gone and the session waited for ever. A
@@ -329,9 +323,6 @@ class ApprovalGate(Continuation):
             return pending.approval_id in self._decisions
 
         timeout = policy.timeout_seconds
-        if timeout is None and not self._gate_events:
-            await workflow.wait_condition(decided)
-            return
         chain = [pending.group, *policy.escalation] if timeout is not None else [pending.group]
         for level, group in enumerate(chain):
             if await self._wait_turn(pending, decided, timeout, chain[level + 1 :]):
@@ -374,15 +365,9 @@ class ApprovalGate(Continuation):
     ) -> bool:
         """Wait up to `timeout` seconds for a decision; True if one came.
 
-        With approval-events-v1, audit events that update handlers queue meanwhile (a
-        first approval of two, a delegation) are written as they come, not at the end.
+        Audit events that update handlers queue meanwhile (a first approval of two, a
+        delegation) are written as they come, not at the end.
         """
-        if not self._gate_events:
-            try:
-                await workflow.wait_condition(decided, timeout=timeout)
-            except TimeoutError:
-                return False
-            return True
         deadline = None if timeout is None else workflow.now() + timedelta(seconds=timeout)
         pending.deadline = deadline
         pending.chain = [g for g in chain if g is not None]

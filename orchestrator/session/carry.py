@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from temporalio import workflow
 
+from orchestrator.session import patches
 from orchestrator.session.core import SessionCore
 from orchestrator.session.payloads import MAX_CARRY_BYTES, model_size, too_large
 from orchestrator.session.types import LoopCarry, SessionCarry
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject
 
-__all__ = ["CONTINUE_AS_NEW_PATCH", "HISTORY_EVENTS_CEILING", "LOOP_CONTINUE_PATCH", "Continuation"]
+__all__ = ["HISTORY_EVENTS_CEILING", "Continuation"]
 
-CONTINUE_AS_NEW_PATCH = "continue-as-new-v1"
-LOOP_CONTINUE_PATCH = "continue-as-new-in-tool-loop-v1"
-"""Guards continuing as new between two rounds of a tool loop: histories recorded before
-it went on in the same run there."""
 HISTORY_EVENTS_CEILING = 8_192
 """Continue at the next safe point once the history holds this many events, even if
 Temporal has not suggested it yet: below its warning at 10,240 events."""
@@ -62,7 +59,7 @@ class Continuation(SessionCore):
         there is, and they travel in `SessionCarry`. Raises `ContinueAsNewError` (through
         `workflow.continue_as_new`) when it continues.
         """
-        if not self._can or point == self._resumed_at or self._setup is None:
+        if point == self._resumed_at or self._setup is None:
             return
         if not self._history_long():
             return
@@ -75,9 +72,12 @@ class Continuation(SessionCore):
         started at this point. The patch marker is written only when it continues, so a
         history recorded before this feature replays unchanged.
         """
-        if not self._can or point == self._resumed_at or self._setup is None or self._pending:
+        if point == self._resumed_at or self._setup is None or self._pending:
             return False
-        return self._history_long() and workflow.patched(LOOP_CONTINUE_PATCH)
+        if not self._history_long():
+            return False
+        workflow.deprecate_patch(patches.LOOP_CONTINUE)
+        return True
 
     async def _continue_loop(self, loop: LoopCarry) -> None:
         """Continue as new inside a tool loop, carrying it (see `LoopCarry`).

@@ -76,7 +76,6 @@ class SessionCore:
     _attempt: int
     _reuse: dict[str, str]
     _setup: SessionSetup | None
-    _can: bool
     _resumed_at: str | None
     _runs: int
 

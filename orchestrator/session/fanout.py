@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflow
 
 from orchestrator.plans.models import EnsembleStep, SubPlanStep
 from orchestrator.providers.messages import ChatMessage
-from orchestrator.session import names
+from orchestrator.session import names, patches
 from orchestrator.session.agent_loop import AgentLoop
 from orchestrator.session.core import StepFailed
 from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
@@ -133,7 +133,8 @@ class FanOut(AgentLoop):
         self._account(result)
         self._state.model_calls += 1
         message = result.response.message
-        if result.response.truncated and workflow.patched(names.TRUNCATION_PATCH):
+        if result.response.truncated:
+            workflow.deprecate_patch(patches.TRUNCATION)
             return None, truncation_failure(step_id, model, result, continuable=False)
         if message.tool_calls:
             return None, "asked for tools; an ensemble step offers none"

@@ -7,13 +7,10 @@ from Python objects, so renaming a method cannot break a running session.
 from __future__ import annotations
 
 __all__ = [
-    "APPROVAL_EVENTS_PATCH",
-    "APPROVAL_POLICY_PATCH",
     "CALL_MODEL",
     "CALL_SKILL",
     "CHECK_ANSWER",
     "DECIDE_APPROVAL",
-    "DECISION_DURABLE_PATCH",
     "DELEGATE_APPROVAL",
     "ESCALATE_APPROVAL",
     "FINISH_SESSION",
@@ -27,7 +24,6 @@ __all__ = [
     "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
-    "TRUNCATION_PATCH",
     "WORKFLOW_NAME",
     "workflow_id_for",
 ]
@@ -53,16 +49,6 @@ RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
 ESCALATE_APPROVAL = "orchestrator.escalate_approval"
-APPROVAL_POLICY_PATCH = "approval-policy-v1"
-APPROVAL_EVENTS_PATCH = "approval-events-v1"
-DECISION_DURABLE_PATCH = "decision-durable-v1"
-"""A decision is stored only after the workflow task that took it is saved."""
-"""The approval wait writes partial approvals and delegations as audit events when they
-happen, and a request may be delegated; histories recorded before it replay the old wait."""
-TRUNCATION_PATCH = "truncation-v1"
-"""An answer cut off at the output limit fails the step (or is continued, per the step's
-`on_truncation`) instead of passing as final; histories recorded before it replay as they
-ran. Covered by tests/session/test_model_calls.py."""
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"

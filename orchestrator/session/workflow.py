@@ -26,8 +26,7 @@ from orchestrator.plans.models import (
     SubPlanStep,
 )
 from orchestrator.plans.schemas import OutputError, schema_faults, structured_output
-from orchestrator.session import names
-from orchestrator.session.carry import CONTINUE_AS_NEW_PATCH
+from orchestrator.session import names, patches
 from orchestrator.session.constructs import ConstructError, base_id, run_construct
 from orchestrator.session.core import StepFailed
 from orchestrator.session.fanout import FanOut
@@ -89,9 +88,6 @@ class AgentSessionWorkflow(FanOut):
         self._attempt = 0
         self._reuse: dict[str, str] = {}
         self._setup: SessionSetup | None = None
-        self._can = False
-        """Continue-as-new-v1: the session continues as new at safe points once its
-        history is long. False when replaying a history recorded before it."""
         self._resumed_at: str | None = None
         self._runs = 1
         if start.carry is not None:
@@ -153,8 +149,8 @@ class AgentSessionWorkflow(FanOut):
         self._tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
         self._models = set(setup.models)
         self._default_model = setup.default_model
-        self._routing = workflow.patched("routing-v1")
-        self._can = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        self._routing = workflow.patched(patches.ROUTING)
+        workflow.deprecate_patch(patches.CONTINUE_AS_NEW)
         first = carry.next_step if carry is not None else 0
         try:
             for index, step in enumerate(start.plan.steps[first:], start=first):

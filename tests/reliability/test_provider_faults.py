@@ -29,7 +29,7 @@ from orchestrator.plugin import workflow_runner
 from orchestrator.replay import ReplayServer, ServedRequest, load_replay_script
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
-from orchestrator.session.agent_loop import MODEL_FAILURE_PATCH
+from orchestrator.session import patches
 from orchestrator.session.types import ActivityOptions, Boundary, SessionOptions, SessionResult
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
@@ -241,7 +241,7 @@ async def test_a_body_that_is_not_json_fails_the_step_clearly(faults: FaultEnv, 
         workflow_runner=workflow_runner(),
     )
     markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    assert any(MODEL_FAILURE_PATCH.encode() in e.SerializeToString() for e in markers)
+    assert any(patches.MODEL_FAILURE.encode() in e.SerializeToString() for e in markers)
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, replayed.replay_failure
 

@@ -1,0 +1,95 @@
+"""Every patch id of the session workflow, in one place, each with the history that covers it.
+
+A patch id guards a change that alters the commands a session issues, so a session
+recorded before the change replays the path it ran (`workflow.patched`). Ids are part of
+recorded histories: they are spelled here once and never renamed.
+
+A patch stays *live* (`workflow.patched`, both paths kept) while a recorded history in
+`tests/histories/` needs its old path; tests/session/test_replay_histories.py replays
+them all. A patch whose old path no recorded history crosses is *retired* with
+`workflow.deprecate_patch`: the new path always runs, histories holding the marker still
+replay, and its marker can be dropped once no running session holds it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "APPROVAL_EVENTS",
+    "APPROVAL_POLICY",
+    "CONTINUE_AS_NEW",
+    "DECISION_DURABLE",
+    "LIVE",
+    "LOOP_CONTINUE",
+    "MODEL_FAILURE",
+    "RETIRED",
+    "ROUTING",
+    "TRUNCATION",
+]
+
+ROUTING = "routing-v1"
+"""Live. The router chooses a deployment at boundaries, and a dead deployment fails over.
+
+Old path: `customer_refund.json`, recorded before routing (the plan's model pinned by
+name, no `orchestrator.route` call). New path: every other recorded history."""
+
+CONTINUE_AS_NEW = "continue-as-new-v1"
+"""Retired. The session continues as new at safe points (between steps, an approval
+step's wait) once its history is long.
+
+Marker: `customer_refund_routed.json`, `refund_audit.json`; `long_loop_run1.json`
+continues as new into `long_loop_run2.json`. `customer_refund.json` and
+`skill_contracts.json` predate it and are short, so the new path issues their commands."""
+
+LOOP_CONTINUE = "continue-as-new-in-tool-loop-v1"
+"""Retired. A long session continues as new between two rounds of a tool loop (the marker
+is written only when it does).
+
+Marker: `long_loop_run1.json` continues inside its tool loop, and `long_loop_run2.json` is
+the run it continued into; no recorded history is long without it."""
+
+APPROVAL_POLICY = "approval-policy-v1"
+"""Live. An approval wait resolves its group and required count
+(`orchestrator.resolve_approval_policy`).
+
+Old path: `customer_refund.json`, `customer_refund_routed.json` and `skill_contracts.json`
+wait for one decision without resolving a policy. Marker: `refund_audit.json`."""
+
+APPROVAL_EVENTS = "approval-events-v1"
+"""Retired. The approval wait writes partial approvals and delegations as audit events
+when they happen, and a request may be delegated.
+
+Marker: `refund_audit.json`. `customer_refund.json`, `customer_refund_routed.json` and
+`skill_contracts.json` predate it with single decisions, for which both waits issue the
+same commands."""
+
+DECISION_DURABLE = "decision-durable-v1"
+"""Live. A decision is stored by a regular activity, scheduled only after the workflow task
+that took the decision is saved (a local one ran before, and a worker dying in between left
+the store saying "approved" while the update was lost).
+
+Old path: `customer_refund.json`, `customer_refund_routed.json`, `refund_audit.json` and
+`skill_contracts.json` store their decisions with local activities. No recorded history
+holds the marker; tests/session/test_session_paths.py covers the new path."""
+
+TRUNCATION = "truncation-v1"
+"""Retired. An answer cut off at the output limit fails the step (or is continued, per the
+step's `on_truncation`) instead of passing as final.
+
+No recorded history holds a truncated answer, so every one replays through it; the new
+path is covered by tests/session/test_model_calls.py."""
+
+MODEL_FAILURE = "model-call-failure-v1"
+"""Retired. A model call that fails for good (a non-retryable error, or retries spent)
+fails its step, recorded like any failed step, instead of failing the workflow run with
+the session left open in the store.
+
+No recorded history holds a failed model call, so every one replays through it; the new
+path and its marker are covered by tests/reliability/test_provider_faults.py."""
+
+LIVE = frozenset({ROUTING, APPROVAL_POLICY, DECISION_DURABLE})
+"""Patches called with `workflow.patched`: a recorded history needs their old path."""
+
+RETIRED = frozenset({CONTINUE_AS_NEW, LOOP_CONTINUE, APPROVAL_EVENTS, TRUNCATION, MODEL_FAILURE})
+"""Patches called with `workflow.deprecate_patch`: every recorded history replays with
+their new path, which now always runs; a session still running that took an old path
+before the patch existed would not, so deploy this only once those have finished."""
