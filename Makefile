@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-router bench-load chaos dev clean chromium
+.PHONY: demo test lint bench bench-router bench-load chaos dev clean chromium axe
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +23,21 @@ EVERYTHING := .cache/npm/node_modules/@modelcontextprotocol/server-everything/pa
 $(EVERYTHING):
 	npm install --silent --no-audit --no-fund --prefix .cache/npm @modelcontextprotocol/server-everything@2026.8.31
 
+# axe-core, the accessibility checker the inbox's browser tests inject into each page
+# (tests/approvals/test_inbox_browser.py), installed into the project like the MCP server.
+AXE := .cache/npm/node_modules/axe-core/axe.min.js
+$(AXE):
+	npm install --silent --no-audit --no-fund --prefix .cache/npm axe-core@4.14.1
+
+axe: $(AXE)
+
 # Debian's Chromium for the approval inbox's browser tests, driven by Playwright through its
 # executable_path (Playwright's own browser download is never used). Installed when root.
 chromium:
 	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
 		(apt-get update -q && apt-get install -y -q --no-install-recommends chromium)
 
-test: $(BIN)/.installed $(EVERYTHING) chromium
+test: $(BIN)/.installed $(EVERYTHING) $(AXE) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/orchestrator skills check

@@ -45,7 +45,7 @@ a{color:#0550ae}:focus-visible{outline:3px solid #0969da;outline-offset:2px}
 .skip{position:absolute;left:-100em}.skip:focus{left:1em;top:.5em;background:#fff;padding:.4em}
 table{border-collapse:collapse;width:100%;background:#fff}
 td,th{border:1px solid #d8dce3;padding:.4em .6em;text-align:left;vertical-align:top;
-overflow-wrap:anywhere}
+overflow-wrap:break-word}td{overflow-wrap:anywhere}
 th{background:#eef0f4}.pending{color:#7d5300}.approved{color:#1a7f37}.rejected{color:#b91c27}
 form.decide{display:flex;flex-wrap:wrap;gap:.6em;align-items:flex-start;margin:1em 0}
 textarea{width:24em;max-width:100%;height:3.5em;box-sizing:border-box}

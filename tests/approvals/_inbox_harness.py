@@ -7,9 +7,9 @@ naming why, when either is missing.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -40,16 +40,11 @@ __all__ = [
     "filed_inbox",
     "inbox",
     "login",
-    "shots",
+    "sign_in",
 ]
 
-CHROMIUM = "/usr/bin/chromium"
-
-
-def shots(tmp_path: Path) -> Path:
-    """Where screenshots go: `docs/` when ORCHESTRATOR_SCREENSHOTS=1 (for the README)."""
-    return REPO / "docs" if os.environ.get("ORCHESTRATOR_SCREENSHOTS") == "1" else tmp_path
-
+sys.path.insert(0, str(REPO / "scripts"))  # the README's screenshot script drives Chromium too
+from inbox_screenshots import CHROMIUM, CHROMIUM_ARGS, sign_in
 
 PASSWORDS = {"lee": "lee-pass", "sam": "sam-pass"}
 DIRECTORY = ApproverDirectory.model_validate(
@@ -154,18 +149,7 @@ async def browser() -> AsyncIterator[object]:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as p:
-        chromium = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
+        chromium = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -177,11 +161,7 @@ async def browser_login(browser: object, inbox: Inbox, user: str) -> object:
 
     assert isinstance(browser, Browser)
     page = await browser.new_page(viewport={"width": 1100, "height": 900})
-    await page.goto(f"{inbox.url}/inbox/login")
-    await page.fill("input[name=user]", user)
-    await page.fill("input[name=password]", f"{user}-pass")
-    await page.click("button[type=submit]")
-    await page.wait_for_url(f"{inbox.url}/inbox")
+    await sign_in(page, inbox.url, user, f"{user}-pass")
     return page
 
 

@@ -8,7 +8,6 @@ missing, and the HTTP-level tests still cover the same refusals.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import httpx
 from _inbox_harness import (
@@ -20,7 +19,6 @@ from _inbox_harness import (
     filed_inbox,
     inbox,
     login,
-    shots,
 )
 
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
@@ -88,16 +86,13 @@ async def test_a_tampered_session_cookie_is_signed_out(inbox: Inbox) -> None:
         assert (await http.get("/inbox")).status_code == 303
 
 
-async def test_browser_approve_completes_the_session(
-    inbox: Inbox, browser: object, tmp_path: Path
-) -> None:
+async def test_browser_approve_completes_the_session(inbox: Inbox, browser: object) -> None:
     from playwright.async_api import Page
 
     page = await browser_login(browser, inbox, "lee")
     assert isinstance(page, Page)
     title = "Refund 42.50 EUR to the customer of order A-1001"
     await page.get_by_role("link", name=title).wait_for()
-    await page.screenshot(path=str(shots(tmp_path) / "inbox-queue.png"), full_page=True)
     await page.get_by_role("link", name=title).click()
     await page.get_by_role("button", name="Approve", exact=True).wait_for()
     assert await page.locator("svg[aria-label='plan steps']").count() == 1
@@ -173,7 +168,7 @@ async def test_request_page_shows_progress_and_delegates_within_the_group(
 
 
 async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
-    filed_inbox: InboxFactory, browser: object, tmp_path: Path
+    filed_inbox: InboxFactory, browser: object
 ) -> None:
     from playwright.async_api import Page
 
@@ -201,7 +196,6 @@ async def test_browser_edit_arguments_then_approve_runs_the_changed_call(
     amount = page.locator("input[name='arg.amount']")
     assert await amount.input_value() == "20000"  # the refused attempt is kept to correct
     await amount.fill("30")
-    await page.screenshot(path=str(shots(tmp_path) / "inbox-request.png"), full_page=True)
     await page.get_by_role("button", name="Approve with these arguments").click()
     await page.locator("p.edited").wait_for()
     assert "Amount: 42.50 EUR → 30.00 EUR" in await page.locator("p.edited").inner_text()
