@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 
 from temporalio.client import (
     Client,
+    WorkflowExecutionDescription,
     WorkflowExecutionStatus,
     WorkflowFailureError,
     WorkflowHandle,
@@ -40,10 +41,12 @@ __all__ = [
     "IDEMPOTENCY_META_KEY",
     "MEMO_ARGUMENTS",
     "MEMO_CLIENT",
+    "MEMO_SKILL",
     "Progress",
     "call_durably",
     "current_state",
     "finished",
+    "owned_description",
     "owned_run",
     "session_id_for",
     "wait_for",
@@ -102,6 +105,8 @@ MEMO_CLIENT = "mcp_client"
 """Memo of a run started over MCP: the client identity it belongs to."""
 MEMO_ARGUMENTS = "mcp_arguments"
 """Memo of a run started over MCP: the SHA-256 of its canonical JSON arguments."""
+MEMO_SKILL = "mcp_skill"
+"""Memo of a run started over MCP: the `name@version` it calls (for its task's result)."""
 
 
 def arguments_digest(arguments: JsonObject) -> str:
@@ -145,7 +150,7 @@ async def start_or_join(
             result_type=SessionResult,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-            memo={MEMO_CLIENT: client_id, MEMO_ARGUMENTS: digest},
+            memo={MEMO_CLIENT: client_id, MEMO_ARGUMENTS: digest, MEMO_SKILL: spec.ref},
         )
     except WorkflowAlreadyStartedError:
         handle = client.get_workflow_handle(workflow_id, result_type=SessionResult)
@@ -166,6 +171,14 @@ async def owned_run(
 
     Another client's run and no run at all look the same, so ids cannot be probed.
     """
+    owned = await owned_description(client, session_id, client_id)
+    return None if owned is None else owned[0]
+
+
+async def owned_description(
+    client: Client, session_id: str, client_id: str
+) -> tuple[WorkflowHandle[object, SessionResult], WorkflowExecutionDescription] | None:
+    """`owned_run` with what Temporal says of the run (status, times, memo)."""
     handle = client.get_workflow_handle(workflow_id_for(session_id), result_type=SessionResult)
     try:
         described = await handle.describe()
@@ -174,7 +187,7 @@ async def owned_run(
             return None
         raise
     owner = await described.memo_value(MEMO_CLIENT, None, type_hint=str)
-    return handle if owner == client_id else None
+    return (handle, described) if owner == client_id else None
 
 
 async def call_durably(

@@ -10,6 +10,7 @@ it never shadows a skill.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import mcp_types as types
@@ -30,7 +31,15 @@ from orchestrator.session.types import SessionResult
 from orchestrator.store.records import SessionStatus
 from orchestrator.types import JsonValue
 
-__all__ = ["RESULT_TOOL", "ResultQuery", "RunResult", "fetch_result", "result_tool"]
+__all__ = [
+    "RESULT_TOOL",
+    "ResultQuery",
+    "RunResult",
+    "call_result",
+    "fetch_result",
+    "result_meta",
+    "result_tool",
+]
 
 RESULT_TOOL = "session-result"
 
@@ -135,4 +144,28 @@ def _ended(result: SessionResult) -> RunResult:
         status=result.status,
         output=result.outputs.get(STEP_ID),
         error=result.error,
+    )
+
+
+def result_meta(session_id: str, version: str | None) -> dict[str, object]:
+    """The `_meta` of a skill call's result: its session and the contract version."""
+    return {"orchestrator/session_id": session_id, "orchestrator/version": version}
+
+
+def call_result(result: SessionResult, version: str | None) -> types.CallToolResult:
+    """The `tools/call` result of a finished run: its output, or an error result naming why.
+
+    The same whether the client waited for it or fetched it as a task.
+    """
+    meta = result_meta(result.session_id, version)
+    if result.status is not SessionStatus.COMPLETED:
+        error = result.error or f"the run ended {result.status.value}"
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=error)], is_error=True, meta=meta
+        )
+    output = result.outputs.get(STEP_ID)
+    return types.CallToolResult(
+        content=[types.TextContent(type="text", text=json.dumps(output))],
+        structured_content=output if isinstance(output, dict) else None,
+        meta=meta,
     )

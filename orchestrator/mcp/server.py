@@ -33,12 +33,25 @@ from orchestrator.logs import get_logger
 from orchestrator.mcp.auth import allows
 from orchestrator.mcp.calls import (
     IDEMPOTENCY_META_KEY,
-    STEP_ID,
     Progress,
     call_durably,
     session_id_for,
+    start_or_join,
 )
-from orchestrator.mcp.results import RESULT_TOOL, fetch_result, parse_query, result_tool
+from orchestrator.mcp.results import (
+    RESULT_TOOL,
+    call_result,
+    fetch_result,
+    parse_query,
+    result_meta,
+    result_tool,
+)
+from orchestrator.mcp.tasks import (
+    SkillTasks,
+    apply_extension,
+    task_created,
+    task_state,
+)
 from orchestrator.mcp.tools import tool_for
 from orchestrator.service import workflow_id_for
 from orchestrator.skills.models import SkillSpec
@@ -118,44 +131,27 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         ctx: ServerRequestContext[dict[str, object], object],
         params: types.CallToolRequestParams,
     ) -> types.CallToolResult:
-        client_id, scopes = _caller(ctx)
-        progress = _reporter(ctx)
         if params.name == RESULT_TOOL:
-            return await _result_call(deps, events, client_id, params, progress)
-        arguments: JsonObject = dict(params.arguments or {})
-        raw_key = (params.meta or {}).get(IDEMPOTENCY_META_KEY)
-        key = str(raw_key) if raw_key is not None else None
-        session_id = session_id_for(client_id, params.name, key)
-        audit = _Audit(deps.store, session_id, client_id, params.name)
-        try:
-            item = deps.skills.resolve(params.name)
-        except UnknownSkillError as exc:
-            await audit.write(None, "unknown_tool", str(exc))
-            raise _no_such_tool(params.name) from None
-        spec = item.spec
-        if scopes is not None and not allows(scopes, spec.name):
-            await audit.write(spec, "refused", f"client {client_id!r} is not allowed to call it")
-            raise _no_such_tool(params.name)
-        try:
-            item.validate_arguments(arguments)
-        except SkillArgumentsError as exc:
-            await audit.write(spec, "invalid_arguments", str(exc))
-            return _error(str(exc), session_id, spec)
+            return await _result_call(deps, events, _caller(ctx)[0], params, _reporter(ctx))
+        call = await _admit(deps, ctx, params)
+        if isinstance(call, types.CallToolResult):
+            return call
+        spec, audit = call.spec, call.audit
         try:
             result = await call_durably(
                 deps.client,
                 spec,
-                arguments,
-                session_id=session_id,
+                call.arguments,
+                session_id=call.session_id,
                 task_queue=deps.task_queue,
-                client_id=client_id,
-                idempotency_key=key,
-                progress=progress,
+                client_id=call.client_id,
+                idempotency_key=call.key,
+                progress=_reporter(ctx),
                 events=events,
             )
         except IdempotencyKeyReusedError as exc:
             # Nothing recorded: the key's run and its audit trail stay as they were.
-            return _error(str(exc), session_id, spec)
+            return _error(str(exc), call.session_id, spec)
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
                 await audit.write(spec, "disconnected", "the client left; the run goes on")
@@ -164,24 +160,97 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
             await audit.write(spec, "failed", str(exc))
             raise
         if result.status is not SessionStatus.COMPLETED:
-            error = result.error or f"the run ended {result.status.value}"
-            await audit.write(spec, "failed", error)
-            return _error(error, session_id, spec)
-        output = result.outputs.get(STEP_ID)
-        await audit.write(spec, "ok", None)
-        return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(output))],
-            structured_content=output if isinstance(output, dict) else None,
-            meta=_meta(session_id, spec),
-        )
+            await audit.write(
+                spec, "failed", result.error or f"the run ended {result.status.value}"
+            )
+        else:
+            await audit.write(spec, "ok", None)
+        return call_result(result, spec.version)
 
-    return Server(
+    async def start_task(
+        ctx: ServerRequestContext[dict[str, object], object],
+        params: types.CallToolRequestParams,
+    ) -> types.CallToolResult | JsonObject | None:
+        if params.name == RESULT_TOOL:
+            return None  # a read of a result: answered at once anyway
+        call = await _admit(deps, ctx, params)
+        if isinstance(call, types.CallToolResult):
+            return call
+        return await _as_task(deps, call)
+
+    server: Server[dict[str, object]] = Server(
         "orchestrator-skills",
         version=__version__,
         instructions="Skills of this orchestrator project; each call runs as a durable session.",
         on_list_tools=list_tools,
         on_call_tool=call_tool,
     )
+    apply_extension(
+        server, SkillTasks(deps.client, deps.store, lambda ctx: _caller(ctx)[0], start_task)
+    )
+    return server
+
+
+async def _admit(
+    deps: SkillServerDeps,
+    ctx: ServerRequestContext[dict[str, object], object],
+    params: types.CallToolRequestParams,
+) -> _Admitted | types.CallToolResult:
+    """The call if it may run: a known skill, in the caller's scopes, valid arguments."""
+    client_id, scopes = _caller(ctx)
+    arguments: JsonObject = dict(params.arguments or {})
+    raw_key = (params.meta or {}).get(IDEMPOTENCY_META_KEY)
+    key = str(raw_key) if raw_key is not None else None
+    session_id = session_id_for(client_id, params.name, key)
+    audit = _Audit(deps.store, session_id, client_id, params.name)
+    try:
+        item = deps.skills.resolve(params.name)
+    except UnknownSkillError as exc:
+        await audit.write(None, "unknown_tool", str(exc))
+        raise _no_such_tool(params.name) from None
+    spec = item.spec
+    if scopes is not None and not allows(scopes, spec.name):
+        await audit.write(spec, "refused", f"client {client_id!r} is not allowed to call it")
+        raise _no_such_tool(params.name)
+    try:
+        item.validate_arguments(arguments)
+    except SkillArgumentsError as exc:
+        await audit.write(spec, "invalid_arguments", str(exc))
+        return _error(str(exc), session_id, spec)
+    return _Admitted(client_id, spec, arguments, session_id, key, audit)
+
+
+@dataclass
+class _Admitted:
+    """A call that passed the checks, about to run."""
+
+    client_id: str
+    spec: SkillSpec
+    arguments: JsonObject
+    session_id: str
+    key: str | None
+    audit: _Audit
+
+
+async def _as_task(deps: SkillServerDeps, call: _Admitted) -> types.CallToolResult | JsonObject:
+    """Start (or join) the call's run and answer with its task at once (Tasks extension)."""
+    try:
+        await start_or_join(
+            deps.client,
+            call.spec,
+            call.arguments,
+            session_id=call.session_id,
+            task_queue=deps.task_queue,
+            client_id=call.client_id,
+            idempotency_key=call.key,
+        )
+    except IdempotencyKeyReusedError as exc:
+        return _error(str(exc), call.session_id, call.spec)
+    state = await task_state(deps.client, deps.store, call.session_id, call.client_id)
+    if state is None:  # started by this client a moment ago: cannot be another's
+        raise MCPError(types.INTERNAL_ERROR, f"task {call.session_id} not found after its start")
+    await call.audit.write(call.spec, "task", None)
+    return task_created(state)
 
 
 def _reporter(ctx: ServerRequestContext[dict[str, object], object]) -> Progress:
@@ -228,15 +297,11 @@ async def _result_call(
     )
 
 
-def _meta(session_id: str, spec: SkillSpec) -> dict[str, object]:
-    return {"orchestrator/session_id": session_id, "orchestrator/version": spec.version}
-
-
 def _error(message: str, session_id: str, spec: SkillSpec) -> types.CallToolResult:
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=message)],
         is_error=True,
-        meta=_meta(session_id, spec),
+        meta=result_meta(session_id, spec.version),
     )
 
 
