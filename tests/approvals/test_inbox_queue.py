@@ -7,11 +7,11 @@ import re
 
 import httpx
 from _demo import waiting_refund
-from _inbox_harness import InboxFactory, csrf_of, filed_inbox, login
+from _inbox_harness import Inbox, InboxFactory, csrf_of, filed_inbox, inbox, login
 
 from orchestrator.events.client import SseMessage, sse_messages
 
-__all__ = ["filed_inbox"]  # the fixture this module uses
+__all__ = ["filed_inbox", "inbox"]  # the fixtures this module uses
 
 CARD = re.compile(r'data-approval="([^"]+)"')
 
@@ -96,3 +96,36 @@ async def test_the_queue_stream_tells_when_a_request_arrives_and_when_it_is_deci
         again = (await kim.get("/inbox")).text
         latest = re.search(r'data-version="([0-9a-f]+)"', again)
         assert latest is not None and latest[1] == json.loads(decided.data)["version"]
+
+
+async def test_only_the_queue_page_may_run_a_script_and_only_its_own(
+    filed_inbox: InboxFactory,
+) -> None:
+    inbox = await filed_inbox({})
+    async with httpx.AsyncClient(base_url=inbox.url) as lee:
+        await login(lee, "lee")
+        queue = await lee.get("/inbox")
+        csp = queue.headers["content-security-policy"]
+        assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+        assert "unsafe-inline" not in csp and "default-src 'none'" in csp
+        assert '<script src="/inbox/queue.js" defer></script>' in queue.text
+        assert '<noscript><meta http-equiv=refresh content="60"></noscript>' in queue.text
+        script = await lee.get("/inbox/queue.js")
+        assert script.headers["content-type"].startswith("text/javascript")
+        assert "/inbox/queue/events" in script.text and "http" not in script.text.lower()
+        page = await lee.get(f"/inbox/requests/{inbox.pending.approval_id}")
+        assert "script" not in page.headers["content-security-policy"]
+        assert "<script" not in page.text
+
+
+async def test_without_a_hub_the_queue_has_no_script_and_its_stream_says_stop(
+    inbox: Inbox,
+) -> None:
+    async with httpx.AsyncClient(base_url=inbox.url) as lee:
+        await login(lee, "lee")
+        queue = await lee.get("/inbox")
+        assert (
+            "<script" not in queue.text and "script" not in queue.headers["content-security-policy"]
+        )
+        assert "http-equiv=refresh" in queue.text and ">Refresh</a>" in queue.text
+        assert (await lee.get("/inbox/queue/events")).status_code == 204  # EventSource stops

@@ -1,0 +1,107 @@
+"""The queue's live stream on both store backends, woken by the real notices.
+
+No worker: requests are written to the store as the workflow's activities write them
+(the request row, then its `approval_requested` event; the decision, then its event), and
+the stream's generator runs over a `live_hub` fed by the SQLite poll or PostgreSQL's
+`NOTIFY`. The stream must say each time what the queue shows changed, with the counts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncGenerator
+from datetime import UTC, datetime
+
+from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.approvals.queue import Queue, load_queue
+from orchestrator.approvals.queue_stream import queue_events, version
+from orchestrator.events.live import live_hub
+from orchestrator.store import AuditEvent, EventKind, Store
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus
+
+DIRECTORY = ApproverDirectory.model_validate(
+    {
+        "groups": ["finance"],
+        "policy": {"skills": {"payments.refund": "finance"}},
+        "users": {"lee": {"groups": ["finance"]}},
+    }
+)
+LEE = DIRECTORY.users["lee"]
+
+
+def _event(session_id: str, kind: EventKind, approval_id: str) -> AuditEvent:
+    return AuditEvent(
+        event_key=f"{kind.value}:{approval_id}",
+        session_id=session_id,
+        workflow_id=f"session-{session_id}",
+        run_id="r",
+        kind=kind,
+        payload={"approval_id": approval_id},
+        created_at=datetime.now(UTC),
+    )
+
+
+async def _ask(store: Store, approval_id: str) -> None:
+    session_id = f"s-{approval_id}"
+    await store.record_approval_request(
+        ApprovalRecord(
+            approval_id=approval_id,
+            session_id=session_id,
+            workflow_id=f"session-{session_id}",
+            run_id="r",
+            step_id="investigate",
+            kind="tool_call",
+            skill="payments.refund",
+            skill_version="1.0.0",
+            arguments={"order_id": "A-1", "amount": 5.0, "currency": "EUR", "reason": "late"},
+            summary="refund",
+            binding_hash="h",
+            requested_at=datetime.now(UTC),
+        )
+    )
+    await store.append_event(_event(session_id, EventKind.APPROVAL_REQUESTED, approval_id))
+
+
+async def _next_queue(chunks: AsyncGenerator[bytes, None]) -> dict[str, object]:
+    while True:
+        chunk = (await asyncio.wait_for(anext(chunks), 20)).decode()
+        if chunk.startswith("event: queue"):
+            data: dict[str, object] = json.loads(chunk.split("data: ", 1)[1])
+            return data
+
+
+async def test_the_stream_follows_requests_and_decisions_on_both_backends(store: Store) -> None:
+    async def load() -> Queue:
+        return await load_queue(store, DIRECTORY, LEE, "mine", None, words=False)
+
+    async with live_hub(store, None) as hub:
+        chunks = queue_events(hub, load, version(await load()), heartbeat=30, settle=0.01)
+        try:
+            assert await anext(chunks) == b"retry: 2000\n\n"
+            assert hub.watchers == 1  # the flag counts, so the SQLite poll runs fast
+            await _ask(store, "a1")
+            first = await _next_queue(chunks)
+            assert first["counts"] == {
+                "mine": 1,
+                "pending": 1,
+                "approved": 0,
+                "rejected": 0,
+                "all": 1,
+            }
+            await _ask(store, "a2")
+            assert (await _next_queue(chunks))["counts"]["mine"] == 2  # type: ignore[index]
+            await store.decide_approval(
+                "a1",
+                status=ApprovalStatus.APPROVED,
+                decided_by="lee",
+                reason=None,
+                decided_at=datetime.now(UTC),
+            )
+            await store.append_event(_event("s-a1", EventKind.APPROVAL_DECIDED, "a1"))
+            decided = await _next_queue(chunks)
+            assert decided["counts"]["mine"] == 1 and decided["counts"]["approved"] == 1  # type: ignore[index]
+            assert decided["version"] == version(await load())
+        finally:
+            await chunks.aclose()
+        assert hub.watchers == 0  # the stream's flag is gone with it
