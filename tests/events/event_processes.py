@@ -1,5 +1,6 @@
-"""Real processes for the event-stream tests: `orchestrator api` as operators run it, and a
-gate in front of the replay model server that holds one request until the test lets go.
+"""Real processes for the event-stream tests: `orchestrator api` as operators run it; in
+front of the replay model server, a gate that holds one request until the test lets go and
+a stream that stops half-way.
 
 The API processes share nothing with the test but the store and the approvers file, as
 in a deployment; watchers reach them over HTTP only.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import httpx
 from conftest import REPO
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.approvals.people import hash_token
 from orchestrator.devserver import free_port
@@ -124,3 +125,48 @@ class Gate:
                 self.arrived.set()
                 await self.release.wait()
         await self.app(scope, receive, send)
+
+
+class HoldStream:
+    """ASGI middleware that lets the first chat-completions stream send `frames` SSE frames,
+    then holds it (the rest never comes while the test runs); later requests pass whole.
+
+    A model that stops mid-answer without closing the connection, as a worker sees an
+    endpoint while it is killed.
+    """
+
+    def __init__(self, app: ASGIApp, frames: int) -> None:
+        self.app = app
+        self.frames = frames
+        self.held = asyncio.Event()
+        """Set once the first frames of the first stream went out."""
+        self.release = asyncio.Event()
+        self._seen = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            await self.app(scope, receive, send)
+            return
+        self._seen += 1
+        if self._seen > 1:
+            await self.app(scope, receive, send)
+            return
+        sent = bytearray()
+
+        async def cut(message: Message) -> None:
+            if message["type"] != "http.response.body" or self.held.is_set():
+                if not self.held.is_set():
+                    await send(message)
+                return
+            sent.extend(message.get("body", b""))
+            ends = [i for i in range(len(sent)) if sent.startswith(b"\n\n", i)]
+            if len(ends) < self.frames:
+                return  # wait for more of the stream before sending anything
+            body = bytes(sent[: ends[self.frames - 1] + 2])
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            self.held.set()
+            await self.release.wait()
+            raise OSError("held stream released")
+
+        with contextlib.suppress(OSError):
+            await self.app(scope, receive, cut)
