@@ -6,7 +6,7 @@ The notifier reads requests from a real store (SQLite and PostgreSQL) and sends 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -211,16 +211,20 @@ async def test_the_api_process_runs_the_notifier_from_the_project_files(
         "poll_seconds": 0.05,
         "email": smtp_settings(port),
     }
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "groups": ["finance"],
-                "users": people,
-                "policy": {"skills": {"payments.refund": "finance"}},
-                "notifications": section,
-            }
+
+    def write() -> None:
+        path.write_text(
+            yaml.safe_dump(
+                {
+                    "groups": ["finance"],
+                    "users": people,
+                    "policy": {"skills": {"payments.refund": "finance"}},
+                    "notifications": section,
+                }
+            )
         )
-    )
+
+    write()
     monkeypatch.setenv("ORCHESTRATOR_APPROVERS_FILE", str(path))
     settings = Settings(project_dir=REPO, state_dir=tmp_path / "state")
     monkeypatch.setenv("ORCHESTRATOR_SMTP_PASSWORD", SMTP_PASSWORD)
@@ -238,8 +242,17 @@ async def test_the_api_process_runs_the_notifier_from_the_project_files(
     async with notifier_for(settings, store) as running:
         assert running is not None
 
-        async def delivered() -> bool | None:
-            return True if box.for_("lee@example.test") else None
+        def told(address: str) -> Callable[[], Awaitable[bool | None]]:
+            async def probe() -> bool | None:
+                return True if box.for_(address) else None
 
-        await eventually(delivered, what="the notice e-mailed by the API process's loop")
-    assert box.logins == ["orchestrator"]
+            return probe
+
+        await eventually(told("lee@example.test"), what="the notice e-mailed by the loop")
+
+        # An edited file is taken up while the process runs: kim joins finance.
+        people["kim"] = {"groups": ["finance"], "email": "kim@example.test"}
+        write()
+        await eventually(told("kim@example.test"), what="the notice to a person added since")
+    assert box.logins == ["orchestrator", "orchestrator"]
+    assert len(box.for_("lee@example.test")) == 1

@@ -11,9 +11,11 @@ from _notify_seed import SECRET, T0, directory
 from orchestrator.approvals.notify.config import Notifications
 from orchestrator.approvals.notify.links import LinkCheck, check_link, link_key, sign_link
 from orchestrator.approvals.notify.notifier import resolve_channels
+from orchestrator.approvals.notify.plan import plan_notices
 from orchestrator.approvals.people import load_approvers
 from orchestrator.exceptions import ConfigError
 from orchestrator.store.notices import NoticeKeyConflict, NoticeRecord
+from orchestrator.store.records import ApprovalRecord, AuditEvent, EventKind
 from orchestrator.store.store import Store
 
 KEY = link_key(SECRET)
@@ -76,7 +78,8 @@ def test_config_errors_name_file_and_field_and_never_the_secret(tmp_path: Path) 
     with pytest.raises(ConfigError) as caught:
         load_approvers(path)
     message = str(caught.value)
-    assert message.startswith(f"{path}: notifications.chat.finance.slack: ")
+    assert message.startswith(f"{path}: ")
+    assert "notifications.chat.finance.slack: must name an environment variable" in message
     assert "environment variable" in message and "XXXXSECRET" not in message
 
     path = _write(
@@ -88,7 +91,7 @@ def test_config_errors_name_file_and_field_and_never_the_secret(tmp_path: Path) 
         load_approvers(path)
 
     path = _write(tmp_path, "notifications: {base_url: inbox.example.test}\n")
-    with pytest.raises(ConfigError, match=r"approvers.yaml: notifications.base_url: "):
+    with pytest.raises(ConfigError, match=r"approvers.yaml: .*notifications.base_url: "):
         load_approvers(path)
 
 
@@ -138,3 +141,90 @@ async def test_a_notice_key_with_different_content_is_an_error(store: Store) -> 
         await store.notices.record([notice.model_copy(update={"recipient": "kim"})])
     assert "recipient differ" in str(caught.value)
     assert len(await store.notices.list_notices()) == 1
+
+
+def _trail(record: ApprovalRecord, *steps: tuple[EventKind, dict[str, object]]) -> list[AuditEvent]:
+    return [
+        AuditEvent(
+            event_key=f"k{i}",
+            session_id=record.session_id,
+            workflow_id=record.workflow_id,
+            run_id="r1",
+            kind=kind,
+            payload={"approval_id": record.approval_id, **payload},
+            created_at=T0,
+        )
+        for i, (kind, payload) in enumerate(steps)
+    ]
+
+
+def _record() -> ApprovalRecord:
+    return ApprovalRecord(
+        approval_id="apr_p",
+        session_id="s",
+        workflow_id="w",
+        run_id="r1",
+        step_id="investigate",
+        kind="tool_call",
+        skill="payments.refund",
+        arguments={},
+        summary="refund",
+        binding_hash="h",
+        requested_at=T0,
+    )
+
+
+def _who(
+    events: list[AuditEvent],
+    *,
+    requester: str | None = None,
+    tenant: str = "default",
+    **notifications: object,
+) -> set[tuple[str, str, str]]:
+    people = directory(
+        {
+            "base_url": "https://x.test",
+            "email": {"host": "mail", "sender": "a@x.test"},
+            "chat": {"finance": {"slack": "SLACK_FINANCE"}},
+            **notifications,
+        },
+        ode={"groups": ["ops"], "email": "ode@example.test", "tenants": ["acme"]},
+    )
+    found = plan_notices(_record(), events, people, requester=requester, tenant=tenant, now=T0)
+    return {(n.stage, n.channel, n.recipient) for n in found}
+
+
+def test_the_plan_tells_whoever_could_decide_now() -> None:
+    rec = _record()
+    assert _who([]) == {
+        ("requested:finance", "email", "lee"),
+        ("requested:finance", "email", "kim"),
+        ("requested:finance", "slack", "group:finance"),
+    }
+    assert _who([], requester="kim") == {
+        ("requested:finance", "email", "lee"),
+        ("requested:finance", "slack", "group:finance"),
+    }
+    # Escalated to ops: ode may see only acme's sessions.
+    up = _trail(rec, (EventKind.APPROVAL_ESCALATED, {"to_group": "ops"}))
+    assert _who(up, tenant="acme") == {("escalated:ops", "email", "ode")}
+    assert _who(up, tenant="default") == set()
+    expired = _trail(rec, (EventKind.APPROVAL_ESCALATED, {"to_group": None}))
+    assert _who(expired) == set()
+    # Delegated: the delegate alone, by e-mail; then kim's first of two approvals hands
+    # it back to the group, minus kim.
+    handed = _trail(rec, (EventKind.APPROVAL_DELEGATED, {"to": "kim", "delegated_by": "lee"}))
+    assert _who(handed) == {("delegated:1:kim", "email", "kim")}
+    half = _trail(
+        rec,
+        (EventKind.APPROVAL_DELEGATED, {"to": "kim", "delegated_by": "lee"}),
+        (EventKind.APPROVAL_PARTIAL, {"approved_by": "kim"}),
+    )
+    assert _who(half) == {
+        ("requested:finance", "email", "lee"),
+        ("requested:finance", "slack", "group:finance"),
+    }
+    # Another request's events change nothing.
+    other = [e.model_copy(update={"payload": {**e.payload, "approval_id": "x"}}) for e in up]
+    assert _who(other) == _who([])
+    assert _who([], email=None) == {("requested:finance", "slack", "group:finance")}

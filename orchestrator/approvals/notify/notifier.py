@@ -6,13 +6,15 @@ the loop), claims the notices that are due, and sends each recipient's notices o
 channel as one digest. It runs beside the workflows, never in them: a slow SMTP server or
 a broken webhook delays a notice, never an approval. A transient failure is retried with
 a growing delay up to `max_attempts`; a notice whose request was decided or moved on
-before it went out is dropped, not sent.
+before it went out is dropped, not sent. Edits to the approvers file are taken up
+between passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -102,6 +104,14 @@ def _status(stage: Stage) -> str:
     return f"Waiting for {stage.group}"
 
 
+def _stamp(path: Path) -> str | None:
+    """What the approvers file holds now, in short (None: no file)."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 @dataclass
 class _Request:
     record: ApprovalRecord
@@ -129,6 +139,7 @@ class Notifier:
         self.channels = channels
         self.skills = skills
         self._key = link_key(inbox_secret)
+        self._stamp: str | None = None
 
     async def run_once(self, now: datetime | None = None) -> PassReport:
         """Record the notices pending requests call for, and send the due digests."""
@@ -253,10 +264,39 @@ class Notifier:
         async with httpx.AsyncClient(timeout=10.0) as http:
             await post_webhook(http, channel, url, payload)
 
-    async def run(self) -> None:
-        """Pass after pass, every `poll_seconds`, until cancelled; a failed pass is logged."""
+    def reload(self, path: Path) -> bool:
+        """Take up an edited approvers file (people, addresses, channels) between passes.
+
+        A file that no longer loads, or whose secrets' variables are unset, is logged with
+        its error (file and field) and the last good configuration stays in use; a file
+        without a notifications section stops the notices. Returns whether it changed.
+        """
+        stamp = _stamp(path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            directory = load_approvers(path)
+            settings = directory.notifications
+            channels = resolve_channels(path, settings) if settings else Channels()
+        except ConfigError as exc:
+            log.error("approvers file not taken up; notices go on as before", error=str(exc))
+            return False
+        self.directory, self.channels = directory, channels
+        self.settings = settings or self.settings.model_copy(update={"email": None, "chat": {}})
+        return True
+
+    async def run(self, source: Path | None = None) -> None:
+        """Pass after pass, every `poll_seconds`, until cancelled; a failed pass is logged.
+
+        With `source` (the approvers file), edits to it are taken up before each pass.
+        """
+        if source is not None:
+            self._stamp = _stamp(source)
         while True:
             try:
+                if source is not None:
+                    self.reload(source)
                 report = await self.run_once()
                 if report.sent or report.failed:
                     log.info("notifier pass", **vars(report))
@@ -291,7 +331,7 @@ async def notifier_for(settings: Settings, store: Store) -> AsyncIterator[Notifi
         inbox_secret=secret,
         skills=SkillRegistry.load_directory(settings.project_dir / "skills"),
     )
-    task = asyncio.create_task(notifier.run(), name="approval-notifier")
+    task = asyncio.create_task(notifier.run(path), name="approval-notifier")
     try:
         yield notifier
     finally:
