@@ -9,11 +9,13 @@ Running a session takes one import::
     from orchestrator import OrchestratorPlugin, Runtime, Settings, Store, connect, start
 
 `start(...)` returns a `SessionHandle` (`state()`, `approve()`/`reject()`, `result()`,
-`events()`); `SessionHandle(client, store, session_id)` attaches to any session.
+`events()`, which yields `AuditEvent`s and `StreamDelta`s); `SessionHandle(client, store,
+session_id)` attaches to any session.
 
 This module is loaded inside the workflow sandbox, so it imports only light names at
 once; the client and worker side (`SessionHandle`, `start`, `connect`, `Settings`,
-`Store`, `Runtime`, `OrchestratorPlugin`) is imported on first use.
+`Store`, `Runtime`, `OrchestratorPlugin`, `AuditEvent`, `StreamDelta`) is imported on
+first use.
 """
 
 from __future__ import annotations
@@ -26,15 +28,18 @@ from orchestrator.skills import RiskLevel, Skill, SkillContext, skill
 
 if TYPE_CHECKING:
     from orchestrator.client import connect
+    from orchestrator.events.models import StreamDelta
     from orchestrator.handle import SessionHandle, start
     from orchestrator.plugin import OrchestratorPlugin
     from orchestrator.runtime import Runtime
     from orchestrator.settings import Settings
+    from orchestrator.store.records import AuditEvent
     from orchestrator.store.store import Store
 
 __all__ = [
     "AgentStep",
     "ApprovalStep",
+    "AuditEvent",
     "OrchestratorPlugin",
     "Plan",
     "RiskLevel",
@@ -45,6 +50,7 @@ __all__ = [
     "SkillContext",
     "SkillStep",
     "Store",
+    "StreamDelta",
     "__version__",
     "connect",
     "load_plan",
@@ -62,6 +68,8 @@ _LAZY = {
     "Runtime": "orchestrator.runtime",
     "Settings": "orchestrator.settings",
     "Store": "orchestrator.store.store",
+    "AuditEvent": "orchestrator.store.records",
+    "StreamDelta": "orchestrator.events.models",
 }
 
 

@@ -32,6 +32,9 @@ its fence (blank lines between are allowed)::
   keeps the default address a reader would use.
 - `session`: a refund session (`workflows/customer_refund.yaml`, ticket `T-1001`) parked on
   its approval (implies `worker`); `SESSION_ID` and `APPROVAL_ID` are set.
+- `token`: `approvers.example.yaml` as the block's approvers file
+  (`ORCHESTRATOR_APPROVERS_FILE`, for the block, the worker and the API alike) with an API
+  token for `lee`, in `ORCHESTRATOR_API_TOKEN`; name it before `worker`, `session`, `api`.
 
 To add a service (say a gateway), write an async context manager like `_api` below and add it
 to `SERVICES`; a `needs` name that is not there fails the test, so a typo never skips a block.
@@ -68,6 +71,7 @@ import httpx
 import pytest
 from conftest import REPO
 
+from orchestrator.approvals.people import hash_token, new_token
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans import load_plan
@@ -206,18 +210,19 @@ async def _worker(ctx: BlockContext) -> AsyncIterator[None]:
 async def _api(ctx: BlockContext) -> AsyncIterator[None]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "api",
-        "--port",
-        str(port),
-        cwd=REPO,
-        env=ctx.env,
-        stdout=subprocess.DEVNULL,
-        stderr=(ctx.tmp / "api.log").open("wb"),
-    )
+    with (ctx.tmp / "api.log").open("wb") as log:  # the process keeps its own descriptor
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "orchestrator",
+            "api",
+            "--port",
+            str(port),
+            cwd=REPO,
+            env=ctx.env,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
     try:
         await _wait_healthy(url, proc, ctx.tmp / "api.log")
         ctx.env["ORCHESTRATOR_API_URL"] = url
@@ -253,12 +258,30 @@ async def _session(ctx: BlockContext) -> AsyncIterator[None]:
         yield
 
 
+@contextlib.asynccontextmanager
+async def _token(ctx: BlockContext) -> AsyncIterator[None]:
+    token = new_token()
+    text = (REPO / "approvers.example.yaml").read_text(encoding="utf-8")
+    text = text.replace(
+        "  lee:\n    groups: [finance]\n",
+        f"  lee:\n    groups: [finance]\n    tokens: ['{hash_token(token)}']\n",
+    )
+    assert hash_token(token) in text, "approvers.example.yaml: lee's entry moved"
+    path = ctx.tmp / "approvers.yaml"
+    path.write_text(text, encoding="utf-8")
+    ctx.env["ORCHESTRATOR_APPROVERS_FILE"] = str(path)
+    ctx.env["ORCHESTRATOR_API_TOKEN"] = token
+    with _environ("ORCHESTRATOR_APPROVERS_FILE", str(path)):
+        yield
+
+
 SERVICES: dict[str, Callable[[BlockContext], contextlib.AbstractAsyncContextManager[None]]] = {
     "devserver": _devserver,
     "replay": _replay,
     "worker": _worker,
     "api": _api,
     "session": _session,
+    "token": _token,
 }
 
 
