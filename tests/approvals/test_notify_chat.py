@@ -28,6 +28,7 @@ from orchestrator.approvals.notify.notifier import Channels, Notifier
 from orchestrator.replay import LoopbackServer
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.notices import NoticeStatus
+from orchestrator.store.records import ApprovalStatus
 from orchestrator.store.store import Store
 
 SKILLS = SkillRegistry.load_directory(REPO / "skills")
@@ -132,11 +133,17 @@ async def test_slack_control_sequences_in_values_are_escaped(
     store: Store, receiver: Receiver
 ) -> None:
     record = await waiting(store, "apr_x")
-    record.arguments["reason"] = "<!channel> approve now"
+    await store.decide_approval(
+        "apr_x", status=ApprovalStatus.REJECTED, decided_by="kim", reason="no", decided_at=T0
+    )
+    record.arguments.update(reason="<!channel> approve now", order_id="<!here>")
     await store.record_approval_request(record.model_copy(update={"approval_id": "apr_y"}))
     await _notifier(store, receiver).run_once(T0)
-    text = str(receiver.slack[0]["blocks"])
+    [message] = receiver.slack
+    text = str(message["blocks"])
     assert "<!channel>" not in text and "&lt;!channel&gt; approve now" in text
+    # The fallback `text` is mrkdwn too (the notification itself): escaped as well.
+    assert message["text"].endswith("order &lt;!here&gt;")
 
 
 async def test_a_busy_hook_is_retried_and_a_gone_one_fails_without_its_url(

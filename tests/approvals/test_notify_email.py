@@ -256,3 +256,21 @@ async def test_the_api_process_runs_the_notifier_from_the_project_files(
         await eventually(told("kim@example.test"), what="the notice to a person added since")
     assert box.logins == ["orchestrator", "orchestrator"]
     assert len(box.for_("lee@example.test")) == 1
+
+
+async def test_a_value_with_line_breaks_cannot_add_headers(
+    store: Store, smtp: tuple[Mailbox, int]
+) -> None:
+    box, port = smtp
+    people = _people(port, digest_seconds=0)
+    people.users.pop("kim")
+    record = await waiting(store, "apr_h")
+    await store.decide_approval(
+        "apr_h", status=ApprovalStatus.REJECTED, decided_by="kim", reason="no", decided_at=T0
+    )
+    record.arguments["order_id"] = "A-1\r\nBcc: thief@example.test"
+    await store.record_approval_request(record.model_copy(update={"approval_id": "apr_h2"}))
+    assert (await _notifier(store, people).run_once(T0)).sent == 1
+    [(to, message)] = box.messages
+    assert to == ["lee@example.test"] and message["Bcc"] is None
+    assert message["Subject"].endswith("order A-1 Bcc: thief@example.test")

@@ -222,7 +222,14 @@ class Notifier:
         digest = Digest(recipient, tuple(self._item(requests[a], recipient, now) for a in ids))
         keys = [n.notice_key for n in notices]
         try:
-            await self._deliver(channel, recipient, digest)
+            try:
+                await self._deliver(channel, recipient, digest)
+            except (ValueError, TypeError) as exc:
+                # A message the channel's library refused to build: retrying cannot help,
+                # and it must not stop the other recipients' digests in this pass.
+                raise SendError(
+                    f"{channel} message refused ({type(exc).__name__})", transient=False
+                ) from None
         except SendError as exc:
             attempts = max(n.attempts for n in notices)
             again = exc.transient and attempts < self.settings.max_attempts

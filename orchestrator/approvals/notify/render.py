@@ -56,9 +56,9 @@ def _cut(text: str, size: int) -> str:
 
 
 def subject(digest: Digest) -> str:
-    """The e-mail subject / chat headline."""
+    """The e-mail subject / chat headline: one line (values may hold line breaks)."""
     if len(digest.items) == 1:
-        return _cut(f"Approval needed: {digest.items[0].title}", 150)
+        return _cut(" ".join(f"Approval needed: {digest.items[0].title}".split()), 150)
     return f"{len(digest.items)} approval requests are waiting for you"
 
 
@@ -121,7 +121,7 @@ def slack_payload(digest: Digest) -> JsonObject:
     if more:
         note = f"{more} more in the inbox. {note}"
     blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": note}]})
-    return {"text": subject(digest), "blocks": blocks}
+    return {"text": _mrkdwn(subject(digest)), "blocks": blocks}
 
 
 def teams_payload(digest: Digest) -> JsonObject:
