@@ -163,9 +163,9 @@ async def api(
     bind_port = settings.api_port if port is None else port
     async with (
         await Store.open(settings.resolved_database_url) as store,
-        mcp_routes(settings, store, host=bind_host, port=bind_port) as mcp,
-        v1_mount(settings, store) as v1,
         live_hub(store, settings.resolved_state_dir) as hub,
+        mcp_routes(settings, store, hub, host=bind_host, port=bind_port) as mcp,
+        v1_mount(settings, store) as v1,
         notifier_for(settings, store),
         serve_http(
             store,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.routing import BaseRoute, Route
 
 from orchestrator.client import connect
-from orchestrator.events.live import live_hub
+from orchestrator.events.hub import EventHub
 from orchestrator.logs import get_logger
 from orchestrator.mcp.auth import McpClients
 from orchestrator.mcp.server import SkillServerDeps, skill_server
@@ -24,12 +24,12 @@ log = get_logger(__name__)
 
 @contextlib.asynccontextmanager
 async def mcp_routes(
-    settings: Settings, store: Store, *, host: str, port: int
+    settings: Settings, store: Store, events: EventHub, *, host: str, port: int
 ) -> AsyncIterator[list[BaseRoute]]:
     """The `/mcp` route and its RFC 9728 metadata route while the block runs.
 
-    The SDK's session manager runs with the block, and an event hub of its own
-    (`live_hub`) that tells waiting calls their sessions' events.
+    The SDK's session manager runs with the block. `events` is the process's hub
+    (`live_hub`), which tells waiting calls their sessions' events.
 
     Yields no route when the clients file does not exist: an MCP endpoint nobody may call
     is not served at all.
@@ -44,14 +44,13 @@ async def mcp_routes(
         return
     clients = McpClients.load(path)
     audience = settings.mcp_audience or f"http://{host}:{port}/mcp"
-    async with live_hub(store, settings.resolved_state_dir) as events:
-        deps = SkillServerDeps(
-            skills=SkillRegistry.load_directory(settings.project_dir / "skills"),
-            client=await connect(settings),
-            store=store,
-            task_queue=settings.task_queue,
-            events=events,
-        )
-        app = streamable_http_app(skill_server(deps), clients, audience=audience, host=host)
-        async with app.run():
-            yield [Route(path, endpoint=app) for path in app.paths]
+    deps = SkillServerDeps(
+        skills=SkillRegistry.load_directory(settings.project_dir / "skills"),
+        client=await connect(settings),
+        store=store,
+        task_queue=settings.task_queue,
+        events=events,
+    )
+    app = streamable_http_app(skill_server(deps), clients, audience=audience, host=host)
+    async with app.run():
+        yield [Route(path, endpoint=app) for path in app.paths]

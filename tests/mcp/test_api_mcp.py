@@ -99,8 +99,15 @@ async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) ->
             httpx2.AsyncClient(headers={"Authorization": "Bearer s3cret"}) as http,
             Client(streamable_http_client(url, http_client=http)) as client,
         ):
+            told: list[str] = []
+
+            async def progress(done: float, total: float | None, message: str | None) -> None:
+                told.append(message or "")
+
             async with asyncio.timeout(60):
-                result = await client.call_tool("tickets.get", {"ticket_id": "T-1001"})
+                result = await client.call_tool(
+                    "tickets.get", {"ticket_id": "T-1001"}, progress_callback=progress
+                )
     assert anonymous.status_code == 401
     assert metadata.status_code == 200, metadata.text
     assert metadata.json() == {
@@ -111,3 +118,11 @@ async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) ->
     assert not result.is_error
     assert result.structured_content is not None
     assert result.structured_content["ticket_id"] == "T-1001"
+    # The API process's event hub told the call its run's events, the last one first.
+    session_id = (result.meta or {})["orchestrator/session_id"]
+    assert told[0] == f"running tickets.get@1.1.0 as session {session_id}"
+    assert told[-3:] == [
+        "step call started",
+        "step call completed",
+        f"session {session_id} completed",
+    ]
