@@ -217,7 +217,7 @@ class Notifier:
         report: PassReport,
     ) -> None:
         ids = sorted(
-            {n.approval_id for n in notices}, key=lambda a: requests[a].record.requested_at
+            {n.approval_id for n in notices}, key=lambda a: (requests[a].record.requested_at, a)
         )
         digest = Digest(recipient, tuple(self._item(requests[a], recipient, now) for a in ids))
         keys = [n.notice_key for n in notices]
