@@ -168,6 +168,8 @@ def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
                 non_retryable=True,
             )
         where = f"{contract.name}: tool {tool_name!r} of MCP server {connector_name}"
+        if ctx.before_send is not None:
+            await ctx.before_send()  # recorded before it leaves: a retry knows it may have run
         try:
             result = await client.call_tool(tool_name, args.root)
         except MCPError as exc:

@@ -430,8 +430,11 @@ class SessionActivities:
             )
             started = time.perf_counter()
             try:
-                async with _heartbeating(), audited_mcp_call(self.runtime.store, skill.spec, ctx):
-                    result = await skill.fn(parsed, ctx)
+                async with (
+                    _heartbeating(),
+                    audited_mcp_call(self.runtime.store, skill.spec, ctx) as guarded,
+                ):
+                    result = await skill.fn(parsed, guarded)
             except SkillToolError as exc:
                 # The tool's answer, not a fault: never retried (it may have had an effect).
                 await self._tool_event(call, EventKind.TOOL_ERROR, error=str(exc))

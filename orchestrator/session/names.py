@@ -21,6 +21,7 @@ __all__ = [
     "RESOLVE_APPROVAL_POLICY",
     "ROUTE",
     "SETTLE_BUDGET",
+    "SKILL_MAY_HAVE_RUN",
     "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
@@ -56,3 +57,7 @@ SETTLE_BUDGET = "orchestrator.settle_budget"
 
 SKILL_OUTPUT_INVALID = "SkillOutputInvalid"
 """Error type of a skill call whose implementation broke its output contract: the step fails."""
+SKILL_MAY_HAVE_RUN = "SkillMayHaveRun"
+"""Error type of a retry refused because an earlier attempt of a call that is not idempotent
+may have reached the tool (sent, then a timeout or a crash): the step fails for a person to
+decide, never retried."""

@@ -95,8 +95,9 @@ class SkillCalls(ApprovalGate):
                 key=f"tool:{call_id}:failed",
                 payload={"skill": spec.name, "error": cause, "call_id": call_id},
             )
-            if isinstance(exc.cause, ApplicationError) and (
-                exc.cause.type == names.SKILL_OUTPUT_INVALID
+            if isinstance(exc.cause, ApplicationError) and exc.cause.type in (
+                names.SKILL_OUTPUT_INVALID,
+                names.SKILL_MAY_HAVE_RUN,  # a person decides; the model must not retry it
             ):
                 raise StepFailed(cause) from None
             return SkillCallResult(ok=False, error=cause, error_kind="failed")

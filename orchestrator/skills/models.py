@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -126,6 +127,9 @@ class SkillContext:
             the same on every retry; a skill with side effects must use it to apply its
             effect once.
         state_dir: A folder the skill may keep its own state in.
+        before_send: Awaited by a skill that calls out (an MCP tool) right before the
+            request leaves, once it is certain to be sent: the runtime records the attempt
+            there, so a retry after a timeout or a crash knows the tool may have run.
     """
 
     session_id: str
@@ -136,3 +140,4 @@ class SkillContext:
     idempotency_key: str
     attempt: int
     state_dir: Path
+    before_send: Callable[[], Awaitable[None]] | None = None

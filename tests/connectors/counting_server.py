@@ -12,6 +12,7 @@ import os
 import sys
 from pathlib import Path
 
+import anyio
 import mcp_types as types
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -20,6 +21,8 @@ __all__ = ["build", "calls"]
 
 ONCE = types.ToolAnnotations(idempotent_hint=False)
 REPEATABLE = types.ToolAnnotations(idempotent_hint=True)
+HOLD_SECONDS = 30
+"""How long `hold` takes: well past the activity timeout its test gives the call."""
 
 
 def calls(counts: Path, tool: str) -> int:
@@ -35,7 +38,8 @@ def _count(counts: Path, tool: str) -> int:
 
 
 def build(counts: Path) -> MCPServer:
-    """The server: a tool that refuses, one that dies in the call, one that works."""
+    """The server: a tool that refuses, one that dies in the call, one that outlasts its
+    caller's timeout, one that works."""
     server = MCPServer("counting")
 
     @server.tool(annotations=ONCE)
@@ -56,6 +60,13 @@ def build(counts: Path) -> MCPServer:
         if _count(counts, "lookup") == 1:
             os._exit(1)
         return {"account": account, "balance": "10.00"}
+
+    @server.tool(annotations=ONCE)
+    async def hold(account: str) -> dict[str, str]:
+        """Book a payment (it takes longer than its caller waits: the attempt times out)."""
+        _count(counts, "hold")
+        await anyio.sleep(HOLD_SECONDS)
+        return {"account": account, "booked": "yes"}
 
     @server.tool(annotations=ONCE)
     def stamp(text: str) -> dict[str, str]:

@@ -160,6 +160,7 @@ async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
         "error": None,
         "call_id": "step",
         "attempt": 1,
+        "sent": True,
     }
 
     # The server now describes the tool differently (its local zone is in the description).

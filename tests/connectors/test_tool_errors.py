@@ -40,7 +40,15 @@ SCRIPT = {
                 {"tool_calls": [{"name": "counting_charge", "arguments": {"account": "A-1"}}]},
                 {"content": "The charge was refused: the account is over its quota."},
             ],
-        }
+        },
+        {
+            "name": "book",
+            "match": {"contains": "Step: book"},
+            "turns": [
+                {"tool_calls": [{"name": "counting_hold", "arguments": {"account": "A-1"}}]},
+                {"content": "Booking failed; I will try again."},
+            ],
+        },
     ]
 }
 
@@ -54,12 +62,14 @@ async def _http_server(counts: Path, port: int) -> AsyncIterator[None]:
         yield
 
 
-async def _env(
-    project: Path, env_factory: Callable[[Path], Awaitable[Env]], *, http_port: int = 0
-) -> tuple[Env, Path]:
-    """A worker for a project with the counting server as a synced stdio connector.
+async def counting_project(
+    project: Path, *, http_port: int = 0, timeouts: dict[str, str] | None = None
+) -> tuple[Path, Path]:
+    """The counting server as a synced stdio connector of `project`: the model script and
+    the folder the server counts calls in.
 
     With `http_port`, also as an HTTP connector `stamps` (its `stamp` tool) on that port.
+    `timeouts` sets skills' attempt timeouts in their synced contracts, as an operator may.
     """
     counts = project / "counts"
     counts.mkdir()
@@ -69,7 +79,7 @@ async def _env(
             "transport": "stdio",
             "command": sys.executable,
             "args": [str(SERVER), str(counts)],
-            "tools": [{"tool": t} for t in ("charge", "transfer", "lookup")],
+            "tools": [{"tool": t} for t in ("charge", "transfer", "lookup", "hold")],
         }
     }
     if http_port:
@@ -85,18 +95,32 @@ async def _env(
             path = project / "connectors" / f"{name}.yaml"
             path.write_text(yaml.safe_dump({"name": name, **body}))
             await sync_connector(load_connector(path), project)
+    for skill, timeout in (timeouts or {}).items():
+        connector = skill.partition(".")[0]
+        contract = project / "skills" / "mcp" / connector / f"{skill}@1.0.0.contract.yaml"
+        body = yaml.safe_load(contract.read_text())
+        body["timeout"] = timeout
+        contract.write_text(yaml.safe_dump(body, sort_keys=False))
     script = project / "script.yaml"
     script.write_text(yaml.safe_dump(SCRIPT))
+    return script, counts
+
+
+async def _env(
+    project: Path, env_factory: Callable[[Path], Awaitable[Env]], *, http_port: int = 0
+) -> tuple[Env, Path]:
+    """A worker for a project with the counting server as a synced stdio connector."""
+    script, counts = await counting_project(project, http_port=http_port)
     return await env_factory(script), counts
 
 
-async def _run(env: Env, plan: Plan) -> SessionResult:
+async def run_session(env: Env, plan: Plan) -> SessionResult:
     handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
     async with asyncio.timeout(90):
         return await handle.result()
 
 
-def _step(skill: str) -> Plan:
+def one_call(skill: str) -> Plan:
     return Plan(
         name="one-call",
         steps=[SkillStep(id="call", type="skill", skill=skill, arguments={"account": "A-1"})],
@@ -109,7 +133,7 @@ async def test_a_tool_error_fails_a_skill_step_after_one_call(
     env, counts = await _env(project, env_factory)
 
     with pytest.raises(WorkflowFailureError) as failed:
-        await _run(env, _step("counting.charge"))
+        await run_session(env, one_call("counting.charge"))
 
     assert calls(counts, "charge") == 1
     assert (
@@ -128,7 +152,7 @@ async def test_an_agent_step_model_reads_the_tool_error_and_answers(
         steps=[AgentStep(id="ask", goal="Charge account A-1", skills=["counting.charge"])],
     )
 
-    result = await _run(env, plan)
+    result = await run_session(env, plan)
 
     assert result.status is SessionStatus.COMPLETED
     assert result.final_output == "The charge was refused: the account is over its quota."
@@ -147,12 +171,12 @@ async def test_a_call_that_may_have_run_is_repeated_only_if_idempotent(
 
     # The server dies holding the call: a transfer (not idempotent) is not sent again.
     with pytest.raises(WorkflowFailureError) as lost:
-        await _run(env, _step("counting.transfer"))
+        await run_session(env, one_call("counting.transfer"))
     assert calls(counts, "transfer") == 1
     assert "may have run" in innermost(lost.value)
 
     # A lookup (idempotent) is: the next attempt reaches a restarted server.
-    looked = await _run(env, _step("counting.lookup"))
+    looked = await run_session(env, one_call("counting.lookup"))
     assert looked.status is SessionStatus.COMPLETED
     assert calls(counts, "lookup") == 2
 
