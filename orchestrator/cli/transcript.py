@@ -35,8 +35,10 @@ def _line(event: AuditEvent) -> str | None:
             calls = p.get("tool_calls")
             names = ", ".join(str(c) for c in calls) if isinstance(calls, list) else ""
             what = f"asks for {names}" if names else "final answer"
+            recorded = p.get("round")  # 0-based; people count rounds from 1
+            number = recorded + 1 if isinstance(recorded, int) else "?"
             return (
-                f"  model call {p.get('round')} -> [magenta]{event.model}[/]: {what}"
+                f"  model call {number} -> [magenta]{event.model}[/]: {what}"
                 f"  [dim]{event.input_tokens}+{event.output_tokens} tok, ${event.cost_usd:.6f}[/]"
             )
         case EventKind.TOOL_CALL:

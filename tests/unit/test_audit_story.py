@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 from conftest import REPO
+from rich.console import Console
 
 from orchestrator.audit import build_inventory, build_story, spend_by_skill
 from orchestrator.audit.story import call_label
+from orchestrator.cli.transcript import print_transcript
 from orchestrator.observability.metrics import reason_label
 from orchestrator.session.payloads import EVENT_OUTPUT_BYTES, recorded_output
 from orchestrator.settings import Settings
@@ -213,3 +215,15 @@ def test_a_large_step_output_is_recorded_as_a_stand_in() -> None:
     assert isinstance(kept, dict) and kept["truncated"] is True
     assert kept["size_bytes"] == EVENT_OUTPUT_BYTES + 3
     assert "the output of step 's'" in str(kept["note"])
+
+
+def test_the_run_transcript_counts_model_calls_from_one() -> None:
+    console = Console(record=True, width=200)
+    events = [
+        ev(0, EventKind.MODEL_CALL, step_id="s", model="m", payload={"round": 0}),
+        ev(1, EventKind.MODEL_CALL, step_id="s", model="m", payload={"round": 1}),
+    ]
+    print_transcript(console, record(), events, None)
+    text = console.export_text()
+    assert "model call 1 -> m: final answer" in text
+    assert "model call 2 -> m" in text and "model call 0" not in text
