@@ -28,7 +28,8 @@ async def sync(
     """Write or update the contract of every bound tool.
 
     A tool whose definition changed gets a new major version (review it) and its old
-    version is deprecated; calls of the old one are refused until then.
+    version is deprecated; calls of the old one are refused until then. Running
+    processes pick the new contracts up for new sessions (`SkillRegistry.refresh`).
     """
     settings = load_settings(project)
     connectors = load_connectors(settings.project_dir / "connectors")
@@ -36,6 +37,13 @@ async def sync(
         if name not in connectors:
             raise ConfigError(f"no connector {name!r} (known: {', '.join(connectors) or 'none'})")
         connectors = {name: connectors[name]}
+    changed = False
     for connector in connectors.values():
         for synced in await sync_connector(connector, settings.project_dir):
             console.print(f"{synced.change:9} {synced.skill}@{synced.version}  {synced.path}")
+            changed = changed or synced.change != "unchanged"
+    if changed:
+        console.print(
+            "Running workers, `mcp serve` and `api` use these contracts for new sessions;"
+            " no restart needed (sessions already running keep their versions)."
+        )

@@ -9,6 +9,7 @@ runs a definition nobody reviewed.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,7 +101,11 @@ def _write(path: Path, contract: dict[str, object], connector: Connector) -> Non
         " Review it; edits to risk,\n# approval, timeout and retry stay until the tool's"
         " definition changes.\n"
     )
-    path.write_text(header + yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    # Written aside and renamed over: a running worker re-reads synced contracts when they
+    # change (`SkillRegistry.refresh`) and must never see half a file.
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(header + yaml.safe_dump(contract, sort_keys=False), encoding="utf-8")
+    os.replace(partial, path)
 
 
 async def sync_connector(connector: Connector, project_dir: Path) -> list[SyncedTool]:

@@ -124,6 +124,7 @@ def skill_server(deps: SkillServerDeps) -> Server[dict[str, object]]:
         params: types.PaginatedRequestParams | None,
     ) -> types.ListToolsResult:
         _client, scopes = _caller(ctx)
+        deps.skills.refresh()  # contracts synced since the server started
         specs = [s for s in _current(deps.skills) if scopes is None or allows(scopes, s.name)]
         return types.ListToolsResult(tools=[*(tool_for(spec) for spec in specs), result_tool()])
 
@@ -203,6 +204,7 @@ async def _admit(
     key = str(raw_key) if raw_key is not None else None
     session_id = session_id_for(client_id, params.name, key)
     audit = _Audit(deps.store, session_id, client_id, params.name)
+    deps.skills.refresh()  # a new session: the versions synced by now
     try:
         item = deps.skills.resolve(params.name)
     except UnknownSkillError as exc:

@@ -202,6 +202,8 @@ class SessionActivities:
             run_id=info.workflow_run_id,
         )
         wanted = start.plan.skill_refs()
+        # A new session gets the contracts `connectors sync` wrote since the worker started.
+        self.runtime.skills.refresh()
         try:
             specs = self.runtime.skills.resolve_refs(wanted)
             for step in start.plan.steps:

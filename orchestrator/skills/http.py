@@ -26,10 +26,12 @@ def catalog_app(registry: SkillRegistry) -> Starlette:
     """The catalog of `registry` as JSON endpoints."""
 
     async def index(request: Request) -> Response:
+        registry.refresh()  # synced contracts written since the process started
         return JSONResponse(catalog(registry))
 
     async def show(request: Request) -> Response:
         ref = str(request.path_params["ref"])
+        registry.refresh()
         try:
             spec = registry.resolve(ref).spec
         except UnknownSkillError as exc:
