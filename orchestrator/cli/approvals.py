@@ -30,6 +30,7 @@ from orchestrator.approvals.people import (
     new_token,
 )
 from orchestrator.cli._common import console, err_console, load_settings, run_async
+from orchestrator.cli.notices import notices
 from orchestrator.client import connect
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
@@ -40,6 +41,7 @@ from orchestrator.store.store import Store
 __all__ = ["LIST_FIELDS", "app", "listing", "read_password"]
 
 app = typer.Typer(help="List and decide approval requests.", no_args_is_help=True)
+app.command("notices")(notices)
 
 Project = Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")]
 
