@@ -156,7 +156,9 @@ async def _failed_with(
 async def _runs(client: Client, workflow_id: str, count: int) -> list[WorkflowExecution]:
     async def listed() -> list[WorkflowExecution] | None:
         found = [run async for run in client.list_workflows(f"WorkflowId = '{workflow_id}'")]
-        return found if len(found) == count and all(r.status for r in found) else None
+        # Visibility lags the run: a closed run can still be listed as RUNNING for a moment.
+        closed = all(r.status and r.status != WorkflowExecutionStatus.RUNNING for r in found)
+        return found if len(found) == count and closed else None
 
     return await eventually(listed, what=f"{count} runs of {workflow_id} in visibility")
 

@@ -89,6 +89,9 @@ async def test_sessions_spread_over_two_workers_and_all_complete(
         identities = {f"{w.proc.pid}@{socket.gethostname()}" for w in workers if w.proc}
 
         async def both_polling() -> bool | None:
+            # A worker that died (a migration race, say) fails now, with what it printed.
+            dead = [w for w in workers if not w.running]
+            assert not dead, dead[0].log.read_text(encoding="utf-8")[-4000:]
             for kind in (
                 TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
                 TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
@@ -97,7 +100,8 @@ async def test_sessions_spread_over_two_workers_and_all_complete(
                     return None
             return True
 
-        await eventually(both_polling, timeout=60, what="both workers polling the task queue")
+        # Two cold interpreters on a loaded 2-core machine can take a while to start polling.
+        await eventually(both_polling, timeout=120, what="both workers polling the task queue")
 
         async with await Store.open(store_url) as store:
             handles = [
