@@ -32,7 +32,7 @@ from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.exceptions import ConfigError
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
-from orchestrator.store.notices import NoticeStatus
+from orchestrator.store.notices import NoticeRecord, NoticeStatus
 from orchestrator.store.records import ApprovalStatus, EventKind
 from orchestrator.store.store import Store
 from orchestrator.testing import eventually
@@ -274,3 +274,30 @@ async def test_a_value_with_line_breaks_cannot_add_headers(
     [(to, message)] = box.messages
     assert to == ["lee@example.test"] and message["Bcc"] is None
     assert message["Subject"].endswith("order A-1 Bcc: thief@example.test")
+
+
+async def test_a_key_conflict_is_an_error_that_stops_only_its_own_notice(
+    store: Store, smtp: tuple[Mailbox, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    box, port = smtp
+    notifier = _notifier(store, _people(port, digest_seconds=0))
+    await waiting(store, "apr_k")
+    # Something recorded lee's key for a different notice (a bug in key building).
+    key = "apr_k|requested:finance|email|lee"
+    wrong = NoticeRecord(
+        notice_key=key,
+        approval_id="apr_k",
+        stage="requested:finance",
+        group="finance",
+        channel="email",
+        recipient="kim",
+        due_at=T0 + timedelta(days=1),
+        created_at=T0,
+    )
+    await store.notices.record([wrong])
+    report = await notifier.run_once(T0)
+    assert (report.conflicts, report.sent) == (1, 1)
+    assert len(box.for_("kim@example.test")) == 1 and box.for_("lee@example.test") == []
+    captured = capsys.readouterr()
+    logged = captured.out + captured.err
+    assert "notice key conflict" in logged and "recipient differ" in logged

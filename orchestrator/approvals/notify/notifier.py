@@ -41,7 +41,7 @@ from orchestrator.exceptions import ConfigError
 from orchestrator.logs import get_logger, register_secret
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
-from orchestrator.store.notices import NoticeRecord, NoticeStatus
+from orchestrator.store.notices import NoticeKeyConflict, NoticeRecord, NoticeStatus
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, AuditEvent, EventKind
 from orchestrator.store.store import Store
 
@@ -93,6 +93,9 @@ class PassReport:
     dropped: int = 0
     retried: int = 0
     failed: int = 0
+    conflicts: int = 0
+    """Notices whose key holds different content (`NoticeKeyConflict`): logged as errors,
+    and neither one sent, since one of the two is not what it claims to be."""
 
 
 def _status(stage: Stage) -> str:
@@ -146,7 +149,14 @@ class Notifier:
         now = now or datetime.now(UTC)
         report = PassReport()
         requests, wanted = await self._plan(now)
-        report.recorded = await self.store.notices.record(list(wanted.values()))
+        for notice in list(wanted.values()):
+            try:
+                report.recorded += await self.store.notices.record([notice])
+            except NoticeKeyConflict as exc:
+                # Loud, and contained: the other notices of this pass still go out.
+                log.error("notice key conflict", error=str(exc), approval_id=notice.approval_id)
+                report.conflicts += 1
+                del wanted[notice.notice_key]
         claimed = await self.store.notices.claim_due(now, LEASE)
         batches: dict[tuple[str, str], list[NoticeRecord]] = defaultdict(list)
         for notice in claimed:
@@ -305,7 +315,7 @@ class Notifier:
                 if source is not None:
                     self.reload(source)
                 report = await self.run_once()
-                if report.sent or report.failed:
+                if report.sent or report.failed or report.conflicts:
                     log.info("notifier pass", **vars(report))
             except Exception as exc:  # the loop must outlive any one pass
                 log.error("notifier pass failed", error=str(exc), kind=type(exc).__name__)
