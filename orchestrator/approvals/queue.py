@@ -5,13 +5,14 @@ every group. Whether they can is the same rule the workflow and the request page
 (`api.standing`): in the deciding group, not the one who started the session, and not
 handed to somebody else; and, under the two-person rule, not already approved by them.
 
-The queue reads that from the audit trail, not from each workflow's live view: one store
-read per session instead of one Temporal query per request, so the page stays cheap with
-many requests waiting and with no worker up. The events say everything the live view
-does (escalations move the group and end a delegation, delegations name the delegate,
-a first approval of two names who gave it); the deadline is the group's turn start plus
-the policy's `timeout_seconds`, as the workflow computes it. The request page still asks
-the workflow, and the workflow still checks every decision.
+The queue reads that from the audit trail, not from each workflow's live view: a few set
+queries (`Store.queue`) instead of one Temporal query per request, so the page stays
+cheap with many requests waiting (`bench/inbox_queue.py`) and with no worker up. The
+events say everything the live view does (escalations move the group and end a
+delegation, delegations name the delegate, a first approval of two names who gave it);
+the deadline is the group's turn start plus the policy's `timeout_seconds`, as the
+workflow computes it. The request page still asks the workflow, and the workflow still
+checks every decision.
 
 `gate_of`, `refusal` and `arrange` are pure; `load_queue` does the reading.
 """
@@ -31,6 +32,7 @@ from orchestrator.store.store import Store
 
 __all__ = [
     "MAX_ROWS",
+    "QUEUE_EVENTS",
     "SHOWS",
     "Entry",
     "Gate",
@@ -47,6 +49,18 @@ Show = Literal["mine", "pending", "approved", "rejected", "all"]
 """Which requests the queue lists: `mine` (pending, and this person may decide them) is
 the default; `pending` adds those waiting on others, with why not this person."""
 SHOWS: Final[tuple[Show, ...]] = get_args(Show)
+
+QUEUE_EVENTS: Final = frozenset(
+    {
+        EventKind.SESSION_STARTED,
+        EventKind.APPROVAL_ESCALATED,
+        EventKind.APPROVAL_DELEGATED,
+        EventKind.APPROVAL_PARTIAL,
+        EventKind.APPROVAL_DECIDED,
+    }
+)
+"""The audit events the queue reads: who asked (`session_started`), where a request
+stands (escalations, delegations, first approvals) and an approver's edit (`decided`)."""
 
 MAX_ROWS: Final = 200
 """Rows a page lists; the counts still cover every request."""
@@ -199,32 +213,43 @@ async def load_queue(
     limit: int = MAX_ROWS,
     words: bool = True,
 ) -> Queue:
-    """The queue `person` sees under `show`, read from the store.
+    """The queue `person` sees under `show`, read from the store in a few set queries.
 
-    Every request is counted; the audit trail is read once per session of a pending
-    request (for its gate) and, with `words`, of a shown one (for the request in words,
-    `Entry.reading`).
+    Every pending request is read (each needs its gate to be counted as `mine` or not);
+    decided ones are counted in the database, and read only as far as the page shows
+    them. With `words`, each shown request is put in its contract's words
+    (`Entry.reading`; an approver's edit counts).
     """
-    records = await store.list_approvals()
-    events: dict[str, list[AuditEvent]] = {}
-
-    async def trail(session_id: str) -> list[AuditEvent]:
-        if session_id not in events:
-            events[session_id] = await store.list_events(session_id)
-        return events[session_id]
-
-    entries: list[Entry] = []
-    for rec in records:
-        if rec.status is ApprovalStatus.PENDING:
-            gate = gate_of(rec, await trail(rec.session_id), directory)
-            entries.append(Entry(rec, gate, refusal(gate, person)))
-        else:
-            entries.append(Entry(rec, Gate(directory.group_for(rec)), None))
+    pending = await store.list_approvals(status=ApprovalStatus.PENDING)
+    decided: list[ApprovalRecord] = []
+    if show in ("approved", "rejected", "all"):
+        decided = await store.queue.decided(None if show == "all" else ApprovalStatus(show), limit)
+    sessions = {r.session_id for r in [*pending, *decided]}
+    trails = await store.queue.events_of(sessions, QUEUE_EVENTS)
+    entries = [
+        Entry(rec, gate, refusal(gate, person))
+        for rec in pending
+        for gate in [gate_of(rec, trails.get(rec.session_id, []), directory)]
+    ]
+    entries += [Entry(rec, Gate(directory.group_for(rec)), None) for rec in decided]
     queue = arrange(entries, show, limit)
-    if not words:
-        return queue
-    read = []
-    for e in queue.entries:
-        reading = read_request(e.record, await trail(e.record.session_id), skills)
-        read.append(Entry(e.record, e.gate, e.refusal, reading))
-    return Queue(queue.show, read, queue.counts, queue.total)
+    by_status = await store.queue.counts()
+    counts = {
+        **queue.counts,
+        "approved": by_status[ApprovalStatus.APPROVED],
+        "rejected": by_status[ApprovalStatus.REJECTED],
+        "all": sum(by_status.values()),
+    }
+    total = counts[show]
+    shown = queue.entries
+    if words:
+        shown = [
+            Entry(
+                e.record,
+                e.gate,
+                e.refusal,
+                read_request(e.record, trails.get(e.record.session_id, []), skills),
+            )
+            for e in shown
+        ]
+    return Queue(show, shown, counts, total)

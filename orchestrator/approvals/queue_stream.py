@@ -7,9 +7,10 @@ is not missed. The page's script (`queue.js`) then fetches the page again.
 
 What wakes the stream is the event hub's `any_change` (the SQLite poll, or PostgreSQL's
 `NOTIFY`): any session's new audit event, since a request appears, escalates, is
-delegated or is decided through one. The queue is then read afresh, at most once per
-`settle` seconds however many events arrive, and at every `heartbeat` anyway (with a
-keepalive comment), so a lost notice delays an update, never loses it. When the person
+delegated or is decided through one. The queue is then read afresh: at once after a
+quiet spell, at most once per `settle` seconds while events keep coming, and at every
+`heartbeat` anyway (with a keepalive comment), so a lost notice delays an update, never
+loses it. When the person
 is signed out (the cookie expired, or they left the approvers file) the stream sends
 `event: end` and closes.
 """
@@ -30,8 +31,9 @@ __all__ = ["HEARTBEAT_S", "SETTLE_S", "queue_events", "version"]
 
 HEARTBEAT_S: Final = 15.0
 """Seconds between keepalives, each with a fresh read of the queue."""
-SETTLE_S: Final = 0.25
-"""Seconds to let a burst of events pass before reading the queue again."""
+SETTLE_S: Final = 0.5
+"""Least seconds between two reads of the queue while events keep coming (a read of 200
+pending requests takes tens of milliseconds: `bench/inbox_queue.py`)."""
 
 
 def version(queue: Queue) -> str:
@@ -73,10 +75,12 @@ async def queue_events(
         heartbeat: Seconds between keepalives (and unprompted reads).
         settle: Seconds between reads while events keep coming.
     """
+    clock = asyncio.get_running_loop().time
     with hub.any_change() as changed:
         yield b"retry: 2000\n\n"
         last = since
         while True:
+            read_at = clock()
             queue = await load()
             if queue is None:
                 yield frame(json.dumps({"reason": "signed out"}), event="end")
@@ -86,7 +90,8 @@ async def queue_events(
                 counts = dict(queue.counts)
                 yield frame(json.dumps({"version": now, "counts": counts}), event="queue")
                 last = now
-            if await changed.wait(heartbeat):
-                await asyncio.sleep(settle)
-            else:
+            if not await changed.wait(heartbeat):
                 yield comment("keepalive")
+                continue
+            # The first event after a quiet spell is read at once; a burst, once a `settle`.
+            await asyncio.sleep(max(0.0, read_at + settle - clock()))

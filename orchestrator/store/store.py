@@ -35,6 +35,7 @@ from orchestrator.store.event_seq import lock_session_events, next_seq, notify_e
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.notices import NoticeLedger
 from orchestrator.store.pins import PinLedger
+from orchestrator.store.queue_reads import QueueReads
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -104,6 +105,8 @@ class Store:
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
         self.stream = StreamReads(self._sessions, self._errors)
         """Reads behind the live event stream (see `orchestrator.store.stream_reads`)."""
+        self.queue = QueueReads(self._sessions, self._errors)
+        """Reads behind the approval queue (see `orchestrator.store.queue_reads`)."""
 
     @property
     def dialect(self) -> str:
