@@ -11,6 +11,7 @@ import contextlib
 import email
 import email.policy
 import socket
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -134,12 +135,15 @@ class Mailbox:
     messages: list[tuple[list[str], EmailMessage]] = field(default_factory=list)
     refuse: int = 0
     logins: list[str] = field(default_factory=list)
+    tls: list[bool] = field(default_factory=list)
+    """Per message received: whether the session had been upgraded with STARTTLS."""
 
     async def handle_DATA(self, server: Any, session: Session, envelope: Envelope) -> str:
         if self.refuse:
             self.refuse -= 1
             return "451 4.3.0 Try again later"
         raw = envelope.original_content or b""
+        self.tls.append(session.ssl is not None)
         self.messages.append(
             (
                 list(envelope.rcpt_tos),
@@ -153,8 +157,11 @@ class Mailbox:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Iterator[tuple[Mailbox, int]]:
-    """aiosmtpd on loopback, checking the sign-in as `orchestrator` with SMTP_PASSWORD."""
+def smtp_server(tls_context: ssl.SSLContext | None = None) -> Iterator[tuple[Mailbox, int]]:
+    """aiosmtpd on loopback, checking the sign-in as `orchestrator` with SMTP_PASSWORD.
+
+    With `tls_context` it offers STARTTLS and requires it before the sign-in and mail.
+    """
     box = Mailbox()
 
     def authenticate(
@@ -170,13 +177,12 @@ def smtp_server() -> Iterator[tuple[Mailbox, int]]:
         return AuthResult(success=ok, handled=False)  # False: the server answers 535
 
     port = free_port()
-    controller = Controller(
-        box,
-        hostname="127.0.0.1",
-        port=port,
-        authenticator=authenticate,
-        auth_require_tls=False,  # loopback; AUTH is offered, and the notifier must use it
+    tls: dict[str, Any] = (
+        {"tls_context": tls_context, "require_starttls": True, "auth_required": True}
+        if tls_context
+        else {"auth_require_tls": False}  # loopback: AUTH offered, and the notifier must use it
     )
+    controller = Controller(box, hostname="127.0.0.1", port=port, authenticator=authenticate, **tls)
     controller.start()
     try:
         yield box, port

@@ -6,12 +6,14 @@ The notifier reads requests from a real store (SQLite and PostgreSQL) and sends 
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 import yaml
 from _notify_seed import (
     SECRET,
@@ -301,3 +303,35 @@ async def test_a_key_conflict_is_an_error_that_stops_only_its_own_notice(
     captured = capsys.readouterr()
     logged = captured.out + captured.err
     assert "notice key conflict" in logged and "recipient differ" in logged
+
+
+async def test_starttls_with_a_private_ca_and_refusing_an_untrusted_server(
+    store: Store, tmp_path: Path
+) -> None:
+    """The default `security: starttls`: the password goes only over the upgraded link."""
+    ca = trustme.CA()
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_tls)
+    ca_file = tmp_path / "private-ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with smtp_server(tls_context=server_tls) as (box, port):
+        settings = {**smtp_settings(port), "security": "starttls", "ca_file": str(ca_file)}
+        people = directory(
+            {"base_url": "https://inbox.example.test", "digest_seconds": 0, "email": settings}
+        )
+        people.users.pop("kim")
+        assert people.notifications is not None and people.notifications.email is not None
+        channels = Channels(smtp=people.notifications.email, smtp_password=SMTP_PASSWORD)
+        notifier = Notifier(store, people, channels, inbox_secret=SECRET, skills=SKILLS)
+        await waiting(store, "apr_tls")
+        assert (await notifier.run_once(T0)).sent == 1
+        assert box.logins == ["orchestrator"] and box.tls == [True]
+
+        # Without the private CA the server is not trusted: failed at once, no password sent.
+        untrusted = people.notifications.email.model_copy(update={"ca_file": None})
+        notifier.channels = Channels(smtp=untrusted, smtp_password=SMTP_PASSWORD)
+        await waiting(store, "apr_tls2")
+        report = await notifier.run_once(T0)
+        assert report.failed == 1 and box.logins == ["orchestrator"]
+        [failed] = await store.notices.list_notices(approval_id="apr_tls2")
+        assert failed.last_error is not None and "certificate is not trusted" in failed.last_error

@@ -228,3 +228,14 @@ def test_the_plan_tells_whoever_could_decide_now() -> None:
     other = [e.model_copy(update={"payload": {**e.payload, "approval_id": "x"}}) for e in up]
     assert _who(other) == _who([])
     assert _who([], email=None) == {("requested:finance", "slack", "group:finance")}
+
+
+def test_a_private_ca_file_is_found_beside_the_approvers_file(tmp_path: Path) -> None:
+    email = {"host": "mail.example.test", "sender": "a@example.test", "ca_file": "ca.pem"}
+    settings = Notifications.model_validate({"base_url": "https://x.test", "email": email})
+    path = tmp_path / "approvers.yaml"
+    with pytest.raises(ConfigError, match=r"notifications\.email\.ca_file: no file .*ca\.pem"):
+        resolve_channels(path, settings)
+    (tmp_path / "ca.pem").write_text("-----BEGIN CERTIFICATE-----\n")
+    smtp = resolve_channels(path, settings).smtp
+    assert smtp is not None and smtp.ca_file == str(tmp_path / "ca.pem")

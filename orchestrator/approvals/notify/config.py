@@ -63,6 +63,9 @@ class SmtpSettings(BaseModel):
     password_env: str | None = None
     """The environment variable holding the SMTP password (never the password)."""
     sender: str = Field(min_length=3, pattern=r"^[^@\s]+@[^@\s]+$")
+    ca_file: str | None = None
+    """PEM file of the CA(s) that sign the server's certificate, for a relay with a private
+    CA (relative to the approvers file's folder); default: the system's trusted CAs."""
     timeout_seconds: float = Field(default=10.0, gt=0)
 
     _check_env = field_validator("password_env")(_env_name)

@@ -72,6 +72,11 @@ def resolve_channels(path: Path, notifications: Notifications) -> Channels:
     password = None
     if smtp is not None and smtp.password_env:
         password = env_secret(path, "notifications.email.password_env", smtp.password_env)
+    if smtp is not None and smtp.ca_file:
+        ca_file = path.parent / smtp.ca_file
+        if not ca_file.is_file():
+            raise ConfigError(f"{path}: notifications.email.ca_file: no file {ca_file}")
+        smtp = smtp.model_copy(update={"ca_file": str(ca_file)})
     hooks: dict[tuple[str, str], str] = {}
     for group, chat in notifications.chat.items():
         for channel in ("slack", "teams"):

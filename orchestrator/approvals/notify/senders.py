@@ -36,7 +36,7 @@ def retry_delay(attempts: int) -> float:
 
 
 def _send_blocking(settings: SmtpSettings, password: str | None, message: EmailMessage) -> None:
-    context = ssl.create_default_context()
+    context = ssl.create_default_context(cafile=settings.ca_file)
     smtp: smtplib.SMTP
     if settings.security == "tls":
         smtp = smtplib.SMTP_SSL(
@@ -74,6 +74,12 @@ async def send_email(settings: SmtpSettings, password: str | None, message: Emai
     except smtplib.SMTPResponseException as exc:
         transient = 400 <= exc.smtp_code < 500
         raise SendError(f"{server} answered {exc.smtp_code}", transient=transient) from None
+    except ssl.SSLCertVerificationError:
+        raise SendError(
+            f"{server}: its certificate is not trusted (notifications.email.ca_file names"
+            " a private CA)",
+            transient=False,
+        ) from None
     except (smtplib.SMTPException, OSError) as exc:
         raise SendError(f"{server} unreachable ({type(exc).__name__})", transient=True) from None
 
