@@ -1,0 +1,499 @@
+"""Live streaming: what our stack adds between a provider's tokens and a watcher.
+
+The scripted model (the replay server) runs in its own process behind a pacing layer that
+sends one SSE event every `--interval` ms and stamps, on the machine's monotonic clock
+(shared by every process), the moment it sends each piece of answer text. Then, in one
+run, interleaved session by session:
+
+- **direct**: the official `openai` SDK streams the same answer from that server: the
+  provider's own delivery of each token (stamp to arrival in the client);
+- **through the stack**: a real session on the tuned embedded dev server, with its worker
+  in this process, streams the same answer; a watcher follows the session's Server-Sent
+  Events from a separate `orchestrator api` process (SQLite store: deltas over loopback
+  UDP, durable events by the 25 ms poll), as a chat UI would.
+
+It reports, from the provider's send of each token to its arrival at the watcher, the
+first token and every token (p50/p95) beside the direct figures and their ratio; the delay
+from a durable event's commit to its delivery to a watcher (events written one at a time
+into a watched session), and from the `model_call` event's `created_at` (taken by the
+activity before its two store writes) to its delivery; and tokens lost (0 expected).
+Then a crowd: `--crowd-sessions` sessions live at once, each followed by
+`--crowd-watchers` SSE watchers, with the same token figures, tokens lost, and the API
+process's resident memory per watcher. Temporal's workflow streams take about 100 ms per
+round trip (issue 13): shown beside ours for reference, not measured here. Prints JSON and
+writes `bench/results/stream.json`.
+
+    .venv/bin/python bench/stream.py [--sessions 20 --words 120 --interval 2
+                                      --crowd-sessions 50 --crowd-watchers 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from _harness import TUNED, BenchDevServer, Stats, machine, replay_without_nagle
+
+from orchestrator.approvals.people import hash_token
+from orchestrator.client import connect
+from orchestrator.devserver import free_port
+from orchestrator.events.client import sse_messages
+from orchestrator.logs import configure_logging
+from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
+from orchestrator.replay import LoopbackServer, load_replay_script
+from orchestrator.replay._app import create_replay_app
+from orchestrator.runtime import Runtime
+from orchestrator.service import decide_approval, start_session
+from orchestrator.settings import Settings
+from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
+from orchestrator.testing import wait_for_pending_approval
+from orchestrator.worker import build_worker
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).parent / "results"
+TOKEN = "bench-stream-token"
+PLAN = Plan(
+    name="stream-bench",
+    steps=[
+        ApprovalStep(type="approval", id="gate", summary="Go on?"),
+        AgentStep(id="answer", goal="Answer {{ input.case }}.", model="demo-fast"),
+    ],
+)
+CASE = re.compile(r"case-[0-9a-f]{12}")
+"""Names the session (or direct call) a model request is for, in its messages."""
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+
+# --- the model server's process ----------------------------------------------------------
+
+
+class Paced:
+    """ASGI layer: a streamed answer's SSE events one by one, `interval` s apart, each
+    event carrying answer text stamped (`time.monotonic()`) as it is sent."""
+
+    def __init__(self, app: Any, interval: float, stamps: Path) -> None:
+        self.app = app
+        self.interval = interval
+        self.stamps = stamps
+
+    async def __call__(self, scope: Any, receive: Any, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].endswith("/chat/completions"):
+            await self.app(scope, receive, send)
+            return
+        sent: list[float] = []
+        streaming = False
+        asked = bytearray()
+
+        async def reading() -> MutableMapping[str, Any]:
+            message: MutableMapping[str, Any] = await receive()
+            asked.extend(message.get("body", b""))
+            return message
+
+        async def paced(message: MutableMapping[str, Any]) -> None:
+            nonlocal streaming
+            if message["type"] == "http.response.start":
+                streaming = (
+                    dict(message["headers"])
+                    .get(b"content-type", b"")
+                    .startswith(b"text/event-stream")
+                )
+            if message["type"] != "http.response.body" or not streaming:
+                await send(message)
+                return
+            for event in message.get("body", b"").split(b"\n\n"):
+                if not event.strip():
+                    continue
+                await asyncio.sleep(self.interval)
+                if _has_text(event):
+                    sent.append(time.monotonic())
+                await send(
+                    {"type": "http.response.body", "body": event + b"\n\n", "more_body": True}
+                )
+            if not message.get("more_body", False):
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+        await self.app(scope, reading, paced)
+        if streaming:
+            case = CASE.search(asked.decode(errors="replace"))
+            with self.stamps.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"case": case.group(0) if case else "", "sent": sent}) + "\n")
+
+
+def _has_text(event: bytes) -> bool:
+    data = event.partition(b"data: ")[2]
+    if not data or data.startswith(b"[DONE]"):
+        return False
+    choices = json.loads(data).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
+
+
+async def serve_model(script: Path, port: int, interval: float, stamps: Path) -> None:
+    app = Paced(create_replay_app(load_replay_script(script)), interval, stamps)
+    with replay_without_nagle():
+        async with LoopbackServer(app, port=port):
+            print("serving", flush=True)
+            await asyncio.Event().wait()
+
+
+# --- the bench -----------------------------------------------------------------------
+
+
+def answer_text(words: int) -> str:
+    return " ".join(f"word{i}" for i in range(words)) + "."
+
+
+def write_script(folder: Path, answer: str) -> Path:
+    script = folder / "script.yaml"
+    script.write_text(
+        "conversations:\n  - name: answer\n    match: {contains: 'Step: answer'}\n"
+        f"    after_last: repeat_last\n    turns:\n      - content: '{answer}'\n"
+    )
+    return script
+
+
+@contextlib.asynccontextmanager
+async def process(
+    args: list[str], env: dict[str, str], ready: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A child process, once a line of its output contains `ready`; stopped at the end."""
+    proc = await asyncio.create_subprocess_exec(
+        *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    )
+    assert proc.stdout is not None
+    try:
+        async with asyncio.timeout(120):
+            while ready not in (line := (await proc.stdout.readline()).decode()):
+                if not line:
+                    raise RuntimeError(f"{args[:4]} exited before it was ready")
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await proc.wait()
+
+
+async def stamps_of(stamps: Path, case: str) -> list[float]:
+    """When the model server sent each text piece of its answer for `case` (it logs them
+    once the answer is sent, a moment after the client may have read it all)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for line in stamps.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            if record["case"] == case:
+                return list(record["sent"])
+        await asyncio.sleep(0.01)
+    raise LookupError(f"the model server logged no answer for {case}")
+
+
+def new_case() -> str:
+    return f"case-{uuid.uuid4().hex[:12]}"
+
+
+async def direct(base_url: str, stamps: Path) -> tuple[list[float], float]:
+    """The official SDK streams the answer: each token's stamp-to-arrival, and the time
+    from sending the request to the first token."""
+    from openai import AsyncOpenAI
+
+    arrived: list[float] = []
+    case = new_case()
+    async with AsyncOpenAI(base_url=base_url, api_key="bench") as sdk:
+        asked = time.monotonic()
+        stream = await sdk.chat.completions.create(
+            model="replay-fast",
+            messages=[
+                {"role": "system", "content": "Step: answer"},
+                {"role": "user", "content": f"Answer {case}."},
+            ],
+            stream=True,
+        )
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                arrived.append(time.monotonic())
+    sent = await stamps_of(stamps, case)
+    return [a - s for a, s in zip(arrived, sent, strict=False)], arrived[0] - asked
+
+
+class Watcher:
+    """One SSE watcher of one session: when each piece of text and durable event came."""
+
+    def __init__(self, api: str, session_id: str) -> None:
+        self.api = api
+        self.session_id = session_id
+        self.texts: list[tuple[float, str]] = []
+        self.durable: list[float] = []
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with (
+            httpx.AsyncClient(base_url=self.api, headers=headers, timeout=None) as http,
+            http.stream("GET", f"/api/sessions/{self.session_id}/events") as response,
+        ):
+            async for message in sse_messages(response.aiter_lines()):
+                now, wall = time.monotonic(), time.time()
+                if message.event == "delta":
+                    body = message.json()
+                    if body["kind"] == "text" and body["attempt"] == 1:
+                        self.texts.append((now, str(body["text"])))
+                elif message.event == "message":
+                    event = message.json()
+                    if event["kind"] == "model_call":  # stamped by the activity as it writes
+                        created = datetime.fromisoformat(str(event["created_at"]))
+                        self.durable.append(wall - created.timestamp())
+                    self.connected.set()
+                elif message.event == "end":
+                    return
+
+
+@dataclass
+class Watched:
+    """What the watchers of some sessions saw, against what the model server sent."""
+
+    tokens: list[float] = field(default_factory=list)
+    """Each token, from the server's send to a watcher's receipt, for every watcher."""
+    first: list[float] = field(default_factory=list)
+    """The first token of each answer, to each watcher."""
+    durable: list[float] = field(default_factory=list)
+    lost: int = 0
+    api_rss_kib: tuple[int, int] = (0, 0)
+    """The API process's resident memory before and with the watchers connected."""
+
+
+async def watched_sessions(
+    env: dict[str, Any], api: str, stamps: Path, answer: str, sessions: int, watchers: int
+) -> Watched:
+    """`sessions` live sessions at once, each followed by `watchers` SSE watchers."""
+    client, store, queue, api_pid = env["client"], env["store"], env["queue"], env["api_pid"]
+    cases = [new_case() for _ in range(sessions)]
+    handles = await asyncio.gather(
+        *(start_session(client, PLAN, {"case": c}, task_queue=queue) for c in cases)
+    )
+    ids = [h.id.removeprefix("session-") for h in handles]
+    pending = await asyncio.gather(*(wait_for_pending_approval(store, i) for i in ids))
+    before = rss_kib(api_pid)
+    crowd = [[Watcher(api, i) for _ in range(watchers)] for i in ids]
+    tasks = [asyncio.create_task(w.run()) for group in crowd for w in group]
+    await asyncio.wait_for(
+        asyncio.gather(*(w.connected.wait() for group in crowd for w in group)), 120
+    )
+    seen = Watched(api_rss_kib=(before, rss_kib(api_pid)))
+    await asyncio.gather(
+        *(
+            decide_approval(client, store, p.approval_id, approve=True, decided_by="bench")
+            for p in pending
+        )
+    )
+    await asyncio.gather(*(h.result() for h in handles))
+    await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    for case, group in zip(cases, crowd, strict=True):
+        sent = await stamps_of(stamps, case)
+        for watcher in group:
+            delays = [a - s for (a, _), s in zip(watcher.texts, sent, strict=False)]
+            seen.tokens.extend(delays)
+            seen.first.extend(delays[:1])
+            seen.durable.extend(watcher.durable)
+            text = "".join(t for _, t in watcher.texts)
+            seen.lost += max(len(sent) - len(watcher.texts), 1) if text != answer else 0
+    return seen
+
+
+def rss_kib(pid: int) -> int:
+    """A process's resident memory, from /proc (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+async def written_to_delivered(store: Store, api: str, count: int) -> list[float]:
+    """Audit events written one at a time into a watched session: from the write's commit
+    (`append_event` returned) to the event's arrival at an SSE watcher."""
+    session_id = f"bench-{uuid.uuid4().hex[:8]}"
+    now = datetime.now(UTC)
+    await store.record_session_start(
+        SessionRecord(
+            session_id=session_id,
+            workflow_id=f"session-{session_id}",
+            run_id="bench",
+            plan_name="bench",
+            plan_version="1",
+            started_at=now,
+        )
+    )
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    delays: list[float] = []
+    async with (
+        httpx.AsyncClient(base_url=api, headers=headers, timeout=None) as http,
+        http.stream("GET", f"/api/sessions/{session_id}/events") as response,
+    ):
+        messages = sse_messages(response.aiter_lines())
+        for n in range(count + 1):
+            await store.append_event(
+                AuditEvent(
+                    event_key=f"{session_id}:{n}",
+                    session_id=session_id,
+                    workflow_id=f"session-{session_id}",
+                    run_id="bench",
+                    kind=EventKind.STEP_STARTED,
+                    created_at=datetime.now(UTC),
+                )
+            )
+            written = time.monotonic()
+            while (await anext(messages)).event != "message":
+                pass
+            if n:  # the first one waited for the watcher's connection too
+                delays.append(time.monotonic() - written)
+    return delays
+
+
+async def bench(
+    sessions: int, words: int, interval: float, crowd_sessions: int, crowd_watchers: int
+) -> dict[str, Any]:
+    answer = answer_text(words)
+    with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
+        folder = Path(tmp)
+        script, stamps = write_script(folder, answer), folder / "stamps.jsonl"
+        stamps.touch()
+        approvers = folder / "approvers.yaml"
+        approvers.write_text(f"users:\n  bench:\n    tokens: ['{hash_token(TOKEN)}']\n")
+        model_port, api_port = free_port(), free_port()
+        base_url = f"http://127.0.0.1:{model_port}/v1"
+        os.environ["ORCHESTRATOR_REPLAY_URL"] = base_url
+        server = BenchDevServer(TUNED, folder)
+        await server.start()
+        settings = Settings(
+            project_dir=REPO,
+            state_dir=folder / "state",
+            temporal_address=server.address,
+            task_queue=f"stream-{uuid.uuid4().hex[:8]}",
+            log_level="WARNING",
+        )
+        child_env = {
+            **os.environ,
+            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
+            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
+            "ORCHESTRATOR_TEMPORAL_ADDRESS": server.address,
+            "ORCHESTRATOR_APPROVERS_FILE": str(approvers),
+            "ORCHESTRATOR_LOG_LEVEL": "WARNING",
+        }
+        model_cmd = [sys.executable, __file__, "--serve-model", str(script), str(model_port)]
+        model_cmd += [str(interval), str(stamps)]
+        api_cmd = [sys.executable, "-m", "orchestrator", "api", "--port", str(api_port)]
+        try:
+            runtime = await Runtime.open(settings)
+            client = await connect(settings)
+            async with (
+                process(model_cmd, child_env, "serving"),
+                process(api_cmd, child_env, "api on") as api_proc,
+                build_worker(client, runtime),
+            ):
+                env = {
+                    "client": client,
+                    "store": runtime.store,
+                    "queue": settings.task_queue,
+                    "api_pid": api_proc.pid,
+                }
+                api = f"http://127.0.0.1:{api_port}"
+                await watched_sessions(env, api, stamps, answer, 1, 1)  # warm both paths up
+                await direct(base_url, stamps)
+                first_d, all_d, ttft_d = [], [], []
+                one = Watched()
+                for _ in range(sessions):
+                    tokens, ttft = await direct(base_url, stamps)
+                    first_d.append(tokens[0])
+                    all_d.extend(tokens)
+                    ttft_d.append(ttft)
+                    seen = await watched_sessions(env, api, stamps, answer, 1, 1)
+                    one.tokens.extend(seen.tokens)
+                    one.first.extend(seen.first)
+                    one.durable.extend(seen.durable)
+                    one.lost += seen.lost
+                committed = await written_to_delivered(runtime.store, api, sessions * 5)
+                crowd = await watched_sessions(
+                    env, api, stamps, answer, crowd_sessions, crowd_watchers
+                )
+            await runtime.close()
+        finally:
+            await server.stop()
+    first_direct, first_stack = Stats.of(first_d), Stats.of(one.first)
+    every_direct, every_stack = Stats.of(all_d), Stats.of(one.tokens)
+    watchers = crowd_sessions * crowd_watchers
+    before, during = crowd.api_rss_kib
+    return {
+        "machine": await machine(),
+        "sessions": sessions,
+        "tokens_per_answer": words + 1,
+        "interval_ms": interval * 1000,
+        "first_token_to_client": {"direct": vars(first_direct), "stack": vars(first_stack)},
+        "every_token_to_client": {"direct": vars(every_direct), "stack": vars(every_stack)},
+        "added_by_stack_ms": {
+            "first_token_p50": round(first_stack.median_ms - first_direct.median_ms, 2),
+            "first_token_p95": round(first_stack.p95_ms - first_direct.p95_ms, 2),
+            "per_token_p50": round(every_stack.median_ms - every_direct.median_ms, 2),
+            "per_token_p95": round(every_stack.p95_ms - every_direct.p95_ms, 2),
+        },
+        "ratio_stack_to_direct": {
+            "first_token_p50": round(first_stack.median_ms / first_direct.median_ms, 2),
+            "per_token_p50": round(every_stack.median_ms / every_direct.median_ms, 2),
+        },
+        "direct_request_to_first_token": vars(Stats.of(ttft_d)),
+        "durable_event_committed_to_delivered": vars(Stats.of(committed)),
+        "model_call_created_to_delivered": vars(Stats.of(one.durable)),
+        "tokens_lost": one.lost,
+        "crowd": {
+            "sessions": crowd_sessions,
+            "watchers": watchers,
+            "first_token_to_watcher": vars(Stats.of(crowd.first)),
+            "every_token_to_watcher": vars(Stats.of(crowd.tokens)),
+            "model_call_created_to_delivered": vars(Stats.of(crowd.durable)),
+            "tokens_lost": crowd.lost,
+            "api_rss_kib_per_watcher": round((during - before) / watchers, 1),
+        },
+        "temporal_workflow_streams_round_trip_ms": "about 100 (issue 13, not measured here)",
+    }
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--serve-model":
+        script, port, interval, stamps = sys.argv[2:6]
+        asyncio.run(serve_model(Path(script), int(port), float(interval), Path(stamps)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--words", type=int, default=120, help="tokens per answer, about")
+    parser.add_argument("--interval", type=float, default=2.0, help="ms between SSE events")
+    parser.add_argument("--crowd-sessions", type=int, default=50, help="live at once")
+    parser.add_argument("--crowd-watchers", type=int, default=4, help="per crowd session")
+    args = parser.parse_args()
+    configure_logging(level="WARNING", fmt="json")
+    result = asyncio.run(
+        bench(
+            args.sessions,
+            args.words,
+            args.interval / 1000,
+            args.crowd_sessions,
+            args.crowd_watchers,
+        )
+    )
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "stream.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
