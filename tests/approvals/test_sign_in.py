@@ -3,9 +3,16 @@ prompt. The decision is unit-tested; the rest runs over real HTTP and a real pro
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
+import pty
+import select
+import signal
 import subprocess
 import sys
+import time
+import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -155,3 +162,62 @@ def test_a_piped_password_is_its_first_line_and_never_empty() -> None:
     for empty in ("", "\n"):
         with pytest.raises(ApprovalError, match="empty password"):
             read_password(io.StringIO(empty))
+
+
+PROMPTS = (b"Password:", b"Repeat it:")
+
+
+def _on_a_terminal(*typed: str) -> tuple[int, str]:
+    """Run hash-password on a new pseudo-terminal (its controlling tty, as for a person),
+    typing each of `typed` after a prompt; every wait is bounded and the child is killed
+    if it overruns. Returns the exit status and everything the terminal showed."""
+    command = [sys.executable, "-m", "orchestrator", "approvals", "hash-password"]
+    with warnings.catch_warnings():  # 3.12+ warns of fork() beside threads; exec follows
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid, master = pty.fork()
+    if pid == 0:  # the child: the pty is its stdin, stdout, stderr and /dev/tty
+        os.execv(command[0], command)
+    shown, pending = b"", list(typed)
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([master], [], [], 1.0)
+            if ready:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO: the child closed the terminal
+                    break
+                if not chunk:
+                    break
+                shown += chunk
+                # Answer each prompt once it shows (getpass flushes what was typed ahead).
+                if pending and shown.rstrip().endswith(PROMPTS[len(typed) - len(pending)]):
+                    os.write(master, pending.pop(0).encode() + b"\n")
+        else:
+            raise AssertionError(f"hash-password did not finish; the terminal showed {shown!r}")
+        for _ in range(100):
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status), shown.decode(errors="replace")
+            time.sleep(0.1)
+        raise AssertionError("hash-password did not exit after closing its terminal")
+    finally:
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+
+
+def test_hash_password_asks_twice_on_a_terminal_and_shows_nothing_typed() -> None:
+    code, shown = _on_a_terminal("tty horse", "tty horse")
+    assert code == 0, shown
+    assert "Password:" in shown and "Repeat it:" in shown
+    assert "tty horse" not in shown  # no echo
+    stored = shown.strip().splitlines()[-1].strip()
+    assert stored.startswith("scrypt$")
+
+
+def test_hash_password_refuses_two_different_entries() -> None:
+    code, shown = _on_a_terminal("one", "two")
+    assert code == 1
+    assert "the two passwords differ" in shown and "scrypt$" not in shown
