@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 import structlog
 import yaml
 
 from orchestrator.exceptions import UnknownSkillError
+from orchestrator.replay import LoopbackServer
+from orchestrator.skills.http import catalog_app
 from orchestrator.skills.registry import SkillRegistry
 
 
@@ -87,3 +90,16 @@ def test_a_version_held_by_another_file_is_refused(tmp_path: Path) -> None:
         assert registry.refresh() is False
     [error] = [e for e in logs if e["log_level"] == "error"]
     assert "clock.now@1.0.0 is already defined" in error["error"]
+
+
+async def test_the_catalog_serves_a_version_synced_while_it_runs(tmp_path: Path) -> None:
+    skills = tmp_path / "skills"
+    _synced(skills, "1.0.0")
+    app = catalog_app(SkillRegistry.load_directory(skills))
+    async with LoopbackServer(app) as server, httpx.AsyncClient(base_url=server.url) as http:
+        assert (await http.get("/clock.now")).json()["version"] == "1.0.0"
+        _synced(skills, "2.0.0")
+        assert (await http.get("/clock.now")).json()["version"] == "2.0.0"
+        _synced(skills, "3.0.0")
+        [entry] = (await http.get("/")).json()["skills"]
+        assert [v["version"] for v in entry["versions"]] == ["1.0.0", "2.0.0", "3.0.0"]
