@@ -112,15 +112,22 @@ async def test_escalation_and_delegation_tell_the_new_holders_only(
     store: Store, smtp: tuple[Mailbox, int]
 ) -> None:
     box, port = smtp
-    notifier = _notifier(store, _people(port, digest_seconds=0))
+    people = _people(port, digest_seconds=0)
+    people.policy.timeout_seconds = 3600  # each group has an hour
+    notifier = _notifier(store, people)
     record = await waiting(store, "apr_e")
-    assert (await notifier.run_once(T0)).sent == 2  # lee and kim
+    assert (await notifier.run_once(T0 + timedelta(minutes=15))).sent == 2  # lee and kim
+    assert (
+        "Waiting for finance. Moves on to ops in 45 minutes (10:00 UTC) unless decided."
+        in plain_text(box.for_("lee@example.test")[0])
+    )
 
     await event(
         store, record, EventKind.APPROVAL_ESCALATED, "ops", from_group="finance", to_group="ops"
     )
-    assert (await notifier.run_once(T0 + timedelta(hours=1))).sent == 1
-    assert "Escalated to ops" in plain_text(box.for_("ode@example.test")[0])
+    assert (await notifier.run_once(T0 + timedelta(seconds=1))).sent == 1
+    told = plain_text(box.for_("ode@example.test")[0])
+    assert "Escalated to ops: nobody decided in time. Expires in 60 minutes" in told
 
     people = _people(port, digest_seconds=0)
     people.users["ines"] = people.users["ode"].model_copy(

@@ -26,7 +26,7 @@ import httpx
 
 from orchestrator.approvals.notify.config import Notifications, SmtpSettings, env_secret
 from orchestrator.approvals.notify.links import GROUP_PREFIX, deep_link, link_key
-from orchestrator.approvals.notify.plan import Stage, plan_notices, stage_of
+from orchestrator.approvals.notify.plan import Stage, deadline_words, plan_notices, stage_of
 from orchestrator.approvals.notify.render import (
     Digest,
     Item,
@@ -213,12 +213,13 @@ class Notifier:
         expires = now + timedelta(seconds=self.settings.link_seconds)
         link = deep_link(self.settings.base_url, self._key, record.approval_id, recipient, expires)
         stage = request.stage or Stage("", None)
+        deadline = deadline_words(stage, self.directory, now)
         return Item(
             approval_id=record.approval_id,
             title=reading.title,
             sentence=reading.sentence,
             risk=reading.risk,
-            status=_status(stage),
+            status=_status(stage) + (f". {deadline}." if deadline else ""),
             link=link,
         )
 

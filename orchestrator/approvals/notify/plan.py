@@ -22,10 +22,11 @@ from datetime import datetime, timedelta
 
 from orchestrator.approvals.notify.links import GROUP_PREFIX
 from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.approvals.wording import until
 from orchestrator.store.notices import NoticeRecord
 from orchestrator.store.records import ApprovalRecord, AuditEvent, EventKind
 
-__all__ = ["Stage", "notice_key", "plan_notices", "stage_of"]
+__all__ = ["Stage", "deadline_words", "notice_key", "plan_notices", "stage_of"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Stage:
     delegate: str | None = None
     delegated_by: str | None = None
     approved_by: frozenset[str] = field(default_factory=frozenset)
+    since: datetime | None = None
+    """When the request reached its current group (its timer's start)."""
 
 
 def stage_of(
@@ -47,6 +50,7 @@ def stage_of(
     group = directory.group_for(record)
     stage: Stage | None = Stage(f"requested:{group}", group)
     group_stage = stage
+    since = record.requested_at
     delegations = 0
     approved: set[str] = set()
     for event in events:
@@ -56,7 +60,7 @@ def stage_of(
         if event.kind is EventKind.APPROVAL_ESCALATED:
             to = payload.get("to_group")
             stage = Stage(f"escalated:{to}", to) if isinstance(to, str) else None
-            group_stage = stage
+            group_stage, since = stage, event.created_at
         elif event.kind is EventKind.APPROVAL_DELEGATED:
             to, by = payload.get("to"), payload.get("delegated_by")
             if isinstance(to, str):
@@ -75,7 +79,9 @@ def stage_of(
             stage = group_stage
     if stage is None:
         return None
-    return Stage(stage.key, stage.group, stage.delegate, stage.delegated_by, frozenset(approved))
+    return Stage(
+        stage.key, stage.group, stage.delegate, stage.delegated_by, frozenset(approved), since
+    )
 
 
 def notice_key(approval_id: str, stage: str, channel: str, recipient: str) -> str:
@@ -134,3 +140,18 @@ def plan_notices(
             if getattr(hooks, channel):
                 found.append(notice(channel, GROUP_PREFIX + stage.group))
     return found
+
+
+def deadline_words(stage: Stage, directory: ApproverDirectory, now: datetime) -> str | None:
+    """When the request leaves its group, in words, or None if groups wait for ever.
+
+    E.g. "Moves on to ops in 45 minutes (10:45 UTC) unless decided": an approver can
+    tell at a glance what waiting would do.
+    """
+    timeout = directory.policy.timeout_seconds
+    if timeout is None or stage.since is None or stage.group is None:
+        return None
+    at = stage.since + timedelta(seconds=timeout)
+    chain = directory.chain_after(stage.group)
+    then = f"Moves on to {chain[0]}" if chain else "Expires"
+    return f"{then} {until(at, now)} ({at:%H:%M} UTC) unless decided"
