@@ -1,24 +1,27 @@
 """`orchestrator.start` and `SessionHandle` on the dev server: state, approve, result, and
-`events()` live (durable events exactly as stored, model text as it streams), resumable
-by seq, ending when the session ends or its workflow is closed from outside."""
+`events()` live (durable events exactly as stored, model text as it streams: over UDP on
+SQLite, by NOTIFY on PostgreSQL), resumable by seq, ending when the session ends or its
+workflow is closed from outside."""
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 from conftest import Env
 from event_serving import GATED_PLAN, answer_script
+from postgres import scratch_database
 
 import orchestrator.handle
 from orchestrator import SessionHandle, start
 from orchestrator.events import TERMINAL_KINDS, StreamDelta
 from orchestrator.exceptions import ApprovalError
 from orchestrator.session.types import SessionState
+from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.testing import eventually, wait_for_pending_approval
 
@@ -29,8 +32,19 @@ async def started(env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path)
     return await env_factory(answer_script(tmp_path, ANSWER))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def backend(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[str]:
+    """The worker's store: SQLite (deltas over UDP) or PostgreSQL (deltas by NOTIFY)."""
+    if request.param == "postgresql":
+        async with scratch_database() as url:
+            settings.database_url = url
+            yield request.param
+    else:
+        yield request.param
+
+
 async def test_a_handle_runs_a_session_and_follows_it_live(
-    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+    backend: str, env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
     env = await started(env_factory, tmp_path)
     store = env.runtime.store
