@@ -11,7 +11,7 @@ again when the lease ends (at least once; a recipient may, rarely, get one twice
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -24,7 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from orchestrator.exceptions import StoreError
 from orchestrator.store.tables import NoticeRow
 
-__all__ = ["NOTICE_CONTENT", "NoticeKeyConflict", "NoticeLedger", "NoticeRecord", "NoticeStatus"]
+__all__ = [
+    "NOTICE_CONTENT",
+    "NoticeKeyConflict",
+    "NoticeLedger",
+    "NoticeRecord",
+    "NoticeStatus",
+    "notice_differences",
+]
 
 
 class NoticeStatus(StrEnum):
@@ -61,6 +68,11 @@ class NoticeRecord(BaseModel):
 
 NOTICE_CONTENT = ("approval_id", "stage", "group", "channel", "recipient")
 """What a notice says; its key must always say the same."""
+
+
+def notice_differences(stored: NoticeRecord, new: NoticeRecord) -> list[str]:
+    """The content fields (`NOTICE_CONTENT`) in which two notices under one key differ."""
+    return [f for f in NOTICE_CONTENT if getattr(stored, f) != getattr(new, f)]
 
 
 class NoticeKeyConflict(StoreError):
@@ -114,22 +126,24 @@ class NoticeLedger:
                         continue
                     row = await session.get(NoticeRow, notice.notice_key)
             stored = None if row is None else NoticeRecord.model_validate(row)
-            differ = (
-                ["<row vanished>"]
-                if stored is None
-                else [f for f in NOTICE_CONTENT if getattr(stored, f) != getattr(notice, f)]
-            )
+            differ = ["<row vanished>"] if stored is None else notice_differences(stored, notice)
             if differ:
                 raise NoticeKeyConflict(notice.notice_key, differ)
         return new
 
     async def list_notices(
-        self, *, approval_id: str | None = None, status: NoticeStatus | None = None
+        self,
+        *,
+        approval_id: str | None = None,
+        status: NoticeStatus | None = None,
+        approval_ids: Collection[str] | None = None,
     ) -> list[NoticeRecord]:
-        """Notices, oldest first, optionally of one request or in one status."""
+        """Notices, oldest first; optionally of one request, of some, or in one status."""
         stmt = sa.select(NoticeRow).order_by(NoticeRow.created_at, NoticeRow.notice_key)
         if approval_id is not None:
             stmt = stmt.where(NoticeRow.approval_id == approval_id)
+        if approval_ids is not None:
+            stmt = stmt.where(NoticeRow.approval_id.in_(list(approval_ids)))
         if status is not None:
             stmt = stmt.where(NoticeRow.status == status.value)
         with self._errors("list notices"):

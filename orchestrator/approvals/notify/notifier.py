@@ -41,7 +41,12 @@ from orchestrator.exceptions import ConfigError
 from orchestrator.logs import get_logger, register_secret
 from orchestrator.settings import Settings
 from orchestrator.skills.registry import SkillRegistry
-from orchestrator.store.notices import NoticeKeyConflict, NoticeRecord, NoticeStatus
+from orchestrator.store.notices import (
+    NoticeKeyConflict,
+    NoticeRecord,
+    NoticeStatus,
+    notice_differences,
+)
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, AuditEvent, EventKind
 from orchestrator.store.store import Store
 
@@ -154,9 +159,18 @@ class Notifier:
         now = now or datetime.now(UTC)
         report = PassReport()
         requests, wanted = await self._plan(now)
+        # One read of what is recorded already, so a pass writes only new notices.
+        known = {
+            n.notice_key: n
+            for n in await self.store.notices.list_notices(approval_ids=list(requests))
+        }
         for notice in list(wanted.values()):
             try:
-                report.recorded += await self.store.notices.record([notice])
+                stored = known.get(notice.notice_key)
+                if stored is None:
+                    report.recorded += await self.store.notices.record([notice])
+                elif differ := notice_differences(stored, notice):
+                    raise NoticeKeyConflict(notice.notice_key, differ)
             except NoticeKeyConflict as exc:
                 # Loud, and contained: the other notices of this pass still go out.
                 log.error("notice key conflict", error=str(exc), approval_id=notice.approval_id)
