@@ -23,6 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.exceptions import OrchestratorError, SessionFailed
 from orchestrator.plans import AgentStep, ApprovalStep, Plan, SkillStep, load_plan
 from orchestrator.skills import RiskLevel, Skill, SkillContext, skill
 
@@ -40,10 +41,12 @@ __all__ = [
     "AgentStep",
     "ApprovalStep",
     "AuditEvent",
+    "OrchestratorError",
     "OrchestratorPlugin",
     "Plan",
     "RiskLevel",
     "Runtime",
+    "SessionFailed",
     "SessionHandle",
     "Settings",
     "Skill",

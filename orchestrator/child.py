@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
+from orchestrator.exceptions import SessionInputError, failure_type, to_failure
 from orchestrator.plans.models import Plan
 from orchestrator.session import names
 from orchestrator.session.types import SessionOptions, SessionResult, SessionStartInput
@@ -37,7 +37,7 @@ from orchestrator.types import JsonObject
 
 __all__ = ["INVALID_INPUT", "AgentSessionRequest", "agent_session", "start_agent_session"]
 
-INVALID_INPUT = "AgentSessionInputInvalid"
+INVALID_INPUT = failure_type(SessionInputError)
 """Error type of the non-retryable failure raised when the input does not fit the plan."""
 
 
@@ -68,16 +68,14 @@ async def start_agent_session(
     """Start the session as a child workflow and return its handle (workflow code only).
 
     Raises:
-        ApplicationError: non-retryable, of type `INVALID_INPUT`, when the input lacks a key
+        ApplicationError: non-retryable, a `SessionInputError`, when the input lacks a key
             the plan requires or breaks its `input_schema`; no child is started.
     """
     plan = request.plan
     faults = plan.input_faults(request.input)
     if faults:
-        raise ApplicationError(
-            f"plan {plan.name!r}: input does not fit: {'; '.join(faults)}",
-            type=INVALID_INPUT,
-            non_retryable=True,
+        raise to_failure(
+            SessionInputError(f"plan {plan.name!r}: input does not fit: {'; '.join(faults)}")
         )
     info = workflow.info()
     session_id = request.session_id or workflow.uuid4().hex[:12]

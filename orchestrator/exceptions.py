@@ -4,39 +4,73 @@
 OrchestratorError
 ├── ConfigError                 settings, models file, project layout
 ├── PlanError                   a plan file is malformed (names file, line, field)
+├── SessionInputError           a child session's input does not fit its plan
+├── SessionFailed               a session ended failed (what its caller catches)
+├── PermanentError              an activity failed in a way retrying cannot fix
+├── PayloadTooLargeError        a value over Temporal's payload limit was refused
 ├── SkillError
 │   ├── SkillDefinitionError    a skill or contract is declared wrongly (names file and field)
 │   ├── UnknownSkillError       a plan or model names a skill that is not registered
 │   ├── SkillArgumentsError     arguments do not fit the skill's input model
 │   ├── SkillOutputError        an implementation returned output that breaks its contract
-│   └── SkillToolError          the tool answered the call with an error of its own
+│   ├── SkillToolError          the tool answered the call with an error of its own
+│   ├── SkillMayHaveRun         a retry refused: an earlier attempt may have run the tool
+│   ├── ToolDefinitionChanged   an MCP tool no longer matches its pin
+│   └── CallLostError           an MCP call was sent but never answered
 ├── ProviderError               a model endpoint failed
 │   ├── ProviderHTTPError       4xx/5xx answer (status, retryable)
 │   ├── ProviderTimeoutError    no answer in time
 │   ├── ProviderConnectionError connection refused or reset
 │   ├── ProviderStreamError     a streamed answer cut short (no end marker, an error event)
 │   ├── ProviderResponseError   the answer is not valid chat-completions JSON
-│   └── ProviderReportedError   a 2xx answer holding the endpoint's error (message, type, code)
+│   ├── ProviderReportedError   a 2xx answer holding the endpoint's error (message, type, code)
+│   └── DeploymentUnavailable   the deployment is down: fail over now
 ├── RoutingError                no deployment fits a request, or a policy/rule is broken
-│   └── BudgetExceededError     a tenant's or team's budget cannot cover a new session
-├── ApprovalError               an approval decision was refused (unknown, mismatched, decided)
+│   ├── BudgetExceededError     a tenant's or team's budget cannot cover a new session
+│   └── UnknownModelError       a model switch names a model the session does not know
+├── ApprovalError               an approval decision was refused (see the subclasses)
 ├── StoreError                  the audit/session store failed
 │   └── EventKeyConflict        an audit event key was written before with other content
 └── DevServerError              the embedded Temporal dev server did not start
 ```
 
+Errors that cross Temporal's durable boundary (an activity's or the workflow's failure,
+an update's refusal) travel as an `ApplicationError` whose `type` is the class's entry in
+`FAILURE_TYPES`, the one mapping of class to wire string: `to_failure` builds it on the
+raising side and `from_failure` turns a failure back into the typed error on the other.
+The strings are in recorded histories and never change; class names are never used.
 Messages never carry secrets: providers redact API keys before raising.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from temporalio.exceptions import ApplicationError
+
 __all__ = [
+    "FAILURE_TYPES",
+    "ApprovalAlreadyDecided",
+    "ApprovalBindingMismatch",
+    "ApprovalBySelf",
+    "ApprovalDelegated",
+    "ApprovalDelegationRefused",
+    "ApprovalDelegationUnsupported",
+    "ApprovalEditNotAllowed",
     "ApprovalError",
+    "ApprovalNotInGroup",
+    "ApprovalReasonRequired",
     "BudgetExceededError",
+    "CallLostError",
     "ConfigError",
+    "DeploymentUnavailable",
     "DevServerError",
     "EventKeyConflict",
     "OrchestratorError",
+    "PayloadTooLargeError",
+    "PermanentError",
     "PlanError",
     "ProviderConnectionError",
     "ProviderError",
@@ -46,18 +80,36 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeoutError",
     "RoutingError",
+    "SessionFailed",
+    "SessionInputError",
     "SkillArgumentsError",
     "SkillDefinitionError",
     "SkillError",
+    "SkillMayHaveRun",
     "SkillOutputError",
     "SkillToolError",
     "StoreError",
+    "ToolDefinitionChanged",
+    "UnknownApproval",
+    "UnknownModelError",
     "UnknownSkillError",
+    "failure_type",
+    "from_failure",
+    "to_failure",
 ]
 
 
 class OrchestratorError(Exception):
-    """Base class of every error the runtime raises on purpose."""
+    """Base class of every error the runtime raises on purpose.
+
+    Attributes:
+        retryable: Whether the same operation may succeed if tried again; an activity's
+            failure built by `to_failure` is non-retryable unless this is true.
+        details: The failure's details when the error was decoded by `from_failure`.
+    """
+
+    retryable: bool = False
+    details: tuple[Any, ...] = ()
 
 
 class ConfigError(OrchestratorError):
@@ -66,6 +118,33 @@ class ConfigError(OrchestratorError):
 
 class PlanError(OrchestratorError):
     """A plan file is malformed; the message names the file, line and field."""
+
+
+class SessionInputError(OrchestratorError):
+    """A session's input does not fit its plan (a required key, the `input_schema`)."""
+
+
+class SessionFailed(OrchestratorError):
+    """The session ended as failed; the message names the step and why.
+
+    What `SessionHandle.result()` raises for a failed session (the workflow's failure,
+    decoded by `from_failure`), and registered with the worker as a workflow failure type.
+    """
+
+
+class PermanentError(OrchestratorError):
+    """An activity failed in a way that retrying cannot fix.
+
+    A plan names a skill or model the worker cannot resolve, a gated call came without its
+    approval, an endpoint answered 4xx.
+    """
+
+
+class PayloadTooLargeError(OrchestratorError):
+    """An activity refused a value Temporal would refuse (over its payload limit).
+
+    The failure's first detail is what the refused call cost (`payloads.RefusedAnswer`).
+    """
 
 
 class SkillError(OrchestratorError):
@@ -103,14 +182,35 @@ class IdempotencyKeyReusedError(SkillError):
     """
 
 
+class SkillMayHaveRun(SkillError):
+    """A retry refused: an earlier attempt of the call may have reached the tool.
+
+    The call is not idempotent and was sent, then cut off (a timeout or a crash). It is
+    never retried; the step fails for a person to decide.
+    """
+
+
+class ToolDefinitionChanged(SkillError):
+    """An MCP server's tool no longer matches its pinned definition: the call is blocked."""
+
+
+class CallLostError(SkillError):
+    """An MCP call was sent but never answered: it may have run.
+
+    Retryable only when the skill's contract says it is idempotent.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class ProviderError(OrchestratorError):
     """A model endpoint failed.
 
     Attributes:
         retryable: Whether the same request may succeed if sent again.
     """
-
-    retryable: bool = False
 
 
 class ProviderHTTPError(ProviderError):
@@ -213,6 +313,13 @@ class ProviderReportedError(ProviderError):
         )
 
 
+class DeploymentUnavailable(ProviderError):
+    """The deployment is down for this call: the workflow fails over at once.
+
+    A long `Retry-After`, the endpoint said not to retry, or its gateway retried already.
+    """
+
+
 class RoutingError(OrchestratorError):
     """No deployment satisfies a request's hard constraints, or a policy or rule is broken."""
 
@@ -221,8 +328,52 @@ class BudgetExceededError(RoutingError):
     """A budget cannot cover a new session; the message names the budget and the figures."""
 
 
+class UnknownModelError(RoutingError):
+    """A model switch names a model the session does not know."""
+
+
 class ApprovalError(OrchestratorError):
     """An approval decision was refused: unknown request, mismatched binding, or decided."""
+
+
+class UnknownApproval(ApprovalError):
+    """No pending approval has that id."""
+
+
+class ApprovalBindingMismatch(ApprovalError):
+    """The decision's binding hash is not the pending call's."""
+
+
+class ApprovalAlreadyDecided(ApprovalError):
+    """The approval was decided before, differently."""
+
+
+class ApprovalReasonRequired(ApprovalError):
+    """A rejection without a reason."""
+
+
+class ApprovalEditNotAllowed(ApprovalError):
+    """Changed arguments where the skill's policy does not allow editing."""
+
+
+class ApprovalBySelf(ApprovalError):
+    """The person who asked for the call may not approve it."""
+
+
+class ApprovalNotInGroup(ApprovalError):
+    """The person is not in the group that decides the approval now."""
+
+
+class ApprovalDelegated(ApprovalError):
+    """The approval was delegated to someone else."""
+
+
+class ApprovalDelegationUnsupported(ApprovalError):
+    """The approval has no deciding group to delegate within."""
+
+
+class ApprovalDelegationRefused(ApprovalError):
+    """The delegation is not from, or not to, a member who may decide."""
 
 
 class StoreError(OrchestratorError):
@@ -249,3 +400,95 @@ class EventKeyConflict(StoreError):
 
 class DevServerError(OrchestratorError):
     """The embedded Temporal dev server could not be started or reached."""
+
+
+_WIRE: dict[type[OrchestratorError], str] = {
+    PermanentError: "NonRetryable",
+    SessionFailed: "SessionFailed",
+    SessionInputError: "AgentSessionInputInvalid",
+    PayloadTooLargeError: "PayloadTooLarge",
+    SkillOutputError: "SkillOutputInvalid",
+    SkillMayHaveRun: "SkillMayHaveRun",
+    ToolDefinitionChanged: "McpToolDefinitionChanged",
+    CallLostError: "McpCallLost",
+    ProviderHTTPError: "ProviderHTTPError",
+    ProviderTimeoutError: "ProviderTimeoutError",
+    ProviderConnectionError: "ProviderConnectionError",
+    ProviderStreamError: "ProviderStreamError",
+    ProviderResponseError: "ProviderResponseError",
+    ProviderReportedError: "ProviderReportedError",
+    DeploymentUnavailable: "DeploymentUnavailable",
+    RoutingError: "RoutingFailed",
+    BudgetExceededError: "BudgetExceeded",
+    UnknownModelError: "UnknownModel",
+    UnknownApproval: "UnknownApproval",
+    ApprovalBindingMismatch: "ApprovalBindingMismatch",
+    ApprovalAlreadyDecided: "ApprovalAlreadyDecided",
+    ApprovalReasonRequired: "ApprovalReasonRequired",
+    ApprovalEditNotAllowed: "ApprovalEditNotAllowed",
+    ApprovalBySelf: "ApprovalBySelf",
+    ApprovalNotInGroup: "ApprovalNotInGroup",
+    ApprovalDelegated: "ApprovalDelegated",
+    ApprovalDelegationUnsupported: "ApprovalDelegationUnsupported",
+    ApprovalDelegationRefused: "ApprovalDelegationRefused",
+}
+
+FAILURE_TYPES: Mapping[str, type[OrchestratorError]] = {t: cls for cls, t in _WIRE.items()}
+"""Each failure type string → its error class; the strings are in recorded histories and in
+retry policies (`NonRetryable`), so a value here never changes."""
+
+
+def failure_type(error: type[OrchestratorError]) -> str:
+    """The failure type `error` crosses the boundary as (its nearest mapped class's).
+
+    Raises:
+        TypeError: neither the class nor a base of it has a failure type.
+    """
+    for cls in error.__mro__:
+        wire = _WIRE.get(cls)
+        if wire is not None:
+            return wire
+    raise TypeError(f"{error.__name__} has no failure type; add it to exceptions._WIRE")
+
+
+def to_failure(
+    error: OrchestratorError,
+    *details: Any,
+    message: str | None = None,
+    next_retry_delay: timedelta | None = None,
+) -> ApplicationError:
+    """The `ApplicationError` that carries `error` across the durable boundary.
+
+    Non-retryable unless `error.retryable`; `message` replaces the error's own text.
+    """
+    return ApplicationError(
+        str(error) if message is None else message,
+        *details,
+        type=failure_type(type(error)),
+        non_retryable=not error.retryable,
+        next_retry_delay=next_retry_delay,
+    )
+
+
+def from_failure(exc: BaseException) -> OrchestratorError | None:
+    """The typed error a failure carries, or None if it carries none of ours.
+
+    Looks through the wrappers Temporal adds (`ActivityError`, `ChildWorkflowError`,
+    `WorkflowFailureError`, `WorkflowUpdateFailedError`) to the first `ApplicationError`.
+    The result has the failure's message, `details` and `retryable`; attributes a class
+    sets in its constructor (an HTTP status, say) stay on the raising side.
+    """
+    seen: BaseException | None = exc
+    while seen is not None and not isinstance(seen, ApplicationError):
+        cause = getattr(seen, "cause", None)
+        seen = cause if isinstance(cause, BaseException) else None
+    if seen is None or seen.type is None:
+        return None
+    cls = FAILURE_TYPES.get(seen.type)
+    if cls is None:
+        return None
+    error = cls.__new__(cls)
+    Exception.__init__(error, seen.message)
+    error.details = tuple(seen.details)
+    error.retryable = not seen.non_retryable
+    return error

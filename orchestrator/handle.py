@@ -18,13 +18,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Final
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowFailureError
 from temporalio.service import RPCError
 
 from orchestrator.events.hub import Watch
 from orchestrator.events.live import live_hub
 from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
-from orchestrator.exceptions import ApprovalError
+from orchestrator.exceptions import ApprovalError, SessionFailed, from_failure
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
 from orchestrator.service import decide_approval, query_state, start_session
@@ -82,10 +82,18 @@ class SessionHandle:
         """Wait for the session to end and return its result.
 
         Raises:
-            temporalio.client.WorkflowFailureError: the session failed (its cause says why).
+            SessionFailed: the session failed; the message names the step and why.
+            temporalio.client.WorkflowFailureError: its workflow failed otherwise
+                (terminated, cancelled, timed out).
         """
         handle = self.client.get_workflow_handle(self.workflow_id, result_type=SessionResult)
-        result: SessionResult = await handle.result()
+        try:
+            result: SessionResult = await handle.result()
+        except WorkflowFailureError as exc:
+            failed = from_failure(exc)
+            if isinstance(failed, SessionFailed):
+                raise failed from exc
+            raise
         return result
 
     async def approve(

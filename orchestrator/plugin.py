@@ -18,6 +18,7 @@ from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from orchestrator.exceptions import SessionFailed
 from orchestrator.observability import MetricsInterceptor, tracing_interceptor
 from orchestrator.runtime import Runtime
 from orchestrator.session.activities import SessionActivities
@@ -99,4 +100,7 @@ class OrchestratorPlugin(SimplePlugin):
             workflows=[AgentSessionWorkflow] if runtime else None,
             activities=SessionActivities(runtime).all() if runtime else None,
             workflow_runner=workflow_runner() if runtime else None,
+            # A `SessionFailed` raised in workflow code fails the session's workflow (with
+            # its failure type) instead of retrying the workflow task for ever.
+            workflow_failure_exception_types=[SessionFailed] if runtime else None,
         )

@@ -16,7 +16,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from orchestrator.exceptions import ApprovalError
+from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.plans.models import Plan
 from orchestrator.session import names
 from orchestrator.session.names import workflow_id_for
@@ -180,6 +180,9 @@ async def _send_decision(
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
+        refused = from_failure(cause)
+        if isinstance(refused, ApprovalError):
+            raise refused from None  # the workflow's typed refusal, e.g. ApprovalBySelf
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ApprovalError(message) from None
     except RPCError as exc:

@@ -22,7 +22,7 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from orchestrator.exceptions import ApprovalError
+from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.session import names
 from orchestrator.session.types import (
     ApprovalDelegation,
@@ -80,6 +80,9 @@ async def delegate_approval(
         )
     except WorkflowUpdateFailedError as exc:
         cause = exc.cause
+        refused = from_failure(cause)
+        if isinstance(refused, ApprovalError):
+            raise refused from None  # the workflow's typed refusal, e.g. ApprovalBySelf
         message = cause.message if isinstance(cause, ApplicationError) else str(cause)
         raise ApprovalError(message) from None
     except RPCError as exc:

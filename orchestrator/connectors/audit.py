@@ -23,12 +23,14 @@ import dataclasses
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 
-from temporalio.exceptions import ApplicationError
-
-from orchestrator.connectors.binding import TOOL_CHANGED
-from orchestrator.exceptions import SkillToolError
+from orchestrator.exceptions import (
+    SkillMayHaveRun,
+    SkillToolError,
+    ToolDefinitionChanged,
+    from_failure,
+    to_failure,
+)
 from orchestrator.logs import get_logger
-from orchestrator.session.names import SKILL_MAY_HAVE_RUN
 from orchestrator.skills.models import SkillContext, SkillSpec
 from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.store import Store
@@ -122,7 +124,7 @@ async def audited_mcp_call(
     attempt before the request leaves.
 
     Raises:
-        ApplicationError: `SKILL_MAY_HAVE_RUN`, not retryable, on a retry of a tool that
+        ApplicationError: a `SkillMayHaveRun`, not retryable, on a retry of a tool that
             is not idempotent whose earlier attempt may have run.
     """
     target = mcp_target(spec)
@@ -156,15 +158,11 @@ async def audited_mcp_call(
             ran = may_have_run(await store.list_events(ctx.session_id), ctx)
             if ran:
                 outcome = "held"
-                raise ApplicationError(
-                    _refusal(spec, tool, connector, ctx, ran),
-                    type=SKILL_MAY_HAVE_RUN,
-                    non_retryable=True,
-                )
+                raise to_failure(SkillMayHaveRun(_refusal(spec, tool, connector, ctx, ran)))
         yield dataclasses.replace(ctx, before_send=before_send)
     except BaseException as exc:
         if outcome != "held":
-            blocked = isinstance(exc, ApplicationError) and exc.type == TOOL_CHANGED
+            blocked = isinstance(from_failure(exc), ToolDefinitionChanged)
             outcome = "blocked" if blocked else "failed"
             outcome = "tool_error" if isinstance(exc, SkillToolError) else outcome
         error = str(exc)

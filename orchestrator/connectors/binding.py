@@ -23,10 +23,14 @@ from orchestrator.connectors.client import definition_hash, offered_tools
 from orchestrator.connectors.models import Connector, load_connector
 from orchestrator.connectors.pool import connector_pool
 from orchestrator.exceptions import (
+    CallLostError,
     SkillArgumentsError,
     SkillDefinitionError,
     SkillOutputError,
     SkillToolError,
+    ToolDefinitionChanged,
+    failure_type,
+    to_failure,
 )
 from orchestrator.logs import get_logger
 from orchestrator.skills.contract import Contract, McpPin
@@ -38,7 +42,7 @@ __all__ = ["CALL_LOST", "TOOL_CHANGED", "McpArguments", "McpSkill", "bind_mcp"]
 
 log = get_logger(__name__)
 
-TOOL_CHANGED = "McpToolDefinitionChanged"
+TOOL_CHANGED = failure_type(ToolDefinitionChanged)
 """The error type of a call refused because the server's tool no longer matches its pin."""
 
 
@@ -50,7 +54,7 @@ class McpOutput(RootModel[dict[str, Any]]):
     """The structured output of an MCP tool call."""
 
 
-CALL_LOST = "McpCallLost"
+CALL_LOST = failure_type(CallLostError)
 """The error type of a call whose connection failed after it was sent: it may have run."""
 
 _TRANSPORT = (types.CONNECTION_CLOSED, types.REQUEST_TIMEOUT)
@@ -64,14 +68,14 @@ def _lost(where: str, message: str, *, idempotent: bool) -> ApplicationError:
     are raised as they come and retried, since the tool certainly did not run.
     """
     if idempotent:
-        return ApplicationError(
-            f"{where} failed after the call was sent: {message}", type=CALL_LOST
+        return to_failure(
+            CallLostError(f"{where} failed after the call was sent: {message}", retryable=True)
         )
-    return ApplicationError(
-        f"{where} failed after the call was sent ({message}); the tool may have run and its"
-        " contract says it is not idempotent, so it is not called again",
-        type=CALL_LOST,
-        non_retryable=True,
+    return to_failure(
+        CallLostError(
+            f"{where} failed after the call was sent ({message}); the tool may have run and"
+            " its contract says it is not idempotent, so it is not called again"
+        )
     )
 
 
@@ -160,12 +164,12 @@ def bind_mcp(contract: Contract, *, project_dir: Path, source: str) -> McpSkill:
         tool = offered.get(tool_name)
         if tool is None or definition_hash(tool) != pin.definition_sha256:
             what = "no longer offers" if tool is None else "changed the definition of"
-            raise ApplicationError(
-                f"{contract.name}@{contract.version} is blocked: MCP server"
-                f" {connector_name} {what} tool {tool_name!r} since it was pinned;"
-                " review it and run `orchestrator connectors sync`",
-                type=TOOL_CHANGED,
-                non_retryable=True,
+            raise to_failure(
+                ToolDefinitionChanged(
+                    f"{contract.name}@{contract.version} is blocked: MCP server"
+                    f" {connector_name} {what} tool {tool_name!r} since it was pinned;"
+                    " review it and run `orchestrator connectors sync`"
+                )
             )
         where = f"{contract.name}: tool {tool_name!r} of MCP server {connector_name}"
         if ctx.before_send is not None:

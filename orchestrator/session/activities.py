@@ -17,13 +17,14 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.activities import ApprovalActivities
 from orchestrator.connectors.audit import audited_mcp_call, mcp_target
 from orchestrator.events.publisher import Tags
 from orchestrator.exceptions import (
     ConfigError,
+    PayloadTooLargeError,
+    PermanentError,
     PlanError,
     ProviderError,
     RoutingError,
@@ -31,6 +32,7 @@ from orchestrator.exceptions import (
     SkillOutputError,
     SkillToolError,
     UnknownSkillError,
+    to_failure,
 )
 from orchestrator.logs import get_logger
 from orchestrator.plans.loader import load_plans
@@ -44,7 +46,6 @@ from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
     MAX_ANSWER_BYTES,
-    PAYLOAD_TOO_LARGE,
     RefusedAnswer,
     json_size,
     model_size,
@@ -81,8 +82,6 @@ from orchestrator.types import JsonObject
 __all__ = ["SessionActivities", "beating_sink"]
 
 log = get_logger(__name__)
-
-NON_RETRYABLE = "NonRetryable"
 
 
 def _now() -> datetime:
@@ -218,9 +217,7 @@ class SessionActivities:
                 lambda: load_plans(self.runtime.settings.project_dir / "workflows"),
             )
         except (UnknownSkillError, ConfigError, RoutingError, PlanError) as exc:
-            raise ApplicationError(
-                f"plan {start.plan.name!r}: {exc}", type=NON_RETRYABLE, non_retryable=True
-            ) from None
+            raise to_failure(PermanentError(f"plan {start.plan.name!r}: {exc}")) from None
         deprecated: JsonObject = {s.ref: s.deprecated for s in specs if s.deprecated}
         store = self.runtime.store
         await store.record_session_start(
@@ -294,7 +291,7 @@ class SessionActivities:
             try:
                 entry, provider = self.runtime.model(call.model)
             except ConfigError as exc:
-                raise ApplicationError(str(exc), type=NON_RETRYABLE, non_retryable=True) from None
+                raise to_failure(PermanentError(str(exc))) from None
             max_tokens = call.max_tokens or entry.max_tokens
             started = time.perf_counter()
             try:
@@ -385,9 +382,7 @@ class SessionActivities:
                     output_tokens=usage.output_tokens,
                     cost_usd=cost,
                 )
-                raise ApplicationError(
-                    message, spent.model_dump(), type=PAYLOAD_TOO_LARGE, non_retryable=True
-                )
+                raise to_failure(PayloadTooLargeError(message), spent.model_dump())
             return result
 
     @activity.defn(name=names.CALL_SKILL)
@@ -397,11 +392,11 @@ class SessionActivities:
             try:
                 skill = self.runtime.skills.get(call.skill, call.version)
             except UnknownSkillError as exc:
-                raise ApplicationError(
-                    f"session resolved {call.skill}@{call.version};"
-                    f" this worker cannot run it: {exc}",
-                    type=NON_RETRYABLE,
-                    non_retryable=True,
+                raise to_failure(
+                    PermanentError(
+                        f"session resolved {call.skill}@{call.version};"
+                        f" this worker cannot run it: {exc}"
+                    )
                 ) from None
             try:
                 parsed = skill.validate_arguments(call.arguments)
@@ -414,10 +409,8 @@ class SessionActivities:
             if call.validate_only:
                 return SkillCallResult(ok=True, arguments=arguments, needs_approval=gated)
             if gated and not call.approval_id:
-                raise ApplicationError(
-                    f"{call.skill} requires an approval and none was given",
-                    type=NON_RETRYABLE,
-                    non_retryable=True,
+                raise to_failure(
+                    PermanentError(f"{call.skill} requires an approval and none was given")
                 )
             info = activity.info()
             ctx = SkillContext(
@@ -454,9 +447,7 @@ class SessionActivities:
                     invalid_output=True,
                 )
                 log.error("tool output breaks its contract", skill=call.skill, error=str(exc))
-                raise ApplicationError(
-                    str(exc), type=names.SKILL_OUTPUT_INVALID, non_retryable=True
-                ) from None
+                raise to_failure(exc) from None
             size = json_size(output)
             if size > INLINE_OUTPUT_BYTES:
                 # See `payloads`: the effect happened; the session carries a stand-in.

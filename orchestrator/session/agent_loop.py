@@ -11,6 +11,7 @@ import json
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from orchestrator.exceptions import PayloadTooLargeError, from_failure
 from orchestrator.plans.models import (
     AgentStep,
 )
@@ -21,12 +22,11 @@ from orchestrator.session.core import DeploymentDown, StepFailed
 from orchestrator.session.limits import limit_reached
 from orchestrator.session.payloads import (
     MAX_CONVERSATION_BYTES,
-    PAYLOAD_TOO_LARGE,
     model_size,
     refused_answer,
     too_large,
 )
-from orchestrator.session.pinning import activity_cause, reuse_key, route_request, unavailable
+from orchestrator.session.pinning import failure_message, reuse_key, route_request, unavailable
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.templating import render_text
 from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
@@ -129,7 +129,7 @@ class AgentLoop(SkillCalls):
                 self._start.options.bookkeeping,
             )
         except (ActivityError, ApplicationError) as exc:
-            raise StepFailed(activity_cause(exc)[1]) from None
+            raise StepFailed(failure_message(exc)) from None
         cause = failed.get(previous or "") if failed else None
         if failed:
             why += f" ({decision.failover})"
@@ -346,12 +346,12 @@ class AgentLoop(SkillCalls):
             )
         except ActivityError as exc:
             if self._routing and unavailable(exc):
-                raise DeploymentDown(activity_cause(exc)[1]) from None
-            if activity_cause(exc)[0] == PAYLOAD_TOO_LARGE:
+                raise DeploymentDown(failure_message(exc)) from None
+            if isinstance(from_failure(exc), PayloadTooLargeError):
                 raise self._refused(exc) from None
             workflow.deprecate_patch(patches.MODEL_FAILURE)
             self._state.in_tool_loop = False
-            raise StepFailed(f"model call failed: {activity_cause(exc)[1]}") from None
+            raise StepFailed(f"model call failed: {failure_message(exc)}") from None
 
     def _check_conversation(
         self, step: AgentStep, round_no: int, messages: list[ChatMessage]
@@ -369,7 +369,7 @@ class AgentLoop(SkillCalls):
             self._state.input_tokens += spent.input_tokens
             self._state.output_tokens += spent.output_tokens
             self._state.cost_usd += spent.cost_usd
-        return StepFailed(activity_cause(exc)[1])
+        return StepFailed(failure_message(exc))
 
     async def _continue_between_rounds(
         self, base: LoopCarry, round_no: int, messages: list[ChatMessage]

@@ -12,9 +12,21 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.binding import approval_id_for, binding_hash
+from orchestrator.exceptions import (
+    ApprovalAlreadyDecided,
+    ApprovalBindingMismatch,
+    ApprovalBySelf,
+    ApprovalDelegated,
+    ApprovalDelegationRefused,
+    ApprovalDelegationUnsupported,
+    ApprovalEditNotAllowed,
+    ApprovalNotInGroup,
+    ApprovalReasonRequired,
+    UnknownApproval,
+    to_failure,
+)
 from orchestrator.plans.models import (
     ApprovalStep,
     OnReject,
@@ -97,15 +109,17 @@ class ApprovalGate(Continuation):
         """The undecided request `approval_id`, if `binding` is its action's hash."""
         pending = self._pending.get(approval_id)
         if pending is None or approval_id in self._decisions:
-            raise ApplicationError(
-                f"no pending approval {approval_id} in session {self._state.session_id}",
-                type="UnknownApproval",
+            raise to_failure(
+                UnknownApproval(
+                    f"no pending approval {approval_id} in session {self._state.session_id}"
+                )
             )
         if pending.binding_hash != binding:
-            raise ApplicationError(
-                f"approval {approval_id}: {what} a different action"
-                " (binding hash mismatch); nothing was released",
-                type="ApprovalBindingMismatch",
+            raise to_failure(
+                ApprovalBindingMismatch(
+                    f"approval {approval_id}: {what} a different action"
+                    " (binding hash mismatch); nothing was released"
+                )
             )
         return pending
 
@@ -120,40 +134,43 @@ class ApprovalGate(Continuation):
             if prior.approve == decision.approve and prior.binding_hash == decision.binding_hash:
                 return
             verb = "approved" if prior.approve else "rejected"
-            raise ApplicationError(
-                f"approval {decision.approval_id} was already {verb} by {prior.decided_by}",
-                type="ApprovalAlreadyDecided",
+            raise to_failure(
+                ApprovalAlreadyDecided(
+                    f"approval {decision.approval_id} was already {verb} by {prior.decided_by}"
+                )
             )
         pending = self._bound_pending(
             decision.approval_id, decision.binding_hash, "the decision was made on"
         )
         if not decision.approve and not (decision.reason or "").strip():
-            raise ApplicationError("a rejection needs a reason", type="ApprovalReasonRequired")
+            raise to_failure(ApprovalReasonRequired("a rejection needs a reason"))
         if decision.arguments is not None and (not decision.approve or pending.kind != "tool_call"):
-            raise ApplicationError(
-                "arguments can be edited only when approving a skill call",
-                type="ApprovalEditNotAllowed",
+            raise to_failure(
+                ApprovalEditNotAllowed("arguments can be edited only when approving a skill call")
             )
         if decision.decided_by == self._start.requested_by:
-            raise ApplicationError(
-                f"{decision.decided_by} started this session and cannot decide its approvals",
-                type="ApprovalBySelf",
+            raise to_failure(
+                ApprovalBySelf(
+                    f"{decision.decided_by} started this session and cannot decide its approvals"
+                )
             )
         if (
             decision.groups is not None
             and pending.group is not None
             and pending.group not in decision.groups
         ):
-            raise ApplicationError(
-                f"{decision.decided_by} is not in {pending.group}, the group that decides"
-                f" approval {decision.approval_id} now",
-                type="ApprovalNotInGroup",
+            raise to_failure(
+                ApprovalNotInGroup(
+                    f"{decision.decided_by} is not in {pending.group}, the group that decides"
+                    f" approval {decision.approval_id} now"
+                )
             )
         if pending.delegate is not None and decision.decided_by != pending.delegate:
-            raise ApplicationError(
-                f"approval {decision.approval_id} was delegated to {pending.delegate};"
-                " only they may decide it now",
-                type="ApprovalDelegated",
+            raise to_failure(
+                ApprovalDelegated(
+                    f"approval {decision.approval_id} was delegated to {pending.delegate};"
+                    " only they may decide it now"
+                )
             )
 
     def _delegate(self, request: ApprovalDelegation) -> ApprovalDelegationResult:
@@ -179,16 +196,18 @@ class ApprovalGate(Continuation):
             request.approval_id, request.binding_hash, "the delegation names"
         )
         if pending.group is None:
-            raise ApplicationError(
-                f"approval {request.approval_id} has no deciding group to delegate within",
-                type="ApprovalDelegationUnsupported",
+            raise to_failure(
+                ApprovalDelegationUnsupported(
+                    f"approval {request.approval_id} has no deciding group to delegate within"
+                )
             )
         group, by, to = pending.group, request.delegated_by, request.to
         if group not in request.groups:
-            raise ApplicationError(
-                f"{by} is not in {group}, the group that decides approval"
-                f" {request.approval_id} now",
-                type="ApprovalNotInGroup",
+            raise to_failure(
+                ApprovalNotInGroup(
+                    f"{by} is not in {group}, the group that decides approval"
+                    f" {request.approval_id} now"
+                )
             )
         refusal = None
         if pending.delegate is not None and by != pending.delegate:
@@ -204,9 +223,10 @@ class ApprovalGate(Continuation):
         elif to in pending.approved_by:
             refusal = f"{to} has already approved it; the other approval must be someone else's"
         if refusal is not None:
-            raise ApplicationError(
-                f"approval {request.approval_id} cannot be delegated: {refusal}",
-                type="ApprovalDelegationRefused",
+            raise to_failure(
+                ApprovalDelegationRefused(
+                    f"approval {request.approval_id} cannot be delegated: {refusal}"
+                )
             )
 
     async def _approval_step(self, step: ApprovalStep) -> JsonValue:

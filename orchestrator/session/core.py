@@ -13,6 +13,7 @@ from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from orchestrator.exceptions import PermanentError, failure_type
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import model_call_options
 from orchestrator.session.types import (
@@ -39,7 +40,8 @@ __all__ = ["NON_RETRYABLE", "DeploymentDown", "SessionCore", "StepFailed"]
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
-NON_RETRYABLE = ["NonRetryable"]
+NON_RETRYABLE = [failure_type(PermanentError)]
+"""The retry policies' non-retryable types (recorded in every scheduled activity)."""
 
 
 class StepFailed(Exception):

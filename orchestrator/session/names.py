@@ -21,8 +21,6 @@ __all__ = [
     "RESOLVE_APPROVAL_POLICY",
     "ROUTE",
     "SETTLE_BUDGET",
-    "SKILL_MAY_HAVE_RUN",
-    "SKILL_OUTPUT_INVALID",
     "START_SESSION",
     "STATE_QUERY",
     "WORKFLOW_NAME",
@@ -54,10 +52,3 @@ FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"
 SETTLE_BUDGET = "orchestrator.settle_budget"
-
-SKILL_OUTPUT_INVALID = "SkillOutputInvalid"
-"""Error type of a skill call whose implementation broke its output contract: the step fails."""
-SKILL_MAY_HAVE_RUN = "SkillMayHaveRun"
-"""Error type of a retry refused because an earlier attempt of a call that is not idempotent
-may have reached the tool (sent, then a timeout or a crash): the step fails for a person to
-decide, never retried."""

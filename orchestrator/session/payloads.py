@@ -39,8 +39,9 @@ from __future__ import annotations
 import json
 
 from pydantic import BaseModel, ValidationError
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
+from orchestrator.exceptions import PayloadTooLargeError, from_failure
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
@@ -51,7 +52,6 @@ __all__ = [
     "MAX_CONVERSATION_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_RESULT_BYTES",
-    "PAYLOAD_TOO_LARGE",
     "PREVIEW_CHARS",
     "WARN_PAYLOAD_BYTES",
     "RefusedAnswer",
@@ -87,8 +87,6 @@ PREVIEW_CHARS = 2048
 """How much of an oversized output the stand-in shows."""
 _BARE_BYTES = 64
 """Outputs this small are never replaced: a stand-in would be as large."""
-PAYLOAD_TOO_LARGE = "PayloadTooLarge"
-"""Error type of an activity that refused a value over the limit (non-retryable)."""
 
 
 class RefusedAnswer(BaseModel):
@@ -100,12 +98,12 @@ class RefusedAnswer(BaseModel):
 
 
 def refused_answer(exc: ActivityError) -> RefusedAnswer | None:
-    """What a model call refused as `PayloadTooLarge` cost, from its error's details."""
-    cause = exc.cause
-    if not isinstance(cause, ApplicationError) or cause.type != PAYLOAD_TOO_LARGE:
+    """What a model call refused as too large cost, from its error's details."""
+    error = from_failure(exc)
+    if not isinstance(error, PayloadTooLargeError) or not error.details:
         return None
     try:
-        return RefusedAnswer.model_validate(cause.details[0]) if cause.details else None
+        return RefusedAnswer.model_validate(error.details[0])
     except ValidationError:
         return None
 

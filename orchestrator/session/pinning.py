@@ -10,25 +10,32 @@ import json
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from orchestrator.exceptions import (
+    DeploymentUnavailable,
+    ProviderConnectionError,
+    ProviderHTTPError,
+    ProviderReportedError,
+    ProviderTimeoutError,
+    from_failure,
+)
 from orchestrator.plans.models import AgentStep
 from orchestrator.routing.policy import Difficulty
 from orchestrator.routing.types import RouteRequest
 from orchestrator.session.types import Boundary, SessionStartInput
 from orchestrator.types import JsonObject
 
-__all__ = ["UNAVAILABLE_ERRORS", "activity_cause", "reuse_key", "route_request", "unavailable"]
+__all__ = ["UNAVAILABLE_ERRORS", "failure_message", "reuse_key", "route_request", "unavailable"]
 
-UNAVAILABLE_ERRORS = frozenset(
-    {
-        "ProviderHTTPError",
-        "ProviderTimeoutError",
-        "ProviderConnectionError",
-        "ProviderReportedError",
-        "DeploymentUnavailable",
-    }
+UNAVAILABLE_ERRORS = (
+    ProviderHTTPError,
+    ProviderTimeoutError,
+    ProviderConnectionError,
+    ProviderReportedError,
+    DeploymentUnavailable,
 )
-"""Error types of a model call that mean the deployment is down, not that the request is
-wrong: after its retries, such a failure forces a failover to another deployment."""
+"""Errors of a model call that mean the deployment is down, not that the request is wrong:
+after its retries, such a failure forces a failover to another deployment. (A provider
+error that retrying cannot fix crosses as `PermanentError` and fails the step instead.)"""
 
 _CHARS_PER_TOKEN = 4
 
@@ -69,17 +76,15 @@ def route_request(
     )
 
 
-def activity_cause(exc: ActivityError | ApplicationError) -> tuple[str, str]:
-    """The failure's error type and message (a local activity's error may come unwrapped)."""
+def failure_message(exc: ActivityError | ApplicationError) -> str:
+    """The failure's message (a local activity's error may come unwrapped)."""
     cause = exc.cause if isinstance(exc, ActivityError) else exc
-    if isinstance(cause, ApplicationError):
-        return cause.type or "ApplicationError", cause.message
-    return type(cause).__name__, str(cause)
+    return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
 def unavailable(exc: ActivityError) -> bool:
     """Whether a failed model call means its deployment is unavailable."""
-    return activity_cause(exc)[0] in UNAVAILABLE_ERRORS
+    return isinstance(from_failure(exc), UNAVAILABLE_ERRORS)
 
 
 def reuse_key(skill: str, arguments: JsonObject) -> str:

@@ -16,10 +16,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from orchestrator.exceptions import (
+    BudgetExceededError,
+    DeploymentUnavailable,
+    PermanentError,
     ProviderConnectionError,
     ProviderError,
     ProviderHTTPError,
     RoutingError,
+    to_failure,
 )
 from orchestrator.logs import get_logger
 from orchestrator.routing.budgets import applicable, refusal, reservation, share_used
@@ -40,8 +44,6 @@ __all__ = ["LONG_RETRY_AFTER", "RoutingActivities", "failure_error", "record_spe
 
 log = get_logger(__name__)
 
-NON_RETRYABLE = "NonRetryable"
-
 
 class RoutingActivities:
     """Routing activities bound to one `Runtime`."""
@@ -57,7 +59,7 @@ class RoutingActivities:
         """Reserve (at session start) and return the share of the tightest budget in use.
 
         Raises:
-            ApplicationError: non-retryable `BudgetExceeded` when a reservation is refused.
+            ApplicationError: a `BudgetExceededError` when a reservation is refused.
         """
         req = call.request
         budgets = applicable(self.runtime.models.budgets, req.tenant, req.team)
@@ -71,9 +73,7 @@ class RoutingActivities:
             if refused is not None:
                 budget = budgets[wanted.index(refused)]
                 usage = await ledger.usage(refused.scope, refused.period)
-                raise ApplicationError(
-                    refusal(budget, usage), type="BudgetExceeded", non_retryable=True
-                )
+                raise to_failure(BudgetExceededError(refusal(budget, usage)))
         shares = [
             share_used(b, await ledger.usage(w.scope, w.period))
             for b, w in zip(budgets, wanted, strict=True)
@@ -87,7 +87,7 @@ class RoutingActivities:
         try:
             decision = self.runtime.router.decide(call.request, budget_used=used)
         except RoutingError as exc:
-            raise ApplicationError(str(exc), type="RoutingFailed", non_retryable=True) from None
+            raise to_failure(exc) from None
         if decision.budget_used != used:
             decision = decision.model_copy(update={"budget_used": used})
         log.info(
@@ -148,18 +148,18 @@ def failure_error(
         return _unavailable(deployment, exc, "the endpoint says not to retry")
     if exc.retryable and endpoint_retries and not isinstance(exc, ProviderConnectionError):
         return _unavailable(deployment, exc, "the endpoint retries itself")
-    return ApplicationError(
-        f"model {deployment!r}: {exc}",
-        type=type(exc).__name__ if exc.retryable else NON_RETRYABLE,
-        non_retryable=not exc.retryable,
+    message = f"model {deployment!r}: {exc}"
+    # A provider error that retrying cannot fix crosses as `PermanentError`: the step
+    # fails; only the retryable kinds (after their retries) make the workflow fail over.
+    return to_failure(
+        exc if exc.retryable else PermanentError(message),
+        message=message,
         next_retry_delay=None if delay is None else timedelta(seconds=delay),
     )
 
 
 def _unavailable(deployment: str, exc: ProviderError, why: str) -> ApplicationError:
-    return ApplicationError(
-        f"model {deployment!r}: {exc} ({why})", type="DeploymentUnavailable", non_retryable=True
-    )
+    return to_failure(DeploymentUnavailable(f"model {deployment!r}: {exc} ({why})"))
 
 
 async def record_spend(

@@ -7,6 +7,7 @@ import json
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
+from orchestrator.exceptions import SkillMayHaveRun, SkillOutputError, from_failure
 from orchestrator.plans.models import (
     OnReject,
     SkillStep,
@@ -95,10 +96,9 @@ class SkillCalls(ApprovalGate):
                 key=f"tool:{call_id}:failed",
                 payload={"skill": spec.name, "error": cause, "call_id": call_id},
             )
-            if isinstance(exc.cause, ApplicationError) and exc.cause.type in (
-                names.SKILL_OUTPUT_INVALID,
-                names.SKILL_MAY_HAVE_RUN,  # a person decides; the model must not retry it
-            ):
+            if isinstance(from_failure(exc), (SkillOutputError, SkillMayHaveRun)):
+                # A broken contract fails the step; so does a call that may have run
+                # already: a person decides, the model must not retry it.
                 raise StepFailed(cause) from None
             return SkillCallResult(ok=False, error=cause, error_kind="failed")
 

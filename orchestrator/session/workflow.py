@@ -14,8 +14,8 @@ and `agent_loop` (routing and the pinned tool loop).
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
+from orchestrator.exceptions import SessionFailed, UnknownModelError, to_failure
 from orchestrator.plans.models import (
     AgentStep,
     AnyStep,
@@ -127,10 +127,8 @@ class AgentSessionWorkflow(FanOut):
     @request_model_switch.validator
     def _check_switch(self, request: ModelSwitchRequest) -> None:
         if self._models and request.model not in self._models:
-            raise ApplicationError(
-                f"unknown model {request.model!r} (known: {', '.join(sorted(self._models))})",
-                type="UnknownModel",
-            )
+            known = ", ".join(sorted(self._models))
+            raise to_failure(UnknownModelError(f"unknown model {request.model!r} (known: {known})"))
 
     # ---- run ----------------------------------------------------------------------------
 
@@ -168,7 +166,7 @@ class AgentSessionWorkflow(FanOut):
             self._state.status = SessionStatus.FAILED
             self._state.error = str(exc)
             await self._finish(SessionStatus.FAILED, error=str(exc))
-            raise ApplicationError(str(exc), type="SessionFailed", non_retryable=True) from None
+            raise to_failure(SessionFailed(str(exc))) from None
         self._state.status = SessionStatus.COMPLETED
         self._state.current_step = None
         await self._finish(SessionStatus.COMPLETED, output=final)

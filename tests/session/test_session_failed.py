@@ -1,0 +1,60 @@
+"""A caller catches `SessionFailed` from a real failed session, not a Temporal wrapper.
+
+The workflow fails with the `SessionFailed` failure type (`orchestrator.exceptions`), and
+`SessionHandle.result()` decodes it; refusals of an approval decision arrive typed too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from conftest import REPO, Env
+from temporalio.client import WorkflowFailureError
+
+from orchestrator import SessionFailed, start
+from orchestrator.exceptions import ApprovalBySelf, ApprovalError
+from orchestrator.plans import ApprovalStep, Plan
+from orchestrator.session.types import SessionState
+from orchestrator.testing import eventually
+
+GATE_ONLY = Plan(
+    name="gate-only",
+    steps=[ApprovalStep(type="approval", id="gate", summary="Ship the refund?")],
+)
+
+
+async def test_a_caller_catches_session_failed_from_a_rejected_session(
+    env_factory: Callable[[Path], Awaitable[Env]],
+) -> None:
+    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    handle = await start(
+        env.client,
+        env.runtime.store,
+        GATE_ONLY,
+        {},
+        task_queue=env.settings.task_queue,
+        requested_by="lee",
+    )
+
+    async def waiting() -> SessionState | None:
+        state = await handle.state()
+        return state if state.pending_approvals else None
+
+    await eventually(waiting, what="the gate")
+    # The workflow's refusal arrives as its own type (an ApprovalError), not a string.
+    with pytest.raises(ApprovalBySelf, match="lee started this session"):
+        await handle.approve(by="lee")
+    await handle.reject(by="maria", reason="not this quarter")
+    try:
+        await handle.result()
+    except SessionFailed as failed:
+        assert "step 'gate' failed" in str(failed)
+        assert "not this quarter" in str(failed)
+        assert isinstance(failed.__cause__, WorkflowFailureError)
+    else:
+        pytest.fail("a rejected gate must fail the session")
+    record = await env.runtime.store.get_session(handle.session_id)
+    assert record is not None and record.status.value == "failed"
+    assert issubclass(ApprovalBySelf, ApprovalError)
