@@ -7,6 +7,10 @@ approvals as they appear, and then checks what the promise of the runtime says m
 every session completed, no effect twice, no model switch inside a tool loop, an audit
 trail without gaps or duplicates, nothing before an approval gate run again after it.
 `tests/reliability/test_crash_harness.py` runs a small form; `bench/chaos.py` the full one.
+
+Test and benchmark machinery, not part of the runtime: nothing under `orchestrator/`
+outside this package imports it, and a deployment never needs it. It ships in the package
+only so that `bench/` and `tests/` share one harness (see docs/architecture.md).
 """
 
 from orchestrator.chaos.checks import ChaosReport, SessionFindings

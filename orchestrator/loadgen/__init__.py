@@ -4,6 +4,11 @@ Shared by the load benchmark (`bench/load.py`, which runs the same plan shape on
 beside ours) and the small load test in the suite (`tests/reliability/test_load_small.py`).
 The plan and tool contracts are in `tests/reliability/load_project/`; the tools are in
 `orchestrator.loadgen.tools` so that both systems call the very same functions.
+
+Test and benchmark machinery, not part of the runtime: nothing under `orchestrator/`
+outside this package imports it, and a deployment never needs it. It ships in the package
+only because the load plan's contracts name `orchestrator.loadgen.tools` as an importable
+implementation for the worker (see docs/architecture.md).
 """
 
 from orchestrator.loadgen.driver import LoadSettings, run_runtime_load
