@@ -5,6 +5,8 @@ the end of the session ending the command."""
 from __future__ import annotations
 
 import asyncio
+import os
+import pty
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -18,8 +20,8 @@ from test_run_progress import PLAN
 from orchestrator import SessionHandle, start
 from orchestrator.cli.live import LivePrinter, describe
 from orchestrator.events import StreamDelta
-from orchestrator.store import Store
-from orchestrator.testing import wait_for_pending_approval
+from orchestrator.store import SessionRecord, Store
+from orchestrator.testing import eventually, wait_for_pending_approval
 
 SCRIPT = REPO / "replays/customer_refund.yaml"
 
@@ -131,3 +133,52 @@ def test_the_printer_keeps_lines_and_text_apart_and_voids_a_failed_attempt(
             "step reply (agent): running",
             "  reply> Ana",
         ]
+
+
+async def test_run_streams_by_default_on_a_terminal_and_not_into_a_pipe(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    env = await env_factory(SCRIPT)
+    plan = tmp_path / "follow.yaml"
+    plan.write_text(PLAN)
+    command = (sys.executable, "-m", "orchestrator", "run", str(plan), "-i", '{"t": "T-1001"}')
+    primary, secondary = pty.openpty()
+    on_terminal = await asyncio.create_subprocess_exec(
+        *command, env=cli_env(env.settings), stdout=secondary, stderr=subprocess.PIPE
+    )
+    os.close(secondary)
+    piped = await orchestrator_cli(env, *command[3:])
+    loop = asyncio.get_running_loop()
+    screen = bytearray()
+
+    async def read_screen() -> None:
+        while True:
+            try:
+                chunk = await loop.run_in_executor(None, os.read, primary, 4096)
+            except OSError:  # EIO: the process closed the terminal
+                return
+            if not chunk:
+                return
+            screen.extend(chunk)
+
+    reader = asyncio.create_task(read_screen())
+    seen = await lines_until(piped, "waiting for approval")
+    store = env.runtime.store
+
+    async def both() -> list[SessionRecord] | None:
+        records = await store.list_sessions(limit=10)
+        return records if len(records) == 2 else None
+
+    for record in await eventually(both, what="both sessions"):
+        pending = await wait_for_pending_approval(store, record.session_id)
+        await SessionHandle(env.client, store, record.session_id).approve(
+            pending.approval_id, by="maria"
+        )
+    with anyio.fail_after(60):
+        rest, _err = await piped.communicate()
+        assert await on_terminal.wait() == 0
+        await reader
+    os.close(primary)
+    assert not [line for line in seen + rest.decode().splitlines() if "reply> " in line]
+    shown = screen.decode(errors="replace").replace("\r", "")
+    assert "  reply> Dear Ana" in shown, shown
