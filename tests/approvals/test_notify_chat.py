@@ -25,6 +25,7 @@ from starlette.routing import Route
 
 from orchestrator.approvals.notify.links import LinkCheck, check_link, link_key
 from orchestrator.approvals.notify.notifier import Channels, Notifier
+from orchestrator.approvals.notify.render import Digest, Item, slack_payload, teams_payload
 from orchestrator.replay import LoopbackServer
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.notices import NoticeStatus
@@ -167,3 +168,36 @@ async def test_a_busy_hook_is_retried_and_a_gone_one_fails_without_its_url(
     assert errors == {"slack webhook answered HTTP 404", "teams webhook answered HTTP 404"}
     captured = capsys.readouterr()
     assert HOOK_TOKEN not in captured.out + captured.err
+
+
+def _digest(count: int, title: str = "Refund 1.00 EUR") -> Digest:
+    items = tuple(
+        Item(
+            f"apr_{i}",
+            title,
+            "sentence",
+            None,
+            "Waiting for finance",
+            f"https://inbox.example.test/inbox/requests/apr_{i}?n=t",
+        )
+        for i in range(count)
+    )
+    return Digest("group:finance", items)
+
+
+def test_a_long_digest_lists_twenty_and_counts_the_rest() -> None:
+    slack, teams = slack_payload(_digest(25)), teams_payload(_digest(25))
+    jsonschema.validate(slack, SLACK_MESSAGE)
+    jsonschema.validate(teams, TEAMS_MESSAGE)
+    assert len([b for b in slack["blocks"] if b["type"] == "section"]) == 20
+    assert slack["blocks"][-1]["elements"][0]["text"].startswith("5 more in the inbox.")
+    body = teams["attachments"][0]["content"]["body"]
+    assert len([b for b in body if b["type"] == "ActionSet"]) == 20
+    assert body[-1]["text"].startswith("5 more in the inbox.")
+
+
+def test_a_markdown_link_in_a_value_is_not_a_link_in_teams() -> None:
+    card = teams_payload(_digest(1, "Refund [Approve now](https://evil.test)"))
+    texts = [b["text"] for b in card["attachments"][0]["content"]["body"] if "text" in b]
+    assert "Refund [Approve now] (https://evil.test)" in texts
+    assert not any("](" in text for text in texts)

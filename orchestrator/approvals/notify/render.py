@@ -26,7 +26,9 @@ __all__ = [
     "teams_payload",
 ]
 
-_SLACK_ITEMS = 20  # 2 blocks each + header and context: under Slack's 50
+_CHAT_ITEMS = 20
+"""Requests listed in one chat message: Slack's 50 blocks (2 each, plus header and
+context), and well under Teams' 28 KB card; the rest are counted, not listed."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _mrkdwn(text: str) -> str:
 
 def slack_payload(digest: Digest) -> JsonObject:
     """A Slack incoming-webhook body: fallback `text` and Block Kit `blocks`."""
-    shown = digest.items[:_SLACK_ITEMS]
+    shown = digest.items[:_CHAT_ITEMS]
     blocks: list[JsonValue] = [
         {"type": "header", "text": {"type": "plain_text", "text": subject(digest)}}
     ]
@@ -124,29 +126,46 @@ def slack_payload(digest: Digest) -> JsonObject:
     return {"text": _mrkdwn(subject(digest)), "blocks": blocks}
 
 
+def _plain_markdown(text: str) -> str:
+    """`text` with Markdown link syntax broken apart, so it reads as the text it is.
+
+    Teams renders Markdown links in a TextBlock: `[Approve](https://elsewhere)` in a value
+    would show as a disguised link.
+    """
+    return text.replace("](", "] (")
+
+
 def teams_payload(digest: Digest) -> JsonObject:
     """A Teams incoming-webhook body: a message with one Adaptive Card (version 1.4)."""
     body: list[JsonValue] = [
         {
             "type": "TextBlock",
-            "text": subject(digest),
+            "text": _plain_markdown(subject(digest)),
             "weight": "Bolder",
             "size": "Medium",
             "wrap": True,
         }
     ]
-    for item in digest.items:
+    shown = digest.items[:_CHAT_ITEMS]
+    for item in shown:
         body.append(
             {
                 "type": "TextBlock",
-                "text": item.title,
+                "text": _plain_markdown(item.title),
                 "weight": "Bolder",
                 "wrap": True,
                 "separator": True,
             }
         )
         for line in _lines(item)[1:]:
-            body.append({"type": "TextBlock", "text": line, "wrap": True, "spacing": "None"})
+            body.append(
+                {
+                    "type": "TextBlock",
+                    "text": _plain_markdown(line),
+                    "wrap": True,
+                    "spacing": "None",
+                }
+            )
         body.append(
             {
                 "type": "ActionSet",
@@ -155,10 +174,12 @@ def teams_payload(digest: Digest) -> JsonObject:
                 ],
             }
         )
+    more = len(digest.items) - len(shown)
+    note = "Each link opens the request after you sign in."
     body.append(
         {
             "type": "TextBlock",
-            "text": "Each link opens the request after you sign in.",
+            "text": f"{more} more in the inbox. {note}" if more else note,
             "isSubtle": True,
             "size": "Small",
             "wrap": True,
