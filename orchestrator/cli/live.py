@@ -177,6 +177,10 @@ async def watch(
         typer.Option(envvar="ORCHESTRATOR_API_TOKEN", help="Bearer token for --api."),
     ] = None,
     text: Annotated[bool, typer.Option(help="Show the model's text as it streams.")] = True,
+    as_json: Annotated[
+        bool,
+        typer.Option("--json", help='One JSON object a line: {"event": ...} or {"delta": ...}.'),
+    ] = False,
     project: Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")] = None,
 ) -> None:
     """Follow a session live (events and model text) until it ends; resumes after a drop.
@@ -190,10 +194,14 @@ async def watch(
     failed = False
     try:
         async for item in items:
-            if isinstance(item, StreamDelta):
+            if as_json:
+                name = "delta" if isinstance(item, StreamDelta) else "event"
+                printer.line(f'{{"{name}": {item.model_dump_json()}}}')
+            elif isinstance(item, StreamDelta):
                 printer.delta(item)
             else:
                 printer.event(item)
+            if isinstance(item, AuditEvent):
                 failed = failed or item.kind is EventKind.SESSION_FAILED
     finally:
         printer.close()

@@ -5,6 +5,7 @@ the end of the session ending the command."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pty
 import subprocess
@@ -65,17 +66,28 @@ async def test_watch_prints_each_event_once_and_the_streamed_text(
     )
     await wait_for_pending_approval(store, handle.session_id)
     proc = await orchestrator_cli(env, "sessions", "watch", handle.session_id)
+    as_json = await orchestrator_cli(env, "sessions", "watch", handle.session_id, "--json")
     seen = await lines_until(proc, "approval_requested gate")
+    seen_json = await lines_until(as_json, '"approval_requested"')
     await handle.approve(by="maria")
     result = await handle.result()
     with anyio.fail_after(60):
         rest, err = await proc.communicate()
+        rest_json, _ = await as_json.communicate()
     assert proc.returncode == 0, err.decode()
+    assert as_json.returncode == 0
     out = seen + rest.decode().splitlines()
     assert [line for line in out if line.startswith("#")] == await event_lines(
         store, handle.session_id
     )
     assert f"  reply> {result.final_output}" in out
+    objects = [json.loads(line) for line in seen_json + rest_json.decode().splitlines()]
+    stored = sorted(await store.list_events(handle.session_id), key=lambda e: e.seq or 0)
+    assert [o["event"]["event_key"] for o in objects if "event" in o] == [
+        e.event_key for e in stored
+    ]
+    text = "".join(o["delta"]["text"] for o in objects if "delta" in o)
+    assert text == result.final_output
 
 
 async def test_run_stream_prints_the_text_and_keeps_its_lines(
