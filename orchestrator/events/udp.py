@@ -36,7 +36,8 @@ MAX_DATAGRAM: Final = 60_000
 """Bytes per datagram, under loopback UDP's 65 507."""
 
 _REFRESH_S: Final = 1.0
-"""How long a sender trusts its list of receivers before reading the folder again."""
+"""How long a sender trusts its list of receivers, while the folder's mtime stays the same,
+before reading the folder again (a change of mtime makes it read at once)."""
 
 
 def registry_dir(state_dir: Path) -> Path:
@@ -77,9 +78,12 @@ class UdpDeltaReceiver:
         port = int(sock.getsockname()[1])
         self._dir.mkdir(parents=True, exist_ok=True)
         record = json.dumps({"port": port, "key": self._key.decode(), "pid": os.getpid()})
-        fd = os.open(self._file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        # Written aside, then renamed into place: a sender never reads half a record.
+        draft = self._file.with_suffix(".draft")
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(record)
+        os.replace(draft, self._file)
 
     async def close(self) -> None:
         """Unregister and unbind."""
@@ -98,12 +102,22 @@ class UdpDeltaSender:
         self._sock.setblocking(False)
         self._targets: list[tuple[int, bytes]] = []
         self._read_at = -_REFRESH_S
+        self._stamp: int | None = None
 
     def _receivers(self) -> list[tuple[int, bytes]]:
+        """The registered receivers, read again whenever the folder changed.
+
+        A receiver that just came gets the very next batch; the folder is also read at
+        least every `_REFRESH_S`, in case its mtime did not move.
+        """
         now = time.monotonic()
-        if now - self._read_at < _REFRESH_S:
+        try:
+            stamp: int | None = self._dir.stat().st_mtime_ns
+        except OSError:
+            stamp = None
+        if stamp == self._stamp and now - self._read_at < _REFRESH_S:
             return self._targets
-        self._read_at = now
+        self._read_at, self._stamp = now, stamp
         targets = []
         for path in sorted(self._dir.glob("*.json")) if self._dir.is_dir() else []:
             try:

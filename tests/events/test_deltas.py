@@ -10,6 +10,7 @@ from event_serving import append, new_session, serving
 
 from orchestrator.events import DeltaPublisher, Dropped, EventHub, StreamDelta, Tags
 from orchestrator.events.client import sse_messages
+from orchestrator.events.udp import UdpDeltaReceiver, UdpDeltaSender
 from orchestrator.store import Store
 
 
@@ -72,3 +73,22 @@ async def test_a_watcher_that_never_reads_is_dropped_with_its_resume_point(
     dropped = await watch.next(1.0)
     assert dropped == Dropped(resume_after=1, reason="more than 8 deltas unread")
     assert hub.watchers == 0
+
+
+async def test_a_receiver_that_starts_gets_the_next_batch_of_a_running_sender(
+    tmp_path: Path,
+) -> None:
+    sender = UdpDeltaSender(tmp_path)
+    await sender.send([delta(1)])  # nobody listens yet; the sender has looked
+    got: asyncio.Queue[list[StreamDelta]] = asyncio.Queue()
+    receiver = UdpDeltaReceiver(tmp_path, got.put_nowait)
+    await receiver.start()
+    try:
+        await sender.send([delta(2)])  # at once: no waiting for the sender's refresh
+        async with asyncio.timeout(5):
+            batch = await got.get()
+    finally:
+        await receiver.close()
+        await sender.close()
+    assert [d.n for d in batch] == [2]
+    assert not list((tmp_path / "stream").glob("*.draft"))
