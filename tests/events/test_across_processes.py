@@ -5,7 +5,8 @@ The API processes are real subprocesses; the worker runs in the test's process (
 process start less on a busy CI machine). They share only Temporal and the PostgreSQL
 store; the API processes learn that a session moved from `NOTIFY`. A gate
 holds the session's second model request until the watchers are connected, so the rest
-of the session reaches them live, and one watcher moves to the other process half-way.
+of the session reaches them live (with its streamed text, which travels by `NOTIFY` only),
+and one watcher moves to the other process half-way.
 """
 
 from __future__ import annotations
@@ -84,19 +85,27 @@ async def test_two_api_processes_deliver_every_event_once_and_resume_across(
 
                     await eventually(two_events, what="the session's first events")
 
-                    async def watch(http: httpx.AsyncClient) -> list[SseMessage]:
-                        return await durable(follow(http, "two"))
+                    seen: dict[str, list[SseMessage]] = {"one": [], "two": []}
 
-                    whole = [asyncio.create_task(watch(one)), asyncio.create_task(watch(two))]
+                    async def watch(name: str, http: httpx.AsyncClient) -> None:
+                        async for message in follow(http, "two"):
+                            seen[name].append(message)
+
+                    whole = [
+                        asyncio.create_task(watch("one", one)),
+                        asyncio.create_task(watch("two", two)),
+                    ]
                     # A third watcher reads two events from the first process and disconnects.
                     async with asyncio.timeout(30):
                         head = await durable(follow(one, "two"), limit=2)
+                        while not all(seen.values()):  # both connected before the model runs
+                            await asyncio.sleep(0.01)
                     gate.release.set()
                     async with asyncio.timeout(30):
                         tail = await durable(follow(two, "two", after=int(head[-1].id or 0)))
                     async with asyncio.timeout(120):
                         result = await handle.result()
-                        seen_one, seen_two = await asyncio.gather(*whole)
+                        await asyncio.gather(*whole)
             finally:
                 await runtime.close()
             stored = await store.list_events("two")
@@ -105,6 +114,16 @@ async def test_two_api_processes_deliver_every_event_once_and_resume_across(
     expected = [json.loads(event.model_dump_json()) for event in stored]
     assert [e["seq"] for e in expected] == list(range(1, len(expected) + 1))
     assert expected[-1]["kind"] == "session_completed"
-    for seen in (seen_one, seen_two, head + tail):
-        assert [int(m.id or 0) for m in seen] == [e["seq"] for e in expected]
-        assert [m.json() for m in seen] == expected
+    whole_one, whole_two = ([m for m in seen[n] if m.id is not None] for n in ("one", "two"))
+    for got in (whole_one, whole_two, head + tail):
+        assert [int(m.id or 0) for m in got] == [e["seq"] for e in expected]
+        assert [m.json() for m in got] == expected
+    # Deltas exist nowhere but in NOTIFY: both processes got the same ones, and the streamed
+    # text of the last answer is the text its model_call event recorded.
+    deltas_one, deltas_two = ([m.json() for m in seen[n] if m.event == "delta"] for n in seen)
+    assert deltas_one and deltas_one == deltas_two
+    [summary] = [e for e in expected if e["kind"] == "model_call" and e["step_id"] == "synthesize"]
+    streamed = "".join(
+        d["text"] for d in deltas_one if d["step_id"] == "synthesize" and d["kind"] == "text"
+    )
+    assert streamed == summary["payload"]["text"]
