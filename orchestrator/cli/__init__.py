@@ -7,6 +7,7 @@ import contextlib
 import json
 import signal
 import sys
+import traceback
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,7 @@ from orchestrator.cli import live as live_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
 from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.cli._exit import exit_code, leave
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.progress import follow
 from orchestrator.cli.route import app as route_app
@@ -356,6 +358,19 @@ def db_upgrade(project: Project = None) -> None:
 
 
 def main() -> None:
-    """Entry point of the `orchestrator` script."""
-    with contextlib.suppress(KeyboardInterrupt):
+    """Entry point of the `orchestrator` script.
+
+    Ends the process through `leave`, never through interpreter finalization, which the
+    Temporal SDK's threads can abort (see `orchestrator.cli._exit`).
+    """
+    code = 0
+    try:
         app()
+    except SystemExit as exc:
+        code = exit_code(exc.code)
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    leave(code)
