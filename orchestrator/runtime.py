@@ -15,6 +15,7 @@ from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.events.publisher import DeltaPublisher
 from orchestrator.logs import register_secret
 from orchestrator.providers.adapters import ChatProvider, adapter_for
+from orchestrator.providers.keys import warn_missing_keys
 from orchestrator.providers.registry import (
     ModelEntry,
     ModelRegistry,
@@ -59,6 +60,7 @@ class Runtime:
         models = load_model_registry(settings.resolved_models_file)
         for provider in models.providers.values():
             register_secret(provider.api_key())
+        warn_missing_keys(models, settings.resolved_models_file, "worker")
         skills = SkillRegistry.load_directory(settings.project_dir / "skills")
         settings.resolved_state_dir.mkdir(parents=True, exist_ok=True)
         store = await Store.open(settings.resolved_database_url)

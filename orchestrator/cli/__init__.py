@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from starlette.routing import Mount
 from temporalio.client import WorkflowFailureError
 
@@ -25,7 +26,7 @@ from orchestrator.cli import init as init_cli
 from orchestrator.cli import live as live_cli
 from orchestrator.cli import mcp as mcp_cli
 from orchestrator.cli import plans as plans_cli
-from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.cli._common import console, err_console, load_settings, run_async
 from orchestrator.cli._exit import exit_code, leave
 from orchestrator.cli.demo import run_demo
 from orchestrator.cli.progress import follow
@@ -44,7 +45,8 @@ from orchestrator.mcp.http import mcp_routes
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.plans.models import Plan
-from orchestrator.providers.registry import load_model_registry
+from orchestrator.providers.keys import missing_keys, plan_deployments
+from orchestrator.providers.registry import ModelRegistry, load_model_registry
 from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.runtime import Runtime
 from orchestrator.service import start_session
@@ -207,6 +209,19 @@ def _parse_input(raw: str) -> JsonObject:
     return value
 
 
+def _check_keys(settings: Settings, plan: Plan) -> None:
+    """Refuse a plan that could call a deployment whose API key variable is unset.
+
+    Raises:
+        ConfigError: naming each such variable and the models file.
+    """
+    models_file = settings.resolved_models_file
+    models = load_model_registry(models_file)
+    missing = missing_keys(models, plan_deployments(plan, models))
+    if missing:
+        raise ConfigError("; ".join(gap.describe(models_file) for gap in missing))
+
+
 async def _check_budget(settings: Settings, tenant: str, team: str) -> None:
     """Refuse at once a session its budget cannot cover (BudgetExceededError)."""
     budgets = load_model_registry(settings.resolved_models_file).budgets
@@ -237,6 +252,7 @@ async def run(
     """Start a session of a plan on the configured server and follow it."""
     settings = load_settings(project)
     plan = load_plan(plan_file)
+    _check_keys(settings, plan)
     await _check_budget(settings, tenant, team)
     client = await connect(settings)
     handle = await start_session(
@@ -280,6 +296,16 @@ async def run(
     )
 
 
+def _warn_missing_keys(settings: Settings, models: ModelRegistry) -> None:
+    """A warning on stderr for each API key variable the models file names but is unset."""
+    for gap in missing_keys(models):
+        err_console.print(
+            f"[yellow]warning:[/] {escape(gap.describe(settings.resolved_models_file))}",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
 @app.command()
 def validate(
     path: Annotated[Path, typer.Argument()] = Path("workflows"), project: Project = None
@@ -308,6 +334,7 @@ def validate(
     except (SkillDefinitionError, ConfigError) as exc:
         faults.append(str(exc))
     else:
+        _warn_missing_keys(settings, models)
         project_plans = dict(plans)
         if path.is_file():
             with contextlib.suppress(PlanError):

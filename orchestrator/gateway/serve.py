@@ -12,6 +12,7 @@ from orchestrator.gateway.app import gateway_app
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.keys import GatewayKeys
 from orchestrator.gateway.service import Gateway
+from orchestrator.providers.keys import warn_missing_keys
 from orchestrator.providers.registry import load_model_registry
 from orchestrator.settings import Settings
 from orchestrator.store.store import Store
@@ -35,9 +36,9 @@ async def project_gateway(
             f"{path}: gateway keys file not found; create one from gateway_keys.example.yaml"
             " (`orchestrator gateway new-key ID` prints an entry)"
         )
-    gateway = Gateway(
-        load_model_registry(settings.resolved_models_file), GatewayKeys.load(path), store, config
-    )
+    models = load_model_registry(settings.resolved_models_file)
+    warn_missing_keys(models, settings.resolved_models_file, "gateway")
+    gateway = Gateway(models, GatewayKeys.load(path), store, config)
     try:
         yield gateway
     finally:

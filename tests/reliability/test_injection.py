@@ -152,7 +152,10 @@ def settings(tmp_path: Path, dev_server: DevServer, monkeypatch: pytest.MonkeyPa
     project = tmp_path / "project"
     shutil.copytree(REPO / "skills", project / "skills")
     shutil.copytree(HERE / "injection_project", project, dirs_exist_ok=True)
-    shutil.copy(REPO / "models.yaml", project / "models.yaml")
+    # The example's replay provider asks for no key; this one does, to see it never leak.
+    models = yaml.safe_load((REPO / "models.yaml").read_text())
+    models["providers"]["replay"]["api_key_env"] = "REPLAY_API_KEY"
+    (project / "models.yaml").write_text(yaml.safe_dump(models))
     # The example's reader skill serves the corpus instead of its research sources.
     sources = {
         s: {"title": f"{p['id']} ({p['encoding']})", "text": p["text"]}
