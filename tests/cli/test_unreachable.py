@@ -20,6 +20,7 @@ DIALLING = [
     ("approvals", "approve", "apr_x", "--as", "maria"),
     ("approvals", "reject", "apr_x", "--as", "maria", "--reason", "no"),
     ("approvals", "delegate", "apr_x", "--as", "maria", "--to", "lee"),
+    ("sessions", "watch", "abc"),
 ]
 
 
