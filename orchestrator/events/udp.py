@@ -8,7 +8,9 @@ and when a receiver's buffer is full the datagram is dropped, not queued.
 Each API process (each `EventHub` that wants deltas) binds `127.0.0.1:0` and registers
 itself in `<state_dir>/stream/<random>.json` (mode 0600): its port and a random key. A
 worker sends each batch to every registered receiver with the key in front; a receiver
-ignores datagrams without its key, so another local user cannot inject text.
+ignores datagrams without its key, so another local user cannot inject text. A sender
+removes the registration of a receiver whose process no longer exists (killed before it
+could unregister).
 """
 
 from __future__ import annotations
@@ -93,6 +95,21 @@ class UdpDeltaReceiver:
             self._transport = None
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process with this id exists.
+
+    A receiver killed with SIGKILL never unregisters; its file would aim deltas at a dead
+    port for ever.
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
 class UdpDeltaSender:
     """Sends delta batches to every registered receiver; never blocks, never raises."""
 
@@ -122,6 +139,9 @@ class UdpDeltaSender:
         for path in sorted(self._dir.glob("*.json")) if self._dir.is_dir() else []:
             try:
                 record = json.loads(path.read_text(encoding="utf-8"))
+                if not _alive(int(record["pid"])):
+                    path.unlink(missing_ok=True)  # its process was killed: nobody listens
+                    continue
                 targets.append((int(record["port"]), str(record["key"]).encode()))
             except (OSError, ValueError, KeyError, TypeError):
                 continue  # half-written, or removed meanwhile
