@@ -234,12 +234,11 @@ async def load_queue(
     entries += [Entry(rec, Gate(directory.group_for(rec)), None) for rec in decided]
     queue = arrange(entries, show, limit)
     by_status = await store.queue.counts()
-    counts = {
-        **queue.counts,
-        "approved": by_status[ApprovalStatus.APPROVED],
-        "rejected": by_status[ApprovalStatus.REJECTED],
-        "all": sum(by_status.values()),
-    }
+    approved, rejected = by_status[ApprovalStatus.APPROVED], by_status[ApprovalStatus.REJECTED]
+    # Pending from the rows read above, not from this later count, so a request arriving
+    # in between shows up in neither (the event that follows it brings the next read).
+    all_ = len(pending) + approved + rejected
+    counts = {**queue.counts, "approved": approved, "rejected": rejected, "all": all_}
     total = counts[show]
     shown = queue.entries
     if words:

@@ -12,6 +12,7 @@ import asyncio
 import json
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from typing import Any
 
 from orchestrator.approvals.people import ApproverDirectory
 from orchestrator.approvals.queue import Queue, load_queue
@@ -63,12 +64,15 @@ async def _ask(store: Store, approval_id: str) -> None:
     await store.append_event(_event(session_id, EventKind.APPROVAL_REQUESTED, approval_id))
 
 
-async def _next_queue(chunks: AsyncGenerator[bytes, None]) -> dict[str, object]:
+async def _queue_with(chunks: AsyncGenerator[bytes, None], **counts: int) -> dict[str, Any]:
+    """The first `queue` message with these counts: a read that falls between a request's
+    row and its event (or a decision's) may send a step before it."""
     while True:
         chunk = (await asyncio.wait_for(anext(chunks), 20)).decode()
         if chunk.startswith("event: queue"):
-            data: dict[str, object] = json.loads(chunk.split("data: ", 1)[1])
-            return data
+            data: dict[str, Any] = json.loads(chunk.split("data: ", 1)[1])
+            if all(data["counts"][name] == value for name, value in counts.items()):
+                return data
 
 
 async def test_the_stream_follows_requests_and_decisions_on_both_backends(store: Store) -> None:
@@ -81,16 +85,9 @@ async def test_the_stream_follows_requests_and_decisions_on_both_backends(store:
             assert await anext(chunks) == b"retry: 2000\n\n"
             assert hub.watchers == 1  # the flag counts, so the SQLite poll runs fast
             await _ask(store, "a1")
-            first = await _next_queue(chunks)
-            assert first["counts"] == {
-                "mine": 1,
-                "pending": 1,
-                "approved": 0,
-                "rejected": 0,
-                "all": 1,
-            }
+            await _queue_with(chunks, mine=1, pending=1, approved=0, rejected=0, all=1)
             await _ask(store, "a2")
-            assert (await _next_queue(chunks))["counts"]["mine"] == 2  # type: ignore[index]
+            await _queue_with(chunks, mine=2, all=2)
             await store.decide_approval(
                 "a1",
                 status=ApprovalStatus.APPROVED,
@@ -99,8 +96,7 @@ async def test_the_stream_follows_requests_and_decisions_on_both_backends(store:
                 decided_at=datetime.now(UTC),
             )
             await store.append_event(_event("s-a1", EventKind.APPROVAL_DECIDED, "a1"))
-            decided = await _next_queue(chunks)
-            assert decided["counts"]["mine"] == 1 and decided["counts"]["approved"] == 1  # type: ignore[index]
+            decided = await _queue_with(chunks, mine=1, approved=1, all=2)
             assert decided["version"] == version(await load())
         finally:
             await chunks.aclose()
