@@ -30,6 +30,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from orchestrator.routing.learning import Learning
+
 __all__ = [
     "Budget",
     "Difficulty",
@@ -106,6 +108,9 @@ class Policy(BaseModel):
     )
     """Least quality (0..1) a deployment needs for a step of each difficulty."""
     rules: list[Rule] = Field(default_factory=list)
+    learning: Learning = Field(default_factory=Learning)
+    """Quality learned from outcomes (see `orchestrator.routing.learning`): on by default,
+    exploration off; with no outcomes recorded the learned quality equals the declared."""
     failover: Literal["restart_step", "carry_over"] = "restart_step"
     """When the pinned deployment dies inside a tool loop: `restart_step` rolls the step
     back to its start and re-runs it on the next deployment (tool results reused);

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING
 import cel
 
 from orchestrator.exceptions import ConfigError, RoutingError
+from orchestrator.routing.learning import Estimate, LearnedQuality, estimate
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Policy, Rule
 from orchestrator.routing.scoring import score_eligible
@@ -203,14 +204,22 @@ class Router:
     Args:
         registry: The models file.
         metrics: Live metrics to read; a fresh empty one when not given.
+        learned: Outcome tallies to learn quality from; a fresh empty one when not given
+            (the route activity loads them from the store before each decision).
 
     Raises:
         ConfigError: a rule's expression does not compile or reads an unknown variable.
     """
 
-    def __init__(self, registry: ModelRegistry, metrics: LiveMetrics | None = None) -> None:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        metrics: LiveMetrics | None = None,
+        learned: LearnedQuality | None = None,
+    ) -> None:
         self.registry = registry
         self.metrics = metrics if metrics is not None else LiveMetrics()
+        self.learned = learned if learned is not None else LearnedQuality()
         self._all = list(registry.models)
         self._rules: dict[str, list[_CompiledRule]] = {
             name: [self._compile(name, rule) for rule in policy.rules]
@@ -376,6 +385,7 @@ class Router:
             tuple(sorted(req.exclude.items())) if req.exclude else (),
             fx.fired,
             budget_used >= policy.downgrade_at,
+            self.learned.key(req.tenant, req.task_type) if policy.learning.enabled else None,
         )
         ranked = self._ranked.get(key)
         now = self.metrics.clock()
@@ -432,6 +442,7 @@ class Router:
         eligible: list[str] = []
         soft: list[tuple[float, str]] = []
         valid_until = float("inf")
+        learned: dict[str, Estimate] = {}
         for name in self._pool(req):
             d = models[name]
             why = self._hard(name, d, req, fx)
@@ -445,7 +456,14 @@ class Router:
                 lost[name] = f"cooling down for {cooling:.0f}s after {cause}"
                 soft.append((cooling, name))
                 continue
-            quality = d.quality_for(req.task_type)
+            est = learned[name] = estimate(
+                d.quality_for(req.task_type),
+                self.learned.tally(req.tenant, req.task_type, name),
+                policy.learning,
+            )
+            # The floor reads the learned mean, never the exploration bonus: exploring
+            # does not let a deployment below a hard step's floor serve it.
+            quality = est.learned
             if quality < floor:
                 lost[name] = f"quality {quality:.2f} below {req.difficulty.value} floor {floor:.2f}"
                 soft.append((1e9 + floor - quality, name))
@@ -463,7 +481,7 @@ class Router:
             note = f"; every deployment is cooling down or below the floor: {lost[best]}"
             eligible = [best]
             del lost[best]
-        terms = self._scores(eligible, req, policy, fx, budget_used)
+        terms = self._scores(eligible, req, policy, fx, budget_used, learned)
         scores = {name: t.total for name, t in terms.items()}
         top = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
         return _Ranked(
@@ -536,6 +554,7 @@ class Router:
         policy: Policy,
         fx: _Effects,
         budget_used: float,
+        learned: dict[str, Estimate],
     ) -> dict[str, ScoreTerms]:
         downgraded = budget_used >= policy.downgrade_at
         return score_eligible(
@@ -548,4 +567,5 @@ class Router:
             weights=policy.weights,
             cost_weight=policy.weights.cost * (_DOWNGRADE_FACTOR if downgraded else 1.0),
             bonus=fx.bonus,
+            learned=learned,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from orchestrator.routing.learning import Estimate
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Weights
 from orchestrator.routing.types import ScoreTerms
@@ -30,8 +31,15 @@ def score_terms(
     max_latency: float,
     error_rate: float,
     bonus: float,
+    learned: Estimate | None = None,
 ) -> ScoreTerms:
-    """One candidate's terms; cost and latency are normalised by the eligible set's maxima."""
+    """One candidate's terms; cost and latency are normalised by the eligible set's maxima.
+
+    With `learned`, `quality` is the estimate's value and the estimate's parts are kept
+    beside it, so the decision's record says which estimates it used.
+    """
+    if learned is not None:
+        quality = learned.value
     q = weights.quality * quality
     c = -cost_weight * cost_usd / max_cost
     lat = -weights.latency * latency_ms / max_latency
@@ -48,6 +56,9 @@ def score_terms(
         cost_usd=cost_usd,
         latency_ms=latency_ms,
         error_rate=error_rate,
+        declared_quality=None if learned is None else learned.declared,
+        observations=0.0 if learned is None else learned.observations,
+        explore=0.0 if learned is None else learned.explore,
     )
 
 
@@ -62,8 +73,13 @@ def score_eligible(
     weights: Weights,
     cost_weight: float,
     bonus: Mapping[str, float],
+    learned: Mapping[str, Estimate] | None = None,
 ) -> dict[str, ScoreTerms]:
-    """The terms of every eligible candidate, by deployment name."""
+    """The terms of every eligible candidate, by deployment name.
+
+    `learned` gives the quality estimates to score on (by deployment); without it, the
+    declared quality for the task type.
+    """
     costs: dict[str, float] = {}
     latencies: dict[str, float] = {}
     errors: dict[str, float] = {}
@@ -87,6 +103,7 @@ def score_eligible(
             max_latency=max_latency,
             error_rate=errors[name],
             bonus=bonus.get(name, 0.0),
+            learned=None if learned is None else learned.get(name),
         )
         for name in eligible
     }

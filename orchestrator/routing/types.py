@@ -68,6 +68,13 @@ class ScoreTerms(BaseModel):
     latency_ms: float
     """Measured (live metrics) or declared latency."""
     error_rate: float
+    declared_quality: float | None = None
+    """The models file's quality for the task type; `quality_value` is what was scored
+    (the learned posterior mean plus any exploration bonus)."""
+    observations: float = 0.0
+    """Outcomes the learned quality rests on (for this deployment, task type and tenant)."""
+    explore: float = 0.0
+    """Exploration bonus included in `quality_value`."""
 
 
 class Candidate(BaseModel):

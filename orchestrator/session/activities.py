@@ -40,9 +40,11 @@ from orchestrator.plans.models import AgentStep
 from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest, Usage
 from orchestrator.providers.streaming import DeltaSink, ModelDelta
+from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import call_timeouts
+from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
     MAX_ANSWER_BYTES,
@@ -527,6 +529,17 @@ class SessionActivities:
                     created_at=_now(),
                 )
             )
+            signal = event_signal(event)
+            if signal is not None and event.credit is not None:
+                await record_outcome(
+                    store,
+                    event.credit,
+                    signal,
+                    key=f"event:{event.key}",
+                    session_id=batch.ctx.session_id,
+                    step_id=event.step_id,
+                    detail=str(event.payload.get("error", "")) or None,
+                )
         if batch.status is not None:
             await store.update_session(batch.ctx.session_id, status=batch.status)
         return Ack()
@@ -600,6 +613,17 @@ class SessionActivities:
                 },
             )
         )
+        if request.credit is not None:
+            # A person approved or rejected a call the model proposed: an outcome of it.
+            await record_outcome(
+                store,
+                request.credit,
+                Signal.APPROVAL_APPROVED if decision.approve else Signal.APPROVAL_REJECTED,
+                key=f"approval:{decision.approval_id}",
+                session_id=ctx.session_id,
+                step_id=ctx.step_id,
+                detail=decision.reason,
+            )
         await store.update_session(ctx.session_id, status=SessionStatus.RUNNING)
         async with _bound(ctx):
             log.info("approval decided", approval_id=decision.approval_id, status=status.value)

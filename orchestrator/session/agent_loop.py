@@ -187,7 +187,12 @@ class AgentLoop(SkillCalls):
             return None
         check = await self._activity(
             names.CHECK_ANSWER,
-            CheckAnswerInput(ctx=self._ctx(step.id), expression=step.accept, answer=str(answer)),
+            CheckAnswerInput(
+                ctx=self._ctx(step.id),
+                expression=step.accept,
+                answer=str(answer),
+                credit=self._credit(),
+            ),
             CheckAnswerResult,
             self._start.options.bookkeeping,
         )
@@ -434,5 +439,6 @@ class AgentLoop(SkillCalls):
             step_id,
             key=f"tool:{call_id}",
             payload={"tool": tool, "error": error, "call_id": call_id},
+            credit=self._credit(),
         )
         return f"ERROR (invalid_call): {error}"

@@ -328,7 +328,11 @@ class ApprovalGate(Continuation):
             record = record.model_copy(update={"local": False})
         await self._activity(
             names.RECORD_APPROVAL_DECISION,
-            ApprovalDecisionInput(ctx=self._ctx(step_id), decision=decision),
+            ApprovalDecisionInput(
+                ctx=self._ctx(step_id),
+                decision=decision,
+                credit=self._credit() if spec is not None else None,
+            ),
             Ack,
             record,
         )

@@ -21,6 +21,7 @@ from orchestrator.session.types import (
     ActivityOptions,
     ApprovalDecision,
     CallContext,
+    Credit,
     FinishSessionInput,
     ModelCallResult,
     ModelSwitchRequest,
@@ -80,6 +81,8 @@ class SessionCore:
     _setup: SessionSetup | None
     _resumed_at: str | None
     _runs: int
+    _task_type: str | None
+    """The task type of the agent step running now (None before the first)."""
 
     def _snapshot(self) -> SessionState:
         """The live state with the pending approvals filled in (what the query returns)."""
@@ -115,6 +118,7 @@ class SessionCore:
         key: str | None = None,
         model: str | None = None,
         payload: JsonObject | None = None,
+        credit: Credit | None = None,
     ) -> None:
         wf_id = workflow.info().workflow_id
         self._events.append(
@@ -124,8 +128,16 @@ class SessionCore:
                 step_id=step_id,
                 model=model,
                 payload=payload or {},
+                credit=credit,
             )
         )
+
+    def _credit(self) -> Credit | None:
+        """Who an outcome of the running agent step is credited to (None outside one)."""
+        model = self._state.pinned_model
+        if model is None or self._task_type is None:
+            return None
+        return Credit(deployment=model, task_type=self._task_type, tenant=self._start.tenant)
 
     async def _flush(self) -> None:
         if not self._events:

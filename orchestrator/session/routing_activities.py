@@ -27,10 +27,12 @@ from orchestrator.exceptions import (
 )
 from orchestrator.logs import get_logger
 from orchestrator.routing.budgets import applicable, refusal, reservation, share_used
+from orchestrator.routing.learning import Signal
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
+from orchestrator.session.outcomes import record_outcome
 from orchestrator.session.types import (
     Ack,
     CheckAnswerInput,
@@ -84,8 +86,14 @@ class RoutingActivities:
     async def route(self, call: RouteInput) -> RoutingDecision:
         """Choose the deployment for a step at a boundary, with every candidate's reason."""
         used = await self._budget_used(call)
+        req, router = call.request, self.runtime.router
         try:
-            decision = self.runtime.router.decide(call.request, budget_used=used)
+            if router.policy(req.policy)[1].learning.enabled:
+                # The outcomes recorded so far; the decision's candidates carry the estimates
+                # it used, and a replay reads this activity's recorded result, not the store.
+                tallies = await self.runtime.store.outcomes.tallies(req.tenant, req.task_type)
+                router.learned.put(req.tenant, req.task_type, tallies)
+            decision = router.decide(req, budget_used=used)
         except RoutingError as exc:
             raise to_failure(exc) from None
         if decision.budget_used != used:
@@ -103,14 +111,35 @@ class RoutingActivities:
 
     @activity.defn(name=names.CHECK_ANSWER)
     async def check_answer(self, call: CheckAnswerInput) -> CheckAnswerResult:
-        """Evaluate a cascade step's `accept` CEL condition over its final answer."""
+        """Evaluate a cascade step's `accept` CEL condition over its final answer.
+
+        With a credit, the result is an outcome of the deployment that answered: accepted,
+        or escalated (the router learns from both).
+        """
         try:
             result = cel.evaluate(call.expression, {"answer": call.answer})
         except (RuntimeError, ValueError, TypeError) as exc:
-            return CheckAnswerResult(ok=False, detail=f"accept failed to evaluate: {exc}")
-        if result is True:
-            return CheckAnswerResult(ok=True)
-        return CheckAnswerResult(ok=False, detail=f"accept {call.expression!r} gave {result!r}")
+            checked = CheckAnswerResult(ok=False, detail=f"accept failed to evaluate: {exc}")
+        else:
+            checked = (
+                CheckAnswerResult(ok=True)
+                if result is True
+                else CheckAnswerResult(
+                    ok=False, detail=f"accept {call.expression!r} gave {result!r}"
+                )
+            )
+        if call.credit is not None:
+            info = activity.info()
+            await record_outcome(
+                self.runtime.store,
+                call.credit,
+                Signal.ACCEPTED if checked.ok else Signal.ESCALATED,
+                key=f"{info.workflow_run_id}:{info.activity_id}:accept",
+                session_id=call.ctx.session_id,
+                step_id=call.ctx.step_id,
+                detail=checked.detail or None,
+            )
+        return checked
 
     @activity.defn(name=names.SETTLE_BUDGET)
     async def settle_budget(self, call: SettleBudgetInput) -> Ack:

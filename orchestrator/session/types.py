@@ -32,6 +32,7 @@ __all__ = [
     "CallContext",
     "CheckAnswerInput",
     "CheckAnswerResult",
+    "Credit",
     "EscalationInput",
     "FinishSessionInput",
     "LoopCarry",
@@ -349,6 +350,8 @@ class ApprovalDecisionInput(BaseModel):
 
     ctx: CallContext
     decision: ApprovalDecision
+    credit: Credit | None = None
+    """For a tool call a model proposed: the deployment the decision is an outcome of."""
 
 
 class RouteInput(BaseModel):
@@ -359,12 +362,26 @@ class RouteInput(BaseModel):
     reserve_budget: bool = False
 
 
+class Credit(BaseModel):
+    """The deployment an outcome of an agent step is credited to, and for what.
+
+    The router learns from outcomes (see `orchestrator.routing.learning`) per deployment,
+    task type and tenant.
+    """
+
+    deployment: str
+    task_type: str = "default"
+    tenant: str = "default"
+
+
 class CheckAnswerInput(BaseModel):
     """Evaluate a step's `accept` condition over its final answer."""
 
     ctx: CallContext
     expression: str
     answer: str
+    credit: Credit | None = None
+    """When set, the result is recorded as an outcome of this deployment."""
 
 
 class CheckAnswerResult(BaseModel):
@@ -404,6 +421,9 @@ class WorkflowEvent(BaseModel):
     model: str | None = None
     skill: str | None = None
     payload: JsonObject = Field(default_factory=dict)
+    credit: Credit | None = None
+    """When set, the event is also an outcome of this deployment (a tool call with bad
+    arguments, an answer that broke its schema)."""
 
 
 class RecordEventsInput(BaseModel):

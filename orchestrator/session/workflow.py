@@ -90,6 +90,7 @@ class AgentSessionWorkflow(FanOut):
         self._setup: SessionSetup | None = None
         self._resumed_at: str | None = None
         self._runs = 1
+        self._task_type: str | None = None
         if start.carry is not None:
             self._resume(start.carry)
 
@@ -197,6 +198,9 @@ class AgentSessionWorkflow(FanOut):
         self._state.current_step = step.id
         state.status = "running"
         self._event(EventKind.STEP_STARTED, step.id, payload={"type": step.type})
+        # Outcomes (bad tool arguments, rejected calls, a broken schema) are credited to
+        # the pinned model only while an agent step runs.
+        self._task_type = step.task_type if isinstance(step, AgentStep) else None
         try:
             if isinstance(step, AgentStep):
                 output: JsonValue = await self._agent_step(step, state)
@@ -216,7 +220,13 @@ class AgentSessionWorkflow(FanOut):
                 )
         except (StepFailed, TemplateError, ConstructError, OutputError) as exc:
             state.status, state.error = "failed", str(exc)
-            self._event(EventKind.STEP_FAILED, step.id, payload={"error": str(exc)})
+            self._event(
+                EventKind.STEP_FAILED,
+                step.id,
+                payload={"error": str(exc)},
+                # The model's answer broke the step's schema: an outcome of its deployment.
+                credit=self._credit() if isinstance(exc, OutputError) else None,
+            )
             await self._flush()
             raise StepFailed(f"step {step.id!r} failed: {exc}") from None
         state.status, state.output = "completed", output

@@ -34,6 +34,7 @@ from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.event_seq import lock_session_events, next_seq, notify_event
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.notices import NoticeLedger
+from orchestrator.store.outcomes import OutcomeLedger
 from orchestrator.store.pins import PinLedger
 from orchestrator.store.queue_reads import QueueReads
 from orchestrator.store.records import (
@@ -101,6 +102,8 @@ class Store:
         """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
         self.notices = NoticeLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Notices to approvers (see `orchestrator.store.notices`)."""
+        self.outcomes = OutcomeLedger(self._sessions, self._engine.dialect.name, self._errors)
+        """Outcome signals the router learns from (see `orchestrator.store.outcomes`)."""
         self.reports = Reports(self._sessions, self._errors)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
         self.stream = StreamReads(self._sessions, self._errors)

@@ -32,6 +32,7 @@ __all__ = [
     "BudgetUsageRow",
     "GatewayPinRow",
     "NoticeRow",
+    "OutcomeRow",
     "SessionRow",
     "UTCDateTime",
 ]
@@ -247,3 +248,25 @@ class NoticeRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     last_error: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
+
+
+class OutcomeRow(Base):
+    """One outcome signal against the deployment that produced it (`OutcomeRecord`).
+
+    The router learns quality per (deployment, task type, tenant) from these rows;
+    `outcome_key` makes recording idempotent (a retried activity writes nothing new).
+    """
+
+    __tablename__ = "routing_outcomes"
+    __table_args__ = (sa.Index("ix_routing_outcomes_tenant_task", "tenant", "task_type"),)
+
+    outcome_key: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)
+    tenant: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    task_type: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    deployment: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    signal: Mapped[str] = mapped_column(sa.String(32), nullable=False)
+    score: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    step_id: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
+    detail: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)

@@ -1,5 +1,6 @@
-"""Property: whatever the registry, request and live state, no decision breaks a hard
-constraint (failed-in-step, capabilities, context window, region, data class, rules)."""
+"""Property: whatever the registry, request, live state and learned quality (any outcomes,
+any prior strength, exploration on or off), no decision breaks a hard constraint
+(failed-in-step, capabilities, context window, region, data class, rules)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from orchestrator.exceptions import RoutingError
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.routing import LiveMetrics, Router, RouteRequest
+from orchestrator.routing.learning import Tally
 from orchestrator.routing.policy import Difficulty
 
 CAPS = ["tools", "json", "vision"]
@@ -45,12 +47,25 @@ def registries(draw: st.DrawFn) -> ModelRegistry:
         )
     if draw(st.booleans()):
         rules.append({"name": "no-d0", "when": '"x" in tags', "exclude": ["d0"]})
+    learning = draw(
+        st.fixed_dictionaries(
+            {
+                "enabled": st.booleans(),
+                "prior_strength": st.floats(0.1, 100),
+                "explore": st.floats(0, 5),
+                "explore_cap": st.floats(0, 1),
+            }
+        )
+    )
     return ModelRegistry.model_validate(
         {
             "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
             "models": models,
             "default_model": "d0",
-            "routing": {"default_policy": "p", "policies": {"p": {"rules": rules}}},
+            "routing": {
+                "default_policy": "p",
+                "policies": {"p": {"rules": rules, "learning": learning}},
+            },
         }
     )
 
@@ -76,17 +91,25 @@ requests = st.builds(
     request=requests,
     cooling=st.dictionaries(st.sampled_from(NAMES), st.floats(1, 100), max_size=6),
     budget_used=st.floats(0, 1),
+    outcomes=st.dictionaries(
+        st.sampled_from(NAMES),
+        st.tuples(st.floats(0, 1_000), st.floats(0, 1_000)),
+        max_size=6,
+    ),
 )
 def test_no_decision_violates_a_hard_constraint(
     registry: ModelRegistry,
     request: RouteRequest,
     cooling: dict[str, float],
     budget_used: float,
+    outcomes: dict[str, tuple[float, float]],
 ) -> None:
     metrics = LiveMetrics(clock=lambda: 0.0)
     for name, seconds in cooling.items():
         metrics.record_failure(name, "HTTP 503", retry_after=seconds)
     router = Router(registry, metrics)
+    tallies = {name: Tally(ok, bad) for name, (ok, bad) in outcomes.items()}
+    router.learned.put(request.tenant, request.task_type, tallies)
     try:
         decision = router.decide(request, budget_used=budget_used)
     except RoutingError:
@@ -106,3 +129,9 @@ def test_no_decision_violates_a_hard_constraint(
         assert decision.deployment != "d0"
     # Every candidate that lost on a hard constraint says so, and never wins.
     assert all(c.reason for c in decision.candidates)
+    # Learning moves only the score: the learned quality stays a probability, and every
+    # eligible candidate's record names the estimate it was scored on.
+    for c in decision.candidates:
+        if c.terms is not None:
+            assert 0.0 <= c.terms.quality_value <= 1.0
+            assert c.terms.explore <= registry.routing.policies["p"].learning.explore_cap

@@ -25,6 +25,7 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from orchestrator.plans import load_plan, parse_plan
 from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app
 from orchestrator.replay.script import ReplayScript, load_replay_script
+from orchestrator.routing.learning import Tally
 from orchestrator.runtime import Runtime
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session import names
@@ -557,6 +558,26 @@ steps:
     ]
     assert "gave False" in result.model_timeline[1].reason
     assert env.models_served() == ["replay-fast", "replay-strong", "replay-fast"]
+
+    # Each check is an outcome of the deployment that answered, for the router to learn
+    # from: cheap-a escalated once and passed once (an escalated answer is not checked).
+    outcomes = await env.runtime.store.outcomes.list(handle.id.removeprefix("session-"))
+    assert [(o.step_id, o.deployment, o.signal.value, o.score) for o in outcomes] == [
+        ("decide", "cheap-a", "escalated", 0.0),
+        ("easy", "cheap-a", "accepted", 1.0),
+    ]
+    assert await env.runtime.store.outcomes.tallies("default", "default") == {
+        "cheap-a": Tally(1.0, 1.0)
+    }
+    # The next session's decision records the learned estimates it was scored on.
+    again = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    await again.result()
+    events = await env.runtime.store.list_events(again.id.removeprefix("session-"))
+    pinned = next(e for e in events if e.kind is EventKind.MODEL_PINNED)
+    cheap = next(c for c in pinned.payload["candidates"] if c["deployment"] == "cheap-a")
+    assert cheap["terms"]["declared_quality"] == 0.6
+    assert cheap["terms"]["observations"] == 2.0
+    assert cheap["terms"]["quality_value"] == pytest.approx((6 + 1) / 12, abs=1e-6)
 
 
 async def test_an_unknown_policy_or_escalation_target_fails_the_session_at_start(
