@@ -4,6 +4,9 @@ Gateway sessions share the store with plan sessions: the session row carries the
 tenant and team (so `cost --by tenant` groups them), each request is a `model_call`
 event (key, session, deployment, boundary, tokens, cost, latency, outcome), and each pin
 or switch a `model_pinned` event, a forced failover with its cause.
+
+These build the records; the gateway commits a request's records together in one batch
+(`orchestrator.store.group_commit`), before it answers.
 """
 
 from __future__ import annotations
@@ -11,21 +14,19 @@ from __future__ import annotations
 from datetime import datetime
 
 from orchestrator.gateway.keys import GatewayKey
+from orchestrator.store.group_commit import AppendEvent, StartSession
 from orchestrator.store.records import AuditEvent, EventKind, SessionRecord
-from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["RUN_ID", "record_call", "record_pin", "record_session"]
+__all__ = ["RUN_ID", "call", "pin", "session_start"]
 
 RUN_ID = "gateway"
 """The run id of every gateway event: a gateway session has no workflow run."""
 
 
-async def record_session(
-    store: Store, session_id: str, key: GatewayKey, api: str, now: datetime
-) -> None:
-    """Record a gateway session's start (idempotent: a known session is left as it is)."""
-    await store.record_session_start(
+def session_start(session_id: str, key: GatewayKey, api: str, now: datetime) -> StartSession:
+    """A gateway session's start (idempotent: a known session is left as it is)."""
+    return StartSession(
         SessionRecord(
             session_id=session_id,
             workflow_id=session_id,
@@ -40,11 +41,9 @@ async def record_session(
     )
 
 
-async def record_pin(
-    store: Store, session_id: str, request_id: str, now: datetime, payload: JsonObject
-) -> None:
+def pin(session_id: str, request_id: str, now: datetime, payload: JsonObject) -> AppendEvent:
     """A pin, a switch at a boundary, or a forced failover, with its reason or cause."""
-    await store.append_event(
+    return AppendEvent(
         AuditEvent(
             event_key=f"{session_id}/gateway/{request_id}/pin",
             session_id=session_id,
@@ -58,8 +57,7 @@ async def record_pin(
     )
 
 
-async def record_call(
-    store: Store,
+def call(
     session_id: str,
     request_id: str,
     now: datetime,
@@ -70,9 +68,9 @@ async def record_call(
     cost_usd: float,
     duration_ms: float,
     payload: JsonObject,
-) -> None:
+) -> AppendEvent:
     """One request through the gateway, answered or not."""
-    await store.append_event(
+    return AppendEvent(
         AuditEvent(
             event_key=f"{session_id}/gateway/{request_id}/call",
             session_id=session_id,

@@ -78,17 +78,19 @@ async def _record(
     count = tokens if isinstance(tokens, int) else 0
     session_id = identify(headers, [], key.tenant).session_id
     now = datetime.now(UTC)
-    async with gateway.writing():
-        await audit.record_session(gateway.store, session_id, key, "embeddings", now)
-        await audit.record_call(
-            gateway.store,
-            session_id,
-            uuid.uuid4().hex,
-            now,
-            deployment=deployment,
-            input_tokens=count,
-            output_tokens=0,
-            cost_usd=gateway.registry.models[deployment].cost(count, 0),
-            duration_ms=(time.perf_counter() - started) * 1000,
-            payload={"key": key.id, "api": "embeddings", "outcome": "ok"},
-        )
+    await gateway.journal.commit(
+        [
+            audit.session_start(session_id, key, "embeddings", now),
+            audit.call(
+                session_id,
+                uuid.uuid4().hex,
+                now,
+                deployment=deployment,
+                input_tokens=count,
+                output_tokens=0,
+                cost_usd=gateway.registry.models[deployment].cost(count, 0),
+                duration_ms=(time.perf_counter() - started) * 1000,
+                payload={"key": key.id, "api": "embeddings", "outcome": "ok"},
+            ),
+        ]
+    )

@@ -4,8 +4,10 @@ For each request: the key is checked (401), its model (404, 403) and its rate (4
 the session is identified and its pin read from the store; inside an open tool loop the
 pin answers, at a safe boundary the router chooses again (keeping the pin when it is close
 enough); the request reserves its worst case in every budget (402); the deployment is
-called, retried, and failed over if it must be; then spend, pin and audit are written.
-The process keeps no session state, so any number of gateway processes can share a store.
+called, retried, and failed over if it must be; then spend, pin and audit are written,
+the pin and audit of concurrent requests together in one transaction (group commit), and
+the answer goes out once they are committed. The process keeps no session state, so any
+number of gateway processes can share a store.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from orchestrator.providers.streaming import DeltaSink
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
 from orchestrator.store.budgets import Reservation
+from orchestrator.store.group_commit import GroupCommit, PutPin, Write
 from orchestrator.store.pins import Pin
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -153,14 +156,17 @@ class Gateway:
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms: queueing this process's writes is far faster.
         self._write_lock = asyncio.Lock() if store.url.startswith("sqlite") else None
+        self.journal = GroupCommit(store, self._write_lock)
+        """Pin reads, and each request's pin and audit writes, committed in batches."""
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Where a request's store writes go: one at a time on SQLite, freely elsewhere."""
         return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
 
     async def aclose(self) -> None:
-        """Close the upstream connections."""
+        """Close the upstream connections; wait for queued writes."""
         await self._client.aclose()
+        await self.journal.aclose()
 
     # ---- keys and models ----------------------------------------------------------------
 
@@ -236,7 +242,7 @@ class Gateway:
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         session = identify(headers, call.request.messages, key.tenant)
-        pin = await self.store.pins.get(session.session_id)
+        pin = await self.journal.read_pin(session.session_id)
         looping = in_tool_loop(call.request.messages, call.previous_response_id)
         boundary = classify(pin, looping, now, timedelta(seconds=self.settings.cache_idle_seconds))
         input_tokens = estimate_input_tokens(call.request)
@@ -327,9 +333,10 @@ class Gateway:
                 committed,
             )
         except GatewayError as exc:
-            async with self.writing():
-                await self.store.budgets.settle(a.ledger_id)
-                await self._record(a, a.first, None, f"error {exc.status}", label, exc.message)
+            await self._give_back(a)
+            await self.journal.commit(
+                [self._call(a, a.first, None, f"error {exc.status}", label, exc.message)]
+            )
             GATEWAY_REQUESTS.labels(a.api, label, str(exc.status)).inc()
             raise
         except asyncio.CancelledError:
@@ -338,23 +345,32 @@ class Gateway:
             raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
-        async with self.writing():
-            await self._settle(a.key, a.ledger_id, a.holds, answered)
-            await self._pin(a, answered, label)
-            await self._record(a, answered.deployment, answered, "ok", label, None)
+        await self._settle(a.key, a.ledger_id, a.holds, answered)
+        await self.journal.commit(
+            [
+                *self._pin(a, answered, label),
+                self._call(a, answered.deployment, answered, "ok", label, None),
+            ]
+        )
         GATEWAY_REQUESTS.labels(a.api, label, "ok").inc()
         GATEWAY_LATENCY.labels(a.api, "ok").observe(time.perf_counter() - a.started)
         return Outcome(
             answered=answered, session=a.session, boundary=label, request_id=a.request_id
         )
 
+    async def _give_back(self, a: Admitted) -> None:
+        if a.holds:
+            async with self.writing():
+                await self.store.budgets.settle(a.ledger_id)
+
     async def _cancelled(self, a: Admitted, label: str) -> None:
-        async with self.writing():
-            await self.store.budgets.settle(a.ledger_id)
-            await self._record(a, a.first, None, "cancelled", label, "the client disconnected")
+        await self._give_back(a)
+        await self.journal.commit(
+            [self._call(a, a.first, None, "cancelled", label, "the client disconnected")]
+        )
         GATEWAY_REQUESTS.labels(a.api, label, "cancelled").inc()
 
-    async def _record(
+    def _call(
         self,
         a: Admitted,
         deployment: str,
@@ -362,7 +378,7 @@ class Gateway:
         outcome: str,
         label: str,
         cause: str | None,
-    ) -> None:
+    ) -> Write:
         usage = answered.response.usage if answered is not None else Usage()
         payload: JsonObject = {
             "key": a.key.id,
@@ -377,8 +393,7 @@ class Gateway:
             payload["cause"] = cause
         if answered is not None and answered.failures:
             payload["failures"] = [f"{d}: {c}" for d, c in answered.failures]
-        await audit.record_call(
-            self.store,
+        return audit.call(
             a.session.session_id,
             a.request_id,
             datetime.now(UTC),
@@ -449,17 +464,20 @@ class Gateway:
         if not holds:
             return
         cost = self.registry.models[answered.deployment].usage_cost(usage)
-        await self.store.budgets.record_spend(
-            ledger_id,
-            [(h.scope, h.period) for h in holds],
-            cost,
-            usage.total_tokens,
-            key=f"{ledger_id}/spend",
-        )
-        await self.store.budgets.settle(ledger_id)
+        async with self.writing():
+            await self.store.budgets.record_spend(
+                ledger_id,
+                [(h.scope, h.period) for h in holds],
+                cost,
+                usage.total_tokens,
+                key=f"{ledger_id}/spend",
+            )
+            await self.store.budgets.settle(ledger_id)
 
-    async def _pin(self, a: Admitted, answered: Answered, boundary: str) -> None:
+    def _pin(self, a: Admitted, answered: Answered, boundary: str) -> list[Write]:
+        """The pin's writes: the pin when it is worth writing, the session, the switch."""
         now = datetime.now(UTC)
+        writes: list[Write] = []
         pin = a.pin
         wanted_pin = Pin(
             session_id=a.session.session_id,
@@ -472,11 +490,11 @@ class Gateway:
             updated_at=now,
         )
         if _worth_writing(pin, wanted_pin, self.settings.cache_idle_seconds):
-            await self.store.pins.put(wanted_pin, expected_version=pin.version if pin else None)
+            writes.append(PutPin(wanted_pin, pin.version if pin else None))
         if pin is None:
-            await audit.record_session(self.store, a.session.session_id, a.key, a.api, now)
+            writes.append(audit.session_start(a.session.session_id, a.key, a.api, now))
         if pin is not None and pin.deployment == answered.deployment:
-            return
+            return writes
         forced = answered.forced_from is not None
         payload: JsonObject = {
             "key": a.key.id,
@@ -488,6 +506,7 @@ class Gateway:
         }
         if forced:
             payload["cause"] = "; ".join(f"{d}: {c}" for d, c in answered.failures)
-        await audit.record_pin(self.store, a.session.session_id, a.request_id, now, payload)
+        writes.append(audit.pin(a.session.session_id, a.request_id, now, payload))
         if pin is not None:
             METRICS.model_switches.labels(boundary).inc()
+        return writes

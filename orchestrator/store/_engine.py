@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from sqlalchemy import event
+from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection, Dialect
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
@@ -24,6 +24,7 @@ __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
     "SUPPORTED_BACKENDS",
     "create_store_engine",
+    "create_sync_sqlite_engine",
     "describe_error",
     "parse_url",
     "safe_url",
@@ -111,16 +112,27 @@ def create_store_engine(url: str) -> AsyncEngine:
             "(the store needs an async driver such as sqlite+aiosqlite or postgresql+asyncpg)"
         ) from None
     if backend == "sqlite":
-        _configure_sqlite(engine, parsed)
+        _configure_sqlite(engine.sync_engine, parsed)
     return engine
 
 
-def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
+def create_sync_sqlite_engine(url: URL) -> Engine:
+    """A blocking engine on the same SQLite file as a store URL, with the same pragmas.
+
+    For work that runs whole transactions in one thread (`orchestrator.store.group_commit`):
+    through aiosqlite every statement is a hand-off to its thread and back.
+    """
+    engine = create_engine(url.set(drivername="sqlite+pysqlite"))
+    _configure_sqlite(engine, url)
+    return engine
+
+
+def _configure_sqlite(engine: Engine, url: URL) -> None:
     """Create the file's folder lazily and set pragmas on every new connection."""
     database = url.database or ""
     in_memory = database in ("", ":memory:") or database.startswith("file:")
 
-    @event.listens_for(engine.sync_engine, "do_connect")
+    @event.listens_for(engine, "do_connect")
     def _make_parent(
         dialect: Dialect,
         conn_rec: ConnectionPoolEntry,
@@ -131,7 +143,7 @@ def _configure_sqlite(engine: AsyncEngine, url: URL) -> None:
         if not in_memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
-    @event.listens_for(engine.sync_engine, "connect")
+    @event.listens_for(engine, "connect")
     def _set_pragmas(dbapi_connection: DBAPIConnection, conn_rec: ConnectionPoolEntry) -> None:
         cursor = dbapi_connection.cursor()
         try:

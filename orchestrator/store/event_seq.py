@@ -16,17 +16,18 @@ from __future__ import annotations
 
 from typing import Final
 
-from sqlalchemy import ScalarSelect, func, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from orchestrator.store.tables import AuditEventRow
 
 __all__ = [
     "EVENTS_CHANNEL",
+    "LOCK_SQL",
     "MAX_NOTIFY_SESSION_ID",
+    "NOTIFY_SQL",
+    "lock_params",
     "lock_session_events",
-    "next_seq",
     "notify_event",
+    "notify_params",
 ]
 
 EVENTS_CHANNEL: Final = "orchestrator_events"
@@ -39,29 +40,30 @@ _LOCK_CLASS: Final = 0x6576_6E74
 """First key of the two-key advisory lock ("evnt"), apart from the migration lock's space."""
 
 
-def next_seq(session_id: str) -> ScalarSelect[int]:
-    """The session's next number, as a scalar subquery for the inserting statement."""
-    return (
-        select(func.coalesce(func.max(AuditEventRow.seq), 0) + 1)
-        .where(AuditEventRow.session_id == session_id)
-        .scalar_subquery()
-    )
+LOCK_SQL: Final = text("SELECT pg_advisory_xact_lock(:cls, hashtext(:sid))")
+"""Takes the session's advisory lock until the transaction ends (PostgreSQL)."""
+NOTIFY_SQL: Final = text("SELECT pg_notify(:channel, :payload)")
+"""Announces a committed event (PostgreSQL); the parameters come from `notify_params`."""
+
+
+def lock_params(session_id: str) -> dict[str, object]:
+    """The parameters of `LOCK_SQL` for a session."""
+    return {"cls": _LOCK_CLASS, "sid": session_id}
+
+
+def notify_params(session_id: str, seq: int) -> dict[str, object]:
+    """The parameters of `NOTIFY_SQL` for a session's event number `seq`."""
+    named = session_id if len(session_id) <= MAX_NOTIFY_SESSION_ID else "*"
+    return {"channel": EVENTS_CHANNEL, "payload": f"{seq} {named}"}
 
 
 async def lock_session_events(session: AsyncSession, dialect: str, session_id: str) -> None:
     """Serialise writers of one session's events until the transaction ends (PostgreSQL)."""
     if dialect == "postgresql":
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(:cls, hashtext(:sid))"),
-            {"cls": _LOCK_CLASS, "sid": session_id},
-        )
+        await session.execute(LOCK_SQL, lock_params(session_id))
 
 
 async def notify_event(session: AsyncSession, dialect: str, session_id: str, seq: int) -> None:
     """Announce the event to listeners when the transaction commits (PostgreSQL)."""
     if dialect == "postgresql":
-        named = session_id if len(session_id) <= MAX_NOTIFY_SESSION_ID else "*"
-        await session.execute(
-            text("SELECT pg_notify(:channel, :payload)"),
-            {"channel": EVENTS_CHANNEL, "payload": f"{seq} {named}"},
-        )
+        await session.execute(NOTIFY_SQL, notify_params(session_id, seq))

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.store.tables import GatewayPinRow
 
-__all__ = ["Pin", "PinLedger"]
+__all__ = ["Pin", "PinLedger", "pin_select", "put_statement"]
 
 Phase = Literal["loop", "final"]
 
@@ -72,31 +72,45 @@ class PinLedger:
         Returns:
             The pin now in the store, and whether it is the one asked for.
         """
-        values = pin.model_dump()
+        stmt, version = put_statement(self._dialect, pin, expected_version)
         with self._errors("write gateway pin"):
             async with self._sessions.begin() as session:
-                if expected_version is None:
-                    insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-                    values["version"] = 1
-                    stmt = (
-                        insert(GatewayPinRow)
-                        .values(values)
-                        .on_conflict_do_nothing(index_elements=[GatewayPinRow.session_id])
-                        .returning(GatewayPinRow.version)
-                    )
-                    won = (await session.execute(stmt)).scalar_one_or_none() is not None
-                else:
-                    values["version"] = expected_version + 1
-                    row = GatewayPinRow
-                    stmt_u = (
-                        sa.update(row)
-                        .where(row.session_id == pin.session_id, row.version == expected_version)
-                        .values(values)
-                        .returning(row.version)
-                        .execution_options(synchronize_session=False)
-                    )
-                    won = (await session.execute(stmt_u)).scalar_one_or_none() is not None
+                won = (await session.execute(stmt)).scalar_one_or_none() is not None
         if won:
-            return pin.model_copy(update={"version": values["version"]}), True
+            return pin.model_copy(update={"version": version}), True
         current = await self.get(pin.session_id)
         return (current if current is not None else pin), False
+
+
+def pin_select(session_id: str) -> sa.Select[Any]:
+    """Read one session's pin as plain columns (`Pin.model_validate(row._mapping)`)."""
+    return sa.select(GatewayPinRow.__table__).where(GatewayPinRow.session_id == session_id)
+
+
+def put_statement(
+    dialect: str, pin: Pin, expected_version: int | None
+) -> tuple[sa.Insert | sa.Update, int]:
+    """The statement that writes `pin` and the version it writes; it returns a row if it won.
+
+    A first pin is an `INSERT ... ON CONFLICT DO NOTHING` (the first process wins); a change
+    is a compare-and-set on `expected_version`.
+    """
+    values = pin.model_dump()
+    if expected_version is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        values["version"] = 1
+        return (
+            insert(GatewayPinRow)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[GatewayPinRow.session_id])
+            .returning(GatewayPinRow.version)
+        ), 1
+    values["version"] = expected_version + 1
+    row = GatewayPinRow
+    return (
+        sa.update(row)
+        .where(row.session_id == pin.session_id, row.version == expected_version)
+        .values(values)
+        .returning(row.version)
+        .execution_options(synchronize_session=False)
+    ), expected_version + 1

@@ -16,6 +16,7 @@ operation and the database (password masked), never the SQL parameters.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from datetime import datetime
 from enum import Enum
@@ -23,15 +24,15 @@ from types import TracebackType
 from typing import Final, Literal, Self, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, String, TextualSelect, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
 from orchestrator.store.budgets import BudgetLedger
-from orchestrator.store.event_seq import lock_session_events, next_seq, notify_event
+from orchestrator.store.event_seq import lock_session_events, notify_event
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.notices import NoticeLedger
 from orchestrator.store.outcomes import OutcomeLedger
@@ -51,7 +52,7 @@ from orchestrator.store.stream_reads import StreamReads
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
 from orchestrator.types import JsonValue
 
-__all__ = ["UNSET", "Store"]
+__all__ = ["UNSET", "Store", "check_retry", "event_insert", "event_params", "session_upsert"]
 
 
 class _Unset(Enum):
@@ -115,6 +116,11 @@ class Store:
     def dialect(self) -> str:
         """The backend's name: `sqlite` or `postgresql`."""
         return self._engine.dialect.name
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The store's engine, for writers that batch statements (`group_commit`)."""
+        return self._engine
 
     @property
     def raw_url(self) -> str:
@@ -181,15 +187,9 @@ class Store:
         Idempotent on `session_id`: if the session exists (a retried activity, or a new
         run of the same session), only its `run_id` and `status` are updated.
         """
-        values = _values(rec)
-        stmt = self._insert(SessionRow).values(values)
-        upsert = stmt.on_conflict_do_update(
-            index_elements=[SessionRow.session_id],
-            set_={"run_id": stmt.excluded.run_id, "status": stmt.excluded.status},
-        )
         with self._errors("record session start"):
             async with self._sessions.begin() as session:
-                await session.execute(upsert)
+                await session.execute(session_upsert(self.dialect, rec))
 
     async def update_session(
         self,
@@ -287,16 +287,11 @@ class Store:
         Raises:
             EventKeyConflict: the key holds a different event; nothing is written.
         """
-        stmt = (
-            self._insert(AuditEventRow)
-            .values({**_values(event, exclude={"id", "seq"}), "seq": next_seq(event.session_id)})
-            .on_conflict_do_nothing(index_elements=[AuditEventRow.event_key])
-            .returning(AuditEventRow.seq)
-        )
+        stmt = event_insert()
         with self._errors("append audit event"):
             async with self._sessions.begin() as session:
                 await lock_session_events(session, self.dialect, event.session_id)
-                seq = (await session.execute(stmt)).scalar_one_or_none()
+                seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
                 if seq is not None:
                     await notify_event(session, self.dialect, event.session_id, seq)
                     return True
@@ -304,9 +299,7 @@ class Store:
                     select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
                 )
                 stored = None if row is None else _record(AuditEvent, row)
-        fields = ["<row vanished>"] if stored is None else event_differences(stored, event)
-        if fields:
-            raise EventKeyConflict(event.event_key, fields)
+        check_retry(stored, event)
         return False
 
     async def list_events(
@@ -415,9 +408,7 @@ class Store:
 
     def _insert(self, table: type[Base]) -> _Insert:
         """An `INSERT` in the dialect's flavour, which is where `ON CONFLICT` lives."""
-        if self._engine.dialect.name == "postgresql":
-            return postgresql.insert(table)
-        return sqlite.insert(table)
+        return _insert_for(self.dialect, table)
 
     @contextlib.contextmanager
     def _errors(self, action: str) -> Iterator[None]:
@@ -435,6 +426,64 @@ class Store:
                 f"store could not {action} ({self.url}): a stored {exc.title} row is invalid "
                 f"({exc.error_count()} error(s); {where}: {first['msg']})"
             ) from exc
+
+
+def _insert_for(dialect: str, table: type[Base]) -> _Insert:
+    """An `INSERT` in the dialect's flavour, which is where `ON CONFLICT` lives."""
+    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
+
+
+def session_upsert(dialect: str, rec: SessionRecord) -> _Insert:
+    """Record a session's start; a known session only gets its `run_id` and `status`."""
+    stmt = _insert_for(dialect, SessionRow).values(_values(rec))
+    return stmt.on_conflict_do_update(
+        index_elements=[SessionRow.session_id],
+        set_={"run_id": stmt.excluded.run_id, "status": stmt.excluded.status},
+    )
+
+
+@functools.cache
+def event_insert() -> TextualSelect:
+    """Insert an event (`event_params`) with its session's next `seq`, returning the `seq`.
+
+    Nothing is inserted when the event's key is already there. Text built once from the
+    table, so SQLAlchemy compiles it once: the dialects' `INSERT ... ON CONFLICT`
+    constructs are not cacheable, and compiling one cost more than the insert itself.
+    SQLite and PostgreSQL both speak this SQL. Run it under the session's lock
+    (`lock_session_events`), see `Store.append_event`.
+    """
+    table = AuditEventRow.__table__
+    name = AuditEventRow.__tablename__
+    columns = [c for c in table.columns if c.key not in ("id", "seq")]
+    sql = (
+        f"INSERT INTO {name} ({', '.join(c.name for c in columns)}, seq)"
+        f" VALUES ({', '.join(':' + c.key for c in columns)},"
+        f" (SELECT coalesce(max(seq), 0) + 1 FROM {name}"
+        " WHERE session_id = :seq_session_id))"
+        " ON CONFLICT (event_key) DO NOTHING RETURNING seq"
+    )
+    binds = [bindparam(c.key, type_=c.type) for c in columns]
+    return (
+        text(sql)
+        .bindparams(*binds, bindparam("seq_session_id", type_=String()))
+        .columns(seq=BigInteger())
+    )
+
+
+def event_params(event: AuditEvent) -> dict[str, object]:
+    """The parameters of `event_insert` for `event`."""
+    return {**_values(event, exclude={"id", "seq"}), "seq_session_id": event.session_id}
+
+
+def check_retry(stored: AuditEvent | None, event: AuditEvent) -> None:
+    """Accept an event whose key was already there only if it is the same event.
+
+    Raises:
+        EventKeyConflict: the key holds a different event.
+    """
+    fields = ["<row vanished>"] if stored is None else event_differences(stored, event)
+    if fields:
+        raise EventKeyConflict(event.event_key, fields)
 
 
 def _values(

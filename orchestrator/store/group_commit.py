@@ -1,0 +1,227 @@
+"""Group commit: the small writes of many concurrent requests in one transaction each batch.
+
+Every gateway request ends with a few writes: its audit row, and now and then a pin, a
+pin event or a session row. A transaction per request pays a commit each time and, on
+SQLite through aiosqlite, a hand-off to the driver's thread and back for every statement
+and for the commit; 200 concurrent clients then queue on SQLite's single writer.
+
+`GroupCommit.commit` queues a request's writes; one drainer commits everything queued
+while the previous transaction ran, in one transaction, then answers every caller. A
+caller's await returns only after the transaction holding its writes committed, so
+durability is the store's own (no record of an answered request is lost to a crash);
+a lone request waits for nothing but its own commit, there is no timer.
+
+On a SQLite file the transaction runs in one thread over a blocking connection to the
+same file, with the store's pragmas: one hand-off per batch. Elsewhere (PostgreSQL, an
+in-memory SQLite) it runs on the store's own engine. `read_pin` reads a pin the same way:
+on a SQLite file a primary-key lookup on the calling thread, which in WAL mode never
+waits for a writer, instead of three hand-offs to aiosqlite's thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from orchestrator.exceptions import EventKeyConflict, StoreError
+from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
+from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, notify_params
+from orchestrator.store.pins import Pin, pin_select, put_statement
+from orchestrator.store.records import AuditEvent, SessionRecord
+from orchestrator.store.store import (
+    Store,
+    check_retry,
+    event_insert,
+    event_params,
+    session_upsert,
+)
+from orchestrator.store.tables import AuditEventRow
+
+__all__ = ["AppendEvent", "GroupCommit", "PutPin", "StartSession", "Write"]
+
+
+@dataclass(frozen=True)
+class AppendEvent:
+    """`Store.append_event`: its result is True if written, False for a true retry."""
+
+    event: AuditEvent
+
+
+@dataclass(frozen=True)
+class StartSession:
+    """`Store.record_session_start`: its result is None."""
+
+    record: SessionRecord
+
+
+@dataclass(frozen=True)
+class PutPin:
+    """`PinLedger.put`: its result is whether this pin won (False: another process's did)."""
+
+    pin: Pin
+    expected_version: int | None
+
+
+Write = AppendEvent | StartSession | PutPin
+_Result = bool | None | EventKeyConflict
+
+
+def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
+    """One write inside the batch's transaction; a key conflict is its result, not a failure."""
+    if isinstance(write, StartSession):
+        conn.execute(session_upsert(dialect, write.record))
+        return None
+    if isinstance(write, PutPin):
+        stmt, _ = put_statement(dialect, write.pin, write.expected_version)
+        return conn.execute(stmt).scalar_one_or_none() is not None
+    event = write.event
+    if dialect == "postgresql":
+        conn.execute(LOCK_SQL, lock_params(event.session_id))
+    seq = conn.execute(event_insert(), event_params(event)).scalar_one_or_none()
+    if seq is not None:
+        if dialect == "postgresql":
+            conn.execute(NOTIFY_SQL, notify_params(event.session_id, seq))
+        return True
+    row = (
+        conn.execute(
+            select(AuditEventRow.__table__).where(AuditEventRow.event_key == event.event_key)
+        )
+        .mappings()
+        .first()
+    )
+    stored = None if row is None else AuditEvent.model_validate(dict(row))
+    try:
+        check_retry(stored, event)
+    except EventKeyConflict as exc:
+        return exc
+    return False
+
+
+def _apply_all(
+    conn: Connection, dialect: str, batches: list[Sequence[Write]]
+) -> list[list[_Result]]:
+    return [[_apply(conn, dialect, write) for write in batch] for batch in batches]
+
+
+_Waiting = tuple[Sequence[Write], "asyncio.Future[list[_Result]]"]
+
+
+class GroupCommit:
+    """Commits queued writes in batches, one transaction per batch.
+
+    Args:
+        store: The store written to.
+        lock: Held while a batch commits: the caller's lock around its other writes to a
+            SQLite file, so this process never meets its own write lock (a SQLite writer
+            that finds the lock taken sleeps in steps of up to 100 ms).
+    """
+
+    def __init__(self, store: Store, lock: asyncio.Lock | None = None) -> None:
+        self._store = store
+        self._dialect = store.dialect
+        self._lock = lock
+        url = store.engine.url
+        database = url.database or ""
+        in_memory = database in ("", ":memory:") or database.startswith("file:")
+        self._sync = (
+            create_sync_sqlite_engine(url) if self._dialect == "sqlite" and not in_memory else None
+        )
+        self._thread = (
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="group-commit")
+            if self._sync is not None
+            else None
+        )
+        self._waiting: list[_Waiting] = []
+        self._drainer: asyncio.Task[None] | None = None
+
+    async def commit(self, writes: Sequence[Write]) -> list[bool | None]:
+        """Write `writes` in the next batch; return once that batch committed.
+
+        Returns:
+            Each write's result, in order (see the write classes).
+
+        Raises:
+            EventKeyConflict: an event's key holds a different event (the other writes of
+                the batch are committed).
+            StoreError: the batch's transaction failed; nothing of it was written.
+        """
+        future: asyncio.Future[list[_Result]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((writes, future))
+        if self._drainer is None or self._drainer.done():
+            self._drainer = asyncio.create_task(self._drain(), name="group-commit")
+        # Shielded: a caller that goes away must not cancel the batch other callers share.
+        results = await asyncio.shield(future)
+        out: list[bool | None] = []
+        for result in results:
+            if isinstance(result, EventKeyConflict):
+                raise result
+            out.append(result)
+        return out
+
+    async def read_pin(self, session_id: str) -> Pin | None:
+        """The session's pin, as `PinLedger.get` reads it."""
+        if self._sync is None:
+            return await self._store.pins.get(session_id)
+        try:
+            with self._sync.connect() as conn:
+                row = conn.execute(pin_select(session_id)).mappings().first()
+        except SQLAlchemyError as exc:
+            raise self._error("read gateway pin", exc) from exc
+        return None if row is None else Pin.model_validate(dict(row))
+
+    async def aclose(self) -> None:
+        """Wait for queued writes, then close the thread and the blocking engine."""
+        if self._drainer is not None:
+            with contextlib.suppress(Exception):
+                await self._drainer
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+        if self._sync is not None:
+            self._sync.dispose()
+
+    async def _drain(self) -> None:
+        while self._waiting:
+            taken, self._waiting = self._waiting, []
+            batches = [writes for writes, _ in taken]
+            try:
+                async with self._lock if self._lock is not None else contextlib.nullcontext():
+                    results = await self._run(batches)
+            except Exception as exc:
+                error = exc if isinstance(exc, StoreError) else self._error("commit", exc)
+                for _, future in taken:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), result in zip(taken, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
+
+    async def _run(self, batches: list[Sequence[Write]]) -> list[list[_Result]]:
+        if self._sync is not None and self._thread is not None:
+            sync = self._sync
+
+            def work() -> list[list[_Result]]:
+                with sync.begin() as conn:
+                    return _apply_all(conn, self._dialect, batches)
+
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._thread, work)
+            except SQLAlchemyError as exc:
+                raise self._error("commit gateway writes", exc) from exc
+        try:
+            async with self._store.engine.begin() as conn:
+                return await conn.run_sync(_apply_all, self._dialect, batches)
+        except SQLAlchemyError as exc:
+            raise self._error("commit gateway writes", exc) from exc
+
+    def _error(self, action: str, exc: BaseException) -> StoreError:
+        return StoreError(
+            f"store could not {action} ({self._store.url}): "
+            f"{describe_error(exc, self._store.engine.url)}"
+        )

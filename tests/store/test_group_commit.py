@@ -1,0 +1,150 @@
+"""Group commit: concurrent writers share transactions, and nothing of the store's
+guarantees is lost (dense per-session `seq`, idempotent retries, key conflicts, CAS pins),
+on SQLite files and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from orchestrator.exceptions import EventKeyConflict, StoreError
+from orchestrator.store import Store
+from orchestrator.store.group_commit import AppendEvent, GroupCommit, PutPin, StartSession
+from orchestrator.store.pins import Pin
+from orchestrator.store.records import AuditEvent, EventKind, SessionRecord
+
+NOW = datetime(2026, 12, 6, 3, 0, tzinfo=UTC)
+
+
+def _event(session: str, key: str, model: str = "m") -> AuditEvent:
+    return AuditEvent(
+        event_key=key,
+        session_id=session,
+        workflow_id=session,
+        run_id="gateway",
+        kind=EventKind.MODEL_CALL,
+        model=model,
+        payload={"gateway": True},
+        created_at=NOW,
+    )
+
+
+def _session(session: str) -> SessionRecord:
+    return SessionRecord(
+        session_id=session,
+        workflow_id=session,
+        run_id="gateway",
+        plan_name="gateway",
+        plan_version="1",
+        tenant="t",
+        team="x",
+        input={},
+        started_at=NOW,
+    )
+
+
+def _pin(session: str, deployment: str) -> Pin:
+    return Pin(
+        session_id=session,
+        deployment=deployment,
+        key_id="k",
+        tenant="t",
+        team="x",
+        phase="loop",
+        version=0,
+        updated_at=NOW,
+    )
+
+
+@pytest.fixture
+def commits() -> Iterator[list[int]]:
+    """Counts the commits of every engine (the store's and the group writer's own)."""
+    seen: list[int] = []
+
+    def count(conn: sa.Connection) -> None:
+        seen.append(1)
+
+    sa.event.listen(Engine, "commit", count)
+    yield seen
+    sa.event.remove(Engine, "commit", count)
+
+
+async def test_concurrent_writers_share_commits_and_keep_seq_dense(
+    store: Store, commits: list[int]
+) -> None:
+    group = GroupCommit(store)
+    await group.commit([StartSession(_session("s"))])
+    commits.clear()
+    results = await asyncio.gather(
+        *(group.commit([AppendEvent(_event("s", f"s/{i}"))]) for i in range(40))
+    )
+    await group.aclose()
+    assert results == [[True]] * 40
+    assert len(commits) < 40, "every writer committed alone: nothing was batched"
+    events = await store.list_events("s")
+    assert sorted(e.seq for e in events) == list(range(1, 41))
+    assert {e.event_key for e in events} == {f"s/{i}" for i in range(40)}
+
+
+async def test_retry_is_a_no_op_and_a_conflict_fails_only_its_writer(store: Store) -> None:
+    group = GroupCommit(store)
+    await group.commit([StartSession(_session("s")), AppendEvent(_event("s", "s/1"))])
+    retry, conflict, other = await asyncio.gather(
+        group.commit([AppendEvent(_event("s", "s/1"))]),
+        group.commit([AppendEvent(_event("s", "s/1", model="other"))]),
+        group.commit([AppendEvent(_event("s", "s/2"))]),
+        return_exceptions=True,
+    )
+    await group.aclose()
+    assert retry == [False]
+    assert isinstance(conflict, EventKeyConflict)
+    assert other == [True]
+    assert [e.event_key for e in await store.list_events("s")] == ["s/1", "s/2"]
+
+
+async def test_pins_are_compare_and_set_and_read_back(store: Store) -> None:
+    group = GroupCommit(store)
+    assert await group.read_pin("p") is None
+    first, second = await asyncio.gather(
+        group.commit([PutPin(_pin("p", "a"), None)]),
+        group.commit([PutPin(_pin("p", "b"), None)]),
+    )
+    assert (first, second) == ([True], [False])
+    pinned = await group.read_pin("p")
+    assert pinned is not None and (pinned.deployment, pinned.version) == ("a", 1)
+    # A writer that read version 1 wins once; a second one that read 1 too loses.
+    assert await group.commit([PutPin(_pin("p", "b"), 1)]) == [True]
+    assert await group.commit([PutPin(_pin("p", "c"), 1)]) == [False]
+    assert await store.pins.get("p") == await group.read_pin("p")
+    moved = await group.read_pin("p")
+    assert moved is not None and (moved.deployment, moved.version) == ("b", 2)
+    await group.aclose()
+
+
+async def test_a_caller_that_goes_away_does_not_cancel_the_batch(store: Store) -> None:
+    group = GroupCommit(store)
+    await group.commit([StartSession(_session("s"))])
+    leaving = asyncio.create_task(group.commit([AppendEvent(_event("s", "s/gone"))]))
+    staying = asyncio.create_task(group.commit([AppendEvent(_event("s", "s/kept"))]))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert await staying == [True]
+    await group.aclose()
+    # Its write was already queued: it is committed, like a request whose client left.
+    assert {e.event_key for e in await store.list_events("s")} == {"s/gone", "s/kept"}
+
+
+async def test_a_failed_batch_fails_its_writers_with_a_store_error(store: Store) -> None:
+    group = GroupCommit(store)
+    # No session row and an event in a session that does not exist is fine; a pin whose
+    # deployment is NULL is not (NOT NULL column): the whole batch is refused.
+    bad = Pin.model_construct(**{**_pin("p", "a").model_dump(), "deployment": None})
+    with pytest.raises(StoreError, match="could not commit gateway writes"):
+        await group.commit([AppendEvent(_event("s", "s/1")), PutPin(bad, None)])
+    await group.aclose()
+    assert await store.list_events("s") == []
