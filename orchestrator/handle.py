@@ -28,6 +28,7 @@ from orchestrator.exceptions import ApprovalError, SessionFailed, from_failure
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
 from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.session.feedback import Feedback, give_feedback
 from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import (
     ApprovalDecisionResult,
@@ -35,6 +36,7 @@ from orchestrator.session.types import (
     SessionResult,
     SessionState,
 )
+from orchestrator.store.outcomes import OutcomeRecord
 from orchestrator.store.records import ApprovalStatus, AuditEvent
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -73,6 +75,27 @@ class SessionHandle:
     def workflow_id(self) -> str:
         """The Temporal workflow id (for the Web UI and `temporal workflow ...`)."""
         return workflow_id_for(self.session_id)
+
+    async def feedback(
+        self,
+        score: float,
+        *,
+        key: str,
+        step_id: str | None = None,
+        comment: str | None = None,
+        given_by: str = "python",
+    ) -> list[OutcomeRecord]:
+        """Say how good the session's result was (1 good, 0 bad), for the router to learn.
+
+        Credited to the deployment each agent step ended on (or the one of `step_id`); the
+        same `key` again is a no-op (see `orchestrator.session.feedback`).
+
+        Raises:
+            FeedbackError: unknown session or step, or no model served it.
+            OutcomeKeyConflict: `key` was used before for different feedback.
+        """
+        fb = Feedback(key=key, score=score, step_id=step_id, comment=comment)
+        return await give_feedback(self.store, self.session_id, fb, given_by=given_by)
 
     async def state(self) -> SessionState:
         """The live state: current step, pinned model, pending approvals, tokens and cost."""

@@ -10,9 +10,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from sqlalchemy.engine import make_url
 
 from orchestrator.cli._common import console, load_settings, run_async
-from orchestrator.exceptions import PlanError
+from orchestrator.exceptions import PlanError, StoreError
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import AgentStep
 from orchestrator.providers.registry import load_model_registry
@@ -57,6 +58,8 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
     table = Table(
         "deployment",
         "eligible",
+        "declared",
+        "learned (n)",
         "quality",
         "cost",
         "latency",
@@ -64,7 +67,8 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
         "rules",
         "score",
         "reason",
-        caption="score = quality + cost + latency + errors + rules (each term as added)",
+        caption="score = quality + cost + latency + errors + rules (each term as added);"
+        " learned: the posterior quality from n outcomes (+ exploration), scored on",
     )
     for candidate in decision.candidates:
         t = candidate.terms
@@ -73,9 +77,17 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
             if t is not None
             else ["-"] * 5
         )
+        declared = learned = "-"
+        if t is not None and t.declared_quality is not None:
+            declared = f"{t.declared_quality:.3f}"
+            learned = f"{t.quality_value - t.explore:.3f} ({t.observations:g})"
+            if t.explore:
+                learned += f" +{t.explore:.3f}"
         table.add_row(
             candidate.deployment,
             "yes" if candidate.eligible else "no",
+            declared,
+            learned,
             *parts,
             "-" if candidate.score is None else f"{candidate.score:.3f}",
             candidate.reason,
@@ -137,6 +149,18 @@ async def explain(
                 usage = await store.budgets.usage(budget.scope, period_of(budget, now))
                 used = max(used, share_used(budget, usage))
     router = Router(registry)
+    if router.policy(request.policy)[1].learning.enabled:
+        # What the route activity reads before a decision; a store not made yet has none.
+        url = settings.resolved_database_url
+        database = make_url(url).database
+        tallies = {}
+        if not url.startswith("sqlite") or (database and Path(database).exists()):
+            try:
+                async with await Store.open(url, migrate=False) as store:
+                    tallies = await store.outcomes.tallies(tenant, request.task_type)
+            except StoreError:
+                pass  # an older store without outcomes: nothing learned yet
+        router.learned.put(tenant, request.task_type, tallies)
     started = time.perf_counter()
     decision = router.decide(request, budget_used=used)
     micros = (time.perf_counter() - started) * 1e6

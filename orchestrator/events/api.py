@@ -1,4 +1,7 @@
-"""`GET /api/sessions/{id}` and `GET /api/sessions/{id}/events` (Server-Sent Events).
+"""The session API: a session, its events (Server-Sent Events), and feedback on it.
+
+`GET /api/sessions/{id}`, `GET /api/sessions/{id}/events` and
+`POST /api/sessions/{id}/feedback` (see `orchestrator.session.feedback`).
 
 Authenticated like the approvals API (`Authorization: Bearer <token>` of a person in
 `approvers.yaml`). A session that does not exist and a session of a tenant the person
@@ -26,6 +29,7 @@ import json
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final
 
+from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -38,8 +42,10 @@ from orchestrator.events.hub import EventHub
 from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
 from orchestrator.events.sse import EventStreamResponse, comment, frame
 from orchestrator.session import names
+from orchestrator.session.feedback import Feedback, FeedbackError, give_feedback
 from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import SessionState
+from orchestrator.store.outcomes import OutcomeKeyConflict
 from orchestrator.store.records import SessionRecord, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -133,6 +139,31 @@ class _Handlers:
         }
         return JSONResponse(view)
 
+    async def feedback(self, request: Request) -> Response:
+        """Record feedback on the session: `{"key", "score", "step_id"?, "comment"?}`."""
+        record = await self.visible(request)
+        if isinstance(record, Response):
+            return record
+        person = self.person_of(request)
+        try:
+            body = Feedback.model_validate_json(await request.body())
+        except ValidationError as exc:
+            where = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}" for e in exc.errors()
+            )
+            return _error(400, f"bad feedback: {where}")
+        try:
+            written = await give_feedback(
+                self.store, record.session_id, body, given_by=person.name if person else "-"
+            )
+        except FeedbackError as exc:
+            return _error(400, str(exc))
+        except OutcomeKeyConflict as exc:
+            return _error(409, str(exc))
+        return JSONResponse(
+            {"recorded": [{"step_id": o.step_id, "deployment": o.deployment} for o in written]}
+        )
+
     async def events(self, request: Request) -> Response:
         record = await self.visible(request)
         if isinstance(record, Response):
@@ -176,6 +207,7 @@ def session_routes(
     return [
         Route("/api/sessions/{session_id}", handlers.show, methods=["GET"]),
         Route("/api/sessions/{session_id}/events", handlers.events, methods=["GET"]),
+        Route("/api/sessions/{session_id}/feedback", handlers.feedback, methods=["POST"]),
     ]
 
 

@@ -73,7 +73,12 @@ class AgentLoop(SkillCalls):
             EventKind.MODEL_PINNED,
             step.id,
             model=model,
-            payload={"boundary": boundary.value, "reason": reason, "previous": previous},
+            payload={
+                "boundary": boundary.value,
+                "reason": reason,
+                "previous": previous,
+                "task_type": step.task_type,
+            },
         )
         return model
 
@@ -157,6 +162,7 @@ class AgentLoop(SkillCalls):
                 "cause": cause,
                 "policy": decision.policy,
                 "name": name,
+                "task_type": step.task_type,
                 "rules_fired": list(decision.rules_fired),
                 "budget_used": decision.budget_used,
                 "candidates": [c.model_dump(mode="json") for c in decision.candidates],

@@ -54,7 +54,16 @@ class OutcomeRecord(BaseModel):
     created_at: datetime
 
 
-_COMPARED = ("session_id", "tenant", "task_type", "deployment", "signal", "score", "step_id")
+_COMPARED = (
+    "session_id",
+    "tenant",
+    "task_type",
+    "deployment",
+    "signal",
+    "score",
+    "step_id",
+    "detail",
+)
 
 
 class OutcomeLedger:

@@ -6,10 +6,15 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from conftest import REPO
+
+from orchestrator.routing.learning import Signal
+from orchestrator.store import Store
+from orchestrator.store.outcomes import OutcomeRecord
 
 MODELS = """
 providers:
@@ -134,3 +139,43 @@ def test_run_refuses_a_session_past_its_budget_before_starting_it(tmp_path: Path
     )
     assert done.returncode == 1
     assert "budget acme/* (month" in done.stderr and "is exhausted" in done.stderr
+
+
+async def test_explain_shows_learned_quality_beside_the_declared(tmp_path: Path) -> None:
+    """Outcomes in the store move the quality the router scores on; both are shown."""
+    fresh = explain(tmp_path, "--step", "reply", "--model", "any", "--json")
+    assert fresh.returncode == 0, fresh.stderr
+    assert not (tmp_path / "state" / "orchestrator.db").exists()  # explain made no store
+    url = f"sqlite+aiosqlite:///{tmp_path / 'state' / 'orchestrator.db'}"
+
+    async def record(first: int, count: int, score: float) -> None:
+        async with await Store.open(url) as store:
+            for i in range(first, first + count):
+                await store.outcomes.record(
+                    OutcomeRecord(
+                        outcome_key=f"o{i}",
+                        session_id="s",
+                        tenant="default",
+                        task_type="default",
+                        deployment="cheap",
+                        signal=Signal.FEEDBACK,
+                        score=score,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+
+    await record(0, 6, 1.0)
+    await record(6, 4, 0.0)
+    done = explain(tmp_path, "--step", "reply", "--model", "any", "--json")
+    terms = {c["deployment"]: c["terms"] for c in json.loads(done.stdout)["candidates"]}
+    assert terms["cheap"]["declared_quality"] == 0.5
+    assert terms["cheap"]["observations"] == 10
+    assert terms["cheap"]["quality_value"] == pytest.approx(11 / 20, abs=1e-6)
+    assert terms["strong"]["observations"] == 0 and terms["strong"]["quality_value"] == 0.9
+    table = explain(tmp_path, "--step", "reply", "--model", "any")
+    assert "learned (n)" in table.stdout and "0.550 (10)" in table.stdout
+    # Many failures later, cheap falls below the step's quality floor and strong serves.
+    await record(10, 30, 0.0)
+    worse = explain(tmp_path, "--step", "reply", "--model", "any")
+    assert "deployment strong" in worse.stdout
+    assert "quality 0.22 below medium floor" in worse.stdout
