@@ -31,6 +31,10 @@ from orchestrator.store.store import Store
 __all__ = ["LoadSettings", "run_runtime_load"]
 
 
+_CLOSING_S = 30.0
+"""How long a session the store has closed may take to complete its run."""
+
+
 @dataclass(frozen=True)
 class LoadSettings:
     """How a load run is driven (the same for every system under test)."""
@@ -216,14 +220,18 @@ async def _check(
         handle = client.get_workflow_handle(
             workflow_id_for(trace.session_id), result_type=SessionResult
         )
+        record = await store.get_session(trace.session_id)
         try:
             described = await handle.describe()
             closed = described.close_time is not None
-            result = await handle.result() if closed else None
+            if not closed and record is not None and record.ended_at is not None:
+                # The store closes the session in the run's last activity; the run itself
+                # completes a workflow task later.
+                closed = True
+            result = await asyncio.wait_for(handle.result(), timeout=_CLOSING_S) if closed else None
         except Exception as exc:
             trace.error = f"no result: {exc}"
             return
-        record = await store.get_session(trace.session_id)
         events = await store.list_events(trace.session_id, kind=EventKind.MODEL_CALL)
     trace.model_done = [e.created_at.timestamp() for e in events]
     if result is None:

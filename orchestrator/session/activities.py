@@ -68,6 +68,7 @@ from orchestrator.session.types import (
     SessionStartInput,
     SkillCallInput,
     SkillCallResult,
+    WorkflowEvent,
 )
 from orchestrator.skills.approval import condition_holds
 from orchestrator.skills.models import SkillContext, SkillSpec
@@ -272,6 +273,7 @@ class SessionActivities:
         that attempt's text. A worker that dies sends nothing: its retry streams under a
         larger attempt, which tells the same.
         """
+        await self._write_events(call.ctx, call.events)
         publisher = self.runtime.deltas
         if publisher is None:
             return await self._call_model(call, None)
@@ -513,14 +515,20 @@ class SessionActivities:
     @activity.defn(name=names.RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> Ack:
         """Write the events the workflow decided (steps, pins) and its status."""
-        store = self.runtime.store
-        for event in batch.events:
-            await store.append_event(
+        await self._write_events(batch.ctx, batch.events)
+        if batch.status is not None:
+            await self.runtime.store.update_session(batch.ctx.session_id, status=batch.status)
+        return Ack()
+
+    async def _write_events(self, ctx: CallContext, events: list[WorkflowEvent]) -> None:
+        """Write workflow-decided events under their keys (a retry rewrites nothing)."""
+        for event in events:
+            await self.runtime.store.append_event(
                 AuditEvent(
                     event_key=event.key,
-                    session_id=batch.ctx.session_id,
-                    workflow_id=batch.ctx.workflow_id,
-                    run_id=batch.ctx.run_id,
+                    session_id=ctx.session_id,
+                    workflow_id=ctx.workflow_id,
+                    run_id=ctx.run_id,
                     kind=event.kind,
                     step_id=event.step_id,
                     model=event.model,
@@ -532,17 +540,14 @@ class SessionActivities:
             signal = event_signal(event)
             if signal is not None and event.credit is not None:
                 await record_outcome(
-                    store,
+                    self.runtime.store,
                     event.credit,
                     signal,
                     key=f"event:{event.key}",
-                    session_id=batch.ctx.session_id,
+                    session_id=ctx.session_id,
                     step_id=event.step_id,
                     detail=str(event.payload.get("error", "")) or None,
                 )
-        if batch.status is not None:
-            await store.update_session(batch.ctx.session_id, status=batch.status)
-        return Ack()
 
     @activity.defn(name=names.RECORD_APPROVAL_REQUEST)
     async def record_approval_request(self, request: ApprovalRequestInput) -> Ack:
@@ -639,6 +644,7 @@ class SessionActivities:
             else EventKind.SESSION_FAILED
         )
         store = self.runtime.store
+        await self._write_events(ctx, finish.events)
         await store.append_event(
             self._event(
                 ctx,
@@ -660,6 +666,8 @@ class SessionActivities:
             cost_usd=finish.cost_usd,
             ended_at=_now(),
         )
+        if finish.settle_budget:
+            await store.budgets.settle(ctx.session_id)
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
         return Ack()

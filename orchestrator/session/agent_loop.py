@@ -303,7 +303,8 @@ class AgentLoop(SkillCalls):
         for round_no in range(first, step.max_rounds):
             if base is not None and round_no > first:
                 await self._continue_between_rounds(base, round_no, messages)
-            await self._flush()
+            if not self._batched:
+                await self._flush()
             if self._state.in_tool_loop and self._state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
             self._check_limits(step, state)
@@ -323,6 +324,9 @@ class AgentLoop(SkillCalls):
                     self._start.tenant,
                     self._start.team,
                 )
+            if self._batched:
+                # Written by the model-call activity before it calls (`bookkeeping-batch-v1`).
+                ask.events = self._take_events()
             result = await self._call_model(ask)
             state.rounds = round_no + 1
             self._account(result)
@@ -331,7 +335,8 @@ class AgentLoop(SkillCalls):
             answer = result.response.message
             messages.append(answer)
             if result.response.truncated:
-                workflow.deprecate_patch(patches.TRUNCATION)
+                if not self._batched:
+                    workflow.deprecate_patch(patches.TRUNCATION)
                 if step.on_truncation == "fail" or answer.tool_calls:
                     self._state.in_tool_loop = False
                     raise StepFailed(truncation_failure(step.id, model, result))
@@ -360,7 +365,8 @@ class AgentLoop(SkillCalls):
                 raise DeploymentDown(failure_message(exc)) from None
             if isinstance(from_failure(exc), PayloadTooLargeError):
                 raise self._refused(exc) from None
-            workflow.deprecate_patch(patches.MODEL_FAILURE)
+            if not self._batched:
+                workflow.deprecate_patch(patches.MODEL_FAILURE)
             self._state.in_tool_loop = False
             raise StepFailed(f"model call failed: {failure_message(exc)}") from None
 

@@ -270,13 +270,14 @@ class ApprovalGate(Continuation):
             risk=spec.risk.value if spec else None,
         )
         policy = ApprovalPolicy()
-        workflow.deprecate_patch(patches.APPROVAL_EVENTS)
+        if not self._batched:
+            workflow.deprecate_patch(patches.APPROVAL_EVENTS)
         carried = self._pending.get(pending.approval_id)
         if carried is not None:
             # Continued as new while it waited: approvals and a delegation so far hold.
             pending.approved_by = carried.approved_by
             pending.delegate, pending.delegations = carried.delegate, carried.delegations
-        if workflow.patched(patches.APPROVAL_POLICY):
+        if self._batched or workflow.patched(patches.APPROVAL_POLICY):
             policy = await self._activity(
                 names.RESOLVE_APPROVAL_POLICY,
                 ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
@@ -319,7 +320,7 @@ class ApprovalGate(Continuation):
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
         record = self._start.options.bookkeeping
-        if record.local and workflow.patched(patches.DECISION_DURABLE):
+        if record.local and (self._batched or workflow.patched(patches.DECISION_DURABLE)):
             # A local activity runs inside the workflow task that took the update, before
             # that task is saved: a worker dying in between left the store saying
             # "approved" while the update was gone and the session waited for ever. A

@@ -76,7 +76,8 @@ class Continuation(SessionCore):
             return False
         if not self._history_long():
             return False
-        workflow.deprecate_patch(patches.LOOP_CONTINUE)
+        if not self._batched:
+            workflow.deprecate_patch(patches.LOOP_CONTINUE)
         return True
 
     async def _continue_loop(self, loop: LoopCarry) -> None:

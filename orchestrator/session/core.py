@@ -72,6 +72,7 @@ class SessionCore:
     _outputs: dict[str, JsonValue]
     _events: list[WorkflowEvent]
     _routing: bool
+    _batched: bool
     _after_approval: bool
     _route_name: str | None
     _routed: bool
@@ -139,10 +140,15 @@ class SessionCore:
             return None
         return Credit(deployment=model, task_type=self._task_type, tenant=self._start.tenant)
 
+    def _take_events(self) -> list[WorkflowEvent]:
+        """The pending events, handed to an activity that writes them (and no longer here)."""
+        events, self._events = self._events, []
+        return events
+
     async def _flush(self) -> None:
         if not self._events:
             return
-        events, self._events = self._events, []
+        events = self._take_events()
         await self._activity(
             names.RECORD_EVENTS,
             RecordEventsInput(ctx=self._ctx(), events=events, status=self._state.status),
@@ -153,21 +159,23 @@ class SessionCore:
     async def _finish(
         self, status: SessionStatus, *, output: JsonValue = None, error: str | None = None
     ) -> None:
-        await self._flush()
-        await self._activity(
-            names.FINISH_SESSION,
-            FinishSessionInput(
-                ctx=self._ctx(),
-                status=status,
-                output=output,
-                error=error,
-                input_tokens=self._state.input_tokens,
-                output_tokens=self._state.output_tokens,
-                cost_usd=self._state.cost_usd,
-            ),
-            Ack,
-            self._start.options.bookkeeping,
+        finish = FinishSessionInput(
+            ctx=self._ctx(),
+            status=status,
+            output=output,
+            error=error,
+            input_tokens=self._state.input_tokens,
+            output_tokens=self._state.output_tokens,
+            cost_usd=self._state.cost_usd,
         )
+        if self._batched:
+            # One store activity closes the session: its last events, the session row and
+            # the budget settlement (`bookkeeping-batch-v1`).
+            finish.events, finish.settle_budget = self._take_events(), self._routing
+            await self._activity(names.FINISH_SESSION, finish, Ack, self._start.options.bookkeeping)
+            return
+        await self._flush()
+        await self._activity(names.FINISH_SESSION, finish, Ack, self._start.options.bookkeeping)
         if self._routing:
             await self._activity(
                 names.SETTLE_BUDGET,

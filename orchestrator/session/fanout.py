@@ -134,7 +134,8 @@ class FanOut(AgentLoop):
         self._state.model_calls += 1
         message = result.response.message
         if result.response.truncated:
-            workflow.deprecate_patch(patches.TRUNCATION)
+            if not self._batched:
+                workflow.deprecate_patch(patches.TRUNCATION)
             return None, truncation_failure(step_id, model, result, continuable=False)
         if message.tool_calls:
             return None, "asked for tools; an ensemble step offers none"

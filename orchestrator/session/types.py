@@ -183,6 +183,8 @@ class ModelCallInput(BaseModel):
     max_tokens: int | None = None
     """The step's output limit; empty: the deployment's."""
     temperature: float | None = None
+    events: list[WorkflowEvent] = Field(default_factory=list)
+    """Workflow events still to write, written before the call (`bookkeeping-batch-v1`)."""
 
 
 class ModelCallResult(BaseModel):
@@ -479,6 +481,10 @@ class FinishSessionInput(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
+    events: list[WorkflowEvent] = Field(default_factory=list)
+    """Workflow events still to write, written first (`bookkeeping-batch-v1`)."""
+    settle_budget: bool = False
+    """Also give back what the session reserved and did not spend (`bookkeeping-batch-v1`)."""
 
 
 class SessionResult(BaseModel):

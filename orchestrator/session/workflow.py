@@ -76,6 +76,9 @@ class AgentSessionWorkflow(FanOut):
         self._switch: ModelSwitchRequest | None = None
         self._outputs: dict[str, JsonValue] = {}
         self._events: list[WorkflowEvent] = []
+        self._batched = False
+        """Bookkeeping-batch-v1: pending events ride in the next model call or the finish.
+        False when replaying a history recorded before it."""
         self._routing = False
         """Routing-v1: the router chooses at boundaries, and a dead deployment fails over.
         False when replaying a history recorded before it, which took the old path."""
@@ -148,8 +151,12 @@ class AgentSessionWorkflow(FanOut):
         self._tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
         self._models = set(setup.models)
         self._default_model = setup.default_model
-        self._routing = workflow.patched(patches.ROUTING)
-        workflow.deprecate_patch(patches.CONTINUE_AS_NEW)
+        self._batched = workflow.patched(patches.BOOKKEEPING_BATCH)
+        # A run on bookkeeping-batch-v1 takes every earlier patch's new path without asking,
+        # sparing each its marker and search-attribute upsert (see `patches`).
+        self._routing = self._batched or workflow.patched(patches.ROUTING)
+        if not self._batched:
+            workflow.deprecate_patch(patches.CONTINUE_AS_NEW)
         first = carry.next_step if carry is not None else 0
         try:
             for index, step in enumerate(start.plan.steps[first:], start=first):
@@ -240,4 +247,6 @@ class AgentSessionWorkflow(FanOut):
             step.id,
             payload={"output": recorded_output(step.id, output)},
         )
+        if self._batched and step is self._start.plan.steps[-1]:
+            return  # the session's finish writes them (`bookkeeping-batch-v1`)
         await self._flush()

@@ -3,15 +3,21 @@
 The suite's reduced form of `bench/load.py`: every session started reaches COMPLETED, each
 applies its effect exactly once (counted in the tool's own ledger), and every gated session
 was seen waiting for its approval at the same time as all the others. No timing asserts.
+
+Also a ceiling on how many history events one gated session costs, so it cannot grow
+unnoticed: the history is exact and deterministic, so its counts are asserted (issue 16
+item 7; the figures before and after are in bench/README.md).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 
 from orchestrator.loadgen import (
@@ -23,8 +29,9 @@ from orchestrator.loadgen import (
 )
 from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.session.names import workflow_id_for
 from orchestrator.settings import Settings
-from orchestrator.store.records import EventKind
+from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.worker import build_worker
 
 PROJECT = Path(__file__).parent / "load_project"
@@ -32,6 +39,16 @@ SESSIONS = 40
 GATED = 20
 
 pytestmark = pytest.mark.timeout(600)
+
+MAX_EVENTS = 59
+"""Events in the history of one gated three-call session (70 before issue 16 item 7)."""
+
+MAX_MARKERS = 6
+"""Markers among them (13 before): local activities (store writes on the decision path)
+and patch markers."""
+
+MAX_UPSERTS = 1
+"""Search-attribute upserts (5 before): the SDK adds one to each patch marker."""
 
 
 @pytest.fixture
@@ -75,3 +92,47 @@ async def test_concurrent_sessions_none_lost_each_effect_once(
     for spec in specs:
         decided = await runtime.store.list_events(spec.session_id, kind=EventKind.APPROVAL_DECIDED)
         assert len(decided) == (1 if spec.mode == "gated" else 0), spec.session_id
+
+
+async def test_gated_session_history_stays_small(client: Client, runtime: Runtime) -> None:
+    specs = session_specs(1, 1, prefix=f"size-{uuid.uuid4().hex[:6]}")
+    task_queue = runtime.settings.task_queue
+    async with build_worker(client, runtime, task_queue=task_queue):
+        report = await run_runtime_load(
+            client,
+            runtime.store,
+            load_scenario_plan(PROJECT),
+            specs,
+            task_queue=task_queue,
+            skill_state_dir=runtime.skill_state_dir,
+            settings=LoadSettings(tool_delay_ms=200, timeout_s=120, poll_s=0.05),
+        )
+    assert (report.completed, report.effects_once, report.errors) == (1, 1, [])
+
+    session_id = specs[0].session_id
+    history = await client.get_workflow_handle(workflow_id_for(session_id)).fetch_history()
+    kinds = Counter(EventType.Name(e.event_type) for e in history.events)
+    assert len(history.events) <= MAX_EVENTS, kinds
+    assert kinds["EVENT_TYPE_MARKER_RECORDED"] <= MAX_MARKERS, kinds
+    assert kinds["EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"] <= MAX_UPSERTS, kinds
+
+    # Fewer activities, the same audit trail, in the same order.
+    events = await runtime.store.list_events(session_id)
+    assert [e.kind for e in events] == [
+        EventKind.SESSION_STARTED,
+        EventKind.STEP_STARTED,
+        EventKind.MODEL_PINNED,
+        EventKind.MODEL_CALL,
+        EventKind.TOOL_CALL,
+        EventKind.MODEL_CALL,
+        EventKind.APPROVAL_REQUESTED,
+        EventKind.APPROVAL_DECIDED,
+        EventKind.TOOL_CALL,
+        EventKind.MODEL_CALL,
+        EventKind.STEP_COMPLETED,
+        EventKind.SESSION_COMPLETED,
+    ]
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    session = await runtime.store.get_session(session_id)
+    assert session is not None
+    assert session.status is SessionStatus.COMPLETED
