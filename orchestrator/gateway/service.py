@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 
+from orchestrator.cache import gateway as response_cache
 from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
 from orchestrator.gateway import audit
 from orchestrator.gateway.budgets import estimate_input_tokens, refusal, wanted, worst_case
@@ -75,6 +76,8 @@ class Outcome:
     session: SessionIdentity
     boundary: str
     request_id: str
+    cache: str | None = None
+    """`exact` or `semantic` when the response cache answered."""
 
     def headers(self) -> dict[str, str]:
         """Response headers naming the deployment, the boundary and the session."""
@@ -87,6 +90,8 @@ class Outcome:
         }
         if self.answered.forced_from:
             out["x-orchestrator-failover-from"] = self.answered.forced_from
+        if self.cache is not None:
+            out["x-orchestrator-cache"] = self.cache
         return out
 
 
@@ -153,6 +158,7 @@ class Gateway:
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
         self.upstreams = Upstreams(registry, self._client)
         self.limiter = RateLimiter()
+        self.cache = response_cache.GatewayCache(registry, store, self.upstreams)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms: queueing this process's writes is far faster.
         self._write_lock = asyncio.Lock() if store.url.startswith("sqlite") else None
@@ -323,6 +329,12 @@ class Gateway:
             return response
 
         label = a.boundary.value
+        cached = await self.cache.lookup(a)
+        if cached.hit is not None:
+            await self._give_back(a)
+            hit, writes = await self.cache.serve(a, cached.hit, on_delta)
+            await self.journal.commit(writes)
+            return Outcome(hit, a.session, label, a.request_id, cache=cached.hit.kind)
         try:
             answered = await answer(
                 a.first,
@@ -352,6 +364,7 @@ class Gateway:
                 self._call(a, answered.deployment, answered, "ok", label, None),
             ]
         )
+        await self.cache.save(cached, answered, self.registry, self.writing)
         GATEWAY_REQUESTS.labels(a.api, label, "ok").inc()
         GATEWAY_LATENCY.labels(a.api, "ok").observe(time.perf_counter() - a.started)
         return Outcome(

@@ -41,6 +41,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from orchestrator.cache.config import CacheConfig
 from orchestrator.exceptions import ConfigError
 from orchestrator.providers.messages import Usage
 from orchestrator.routing.policy import Budget, RoutingConfig
@@ -169,6 +170,8 @@ class ModelRegistry(BaseModel):
     """A deployment or alias for steps that name none."""
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     budgets: list[Budget] = Field(default_factory=list)
+    cache: CacheConfig = Field(default_factory=CacheConfig)
+    """Which model names' answers the response cache may reuse (`orchestrator.cache`)."""
 
     @model_validator(mode="after")
     def _check_references(self) -> ModelRegistry:

@@ -1,7 +1,8 @@
 """The replay server's ASGI app: both model APIs, answered from one script.
 
 `POST /v1/chat/completions` speaks OpenAI's protocol and `POST /v1/messages` Anthropic's,
-each with and without `stream`; `GET /v1/models` lists the scripted model ids (in
+each with and without `stream`; `POST /v1/embeddings` answers deterministic vectors
+(`_embeddings`); `GET /v1/models` lists the scripted model ids (in
 Anthropic's shape when the request carries `anthropic-version`). Every error, an unknown
 path included, comes in the envelope of the API asked (Anthropic's for `/v1/messages` and
 for requests carrying `anthropic-version`, OpenAI's otherwise). `GET /_replay/requests` returns
@@ -26,6 +27,7 @@ from starlette.routing import Route
 
 from orchestrator.replay import _anthropic, _openai
 from orchestrator.replay._answer import Answer, Asked, answer_for
+from orchestrator.replay._embeddings import embeddings_body
 from orchestrator.replay.faults import Fault, FaultCounter, fault_response
 from orchestrator.replay.script import Conversation, ReplayScript, Turn
 from orchestrator.types import JsonObject
@@ -278,6 +280,10 @@ def create_replay_app(
     async def messages(request: Request) -> Response:
         return await replay.answer(request, _ANTHROPIC)
 
+    async def embeddings(request: Request) -> JSONResponse:
+        body = embeddings_body(await request.body())
+        return _OPENAI.error(400, body) if isinstance(body, str) else JSONResponse(body)
+
     async def models(request: Request) -> JSONResponse:
         return _models(script, "anthropic-version" in request.headers)
 
@@ -291,6 +297,7 @@ def create_replay_app(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/_replay/requests", served_requests, methods=["GET"]),
             Route("/health", health, methods=["GET"]),

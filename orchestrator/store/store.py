@@ -48,6 +48,7 @@ from orchestrator.store.records import (
     event_differences,
 )
 from orchestrator.store.reports import Reports
+from orchestrator.store.response_cache import CacheLedger
 from orchestrator.store.stream_reads import StreamReads
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
 from orchestrator.types import JsonValue
@@ -105,6 +106,8 @@ class Store:
         """Notices to approvers (see `orchestrator.store.notices`)."""
         self.outcomes = OutcomeLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Outcome signals the router learns from (see `orchestrator.store.outcomes`)."""
+        self.cache = CacheLedger(self._sessions, self._engine.dialect.name, self._errors)
+        """Remembered model answers (see `orchestrator.store.response_cache`)."""
         self.reports = Reports(self._sessions, self._errors)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
         self.stream = StreamReads(self._sessions, self._errors)

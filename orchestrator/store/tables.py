@@ -33,6 +33,7 @@ __all__ = [
     "GatewayPinRow",
     "NoticeRow",
     "OutcomeRow",
+    "ResponseCacheRow",
     "SessionRow",
     "UTCDateTime",
 ]
@@ -270,3 +271,28 @@ class OutcomeRow(Base):
     step_id: Mapped[str | None] = mapped_column(sa.String(), nullable=True)
     detail: Mapped[str | None] = mapped_column(sa.Text(), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+
+
+class ResponseCacheRow(Base):
+    """One remembered model answer (`orchestrator.cache`), until `expires_at`.
+
+    `entry` is the digest of tenant, model name, frame and question (the exact key);
+    `tenant`, `name` and `frame` select the candidates of a semantic match, each with the
+    embedding of its question.
+    """
+
+    __tablename__ = "response_cache"
+    __table_args__ = (sa.Index("ix_response_cache_scope", "tenant", "name", "frame"),)
+
+    entry: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    tenant: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    name: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    frame: Mapped[str] = mapped_column(sa.String(64), nullable=False)
+    question: Mapped[str] = mapped_column(sa.Text(), nullable=False)
+    embedding: Mapped[list[float] | None] = mapped_column(sa.JSON(), nullable=True)
+    response: Mapped[JsonObject] = mapped_column(sa.JSON(), nullable=False)
+    deployment: Mapped[str] = mapped_column(sa.String(), nullable=False)
+    cost_usd: Mapped[float] = mapped_column(sa.Float(), nullable=False)
+    """What the answer cost when it was made: what each hit saves."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
