@@ -10,7 +10,10 @@ is the declared quality, worth `prior_strength` observations:
     alpha = declared * strength + successes,  beta = (1 - declared) * strength + failures
 
 With no outcomes the learned value *is* the declared one, so turning learning on changes no
-decision until evidence arrives. Exploration is off by default: a deployment whose declared
+decision until evidence arrives; and while the observed success rate stays within
+`evidence` standard errors of the declaration, the declaration stands (so noise never moves
+the router off a correctly declared model, which would then get no outcomes to return on).
+Exploration is off by default: a deployment whose declared
 quality is too high is corrected by exploitation alone (the router keeps choosing it, it
 keeps failing, its estimate falls); one whose declared quality is too low is only tried when
 the policy sets `explore > 0`, which adds an optimistic bonus of `explore` posterior standard
@@ -98,6 +101,12 @@ class Learning(BaseModel):
     """Optimism in posterior standard deviations (UCB); 0 switches exploration off."""
     explore_cap: float = Field(default=0.1, ge=0, le=1)
     """The most exploration may add to a deployment's quality."""
+    evidence: float = Field(default=3.0, ge=0)
+    """How many standard errors the observed success rate must stand from the declared
+    quality before the declaration is set aside (a z test); 0 always uses the posterior.
+    Below it the data agree with the declaration within noise, and the router keeps
+    scoring on it: an unlucky run of a correctly declared model does not move the router
+    away from it (it would then see no more outcomes of it to come back)."""
 
 
 @dataclass(frozen=True)
@@ -148,18 +157,41 @@ def estimate(declared: float, tally: Tally, learning: Learning) -> Estimate:
         return Estimate(declared=declared, learned=declared, observations=0.0)
     a = declared * k + tally.successes
     b = (1.0 - declared) * k + tally.failures
+    if learning.evidence > 0 and tally.n > 0 and _agrees(declared, tally, learning.evidence):
+        # The outcomes agree with the declaration within noise: it stands.
+        return Estimate(
+            declared=declared,
+            learned=declared,
+            observations=round(tally.n, 6),
+            explore=round(_bonus(a, b, learning), 6),
+        )
     total = a + b
     mean = a / total
-    bonus = 0.0
-    if learning.explore > 0:
-        std = math.sqrt(a * b / (total * total * (total + 1.0)))
-        bonus = min(learning.explore_cap, learning.explore * std)
+    bonus = _bonus(a, b, learning)
     return Estimate(
         declared=declared,
         learned=round(mean, 6),
         observations=round(tally.n, 6),
         explore=round(bonus, 6),
     )
+
+
+def _agrees(declared: float, tally: Tally, z: float) -> bool:
+    """Whether the observed success rate is within `z` standard errors of `declared`."""
+    rate = tally.successes / tally.n
+    spread = math.sqrt(declared * (1.0 - declared) / tally.n)
+    if spread == 0.0:
+        return rate == declared
+    return abs(rate - declared) < z * spread
+
+
+def _bonus(a: float, b: float, learning: Learning) -> float:
+    """The exploration bonus of a Beta(a, b) posterior: `explore` deviations, capped."""
+    if learning.explore <= 0:
+        return 0.0
+    total = a + b
+    std = math.sqrt(a * b / (total * total * (total + 1.0)))
+    return min(learning.explore_cap, learning.explore * std)
 
 
 class LearnedQuality:

@@ -164,18 +164,17 @@ async def test_explain_shows_learned_quality_beside_the_declared(tmp_path: Path)
                     )
                 )
 
-    await record(0, 6, 1.0)
-    await record(6, 4, 0.0)
+    await record(0, 10, 1.0)
     done = explain(tmp_path, "--step", "reply", "--model", "any", "--json")
     terms = {c["deployment"]: c["terms"] for c in json.loads(done.stdout)["candidates"]}
     assert terms["cheap"]["declared_quality"] == 0.5
     assert terms["cheap"]["observations"] == 10
-    assert terms["cheap"]["quality_value"] == pytest.approx(11 / 20, abs=1e-6)
+    assert terms["cheap"]["quality_value"] == pytest.approx(15 / 20, abs=1e-6)
     assert terms["strong"]["observations"] == 0 and terms["strong"]["quality_value"] == 0.9
     table = explain(tmp_path, "--step", "reply", "--model", "any")
-    assert "learned (n)" in table.stdout and "0.550 (10)" in table.stdout
+    assert "learned (n)" in table.stdout and "0.750 (10)" in table.stdout
     # Many failures later, cheap falls below the step's quality floor and strong serves.
     await record(10, 30, 0.0)
     worse = explain(tmp_path, "--step", "reply", "--model", "any")
     assert "deployment strong" in worse.stdout
-    assert "quality 0.22 below medium floor" in worse.stdout
+    assert "quality 0.30 below medium floor" in worse.stdout

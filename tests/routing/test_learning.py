@@ -35,6 +35,19 @@ def test_failures_pull_the_estimate_down_and_successes_up_weighted_by_the_prior(
     assert estimate(0.9, bad, Learning(enabled=False)).learned == 0.9
 
 
+def test_the_declaration_stands_while_outcomes_agree_with_it_within_noise() -> None:
+    # 7 of 10 against a declared 0.8: within 3 standard errors (0.126 each), kept.
+    held = estimate(0.8, Tally(7, 3), Learning())
+    assert (held.learned, held.observations) == (0.8, 10.0)
+    # 2 of 10: 4.7 standard errors off, the posterior takes over.
+    assert estimate(0.8, Tally(2, 8), Learning()).learned == pytest.approx(10 / 20, abs=1e-6)
+    # With the gate off, any evidence moves it.
+    moved = estimate(0.8, Tally(7, 3), Learning(evidence=0)).learned
+    assert moved == pytest.approx(15 / 20, abs=1e-6)
+    # A declared 1.0 is contradicted by a single failure.
+    assert estimate(1.0, Tally(9, 1), Learning()).learned == pytest.approx(19 / 20, abs=1e-6)
+
+
 def test_exploration_is_off_by_default_bounded_and_shrinks_with_evidence() -> None:
     assert estimate(0.4, Tally(1, 1), Learning()).explore == 0.0
     explore = Learning(explore=2.0, explore_cap=0.05)

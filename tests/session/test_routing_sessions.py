@@ -569,7 +569,8 @@ steps:
     assert await env.runtime.store.outcomes.tallies("default", "default") == {
         "cheap-a": Tally(1.0, 1.0)
     }
-    # The next session's decision records the learned estimates it was scored on.
+    # The next session's decision records the estimates it was scored on: 1 of 2 is within
+    # noise of the declared 0.6, so the declaration stands.
     again = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
     await again.result()
     events = await env.runtime.store.list_events(again.id.removeprefix("session-"))
@@ -577,7 +578,7 @@ steps:
     cheap = next(c for c in pinned.payload["candidates"] if c["deployment"] == "cheap-a")
     assert cheap["terms"]["declared_quality"] == 0.6
     assert cheap["terms"]["observations"] == 2.0
-    assert cheap["terms"]["quality_value"] == pytest.approx((6 + 1) / 12, abs=1e-6)
+    assert cheap["terms"]["quality_value"] == 0.6
 
 
 async def test_an_unknown_policy_or_escalation_target_fails_the_session_at_start(
