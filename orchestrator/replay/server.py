@@ -93,6 +93,9 @@ class LoopbackServer:
         startup_timeout: Seconds to wait for uvicorn to start serving.
         shutdown_timeout: Seconds in-flight requests get to finish on exit before they
             are cancelled.
+        http: uvicorn's HTTP implementation (`h11`, `httptools`); by default h11 with the
+            connection's transport in the app's state, which the replay server's faults
+            need to break connections.
     """
 
     def __init__(
@@ -103,8 +106,10 @@ class LoopbackServer:
         port: int = 0,
         startup_timeout: float = 10.0,
         shutdown_timeout: int = 2,
+        http: str | None = None,
     ) -> None:
         self._app = app
+        self._http = http
         self._host = host
         self._requested_port = port
         self._startup_timeout = startup_timeout
@@ -137,7 +142,7 @@ class LoopbackServer:
             self._app,
             host=self._host,
             port=self._port,
-            http=_TransportInState,
+            http=self._http or _TransportInState,
             ws="none",
             lifespan="off",
             log_config=None,

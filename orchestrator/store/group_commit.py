@@ -14,8 +14,9 @@ a lone request waits for nothing but its own commit, there is no timer.
 On a SQLite file the transaction runs in one thread over a blocking connection to the
 same file, with the store's pragmas: one hand-off per batch. Elsewhere (PostgreSQL, an
 in-memory SQLite) it runs on the store's own engine. `read_pin` reads a pin the same way:
-on a SQLite file a primary-key lookup on the calling thread, which in WAL mode never
-waits for a writer, instead of three hand-offs to aiosqlite's thread.
+on a SQLite file a primary-key lookup on the calling thread over a connection it keeps,
+which in WAL mode never waits for a writer, instead of three hand-offs to aiosqlite's
+thread.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
 from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, notify_params
-from orchestrator.store.pins import Pin, pin_select, put_statement
+from orchestrator.store.pins import PIN_SELECT, Pin, put_statement
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import (
     Store,
@@ -137,6 +138,9 @@ class GroupCommit:
             if self._sync is not None
             else None
         )
+        self._reader: Connection | None = None
+        self._writer: Connection | None = None
+        """Used in the writer thread only."""
         self._waiting: list[_Waiting] = []
         self._drainer: asyncio.Task[None] | None = None
 
@@ -169,18 +173,34 @@ class GroupCommit:
         if self._sync is None:
             return await self._store.pins.get(session_id)
         try:
-            with self._sync.connect() as conn:
-                row = conn.execute(pin_select(session_id)).mappings().first()
+            if self._reader is None:
+                self._reader = self._sync.connect()
+            try:
+                row = self._reader.execute(PIN_SELECT, {"session_id": session_id}).first()
+            finally:
+                # Ends the read at once: the next one sees every commit made since.
+                self._reader.rollback()
         except SQLAlchemyError as exc:
+            reader, self._reader = self._reader, None
+            if reader is not None:
+                with contextlib.suppress(SQLAlchemyError):
+                    reader.close()
             raise self._error("read gateway pin", exc) from exc
-        return None if row is None else Pin.model_validate(dict(row))
+        return None if row is None else Pin.model_validate(row._asdict())
 
     async def aclose(self) -> None:
         """Wait for queued writes, then close the thread and the blocking engine."""
         if self._drainer is not None:
             with contextlib.suppress(Exception):
                 await self._drainer
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
         if self._thread is not None:
+            if self._writer is not None:
+                writer = self._writer
+                await asyncio.get_running_loop().run_in_executor(self._thread, writer.close)
+                self._writer = None
             self._thread.shutdown(wait=True)
         if self._sync is not None:
             self._sync.dispose()
@@ -207,8 +227,16 @@ class GroupCommit:
             sync = self._sync
 
             def work() -> list[list[_Result]]:
-                with sync.begin() as conn:
-                    return _apply_all(conn, self._dialect, batches)
+                # The writer thread keeps its connection: no pool checkout and reset per batch.
+                if self._writer is None:
+                    self._writer = sync.connect()
+                try:
+                    with self._writer.begin():
+                        return _apply_all(self._writer, self._dialect, batches)
+                except SQLAlchemyError:
+                    self._writer.close()
+                    self._writer = None
+                    raise
 
             try:
                 return await asyncio.get_running_loop().run_in_executor(self._thread, work)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Literal
+from typing import Final, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.store.tables import GatewayPinRow
 
-__all__ = ["Pin", "PinLedger", "pin_select", "put_statement"]
+__all__ = ["PIN_SELECT", "Pin", "PinLedger", "put_statement"]
 
 Phase = Literal["loop", "final"]
 
@@ -82,9 +82,11 @@ class PinLedger:
         return (current if current is not None else pin), False
 
 
-def pin_select(session_id: str) -> sa.Select[Any]:
-    """Read one session's pin as plain columns (`Pin.model_validate(row._mapping)`)."""
-    return sa.select(GatewayPinRow.__table__).where(GatewayPinRow.session_id == session_id)
+PIN_SELECT: Final = sa.select(GatewayPinRow.__table__).where(
+    GatewayPinRow.session_id == sa.bindparam("session_id", type_=sa.String())
+)
+"""Reads one session's pin (parameter `session_id`) as plain columns, for
+`Pin.model_validate(row._mapping)`; one statement object, so it is compiled once."""
 
 
 def put_statement(

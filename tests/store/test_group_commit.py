@@ -148,3 +148,16 @@ async def test_a_failed_batch_fails_its_writers_with_a_store_error(store: Store)
         await group.commit([AppendEvent(_event("s", "s/1")), PutPin(bad, None)])
     await group.aclose()
     assert await store.list_events("s") == []
+
+
+async def test_the_kept_read_connection_sees_every_later_commit(store: Store) -> None:
+    group = GroupCommit(store)
+    assert await group.read_pin("p") is None
+    # Written by another connection (another gateway process would do the same).
+    await store.pins.put(_pin("p", "a"), expected_version=None)
+    first = await group.read_pin("p")
+    assert first is not None and first.deployment == "a"
+    await store.pins.put(_pin("p", "b"), expected_version=1)
+    second = await group.read_pin("p")
+    assert second is not None and (second.deployment, second.version) == ("b", 2)
+    await group.aclose()
