@@ -406,6 +406,16 @@ class SessionActivities:
                 parsed = skill.validate_arguments(call.arguments)
             except SkillArgumentsError as exc:
                 await self._tool_event(call, EventKind.TOOL_ERROR, error=str(exc))
+                if call.credit is not None:
+                    await record_outcome(
+                        self.runtime.store,
+                        call.credit,
+                        Signal.TOOL_ARGUMENT_ERROR,
+                        key=f"arguments:{call.ctx.workflow_id}:{call.idempotency_key}",
+                        session_id=call.ctx.session_id,
+                        step_id=call.ctx.step_id,
+                        detail=str(exc),
+                    )
                 log.info("tool arguments rejected", skill=call.skill, error=str(exc))
                 return SkillCallResult(ok=False, error=str(exc), error_kind="invalid_arguments")
             arguments = parsed.model_dump(mode="json")

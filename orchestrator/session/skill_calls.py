@@ -51,6 +51,7 @@ class SkillCalls(ApprovalGate):
             version=spec.version,
             arguments=arguments,
             idempotency_key=self._call_key(spec, step_id, call_id, arguments),
+            credit=self._credit(),
         )
         opts = skill_options(self._start.options.skill_call, spec)
         gated = spec.requires_approval

@@ -198,6 +198,18 @@ class ModelCallResult(BaseModel):
     """The output limit the call was sent with (None: the endpoint's own)."""
 
 
+class Credit(BaseModel):
+    """The deployment an outcome of an agent step is credited to, and for what.
+
+    The router learns from outcomes (see `orchestrator.routing.learning`) per deployment,
+    task type and tenant.
+    """
+
+    deployment: str
+    task_type: str = "default"
+    tenant: str = "default"
+
+
 class SkillCallInput(BaseModel):
     """One skill call; `validate_only` checks arguments without running anything."""
 
@@ -209,6 +221,8 @@ class SkillCallInput(BaseModel):
     idempotency_key: str
     approval_id: str | None = None
     validate_only: bool = False
+    credit: Credit | None = None
+    """For a call a model proposed: the deployment that bad arguments are an outcome of."""
 
 
 class SkillCallResult(BaseModel):
@@ -362,18 +376,6 @@ class RouteInput(BaseModel):
     ctx: CallContext
     request: RouteRequest
     reserve_budget: bool = False
-
-
-class Credit(BaseModel):
-    """The deployment an outcome of an agent step is credited to, and for what.
-
-    The router learns from outcomes (see `orchestrator.routing.learning`) per deployment,
-    task type and tenant.
-    """
-
-    deployment: str
-    task_type: str = "default"
-    tenant: str = "default"
 
 
 class CheckAnswerInput(BaseModel):

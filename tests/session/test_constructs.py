@@ -169,21 +169,21 @@ steps:
 
 async def _typed_session(
     env_factory: Callable[[Path], Awaitable[Env]], script: Path, answer: str
-) -> WorkflowHandle[object, SessionResult]:
+) -> tuple[Env, WorkflowHandle[object, SessionResult]]:
     """Run the typed plan against a model whose classify step answers `answer`."""
     turns = json.dumps([{"content": answer}])
     script.write_text(
         f"conversations:\n  - {{name: c, match: {{contains: 'Step: classify'}}, turns: {turns}}}\n"
     )
     env = await env_factory(script)
-    return await _start(env, parse_plan(TYPED, "typed.yaml"), {"t": "T-1001"})
+    return env, await _start(env, parse_plan(TYPED, "typed.yaml"), {"t": "T-1001"})
 
 
 async def test_a_typed_agent_answer_is_parsed_and_branched_on(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
     answer = '```json\n{"severity": "high"}\n```'
-    handle = await _typed_session(env_factory, tmp_path / "typed.yaml", answer)
+    _, handle = await _typed_session(env_factory, tmp_path / "typed.yaml", answer)
     result = await handle.result()
     assert result.outputs["classify"] == {"severity": "high"}
     final = result.final_output
@@ -193,12 +193,18 @@ async def test_a_typed_agent_answer_is_parsed_and_branched_on(
 async def test_an_answer_that_breaks_the_output_schema_fails_the_step(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
-    handle = await _typed_session(env_factory, tmp_path / "typed.yaml", '{"severity": "meh"}')
+    env, handle = await _typed_session(env_factory, tmp_path / "typed.yaml", '{"severity": "meh"}')
     with pytest.raises(WorkflowFailureError) as info:
         await handle.result()
     assert "step 'classify' failed: the answer breaks output_schema: severity: 'meh'" in str(
         info.value.cause
     )
+    # The broken answer is an outcome of the deployment that gave it.
+    outcomes = await env.runtime.store.outcomes.list(handle.id.removeprefix("session-"))
+    assert [(o.step_id, o.signal.value, o.score) for o in outcomes] == [
+        ("classify", "schema_failure", 0.0)
+    ]
+    assert outcomes[0].deployment.startswith("demo-fast")
 
 
 async def test_a_plan_built_in_python_runs_on_the_same_workflow(

@@ -65,6 +65,13 @@ async def test_bad_tool_calls_go_back_to_the_model_and_the_run_goes_on(
     assert calls == ["tickets.get", "orders.get"]
     # Each error was answered to the model: the loop went on for all five turns.
     assert [r.turn for r in env.replay.requests] == [0, 1, 2, 3, 4]
+    # Each is an outcome of the deployment that made the call, for the router to learn from.
+    outcomes = await env.runtime.store.outcomes.list(handle.id.removeprefix("session-"))
+    pinned = result.model_timeline[0].model
+    assert [(o.deployment, o.task_type, o.signal.value, o.score) for o in outcomes] == [
+        (pinned, "default", "tool_argument_error", 0.0)
+    ] * 3
+    assert "unknown tool 'payments_cancel'" in (outcomes[0].detail or "")
 
 
 async def test_rejection_is_told_to_the_model_and_nothing_runs(
@@ -92,6 +99,12 @@ async def test_rejection_is_told_to_the_model_and_nothing_runs(
     events = await env.runtime.store.list_events(session_id)
     assert not [e for e in events if e.kind is EventKind.TOOL_CALL and e.skill == "payments.refund"]
     assert not (env.runtime.skill_state_dir / "refunds.db").exists()
+    # The rejected call was the model's proposal: an outcome of the deployment that made it.
+    outcomes = await env.runtime.store.outcomes.list(session_id)
+    rejected = [o for o in outcomes if o.signal.value == "approval_rejected"]
+    assert [(o.deployment, o.score, o.detail) for o in rejected] == [
+        (result.model_timeline[0].model, 0.0, "order is still under warranty; replace instead")
+    ]
 
     # A second, different decision on the same request is refused.
     with pytest.raises(ApprovalError, match="already rejected"):
