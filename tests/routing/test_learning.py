@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.routing import Router, RouteRequest
@@ -159,3 +161,22 @@ def test_learned_key_changes_only_when_tallies_do() -> None:
     assert learned.key("t", "code") == first
     learned.put("t", "code", {"a": Tally(1, 1)})
     assert learned.key("t", "code") != first
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    declared=st.floats(0, 1),
+    successes=st.integers(0, 200),
+    failures=st.integers(0, 200),
+    strength=st.floats(0.5, 100),
+    evidence=st.sampled_from([0.0, 2.0, 3.0]),
+)
+def test_a_success_never_lowers_and_a_failure_never_raises_the_estimate(
+    declared: float, successes: int, failures: int, strength: float, evidence: float
+) -> None:
+    learning = Learning(prior_strength=strength, evidence=evidence)
+    now = estimate(declared, Tally(successes, failures), learning)
+    better = estimate(declared, Tally(successes + 1, failures), learning)
+    worse = estimate(declared, Tally(successes, failures + 1), learning)
+    assert 0.0 <= worse.learned <= now.learned + 1e-6
+    assert now.learned <= better.learned + 1e-6 <= 1.0 + 1e-6
