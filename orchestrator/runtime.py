@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator.cache.sessions import SessionCache
 from orchestrator.connectors.pool import close_connector_pool
 from orchestrator.events.publisher import DeltaPublisher
 from orchestrator.logs import register_secret
@@ -45,6 +46,7 @@ class Runtime:
     """Where model calls send their deltas (`DeltaPublisher.for_store`); None: nowhere."""
     router: Router = field(init=False)
     _providers: dict[str, ChatProvider] = field(default_factory=dict)
+    _cache: SessionCache | None = None
 
     def __post_init__(self) -> None:
         self.router = Router(self.models, self.metrics)
@@ -74,6 +76,13 @@ class Runtime:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
+    @property
+    def response_cache(self) -> SessionCache:
+        """The response cache of the models file (`orchestrator.cache`), made on first use."""
+        if self._cache is None:
+            self._cache = SessionCache(self.models, self.store)
+        return self._cache
+
     def model(self, name: str) -> tuple[ModelEntry, ChatProvider]:
         """The registry entry of a model and a client for its provider.
 
@@ -97,4 +106,7 @@ class Runtime:
         for client in self._providers.values():
             await client.aclose()
         self._providers.clear()
+        if self._cache is not None:
+            await self._cache.aclose()
+            self._cache = None
         await self.store.close()

@@ -15,10 +15,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pydantic import JsonValue
-
-from orchestrator.cache.service import CacheHit, Embedder, Lookup, ResponseCache
-from orchestrator.exceptions import ConfigError, ProviderError
+from orchestrator.cache.embed import cache_for
+from orchestrator.cache.service import CacheHit, Lookup
 from orchestrator.gateway import audit
 from orchestrator.gateway.metrics import GATEWAY_REQUESTS
 from orchestrator.gateway.recovery import Answered
@@ -44,29 +42,6 @@ def opted_out(headers: Mapping[str, str]) -> bool:
     return any(word in control for word in _NO_STORE) or flag in ("off", "false", "0", "no")
 
 
-def _embedder(registry: ModelRegistry, upstreams: Upstreams, name: str) -> Embedder:
-    try:
-        deployment = registry.deployments_for(name)[0]
-    except ConfigError as exc:
-        raise ConfigError(f"cache.embeddings: {exc}") from None
-
-    entry = registry.models[deployment]
-
-    async def embed(text: str) -> tuple[list[float], float]:
-        body: JsonValue = await upstreams.embed(deployment, {"input": [text]})
-        data = body.get("data") if isinstance(body, dict) else None
-        first = data[0] if isinstance(data, list) and data else None
-        vector = first.get("embedding") if isinstance(first, dict) else None
-        if not isinstance(vector, list):
-            raise ProviderError(f"{deployment}: embeddings answer has no data[0].embedding")
-        usage = body.get("usage") if isinstance(body, dict) else None
-        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
-        cost = entry.cost(tokens if isinstance(tokens, int) else 0, 0)
-        return [float(x) for x in vector if isinstance(x, int | float)], cost
-
-    return embed
-
-
 class GatewayCache:
     """The response cache as the gateway uses it.
 
@@ -75,12 +50,7 @@ class GatewayCache:
     """
 
     def __init__(self, registry: ModelRegistry, store: Store, upstreams: Upstreams) -> None:
-        config = registry.cache
-        for name in config.models:
-            if name not in registry.names:
-                raise ConfigError(f"cache.models: unknown model {name!r}")
-        embed = _embedder(registry, upstreams, config.embeddings) if config.embeddings else None
-        self.cache = ResponseCache(config, store.cache, embed)
+        self.cache = cache_for(registry, store, upstreams)
 
     async def lookup(self, a: Admitted) -> Lookup:
         """The cached answer to an admitted request, if it may have one."""

@@ -100,6 +100,9 @@ class AgentStep(_Step):
     then the endpoint's own limit (4096 for Anthropic, which requires one)."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     """Sampling temperature sent with each call; empty: the endpoint's default."""
+    cache: bool = True
+    """`false`: the step's model calls never use the response cache (`orchestrator.cache`),
+    even for a model name the models file opts in."""
     on_truncation: Literal["fail", "continue"] = "fail"
     """What an answer cut off at the output limit does: `fail` the step, naming the
     deployment and the limit; or `continue`: the cut text is kept and the model asked to

@@ -19,6 +19,8 @@ import structlog
 from temporalio import activity
 
 from orchestrator.approvals.activities import ApprovalActivities
+from orchestrator.cache.service import CacheHit
+from orchestrator.cache.sessions import SessionCache
 from orchestrator.connectors.audit import audited_mcp_call, mcp_target
 from orchestrator.events.publisher import Tags
 from orchestrator.exceptions import (
@@ -39,7 +41,7 @@ from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep
 from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest, Usage
-from orchestrator.providers.streaming import DeltaSink, ModelDelta
+from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_deltas
 from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
@@ -290,6 +292,55 @@ class SessionActivities:
             publisher.abandoned(tags)
             raise
 
+    async def _from_cache(
+        self,
+        call: ModelCallInput,
+        hit: CacheHit,
+        deployment: str,
+        max_tokens: int | None,
+        publish: DeltaSink | None,
+    ) -> ModelCallResult:
+        """A step's answer from the response cache: no tokens spent, the hit audited."""
+        response = SessionCache.answer(hit)
+        if publish is not None:
+            for delta in answer_deltas(response):
+                await publish(delta)
+        tool_calls = [tc.name for tc in response.message.tool_calls]
+        point = (
+            f"model_call:{call.attempt}.{call.round}"
+            if call.attempt
+            else f"model_call:{call.round}"
+        )
+        await self.runtime.store.append_event(
+            self._event(
+                call.ctx,
+                point,
+                EventKind.MODEL_CALL,
+                model=call.model,
+                input_tokens=0,
+                output_tokens=0,
+                cost_usd=0.0,
+                duration_ms=0.0,
+                payload={
+                    "round": call.round,
+                    "deployment": hit.deployment,
+                    "tool_calls": tool_calls,
+                    "final": not tool_calls,
+                    "attempt": call.attempt,
+                    "cache": hit.kind,
+                    "similarity": hit.similarity,
+                    "saved_usd": hit.saved_usd,
+                },
+            )
+        )
+        return ModelCallResult(
+            response=response,
+            cost_usd=0.0,
+            deployment=deployment,
+            duration_ms=0.0,
+            max_tokens=max_tokens,
+        )
+
     async def _call_model(self, call: ModelCallInput, publish: DeltaSink | None) -> ModelCallResult:
         async with _bound(call.ctx):
             try:
@@ -297,20 +348,21 @@ class SessionActivities:
             except ConfigError as exc:
                 raise to_failure(PermanentError(str(exc))) from None
             max_tokens = call.max_tokens or entry.max_tokens
+            request = ModelRequest(
+                model=entry.model,
+                messages=call.messages,
+                tools=call.tools,
+                max_tokens=max_tokens,
+                temperature=call.temperature,
+                stream=entry.stream,
+            )
+            cached = await self.runtime.response_cache.lookup(call, request)
+            if cached.hit is not None:
+                return await self._from_cache(call, cached.hit, entry.model, max_tokens, publish)
             started = time.perf_counter()
             try:
                 async with _heartbeating():
-                    response = await provider.complete(
-                        ModelRequest(
-                            model=entry.model,
-                            messages=call.messages,
-                            tools=call.tools,
-                            max_tokens=max_tokens,
-                            temperature=call.temperature,
-                            stream=entry.stream,
-                        ),
-                        on_delta=beating_sink(publish),
-                    )
+                    response = await provider.complete(request, on_delta=beating_sink(publish))
             except ProviderError as exc:
                 log.warning(
                     "model call failed", model=call.model, error=str(exc), retryable=exc.retryable
@@ -358,6 +410,7 @@ class SessionActivities:
                 key=self._event_key(call.ctx, point),
             )
             await self.runtime.store.append_event(event)
+            await self.runtime.response_cache.save(cached, response, entry.model, cost)
             log.info(
                 "model call",
                 model=call.model,

@@ -204,6 +204,25 @@ class AgentLoop(SkillCalls):
         )
         return None if check.ok else check.detail
 
+    def _cache_scope(
+        self, ask: ModelCallInput, step: AgentStep, tools: list[ToolDefinition]
+    ) -> None:
+        """Let the call use the response cache, keyed by the session's tenant.
+
+        Not for a step with `cache: false`; tools whose skills are read-only by contract
+        are reads, any other tool result a write.
+        """
+        if not step.cache:
+            return
+        offered = {tool.name for tool in tools}
+        ask.cache_tenant = self._start.tenant
+        ask.cache_name = step.model
+        ask.read_only_tools = sorted(
+            spec.tool_name
+            for spec in self._skills.values()
+            if spec.tool_name in offered and spec.risk == "read_only"
+        )
+
     async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
         inputs, outputs = self._start.input, self._outputs
         if not self._routing:
@@ -324,6 +343,7 @@ class AgentLoop(SkillCalls):
                     self._start.tenant,
                     self._start.team,
                 )
+            self._cache_scope(ask, step, tools)
             if self._batched:
                 # Written by the model-call activity before it calls (`bookkeeping-batch-v1`).
                 ask.events = self._take_events()

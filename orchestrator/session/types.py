@@ -185,6 +185,14 @@ class ModelCallInput(BaseModel):
     temperature: float | None = None
     events: list[WorkflowEvent] = Field(default_factory=list)
     """Workflow events still to write, written before the call (`bookkeeping-batch-v1`)."""
+    cache_tenant: str | None = None
+    """The tenant to key the response cache by; None: the call does not use the cache
+    (a step with `cache: false`, a fan-out's calls)."""
+    read_only_tools: list[str] = Field(default_factory=list)
+    """Tools whose skills are `read_only`: their results are not writes, for the cache."""
+    cache_name: str | None = None
+    """The model name the step asked for (an alias), which the cache keys by and opts in;
+    None: `model`, the deployment."""
 
 
 class ModelCallResult(BaseModel):

@@ -1,0 +1,121 @@
+"""The response cache in plan sessions, on a real dev server with the replay model server.
+
+A second session asking the same step gets both model calls from the cache (the second
+after a read-only tool's result); a step with `cache: false` asks the model every time;
+and the workflow history of a session answered from the cache replays.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from orchestrator.plans import Plan, parse_plan
+from orchestrator.plugin import workflow_runner
+from orchestrator.replay import ReplayScript, ReplayServer
+from orchestrator.runtime import Runtime
+from orchestrator.service import start_session
+from orchestrator.session.workflow import AgentSessionWorkflow
+from orchestrator.settings import Settings
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.worker import build_worker
+
+MODELS = """
+providers:
+  replay: {kind: openai, base_url: "BASE"}
+models:
+  answerer: {provider: replay, model: replay-answerer, input_price_per_mtok: 3,
+             output_price_per_mtok: 15}
+  embedder: {provider: replay, model: replay-embed, input_price_per_mtok: 0.02}
+aliases:
+  support: {deployments: [answerer]}
+default_model: support
+cache: {models: [support], embeddings: embedder}
+"""
+
+SCRIPT = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {
+                "name": "lookup",
+                "match": {"model": "replay-answerer"},
+                "turns": [
+                    {"tool_calls": [{"name": "tickets_get", "arguments": {"ticket_id": "T-1001"}}]},
+                    {"content": "It is about a broken kettle."},
+                ],
+                "after_last": "repeat_last",
+            }
+        ]
+    }
+)
+
+
+def plan(cache: bool) -> Plan:
+    return parse_plan(
+        f"""
+name: lookup
+steps:
+  - id: lookup
+    type: agent
+    model: support
+    cache: {str(cache).lower()}
+    goal: Find what ticket T-1001 is about.
+    skills: [tickets.get]
+""",
+        "lookup.yaml",
+    )
+
+
+@contextlib.asynccontextmanager
+async def cached_worker(
+    settings: Settings, client: Client, tmp_path: Path
+) -> AsyncIterator[tuple[Runtime, ReplayServer]]:
+    """A worker whose models file caches `support`, answering from the replay server."""
+    async with ReplayServer(SCRIPT) as replay:
+        models = tmp_path / "models.yaml"
+        models.write_text(MODELS.replace("BASE", replay.base_url))
+        settings.models_file = models
+        runtime = await Runtime.open(settings)
+        try:
+            async with build_worker(client, runtime, task_queue=settings.task_queue):
+                yield runtime, replay
+        finally:
+            await runtime.close()
+
+
+async def test_a_second_session_is_answered_from_the_cache_and_replays(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    async with cached_worker(settings, client, tmp_path) as (runtime, replay):
+        results = []
+        for _ in range(2):
+            handle = await start_session(client, plan(True), {}, task_queue=settings.task_queue)
+            results.append(await handle.result())
+        history = await handle.fetch_history()
+        second = await runtime.store.list_events(results[1].session_id, kind=EventKind.MODEL_CALL)
+        served = len(replay.requests)
+    assert [r.status for r in results] == [SessionStatus.COMPLETED] * 2
+    assert results[1].final_output == results[0].final_output == "It is about a broken kettle."
+    assert served == 2
+    assert [(e.payload.get("cache"), e.cost_usd) for e in second] == [("exact", 0.0)] * 2
+    replayed = await Replayer(
+        workflows=[AgentSessionWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=workflow_runner(),
+    ).replay_workflow(history)
+    assert replayed.replay_failure is None
+
+
+async def test_a_step_marked_uncacheable_asks_the_model_every_time(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    async with cached_worker(settings, client, tmp_path) as (_, replay):
+        for _ in range(2):
+            handle = await start_session(client, plan(False), {}, task_queue=settings.task_queue)
+            assert (await handle.result()).status is SessionStatus.COMPLETED
+        assert len(replay.requests) == 4
