@@ -62,12 +62,9 @@ def embedder(registry: ModelRegistry, upstreams: Embeddings, name: str) -> Embed
 def cache_for(registry: ModelRegistry, store: Store, upstreams: Embeddings) -> ResponseCache:
     """The response cache the models file's `cache:` section describes.
 
-    Raises:
-        ConfigError: `cache:` names a model or embeddings deployment the file lacks.
+    The section was checked when the file was loaded: its names exist, and its embeddings
+    deployment speaks an API that has embeddings.
     """
     config = registry.cache
-    for name in config.models:
-        if name not in registry.names:
-            raise ConfigError(f"cache.models: unknown model {name!r}")
     embed = embedder(registry, upstreams, config.embeddings) if config.embeddings else None
     return ResponseCache(config, store.cache, embed)

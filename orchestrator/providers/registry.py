@@ -197,7 +197,26 @@ class ModelRegistry(BaseModel):
                             f"routing.policies.{policy_name}: rule {rule.name!r} names"
                             f" unknown model {ref!r}"
                         )
+        self._check_cache()
         return self
+
+    def _check_cache(self) -> None:
+        """The cache names known models, and embeds on an endpoint that has embeddings."""
+        for name in sorted(self.cache.models):
+            if name not in self.models and name not in self.aliases:
+                raise ValueError(f"cache.models: unknown model {name!r}")
+        embeddings = self.cache.embeddings
+        if embeddings is None:
+            return
+        if embeddings not in self.models and embeddings not in self.aliases:
+            raise ValueError(f"cache.embeddings: unknown model {embeddings!r}")
+        first = self.models[self.deployments_for(embeddings)[0]]
+        if self.providers[first.provider].kind != "openai":
+            raise ValueError(
+                f"cache.embeddings: {embeddings!r} is served by a provider of kind"
+                f" {self.providers[first.provider].kind!r}, which has no /v1/embeddings;"
+                " name an OpenAI-compatible deployment"
+            )
 
     @property
     def names(self) -> list[str]:

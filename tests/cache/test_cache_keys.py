@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from orchestrator.cache import CacheConfig
 from orchestrator.cache.keys import Skip, guard_words, key_of, skip_reason, writes_in
+from orchestrator.exceptions import ConfigError
 from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolCall, ToolDefinition
+from orchestrator.providers.registry import load_model_registry
 
 CONFIG = CacheConfig(models=frozenset({"support"}), read_only_tools=frozenset({"get_order"}))
 TOOL = ToolDefinition(name="get_order", description="Read an order", parameters={})
@@ -91,3 +96,23 @@ def test_inside_a_tool_loop_there_is_no_question_so_only_exact_matches() -> None
 )
 def test_guard_words_tell_numbers_and_negations_apart(a: str, b: str, same: bool) -> None:
     assert (guard_words(a) == guard_words(b)) is same
+
+
+def test_the_models_file_refuses_a_cache_naming_what_it_lacks(tmp_path: Path) -> None:
+    base = (
+        "providers:\n  r: {kind: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
+        "  a: {kind: anthropic, base_url: 'http://127.0.0.1:9'}\n"
+        "models:\n  m: {provider: r, model: x}\n  c: {provider: a, model: y}\n"
+        "default_model: m\n"
+    )
+    cases = {
+        "cache: {models: [nope]}": "cache.models: unknown model 'nope'",
+        "cache: {models: [m], embeddings: gone}": "cache.embeddings: unknown model 'gone'",
+        "cache: {models: [m], embeddings: c}": "no /v1/embeddings",
+        "cache: {models: [m], similarity: 1.5}": "cache.similarity",
+    }
+    for extra, expected in cases.items():
+        path = tmp_path / "models.yaml"
+        path.write_text(base + extra + "\n")
+        with pytest.raises(ConfigError, match=re.escape(expected)):
+            load_model_registry(path)
