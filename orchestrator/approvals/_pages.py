@@ -1,8 +1,9 @@
 """HTML of the approval inbox: plain string templates, every value escaped.
 
 No inline scripts or styles, so the content security policy can forbid both; the plan
-diagram is an inline SVG drawn with presentation attributes. Only the queue page loads a
-script, the inbox's own `static/queue.js` (live updates); every page works without it.
+diagram is an inline SVG drawn with presentation attributes. Only the queue and request
+pages load a script, the inbox's own `static/live.js` (live updates), and only when the
+process has an event hub; every page works without it.
 The layout holds from phone width (375 px) up: one column, forms stacked, wide parts
 (the plan, long tables) scrolling inside their own box.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from html import escape
+from urllib.parse import quote
 
 from orchestrator.approvals._queue_page import FILTER_NAMES, NO_SCRIPT_REFRESH_S, queue_body
 from orchestrator.approvals._request_parts import (
@@ -34,7 +36,18 @@ from orchestrator.store.records import (
 )
 from orchestrator.types import JsonObject
 
-__all__ = ["CSS", "login_page", "plan_steps", "plan_svg", "queue_page", "request_page"]
+__all__ = [
+    "CSS",
+    "LIVE_SCRIPT",
+    "login_page",
+    "plan_steps",
+    "plan_svg",
+    "queue_page",
+    "request_page",
+]
+
+LIVE_SCRIPT = '<script src="/inbox/live.js" defer></script>'
+"""The one script a live page loads."""
 
 CSS = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2430;background:#f5f6f8}
@@ -123,7 +136,7 @@ def queue_page(user: str, queue: Queue, now: datetime, *, version: str, live: bo
     body = queue_body(queue, now, version)
     head = f'<noscript><meta http-equiv=refresh content="{NO_SCRIPT_REFRESH_S}"></noscript>'
     if live:
-        head += '<script src="/inbox/queue.js" defer></script>'
+        head += LIVE_SCRIPT
     return _layout(f"Approvals: {FILTER_NAMES[queue.show].lower()}", body, user, head)
 
 
@@ -238,13 +251,18 @@ def request_page(
     editable: bool = False,
     draft: JsonObject | None = None,
     members: Sequence[str] = (),
+    stream: str | None = None,
 ) -> str:
     """One request in plain words, with Approve and Reject when `user` may decide.
 
     `reading` is the request in words (`wording.read_request`); `live` is the workflow's
     view of the waiting request (escalation, approvals so far, delegate); `editable`
     offers the edit form, filled from `draft` (a refused attempt, shown open) or the
-    call's arguments; `members` are the people `user` may delegate to.
+    call's arguments; `members` are the people `user` may delegate to. `stream` (the
+    request's event stream, `request_stream`) adds the script that keeps the page
+    current. Without it, or without JavaScript, the page has a Refresh link, and reloads
+    itself every `NO_SCRIPT_REFRESH_S` seconds when it offers no form (a reload would
+    lose what was typed); a decision posted on a stale page is refused by the workflow.
     """
     if rec.status.value != "pending":
         verdict = (
@@ -271,6 +289,12 @@ def request_page(
             + delegate_form(rec, csrf, members)
         )
     problem = f"<p class=error role=alert>{escape(error)}</p>" if error else ""
+    watch = f' data-events="{escape(stream)}"' if stream else ""
+    here = f"/inbox/requests/{quote(rec.approval_id)}"
+    status = (
+        f"<p class=live id=live-status role=status{watch}>Updated {now:%H:%M:%S} UTC."
+        f' <a href="{escape(here)}">Refresh</a></p>'
+    )
     risk = (
         f"<p class=risk><strong>Risk:</strong> {escape(reading.risk)}</p>" if reading.risk else ""
     )
@@ -287,7 +311,7 @@ def request_page(
     )
     body = (
         f"<h1>{escape(reading.title)}</h1>{problem}"
-        f"<p class=lead>{escape(reading.sentence)}</p>{risk}{about}"
+        f"<p class=lead>{escape(reading.sentence)}</p>{status}{risk}{about}"
         f'<p>State: <span class="{rec.status.value}">{rec.status.value}</span></p>'
         f"{why}"
         f"<section><h2>Details</h2><table>{_detail_rows(reading, rec)}</table>"
@@ -299,4 +323,7 @@ def request_page(
         f"<section><h2>Plan</h2><div class=plan>{plan_svg(steps)}</div></section>"
         f"{_auditors(rec, session, events)}"
     )
-    return _layout(f"{reading.title} — approval", body, user)
+    head = LIVE_SCRIPT if stream else ""
+    if "<form" not in verdict:
+        head += f'<noscript><meta http-equiv=refresh content="{NO_SCRIPT_REFRESH_S}"></noscript>'
+    return _layout(f"{reading.title} — approval", body, user, head)

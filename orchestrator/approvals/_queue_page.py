@@ -1,7 +1,7 @@
 """HTML of the approval queue: filter links with counts, one card per request.
 
 Cards rather than a table, so the queue reads the same at phone width (375 px) as on a
-desk. Every value is escaped. The one script (`queue.js`, served from the inbox, no
+desk. Every value is escaped. The one script (`live.js`, served from the inbox, no
 build step) only re-fetches this page when the queue's live stream says it changed;
 without it the page refreshes itself every `NO_SCRIPT_REFRESH_S` seconds (a `noscript`
 meta refresh) and carries a Refresh link.
@@ -113,8 +113,8 @@ def queue_body(queue: Queue, now: datetime, version: str) -> str:
     heading = FILTER_NAMES[queue.show]
     return (
         f"<h1>Approvals: {escape(heading.lower())}</h1>{_filters(queue)}"
-        f'<p class=live id=queue-status role=status data-show="{queue.show}"'
-        f' data-version="{escape(version)}">'
+        f"<p class=live id=live-status role=status"
+        f' data-events="/inbox/queue/events?show={queue.show}&amp;version={escape(version)}">'
         f"Updated {now:%H:%M:%S} UTC. "
         f'<a href="/inbox?show={queue.show}">Refresh</a></p>'
         f"<div id=queue-list>{listing}{more}</div>"

@@ -8,9 +8,12 @@ are marked `Secure` when the request came over https: its own scheme, or the
 default). Every form carries a CSRF token: on the sign-in form a double-submit cookie, on
 decision forms an HMAC of the session cookie, so a form posted from elsewhere, or by
 someone else, is refused. Pages are sent with `X-Frame-Options: DENY` and a content
-security policy that allows no script, except on the queue page: its own script file
-(`static/queue.js`), which keeps it current from `/inbox/queue/events` (see
-`queue_stream`).
+security policy that allows no script, except on the queue and request pages when the
+process has an event hub: the inbox's own script file (`static/live.js`), which keeps
+them current from `/inbox/queue/events` (see `queue_stream`) and
+`/inbox/requests/{id}/events` (see `request_stream`).
+A request of a session whose tenant the person may not see (`Approver.tenants`) is
+answered like an unknown one, 404, as by the session events API.
 Decisions go through the same checks and service call as the JSON API; so do the two
 forms beside Approve and Reject: approve with changed arguments (checked against the
 skill's contract, the change recorded on the decision) and delegate to another member
@@ -42,23 +45,26 @@ from orchestrator.approvals.delegation import delegate_approval, live_state
 from orchestrator.approvals.edits import FIELD_PREFIX, check_edit, parse_edit
 from orchestrator.approvals.notify import landing
 from orchestrator.approvals.notify.links import check_link, link_key
-from orchestrator.approvals.people import ApproverDirectory
+from orchestrator.approvals.people import Approver, ApproverDirectory, sees_session
 from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
 from orchestrator.approvals.queue_stream import queue_events, version
 from orchestrator.approvals.reloading import Approvers, current
+from orchestrator.approvals.request_stream import request_events
 from orchestrator.approvals.throttle import SignInThrottle
 from orchestrator.approvals.wording import read_request
+from orchestrator.events.api import parse_after
 from orchestrator.events.hub import EventHub
+from orchestrator.events.models import TERMINAL_KINDS
 from orchestrator.events.sse import EventStreamResponse
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
 from orchestrator.session.types import PendingApproval
 from orchestrator.skills.registry import SkillRegistry
-from orchestrator.store.records import ApprovalRecord, ApprovalStatus
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus, SessionRecord
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["QUEUE_CSP", "SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
+__all__ = ["LIVE_CSP", "SECURITY_HEADERS", "SESSION_SECONDS", "inbox_routes"]
 
 SESSION_SECONDS = 8 * 3600
 SESSION_COOKIE = "inbox_session"
@@ -73,10 +79,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
-QUEUE_CSP = SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
-"""The queue page's policy: its own script file, and fetches and the event stream from
-the inbox itself; still no inline script."""
-QUEUE_JS = (resources.files("orchestrator.approvals") / "static" / "queue.js").read_text("utf-8")
+LIVE_CSP = SECURITY_HEADERS["Content-Security-Policy"] + "; script-src 'self'; connect-src 'self'"
+"""A live page's policy (the queue, a request): the inbox's own script file, and fetches
+and the event stream from the inbox itself; still no inline script."""
+LIVE_JS = (resources.files("orchestrator.approvals") / "static" / "live.js").read_text("utf-8")
 
 
 def _secure(response: Response) -> Response:
@@ -220,7 +226,7 @@ class _Inbox:
         )
         response = _html(page)
         if self.hub is not None:
-            response.headers["Content-Security-Policy"] = QUEUE_CSP
+            response.headers["Content-Security-Policy"] = LIVE_CSP
         return response
 
     async def load(self, user: str, show: Show, *, words: bool = True) -> Queue:
@@ -229,7 +235,7 @@ class _Inbox:
         return await load_queue(self.store, self.directory, person, show, self.skills, words=words)
 
     async def script(self, request: Request) -> Response:
-        return _secure(Response(QUEUE_JS, media_type="text/javascript"))
+        return _secure(Response(LIVE_JS, media_type="text/javascript"))
 
     async def queue_events(self, request: Request) -> Response:
         """The queue's live stream (`queue_stream`); 204 when the process has no hub."""
@@ -285,20 +291,23 @@ class _Inbox:
             refusal = landing.link_refusal(check)
             if refusal is not None:
                 return _html(landing.refused_page(refusal, user), 403)
-        record = await self.store.get_approval(approval_id)
-        if record is None:
+        found = await self.visible(person, approval_id)
+        if found is None:
             return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
+        record, session = found
         client = await self.client()
         now = await standing(self.store, self.directory, client, person, record)
         live, group, refusal = now.live, now.group, now.refusal
         may = refusal is None and record.status is ApprovalStatus.PENDING
         events = await self.store.list_events(record.session_id)
+        after = max((e.seq or 0 for e in events), default=0)
+        stream = f"/inbox/requests/{quote(approval_id)}/events?after={after}"
         page = _pages.request_page(
             user,
             record,
             read_request(record, events, self.skills),
             group=group,
-            session=await self.store.get_session(record.session_id),
+            session=session,
             events=events,
             steps=_pages.plan_steps(await live_state(client, record), events, record),
             refusal=refusal,
@@ -309,8 +318,54 @@ class _Inbox:
             editable=may and bool(record.skill and record.arguments and self.skills),
             draft=draft,
             members=self.members_for(user, group, live) if may else [],
+            stream=stream if self.hub is not None else None,
         )
-        return _html(page, code)
+        response = _html(page, code)
+        if self.hub is not None:
+            response.headers["Content-Security-Policy"] = LIVE_CSP
+        return response
+
+    async def visible(
+        self, person: Approver, approval_id: str
+    ) -> tuple[ApprovalRecord, SessionRecord | None] | None:
+        """The request and its session; None when unknown or not `person`'s to see.
+
+        Another tenant's (`sees_session`) gets the same None, so it never tells that
+        one exists.
+        """
+        record = await self.store.get_approval(approval_id)
+        if record is None:
+            return None
+        session = await self.store.get_session(record.session_id)
+        return (record, session) if sees_session(person, session) else None
+
+    async def request_events(self, request: Request) -> Response:
+        """The request page's live stream (`request_stream`).
+
+        204 without a hub, or once the session's last event is behind `after` or
+        `Last-Event-ID` (which tells `EventSource` to stop).
+        """
+        user = self.user_of(request)
+        if user is None:
+            return _html("<p>Refused: sign in first.</p>", 401)
+        approval_id = request.path_params["approval_id"]
+        found = await self.visible(self.directory.users[user], approval_id)
+        if found is None:
+            return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
+        if self.hub is None:
+            return Response(status_code=204)
+        after = parse_after(request)
+        if isinstance(after, str):
+            return _html(f"<p>{escape(after)}.</p>", 400)
+        session_id = found[0].session_id
+        last = await self.store.stream.last_event(session_id)
+        if last is not None and last.kind in TERMINAL_KINDS and (last.seq or 0) <= after:
+            return Response(status_code=204)
+
+        def signed_in() -> bool:
+            return self.user_of(request) is not None
+
+        return EventStreamResponse(request_events(self.hub, session_id, after, signed_in))
 
     async def admitted(
         self, request: Request
@@ -326,10 +381,11 @@ class _Inbox:
         if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf_for(request)):
             return _html("<p>Refused: the form's CSRF token is missing or wrong.</p>", 403)
         approval_id = request.path_params["approval_id"]
-        record = await self.store.get_approval(approval_id)
-        if record is None:
-            return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
         person = self.directory.users[user]
+        found = await self.visible(person, approval_id)
+        if found is None:
+            return _html(f"<p>No approval request {escape(approval_id)}.</p>", 404)
+        record = found[0]
         now = await standing(self.store, self.directory, await self.client(), person, record)
         if now.refusal is not None:
             return _html(f"<p>Refused: {escape(now.refusal)}.</p>", 403)
@@ -409,19 +465,20 @@ def inbox_routes(
     """The inbox's routes; `secret` signs session cookies and CSRF tokens.
 
     `skills` checks approvers' argument edits against contracts; without it the page
-    offers no edit form. `hub` (the process's `live_hub`) keeps the queue page current;
-    without it the page reloads itself now and then.
+    offers no edit form. `hub` (the process's `live_hub`) keeps the queue and request
+    pages current; without it they fall back to a Refresh link and reloading now and then.
     """
     inbox = _Inbox(store, directory, client, secret, skills, hub)
     return [
         Route("/inbox/style.css", inbox.style),
-        Route("/inbox/queue.js", inbox.script),
+        Route("/inbox/live.js", inbox.script),
         Route("/inbox/queue/events", inbox.queue_events),
         Route("/inbox/login", inbox.login_form, methods=["GET"]),
         Route("/inbox/login", inbox.login, methods=["POST"]),
         Route("/inbox/logout", inbox.logout),
         Route("/inbox", inbox.queue),
         Route("/inbox/requests/{approval_id}", inbox.show, methods=["GET"]),
+        Route("/inbox/requests/{approval_id}/events", inbox.request_events, methods=["GET"]),
         Route("/inbox/requests/{approval_id}", inbox.decide, methods=["POST"]),
         Route("/inbox/requests/{approval_id}/delegate", inbox.delegate, methods=["POST"]),
     ]

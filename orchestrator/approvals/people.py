@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.approvals.notify.config import Notifications
 from orchestrator.exceptions import ConfigError
-from orchestrator.store.records import ApprovalRecord
+from orchestrator.store.records import ApprovalRecord, SessionRecord
 
 __all__ = [
     "Approver",
@@ -44,6 +44,7 @@ __all__ = [
     "hash_token",
     "load_approvers",
     "new_token",
+    "sees_session",
     "verify_password",
 ]
 
@@ -105,6 +106,17 @@ class Approver(BaseModel):
     def sees_tenant(self, tenant: str) -> bool:
         """Whether the person may see a session of `tenant`."""
         return self.tenants is None or tenant in self.tenants
+
+
+def sees_session(person: Approver, session: SessionRecord | None) -> bool:
+    """Whether `person` may see a session (and its requests): one of their tenants'.
+
+    A session with no record has no tenant to check, so only a person who sees every
+    tenant sees it; the inbox answers the rest like an unknown request (404).
+    """
+    if session is None:
+        return person.tenants is None
+    return person.sees_tenant(session.tenant)
 
 
 class GroupPolicy(BaseModel):

@@ -3,7 +3,7 @@
 The page carries a version of what it shows (`version`); the stream starts from it, and
 sends `event: queue` (data: the new version and the filters' counts) each time the
 queue's version moves on, so a change made between the page load and the stream's start
-is not missed. The page's script (`queue.js`) then fetches the page again.
+is not missed. The page's script (`live.js`) then fetches the page again.
 
 What wakes the stream is the event hub's `any_change` (the SQLite poll, or PostgreSQL's
 `NOTIFY`): any session's new audit event, since a request appears, escalates, is

@@ -57,9 +57,16 @@ PEOPLE = {
 
 
 def write_approvers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: dict[str, object]
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    policy: dict[str, object],
+    tenants: dict[str, list[str]] | None = None,
 ) -> ApproverDirectory:
-    """An approvers file the worker reads (payments.refund → finance, plus `policy`)."""
+    """An approvers file the worker reads (payments.refund → finance, plus `policy`).
+
+    `tenants` limits the named people to those tenants' sessions (`Approver.tenants`).
+    """
+    limits = tenants or {}
     path = tmp_path / "approvers.yaml"
     path.write_text(
         yaml.safe_dump(
@@ -71,6 +78,7 @@ def write_approvers(
                         "groups": groups,
                         "tokens": [hash_token(f"tok-{name}")],
                         "password": hash_password(f"{name}-pass"),
+                        **({"tenants": limits[name]} if name in limits else {}),
                     }
                     for name, groups in PEOPLE.items()
                 },

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 import pytest
@@ -37,6 +38,7 @@ __all__ = [
     "browser",
     "browser_login",
     "csrf_of",
+    "decide_over_http",
     "filed_inbox",
     "inbox",
     "login",
@@ -97,7 +99,12 @@ async def inbox(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[
         yield Inbox(env, server.url, pending)
 
 
-InboxFactory = Callable[[dict[str, object]], Awaitable[Inbox]]
+class InboxFactory(Protocol):
+    """`filed_inbox`: an inbox under `policy`, `tenants` limiting who sees which sessions."""
+
+    async def __call__(
+        self, policy: dict[str, object], tenants: dict[str, list[str]] | None = None
+    ) -> Inbox: ...
 
 
 @pytest.fixture
@@ -108,8 +115,10 @@ async def filed_inbox(
     policy; a demo refund waiting for finance."""
     async with AsyncExitStack() as stack:
 
-        async def make(policy: dict[str, object]) -> Inbox:
-            directory = write_approvers(tmp_path, monkeypatch, policy)
+        async def make(
+            policy: dict[str, object], tenants: dict[str, list[str]] | None = None
+        ) -> Inbox:
+            directory = write_approvers(tmp_path, monkeypatch, policy, tenants)
             env = await env_factory(DEMO_SCRIPT)
             pending = await waiting_refund(env, "support-bot")
             store, client, skills = env.runtime.store, client_of(env), env.runtime.skills
@@ -170,3 +179,12 @@ def csrf_of(page: httpx.Response) -> str:
     found = re.search(r'name=csrf value="([^"]+)"', page.text)
     assert found, page.text
     return found[1]
+
+
+async def decide_over_http(url: str, user: str, approval_id: str, **form: str) -> None:
+    """`user` signs in over HTTP and posts a decision (`form`) on the request's page."""
+    async with httpx.AsyncClient(base_url=url) as http:
+        await login(http, user)
+        csrf = csrf_of(await http.get(f"/inbox/requests/{approval_id}"))
+        answer = await http.post(f"/inbox/requests/{approval_id}", data={"csrf": csrf, **form})
+        assert answer.status_code == 303, answer.text

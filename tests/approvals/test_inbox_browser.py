@@ -15,15 +15,13 @@ import struct
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from _demo import waiting_refund
 from _inbox_harness import (
     InboxFactory,
     browser,
-    csrf_of,
+    decide_over_http,
     filed_inbox,
-    login,
     sign_in,
 )
 from conftest import REPO
@@ -54,7 +52,7 @@ async def test_the_open_queue_updates_itself_when_requests_arrive_and_are_decide
     inbox = await filed_inbox(POLICY)
     page = await _page(browser, DESK)
     await sign_in(page, inbox.url, "kim", "kim-pass")
-    await page.locator("html[data-queue-live=on]").wait_for()
+    await page.locator("html[data-live=on]").wait_for()
     cards = page.locator("ol.queue > li")
     assert await cards.count() == 1
     await page.evaluate("window.stayed = true")  # gone if the page reloads
@@ -62,14 +60,9 @@ async def test_the_open_queue_updates_itself_when_requests_arrive_and_are_decide
     await page.locator(f"li[data-approval='{second.approval_id}']").wait_for()
     assert await cards.count() == 2
     assert "To decide 2" in await page.locator("nav").inner_text()
-    async with httpx.AsyncClient(base_url=inbox.url) as lee:
-        await login(lee, "lee")
-        csrf = csrf_of(await lee.get(f"/inbox/requests/{second.approval_id}"))
-        answer = await lee.post(
-            f"/inbox/requests/{second.approval_id}",
-            data={"csrf": csrf, "decision": "reject", "reason": "a duplicate"},
-        )
-        assert answer.status_code == 303
+    await decide_over_http(
+        inbox.url, "lee", second.approval_id, decision="reject", reason="a duplicate"
+    )
     await page.locator(f"li[data-approval='{second.approval_id}']").wait_for(state="detached")
     assert "Rejected 1" in await page.locator("nav").inner_text()
     assert await page.evaluate("window.stayed === true")

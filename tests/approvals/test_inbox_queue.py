@@ -77,7 +77,7 @@ async def test_the_queue_stream_tells_when_a_request_arrives_and_when_it_is_deci
     async with httpx.AsyncClient(base_url=inbox.url, timeout=60) as kim:
         await login(kim, "kim")
         page = (await kim.get("/inbox")).text
-        shown = re.search(r'data-version="([0-9a-f]+)"', page)
+        shown = re.search(r'&amp;version=([0-9a-f]+)"', page)
         assert shown is not None
         async with httpx.AsyncClient(base_url=inbox.url) as stranger:
             assert (await stranger.get("/inbox/queue/events")).status_code == 401
@@ -95,28 +95,32 @@ async def test_the_queue_stream_tells_when_a_request_arrives_and_when_it_is_deci
             decided = await asyncio.wait_for(_queue_message(messages, mine=1, rejected=1), 30)
         # The page now carries the version the stream last sent: nothing to tell.
         again = (await kim.get("/inbox")).text
-        latest = re.search(r'data-version="([0-9a-f]+)"', again)
+        latest = re.search(r'&amp;version=([0-9a-f]+)"', again)
         assert latest is not None and latest[1] == json.loads(decided.data)["version"]
 
 
-async def test_only_the_queue_page_may_run_a_script_and_only_its_own(
+async def test_only_the_live_pages_may_run_a_script_and_only_their_own(
     filed_inbox: InboxFactory,
 ) -> None:
     inbox = await filed_inbox({})
     async with httpx.AsyncClient(base_url=inbox.url) as lee:
+        sign_in_page = await lee.get("/inbox/login")
+        assert "script" not in sign_in_page.headers["content-security-policy"]
         await login(lee, "lee")
         queue = await lee.get("/inbox")
-        csp = queue.headers["content-security-policy"]
-        assert "script-src 'self'" in csp and "connect-src 'self'" in csp
-        assert "unsafe-inline" not in csp and "default-src 'none'" in csp
-        assert '<script src="/inbox/queue.js" defer></script>' in queue.text
+        request = await lee.get(f"/inbox/requests/{inbox.pending.approval_id}")
+        for page in (queue, request):
+            csp = page.headers["content-security-policy"]
+            assert "script-src 'self'" in csp and "connect-src 'self'" in csp
+            assert "unsafe-inline" not in csp and "default-src 'none'" in csp
+            assert page.text.count("<script") == 1
+            assert '<script src="/inbox/live.js" defer></script>' in page.text
         assert '<noscript><meta http-equiv=refresh content="60"></noscript>' in queue.text
-        script = await lee.get("/inbox/queue.js")
+        assert 'data-events="/inbox/queue/events?show=mine&amp;version=' in queue.text
+        script = await lee.get("/inbox/live.js")
         assert script.headers["content-type"].startswith("text/javascript")
-        assert "/inbox/queue/events" in script.text and "http" not in script.text.lower()
-        page = await lee.get(f"/inbox/requests/{inbox.pending.approval_id}")
-        assert "script" not in page.headers["content-security-policy"]
-        assert "<script" not in page.text
+        assert "data-events" in script.text and "http" not in script.text.lower()
+        assert (await lee.get("/inbox/queue.js")).status_code == 404
 
 
 async def test_without_a_hub_the_queue_has_no_script_and_its_stream_says_stop(
@@ -130,3 +134,8 @@ async def test_without_a_hub_the_queue_has_no_script_and_its_stream_says_stop(
         )
         assert "http-equiv=refresh" in queue.text and ">Refresh</a>" in queue.text
         assert (await lee.get("/inbox/queue/events")).status_code == 204  # EventSource stops
+        request = f"/inbox/requests/{inbox.pending.approval_id}"
+        page = await lee.get(request)
+        assert "<script" not in page.text and ">Refresh</a>" in page.text
+        assert "script" not in page.headers["content-security-policy"]
+        assert (await lee.get(f"{request}/events")).status_code == 204
