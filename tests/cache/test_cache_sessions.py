@@ -15,14 +15,16 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orchestrator.observability.metrics import METRICS
 from orchestrator.plans import Plan, parse_plan
 from orchestrator.plugin import workflow_runner
 from orchestrator.replay import ReplayScript, ReplayServer
 from orchestrator.runtime import Runtime
-from orchestrator.service import start_session
+from orchestrator.service import decide_approval, start_session
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.testing import start_until_approval
 from orchestrator.worker import build_worker
 
 MODELS = """
@@ -73,10 +75,10 @@ steps:
 
 @contextlib.asynccontextmanager
 async def cached_worker(
-    settings: Settings, client: Client, tmp_path: Path
+    settings: Settings, client: Client, tmp_path: Path, script: ReplayScript = SCRIPT
 ) -> AsyncIterator[tuple[Runtime, ReplayServer]]:
     """A worker whose models file caches `support`, answering from the replay server."""
-    async with ReplayServer(SCRIPT) as replay:
+    async with ReplayServer(script) as replay:
         models = tmp_path / "models.yaml"
         models.write_text(MODELS.replace("BASE", replay.base_url))
         settings.models_file = models
@@ -119,3 +121,74 @@ async def test_a_step_marked_uncacheable_asks_the_model_every_time(
             handle = await start_session(client, plan(False), {}, task_queue=settings.task_queue)
             assert (await handle.result()).status is SessionStatus.COMPLETED
         assert len(replay.requests) == 4
+
+
+REFUND_SCRIPT = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {
+                "name": "refund",
+                "match": {"model": "replay-answerer"},
+                "turns": [
+                    {
+                        "tool_calls": [
+                            {
+                                "name": "payments_refund",
+                                "arguments": {
+                                    "order_id": "A-1001",
+                                    "amount": 20,
+                                    "currency": "EUR",
+                                    "reason": "broken kettle",
+                                },
+                            }
+                        ]
+                    },
+                    {"content": "Refunded."},
+                ],
+                "after_last": "repeat_last",
+            }
+        ]
+    }
+)
+
+
+def after_write_lookups() -> float:
+    value = METRICS.registry.get_sample_value(
+        "orchestrator_cache_lookups_total", {"name": "support", "result": "after_write"}
+    )
+    return value or 0.0
+
+
+async def test_no_model_call_after_a_write_skill_uses_the_cache(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    refund = parse_plan(
+        """
+name: refund
+steps:
+  - id: refund
+    type: agent
+    model: support
+    goal: Refund order A-1001.
+    skills: [payments.refund]
+""",
+        "refund.yaml",
+    )
+    before = after_write_lookups()
+    async with cached_worker(settings, client, tmp_path, REFUND_SCRIPT) as (runtime, replay):
+        ids = []
+        for _ in range(2):
+            gated = await start_until_approval(
+                client, runtime.store, refund, {}, task_queue=settings.task_queue
+            )
+            approval = gated.pending.approval_id
+            await decide_approval(client, runtime.store, approval, approve=True, decided_by="maria")
+            assert (await gated.handle.result()).status is SessionStatus.COMPLETED
+            ids.append(gated.session_id)
+        second = await runtime.store.list_events(ids[1], kind=EventKind.MODEL_CALL)
+        served = len(replay.requests)
+    # The refund proposal, before any write, may come from the cache; the answer after the
+    # refund ran (a write) never does.
+    assert [e.payload.get("cache") for e in second] == ["exact", None]
+    assert served == 3
+    assert after_write_lookups() - before == 2
