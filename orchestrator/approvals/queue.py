@@ -215,15 +215,19 @@ async def load_queue(
 ) -> Queue:
     """The queue `person` sees under `show`, read from the store in a few set queries.
 
-    Every pending request is read (each needs its gate to be counted as `mine` or not);
+    Only requests of sessions of the person's tenants (`Approver.tenants`) are read or
+    counted, the rule of the request page and the session events API (`sees_session`).
+    Every such pending request is read (each needs its gate to be counted as `mine` or not);
     decided ones are counted in the database, and read only as far as the page shows
     them. With `words`, each shown request is put in its contract's words
     (`Entry.reading`; an approver's edit counts).
     """
-    pending = await store.list_approvals(status=ApprovalStatus.PENDING)
+    tenants = person.tenants  # only their tenants' sessions, as the request page shows
+    pending = await store.queue.pending(tenants)
     decided: list[ApprovalRecord] = []
     if show in ("approved", "rejected", "all"):
-        decided = await store.queue.decided(None if show == "all" else ApprovalStatus(show), limit)
+        status = None if show == "all" else ApprovalStatus(show)
+        decided = await store.queue.decided(status, limit, tenants)
     sessions = {r.session_id for r in [*pending, *decided]}
     trails = await store.queue.events_of(sessions, QUEUE_EVENTS)
     entries = [
@@ -233,7 +237,7 @@ async def load_queue(
     ]
     entries += [Entry(rec, Gate(directory.group_for(rec)), None) for rec in decided]
     queue = arrange(entries, show, limit)
-    by_status = await store.queue.counts()
+    by_status = await store.queue.counts(tenants)
     approved, rejected = by_status[ApprovalStatus.APPROVED], by_status[ApprovalStatus.REJECTED]
     # Pending from the rows read above, not from this later count, so a request arriving
     # in between shows up in neither (the event that follows it brings the next read).

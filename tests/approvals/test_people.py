@@ -9,15 +9,17 @@ import pytest
 
 from orchestrator.approvals.api import openapi_schema
 from orchestrator.approvals.people import (
+    Approver,
     ApproverDirectory,
     hash_password,
     hash_token,
     load_approvers,
     new_token,
+    sees_session,
     verify_password,
 )
 from orchestrator.exceptions import ConfigError
-from orchestrator.store.records import ApprovalRecord
+from orchestrator.store.records import ApprovalRecord, SessionRecord
 
 
 def _record(skill: str | None) -> ApprovalRecord:
@@ -111,3 +113,25 @@ def test_the_openapi_document_describes_list_show_decide_and_delegate() -> None:
     components = doc["components"]
     assert isinstance(components, dict)
     assert {"Approval", "DecisionBody", "DelegationBody", "Error"} <= set(components["schemas"])
+
+
+def test_a_person_limited_to_tenants_sees_only_their_tenants_sessions() -> None:
+    limited = Approver(name="ann", tenants=("acme",))
+    everyone = Approver(name="lee")
+
+    def session(tenant: str) -> SessionRecord:
+        return SessionRecord.model_validate(
+            {
+                "session_id": "s",
+                "workflow_id": "w",
+                "run_id": "r",
+                "plan_name": "p",
+                "plan_version": "1",
+                "tenant": tenant,
+                "started_at": datetime.now(UTC),
+            }
+        )
+
+    assert sees_session(limited, session("acme")) and sees_session(everyone, session("x"))
+    assert not sees_session(limited, session("globex"))
+    assert not sees_session(limited, None) and sees_session(everyone, None)  # no tenant known

@@ -1,9 +1,13 @@
-"""The queue's live stream on both store backends, woken by the real notices.
+"""The queue's live stream on both store backends, woken by the real notices; and the
+tenants the queue keeps to.
 
 No worker: requests are written to the store as the workflow's activities write them
 (the request row, then its `approval_requested` event; the decision, then its event), and
 the stream's generator runs over a `live_hub` fed by the SQLite poll or PostgreSQL's
 `NOTIFY`. The stream must say each time what the queue shows changed, with the counts.
+A person limited to some tenants (`Approver.tenants`) gets a queue (rows and counts, so
+its stream too) of their tenants' sessions only: the rule of the request page and the
+session events API (`sees_session`).
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from orchestrator.approvals.queue import Queue, load_queue
 from orchestrator.approvals.queue_stream import queue_events, version
 from orchestrator.events.live import live_hub
 from orchestrator.store import AuditEvent, EventKind, Store
-from orchestrator.store.records import ApprovalRecord, ApprovalStatus
+from orchestrator.store.records import ApprovalRecord, ApprovalStatus, SessionRecord
 
 DIRECTORY = ApproverDirectory.model_validate(
     {
         "groups": ["finance"],
         "policy": {"skills": {"payments.refund": "finance"}},
-        "users": {"lee": {"groups": ["finance"]}},
+        "users": {
+            "lee": {"groups": ["finance"]},
+            "ann": {"groups": ["finance"], "tenants": ["acme"]},
+        },
     }
 )
-LEE = DIRECTORY.users["lee"]
+LEE, ANN = DIRECTORY.users["lee"], DIRECTORY.users["ann"]
 
 
 def _event(session_id: str, kind: EventKind, approval_id: str) -> AuditEvent:
@@ -43,8 +50,21 @@ def _event(session_id: str, kind: EventKind, approval_id: str) -> AuditEvent:
     )
 
 
-async def _ask(store: Store, approval_id: str) -> None:
+async def _ask(store: Store, approval_id: str, tenant: str | None = None) -> None:
+    """A pending request; with `tenant`, its session's record too (of that tenant)."""
     session_id = f"s-{approval_id}"
+    if tenant is not None:
+        await store.record_session_start(
+            SessionRecord(
+                session_id=session_id,
+                workflow_id=f"session-{session_id}",
+                run_id="r",
+                plan_name="refund",
+                plan_version="1",
+                tenant=tenant,
+                started_at=datetime.now(UTC),
+            )
+        )
     await store.record_approval_request(
         ApprovalRecord(
             approval_id=approval_id,
@@ -88,16 +108,35 @@ async def test_the_stream_follows_requests_and_decisions_on_both_backends(store:
             await _queue_with(chunks, mine=1, pending=1, approved=0, rejected=0, all=1)
             await _ask(store, "a2")
             await _queue_with(chunks, mine=2, all=2)
-            await store.decide_approval(
-                "a1",
-                status=ApprovalStatus.APPROVED,
-                decided_by="lee",
-                reason=None,
-                decided_at=datetime.now(UTC),
-            )
-            await store.append_event(_event("s-a1", EventKind.APPROVAL_DECIDED, "a1"))
+            await _approve(store, "a1")
             decided = await _queue_with(chunks, mine=1, approved=1, all=2)
             assert decided["version"] == version(await load())
         finally:
             await chunks.aclose()
         assert hub.watchers == 0  # the stream's flag is gone with it
+
+
+async def _approve(store: Store, approval_id: str) -> None:
+    await store.decide_approval(
+        approval_id,
+        status=ApprovalStatus.APPROVED,
+        decided_by="lee",
+        reason=None,
+        decided_at=datetime.now(UTC),
+    )
+    await store.append_event(_event(f"s-{approval_id}", EventKind.APPROVAL_DECIDED, approval_id))
+
+
+async def test_the_queue_lists_and_counts_only_the_approvers_tenants(store: Store) -> None:
+    for approval_id, tenant in (("a1", "acme"), ("a2", "acme"), ("g1", "globex"), ("x1", None)):
+        await _ask(store, approval_id, tenant)
+    await _approve(store, "a2")
+    await _approve(store, "g1")
+    for show in ("mine", "all"):
+        ann = await load_queue(store, DIRECTORY, ANN, show, None, words=False)
+        lee = await load_queue(store, DIRECTORY, LEE, show, None, words=False)
+        shown = {e.record.approval_id for e in ann.entries}
+        assert shown == ({"a1"} if show == "mine" else {"a1", "a2"})
+        assert ann.counts == {"mine": 1, "pending": 1, "approved": 1, "rejected": 0, "all": 2}
+        assert lee.counts == {"mine": 2, "pending": 2, "approved": 2, "rejected": 0, "all": 4}
+        assert len(lee.entries) == (2 if show == "mine" else 4)
