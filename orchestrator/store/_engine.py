@@ -8,6 +8,7 @@ It also owns turning a URL into text for messages, so no password ever reaches a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -22,7 +23,9 @@ from orchestrator.exceptions import StoreError
 
 __all__ = [
     "SQLITE_BUSY_TIMEOUT_MS",
+    "STORE_POOL",
     "SUPPORTED_BACKENDS",
+    "PoolSize",
     "create_store_engine",
     "create_sync_sqlite_engine",
     "describe_error",
@@ -32,6 +35,21 @@ __all__ = [
 
 SUPPORTED_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
 """Backends whose upsert syntax the store speaks (`INSERT ... ON CONFLICT`)."""
+
+
+@dataclass(frozen=True)
+class PoolSize:
+    """How many connections a store's engine keeps open, and how many more it may open."""
+
+    size: int
+    overflow: int
+
+
+STORE_POOL: Final = PoolSize(size=5, overflow=10)
+"""The store's pool: SQLAlchemy's default sizing, kept on measurement (issue 16 item 7,
+`bench/store_pool.py`, 50-200 concurrent sessions): 10 + 30 connections cut SQLite's
+throughput (its writers queue on the file lock, now in SQLite's busy handler instead of
+the pool) and gave PostgreSQL no steady gain. No checkout timed out with either."""
 
 SQLITE_BUSY_TIMEOUT_MS: Final = 30_000
 """How long a SQLite writer waits for another process's lock before failing."""
@@ -86,12 +104,14 @@ def describe_error(exc: BaseException, url: URL) -> str:
     return text
 
 
-def create_store_engine(url: str) -> AsyncEngine:
+def create_store_engine(url: str, *, pool: PoolSize = STORE_POOL) -> AsyncEngine:
     """Build the async engine for a store URL.
 
     Args:
         url: SQLAlchemy URL with an async driver, e.g. `sqlite+aiosqlite:///state/x.db`
             or `postgresql+asyncpg://user:pw@host/db`.
+        pool: The connection pool's size (a file or server database; in-memory SQLite
+            keeps SQLAlchemy's own pool).
 
     Raises:
         StoreError: The URL is invalid, names an unsupported backend, or a driver that is
@@ -105,7 +125,7 @@ def create_store_engine(url: str) -> AsyncEngine:
             f"(use one of {sorted(SUPPORTED_BACKENDS)}): {safe_url(parsed)}"
         )
     try:
-        engine = create_async_engine(parsed, pool_pre_ping=backend == "postgresql")
+        engine = create_async_engine(parsed, **_engine_options(parsed, backend, pool))
     except (SQLAlchemyError, ImportError) as exc:
         raise StoreError(
             f"cannot open store at {safe_url(parsed)}: {describe_error(exc, parsed)} "
@@ -127,10 +147,22 @@ def create_sync_sqlite_engine(url: URL) -> Engine:
     return engine
 
 
+def _engine_options(url: URL, backend: str, pool: PoolSize) -> dict[str, object]:
+    options: dict[str, object] = {"pool_pre_ping": backend == "postgresql"}
+    if not _in_memory(url):
+        options.update(pool_size=pool.size, max_overflow=pool.overflow)
+    return options
+
+
+def _in_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or database.startswith("file:")
+
+
 def _configure_sqlite(engine: Engine, url: URL) -> None:
     """Create the file's folder lazily and set pragmas on every new connection."""
     database = url.database or ""
-    in_memory = database in ("", ":memory:") or database.startswith("file:")
+    in_memory = _in_memory(url)
 
     @event.listens_for(engine, "do_connect")
     def _make_parent(

@@ -30,7 +30,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
-from orchestrator.store._engine import create_store_engine, describe_error, parse_url, safe_url
+from orchestrator.store._engine import (
+    STORE_POOL,
+    PoolSize,
+    create_store_engine,
+    describe_error,
+    parse_url,
+    safe_url,
+)
 from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.event_seq import lock_session_events, notify_event
 from orchestrator.store.migrate import upgrade_engine
@@ -86,17 +93,19 @@ class Store:
         ```
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, pool: PoolSize = STORE_POOL) -> None:
         """Prepare a store for `url` without connecting or migrating.
 
         Args:
             url: SQLAlchemy async URL (`sqlite+aiosqlite:///...`, `postgresql+asyncpg://...`).
+            pool: Its connection pool's size (the default suits a worker of hundreds of
+                sessions).
 
         Raises:
             StoreError: The URL is invalid or its backend or driver is unsupported.
         """
         self._url = parse_url(url)
-        self._engine = create_store_engine(url)
+        self._engine = create_store_engine(url, pool=pool)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         self.budgets = BudgetLedger(self._sessions, self._engine.dialect.name, self._errors)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
@@ -134,13 +143,13 @@ class Store:
         return self._url.render_as_string(hide_password=False)
 
     @classmethod
-    async def open(cls, url: str, *, migrate: bool = True) -> Self:
+    async def open(cls, url: str, *, migrate: bool = True, pool: PoolSize = STORE_POOL) -> Self:
         """Create a store and, unless told not to, bring its schema up to date.
 
         Raises:
             StoreError: The URL is unusable or the migration failed.
         """
-        store = cls(url)
+        store = cls(url, pool=pool)
         if migrate:
             try:
                 await store.migrate()
