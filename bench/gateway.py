@@ -50,12 +50,12 @@ RECONNECTS: list[str] = []
 """Requests sent again because the server had closed the kept-alive connection."""
 
 
-def _turns(slow: int, delay: float) -> list[Any]:
-    """Eight tool rounds and a final answer; every turn of parity `slow` answers `delay` late."""
+def _turns(slow: range, delay: float) -> list[Any]:
+    """Eight tool rounds and a final answer; the rounds in `slow` answer `delay` late."""
     turns: list[Any] = []
     for i in range(8):
         turn: Any = {"tool_calls": [{"name": "lookup", "arguments": {"n": i}}]}
-        if delay and i % 2 == slow:
+        if delay and i in slow:
             turn["fault"] = {"kind": "timeout", "seconds": delay}
         turns.append(turn)
     return [*turns, {"content": "done"}]
@@ -63,21 +63,23 @@ def _turns(slow: int, delay: float) -> list[Any]:
 
 SCRIPT: Any = {
     "conversations": [
-        # The warm-cache workload: `a` is slow on odd rounds, `b` on even ones, so the live
-        # latency a per-request router reads keeps changing its mind.
+        # The warm-cache workload: `a` is slow in the first half of each tool loop and `b`
+        # in the second, so the live latency a per-request router reads turns against
+        # whichever deployment it is on, mid-loop: it moves, and a moved call starts with a
+        # cold prompt cache. Pins keep the loop where it started.
         {
             "name": "warm-a",
             "match": {"model": "replay-a", "contains": "Warm"},
-            "turns": _turns(1, 0.05),
+            "turns": _turns(range(0, 4), 0.1),
             "after_last": "repeat_last",
         },
         {
             "name": "warm-b",
             "match": {"model": "replay-b", "contains": "Warm"},
-            "turns": _turns(0, 0.05),
+            "turns": _turns(range(4, 8), 0.1),
             "after_last": "repeat_last",
         },
-        {"name": "loop", "turns": _turns(0, 0.0), "after_last": "repeat_last"},
+        {"name": "loop", "turns": _turns(range(0), 0.0), "after_last": "repeat_last"},
     ]
 }
 
@@ -230,6 +232,17 @@ async def _warm_share(
     http: httpx.AsyncClient, url: str, sessions: int, per_request: bool
 ) -> dict[str, Any]:
     kept = total = 0
+    # Both deployments measured fast first, so the router's live latency starts even (a
+    # first call's connection setup would otherwise mark one slow for good: a per-request
+    # router never tries it again).
+    for i in range(15):
+        for model in ("a", "b"):
+            warmup = await http.post(
+                url,
+                json=_body(model),
+                headers={"authorization": f"Bearer {TOKEN}", "x-session-id": f"even-{i}"},
+            )
+            warmup.raise_for_status()
     for s in range(sessions):
         previous = None
         for turn in range(9):
