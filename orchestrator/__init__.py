@@ -23,7 +23,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.exceptions import OrchestratorError, SessionFailed
+from orchestrator.exceptions import BudgetExceededError, OrchestratorError, SessionFailed
 from orchestrator.plans import AgentStep, ApprovalStep, Plan, SkillStep, load_plan
 from orchestrator.skills import RiskLevel, Skill, SkillContext, skill
 
@@ -41,6 +41,7 @@ __all__ = [
     "AgentStep",
     "ApprovalStep",
     "AuditEvent",
+    "BudgetExceededError",
     "OrchestratorError",
     "OrchestratorPlugin",
     "Plan",

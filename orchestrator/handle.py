@@ -14,7 +14,7 @@ so every rule the workflow enforces holds here too.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -27,6 +27,7 @@ from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
 from orchestrator.exceptions import ApprovalError, SessionFailed, from_failure
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
+from orchestrator.routing.policy import Budget
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.session.feedback import Feedback, give_feedback
 from orchestrator.session.names import workflow_id_for
@@ -234,13 +235,17 @@ async def start(
     options: SessionOptions | None = None,
     subplans: dict[str, Plan] | None = None,
     state_dir: Path | None = None,
+    budgets: Sequence[Budget] = (),
 ) -> SessionHandle:
     """Start a session of `plan` (a `Plan` or a plan file's path) and return its handle.
 
-    The input is checked against the plan first; a worker on `task_queue` runs it.
+    The input is checked against the plan first, and `budgets` (the models file's, e.g.
+    `runtime.models.budgets`) against `store`, as `orchestrator run` checks them; a
+    worker on `task_queue` runs it.
 
     Raises:
         PlanError: the plan file is invalid, or the input lacks or breaks what it requires.
+        BudgetExceededError: a budget of `tenant`/`team` cannot cover a new session.
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
@@ -255,6 +260,8 @@ async def start(
         tenant=tenant,
         team=team,
         subplans=subplans,
+        budgets=budgets,
+        store=store,
     )
     return SessionHandle(
         client, store, handle.id.removeprefix(workflow_id_for("")), state_dir=state_dir

@@ -9,6 +9,14 @@ worker = Worker(client, task_queue="orchestrator")  # inherits the client's plug
 Given to a client, the plugin sets the pydantic data converter and travels to every worker
 built on that client, which it gives the session workflow, its activities and the sandbox
 pass-through list below. Give it to the client or to the worker, not to both.
+
+Given to a `Replayer`, with or without a runtime, it sets what replaying a session's
+recorded history needs and nothing else (replay runs no activities):
+
+```python
+replayer = Replayer(workflows=[], plugins=[OrchestratorPlugin()])
+await replayer.replay_workflow(history)
+```
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
+from temporalio.worker import ReplayerConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from orchestrator.exceptions import SessionFailed
@@ -104,3 +113,18 @@ class OrchestratorPlugin(SimplePlugin):
             # its failure type) instead of retrying the workflow task for ever.
             workflow_failure_exception_types=[SessionFailed] if runtime else None,
         )
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """The converter and tracing, plus what the worker's sandbox had when it ran.
+
+        A history replays only under the pass-through list and failure types it was
+        recorded with, so a replayer gets them, and the session workflow (unless the
+        caller already lists it), even from a plugin without a runtime.
+        """
+        config = super().configure_replayer(config)
+        config["workflow_runner"] = workflow_runner()
+        failures = [*config.get("workflow_failure_exception_types", []), SessionFailed]
+        config["workflow_failure_exception_types"] = list(dict.fromkeys(failures))
+        workflows = [*config.get("workflows", []), AgentSessionWorkflow]
+        config["workflows"] = list(dict.fromkeys(workflows))
+        return config

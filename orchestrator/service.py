@@ -11,6 +11,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -18,6 +19,8 @@ from temporalio.service import RPCError
 
 from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.plans.models import Plan
+from orchestrator.routing.budgets import applicable, check_new_session
+from orchestrator.routing.policy import Budget
 from orchestrator.session import names
 from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import (
@@ -32,7 +35,78 @@ from orchestrator.store.records import ApprovalStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
-__all__ = ["decide_approval", "query_state", "start_session", "workflow_id_for"]
+__all__ = [
+    "decide_approval",
+    "launch",
+    "query_state",
+    "session_start",
+    "start_session",
+    "workflow_id_for",
+]
+
+
+async def session_start(
+    plan: Plan,
+    input: JsonObject,
+    *,
+    session_id: str | None = None,
+    requested_by: str | None = None,
+    options: SessionOptions | None = None,
+    tenant: str = "default",
+    team: str = "default",
+    subplans: dict[str, Plan] | None = None,
+    budgets: Sequence[Budget] = (),
+    store: Store | None = None,
+) -> SessionStartInput:
+    """A session's start, checked: what `launch` sends and `start_session` does both of.
+
+    The one place the checks before a session live, so every surface that builds its
+    start refuses the same sessions. `subplans` are plans it runs as sub-plans, when they
+    are not (or should not be) the project's own files; any left out are loaded from the
+    project when the session starts. `budgets` (the models file's) are checked against
+    `store`, so a session no budget of its tenant and team could cover is refused before
+    it starts; the reservation at its first routing decision is what holds.
+
+    Raises:
+        orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
+        orchestrator.exceptions.BudgetExceededError: a budget cannot cover a new session.
+        ValueError: a budget applies and no store was given to check it against.
+    """
+    from orchestrator.exceptions import PlanError
+
+    missing = [key for key in plan.input_required if key not in input]
+    if missing:
+        raise PlanError(f"plan {plan.name!r}: input is missing required keys: {', '.join(missing)}")
+    faults = plan.input_faults(input)
+    if faults:
+        raise PlanError(f"plan {plan.name!r}: input does not fit input_schema: {'; '.join(faults)}")
+    if applicable(list(budgets), tenant, team):
+        if store is None:
+            raise ValueError("session_start: budgets apply to this session; pass the store")
+        await check_new_session(store, list(budgets), tenant, team, datetime.now(UTC))
+    return SessionStartInput(
+        session_id=session_id or uuid.uuid4().hex[:12],
+        plan=plan,
+        input=input,
+        requested_by=requested_by,
+        options=options or SessionOptions(),
+        tenant=tenant,
+        team=team,
+        subplans=subplans or {},
+    )
+
+
+async def launch(
+    client: Client, start: SessionStartInput, *, task_queue: str
+) -> WorkflowHandle[object, SessionResult]:
+    """Start the session's workflow from a start `session_start` built."""
+    return await client.start_workflow(
+        names.WORKFLOW_NAME,
+        start,
+        id=workflow_id_for(start.session_id),
+        task_queue=task_queue,
+        result_type=SessionResult,
+    )
 
 
 async def start_session(
@@ -47,40 +121,26 @@ async def start_session(
     tenant: str = "default",
     team: str = "default",
     subplans: dict[str, Plan] | None = None,
+    budgets: Sequence[Budget] = (),
+    store: Store | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
     """Start a session of `plan` for `tenant`/`team` and return its handle.
 
-    `subplans` are plans it runs as sub-plans, when they are not (or should not be) the
-    project's own files; any left out are loaded from the project when the session starts.
-
-    Raises:
-        orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
+    `session_start` then `launch`; see `session_start` for the arguments and refusals.
     """
-    from orchestrator.exceptions import PlanError
-
-    missing = [key for key in plan.input_required if key not in input]
-    if missing:
-        raise PlanError(f"plan {plan.name!r}: input is missing required keys: {', '.join(missing)}")
-    faults = plan.input_faults(input)
-    if faults:
-        raise PlanError(f"plan {plan.name!r}: input does not fit input_schema: {'; '.join(faults)}")
-    session_id = session_id or uuid.uuid4().hex[:12]
-    return await client.start_workflow(
-        names.WORKFLOW_NAME,
-        SessionStartInput(
-            session_id=session_id,
-            plan=plan,
-            input=input,
-            requested_by=requested_by,
-            options=options or SessionOptions(),
-            tenant=tenant,
-            team=team,
-            subplans=subplans or {},
-        ),
-        id=workflow_id_for(session_id),
-        task_queue=task_queue,
-        result_type=SessionResult,
+    start = await session_start(
+        plan,
+        input,
+        session_id=session_id,
+        requested_by=requested_by,
+        options=options,
+        tenant=tenant,
+        team=team,
+        subplans=subplans,
+        budgets=budgets,
+        store=store,
     )
+    return await launch(client, start, task_queue=task_queue)
 
 
 async def query_state(client: Client, session_id: str) -> SessionState:

@@ -8,7 +8,7 @@ import json
 import signal
 import sys
 import traceback
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -47,9 +47,10 @@ from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.plans.models import Plan
 from orchestrator.providers.keys import missing_keys, plan_deployments
 from orchestrator.providers.registry import ModelRegistry, load_model_registry
-from orchestrator.routing.budgets import applicable, check_new_session
+from orchestrator.routing.budgets import applicable
+from orchestrator.routing.policy import Budget
 from orchestrator.runtime import Runtime
-from orchestrator.service import start_session
+from orchestrator.service import launch, session_start
 from orchestrator.settings import Settings
 from orchestrator.skills.http import catalog_app
 from orchestrator.skills.registry import SkillRegistry
@@ -222,12 +223,16 @@ def _check_keys(settings: Settings, plan: Plan) -> None:
         raise ConfigError("; ".join(gap.describe(models_file) for gap in missing))
 
 
-async def _check_budget(settings: Settings, tenant: str, team: str) -> None:
-    """Refuse at once a session its budget cannot cover (BudgetExceededError)."""
-    budgets = load_model_registry(settings.resolved_models_file).budgets
-    if applicable(budgets, tenant, team):
-        async with await Store.open(settings.resolved_database_url) as store:
-            await check_new_session(store, budgets, tenant, team, datetime.now(UTC))
+@contextlib.asynccontextmanager
+async def _budget_store(
+    settings: Settings, budgets: list[Budget], tenant: str, team: str
+) -> AsyncIterator[Store | None]:
+    """The store `start_session` checks the budgets against, opened only if one applies."""
+    if not applicable(budgets, tenant, team):
+        yield None
+        return
+    async with await Store.open(settings.resolved_database_url) as store:
+        yield store
 
 
 @app.command()
@@ -253,17 +258,20 @@ async def run(
     settings = load_settings(project)
     plan = load_plan(plan_file)
     _check_keys(settings, plan)
-    await _check_budget(settings, tenant, team)
+    budgets = load_model_registry(settings.resolved_models_file).budgets
+    async with _budget_store(settings, budgets, tenant, team) as store:
+        start = await session_start(
+            plan,
+            _parse_input(input_),
+            requested_by="cli",
+            tenant=tenant,
+            team=team,
+            budgets=budgets,
+            store=store,
+        )
+    # Connected only once the start passed its checks: a refusal needs no server.
     client = await connect(settings)
-    handle = await start_session(
-        client,
-        plan,
-        _parse_input(input_),
-        task_queue=settings.task_queue,
-        requested_by="cli",
-        tenant=tenant,
-        team=team,
-    )
+    handle = await launch(client, start, task_queue=settings.task_queue)
     session_id = handle.id.removeprefix("session-")
     console.print(f"session {session_id}", highlight=False)
     if detach:

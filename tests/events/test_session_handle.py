@@ -15,11 +15,13 @@ import pytest
 from conftest import Env
 from event_serving import GATED_PLAN, answer_script
 from postgres import scratch_database
+from temporalio.service import RPCError
 
 import orchestrator.handle
-from orchestrator import SessionHandle, start
+from orchestrator import BudgetExceededError, SessionHandle, start
 from orchestrator.events import TERMINAL_KINDS, StreamDelta
 from orchestrator.exceptions import ApprovalError
+from orchestrator.routing.policy import Budget
 from orchestrator.session.types import SessionState
 from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
@@ -113,6 +115,33 @@ async def test_events_end_when_the_workflow_is_closed_from_outside(
         seen = [i async for i in handle.events()]
     assert seen and all(isinstance(i, AuditEvent) for i in seen)
     assert not [i for i in seen if isinstance(i, AuditEvent) and i.kind in TERMINAL_KINDS]
+
+
+async def test_start_refuses_a_session_past_its_budget_as_the_cli_does(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    env = await started(env_factory, tmp_path)
+    budgets = [Budget(tenant="acme", limit_usd=0.5, session_reserve_usd=0.6)]
+    queue = env.settings.task_queue
+    with pytest.raises(BudgetExceededError, match=r"budget acme/\* \(month .* is exhausted"):
+        await start(
+            env.client,
+            env.runtime.store,
+            GATED_PLAN,
+            {},
+            task_queue=queue,
+            session_id="over-budget",
+            tenant="acme",
+            budgets=budgets,
+        )
+    with pytest.raises(RPCError, match="not found"):
+        await env.client.get_workflow_handle("session-over-budget").describe()
+    # Another tenant's session is not held to acme's budget.
+    other = await start(
+        env.client, env.runtime.store, GATED_PLAN, {}, task_queue=queue, budgets=budgets
+    )
+    await wait_for_pending_approval(env.runtime.store, other.session_id)
+    await env.client.get_workflow_handle(other.workflow_id).terminate("done")
 
 
 def test_the_package_imports_the_client_side_only_on_first_use() -> None:

@@ -16,11 +16,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Env
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orchestrator import OrchestratorPlugin, SessionFailed
 from orchestrator.plans import load_plan
-from orchestrator.plugin import workflow_runner
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.testing import wait_for_pending_approval
@@ -29,11 +28,17 @@ HISTORIES = Path(__file__).resolve().parent.parent / "histories"
 
 
 def replayer() -> Replayer:
-    return Replayer(
-        workflows=[AgentSessionWorkflow],
-        data_converter=pydantic_data_converter,
-        workflow_runner=workflow_runner(),
-    )
+    """The plugin alone sets the replayer up: converter, sandbox pass-throughs, failures."""
+    return Replayer(workflows=[AgentSessionWorkflow], plugins=[OrchestratorPlugin()])
+
+
+def test_the_plugin_alone_gives_a_replayer_the_session_workflow_once() -> None:
+    for listed in ([], [AgentSessionWorkflow]):
+        config = Replayer(workflows=listed, plugins=[OrchestratorPlugin()]).config(
+            active_config=True
+        )
+        assert config.get("workflows") == [AgentSessionWorkflow]
+        assert config.get("workflow_failure_exception_types") == [SessionFailed]
 
 
 async def test_a_fresh_demo_history_replays(env_factory: Callable[[Path], Awaitable[Env]]) -> None:
