@@ -55,6 +55,14 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
     console.print(f"[bold]rules fired[/] {', '.join(decision.rules_fired) or 'none'}")
     if decision.budget_used:
         console.print(f"[bold]budget used[/] {decision.budget_used:.0%}")
+    guess = decision.difficulty_estimate
+    if guess is not None:
+        drivers = ", ".join(f"{k} {v:g}" for k, v in guess.features.items()) or "nothing"
+        console.print(
+            f"[bold]difficulty[/] {guess.difficulty.value} (estimated: score {guess.score:g};"
+            f" {drivers})",
+            highlight=False,
+        )
     table = Table(
         "deployment",
         "eligible",

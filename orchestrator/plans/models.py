@@ -77,8 +77,10 @@ class AgentStep(_Step):
     on_reject: OnReject = OnReject.TELL_MODEL
     task_type: str = "default"
     """What kind of work this is (`code`, `drafting`, ...): the router scores quality for it."""
-    difficulty: Literal["low", "medium", "high"] = "medium"
-    """A hard step gets a stronger model before it runs; an easy one may come back down."""
+    difficulty: Literal["low", "medium", "high"] | None = None
+    """A hard step gets a stronger model before it runs; an easy one may come back down.
+    Empty: the router estimates it from the goal, instructions, skills and output schema
+    (`orchestrator.routing.complexity`) and records the estimate in its decision."""
     data_class: Literal["public", "internal", "pii", "confidential"] = "internal"
     """Only deployments allowed this class of data may serve the step."""
     region: str | None = None

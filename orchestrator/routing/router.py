@@ -33,9 +33,10 @@ from typing import TYPE_CHECKING
 import cel
 
 from orchestrator.exceptions import ConfigError, RoutingError
+from orchestrator.routing.complexity import estimate_difficulty
 from orchestrator.routing.learning import Estimate, LearnedQuality, estimate
 from orchestrator.routing.metrics import LiveMetrics
-from orchestrator.routing.policy import Policy, Rule
+from orchestrator.routing.policy import Difficulty, Policy, Rule
 from orchestrator.routing.scoring import score_eligible
 from orchestrator.routing.types import Candidate, RouteRequest, RoutingDecision, ScoreTerms
 
@@ -127,13 +128,18 @@ def _context_value(req: RouteRequest, name: str, budget_used: float) -> object:
         case "data_class":
             return req.data_class
         case "difficulty":
-            return req.difficulty.value
+            return _level(req).value
         case "step":
             return req.step_id
         case "budget_used":
             return budget_used
         case _:
             return req.boundary
+
+
+def _level(req: RouteRequest) -> Difficulty:
+    """The request's difficulty (`decide` has filled in an estimate where it was None)."""
+    return req.difficulty or Difficulty.MEDIUM
 
 
 def _combine(rules: list[_CompiledRule]) -> _Effects:
@@ -360,10 +366,26 @@ class Router:
             req: The request.
             budget_used: Share (0..1) of the tightest budget that applies, already in use.
 
+        A request without a difficulty gets one from `estimate_difficulty`, and is then
+        routed exactly like a request that declared that level; the decision records the
+        estimate and the features that drove it.
+
         Raises:
             RoutingError: no deployment satisfies the hard constraints, or a name, policy or
                 rule is unknown or broken.
         """
+        if req.difficulty is None:
+            guess = estimate_difficulty(
+                req.prompt, tools=req.tools, output_schema=req.output_schema
+            )
+            decision = self._decide(
+                req.model_copy(update={"difficulty": guess.difficulty}), budget_used
+            )
+            # A copy: the cached decision is shared by requests with other prompts.
+            return decision.model_copy(update={"difficulty_estimate": guess})
+        return self._decide(req, budget_used)
+
+    def _decide(self, req: RouteRequest, budget_used: float) -> RoutingDecision:
         policy_name, policy = self.policy(req.policy)
         fx = self._effects(policy_name, req, budget_used)
         total = req.expected_input_tokens + req.expected_output_tokens
@@ -437,7 +459,8 @@ class Router:
         now: float,
     ) -> _Ranked:
         models = self.registry.models
-        floor = policy.quality_floor.get(req.difficulty, 0.0)
+        level = _level(req)
+        floor = policy.quality_floor.get(level, 0.0)
         lost: dict[str, str] = {}
         eligible: list[str] = []
         soft: list[tuple[float, str]] = []
@@ -465,7 +488,7 @@ class Router:
             # does not let a deployment below a hard step's floor serve it.
             quality = est.learned
             if quality < floor:
-                lost[name] = f"quality {quality:.2f} below {req.difficulty.value} floor {floor:.2f}"
+                lost[name] = f"quality {quality:.2f} below {level.value} floor {floor:.2f}"
                 soft.append((1e9 + floor - quality, name))
                 continue
             eligible.append(name)

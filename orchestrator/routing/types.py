@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from orchestrator.routing.complexity import DifficultyEstimate
 from orchestrator.routing.policy import Difficulty
 
 __all__ = ["Candidate", "RouteRequest", "RoutingDecision", "ScoreTerms"]
@@ -27,7 +28,15 @@ class RouteRequest(BaseModel):
     task_type: str = "default"
     tags: list[str] = Field(default_factory=list)
     data_class: str = "internal"
-    difficulty: Difficulty = Difficulty.MEDIUM
+    difficulty: Difficulty | None = Difficulty.MEDIUM
+    """None: the step declares none, and the router estimates it from `prompt`, `tools`
+    and `output_schema` (`orchestrator.routing.complexity`)."""
+    prompt: str = ""
+    """The step's goal and instructions; sent only when its difficulty is to be estimated."""
+    tools: int = 0
+    """How many skills the step offers the model."""
+    output_schema: bool = False
+    """Whether the step's answer must fit a JSON Schema."""
     needs: list[str] = Field(default_factory=list)
     """Capabilities the step needs (`tools` when it offers skills, `json`, `vision`)."""
     region: str | None = None
@@ -103,3 +112,6 @@ class RoutingDecision(BaseModel):
     failover: str = "restart_step"
     """The policy's recovery when this deployment dies inside a tool loop."""
     cached: bool = False
+    difficulty_estimate: DifficultyEstimate | None = None
+    """When the step declared no difficulty: the level the router estimated and the
+    features that drove it (replays read this record, never estimate again)."""

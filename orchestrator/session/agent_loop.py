@@ -165,6 +165,11 @@ class AgentLoop(SkillCalls):
                 "task_type": step.task_type,
                 "rules_fired": list(decision.rules_fired),
                 "budget_used": decision.budget_used,
+                "difficulty_estimate": (
+                    decision.difficulty_estimate.model_dump(mode="json")
+                    if decision.difficulty_estimate is not None
+                    else None
+                ),
                 "candidates": [c.model_dump(mode="json") for c in decision.candidates],
             },
         )

@@ -53,6 +53,7 @@ def route_request(
 ) -> RouteRequest:
     """The router's question for an agent step at a boundary."""
     needs = list(dict.fromkeys([*(["tools"] if step.skills else []), *step.needs]))
+    declared = step.difficulty is not None
     return RouteRequest(
         session_id=start.session_id,
         tenant=start.tenant,
@@ -63,7 +64,11 @@ def route_request(
         task_type=step.task_type,
         tags=list(step.tags),
         data_class=step.data_class,
-        difficulty=Difficulty(step.difficulty),
+        difficulty=Difficulty(step.difficulty) if step.difficulty is not None else None,
+        # Only an undeclared difficulty needs the text: the router estimates it from this.
+        prompt="" if declared else "\n".join(filter(None, [step.goal, step.instructions])),
+        tools=len(step.skills),
+        output_schema=step.output_schema is not None,
         needs=needs,
         region=step.region,
         tokens_so_far=tokens_so_far,

@@ -36,7 +36,9 @@ routing:
 """
 
 
-def explain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def explain(
+    tmp_path: Path, *args: str, plan: Path = REPO / "workflows/customer_refund.yaml"
+) -> subprocess.CompletedProcess[str]:
     models = tmp_path / "models.yaml"
     models.write_text(MODELS)
     env = {
@@ -46,9 +48,8 @@ def explain(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "ORCHESTRATOR_MODELS_FILE": str(models),
         "COLUMNS": "200",
     }
-    plan = str(REPO / "workflows/customer_refund.yaml")
     return subprocess.run(
-        [sys.executable, "-m", "orchestrator", "route", "explain", "--plan", plan, *args],
+        [sys.executable, "-m", "orchestrator", "route", "explain", "--plan", str(plan), *args],
         env=env,
         capture_output=True,
         text=True,
@@ -173,8 +174,15 @@ async def test_explain_shows_learned_quality_beside_the_declared(tmp_path: Path)
     assert terms["strong"]["observations"] == 0 and terms["strong"]["quality_value"] == 0.9
     table = explain(tmp_path, "--step", "reply", "--model", "any")
     assert "learned (n)" in table.stdout and "0.750 (10)" in table.stdout
-    # Many failures later, cheap falls below the step's quality floor and strong serves.
+    # The reply step declares no difficulty: the estimate (low) is shown with its drivers.
+    assert "difficulty low (estimated: score" in table.stdout
+    # Many failures later, cheap falls below a medium step's quality floor and strong serves.
     await record(10, 30, 0.0)
-    worse = explain(tmp_path, "--step", "reply", "--model", "any")
+    medium = tmp_path / "medium.yaml"
+    source = (REPO / "workflows/customer_refund.yaml").read_text()
+    medium.write_text(
+        source.replace("model: demo-fast\n", "model: demo-fast\n    difficulty: medium\n")
+    )
+    worse = explain(tmp_path, "--step", "reply", "--model", "any", plan=medium)
     assert "deployment strong" in worse.stdout
     assert "quality 0.30 below medium floor" in worse.stdout
