@@ -21,11 +21,13 @@ from orchestrator.session import names
 from orchestrator.session.types import (
     ApprovalDecisionInput,
     ApprovalRequestInput,
+    FinishSessionInput,
     ModelCallInput,
     ModelCallResult,
     RecordEventsInput,
     SkillCallInput,
     SkillCallResult,
+    WorkflowEvent,
 )
 from orchestrator.store.records import ApprovalStatus, EventKind
 from orchestrator.store.store import Store
@@ -62,6 +64,7 @@ class _Inbound(ActivityInboundInterceptor):
             names.CALL_MODEL: self._model_call,
             names.CALL_SKILL: self._skill_call,
             names.RECORD_EVENTS: self._events,
+            names.FINISH_SESSION: self._finish,
             names.RECORD_APPROVAL_REQUEST: self._approval_request,
         }
 
@@ -86,6 +89,8 @@ class _Inbound(ActivityInboundInterceptor):
     def _model_call(self, call: object, result: object) -> None:
         if not (isinstance(call, ModelCallInput) and isinstance(result, ModelCallResult)):
             return
+        # Events pending before the call ride in it (`bookkeeping-batch-v1`).
+        self._count_events(call.events)
         m = self._root.metrics
         tenant = call.tenant or DEFAULT_TENANT
         usage = result.response.usage
@@ -105,10 +110,17 @@ class _Inbound(ActivityInboundInterceptor):
         self._root.metrics.tool_calls.labels(call.skill, outcome).inc()
 
     def _events(self, batch: object, _result: object) -> None:
-        if not isinstance(batch, RecordEventsInput):
-            return
+        if isinstance(batch, RecordEventsInput):
+            self._count_events(batch.events)
+
+    def _finish(self, finish: object, _result: object) -> None:
+        # The last step's events ride in finish_session (`bookkeeping-batch-v1`).
+        if isinstance(finish, FinishSessionInput):
+            self._count_events(finish.events)
+
+    def _count_events(self, events: list[WorkflowEvent]) -> None:
         m = self._root.metrics
-        for event in batch.events:
+        for event in events:
             p = event.payload
             if event.kind is EventKind.MODEL_PINNED and event.model:
                 m.routing_decisions.labels(event.model, reason_label(str(p.get("reason")))).inc()
