@@ -155,7 +155,11 @@ async def _from_api(
 ) -> AsyncIterator[AuditEvent | StreamDelta]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     async with httpx.AsyncClient(base_url=url, headers=headers) as http:
-        async for message in follow(http, session_id):
+
+        def resumed(last: int) -> None:
+            err_console.print(f"reconnected to {url}; resuming after event {last}", highlight=False)
+
+        async for message in follow(http, session_id, on_resume=resumed):
             if message.event == "message":
                 yield AuditEvent.model_validate_json(message.data)
             elif message.event == "delta" and deltas:

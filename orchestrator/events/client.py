@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -71,11 +71,13 @@ async def follow(
     *,
     after: int = 0,
     max_reconnects: int | None = None,
+    on_resume: Callable[[int], None] | None = None,
 ) -> AsyncIterator[SseMessage]:
     """Every message of the session's stream from after `after`, reconnecting as needed.
 
     Ends after `end` (the session finished) or when the server answers 204. `client`
-    carries the base URL and the `Authorization` header.
+    carries the base URL and the `Authorization` header. `on_resume(last)` is told each
+    time a connection after the first is accepted, with the seq it resumes after.
 
     Raises:
         StreamClosed: the server answered 4xx (no token, unknown session).
@@ -83,6 +85,7 @@ async def follow(
     """
     last = after
     failures = 0
+    connected = False
     while True:
         try:
             async with client.stream(
@@ -98,6 +101,9 @@ async def follow(
                     raise StreamClosed(_refusal(response))
                 response.raise_for_status()
                 failures = 0
+                if connected and on_resume is not None:
+                    on_resume(last)
+                connected = True
                 async for message in sse_messages(response.aiter_lines()):
                     if message.id is not None:
                         last = int(message.id)

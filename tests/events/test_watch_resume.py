@@ -101,6 +101,14 @@ async def test_watch_over_http_resumes_after_the_api_process_dies(
     reaped[0].kill()  # the watcher's connection drops mid-stream
     await reaped[0].wait()
     reaped.append(await api_on(env.settings, approvers, port))
+    # Deltas are never replayed: approve only once the watcher is back, or the answer's
+    # text could stream while nobody listens.
+    assert watcher.stderr is not None
+    with anyio.fail_after(60):
+        note = b""
+        while b"reconnected" not in note:
+            note = await watcher.stderr.readline()
+            assert note, "watch ended before it reconnected"
     await handle.approve(by="maria")
     await handle.result()
     with anyio.fail_after(60):
