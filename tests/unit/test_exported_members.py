@@ -11,6 +11,7 @@ PACKAGES = {
         "AgentStep",
         "ApprovalStep",
         "AuditEvent",
+        "BudgetExceededError",
         "OrchestratorError",
         "OrchestratorPlugin",
         "Plan",
