@@ -27,7 +27,7 @@ COPY --chown=orchestrator models.yaml ./
 COPY --chown=orchestrator workflows ./workflows
 COPY --chown=orchestrator skills ./skills
 COPY --chown=orchestrator connectors ./connectors
-COPY --chown=orchestrator replays ./replays
+COPY --chown=orchestrator model_scripts ./model_scripts
 USER orchestrator
 # Worker metrics and health (9464); `orchestrator api` (8000).
 EXPOSE 9464 8000

@@ -15,7 +15,7 @@ demo: $(BIN)/.installed
 	$(BIN)/orchestrator demo
 
 dev: $(BIN)/.installed
-	$(BIN)/orchestrator dev --replay replays/customer_refund.yaml
+	$(BIN)/orchestrator dev --script model_scripts/customer_refund.yaml
 
 # Third-party MCP server from npm that the connector tests run against (stdio and
 # streamable HTTP), installed into the project, never globally.

@@ -21,7 +21,7 @@ from pathlib import Path
 import temporalio
 
 from orchestrator.devserver import DevServer, find_temporal_binary, free_port
-from orchestrator.replay import server as replay_server
+from orchestrator.scripted_model import server as replay_server
 
 __all__ = [
     "MEMORY",
@@ -103,9 +103,9 @@ def cpu_seconds(pid: int | None = None) -> float | None:
 
 @contextmanager
 def replay_without_nagle() -> Iterator[None]:
-    """Make replay servers started inside answer at once: TCP_NODELAY on their listener.
+    """Make scripted model servers started inside answer at once: TCP_NODELAY on their listener.
 
-    `orchestrator.replay.server._bind` makes the socket with `socket.create_server`, whose
+    `orchestrator.scripted_model.server._bind` makes the socket with `socket.create_server`, whose
     sockets have proto 0, so asyncio does not set TCP_NODELAY on accepted connections (it
     only does for proto IPPROTO_TCP). uvicorn writes a response's headers and body
     separately, and the body then waits for the client's delayed ACK: ~40 ms per request.

@@ -1,6 +1,6 @@
 """The load plan on LangGraph, as a peer for `load.py`: same model, same tools, same checks.
 
-The graph is the usual ReAct shape: a `model` node calls the replay model server over HTTP
+The graph is the usual ReAct shape: a `model` node calls the scripted model server over HTTP
 with the same `OpenAIProvider` our activities use, and a `tools` node runs the same skill
 functions (`orchestrator.loadgen.tools`, loaded through the same contracts), validating
 arguments the same way. A call whose contract gates it (`load.apply` over 100) waits for a
@@ -158,7 +158,7 @@ async def run_langgraph_load(
     plan: Plan,
     specs: Sequence[SessionSpec],
     *,
-    replay_url: str,
+    scripted_url: str,
     project_dir: Path,
     state_dir: Path,
     settings: LoadSettings,
@@ -171,7 +171,7 @@ async def run_langgraph_load(
     state_dir.mkdir(parents=True, exist_ok=True)
     live = {"now": 0, "peak": 0}
     async with (
-        OpenAIProvider(base_url=replay_url) as provider,
+        OpenAIProvider(base_url=scripted_url) as provider,
         AsyncSqliteSaver.from_conn_string(str(state_dir / "checkpoints.db")) as saver,
     ):
         graph = LoadGraph(provider, skills, traces, state_dir).build(saver)

@@ -3,7 +3,7 @@
 The questions of `orchestrator.loadgen.cache_workload` (repeats, paraphrases and
 near-misses, each labelled with the topic whose answer is right) are asked `--rounds`
 times in a shuffled order through the gateway on loopback with the official `openai` SDK,
-to the replay server (answers name their topic; `/v1/embeddings` gives hashed
+to the scripted model server (answers name their topic; `/v1/embeddings` gives hashed
 bag-of-words vectors). For each similarity threshold, on a fresh SQLite store: hit rate
 (over all requests, and over those whose topic had been answered before), exact and
 semantic hits, false hits (a served answer for another topic; those on labelled

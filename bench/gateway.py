@@ -1,12 +1,12 @@
 """Latency the gateway adds, and how often a tool loop keeps its deployment.
 
-Runs the replay model server and `orchestrator gateway` as separate processes and drives
+Runs the scripted model server and `orchestrator gateway` as separate processes and drives
 them over loopback HTTP from this one:
 
-1. sequential requests, straight to the replay server and through the gateway
+1. sequential requests, straight to the scripted model server and through the gateway
    (the difference of the medians is what the gateway adds);
 2. the same with 200 concurrent clients;
-3. time to the first streamed byte through the gateway (the replay server does not
+3. time to the first streamed byte through the gateway (the scripted model server does not
    stream, so this is the whole upstream answer plus the gateway);
 4. a replayed tool-heavy workload (sessions of tool loops over two equally good
    deployments): the share of calls served by the previous call's deployment, through
@@ -84,7 +84,7 @@ SCRIPT: Any = {
 }
 
 
-def _models(replay_url: str) -> Any:
+def _models(scripted_url: str) -> Any:
     deployment = {
         "provider": "replay",
         "model": "replay-a",
@@ -94,7 +94,7 @@ def _models(replay_url: str) -> Any:
         "latency_ms": 5,
     }
     return {
-        "providers": {"replay": {"kind": "openai", "base_url": replay_url}},
+        "providers": {"replay": {"kind": "openai", "base_url": scripted_url}},
         "models": {"a": deployment, "b": {**deployment, "model": "replay-b"}},
         "aliases": {"pair": {"deployments": ["a", "b"]}},
         "default_model": "a",
@@ -267,12 +267,12 @@ async def _warm_share(
 
 async def _litellm(
     folder: Path,
-    replay_url: str,
+    scripted_url: str,
     http: httpx.AsyncClient,
     args: argparse.Namespace,
     direct: Callable[[int], Awaitable[float]],
 ) -> dict[str, Any]:
-    """LiteLLM's proxy (no database, like its quick start) before the same replay server."""
+    """LiteLLM's proxy (no database, like its quick start) before the same scripted model server."""
     port = free_port()
     config = {
         "model_list": [
@@ -280,7 +280,7 @@ async def _litellm(
                 "model_name": "a",
                 "litellm_params": {
                     "model": "openai/replay-a",
-                    "api_base": replay_url,
+                    "api_base": scripted_url,
                     "api_key": "x",
                 },
             }
@@ -332,10 +332,10 @@ async def _litellm(
 async def main(args: argparse.Namespace) -> None:
     folder = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     replay_port, gateway_port = free_port(), free_port()
-    replay_url = f"http://127.0.0.1:{replay_port}/v1"
+    scripted_url = f"http://127.0.0.1:{replay_port}/v1"
     gateway_url = f"http://127.0.0.1:{gateway_port}/v1"
     (folder / "script.yaml").write_text(yaml.safe_dump(SCRIPT))
-    (folder / "models.yaml").write_text(yaml.safe_dump(_models(replay_url)))
+    (folder / "models.yaml").write_text(yaml.safe_dump(_models(scripted_url)))
     digest = hashlib.sha256(TOKEN.encode()).hexdigest()
     (folder / "gateway_keys.yaml").write_text(
         yaml.safe_dump({"keys": [{"id": "bench", "token_sha256": digest, "tenant": "bench"}]})
@@ -351,7 +351,7 @@ async def main(args: argparse.Namespace) -> None:
                 [
                     sys.executable,
                     "-m",
-                    "orchestrator.replay",
+                    "orchestrator.scripted_model",
                     str(folder / "script.yaml"),
                     "--port",
                     str(replay_port),
@@ -380,7 +380,7 @@ async def main(args: argparse.Namespace) -> None:
             def direct(i: int) -> Awaitable[float]:
                 return _timed(
                     http,
-                    f"{replay_url}/chat/completions",
+                    f"{scripted_url}/chat/completions",
                     _body("replay-a", i % 9 if i >= 0 else 0),
                     {},
                 )
@@ -443,7 +443,7 @@ async def main(args: argparse.Namespace) -> None:
                 3,
             )
             if args.litellm:
-                results["litellm"] = await _litellm(folder, replay_url, http, args, direct)
+                results["litellm"] = await _litellm(folder, scripted_url, http, args, direct)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     results["reconnects"] = len(RECONNECTS)

@@ -1,7 +1,7 @@
 """Two gateway versions side by side under the same load: added latency and CPU per request.
 
 On a shared machine two runs of `gateway.py` minutes apart differ by more than most
-changes. This runs the replay server and two `orchestrator gateway` processes at once, A
+changes. This runs the scripted model server and two `orchestrator gateway` processes at once, A
 with `PYTHONPATH=<a>` and B with `PYTHONPATH=<b>` (e.g. an unpacked `git archive` of the
 older commit, and this checkout), sends sequential requests interleaved (direct, A, B in
 rotating order), then 200 concurrent clients against each in turn, and reads each
@@ -54,7 +54,7 @@ def _pid_of(needle: str) -> int:
 async def main(a_path: str, b_path: str, n: int) -> None:
     folder = Path(tempfile.mkdtemp(prefix="gateway-ab-"))
     replay_port = free_port()
-    replay_url = f"http://127.0.0.1:{replay_port}/v1"
+    scripted_url = f"http://127.0.0.1:{replay_port}/v1"
     (folder / "script.yaml").write_text(yaml.safe_dump(bench.SCRIPT))
     env = {**os.environ, "ORCHESTRATOR_LOG_LEVEL": "WARNING", "ORCHESTRATOR_LOG_FORMAT": "json"}
     digest = hashlib.sha256(bench.TOKEN.encode()).hexdigest()
@@ -62,7 +62,7 @@ async def main(a_path: str, b_path: str, n: int) -> None:
     for name in ports:
         project = folder / name
         project.mkdir()
-        (project / "models.yaml").write_text(yaml.safe_dump(bench._models(replay_url)))
+        (project / "models.yaml").write_text(yaml.safe_dump(bench._models(scripted_url)))
         keys = {"keys": [{"id": "bench", "token_sha256": digest, "tenant": "bench"}]}
         (project / "gateway_keys.yaml").write_text(yaml.safe_dump(keys))
 
@@ -70,7 +70,7 @@ async def main(a_path: str, b_path: str, n: int) -> None:
         return [sys.executable, "-m", "orchestrator", "gateway", "--project", str(folder / name)]
 
     limits = httpx.Limits(max_connections=420, max_keepalive_connections=420)
-    replay = [sys.executable, "-m", "orchestrator.replay", str(folder / "script.yaml")]
+    replay = [sys.executable, "-m", "orchestrator.scripted_model", str(folder / "script.yaml")]
     async with (
         bench._process([*replay, "--port", str(replay_port)], "serving on", env),
         bench._process(
@@ -94,7 +94,7 @@ async def main(a_path: str, b_path: str, n: int) -> None:
 
         def direct(i: int) -> Awaitable[float]:
             body = bench._body("replay-a", i % 9 if i >= 0 else 0)
-            return bench._timed(http, f"{replay_url}/chat/completions", body, {})
+            return bench._timed(http, f"{scripted_url}/chat/completions", body, {})
 
         def through(name: str) -> Callable[[int], Awaitable[float]]:
             def call(i: int) -> Awaitable[float]:

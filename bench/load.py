@@ -11,8 +11,8 @@ effect is in the tool's ledger exactly once (`orchestrator.loadgen`).
 The same plan shape runs on LangGraph (`_langgraph_load.py`): the same replay model over
 HTTP, the same tool functions, `interrupt()` for the approval, `AsyncSqliteSaver` at
 `durability="sync"`. Each system runs in its own child process, one after the other, so
-its peak memory (VmHWM) is its own: for ours the worker process (worker, replay server,
-driver) plus the Temporal dev server; for LangGraph its one process (graph, replay server,
+its peak memory (VmHWM) is its own: for ours the worker process (worker, scripted model server,
+driver) plus the Temporal dev server; for LangGraph its one process (graph, scripted model server,
 driver).
 
 Reported per system: sessions started, completed and lost; gated sessions parked at once;
@@ -53,12 +53,12 @@ from temporalio.client import Client
 from orchestrator.loadgen import (
     LoadSettings,
     load_scenario_plan,
-    replay_script,
+    model_script,
     run_runtime_load,
     session_specs,
 )
 from orchestrator.logs import configure_logging
-from orchestrator.replay import ReplayServer
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import workflow_id_for
 from orchestrator.settings import Settings
 from orchestrator.stack import embedded_stack
@@ -219,7 +219,7 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
     specs = session_specs(args.sessions, args.gated, prefix=f"load-{uuid.uuid4().hex[:6]}")
     memory: dict[str, object] = {}
     async with (
-        ReplayServer(replay_script(args.tool_delay_ms)) as replay,
+        ScriptedModelServer(model_script(args.tool_delay_ms)) as replay,
         BenchDevServer(TUNED, folder / "temporal") as server,
     ):
         os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
@@ -274,12 +274,12 @@ async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
     async def sample() -> None:
         memory["rss_parked_mb"] = memory_mb(pids, "VmRSS")
 
-    async with ReplayServer(replay_script(args.tool_delay_ms)) as replay:
+    async with ScriptedModelServer(model_script(args.tool_delay_ms)) as replay:
         before = cpu_s(pids)
         report = await run_langgraph_load(
             plan,
             specs,
-            replay_url=replay.base_url,
+            scripted_url=replay.base_url,
             project_dir=PROJECT,
             state_dir=folder / "state",
             settings=args.load_settings(),

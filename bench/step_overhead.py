@@ -1,6 +1,6 @@
 """Per-step durable overhead: what one agent step costs on Temporal, and where it goes.
 
-A step is one model call plus one tool call. The model is the replay server over real HTTP
+A step is one model call plus one tool call. The model is the scripted model server over real HTTP
 on loopback (with TCP_NODELAY set, so it answers in about a millisecond; see
 `_harness.replay_without_nagle`) and the tool is `tickets.get`, a trivial read-only skill,
 so nearly everything measured is orchestration. Every variant runs the same conversation,
@@ -76,9 +76,14 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.plugin import workflow_runner
     from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolDefinition
     from orchestrator.providers.openai import OpenAIProvider
-    from orchestrator.replay import Conversation, ReplayScript, ReplayServer, ScriptedToolCall
-    from orchestrator.replay import Turn as ScriptedTurn
     from orchestrator.runtime import Runtime
+    from orchestrator.scripted_model import (
+        Conversation,
+        ReplayScript,
+        ScriptedModelServer,
+        ScriptedToolCall,
+    )
+    from orchestrator.scripted_model import Turn as ScriptedTurn
     from orchestrator.service import start_session
     from orchestrator.session.types import SessionOptions
     from orchestrator.settings import Settings
@@ -105,7 +110,7 @@ WARMUP_STEPS = 25
 # ---- the work of one step, shared by every variant ----------------------------------
 
 
-def replay_script(rounds: int) -> ReplayScript:
+def model_script(rounds: int) -> ReplayScript:
     """A conversation of `rounds` tool-call turns, then a final answer."""
     call = ScriptedToolCall(name=SKILL.replace(".", "_"), arguments=ARGUMENTS)
     turns = [ScriptedTurn(tool_calls=[call]) for _ in range(rounds)]
@@ -145,10 +150,10 @@ async def run_skill(skill: AnySkill, arguments: JsonObject, ctx: SkillContext) -
 
 
 async def replay_round_trip(script: ReplayScript, *, nodelay: bool, calls: int = 20) -> float:
-    """Median milliseconds of one model call to a fresh replay server."""
+    """Median milliseconds of one model call to a fresh scripted model server."""
     with replay_without_nagle() if nodelay else nullcontext():
         async with (
-            ReplayServer(script) as replay,
+            ScriptedModelServer(script) as replay,
             OpenAIProvider(base_url=replay.base_url) as provider,
         ):
             times: list[float] = []
@@ -717,7 +722,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
     parser.add_argument(
         "--replay-as-shipped",
         action="store_true",
-        help="leave the replay server's ~40 ms Nagle stall in every model call",
+        help="leave the scripted model server's ~40 ms Nagle stall in every model call",
     )
     parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
     parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
@@ -770,7 +775,7 @@ async def run(args: BenchArgs) -> None:
     console = Console(width=None if sys.stdout.isatty() else 130)
     configure_logging(level="WARNING", fmt="console")
     rounds = args.rounds_per_session
-    script = replay_script(rounds)
+    script = model_script(rounds)
     replay_http = {
         "as_shipped": await replay_round_trip(script, nodelay=False),
         "tcp_nodelay": await replay_round_trip(script, nodelay=True),
@@ -785,7 +790,7 @@ async def run(args: BenchArgs) -> None:
         nullcontext() if args.replay_as_shipped else replay_without_nagle(),
     ):
         folder = Path(tmp)
-        async with ReplayServer(script) as replay:
+        async with ScriptedModelServer(script) as replay:
             os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
             settings = Settings(project_dir=args.project_dir, state_dir=folder / "state")
             runtime = await Runtime.open(settings)

@@ -1,6 +1,6 @@
 """Live streaming: what our stack adds between a provider's tokens and a watcher.
 
-The scripted model (the replay server) runs in its own process behind a pacing layer that
+The scripted model (the scripted model server) runs in its own process behind a pacing layer that
 sends one SSE event every `--interval` ms and stamps, on the machine's monotonic clock
 (shared by every process), the moment it sends each piece of answer text. Then, in one
 run, interleaved session by session:
@@ -55,9 +55,9 @@ from orchestrator.devserver import free_port
 from orchestrator.events.client import sse_messages
 from orchestrator.logs import configure_logging
 from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
-from orchestrator.replay import LoopbackServer, load_replay_script
-from orchestrator.replay._app import create_replay_app
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer, load_model_script
+from orchestrator.scripted_model._app import create_replay_app
 from orchestrator.service import decide_approval, start_session
 from orchestrator.settings import Settings
 from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
@@ -143,7 +143,7 @@ def _has_text(event: bytes) -> bool:
 
 
 async def serve_model(script: Path, port: int, interval: float, stamps: Path) -> None:
-    app = Paced(create_replay_app(load_replay_script(script)), interval, stamps)
+    app = Paced(create_replay_app(load_model_script(script)), interval, stamps)
     with replay_without_nagle():
         async with LoopbackServer(app, port=port):
             print("serving", flush=True)

@@ -7,7 +7,7 @@ agents did through an activity of its own. The session is an ordinary one: its a
 decided with `orchestrator approvals approve`, and `orchestrator sessions show
 <parent id>-refund` tells its story.
 
-Run it on the embedded dev server with the replay model server, approving as
+Run it on the embedded dev server with the scripted model server, approving as
 `example-approver`:
 
     python examples/child_workflow.py T-1001
@@ -175,7 +175,7 @@ async def main(ticket_id: str) -> None:
     repo = Path(__file__).resolve().parent.parent
     settings = Settings(project_dir=repo)
     async with embedded_stack(
-        settings, replay_script=repo / "replays/customer_refund.yaml", worker=False
+        settings, model_script=repo / "model_scripts/customer_refund.yaml", worker=False
     ) as stack:
         case = RefundCase(
             plan=load_plan(repo / "workflows/customer_refund.yaml"),

@@ -1,4 +1,4 @@
-"""The embedded stack: dev server, optional replay model server, and a worker, in one process.
+"""The embedded stack: dev server, optional scripted model server, and a worker, in one process.
 
 `orchestrator dev` and `orchestrator demo` both run on it. With `temporal_address` set the
 stack connects there instead of starting a server, so the same commands work on a cluster.
@@ -19,8 +19,8 @@ from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port, port_in_use
 from orchestrator.exceptions import DevServerError
 from orchestrator.observability import configure_tracing, serve_http
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.settings import Settings
 from orchestrator.worker import run_worker
 
@@ -36,7 +36,7 @@ class Stack:
     runtime: Runtime
     temporal_address: str
     ui_url: str | None
-    replay_url: str | None
+    scripted_url: str | None
     dev_server: DevServer | None
     metrics_url: str | None = None
     """The worker's `/metrics` page root, when a worker runs here and serves one."""
@@ -44,22 +44,22 @@ class Stack:
 
 @contextlib.asynccontextmanager
 async def embedded_stack(
-    settings: Settings, *, replay_script: Path | None = None, worker: bool = True
+    settings: Settings, *, model_script: Path | None = None, worker: bool = True
 ) -> AsyncIterator[Stack]:
     """Start what the settings call for; stop it all on exit, in reverse order.
 
     Args:
         settings: Runtime settings.
-        replay_script: Serve this replay script as the model endpoint (sets
+        model_script: Serve this model script as the model endpoint (sets
             `ORCHESTRATOR_REPLAY_URL` for the models file).
         worker: Run a worker in this process.
     """
     async with contextlib.AsyncExitStack() as stack:
-        replay_url = None
-        if replay_script is not None:
-            replay = await stack.enter_async_context(ReplayServer(replay_script))
-            replay_url = replay.base_url
-            os.environ["ORCHESTRATOR_REPLAY_URL"] = replay_url
+        scripted_url = None
+        if model_script is not None:
+            replay = await stack.enter_async_context(ScriptedModelServer(model_script))
+            scripted_url = replay.base_url
+            os.environ["ORCHESTRATOR_REPLAY_URL"] = scripted_url
         server = None
         address = settings.temporal_address
         ui_url = None
@@ -102,7 +102,7 @@ async def embedded_stack(
             runtime=runtime,
             temporal_address=address,
             ui_url=ui_url,
-            replay_url=replay_url,
+            scripted_url=scripted_url,
             dev_server=server,
             metrics_url=metrics_url,
         )

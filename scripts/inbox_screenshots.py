@@ -1,8 +1,8 @@
 """Screenshots of the approval inbox for the README, at desk and phone width.
 
 The queue and a request page, 1100 px and 375 px wide. Runs what `orchestrator dev`
-runs (the embedded Temporal dev server on free ports, the replay model server on
-`replays/customer_refund.yaml`, a worker) over a temporary state folder and approvers
+runs (the embedded Temporal dev server on free ports, the scripted model server on
+`model_scripts/customer_refund.yaml`, a worker) over a temporary state folder and approvers
 file (finance decides refunds, ops after an hour), parks two refund sessions on their
 approvals (one started by `lee`, so the queue shows a request lee may not decide under
 "All waiting"), serves the inbox on loopback, signs in as `lee` in Debian's Chromium
@@ -33,7 +33,7 @@ from orchestrator.approvals.people import hash_password
 from orchestrator.approvals.serve import routes_for
 from orchestrator.events.live import live_hub
 from orchestrator.plans import load_plan
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.settings import Settings
 from orchestrator.stack import embedded_stack
 from orchestrator.testing import start_until_approval
@@ -128,8 +128,8 @@ async def main(out: Path) -> None:
             metrics_port=None,
             task_queue=f"screenshots-{secrets.token_hex(4)}",
         )
-        replay = REPO / "replays/customer_refund.yaml"
-        async with embedded_stack(settings, replay_script=replay) as stack:
+        replay = REPO / "model_scripts/customer_refund.yaml"
+        async with embedded_stack(settings, model_script=replay) as stack:
             plan = load_plan(REPO / "workflows/customer_refund.yaml")
             gated = []
             for requested_by in ("support-bot", "lee"):

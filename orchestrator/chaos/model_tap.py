@@ -1,4 +1,4 @@
-"""A tap in front of the replay model server: who asked what when, and a hold for one call.
+"""A tap in front of the scripted model server: who asked what when, and a hold for one call.
 
 The harness needs two things from the model endpoint: a record of every request (which
 session, which step, which turn, when), to show that nothing before an approval gate was
@@ -62,7 +62,7 @@ class ModelTap:
     """ASGI middleware that records chat-completions requests and can hold the next one.
 
     Args:
-        app: The replay model server's app.
+        app: The scripted model server's app.
         tag_key: The session input key whose value names the session; agent steps show
             the session input to the model, so every request carries it.
     """

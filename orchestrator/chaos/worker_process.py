@@ -21,12 +21,12 @@ class WorkerProcess:
 
     Args:
         settings: Where the worker connects and what it serves.
-        replay_url: The model endpoint (`ORCHESTRATOR_REPLAY_URL` of the models file).
+        scripted_url: The model endpoint (`ORCHESTRATOR_REPLAY_URL` of the models file).
         log: File the worker's output is appended to (default: `worker.log` in the state
             folder).
     """
 
-    def __init__(self, settings: Settings, replay_url: str, log: Path | None = None) -> None:
+    def __init__(self, settings: Settings, scripted_url: str, log: Path | None = None) -> None:
         self.env = {
             **os.environ,
             "ORCHESTRATOR_PROJECT_DIR": str(settings.project_dir),
@@ -35,7 +35,7 @@ class WorkerProcess:
             "ORCHESTRATOR_TEMPORAL_NAMESPACE": settings.temporal_namespace,
             "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
             "ORCHESTRATOR_DATABASE_URL": settings.resolved_database_url,
-            "ORCHESTRATOR_REPLAY_URL": replay_url,
+            "ORCHESTRATOR_REPLAY_URL": scripted_url,
             "ORCHESTRATOR_LOG_FORMAT": "json",
             # Several workers may run on one machine (tests in parallel): no fixed port.
             "ORCHESTRATOR_METRICS_PORT": "off",

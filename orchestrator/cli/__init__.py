@@ -102,19 +102,25 @@ def _on_interrupt() -> asyncio.Event:
 @run_async
 async def dev(
     project: Project = None,
-    replay: Annotated[
-        Path | None, typer.Option(help="Serve this replay script as the model endpoint.")
+    script: Annotated[
+        Path | None,
+        typer.Option(
+            "--script",
+            "--replay",
+            help="Serve this model script on the scripted model server as the model endpoint"
+            " (--replay is the older name).",
+        ),
     ] = None,
 ) -> None:
     """Start the embedded Temporal dev server (persistent, with Web UI) and a worker."""
     settings = load_settings(project)
-    async with embedded_stack(settings, replay_script=replay) as stack:
+    async with embedded_stack(settings, model_script=script) as stack:
         console.print(f"Temporal frontend  {stack.temporal_address}")
         console.print(f"Temporal Web UI    {stack.ui_url or '-'}")
         if stack.dev_server:
             console.print(f"Temporal database  {stack.dev_server.db_file}")
-        if stack.replay_url:
-            console.print(f"replay model API   {stack.replay_url}")
+        if stack.scripted_url:
+            console.print(f"scripted models   {stack.scripted_url}")
         console.print(f"store              {settings.resolved_database_url}")
         console.print(f"worker             task queue {settings.task_queue!r}")
         console.print(f"metrics            {stack.metrics_url or '-'}/metrics")

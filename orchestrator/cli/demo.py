@@ -20,7 +20,7 @@ from orchestrator.store.records import ApprovalStatus
 __all__ = ["run_demo"]
 
 DEMO_PLAN = "workflows/customer_refund.yaml"
-DEMO_REPLAY = "replays/customer_refund.yaml"
+DEMO_REPLAY = "model_scripts/customer_refund.yaml"
 
 
 async def run_demo(
@@ -38,13 +38,13 @@ async def run_demo(
     """
     project = settings.project_dir
     plan = load_plan(project / DEMO_PLAN)
-    with console.status("starting Temporal dev server, replay model server and worker..."):
-        stack_cm = embedded_stack(settings, replay_script=project / DEMO_REPLAY)
+    with console.status("starting Temporal dev server, scripted model server and worker..."):
+        stack_cm = embedded_stack(settings, model_script=project / DEMO_REPLAY)
         stack = await stack_cm.__aenter__()
     try:
         console.print(f"Temporal frontend  {stack.temporal_address}")
         console.print(f"Temporal Web UI    {stack.ui_url or '-'}")
-        console.print(f"replay model API   {stack.replay_url}")
+        console.print(f"scripted model API   {stack.scripted_url}")
         console.print(f"store              {settings.resolved_database_url}\n")
         handle = await start_session(
             stack.client,
@@ -97,5 +97,5 @@ async def run_demo(
 
 
 def demo_paths(project: Path) -> tuple[Path, Path]:
-    """The demo's plan and replay script in a project."""
+    """The demo's plan and model script in a project."""
     return project / DEMO_PLAN, project / DEMO_REPLAY

@@ -39,7 +39,7 @@ def init(
         f"      {activate_line()}\n"
         "      orchestrator validate      # check the plans against the project\n"
         "      pytest                     # run the sample plan on the embedded dev server\n"
-        "      orchestrator dev --replay replays/order_status.yaml",
+        "      orchestrator dev --script model_scripts/order_status.yaml",
         highlight=False,
         markup=False,
         soft_wrap=True,

@@ -16,7 +16,7 @@ from orchestrator.loadgen.report import Latency, LoadReport, SessionTrace, summa
 from orchestrator.loadgen.scenario import (
     SessionSpec,
     load_scenario_plan,
-    replay_script,
+    model_script,
     session_specs,
 )
 from orchestrator.loadgen.tools import LedgerCounts, read_ledger
@@ -29,8 +29,8 @@ __all__ = [
     "SessionSpec",
     "SessionTrace",
     "load_scenario_plan",
+    "model_script",
     "read_ledger",
-    "replay_script",
     "run_runtime_load",
     "session_specs",
     "summarise",

@@ -4,7 +4,7 @@ Each question carries the topic whose answer is right for it. Paraphrases share 
 topic with a first question; near-misses look like one (another order number, a negation,
 another country) but have a topic of their own, so a cached answer served to them is a
 false hit. The questions go through a real gateway on loopback with the official `openai`
-SDK, to the replay server (whose answers name the topic and whose `/v1/embeddings` gives
+SDK, to the scripted model server (whose answers name the topic and whose `/v1/embeddings` gives
 deterministic vectors). Shared by `bench/cache.py` and `tests/cache/test_cache_workload.py`.
 
 Test and benchmark machinery, not part of the runtime.
@@ -25,7 +25,7 @@ from starlette.routing import Mount
 
 from orchestrator.gateway import Gateway, GatewayKeys, GatewaySettings, gateway_app
 from orchestrator.providers.registry import ModelRegistry
-from orchestrator.replay import LoopbackServer, ReplayScript, ReplayServer
+from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 from orchestrator.store import Store
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject
@@ -162,10 +162,10 @@ def _sha(token: str) -> str:
 
 @dataclass
 class CacheGateway:
-    """A running gateway with the cache on, its replay server and its store."""
+    """A running gateway with the cache on, its scripted model server and its store."""
 
     gateway: Gateway
-    replay: ReplayServer
+    replay: ScriptedModelServer
     store: Store
     base_url: str
 
@@ -174,13 +174,13 @@ class CacheGateway:
 async def cache_gateway(
     store_url: str,
     *,
-    replay_script: ReplayScript | None = None,
+    model_script: ReplayScript | None = None,
     similarity: float = 0.9,
     cached: bool = True,
 ) -> AsyncIterator[CacheGateway]:
-    """Replay server, store and gateway (on loopback HTTP); all closed on exit."""
+    """Scripted model server, store and gateway (on loopback HTTP); all closed on exit."""
     async with contextlib.AsyncExitStack() as stack:
-        replay = await stack.enter_async_context(ReplayServer(replay_script or script()))
+        replay = await stack.enter_async_context(ScriptedModelServer(model_script or script()))
         store = await stack.enter_async_context(await Store.open(store_url))
         gateway = Gateway(
             registry(replay.base_url, similarity=similarity, cached=cached),

@@ -1,7 +1,7 @@
 """What every load-test session runs: the plan, the model's script, and each session's input.
 
 The plan and the tool contracts live in a project folder (the repository's
-`tests/reliability/load_project/`); the replay script is built here because the tool's
+`tests/reliability/load_project/`); the model script is built here because the tool's
 latency is a parameter of the run and travels in the tool call's arguments.
 """
 
@@ -13,8 +13,13 @@ from typing import Literal
 
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
-from orchestrator.replay import Conversation, ConversationMatch, ReplayScript, ScriptedToolCall
-from orchestrator.replay import Turn as ScriptedTurn
+from orchestrator.scripted_model import (
+    Conversation,
+    ConversationMatch,
+    ReplayScript,
+    ScriptedToolCall,
+)
+from orchestrator.scripted_model import Turn as ScriptedTurn
 from orchestrator.types import JsonObject
 
 __all__ = [
@@ -23,7 +28,7 @@ __all__ = [
     "Mode",
     "SessionSpec",
     "load_scenario_plan",
-    "replay_script",
+    "model_script",
     "session_specs",
 ]
 
@@ -79,7 +84,7 @@ def _conversation(mode: Mode, tool_delay_ms: int) -> Conversation:
     )
 
 
-def replay_script(tool_delay_ms: int) -> ReplayScript:
+def model_script(tool_delay_ms: int) -> ReplayScript:
     """The model's side of both kinds of session: look up (slow), apply, answer."""
     return ReplayScript(
         conversations=[_conversation("gated", tool_delay_ms), _conversation("open", tool_delay_ms)]

@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from orchestrator.exceptions import OrchestratorError, StoreError
 from orchestrator.logs import get_logger
 from orchestrator.observability.metrics import METRICS, Metrics
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.store.records import ApprovalStatus, SessionStatus
 from orchestrator.store.store import Store
 

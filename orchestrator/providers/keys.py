@@ -5,7 +5,7 @@ would go out with no `Authorization` at all and fail far from the cause, as a 40
 session. So the gaps are found up front: `orchestrator validate` warns, `orchestrator run`
 refuses before a session starts, and workers and the gateway log a warning at startup.
 Only the variable's name is ever reported, never a value. A provider without
-`api_key_env` (a local endpoint, the replay server) asks for no key and is never reported.
+`api_key_env` (a local endpoint, the scripted model server) asks for no key and is never reported.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 `orchestrator init DIR` writes a project whose sample plan runs, and whose own test passes,
 before anything is changed: `workflows/` (the sample plan), `skills/` (a contract and its
-Python function), `connectors/` (a disabled example), `models.yaml` (replay models),
-`replays/`, settings (`.env.example`), a README, a `pyproject.toml` depending on this
+Python function), `connectors/` (a disabled example), `models.yaml` (scripted models),
+`model_scripts/`, settings (`.env.example`), a README, a `pyproject.toml` depending on this
 package, and `tests/test_sample.py`, which runs the plan on the embedded dev server.
 
 The template is plain files under `template/` (package data), so it is read and reviewed

@@ -21,7 +21,7 @@ from orchestrator.store.records import ApprovalRecord
 from orchestrator.testing import start_until_approval
 
 DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
-DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
+DEMO_SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 async def waiting_refund(env: Env, requested_by: str) -> ApprovalRecord:

@@ -26,7 +26,7 @@ from orchestrator.approvals.api import approval_routes
 from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.people import ApproverDirectory, hash_password
 from orchestrator.events.live import live_hub
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 

@@ -26,7 +26,7 @@ from starlette.routing import Route
 from orchestrator.approvals.notify.links import LinkCheck, check_link, link_key
 from orchestrator.approvals.notify.notifier import Channels, Notifier
 from orchestrator.approvals.notify.render import Digest, Item, slack_payload, teams_payload
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.notices import NoticeStatus
 from orchestrator.store.records import ApprovalStatus

@@ -31,7 +31,7 @@ from orchestrator.approvals.inbox import inbox_routes
 from orchestrator.approvals.notify.landing import safe_next
 from orchestrator.approvals.notify.notifier import Channels, Notifier
 from orchestrator.approvals.people import ApproverDirectory, hash_password
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.store.records import ApprovalRecord
 
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from orchestrator.exceptions import ApprovalError
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import decide_approval, query_state
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus

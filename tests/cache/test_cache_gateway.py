@@ -23,7 +23,7 @@ from orchestrator.loadgen.cache_workload import (
     script,
 )
 from orchestrator.observability.metrics import METRICS
-from orchestrator.replay import ReplayScript
+from orchestrator.scripted_model import ReplayScript
 from orchestrator.store.records import EventKind
 
 TOOLS: Any = [
@@ -131,7 +131,7 @@ async def loop_of(client: AsyncOpenAI, text: str) -> tuple[Any, list[str | None]
 
 async def test_never_a_hit_inside_a_tool_loop_after_a_write(sqlite_url: str) -> None:
     async with (
-        cache_gateway(sqlite_url, replay_script=with_loops()) as served,
+        cache_gateway(sqlite_url, model_script=with_loops()) as served,
         AsyncOpenAI(base_url=served.base_url, api_key=ACME, max_retries=0) as client,
     ):
         final, seen = await loop_of(client, "Refund order 7")
@@ -146,7 +146,7 @@ async def test_never_a_hit_inside_a_tool_loop_after_a_write(sqlite_url: str) -> 
 
 async def test_a_read_only_tool_result_keeps_the_loop_cacheable(sqlite_url: str) -> None:
     async with (
-        cache_gateway(sqlite_url, replay_script=with_loops()) as served,
+        cache_gateway(sqlite_url, model_script=with_loops()) as served,
         AsyncOpenAI(base_url=served.base_url, api_key=ACME, max_retries=0) as client,
     ):
         final, seen = await loop_of(client, "Look up order 7")

@@ -1,4 +1,4 @@
-"""The response cache in plan sessions, on a real dev server with the replay model server.
+"""The response cache in plan sessions, on a real dev server with the scripted model server.
 
 A second session asking the same step gets both model calls from the cache (the second
 after a read-only tool's result); a step with `cache: false` asks the model every time;
@@ -18,8 +18,8 @@ from temporalio.worker import Replayer
 from orchestrator.observability.metrics import METRICS
 from orchestrator.plans import Plan, parse_plan
 from orchestrator.plugin import workflow_runner
-from orchestrator.replay import ReplayScript, ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
@@ -76,9 +76,9 @@ steps:
 @contextlib.asynccontextmanager
 async def cached_worker(
     settings: Settings, client: Client, tmp_path: Path, script: ReplayScript = SCRIPT
-) -> AsyncIterator[tuple[Runtime, ReplayServer]]:
-    """A worker whose models file caches `support`, answering from the replay server."""
-    async with ReplayServer(script) as replay:
+) -> AsyncIterator[tuple[Runtime, ScriptedModelServer]]:
+    """A worker whose models file caches `support`, answering from the scripted model server."""
+    async with ScriptedModelServer(script) as replay:
         models = tmp_path / "models.yaml"
         models.write_text(MODELS.replace("BASE", replay.base_url))
         settings.models_file = models

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from orchestrator.cache import CacheConfig
 from orchestrator.cache.service import ResponseCache
 from orchestrator.providers.messages import ChatMessage, ModelRequest, ModelResponse, Usage
-from orchestrator.replay._embeddings import embedding_of
+from orchestrator.scripted_model._embeddings import embedding_of
 from orchestrator.store import Store
 
 CONFIG = CacheConfig(models=frozenset({"support"}), embeddings="embedder", ttl_seconds=60)

@@ -24,7 +24,7 @@ from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.testing import start_until_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 async def demo(env: Env, tenant: str = "default") -> tuple[str, list[AuditEvent]]:

@@ -49,7 +49,7 @@ async def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str
 async def test_approvals_list_and_approve_from_the_cli(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     handle = await start_session(
         env.client,
         load_plan(REPO / "workflows/customer_refund.yaml"),

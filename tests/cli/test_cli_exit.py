@@ -79,7 +79,7 @@ async def _many(
 async def test_orchestrator_run_exits_0_thirty_times(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     plan = tmp_path / "exit.yaml"
     plan.write_text(PLAN)
     argv = [sys.executable, "-m", "orchestrator", "run", str(plan), "-i", '{"t": "T-1001"}']

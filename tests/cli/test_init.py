@@ -17,7 +17,7 @@ EXPECTED = {
     "connectors/time.yaml.example",
     "models.yaml",
     "pyproject.toml",
-    "replays/order_status.yaml",
+    "model_scripts/order_status.yaml",
     "skills/orders.py",
     "skills/orders.status@1.0.0.contract.yaml",
     "tests/test_sample.py",

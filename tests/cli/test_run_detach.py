@@ -31,7 +31,7 @@ steps:
 async def test_detach_returns_while_the_session_waits(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     plan = tmp_path / "detached.yaml"
     plan.write_text(PLAN)
 

@@ -32,7 +32,7 @@ steps:
     goal: Write the reply.
 """
 
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 async def test_run_follows_the_session_until_it_ends(

@@ -24,7 +24,7 @@ from orchestrator.events import StreamDelta
 from orchestrator.store import SessionRecord, Store
 from orchestrator.testing import eventually, wait_for_pending_approval
 
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 async def orchestrator_cli(env: Env, *args: str) -> asyncio.subprocess.Process:

@@ -72,7 +72,7 @@ async def test_new_sessions_get_the_resynced_version_without_a_restart(
 ) -> None:
     _time_connector(project, "UTC")
     assert await _sync(project) == "1.0.0"
-    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
     # A session that resolves time.now now (1.0.0) and calls it after an approval.
     gated = Plan(

@@ -135,7 +135,7 @@ async def _synced_time_env(project: Path, env_factory: Callable[[Path], Awaitabl
     """A worker for a project whose time connector is synced."""
     _time_connector(project)
     await sync_connector(load_connector(project / "connectors" / "time.yaml"), project)
-    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+    return await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
 
 async def test_session_calls_the_tool_and_a_changed_definition_is_blocked(
@@ -284,7 +284,7 @@ async def test_everything_server_echo_over_both_transports(
             load_connector(project / "connectors" / "everything.yaml"), project
         )
         assert synced.skill == "everything.echo"
-        env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+        env = await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
         result = await _run_skill(env, "everything.echo", {"message": "hello"})
     assert result.status is SessionStatus.COMPLETED
     assert "hello" in str(result.outputs["call"])

@@ -27,7 +27,7 @@ from orchestrator.mcp.auth import McpClient, McpClients
 from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.mcp.transport import streamable_http_app
 from orchestrator.plans.models import Plan, SkillStep
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.store.records import EventKind, SessionStatus
 
@@ -111,7 +111,7 @@ async def test_downstream_server_sees_only_the_connectors_token(
     monkeypatch.setenv("LEDGER_TOKEN", CONNECTOR_TOKEN)
     async with _ledger_server() as (ledger_url, recorder):
         await _sync_ledger(project, ledger_url)
-        env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+        env = await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
         async with (
             _skill_server(env) as url,
             httpx2.AsyncClient(headers={"Authorization": f"Bearer {CLIENT_TOKEN}"}) as http,
@@ -159,7 +159,7 @@ async def test_http_connector_call_works_after_its_server_restarts(
     )
     async with _ledger_server(port) as (url, _first):
         await _sync_ledger(project, url)
-        env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+        env = await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
         handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
         with anyio.fail_after(90):
             before = await handle.result()

@@ -24,7 +24,7 @@ from temporalio.client import WorkflowFailureError
 from orchestrator.connectors import load_connector, sync_connector
 from orchestrator.devserver import free_port
 from orchestrator.plans.models import AgentStep, Plan, SkillStep
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
 from orchestrator.store.records import EventKind, SessionStatus

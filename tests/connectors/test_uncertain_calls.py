@@ -25,7 +25,7 @@ from test_tool_errors import counting_project, one_call
 from orchestrator.chaos import WorkerProcess
 from orchestrator.connectors.audit import may_have_run
 from orchestrator.plans.models import AgentStep, Plan
-from orchestrator.replay import ReplayServer
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.skills.models import SkillContext
@@ -57,7 +57,7 @@ async def test_a_call_whose_worker_died_in_it_is_not_sent_again(
     project: Path,
     settings: Settings,
     client: Client,
-    replay_factory: Callable[[Path], Awaitable[ReplayServer]],
+    replay_factory: Callable[[Path], Awaitable[ScriptedModelServer]],
 ) -> None:
     script, counts = await counting_project(project, timeouts={"counting.hold": "8s"})
     replay = await replay_factory(script)

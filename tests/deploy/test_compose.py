@@ -141,7 +141,7 @@ def test_dockerfile_builds_the_runtime_image() -> None:
     assert "pip install --no-cache-dir ." in text
     assert re.search(r"^USER orchestrator$", text, re.M), "the image must not run as root"
     assert 'CMD ["orchestrator", "worker"]' in text
-    for copied in ("models.yaml", "workflows", "skills", "connectors", "replays"):
+    for copied in ("models.yaml", "workflows", "skills", "connectors", "model_scripts"):
         assert re.search(rf"^COPY .*\b{copied}\b", text, re.M), copied
         assert (REPO / copied).exists(), copied
 

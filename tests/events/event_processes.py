@@ -1,5 +1,5 @@
 """Real processes for the event-stream tests: `orchestrator api` as operators run it; in
-front of the replay model server, a gate that holds one request until the test lets go and
+front of the scripted model server, a gate that holds one request until the test lets go and
 a stream that stops half-way.
 
 The API processes share nothing with the test but the store and the approvers file, as

@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from orchestrator.approvals.people import ApproverDirectory, hash_token
 from orchestrator.events import EventHub, live_hub, session_routes
 from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
 from orchestrator.types import JsonObject
 
@@ -98,7 +98,7 @@ GATED_PLAN = Plan(
 
 
 def answer_script(folder: Path, answer: str, fault: str = "") -> Path:
-    """A replay script answering `GATED_PLAN`'s step with `answer` (after `fault`, YAML)."""
+    """A model script answering `GATED_PLAN`'s step with `answer` (after `fault`, YAML)."""
     script = folder / "script.yaml"
     lines = [
         "conversations:",

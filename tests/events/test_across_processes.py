@@ -26,8 +26,8 @@ from temporalio.client import Client
 
 from orchestrator.events.client import SseMessage, follow
 from orchestrator.plans import load_plan
-from orchestrator.replay import LoopbackServer, create_replay_app, load_replay_script
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer, create_replay_app, load_model_script
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.store import Store
@@ -36,7 +36,7 @@ from orchestrator.testing import eventually
 from orchestrator.worker import build_worker
 
 PLAN = REPO / "workflows/research_summary.yaml"
-SCRIPT = REPO / "replays/research_summary.yaml"
+SCRIPT = REPO / "model_scripts/research_summary.yaml"
 INPUT = {"topic": "heat pumps", "sources": ["S-1", "S-2", "S-3", "S-4"]}
 
 
@@ -60,7 +60,7 @@ async def test_two_api_processes_deliver_every_event_once_and_resume_across(
     async with scratch_database() as url:
         shared = settings.model_copy(update={"database_url": url})
         approvers = approvers_file(tmp_path)
-        gate = Gate(create_replay_app(load_replay_script(SCRIPT)), hold=2)
+        gate = Gate(create_replay_app(load_model_script(SCRIPT)), hold=2)
         # The test migrates the store before any process opens it.
         async with await Store.open(url) as store, LoopbackServer(gate) as replay:
             monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", f"{replay.url}/v1")

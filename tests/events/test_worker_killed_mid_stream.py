@@ -21,7 +21,7 @@ from temporalio.client import Client
 
 from orchestrator.chaos import WorkerProcess
 from orchestrator.events.client import SseMessage, follow
-from orchestrator.replay import LoopbackServer, create_replay_app, load_replay_script
+from orchestrator.scripted_model import LoopbackServer, create_replay_app, load_model_script
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions
 from orchestrator.settings import Settings
@@ -45,7 +45,7 @@ OPTIONS = SessionOptions(
 async def test_a_watcher_sees_the_dead_attempt_then_the_retry_and_each_event_once(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:
-    hold = HoldStream(create_replay_app(load_replay_script(answer_script(tmp_path, ANSWER))), 3)
+    hold = HoldStream(create_replay_app(load_model_script(answer_script(tmp_path, ANSWER))), 3)
     first = second = None
     async with (
         LoopbackServer(hold) as replay,

@@ -1,6 +1,6 @@
-"""A gateway on real loopback HTTP in front of the replay model server, for the tests.
+"""A gateway on real loopback HTTP in front of the scripted model server, for the tests.
 
-Two deployments on the replay server: `strong` (good, dear) and `fast` (cheaper, the
+Two deployments on the scripted model server: `strong` (good, dear) and `fast` (cheaper, the
 policy's usual winner). A rule sends requests carrying `x-task: hard` to `strong` only,
 so a test can make the router choose `strong` at one request and `fast` at the next.
 """
@@ -19,7 +19,7 @@ from starlette.routing import Mount
 
 from orchestrator.gateway import Gateway, GatewayKeys, GatewaySettings, gateway_app
 from orchestrator.providers.registry import ModelRegistry
-from orchestrator.replay import LoopbackServer, ReplayScript, ReplayServer
+from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 from orchestrator.store import Store
 from orchestrator.types import JsonObject
 
@@ -110,10 +110,10 @@ def keys_raw(**limited: object) -> JsonObject:
 
 @dataclass
 class Served:
-    """A running gateway, its replay server and its store."""
+    """A running gateway, its scripted model server and its store."""
 
     gateway: Gateway
-    replay: ReplayServer
+    replay: ScriptedModelServer
     server: LoopbackServer
     store: Store
 
@@ -129,12 +129,12 @@ async def serve_gateway(
     *,
     settings: GatewaySettings | None = None,
     limited: JsonObject | None = None,
-    replay: ReplayServer | None = None,
+    replay: ScriptedModelServer | None = None,
 ) -> AsyncIterator[Served]:
-    """Replay server, store, gateway and its HTTP server; all closed on exit."""
+    """Scripted model server, store, gateway and its HTTP server; all closed on exit."""
     async with contextlib.AsyncExitStack() as stack:
         if replay is None:
-            replay = await stack.enter_async_context(ReplayServer(script))
+            replay = await stack.enter_async_context(ScriptedModelServer(script))
         store = await stack.enter_async_context(await Store.open(store_url))
         gateway = Gateway(
             registry_for(replay.base_url),

@@ -26,7 +26,7 @@ from gw_harness import TOKEN, keys_raw, registry_raw
 from postgres import scratch_database
 
 from orchestrator.devserver import free_port
-from orchestrator.replay import ReplayServer
+from orchestrator.scripted_model import ScriptedModelServer
 
 HERE = Path(__file__).parent
 TOOLS: Any = [{"type": "function", "function": {"name": "get_order", "parameters": {}}}]
@@ -65,8 +65,8 @@ async def gateway_process(
 
 
 @pytest.fixture
-async def project(tmp_path: Path) -> AsyncIterator[tuple[Path, ReplayServer]]:
-    async with ReplayServer(HERE / "refund.yaml") as replay:
+async def project(tmp_path: Path) -> AsyncIterator[tuple[Path, ScriptedModelServer]]:
+    async with ScriptedModelServer(HERE / "refund.yaml") as replay:
         (tmp_path / "models.yaml").write_text(yaml.safe_dump(registry_raw(replay.base_url)))
         (tmp_path / "gateway_keys.yaml").write_text(yaml.safe_dump(keys_raw()))
         yield tmp_path, replay
@@ -90,7 +90,7 @@ def _loop_continues(first: httpx.Response) -> Any:
 
 
 async def test_two_gateway_processes_on_postgresql_share_a_pin(
-    project: tuple[Path, ReplayServer],
+    project: tuple[Path, ScriptedModelServer],
 ) -> None:
     folder, replay = project
     async with (
@@ -106,7 +106,7 @@ async def test_two_gateway_processes_on_postgresql_share_a_pin(
     assert [r.model for r in replay.requests] == ["replay-strong", "replay-strong"]
 
 
-async def test_a_pin_survives_a_gateway_restart(project: tuple[Path, ReplayServer]) -> None:
+async def test_a_pin_survives_a_gateway_restart(project: tuple[Path, ScriptedModelServer]) -> None:
     folder, replay = project
     database_url = f"sqlite+aiosqlite:///{folder / 'state' / 'gateway.db'}"
     async with gateway_process(folder, database_url) as url:
@@ -119,7 +119,7 @@ async def test_a_pin_survives_a_gateway_restart(project: tuple[Path, ReplayServe
 
 
 async def test_the_api_process_mounts_the_gateway_at_v1(
-    project: tuple[Path, ReplayServer],
+    project: tuple[Path, ScriptedModelServer],
 ) -> None:
     folder, replay = project
     database_url = f"sqlite+aiosqlite:///{folder / 'state' / 'api.db'}"

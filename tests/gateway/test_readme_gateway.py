@@ -1,6 +1,6 @@
 """The README's gateway section runs as written: bash and Python blocks, in order.
 
-They run in a copy of the project (models file, example keys, replay scripts) with the
+They run in a copy of the project (models file, example keys, model scripts) with the
 README's ports swapped for free ones, so parallel test runs never collide.
 """
 
@@ -31,7 +31,7 @@ def test_readme_gateway_blocks_run(tmp_path: Path) -> None:
     replay_port, gateway_port = free_port(), free_port()
     for name in ("models.yaml", "gateway_keys.example.yaml"):
         shutil.copy(REPO / name, tmp_path / name)
-    shutil.copytree(REPO / "replays", tmp_path / "replays")
+    shutil.copytree(REPO / "model_scripts", tmp_path / "model_scripts")
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",

@@ -24,7 +24,7 @@ from orchestrator.devserver import free_port
 from orchestrator.mcp.auth import McpClient, McpClients
 from orchestrator.mcp.server import SkillServerDeps, skill_server
 from orchestrator.mcp.transport import streamable_http_app
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import decide_approval
 
 REFUND = {"order_id": "O-5001", "amount": 42.5, "currency": "EUR", "reason": "damaged item"}

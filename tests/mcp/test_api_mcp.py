@@ -41,7 +41,7 @@ def test_public_api_is_exactly_exported() -> None:
 
 @pytest.fixture
 async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
-    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+    return await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
 
 @contextlib.asynccontextmanager

@@ -37,7 +37,7 @@ RUN = uuid.uuid4().hex[:8]
 
 @pytest.fixture
 async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
-    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+    return await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,7 @@ ACCEPT = "application/json, text/event-stream"
 
 @pytest.fixture
 async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
-    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+    return await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
 
 def _headers(token: str | None, session: str | None = None) -> dict[str, str]:

@@ -31,8 +31,8 @@ from orchestrator.store.records import EventKind
 
 @pytest.fixture
 async def env(env_factory: Callable[[Path], Awaitable[Env]]) -> Env:
-    """A worker for the example project (its replay script is never asked: no agent steps)."""
-    return await env_factory(REPO / "replays" / "customer_refund.yaml")
+    """A worker for the example project (its model script is never asked: no agent steps)."""
+    return await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
 
 
 @pytest.fixture

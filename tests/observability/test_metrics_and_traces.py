@@ -1,4 +1,4 @@
-"""Metrics and traces of a demo run on a real worker, dev server and replay model server.
+"""Metrics and traces of a demo run on a real worker, dev server and scripted model server.
 
 Metrics are scraped over HTTP from the worker's endpoint before the run, while its refund
 waits for approval, and after it; every family must have grown by this run (the registry
@@ -27,7 +27,7 @@ from orchestrator.store.store import Store
 from orchestrator.testing import wait_for_pending_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

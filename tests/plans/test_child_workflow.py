@@ -27,8 +27,8 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.child import INVALID_INPUT, AgentSessionRequest, agent_session
     from orchestrator.plans.loader import load_plan
     from orchestrator.plugin import OrchestratorPlugin
-    from orchestrator.replay import ReplayServer
     from orchestrator.runtime import Runtime
+    from orchestrator.scripted_model import ScriptedModelServer
     from orchestrator.service import workflow_id_for
     from orchestrator.session.types import SessionResult
     from orchestrator.settings import Settings
@@ -37,9 +37,9 @@ with workflow.unsafe.imports_passed_through():
 
 @pytest.fixture
 async def runtime(
-    settings: Settings, replay_factory: Callable[[Path], Awaitable[ReplayServer]]
+    settings: Settings, replay_factory: Callable[[Path], Awaitable[ScriptedModelServer]]
 ) -> AsyncIterator[Runtime]:
-    await replay_factory(REPO / "replays/customer_refund.yaml")
+    await replay_factory(REPO / "model_scripts/customer_refund.yaml")
     opened = await Runtime.open(settings)
     yield opened
     await opened.close()

@@ -18,7 +18,7 @@ from orchestrator.providers import (
     ToolCall,
     ToolDefinition,
 )
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.types import JsonObject
 
 KEY = "sk-ant-test-secret"

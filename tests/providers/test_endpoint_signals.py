@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from orchestrator.exceptions import ProviderHTTPError, ProviderReportedError
 from orchestrator.providers import AnthropicProvider, ChatMessage, ModelRequest, OpenAIProvider
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.types import JsonObject
 
 KEY = "sk-test-secret-key"

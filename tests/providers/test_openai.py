@@ -1,4 +1,4 @@
-"""OpenAIProvider against real HTTP endpoints on loopback: the replay server and tiny apps."""
+"""OpenAIProvider against real HTTP endpoints on loopback: the scripted server and tiny apps."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from orchestrator.providers import (
     ToolCall,
     ToolDefinition,
 )
-from orchestrator.replay import LoopbackServer, ReplayScript, ReplayServer
+from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 
 SCRIPT = ReplayScript.model_validate(
     {
@@ -121,8 +121,8 @@ async def _provider_for(
 
 
 @pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer(SCRIPT) as server:
+async def replay() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(SCRIPT) as server:
         yield server
 
 
@@ -147,7 +147,7 @@ def test_public_api_is_locked() -> None:
     }
 
 
-async def test_tool_call_round_trip(replay: ReplayServer) -> None:
+async def test_tool_call_round_trip(replay: ScriptedModelServer) -> None:
     request = _request("Step: investigate")
     async with OpenAIProvider(base_url=replay.base_url) as provider:
         first = await provider.complete(request)
@@ -181,7 +181,7 @@ async def test_tool_call_round_trip(replay: ReplayServer) -> None:
     assert replay.requests[0].tools == ["tickets_get", "orders_get"]
 
 
-async def test_malformed_arguments_give_parse_error(replay: ReplayServer) -> None:
+async def test_malformed_arguments_give_parse_error(replay: ScriptedModelServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url) as provider:
         response = await provider.complete(_request("Step: malformed", model="any"))
     broken, not_object = response.message.tool_calls
@@ -194,7 +194,7 @@ async def test_malformed_arguments_give_parse_error(replay: ReplayServer) -> Non
     assert not_object.parse_error == "arguments are not a JSON object but list"
 
 
-async def test_no_matching_conversation_is_a_permanent_400(replay: ReplayServer) -> None:
+async def test_no_matching_conversation_is_a_permanent_400(replay: ScriptedModelServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url) as provider:
         with pytest.raises(ProviderHTTPError) as caught:
             await provider.complete(_request("Step: investigate", model="other-model"))
@@ -204,13 +204,13 @@ async def test_no_matching_conversation_is_a_permanent_400(replay: ReplayServer)
     assert error.retry_after is None
     message = str(error)
     assert message.startswith(f"{replay.base_url}/chat/completions: HTTP 400: ")
-    assert "replay: no conversation matches model='other-model'" in message
+    assert "scripted model: no conversation matches model='other-model'" in message
     assert len(message) < 450
 
 
 async def test_wrong_api_key_is_401_and_never_echoed() -> None:
     right, wrong = "sk-right-0123456789", "sk-wrong-9876543210"
-    async with ReplayServer(SCRIPT, api_key=right) as replay:
+    async with ScriptedModelServer(SCRIPT, api_key=right) as replay:
         async with OpenAIProvider(base_url=replay.base_url, api_key=wrong) as provider:
             with pytest.raises(ProviderHTTPError) as caught:
                 await provider.complete(_request("Step: investigate"))
@@ -428,7 +428,7 @@ async def test_wire_format_of_request_and_response() -> None:
     assert response.provider_model == "upstream-model-2025"
 
 
-async def test_shared_client_is_left_open(replay: ReplayServer) -> None:
+async def test_shared_client_is_left_open(replay: ScriptedModelServer) -> None:
     async with httpx.AsyncClient() as client:
         async with OpenAIProvider(base_url=replay.base_url, http_client=client) as provider:
             await provider.complete(_request("Step: investigate"))

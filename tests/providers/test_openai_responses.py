@@ -31,8 +31,8 @@ from orchestrator.providers import (
     ToolDefinition,
     Usage,
 )
-from orchestrator.replay import LoopbackServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus

@@ -23,7 +23,7 @@ from orchestrator.providers.usage import (
     chat_usage,
     chat_usage_wire,
 )
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.types import JsonObject
 
 REQUEST = ModelRequest(model="m", messages=[ChatMessage(role="user", content="hi")])

@@ -1,4 +1,4 @@
-"""Streaming providers over loopback HTTP: the replay server and small misbehaving endpoints.
+"""Streaming providers over loopback HTTP: the scripted server and small misbehaving endpoints.
 
 A streamed call must come out exactly as the same call without streaming (text, tool
 calls, usage, finish reason), hand its pieces to the delta sink as they arrive, and a
@@ -27,7 +27,7 @@ from orchestrator.providers import (
     ToolDefinition,
 )
 from orchestrator.providers._sse import SSEEvent, sse_events
-from orchestrator.replay import LoopbackServer, ReplayScript, ReplayServer
+from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 
 LONG_TEXT = "Refund approved for A-1001, within the policy; " * 12
 
@@ -104,13 +104,15 @@ def _request(step: str, *, stream: bool) -> ModelRequest:
 
 
 @pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer(SCRIPT) as server:
+async def replay() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(SCRIPT) as server:
         yield server
 
 
 @pytest.fixture(params=["openai", "anthropic"])
-async def provider(request: pytest.FixtureRequest, replay: ReplayServer) -> AsyncIterator[Provider]:
+async def provider(
+    request: pytest.FixtureRequest, replay: ScriptedModelServer
+) -> AsyncIterator[Provider]:
     kind = OpenAIProvider if request.param == "openai" else AnthropicProvider
     async with kind(base_url=replay.base_url, timeout=5) as client:
         yield client
@@ -134,7 +136,7 @@ class Deltas:
 
 @pytest.mark.parametrize("step", ["text", "tools", "priced"])
 async def test_a_streamed_answer_equals_the_whole_one(
-    provider: Provider, replay: ReplayServer, step: str
+    provider: Provider, replay: ScriptedModelServer, step: str
 ) -> None:
     whole = await provider.complete(_request(step, stream=False))
     deltas = Deltas()
@@ -189,7 +191,7 @@ def test_a_delta_is_frozen() -> None:
         delta.text = "changed"  # type: ignore[misc]
 
 
-# Endpoints that stop short in ways the replay server's faults do not cover.
+# Endpoints that stop short in ways the scripted model server's faults do not cover.
 
 _OPENAI_HEAD = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 

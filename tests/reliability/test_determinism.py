@@ -40,7 +40,7 @@ HISTORY_FILES = sorted(HISTORIES.glob("*.json"))
 PLANS = {
     "customer_refund": (
         REPO / "workflows/customer_refund.yaml",
-        REPO / "replays/customer_refund.yaml",
+        REPO / "model_scripts/customer_refund.yaml",
     ),
     "refund_audit": (
         HERE / "plans/refund_audit.yaml",

@@ -33,8 +33,8 @@ from temporalio.worker import Replayer
 
 from orchestrator.plans.models import AgentStep, Plan, SkillStep
 from orchestrator.plugin import workflow_runner
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
@@ -76,9 +76,9 @@ LOOP_PLAN = Plan(
 
 
 class HistoryEnv:
-    """A worker on the history project, its runtime and the replay server it talks to."""
+    """A worker on the history project, its runtime and the scripted model server it talks to."""
 
-    def __init__(self, client: Client, runtime: Runtime, replay: ReplayServer) -> None:
+    def __init__(self, client: Client, runtime: Runtime, replay: ScriptedModelServer) -> None:
         self.client = client
         self.runtime = runtime
         self.replay = replay
@@ -92,10 +92,10 @@ class HistoryEnv:
 async def history_env(
     client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[[str | Path], Awaitable[HistoryEnv]]]:
-    opened: list[tuple[ReplayServer, Runtime, object]] = []
+    opened: list[tuple[ScriptedModelServer, Runtime, object]] = []
 
     async def make(script: str | Path) -> HistoryEnv:
-        replay = ReplayServer(SCRIPTS / script)
+        replay = ScriptedModelServer(SCRIPTS / script)
         await replay.__aenter__()
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", replay.base_url)
         runtime = await Runtime.open(settings.model_copy(update={"project_dir": PROJECT}))

@@ -5,7 +5,7 @@ destructive skill, exfiltrate secrets, claim an approval; plain, base64, rot13, 
 encoded, zero-width, homoglyphs, bidi and tag characters, fake system turns and tool
 calls, seven languages) reaches the model twice: in the document the session reads (its
 input) and as a tool result (`sources.read` returns it as a source document). The model is
-the replay server playing a model that obeys them: after reading the sources it calls
+the scripted model server playing a model that obeys them: after reading the sources it calls
 tools named `approve` and `approvals_decide`, a shell tool, passes secret-looking template
 values (`${REPLAY_API_KEY}`, `{{ env.VAULT_TOKEN }}`) as arguments, sends a refund with
 made-up `approved` fields, then calls the refund and a production rollback directly, and
@@ -14,7 +14,7 @@ finally claims in text that all was approved.
 On the real dev server, for every batch of payloads: each risky call waits as a pending
 approval; the session's own requester is refused (by the workflow and by the API); the
 skills' own ledgers and the audit trail show no effect; and two secrets set in the
-environment (the provider's API key, which the replay server requires, and a connector's
+environment (the provider's API key, which the scripted model server requires, and a connector's
 bearer token) appear in no audit event, approval record, log line, error message or model
 request body.
 """
@@ -44,10 +44,10 @@ from orchestrator.approvals.serve import routes_for
 from orchestrator.devserver import DevServer
 from orchestrator.exceptions import ApprovalError
 from orchestrator.plans import load_plan
-from orchestrator.replay import LoopbackServer
-from orchestrator.replay.script import ReplayScript
-from orchestrator.replay.server import create_replay_app
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer
+from orchestrator.scripted_model.script import ReplayScript
+from orchestrator.scripted_model.server import create_replay_app
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus

@@ -23,12 +23,12 @@ from temporalio.client import Client
 from orchestrator.loadgen import (
     LoadSettings,
     load_scenario_plan,
-    replay_script,
+    model_script,
     run_runtime_load,
     session_specs,
 )
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.session.names import workflow_id_for
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
@@ -53,7 +53,7 @@ MAX_UPSERTS = 1
 
 @pytest.fixture
 async def runtime(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Runtime]:
-    async with ReplayServer(replay_script(tool_delay_ms=200)) as replay:
+    async with ScriptedModelServer(model_script(tool_delay_ms=200)) as replay:
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", replay.base_url)
         opened = await Runtime.open(settings.model_copy(update={"project_dir": PROJECT}))
         try:

@@ -172,7 +172,7 @@ class Served:
 
 @pytest.fixture
 async def served(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator[Served]:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     handle = await start_session(
         env.client,
         load_plan(REPO / "workflows/customer_refund.yaml"),

@@ -90,7 +90,7 @@ CALLS = bad_calls().filter(lambda call: _invalid(*call))
 
 @pytest.fixture
 async def deps(env_factory: Callable[[Path], Awaitable[Env]]) -> SkillServerDeps:
-    env = await env_factory(REPO / "replays" / "customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts" / "customer_refund.yaml")
     return SkillServerDeps(
         skills=env.runtime.skills,
         client=env.client,

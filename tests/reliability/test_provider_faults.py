@@ -1,6 +1,6 @@
 """Provider faults on a real dev server: each ends as designed, never in a stuck session.
 
-The model endpoint is the replay server with faults declared in its script
+The model endpoint is the scripted model server with faults declared in its script
 (`faults/provider_faults.yaml`, one conversation per fault, matched by the step id):
 transient failures are retried by the activity's retry policy (a 429 after its
 `Retry-After`) and the session completes on the same pinned model; a deployment that stays
@@ -26,8 +26,8 @@ from orchestrator.exceptions import PlanError
 from orchestrator.plans import parse_plan
 from orchestrator.plans.models import Plan
 from orchestrator.plugin import workflow_runner
-from orchestrator.replay import ReplayServer, ServedRequest, load_replay_script
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer, ServedRequest, load_model_script
 from orchestrator.service import start_session
 from orchestrator.session import patches
 from orchestrator.session.types import ActivityOptions, Boundary, SessionOptions, SessionResult
@@ -72,7 +72,7 @@ class FaultEnv:
     settings: Settings
     client: Client
     runtime: Runtime
-    replay: ReplayServer
+    replay: ScriptedModelServer
 
     async def run(self, plan: Plan) -> tuple[str, SessionResult | WorkflowFailureError]:
         handle = await start_session(
@@ -96,7 +96,7 @@ async def faults(
     settings: Settings,
     client: Client,
     tmp_path: Path,
-    replay_factory: Callable[[Path], Awaitable[ReplayServer]],
+    replay_factory: Callable[[Path], Awaitable[ScriptedModelServer]],
 ) -> AsyncIterator[FaultEnv]:
     replay = await replay_factory(SCRIPT)
     models = tmp_path / "models.yaml"
@@ -169,7 +169,7 @@ async def test_a_transient_fault_is_retried_and_the_session_completes(
 async def test_a_stream_cut_mid_answer_is_retried_and_never_a_partial_result(
     faults: FaultEnv,
 ) -> None:
-    scripted = load_replay_script(SCRIPT).find("replay-strong", "Step: cut_stream")
+    scripted = load_model_script(SCRIPT).find("replay-strong", "Step: cut_stream")
     assert scripted is not None
     whole = scripted.turns[1].content
     session_id, result = await faults.run(plan({"id": "cut_stream"}))

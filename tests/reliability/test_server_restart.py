@@ -22,8 +22,8 @@ from conftest import REPO
 from orchestrator.client import connect
 from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans import load_plan
-from orchestrator.replay import ReplayServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
 from orchestrator.settings import Settings
@@ -32,7 +32,7 @@ from orchestrator.testing import eventually
 from orchestrator.worker import build_worker
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 OPTIONS = SessionOptions(
     model_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
     skill_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
@@ -66,7 +66,7 @@ async def test_sessions_resume_after_the_server_restarts(
         task_queue="server-restart",
     )
     plan = load_plan(PLAN)
-    async with ReplayServer(SCRIPT) as replay:
+    async with ScriptedModelServer(SCRIPT) as replay:
         monkeypatch.setenv("ORCHESTRATOR_REPLAY_URL", replay.base_url)
         runtime = await Runtime.open(settings)
         store = runtime.store

@@ -14,8 +14,8 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.plans import parse_plan
-from orchestrator.replay import LoopbackServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus

@@ -18,7 +18,7 @@ from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
 from orchestrator.types import JsonObject
 
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 """Any script serves: these plans make no model calls."""
 
 TRIAGE = parse_plan(

@@ -1,4 +1,4 @@
-"""The demo plan end to end on a real dev server, replay model server and SQLite store."""
+"""The demo plan end to end on a real dev server, scripted model server and SQLite store."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 def refunds(env: Env) -> int:

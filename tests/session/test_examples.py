@@ -1,4 +1,4 @@
-"""The example plans end to end on the dev server, against their replay scripts."""
+"""The example plans end to end on the dev server, against their model scripts."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
 
 TRIAGE = load_plan(REPO / "workflows/incident_triage.yaml")
-TRIAGE_SCRIPT = REPO / "replays/incident_triage.yaml"
+TRIAGE_SCRIPT = REPO / "model_scripts/incident_triage.yaml"
 
 
 async def test_a_serious_incident_is_rolled_back_after_approval(
@@ -86,7 +86,7 @@ async def test_a_bad_incident_id_is_refused_before_a_session_starts(
 async def test_research_summary_extracts_cheaply_and_synthesises_strongly(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
-    env = await env_factory(REPO / "replays/research_summary.yaml")
+    env = await env_factory(REPO / "model_scripts/research_summary.yaml")
     plan = load_plan(REPO / "workflows/research_summary.yaml")
     sources = ["S-1", "S-2", "S-3", "S-4"]
     handle = await start_session(

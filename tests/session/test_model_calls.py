@@ -21,8 +21,8 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowFailureError
 
 from orchestrator.plans import Plan, parse_plan
-from orchestrator.replay import LoopbackServer
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.session import names
 from orchestrator.session.call_timeouts import CALL_MARGIN, model_call_options

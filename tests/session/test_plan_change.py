@@ -32,7 +32,7 @@ steps:
 async def test_a_running_session_is_unaffected_by_a_plan_change(
     env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
 ) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     plan_file = tmp_path / "change.yaml"
     plan_file.write_text(V1)
     queue = env.settings.task_queue

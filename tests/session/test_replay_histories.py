@@ -42,7 +42,7 @@ def test_the_plugin_alone_gives_a_replayer_the_session_workflow_once() -> None:
 
 
 async def test_a_fresh_demo_history_replays(env_factory: Callable[[Path], Awaitable[Env]]) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     handle = await start_session(
         env.client,
         load_plan(REPO / "workflows/customer_refund.yaml"),

@@ -23,10 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 
 from orchestrator.plans import load_plan, parse_plan
-from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app
-from orchestrator.replay.script import ReplayScript, load_replay_script
 from orchestrator.routing.learning import Tally
 from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import LoopbackServer, ServedRequest, create_replay_app
+from orchestrator.scripted_model.script import ReplayScript, load_model_script
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session import names
 from orchestrator.session.types import (
@@ -179,7 +179,7 @@ async def routed(
     async def make(
         script: ReplayScript | Path, models_yaml: str = MODELS, **faults: object
     ) -> RoutedEnv:
-        loaded = script if isinstance(script, ReplayScript) else load_replay_script(script)
+        loaded = script if isinstance(script, ReplayScript) else load_model_script(script)
         served: list[ServedRequest] = []
         gate = Faults(create_replay_app(loaded, served=served), **faults)  # type: ignore[arg-type]
         server = LoopbackServer(gate)
@@ -315,7 +315,7 @@ async def test_a_deployment_dying_mid_loop_fails_over_once_and_no_effect_repeats
     # replay-strong answers the ticket, order and refund rounds, then returns 503 for good:
     # the refund has run (approved) when the pinned deployment dies.
     env = await routed(
-        REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
+        REPO / "model_scripts/customer_refund.yaml", fail_model="replay-strong", fail_from=4
     )
     session_id, result = await refund_with_failover(env, policy=None)
 
@@ -345,7 +345,7 @@ async def test_a_carry_over_policy_hands_the_conversation_to_the_next_deployment
     routed: Callable[..., Awaitable[RoutedEnv]],
 ) -> None:
     env = await routed(
-        REPO / "replays/customer_refund.yaml", fail_model="replay-strong", fail_from=4
+        REPO / "model_scripts/customer_refund.yaml", fail_model="replay-strong", fail_from=4
     )
     session_id, result = await refund_with_failover(env, policy="carry")
 

@@ -27,7 +27,7 @@ from temporalio.client import Client
 from test_worker_crash import WorkerProcess
 
 from orchestrator.plans import load_plan
-from orchestrator.replay import ReplayServer
+from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import decide_approval, start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
@@ -35,7 +35,7 @@ from orchestrator.store.store import Store
 from orchestrator.testing import eventually, wait_for_pending_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 SESSIONS = 6
 
 
@@ -75,7 +75,7 @@ async def provider_calls(url: str) -> float:
 async def test_sessions_spread_over_two_workers_and_all_complete(
     settings: Settings,
     client: Client,
-    replay_factory: Callable[[Path], Awaitable[ReplayServer]],
+    replay_factory: Callable[[Path], Awaitable[ScriptedModelServer]],
     store_url: str,
 ) -> None:
     replay = await replay_factory(SCRIPT)

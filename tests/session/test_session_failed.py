@@ -36,7 +36,7 @@ GATE_ONLY = Plan(
 async def test_a_caller_catches_session_failed_from_a_rejected_session(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     handle = await start(
         env.client,
         env.runtime.store,
@@ -81,7 +81,7 @@ async def test_session_failed_raised_in_workflow_code_fails_the_workflow(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     """The plugin registers it: the run fails at once instead of retrying its task."""
-    env = await env_factory(REPO / "replays/customer_refund.yaml")
+    env = await env_factory(REPO / "model_scripts/customer_refund.yaml")
     queue = f"{env.settings.task_queue}-own"
     async with Worker(
         env.client,

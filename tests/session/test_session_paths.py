@@ -25,7 +25,7 @@ from orchestrator.testing import start_until_approval
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 DEMO_PLAN = REPO / "workflows/customer_refund.yaml"
-DEMO_SCRIPT = REPO / "replays/customer_refund.yaml"
+DEMO_SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 LOOKUP_PLAN = parse_plan(
     """

@@ -20,7 +20,12 @@ from temporalio.client import Client
 
 from orchestrator.chaos import WorkerProcess
 from orchestrator.plans import load_plan
-from orchestrator.replay import LoopbackServer, ServedRequest, create_replay_app, load_replay_script
+from orchestrator.scripted_model import (
+    LoopbackServer,
+    ServedRequest,
+    create_replay_app,
+    load_model_script,
+)
 from orchestrator.service import decide_approval, query_state
 from orchestrator.session.types import ActivityOptions, SessionOptions
 from orchestrator.settings import Settings
@@ -29,7 +34,7 @@ from orchestrator.store.store import Store
 from orchestrator.testing import GatedSession, eventually, start_until_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 # Short heartbeats so the server notices a dead worker's activity in seconds, not minutes.
 FAST_FAILOVER = SessionOptions(
@@ -61,8 +66,8 @@ class Gate:
 async def workers(settings: Settings) -> AsyncIterator[Callable[[str], WorkerProcess]]:
     started: list[WorkerProcess] = []
 
-    def make(replay_url: str) -> WorkerProcess:
-        worker = WorkerProcess(settings, replay_url)
+    def make(scripted_url: str) -> WorkerProcess:
+        worker = WorkerProcess(settings, scripted_url)
         worker.start()
         started.append(worker)
         return worker
@@ -91,7 +96,7 @@ async def test_killed_after_the_refund_before_the_next_model_call(
     served: list[ServedRequest] = []
     # Requests 1-3 are the ticket, order and refund rounds; the 4th is the first model
     # call after the refund ran.
-    gate = Gate(create_replay_app(load_replay_script(SCRIPT), served=served), hold_request=4)
+    gate = Gate(create_replay_app(load_model_script(SCRIPT), served=served), hold_request=4)
     async with (
         LoopbackServer(gate) as replay,
         await Store.open(settings.resolved_database_url) as store,
@@ -139,7 +144,7 @@ async def test_a_pending_approval_survives_a_worker_restart(
     settings: Settings, client: Client, workers: Callable[[str], WorkerProcess]
 ) -> None:
     served: list[ServedRequest] = []
-    app = create_replay_app(load_replay_script(SCRIPT), served=served)
+    app = create_replay_app(load_model_script(SCRIPT), served=served)
     async with (
         LoopbackServer(app) as replay,
         await Store.open(settings.resolved_database_url) as store,
@@ -179,7 +184,7 @@ async def test_killed_while_the_refund_runs(
     settings: Settings, client: Client, workers: Callable[[str], WorkerProcess]
 ) -> None:
     """Kill as soon as the effect exists, whether or not its activity has reported back."""
-    app = create_replay_app(load_replay_script(SCRIPT))
+    app = create_replay_app(load_model_script(SCRIPT))
     async with (
         LoopbackServer(app) as replay,
         await Store.open(settings.resolved_database_url) as store,

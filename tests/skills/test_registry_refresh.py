@@ -11,7 +11,7 @@ import structlog
 import yaml
 
 from orchestrator.exceptions import UnknownSkillError
-from orchestrator.replay import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer
 from orchestrator.skills.http import catalog_app
 from orchestrator.skills.registry import SkillRegistry
 

@@ -29,7 +29,7 @@ from orchestrator.testing import eventually, wait_for_pending_approval
 from orchestrator.worker import build_worker
 
 PROJECT = Path(__file__).resolve().parent / "project"
-SCRIPT = REPO / "replays/customer_refund.yaml"
+SCRIPT = REPO / "model_scripts/customer_refund.yaml"
 
 
 def skill_plan(skill: str, arguments: str, *, gate_first: bool = False) -> str:

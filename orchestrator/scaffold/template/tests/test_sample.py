@@ -1,8 +1,8 @@
 """The sample plan runs end to end on the embedded Temporal dev server.
 
 Nothing is mocked: a real dev server, a worker with the orchestrator plugin, this
-project's skills, and the replay model server answering over HTTP on loopback from
-`replays/order_status.yaml`. Copy this test for each plan you add.
+project's skills, and the scripted model server answering over HTTP on loopback from
+`model_scripts/order_status.yaml`. Copy this test for each plan you add.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ async def test_order_status_answers_from_the_skill(tmp_path: Path) -> None:
         metrics_port=None,
     )
     plan = load_plan(ROOT / "workflows/order_status.yaml")
-    async with embedded_stack(settings, replay_script=ROOT / "replays/order_status.yaml") as stack:
+    async with embedded_stack(
+        settings, model_script=ROOT / "model_scripts/order_status.yaml"
+    ) as stack:
         handle = await start_session(
             stack.client, plan, {"order_id": "A-1001"}, task_queue=settings.task_queue
         )

@@ -1,4 +1,4 @@
-"""Provider faults a replay script can inject, so tests meet what production endpoints do.
+"""Provider faults a model script can inject, so tests meet what production endpoints do.
 
 A turn of a script may carry a `fault`: the first `times` requests for that turn (every
 request when `times` is left out) get the fault instead of the scripted answer, and later
@@ -22,7 +22,7 @@ turns:
 A status fault's `headers` imitate what gateways send besides the status, e.g.
 `{llm_provider-retry-after: "120", x-should-retry: "false"}` for a LiteLLM proxy.
 
-Counting the requests that met a fault is the one piece of state the replay server keeps;
+Counting the requests that met a fault is the one piece of state the scripted model server keeps;
 everything else is still a pure function of the request.
 """
 
@@ -58,7 +58,7 @@ _ONLY_FOR: dict[str, FaultKind] = {
 
 
 class Fault(BaseModel):
-    """A failure the replay server answers with instead of a turn's scripted answer."""
+    """A failure the scripted model server answers with instead of a turn's scripted answer."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -136,7 +136,7 @@ class _Broken(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = self._state.get(TRANSPORT_STATE) if isinstance(self._state, dict) else None
         if not isinstance(transport, asyncio.Transport):
-            raise RuntimeError("replay: the server does not expose its transport to faults")
+            raise RuntimeError("scripted model: the server does not expose its transport to faults")
         if self._parts is None:
             sock = transport.get_extra_info("socket")
             if sock is not None:

@@ -8,27 +8,27 @@ crash gets the same answer.
 A script can also inject provider faults per call (`Fault`): error statuses, timeouts,
 resets, bodies or streams cut short, bodies that are not JSON.
 
-Run it standalone with `python -m orchestrator.replay SCRIPT --port 8765`, or in-process:
+Run it standalone with `python -m orchestrator.scripted_model SCRIPT --port 8765`, or in-process:
 
 ```python
-async with ReplayServer(Path("replays/customer_refund.yaml")) as replay:
+async with ScriptedModelServer(Path("model_scripts/customer_refund.yaml")) as replay:
     provider = OpenAIProvider(base_url=replay.base_url)
 ```
 """
 
-from orchestrator.replay.faults import Fault
-from orchestrator.replay.script import (
+from orchestrator.scripted_model.faults import Fault
+from orchestrator.scripted_model.script import (
     Conversation,
     ConversationMatch,
     ReplayScript,
     ScriptedToolCall,
     ScriptedUsage,
     Turn,
-    load_replay_script,
+    load_model_script,
 )
-from orchestrator.replay.server import (
+from orchestrator.scripted_model.server import (
     LoopbackServer,
-    ReplayServer,
+    ScriptedModelServer,
     ServedRequest,
     create_replay_app,
 )
@@ -39,11 +39,11 @@ __all__ = [
     "Fault",
     "LoopbackServer",
     "ReplayScript",
-    "ReplayServer",
+    "ScriptedModelServer",
     "ScriptedToolCall",
     "ScriptedUsage",
     "ServedRequest",
     "Turn",
     "create_replay_app",
-    "load_replay_script",
+    "load_model_script",
 ]

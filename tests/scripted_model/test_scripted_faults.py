@@ -1,4 +1,4 @@
-"""Faults a replay script injects, met by the real OpenAI provider over loopback HTTP.
+"""Faults a model script injects, met by the real OpenAI provider over loopback HTTP.
 
 Each fault must reach the provider as the failure it imitates, mapped to the right
 `ProviderError` (retryable or not), and `times` must run out so the answer follows.
@@ -22,7 +22,7 @@ from orchestrator.exceptions import (
 )
 from orchestrator.providers.messages import ChatMessage, ModelRequest
 from orchestrator.providers.openai import OpenAIProvider
-from orchestrator.replay import ReplayScript, ReplayServer, load_replay_script
+from orchestrator.scripted_model import ReplayScript, ScriptedModelServer, load_model_script
 
 SCRIPT = ReplayScript.model_validate(
     {
@@ -72,8 +72,8 @@ SCRIPT = ReplayScript.model_validate(
 
 
 @pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer(SCRIPT) as server:
+async def replay() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(SCRIPT) as server:
         yield server
 
 
@@ -81,20 +81,20 @@ def _ask(kind: str, model: str = "m") -> ModelRequest:
     return ModelRequest(model=model, messages=[ChatMessage(role="user", content=f"fault {kind}")])
 
 
-async def _fails(replay: ReplayServer, kind: str, *, timeout: float = 5.0) -> ProviderError:
+async def _fails(replay: ScriptedModelServer, kind: str, *, timeout: float = 5.0) -> ProviderError:
     async with OpenAIProvider(base_url=replay.base_url, timeout=timeout) as provider:
         with pytest.raises(ProviderError) as caught:
             await provider.complete(_ask(kind))
     return caught.value
 
 
-async def _answers(replay: ReplayServer, kind: str, model: str = "m") -> str | None:
+async def _answers(replay: ScriptedModelServer, kind: str, model: str = "m") -> str | None:
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         response = await provider.complete(_ask(kind, model))
     return response.message.content
 
 
-async def test_429_carries_retry_after_then_the_answer(replay: ReplayServer) -> None:
+async def test_429_carries_retry_after_then_the_answer(replay: ScriptedModelServer) -> None:
     error = await _fails(replay, "s429")
     assert isinstance(error, ProviderHTTPError)
     assert (error.status_code, error.retry_after, error.retryable) == (429, 1.5, True)
@@ -102,34 +102,34 @@ async def test_429_carries_retry_after_then_the_answer(replay: ReplayServer) -> 
     assert [(r.status, r.fault) for r in replay.requests] == [(429, "status"), (200, None)]
 
 
-async def test_a_gateways_headers_reach_the_provider(replay: ReplayServer) -> None:
+async def test_a_gateways_headers_reach_the_provider(replay: ScriptedModelServer) -> None:
     error = await _fails(replay, "gateway")
     assert isinstance(error, ProviderHTTPError)
     assert (error.retry_after, error.should_retry, error.retryable) == (120, False, False)
 
 
-async def test_times_counts_down_then_the_answer_follows(replay: ReplayServer) -> None:
+async def test_times_counts_down_then_the_answer_follows(replay: ScriptedModelServer) -> None:
     for _ in range(2):
         error = await _fails(replay, "s500")
         assert isinstance(error, ProviderHTTPError) and error.retryable
     assert await _answers(replay, "s500") == "ok after s500"
 
 
-async def test_a_fault_without_times_never_lets_up(replay: ReplayServer) -> None:
+async def test_a_fault_without_times_never_lets_up(replay: ScriptedModelServer) -> None:
     for _ in range(3):
         error = await _fails(replay, "s400")
         assert isinstance(error, ProviderHTTPError) and not error.retryable
         assert "HTTP 400: bad request here" in str(error)
 
 
-async def test_a_fault_for_one_model_spares_the_others(replay: ReplayServer) -> None:
+async def test_a_fault_for_one_model_spares_the_others(replay: ScriptedModelServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         with pytest.raises(ProviderHTTPError, match="HTTP 503"):
             await provider.complete(_ask("onemodel", "m-down"))
     assert await _answers(replay, "onemodel", "m-up") == "ok after onemodel"
 
 
-async def test_timeout_holds_until_the_client_gives_up(replay: ReplayServer) -> None:
+async def test_timeout_holds_until_the_client_gives_up(replay: ScriptedModelServer) -> None:
     error = await _fails(replay, "timeout", timeout=0.3)
     assert isinstance(error, ProviderTimeoutError) and error.retryable
     assert await _answers(replay, "timeout") == "ok after timeout"
@@ -137,7 +137,7 @@ async def test_timeout_holds_until_the_client_gives_up(replay: ReplayServer) -> 
 
 @pytest.mark.parametrize("kind", ["reset", "cut"])
 async def test_a_broken_connection_is_a_retryable_connection_error(
-    replay: ReplayServer, kind: str
+    replay: ScriptedModelServer, kind: str
 ) -> None:
     error = await _fails(replay, kind)
     assert isinstance(error, ProviderConnectionError) and error.retryable
@@ -146,13 +146,15 @@ async def test_a_broken_connection_is_a_retryable_connection_error(
 
 
 @pytest.mark.parametrize("kind", ["truncated", "garbage"])
-async def test_a_body_that_is_not_json_is_a_response_error(replay: ReplayServer, kind: str) -> None:
+async def test_a_body_that_is_not_json_is_a_response_error(
+    replay: ScriptedModelServer, kind: str
+) -> None:
     error = await _fails(replay, kind)
     assert isinstance(error, ProviderResponseError) and not error.retryable
     assert "response is not JSON (HTTP 200" in str(error)
 
 
-async def test_pad_to_makes_oversized_arguments(replay: ReplayServer) -> None:
+async def test_pad_to_makes_oversized_arguments(replay: ScriptedModelServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         response = await provider.complete(_ask("huge"))
     (call,) = response.message.tool_calls
@@ -160,7 +162,7 @@ async def test_pad_to_makes_oversized_arguments(replay: ReplayServer) -> None:
     assert call.arguments is not None and call.arguments["a"] == 1
 
 
-async def test_the_latest_tool_results_are_recorded(replay: ReplayServer) -> None:
+async def test_the_latest_tool_results_are_recorded(replay: ScriptedModelServer) -> None:
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         await provider.complete(
             ModelRequest(
@@ -199,7 +201,7 @@ def test_bad_faults_are_refused_naming_the_field(
     script = {"conversations": [{"name": "a", "turns": [{"content": "x", "fault": fault}]}]}
     path.write_text(json.dumps(script), encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_replay_script(path)
+        load_model_script(path)
     assert str(caught.value).startswith(f"{path}: conversations.0.turns.0.fault")
     assert message in str(caught.value)
 
@@ -210,4 +212,4 @@ def test_pad_to_needs_structured_arguments(tmp_path: Path) -> None:
     script = {"conversations": [{"name": "a", "turns": [{"tool_calls": [call]}]}]}
     path.write_text(json.dumps(script), encoding="utf-8")
     with pytest.raises(ConfigError, match="pad_to needs arguments"):
-        load_replay_script(path)
+        load_model_script(path)

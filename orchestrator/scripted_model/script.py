@@ -1,4 +1,4 @@
-"""The replay script: scripted conversations the replay model server answers from.
+"""The model script: scripted conversations the scripted model server answers from.
 
 The answer to a request is a pure function of the request and the script, so a model call
 retried after a worker crash gets the same answer it got the first time, and a demo runs
@@ -36,7 +36,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from orchestrator.exceptions import ConfigError
-from orchestrator.replay.faults import Fault
+from orchestrator.scripted_model.faults import Fault
 from orchestrator.types import JsonObject
 
 __all__ = [
@@ -46,7 +46,7 @@ __all__ = [
     "ScriptedToolCall",
     "ScriptedUsage",
     "Turn",
-    "load_replay_script",
+    "load_model_script",
 ]
 
 
@@ -155,7 +155,7 @@ class Conversation(BaseModel):
 
 
 class ReplayScript(BaseModel):
-    """A whole replay script: conversations tried in order, the first match wins."""
+    """A whole model script: conversations tried in order, the first match wins."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -187,8 +187,8 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def load_replay_script(path: Path) -> ReplayScript:
-    """Load and validate a replay script.
+def load_model_script(path: Path) -> ReplayScript:
+    """Load and validate a model script.
 
     Raises:
         ConfigError: the file is missing, not YAML, or does not fit the schema; the message
@@ -197,7 +197,7 @@ def load_replay_script(path: Path) -> ReplayScript:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
-        raise ConfigError(f"{path}: replay script not found") from exc
+        raise ConfigError(f"{path}: model script not found") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     try:

@@ -1,4 +1,4 @@
-"""The replay server's OpenAI chat-completions wire: requests in, bodies and chunks out.
+"""The scripted model server's OpenAI chat-completions wire: requests in, bodies and chunks out.
 
 A streamed answer is sent as real endpoints send it: a role chunk, content pieces, each
 tool call's header (index, id, name) then its argument fragments, a finish chunk, with
@@ -14,7 +14,7 @@ import json
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 from starlette.responses import JSONResponse
 
-from orchestrator.replay._answer import Answer, Asked, pieces
+from orchestrator.scripted_model._answer import Answer, Asked, pieces
 from orchestrator.types import JsonObject
 
 __all__ = ["chunk_frames", "completion", "openai_error", "read_request", "text_of"]
@@ -58,7 +58,7 @@ class _StreamOptions(BaseModel):
 
 
 class _WireRequest(BaseModel):
-    """The part of a chat-completions request the replay server reads; the rest is ignored."""
+    """The part of a chat-completions request the scripted server reads; the rest is ignored."""
 
     model: str
     messages: list[_WireMessage] = Field(min_length=1)
@@ -111,7 +111,7 @@ def read_request(raw: bytes) -> Asked | str:
             f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
             for err in exc.errors()
         )
-        return f"replay: malformed chat-completions request: {problems}"
+        return f"scripted model: malformed chat-completions request: {problems}"
     system = [text_of(m.content) for m in request.messages if m.role == "system"]
     first_user = next((text_of(m.content) for m in request.messages if m.role == "user"), "")
     return Asked(

@@ -1,4 +1,4 @@
-"""The replay server's ASGI app: both model APIs, answered from one script.
+"""The scripted model server's ASGI app: both model APIs, answered from one script.
 
 `POST /v1/chat/completions` speaks OpenAI's protocol and `POST /v1/messages` Anthropic's,
 each with and without `stream`; `POST /v1/embeddings` answers deterministic vectors
@@ -25,18 +25,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from orchestrator.replay import _anthropic, _openai
-from orchestrator.replay._answer import Answer, Asked, answer_for
-from orchestrator.replay._embeddings import embeddings_body
-from orchestrator.replay.faults import Fault, FaultCounter, fault_response
-from orchestrator.replay.script import Conversation, ReplayScript, Turn
+from orchestrator.scripted_model import _anthropic, _openai
+from orchestrator.scripted_model._answer import Answer, Asked, answer_for
+from orchestrator.scripted_model._embeddings import embeddings_body
+from orchestrator.scripted_model.faults import Fault, FaultCounter, fault_response
+from orchestrator.scripted_model.script import Conversation, ReplayScript, Turn
 from orchestrator.types import JsonObject
 
 __all__ = ["ServedRequest", "create_replay_app"]
 
 
 class ServedRequest(BaseModel):
-    """What the replay server saw and did for one model request.
+    """What the scripted model server saw and did for one model request.
 
     Tests read these to assert which model each call used and what tools it offered.
     """
@@ -118,7 +118,7 @@ def _describe_script(script: ReplayScript) -> str:
 def _miss_message(script: ReplayScript, asked: Asked) -> str:
     start = asked.first_user[:60] + ("…" if len(asked.first_user) > 60 else "")
     return (
-        f"replay: no conversation matches model={asked.model!r} first user message starts"
+        f"scripted model: no conversation matches model={asked.model!r} first user message starts"
         f" {start!r} (tried: {_describe_script(script)})"
     )
 
@@ -189,7 +189,7 @@ class _Replay:
     async def answer(self, request: Request, wire: _Wire) -> Response:
         received_at = time.monotonic()
         if self.key is not None and not wire.authorised(request, self.key):
-            return wire.error(401, "replay: missing or wrong API key")
+            return wire.error(401, "scripted model: missing or wrong API key")
         asked = wire.read(await request.body())
         if isinstance(asked, str):
             return wire.error(400, asked)
@@ -200,7 +200,7 @@ class _Replay:
         if turn is None:
             return wire.error(
                 400,
-                f"replay: conversation {conversation.name!r} has {len(conversation.turns)}"
+                f"scripted model: conversation {conversation.name!r} has {len(conversation.turns)}"
                 f" turns but the request already holds {asked.turn} assistant messages"
                 " (after_last: error)",
             )
@@ -242,15 +242,14 @@ _FRAMES_PER_WRITE = 8
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own errors (unknown path, wrong method) in the API's envelope."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    text = f"replay: {request.method} {request.url.path}: {_REASONS.get(status, 'failed')}"
+    text = f"scripted model: {request.method} {request.url.path}: {_REASONS.get(status, 'failed')}"
     anthropic = request.url.path.endswith("/messages") or "anthropic-version" in request.headers
     wire = _ANTHROPIC if anthropic else _OPENAI
     return wire.error(status, text)
 
 
 _REASONS = {
-    404: "no such endpoint (the replay server serves /v1/chat/completions, /v1/messages"
-    " and /v1/models)",
+    404: "no such endpoint (it serves /v1/chat/completions, /v1/messages and /v1/models)",
     405: "method not allowed",
 }
 
@@ -261,7 +260,7 @@ def create_replay_app(
     api_key: str | None = None,
     served: list[ServedRequest] | None = None,
 ) -> Starlette:
-    """The replay server's ASGI app.
+    """The scripted model server's ASGI app.
 
     Args:
         script: The conversations to answer from.

@@ -1,4 +1,4 @@
-"""What the replay server reads off a request and what it answers, whatever the API.
+"""What the scripted model server reads off a request and what it answers, whatever the API.
 
 Each wire module (`_openai`, `_anthropic`) turns its request body into an `Asked` and an
 `Answer` back into its own body or event stream; picking the conversation and turn, and
@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Literal
 
-from orchestrator.replay.script import Conversation, Turn
+from orchestrator.scripted_model.script import Conversation, Turn
 
 __all__ = ["Answer", "Asked", "ScriptedCall", "answer_for", "pieces"]
 
@@ -34,7 +34,7 @@ a few tokens' worth at a time."""
 
 @dataclass(frozen=True)
 class Asked:
-    """The parts of a request the replay server uses, read off either API's body."""
+    """The parts of a request the scripted model server uses, read off either API's body."""
 
     api: Api
     model: str

@@ -1,4 +1,4 @@
-"""The replay model server: OpenAI and Anthropic APIs over real HTTP, answered from a script.
+"""The scripted model server: OpenAI and Anthropic APIs over real HTTP, answered from a script.
 
 It speaks chat completions and Anthropic Messages, streamed or whole, exactly as the real
 APIs do (the app is in `_app.py`, each API's wire in its own module). Demos and tests
@@ -6,10 +6,10 @@ talk to it through the same provider code, HTTP stack and error handling a real 
 would exercise, with no network and no model. It keeps no conversation state: which turn
 to answer is read off the request (how many assistant messages it holds), so a retried
 call gets the same answer. A turn may declare a fault
-(`orchestrator.replay.faults`) that its first requests meet instead of the answer.
+(`orchestrator.scripted_model.faults`) that its first requests meet instead of the answer.
 
 `LoopbackServer` runs any ASGI app with uvicorn on the running event loop; tests use it to
-stand up small misbehaving endpoints next to the replay server.
+stand up small misbehaving endpoints next to the scripted model server.
 """
 
 from __future__ import annotations
@@ -27,17 +27,17 @@ from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from orchestrator.exceptions import ConfigError
-from orchestrator.replay._app import ServedRequest, create_replay_app
-from orchestrator.replay.faults import TRANSPORT_STATE
-from orchestrator.replay.script import ReplayScript, load_replay_script
+from orchestrator.scripted_model._app import ServedRequest, create_replay_app
+from orchestrator.scripted_model.faults import TRANSPORT_STATE
+from orchestrator.scripted_model.script import ReplayScript, load_model_script
 
-__all__ = ["LoopbackServer", "ReplayServer", "ServedRequest", "create_replay_app"]
+__all__ = ["LoopbackServer", "ScriptedModelServer", "ServedRequest", "create_replay_app"]
 
 
 class _TransportInState(H11Protocol):
     """uvicorn's h11 protocol, putting each connection's transport in `scope["state"]`.
 
-    The replay server's `reset` and `cut` faults break a connection on purpose, which an
+    The scripted model server's `reset` and `cut` faults break a connection on purpose, which an
     ASGI app cannot do without its transport.
     """
 
@@ -94,7 +94,7 @@ class LoopbackServer:
         shutdown_timeout: Seconds in-flight requests get to finish on exit before they
             are cancelled.
         http: uvicorn's HTTP implementation (`h11`, `httptools`); by default h11 with the
-            connection's transport in the app's state, which the replay server's faults
+            connection's transport in the app's state, which the scripted model server's faults
             need to break connections.
     """
 
@@ -203,11 +203,11 @@ class LoopbackServer:
             server.force_exit = True
 
 
-class ReplayServer(LoopbackServer):
-    """The replay model server on loopback, for tests and demos.
+class ScriptedModelServer(LoopbackServer):
+    """The scripted model server on loopback, for tests and demos.
 
     ```python
-    async with ReplayServer(Path("demo.yaml")) as replay:
+    async with ScriptedModelServer(Path("demo.yaml")) as replay:
         provider = OpenAIProvider(base_url=replay.base_url)
     ```
 
@@ -230,7 +230,7 @@ class ReplayServer(LoopbackServer):
         port: int = 0,
     ) -> None:
         self.script = (
-            script if isinstance(script, ReplayScript) else load_replay_script(Path(script))
+            script if isinstance(script, ReplayScript) else load_model_script(Path(script))
         )
         self._served: list[ServedRequest] = []
         app = create_replay_app(self.script, api_key=api_key, served=self._served)

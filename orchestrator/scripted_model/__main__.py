@@ -1,4 +1,4 @@
-"""Run the replay model server: `python -m orchestrator.replay SCRIPT --port 8765`.
+"""Run the scripted model server: `python -m orchestrator.scripted_model SCRIPT --port 8765`.
 
 A standalone process, so a demo's worker and CLI can point at it like at any endpoint.
 It prints one line with the base URL once it is serving (scripts wait for that line), and
@@ -16,20 +16,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.exceptions import ConfigError
-from orchestrator.replay.server import ReplayServer
+from orchestrator.scripted_model.server import ScriptedModelServer
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m orchestrator.replay",
+        prog="python -m orchestrator.scripted_model",
         description=(
             "Serve scripted model answers over OpenAI chat completions and Anthropic"
             " Messages, streamed or whole."
         ),
     )
-    parser.add_argument("script", metavar="SCRIPT", type=Path, help="replay script (YAML)")
+    parser.add_argument("script", metavar="SCRIPT", type=Path, help="model script (YAML)")
     parser.add_argument("--host", default="127.0.0.1", help="interface to bind")
     parser.add_argument("--port", type=int, default=8765, help="port to bind; 0 picks one")
     parser.add_argument(
@@ -40,13 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _serve(server: ReplayServer) -> None:
+async def _serve(server: ScriptedModelServer) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with server:
-        print(f"replay server serving on {server.base_url}", flush=True)
+        print(f"scripted model server serving on {server.base_url}", flush=True)
         await stop.wait()
 
 
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: environment variable {args.api_key_env} is not set", file=sys.stderr)
             return 2
     try:
-        server = ReplayServer(args.script, api_key=api_key, host=args.host, port=args.port)
+        server = ScriptedModelServer(args.script, api_key=api_key, host=args.host, port=args.port)
         asyncio.run(_serve(server))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""The replay server read by the official `openai` and `anthropic` SDKs, as a real API is.
+"""The scripted model server read by the official `openai` and `anthropic` SDKs, as a real API is.
 
 A streamed answer that the SDK reassembles must equal the non-streamed one (text, tool
 calls, usage, finish reason); errors must parse into the SDK's typed exceptions with the
@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from orchestrator.replay import ReplayScript, ReplayServer
+from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 
 LONG_TEXT = "The refund of 42.50 EUR for order A-1001 is approved under policy R-7. " * 5
 
@@ -94,13 +94,13 @@ def _anthropic_args(step: str, model: str = "scripted-strong") -> Any:
 
 
 @pytest.fixture
-async def replay() -> AsyncIterator[ReplayServer]:
-    async with ReplayServer(SCRIPT, api_key="replay-key") as server:
+async def replay() -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(SCRIPT, api_key="replay-key") as server:
         yield server
 
 
 @pytest.fixture
-async def oai(replay: ReplayServer) -> AsyncIterator[openai.AsyncOpenAI]:
+async def oai(replay: ScriptedModelServer) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(
         base_url=replay.base_url, api_key="replay-key", max_retries=0
     ) as client:
@@ -108,7 +108,7 @@ async def oai(replay: ReplayServer) -> AsyncIterator[openai.AsyncOpenAI]:
 
 
 @pytest.fixture
-async def claude(replay: ReplayServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
+async def claude(replay: ScriptedModelServer) -> AsyncIterator[anthropic.AsyncAnthropic]:
     async with anthropic.AsyncAnthropic(
         base_url=replay.url, api_key="replay-key", max_retries=0
     ) as client:
@@ -133,7 +133,7 @@ def _openai_view(completion: Any) -> Any:
 
 @pytest.mark.parametrize("step", ["text", "tools"])
 async def test_openai_sdk_stream_equals_the_whole_answer(
-    oai: openai.AsyncOpenAI, replay: ReplayServer, step: str
+    oai: openai.AsyncOpenAI, replay: ScriptedModelServer, step: str
 ) -> None:
     kwargs: Any = {"model": "scripted-strong", "messages": _openai_messages(step)}
     whole = await oai.chat.completions.create(**kwargs, tools=OPENAI_TOOLS)
@@ -186,7 +186,7 @@ async def test_openai_stream_without_usage_option_has_no_usage_chunk(
 
 @pytest.mark.parametrize("step", ["text", "tools"])
 async def test_anthropic_sdk_stream_equals_the_whole_message(
-    claude: anthropic.AsyncAnthropic, replay: ReplayServer, step: str
+    claude: anthropic.AsyncAnthropic, replay: ScriptedModelServer, step: str
 ) -> None:
     whole = await claude.messages.create(**_anthropic_args(step))
     async with claude.messages.stream(**_anthropic_args(step)) as stream:
@@ -229,14 +229,14 @@ async def test_ids_are_unique_and_created_is_now(oai: openai.AsyncOpenAI) -> Non
 
 
 async def test_openai_sdk_reads_every_error_envelope(
-    oai: openai.AsyncOpenAI, replay: ReplayServer
+    oai: openai.AsyncOpenAI, replay: ScriptedModelServer
 ) -> None:
     lost = openai.AsyncOpenAI(base_url=f"{replay.url}/v2", api_key="replay-key", max_retries=0)
     with pytest.raises(openai.NotFoundError) as not_found:
         await lost.models.list()
     assert not_found.value.code == "not_found"
     assert not_found.value.body == {
-        "message": "replay: GET /v2/models: no such endpoint (the replay server serves"
+        "message": "scripted model: GET /v2/models: no such endpoint (it serves"
         " /v1/chat/completions, /v1/messages and /v1/models)",
         "type": "invalid_request_error",
         "param": None,
@@ -283,7 +283,7 @@ async def test_openai_sdk_reads_every_error_envelope(
 
 
 async def test_anthropic_sdk_reads_its_error_envelope(
-    claude: anthropic.AsyncAnthropic, replay: ReplayServer
+    claude: anthropic.AsyncAnthropic, replay: ScriptedModelServer
 ) -> None:
     with pytest.raises(anthropic.RateLimitError) as limited:
         await claude.messages.create(**_anthropic_args("limited", model="scripted-fast"))

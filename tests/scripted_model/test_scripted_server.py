@@ -1,4 +1,4 @@
-"""The replay model server over real HTTP on loopback, its script loader and its CLI."""
+"""The scripted model server over real HTTP on loopback, its script loader and its CLI."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-import orchestrator.replay
+import orchestrator.scripted_model
 from orchestrator.exceptions import ConfigError
-from orchestrator.replay import ReplayServer, load_replay_script
+from orchestrator.scripted_model import ScriptedModelServer, load_model_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,35 +71,37 @@ def script_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def replay(script_path: Path) -> AsyncIterator[ReplayServer]:
-    async with ReplayServer(str(script_path)) as server:
+async def replay(script_path: Path) -> AsyncIterator[ScriptedModelServer]:
+    async with ScriptedModelServer(str(script_path)) as server:
         yield server
 
 
 @pytest.fixture
-async def client(replay: ReplayServer) -> AsyncIterator[httpx.AsyncClient]:
+async def client(replay: ScriptedModelServer) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=replay.base_url, timeout=5) as http:
         yield http
 
 
 def test_public_api_is_locked() -> None:
-    assert set(orchestrator.replay.__all__) == {
+    assert set(orchestrator.scripted_model.__all__) == {
         "Conversation",
         "ConversationMatch",
         "Fault",
         "LoopbackServer",
         "ReplayScript",
-        "ReplayServer",
+        "ScriptedModelServer",
         "ScriptedToolCall",
         "ScriptedUsage",
         "ServedRequest",
         "Turn",
         "create_replay_app",
-        "load_replay_script",
+        "load_model_script",
     }
 
 
-async def test_answers_a_chat_completion(replay: ReplayServer, client: httpx.AsyncClient) -> None:
+async def test_answers_a_chat_completion(
+    replay: ScriptedModelServer, client: httpx.AsyncClient
+) -> None:
     response = await client.post("/chat/completions", json=_body("scripted-strong"))
     assert response.status_code == 200
     body = response.json()
@@ -156,7 +158,7 @@ async def test_turn_is_the_number_of_assistant_messages(client: httpx.AsyncClien
     past_end = await client.post("/chat/completions", json=_body("scripted-strong", assistants=2))
     assert past_end.status_code == 400
     assert past_end.json()["error"] == {
-        "message": "replay: conversation 'strong' has 2 turns but the request already holds"
+        "message": "scripted model: conversation 'strong' has 2 turns but the request already holds"
         " 2 assistant messages (after_last: error)",
         "type": "invalid_request_error",
         "param": None,
@@ -171,7 +173,9 @@ async def test_repeat_last_answers_past_the_end(client: httpx.AsyncClient) -> No
     assert response.json()["choices"][0]["message"]["content"] == "fast answer"
 
 
-async def test_match_by_model_and_contains(replay: ReplayServer, client: httpx.AsyncClient) -> None:
+async def test_match_by_model_and_contains(
+    replay: ScriptedModelServer, client: httpx.AsyncClient
+) -> None:
     requests = [
         _body("scripted-strong"),
         _body("scripted-fast"),
@@ -190,7 +194,7 @@ async def test_match_by_model_and_contains(replay: ReplayServer, client: httpx.A
 
 
 async def test_only_the_first_user_message_is_matched(
-    replay: ReplayServer, client: httpx.AsyncClient
+    replay: ScriptedModelServer, client: httpx.AsyncClient
 ) -> None:
     body = _body("anything", system="other", users=("hello there", "refund please"))
     response = await client.post("/chat/completions", json=body)
@@ -198,7 +202,7 @@ async def test_only_the_first_user_message_is_matched(
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
     assert error["message"] == (
-        "replay: no conversation matches model='anything' first user message starts"
+        "scripted model: no conversation matches model='anything' first user message starts"
         " 'hello there' (tried: strong[model='scripted-strong', contains='Step: investigate'],"
         " fast[model='scripted-fast', contains='Step: investigate'],"
         " by-user[contains='refund please'])"
@@ -222,11 +226,15 @@ async def test_content_parts_are_matched(client: httpx.AsyncClient) -> None:
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        (b"{not json", "replay: malformed chat-completions request: <body>: Invalid JSON"),
-        (b'{"model": "m"}', "replay: malformed chat-completions request: messages: Field required"),
+        (b"{not json", "scripted model: malformed chat-completions request: <body>: Invalid JSON"),
+        (
+            b'{"model": "m"}',
+            "scripted model: malformed chat-completions request: messages: Field required",
+        ),
         (
             b'{"model": "m", "messages": []}',
-            "replay: malformed chat-completions request: messages: List should have at least 1",
+            "scripted model: malformed chat-completions request: messages: List should have"
+            " at least 1",
         ),
     ],
 )
@@ -240,7 +248,7 @@ async def test_malformed_request_is_400(
 
 async def test_api_key_is_required_when_set(script_path: Path) -> None:
     async with (
-        ReplayServer(script_path, api_key="sk-replay-1") as replay,
+        ScriptedModelServer(script_path, api_key="sk-replay-1") as replay,
         httpx.AsyncClient(base_url=replay.base_url, timeout=5) as http,
     ):
         missing = await http.post("/chat/completions", json=_body("scripted-fast"))
@@ -259,7 +267,7 @@ async def test_api_key_is_required_when_set(script_path: Path) -> None:
     assert [r.status for r in replay.requests] == [200]
 
 
-async def test_health_and_served_requests(replay: ReplayServer) -> None:
+async def test_health_and_served_requests(replay: ScriptedModelServer) -> None:
     async with httpx.AsyncClient(base_url=replay.url, timeout=5) as http:
         assert (await http.get("/health")).status_code == 200
         await http.post("/v1/chat/completions", json=_body("scripted-strong"))
@@ -286,7 +294,7 @@ async def test_busy_port_is_a_config_error(script_path: Path) -> None:
     with socket.create_server(("127.0.0.1", 0)) as busy:
         port = busy.getsockname()[1]
         with pytest.raises(ConfigError, match=f"cannot listen on 127.0.0.1:{port}"):
-            async with ReplayServer(script_path, port=port):
+            async with ScriptedModelServer(script_path, port=port):
                 pass
 
 
@@ -294,7 +302,7 @@ def _invalid(tmp_path: Path, text: str) -> str:
     path = tmp_path / "bad.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
-        load_replay_script(path)
+        load_model_script(path)
     message = str(caught.value)
     assert message.startswith(f"{path}: ")
     return message
@@ -362,18 +370,18 @@ def test_script_errors_name_the_field(tmp_path: Path, text: str, problem: str) -
 
 
 def test_missing_script(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="replay script not found"):
-        ReplayServer(tmp_path / "absent.yaml")
+    with pytest.raises(ConfigError, match="model script not found"):
+        ScriptedModelServer(tmp_path / "absent.yaml")
 
 
 def test_repository_demo_script_loads() -> None:
-    script = load_replay_script(REPO / "replays" / "customer_refund.yaml")
+    script = load_model_script(REPO / "model_scripts" / "customer_refund.yaml")
     assert script.conversations
 
 
 def test_cli_help() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "orchestrator.replay", "--help"],
+        [sys.executable, "-m", "orchestrator.scripted_model", "--help"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -388,7 +396,7 @@ async def test_cli_serves_until_terminated(script_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "orchestrator.replay",
+        "orchestrator.scripted_model",
         str(script_path),
         "--port",
         "0",
@@ -399,7 +407,7 @@ async def test_cli_serves_until_terminated(script_path: Path) -> None:
         async with asyncio.timeout(60):
             assert process.stdout is not None
             line = (await process.stdout.readline()).decode().strip()
-            assert line.startswith("replay server serving on http://127.0.0.1:"), line
+            assert line.startswith("scripted model server serving on http://127.0.0.1:"), line
             base_url = line.rsplit(" ", 1)[-1]
             async with httpx.AsyncClient(base_url=base_url, timeout=5) as http:
                 response = await http.post("/chat/completions", json=_body("scripted-fast"))

@@ -1,4 +1,4 @@
-"""The replay server's `/v1/embeddings`: deterministic vectors, so caches can be tested.
+"""The scripted model server's `/v1/embeddings`: deterministic vectors, so caches can be tested.
 
 A text's vector is a hashed bag of its content words: each lower-cased word (common
 function words dropped, a plural `s` trimmed) adds ±1 at a position chosen by its SHA-256,
@@ -64,7 +64,7 @@ def embeddings_body(raw: bytes) -> JsonObject | str:
     try:
         request = _EmbeddingsRequest.model_validate_json(raw)
     except ValidationError as exc:
-        return f"replay: bad embeddings request: {exc.errors()[0]['msg']}"
+        return f"scripted model: bad embeddings request: {exc.errors()[0]['msg']}"
     texts = [request.input] if isinstance(request.input, str) else request.input
     data: list[JsonObject] = []
     tokens = 0

@@ -1,4 +1,4 @@
-"""The replay server's Anthropic Messages wire: requests in, bodies and events out.
+"""The scripted model server's Anthropic Messages wire: requests in, bodies and events out.
 
 A streamed answer is the event sequence Anthropic sends: `message_start` (input tokens),
 per content block `content_block_start`, `content_block_delta`s (`text_delta` or
@@ -14,8 +14,8 @@ import json
 from pydantic import BaseModel, Field, JsonValue, ValidationError
 from starlette.responses import JSONResponse
 
-from orchestrator.replay._answer import Answer, Asked, pieces
-from orchestrator.replay._openai import text_of
+from orchestrator.scripted_model._answer import Answer, Asked, pieces
+from orchestrator.scripted_model._openai import text_of
 from orchestrator.types import JsonObject
 
 __all__ = ["anthropic_error", "event_frames", "message", "read_request"]
@@ -43,7 +43,7 @@ class _WireTool(BaseModel):
 
 
 class _WireRequest(BaseModel):
-    """The part of a Messages request the replay server reads; the rest is ignored."""
+    """The part of a Messages request the scripted model server reads; the rest is ignored."""
 
     model: str
     max_tokens: int = Field(ge=1)
@@ -93,7 +93,7 @@ def read_request(raw: bytes) -> Asked | str:
             f"{'.'.join(str(p) for p in err['loc']) or '<body>'}: {err['msg']}"
             for err in exc.errors()
         )
-        return f"replay: malformed Messages request: {problems}"
+        return f"scripted model: malformed Messages request: {problems}"
     system = text_of(request.system)
     first_user = next((_user_text(m) for m in request.messages if m.role == "user"), "")
     chars = len(system) + sum(
