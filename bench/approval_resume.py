@@ -31,6 +31,7 @@ from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans import parse_plan
 from orchestrator.runtime import Runtime
 from orchestrator.service import decide_approval, start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.testing import wait_for_pending_approval
 from orchestrator.worker import build_worker
@@ -84,8 +85,8 @@ async def run(sessions: int) -> dict[str, object]:
                                 client,
                                 PLAN,
                                 {"ticket_id": "T-1001"},
+                                StartOptions(requested_by="bench"),
                                 task_queue=settings.task_queue,
-                                requested_by="bench",
                             )
                             for _ in range(sessions)
                         )

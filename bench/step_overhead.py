@@ -86,6 +86,7 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.scripted_model import Turn as ScriptedTurn
     from orchestrator.service import start_session
     from orchestrator.session.types import SessionOptions
+    from orchestrator.session_start import StartOptions
     from orchestrator.settings import Settings
     from orchestrator.skills.models import SkillContext
     from orchestrator.skills.registry import AnySkill, SkillRegistry
@@ -520,7 +521,11 @@ class Bench:
             session_id = f"bench-{uuid.uuid4().hex[:12]}"
             started = time.perf_counter()
             handle = await start_session(
-                client, plan, {}, task_queue=task_queue, session_id=session_id, options=options
+                client,
+                plan,
+                {},
+                StartOptions(session_id=session_id, options=options),
+                task_queue=task_queue,
             )
             result = await handle.result()
             wall = time.perf_counter() - started

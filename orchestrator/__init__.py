@@ -8,14 +8,15 @@ Running a session takes one import::
 
     from orchestrator import OrchestratorPlugin, Runtime, Settings, Store, connect, start
 
-`start(...)` returns a `SessionHandle` (`state()`, `approve()`/`reject()`, `result()`,
-`events()`, which yields `AuditEvent`s and `StreamDelta`s); `SessionHandle(client, store,
-session_id)` attaches to any session.
+`start(...)` (with `StartOptions`: whose session it is, who asked) returns a
+`SessionHandle` (`state()`, `approve()`/`reject()`, `result()`, `events()`, which yields
+`AuditEvent`s and `StreamDelta`s); `SessionHandle(client, store, session_id)` attaches to
+any session.
 
 This module is loaded inside the workflow sandbox, so it imports only light names at
 once; the client and worker side (`SessionHandle`, `start`, `connect`, `Settings`,
-`Store`, `Runtime`, `OrchestratorPlugin`, `AuditEvent`, `StreamDelta`) is imported on
-first use.
+`Store`, `Runtime`, `OrchestratorPlugin`, `AuditEvent`, `StreamDelta`, `StartOptions`) is
+imported on first use.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from orchestrator.handle import SessionHandle, start
     from orchestrator.plugin import OrchestratorPlugin
     from orchestrator.runtime import Runtime
+    from orchestrator.session_start import StartOptions
     from orchestrator.settings import Settings
     from orchestrator.store.records import AuditEvent
     from orchestrator.store.store import Store
@@ -53,6 +55,7 @@ __all__ = [
     "Skill",
     "SkillContext",
     "SkillStep",
+    "StartOptions",
     "Store",
     "StreamDelta",
     "__version__",
@@ -70,6 +73,7 @@ _LAZY = {
     "connect": "orchestrator.client",
     "OrchestratorPlugin": "orchestrator.plugin",
     "Runtime": "orchestrator.runtime",
+    "StartOptions": "orchestrator.session_start",
     "Settings": "orchestrator.settings",
     "Store": "orchestrator.store.store",
     "AuditEvent": "orchestrator.store.records",

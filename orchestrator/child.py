@@ -25,14 +25,15 @@ sessions show ID` tells its story.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from temporalio import workflow
 from temporalio.workflow import ChildWorkflowHandle, ParentClosePolicy
 
 from orchestrator.exceptions import SessionInputError, failure_type, to_failure
 from orchestrator.plans.models import Plan
 from orchestrator.session import names
-from orchestrator.session.types import SessionOptions, SessionResult, SessionStartInput
+from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions, build_start
 from orchestrator.types import JsonObject
 
 __all__ = ["INVALID_INPUT", "AgentSessionRequest", "agent_session", "start_agent_session"]
@@ -41,23 +42,20 @@ INVALID_INPUT = failure_type(SessionInputError)
 """Error type of the non-retryable failure raised when the input does not fit the plan."""
 
 
-class AgentSessionRequest(BaseModel):
-    """What a parent workflow asks of a child session."""
+class AgentSessionRequest(StartOptions):
+    """What a parent workflow asks of a child session: a plan, its input, and how.
+
+    How is `StartOptions` (`session_id`, `requested_by`, `tenant`, `team`, ...). An
+    empty `session_id` is a fresh one from the workflow's deterministic random source, so
+    a replay derives the same id; an empty `requested_by` is `workflow:<parent id>`.
+    """
 
     plan: Plan
     """The plan to run, as the parent has it: the child keeps this version for its life."""
     input: JsonObject = Field(default_factory=dict)
     """The plan's input; checked against `input_required` and `input_schema` first."""
-    session_id: str | None = None
-    """Session id (the child's workflow id is `session-<id>`). Default: a fresh one from
-    the workflow's deterministic random source, so a replay derives the same id."""
     task_queue: str | None = None
     """Where the session runs. Default: the parent's task queue."""
-    requested_by: str | None = None
-    """Who asked, for the audit trail. Default: `workflow:<parent workflow id>`."""
-    tenant: str = "default"
-    team: str = "default"
-    options: SessionOptions = Field(default_factory=SessionOptions)
     parent_close_policy: ParentClosePolicy = ParentClosePolicy.TERMINATE
     """What happens to the session if the parent closes first (Temporal's policy)."""
 
@@ -71,26 +69,20 @@ async def start_agent_session(
         ApplicationError: non-retryable, a `SessionInputError`, when the input lacks a key
             the plan requires or breaks its `input_schema`; no child is started.
     """
-    plan = request.plan
-    faults = plan.input_faults(request.input)
-    if faults:
-        raise to_failure(
-            SessionInputError(f"plan {plan.name!r}: input does not fit: {'; '.join(faults)}")
-        )
     info = workflow.info()
-    session_id = request.session_id or workflow.uuid4().hex[:12]
+    how = request.model_copy(
+        update={"requested_by": request.requested_by or f"workflow:{info.workflow_id}"}
+    )
+    try:
+        start = build_start(
+            request.plan, request.input, how, fresh_id=lambda: workflow.uuid4().hex[:12]
+        )
+    except SessionInputError as exc:
+        raise to_failure(exc) from None
     return await workflow.start_child_workflow(
         names.WORKFLOW_NAME,
-        SessionStartInput(
-            session_id=session_id,
-            plan=plan,
-            input=request.input,
-            requested_by=request.requested_by or f"workflow:{info.workflow_id}",
-            options=request.options,
-            tenant=request.tenant,
-            team=request.team,
-        ),
-        id=names.workflow_id_for(session_id),
+        start,
+        id=names.workflow_id_for(start.session_id),
         task_queue=request.task_queue or info.task_queue,
         parent_close_policy=request.parent_close_policy,
         result_type=SessionResult,

@@ -6,7 +6,8 @@ handle is a thin layer over what the CLI and the API use (`orchestrator.service`
 workflow, the store for approvals and events, `orchestrator.events` for the live stream),
 so every rule the workflow enforces holds here too.
 
-    handle = await start(client, store, plan, {"ticket_id": "T-1001"}, task_queue="q")
+    how = StartOptions(tenant="acme", requested_by="maria")  # optional: whose, who asked
+    handle = await start(client, store, plan, {"ticket_id": "T-1001"}, how, task_queue="q")
     async for item in handle.events():
         ...  # AuditEvent (durable, numbered by seq) or StreamDelta (model text as it streams)
     result = await handle.result()
@@ -28,15 +29,15 @@ from orchestrator.exceptions import ApprovalError, SessionFailed, from_failure
 from orchestrator.plans.loader import load_plan
 from orchestrator.plans.models import Plan
 from orchestrator.routing.policy import Budget
-from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.service import checked_start, decide_approval, launch, query_state
 from orchestrator.session.feedback import Feedback, give_feedback
 from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import (
     ApprovalDecisionResult,
-    SessionOptions,
     SessionResult,
     SessionState,
 )
+from orchestrator.session_start import StartOptions
 from orchestrator.store.outcomes import OutcomeRecord
 from orchestrator.store.records import ApprovalStatus, AuditEvent
 from orchestrator.store.store import Store
@@ -226,43 +227,26 @@ async def start(
     store: Store,
     plan: Plan | str | Path,
     input: JsonObject,
+    how: StartOptions | None = None,
     *,
     task_queue: str,
-    session_id: str | None = None,
-    tenant: str = "default",
-    team: str = "default",
-    requested_by: str | None = None,
-    options: SessionOptions | None = None,
-    subplans: dict[str, Plan] | None = None,
-    state_dir: Path | None = None,
     budgets: Sequence[Budget] = (),
+    state_dir: Path | None = None,
 ) -> SessionHandle:
     """Start a session of `plan` (a `Plan` or a plan file's path) and return its handle.
 
-    The input is checked against the plan first, and `budgets` (the models file's, e.g.
-    `runtime.models.budgets`) against `store`, as `orchestrator run` checks them; a
-    worker on `task_queue` runs it.
+    `how` says whose session it is and who asked (`StartOptions`: tenant, team,
+    requested_by, session_id, ...). The input is checked against the plan first, and
+    `budgets` (the models file's, e.g. `runtime.models.budgets`) against `store`, as
+    `orchestrator run` checks them; a worker on `task_queue` runs it.
 
     Raises:
-        PlanError: the plan file is invalid, or the input lacks or breaks what it requires.
-        BudgetExceededError: a budget of `tenant`/`team` cannot cover a new session.
+        PlanError: the plan file is invalid.
+        SessionInputError: the input lacks or breaks what the plan requires.
+        BudgetExceededError: a budget of the session's tenant/team cannot cover it.
     """
     if not isinstance(plan, Plan):
         plan = load_plan(plan)
-    handle = await start_session(
-        client,
-        plan,
-        input,
-        task_queue=task_queue,
-        session_id=session_id,
-        requested_by=requested_by,
-        options=options,
-        tenant=tenant,
-        team=team,
-        subplans=subplans,
-        budgets=budgets,
-        store=store,
-    )
-    return SessionHandle(
-        client, store, handle.id.removeprefix(workflow_id_for("")), state_dir=state_dir
-    )
+    begun = await checked_start(plan, input, how, budgets=budgets, store=store)
+    await launch(client, begun, task_queue=task_queue)
+    return SessionHandle(client, store, begun.session_id, state_dir=state_dir)

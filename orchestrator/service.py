@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
@@ -26,86 +28,94 @@ from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionResult,
-    SessionOptions,
     SessionResult,
     SessionStartInput,
     SessionState,
 )
+from orchestrator.session_start import StartOptions, build_start
 from orchestrator.store.records import ApprovalStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
 __all__ = [
+    "StartOptions",
+    "build_start",
+    "checked_start",
     "decide_approval",
     "launch",
     "query_state",
-    "session_start",
     "start_session",
     "workflow_id_for",
 ]
 
 
-async def session_start(
+async def checked_start(
     plan: Plan,
     input: JsonObject,
+    how: StartOptions | None = None,
     *,
-    session_id: str | None = None,
-    requested_by: str | None = None,
-    options: SessionOptions | None = None,
-    tenant: str = "default",
-    team: str = "default",
-    subplans: dict[str, Plan] | None = None,
     budgets: Sequence[Budget] = (),
-    store: Store | None = None,
+    store: Store | str | None = None,
 ) -> SessionStartInput:
-    """A session's start, checked: what `launch` sends and `start_session` does both of.
+    """A session's start, built (`build_start`) and checked as only a client can check it.
 
-    The one place the checks before a session live, so every surface that builds its
-    start refuses the same sessions. `subplans` are plans it runs as sub-plans, when they
-    are not (or should not be) the project's own files; any left out are loaded from the
-    project when the session starts. `budgets` (the models file's) are checked against
-    `store`, so a session no budget of its tenant and team could cover is refused before
-    it starts; the reservation at its first routing decision is what holds.
+    `budgets` (the models file's) are checked against `store`, so a session no budget of
+    its tenant and team could cover is refused before it starts; the reservation at its
+    first routing decision is what holds. `store` may be a database URL, opened only if a
+    budget applies (a refusal then needs no other set-up, and no budget no database).
 
     Raises:
-        orchestrator.exceptions.PlanError: the input lacks keys the plan requires.
+        orchestrator.exceptions.SessionInputError: the input does not fit the plan.
         orchestrator.exceptions.BudgetExceededError: a budget cannot cover a new session.
         ValueError: a budget applies and no store was given to check it against.
     """
-    from orchestrator.exceptions import PlanError
-
-    missing = [key for key in plan.input_required if key not in input]
-    if missing:
-        raise PlanError(f"plan {plan.name!r}: input is missing required keys: {', '.join(missing)}")
-    faults = plan.input_faults(input)
-    if faults:
-        raise PlanError(f"plan {plan.name!r}: input does not fit input_schema: {'; '.join(faults)}")
-    if applicable(list(budgets), tenant, team):
+    start = build_start(plan, input, how or StartOptions(), fresh_id=lambda: uuid.uuid4().hex[:12])
+    budgets = list(budgets)
+    if applicable(budgets, start.tenant, start.team):
         if store is None:
-            raise ValueError("session_start: budgets apply to this session; pass the store")
-        await check_new_session(store, list(budgets), tenant, team, datetime.now(UTC))
-    return SessionStartInput(
-        session_id=session_id or uuid.uuid4().hex[:12],
-        plan=plan,
-        input=input,
-        requested_by=requested_by,
-        options=options or SessionOptions(),
-        tenant=tenant,
-        team=team,
-        subplans=subplans or {},
-    )
+            raise ValueError("checked_start: budgets apply to this session; pass the store")
+        now = datetime.now(UTC)
+        if isinstance(store, str):
+            async with await Store.open(store) as opened:
+                await check_new_session(opened, budgets, start.tenant, start.team, now)
+        else:
+            await check_new_session(store, budgets, start.tenant, start.team, now)
+    return start
 
 
 async def launch(
-    client: Client, start: SessionStartInput, *, task_queue: str
+    client: Client,
+    start: SessionStartInput,
+    *,
+    task_queue: str,
+    join: bool = False,
+    memo: Mapping[str, Any] | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
-    """Start the session's workflow from a start `session_start` built."""
+    """Start the session's workflow from a start `build_start` (or `checked_start`) built.
+
+    `join`: when a run of that session id is already running, return its handle instead
+    of failing, and never start a closed session's id again (MCP's idempotent calls).
+    `memo`: the run's memo (who started it, for whom), read back with `describe()`.
+
+    Raises:
+        temporalio.exceptions.WorkflowAlreadyStartedError: a session of that id exists
+            (running, or closed when `join`).
+    """
     return await client.start_workflow(
         names.WORKFLOW_NAME,
         start,
         id=workflow_id_for(start.session_id),
         task_queue=task_queue,
         result_type=SessionResult,
+        id_conflict_policy=(
+            WorkflowIDConflictPolicy.USE_EXISTING if join else WorkflowIDConflictPolicy.UNSPECIFIED
+        ),
+        id_reuse_policy=(
+            WorkflowIDReusePolicy.REJECT_DUPLICATE
+            if join
+            else WorkflowIDReusePolicy.ALLOW_DUPLICATE
+        ),
+        memo=dict(memo) if memo else None,
     )
 
 
@@ -113,33 +123,17 @@ async def start_session(
     client: Client,
     plan: Plan,
     input: JsonObject,
+    how: StartOptions | None = None,
     *,
     task_queue: str,
-    session_id: str | None = None,
-    requested_by: str | None = None,
-    options: SessionOptions | None = None,
-    tenant: str = "default",
-    team: str = "default",
-    subplans: dict[str, Plan] | None = None,
     budgets: Sequence[Budget] = (),
-    store: Store | None = None,
+    store: Store | str | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
-    """Start a session of `plan` for `tenant`/`team` and return its handle.
+    """Start a session of `plan` as `how` says and return its workflow handle.
 
-    `session_start` then `launch`; see `session_start` for the arguments and refusals.
+    `checked_start` then `launch`; see `checked_start` for the budgets and refusals.
     """
-    start = await session_start(
-        plan,
-        input,
-        session_id=session_id,
-        requested_by=requested_by,
-        options=options,
-        tenant=tenant,
-        team=team,
-        subplans=subplans,
-        budgets=budgets,
-        store=store,
-    )
+    start = await checked_start(plan, input, how, budgets=budgets, store=store)
     return await launch(client, start, task_queue=task_queue)
 
 

@@ -16,7 +16,8 @@ from temporalio.client import Client, WorkflowHandle
 
 from orchestrator.plans.models import Plan
 from orchestrator.service import start_session
-from orchestrator.session.types import SessionOptions, SessionResult
+from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -76,12 +77,10 @@ async def start_until_approval(
     store: Store,
     plan: Plan,
     input: JsonObject,
+    how: StartOptions | None = None,
     *,
     task_queue: str,
     timeout: float = 30.0,
-    options: SessionOptions | None = None,
-    requested_by: str | None = None,
-    tenant: str = "default",
 ) -> GatedSession:
     """Start a session of `plan` and wait until it asks for its first approval.
 
@@ -91,10 +90,8 @@ async def start_until_approval(
         client,
         plan,
         input,
+        how,
         task_queue=task_queue,
-        options=options,
-        requested_by=requested_by,
-        tenant=tenant,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id, timeout=timeout)

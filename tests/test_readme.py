@@ -78,6 +78,7 @@ from orchestrator.plans import load_plan
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.testing import wait_for_pending_approval
 from orchestrator.worker import build_worker
@@ -248,8 +249,8 @@ async def _session(ctx: BlockContext) -> AsyncIterator[None]:
             await connect(settings),
             load_plan(REPO / "workflows/customer_refund.yaml"),
             {"ticket_id": "T-1001"},
+            StartOptions(requested_by="readme"),
             task_queue=settings.task_queue,
-            requested_by="readme",
         )
         session_id = handle.id.removeprefix("session-")
         pending = await wait_for_pending_approval(ctx.runtime.store, session_id, timeout=120)

@@ -64,6 +64,7 @@ from orchestrator.scripted_model import (
 )
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
 from orchestrator.store.store import Store
@@ -209,9 +210,8 @@ class _Run:
                 self.client,
                 plan,
                 {**workload.input, TAG: session_id},
+                StartOptions(session_id=session_id, options=options),
                 task_queue=config.settings.task_queue,
-                session_id=session_id,
-                options=options,
             )
             waiter = asyncio.create_task(_outcome(handle))
             self.sessions.append(_Session(session_id, workload, plan, handle, waiter))

@@ -8,7 +8,6 @@ import json
 import signal
 import sys
 import traceback
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
@@ -47,10 +46,9 @@ from orchestrator.plans.loader import load_plan, load_plans
 from orchestrator.plans.models import Plan
 from orchestrator.providers.keys import missing_keys, plan_deployments
 from orchestrator.providers.registry import ModelRegistry, load_model_registry
-from orchestrator.routing.budgets import applicable
-from orchestrator.routing.policy import Budget
 from orchestrator.runtime import Runtime
-from orchestrator.service import launch, session_start
+from orchestrator.service import checked_start, launch
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.skills.http import catalog_app
 from orchestrator.skills.registry import SkillRegistry
@@ -229,18 +227,6 @@ def _check_keys(settings: Settings, plan: Plan) -> None:
         raise ConfigError("; ".join(gap.describe(models_file) for gap in missing))
 
 
-@contextlib.asynccontextmanager
-async def _budget_store(
-    settings: Settings, budgets: list[Budget], tenant: str, team: str
-) -> AsyncIterator[Store | None]:
-    """The store `start_session` checks the budgets against, opened only if one applies."""
-    if not applicable(budgets, tenant, team):
-        yield None
-        return
-    async with await Store.open(settings.resolved_database_url) as store:
-        yield store
-
-
 @app.command()
 @run_async
 async def run(
@@ -265,16 +251,13 @@ async def run(
     plan = load_plan(plan_file)
     _check_keys(settings, plan)
     budgets = load_model_registry(settings.resolved_models_file).budgets
-    async with _budget_store(settings, budgets, tenant, team) as store:
-        start = await session_start(
-            plan,
-            _parse_input(input_),
-            requested_by="cli",
-            tenant=tenant,
-            team=team,
-            budgets=budgets,
-            store=store,
-        )
+    start = await checked_start(
+        plan,
+        _parse_input(input_),
+        StartOptions(requested_by="cli", tenant=tenant, team=team),
+        budgets=budgets,
+        store=settings.resolved_database_url,
+    )
     # Connected only once the start passed its checks: a refusal needs no server.
     client = await connect(settings)
     handle = await launch(client, start, task_queue=settings.task_queue)

@@ -13,6 +13,7 @@ from orchestrator.cli.transcript import print_transcript
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.plans.loader import load_plan
 from orchestrator.service import decide_approval, start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.stack import embedded_stack
 from orchestrator.store.records import ApprovalStatus
@@ -50,8 +51,8 @@ async def run_demo(
             stack.client,
             plan,
             {"ticket_id": ticket_id},
+            StartOptions(requested_by="demo"),
             task_queue=settings.task_queue,
-            requested_by="demo",
         )
         session_id = handle.id.removeprefix("session-")
         console.print(f"started session {session_id} (workflow {handle.id})")

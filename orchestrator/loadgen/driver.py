@@ -25,6 +25,7 @@ from orchestrator.loadgen.tools import read_ledger
 from orchestrator.plans.models import Plan
 from orchestrator.service import decide_approval, start_session, workflow_id_for
 from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
 from orchestrator.store.store import Store
 
@@ -96,7 +97,11 @@ async def run_runtime_load(
             trace.started_at = time.time()
             try:
                 await start_session(
-                    client, plan, spec.input, task_queue=task_queue, session_id=spec.session_id
+                    client,
+                    plan,
+                    spec.input,
+                    StartOptions(session_id=spec.session_id),
+                    task_queue=task_queue,
                 )
             except Exception as exc:
                 trace.error = f"start failed: {exc}"

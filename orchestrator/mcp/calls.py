@@ -22,7 +22,6 @@ from temporalio.client import (
     WorkflowFailureError,
     WorkflowHandle,
 )
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -30,9 +29,10 @@ from orchestrator.events.hub import EventHub
 from orchestrator.exceptions import IdempotencyKeyReusedError, SkillArgumentsError
 from orchestrator.mcp.progress import Describe, describe_event, report_events
 from orchestrator.plans.models import Plan, SkillStep
-from orchestrator.service import workflow_id_for
+from orchestrator.service import launch, workflow_id_for
 from orchestrator.session import names
-from orchestrator.session.types import SessionResult, SessionStartInput, SessionState
+from orchestrator.session.types import SessionResult, SessionState
+from orchestrator.session_start import StartOptions, build_start
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import SessionStatus
 from orchestrator.types import JsonObject
@@ -137,19 +137,12 @@ async def start_or_join(
     workflow_id = workflow_id_for(session_id)
     digest = arguments_digest(arguments)
     try:
-        handle = await client.start_workflow(
-            names.WORKFLOW_NAME,
-            SessionStartInput(
-                session_id=session_id,
-                plan=plan_for(spec, arguments),
-                input=arguments,
-                requested_by=f"mcp:{client_id}",
-            ),
-            id=workflow_id,
+        how = StartOptions(session_id=session_id, requested_by=f"mcp:{client_id}")
+        handle = await launch(
+            client,
+            build_start(plan_for(spec, arguments), arguments, how),
             task_queue=task_queue,
-            result_type=SessionResult,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            join=True,
             memo={MEMO_CLIENT: client_id, MEMO_ARGUMENTS: digest, MEMO_SKILL: spec.ref},
         )
     except WorkflowAlreadyStartedError:

@@ -13,6 +13,7 @@ import json
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
 
+from orchestrator.exceptions import SessionInputError
 from orchestrator.plans.models import EnsembleStep, SubPlanStep
 from orchestrator.providers.messages import ChatMessage
 from orchestrator.session import names, patches
@@ -26,9 +27,9 @@ from orchestrator.session.types import (
     ModelCallInput,
     ModelCallResult,
     SessionResult,
-    SessionStartInput,
     StepState,
 )
+from orchestrator.session_start import StartOptions, build_start
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject, JsonValue
 
@@ -150,21 +151,21 @@ class FanOut(AgentLoop):
         arguments = render_value(step.input, self._start.input, self._outputs)
         if not isinstance(arguments, dict):
             raise StepFailed("input must render to an object")
-        faults = plan.input_faults(arguments)
-        if faults:
-            raise StepFailed(f"input for sub-plan {step.plan!r}: {'; '.join(faults)}")
-        session_id = child_session_id(self._start.session_id, step.id)
-        child = SessionStartInput(
-            session_id=session_id,
-            plan=plan,
-            input=arguments,
-            requested_by=self._start.requested_by,
-            options=self._start.options,
-            tenant=self._start.tenant,
-            team=self._start.team,
-            headers=self._start.headers,
+        parent = self._start
+        how = StartOptions(
+            session_id=child_session_id(parent.session_id, step.id),
+            requested_by=parent.requested_by,
+            options=parent.options,
+            tenant=parent.tenant,
+            team=parent.team,
+            headers=parent.headers,
             subplans=setup.subplans if setup is not None else {},
         )
+        try:
+            child = build_start(plan, arguments, how)
+        except SessionInputError as exc:
+            raise StepFailed(f"sub-plan {step.plan!r}: {exc}") from None
+        session_id = child.session_id
         workflow_id = names.workflow_id_for(session_id)
         self._event(
             EventKind.SUBPLAN_STARTED,

@@ -17,6 +17,7 @@ from orchestrator.approvals.people import (
     load_approvers,
 )
 from orchestrator.plans import load_plan
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import ApprovalRecord
 from orchestrator.testing import start_until_approval
 
@@ -31,8 +32,8 @@ async def waiting_refund(env: Env, requested_by: str) -> ApprovalRecord:
         env.runtime.store,
         load_plan(DEMO_PLAN),
         {"ticket_id": "T-1001"},
+        StartOptions(requested_by=requested_by),
         task_queue=env.settings.task_queue,
-        requested_by=requested_by,
     )
     return gated.pending
 

@@ -26,6 +26,7 @@ from orchestrator.exceptions import ApprovalError
 from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
@@ -95,8 +96,8 @@ async def test_an_injected_instruction_in_a_tool_result_changes_nothing(
         env.client,
         load_plan(DEMO_PLAN),
         {"ticket_id": "T-6666"},
+        StartOptions(requested_by="support-bot"),
         task_queue=env.settings.task_queue,
-        requested_by="support-bot",
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id)

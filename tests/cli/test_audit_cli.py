@@ -20,6 +20,7 @@ from orchestrator.cli.audit import parse_since
 from orchestrator.exceptions import OrchestratorError
 from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.testing import start_until_approval
 
@@ -33,9 +34,8 @@ async def demo(env: Env, tenant: str = "default") -> tuple[str, list[AuditEvent]
         env.runtime.store,
         load_plan(PLAN),
         {"ticket_id": "T-1001"},
+        StartOptions(requested_by="audit-test", tenant=tenant),
         task_queue=env.settings.task_queue,
-        requested_by="audit-test",
-        tenant=tenant,
     )
     handle, session_id, pending = gated.handle, gated.session_id, gated.pending
     await decide_approval(

@@ -24,6 +24,7 @@ from orchestrator.connectors import load_connector, sync_connector
 from orchestrator.plans.models import ApprovalStep, Plan, SkillStep
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import ApprovalRecord, EventKind, SessionStatus
 from orchestrator.testing import eventually
 
@@ -84,7 +85,7 @@ async def test_new_sessions_get_the_resynced_version_without_a_restart(
     )
     early_id = f"early-{uuid.uuid4().hex[:8]}"
     early = await start_session(
-        env.client, gated, {}, task_queue=env.settings.task_queue, session_id=early_id
+        env.client, gated, {}, StartOptions(session_id=early_id), task_queue=env.settings.task_queue
     )
     store = env.runtime.store
 
@@ -114,7 +115,7 @@ async def test_new_sessions_get_the_resynced_version_without_a_restart(
     )
     direct_id = f"direct-{uuid.uuid4().hex[:8]}"
     handle = await start_session(
-        env.client, plan, {}, task_queue=env.settings.task_queue, session_id=direct_id
+        env.client, plan, {}, StartOptions(session_id=direct_id), task_queue=env.settings.task_queue
     )
     async with asyncio.timeout(90):
         direct = await handle.result()

@@ -28,6 +28,7 @@ from orchestrator.devserver import free_port
 from orchestrator.plans.models import Plan, SkillStep
 from orchestrator.service import start_session
 from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import EventKind, SessionStatus
 
@@ -68,7 +69,11 @@ async def _run_skill(
         steps=[SkillStep(id="call", type="skill", skill=skill, arguments=arguments)],
     )
     handle = await start_session(
-        env.client, plan, {}, task_queue=env.settings.task_queue, session_id=session_id
+        env.client,
+        plan,
+        {},
+        StartOptions(session_id=session_id),
+        task_queue=env.settings.task_queue,
     )
     async with asyncio.timeout(90):
         return await handle.result()

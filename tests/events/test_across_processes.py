@@ -29,6 +29,7 @@ from orchestrator.plans import load_plan
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import LoopbackServer, create_replay_app, load_model_script
 from orchestrator.service import start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.records import SessionStatus
@@ -74,8 +75,8 @@ async def test_two_api_processes_deliver_every_event_once_and_resume_across(
                         client,
                         load_plan(PLAN),
                         INPUT,
+                        StartOptions(session_id="two"),
                         task_queue=shared.task_queue,
-                        session_id="two",
                     )
                     async with asyncio.timeout(60):
                         await gate.arrived.wait()

@@ -19,6 +19,7 @@ from event_serving import GATED_PLAN, answer_script, serving
 from orchestrator.events.client import SseMessage, follow
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import EventKind
 from orchestrator.testing import wait_for_pending_approval
 
@@ -42,7 +43,11 @@ async def test_a_watcher_sees_tagged_deltas_before_the_durable_model_call(
     )
     store = env.runtime.store
     handle = await start_session(
-        env.client, GATED_PLAN, {}, task_queue=env.settings.task_queue, options=OPTIONS
+        env.client,
+        GATED_PLAN,
+        {},
+        StartOptions(options=OPTIONS),
+        task_queue=env.settings.task_queue,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id)

@@ -18,7 +18,7 @@ from postgres import scratch_database
 from temporalio.service import RPCError
 
 import orchestrator.handle
-from orchestrator import BudgetExceededError, SessionHandle, start
+from orchestrator import BudgetExceededError, SessionHandle, StartOptions, start
 from orchestrator.events import TERMINAL_KINDS, StreamDelta
 from orchestrator.exceptions import ApprovalError
 from orchestrator.routing.policy import Budget
@@ -129,9 +129,8 @@ async def test_start_refuses_a_session_past_its_budget_as_the_cli_does(
             env.runtime.store,
             GATED_PLAN,
             {},
+            StartOptions(session_id="over-budget", tenant="acme"),
             task_queue=queue,
-            session_id="over-budget",
-            tenant="acme",
             budgets=budgets,
         )
     with pytest.raises(RPCError, match="not found"):

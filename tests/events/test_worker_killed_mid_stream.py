@@ -24,6 +24,7 @@ from orchestrator.events.client import SseMessage, follow
 from orchestrator.scripted_model import LoopbackServer, create_replay_app, load_model_script
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store import Store
 from orchestrator.store.records import EventKind, SessionStatus
@@ -57,7 +58,11 @@ async def test_a_watcher_sees_the_dead_attempt_then_the_retry_and_each_event_onc
             first = WorkerProcess(settings, f"{replay.url}/v1")
             first.start()
             handle = await start_session(
-                client, GATED_PLAN, {}, task_queue=settings.task_queue, options=OPTIONS
+                client,
+                GATED_PLAN,
+                {},
+                StartOptions(options=OPTIONS),
+                task_queue=settings.task_queue,
             )
             session_id = handle.id.removeprefix("session-")
             pending = await wait_for_pending_approval(store, session_id, timeout=60)

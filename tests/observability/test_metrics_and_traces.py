@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval, start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.store.store import Store
 from orchestrator.testing import wait_for_pending_approval
 
@@ -76,8 +77,8 @@ async def run_demo(env: Env, store: Store, between: Callable[[], Awaitable[None]
         env.client,
         load_plan(PLAN),
         {"ticket_id": "T-1001"},
+        StartOptions(tenant="acme"),
         task_queue=env.settings.task_queue,
-        tenant="acme",
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(store, session_id)

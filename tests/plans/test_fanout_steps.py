@@ -17,6 +17,7 @@ from orchestrator.plans import Plan, parse_plan
 from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.fanout import child_session_id
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
 
@@ -147,9 +148,8 @@ async def test_subplan_runs_as_a_child_session_with_its_own_approval(
         env.client,
         PARENT,
         {"ticket_id": "T-1001", "order_id": "A-1001"},
+        StartOptions(subplans={"child-refund": CHILD}, requested_by="sam"),
         task_queue=env.settings.task_queue,
-        subplans={"child-refund": CHILD},
-        requested_by="sam",
     )
     parent_id = handle.id.removeprefix("session-")
     child_id = child_session_id(parent_id, "refund")

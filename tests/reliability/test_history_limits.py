@@ -47,6 +47,7 @@ from orchestrator.session.payloads import (
 )
 from orchestrator.session.types import SessionOptions, SessionResult
 from orchestrator.session.workflow import AgentSessionWorkflow
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionRecord, SessionStatus
 from orchestrator.testing import eventually
@@ -132,7 +133,9 @@ async def _start(
     env: HistoryEnv, plan: Plan, *, continue_as_new_after: int | None = None
 ) -> WorkflowHandle[object, SessionResult]:
     options = SessionOptions(continue_as_new_after=continue_as_new_after)
-    return await start_session(env.client, plan, {}, task_queue=env.task_queue, options=options)
+    return await start_session(
+        env.client, plan, {}, StartOptions(options=options), task_queue=env.task_queue
+    )
 
 
 def _tally(item: str) -> JsonObject:

@@ -49,6 +49,7 @@ from orchestrator.scripted_model import LoopbackServer
 from orchestrator.scripted_model.script import ReplayScript
 from orchestrator.scripted_model.server import create_replay_app
 from orchestrator.service import decide_approval, query_state, start_session
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
@@ -330,8 +331,8 @@ async def test_a_compromised_model_gets_no_unapproved_effect_and_no_secret(
             attack.client,
             plan,
             {"batch": str(b), "document": "\n\n".join(p["text"] for _, p in batch)},
+            StartOptions(requested_by="mallory"),
             task_queue=attack.settings.task_queue,
-            requested_by="mallory",
         )
         for b, batch in enumerate(_batches())
     ]

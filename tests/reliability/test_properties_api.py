@@ -35,6 +35,7 @@ from orchestrator.approvals.people import ApproverDirectory, hash_token
 from orchestrator.plans import load_plan
 from orchestrator.service import query_state, start_session
 from orchestrator.session.types import SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.skills.http import catalog_app
 from orchestrator.store.records import ApprovalRecord, EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
@@ -177,8 +178,8 @@ async def served(env_factory: Callable[[Path], Awaitable[Env]]) -> AsyncIterator
         env.client,
         load_plan(REPO / "workflows/customer_refund.yaml"),
         {"ticket_id": "T-1001"},
+        StartOptions(requested_by="maria"),
         task_queue=env.settings.task_queue,
-        requested_by="maria",
     )
     pending = await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
 

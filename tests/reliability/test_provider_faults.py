@@ -32,6 +32,7 @@ from orchestrator.service import start_session
 from orchestrator.session import patches
 from orchestrator.session.types import ActivityOptions, Boundary, SessionOptions, SessionResult
 from orchestrator.session.workflow import AgentSessionWorkflow
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.worker import build_worker
@@ -76,7 +77,11 @@ class FaultEnv:
 
     async def run(self, plan: Plan) -> tuple[str, SessionResult | WorkflowFailureError]:
         handle = await start_session(
-            self.client, plan, {}, task_queue=self.settings.task_queue, options=OPTIONS
+            self.client,
+            plan,
+            {},
+            StartOptions(options=OPTIONS),
+            task_queue=self.settings.task_queue,
         )
         session_id = handle.id.removeprefix("session-")
         try:

@@ -26,6 +26,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import ScriptedModelServer
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
 from orchestrator.testing import eventually
@@ -79,8 +80,8 @@ async def test_sessions_resume_after_the_server_restarts(
                         client,
                         plan,
                         {"ticket_id": "T-1001"},
+                        StartOptions(options=OPTIONS),
                         task_queue=settings.task_queue,
-                        options=OPTIONS,
                     )
                     return handle.id.removeprefix("session-")
 

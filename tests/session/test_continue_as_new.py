@@ -22,6 +22,7 @@ from test_replay_histories import replayer
 from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
 from orchestrator.service import decide_approval, query_state, start_session
 from orchestrator.session.types import SessionOptions, SessionState
+from orchestrator.session_start import StartOptions
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import eventually, wait_for_pending_approval
 
@@ -51,8 +52,8 @@ async def test_continue_as_new_carries_pin_approval_and_cost(
         env.client,
         PLAN,
         {},
+        StartOptions(options=SessionOptions(continue_as_new_after=1)),
         task_queue=env.settings.task_queue,
-        options=SessionOptions(continue_as_new_after=1),
     )
     session_id = handle.id.removeprefix("session-")
     first_run = handle.result_run_id

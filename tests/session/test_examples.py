@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, Env
 
-from orchestrator.exceptions import PlanError
+from orchestrator.exceptions import SessionInputError
 from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval, start_session
 from orchestrator.store.records import EventKind, SessionStatus
@@ -77,7 +77,7 @@ async def test_a_bad_incident_id_is_refused_before_a_session_starts(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     env = await env_factory(TRIAGE_SCRIPT)
-    with pytest.raises(PlanError, match="does not fit input_schema: incident_id"):
+    with pytest.raises(SessionInputError, match="input does not fit: incident_id"):
         await start_session(
             env.client, TRIAGE, {"incident_id": "x"}, task_queue=env.settings.task_queue
         )

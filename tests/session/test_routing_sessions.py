@@ -37,6 +37,7 @@ from orchestrator.session.types import (
     SessionResult,
     SessionStartInput,
 )
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
@@ -221,7 +222,11 @@ async def refund_with_failover(env: RoutedEnv, *, policy: str | None) -> tuple[s
     plan.steps[0].model = "reasoning-strong"  # type: ignore[union-attr]
     plan.steps[1].model = "fast-cheap"  # type: ignore[union-attr]
     handle = await start_session(
-        env.client, plan, {"ticket_id": "T-1001"}, task_queue=env.settings.task_queue, options=FAST
+        env.client,
+        plan,
+        {"ticket_id": "T-1001"},
+        StartOptions(options=FAST),
+        task_queue=env.settings.task_queue,
     )
     session_id = handle.id.removeprefix("session-")
     pending = await wait_for_pending_approval(env.runtime.store, session_id)
@@ -286,7 +291,7 @@ async def test_a_long_tool_loop_never_switches_and_the_next_step_may(
 ) -> None:
     env = await routed(LOOP_SCRIPT, hold_at=6)
     handle = await start_session(
-        env.client, LOOP_PLAN, {}, task_queue=env.settings.task_queue, options=FAST
+        env.client, LOOP_PLAN, {}, StartOptions(options=FAST), task_queue=env.settings.task_queue
     )
     await asyncio.wait_for(env.faults.arrived.wait(), 30)
     # Mid-loop: a switch is requested and the pinned deployment starts to look bad. Neither

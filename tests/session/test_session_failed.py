@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     import pytest
     from conftest import REPO, Env
 
-    from orchestrator import SessionFailed, start
+    from orchestrator import SessionFailed, StartOptions, start
     from orchestrator.exceptions import ApprovalBySelf, ApprovalError, from_failure
     from orchestrator.plans import ApprovalStep, Plan
     from orchestrator.plugin import OrchestratorPlugin
@@ -42,8 +42,8 @@ async def test_a_caller_catches_session_failed_from_a_rejected_session(
         env.runtime.store,
         GATE_ONLY,
         {},
+        StartOptions(requested_by="lee"),
         task_queue=env.settings.task_queue,
-        requested_by="lee",
     )
 
     async def waiting() -> SessionState | None:

@@ -28,6 +28,7 @@ from orchestrator.scripted_model import (
 )
 from orchestrator.service import decide_approval, query_state
 from orchestrator.session.types import ActivityOptions, SessionOptions
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.store.store import Store
@@ -224,7 +225,7 @@ async def _at_the_gate(client: Client, store: Store, settings: Settings) -> Gate
         store,
         load_plan(PLAN),
         {"ticket_id": "T-1001"},
+        StartOptions(options=FAST_FAILOVER),
         task_queue=settings.task_queue,
-        options=FAST_FAILOVER,
         timeout=60,
     )

@@ -23,6 +23,7 @@ PACKAGES = {
         "Skill",
         "SkillContext",
         "SkillStep",
+        "StartOptions",
         "Store",
         "StreamDelta",
         "__version__",
