@@ -10,14 +10,12 @@ a finished session gives back what it reserved but did not spend.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import BudgetReservationRow, BudgetSpendRow, BudgetUsageRow
 
 __all__ = ["BudgetLedger", "BudgetUsage", "Reservation"]
@@ -51,24 +49,8 @@ def _excess(spent: float, reserved: float) -> float:
     return max(0.0, spent - reserved)
 
 
-class BudgetLedger:
+class BudgetLedger(Ledger):
     """Budget operations on the store's database; reach it as `Store.budgets`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        dialect: str,
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._errors = errors
-
-    def _insert(
-        self, table: type[BudgetUsageRow] | type[BudgetReservationRow] | type[BudgetSpendRow]
-    ) -> sqlite.Insert:
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        return insert(table)  # type: ignore[return-value]
 
     async def _ensure_usage(self, session: AsyncSession, scope: str, period: str) -> None:
         zero = {"committed_usd": 0.0, "committed_tokens": 0, "spent_usd": 0.0, "spent_tokens": 0}

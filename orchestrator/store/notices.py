@@ -11,17 +11,15 @@ again when the lease ends (at least once; a recipient may, rarely, get one twice
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.exceptions import StoreError
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import NoticeRow
 
 __all__ = [
@@ -88,18 +86,8 @@ class NoticeKeyConflict(StoreError):
         self.fields = fields
 
 
-class NoticeLedger:
+class NoticeLedger(Ledger):
     """Notice operations on the store's database; reach it as `Store.notices`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        dialect: str,
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._errors = errors
 
     async def record(self, notices: Sequence[NoticeRecord]) -> int:
         """Record notices not recorded before; returns how many are new.
@@ -108,13 +96,12 @@ class NoticeLedger:
             NoticeKeyConflict: a key holds a notice with different content; the ones
                 before it in `notices` are recorded, none after.
         """
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         new = 0
         for notice in notices:
             values = notice.model_dump()
             values["status"] = notice.status.value
             stmt = (
-                insert(NoticeRow)
+                self._insert(NoticeRow)
                 .values(values)
                 .on_conflict_do_nothing(index_elements=[NoticeRow.notice_key])
                 .returning(NoticeRow.notice_key)

@@ -8,17 +8,14 @@ content is refused (`OutcomeKeyConflict`), never silently dropped or overwritten
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from orchestrator.exceptions import StoreError
 from orchestrator.routing.learning import Signal, Tally
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import OutcomeRow
 
 __all__ = ["OutcomeKeyConflict", "OutcomeLedger", "OutcomeRecord"]
@@ -66,18 +63,8 @@ _COMPARED = (
 )
 
 
-class OutcomeLedger:
+class OutcomeLedger(Ledger):
     """Outcome operations on the store's database; reach it as `Store.outcomes`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        dialect: str,
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._errors = errors
 
     async def record(self, rec: OutcomeRecord) -> bool:
         """Record one outcome; False when this exact outcome was recorded before.
@@ -85,13 +72,12 @@ class OutcomeLedger:
         Raises:
             OutcomeKeyConflict: the key was recorded with different content.
         """
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
         values = rec.model_dump()
         values["signal"] = rec.signal.value
         with self._errors("record outcome"):
             async with self._sessions.begin() as session:
                 stmt = (
-                    insert(OutcomeRow)
+                    self._insert(OutcomeRow)
                     .values(values)
                     .on_conflict_do_nothing(index_elements=[OutcomeRow.outcome_key])
                     .returning(OutcomeRow.outcome_key)

@@ -9,16 +9,14 @@ session wins (`INSERT ... ON CONFLICT DO NOTHING`); a later change is a compare-
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Final, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import GatewayPinRow
 
 __all__ = ["PIN_SELECT", "Pin", "PinLedger", "put_statement"]
@@ -41,18 +39,8 @@ class Pin(BaseModel):
     updated_at: datetime
 
 
-class PinLedger:
+class PinLedger(Ledger):
     """Pin operations on the store's database; reach it as `Store.pins`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        dialect: str,
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._errors = errors
 
     async def get(self, session_id: str) -> Pin | None:
         """The session's pin, or None when it has none."""

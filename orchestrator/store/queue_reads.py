@@ -14,13 +14,12 @@ session with no record, is in neither the rows nor the counts.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
-from contextlib import AbstractContextManager
+from collections.abc import Collection
 from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, AuditEvent, EventKind
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, SessionRow
 
@@ -30,16 +29,8 @@ SESSIONS_PER_READ: Final = 500
 """Session ids per `IN (...)` list (well under SQLite's 32766 bound parameters)."""
 
 
-class QueueReads:
+class QueueReads(Ledger):
     """Queries for `orchestrator.approvals.queue`; reach them as `Store.queue`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._errors = errors
 
     async def pending(self, tenants: Collection[str] | None = None) -> list[ApprovalRecord]:
         """Every pending request of `tenants`' sessions (None: of every session), oldest first."""

@@ -8,15 +8,14 @@ start was never recorded) count under `default`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.tables import AuditEventRow, SessionRow
 
@@ -38,16 +37,8 @@ class SpendRow(BaseModel):
     """Of `input_tokens`, those written to a prompt cache."""
 
 
-class Reports:
+class Reports(Ledger):
     """Cross-session queries on the store's database; reach it as `Store.reports`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._errors = errors
 
     async def spend(
         self, by: Literal["tenant", "model"], *, since: datetime | None = None

@@ -7,15 +7,12 @@ table bounded by what is live without a sweeper process.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import ResponseCacheRow
 from orchestrator.types import JsonObject
 
@@ -40,18 +37,8 @@ class CacheEntry(BaseModel):
     expires_at: datetime
 
 
-class CacheLedger:
+class CacheLedger(Ledger):
     """Cache rows on the store's database; reach it as `Store.cache`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        dialect: str,
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._dialect = dialect
-        self._errors = errors
 
     async def get(self, entry: str, now: datetime) -> CacheEntry | None:
         """The live entry with this exact key, or None."""
@@ -88,8 +75,7 @@ class CacheLedger:
         """Store an answer (a newer answer to the same key replaces the older one)."""
         row = ResponseCacheRow
         values = entry.model_dump()
-        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
-        stmt = insert(row).values(values)
+        stmt = self._insert(row).values(values)
         stmt = stmt.on_conflict_do_update(
             index_elements=[row.entry],
             set_={k: stmt.excluded[k] for k in values if k != "entry"},

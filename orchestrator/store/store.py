@@ -40,6 +40,7 @@ from orchestrator.store._engine import (
 )
 from orchestrator.store.budgets import BudgetLedger
 from orchestrator.store.event_seq import lock_session_events, notify_event
+from orchestrator.store.ledger import LedgerParts
 from orchestrator.store.migrate import upgrade_engine
 from orchestrator.store.notices import NoticeLedger
 from orchestrator.store.outcomes import OutcomeLedger
@@ -107,21 +108,22 @@ class Store:
         self._url = parse_url(url)
         self._engine = create_store_engine(url, pool=pool)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-        self.budgets = BudgetLedger(self._sessions, self._engine.dialect.name, self._errors)
+        parts = LedgerParts(self._sessions, self._engine.dialect.name, self._errors)
+        self.budgets = BudgetLedger(parts)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
-        self.pins = PinLedger(self._sessions, self._engine.dialect.name, self._errors)
+        self.pins = PinLedger(parts)
         """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
-        self.notices = NoticeLedger(self._sessions, self._engine.dialect.name, self._errors)
+        self.notices = NoticeLedger(parts)
         """Notices to approvers (see `orchestrator.store.notices`)."""
-        self.outcomes = OutcomeLedger(self._sessions, self._engine.dialect.name, self._errors)
+        self.outcomes = OutcomeLedger(parts)
         """Outcome signals the router learns from (see `orchestrator.store.outcomes`)."""
-        self.cache = CacheLedger(self._sessions, self._engine.dialect.name, self._errors)
+        self.cache = CacheLedger(parts)
         """Remembered model answers (see `orchestrator.store.response_cache`)."""
-        self.reports = Reports(self._sessions, self._errors)
+        self.reports = Reports(parts)
         """Spend and events across sessions (see `orchestrator.store.reports`)."""
-        self.stream = StreamReads(self._sessions, self._errors)
+        self.stream = StreamReads(parts)
         """Reads behind the live event stream (see `orchestrator.store.stream_reads`)."""
-        self.queue = QueueReads(self._sessions, self._errors)
+        self.queue = QueueReads(parts)
         """Reads behind the approval queue (see `orchestrator.store.queue_reads`)."""
 
     @property

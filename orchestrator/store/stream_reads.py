@@ -10,28 +10,17 @@ each once, however notices are lost, merged or repeated.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.ledger import Ledger
 from orchestrator.store.records import AuditEvent
 from orchestrator.store.tables import AuditEventRow
 
 __all__ = ["StreamReads"]
 
 
-class StreamReads:
+class StreamReads(Ledger):
     """Queries for `orchestrator.events`; reach them as `Store.stream`."""
-
-    def __init__(
-        self,
-        sessions: async_sessionmaker[AsyncSession],
-        errors: Callable[[str], AbstractContextManager[None]],
-    ) -> None:
-        self._sessions = sessions
-        self._errors = errors
 
     async def events_after(self, session_id: str, after: int, limit: int) -> list[AuditEvent]:
         """Up to `limit` of the session's events with `seq > after`, in `seq` order."""
