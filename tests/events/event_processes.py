@@ -1,6 +1,6 @@
-"""Real processes for the event-stream tests: `orchestrator api` as operators run it; in
-front of the scripted model server, a gate that holds one request until the test lets go and
-a stream that stops half-way.
+"""Real processes for the event-stream tests: several `orchestrator api` processes as
+operators run them (`process_helpers`), and in front of the scripted model server a stream
+that stops half-way.
 
 The API processes share nothing with the test but the store and the approvers file, as
 in a deployment; watchers reach them over HTTP only.
@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-from conftest import REPO
+from process_helpers import process_env, start_serving, stop_serving
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orchestrator.approvals.people import hash_token
@@ -41,39 +37,12 @@ def approvers_file(folder: Path) -> Path:
 
 async def _started(settings: Settings, approvers: Path) -> tuple[asyncio.subprocess.Process, int]:
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "orchestrator", "api", "--port", str(port)),
-        env={
-            **os.environ,
-            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
-            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
-            "ORCHESTRATOR_DATABASE_URL": settings.resolved_database_url,
-            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address or "",
-            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
-            "ORCHESTRATOR_APPROVERS_FILE": str(approvers),
-            "ORCHESTRATOR_LOG_FORMAT": "json",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    env = process_env(
+        settings,
+        ORCHESTRATOR_APPROVERS_FILE=str(approvers),
+        ORCHESTRATOR_LOG_FORMAT="json",
     )
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            line = ""
-            while "api on" not in line:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "orchestrator api exited early"
-    except BaseException:
-        await _stop(proc)
-        raise
-    return proc, port
-
-
-async def _stop(proc: asyncio.subprocess.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGINT)
-    await asyncio.wait_for(proc.communicate(), 30)
+    return await start_serving(env, port), port
 
 
 @contextlib.asynccontextmanager
@@ -105,26 +74,7 @@ async def api_processes(
             ]
             yield clients
     finally:
-        await asyncio.gather(*(_stop(proc) for proc in procs))
-
-
-class Gate:
-    """ASGI middleware that holds the `hold`-th chat-completions request until `release`."""
-
-    def __init__(self, app: ASGIApp, hold: int) -> None:
-        self.app = app
-        self.hold = hold
-        self.seen = 0
-        self.arrived = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].endswith("/chat/completions"):
-            self.seen += 1
-            if self.seen == self.hold:
-                self.arrived.set()
-                await self.release.wait()
-        await self.app(scope, receive, send)
+        await asyncio.gather(*(stop_serving(proc) for proc in procs))
 
 
 class HoldStream:

@@ -20,8 +20,9 @@ from pathlib import Path
 import httpx
 import pytest
 from conftest import REPO
-from event_processes import Gate, api_processes, approvers_file
+from event_processes import api_processes, approvers_file
 from postgres import scratch_database
+from process_helpers import Gate
 from temporalio.client import Client
 
 from orchestrator.events.client import SseMessage, follow

@@ -10,7 +10,6 @@ ends with the session.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,9 +17,10 @@ from pathlib import Path
 
 import anyio
 import pytest
-from conftest import REPO, Env
+from conftest import Env
 from event_processes import TOKEN, approvers_file
 from event_serving import GATED_PLAN, answer_script
+from process_helpers import process_env, start_serving
 
 from orchestrator import start
 from orchestrator.cli.live import describe
@@ -31,32 +31,11 @@ from orchestrator.testing import wait_for_pending_approval
 ANSWER = "Your parcel left the depot this morning."
 
 
-def _env(settings: Settings, **more: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "ORCHESTRATOR_PROJECT_DIR": str(REPO),
-        "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
-        "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address or "",
-        "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
-        **more,
-    }
-
-
 async def api_on(settings: Settings, approvers: Path, port: int) -> asyncio.subprocess.Process:
     """`orchestrator api` on `port`, once it says it serves."""
-    proc = await asyncio.create_subprocess_exec(
-        *(sys.executable, "-m", "orchestrator", "api", "--port", str(port)),
-        env=_env(settings, ORCHESTRATOR_APPROVERS_FILE=str(approvers)),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    return await start_serving(
+        process_env(settings, ORCHESTRATOR_APPROVERS_FILE=str(approvers)), port
     )
-    assert proc.stdout is not None
-    with anyio.fail_after(60):
-        line = b""
-        while b"api on" not in line:
-            line = await proc.stdout.readline()
-            assert line, "orchestrator api exited early"
-    return proc
 
 
 @pytest.fixture
@@ -85,7 +64,7 @@ async def test_watch_over_http_resumes_after_the_api_process_dies(
     watcher = await asyncio.create_subprocess_exec(
         *(sys.executable, "-m", "orchestrator", "sessions", "watch", handle.session_id),
         *("--api", f"http://127.0.0.1:{port}", "--token", TOKEN),
-        env=_env(env.settings),
+        env=process_env(env.settings),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )

@@ -9,12 +9,7 @@ instances, prompt-cache hits fell from about 95% to nearly 0.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +19,7 @@ import pytest
 import yaml
 from gw_harness import TOKEN, keys_raw, registry_raw
 from postgres import scratch_database
+from process_helpers import process_env, serving
 
 from orchestrator.devserver import free_port
 from orchestrator.scripted_model import ScriptedModelServer
@@ -40,28 +36,9 @@ async def gateway_process(
     """`orchestrator gateway` (or `api`) on a free port; yields its `/v1` URL, stops it
     with SIGINT."""
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "orchestrator", command, "--project", str(project), "--port", str(port)),
-        env={
-            **os.environ,
-            "ORCHESTRATOR_DATABASE_URL": database_url,
-            "ORCHESTRATOR_LOG_FORMAT": "json",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            line = ""
-            while f"{command} on" not in line:
-                line = (await proc.stdout.readline()).decode()
-                assert line, f"orchestrator {command} exited early"
+    env = process_env(None, ORCHESTRATOR_DATABASE_URL=database_url, ORCHESTRATOR_LOG_FORMAT="json")
+    async with serving(env, port, command, "--project", str(project)):
         yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.communicate(), 30)
 
 
 @pytest.fixture

@@ -5,11 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import os
 import re
-import signal
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -18,6 +14,7 @@ import pytest
 from conftest import REPO, Env
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from process_helpers import process_env, serving
 
 import orchestrator.mcp
 from orchestrator.devserver import free_port
@@ -54,33 +51,13 @@ async def _api(env: Env, tmp_path: Path) -> AsyncIterator[str]:
         f"  - {{id: ops-agent, token_sha256: {digest},"
         f" audience: 'http://127.0.0.1:{port}/mcp', skills: [tickets.get]}}\n"
     )
-    settings = env.settings
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        *("-m", "orchestrator", "api", "--port", str(port)),
-        env={
-            **os.environ,
-            "ORCHESTRATOR_PROJECT_DIR": str(REPO),
-            "ORCHESTRATOR_STATE_DIR": str(settings.resolved_state_dir),
-            "ORCHESTRATOR_TEMPORAL_ADDRESS": settings.temporal_address,
-            "ORCHESTRATOR_TASK_QUEUE": settings.task_queue,
-            "ORCHESTRATOR_MCP_CLIENTS_FILE": str(clients),
-            "ORCHESTRATOR_LOG_FORMAT": "json",
-        },
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+    env_vars = process_env(
+        env.settings,
+        ORCHESTRATOR_MCP_CLIENTS_FILE=str(clients),
+        ORCHESTRATOR_LOG_FORMAT="json",
     )
-    assert proc.stdout is not None
-    try:
-        async with asyncio.timeout(60):
-            line = ""
-            while "api on" not in line:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "orchestrator api exited early"
+    async with serving(env_vars, port):
         yield f"http://127.0.0.1:{port}/mcp"
-    finally:
-        proc.send_signal(signal.SIGINT)
-        await asyncio.wait_for(proc.communicate(), 30)
 
 
 async def test_api_process_serves_mcp_behind_tokens(env: Env, tmp_path: Path) -> None:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import REPO
+from process_helpers import process_env, start_serving, stop_serving
 
 import orchestrator.observability
 from orchestrator.devserver import free_port
@@ -32,30 +27,9 @@ def test_public_api_is_exactly_exported() -> None:
 
 async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
     port = free_port()
-    env = {
-        **os.environ,
-        "ORCHESTRATOR_PROJECT_DIR": str(REPO),
-        "ORCHESTRATOR_STATE_DIR": str(tmp_path / "state"),
-        "ORCHESTRATOR_LOG_FORMAT": "json",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "orchestrator",
-        "api",
-        "--port",
-        str(port),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    assert proc.stdout is not None
+    env = process_env(None, tmp_path / "state", ORCHESTRATOR_LOG_FORMAT="json")
+    proc = await start_serving(env, port)
     try:
-        async with asyncio.timeout(60):
-            line = ""
-            while "api on" not in line:
-                line = (await proc.stdout.readline()).decode()
-                assert line, "orchestrator api exited early"
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             assert (await http.get("/healthz")).text == "ok\n"
             assert (await http.get("/readyz")).status_code == 200
@@ -74,8 +48,7 @@ async def test_api_serves_health_readiness_and_metrics(tmp_path: Path) -> None:
         assert missing.status_code == 404 and "payments.nope" in missing.json()["error"]
         assert post.status_code == 405
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = await asyncio.wait_for(proc.wait(), 30)
+        code = await stop_serving(proc)
     assert code == 0
 
 

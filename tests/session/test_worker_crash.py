@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 from conftest import REPO
-from starlette.types import ASGIApp, Receive, Scope, Send
+from process_helpers import Gate
 from temporalio.client import Client
 
 from orchestrator.chaos import WorkerProcess
@@ -42,25 +42,6 @@ FAST_FAILOVER = SessionOptions(
     model_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
     skill_call=ActivityOptions(heartbeat=timedelta(seconds=2)),
 )
-
-
-class Gate:
-    """ASGI middleware that holds the Nth chat-completions request until released."""
-
-    def __init__(self, app: ASGIApp, hold_request: int) -> None:
-        self.app = app
-        self.hold_request = hold_request
-        self.seen = 0
-        self.arrived = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].endswith("/chat/completions"):
-            self.seen += 1
-            if self.seen == self.hold_request:
-                self.arrived.set()
-                await self.release.wait()
-        await self.app(scope, receive, send)
 
 
 @pytest.fixture
@@ -97,7 +78,7 @@ async def test_killed_after_the_refund_before_the_next_model_call(
     served: list[ServedRequest] = []
     # Requests 1-3 are the ticket, order and refund rounds; the 4th is the first model
     # call after the refund ran.
-    gate = Gate(create_replay_app(load_model_script(SCRIPT), served=served), hold_request=4)
+    gate = Gate(create_replay_app(load_model_script(SCRIPT), served=served), hold=4)
     async with (
         LoopbackServer(gate) as replay,
         await Store.open(settings.resolved_database_url) as store,
