@@ -301,6 +301,7 @@ class Gateway:
         admitted: Admitted,
         on_delta: Callable[[str], DeltaSink] | None = None,
         committed: Callable[[], bool] = lambda: False,
+        on_cache_hit: Callable[[str], None] | None = None,
     ) -> Outcome:
         """Get the answer of an admitted request; write spend, pin and audit.
 
@@ -309,6 +310,8 @@ class Gateway:
             on_delta: For a streaming client: the sink of an attempt on a deployment.
             committed: Whether the client has been sent part of an answer; a failure after
                 that ends the stream instead of failing over.
+            on_cache_hit: Told the kind of hit (`exact`, `semantic`) before a cached answer's
+                first delta, so a stream's headers can say it came from the cache.
 
         Raises:
             GatewayError: no deployment could answer, or the stream was cut.
@@ -331,6 +334,8 @@ class Gateway:
         label = a.boundary.value
         cached = await self.cache.lookup(a)
         if cached.hit is not None:
+            if on_cache_hit is not None:
+                on_cache_hit(cached.hit.kind)
             await self._give_back(a)
             hit, writes = await self.cache.serve(a, cached.hit, on_delta)
             await self.journal.commit(writes)

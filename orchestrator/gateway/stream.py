@@ -70,6 +70,7 @@ async def stream_response(
     """The SSE response of an admitted request, or its error as JSON if nothing was sent."""
     queue: asyncio.Queue[_Item] = asyncio.Queue()
     relayed = [False]
+    cache: list[str] = []
 
     def sink_for(deployment: str) -> DeltaSink:
         async def sink(delta: ModelDelta) -> None:
@@ -80,7 +81,9 @@ async def stream_response(
 
     async def run() -> None:
         try:
-            await queue.put(await gateway.run(admitted, sink_for, lambda: relayed[0]))
+            await queue.put(
+                await gateway.run(admitted, sink_for, lambda: relayed[0], cache.append)
+            )
         except GatewayError as exc:
             await queue.put(exc)
 
@@ -91,7 +94,9 @@ async def stream_response(
         return error_response(first, admitted.api, {})
     deployment = first[0] if isinstance(first, tuple) else first.answered.deployment
     encoder = _encoder(admitted, deployment, include_usage)
-    boundary = admitted.boundary.value if deployment == admitted.first else Boundary.FAILOVER
+    # A cached answer keeps the request's boundary, as a non-streamed hit does.
+    same = deployment == admitted.first or bool(cache)
+    boundary = admitted.boundary.value if same else Boundary.FAILOVER
     headers = {
         "x-orchestrator-deployment": deployment,
         "x-orchestrator-boundary": str(boundary),
@@ -100,6 +105,8 @@ async def stream_response(
         "x-request-id": admitted.request_id,
         "cache-control": "no-cache",
     }
+    if cache:
+        headers["x-orchestrator-cache"] = cache[0]
     return StreamingResponse(
         _events(encoder, first, queue, task),
         media_type="text/event-stream",

@@ -179,13 +179,18 @@ async def test_a_stream_is_stored_whole_and_served_from_the_cache_as_a_stream(
     ):
         ask = question("Sunday opening hours")
         texts: list[str] = []
+        marks: list[str | None] = []
         for _ in range(2):
-            stream = await client.chat.completions.create(
+            raw = await client.chat.completions.with_raw_response.create(
                 model="support", messages=ask, stream=True
             )
+            marks.append(raw.headers.get("x-orchestrator-cache"))
+            stream = raw.parse()
             texts.append(
                 "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
             )
+        # The streamed hit says so in its headers, as a whole one does.
+        assert marks == [None, "exact"]
         whole = await client.chat.completions.with_raw_response.create(
             model="support", messages=ask
         )
