@@ -168,11 +168,11 @@ def write_script(folder: Path, answer: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def process(
-    args: list[str], env: dict[str, str], ready: str
+    args: list[str], env: dict[str, str], ready: str, cwd: Path | None = None
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A child process, once a line of its output contains `ready`; stopped at the end."""
     proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd
     )
     assert proc.stdout is not None
     try:
@@ -272,13 +272,55 @@ class Watched:
     lost: int = 0
     api_rss_kib: tuple[int, int] = (0, 0)
     """The API process's resident memory before and with the watchers connected."""
+    api_cpu_s: float = 0.0
+    """CPU time the API process used from the approvals to the last watcher's end."""
+    watchers: int = 0
+
+    def add(self, other: Watched) -> None:
+        """Pool another round's figures into these."""
+        self.tokens.extend(other.tokens)
+        self.first.extend(other.first)
+        self.durable.extend(other.durable)
+        self.lost += other.lost
+        self.api_cpu_s += other.api_cpu_s
+        self.watchers += other.watchers
+        if not self.api_rss_kib[1]:
+            self.api_rss_kib = other.api_rss_kib
+
+    def figures(self) -> dict[str, Any]:
+        """The crowd's figures, as the results file has them."""
+        before, during = self.api_rss_kib
+        return {
+            "first_token_to_watcher": vars(Stats.of(self.first)),
+            "every_token_to_watcher": vars(Stats.of(self.tokens)),
+            "model_call_created_to_delivered": vars(Stats.of(self.durable)),
+            "tokens_lost": self.lost,
+            "api_rss_kib_per_watcher": round((during - before) / max(self.watchers, 1), 1),
+            "api_cpu_us_per_token_delivered": round(
+                1e6 * self.api_cpu_s / max(len(self.tokens), 1), 1
+            ),
+        }
+
+
+def cpu_seconds(pid: int) -> float:
+    """A process's CPU time (user and system), from /proc (Linux): unlike wall time, the
+    machine's other load does not inflate it."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def watched_sessions(
-    env: dict[str, Any], api: str, stamps: Path, answer: str, sessions: int, watchers: int
+    env: dict[str, Any],
+    api: tuple[str, int],
+    stamps: Path,
+    answer: str,
+    sessions: int,
+    watchers: int,
 ) -> Watched:
-    """`sessions` live sessions at once, each followed by `watchers` SSE watchers."""
-    client, store, queue, api_pid = env["client"], env["store"], env["queue"], env["api_pid"]
+    """`sessions` live sessions at once, each followed by `watchers` SSE watchers of the
+    API process at `api` (its URL and process id)."""
+    client, store, queue = env["client"], env["store"], env["queue"]
+    (api_url, api_pid) = api
     cases = [new_case() for _ in range(sessions)]
     handles = await asyncio.gather(
         *(start_session(client, PLAN, {"case": c}, task_queue=queue) for c in cases)
@@ -286,12 +328,13 @@ async def watched_sessions(
     ids = [h.id.removeprefix("session-") for h in handles]
     pending = await asyncio.gather(*(wait_for_pending_approval(store, i) for i in ids))
     before = rss_kib(api_pid)
-    crowd = [[Watcher(api, i) for _ in range(watchers)] for i in ids]
+    crowd = [[Watcher(api_url, i) for _ in range(watchers)] for i in ids]
     tasks = [asyncio.create_task(w.run()) for group in crowd for w in group]
     await asyncio.wait_for(
         asyncio.gather(*(w.connected.wait() for group in crowd for w in group)), 120
     )
-    seen = Watched(api_rss_kib=(before, rss_kib(api_pid)))
+    seen = Watched(api_rss_kib=(before, rss_kib(api_pid)), watchers=sessions * watchers)
+    cpu = cpu_seconds(api_pid)
     await asyncio.gather(
         *(
             decide_approval(client, store, p.approval_id, approve=True, decided_by="bench")
@@ -300,6 +343,7 @@ async def watched_sessions(
     )
     await asyncio.gather(*(h.result() for h in handles))
     await asyncio.wait_for(asyncio.gather(*tasks), 120)
+    seen.api_cpu_s = cpu_seconds(api_pid) - cpu
     for case, group in zip(cases, crowd, strict=True):
         sent = await stamps_of(stamps, case)
         for watcher in group:
@@ -362,7 +406,13 @@ async def written_to_delivered(store: Store, api: str, count: int) -> list[float
 
 
 async def bench(
-    sessions: int, words: int, interval: float, crowd_sessions: int, crowd_watchers: int
+    sessions: int,
+    words: int,
+    interval: float,
+    crowd_sessions: int,
+    crowd_watchers: int,
+    against: Path | None = None,
+    rounds: int = 1,
 ) -> dict[str, Any]:
     answer = answer_text(words)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
@@ -371,7 +421,7 @@ async def bench(
         stamps.touch()
         approvers = folder / "approvers.yaml"
         approvers.write_text(f"users:\n  bench:\n    tokens: ['{hash_token(TOKEN)}']\n")
-        model_port, api_port = free_port(), free_port()
+        model_port, api_port, other_port = free_port(), free_port(), free_port()
         base_url = f"http://127.0.0.1:{model_port}/v1"
         os.environ["ORCHESTRATOR_REPLAY_URL"] = base_url
         server = BenchDevServer(TUNED, folder)
@@ -393,22 +443,28 @@ async def bench(
         }
         model_cmd = [sys.executable, __file__, "--serve-model", str(script), str(model_port)]
         model_cmd += [str(interval), str(stamps)]
-        api_cmd = [sys.executable, "-m", "orchestrator", "api", "--port", str(api_port)]
+        api_cmd = [sys.executable, "-m", "orchestrator", "api", "--port"]
+        # Run from the scratch folder: `python -m` puts the working folder first on the path.
+        this_env = {**child_env, "PYTHONPATH": str(REPO)}
+        other_env = {**child_env, "PYTHONPATH": str(against)}
         try:
             runtime = await Runtime.open(settings)
             client = await connect(settings)
             async with (
                 process(model_cmd, child_env, "serving"),
-                process(api_cmd, child_env, "api on") as api_proc,
+                process([*api_cmd, str(api_port)], this_env, "api on", folder) as api_proc,
+                contextlib.AsyncExitStack() as more,
                 build_worker(client, runtime),
             ):
-                env = {
-                    "client": client,
-                    "store": runtime.store,
-                    "queue": settings.task_queue,
-                    "api_pid": api_proc.pid,
-                }
-                api = f"http://127.0.0.1:{api_port}"
+                env = {"client": client, "store": runtime.store, "queue": settings.task_queue}
+                api = (f"http://127.0.0.1:{api_port}", api_proc.pid)
+                other: tuple[str, int] | None = None
+                if against is not None:
+                    other_proc = await more.enter_async_context(
+                        process([*api_cmd, str(other_port)], other_env, "api on", folder)
+                    )
+                    other = (f"http://127.0.0.1:{other_port}", other_proc.pid)
+                    await watched_sessions(env, other, stamps, answer, 1, 1)  # warm it up
                 await watched_sessions(env, api, stamps, answer, 1, 1)  # warm both paths up
                 await direct(base_url, stamps)
                 first_d, all_d, ttft_d = [], [], []
@@ -423,18 +479,27 @@ async def bench(
                     one.first.extend(seen.first)
                     one.durable.extend(seen.durable)
                     one.lost += seen.lost
-                committed = await written_to_delivered(runtime.store, api, sessions * 5)
-                crowd = await watched_sessions(
-                    env, api, stamps, answer, crowd_sessions, crowd_watchers
-                )
+                committed = await written_to_delivered(runtime.store, api[0], sessions * 5)
+                crowd, crowd_other = Watched(), Watched()
+                for n in range(rounds):
+                    turns: list[tuple[Watched, tuple[str, int] | None]] = [
+                        (crowd, api),
+                        (crowd_other, other),
+                    ]
+                    for pooled, where in turns if n % 2 == 0 else turns[::-1]:
+                        if where is not None:
+                            pooled.add(
+                                await watched_sessions(
+                                    env, where, stamps, answer, crowd_sessions, crowd_watchers
+                                )
+                            )
             await runtime.close()
         finally:
             await server.stop()
     first_direct, first_stack = Stats.of(first_d), Stats.of(one.first)
     every_direct, every_stack = Stats.of(all_d), Stats.of(one.tokens)
     watchers = crowd_sessions * crowd_watchers
-    before, during = crowd.api_rss_kib
-    return {
+    result: dict[str, Any] = {
         "machine": await machine(),
         "sessions": sessions,
         "tokens_per_answer": words + 1,
@@ -458,14 +523,25 @@ async def bench(
         "crowd": {
             "sessions": crowd_sessions,
             "watchers": watchers,
-            "first_token_to_watcher": vars(Stats.of(crowd.first)),
-            "every_token_to_watcher": vars(Stats.of(crowd.tokens)),
-            "model_call_created_to_delivered": vars(Stats.of(crowd.durable)),
-            "tokens_lost": crowd.lost,
-            "api_rss_kib_per_watcher": round((during - before) / watchers, 1),
+            "rounds": rounds,
+            **crowd.figures(),
         },
         "temporal_workflow_streams_round_trip_ms": "about 100 (issue 13, not measured here)",
     }
+    if against is not None:
+        theirs, ours = crowd_other.figures(), crowd.figures()
+        result["crowd_against"] = {"tree": str(against), **theirs}
+        result["crowd_ratio_against_to_this"] = {
+            f"{what}_{stat}": round(theirs[what][stat] / ours[what][stat], 2)
+            for what in ("first_token_to_watcher", "every_token_to_watcher")
+            for stat in ("median_ms", "p95_ms")
+        } | {
+            "api_cpu_per_token": round(
+                theirs["api_cpu_us_per_token_delivered"] / ours["api_cpu_us_per_token_delivered"],
+                2,
+            )
+        }
+    return result
 
 
 def main() -> None:
@@ -479,6 +555,13 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=2.0, help="ms between SSE events")
     parser.add_argument("--crowd-sessions", type=int, default=50, help="live at once")
     parser.add_argument("--crowd-watchers", type=int, default=4, help="per crowd session")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another source tree (e.g. an unpacked `git archive` of an older commit): its"
+        " `orchestrator api` runs beside this tree's, and the crowd alternates between them",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="crowd rounds per API process")
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="json")
     result = asyncio.run(
@@ -488,6 +571,8 @@ def main() -> None:
             args.interval / 1000,
             args.crowd_sessions,
             args.crowd_watchers,
+            args.against.resolve() if args.against else None,
+            args.rounds,
         )
     )
     RESULTS.mkdir(exist_ok=True)

@@ -38,15 +38,15 @@ from temporalio.service import RPCError
 
 from orchestrator.approvals.people import Approver, ApproverDirectory
 from orchestrator.approvals.reloading import Approvers, current
-from orchestrator.events.hub import EventHub
-from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
+from orchestrator.events.hub import EventHub, SharedItem
+from orchestrator.events.models import TERMINAL_KINDS, Dropped
 from orchestrator.events.sse import EventStreamResponse, comment, frame
 from orchestrator.session import names
 from orchestrator.session.feedback import Feedback, FeedbackError, give_feedback
 from orchestrator.session.names import workflow_id_for
 from orchestrator.session.types import SessionState
 from orchestrator.store.outcomes import OutcomeKeyConflict
-from orchestrator.store.records import SessionRecord, SessionStatus
+from orchestrator.store.records import AuditEvent, SessionRecord, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
@@ -214,19 +214,34 @@ def session_routes(
 async def _stream(
     hub: EventHub, session_id: str, after: int, heartbeat: float
 ) -> AsyncGenerator[bytes, None]:
+    """The SSE chunks of one watcher: everything at hand goes out in one write.
+
+    Each item's frame is encoded once for all the session's watchers (`SharedItem.sse`);
+    under load a wake-up carries many frames, so the per-write costs (the HTTP layer, a
+    syscall, the client's wake-up) are paid per batch, not per token.
+    """
     with hub.watch(session_id, after=after) as watch:
         yield b"retry: 1000\n\n"
         while True:
-            item = await watch.next(heartbeat)
-            if item is None:
+            batch = await watch.next_batch(heartbeat)
+            if not batch:
                 yield comment("keepalive")
-            elif isinstance(item, StreamDelta):
-                yield frame(item.model_dump_json(), event="delta")
-            elif isinstance(item, Dropped):
-                yield frame(item.model_dump_json(), event="dropped")
+                continue
+            chunk, ended = _frames(batch)
+            yield chunk
+            if ended:
                 return
-            else:
-                yield frame(item.model_dump_json(), id=item.seq)
-                if item.kind in TERMINAL_KINDS:
-                    yield frame(json.dumps({"last_seq": item.seq}), event="end")
-                    return
+
+
+def _frames(batch: list[SharedItem]) -> tuple[bytes, bool]:
+    """The frames of `batch`, up to its end (a drop, or the session's last event)."""
+    frames = []
+    for shared in batch:
+        frames.append(shared.sse)
+        item = shared.item
+        if isinstance(item, Dropped):
+            return b"".join(frames), True
+        if isinstance(item, AuditEvent) and item.kind in TERMINAL_KINDS:
+            frames.append(frame(json.dumps({"last_seq": item.seq}), event="end"))
+            return b"".join(frames), True
+    return b"".join(frames), False
