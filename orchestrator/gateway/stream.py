@@ -81,9 +81,7 @@ async def stream_response(
 
     async def run() -> None:
         try:
-            await queue.put(
-                await gateway.run(admitted, sink_for, lambda: relayed[0], cache.append)
-            )
+            await queue.put(await gateway.run(admitted, sink_for, lambda: relayed[0], cache.append))
         except GatewayError as exc:
             await queue.put(exc)
 
