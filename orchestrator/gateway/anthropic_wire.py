@@ -118,6 +118,8 @@ def parse_messages(body: JsonValue) -> ChatCall:
     messages = _system(root.get("system"))
     for i, turn in enumerate(turns):
         messages.extend(_turn(turn, f"body.messages[{i}]"))
+    metadata = root.get("metadata")
+    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     return ChatCall(
         requested=model,
         request=ModelRequest(
@@ -128,6 +130,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
             max_tokens=max_tokens,
         ),
         stream=root.get("stream") is True,
+        user_id=user_id if isinstance(user_id, str) else None,
     )
 
 

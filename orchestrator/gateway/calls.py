@@ -30,6 +30,8 @@ class ChatCall(BaseModel):
     stream: bool = False
     previous_response_id: str | None = None
     """Provider-side conversation state the client refers to (OpenAI Responses style)."""
+    user_id: str | None = None
+    """The Anthropic body's `metadata.user_id`; Claude Code puts its session id in it."""
 
 
 def obj(value: JsonValue, where: str) -> JsonObject:

@@ -247,7 +247,7 @@ class Gateway:
         self.limiter.admit(key)
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
-        session = identify(headers, call.request.messages, key.tenant)
+        session = identify(headers, call.request.messages, key.tenant, call.user_id)
         pin = await self.journal.read_pin(session.session_id)
         looping = in_tool_loop(call.request.messages, call.previous_response_id)
         boundary = classify(pin, looping, now, timedelta(seconds=self.settings.cache_idle_seconds))

@@ -6,7 +6,11 @@ Identity comes from the first session header present (the order is the precedenc
 `x-session-id`, then the headers agent clients already send: Claude Code's
 `x-claude-code-session-id` (v2.1.86 and later), Codex CLI's `session-id` (and the older
 `session_id`), OpenCode's `x-session-affinity` and `x-opencode-session`, and LiteLLM's
-`x-litellm-session-id`. Without one, the session is a fingerprint of the conversation's
+`x-litellm-session-id`. Then the session inside an Anthropic body's `metadata.user_id`
+(the Messages API's opaque end-user id, which Claude Code fills with its session: before
+v2.1.78 as `user_<hash>_account_<uuid>_session_<uuid>`, since then as a JSON object text with
+a `session_id` member); a `user_id` without a session in it names a person, not a
+conversation, and is not used. Without any, the session is a fingerprint of the conversation's
 opening messages (system text and first user message), which every call of one
 conversation repeats verbatim. Ids are namespaced by tenant, so two tenants that pick the
 same session id never share a pin.
@@ -15,6 +19,7 @@ same session id never share a pin.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -31,6 +36,7 @@ __all__ = [
     "classify",
     "identify",
     "in_tool_loop",
+    "session_in_user_id",
 ]
 
 SESSION_HEADERS = (
@@ -45,6 +51,9 @@ SESSION_HEADERS = (
 """Request headers that name a session, in order of precedence (lower case)."""
 
 _MAX_ID = 255
+
+_LEGACY_MARK = "_session_"
+"""What precedes the session id in Claude Code's older `metadata.user_id` form."""
 
 
 class SessionIdentity(BaseModel):
@@ -71,14 +80,47 @@ class Boundary(StrEnum):
     """The deployment failed; another one answers, recorded as forced."""
 
 
+def _usable(value: str) -> bool:
+    return bool(value) and len(value) <= _MAX_ID and value.isprintable()
+
+
+def session_in_user_id(user_id: str | None) -> str | None:
+    """The session id inside a Messages request's `metadata.user_id`, if it holds one.
+
+    Claude Code's two forms: a JSON object text whose `session_id` is a string (v2.1.78
+    on), or `..._session_<id>` (before). Anything else is an end-user id: None.
+    """
+    if not user_id:
+        return None
+    text = user_id.strip()
+    if text.startswith("{"):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            return None
+        found = decoded.get("session_id") if isinstance(decoded, dict) else None
+        return found.strip() if isinstance(found, str) and _usable(found.strip()) else None
+    _, mark, rest = text.rpartition(_LEGACY_MARK)
+    return rest if mark and _usable(rest) else None
+
+
 def identify(
-    headers: Mapping[str, str], messages: list[ChatMessage], tenant: str
+    headers: Mapping[str, str],
+    messages: list[ChatMessage],
+    tenant: str,
+    user_id: str | None = None,
 ) -> SessionIdentity:
-    """The request's session: from a session header, else from its opening messages."""
+    """The request's session: a session header, `metadata.user_id`, or the opening messages.
+
+    `user_id` is the Anthropic body's `metadata.user_id`, when the client sent one.
+    """
     for name in SESSION_HEADERS:
         value = headers.get(name, "").strip()
-        if value and len(value) <= _MAX_ID and value.isprintable():
+        if _usable(value):
             return SessionIdentity(session_id=f"gw:{tenant}:{value}", source=f"header:{name}")
+    in_body = session_in_user_id(user_id)
+    if in_body is not None:
+        return SessionIdentity(session_id=f"gw:{tenant}:{in_body}", source="metadata.user_id")
     digest = hashlib.sha256(tenant.encode())
     for message in messages:
         if message.role == "system":

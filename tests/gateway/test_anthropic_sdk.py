@@ -26,7 +26,9 @@ def store_url(tmp_path: Path) -> str:
     return f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
 
 
-async def _loop_start(client: AsyncAnthropic, session: dict[str, str]) -> list[Any]:
+async def _loop_start(
+    client: AsyncAnthropic, session: dict[str, str], metadata: Any = None
+) -> list[Any]:
     """Ask the hard question; return the conversation with the tool's result appended."""
     messages: list[Any] = [{"role": "user", "content": "Refund order 7"}]
     first = await client.messages.create(
@@ -35,6 +37,7 @@ async def _loop_start(client: AsyncAnthropic, session: dict[str, str]) -> list[A
         messages=messages,
         tools=TOOLS,
         extra_headers={**session, "x-task": "hard"},
+        **({"metadata": metadata} if metadata is not None else {}),
     )
     assert first.model == "strong"
     assert first.stop_reason == "tool_use"
@@ -69,6 +72,36 @@ async def test_anthropic_client_runs_a_tool_loop_on_an_openai_deployment(store_u
         assert final.content[0].type == "text" and final.content[0].text == "Order 7 refunded."
         # The deployment saw the loop in its own (OpenAI) format: the tool result as a tool message.
         assert served.replay.requests[-1].tool_results == ["paid"]
+
+
+async def test_claude_codes_metadata_user_id_keeps_its_loop_on_one_deployment(
+    store_url: str,
+) -> None:
+    """No session header, only Claude Code's `metadata.user_id`: the loop stays pinned.
+
+    The rule that chose `strong` needs `x-task: hard`, absent from the second call, so
+    only the pin found through `metadata.user_id` keeps the loop on `strong`.
+    """
+    session_uuid = "9b2d6c1e-5f3a-4e8b-a7c9-0d1e2f3a4b5c"
+    metadata: Any = {"user_id": f"user_{'b' * 64}_account__session_{session_uuid}"}
+    async with (
+        serve_gateway(HERE / "refund.yaml", store_url) as served,
+        AsyncAnthropic(base_url=served.server.url, api_key=TOKEN, max_retries=0) as client,
+    ):
+        messages = await _loop_start(client, {}, metadata)
+        raw = await client.messages.with_raw_response.create(
+            model="smart", max_tokens=200, messages=messages, tools=TOOLS, metadata=metadata
+        )
+        final = await raw.parse()
+        assert raw.headers["x-orchestrator-session"] == f"gw:acme:{session_uuid}"
+        assert raw.headers["x-orchestrator-session-source"] == "metadata.user_id"
+        assert raw.headers["x-orchestrator-boundary"] == "tool_loop"
+        assert final.model == "strong"
+        events = await served.store.list_events(f"gw:acme:{session_uuid}")
+        assert [e.payload["session_source"] for e in events if e.kind is EventKind.MODEL_CALL] == [
+            "metadata.user_id",
+            "metadata.user_id",
+        ]
 
 
 async def test_a_503_mid_loop_fails_over_with_the_conversation_intact(store_url: str) -> None:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from orchestrator.gateway.service import _worth_writing
-from orchestrator.gateway.sessions import Boundary, classify, identify, in_tool_loop
+from orchestrator.gateway.sessions import (
+    Boundary,
+    classify,
+    identify,
+    in_tool_loop,
+    session_in_user_id,
+)
 from orchestrator.providers.messages import ChatMessage, ToolCall
 from orchestrator.store.pins import Pin
 
@@ -43,6 +50,39 @@ def test_x_session_id_wins_and_tenants_never_share_an_id() -> None:
     both = {"x-claude-code-session-id": "cc", "x-session-id": "mine"}
     assert identify(both, [USER], "acme").session_id == "gw:acme:mine"
     assert identify({"x-session-id": "s"}, [USER], "beta").session_id == "gw:beta:s"
+
+
+SESSION_UUID = "3f0c9a57-1b2e-4c8d-9e6f-0a1b2c3d4e5f"
+
+
+@pytest.mark.parametrize(
+    "user_id",
+    [
+        # Claude Code before v2.1.78: user_<device hash>_account_<uuid or empty>_session_<uuid>
+        f"user_{'a' * 64}_account_7d1e2f30-0000-4000-8000-000000000001_session_{SESSION_UUID}",
+        f"user_{'a' * 64}_account__session_{SESSION_UUID}",
+        # v2.1.78 on: a JSON object's text
+        json.dumps({"device_id": "a" * 64, "account_uuid": "", "session_id": SESSION_UUID}),
+    ],
+)
+def test_claude_codes_metadata_user_id_names_the_session(user_id: str) -> None:
+    assert session_in_user_id(user_id) == SESSION_UUID
+    found = identify({}, [USER], "acme", user_id)
+    assert (found.session_id, found.source) == (f"gw:acme:{SESSION_UUID}", "metadata.user_id")
+
+
+@pytest.mark.parametrize(
+    "user_id", [None, "", "user-1234", '{"device_id": "d"}', "{not json", '["session_id"]']
+)
+def test_a_user_id_without_a_session_is_a_person_not_a_conversation(user_id: str | None) -> None:
+    assert session_in_user_id(user_id) is None
+    assert identify({}, [USER], "acme", user_id).source == "fingerprint"
+
+
+def test_a_session_header_wins_over_metadata_user_id() -> None:
+    user_id = f"user_x_account__session_{SESSION_UUID}"
+    found = identify({"x-claude-code-session-id": "cc"}, [USER], "acme", user_id)
+    assert found.session_id == "gw:acme:cc"
 
 
 def test_fingerprint_is_stable_across_a_conversation_and_differs_between_them() -> None:
