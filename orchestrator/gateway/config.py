@@ -31,6 +31,8 @@ class GatewaySettings(BaseSettings):
     request_timeout_seconds: float = Field(default=120.0, gt=0)
     """A request's whole deadline, retries and failovers included."""
     max_body_bytes: int = Field(default=4_000_000, gt=0)
+    learning_refresh_seconds: float = Field(default=1.0, ge=0)
+    """How long outcome tallies read for routing are reused (per tenant and task type)."""
     default_max_tokens: int = Field(default=1024, gt=0)
     """Output tokens a request reserves against budgets when it sets no `max_tokens`."""
 

@@ -40,6 +40,7 @@ from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token
 from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from orchestrator.gateway.ratelimit import RateLimiter
 from orchestrator.gateway.recovery import Answered, answer
+from orchestrator.gateway.routed import Learned, Task, decision_record, task_of
 from orchestrator.gateway.sessions import (
     Boundary,
     SessionIdentity,
@@ -125,6 +126,9 @@ class Admitted:
     first: str
     """The deployment to try first: the pin inside a loop, else the router's choice."""
     reason: str
+    routing: JsonObject | None
+    """The router's decision as audited (task type, difficulty, learned quality); None
+    when the pin answered without asking it."""
     ledger_id: str
     holds: list[Reservation]
     request_id: str
@@ -158,6 +162,7 @@ class Gateway:
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
         self.upstreams = Upstreams(registry, self._client)
         self.limiter = RateLimiter()
+        self.learned = Learned(self.router, store, self.settings.learning_refresh_seconds)
         self.cache = response_cache.GatewayCache(registry, store, self.upstreams)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms: queueing this process's writes is far faster.
@@ -253,6 +258,7 @@ class Gateway:
         boundary = classify(pin, looping, now, timedelta(seconds=self.settings.cache_idle_seconds))
         input_tokens = estimate_input_tokens(call.request)
         output_tokens = call.request.max_tokens or self.settings.default_max_tokens
+        task = task_of(headers, call.request.messages)
         route = RouteRequest(
             session_id=session.session_id,
             tenant=key.tenant,
@@ -260,6 +266,10 @@ class Gateway:
             policy=key.policy,
             name=None if call.requested == AUTO else call.requested,
             step_id="gateway",
+            task_type=task.task_type,
+            difficulty=task.difficulty,
+            prompt=task.prompt,
+            tools=len(call.request.tools),
             needs=["tools"] if call.request.tools else [],
             expected_input_tokens=input_tokens,
             expected_output_tokens=output_tokens,
@@ -269,7 +279,7 @@ class Gateway:
                 d: f"key {key.id} may not use it" for d in self.registry.models if d not in pool
             },
         )
-        first, reason = self._first(route, pin, boundary, pool)
+        first, reason, routing = await self._first(route, task, pin, boundary, pool)
         ledger_id = f"{session.session_id}#{request_id}"
         holds = wanted(
             key,
@@ -290,6 +300,7 @@ class Gateway:
             route=route,
             first=first,
             reason=reason,
+            routing=routing,
             ledger_id=ledger_id,
             holds=holds,
             request_id=request_id,
@@ -409,6 +420,8 @@ class Gateway:
         }
         if cause is not None:
             payload["cause"] = cause
+        if a.routing is not None:
+            payload["routing"] = a.routing
         if answered is not None and answered.failures:
             payload["failures"] = [f"{d}: {c}" for d, c in answered.failures]
         return audit.call(
@@ -423,19 +436,29 @@ class Gateway:
             payload=payload,
         )
 
-    def _first(
-        self, route: RouteRequest, pin: Pin | None, boundary: Boundary, pool: list[str]
-    ) -> tuple[str, str]:
-        """The deployment to try first, and why."""
+    async def _first(
+        self,
+        route: RouteRequest,
+        task: Task,
+        pin: Pin | None,
+        boundary: Boundary,
+        pool: list[str],
+    ) -> tuple[str, str, JsonObject | None]:
+        """The deployment to try first, why, and the decision's audit record.
+
+        At a boundary this is the plans' decision path: learned quality from the outcomes
+        recorded for the tenant's task type, and the difficulty declared or estimated.
+        """
         if boundary is Boundary.TOOL_LOOP and pin is not None and pin.deployment in pool:
-            return pin.deployment, "pinned: the request continues an open tool loop"
+            return pin.deployment, "pinned: the request continues an open tool loop", None
         current = pin.deployment if pin is not None and boundary is not Boundary.IDLE else None
         try:
+            await self.learned.load(route.tenant, route.task_type, route.policy)
             decision = self.router.decide(route.model_copy(update={"current": current}))
         except RoutingError as exc:
             raise BadRequest(f"no deployment can serve this request: {exc}") from None
         METRICS.routing_decisions.labels(decision.deployment, reason_label(decision.reason)).inc()
-        return decision.deployment, decision.reason
+        return decision.deployment, decision.reason, decision_record(decision, task)
 
     def _failover(self, route: RouteRequest, failed: dict[str, str]) -> str | None:
         try:
@@ -522,6 +545,8 @@ class Gateway:
             "forced": forced,
             "reason": "forced failover" if forced else a.reason,
         }
+        if a.routing is not None:
+            payload["routing"] = a.routing
         if forced:
             payload["cause"] = "; ".join(f"{d}: {c}" for d, c in answered.failures)
         writes.append(audit.pin(a.session.session_id, a.request_id, now, payload))
