@@ -15,6 +15,7 @@ from orchestrator._fields import field_path
 from orchestrator._yaml import YamlFault, parse, where
 from orchestrator.exceptions import PlanError
 from orchestrator.plans.models import STEP_TYPES, Plan
+from orchestrator.plans.registry import REGISTERED_TAG
 
 __all__ = ["load_plan", "load_plans", "parse_plan"]
 
@@ -28,7 +29,7 @@ def _location(raw_loc: tuple[int | str, ...], msg: str) -> tuple[tuple[str, ...]
     loc = [
         part
         for i, part in enumerate(loc)
-        if not (i > 0 and part in STEP_TYPES and loc[i - 1].isdigit())
+        if not (i > 0 and part in (*STEP_TYPES, REGISTERED_TAG) and loc[i - 1].isdigit())
     ]
     # Cross-step checks run on the whole plan; their message names the step they are about.
     match = _ROOT_REF.match(msg)

@@ -11,11 +11,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 import cel
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PlainSerializer,
+    PlainValidator,
+    Tag,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
+from orchestrator.plans.registry import (
+    REGISTERED_TAG,
+    RegisteredStep,
+    declare_built_in,
+    parse_registered,
+    serialize_registered,
+)
 from orchestrator.plans.schemas import check_schema, schema_faults
 from orchestrator.skills.semver import parse_ref
 from orchestrator.types import JsonObject
@@ -262,19 +281,41 @@ class LoopStep(_Step):
         return _check_cel(expression)
 
 
-PlanStep = Annotated[
-    AgentStep
-    | SkillStep
-    | ApprovalStep
-    | EnsembleStep
-    | SubPlanStep
-    | BranchStep
-    | ParallelStep
-    | LoopStep,
-    Field(discriminator="type"),
-]
 STEP_TYPES = ("agent", "skill", "approval", "ensemble", "subplan", "branch", "parallel", "loop")
-"""Every step type tag, as written in a plan file."""
+"""Every built-in step type tag, as written in a plan file (registered ones come on top)."""
+declare_built_in(STEP_TYPES)
+
+
+def _step_tag(value: Any) -> str:
+    """The union member a step validates as: its own tag if built in, else `registered`."""
+    tag = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return tag if tag in STEP_TYPES else REGISTERED_TAG
+
+
+_Registered = Annotated[
+    RegisteredStep,
+    PlainValidator(parse_registered),
+    PlainSerializer(serialize_registered),
+    WithJsonSchema({"type": "object", "description": "A step of a registered step type."}),
+]
+
+if TYPE_CHECKING:
+    # Code that walks a plan handles the built-in types and passes others by; a registered
+    # step reaches only the workflow's dispatcher (`orchestrator.session.step_types`).
+    PlanStep: TypeAlias = "AnyStep"
+else:
+    PlanStep = Annotated[
+        Annotated[AgentStep, Tag("agent")]
+        | Annotated[SkillStep, Tag("skill")]
+        | Annotated[ApprovalStep, Tag("approval")]
+        | Annotated[EnsembleStep, Tag("ensemble")]
+        | Annotated[SubPlanStep, Tag("subplan")]
+        | Annotated[BranchStep, Tag("branch")]
+        | Annotated[ParallelStep, Tag("parallel")]
+        | Annotated[LoopStep, Tag("loop")]
+        | Annotated[_Registered, Tag(REGISTERED_TAG)],
+        Discriminator(_step_tag),
+    ]
 CONSTRUCT_TYPES = ("branch", "parallel", "loop")
 """Step types that hold other steps."""
 BranchStep.model_rebuild()

@@ -15,6 +15,7 @@ from orchestrator.exceptions import PayloadTooLargeError, from_failure
 from orchestrator.plans.models import (
     AgentStep,
 )
+from orchestrator.plans.schemas import structured_output
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names, patches
@@ -28,6 +29,7 @@ from orchestrator.session.payloads import (
 )
 from orchestrator.session.pinning import failure_message, reuse_key, route_request, unavailable
 from orchestrator.session.skill_calls import SkillCalls, skill_names
+from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text
 from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
 from orchestrator.session.types import (
@@ -479,3 +481,11 @@ class AgentLoop(SkillCalls):
             credit=self._credit(),
         )
         return f"ERROR (invalid_call): {error}"
+
+
+@step_kind("agent", task_type=lambda step: step.task_type)
+async def _run_agent(parts: AgentLoop, step: AgentStep, state: StepState) -> JsonValue:
+    output = await parts._agent_step(step, state)
+    if step.output_schema is not None:
+        output = structured_output(step.output_schema, output)
+    return output

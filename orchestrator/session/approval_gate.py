@@ -34,6 +34,7 @@ from orchestrator.plans.models import (
 from orchestrator.session import names, patches
 from orchestrator.session.carry import Continuation
 from orchestrator.session.core import StepFailed
+from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text
 from orchestrator.session.types import (
     Ack,
@@ -46,6 +47,7 @@ from orchestrator.session.types import (
     ApprovalRequestInput,
     EscalationInput,
     PendingApproval,
+    StepState,
 )
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
@@ -418,3 +420,8 @@ def decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalD
         decided_by=decision.decided_by,
         duplicate=duplicate,
     )
+
+
+@step_kind("approval")
+async def _run_approval(parts: ApprovalGate, step: ApprovalStep, _state: StepState) -> JsonValue:
+    return await parts._approval_step(step)

@@ -10,11 +10,14 @@ so it is recorded, flushed and failed exactly like a top-level step.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import cel
 
 from orchestrator.plans.models import AnyStep, BranchStep, LoopStep, ParallelStep, children
+from orchestrator.session.step_types import step_kind
+from orchestrator.session.types import StepState
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = ["ConstructError", "RunStep", "base_id", "iteration_copy", "run_construct"]
@@ -53,7 +56,7 @@ def iteration_copy(step: AnyStep, iteration: int) -> AnyStep:
 def condition(
     expression: str,
     inputs: JsonObject,
-    outputs: dict[str, JsonValue],
+    outputs: Mapping[str, JsonValue],
     **extra: int,
 ) -> bool:
     """Evaluate a CEL condition over `input`, `steps.<id>.output` and `extra` names.
@@ -79,7 +82,7 @@ async def run_construct(
     step: BranchStep | ParallelStep | LoopStep,
     run: RunStep,
     inputs: JsonObject,
-    outputs: dict[str, JsonValue],
+    outputs: Mapping[str, JsonValue],
 ) -> JsonValue:
     """Run a construct's inner steps; return its output.
 
@@ -111,7 +114,7 @@ async def _sequence(steps: list[AnyStep], run: RunStep) -> JsonValue:
 
 
 async def _loop(
-    step: LoopStep, run: RunStep, inputs: JsonObject, outputs: dict[str, JsonValue]
+    step: LoopStep, run: RunStep, inputs: JsonObject, outputs: Mapping[str, JsonValue]
 ) -> JsonValue:
     output: JsonValue = None
     for iteration in range(1, step.max_iterations + 1):
@@ -123,3 +126,13 @@ async def _loop(
     raise ConstructError(
         f"loop reached max_iterations={step.max_iterations} before {step.until!r} held"
     )
+
+
+@step_kind("branch")
+@step_kind("parallel")
+@step_kind("loop")
+async def _run_held(
+    parts: Any, step: BranchStep | ParallelStep | LoopStep, _state: StepState
+) -> JsonValue:
+    host = parts.step_host()
+    return await run_construct(step, host.run_step, host.inputs, host.outputs)

@@ -21,6 +21,7 @@ from orchestrator.session.agent_loop import AgentLoop
 from orchestrator.session.core import StepFailed
 from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
 from orchestrator.session.limits import fanout_limit
+from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text, render_value
 from orchestrator.session.truncation import truncation_failure
 from orchestrator.session.types import (
@@ -186,3 +187,13 @@ class FanOut(AgentLoop):
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
             raise StepFailed(f"sub-plan {plan.name!r} (session {session_id}): {cause}") from None
         return result.final_output
+
+
+@step_kind("ensemble")
+async def _run_ensemble(parts: FanOut, step: EnsembleStep, state: StepState) -> JsonValue:
+    return await parts._ensemble_step(step, state)
+
+
+@step_kind("subplan")
+async def _run_subplan(parts: FanOut, step: SubPlanStep, _state: StepState) -> JsonValue:
+    return await parts._subplan_step(step)

@@ -15,11 +15,13 @@ from orchestrator.plans.models import (
 from orchestrator.session import names
 from orchestrator.session.approval_gate import ApprovalGate
 from orchestrator.session.core import StepFailed
+from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_value
 from orchestrator.session.types import (
     ActivityOptions,
     SkillCallInput,
     SkillCallResult,
+    StepState,
 )
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind
@@ -144,3 +146,8 @@ def skill_options(base: ActivityOptions, spec: SkillSpec) -> ActivityOptions:
     elif spec.max_retry is not None:
         update["max_retry"] = max(spec.max_retry, base.initial_retry)
     return base.model_copy(update=update) if update else base
+
+
+@step_kind("skill")
+async def _run_skill(parts: SkillCalls, step: SkillStep, _state: StepState) -> JsonValue:
+    return await parts._skill_step(step)

@@ -16,21 +16,15 @@ from __future__ import annotations
 from temporalio import workflow
 
 from orchestrator.exceptions import SessionFailed, UnknownModelError, to_failure
-from orchestrator.plans.models import (
-    AgentStep,
-    AnyStep,
-    ApprovalStep,
-    EnsembleStep,
-    PlanStep,
-    SkillStep,
-    SubPlanStep,
-)
-from orchestrator.plans.schemas import OutputError, schema_faults, structured_output
+from orchestrator.plans.models import AnyStep, PlanStep
+from orchestrator.plans.registry import StepError
+from orchestrator.plans.schemas import OutputError, schema_faults
 from orchestrator.session import names, patches
-from orchestrator.session.constructs import ConstructError, base_id, run_construct
+from orchestrator.session.constructs import ConstructError, base_id
 from orchestrator.session.core import StepFailed
 from orchestrator.session.fanout import FanOut
 from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs, recorded_output
+from orchestrator.session.step_types import Steps, kind_of
 from orchestrator.session.templating import TemplateError
 from orchestrator.session.types import (
     ApprovalDecision,
@@ -194,6 +188,10 @@ class AgentSessionWorkflow(FanOut):
     async def _run_step(self, index: int, step: PlanStep) -> None:
         await self._execute(step, self._state.steps[index])
 
+    def step_host(self) -> Steps:
+        """The view of this session a registered step type runs with."""
+        return Steps(inputs=self._start.input, outputs=self._outputs, run_inner=self._run_inner)
+
     async def _run_inner(self, step: AnyStep) -> JsonValue:
         """Run a step held by a construct; it shows in the state query once it starts."""
         state = StepState(id=step.id, type=step.type)
@@ -205,27 +203,13 @@ class AgentSessionWorkflow(FanOut):
         self._state.current_step = step.id
         state.status = "running"
         self._event(EventKind.STEP_STARTED, step.id, payload={"type": step.type})
+        kind = kind_of(step)
         # Outcomes (bad tool arguments, rejected calls, a broken schema) are credited to
         # the pinned model only while an agent step runs.
-        self._task_type = step.task_type if isinstance(step, AgentStep) else None
+        self._task_type = kind.task_type(step)
         try:
-            if isinstance(step, AgentStep):
-                output: JsonValue = await self._agent_step(step, state)
-                if step.output_schema is not None:
-                    output = structured_output(step.output_schema, output)
-            elif isinstance(step, SkillStep):
-                output = await self._skill_step(step)
-            elif isinstance(step, ApprovalStep):
-                output = await self._approval_step(step)
-            elif isinstance(step, EnsembleStep):
-                output = await self._ensemble_step(step, state)
-            elif isinstance(step, SubPlanStep):
-                output = await self._subplan_step(step)
-            else:
-                output = await run_construct(
-                    step, self._run_inner, self._start.input, self._outputs
-                )
-        except (StepFailed, TemplateError, ConstructError, OutputError) as exc:
+            output = await kind.run(self, step, state)
+        except (StepFailed, TemplateError, ConstructError, OutputError, StepError) as exc:
             state.status, state.error = "failed", str(exc)
             self._event(
                 EventKind.STEP_FAILED,
