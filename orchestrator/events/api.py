@@ -172,7 +172,9 @@ class _Handlers:
         if isinstance(after, str):
             return _error(400, after)
         last = await self.store.stream.last_event(record.session_id)
-        if last is not None and last.kind in TERMINAL_KINDS and (last.seq or 0) <= after:
+        # Feedback may be audited after a session ended: then its record says it is over.
+        ended = record.status in (SessionStatus.COMPLETED, SessionStatus.FAILED)
+        if last is not None and (ended or last.kind in TERMINAL_KINDS) and (last.seq or 0) <= after:
             return Response(status_code=204)
         return EventStreamResponse(
             _stream(self.hub, record.session_id, after, self.heartbeat),

@@ -22,6 +22,9 @@ LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 
 _APPROVAL_BUCKETS: Final = (1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 7 * 24 * 3600)
 """Seconds from request to decision: people answer in seconds to days."""
 
+_SCORE_BUCKETS: Final = (0.0, 0.25, 0.5, 0.75, 1.0)
+"""Feedback scores lie in 0..1."""
+
 _REASON_MAX: Final = 48
 
 
@@ -114,6 +117,52 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=registry,
         )
+        self.routing_outcomes = Counter(
+            "orchestrator_routing_outcomes",
+            "Outcome signals the router learns from, written once each, by tenant, deployment,"
+            " task type and signal (accepted, escalated, schema_failure, tool_argument_error,"
+            " approval_approved, approval_rejected, feedback).",
+            ["tenant", "deployment", "task_type", "signal"],
+            registry=registry,
+        )
+        self.routing_outcome_score = Counter(
+            "orchestrator_routing_outcome_score",
+            "Sum of the outcome scores (1 a success, 0 a failure, feedback between): divided by"
+            " orchestrator_routing_outcomes_total, the observed success rate.",
+            ["tenant", "deployment", "task_type", "signal"],
+            registry=registry,
+        )
+        self.feedback_score = Histogram(
+            "orchestrator_feedback_score",
+            "Scores of explicit feedback (0 bad .. 1 good), one per credited step, by deployment.",
+            ["deployment"],
+            buckets=_SCORE_BUCKETS,
+            registry=registry,
+        )
+        self.difficulty_estimates = Counter(
+            "orchestrator_difficulty_estimates",
+            "Difficulty estimates of steps that declared none, by source (heuristic,"
+            " classifier) and result (ok, or why the classifier was not used: timeout, error,"
+            " unparseable).",
+            ["source", "result"],
+            registry=registry,
+        )
+        self.classifier_cost = Counter(
+            "orchestrator_difficulty_classifier_cost_usd",
+            "What asking the classifier deployment cost, by tenant and classifier.",
+            ["tenant", "classifier"],
+            registry=registry,
+        )
+
+    def outcome(
+        self, tenant: str, deployment: str, task_type: str, signal: str, score: float
+    ) -> None:
+        """Count one newly written outcome signal (a repeat that wrote nothing is not one)."""
+        labels = (tenant, deployment, task_type, signal)
+        self.routing_outcomes.labels(*labels).inc()
+        self.routing_outcome_score.labels(*labels).inc(score)
+        if signal == "feedback":
+            self.feedback_score.labels(deployment).observe(score)
 
 
 METRICS: Final = Metrics()

@@ -3,8 +3,10 @@
 `POST /api/sessions/{id}/feedback` and `SessionHandle.feedback` both land here. Feedback
 names a step or the whole session; it is credited to the deployment each step ended on
 (its last pin in the audit trail, with the step's task type), as a `feedback` outcome with
-the given score (1 good, 0 bad). The caller's `key` makes it idempotent: sending the same
-feedback again is a no-op, and different feedback under a key already used is refused.
+the given score (1 good, 0 bad), counted in `orchestrator_routing_outcomes_total` and
+`orchestrator_feedback_score`, and audited once as a `feedback_recorded` event. The
+caller's `key` makes it idempotent: sending the same feedback again is a no-op, and
+different feedback under a key already used is refused.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from datetime import UTC, datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from orchestrator.exceptions import OrchestratorError
+from orchestrator.observability.metrics import METRICS
 from orchestrator.routing.learning import Signal
 from orchestrator.store.outcomes import OutcomeRecord
-from orchestrator.store.records import EventKind
+from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.store import Store
 
 __all__ = ["Feedback", "FeedbackError", "give_feedback"]
@@ -88,5 +91,25 @@ async def give_feedback(
         for step, (deployment, task_type) in sorted(last.items())
     ]
     for rec in records:
-        await store.outcomes.record(rec)
+        if await store.outcomes.record(rec):
+            METRICS.outcome(rec.tenant, rec.deployment, rec.task_type, rec.signal.value, rec.score)
+    # After the outcomes, which refuse different feedback under a used key (409) before
+    # anything is audited; the same feedback again finds its event and writes nothing.
+    await store.append_event(
+        AuditEvent(
+            event_key=f"feedback:{session_id}:{feedback.key}",
+            session_id=session_id,
+            workflow_id=session.workflow_id,
+            run_id=session.run_id,
+            kind=EventKind.FEEDBACK_RECORDED,
+            step_id=feedback.step_id,
+            payload={
+                "key": feedback.key,
+                "score": feedback.score,
+                "comment": feedback.comment,
+                "given_by": given_by,
+            },
+            created_at=now,
+        )
+    )
     return records

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from orchestrator.observability.metrics import METRICS
 from orchestrator.routing.learning import Signal, signal_score
 from orchestrator.session.types import Credit, WorkflowEvent
 from orchestrator.store.outcomes import OutcomeRecord
@@ -43,17 +44,19 @@ async def record_outcome(
     detail: str | None = None,
 ) -> bool:
     """Write one outcome of `credit`'s deployment; False when it was written before."""
-    return await store.outcomes.record(
-        OutcomeRecord(
-            outcome_key=key,
-            session_id=session_id,
-            tenant=credit.tenant,
-            task_type=credit.task_type,
-            deployment=credit.deployment,
-            signal=signal,
-            score=signal_score(signal, score),
-            step_id=step_id,
-            detail=detail[:500] if detail else None,
-            created_at=datetime.now(UTC),
-        )
+    rec = OutcomeRecord(
+        outcome_key=key,
+        session_id=session_id,
+        tenant=credit.tenant,
+        task_type=credit.task_type,
+        deployment=credit.deployment,
+        signal=signal,
+        score=signal_score(signal, score),
+        step_id=step_id,
+        detail=detail[:500] if detail else None,
+        created_at=datetime.now(UTC),
     )
+    written = await store.outcomes.record(rec)
+    if written:
+        METRICS.outcome(rec.tenant, rec.deployment, rec.task_type, rec.signal.value, rec.score)
+    return written

@@ -61,6 +61,9 @@ class EventKind(StrEnum):
     """A sub-plan step started its child session (whose id the payload names)."""
     MCP_CALL = "mcp_call"
     """A `tools/call` over MCP, either direction: client identity, tool, version, outcome."""
+    FEEDBACK_RECORDED = "feedback_recorded"
+    """Explicit feedback on a session (`POST /api/sessions/{id}/feedback`): key, score,
+    comment and who gave it; its outcomes are in `routing_outcomes`."""
     MCP_SENDING = "mcp_sending"
     """An outgoing `tools/call` of a tool that is not idempotent, written just before it is
     sent: an attempt with this row may have run, whatever became of it."""

@@ -1,6 +1,6 @@
 """Feedback on a session over real HTTP and through the Python handle: authenticated like
 the other session routes, credited to the deployment each step ended on, idempotent by key,
-and a different feedback under a used key refused."""
+a different feedback under a used key refused, audited once and counted in the metrics."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from event_serving import new_session, serving
 from temporalio.client import Client
 
 from orchestrator.handle import SessionHandle
+from orchestrator.observability.metrics import METRICS
 from orchestrator.routing.learning import Tally
 from orchestrator.session.feedback import FeedbackError
-from orchestrator.store import AuditEvent, EventKind, Store
+from orchestrator.store import AuditEvent, EventKind, SessionStatus, Store
 from orchestrator.store.outcomes import OutcomeKeyConflict
 
 
@@ -101,3 +102,45 @@ async def test_the_python_handle_gives_feedback(store: Store, client: Client) ->
         await handle.feedback(0.0, key="run-7", step_id="draft")
     with pytest.raises(FeedbackError, match="no session 'gone'"):
         await SessionHandle(client, store, "gone").feedback(1.0, key="x")
+
+
+def feedback_count(deployment: str, task_type: str) -> float:
+    labels = {
+        "tenant": "bo-co",
+        "deployment": deployment,
+        "task_type": task_type,
+        "signal": "feedback",
+    }
+    return METRICS.registry.get_sample_value("orchestrator_routing_outcomes_total", labels) or 0.0
+
+
+async def test_feedback_is_audited_and_counted_once_per_key(store: Store, tmp_path: Path) -> None:
+    await pinned_session(store, "au")
+    await store.update_session("au", status=SessionStatus.COMPLETED)
+    before = feedback_count("strong-a", "code"), feedback_count("cheap-a", "default")
+    async with serving(store, tmp_path) as served, served.client("bo") as bo:
+        body = {"key": "k1", "score": 0.25, "step_id": "draft", "comment": "too long"}
+        for _ in range(2):  # the same feedback again: no new outcome, event or count
+            ok = await bo.post("/api/sessions/au/feedback", json=body)
+            assert ok.status_code == 200, ok.text
+        clash = await bo.post("/api/sessions/au/feedback", json={**body, "comment": "fine"})
+        assert clash.status_code == 409
+        # The session ended before the feedback: a watcher that has seen everything is done.
+        last = await store.stream.last_event("au")
+        assert last is not None and last.kind is EventKind.FEEDBACK_RECORDED
+        done = await bo.get("/api/sessions/au/events", headers={"Last-Event-ID": str(last.seq)})
+        assert done.status_code == 204
+    events = await store.list_events("au", kind=EventKind.FEEDBACK_RECORDED)
+    assert [(e.event_key, e.step_id, e.payload) for e in events] == [
+        (
+            "feedback:au:k1",
+            "draft",
+            {"key": "k1", "score": 0.25, "comment": "too long", "given_by": "bo"},
+        )
+    ]
+    assert feedback_count("strong-a", "code") - before[0] == 1
+    assert feedback_count("cheap-a", "default") == before[1]  # only the step named
+    histogram = METRICS.registry.get_sample_value(
+        "orchestrator_feedback_score_bucket", {"deployment": "strong-a", "le": "0.25"}
+    )
+    assert histogram is not None and histogram >= 1
