@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.observability.metrics import METRICS
 from orchestrator.routing.learning import Signal, Tally
+from orchestrator.session.outcomes import record_outcome
+from orchestrator.session.types import Credit
 from orchestrator.store import Store
 from orchestrator.store.outcomes import OutcomeKeyConflict, OutcomeRecord
 
@@ -52,3 +55,19 @@ async def test_a_repeated_outcome_is_a_no_op_and_a_different_one_under_its_key_a
     with pytest.raises(OutcomeKeyConflict, match="'k' was already recorded with different"):
         await store.outcomes.record(outcome("k", score=1.0, signal=Signal.FEEDBACK))
     assert await store.outcomes.tallies("acme", "code") == {"mid": Tally(0.0, 1.0)}
+
+
+async def test_an_activity_outcome_is_counted_in_the_metrics_once(store: Store) -> None:
+    labels = {"tenant": "m-co", "deployment": "mid", "task_type": "code", "signal": "escalated"}
+
+    def counted() -> float:
+        value = METRICS.registry.get_sample_value("orchestrator_routing_outcomes_total", labels)
+        return value or 0.0
+
+    before = counted()
+    credit = Credit(deployment="mid", task_type="code", tenant="m-co")
+    for _ in range(2):  # a retried activity writes, and counts, nothing twice
+        await record_outcome(
+            store, credit, Signal.ESCALATED, key="run:1:accept", session_id="s", step_id="a"
+        )
+    assert counted() - before == 1
