@@ -42,7 +42,7 @@ async def embed(
     if body.get("input") is None:
         raise BadRequest("body.input: required")
     pool = gateway.pool(key, requested)
-    gateway.limiter.admit(key)
+    await gateway.limiter.admit(key)
     registry = gateway.registry
     candidates = [
         d for d in pool if registry.providers[registry.models[d].provider].kind == "openai"

@@ -161,12 +161,12 @@ class Gateway:
         self.router = router or Router(registry)
         self._client = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
         self.upstreams = Upstreams(registry, self._client)
-        self.limiter = RateLimiter()
         self.learned = Learned(self.router, store, self.settings.learning_refresh_seconds)
         self.cache = response_cache.GatewayCache(registry, store, self.upstreams)
         # SQLite has one writer at a time, and a writer that finds the lock taken sleeps
         # in steps of up to 100 ms: queueing this process's writes is far faster.
         self._write_lock = asyncio.Lock() if store.url.startswith("sqlite") else None
+        self.limiter = RateLimiter(store, self.writing)
         self.journal = GroupCommit(store, self._write_lock)
         """Pin reads, and each request's pin and audit writes, committed in batches."""
 
@@ -249,7 +249,7 @@ class Gateway:
         started = time.perf_counter()
         key = self.authenticate(headers)
         pool = self.pool(key, call.requested)
-        self.limiter.admit(key)
+        await self.limiter.admit(key)
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         session = identify(headers, call.request.messages, key.tenant, call.user_id)
@@ -501,7 +501,7 @@ class Gateway:
         answered: Answered,
     ) -> None:
         usage = answered.response.usage
-        self.limiter.used(key, usage.total_tokens)
+        await self.limiter.used(key, usage.total_tokens)
         if not holds:
             return
         cost = self.registry.models[answered.deployment].usage_cost(usage)

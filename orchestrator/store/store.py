@@ -46,6 +46,7 @@ from orchestrator.store.notices import NoticeLedger
 from orchestrator.store.outcomes import OutcomeLedger
 from orchestrator.store.pins import PinLedger
 from orchestrator.store.queue_reads import QueueReads
+from orchestrator.store.rate_windows import RateLedger
 from orchestrator.store.records import (
     ApprovalRecord,
     ApprovalStatus,
@@ -113,6 +114,8 @@ class Store:
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
         self.pins = PinLedger(parts)
         """Gateway sessions' pinned deployments (see `orchestrator.store.pins`)."""
+        self.rates = RateLedger(parts)
+        """Gateway keys' request and token counts (see `orchestrator.store.rate_windows`)."""
         self.notices = NoticeLedger(parts)
         """Notices to approvers (see `orchestrator.store.notices`)."""
         self.outcomes = OutcomeLedger(parts)

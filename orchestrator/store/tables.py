@@ -33,6 +33,7 @@ __all__ = [
     "GatewayPinRow",
     "NoticeRow",
     "OutcomeRow",
+    "RateWindowRow",
     "ResponseCacheRow",
     "SessionRow",
     "UTCDateTime",
@@ -296,3 +297,18 @@ class ResponseCacheRow(Base):
     """What the answer cost when it was made: what each hit saves."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+
+
+class RateWindowRow(Base):
+    """Requests and tokens of one gateway key in one minute, counted by every process.
+
+    `window` is the minute since the epoch; a key's limits are checked against this
+    minute's counts plus the share of the last minute's that still falls within 60 s.
+    """
+
+    __tablename__ = "gateway_rate_windows"
+
+    key_id: Mapped[str] = mapped_column(sa.String(), primary_key=True)
+    window: Mapped[int] = mapped_column(sa.BigInteger(), primary_key=True)
+    requests: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)
+    tokens: Mapped[int] = mapped_column(sa.BigInteger(), nullable=False)

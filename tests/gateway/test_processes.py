@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from gw_harness import TOKEN, keys_raw, registry_raw
+from gw_harness import LIMITED, TOKEN, keys_raw, registry_raw
+from openai import AsyncOpenAI, RateLimitError
 from postgres import scratch_database
 from process_helpers import process_env, serving
 
@@ -104,3 +105,32 @@ async def test_the_api_process_mounts_the_gateway_at_v1(
         answer = await _chat(url, OPENING, **{"x-task": "hard"})
     assert answer.json()["model"] == "strong"
     assert [r.model for r in replay.requests] == ["replay-strong"]
+
+
+async def test_a_rate_limit_holds_across_two_gateway_processes(
+    project: tuple[Path, ScriptedModelServer],
+) -> None:
+    """Counted in the store: 4 requests a minute in all, whichever process serves them.
+
+    Counted per process, as before, the two processes would have admitted 8.
+    """
+    folder, replay = project
+    limited = keys_raw(rate_limit={"requests_per_minute": 4})
+    (folder / "gateway_keys.yaml").write_text(yaml.safe_dump(limited))
+    database_url = f"sqlite+aiosqlite:///{folder / 'state' / 'rates.db'}"
+    async with (
+        gateway_process(folder, database_url) as one,
+        gateway_process(folder, database_url) as two,
+        AsyncOpenAI(base_url=one, api_key=LIMITED, max_retries=0) as first,
+        AsyncOpenAI(base_url=two, api_key=LIMITED, max_retries=0) as second,
+    ):
+        ask: Any = [{"role": "user", "content": "hi"}]
+        for client in (first, second, first, second):
+            answer = await client.chat.completions.create(model="fast", messages=ask)
+            assert answer.model == "fast"
+        for client in (first, second):
+            with pytest.raises(RateLimitError) as refused:
+                await client.chat.completions.create(model="fast", messages=ask)
+            assert "over its rate limit of 4 requests per minute" in str(refused.value)
+            assert 1 <= int(refused.value.response.headers["retry-after"]) <= 60
+    assert len(replay.requests) == 4

@@ -1,0 +1,146 @@
+"""Gateway rate limits counted in the store, so every gateway process enforces the same one.
+
+A key's requests and tokens are counted per minute (`gateway_rate_windows`), and a limit
+is checked against a sliding minute: this minute's count plus the last minute's weighted
+by the share of it still inside the 60 s before now (the sliding-window counter; exact
+when traffic is even within a minute, and never lets through more than the limit plus
+the last minute's unevenness). A request is admitted by one conditional upsert that adds
+it only while this minute's count is under what the limit leaves it, so two processes
+racing for the last place cannot both take it. Minutes are wall-clock (`time.time()`),
+which every process on a host shares; hosts must keep their clocks in step (NTP), as the
+window is a minute and a skew of a second moves it by a sixtieth.
+
+Tokens are added when an answer says how many it used, so a burst of large requests can
+pass a token limit once before the count closes on it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict
+
+from orchestrator.store.ledger import Ledger
+from orchestrator.store.tables import RateWindowRow
+
+__all__ = ["WINDOW_SECONDS", "RateLedger", "RateRefusal"]
+
+WINDOW_SECONDS = 60.0
+
+
+class RateRefusal(BaseModel):
+    """Why a request was refused, and how long until it would be admitted."""
+
+    model_config = ConfigDict(frozen=True)
+
+    what: str
+    """The limit, as a person reads it (`2 requests per minute`)."""
+    retry_after: int
+    """Whole seconds, at least 1."""
+
+
+class RateLedger(Ledger):
+    """Per-key request and token counts; reach it as `Store.rates`."""
+
+    async def _counts(self, key_id: str, window: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(requests, tokens) of the previous and the current minute."""
+        row = RateWindowRow
+        stmt = sa.select(row.window, row.requests, row.tokens).where(
+            row.key_id == key_id, row.window.in_((window - 1, window))
+        )
+        with self._errors("read gateway rate counts"):
+            async with self._sessions() as session:
+                found = {w: (r, t) for w, r, t in (await session.execute(stmt)).all()}
+        return found.get(window - 1, (0, 0)), found.get(window, (0, 0))
+
+    async def admit(
+        self, key_id: str, rpm: int | None, tpm: int | None, now: float
+    ) -> RateRefusal | None:
+        """Count one request of a key, unless it is over a limit: then say which.
+
+        Args:
+            key_id: The key.
+            rpm: Requests per minute; None for no limit.
+            tpm: Tokens per minute; None for no limit.
+            now: Seconds since the epoch.
+        """
+        minute = now / WINDOW_SECONDS
+        window = math.floor(minute)
+        elapsed = minute - window
+        weight = 1.0 - elapsed
+        (prev_requests, prev_tokens), (requests, tokens) = await self._counts(key_id, window)
+        if tpm is not None:
+            used = tokens + prev_tokens * weight
+            if used >= tpm:
+                wait = _wait(prev_tokens, tpm - tokens, elapsed)
+                return RateRefusal(
+                    what=f"{tpm} tokens per minute ({math.floor(used)} used)", retry_after=wait
+                )
+        room = rpm - prev_requests * weight if rpm is not None else None
+        if room is not None and (room < 1 or not await self._take(key_id, window, room)):
+            # Re-read: what the racing processes left decides how long to wait.
+            _, (requests, _) = await self._counts(key_id, window)
+            wait = _wait(prev_requests, (rpm or 0) - requests - 1, elapsed)
+            return RateRefusal(what=f"{rpm} requests per minute", retry_after=wait)
+        return None
+
+    async def _take(self, key_id: str, window: int, room: float) -> bool:
+        """Add a request to the minute's count if it stays within `room`; whether it did."""
+        row = RateWindowRow
+        stmt = (
+            self._insert(RateWindowRow)
+            .values(key_id=key_id, window=window, requests=1, tokens=0)
+            .on_conflict_do_update(
+                index_elements=[row.key_id, row.window],
+                set_={"requests": row.requests + 1},
+                where=row.requests + 1 <= room,
+            )
+            .returning(row.requests)
+        )
+        with self._errors("count a gateway request"):
+            async with self._sessions.begin() as session:
+                taken = (await session.execute(stmt)).scalar_one_or_none()
+                if taken == 1:
+                    # A new minute: the key's minutes before the last one are done with.
+                    await session.execute(
+                        sa.delete(row).where(row.key_id == key_id, row.window < window - 1)
+                    )
+        return taken is not None
+
+    async def _add(self, key_id: str, window: int, *, requests: int, tokens: int) -> None:
+        row = RateWindowRow
+        stmt = (
+            self._insert(RateWindowRow)
+            .values(key_id=key_id, window=window, requests=requests, tokens=tokens)
+            .on_conflict_do_update(
+                index_elements=[row.key_id, row.window],
+                set_={"requests": row.requests + requests, "tokens": row.tokens + tokens},
+            )
+        )
+        with self._errors("count gateway usage"):
+            async with self._sessions.begin() as session:
+                await session.execute(stmt)
+
+    async def used(self, key_id: str, tokens: int, now: float) -> None:
+        """Add the tokens an answer used to the key's count of this minute."""
+        if tokens > 0:
+            window = math.floor(now / WINDOW_SECONDS)
+            await self._add(key_id, window, requests=0, tokens=tokens)
+
+
+def _wait(previous: float, left: float, elapsed: float) -> int:
+    """Seconds until the last minute's weighted share fits in what the limit leaves.
+
+    `left` is the limit less this minute's count and the request itself; the last
+    minute's share is `previous * (1 - elapsed)` and shrinks as time passes. When this
+    minute alone leaves no room, only the next minute frees any (and this one, then the
+    weighted last one, may still be too much: the answer is a lower bound, and the client
+    asks again).
+    """
+    if previous > 0 and left >= 0:
+        needed = 1.0 - left / previous
+        seconds = max(0.0, needed - elapsed) * WINDOW_SECONDS
+    else:
+        seconds = (1.0 - elapsed) * WINDOW_SECONDS
+    return max(1, math.ceil(round(seconds, 6)))
