@@ -153,9 +153,11 @@ class UdpDeltaSender:
         targets = self._receivers()
         if not targets:
             return
+        # Encoded once for every receiver, with room for the longest key.
+        room = MAX_DATAGRAM - max(len(key) for _, key in targets) - 1
+        bodies = list(encode_deltas(deltas, room))
         for port, key in targets:
-            room = MAX_DATAGRAM - len(key) - 1
-            for body in encode_deltas(deltas, room):
+            for body in bodies:
                 try:
                     self._sock.sendto(key + b"\n" + body, ("127.0.0.1", port))
                 except OSError:

@@ -18,13 +18,13 @@ def encode_deltas(deltas: Sequence[StreamDelta], limit: int) -> Iterator[bytes]:
     """JSON arrays of `deltas`, in order, each at most `limit` bytes.
 
     A delta too large on its own is cut into several with the same tags, so text is
-    never lost to the limit (a delta's `n` then repeats; the text is what matters).
+    never lost to the limit (a delta's `n` then repeats; the text is what matters). Each
+    delta is encoded once.
     """
     batch: list[bytes] = []
     size = 2
     for delta in deltas:
-        for piece in _pieces(delta, limit):
-            item = piece.model_dump_json().encode()
+        for item in _pieces(delta, limit):
             if batch and size + len(item) + 1 > limit:
                 yield b"[" + b",".join(batch) + b"]"
                 batch, size = [], 2
@@ -34,15 +34,16 @@ def encode_deltas(deltas: Sequence[StreamDelta], limit: int) -> Iterator[bytes]:
         yield b"[" + b",".join(batch) + b"]"
 
 
-def _pieces(delta: StreamDelta, limit: int) -> Iterator[StreamDelta]:
-    encoded = len(delta.model_dump_json().encode())
-    if encoded + 2 <= limit:
-        yield delta
+def _pieces(delta: StreamDelta, limit: int) -> Iterator[bytes]:
+    encoded = delta.model_dump_json().encode()
+    if len(encoded) + 2 <= limit:
+        yield encoded
         return
     # JSON escaping can grow a character to 6 bytes (\uXXXX).
-    room = max((limit - (encoded - len(delta.text.encode())) - 16) // 6, 1)
+    room = max((limit - (len(encoded) - len(delta.text.encode())) - 16) // 6, 1)
     for start in range(0, len(delta.text), room):
-        yield delta.model_copy(update={"text": delta.text[start : start + room]})
+        piece = delta.model_copy(update={"text": delta.text[start : start + room]})
+        yield piece.model_dump_json().encode()
 
 
 def decode_deltas(data: bytes | str) -> list[StreamDelta]:

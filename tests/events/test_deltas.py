@@ -11,6 +11,7 @@ from event_serving import append, new_session, serving
 from orchestrator.events import DeltaPublisher, Dropped, EventHub, StreamDelta, Tags
 from orchestrator.events.client import sse_messages
 from orchestrator.events.udp import UdpDeltaReceiver, UdpDeltaSender
+from orchestrator.events.wire import decode_deltas, encode_deltas
 from orchestrator.store import Store
 
 
@@ -92,3 +93,14 @@ async def test_a_receiver_that_starts_gets_the_next_batch_of_a_running_sender(
         await sender.close()
     assert [d.n for d in batch] == [2]
     assert not list((tmp_path / "stream").glob("*.draft"))
+
+
+def test_deltas_are_split_to_the_carrier_limit_and_a_large_one_keeps_its_text() -> None:
+    big = delta(1).model_copy(update={"text": "é" * 5000 + '\n"end"'})
+    small = [delta(n).model_copy(update={"text": f"t{n}"}) for n in range(2, 200)]
+    bodies = list(encode_deltas([big, *small], 2000))
+    assert all(len(body) <= 2000 for body in bodies) and len(bodies) > 5
+    got = [d for body in bodies for d in decode_deltas(body)]
+    pieces = [d for d in got if d.n == 1]
+    assert len(pieces) > 1 and "".join(d.text for d in pieces) == big.text
+    assert got[len(pieces) :] == small
