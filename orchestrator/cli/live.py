@@ -11,6 +11,8 @@ PostgreSQL from anywhere (`NOTIFY`). With `--api URL` it follows the API process
 Server-Sent Events instead (`orchestrator.events.client.follow`). Either way it resumes
 after a lost connection from the last event it printed, so each durable event is printed
 once, and it ends when the session ends: exit 0 when it completed, 1 when it failed.
+Reading the store, it waits for a session that is not there yet (started a moment later,
+or from elsewhere), saying so once on stderr.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ __all__ = ["LivePrinter", "describe", "follow_streaming", "watch"]
 
 RETRY_S: Final = 1.0
 """Seconds between attempts to reach the store again after it failed."""
+APPEAR_POLL_S: Final = 0.5
+"""Seconds between looks for a session that is not in the store yet (`sessions watch`)."""
 TEXT_GRACE_S: Final = 2.0
 """How long `run` waits, after the result, for the text stream to reach the last event."""
 
@@ -131,11 +135,7 @@ async def _from_store(
     settings = load_settings(project)
     client = await connect(settings)
     async with await Store.open(settings.resolved_database_url) as store:
-        if await store.get_session(session_id) is None:
-            raise OrchestratorError(
-                f"no session {session_id!r} in the store at {settings.resolved_database_url}"
-                " (orchestrator sessions list shows the sessions there)"
-            )
+        await _until_recorded(store, session_id, settings.resolved_database_url)
         handle = SessionHandle(client, store, session_id, state_dir=settings.resolved_state_dir)
         cursor = 0
         while True:
@@ -148,6 +148,32 @@ async def _from_store(
             except StoreError as exc:
                 err_console.print(f"store unreachable ({exc}); retrying", highlight=False)
                 await asyncio.sleep(RETRY_S)
+
+
+async def _until_recorded(store: Store, session_id: str, where: str) -> None:
+    """Return once the session is in the store, saying once that it is waited for.
+
+    A watcher started before its session (a script that starts both, a session started
+    from another machine a moment later) follows it from its first event instead of
+    failing; a mistyped id waits until Ctrl-C, and the message says where to look.
+    """
+    told = False
+    while True:
+        try:
+            if await store.get_session(session_id) is not None:
+                return
+        except StoreError as exc:
+            err_console.print(f"store unreachable ({exc}); retrying", highlight=False)
+        else:
+            if not told:
+                err_console.print(
+                    f"no session {session_id!r} in the store at {where} yet; waiting for it"
+                    " to start (orchestrator sessions list shows the sessions there;"
+                    " Ctrl-C stops)",
+                    highlight=False,
+                )
+                told = True
+        await asyncio.sleep(APPEAR_POLL_S)
 
 
 async def _from_api(
@@ -188,6 +214,8 @@ async def watch(
     project: Annotated[Path | None, typer.Option("--project", "-p", help="Project folder.")] = None,
 ) -> None:
     """Follow a session live (events and model text) until it ends; resumes after a drop.
+
+    A session not in the store yet is waited for (it may be about to start).
 
     Exit 0 when the session completed, 1 when it failed.
     """

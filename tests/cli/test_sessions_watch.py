@@ -18,7 +18,7 @@ from conftest import REPO, Env
 from test_cli import cli_env
 from test_run_progress import PLAN
 
-from orchestrator import SessionHandle, start
+from orchestrator import SessionHandle, StartOptions, start
 from orchestrator.cli.live import LivePrinter, describe
 from orchestrator.events import StreamDelta
 from orchestrator.store import SessionRecord, Store
@@ -194,3 +194,38 @@ async def test_run_streams_by_default_on_a_terminal_and_not_into_a_pipe(
     assert not [line for line in seen + rest.decode().splitlines() if "reply> " in line]
     shown = screen.decode(errors="replace").replace("\r", "")
     assert "  reply> Dear Ana" in shown, shown
+
+
+async def test_watch_waits_for_a_session_that_starts_after_it(
+    env_factory: Callable[[Path], Awaitable[Env]], tmp_path: Path
+) -> None:
+    env = await env_factory(SCRIPT)
+    plan = tmp_path / "follow.yaml"
+    plan.write_text(PLAN)
+    session_id = f"late-{os.urandom(4).hex()}"
+    proc = await orchestrator_cli(env, "sessions", "watch", session_id)
+    assert proc.stderr is not None
+    with anyio.fail_after(60):
+        note = (await proc.stderr.readline()).decode()
+    assert f"no session {session_id!r}" in note and "waiting for it to start" in note
+    assert proc.returncode is None  # still waiting, not failed
+
+    store = env.runtime.store
+    handle = await start(
+        env.client,
+        store,
+        plan,
+        {"t": "T-1001"},
+        StartOptions(session_id=session_id),
+        task_queue=env.settings.task_queue,
+    )
+    seen = await lines_until(proc, "approval_requested gate")
+    await handle.approve(by="maria")
+    result = await handle.result()
+    with anyio.fail_after(60):
+        rest, err = await proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert "waiting" not in err.decode()  # said once
+    out = seen + rest.decode().splitlines()
+    assert [line for line in out if line.startswith("#")] == await event_lines(store, session_id)
+    assert f"  reply> {result.final_output}" in out
