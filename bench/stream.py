@@ -19,12 +19,22 @@ into a watched session), and from the `model_call` event's `created_at` (taken b
 activity before its two store writes) to its delivery; and tokens lost (0 expected).
 Then a crowd: `--crowd-sessions` sessions live at once, each followed by
 `--crowd-watchers` SSE watchers, with the same token figures, tokens lost, and the API
-process's resident memory per watcher. Temporal's workflow streams take about 100 ms per
-round trip (issue 13): shown beside ours for reference, not measured here. Prints JSON and
-writes `bench/results/stream.json`.
+process's resident memory per watcher and CPU time per token delivered (from /proc, which
+the machine's other load does not inflate). `--watchers-process` runs the crowd's watchers
+in a process of their own rather than beside the worker. Temporal's workflow streams take
+about 100 ms per round trip (issue 13): shown beside ours for reference, not measured
+here. Prints JSON and writes `bench/results/stream.json`.
+
+`--against TREE` (e.g. an unpacked `git archive` of an older commit) runs that tree's
+`orchestrator api` beside this one's, and the crowd alternates between the two,
+`--rounds` times each, in the same run: both meet the same load, so their ratio holds
+where a second run minutes later would differ by more than the change. Both API processes
+receive every delta throughout; the worker is this tree's.
 
     .venv/bin/python bench/stream.py [--sessions 20 --words 120 --interval 2
                                       --crowd-sessions 50 --crowd-watchers 4]
+    git archive <commit> | tar -x -C /tmp/before
+    .venv/bin/python bench/stream.py --against /tmp/before --rounds 3
 """
 
 from __future__ import annotations
@@ -168,11 +178,17 @@ def write_script(folder: Path, answer: str) -> Path:
 
 @contextlib.asynccontextmanager
 async def process(
-    args: list[str], env: dict[str, str], ready: str, cwd: Path | None = None
+    args: list[str], env: dict[str, str], ready: str, cwd: Path | None = None, stdin: bool = False
 ) -> AsyncIterator[asyncio.subprocess.Process]:
     """A child process, once a line of its output contains `ready`; stopped at the end."""
     proc = await asyncio.create_subprocess_exec(
-        *args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd
+        *args,
+        env=env,
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=cwd,
+        limit=1 << 26,  # the watchers' process answers with one long line
     )
     assert proc.stdout is not None
     try:
@@ -231,19 +247,15 @@ async def direct(base_url: str, stamps: Path) -> tuple[list[float], float]:
 class Watcher:
     """One SSE watcher of one session: when each piece of text and durable event came."""
 
-    def __init__(self, api: str, session_id: str) -> None:
-        self.api = api
+    def __init__(self, http: httpx.AsyncClient, session_id: str) -> None:
+        self.http = http
         self.session_id = session_id
         self.texts: list[tuple[float, str]] = []
         self.durable: list[float] = []
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        async with (
-            httpx.AsyncClient(base_url=self.api, headers=headers, timeout=None) as http,
-            http.stream("GET", f"/api/sessions/{self.session_id}/events") as response,
-        ):
+        async with self.http.stream("GET", f"/api/sessions/{self.session_id}/events") as response:
             async for message in sse_messages(response.aiter_lines()):
                 now, wall = time.monotonic(), time.time()
                 if message.event == "delta":
@@ -258,6 +270,77 @@ class Watcher:
                     self.connected.set()
                 elif message.event == "end":
                     return
+
+
+def watchers_client(api: str) -> httpx.AsyncClient:
+    """One HTTP client for many watchers (a client each would cost an SSL context each)."""
+    return httpx.AsyncClient(
+        base_url=api,
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=None,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+    )
+
+
+Seen = list[list[tuple[list[tuple[float, str]], list[float]]]]
+"""Per session, per watcher: (each text piece's arrival and text, each durable delay)."""
+
+
+async def watch_crowd(
+    api: str, ids: list[str], watchers: int, connected: Callable[[], Awaitable[None]]
+) -> Seen:
+    """`watchers` SSE watchers of each session in `ids` until the sessions end; `connected`
+    is awaited once all of them have their first event."""
+    async with watchers_client(api) as http:
+        crowd = [[Watcher(http, i) for _ in range(watchers)] for i in ids]
+        tasks = [asyncio.create_task(w.run()) for group in crowd for w in group]
+        await asyncio.wait_for(
+            asyncio.gather(*(w.connected.wait() for group in crowd for w in group)), 120
+        )
+        await connected()
+        await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    return [[(w.texts, w.durable) for w in group] for group in crowd]
+
+
+async def serve_watchers() -> None:
+    """The crowd's watchers in a process of their own (`--watchers-process`), as watchers
+    on other machines would be: not in the worker's event loop. One job a line on stdin
+    (`{"api", "ids", "watchers"}`); `connected` once all are connected, then the `Seen`
+    as one JSON line, on stdout."""
+    loop = asyncio.get_running_loop()
+    while line := await loop.run_in_executor(None, sys.stdin.readline):
+        job = json.loads(line)
+
+        async def connected() -> None:
+            print("connected", flush=True)
+
+        seen = await watch_crowd(job["api"], job["ids"], job["watchers"], connected)
+        print(json.dumps(seen), flush=True)
+
+
+class WatchersProcess:
+    """The parent's end of `serve_watchers`."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def watch(
+        self, api: str, ids: list[str], watchers: int, connected: Callable[[], Awaitable[None]]
+    ) -> Seen:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write(
+            (json.dumps({"api": api, "ids": ids, "watchers": watchers}) + "\n").encode()
+        )
+        await self.proc.stdin.drain()
+        while (line := (await self.proc.stdout.readline()).decode()).strip() != "connected":
+            if not line:
+                raise RuntimeError("the watchers' process ended")
+        await connected()
+        while not (line := (await self.proc.stdout.readline()).decode()).startswith("["):
+            if not line:
+                raise RuntimeError("the watchers' process ended")
+        seen: Seen = json.loads(line)
+        return seen
 
 
 @dataclass
@@ -316,9 +399,10 @@ async def watched_sessions(
     answer: str,
     sessions: int,
     watchers: int,
+    elsewhere: WatchersProcess | None = None,
 ) -> Watched:
     """`sessions` live sessions at once, each followed by `watchers` SSE watchers of the
-    API process at `api` (its URL and process id)."""
+    API process at `api` (its URL and process id): in this process, or in `elsewhere`."""
     client, store, queue = env["client"], env["store"], env["queue"]
     (api_url, api_pid) = api
     cases = [new_case() for _ in range(sessions)]
@@ -327,32 +411,36 @@ async def watched_sessions(
     )
     ids = [h.id.removeprefix("session-") for h in handles]
     pending = await asyncio.gather(*(wait_for_pending_approval(store, i) for i in ids))
-    before = rss_kib(api_pid)
-    crowd = [[Watcher(api_url, i) for _ in range(watchers)] for i in ids]
-    tasks = [asyncio.create_task(w.run()) for group in crowd for w in group]
-    await asyncio.wait_for(
-        asyncio.gather(*(w.connected.wait() for group in crowd for w in group)), 120
-    )
-    seen = Watched(api_rss_kib=(before, rss_kib(api_pid)), watchers=sessions * watchers)
-    cpu = cpu_seconds(api_pid)
-    await asyncio.gather(
-        *(
-            decide_approval(client, store, p.approval_id, approve=True, decided_by="bench")
-            for p in pending
+    seen = Watched(api_rss_kib=(rss_kib(api_pid), 0), watchers=sessions * watchers)
+    cpu_from = 0.0
+
+    async def connected() -> None:
+        """Everyone watches: let the sessions stream."""
+        nonlocal cpu_from
+        seen.api_rss_kib = (seen.api_rss_kib[0], rss_kib(api_pid))
+        cpu_from = cpu_seconds(api_pid)
+        await asyncio.gather(
+            *(
+                decide_approval(client, store, p.approval_id, approve=True, decided_by="bench")
+                for p in pending
+            )
         )
-    )
-    await asyncio.gather(*(h.result() for h in handles))
-    await asyncio.wait_for(asyncio.gather(*tasks), 120)
-    seen.api_cpu_s = cpu_seconds(api_pid) - cpu
-    for case, group in zip(cases, crowd, strict=True):
+        await asyncio.gather(*(h.result() for h in handles))
+
+    if elsewhere is None:
+        got = await watch_crowd(api_url, ids, watchers, connected)
+    else:
+        got = await elsewhere.watch(api_url, ids, watchers, connected)
+    seen.api_cpu_s = cpu_seconds(api_pid) - cpu_from
+    for case, group in zip(cases, got, strict=True):
         sent = await stamps_of(stamps, case)
-        for watcher in group:
-            delays = [a - s for (a, _), s in zip(watcher.texts, sent, strict=False)]
+        for texts, durable in group:
+            delays = [a - s for (a, _), s in zip(texts, sent, strict=False)]
             seen.tokens.extend(delays)
             seen.first.extend(delays[:1])
-            seen.durable.extend(watcher.durable)
-            text = "".join(t for _, t in watcher.texts)
-            seen.lost += max(len(sent) - len(watcher.texts), 1) if text != answer else 0
+            seen.durable.extend(durable)
+            text = "".join(t for _, t in texts)
+            seen.lost += max(len(sent) - len(texts), 1) if text != answer else 0
     return seen
 
 
@@ -413,6 +501,7 @@ async def bench(
     crowd_watchers: int,
     against: Path | None = None,
     rounds: int = 1,
+    watchers_process: bool = False,
 ) -> dict[str, Any]:
     answer = answer_text(words)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
@@ -458,6 +547,18 @@ async def bench(
             ):
                 env = {"client": client, "store": runtime.store, "queue": settings.task_queue}
                 api = (f"http://127.0.0.1:{api_port}", api_proc.pid)
+                elsewhere = None
+                if watchers_process:
+                    elsewhere = WatchersProcess(
+                        await more.enter_async_context(
+                            process(
+                                [sys.executable, __file__, "--watchers-process"],
+                                child_env,
+                                "ready",
+                                stdin=True,
+                            )
+                        )
+                    )
                 other: tuple[str, int] | None = None
                 if against is not None:
                     other_proc = await more.enter_async_context(
@@ -490,7 +591,13 @@ async def bench(
                         if where is not None:
                             pooled.add(
                                 await watched_sessions(
-                                    env, where, stamps, answer, crowd_sessions, crowd_watchers
+                                    env,
+                                    where,
+                                    stamps,
+                                    answer,
+                                    crowd_sessions,
+                                    crowd_watchers,
+                                    elsewhere,
                                 )
                             )
             await runtime.close()
@@ -524,6 +631,9 @@ async def bench(
             "sessions": crowd_sessions,
             "watchers": watchers,
             "rounds": rounds,
+            "watchers_in": "a process of their own"
+            if watchers_process
+            else "the bench's process (with the worker)",
             **crowd.figures(),
         },
         "temporal_workflow_streams_round_trip_ms": "about 100 (issue 13, not measured here)",
@@ -549,6 +659,10 @@ def main() -> None:
         script, port, interval, stamps = sys.argv[2:6]
         asyncio.run(serve_model(Path(script), int(port), float(interval), Path(stamps)))
         return
+    if len(sys.argv) > 1 and sys.argv[1] == "--watchers-process":
+        print("ready", flush=True)
+        asyncio.run(serve_watchers())
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--words", type=int, default=120, help="tokens per answer, about")
@@ -562,6 +676,12 @@ def main() -> None:
         " `orchestrator api` runs beside this tree's, and the crowd alternates between them",
     )
     parser.add_argument("--rounds", type=int, default=1, help="crowd rounds per API process")
+    parser.add_argument(
+        "--watchers-process",
+        action="store_true",
+        help="run the crowd's watchers in a process of their own instead of the bench's"
+        " (where the worker runs too)",
+    )
     args = parser.parse_args()
     configure_logging(level="WARNING", fmt="json")
     result = asyncio.run(
@@ -573,6 +693,7 @@ def main() -> None:
             args.crowd_watchers,
             args.against.resolve() if args.against else None,
             args.rounds,
+            args.watchers_process,
         )
     )
     RESULTS.mkdir(exist_ok=True)
