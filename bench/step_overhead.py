@@ -49,6 +49,7 @@ from pydantic import BaseModel
 from temporalio import activity, workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 # The sandbox re-imports this module to run the bench workflows; everything but temporalio
 # passes through, as it would from a separate workflow module.
@@ -95,6 +96,8 @@ with workflow.unsafe.imports_passed_through():
     from orchestrator.worker import build_worker
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
+PEERS = ("openai-agents", "pydantic-ai")
+"""The same-engine peers (`_peers.py`, `--peers`; need the `bench` extra)."""
 
 SKILL = "tickets.get"
 ARGUMENTS: JsonObject = {"ticket_id": "T-1001"}
@@ -172,6 +175,10 @@ class Trace:
     model_done: list[float] = field(default_factory=list)
     tool_done: list[float] = field(default_factory=list)
     wall: float = 0.0
+    first_call: float | None = None
+    """Seconds from the start to the model server receiving the first call (`--peers`)."""
+    last_to_end: float | None = None
+    """Seconds from the server receiving the last call to the result in hand (`--peers`)."""
 
 
 async def plain_session(
@@ -334,7 +341,7 @@ class ResponsivenessWorkflow:
 
 @dataclass(frozen=True)
 class Variant:
-    kind: Literal["plain", "bare", "runtime"]
+    kind: Literal["plain", "bare", "runtime", "openai-agents", "pydantic-ai"]
     local: bool = False
     server: ServerConfig | None = None
     eager: bool = True
@@ -343,6 +350,8 @@ class Variant:
     def label(self) -> str:
         if self.kind == "plain":
             return "plain asyncio"
+        if self.kind in PEERS:
+            return self.kind
         kind = "local" if self.local else "regular"
         extra = "" if self.eager else ", eager off"
         return f"{self.kind} {kind}{extra}"
@@ -356,27 +365,43 @@ class Measurement:
     server: str
     eager: bool
     step: Stats
-    tool_leg: Stats
-    model_leg: Stats
-    session_fixed: Stats
+    tool_leg: Stats | None
+    model_leg: Stats | None
+    session_fixed: Stats | None
+    session_wall: Stats
+    first_call: Stats | None
+    last_to_end: Stats | None
+    steps_per_s: float
     worker_cpu_ms_per_step: float | None
     server_cpu_ms_per_step: float | None
     wall_s: float
 
 
+def _stats(seconds: list[float | None]) -> Stats | None:
+    known = [s for s in seconds if s is not None]
+    return Stats.of(known) if known else None
+
+
 def measurement(
-    variant: Variant, traces: list[Trace], cpu: tuple[float | None, float | None], wall: float
+    variant: Variant,
+    traces: list[Trace],
+    cpu: tuple[float | None, float | None],
+    wall: float,
+    rounds_per_session: int = 0,
 ) -> Measurement:
     steps = [b - a for t in traces for a, b in pairwise(t.model_done)]
+    rounds = rounds_per_session or 1
+    if not steps:  # untimed steps (a peer run concurrently): each session's mean step
+        steps = [t.wall / rounds for t in traces]
     tool_leg = [
         tool - model for t in traces for model, tool in zip(t.model_done, t.tool_done, strict=False)
     ]
     model_leg = [
         model - tool
         for t in traces
-        for tool, model in zip(t.tool_done, t.model_done[1:], strict=True)
+        for tool, model in zip(t.tool_done, t.model_done[1:], strict=False)
     ]
-    fixed = [t.wall - (t.model_done[-1] - t.model_done[0]) for t in traces]
+    fixed = [t.wall - (t.model_done[-1] - t.model_done[0]) for t in traces if t.model_done]
 
     def per_step(seconds: float | None) -> float | None:
         return None if seconds is None else round(seconds * 1000 / len(steps), 2)
@@ -388,9 +413,13 @@ def measurement(
         server=variant.server.name if variant.server else "-",
         eager=variant.eager,
         step=Stats.of(steps),
-        tool_leg=Stats.of(tool_leg),
-        model_leg=Stats.of(model_leg),
-        session_fixed=Stats.of(fixed),
+        tool_leg=Stats.of(tool_leg) if tool_leg else None,
+        model_leg=Stats.of(model_leg) if model_leg else None,
+        session_fixed=Stats.of(fixed) if fixed else None,
+        session_wall=Stats.of([t.wall for t in traces]),
+        first_call=_stats([t.first_call for t in traces]),
+        last_to_end=_stats([t.last_to_end for t in traces]),
+        steps_per_s=round(len(traces) * rounds / wall, 1),
         worker_cpu_ms_per_step=per_step(cpu[0]),
         server_cpu_ms_per_step=per_step(cpu[1]),
         wall_s=round(wall, 2),
@@ -408,6 +437,7 @@ class Bench:
     ctx: SkillContext
     runtime: Runtime
     console: Console
+    replay: ScriptedModelServer | None = None
     results: list[Measurement] = field(default_factory=list)
     responsiveness: list[dict[str, object]] = field(default_factory=list)
 
@@ -431,17 +461,49 @@ class Bench:
                 await session()
             worker0, server0 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
             started = time.perf_counter()
-            traces = [await session() for _ in range(self.sessions)]
+            traces = await self.sessions_at_once(session)
             wall = time.perf_counter() - started
             worker1, server1 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
         worker = None if worker0 is None or worker1 is None else worker1 - worker0
         server = None if server0 is None or server1 is None else server1 - server0
-        result = measurement(variant, traces, (worker, server), wall)
+        rounds = self.args.rounds_per_session
+        result = measurement(variant, traces, (worker, server), wall, rounds)
         self.console.print(
             f"  {result.variant:<28} {result.server:<16} median {result.step.median_ms:7.2f} ms"
             f"  p95 {result.step.p95_ms:7.2f} ms"
         )
         return result
+
+    async def sessions_at_once(self, session: Callable[[], Awaitable[Trace]]) -> list[Trace]:
+        """The measured sessions, `--concurrency` of them at a time (1: one after another)."""
+        traces: list[Trace] = []
+        at_once = self.args.concurrency
+        for first in range(0, self.sessions, at_once):
+            batch = range(first, min(first + at_once, self.sessions))
+            traces += await asyncio.gather(*(session() for _ in batch))
+        return traces
+
+    def stamped_at_server(
+        self, session: Callable[[], Awaitable[Trace]]
+    ) -> Callable[[], Awaitable[Trace]]:
+        """`session` with its model times taken at the scripted model server (`--peers`).
+
+        Every variant is then timed the same way: a step is the interval between two
+        consecutive model requests the server received. Sessions run one at a time, so
+        the requests served while one ran are its own.
+        """
+        replay = self.replay
+        if replay is None or self.args.concurrency > 1:
+            return session
+
+        async def stamped() -> Trace:
+            before, started = len(replay.requests), time.monotonic()
+            trace = await session()
+            ended = time.monotonic()
+            times = [r.received_at for r in replay.requests[before:]]
+            return Trace(times, [], trace.wall, times[0] - started, ended - times[-1])
+
+        return stamped
 
     async def plain(self) -> None:
         rounds = self.args.rounds_per_session + 1
@@ -459,7 +521,9 @@ class Bench:
             settings = self.runtime.settings.model_copy(update={"temporal_address": server.address})
             client = await connect(settings)
             for variant in variants:
-                run = self.bare if variant.kind == "bare" else self.session_runtime
+                run = {"bare": self.bare, "runtime": self.session_runtime}.get(
+                    variant.kind, self.session_peer
+                )
                 self.results.append(await run(client, server, variant))
             if probe:
                 for local in (False, True):
@@ -496,7 +560,7 @@ class Bench:
             return Trace(done.model_done, done.tool_done, time.perf_counter() - started)
 
         async with self.bare_worker(client, task_queue, eager=variant.eager):
-            return await self.measure(variant, session, server.pid)
+            return await self.measure(variant, self.stamped_at_server(session), server.pid)
 
     async def session_runtime(
         self, client: Client, server: BenchDevServer, variant: Variant
@@ -537,7 +601,51 @@ class Bench:
             return Trace(model, tool, wall)
 
         async with build_worker(client, self.runtime, task_queue=task_queue):
-            return await self.measure(variant, session, server.pid)
+            return await self.measure(variant, self.stamped_at_server(session), server.pid)
+
+    async def session_peer(
+        self, client: Client, server: BenchDevServer, variant: Variant
+    ) -> Measurement:
+        """Temporal's OpenAI-agents plugin or pydantic-ai's Temporal durability."""
+        import _peers
+
+        _peers.bind_skill(self.skill, self.ctx)
+        if variant.kind == "openai-agents":
+            client_plugins, worker_plugins = _peers.openai_agents_plugins()
+            workflow_cls: type = _peers.OpenAIAgentsLoop
+            activities: list[Callable[..., object]] = [_peers.tickets_get]
+        else:
+            client_plugins, worker_plugins = _peers.pydantic_ai_plugins()
+            workflow_cls, activities = _peers.PydanticAILoop, []
+        peer_client = await Client.connect(
+            server.address,
+            plugins=client_plugins,  # type: ignore[arg-type]
+        )
+        task_queue = _task_queue()
+        turns = self.args.rounds_per_session + 2
+
+        async def session() -> Trace:
+            started = time.perf_counter()
+            await peer_client.execute_workflow(
+                workflow_cls.run,  # type: ignore[attr-defined]
+                turns,
+                id=f"bench-{uuid.uuid4().hex}",
+                task_queue=task_queue,
+            )
+            return Trace([], [], time.perf_counter() - started)
+
+        async with Worker(
+            peer_client,
+            task_queue=task_queue,
+            workflows=[workflow_cls],
+            activities=activities,
+            plugins=worker_plugins,  # type: ignore[arg-type]
+            # The module builds its agents at import: the sandbox must not run it again.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules("_peers")
+            ),
+        ):
+            return await self.measure(variant, self.stamped_at_server(session), server.pid)
 
     async def probe(self, client: Client, server: BenchDevServer, local: bool) -> dict[str, object]:
         """How long a query and an update take while a long call is in flight.
@@ -593,10 +701,13 @@ def ratios(results: list[Measurement]) -> list[dict[str, object]]:
     plain = next(r for r in results if r.kind == "plain")
     bare = {(r.server, r.activities): r for r in results if r.kind == "bare" and r.eager}
     rows: list[dict[str, object]] = []
-    for run in (r for r in results if r.kind == "runtime"):
+    for run in (r for r in results if r.kind in ("runtime", *PEERS)):
         same = bare.get((run.server, run.activities))
+        fixed = run.session_fixed.median_ms if run.session_fixed else None
+        bare_fixed = same.session_fixed.median_ms if same and same.session_fixed else None
         rows.append(
             {
+                "variant": run.variant,
                 "server": run.server,
                 "activities": run.activities,
                 "runtime_median_ms": run.step.median_ms,
@@ -608,6 +719,26 @@ def ratios(results: list[Measurement]) -> list[dict[str, object]]:
                     run.step.p95_ms, same.step.p95_ms if same else None
                 ),
                 "runtime_over_plain": _ratio(run.step.median_ms, plain.step.median_ms),
+                "p95_over_median": _ratio(run.step.p95_ms, run.step.median_ms),
+                "fixed_ms": fixed,
+                "fixed_over_bare": _ratio(fixed, bare_fixed) if fixed is not None else None,
+                "steps_per_s": run.steps_per_s,
+                "steps_per_s_over_bare": _ratio(
+                    run.steps_per_s, same.steps_per_s if same else None
+                ),
+                "first_call_ms": run.first_call.median_ms if run.first_call else None,
+                "first_call_over_bare": _ratio(
+                    run.first_call.median_ms if run.first_call else 0.0,
+                    same.first_call.median_ms if same and same.first_call else None,
+                ),
+                "last_to_end_ms": run.last_to_end.median_ms if run.last_to_end else None,
+                "last_to_end_over_bare": _ratio(
+                    run.last_to_end.median_ms if run.last_to_end else 0.0,
+                    same.last_to_end.median_ms if same and same.last_to_end else None,
+                ),
+                "session_over_bare": _ratio(
+                    run.session_wall.median_ms, same.session_wall.median_ms if same else None
+                ),
             }
         )
     return rows
@@ -637,20 +768,26 @@ def print_report(console: Console, bench: Bench, ratio_rows: list[dict[str, obje
             r.server,
             _cell(r.step.median_ms),
             _cell(r.step.p95_ms),
-            _cell(r.tool_leg.median_ms),
-            _cell(r.model_leg.median_ms),
-            _cell(r.session_fixed.median_ms, ".0f"),
+            _cell(r.tool_leg.median_ms if r.tool_leg else None),
+            _cell(r.model_leg.median_ms if r.model_leg else None),
+            _cell(r.session_fixed.median_ms if r.session_fixed else None, ".0f"),
             _cell(r.worker_cpu_ms_per_step),
             _cell(r.server_cpu_ms_per_step),
             _cell(r.step.median_ms / plain),
         )
     console.print(table)
-    ratio_table = Table(title="Runtime vs bare temporalio (same server, same activity kind)")
-    keys = ["server", "activities", "runtime_median_ms", "bare_median_ms"]
+    ratio_table = Table(title="Each vs bare temporalio (same server, same activity kind, same run)")
+    keys = ["variant", "server", "activities", "runtime_median_ms", "bare_median_ms"]
     keys += ["runtime_over_bare", "runtime_over_bare_p95", "runtime_over_plain"]
-    for name in ("server", "activities", "runtime", "bare", "÷ bare", "÷ bare p95", "÷ plain"):
+    keys += ["p95_over_median", "fixed_ms", "fixed_over_bare", "steps_per_s"]
+    keys += ["steps_per_s_over_bare", "first_call_ms", "first_call_over_bare"]
+    keys += ["last_to_end_ms", "last_to_end_over_bare", "session_over_bare"]
+    names = ["variant", "server", "activities", "median", "bare", "÷ bare", "÷ bare p95"]
+    names += ["÷ plain", "p95/med", "fixed", "fixed ÷ bare", "steps/s", "steps/s ÷ bare"]
+    names += ["1st call", "1st ÷ bare", "end", "end ÷ bare", "session ÷ bare"]
+    for name in names:
         ratio_table.add_column(
-            name, justify="left" if name in ("server", "activities") else "right"
+            name, justify="left" if name in ("variant", "server", "activities") else "right"
         )
     for row in ratio_rows:
         ratio_table.add_row(*(_cell(row[key], ".2f") for key in keys))
@@ -698,6 +835,8 @@ class BenchArgs:
     hold_seconds: float
     skip_investigation: bool
     replay_as_shipped: bool
+    peers: bool
+    concurrency: int
     json: Path
     project_dir: Path
 
@@ -729,6 +868,16 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         action="store_true",
         help="leave the scripted model server's ~40 ms Nagle stall in every model call",
     )
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="tuned server only: bare and runtime (regular) beside Temporal's OpenAI-agents"
+        " plugin and pydantic-ai's Temporal durability, timed at the model server"
+        " (needs the bench extra)",
+    )
+    parser.add_argument(
+        "--concurrency", type=int, default=1, help="sessions run at once (default 1)"
+    )
     parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
     parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
     args = parser.parse_args(argv)
@@ -739,8 +888,14 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
     return BenchArgs(**vars(args))
 
 
-def schedule(skip_investigation: bool) -> list[tuple[ServerConfig, list[Variant], bool]]:
+def schedule(
+    skip_investigation: bool, peers: bool = False
+) -> list[tuple[ServerConfig, list[Variant], bool]]:
     """Which variants run on which server; the flag says whether to run the probe there."""
+    if peers:
+        kinds: list[Literal["bare", "runtime", "openai-agents", "pydantic-ai"]]
+        kinds = ["bare", "runtime", "openai-agents", "pydantic-ai"]
+        return [(TUNED, [Variant(kind, False, TUNED) for kind in kinds], False)]
 
     def full(server: ServerConfig) -> list[Variant]:
         return [
@@ -777,7 +932,7 @@ def cancel_on_signals() -> None:
 
 async def run(args: BenchArgs) -> None:
     cancel_on_signals()
-    console = Console(width=None if sys.stdout.isatty() else 130)
+    console = Console(width=None if sys.stdout.isatty() else 220)
     configure_logging(level="WARNING", fmt="console")
     rounds = args.rounds_per_session
     script = model_script(rounds)
@@ -797,6 +952,7 @@ async def run(args: BenchArgs) -> None:
         folder = Path(tmp)
         async with ScriptedModelServer(script) as replay:
             os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
+            os.environ["BENCH_MODEL_URL"] = replay.base_url
             settings = Settings(project_dir=args.project_dir, state_dir=folder / "state")
             runtime = await Runtime.open(settings)
             try:
@@ -812,13 +968,13 @@ async def run(args: BenchArgs) -> None:
                     state_dir=folder / "skills",
                 )
                 async with OpenAIProvider(base_url=replay.base_url) as provider:
-                    bench = Bench(args, folder, provider, skill, ctx, runtime, console)
+                    bench = Bench(args, folder, provider, skill, ctx, runtime, console, replay)
                     console.print(
                         f"{bench.sessions} sessions x {rounds} steps per variant,"
                         f" {os.cpu_count()} CPUs"
                     )
                     await bench.plain()
-                    for config, variants, probe in schedule(args.skip_investigation):
+                    for config, variants, probe in schedule(args.skip_investigation, args.peers):
                         await bench.on_server(config, variants, probe)
             finally:
                 await runtime.close()
