@@ -583,10 +583,16 @@ class SessionActivities:
             await self.runtime.store.update_session(batch.ctx.session_id, status=batch.status)
         return Ack()
 
-    async def _write_events(self, ctx: CallContext, events: list[WorkflowEvent]) -> None:
-        """Write workflow-decided events under their keys (a retry rewrites nothing)."""
-        for event in events:
-            await self.runtime.store.append_event(
+    async def _write_events(
+        self, ctx: CallContext, events: list[WorkflowEvent], *then: AuditEvent
+    ) -> None:
+        """Write workflow-decided events under their keys (a retry rewrites nothing).
+
+        All of them, and the activity's own events `then` after them, in one transaction:
+        one commit per activity, not one per event.
+        """
+        await self.runtime.store.append_events(
+            [
                 AuditEvent(
                     event_key=event.key,
                     session_id=ctx.session_id,
@@ -599,7 +605,11 @@ class SessionActivities:
                     payload=event.payload,
                     created_at=_now(),
                 )
-            )
+                for event in events
+            ]
+            + list(then)
+        )
+        for event in events:
             signal = event_signal(event)
             if signal is not None and event.credit is not None:
                 await record_outcome(
@@ -707,8 +717,9 @@ class SessionActivities:
             else EventKind.SESSION_FAILED
         )
         store = self.runtime.store
-        await self._write_events(ctx, finish.events)
-        await store.append_event(
+        await self._write_events(
+            ctx,
+            finish.events,
             self._event(
                 ctx,
                 kind.value,
@@ -717,7 +728,7 @@ class SessionActivities:
                 output_tokens=finish.output_tokens,
                 cost_usd=finish.cost_usd,
                 payload={"error": finish.error} if finish.error else {},
-            )
+            ),
         )
         await store.update_session(
             ctx.session_id,

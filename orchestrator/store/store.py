@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
@@ -318,6 +318,41 @@ class Store:
                 stored = None if row is None else _record(AuditEvent, row)
         check_retry(stored, event)
         return False
+
+    async def append_events(self, events: Sequence[AuditEvent]) -> list[bool]:
+        """`append_event` for each of `events`, in one transaction and in order.
+
+        What an activity records together (the workflow's decided events, then the call's
+        own) costs one commit instead of one each. All or nothing: a key conflict on any
+        of them raises `EventKeyConflict` and writes none. One event, or none, is the
+        same as `append_event`.
+
+        Returns:
+            For each event, True if written, False if a retry wrote it before.
+        """
+        if not events:
+            return []
+        stmt = event_insert()
+        written: list[bool] = []
+        retried: list[tuple[AuditEvent, AuditEvent | None]] = []
+        with self._errors("append audit events"):
+            async with self._sessions.begin() as session:
+                for sid in sorted({e.session_id for e in events}):
+                    await lock_session_events(session, self.dialect, sid)
+                for event in events:
+                    seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
+                    if seq is not None:
+                        await notify_event(session, self.dialect, event.session_id, seq)
+                        written.append(True)
+                        continue
+                    row = await session.scalar(
+                        select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
+                    )
+                    retried.append((event, None if row is None else _record(AuditEvent, row)))
+                    written.append(False)
+                for event, stored in retried:
+                    check_retry(stored, event)
+        return written
 
     async def list_events(
         self, session_id: str, *, kind: EventKind | None = None

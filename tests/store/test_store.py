@@ -336,6 +336,28 @@ async def test_append_event_refuses_a_key_collision(
     assert [e.input_tokens for e in await store.list_events("s-1")] == [5]
 
 
+async def test_append_events_writes_a_batch_in_order_and_dedupes_retries(store: Store) -> None:
+    first, second = event("b-1", step_id="one"), event("b-2", step_id="two")
+    assert await store.append_events([]) == []
+    assert await store.append_events([first]) == [True]
+
+    # A retried activity rewrites what it wrote before (False) and adds the rest.
+    assert await store.append_events([first, second]) == [False, True]
+
+    events = await store.list_events("s-1")
+    assert [(e.event_key, e.seq) for e in events] == [("b-1", 1), ("b-2", 2)]
+
+
+async def test_append_events_writes_nothing_when_one_key_conflicts(store: Store) -> None:
+    await store.append_event(event("c-1", input_tokens=5))
+    fresh, changed = event("c-2"), event("c-1", input_tokens=6)
+
+    with pytest.raises(EventKeyConflict, match="'c-1'"):
+        await store.append_events([fresh, changed])
+
+    assert [e.event_key for e in await store.list_events("s-1")] == ["c-1"]
+
+
 async def test_events_keep_write_order_and_filter_by_kind(store: Store) -> None:
     kinds = [EventKind.SESSION_STARTED, EventKind.MODEL_CALL, EventKind.TOOL_CALL] * 3
     for n, kind in enumerate(kinds):
