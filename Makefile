@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-router bench-load chaos dev clean chromium axe
+.PHONY: demo test lint bench bench-router bench-gateway bench-load chaos dev clean chromium axe
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,11 @@ bench: $(BIN)/.installed
 bench-router: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/router.py
+
+# The gateway's added latency beside LiteLLM's proxy in the same run (bench/README.md).
+bench-gateway: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/gateway.py --litellm
 
 # 500 concurrent sessions (most parked on approvals) on the embedded server, none lost, with
 # the same plan on LangGraph beside it (the `bench` extra again).

@@ -11,8 +11,11 @@ them over loopback HTTP from this one:
 4. a replayed tool-heavy workload (sessions of tool loops over two equally good
    deployments): the share of calls served by the previous call's deployment, through
    the gateway's pins, against a per-request router (a new session id on every call);
-5. with `--litellm` (the `bench` extra), LiteLLM's proxy in front of the same replay
-   server, measured the same way as 1 and 2.
+5. with `--litellm` (the `bench` extra, `litellm[proxy]`), LiteLLM's proxy in front of the
+   same scripted model server, started beside the gateway: the sequential requests go to
+   the scripted model server, the gateway and LiteLLM in rotating order, so all three meet
+   the same load, and each server's CPU time per request is read from /proc (robust to
+   the shared box's load, unlike wall time).
 
     .venv/bin/python bench/gateway.py [--requests 300] [--clients 200] [--litellm]
 
@@ -127,7 +130,9 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 @contextlib.asynccontextmanager
-async def _process(argv: list[str], ready: str, env: dict[str, str]) -> AsyncIterator[None]:
+async def _process(
+    argv: list[str], ready: str, env: dict[str, str]
+) -> AsyncIterator[asyncio.subprocess.Process]:
     proc = await asyncio.create_subprocess_exec(
         *argv,
         env=env,
@@ -151,7 +156,7 @@ async def _process(argv: list[str], ready: str, env: dict[str, str]) -> AsyncIte
                 pass
 
         drainer = asyncio.create_task(drain())
-        yield
+        yield proc
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGINT)
@@ -161,6 +166,25 @@ async def _process(argv: list[str], ready: str, env: dict[str, str]) -> AsyncIte
             os.killpg(proc.pid, signal.SIGKILL)
         if "drainer" in locals():
             drainer.cancel()
+
+
+def _cpu_seconds(group: int) -> float:
+    """CPU time (user + system) of every live process of a process group, from /proc.
+
+    Robust to the box's load, unlike wall time: what a server spent, not what it waited.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == group:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _body(model: str, turn: int = 0, system: str = "You look things up.") -> dict[str, Any]:
@@ -265,14 +289,10 @@ async def _warm_share(
     }
 
 
-async def _litellm(
-    folder: Path,
-    scripted_url: str,
-    http: httpx.AsyncClient,
-    args: argparse.Namespace,
-    direct: Callable[[int], Awaitable[float]],
-) -> dict[str, Any]:
-    """LiteLLM's proxy (no database, like its quick start) before the same scripted model server."""
+@contextlib.asynccontextmanager
+async def _litellm(folder: Path, scripted_url: str) -> AsyncIterator[Target]:
+    """LiteLLM's proxy (no database, like its quick start) before the same scripted model
+    server, as its own process on loopback."""
     port = free_port()
     config = {
         "model_list": [
@@ -291,42 +311,84 @@ async def _litellm(
     (folder / "litellm.yaml").write_text(yaml.safe_dump(config))
     binary = Path(sys.executable).parent / "litellm"
     env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    async with _process(
-        [
-            str(binary),
-            "--config",
-            str(folder / "litellm.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        "Uvicorn running",
-        env,
-    ):
-
-        def through(i: int) -> Awaitable[float]:
-            return _timed(
-                http,
-                url,
-                _body("a", i % 9 if i >= 0 else 0),
-                {"authorization": f"Bearer {LITELLM_KEY}"},
-            )
-
-        seq = await _sequential(through, args.requests)
-        con = await _concurrent(through, args.clients, args.each)
-    seq_direct = await _sequential(direct, args.requests)
-    con_direct = await _concurrent(direct, args.clients, args.each)
-    out: dict[str, Any] = {
-        "sequential": {"direct": _summary(seq_direct), "litellm": _summary(seq)},
-        "concurrent": {"direct": _summary(con_direct), "litellm": _summary(con)},
-    }
-    for mode in ("sequential", "concurrent"):
-        out[mode]["added_p50_ms"] = round(
-            out[mode]["litellm"]["p50_ms"] - out[mode]["direct"]["p50_ms"], 3
+    argv = [str(binary), "--config", str(folder / "litellm.yaml")]
+    argv += ["--host", "127.0.0.1", "--port", str(port)]
+    async with _process(argv, "Uvicorn running", env) as proc:
+        yield Target(
+            "litellm",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            "a",
+            {"authorization": f"Bearer {LITELLM_KEY}"},
+            proc.pid,
+            sessions=False,
         )
-    return out
+
+
+class Target:
+    """One server the bench sends chat requests to, and the process group it runs in."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        model: str,
+        headers: dict[str, str],
+        group: int,
+        *,
+        sessions: bool,
+    ) -> None:
+        self.name, self.url, self.model, self.headers = name, url, model, headers
+        self.group = group
+        self.sessions = sessions
+        """Whether to send a session id (the gateway's tool loops, 9 calls each)."""
+
+    def call(self, http: httpx.AsyncClient, i: int) -> Awaitable[float]:
+        """Request `i`: turn `i % 9` of session `i // 9` (warm-ups, `i < 0`: turn 0)."""
+        headers = dict(self.headers)
+        if self.sessions:
+            headers["x-session-id"] = f"s-{i // 9}"
+        return _timed(http, self.url, _body(self.model, i % 9 if i >= 0 else 0), headers)
+
+
+async def _interleaved(
+    http: httpx.AsyncClient, targets: list[Target], n: int
+) -> dict[str, dict[str, Any]]:
+    """`n` sequential requests to each target, in rotating order, so all meet the same
+    load; with each target's CPU time per request."""
+    for i in range(max(20, n // 10)):
+        for t in targets:
+            await t.call(http, -1 - i)
+    times: dict[str, list[float]] = {t.name: [] for t in targets}
+    before = {t.name: _cpu_seconds(t.group) for t in targets}
+    for i in range(n):
+        shift = i % len(targets)
+        for t in targets[shift:] + targets[:shift]:
+            times[t.name].append(await t.call(http, i))
+    return {
+        t.name: {
+            **_summary(times[t.name]),
+            "cpu_ms_per_request": round((_cpu_seconds(t.group) - before[t.name]) / n * 1000, 3),
+        }
+        for t in targets
+    }
+
+
+async def _crowd(
+    http: httpx.AsyncClient, target: Target, clients: int, each: int
+) -> dict[str, Any]:
+    """`clients` concurrent clients of `each` requests, with the target's CPU per request."""
+    before = _cpu_seconds(target.group)
+    values = await _concurrent(lambda i: target.call(http, i), clients, each)
+    cpu = _cpu_seconds(target.group) - before
+    return {**_summary(values), "cpu_ms_per_request": round(cpu / (clients * (each + 1)) * 1000, 3)}
+
+
+def _added(results: dict[str, Any], name: str) -> dict[str, float]:
+    direct, through = results["direct"], results[name]
+    return {
+        "added_p50_ms": round(through["p50_ms"] - direct["p50_ms"], 3),
+        "added_p99_ms": round(through["p99_ms"] - direct["p99_ms"], 3),
+    }
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -345,54 +407,30 @@ async def main(args: argparse.Namespace) -> None:
     limits = httpx.Limits(
         max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10
     )
+    scripted_argv = [sys.executable, "-m", "orchestrator.scripted_model"]
+    scripted_argv += [str(folder / "script.yaml"), "--port", str(replay_port)]
+    gateway_argv = [sys.executable, "-m", "orchestrator", "gateway", "--project", str(folder)]
+    gateway_argv += ["--port", str(gateway_port)]
     try:
-        async with (
-            _process(
-                [
-                    sys.executable,
-                    "-m",
-                    "orchestrator.scripted_model",
-                    str(folder / "script.yaml"),
-                    "--port",
-                    str(replay_port),
-                ],
-                "serving on",
-                env,
-            ),
-            _process(
-                [
-                    sys.executable,
-                    "-m",
-                    "orchestrator",
-                    "gateway",
-                    "--project",
-                    str(folder),
-                    "--port",
-                    str(gateway_port),
-                ],
-                "gateway on",
-                env,
-            ),
-            httpx.AsyncClient(timeout=120, limits=limits) as http,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            scripted = await stack.enter_async_context(_process(scripted_argv, "serving on", env))
+            gateway = await stack.enter_async_context(_process(gateway_argv, "gateway on", env))
+            http = await stack.enter_async_context(httpx.AsyncClient(timeout=120, limits=limits))
             auth = {"authorization": f"Bearer {TOKEN}"}
-
-            def direct(i: int) -> Awaitable[float]:
-                return _timed(
-                    http,
-                    f"{scripted_url}/chat/completions",
-                    _body("replay-a", i % 9 if i >= 0 else 0),
-                    {},
-                )
-
-            def through(i: int) -> Awaitable[float]:
-                turn = i % 9 if i >= 0 else 0
-                return _timed(
-                    http,
-                    f"{gateway_url}/chat/completions",
-                    _body("a", turn),
-                    {**auth, "x-session-id": f"s-{i // 9}"},
-                )
+            direct = Target(
+                "direct",
+                f"{scripted_url}/chat/completions",
+                "replay-a",
+                {},
+                scripted.pid,
+                sessions=False,
+            )
+            ours = Target(
+                "gateway", f"{gateway_url}/chat/completions", "a", auth, gateway.pid, sessions=True
+            )
+            targets = [direct, ours]
+            if args.litellm:
+                targets.append(await stack.enter_async_context(_litellm(folder, scripted_url)))
 
             def first_byte(i: int) -> Awaitable[float]:
                 return _ttfb(
@@ -412,38 +450,27 @@ async def main(args: argparse.Namespace) -> None:
                     http, f"{gateway_url}/chat/completions", args.sessions, True
                 ),
             }
-            seq_direct = await _sequential(direct, args.requests)
-            seq_gateway = await _sequential(through, args.requests)
-            results["sequential"] = {
-                "direct": _summary(seq_direct),
-                "gateway": _summary(seq_gateway),
-            }
-            results["sequential"]["added_p50_ms"] = round(
-                results["sequential"]["gateway"]["p50_ms"]
-                - results["sequential"]["direct"]["p50_ms"],
-                3,
-            )
+            sequential = await _interleaved(http, targets, args.requests)
+            for t in targets[1:]:
+                sequential[t.name].update(_added(sequential, t.name))
+            results["sequential"] = sequential
             results["ttfb_gateway_stream"] = _summary(
                 await _sequential(first_byte, args.requests // 3)
             )
-            con_direct = await _concurrent(direct, args.clients, args.each)
-            con_gateway = await _concurrent(through, args.clients, args.each)
-            results["concurrent"] = {
-                "direct": _summary(con_direct),
-                "gateway": _summary(con_gateway),
-            }
-            results["concurrent"]["added_p50_ms"] = round(
-                results["concurrent"]["gateway"]["p50_ms"]
-                - results["concurrent"]["direct"]["p50_ms"],
-                3,
-            )
-            results["concurrent"]["added_p99_ms"] = round(
-                results["concurrent"]["gateway"]["p99_ms"]
-                - results["concurrent"]["direct"]["p99_ms"],
-                3,
-            )
+            concurrent = {t.name: await _crowd(http, t, args.clients, args.each) for t in targets}
+            for t in targets[1:]:
+                concurrent[t.name].update(_added(concurrent, t.name))
+            results["concurrent"] = concurrent
             if args.litellm:
-                results["litellm"] = await _litellm(folder, scripted_url, http, args, direct)
+                results["gateway_over_litellm"] = {
+                    mode: {
+                        what: round(
+                            results[mode]["gateway"][what] / results[mode]["litellm"][what], 3
+                        )
+                        for what in ("added_p50_ms", "added_p99_ms", "cpu_ms_per_request")
+                    }
+                    for mode in ("sequential", "concurrent")
+                }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     results["reconnects"] = len(RECONNECTS)
