@@ -7,9 +7,10 @@ tool loop itself; tool results are reused on a re-run so no effect repeats.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 from orchestrator.exceptions import PayloadTooLargeError, from_failure
 from orchestrator.plans.models import (
@@ -17,197 +18,79 @@ from orchestrator.plans.models import (
 )
 from orchestrator.plans.schemas import structured_output
 from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinition
-from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names, patches
-from orchestrator.session.core import DeploymentDown, StepFailed
+from orchestrator.session.carry import Continuation
+from orchestrator.session.core import DeploymentDown, SessionRuntime, StepFailed
 from orchestrator.session.limits import limit_reached
+from orchestrator.session.model_pins import ModelPins
 from orchestrator.session.payloads import (
     MAX_CONVERSATION_BYTES,
     model_size,
     refused_answer,
     too_large,
 )
-from orchestrator.session.pinning import failure_message, reuse_key, route_request, unavailable
+from orchestrator.session.pinning import (
+    carries_over,
+    failover_prompt_chars,
+    failure_message,
+    reuse_key,
+    unavailable,
+)
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text
 from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
 from orchestrator.session.types import (
-    Boundary,
     CheckAnswerInput,
     CheckAnswerResult,
     LoopCarry,
     ModelCallInput,
     ModelCallResult,
-    ModelPin,
-    RouteInput,
     StepState,
 )
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonValue
 
-__all__ = ["AgentLoop"]
+if TYPE_CHECKING:
+    from orchestrator.session.parts import SessionParts
+
+__all__ = ["ToolLoop"]
 
 
-class AgentLoop(SkillCalls):
-    """Runs agent steps: routes at boundaries, then the pinned tool loop."""
+class ToolLoop:
+    """Runs agent steps: routes at boundaries (through `ModelPins`), then the pinned loop."""
 
-    def _pin(self, step: AgentStep) -> str:
-        """Choose the step's model. Called only at a step boundary: a safe point."""
-        boundary = (
-            Boundary.SESSION_START if not self._state.model_timeline else Boundary.STEP_CHANGE
-        )
-        if self._switch is not None:
-            model, reason = self._switch.model, f"switch requested: {self._switch.reason}"
-            self._switch = None
-        elif step.model:
-            model, reason = step.model, "named by the step"
-        elif self._start.plan.model:
-            model, reason = self._start.plan.model, "plan default"
-        else:
-            model, reason = self._default_model, "registry default"
-        previous = self._state.pinned_model
-        self._state.pinned_model = model
-        self._state.model_timeline.append(
-            ModelPin(step_id=step.id, model=model, boundary=boundary, reason=reason)
-        )
-        self._event(
-            EventKind.MODEL_PINNED,
-            step.id,
-            model=model,
-            payload={
-                "boundary": boundary.value,
-                "reason": reason,
-                "previous": previous,
-                "task_type": step.task_type,
-            },
-        )
-        return model
-
-    async def _route(
+    def __init__(
         self,
-        step: AgentStep,
-        prompt_chars: int,
-        *,
-        failed: dict[str, str] | None = None,
-        escalate: str | None = None,
-    ) -> str:
-        """Ask the router (an activity: it reads live metrics) and pin its answer.
-
-        Called at a safe boundary; with `failed` for a forced failover after the pinned
-        deployment died inside the tool loop; with `escalate` (why) when a cascade step's
-        answer failed its check. The decision and its reasons are recorded.
-        """
-        boundary = self._boundary(failed, escalate)
-        name: str | None
-        if failed:
-            name, why = self._route_name, "failover within the same constraints"
-        elif escalate:
-            name, why = step.escalate_to, f"cascade: {escalate}"
-        elif self._switch is not None:
-            name, why = self._switch.model, f"switch requested: {self._switch.reason}"
-            self._switch = None
-        elif step.model:
-            name, why = step.model, f"{step.model} named by the step"
-        else:
-            name = self._start.plan.model
-            why = f"{name} is the plan default" if name else "any model"
-        self._route_name = name
-        previous = self._state.pinned_model
-        request = route_request(
-            self._start,
-            step,
-            name=name,
-            boundary=boundary,
-            current=previous,
-            tokens_so_far=self._state.input_tokens + self._state.output_tokens,
-            prompt_chars=prompt_chars,
-            exclude=failed or {},
-        )
-        try:
-            decision = await self._activity(
-                names.ROUTE,
-                RouteInput(
-                    ctx=self._ctx(step.id),
-                    request=request,
-                    reserve_budget=boundary is Boundary.SESSION_START,
-                ),
-                RoutingDecision,
-                self._start.options.bookkeeping,
-            )
-        except (ActivityError, ApplicationError) as exc:
-            raise StepFailed(failure_message(exc)) from None
-        cause = failed.get(previous or "") if failed else None
-        if failed:
-            why += f" ({decision.failover})"
-        self._failover = decision.failover
-        reason = f"{why}; {decision.reason}"
-        self._state.pinned_model = decision.deployment
-        self._state.model_timeline.append(
-            ModelPin(
-                step_id=step.id,
-                model=decision.deployment,
-                boundary=boundary,
-                reason=reason,
-                cause=cause,
-            )
-        )
-        self._event(
-            EventKind.MODEL_PINNED,
-            step.id,
-            key=f"model_pinned:{self._attempt}" if self._attempt else None,
-            model=decision.deployment,
-            payload={
-                "boundary": boundary.value,
-                "reason": reason,
-                "previous": previous,
-                "cause": cause,
-                "policy": decision.policy,
-                "name": name,
-                "task_type": step.task_type,
-                "rules_fired": list(decision.rules_fired),
-                "budget_used": decision.budget_used,
-                "difficulty_estimate": (
-                    decision.difficulty_estimate.model_dump(mode="json")
-                    if decision.difficulty_estimate is not None
-                    else None
-                ),
-                "candidates": [c.model_dump(mode="json") for c in decision.candidates],
-            },
-        )
-        return decision.deployment
-
-    def _boundary(self, failed: dict[str, str] | None, escalate: str | None) -> Boundary:
-        if failed:
-            boundary = Boundary.FORCED_FAILOVER
-        elif escalate:
-            boundary = Boundary.ESCALATION
-        elif not self._state.model_timeline:
-            boundary = Boundary.SESSION_START
-        elif self._after_approval:
-            boundary = Boundary.AFTER_APPROVAL
-        elif self._start.carry is not None and not self._routed:
-            boundary = Boundary.CONTINUE_AS_NEW
-        else:
-            boundary = Boundary.STEP_CHANGE
-        self._after_approval = False
-        self._routed = True
-        return boundary
+        rt: SessionRuntime,
+        pins: ModelPins,
+        skills: SkillCalls,
+        continuation: Continuation,
+    ) -> None:
+        self._rt = rt
+        self._pins = pins
+        self._skills = skills
+        self._continuation = continuation
+        self._attempt = 0
+        """Re-runs of the running step so far (forced failovers and a cascade)."""
+        self._reuse: dict[str, str] = {}
+        """Tool results of the running step a re-run answers with instead of running again."""
 
     async def _rejected(self, step: AgentStep, answer: JsonValue) -> str | None:
         """Why a cascade step's final answer fails its `accept` check, or None."""
         if step.accept is None:
             return None
-        check = await self._activity(
+        rt = self._rt
+        check = await rt.activity(
             names.CHECK_ANSWER,
             CheckAnswerInput(
-                ctx=self._ctx(step.id),
+                ctx=rt.ctx(step.id),
                 expression=step.accept,
                 answer=str(answer),
-                credit=self._credit(),
+                credit=rt.credit(),
             ),
             CheckAnswerResult,
-            self._start.options.bookkeeping,
+            rt.start.options.bookkeeping,
         )
         return None if check.ok else check.detail
 
@@ -222,30 +105,32 @@ class AgentLoop(SkillCalls):
         if not step.cache:
             return
         offered = {tool.name for tool in tools}
-        ask.cache_tenant = self._start.tenant
+        ask.cache_tenant = self._rt.start.tenant
         ask.cache_name = step.model
         ask.read_only_tools = sorted(
             spec.tool_name
-            for spec in self._skills.values()
+            for spec in self._rt.skills.values()
             if spec.tool_name in offered and spec.risk == "read_only"
         )
 
-    async def _agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
-        inputs, outputs = self._start.input, self._outputs
-        if not self._routing:
-            model = self._pin(step)
+    async def agent_step(self, step: AgentStep, state: StepState) -> JsonValue:
+        """Run an agent step: choose its model, then the tool loop until a final answer."""
+        rt = self._rt
+        inputs, outputs = rt.start.input, rt.outputs
+        if not rt.routing:
+            model = self._pins.pin(step)
             state.model = model
         allowed = skill_names(step.skills)
-        unknown = [name for name in allowed if name not in self._skills]
+        unknown = [name for name in allowed if name not in rt.skills]
         if unknown:
             raise StepFailed(f"skills not registered: {', '.join(unknown)}")
         tools = [
             ToolDefinition(
                 name=spec.tool_name, description=spec.description, parameters=spec.input_schema
             )
-            for spec in (self._skills[name] for name in allowed)
+            for spec in (rt.skills[name] for name in allowed)
         ]
-        system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
+        system = f"Plan: {rt.start.plan.name}\nStep: {step.id}"
         if step.instructions:
             system += "\n\n" + render_text(step.instructions, inputs, outputs)
         user = render_text(step.goal, inputs, outputs)
@@ -255,23 +140,23 @@ class AgentLoop(SkillCalls):
             ChatMessage(role="system", content=system),
             ChatMessage(role="user", content=user),
         ]
-        if not self._routing:
+        if not rt.routing:
             return await self._tool_loop(step, state, model, start, tools)
         # Only a top-level step's loop may continue as new: a construct's inner steps have
         # no place in the carry.
-        top = next((i for i, s in enumerate(self._start.plan.steps) if s is step), None)
-        resumed = self._resumed_loop(top)
+        top = next((i for i, s in enumerate(rt.start.plan.steps) if s is step), None)
+        resumed = self._continuation.resumed_loop(top)
         first, escalated = 0, False
         failed: dict[str, str] = {}
         if resumed is None:
             self._attempt, self._reuse = 0, {}
-            model = await self._route(step, len(system) + len(user))
+            model = await self._pins.route(step, len(system) + len(user))
             conversation = list(start)
         else:
             # Continued as new between two rounds: the same model goes on, unrouted.
             self._attempt, self._reuse = resumed.attempt, dict(resumed.reuse)
             failed, escalated = dict(resumed.failed), resumed.escalated
-            self._failover, self._routed = resumed.failover, True
+            self._pins.failover, self._pins.routed = resumed.failover, True
             model, conversation, first = resumed.model, list(resumed.messages), resumed.round
         while True:
             state.model = model
@@ -290,23 +175,26 @@ class AgentLoop(SkillCalls):
                 escalated = True
                 self._attempt += 1
                 conversation = list(start)
-                model = await self._route(step, len(system) + len(user), escalate=why)
+                model = await self._pins.route(
+                    step, len(system) + len(user), attempt=self._attempt, escalate=why
+                )
                 continue
             except DeploymentDown as down:
                 # Default: roll the step back to its start (a safe boundary) and re-run it
                 # on the next deployment that satisfies the same constraints; tool results
                 # of the failed attempt are reused, so no effect runs twice. A policy may
                 # instead carry the conversation over to the next deployment mid-loop.
-                carry = self._failover == "carry_over"
+                carry = carries_over(self._pins.failover)
                 first = 0
                 if not carry:
-                    self._state.in_tool_loop = False
+                    rt.state.in_tool_loop = False
                     conversation = list(start)
                 failed[model] = down.cause
                 self._attempt += 1
                 # A carried-over conversation is what the next deployment must hold.
-                size = sum(len(m.content or "") for m in conversation) if carry else 0
-                model = await self._route(step, max(size, len(system) + len(user)), failed=failed)
+                size = sum(len(m.content or "") for m in conversation)
+                chars = failover_prompt_chars(carry, size, len(system) + len(user))
+                model = await self._pins.route(step, chars, attempt=self._attempt, failed=failed)
 
     async def _tool_loop(
         self,
@@ -324,19 +212,20 @@ class AgentLoop(SkillCalls):
         rounds (every tool call of the last one answered, no approval pending), carrying
         the loop over to the next run.
         """
+        rt = self._rt
         prefix = f"f{self._attempt}." if self._attempt else ""
         first = base.round if base is not None else 0
         for round_no in range(first, step.max_rounds):
             if base is not None and round_no > first:
                 await self._continue_between_rounds(base, round_no, messages)
-            if not self._batched:
-                await self._flush()
-            if self._state.in_tool_loop and self._state.pinned_model != model:
+            if not rt.batched:
+                await rt.flush()
+            if rt.state.in_tool_loop and rt.state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
             self._check_limits(step, state)
             self._check_conversation(step, round_no, messages)
             ask = ModelCallInput(
-                ctx=self._ctx(step.id),
+                ctx=rt.ctx(step.id),
                 round=round_no,
                 model=model,
                 messages=messages,
@@ -344,57 +233,58 @@ class AgentLoop(SkillCalls):
                 max_tokens=step.max_tokens,
                 temperature=step.temperature,
             )
-            if self._routing:
+            if rt.routing:
                 ask.attempt, ask.tenant, ask.team = (
                     self._attempt,
-                    self._start.tenant,
-                    self._start.team,
+                    rt.start.tenant,
+                    rt.start.team,
                 )
             self._cache_scope(ask, step, tools)
-            if self._batched:
+            if rt.batched:
                 # Written by the model-call activity before it calls (`bookkeeping-batch-v1`).
-                ask.events = self._take_events()
+                ask.events = rt.take_events()
             result = await self._call_model(ask)
             state.rounds = round_no + 1
-            self._account(result)
+            rt.account(result)
             state.cost_usd += result.cost_usd
-            self._state.model_calls += 1
+            rt.state.model_calls += 1
             answer = result.response.message
             messages.append(answer)
             if result.response.truncated:
-                if not self._batched:
+                if not rt.batched:
                     workflow.deprecate_patch(patches.TRUNCATION)
                 if step.on_truncation == "fail" or answer.tool_calls:
-                    self._state.in_tool_loop = False
+                    rt.state.in_tool_loop = False
                     raise StepFailed(truncation_failure(step.id, model, result))
                 messages.append(ChatMessage(role="user", content=CONTINUE_PROMPT))
                 continue
             if not answer.tool_calls:
-                self._state.in_tool_loop = False
+                rt.state.in_tool_loop = False
                 return joined_answer(messages)
-            self._state.in_tool_loop = True
+            rt.state.in_tool_loop = True
             for index, call in enumerate(answer.tool_calls):
                 content = await self._tool_call(step, f"{prefix}{round_no}.{index}", call)
                 messages.append(
                     ChatMessage(role="tool", tool_call_id=call.id, name=call.name, content=content)
                 )
-        self._state.in_tool_loop = False
+        rt.state.in_tool_loop = False
         raise StepFailed(f"no final answer after max_rounds={step.max_rounds} model calls")
 
     async def _call_model(self, ask: ModelCallInput) -> ModelCallResult:
         """One model call of the loop; a failure for good ends the step or fails over."""
+        rt = self._rt
         try:
-            return await self._activity(
-                names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(ask.model)
+            return await rt.activity(
+                names.CALL_MODEL, ask, ModelCallResult, rt.model_call_options(ask.model)
             )
         except ActivityError as exc:
-            if self._routing and unavailable(exc):
+            if rt.routing and unavailable(exc):
                 raise DeploymentDown(failure_message(exc)) from None
             if isinstance(from_failure(exc), PayloadTooLargeError):
                 raise self._refused(exc) from None
-            if not self._batched:
+            if not rt.batched:
                 workflow.deprecate_patch(patches.MODEL_FAILURE)
-            self._state.in_tool_loop = False
+            rt.state.in_tool_loop = False
             raise StepFailed(f"model call failed: {failure_message(exc)}") from None
 
     def _check_conversation(
@@ -410,41 +300,43 @@ class AgentLoop(SkillCalls):
         """The step's failure for a model answer refused as too large (the call is paid)."""
         spent = refused_answer(exc)
         if spent is not None:
-            self._state.input_tokens += spent.input_tokens
-            self._state.output_tokens += spent.output_tokens
-            self._state.cost_usd += spent.cost_usd
+            state = self._rt.state
+            state.input_tokens += spent.input_tokens
+            state.output_tokens += spent.output_tokens
+            state.cost_usd += spent.cost_usd
         return StepFailed(failure_message(exc))
 
     async def _continue_between_rounds(
         self, base: LoopCarry, round_no: int, messages: list[ChatMessage]
     ) -> None:
         """Continue as new here if the history is long, carrying the open loop."""
-        if not self._loop_due(f"loop:{base.step}:{self._attempt}:{round_no}"):
+        if not self._continuation.loop_due(f"loop:{base.step}:{self._attempt}:{round_no}"):
             return
-        await self._continue_loop(
+        await self._continuation.continue_loop(
             base.model_copy(
                 update={
                     "round": round_no,
                     "messages": list(messages),
                     "attempt": self._attempt,
                     "reuse": dict(self._reuse),
-                    "failover": self._failover,
+                    "failover": self._pins.failover,
                 }
             )
         )
 
     def _check_limits(self, step: AgentStep, state: StepState) -> None:
         """Fail the step before a model call that the plan's or step's limits forbid."""
-        limit = limit_reached(self._start.plan, step, self._state, state)
+        limit = limit_reached(self._rt.start.plan, step, self._rt.state, state)
         if limit is not None:
-            self._state.in_tool_loop = False
+            self._rt.state.in_tool_loop = False
             raise StepFailed(limit)
 
     async def _tool_call(self, step: AgentStep, call_id: str, call: ToolCall) -> str:
-        skill_name = self._tool_to_skill.get(call.name)
+        rt = self._rt
+        skill_name = rt.tool_to_skill.get(call.name)
         allowed = skill_names(step.skills)
         if skill_name is None or skill_name not in allowed:
-            offered = ", ".join(self._skills[n].tool_name for n in allowed) or "none"
+            offered = ", ".join(rt.skills[n].tool_name for n in allowed) or "none"
             return self._tool_error(
                 step.id, call_id, call.name, f"unknown tool {call.name!r}; tools offered: {offered}"
             )
@@ -452,40 +344,40 @@ class AgentLoop(SkillCalls):
             return self._tool_error(step.id, call_id, call.name, call.parse_error or "no arguments")
         key = reuse_key(skill_name, call.arguments)
         if self._attempt and key in self._reuse:
-            self._event(
+            rt.event(
                 EventKind.TOOL_CALL,
                 step.id,
                 key=f"tool:{call_id}:reused",
                 payload={"call_id": call_id, "arguments": call.arguments, "reused": True},
             )
             return self._reuse[key]
-        result = await self._invoke_skill(
-            step.id, call_id, self._skills[skill_name], call.arguments, step.on_reject
+        result = await self._skills.invoke(
+            step.id, call_id, rt.skills[skill_name], call.arguments, step.on_reject
         )
         if result.ok:
             content = json.dumps(result.output, sort_keys=True)
         else:
             content = f"ERROR ({result.error_kind}): {result.error}"
-        if self._routing and result.error_kind != "failed":
+        if rt.routing and result.error_kind != "failed":
             # A re-run after a forced failover answers the same call with this result
             # instead of running it again: an effect never repeats.
             self._reuse[key] = content
         return content
 
     def _tool_error(self, step_id: str, call_id: str, tool: str, error: str) -> str:
-        self._event(
+        self._rt.event(
             EventKind.TOOL_ERROR,
             step_id,
             key=f"tool:{call_id}",
             payload={"tool": tool, "error": error, "call_id": call_id},
-            credit=self._credit(),
+            credit=self._rt.credit(),
         )
         return f"ERROR (invalid_call): {error}"
 
 
 @step_kind("agent", task_type=lambda step: step.task_type)
-async def _run_agent(parts: AgentLoop, step: AgentStep, state: StepState) -> JsonValue:
-    output = await parts._agent_step(step, state)
+async def _run_agent(parts: SessionParts, step: AgentStep, state: StepState) -> JsonValue:
+    output = await parts.loop.agent_step(step, state)
     if step.output_schema is not None:
         output = structured_output(step.output_schema, output)
     return output

@@ -8,8 +8,9 @@ delegation) queues an audit event, and the waiting code writes it as soon as it 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from datetime import timedelta
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from temporalio import workflow
 
@@ -33,7 +34,7 @@ from orchestrator.plans.models import (
 )
 from orchestrator.session import names, patches
 from orchestrator.session.carry import Continuation
-from orchestrator.session.core import StepFailed
+from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text
 from orchestrator.session.types import (
@@ -47,17 +48,90 @@ from orchestrator.session.types import (
     ApprovalRequestInput,
     EscalationInput,
     PendingApproval,
+    SessionStartInput,
+    SessionState,
     StepState,
 )
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject, JsonValue
 
+if TYPE_CHECKING:
+    from orchestrator.session.parts import SessionParts
+
 __all__ = ["ApprovalGate", "decision_result"]
 
 
-class ApprovalGate(Continuation):
-    """Records approval requests, takes decisions and waits for them."""
+class _Keyed(Protocol):
+    @property
+    def approval_id(self) -> str: ...
+
+
+KeyedT = TypeVar("KeyedT", bound=_Keyed)
+
+
+class _ById(MutableMapping[str, KeyedT]):
+    """A list of the state model, seen as a mapping by approval id (the list stays the truth).
+
+    Pending approvals and decisions are lists in the state model (and so in the carry and
+    the query); the gate looks them up by id. Setting a known id replaces it in place.
+    """
+
+    def __init__(self, items: list[KeyedT]) -> None:
+        self._items = items
+
+    def _index(self, key: str) -> int:
+        for index, item in enumerate(self._items):
+            if item.approval_id == key:
+                return index
+        raise KeyError(key)
+
+    def __getitem__(self, key: str) -> KeyedT:
+        return self._items[self._index(key)]
+
+    def __setitem__(self, key: str, value: KeyedT) -> None:
+        try:
+            self._items[self._index(key)] = value
+        except KeyError:
+            self._items.append(value)
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[self._index(key)]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([item.approval_id for item in self._items])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class ApprovalGate:
+    """Records approval requests, takes decisions and waits for them.
+
+    Its update-side methods (`take_decision`, `validate_decision`, `delegate`,
+    `validate_delegation`) run in the workflow's update handlers and do no I/O; the rest
+    runs in the workflow's main coroutine.
+    """
+
+    def __init__(self, rt: SessionRuntime, continuation: Continuation) -> None:
+        self._rt = rt
+        self._continuation = continuation
+        self._start: SessionStartInput = rt.start
+        self._event = rt.event
+
+    @property
+    def _state(self) -> SessionState:
+        return self._rt.state
+
+    @property
+    def _pending(self) -> _ById[PendingApproval]:
+        """Pending approvals by id (the state's `pending_approvals`)."""
+        return _ById(self._rt.state.pending_approvals)
+
+    @property
+    def _decisions(self) -> _ById[ApprovalDecision]:
+        """Decisions taken so far by id (the state model's `decisions`)."""
+        return _ById(self._rt.memory.decisions)
 
     def _gate_event(self, kind: EventKind, pending: PendingApproval, key: str, **info: str) -> None:
         """Queue an audit event about a waiting request; the wait writes it (no I/O here)."""
@@ -231,19 +305,20 @@ class ApprovalGate(Continuation):
                 )
             )
 
-    async def _approval_step(self, step: ApprovalStep) -> JsonValue:
-        summary = render_text(step.summary, self._start.input, self._outputs)
-        decision = await self._await_approval(step.id, "step", None, {"summary": summary}, summary)
+    async def approval_step(self, step: ApprovalStep) -> JsonValue:
+        """Run an approval step: wait for a person's decision on its summary."""
+        summary = render_text(step.summary, self._start.input, self._rt.outputs)
+        decision = await self.await_approval(step.id, "step", None, {"summary": summary}, summary)
         if not decision.approve and step.on_reject is OnReject.FAIL_STEP:
             raise StepFailed(f"rejected by {decision.decided_by}: {decision.reason}")
-        self._after_approval = True
+        self._rt.memory.after_approval = True
         return {
             "approved": decision.approve,
             "decided_by": decision.decided_by,
             "reason": decision.reason,
         }
 
-    async def _await_approval(
+    async def await_approval(
         self,
         step_id: str,
         call_id: str,
@@ -271,18 +346,19 @@ class ApprovalGate(Continuation):
             binding_hash=binding,
             risk=spec.risk.value if spec else None,
         )
+        rt = self._rt
         policy = ApprovalPolicy()
-        if not self._batched:
+        if not rt.batched:
             workflow.deprecate_patch(patches.APPROVAL_EVENTS)
         carried = self._pending.get(pending.approval_id)
         if carried is not None:
             # Continued as new while it waited: approvals and a delegation so far hold.
             pending.approved_by = carried.approved_by
             pending.delegate, pending.delegations = carried.delegate, carried.delegations
-        if self._batched or workflow.patched(patches.APPROVAL_POLICY):
-            policy = await self._activity(
+        if rt.batched or workflow.patched(patches.APPROVAL_POLICY):
+            policy = await rt.activity(
                 names.RESOLVE_APPROVAL_POLICY,
-                ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
+                ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
                 ApprovalPolicy,
                 self._start.options.bookkeeping,
             )
@@ -290,10 +366,10 @@ class ApprovalGate(Continuation):
             pending.required = policy.required
         self._pending[pending.approval_id] = pending
         self._state.status = SessionStatus.WAITING_APPROVAL
-        await self._flush()
-        await self._activity(
+        await rt.flush()
+        await rt.activity(
             names.RECORD_APPROVAL_REQUEST,
-            ApprovalRequestInput(ctx=self._ctx(step_id), approval=pending),
+            ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
             Ack,
             self._start.options.bookkeeping,
         )
@@ -303,7 +379,7 @@ class ApprovalGate(Continuation):
             # tool-call approval waits inside a tool loop, which never is, and neither
             # does one inside a construct (the construct's progress is not carried).
             index = top_level.index(step_id)
-            await self._continue_if_long(index, f"approval:{index}")
+            await self._continuation.continue_if_long(index, f"approval:{index}")
         await self._wait_for_decision(step_id, pending, policy)
         decision = self._decisions[pending.approval_id]
         if decision.arguments is not None:
@@ -322,19 +398,19 @@ class ApprovalGate(Continuation):
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
         record = self._start.options.bookkeeping
-        if record.local and (self._batched or workflow.patched(patches.DECISION_DURABLE)):
+        if record.local and (rt.batched or workflow.patched(patches.DECISION_DURABLE)):
             # A local activity runs inside the workflow task that took the update, before
             # that task is saved: a worker dying in between left the store saying
             # "approved" while the update was gone and the session waited for ever. A
             # regular activity is scheduled only by a saved task, so the store only ever
             # shows a decision the history already holds.
             record = record.model_copy(update={"local": False})
-        await self._activity(
+        await rt.activity(
             names.RECORD_APPROVAL_DECISION,
             ApprovalDecisionInput(
-                ctx=self._ctx(step_id),
+                ctx=rt.ctx(step_id),
                 decision=decision,
-                credit=self._credit() if spec is not None else None,
+                credit=rt.credit() if spec is not None else None,
             ),
             Ack,
             record,
@@ -356,10 +432,10 @@ class ApprovalGate(Continuation):
                 return
             assert timeout is not None  # only a timed turn ends undecided
             following = chain[level + 1] if level + 1 < len(chain) else None
-            await self._activity(
+            await self._rt.activity(
                 names.ESCALATE_APPROVAL,
                 EscalationInput(
-                    ctx=self._ctx(step_id),
+                    ctx=self._rt.ctx(step_id),
                     approval=pending,
                     from_group=group,
                     to_group=following,
@@ -395,6 +471,7 @@ class ApprovalGate(Continuation):
         Audit events that update handlers queue meanwhile (a first approval of two, a
         delegation) are written as they come, not at the end.
         """
+        rt = self._rt
         deadline = None if timeout is None else workflow.now() + timedelta(seconds=timeout)
         pending.deadline = deadline
         pending.chain = [g for g in chain if g is not None]
@@ -403,13 +480,19 @@ class ApprovalGate(Continuation):
             if left is not None and left <= 0:
                 return decided()
             try:
-                await workflow.wait_condition(lambda: decided() or bool(self._events), timeout=left)
+                await workflow.wait_condition(lambda: decided() or bool(rt.events), timeout=left)
             except TimeoutError:
-                await self._flush()
+                await rt.flush()
                 return decided()
-            await self._flush()
+            await rt.flush()
             if decided():
                 return True
+
+    # What the workflow's update handlers call.
+    take_decision = _take_decision
+    validate_decision = _validate_decision
+    delegate = _delegate
+    validate_delegation = _validate_delegation
 
 
 def decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalDecisionResult:
@@ -423,5 +506,5 @@ def decision_result(decision: ApprovalDecision, *, duplicate: bool) -> ApprovalD
 
 
 @step_kind("approval")
-async def _run_approval(parts: ApprovalGate, step: ApprovalStep, _state: StepState) -> JsonValue:
-    return await parts._approval_step(step)
+async def _run_approval(parts: SessionParts, step: ApprovalStep, _state: StepState) -> JsonValue:
+    return await parts.gate.approval_step(step)

@@ -1,13 +1,17 @@
-"""Continue-as-new at safe points: what a session hands to its next run, and taking it over."""
+"""Continue-as-new at safe points: what a session hands to its next run.
+
+The session's state is one model (`SessionCarry`, held by the runtime as `memory`); at a
+safe point it is handed, as it stands, to the next run.
+"""
 
 from __future__ import annotations
 
 from temporalio import workflow
 
 from orchestrator.session import patches
-from orchestrator.session.core import SessionCore
+from orchestrator.session.core import SessionRuntime
 from orchestrator.session.payloads import MAX_CARRY_BYTES, model_size, too_large
-from orchestrator.session.types import LoopCarry, SessionCarry
+from orchestrator.session.types import LoopCarry
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject
 
@@ -18,32 +22,22 @@ HISTORY_EVENTS_CEILING = 8_192
 Temporal has not suggested it yet: below its warning at 10,240 events."""
 
 
-class Continuation(SessionCore):
+class Continuation:
     """Carries a long session over into a fresh run at a safe point or between two rounds."""
 
-    def _resume(self, carry: SessionCarry) -> None:
-        """Take over what the previous run handed on (before `run` starts)."""
-        self._state = carry.state.model_copy(deep=True)
-        self._pending = {p.approval_id: p for p in carry.state.pending_approvals}
-        self._state.pending_approvals = []
-        self._decisions = {d.approval_id: d for d in carry.decisions}
-        self._outputs = dict(carry.outputs)
-        self._switch = carry.switch
-        self._route_name = carry.route_name
-        self._after_approval = carry.after_approval
-        self._resumed_at = carry.resumed_at
-        self._runs = carry.runs + 1
+    def __init__(self, rt: SessionRuntime) -> None:
+        self._rt = rt
 
-    def _resumed_loop(self, index: int | None) -> LoopCarry | None:
+    def resumed_loop(self, index: int | None) -> LoopCarry | None:
         """The open tool loop of top-level step `index` that this run was handed, if any."""
-        carry = self._start.carry
+        carry = self._rt.start.carry
         if index is None or carry is None or carry.loop is None:
             return None
         return carry.loop if carry.loop.step == index == carry.next_step else None
 
     def _history_long(self) -> bool:
         info = workflow.info()
-        limit = self._start.options.continue_as_new_after
+        limit = self._rt.start.options.continue_as_new_after
         if limit is not None:
             return info.get_current_history_length() >= limit
         return (
@@ -51,7 +45,7 @@ class Continuation(SessionCore):
             or info.get_current_history_length() >= HISTORY_EVENTS_CEILING
         )
 
-    async def _continue_if_long(self, next_step: int, point: str) -> None:
+    async def continue_if_long(self, next_step: int, point: str) -> None:
         """Continue as new at this safe point if the history has grown past its limit.
 
         Safe points are between plan steps and an approval step's wait: no tool loop is
@@ -59,28 +53,29 @@ class Continuation(SessionCore):
         there is, and they travel in `SessionCarry`. Raises `ContinueAsNewError` (through
         `workflow.continue_as_new`) when it continues.
         """
-        if point == self._resumed_at or self._setup is None:
+        if point == self._rt.memory.resumed_at or self._rt.setup is None:
             return
         if not self._history_long():
             return
         await self._carry_over(next_step, point, None)
 
-    def _loop_due(self, point: str) -> bool:
+    def loop_due(self, point: str) -> bool:
         """Whether an open tool loop should continue as new now, between two rounds.
 
         Only once the history is long, no approval is pending, and the run was not itself
         started at this point. The patch marker is written only when it continues, so a
         history recorded before this feature replays unchanged.
         """
-        if point == self._resumed_at or self._setup is None or self._pending:
+        memory = self._rt.memory
+        if point == memory.resumed_at or memory.setup is None or memory.state.pending_approvals:
             return False
         if not self._history_long():
             return False
-        if not self._batched:
+        if not self._rt.batched:
             workflow.deprecate_patch(patches.LOOP_CONTINUE)
         return True
 
-    async def _continue_loop(self, loop: LoopCarry) -> None:
+    async def continue_loop(self, loop: LoopCarry) -> None:
         """Continue as new inside a tool loop, carrying it (see `LoopCarry`).
 
         Not a model-switch boundary: the next run goes on with `loop.model`, without
@@ -90,25 +85,18 @@ class Continuation(SessionCore):
 
     async def _carry_over(self, next_step: int, point: str, loop: LoopCarry | None) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if any(approval_id in self._decisions for approval_id in self._pending):
+        rt, memory = self._rt, self._rt.memory
+        pending = [p.approval_id for p in memory.state.pending_approvals]
+        decided = {d.approval_id for d in memory.decisions}
+        if any(approval_id in decided for approval_id in pending):
             return  # a person decided meanwhile: go on in this run
-        if self._setup is None:
+        if memory.setup is None:
             return
-        carry = SessionCarry(
-            next_step=next_step,
-            resumed_at=point,
-            setup=self._setup,
-            state=self._snapshot(),
-            outputs=dict(self._outputs),
-            decisions=list(self._decisions.values()),
-            switch=self._switch,
-            route_name=self._route_name,
-            after_approval=self._after_approval,
-            runs=self._runs,
-            loop=loop,
+        carry = memory.model_copy(
+            update={"next_step": next_step, "resumed_at": point, "loop": loop}, deep=True
         )
-        start = self._start.model_copy(update={"carry": carry})
-        step_id = self._start.plan.steps[next_step].id
+        start = rt.start.model_copy(update={"carry": carry})
+        step_id = rt.start.plan.steps[next_step].id
         size = model_size(start)
         if size > MAX_CARRY_BYTES:
             # Continuing would hand Temporal a payload it refuses (a stuck session); a long
@@ -118,20 +106,20 @@ class Continuation(SessionCore):
             )
             return
         payload: JsonObject = {
-            "run": self._runs,
+            "run": memory.runs,
             "point": point,
             "history_length": workflow.info().get_current_history_length(),
-            "pending_approvals": list(self._pending),
-            "cost_usd": self._state.cost_usd,
+            "pending_approvals": list(pending),
+            "cost_usd": memory.state.cost_usd,
         }
         if loop is not None:
             payload |= {"round": loop.round, "attempt": loop.attempt, "carry_bytes": size}
-        self._event(
+        rt.event(
             EventKind.CONTINUED_AS_NEW,
             step_id,
-            key=f"continued_as_new:{self._runs}",
-            model=self._state.pinned_model,
+            key=f"continued_as_new:{memory.runs}",
+            model=memory.state.pinned_model,
             payload=payload,
         )
-        await self._flush()
+        await rt.flush()
         workflow.continue_as_new(start)

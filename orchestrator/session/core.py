@@ -1,8 +1,10 @@
-"""What every part of the session workflow shares: its fields, activity calls and events.
+"""What every part of the session workflow shares: its state, activity calls and events.
 
-The workflow is one class built from a chain of parts (`core` → `carry` →
-`approval_gate` → `skill_calls` → `agent_loop` → `workflow`), each one module with one
-job; this base declares the state they share and the bookkeeping they all use.
+The workflow (`workflow.py`) is composed of parts, each one object with one job:
+`Continuation` (carry.py), `ApprovalGate`, `SkillCalls`, `ModelPins` (routing and pinning),
+`ToolLoop` (agent steps) and `FanOut` (ensembles and sub-plans). Each gets this runtime:
+the session's one state model (`SessionCarry`, what continue-as-new hands on) and the
+bookkeeping they all use (activities, audit events, the finish).
 """
 
 from __future__ import annotations
@@ -19,25 +21,24 @@ from orchestrator.session.call_timeouts import model_call_options
 from orchestrator.session.types import (
     Ack,
     ActivityOptions,
-    ApprovalDecision,
     CallContext,
     Credit,
     FinishSessionInput,
     ModelCallResult,
-    ModelSwitchRequest,
-    PendingApproval,
     RecordEventsInput,
+    SessionCarry,
     SessionSetup,
     SessionStartInput,
     SessionState,
     SettleBudgetInput,
+    StepState,
     WorkflowEvent,
 )
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject, JsonValue
 
-__all__ = ["NON_RETRYABLE", "DeploymentDown", "SessionCore", "StepFailed"]
+__all__ = ["NON_RETRYABLE", "DeploymentDown", "SessionRuntime", "StepFailed", "fresh_memory"]
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
@@ -57,61 +58,98 @@ class DeploymentDown(Exception):
         self.cause = cause
 
 
-class SessionCore:
-    """The session's shared state and bookkeeping; the workflow class fills the fields."""
+def fresh_memory(start: SessionStartInput) -> SessionCarry:
+    """The state a session starts with, or takes over from the run it continued from."""
+    if start.carry is not None:
+        memory = start.carry.model_copy(deep=True)
+        memory.runs += 1
+        return memory
+    state = SessionState(
+        session_id=start.session_id,
+        plan_name=start.plan.name,
+        plan_version=start.plan.version,
+        steps=[StepState(id=s.id, type=s.type) for s in start.plan.steps],
+    )
+    return SessionCarry(state=state)
 
-    _start: SessionStartInput
-    _state: SessionState
-    _skills: dict[str, SkillSpec]
-    _tool_to_skill: dict[str, str]
-    _models: set[str]
-    _default_model: str
-    _pending: dict[str, PendingApproval]
-    _decisions: dict[str, ApprovalDecision]
-    _switch: ModelSwitchRequest | None
-    _outputs: dict[str, JsonValue]
-    _events: list[WorkflowEvent]
-    _routing: bool
-    _batched: bool
-    _after_approval: bool
-    _route_name: str | None
-    _routed: bool
-    _failover: str
-    _attempt: int
-    _reuse: dict[str, str]
-    _setup: SessionSetup | None
-    _resumed_at: str | None
-    _runs: int
-    _task_type: str | None
-    """The task type of the agent step running now (None before the first)."""
 
-    def _snapshot(self) -> SessionState:
-        """The live state with the pending approvals filled in (what the query returns)."""
-        return self._state.model_copy(
-            update={"pending_approvals": list(self._pending.values())}, deep=True
-        )
+class SessionRuntime:
+    """The session's state and the bookkeeping every part shares.
 
-    def _ctx(self, step_id: str | None = None) -> CallContext:
+    `memory` is the one state model; everything else here lives for one run: the
+    catalog the session resolved (skills, models), the events not yet written, which
+    patched paths this run takes, and whose outcomes count now.
+    """
+
+    def __init__(self, start: SessionStartInput) -> None:
+        self.start = start
+        self.memory = fresh_memory(start)
+        self.skills: dict[str, SkillSpec] = {}
+        self.tool_to_skill: dict[str, str] = {}
+        self.models: set[str] = set()
+        self.default_model = ""
+        self.events: list[WorkflowEvent] = []
+        self.batched = False
+        """Bookkeeping-batch-v1: pending events ride in the next model call or the finish.
+        False when replaying a history recorded before it."""
+        self.routing = False
+        """Routing-v1: the router chooses at boundaries, and a dead deployment fails over.
+        False when replaying a history recorded before it, which took the old path."""
+        self.task_type: str | None = None
+        """The task type of the agent step running now (None outside one)."""
+
+    @property
+    def state(self) -> SessionState:
+        """The live state the query shows (part of `memory`)."""
+        return self.memory.state
+
+    @property
+    def outputs(self) -> dict[str, JsonValue]:
+        """Outputs of the steps run so far, by step id (part of `memory`)."""
+        return self.memory.outputs
+
+    @property
+    def setup(self) -> SessionSetup | None:
+        """What the session resolved at its start (None before `start_session` answers)."""
+        return self.memory.setup
+
+    def take_setup(self, setup: SessionSetup) -> None:
+        """Keep what the session resolved, and index its catalog."""
+        self.memory.setup = setup
+        self.skills = {spec.name: spec for spec in setup.skills}
+        self.tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}
+        self.models = set(setup.models)
+        self.default_model = setup.default_model
+
+    def snapshot(self) -> SessionState:
+        """A copy of the live state (what the query returns)."""
+        return self.memory.state.model_copy(deep=True)
+
+    def ctx(self, step_id: str | None = None) -> CallContext:
+        """Who an activity call is for."""
         info = workflow.info()
         return CallContext(
-            session_id=self._start.session_id,
+            session_id=self.start.session_id,
             workflow_id=info.workflow_id,
             run_id=info.run_id,
             step_id=step_id,
         )
 
-    def _model_call_options(self, model: str) -> ActivityOptions:
+    def model_call_options(self, model: str) -> ActivityOptions:
         """The model-call activity's options for `model`, timed by its endpoint's timeout."""
-        timeouts = self._setup.call_timeouts if self._setup is not None else {}
-        return model_call_options(self._start.options.model_call, timeouts.get(model))
+        setup = self.memory.setup
+        timeouts = setup.call_timeouts if setup is not None else {}
+        return model_call_options(self.start.options.model_call, timeouts.get(model))
 
-    def _account(self, result: ModelCallResult) -> None:
+    def account(self, result: ModelCallResult) -> None:
+        """Add a model call's tokens and cost to the session's."""
         usage = result.response.usage
-        self._state.input_tokens += usage.input_tokens
-        self._state.output_tokens += usage.output_tokens
-        self._state.cost_usd += result.cost_usd
+        state = self.memory.state
+        state.input_tokens += usage.input_tokens
+        state.output_tokens += usage.output_tokens
+        state.cost_usd += result.cost_usd
 
-    def _event(
+    def event(
         self,
         kind: EventKind,
         step_id: str | None,
@@ -121,8 +159,9 @@ class SessionCore:
         payload: JsonObject | None = None,
         credit: Credit | None = None,
     ) -> None:
+        """Queue an audit event; the next flush (or model call, or finish) writes it."""
         wf_id = workflow.info().workflow_id
-        self._events.append(
+        self.events.append(
             WorkflowEvent(
                 key=f"{wf_id}:{step_id or '-'}:{key or kind.value}",
                 kind=kind,
@@ -133,60 +172,62 @@ class SessionCore:
             )
         )
 
-    def _credit(self) -> Credit | None:
+    def credit(self) -> Credit | None:
         """Who an outcome of the running agent step is credited to (None outside one)."""
-        model = self._state.pinned_model
-        if model is None or self._task_type is None:
+        model = self.memory.state.pinned_model
+        if model is None or self.task_type is None:
             return None
-        return Credit(deployment=model, task_type=self._task_type, tenant=self._start.tenant)
+        return Credit(deployment=model, task_type=self.task_type, tenant=self.start.tenant)
 
-    def _take_events(self) -> list[WorkflowEvent]:
+    def take_events(self) -> list[WorkflowEvent]:
         """The pending events, handed to an activity that writes them (and no longer here)."""
-        events, self._events = self._events, []
+        events, self.events = self.events, []
         return events
 
-    async def _flush(self) -> None:
-        if not self._events:
+    async def flush(self) -> None:
+        """Write the pending events, if any."""
+        if not self.events:
             return
-        events = self._take_events()
-        await self._activity(
+        events = self.take_events()
+        await self.activity(
             names.RECORD_EVENTS,
-            RecordEventsInput(ctx=self._ctx(), events=events, status=self._state.status),
+            RecordEventsInput(ctx=self.ctx(), events=events, status=self.memory.state.status),
             Ack,
-            self._start.options.bookkeeping,
+            self.start.options.bookkeeping,
         )
 
-    async def _finish(
+    async def finish(
         self, status: SessionStatus, *, output: JsonValue = None, error: str | None = None
     ) -> None:
+        """Close the session in the store: its last events, its row, its budget."""
+        state = self.memory.state
         finish = FinishSessionInput(
-            ctx=self._ctx(),
+            ctx=self.ctx(),
             status=status,
             output=output,
             error=error,
-            input_tokens=self._state.input_tokens,
-            output_tokens=self._state.output_tokens,
-            cost_usd=self._state.cost_usd,
+            input_tokens=state.input_tokens,
+            output_tokens=state.output_tokens,
+            cost_usd=state.cost_usd,
         )
-        if self._batched:
+        bookkeeping = self.start.options.bookkeeping
+        if self.batched:
             # One store activity closes the session: its last events, the session row and
             # the budget settlement (`bookkeeping-batch-v1`).
-            finish.events, finish.settle_budget = self._take_events(), self._routing
-            await self._activity(names.FINISH_SESSION, finish, Ack, self._start.options.bookkeeping)
+            finish.events, finish.settle_budget = self.take_events(), self.routing
+            await self.activity(names.FINISH_SESSION, finish, Ack, bookkeeping)
             return
-        await self._flush()
-        await self._activity(names.FINISH_SESSION, finish, Ack, self._start.options.bookkeeping)
-        if self._routing:
-            await self._activity(
-                names.SETTLE_BUDGET,
-                SettleBudgetInput(ctx=self._ctx()),
-                Ack,
-                self._start.options.bookkeeping,
+        await self.flush()
+        await self.activity(names.FINISH_SESSION, finish, Ack, bookkeeping)
+        if self.routing:
+            await self.activity(
+                names.SETTLE_BUDGET, SettleBudgetInput(ctx=self.ctx()), Ack, bookkeeping
             )
 
-    async def _activity(
+    async def activity(
         self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions
     ) -> ResultT:
+        """Run an activity (local or regular, as `opts` say) with the session's retries."""
         retry = RetryPolicy(
             initial_interval=opts.initial_retry,
             maximum_interval=opts.max_retry,

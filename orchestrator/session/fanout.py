@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, ChildWorkflowError
@@ -17,8 +18,7 @@ from orchestrator.exceptions import SessionInputError
 from orchestrator.plans.models import EnsembleStep, SubPlanStep
 from orchestrator.providers.messages import ChatMessage
 from orchestrator.session import names, patches
-from orchestrator.session.agent_loop import AgentLoop
-from orchestrator.session.core import StepFailed
+from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.ensemble import Ballot, VoteError, ballot, verifier_prompt, vote
 from orchestrator.session.limits import fanout_limit
 from orchestrator.session.step_types import step_kind
@@ -34,6 +34,9 @@ from orchestrator.session_start import StartOptions, build_start
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject, JsonValue
 
+if TYPE_CHECKING:
+    from orchestrator.session.parts import SessionParts
+
 __all__ = ["FanOut", "child_session_id"]
 
 
@@ -42,17 +45,21 @@ def child_session_id(parent: str, step_id: str) -> str:
     return f"{parent}.{step_id.replace('#', '.')}"
 
 
-class FanOut(AgentLoop):
+class FanOut:
     """Runs ensemble and sub-plan steps."""
 
-    async def _ensemble_step(self, step: EnsembleStep, state: StepState) -> JsonValue:
+    def __init__(self, rt: SessionRuntime) -> None:
+        self._rt = rt
+
+    async def ensemble_step(self, step: EnsembleStep, state: StepState) -> JsonValue:
         """Ask every model at once, then merge by vote or by the verifier's answer."""
+        rt = self._rt
         asked = [*step.models, *([step.verifier] if step.verifier else [])]
-        unknown = [m for m in asked if self._models and m not in self._models]
+        unknown = [m for m in asked if rt.models and m not in rt.models]
         if unknown:
             raise StepFailed(f"unknown models: {', '.join(unknown)}")
-        inputs, outputs = self._start.input, self._outputs
-        system = f"Plan: {self._start.plan.name}\nStep: {step.id}"
+        inputs, outputs = rt.start.input, rt.outputs
+        system = f"Plan: {rt.start.plan.name}\nStep: {step.id}"
         if step.instructions:
             system += "\n\n" + render_text(step.instructions, inputs, outputs)
         if step.output_schema is not None:
@@ -63,7 +70,7 @@ class FanOut(AgentLoop):
         if inputs:
             question += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
         state.model = ", ".join(step.models)
-        limit = fanout_limit(self._start.plan, self._state, len(asked))
+        limit = fanout_limit(rt.start.plan, rt.state, len(asked))
         if limit is not None:
             raise StepFailed(limit)
         answers = await asyncio.gather(
@@ -103,18 +110,19 @@ class FanOut(AgentLoop):
                 payload["tally"] = dict(tally)
         except VoteError as exc:
             payload["error"] = str(exc)
-            self._event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
+            rt.event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
             raise StepFailed(f"ensemble: {exc}") from None
         payload["answer"] = answer
-        self._event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
+        rt.event(EventKind.ENSEMBLE_MERGED, step.id, payload=payload)
         return answer
 
     async def _ask(
         self, step_id: str, index: int, model: str, system: str, question: str
     ) -> tuple[str | None, str | None]:
         """One model's single answer (no tools), or why it gave none."""
+        rt = self._rt
         ask = ModelCallInput(
-            ctx=self._ctx(step_id),
+            ctx=rt.ctx(step_id),
             round=index,
             model=model,
             messages=[
@@ -122,37 +130,38 @@ class FanOut(AgentLoop):
                 ChatMessage(role="user", content=question),
             ],
             tools=[],
-            tenant=self._start.tenant,
-            team=self._start.team,
+            tenant=rt.start.tenant,
+            team=rt.start.team,
         )
         try:
-            result = await self._activity(
-                names.CALL_MODEL, ask, ModelCallResult, self._model_call_options(model)
+            result = await rt.activity(
+                names.CALL_MODEL, ask, ModelCallResult, rt.model_call_options(model)
             )
         except ActivityError as exc:
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc)
             return None, cause
-        self._account(result)
-        self._state.model_calls += 1
+        rt.account(result)
+        rt.state.model_calls += 1
         message = result.response.message
         if result.response.truncated:
-            if not self._batched:
+            if not rt.batched:
                 workflow.deprecate_patch(patches.TRUNCATION)
             return None, truncation_failure(step_id, model, result, continuable=False)
         if message.tool_calls:
             return None, "asked for tools; an ensemble step offers none"
         return message.content, None
 
-    async def _subplan_step(self, step: SubPlanStep) -> JsonValue:
+    async def subplan_step(self, step: SubPlanStep) -> JsonValue:
         """Run the sub-plan as a child session and give its final output."""
-        setup = self._setup
+        rt = self._rt
+        setup = rt.setup
         plan = setup.subplans.get(step.plan) if setup is not None else None
         if plan is None:
             raise StepFailed(f"sub-plan {step.plan!r} was not resolved when the session started")
-        arguments = render_value(step.input, self._start.input, self._outputs)
+        arguments = render_value(step.input, rt.start.input, rt.outputs)
         if not isinstance(arguments, dict):
             raise StepFailed("input must render to an object")
-        parent = self._start
+        parent = rt.start
         how = StartOptions(
             session_id=child_session_id(parent.session_id, step.id),
             requested_by=parent.requested_by,
@@ -168,7 +177,7 @@ class FanOut(AgentLoop):
             raise StepFailed(f"sub-plan {step.plan!r}: {exc}") from None
         session_id = child.session_id
         workflow_id = names.workflow_id_for(session_id)
-        self._event(
+        rt.event(
             EventKind.SUBPLAN_STARTED,
             step.id,
             payload={
@@ -178,7 +187,7 @@ class FanOut(AgentLoop):
                 "workflow_id": workflow_id,
             },
         )
-        await self._flush()
+        await rt.flush()
         try:
             result: SessionResult = await workflow.execute_child_workflow(
                 names.WORKFLOW_NAME, child, id=workflow_id, result_type=SessionResult
@@ -190,10 +199,10 @@ class FanOut(AgentLoop):
 
 
 @step_kind("ensemble")
-async def _run_ensemble(parts: FanOut, step: EnsembleStep, state: StepState) -> JsonValue:
-    return await parts._ensemble_step(step, state)
+async def _run_ensemble(parts: SessionParts, step: EnsembleStep, state: StepState) -> JsonValue:
+    return await parts.fanout.ensemble_step(step, state)
 
 
 @step_kind("subplan")
-async def _run_subplan(parts: FanOut, step: SubPlanStep, _state: StepState) -> JsonValue:
-    return await parts._subplan_step(step)
+async def _run_subplan(parts: SessionParts, step: SubPlanStep, _state: StepState) -> JsonValue:
+    return await parts.fanout.subplan_step(step)

@@ -1,12 +1,14 @@
-"""Workflow-side helpers of routing: what to ask the router, and what a re-run may reuse.
+"""Routing and pinning decisions: which boundary, what to ask the router, what fails over.
 
-Pure and deterministic, so the workflow may call them; the decision itself is made by the
-`orchestrator.route` activity, which reads live metrics.
+Pure and deterministic, so the workflow may call them and tests need no worker
+(tests/session/test_decisions_pure.py); the routing decision itself is made by the
+`orchestrator.route` activity, which reads live metrics, and `ModelPins` applies them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from temporalio.exceptions import ActivityError, ApplicationError
 
@@ -21,10 +23,22 @@ from orchestrator.exceptions import (
 from orchestrator.plans.models import AgentStep
 from orchestrator.routing.policy import Difficulty
 from orchestrator.routing.types import RouteRequest
-from orchestrator.session.types import Boundary, SessionStartInput
+from orchestrator.session.types import Boundary, ModelSwitchRequest, SessionStartInput
 from orchestrator.types import JsonObject
 
-__all__ = ["UNAVAILABLE_ERRORS", "failure_message", "reuse_key", "route_request", "unavailable"]
+__all__ = [
+    "UNAVAILABLE_ERRORS",
+    "RouteTarget",
+    "boundary_for",
+    "carries_over",
+    "failover_prompt_chars",
+    "failure_message",
+    "named_pin",
+    "reuse_key",
+    "route_request",
+    "route_target",
+    "unavailable",
+]
 
 UNAVAILABLE_ERRORS = (
     ProviderHTTPError,
@@ -87,7 +101,7 @@ def failure_message(exc: ActivityError | ApplicationError) -> str:
     return cause.message if isinstance(cause, ApplicationError) else str(cause)
 
 
-def unavailable(exc: ActivityError) -> bool:
+def unavailable(exc: BaseException) -> bool:
     """Whether a failed model call means its deployment is unavailable."""
     return isinstance(from_failure(exc), UNAVAILABLE_ERRORS)
 
@@ -95,3 +109,97 @@ def unavailable(exc: ActivityError) -> bool:
 def reuse_key(skill: str, arguments: JsonObject) -> str:
     """Identity of a tool call for reuse across a step's re-runs: skill and arguments."""
     return f"{skill}|{json.dumps(arguments, sort_keys=True)}"
+
+
+def boundary_for(
+    *,
+    failover: bool,
+    escalation: bool,
+    first_pin: bool,
+    after_approval: bool,
+    continued_unrouted: bool,
+) -> Boundary:
+    """Which boundary an agent step's routing happens at (recorded with the pin).
+
+    A forced failover and a cascade's escalation name themselves; otherwise the session's
+    first pin is its start, the first after an approval step follows it, and the first of
+    a run that continued as new is that boundary; any other is a step change.
+    """
+    if failover:
+        return Boundary.FORCED_FAILOVER
+    if escalation:
+        return Boundary.ESCALATION
+    if first_pin:
+        return Boundary.SESSION_START
+    if after_approval:
+        return Boundary.AFTER_APPROVAL
+    if continued_unrouted:
+        return Boundary.CONTINUE_AS_NEW
+    return Boundary.STEP_CHANGE
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """What an agent step asks the router for: a model name (or any), and why."""
+
+    name: str | None
+    why: str
+    takes_switch: bool = False
+    """The step uses the pending switch request, which is then spent."""
+
+
+def route_target(
+    step: AgentStep,
+    plan_model: str | None,
+    *,
+    failover_name: str | None,
+    failed: bool,
+    escalate: str | None,
+    switch: ModelSwitchRequest | None,
+) -> RouteTarget:
+    """The name to route for, in order of precedence.
+
+    A failover asks again for what the step asked before (`failover_name`), under the same
+    constraints; a cascade asks for the step's `escalate_to`; then a pending switch
+    request, the step's model, the plan's default, or any model.
+    """
+    if failed:
+        return RouteTarget(failover_name, "failover within the same constraints")
+    if escalate:
+        return RouteTarget(step.escalate_to, f"cascade: {escalate}")
+    if switch is not None:
+        return RouteTarget(switch.model, f"switch requested: {switch.reason}", takes_switch=True)
+    if step.model:
+        return RouteTarget(step.model, f"{step.model} named by the step")
+    why = f"{plan_model} is the plan default" if plan_model else "any model"
+    return RouteTarget(plan_model, why)
+
+
+def named_pin(
+    step: AgentStep,
+    plan_model: str | None,
+    default_model: str,
+    switch: ModelSwitchRequest | None,
+) -> tuple[str, str]:
+    """The model and reason of a pin without the router (sessions from before routing-v1)."""
+    if switch is not None:
+        return switch.model, f"switch requested: {switch.reason}"
+    if step.model:
+        return step.model, "named by the step"
+    if plan_model:
+        return plan_model, "plan default"
+    return default_model, "registry default"
+
+
+def carries_over(failover: str) -> bool:
+    """Whether a failover carries the conversation to the next deployment mid-loop.
+
+    The router's policy says; by default (`restart_step`) the step rolls back to its start,
+    a safe boundary, and re-runs with the failed attempt's tool results reused.
+    """
+    return failover == "carry_over"
+
+
+def failover_prompt_chars(carry_over: bool, conversation_chars: int, start_chars: int) -> int:
+    """How much text the next deployment must hold: a carried conversation, or the start."""
+    return max(conversation_chars if carry_over else 0, start_chars)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -14,7 +15,7 @@ from orchestrator.plans.models import (
 )
 from orchestrator.session import names
 from orchestrator.session.approval_gate import ApprovalGate
-from orchestrator.session.core import StepFailed
+from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_value
 from orchestrator.session.types import (
@@ -27,13 +28,20 @@ from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind
 from orchestrator.types import JsonObject, JsonValue
 
+if TYPE_CHECKING:
+    from orchestrator.session.parts import SessionParts
+
 __all__ = ["SkillCalls", "skill_names", "skill_options"]
 
 
-class SkillCalls(ApprovalGate):
+class SkillCalls:
     """Runs skills for tool calls and skill steps, gating them as their contract says."""
 
-    async def _invoke_skill(
+    def __init__(self, rt: SessionRuntime, gate: ApprovalGate) -> None:
+        self._rt = rt
+        self._gate = gate
+
+    async def invoke(
         self,
         step_id: str,
         call_id: str,
@@ -46,19 +54,20 @@ class SkillCalls(ApprovalGate):
         The skill's approval policy is applied by the validate-only activity to the
         validated arguments (`always`, or its CEL condition); the model never decides it.
         """
+        rt = self._rt
         call = SkillCallInput(
-            ctx=self._ctx(step_id),
+            ctx=rt.ctx(step_id),
             call_id=call_id,
             skill=spec.name,
             version=spec.version,
             arguments=arguments,
             idempotency_key=self._call_key(spec, step_id, call_id, arguments),
-            credit=self._credit(),
+            credit=rt.credit(),
         )
-        opts = skill_options(self._start.options.skill_call, spec)
+        opts = skill_options(rt.start.options.skill_call, spec)
         gated = spec.requires_approval
         if gated or spec.approval_condition is not None:
-            check = await self._activity(
+            check = await rt.activity(
                 names.CALL_SKILL,
                 call.model_copy(update={"validate_only": True}),
                 SkillCallResult,
@@ -70,7 +79,7 @@ class SkillCalls(ApprovalGate):
             call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
             gated = gated or check.needs_approval
         if gated:
-            decision = await self._await_approval(
+            decision = await self._gate.await_approval(
                 step_id,
                 call_id,
                 spec,
@@ -90,10 +99,10 @@ class SkillCalls(ApprovalGate):
                 call.arguments = decision.arguments
                 call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
         try:
-            return await self._activity(names.CALL_SKILL, call, SkillCallResult, opts)
+            return await rt.activity(names.CALL_SKILL, call, SkillCallResult, opts)
         except ActivityError as exc:
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
-            self._event(
+            rt.event(
                 EventKind.TOOL_ERROR,
                 step_id,
                 key=f"tool:{call_id}:failed",
@@ -115,14 +124,15 @@ class SkillCalls(ApprovalGate):
             arguments=arguments,
         )
 
-    async def _skill_step(self, step: SkillStep) -> JsonValue:
-        spec = self._skills.get(skill_names([step.skill])[0])
+    async def skill_step(self, step: SkillStep) -> JsonValue:
+        """Run a skill step: one call with its templated arguments."""
+        spec = self._rt.skills.get(skill_names([step.skill])[0])
         if spec is None:
             raise StepFailed(f"skill {step.skill!r} is not registered")
-        arguments = render_value(step.arguments, self._start.input, self._outputs)
+        arguments = render_value(step.arguments, self._rt.start.input, self._rt.outputs)
         if not isinstance(arguments, dict):
             raise StepFailed("arguments must render to an object")
-        result = await self._invoke_skill(step.id, "step", spec, arguments, OnReject.FAIL_STEP)
+        result = await self.invoke(step.id, "step", spec, arguments, OnReject.FAIL_STEP)
         if not result.ok:
             raise StepFailed(f"{step.skill}: {result.error}")
         return result.output
@@ -149,5 +159,5 @@ def skill_options(base: ActivityOptions, spec: SkillSpec) -> ActivityOptions:
 
 
 @step_kind("skill")
-async def _run_skill(parts: SkillCalls, step: SkillStep, _state: StepState) -> JsonValue:
-    return await parts._skill_step(step)
+async def _run_skill(parts: SessionParts, step: SkillStep, _state: StepState) -> JsonValue:
+    return await parts.skills.skill_step(step)

@@ -537,21 +537,26 @@ class LoopCarry(BaseModel):
 
 
 class SessionCarry(BaseModel):
-    """What a session hands to its next run when it continues as new.
+    """The session workflow's state: what it holds while it runs, and hands to its next run.
 
-    Everything the workflow decided so far that the rest of the plan depends on: the skill
-    versions and models resolved at start (never resolved again), the live state (pinned
-    model and timeline, step results, tokens and cost, pending approvals), decisions
-    already taken, and a switch request still waiting for its boundary.
+    The workflow keeps one instance (`SessionRuntime.memory`); continuing as new hands a
+    copy of it, as it stands, to the next run, which takes it over whole. Everything the
+    workflow decided so far that the rest of the plan depends on: the skill versions and
+    models resolved at start (never resolved again), the live state (pinned model and
+    timeline, step results, tokens and cost, pending approvals), decisions already taken,
+    and a switch request still waiting for its boundary. What lives for one run only (the
+    events not yet written, the patched paths it takes) is not here.
     """
 
-    next_step: int
-    """Index of the plan step the new run starts at."""
-    resumed_at: str
+    next_step: int = 0
+    """Index of the plan step the new run starts at (set when it continues)."""
+    resumed_at: str | None = None
     """The safe point it continued at (`step:N` between steps, `approval:N` at an approval
     step's wait, `loop:N:A:R` between two rounds of a tool loop); the new run does not
-    continue again at that same point."""
-    setup: SessionSetup
+    continue again at that same point. None in a session's first run."""
+    setup: SessionSetup | None = None
+    """What the session resolved at its start (None until `start_session` answers; always
+    set in a carry)."""
     state: SessionState
     outputs: dict[str, JsonValue] = Field(default_factory=dict)
     decisions: list[ApprovalDecision] = Field(default_factory=list)
@@ -559,7 +564,7 @@ class SessionCarry(BaseModel):
     route_name: str | None = None
     after_approval: bool = False
     runs: int = 1
-    """How many runs the session has had before this one."""
+    """The run this is (1 for the first); in a carry, the run that handed it on."""
     loop: LoopCarry | None = None
     """Set when the run continued inside an agent step's tool loop (`loop:N:A:R`)."""
 
