@@ -16,7 +16,14 @@ from orchestrator.exceptions import OrchestratorError
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings
 
-__all__ = ["console", "err_console", "load_settings", "run_async"]
+__all__ = [
+    "console",
+    "err_console",
+    "fast_loop",
+    "load_settings",
+    "run_async",
+    "run_async_served",
+]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -37,13 +44,35 @@ def load_settings(project: Path | None, *, log_level: str | None = None) -> Sett
     return settings
 
 
-def run_async(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
-    """Run an async command; an `OrchestratorError` becomes a one-line message and exit 1."""
+def fast_loop() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop factory of uvloop when it is installed (the `fast` extra), else None.
+
+    Only for processes that serve HTTP and run no Temporal worker (the gateway): the
+    event loop's own overhead is a large share of a proxied request's CPU.
+    """
+    try:
+        # Optional: looked for only when a server starts.
+        import uvloop
+    except ImportError:
+        return None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
+
+
+def run_async(
+    fn: Callable[P, Coroutine[Any, Any, T]],
+    loop_factory: Callable[[], Callable[[], asyncio.AbstractEventLoop] | None] = lambda: None,
+) -> Callable[P, T]:
+    """Run an async command; an `OrchestratorError` becomes a one-line message and exit 1.
+
+    `loop_factory` gives the event loop factory to run it on (None: asyncio's own).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return asyncio.run(fn(*args, **kwargs))
+            with asyncio.Runner(loop_factory=loop_factory()) as runner:
+                return runner.run(fn(*args, **kwargs))
         except OrchestratorError as exc:
             err_console.print(
                 f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True
@@ -51,3 +80,8 @@ def run_async(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def run_async_served(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """`run_async` on uvloop when it is installed: for the commands that only serve HTTP."""
+    return run_async(fn, fast_loop)

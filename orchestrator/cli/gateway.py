@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from starlette.routing import Mount
 
-from orchestrator.cli._common import console, load_settings, run_async
+from orchestrator.cli._common import console, load_settings, run_async_served
 from orchestrator.gateway.app import gateway_app
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.serve import project_gateway
@@ -38,7 +38,7 @@ def gateway(
         serve(project, host, port)
 
 
-@run_async
+@run_async_served
 async def serve(
     project: Project = None,
     host: Annotated[str | None, typer.Option(help="Interface (default: the setting).")] = None,
