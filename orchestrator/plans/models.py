@@ -31,6 +31,7 @@ from pydantic import (
 from orchestrator.plans.registry import (
     REGISTERED_TAG,
     RegisteredStep,
+    StepShape,
     declare_built_in,
     parse_registered,
     serialize_registered,
@@ -70,7 +71,7 @@ class OnReject(StrEnum):
     """The step, and so the session, fails."""
 
 
-class _Step(BaseModel):
+class _Step(StepShape, BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str = Field(pattern=_STEP_ID)
@@ -142,6 +143,14 @@ class AgentStep(_Step):
             parse_ref(ref)
         return refs
 
+    def templates(self) -> list[str]:
+        """The goal and instructions."""
+        return [self.goal, self.instructions or ""]
+
+    def skill_refs(self) -> list[str]:
+        """The skills its model may call."""
+        return list(self.skills)
+
 
 class SkillStep(_Step):
     """One skill call, with arguments templated from the input and earlier steps."""
@@ -157,6 +166,14 @@ class SkillStep(_Step):
         parse_ref(ref)
         return ref
 
+    def templates(self) -> list[str]:
+        """The arguments, as written."""
+        return [str(self.arguments)]
+
+    def skill_refs(self) -> list[str]:
+        """The one skill it calls."""
+        return [self.skill]
+
 
 class ApprovalStep(_Step):
     """A gate: the plan waits until a person approves what `summary` describes."""
@@ -164,6 +181,10 @@ class ApprovalStep(_Step):
     type: Literal["approval"]
     summary: str = Field(min_length=1)
     on_reject: OnReject = OnReject.FAIL_STEP
+
+    def templates(self) -> list[str]:
+        """The summary the approver reads."""
+        return [self.summary]
 
 
 class EnsembleStep(_Step):
@@ -200,6 +221,10 @@ class EnsembleStep(_Step):
             )
         return self
 
+    def templates(self) -> list[str]:
+        """The goal and instructions."""
+        return [self.goal, self.instructions or ""]
+
 
 class SubPlanStep(_Step):
     """Run another plan of the project as a child session, and wait for its result.
@@ -216,6 +241,14 @@ class SubPlanStep(_Step):
     """Name of a plan in the project's `workflows/`."""
     input: JsonObject = Field(default_factory=dict)
     """The child's run input, templated from this session's input and earlier outputs."""
+
+    def templates(self) -> list[str]:
+        """The child's input, as written."""
+        return [str(self.input)]
+
+    def plan_refs(self) -> list[str]:
+        """The plan it runs."""
+        return [self.plan]
 
 
 def _check_cel(expression: str) -> str:
@@ -246,6 +279,14 @@ class BranchStep(_Step):
     def _when(cls, expression: str) -> str:
         return _check_cel(expression)
 
+    def blocks(self) -> list[tuple[str, list[Any]]]:
+        """Both arms."""
+        return [("then", list(self.then)), ("else", list(self.else_))]
+
+    def conditions(self) -> list[tuple[str, str]]:
+        """The branch condition."""
+        return [("when", self.when)]
+
 
 class ParallelStep(_Step):
     """Run `steps` at once and join: the output maps each step id to its output.
@@ -257,6 +298,10 @@ class ParallelStep(_Step):
 
     type: Literal["parallel"]
     steps: list[PlanStep] = Field(min_length=1)
+
+    def blocks(self) -> list[tuple[str, list[Any]]]:
+        """The steps run at once."""
+        return [("steps", list(self.steps))]
 
 
 class LoopStep(_Step):
@@ -279,6 +324,14 @@ class LoopStep(_Step):
     @classmethod
     def _until(cls, expression: str) -> str:
         return _check_cel(expression)
+
+    def blocks(self) -> list[tuple[str, list[Any]]]:
+        """The steps of one iteration."""
+        return [("steps", list(self.steps))]
+
+    def conditions(self) -> list[tuple[str, str]]:
+        """The condition that ends the loop."""
+        return [("until", self.until)]
 
 
 STEP_TYPES = ("agent", "skill", "approval", "ensemble", "subplan", "branch", "parallel", "loop")
@@ -387,17 +440,12 @@ class Plan(BaseModel):
 
     def skill_refs(self) -> list[str]:
         """Every skill reference of the plan (`name` or `name@range`), once, in step order."""
-        refs: list[str] = []
-        for step in self.all_steps():
-            if isinstance(step, AgentStep):
-                refs.extend(step.skills)
-            elif isinstance(step, SkillStep):
-                refs.append(step.skill)
+        refs = [ref for step in self.all_steps() for ref in step.skill_refs()]
         return list(dict.fromkeys(refs))
 
     def subplan_names(self) -> list[str]:
         """Names of the plans this plan runs as sub-plans, once, in step order."""
-        names = [step.plan for step in self.all_steps() if isinstance(step, SubPlanStep)]
+        names = [name for step in self.all_steps() for name in step.plan_refs()]
         return list(dict.fromkeys(names))
 
 
@@ -415,11 +463,7 @@ AnyStep = (
 
 def children(step: AnyStep) -> list[tuple[str, list[AnyStep]]]:
     """The step lists a construct holds, by field name (`then`, `else`, `steps`)."""
-    if isinstance(step, BranchStep):
-        return [("then", step.then), ("else", step.else_)]
-    if isinstance(step, ParallelStep | LoopStep):
-        return [("steps", step.steps)]
-    return []
+    return step.blocks()
 
 
 def _walk(steps: list[AnyStep]) -> Iterator[AnyStep]:
@@ -456,7 +500,7 @@ def _check_block(
             )
         for ref in _template_refs(step):
             _check_ref(ref, where, step.id, seen, inputs)
-        for name, expression in _conditions(step):
+        for name, expression in step.conditions():
             for ref in _cel_step_refs(expression):
                 if ref not in seen and not (isinstance(step, LoopStep) and ref in _ids(step)):
                     raise ValueError(
@@ -481,25 +525,8 @@ def _cel_step_refs(expression: str) -> list[str]:
     return [m.group(1) for m in _CEL_STEP.finditer(expression)]
 
 
-def _conditions(step: AnyStep) -> list[tuple[str, str]]:
-    if isinstance(step, BranchStep):
-        return [("when", step.when)]
-    if isinstance(step, LoopStep):
-        return [("until", step.until)]
-    return []
-
-
 def _template_refs(step: AnyStep) -> list[str]:
-    texts: list[str] = []
-    if isinstance(step, AgentStep | EnsembleStep):
-        texts = [step.goal, step.instructions or ""]
-    elif isinstance(step, ApprovalStep):
-        texts = [step.summary]
-    elif isinstance(step, SkillStep):
-        texts = [str(step.arguments)]
-    elif isinstance(step, SubPlanStep):
-        texts = [str(step.input)]
-    return [m.group(1) for text in texts for m in _TEMPLATE.finditer(text)]
+    return [m.group(1) for text in step.templates() for m in _TEMPLATE.finditer(text)]
 
 
 def _check_ref(

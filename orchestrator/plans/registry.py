@@ -28,6 +28,7 @@ __all__ = [
     "RegisteredStep",
     "StepError",
     "StepHost",
+    "StepShape",
     "declare_built_in",
     "parse_registered",
     "register_step",
@@ -64,8 +65,37 @@ class StepHost(Protocol):
         ...
 
 
-class RegisteredStep(BaseModel):
-    """The base of a registered step type's plan model."""
+class StepShape:
+    """What a plan's checks read of any step; each step type overrides what it has.
+
+    Loading walks a plan through these (its ids, its template and condition references,
+    the skills and sub-plans to resolve at session start), so a step type answers for
+    itself instead of being named in an `isinstance` chain.
+    """
+
+    def blocks(self) -> list[tuple[str, list[Any]]]:
+        """The step lists it holds, by field name (`then`, `else`, `steps`)."""
+        return []
+
+    def templates(self) -> list[str]:
+        """Texts with `{{ ... }}` references to the input and earlier steps' outputs."""
+        return []
+
+    def conditions(self) -> list[tuple[str, str]]:
+        """Its CEL conditions, by field name."""
+        return []
+
+    def skill_refs(self) -> list[str]:
+        """The skills it calls (`name` or `name@range`), resolved at session start."""
+        return []
+
+    def plan_refs(self) -> list[str]:
+        """The plans it runs as sub-plans, resolved at session start."""
+        return []
+
+
+class RegisteredStep(StepShape, BaseModel):
+    """The base of a registered step type's plan model (override `StepShape` as it holds)."""
 
     model_config = ConfigDict(extra="forbid")
 

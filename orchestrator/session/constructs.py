@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 import cel
 
@@ -20,7 +20,10 @@ from orchestrator.session.step_types import step_kind
 from orchestrator.session.types import StepState
 from orchestrator.types import JsonObject, JsonValue
 
-__all__ = ["ConstructError", "RunStep", "base_id", "iteration_copy", "run_construct"]
+if TYPE_CHECKING:
+    from orchestrator.session.parts import SessionParts
+
+__all__ = ["ConstructError", "RunStep", "base_id", "iteration_copy"]
 
 RunStep = Callable[[AnyStep], Awaitable[JsonValue]]
 """Run one inner step and record its output under its id (and its `base_id`)."""
@@ -78,34 +81,6 @@ def condition(
     return result
 
 
-async def run_construct(
-    step: BranchStep | ParallelStep | LoopStep,
-    run: RunStep,
-    inputs: JsonObject,
-    outputs: Mapping[str, JsonValue],
-) -> JsonValue:
-    """Run a construct's inner steps; return its output.
-
-    A branch gives the last output of the arm that ran; a parallel group maps each step
-    id to its output once all have finished (the first failure, in written order, fails
-    the group); a loop gives its last iteration's last output.
-    """
-    if isinstance(step, BranchStep):
-        arm = step.then if condition(step.when, inputs, outputs) else step.else_
-        return await _sequence(arm, run)
-    if isinstance(step, ParallelStep):
-        results = await asyncio.gather(
-            *(run(inner) for inner in step.steps), return_exceptions=True
-        )
-        joined: JsonObject = {}
-        for inner, result in zip(step.steps, results, strict=True):
-            if isinstance(result, BaseException):
-                raise result
-            joined[inner.id] = result
-        return joined
-    return await _loop(step, run, inputs, outputs)
-
-
 async def _sequence(steps: list[AnyStep], run: RunStep) -> JsonValue:
     output: JsonValue = None
     for inner in steps:
@@ -113,26 +88,41 @@ async def _sequence(steps: list[AnyStep], run: RunStep) -> JsonValue:
     return output
 
 
-async def _loop(
-    step: LoopStep, run: RunStep, inputs: JsonObject, outputs: Mapping[str, JsonValue]
-) -> JsonValue:
+@step_kind("branch")
+async def _branch(parts: SessionParts, step: BranchStep, _state: StepState) -> JsonValue:
+    """A branch gives the last output of the arm that ran."""
+    host = parts.step_host()
+    arm = step.then if condition(step.when, host.inputs, host.outputs) else step.else_
+    return await _sequence(arm, host.run_step)
+
+
+@step_kind("parallel")
+async def _parallel(parts: SessionParts, step: ParallelStep, _state: StepState) -> JsonValue:
+    """A parallel group maps each step id to its output once all have finished.
+
+    The first failure, in written order, fails the group.
+    """
+    run = parts.step_host().run_step
+    results = await asyncio.gather(*(run(inner) for inner in step.steps), return_exceptions=True)
+    joined: JsonObject = {}
+    for inner, result in zip(step.steps, results, strict=True):
+        if isinstance(result, BaseException):
+            raise result
+        joined[inner.id] = result
+    return joined
+
+
+@step_kind("loop")
+async def _loop(parts: SessionParts, step: LoopStep, _state: StepState) -> JsonValue:
+    """A loop gives its last iteration's last output."""
+    host = parts.step_host()
     output: JsonValue = None
     for iteration in range(1, step.max_iterations + 1):
-        output = await _sequence([iteration_copy(s, iteration) for s in step.steps], run)
-        if condition(step.until, inputs, outputs, iteration=iteration):
+        output = await _sequence([iteration_copy(s, iteration) for s in step.steps], host.run_step)
+        if condition(step.until, host.inputs, host.outputs, iteration=iteration):
             return output
     if step.on_exhausted == "continue":
         return output
     raise ConstructError(
         f"loop reached max_iterations={step.max_iterations} before {step.until!r} held"
     )
-
-
-@step_kind("branch")
-@step_kind("parallel")
-@step_kind("loop")
-async def _run_held(
-    parts: Any, step: BranchStep | ParallelStep | LoopStep, _state: StepState
-) -> JsonValue:
-    host = parts.step_host()
-    return await run_construct(step, host.run_step, host.inputs, host.outputs)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from conftest import REPO, Env
@@ -44,15 +44,28 @@ class ShoutStep(RegisteredStep):
 
 @register_step
 class TwiceStep(RegisteredStep):
-    """Run the step it holds two times and give both outputs (a step that holds a step)."""
+    """Run the steps it holds two times and give every output (a step that holds steps)."""
 
     type: Literal["twice"]
-    inner: ShoutStep
+    steps: list[ShoutStep]
+    note: str = ""
+    """Templated like any step's text: checked against earlier steps at load time."""
+
+    def blocks(self) -> list[tuple[str, list[Any]]]:
+        return [("steps", list(self.steps))]
+
+    def templates(self) -> list[str]:
+        return [self.note]
+
+    def skill_refs(self) -> list[str]:
+        return ["tickets.get"] if self.note == "with a skill" else []
 
     async def run(self, host: StepHost) -> JsonValue:
-        first = await host.run_step(self.inner)
-        again = await host.run_step(self.inner.model_copy(update={"id": self.inner.id + "-2"}))
-        return [first, again]
+        outputs: list[JsonValue] = []
+        for again in ("", "-2"):
+            for step in self.steps:
+                outputs.append(await host.run_step(step.model_copy(update={"id": step.id + again})))
+        return outputs
 
 
 PLAN = """
@@ -61,7 +74,7 @@ steps:
   - {id: greet, type: shout, field: name}
   - id: echo
     type: twice
-    inner: {id: loud, type: shout, field: name}
+    steps: [{id: loud, type: shout, field: name}]
 """
 
 
@@ -69,12 +82,13 @@ def test_a_registered_step_type_parses_dumps_and_dispatches() -> None:
     plan = parse_plan(PLAN, "registered.yaml")
     greet, echo = plan.steps
     assert isinstance(greet, ShoutStep) and greet.field == "name"
-    assert isinstance(echo, TwiceStep) and echo.inner.id == "loud"
+    assert isinstance(echo, TwiceStep) and echo.steps[0].id == "loud"
     dumped = plan.model_dump(mode="json", by_alias=True, exclude_none=True)
     assert dumped["steps"][1] == {
         "id": "echo",
         "type": "twice",
-        "inner": {"id": "loud", "type": "shout", "field": "name"},
+        "steps": [{"id": "loud", "type": "shout", "field": "name"}],
+        "note": "",
     }
     assert Plan.model_validate_json(plan.model_dump_json()) == plan
     assert registered_model("shout") is ShoutStep
@@ -89,6 +103,23 @@ def test_registered_step_faults_and_unknown_tags_are_plan_errors() -> None:
         parse_plan("name: x\nsteps:\n  - {id: a, type: shout}\n", "f.yaml")
     with pytest.raises(PlanError, match=r"Input tag 'dance' found using 'type'.*'shout'"):
         parse_plan("name: x\nsteps:\n  - {id: a, type: dance}\n", "f.yaml")
+
+
+def test_a_registered_step_is_checked_like_a_built_in_one() -> None:
+    # The steps it holds share the plan's ids; its templates refer to earlier steps only;
+    # the skills it names are resolved at session start like any step's.
+    holder = (
+        "  - {{id: echo, type: twice, note: '{note}',"
+        " steps: [{{id: {inner}, type: shout, field: n}}]}}\n"
+    )
+    first = "name: x\nsteps:\n  - {id: greet, type: shout, field: n}\n"
+    with pytest.raises(PlanError, match="duplicate step id 'greet'"):
+        parse_plan(first + holder.format(note="", inner="greet"))
+    with pytest.raises(PlanError, match="names step 'later', which does not run before"):
+        parse_plan(first + holder.format(note="{{ steps.later.output }}", inner="loud"))
+    plan = parse_plan(first + holder.format(note="with a skill", inner="loud"))
+    assert plan.skill_refs() == ["tickets.get"]
+    assert [s.id for s in plan.all_steps()] == ["greet", "echo", "loud"]
 
 
 def test_a_taken_tag_is_refused() -> None:
