@@ -55,6 +55,7 @@ PASSTHROUGH_MODULES = (
     "orchestrator.skills",
     "orchestrator.store.records",
     "orchestrator.session.types",
+    "orchestrator.names",
     "orchestrator.session.names",
     "orchestrator.session.patches",
     "orchestrator.session.templating",

@@ -24,8 +24,8 @@ from orchestrator.approvals._request_parts import (
     gate_rows,
 )
 from orchestrator.approvals.queue import Queue
+from orchestrator.approvals.types import PendingApproval, SessionView
 from orchestrator.approvals.wording import Reading
-from orchestrator.session.types import PendingApproval, SessionState
 from orchestrator.skills.presentation import format_value, humanise
 from orchestrator.store.records import (
     ApprovalRecord,
@@ -167,7 +167,7 @@ def plan_svg(steps: list[tuple[str, str]]) -> str:
 
 
 def plan_steps(
-    state: SessionState | None, events: list[AuditEvent], rec: ApprovalRecord
+    state: SessionView | None, events: list[AuditEvent], rec: ApprovalRecord
 ) -> list[tuple[str, str]]:
     """Every step of the plan with its state.
 

@@ -11,8 +11,8 @@ from datetime import datetime
 from html import escape
 
 from orchestrator.approvals.edits import FIELD_PREFIX, form_value
+from orchestrator.approvals.types import PendingApproval
 from orchestrator.approvals.wording import Reading, until
-from orchestrator.session.types import PendingApproval
 from orchestrator.skills.presentation import format_value, humanise
 from orchestrator.store.records import ApprovalRecord
 from orchestrator.types import JsonObject, JsonValue

@@ -1,10 +1,11 @@
 """The approvals JSON API: list, show and decide requests, with bearer-token auth.
 
 Every decision goes through `orchestrator.service.decide_approval`, so the workflow's own
-rules (binding hash, one decision, a reason for a rejection) hold here as on the CLI. On
-top of them this layer checks the person: a known token, a member of the group that the
-project's approvers file assigns to the request, and not the one whose session asked for
-the action. A refused request changes nothing. A member may also hand a request to
+rules (binding hash, one decision, a reason for a rejection) hold here as on the CLI.
+This layer authenticates the person (a known token) and checks them first by the same
+rules (`orchestrator.approvals.rules`), against the group the project's approvers file
+assigns to the request, so a refusal comes back with its own status before any round
+trip. A refused request changes nothing. A member may also hand a request to
 another member of its group (`POST /api/approvals/{id}/delegation`, see
 `orchestrator.approvals.delegation`). The schema is served at `/api/openapi.json`.
 """
@@ -26,9 +27,10 @@ from orchestrator.approvals.delegation import delegate_approval, live_request
 from orchestrator.approvals.edits import check_edit
 from orchestrator.approvals.people import Approver, ApproverDirectory
 from orchestrator.approvals.reloading import Approvers, current
-from orchestrator.exceptions import ApprovalError
+from orchestrator.approvals.rules import check_content, check_decider, check_delegate_in_group
+from orchestrator.approvals.types import PendingApproval
+from orchestrator.exceptions import ApprovalEditNotAllowed, ApprovalError, ApprovalReasonRequired
 from orchestrator.service import decide_approval
-from orchestrator.session.types import PendingApproval
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, EventKind
 from orchestrator.store.store import Store
@@ -118,6 +120,8 @@ class Standing:
     """The group that decides it now (`deciding_group`)."""
     refusal: str | None
     """Why the person may not decide it, in one sentence; None when they may."""
+    requested_by: str | None = None
+    """Who started the session that asked (never one who decides it)."""
 
 
 async def standing(
@@ -130,32 +134,40 @@ async def standing(
     """The live view, the deciding group, and whether `person` may decide `record`.
 
     With a live view its group and delegate count; without one, the group comes from the
-    approvers file and the audit trail.
+    approvers file and the audit trail. The refusal is `rules.check_decider`'s.
     """
     live = await live_request(client, record)
     group = await deciding_group(store, directory, record, live)
-    refusal: str | None = None
-    if group is None or group not in person.groups:
-        refusal = f"{person.name} is not in the group that decides this request ({group or 'none'})"
-    elif await requested_by(store, record.session_id) == person.name:
-        refusal = f"{person.name} started the session that asked for this action"
-    elif live and live.delegate is not None and live.delegate != person.name:
-        refusal = f"it was delegated to {live.delegate}, who alone decides it now"
-    return Standing(live, group, refusal)
+    asker = await requested_by(store, record.session_id)
+    try:
+        check_decider(
+            record.approval_id,
+            person.name,
+            groups=person.groups,
+            group=group,
+            requested_by=asker,
+            delegate=live.delegate if live else None,
+            assigned_only=True,
+        )
+    except ApprovalError as exc:
+        return Standing(live, group, str(exc), asker)
+    return Standing(live, group, None, asker)
 
 
 def delegation_refusal(
     directory: ApproverDirectory, record: ApprovalRecord, group: str | None, to: str
 ) -> str | None:
-    """Why `to` cannot take `record` over (unknown, or outside its group), or None."""
+    """Why `to` cannot take `record` over (unknown, or outside its group), or None.
+
+    The rest of the delegation rules are the workflow's to apply (`rules.check_delegation`).
+    """
     target = directory.users.get(to)
     if target is None:
         return f"to: no approver named {to!r}"
-    if group is None or group not in target.groups:
-        return (
-            f"to: {to} is not in {group or 'any deciding group'}, the group that decides"
-            f" {record.approval_id}; a request is delegated within its group"
-        )
+    try:
+        check_delegate_in_group(record.approval_id, group, to, target.groups)
+    except ApprovalError as exc:
+        return f"to: {exc}"
     return None
 
 
@@ -228,8 +240,6 @@ class _Handlers:
         """The edited arguments validated by the contract, or why they are refused."""
         if body.arguments is None:
             return None
-        if body.decision != "approve":
-            return "arguments: can be edited only when approving a skill call"
         return check_edit(self.skills, record, body.arguments)
 
     def person_of(self, request: Request) -> Approver | None:
@@ -291,8 +301,17 @@ class _Handlers:
         if isinstance(asked, Response):
             return asked
         body = asked.body
-        if body.decision == "reject" and not (body.reason or "").strip():
-            return _error(422, "reason: a rejection needs a reason")
+        try:
+            check_content(
+                approve=body.decision == "approve",
+                reason=body.reason,
+                edited=body.arguments is not None,
+                kind=asked.record.kind,
+            )
+        except ApprovalReasonRequired as exc:
+            return _error(422, f"reason: {exc}")
+        except ApprovalEditNotAllowed as exc:
+            return _error(422, str(exc))
         edit = self.checked_edit(asked.record, body)
         if isinstance(edit, str):
             return _error(422, edit)

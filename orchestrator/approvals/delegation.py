@@ -22,14 +22,14 @@ from temporalio.client import (
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from orchestrator.exceptions import ApprovalError, from_failure
-from orchestrator.session import names
-from orchestrator.session.types import (
+from orchestrator import names
+from orchestrator.approvals.types import (
     ApprovalDelegation,
     ApprovalDelegationResult,
     PendingApproval,
-    SessionState,
+    SessionView,
 )
+from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus
 from orchestrator.store.store import Store
 
@@ -90,12 +90,15 @@ async def delegate_approval(
     return result
 
 
-async def live_state(client: Client, record: ApprovalRecord) -> SessionState | None:
-    """The live state of the session that asked for `record`, or None if nobody answers."""
+async def live_state(client: Client, record: ApprovalRecord) -> SessionView | None:
+    """The live state of the session that asked for `record`, or None if nobody answers.
+
+    Read as a `SessionView`: the waiting requests and the steps, all a page shows.
+    """
     handle = client.get_workflow_handle(record.workflow_id)
     try:
-        state: SessionState = await handle.query(
-            names.STATE_QUERY, result_type=SessionState, rpc_timeout=QUERY_TIMEOUT
+        state: SessionView = await handle.query(
+            names.STATE_QUERY, result_type=SessionView, rpc_timeout=QUERY_TIMEOUT
         )
     except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError):
         return None

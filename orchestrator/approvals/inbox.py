@@ -50,6 +50,7 @@ from orchestrator.approvals.queue import Queue, Show, load_queue, parse_show
 from orchestrator.approvals.queue_stream import queue_events, version
 from orchestrator.approvals.reloading import Approvers, current
 from orchestrator.approvals.request_stream import request_events
+from orchestrator.approvals.rules import check_content, delegates
 from orchestrator.approvals.throttle import SignInThrottle
 from orchestrator.approvals.wording import read_request
 from orchestrator.events.api import parse_after
@@ -58,7 +59,6 @@ from orchestrator.events.models import TERMINAL_KINDS
 from orchestrator.events.sse import EventStreamResponse
 from orchestrator.exceptions import ApprovalError
 from orchestrator.service import decide_approval
-from orchestrator.session.types import PendingApproval
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, SessionRecord
 from orchestrator.store.store import Store
@@ -254,16 +254,17 @@ class _Inbox:
         since = request.query_params.get("version", "")
         return EventStreamResponse(queue_events(self.hub, load, since))
 
-    def members_for(self, user: str, group: str | None, live: PendingApproval | None) -> list[str]:
-        """Whom `user` may hand a request to: the group's other members who may decide."""
-        if live is None or group is None:
+    def members_for(self, user: str, now: Standing) -> list[str]:
+        """Whom `user` may hand a request to (`rules.delegates`); none without a live view."""
+        if now.live is None:
             return []
-        barred = {user, *live.approved_by}
-        return [
-            name
-            for name, person in self.directory.users.items()
-            if group in person.groups and name not in barred
-        ]
+        return delegates(
+            user,
+            group=now.group,
+            members={name: person.groups for name, person in self.directory.users.items()},
+            requested_by=now.requested_by,
+            approved_by=now.live.approved_by,
+        )
 
     async def show(
         self,
@@ -317,7 +318,7 @@ class _Inbox:
             live=live,
             editable=may and bool(record.skill and record.arguments and self.skills),
             draft=draft,
-            members=self.members_for(user, group, live) if may else [],
+            members=self.members_for(user, now) if may else [],
             stream=stream if self.hub is not None else None,
         )
         response = _html(page, code)
@@ -400,8 +401,10 @@ class _Inbox:
         reason = str(form.get("reason", "")).strip() or None
         if decision not in ("approve", "reject"):
             return await self.show(request, "Choose Approve or Reject.", 422)
-        if decision == "reject" and reason is None:
-            return await self.show(request, "A rejection needs a reason.", 422)
+        try:
+            check_content(approve=decision == "approve", reason=reason, edited=False, kind=None)
+        except ApprovalError as exc:
+            return await self.show(request, f"Refused: {exc}.", 422)
         arguments: JsonObject | None = None
         if form.get("edit") and decision == "approve":
             fields = {k: str(v) for k, v in form.items() if k.startswith(FIELD_PREFIX)}

@@ -25,7 +25,9 @@ from datetime import datetime, timedelta
 from typing import Final, Literal, get_args
 
 from orchestrator.approvals.people import Approver, ApproverDirectory
+from orchestrator.approvals.rules import check_decider
 from orchestrator.approvals.wording import Reading, read_request
+from orchestrator.exceptions import ApprovalBySelf, ApprovalDelegated, ApprovalNotInGroup
 from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalRecord, ApprovalStatus, AuditEvent, EventKind
 from orchestrator.store.store import Store
@@ -134,14 +136,25 @@ def gate_of(
 def refusal(gate: Gate, person: Approver) -> str | None:
     """Why `person` cannot decide the pending request now, in a few words; None if they can.
 
-    The same rules as the request page and the workflow's validator, in the queue's
-    shorter words.
+    The same rules as the request page and the workflow's validator
+    (`rules.check_decider`), in the queue's shorter words; and a person who gave the
+    first of two approvals has nothing left to do here.
     """
-    if gate.group is None or gate.group not in person.groups:
-        return f"waits on {gate.group or 'nobody'}"
-    if gate.requested_by == person.name:
+    try:
+        check_decider(
+            "",
+            person.name,
+            groups=person.groups,
+            group=gate.group,
+            requested_by=gate.requested_by,
+            delegate=gate.delegate,
+            assigned_only=True,
+        )
+    except ApprovalBySelf:
         return "you started its session"
-    if gate.delegate is not None and gate.delegate != person.name:
+    except ApprovalNotInGroup:
+        return f"waits on {gate.group or 'nobody'}"
+    except ApprovalDelegated:
         return f"delegated to {gate.delegate}"
     if person.name in gate.approved_by:
         return "you gave the first approval; it needs another person"

@@ -29,6 +29,7 @@ from orchestrator.approvals.people import (
     load_approvers,
     new_token,
 )
+from orchestrator.approvals.rules import check_content
 from orchestrator.cli._common import console, err_console, load_settings, run_async
 from orchestrator.cli.notices import notices
 from orchestrator.client import connect
@@ -162,6 +163,7 @@ async def _decide(
     settings = load_settings(project)
     client = await connect(settings)
     async with await Store.open(settings.resolved_database_url) as store:
+        check_content(approve=approve, reason=reason, edited=False, kind=None)
         _, person, _ = await _checked(settings, client, store, approval_id, who)
         result = await decide_approval(
             client,

@@ -18,7 +18,6 @@ from typing import Any
 import structlog
 from temporalio import activity
 
-from orchestrator.approvals.activities import ApprovalActivities
 from orchestrator.cache.service import CacheHit
 from orchestrator.cache.sessions import SessionCache
 from orchestrator.connectors.audit import audited_mcp_call, mcp_target
@@ -45,6 +44,7 @@ from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_delta
 from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
+from orchestrator.session.approval_activities import ApprovalActivities
 from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (

@@ -1,9 +1,11 @@
 """The approval gate: a durable wait for a person's decision bound to the exact action.
 
-Decisions arrive through the workflow's update; this part validates them (binding hash,
-group, self-approval, delegation, the two-person rule), waits, escalates on timeouts, and
-expires. Update handlers do no I/O: a state change they make (a first approval of two, a
-delegation) queues an audit event, and the waiting code writes it as soon as it is queued.
+Decisions arrive through the workflow's update; its validators refuse bad ones by the
+approvals domain's rules (`orchestrator.approvals.rules`: binding hash, group,
+self-approval, delegation), and this part takes them (the two-person rule), waits,
+escalates on timeouts, and expires. Update handlers do no I/O: a state change they make
+(a first approval of two, a delegation) queues an audit event, and the waiting code
+writes it as soon as it is queued.
 """
 
 from __future__ import annotations
@@ -15,19 +17,8 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from temporalio import workflow
 
 from orchestrator.approvals.binding import approval_id_for, binding_hash
-from orchestrator.exceptions import (
-    ApprovalAlreadyDecided,
-    ApprovalBindingMismatch,
-    ApprovalBySelf,
-    ApprovalDelegated,
-    ApprovalDelegationRefused,
-    ApprovalDelegationUnsupported,
-    ApprovalEditNotAllowed,
-    ApprovalNotInGroup,
-    ApprovalReasonRequired,
-    UnknownApproval,
-    to_failure,
-)
+from orchestrator.approvals.rules import check_decision, check_delegation
+from orchestrator.exceptions import ApprovalError, to_failure
 from orchestrator.plans.models import (
     ApprovalStep,
     OnReject,
@@ -181,73 +172,22 @@ class ApprovalGate:
         self._decisions[decision.approval_id] = decision
         return decision_result(decision, duplicate=False)
 
-    def _bound_pending(self, approval_id: str, binding: str, what: str) -> PendingApproval:
-        """The undecided request `approval_id`, if `binding` is its action's hash."""
-        pending = self._pending.get(approval_id)
-        if pending is None or approval_id in self._decisions:
-            raise to_failure(
-                UnknownApproval(
-                    f"no pending approval {approval_id} in session {self._state.session_id}"
-                )
-            )
-        if pending.binding_hash != binding:
-            raise to_failure(
-                ApprovalBindingMismatch(
-                    f"approval {approval_id}: {what} a different action"
-                    " (binding hash mismatch); nothing was released"
-                )
-            )
-        return pending
-
     def _validate_decision(self, decision: ApprovalDecision) -> None:
-        """Refuse a bad decision before it reaches history.
+        """Refuse a bad decision before it reaches history (`rules.check_decision`)."""
+        try:
+            check_decision(
+                decision,
+                pending=self._undecided(decision.approval_id),
+                prior=self._decisions.get(decision.approval_id),
+                requested_by=self._start.requested_by,
+                where=f"session {self._state.session_id}",
+            )
+        except ApprovalError as exc:
+            raise to_failure(exc) from None
 
-        Unknown id, another action's binding, a second different decision, a rejection
-        without reason, self-approval, a person outside the deciding group.
-        """
-        prior = self._decisions.get(decision.approval_id)
-        if prior is not None:
-            if prior.approve == decision.approve and prior.binding_hash == decision.binding_hash:
-                return
-            verb = "approved" if prior.approve else "rejected"
-            raise to_failure(
-                ApprovalAlreadyDecided(
-                    f"approval {decision.approval_id} was already {verb} by {prior.decided_by}"
-                )
-            )
-        pending = self._bound_pending(
-            decision.approval_id, decision.binding_hash, "the decision was made on"
-        )
-        if not decision.approve and not (decision.reason or "").strip():
-            raise to_failure(ApprovalReasonRequired("a rejection needs a reason"))
-        if decision.arguments is not None and (not decision.approve or pending.kind != "tool_call"):
-            raise to_failure(
-                ApprovalEditNotAllowed("arguments can be edited only when approving a skill call")
-            )
-        if decision.decided_by == self._start.requested_by:
-            raise to_failure(
-                ApprovalBySelf(
-                    f"{decision.decided_by} started this session and cannot decide its approvals"
-                )
-            )
-        if (
-            decision.groups is not None
-            and pending.group is not None
-            and pending.group not in decision.groups
-        ):
-            raise to_failure(
-                ApprovalNotInGroup(
-                    f"{decision.decided_by} is not in {pending.group}, the group that decides"
-                    f" approval {decision.approval_id} now"
-                )
-            )
-        if pending.delegate is not None and decision.decided_by != pending.delegate:
-            raise to_failure(
-                ApprovalDelegated(
-                    f"approval {decision.approval_id} was delegated to {pending.delegate};"
-                    " only they may decide it now"
-                )
-            )
+    def _undecided(self, approval_id: str) -> PendingApproval | None:
+        """The request `approval_id` while it waits for a decision."""
+        return None if approval_id in self._decisions else self._pending.get(approval_id)
 
     def _delegate(self, request: ApprovalDelegation) -> ApprovalDelegationResult:
         """Hand a (validated) pending request to another member of its group."""
@@ -267,43 +207,16 @@ class ApprovalGate:
         )
 
     def _validate_delegation(self, request: ApprovalDelegation) -> None:
-        """Refuse a delegation that is not from, or not to, a member who may decide."""
-        pending = self._bound_pending(
-            request.approval_id, request.binding_hash, "the delegation names"
-        )
-        if pending.group is None:
-            raise to_failure(
-                ApprovalDelegationUnsupported(
-                    f"approval {request.approval_id} has no deciding group to delegate within"
-                )
+        """Refuse a delegation not from, or not to, a member who may decide (`rules`)."""
+        try:
+            check_delegation(
+                request,
+                pending=self._undecided(request.approval_id),
+                requested_by=self._start.requested_by,
+                where=f"session {self._state.session_id}",
             )
-        group, by, to = pending.group, request.delegated_by, request.to
-        if group not in request.groups:
-            raise to_failure(
-                ApprovalNotInGroup(
-                    f"{by} is not in {group}, the group that decides approval"
-                    f" {request.approval_id} now"
-                )
-            )
-        refusal = None
-        if pending.delegate is not None and by != pending.delegate:
-            refusal = f"it was delegated to {pending.delegate}; only they may hand it on"
-        elif by == self._start.requested_by:
-            refusal = f"{by} started this session and cannot decide its approvals"
-        elif to == by:
-            refusal = "delegate to another member of the group"
-        elif group not in request.to_groups:
-            refusal = f"{to} is not in {group}; a request is delegated within its group"
-        elif to == self._start.requested_by:
-            refusal = f"{to} started this session and cannot decide its approvals"
-        elif to in pending.approved_by:
-            refusal = f"{to} has already approved it; the other approval must be someone else's"
-        if refusal is not None:
-            raise to_failure(
-                ApprovalDelegationRefused(
-                    f"approval {request.approval_id} cannot be delegated: {refusal}"
-                )
-            )
+        except ApprovalError as exc:
+            raise to_failure(exc) from None
 
     async def approval_step(self, step: ApprovalStep) -> JsonValue:
         """Run an approval step: wait for a person's decision on its summary."""

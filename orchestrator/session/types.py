@@ -1,16 +1,26 @@
 """Every payload in and out of the session workflow and its activities.
 
 One pydantic model per direction, so a field can be added later without breaking the
-histories of sessions that are still running.
+histories of sessions that are still running. The approval payloads live in
+`orchestrator.approvals.types` (the approvals domain never imports the session) and are
+re-exported here.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from orchestrator.approvals.types import (
+    ApprovalDecision,
+    ApprovalDecisionResult,
+    ApprovalDelegation,
+    ApprovalDelegationResult,
+    ApprovalPolicy,
+    PendingApproval,
+)
 from orchestrator.plans.models import Plan
 from orchestrator.providers.messages import ChatMessage, ModelResponse, ToolDefinition
 from orchestrator.routing.types import RouteRequest
@@ -251,48 +261,6 @@ class SkillCallResult(BaseModel):
     condition over these arguments) gates this call. Decided by the activity, never the model."""
 
 
-class PendingApproval(BaseModel):
-    """An action waiting for a person."""
-
-    approval_id: str
-    kind: str
-    step_id: str
-    skill: str | None = None
-    skill_version: str | None = None
-    arguments: JsonObject = Field(default_factory=dict)
-    summary: str
-    binding_hash: str
-    risk: str | None = None
-    """The skill's risk level, from its contract (None for an approval step)."""
-    group: str | None = None
-    """The group that may decide now; set by the runtime's policy, moved on by escalation."""
-    required: int = 1
-    """How many distinct people must approve (2: the two-person rule)."""
-    approved_by: list[str] = Field(default_factory=list)
-    """Who has approved so far, while more approvals are required."""
-    delegate: str | None = None
-    """The one member of `group` a member handed the request to; only they may decide it,
-    until they approve (with two approvals needed, the rest of the group decides the
-    second) or the request escalates to the next group."""
-    delegations: int = 0
-    """How many times the request was delegated (each one is an audit event)."""
-    chain: list[str] = Field(default_factory=list)
-    """The groups the request moves to, in order, when a group's time runs out."""
-    deadline: datetime | None = None
-    """When the current group's time runs out (None: no timeout)."""
-
-
-class ApprovalPolicy(BaseModel):
-    """Who decides a request and how long they have, from the project's approvers file."""
-
-    group: str | None = None
-    required: int = 1
-    escalation: list[str] = Field(default_factory=list)
-    """The groups a request moves to, in order, each time `timeout_seconds` passes."""
-    timeout_seconds: float | None = None
-    """None: wait for ever. After the last group's timeout the request expires, rejected."""
-
-
 class EscalationInput(BaseModel):
     """A request that timed out: record it, and tell the next group (None: it expired)."""
 
@@ -308,65 +276,6 @@ class ApprovalRequestInput(BaseModel):
 
     ctx: CallContext
     approval: PendingApproval
-
-
-class ApprovalDecision(BaseModel):
-    """A person's decision, sent to the workflow as an update.
-
-    `binding_hash` is the hash of the exact action the person was shown; a decision whose
-    hash differs from the pending action's is refused, so approving one call can never
-    release another.
-    """
-
-    approval_id: str
-    binding_hash: str
-    approve: bool
-    decided_by: str = Field(min_length=1)
-    reason: str | None = None
-    groups: list[str] | None = None
-    """The decider's groups as the API or inbox authenticated them; the workflow refuses a
-    decision from outside the request's group. None from operator surfaces (the CLI)."""
-    arguments: JsonObject | None = None
-    """An approver's edit of the arguments (approve only), already checked against the
-    contract by the surface that took it; the call runs with these instead."""
-    edited_binding_hash: str | None = None
-    """Set by the workflow: the binding hash of the edited action that the approval covers."""
-
-
-class ApprovalDecisionResult(BaseModel):
-    """What the workflow did with a decision."""
-
-    approval_id: str
-    status: str
-    decided_by: str
-    duplicate: bool = False
-    """True when the same decision had already been taken; nothing changed."""
-
-
-class ApprovalDelegation(BaseModel):
-    """Hand a pending request to another member of its group, sent as an update.
-
-    The surface that took it (API, inbox, CLI) authenticated both people and sends their
-    groups from the approvers file; the workflow checks them against the request.
-    """
-
-    approval_id: str
-    binding_hash: str
-    delegated_by: str = Field(min_length=1)
-    groups: list[str]
-    """The delegating person's groups."""
-    to: str = Field(min_length=1)
-    to_groups: list[str]
-    """The delegate's groups."""
-    reason: str | None = None
-
-
-class ApprovalDelegationResult(BaseModel):
-    """Who the request waits on now."""
-
-    approval_id: str
-    delegate: str
-    group: str | None
 
 
 class ApprovalDecisionInput(BaseModel):

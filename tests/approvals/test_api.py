@@ -112,7 +112,7 @@ async def test_outsiders_and_the_requester_cannot_decide(api: Api) -> None:
     assert "sam is not in the group that decides this request (finance)" in outsider.json()["error"]
     own = await api.decide("maria", {"decision": "approve"})
     assert own.status_code == 403
-    assert "maria started the session" in own.json()["error"]
+    assert "maria started this session" in own.json()["error"]
     no_token = await api.http.post(
         f"/api/approvals/{api.pending.approval_id}/decision", json={"decision": "approve"}
     )

@@ -268,7 +268,7 @@ async def _hold_the_gate(attack: Attack, session_id: str) -> list[ApprovalRecord
             json={"decision": "approve"},
             headers={"Authorization": f"Bearer {TOKENS['mallory']}"},
         )
-        assert own.status_code == 403 and "mallory started the session" in own.text, own.text
+        assert own.status_code == 403 and "mallory started this session" in own.text, own.text
         attack.seen.append(own.text)
         still = await attack.runtime.store.get_approval(pending.approval_id)
         assert still is not None and still.status is ApprovalStatus.PENDING

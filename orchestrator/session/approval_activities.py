@@ -15,6 +15,9 @@ next group has a webhook, a JSON POST over httpx:
 `to_group` is null and `expired` true when the last group's time ran out; that notice
 goes to the last group's webhook. A webhook that fails is logged, never retried into
 the workflow: the escalation itself has happened either way.
+
+They live beside the workflow (their inputs carry its `CallContext`); the policy itself
+is the approvals domain's rule, `orchestrator.approvals.rules.policy_for`.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import httpx
 from temporalio import activity
 
 from orchestrator.approvals.people import approvers_file, load_approvers
+from orchestrator.approvals.rules import policy_for
 from orchestrator.logs import get_logger
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
@@ -77,16 +81,7 @@ class ApprovalActivities:
     async def resolve_approval_policy(self, request: ApprovalRequestInput) -> ApprovalPolicy:
         """Who decides this request, how many of them, and how long each group has."""
         directory = load_approvers(approvers_file(self.runtime.settings.project_dir))
-        pending = request.approval
-        group = directory.group_for_skill(pending.skill)
-        policy = directory.policy
-        two = pending.risk is not None and pending.risk in policy.two_person_risks
-        return ApprovalPolicy(
-            group=group,
-            required=2 if two else 1,
-            escalation=directory.chain_after(group),
-            timeout_seconds=policy.timeout_seconds,
-        )
+        return policy_for(directory, request.approval)
 
     @activity.defn(name=names.ESCALATE_APPROVAL)
     async def escalate_approval(self, request: EscalationInput) -> Ack:
