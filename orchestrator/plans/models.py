@@ -23,13 +23,13 @@ from pydantic import (
     PlainSerializer,
     PlainValidator,
     Tag,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
 from orchestrator.plans.registry import (
     REGISTERED_TAG,
+    RegisteredSchema,
     RegisteredStep,
     StepShape,
     declare_built_in,
@@ -349,7 +349,7 @@ _Registered = Annotated[
     RegisteredStep,
     PlainValidator(parse_registered),
     PlainSerializer(serialize_registered),
-    WithJsonSchema({"type": "object", "description": "A step of a registered step type."}),
+    RegisteredSchema(),
 ]
 
 if TYPE_CHECKING:

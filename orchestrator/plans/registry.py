@@ -18,13 +18,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, SerializationInfo, ValidationError
-from pydantic_core import PydanticCustomError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    GetJsonSchemaHandler,
+    SerializationInfo,
+    ValidationError,
+)
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, PydanticCustomError
 
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
     "REGISTERED_TAG",
+    "RegisteredSchema",
     "RegisteredStep",
     "StepError",
     "StepHost",
@@ -168,6 +177,25 @@ def parse_registered(value: Any) -> RegisteredStep:
         raise PydanticCustomError(
             "registered_step", "{where}: {msg}", {"where": where, "msg": first["msg"]}
         ) from None
+
+
+class RegisteredSchema:
+    """The JSON Schema of a registered step, built when asked: the types registered by then.
+
+    With none registered it matches no step, so an exported schema still refuses a type
+    no one defined.
+    """
+
+    def __get_pydantic_json_schema__(
+        self, _core_schema: CoreSchema, _handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        """A step whose `type` is one of the registered tags."""
+        return {
+            "type": "object",
+            "description": "A step of a registered step type.",
+            "properties": {"type": {"enum": registered_tags()}},
+            "required": ["type"],
+        }
 
 
 def serialize_registered(value: RegisteredStep, info: SerializationInfo) -> Any:

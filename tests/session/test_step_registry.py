@@ -19,6 +19,7 @@ from orchestrator.plans.registry import (
     register_step,
     registered_model,
 )
+from orchestrator.plans.schemas import schema_faults
 from orchestrator.service import query_state, start_session
 from orchestrator.session.step_types import kind_of
 from orchestrator.store.records import SessionStatus
@@ -168,3 +169,10 @@ async def test_a_registered_step_failure_fails_the_session(
     state = await query_state(env.client, handle.id.removeprefix("session-"))
     assert state.status is SessionStatus.FAILED
     assert state.error == "step 'greet' failed: input 'age' is not text"
+
+
+def test_the_plan_schema_knows_the_registered_types() -> None:
+    schema = Plan.model_json_schema(by_alias=True, mode="validation")
+    loud = {"id": "a", "type": "shout", "field": "name"}
+    assert schema_faults(schema, {"name": "x", "steps": [loud]}) == []
+    assert schema_faults(schema, {"name": "x", "steps": [{"id": "a", "type": "dance"}]})
