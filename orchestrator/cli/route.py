@@ -58,9 +58,13 @@ def print_decision(decision: RoutingDecision, micros: float) -> None:
     guess = decision.difficulty_estimate
     if guess is not None:
         drivers = ", ".join(f"{k} {v:g}" for k, v in guess.features.items()) or "nothing"
+        by = f"classifier {guess.classifier}, ${guess.cost_usd:.6f}; heuristic: "
+        if guess.source != "classifier":
+            why = f", classifier {guess.classifier} {guess.fallback}" if guess.fallback else ""
+            by = f"heuristic{why}: "
         console.print(
-            f"[bold]difficulty[/] {guess.difficulty.value} (estimated: score {guess.score:g};"
-            f" {drivers})",
+            f"[bold]difficulty[/] {guess.difficulty.value} (estimated by {by}score"
+            f" {guess.score:g}; {drivers})",
             highlight=False,
         )
     table = Table(

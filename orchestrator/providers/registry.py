@@ -197,8 +197,15 @@ class ModelRegistry(BaseModel):
                             f"routing.policies.{policy_name}: rule {rule.name!r} names"
                             f" unknown model {ref!r}"
                         )
+        self._check_classifier()
         self._check_cache()
         return self
+
+    def _check_classifier(self) -> None:
+        """The difficulty classifier, when one is named, is a known model."""
+        classifier = self.routing.complexity.classifier
+        if classifier is not None and classifier not in self.names:
+            raise ValueError(f"routing.complexity.classifier: unknown model {classifier!r}")
 
     def _check_cache(self) -> None:
         """The cache names known models, and embeds on an endpoint that has embeddings."""

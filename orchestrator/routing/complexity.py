@@ -16,6 +16,7 @@ the recorded answer instead of estimating again.
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -54,6 +55,17 @@ class DifficultyEstimate(BaseModel):
     """Sum of the feature points; `medium` from `MEDIUM_AT`, `high` from `HIGH_AT`."""
     features: dict[str, float] = Field(default_factory=dict)
     """The points each feature that fired added (features that added nothing are left out)."""
+    source: Literal["heuristic", "classifier"] = "heuristic"
+    """Who gave the level: the local heuristic, or the classifier deployment."""
+    classifier: str | None = None
+    """The classifier deployment asked (`routing.complexity.classifier`), if one was."""
+    fallback: str | None = None
+    """Why the heuristic's level was used although a classifier was asked (a timeout, an
+    error, an answer that is not a level)."""
+    cost_usd: float = 0.0
+    """What asking the classifier cost (added to the session's budgets)."""
+    tokens: int = 0
+    """Tokens the classifier call used."""
 
 
 def _capped(value: float, cap: float) -> float:

@@ -34,6 +34,7 @@ from orchestrator.routing.learning import Learning
 
 __all__ = [
     "Budget",
+    "Complexity",
     "Difficulty",
     "Policy",
     "RoutingConfig",
@@ -117,6 +118,27 @@ class Policy(BaseModel):
     `carry_over` hands the conversation so far to the next deployment mid-loop."""
 
 
+class Complexity(BaseModel):
+    """How a step that declares no difficulty is estimated (`routing.complexity`).
+
+    Without a classifier, the local heuristic (`orchestrator.routing.complexity`) decides.
+    With one, the route activity asks that deployment (a small model, through the registry
+    like any call, its cost added to the session's budgets) and falls back to the heuristic
+    when it is slow, fails or answers something that is not a level: a second opinion must
+    never stop a step from being routed.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    classifier: str | None = None
+    """A deployment or alias that answers `low`, `medium` or `high`; none: heuristic only."""
+    timeout_seconds: float = Field(default=2.0, gt=0, le=20)
+    """How long the route activity waits for the classifier before using the heuristic
+    (well inside the routing activity's own 30 s)."""
+    max_tokens: int = Field(default=8, ge=1, le=256)
+    """Most tokens the classifier may answer with: one word is enough."""
+
+
 class RoutingConfig(BaseModel):
     """The `routing:` section of the models file."""
 
@@ -124,6 +146,8 @@ class RoutingConfig(BaseModel):
 
     default_policy: str = "default"
     policies: dict[str, Policy] = Field(default_factory=lambda: {"default": Policy()})
+    complexity: Complexity = Field(default_factory=Complexity)
+    """How steps without a declared difficulty are estimated (heuristic, or a classifier)."""
 
     @model_validator(mode="after")
     def _default_exists(self) -> RoutingConfig:

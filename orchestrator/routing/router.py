@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 import cel
 
 from orchestrator.exceptions import ConfigError, RoutingError
-from orchestrator.routing.complexity import estimate_difficulty
+from orchestrator.routing.complexity import DifficultyEstimate, estimate_difficulty
 from orchestrator.routing.learning import Estimate, LearnedQuality, estimate
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Difficulty, Policy, Rule
@@ -359,23 +359,32 @@ class Router:
 
     # ---- decision ------------------------------------------------------------------------
 
-    def decide(self, req: RouteRequest, *, budget_used: float = 0.0) -> RoutingDecision:
+    def decide(
+        self,
+        req: RouteRequest,
+        *,
+        budget_used: float = 0.0,
+        difficulty_estimate: DifficultyEstimate | None = None,
+    ) -> RoutingDecision:
         """Choose a deployment for `req`.
 
         Args:
             req: The request.
             budget_used: Share (0..1) of the tightest budget that applies, already in use.
+            difficulty_estimate: For a request without a difficulty, an estimate made
+                elsewhere (the classifier deployment's, `orchestrator.routing.classifier`);
+                ignored when the request declares its difficulty.
 
-        A request without a difficulty gets one from `estimate_difficulty`, and is then
-        routed exactly like a request that declared that level; the decision records the
-        estimate and the features that drove it.
+        A request without a difficulty gets one from `difficulty_estimate` or else
+        `estimate_difficulty`, and is then routed exactly like a request that declared that
+        level; the decision records the estimate and what drove it.
 
         Raises:
             RoutingError: no deployment satisfies the hard constraints, or a name, policy or
                 rule is unknown or broken.
         """
         if req.difficulty is None:
-            guess = estimate_difficulty(
+            guess = difficulty_estimate or estimate_difficulty(
                 req.prompt, tools=req.tools, output_schema=req.output_schema
             )
             decision = self._decide(

@@ -26,7 +26,10 @@ from orchestrator.exceptions import (
     to_failure,
 )
 from orchestrator.logs import get_logger
+from orchestrator.observability.metrics import METRICS
 from orchestrator.routing.budgets import applicable, refusal, reservation, share_used
+from orchestrator.routing.classifier import classify_difficulty
+from orchestrator.routing.complexity import DifficultyEstimate
 from orchestrator.routing.learning import Signal
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.types import RoutingDecision
@@ -93,7 +96,8 @@ class RoutingActivities:
                 # it used, and a replay reads this activity's recorded result, not the store.
                 tallies = await self.runtime.store.outcomes.tallies(req.tenant, req.task_type)
                 router.learned.put(req.tenant, req.task_type, tallies)
-            decision = router.decide(req, budget_used=used)
+            guess = await self._classify(call) if req.difficulty is None else None
+            decision = router.decide(req, budget_used=used, difficulty_estimate=guess)
         except RoutingError as exc:
             raise to_failure(exc) from None
         if decision.budget_used != used:
@@ -108,6 +112,62 @@ class RoutingActivities:
             budget_used=round(used, 3),
         )
         return decision
+
+    async def _classify(self, call: RouteInput) -> DifficultyEstimate | None:
+        """The classifier deployment's estimate of an undeclared difficulty, if one is named.
+
+        None without a classifier (the router then uses its heuristic). The call goes
+        through the registry's provider like any model call: it feeds the live metrics, and
+        its cost goes to the session's budgets (once per activity, however often retried)
+        and the cost metrics. The estimate lands in the recorded decision, so a replay
+        never asks again.
+        """
+        config = self.runtime.models.routing.complexity
+        if config.classifier is None:
+            METRICS.difficulty_estimates.labels("heuristic", "ok").inc()
+            return None
+        req = call.request
+        deployment, entry, _provider = self.runtime.models.resolve(config.classifier)
+        _entry, provider = self.runtime.model(deployment)
+        asked = await classify_difficulty(
+            deployment,
+            entry,
+            provider,
+            req.prompt,
+            tools=req.tools,
+            output_schema=req.output_schema,
+            config=config,
+        )
+        guess = asked.estimate
+        METRICS.difficulty_estimates.labels(guess.source, asked.result).inc()
+        if asked.failure is not None and asked.failure.retryable:
+            self.runtime.metrics.record_failure(
+                deployment, type(asked.failure).__name__, retry_after=None
+            )
+        elif asked.result in ("ok", "unparseable"):
+            self.runtime.metrics.record_success(deployment, asked.duration_ms)
+        if guess.cost_usd or guess.tokens:
+            info = activity.info()
+            await record_spend(
+                self.runtime.store,
+                call.ctx.session_id,
+                guess.cost_usd,
+                guess.tokens,
+                key=f"{info.workflow_run_id}:{info.activity_id}:classifier",
+            )
+            METRICS.classifier_cost.labels(req.tenant, deployment).inc(guess.cost_usd)
+            METRICS.cost.labels(req.tenant, deployment).inc(guess.cost_usd)
+        log.info(
+            "difficulty classified",
+            session_id=call.ctx.session_id,
+            step_id=req.step_id,
+            classifier=deployment,
+            difficulty=guess.difficulty.value,
+            source=guess.source,
+            fallback=guess.fallback,
+            ms=round(asked.duration_ms, 1),
+        )
+        return guess
 
     @activity.defn(name=names.CHECK_ANSWER)
     async def check_answer(self, call: CheckAnswerInput) -> CheckAnswerResult:

@@ -175,7 +175,7 @@ async def test_explain_shows_learned_quality_beside_the_declared(tmp_path: Path)
     table = explain(tmp_path, "--step", "reply", "--model", "any")
     assert "learned (n)" in table.stdout and "0.750 (10)" in table.stdout
     # The reply step declares no difficulty: the estimate (low) is shown with its drivers.
-    assert "difficulty low (estimated: score" in table.stdout
+    assert "difficulty low (estimated by heuristic: score" in table.stdout
     # Many failures later, cheap falls below a medium step's quality floor and strong serves.
     await record(10, 30, 0.0)
     medium = tmp_path / "medium.yaml"
