@@ -33,6 +33,7 @@ from typing import Any
 
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.routing import LiveMetrics, Router, RouteRequest
+from orchestrator.routing.learning import Tally as LearnedTally
 from orchestrator.routing.policy import Difficulty
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -410,6 +411,9 @@ class Tally:
         }
 
 
+LEARN = os.environ.get("BENCH_ROUTER_LEARN", "0") == "1"
+"""BENCH_ROUTER_LEARN=1: record each step's outcome and let the router learn from it."""
+
 COHERENCE = 0.8
 """Chance that a step has its session's usual difficulty."""
 
@@ -423,6 +427,7 @@ def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], s
     rng = random.Random(seed * 31 + 7)
     drift = {name: 1.0 for name in registry.models}
     tally = Tally()
+    outcomes: dict[str, dict[str, LearnedTally]] = {}
     for session in sessions:
         pin: str | None = None
         previous: str | None = None
@@ -455,6 +460,12 @@ def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], s
                 tally.reuse += 1
             tally.cost += d.cost(turn.input_tokens, turn.output_tokens)
             quality = d.quality_for(turn.task)
+            if LEARN and turn.first_of_step:
+                # The step's outcome (a seeded draw of the serving deployment's quality, as
+                # the accept check records it), read by the next decision for this task.
+                seen = outcomes.setdefault(turn.task, {})
+                seen[pin] = seen.get(pin, LearnedTally()).add(float(rng.random() < quality))
+                router.learned.put("default", turn.task, seen)
             tally.quality += quality
             tally.under_served += quality < FLOORS[turn.difficulty]
             previous = pin
