@@ -10,12 +10,13 @@ a finished session gives back what it reserved but did not spend.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.store.ledger import Ledger
+from orchestrator.store.ledger import Ledger, LedgerParts
 from orchestrator.store.tables import BudgetReservationRow, BudgetSpendRow, BudgetUsageRow
 
 __all__ = ["BudgetLedger", "BudgetUsage", "Reservation"]
@@ -49,8 +50,22 @@ def _excess(spent: float, reserved: float) -> float:
     return max(0.0, spent - reserved)
 
 
+_SCOPES_KEPT = 4096
+"""Sessions whose reservation scopes `session_scopes` remembers (least recently read dropped)."""
+
+
 class BudgetLedger(Ledger):
-    """Budget operations on the store's database; reach it as `Store.budgets`."""
+    """Budget operations on the store's database; reach it as `Store.budgets`.
+
+    `session_scopes` is read on every model call to book its spend. A session's
+    reservations are made once, by the routing decision at its start, before its first
+    model call, and never change after; so the answer is remembered per session instead
+    of read again for each call (a `reserve` through this ledger forgets it).
+    """
+
+    def __init__(self, parts: LedgerParts) -> None:
+        super().__init__(parts)
+        self._scopes: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
     async def _ensure_usage(self, session: AsyncSession, scope: str, period: str) -> None:
         zero = {"committed_usd": 0.0, "committed_tokens": 0, "spent_usd": 0.0, "spent_tokens": 0}
@@ -70,6 +85,7 @@ class BudgetLedger(Ledger):
             None when every reservation was made (or already held); otherwise the first
             reservation that did not fit, and nothing was reserved.
         """
+        self._scopes.pop(session_id, None)
         with self._errors("reserve budget"):
             async with self._sessions.begin() as session:
                 for want in wanted:
@@ -228,7 +244,11 @@ class BudgetLedger(Ledger):
         )
 
     async def session_scopes(self, session_id: str) -> list[tuple[str, str]]:
-        """The `(scope, period)` pairs a session holds reservations in."""
+        """The `(scope, period)` pairs a session holds reservations in (see the class)."""
+        known = self._scopes.get(session_id)
+        if known is not None:
+            self._scopes.move_to_end(session_id)
+            return list(known)
         with self._errors("read reservations"):
             async with self._sessions() as session:
                 rows = await session.execute(
@@ -236,4 +256,8 @@ class BudgetLedger(Ledger):
                         BudgetReservationRow.session_id == session_id
                     )
                 )
-                return [(scope, period) for scope, period in rows.all()]
+                scopes = [(scope, period) for scope, period in rows.all()]
+        self._scopes[session_id] = scopes
+        if len(self._scopes) > _SCOPES_KEPT:
+            self._scopes.popitem(last=False)
+        return list(scopes)

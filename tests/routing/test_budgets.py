@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from orchestrator.exceptions import BudgetExceededError
 from orchestrator.routing.budgets import check_new_session, reservation
@@ -93,3 +94,24 @@ async def test_a_new_session_past_the_budget_is_refused_with_the_figures(store: 
         " a session reserves $0.60; new sessions are refused until the period ends or the"
         " limit is raised"
     )
+
+
+async def test_session_scopes_are_read_once_and_forgotten_by_a_reserve(store: Store) -> None:
+    assert await store.budgets.session_scopes("s1") == []
+    # Written behind the ledger's back (another process): the remembered answer stands,
+    # as it may, since a session's reservations precede its first model call.
+    async with store.engine.begin() as conn:
+        await conn.execute(
+            sa.text(
+                "INSERT INTO budget_reservations (session_id, scope, period, reserved_usd,"
+                " reserved_tokens, spent_usd, spent_tokens, settled)"
+                " VALUES ('s1', 'x/*', '2026-11', 0, 0, 0, 0, false)"
+            )
+        )
+    assert await store.budgets.session_scopes("s1") == []
+
+    assert await store.budgets.reserve("s1", [want()]) is None
+    assert sorted(await store.budgets.session_scopes("s1")) == [
+        ("acme/*", "2026-11"),
+        ("x/*", "2026-11"),
+    ]
