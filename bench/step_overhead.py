@@ -499,7 +499,8 @@ class Bench:
         async def stamped() -> Trace:
             before, started = len(replay.requests), time.monotonic()
             trace = await session()
-            ended = time.monotonic()
+            # The session's own wall ends with its result, before any reads of the bench's.
+            ended = started + trace.wall
             times = [r.received_at for r in replay.requests[before:]]
             return Trace(times, [], trace.wall, times[0] - started, ended - times[-1])
 
