@@ -578,9 +578,14 @@ class SessionActivities:
     @activity.defn(name=names.RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> Ack:
         """Write the events the workflow decided (steps, pins) and its status."""
-        await self._write_events(batch.ctx, batch.events)
-        if batch.status is not None:
-            await self.runtime.store.update_session(batch.ctx.session_id, status=batch.status)
+        if batch.status is None:
+            await self._write_events(batch.ctx, batch.events)
+            return Ack()
+        # The events and the status in one transaction.
+        await self.runtime.store.update_session(
+            batch.ctx.session_id, status=batch.status, events=_audited(batch.ctx, batch.events)
+        )
+        await self._credit_outcomes(batch.ctx, batch.events)
         return Ack()
 
     async def _write_events(
@@ -591,24 +596,11 @@ class SessionActivities:
         All of them, and the activity's own events `then` after them, in one transaction:
         one commit per activity, not one per event.
         """
-        await self.runtime.store.append_events(
-            [
-                AuditEvent(
-                    event_key=event.key,
-                    session_id=ctx.session_id,
-                    workflow_id=ctx.workflow_id,
-                    run_id=ctx.run_id,
-                    kind=event.kind,
-                    step_id=event.step_id,
-                    model=event.model,
-                    skill=event.skill,
-                    payload=event.payload,
-                    created_at=_now(),
-                )
-                for event in events
-            ]
-            + list(then)
-        )
+        await self.runtime.store.append_events([*_audited(ctx, events), *then])
+        await self._credit_outcomes(ctx, events)
+
+    async def _credit_outcomes(self, ctx: CallContext, events: list[WorkflowEvent]) -> None:
+        """The outcomes some written events stand for, credited to their deployment."""
         for event in events:
             signal = event_signal(event)
             if signal is not None and event.credit is not None:
@@ -717,21 +709,19 @@ class SessionActivities:
             else EventKind.SESSION_FAILED
         )
         store = self.runtime.store
-        await self._write_events(
+        closing = self._event(
             ctx,
-            finish.events,
-            self._event(
-                ctx,
-                kind.value,
-                kind,
-                input_tokens=finish.input_tokens,
-                output_tokens=finish.output_tokens,
-                cost_usd=finish.cost_usd,
-                payload={"error": finish.error} if finish.error else {},
-            ),
+            kind.value,
+            kind,
+            input_tokens=finish.input_tokens,
+            output_tokens=finish.output_tokens,
+            cost_usd=finish.cost_usd,
+            payload={"error": finish.error} if finish.error else {},
         )
+        # The last events, the closing event and the session row: one transaction.
         await store.update_session(
             ctx.session_id,
+            events=[*_audited(ctx, finish.events), closing],
             status=finish.status,
             output=finish.output,
             error=finish.error,
@@ -740,11 +730,31 @@ class SessionActivities:
             cost_usd=finish.cost_usd,
             ended_at=_now(),
         )
+        await self._credit_outcomes(ctx, finish.events)
         if finish.settle_budget:
             await store.budgets.settle(ctx.session_id)
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
         return Ack()
+
+
+def _audited(ctx: CallContext, events: list[WorkflowEvent]) -> list[AuditEvent]:
+    """Workflow-decided events as the audit rows they are written as, under their keys."""
+    return [
+        AuditEvent(
+            event_key=event.key,
+            session_id=ctx.session_id,
+            workflow_id=ctx.workflow_id,
+            run_id=ctx.run_id,
+            kind=event.kind,
+            step_id=event.step_id,
+            model=event.model,
+            skill=event.skill,
+            payload=event.payload,
+            created_at=_now(),
+        )
+        for event in events
+    ]
 
 
 def _needs_approval(spec: SkillSpec, arguments: JsonObject) -> bool:

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import BigInteger, String, TextualSelect, bindparam, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import (
@@ -219,14 +219,17 @@ class Store:
         output_tokens: int | None = None,
         cost_usd: float | None = None,
         ended_at: datetime | None = None,
+        events: Sequence[AuditEvent] = (),
     ) -> None:
         """Set the given fields of a session; fields left at their default are unchanged.
 
         Token counts and cost are absolute totals, not increments, so writing them again
-        after a retry gives the same result.
+        after a retry gives the same result. `events` are appended first, in the same
+        transaction, as `append_events` does (a session's close is one commit).
 
         Raises:
             StoreError: The session does not exist, or the database failed.
+            EventKeyConflict: an event's key holds a different event; nothing is written.
         """
         given: dict[str, object] = {
             "status": status.value if status is not None else None,
@@ -241,6 +244,7 @@ class Store:
             changes["output"] = output
         with self._errors("update session"):
             async with self._sessions.begin() as session:
+                await self._append_in(session, events)
                 if changes:
                     stmt = (
                         update(SessionRow)
@@ -332,26 +336,30 @@ class Store:
         """
         if not events:
             return []
+        with self._errors("append audit events"):
+            async with self._sessions.begin() as session:
+                return await self._append_in(session, events)
+
+    async def _append_in(self, session: AsyncSession, events: Sequence[AuditEvent]) -> list[bool]:
+        """`append_events` inside the caller's transaction (a conflict raises, rolling it back)."""
         stmt = event_insert()
         written: list[bool] = []
         retried: list[tuple[AuditEvent, AuditEvent | None]] = []
-        with self._errors("append audit events"):
-            async with self._sessions.begin() as session:
-                for sid in sorted({e.session_id for e in events}):
-                    await lock_session_events(session, self.dialect, sid)
-                for event in events:
-                    seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
-                    if seq is not None:
-                        await notify_event(session, self.dialect, event.session_id, seq)
-                        written.append(True)
-                        continue
-                    row = await session.scalar(
-                        select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
-                    )
-                    retried.append((event, None if row is None else _record(AuditEvent, row)))
-                    written.append(False)
-                for event, stored in retried:
-                    check_retry(stored, event)
+        for sid in sorted({e.session_id for e in events}):
+            await lock_session_events(session, self.dialect, sid)
+        for event in events:
+            seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
+            if seq is not None:
+                await notify_event(session, self.dialect, event.session_id, seq)
+                written.append(True)
+                continue
+            row = await session.scalar(
+                select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
+            )
+            retried.append((event, None if row is None else _record(AuditEvent, row)))
+            written.append(False)
+        for event, stored in retried:
+            check_retry(stored, event)
         return written
 
     async def list_events(

@@ -358,6 +358,26 @@ async def test_append_events_writes_nothing_when_one_key_conflicts(store: Store)
     assert [e.event_key for e in await store.list_events("s-1")] == ["c-1"]
 
 
+async def test_update_session_writes_its_events_in_the_same_transaction(store: Store) -> None:
+    await store.record_session_start(session_rec())
+    await store.append_event(event("d-1", input_tokens=1))
+    closing = event("d-2", kind=EventKind.SESSION_COMPLETED)
+
+    # A conflicting event: neither the events nor the row change.
+    with pytest.raises(EventKeyConflict, match="'d-1'"):
+        await store.update_session(
+            "s-1",
+            status=SessionStatus.COMPLETED,
+            events=[closing, event("d-1", input_tokens=2)],
+        )
+    assert [e.event_key for e in await store.list_events("s-1")] == ["d-1"]
+    assert (await store.get_session("s-1")).status is SessionStatus.RUNNING  # type: ignore[union-attr]
+
+    await store.update_session("s-1", status=SessionStatus.COMPLETED, events=[closing])
+    assert [e.event_key for e in await store.list_events("s-1")] == ["d-1", "d-2"]
+    assert (await store.get_session("s-1")).status is SessionStatus.COMPLETED  # type: ignore[union-attr]
+
+
 async def test_events_keep_write_order_and_filter_by_kind(store: Store) -> None:
     kinds = [EventKind.SESSION_STARTED, EventKind.MODEL_CALL, EventKind.TOOL_CALL] * 3
     for n, kind in enumerate(kinds):
