@@ -391,8 +391,10 @@ def measurement(
 ) -> Measurement:
     steps = [b - a for t in traces for a, b in pairwise(t.model_done)]
     rounds = rounds_per_session or 1
+    counted = len(steps)
     if not steps:  # untimed steps (a peer run concurrently): each session's mean step
         steps = [t.wall / rounds for t in traces]
+        counted = len(traces) * rounds
     tool_leg = [
         tool - model for t in traces for model, tool in zip(t.model_done, t.tool_done, strict=False)
     ]
@@ -404,7 +406,7 @@ def measurement(
     fixed = [t.wall - (t.model_done[-1] - t.model_done[0]) for t in traces if t.model_done]
 
     def per_step(seconds: float | None) -> float | None:
-        return None if seconds is None else round(seconds * 1000 / len(steps), 2)
+        return None if seconds is None else round(seconds * 1000 / counted, 2)
 
     return Measurement(
         variant=variant.label,
