@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench bench-router bench-gateway bench-load chaos dev clean chromium axe
+.PHONY: demo test lint bench bench-router bench-gateway bench-load bench-peers chaos dev clean chromium axe
 
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,14 @@ bench-gateway: $(BIN)/.installed
 bench-load: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/load.py --sessions 500
+
+# Per-step cost beside Temporal's OpenAI-agents plugin and pydantic-ai's Temporal durability
+# (the `bench` extra; bench/README.md, "Same-engine peers").
+bench-peers: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python bench/step_overhead.py --peers --rounds-per-session 20
+	$(BIN)/python bench/step_overhead.py --peers --rounds-per-session 3 --steps 60
+	$(BIN)/python bench/step_overhead.py --peers --rounds-per-session 3 --steps 150 --concurrency 50
 
 # The crash harness in full: 20 sessions, the worker SIGKILLed 40 times (bench/README.md).
 chaos: $(BIN)/.installed
