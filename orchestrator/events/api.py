@@ -176,8 +176,11 @@ class _Handlers:
         ended = record.status in (SessionStatus.COMPLETED, SessionStatus.FAILED)
         if last is not None and (ended or last.kind in TERMINAL_KINDS) and (last.seq or 0) <= after:
             return Response(status_code=204)
+        # An ended session's stream stops at its last event even when that is feedback
+        # audited after the end (a resume between the two would otherwise never see `end`).
+        end_at = (last.seq or 0) if ended and last is not None else None
         return EventStreamResponse(
-            _stream(self.hub, record.session_id, after, self.heartbeat),
+            _stream(self.hub, record.session_id, after, self.heartbeat, end_at),
             send_timeout=self.send_timeout,
         )
 
@@ -214,7 +217,7 @@ def session_routes(
 
 
 async def _stream(
-    hub: EventHub, session_id: str, after: int, heartbeat: float
+    hub: EventHub, session_id: str, after: int, heartbeat: float, end_at: int | None = None
 ) -> AsyncGenerator[bytes, None]:
     """The SSE chunks of one watcher: everything at hand goes out in one write.
 
@@ -229,21 +232,26 @@ async def _stream(
             if not batch:
                 yield comment("keepalive")
                 continue
-            chunk, ended = _frames(batch)
+            chunk, ended = _frames(batch, end_at)
             yield chunk
             if ended:
                 return
 
 
-def _frames(batch: list[SharedItem]) -> tuple[bytes, bool]:
-    """The frames of `batch`, up to its end (a drop, or the session's last event)."""
+def _frames(batch: list[SharedItem], end_at: int | None = None) -> tuple[bytes, bool]:
+    """The frames of `batch`, up to its end: a drop, the session's last event, or `end_at`.
+
+    `end_at` is the last event of a session that had ended when the watcher came.
+    """
     frames = []
     for shared in batch:
         frames.append(shared.sse)
         item = shared.item
         if isinstance(item, Dropped):
             return b"".join(frames), True
-        if isinstance(item, AuditEvent) and item.kind in TERMINAL_KINDS:
+        if isinstance(item, AuditEvent) and (
+            item.kind in TERMINAL_KINDS or (end_at is not None and (item.seq or 0) >= end_at)
+        ):
             frames.append(frame(json.dumps({"last_seq": item.seq}), event="end"))
             return b"".join(frames), True
     return b"".join(frames), False

@@ -130,6 +130,11 @@ async def test_feedback_is_audited_and_counted_once_per_key(store: Store, tmp_pa
         assert last is not None and last.kind is EventKind.FEEDBACK_RECORDED
         done = await bo.get("/api/sessions/au/events", headers={"Last-Event-ID": str(last.seq)})
         assert done.status_code == 204
+        # One that resumes just before the feedback gets it, then `end` (not keepalives).
+        before_last = str((last.seq or 0) - 1)
+        rest = await bo.get("/api/sessions/au/events", headers={"Last-Event-ID": before_last})
+        assert rest.status_code == 200
+        assert f"id: {last.seq}\n" in rest.text and "event: end\n" in rest.text
     events = await store.list_events("au", kind=EventKind.FEEDBACK_RECORDED)
     assert [(e.event_key, e.step_id, e.payload) for e in events] == [
         (
