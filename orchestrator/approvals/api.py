@@ -311,7 +311,7 @@ class _Handlers:
         except ApprovalReasonRequired as exc:
             return _error(422, f"reason: {exc}")
         except ApprovalEditNotAllowed as exc:
-            return _error(422, str(exc))
+            return _error(422, f"arguments: {exc}")
         edit = self.checked_edit(asked.record, body)
         if isinstance(edit, str):
             return _error(422, edit)
