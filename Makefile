@@ -5,10 +5,14 @@ BIN := $(VENV)/bin
 
 .PHONY: demo test lint bench bench-router bench-gateway bench-load bench-peers chaos dev clean chromium axe
 
+# An editable install leaves the package uncompiled, and with PYTHONDONTWRITEBYTECODE set (as
+# on the dev box and in CI) nothing ever writes its bytecode: every workflow sandbox would
+# compile the modules it re-imports (bench/README.md). compileall writes it regardless.
 $(BIN)/.installed: pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m compileall -q orchestrator > /dev/null
 	@touch $@
 
 demo: $(BIN)/.installed

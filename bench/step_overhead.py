@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.util
 import json
 import math
 import os
@@ -37,76 +38,76 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager, nullcontext
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel
-from temporalio import activity, workflow
+from _bare import (
+    GOAL,
+    PLAN_NAME,
+    STEP_ID,
+    BareActivities,
+    BareSessionInput,
+    HoldInput,
+    ResponsivenessWorkflow,
+    StepLoopWorkflow,
+    ask_model,
+    opening_messages,
+    run_skill,
+)
+from _harness import (
+    MEMORY,
+    MEMORY_POLL,
+    POLL,
+    SERVERS,
+    STOCK,
+    TUNED,
+    BenchDevServer,
+    ServerConfig,
+    Stats,
+    cpu_seconds,
+    machine,
+    replay_without_nagle,
+)
+from rich.console import Console
+from rich.table import Table
 from temporalio.client import Client
+from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-# The sandbox re-imports this module to run the bench workflows; everything but temporalio
-# passes through, as it would from a separate workflow module.
-with workflow.unsafe.imports_passed_through():
-    from _harness import (
-        MEMORY,
-        MEMORY_POLL,
-        POLL,
-        SERVERS,
-        STOCK,
-        TUNED,
-        BenchDevServer,
-        ServerConfig,
-        Stats,
-        cpu_seconds,
-        machine,
-        replay_without_nagle,
-    )
-    from rich.console import Console
-    from rich.table import Table
+from orchestrator.client import connect
+from orchestrator.logs import configure_logging
+from orchestrator.plans.models import AgentStep, Plan
+from orchestrator.plugin import PASSTHROUGH_MODULES, SESSION_PARTS
+from orchestrator.providers.messages import ChatMessage, ToolDefinition
+from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import (
+    Conversation,
+    ReplayScript,
+    ScriptedModelServer,
+    ScriptedToolCall,
+)
+from orchestrator.scripted_model import Turn as ScriptedTurn
+from orchestrator.service import start_session
+from orchestrator.session.types import SessionOptions
+from orchestrator.session_start import StartOptions
+from orchestrator.settings import Settings
+from orchestrator.skills.models import SkillContext
+from orchestrator.skills.registry import AnySkill, SkillRegistry
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.types import JsonObject
+from orchestrator.worker import build_worker
 
-    from orchestrator.client import connect
-    from orchestrator.logs import configure_logging
-    from orchestrator.plans.models import AgentStep, Plan
-    from orchestrator.plugin import workflow_runner
-    from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolDefinition
-    from orchestrator.providers.openai import OpenAIProvider
-    from orchestrator.runtime import Runtime
-    from orchestrator.scripted_model import (
-        Conversation,
-        ReplayScript,
-        ScriptedModelServer,
-        ScriptedToolCall,
-    )
-    from orchestrator.scripted_model import Turn as ScriptedTurn
-    from orchestrator.service import start_session
-    from orchestrator.session.types import SessionOptions
-    from orchestrator.session_start import StartOptions
-    from orchestrator.settings import Settings
-    from orchestrator.skills.models import SkillContext
-    from orchestrator.skills.registry import AnySkill, SkillRegistry
-    from orchestrator.store.records import EventKind, SessionStatus
-    from orchestrator.types import JsonObject
-    from orchestrator.worker import build_worker
-
-ResultT = TypeVar("ResultT", bound=BaseModel)
 PEERS = ("openai-agents", "pydantic-ai")
 """The same-engine peers (`_peers.py`, `--peers`; need the `bench` extra)."""
 
 SKILL = "tickets.get"
 ARGUMENTS: JsonObject = {"ticket_id": "T-1001"}
-PLAN_NAME = "bench-step-overhead"
-STEP_ID = "loop"
-GOAL = "Look up ticket T-1001 with the tool until told to stop."
-REPLAY_MODEL = "replay-fast"
-"""The deployment name models.yaml maps `demo-fast` to; the bare variants ask it directly."""
-ACTIVITY_TIMEOUT = timedelta(seconds=60)
 WARMUP_STEPS = 25
 """Unmeasured steps per variant; more than the 20-token burst of the transfer-queue reader."""
 
@@ -123,14 +124,6 @@ def model_script(rounds: int) -> ReplayScript:
     )
 
 
-def opening_messages() -> list[ChatMessage]:
-    """The system and user messages the runtime's agent step opens with."""
-    return [
-        ChatMessage(role="system", content=f"Plan: {PLAN_NAME}\nStep: {STEP_ID}"),
-        ChatMessage(role="user", content=GOAL),
-    ]
-
-
 def tool_definitions(skill: AnySkill) -> list[ToolDefinition]:
     spec = skill.spec
     return [
@@ -138,19 +131,6 @@ def tool_definitions(skill: AnySkill) -> list[ToolDefinition]:
             name=spec.tool_name, description=spec.description, parameters=spec.input_schema
         )
     ]
-
-
-async def ask_model(
-    provider: OpenAIProvider, messages: list[ChatMessage], tools: list[ToolDefinition]
-) -> ChatMessage:
-    request = ModelRequest(model=REPLAY_MODEL, messages=messages, tools=tools)
-    return (await provider.complete(request)).message
-
-
-async def run_skill(skill: AnySkill, arguments: JsonObject, ctx: SkillContext) -> str:
-    parsed = skill.validate_arguments(arguments)
-    output = (await skill.fn(parsed, ctx)).model_dump(mode="json")
-    return json.dumps(output, sort_keys=True)
 
 
 async def replay_round_trip(script: ReplayScript, *, nodelay: bool, calls: int = 20) -> float:
@@ -203,139 +183,6 @@ async def plain_session(
     return trace
 
 
-# ---- the bare temporalio workflow ---------------------------------------------------
-
-
-class BareModelCall(BaseModel):
-    messages: list[ChatMessage]
-    tools: list[ToolDefinition]
-
-
-class BareModelResult(BaseModel):
-    message: ChatMessage
-    finished_at: float
-
-
-class BareSkillCall(BaseModel):
-    arguments: JsonObject
-
-
-class BareSkillResult(BaseModel):
-    content: str
-    finished_at: float
-
-
-class BareSessionInput(BaseModel):
-    local: bool
-    max_rounds: int
-    tools: list[ToolDefinition]
-
-
-class BareSessionResult(BaseModel):
-    model_done: list[float]
-    tool_done: list[float]
-
-
-class HoldInput(BaseModel):
-    local: bool
-
-
-class Empty(BaseModel):
-    pass
-
-
-class BareActivities:
-    """The two operations of a step, plus a call that waits to be released."""
-
-    def __init__(self, provider: OpenAIProvider, skill: AnySkill, ctx: SkillContext) -> None:
-        self.provider, self.skill, self.ctx = provider, skill, ctx
-        self.hold_started = asyncio.Event()
-        self.release = asyncio.Event()
-
-    @activity.defn(name="bench.call_model")
-    async def call_model(self, call: BareModelCall) -> BareModelResult:
-        message = await ask_model(self.provider, call.messages, call.tools)
-        return BareModelResult(message=message, finished_at=time.time())
-
-    @activity.defn(name="bench.call_skill")
-    async def call_skill(self, call: BareSkillCall) -> BareSkillResult:
-        content = await run_skill(self.skill, call.arguments, self.ctx)
-        return BareSkillResult(content=content, finished_at=time.time())
-
-    @activity.defn(name="bench.hold")
-    async def hold(self, _: Empty) -> Empty:
-        """Stand in for a slow model call: run until the bench releases it."""
-        self.hold_started.set()
-        await self.release.wait()
-        return Empty()
-
-
-async def _execute(name: str, arg: BaseModel, result_type: type[ResultT], local: bool) -> ResultT:
-    """An activity by name with default options but the required timeout."""
-    result: ResultT
-    if local:
-        result = await workflow.execute_local_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT
-        )
-    else:
-        result = await workflow.execute_activity(
-            name, arg, result_type=result_type, start_to_close_timeout=ACTIVITY_TIMEOUT
-        )
-    return result
-
-
-@workflow.defn(name="bench.StepLoop")
-class StepLoopWorkflow:
-    """The agent tool loop with nothing else: model call, tool call, repeat."""
-
-    @workflow.run
-    async def run(self, start: BareSessionInput) -> BareSessionResult:
-        messages, done = opening_messages(), BareSessionResult(model_done=[], tool_done=[])
-        for _ in range(start.max_rounds):
-            call = BareModelCall(messages=messages, tools=start.tools)
-            answer = await _execute("bench.call_model", call, BareModelResult, start.local)
-            done.model_done.append(answer.finished_at)
-            messages.append(answer.message)
-            if not answer.message.tool_calls:
-                break
-            for tool_call in answer.message.tool_calls:
-                args = BareSkillCall(arguments=tool_call.arguments or {})
-                result = await _execute("bench.call_skill", args, BareSkillResult, start.local)
-                done.tool_done.append(result.finished_at)
-                messages.append(
-                    ChatMessage(
-                        role="tool",
-                        tool_call_id=tool_call.id,
-                        name=tool_call.name,
-                        content=result.content,
-                    )
-                )
-        return done
-
-
-@workflow.defn(name="bench.Responsiveness")
-class ResponsivenessWorkflow:
-    """One long call; the bench queries and updates the workflow while it runs."""
-
-    def __init__(self) -> None:
-        self._pokes = 0
-
-    @workflow.query(name="bench.pokes")
-    def pokes(self) -> int:
-        return self._pokes
-
-    @workflow.update(name="bench.poke")
-    async def poke(self) -> int:
-        self._pokes += 1
-        return self._pokes
-
-    @workflow.run
-    async def run(self, start: HoldInput) -> Empty:
-        await _execute("bench.hold", Empty(), Empty, start.local)
-        await workflow.wait_condition(lambda: self._pokes > 0)
-        return Empty()
-
-
 # ---- runners ------------------------------------------------------------------------
 
 
@@ -345,6 +192,11 @@ class Variant:
     local: bool = False
     server: ServerConfig | None = None
     eager: bool = True
+    old_sandbox: bool = False
+    """The runtime with the sandbox's pass-through list as it was before its parts were on
+    it (`SESSION_PARTS`): the sandbox re-imports the workflow's 19 modules per session."""
+    bytecode: bool = True
+    """False: imports compile from source, as before `make` compiled the package."""
 
     @property
     def label(self) -> str:
@@ -354,6 +206,8 @@ class Variant:
             return self.kind
         kind = "local" if self.local else "regular"
         extra = "" if self.eager else ", eager off"
+        extra += ", old sandbox" if self.old_sandbox else ""
+        extra += "" if self.bytecode else ", no .pyc"
         return f"{self.kind} {kind}{extra}"
 
 
@@ -542,7 +396,12 @@ class Bench:
             task_queue=task_queue,
             workflows=[StepLoopWorkflow, ResponsivenessWorkflow],
             activities=[acts.call_model, acts.call_skill, acts.hold],
-            workflow_runner=workflow_runner(),
+            # `_bare` is passed through, as the peers' `_peers` is: nothing re-imported.
+            workflow_runner=SandboxedWorkflowRunner(
+                restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                    *PASSTHROUGH_MODULES, "_bare"
+                )
+            ),
             disable_eager_activity_execution=not eager,
         ):
             yield acts
@@ -603,8 +462,16 @@ class Bench:
             tool = [e.created_at.timestamp() for e in events if e.kind is EventKind.TOOL_CALL]
             return Trace(model, tool, wall)
 
-        async with build_worker(client, self.runtime, task_queue=task_queue):
-            return await self.measure(variant, self.stamped_at_server(session), server.pid)
+        plugins = []
+        if variant.old_sandbox:
+            before = [m for m in PASSTHROUGH_MODULES if m not in SESSION_PARTS]
+            restrictions = SandboxRestrictions.default.with_passthrough_modules(*before)
+            runner = SandboxedWorkflowRunner(restrictions=restrictions)
+            plugins.append(SimplePlugin("bench.old-sandbox", workflow_runner=runner))
+        worker = build_worker(client, self.runtime, task_queue=task_queue, plugins=plugins)
+        with nullcontext() if variant.bytecode else no_bytecode(self.folder / "no-pyc"):
+            async with worker:
+                return await self.measure(variant, self.stamped_at_server(session), server.pid)
 
     async def session_peer(
         self, client: Client, server: BenchDevServer, variant: Variant
@@ -684,6 +551,41 @@ class Bench:
             "update_ms": round(update_ms, 1),
             "blocked_until_call_ended": bool(waiting),
         }
+
+
+@contextmanager
+def no_bytecode(folder: Path) -> Iterator[None]:
+    """Imports compile their source, as with PYTHONDONTWRITEBYTECODE and no .pyc written.
+
+    Bytecode is looked up under an empty `sys.pycache_prefix`, and none is written there.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix, dont_write = sys.pycache_prefix, sys.dont_write_bytecode
+    sys.pycache_prefix, sys.dont_write_bytecode = str(folder), True
+    try:
+        yield
+    finally:
+        sys.pycache_prefix, sys.dont_write_bytecode = prefix, dont_write
+
+
+def bytecode_state() -> str:
+    """Whether the workflow module the sandbox re-imports has fresh bytecode beside it."""
+    import orchestrator.session.workflow as module
+
+    source = Path(module.__file__ or "")
+    cached = Path(importlib.util.cache_from_source(str(source)))
+    if not cached.exists():
+        return "not compiled (run `make .venv/bin/.installed` or compileall)"
+    if cached.stat().st_mtime < source.stat().st_mtime:
+        return "stale (source changed since compileall)"
+    return "compiled"
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "-"
 
 
 def _task_queue() -> str:
@@ -817,6 +719,8 @@ async def write_json(
         "step": "interval between consecutive model-call completions in a session:"
         " one tool call, one model call and the orchestration between them",
         "replay_http_ms": replay_http,
+        "bytecode": bytecode_state(),
+        "load_average_at_end": _loadavg(),
         "servers": [asdict(c) for c in SERVERS if c.name in used],
         "variants": [asdict(r) for r in bench.results],
         "ratios": ratio_rows,
@@ -898,7 +802,14 @@ def schedule(
     if peers:
         kinds: list[Literal["bare", "runtime", "openai-agents", "pydantic-ai"]]
         kinds = ["bare", "runtime", "openai-agents", "pydantic-ai"]
-        return [(TUNED, [Variant(kind, False, TUNED) for kind in kinds], False)]
+        variants = [Variant(kind, False, TUNED) for kind in kinds]
+        # Ours as it was (old pass-through list, source compiled in every sandbox), then
+        # with bytecode only, beside ours as shipped, all in the same run.
+        variants[1:1] = [
+            Variant("runtime", False, TUNED, old_sandbox=True, bytecode=False),
+            Variant("runtime", False, TUNED, old_sandbox=True),
+        ]
+        return [(TUNED, variants, False)]
 
     def full(server: ServerConfig) -> list[Variant]:
         return [
@@ -943,6 +854,7 @@ async def run(args: BenchArgs) -> None:
         "as_shipped": await replay_round_trip(script, nodelay=False),
         "tcp_nodelay": await replay_round_trip(script, nodelay=True),
     }
+    console.print(f"workflow module bytecode: {bytecode_state()}; load average {_loadavg()}")
     console.print(
         f"replay model call: {replay_http['as_shipped']} ms as shipped,"
         f" {replay_http['tcp_nodelay']} ms with TCP_NODELAY"
@@ -983,6 +895,7 @@ async def run(args: BenchArgs) -> None:
                 await runtime.close()
     ratio_rows = ratios(bench.results)
     print_report(console, bench, ratio_rows)
+    console.print(f"load average at the end: {_loadavg()}")
     await write_json(args.json, bench, ratio_rows, replay_http)
     console.print(f"JSON written to {args.json}")
 

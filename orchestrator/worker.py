@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import Plugin, Worker
 
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.runtime import Runtime
@@ -13,16 +14,23 @@ from orchestrator.runtime import Runtime
 __all__ = ["build_worker", "run_worker"]
 
 
-def build_worker(client: Client, runtime: Runtime, *, task_queue: str | None = None) -> Worker:
+def build_worker(
+    client: Client,
+    runtime: Runtime,
+    *,
+    task_queue: str | None = None,
+    plugins: Sequence[Plugin] = (),
+) -> Worker:
     """A worker with the runtime plugged in, on the settings' task queue unless given one.
 
     Its workflow cache holds `settings.max_cached_workflows` runs; with 0 every task
-    replays the history first, so a nondeterministic change fails at once.
+    replays the history first, so a nondeterministic change fails at once. `plugins` are
+    applied after the runtime's own (a benchmark's sandbox variant, say).
     """
     return Worker(
         client,
         task_queue=task_queue or runtime.settings.task_queue,
-        plugins=[OrchestratorPlugin(runtime)],
+        plugins=[OrchestratorPlugin(runtime), *plugins],
         max_cached_workflows=runtime.settings.max_cached_workflows,
     )
 

@@ -42,7 +42,7 @@ __all__ = ["NON_RETRYABLE", "DeploymentDown", "SessionRuntime", "StepFailed", "f
 
 ResultT = TypeVar("ResultT", bound=BaseModel)
 
-NON_RETRYABLE = [failure_type(PermanentError)]
+NON_RETRYABLE = (failure_type(PermanentError),)
 """The retry policies' non-retryable types (recorded in every scheduled activity)."""
 
 
