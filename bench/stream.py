@@ -9,8 +9,9 @@ run, interleaved session by session:
   provider's own delivery of each token (stamp to arrival in the client);
 - **through the stack**: a real session on the tuned embedded dev server, with its worker
   in this process, streams the same answer; a watcher follows the session's Server-Sent
-  Events from a separate `orchestrator api` process (SQLite store: deltas over loopback
-  UDP, durable events by the 25 ms poll), as a chat UI would.
+  Events from a separate `orchestrator api` process (SQLite store: deltas and the
+  worker's durable-event notices over loopback UDP, a 0.1 s poll behind them), as a chat
+  UI would.
 
 It reports, from the provider's send of each token to its arrival at the watcher, the
 first token and every token (p50/p95) beside the direct figures and their ratio; the delay
@@ -18,12 +19,16 @@ from a durable event's commit to its delivery to a watcher (events written one a
 into a watched session), and from the `model_call` event's `created_at` (taken by the
 activity before its two store writes) to its delivery; and tokens lost (0 expected).
 Then a crowd: `--crowd-sessions` sessions live at once, each followed by
-`--crowd-watchers` SSE watchers, with the same token figures, tokens lost, and the API
-process's resident memory per watcher and CPU time per token delivered (from /proc, which
-the machine's other load does not inflate). `--watchers-process` runs the crowd's watchers
-in a process of their own rather than beside the worker. Temporal's workflow streams take
-about 100 ms per round trip (issue 13): shown beside ours for reference, not measured
-here. Prints JSON and writes `bench/results/stream.json`.
+`--crowd-watchers` SSE watchers, with the same token figures, each durable event written
+after the watchers connected from its commit in the worker (this process's store, whose
+append methods the bench wraps to stamp them) to each watcher, the `model_call` event's
+way in hops (`created_at`, the activity's `append_event` call, its commit, delivery),
+tokens lost, and the API process's resident memory per watcher and CPU time per token
+delivered (from /proc, which the machine's other load does not inflate).
+`--watchers-process` runs the crowd's watchers in a process of their own rather than
+beside the worker. Temporal's workflow streams take about 100 ms per round trip (issue
+13): shown beside ours for reference, not measured here. Prints JSON and writes
+`bench/results/stream.json`.
 
 `--against TREE` (e.g. an unpacked `git archive` of an older commit) runs that tree's
 `orchestrator api` beside this one's, and the crowd alternates between the two,
@@ -251,7 +256,8 @@ class Watcher:
         self.http = http
         self.session_id = session_id
         self.texts: list[tuple[float, str]] = []
-        self.durable: list[float] = []
+        self.durable: list[tuple[str, str, float, float]] = []
+        """Each durable event: its kind, its key, its `created_at` and its arrival (wall)."""
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -264,9 +270,8 @@ class Watcher:
                         self.texts.append((now, str(body["text"])))
                 elif message.event == "message":
                     event = message.json()
-                    if event["kind"] == "model_call":  # stamped by the activity as it writes
-                        created = datetime.fromisoformat(str(event["created_at"]))
-                        self.durable.append(wall - created.timestamp())
+                    created = datetime.fromisoformat(str(event["created_at"])).timestamp()
+                    self.durable.append((event["kind"], event["event_key"], created, wall))
                     self.connected.set()
                 elif message.event == "end":
                     return
@@ -282,8 +287,9 @@ def watchers_client(api: str) -> httpx.AsyncClient:
     )
 
 
-Seen = list[list[tuple[list[tuple[float, str]], list[float]]]]
-"""Per session, per watcher: (each text piece's arrival and text, each durable delay)."""
+Seen = list[list[tuple[list[tuple[float, str]], list[tuple[str, str, float, float]]]]]
+"""Per session, per watcher: (each text piece's arrival and text, each durable event's kind,
+key, `created_at` and arrival)."""
 
 
 async def watch_crowd(
@@ -352,6 +358,15 @@ class Watched:
     first: list[float] = field(default_factory=list)
     """The first token of each answer, to each watcher."""
     durable: list[float] = field(default_factory=list)
+    """Each `model_call` event, from its `created_at` to a watcher's receipt."""
+    committed: list[float] = field(default_factory=list)
+    """Each durable event written after the watchers connected, from its commit in the
+    worker to a watcher's receipt."""
+    to_write: list[float] = field(default_factory=list)
+    """Each `model_call` event, from its `created_at` to its `append_event` call (the
+    activity's spend write is between)."""
+    writing: list[float] = field(default_factory=list)
+    """Each `model_call` event, from its `append_event` call to its commit."""
     lost: int = 0
     api_rss_kib: tuple[int, int] = (0, 0)
     """The API process's resident memory before and with the watchers connected."""
@@ -364,6 +379,9 @@ class Watched:
         self.tokens.extend(other.tokens)
         self.first.extend(other.first)
         self.durable.extend(other.durable)
+        self.committed.extend(other.committed)
+        self.to_write.extend(other.to_write)
+        self.writing.extend(other.writing)
         self.lost += other.lost
         self.api_cpu_s += other.api_cpu_s
         self.watchers += other.watchers
@@ -376,13 +394,43 @@ class Watched:
         return {
             "first_token_to_watcher": vars(Stats.of(self.first)),
             "every_token_to_watcher": vars(Stats.of(self.tokens)),
+            "durable_event_committed_to_delivered": vars(Stats.of(self.committed)),
             "model_call_created_to_delivered": vars(Stats.of(self.durable)),
+            "model_call_created_to_append": vars(Stats.of(self.to_write)),
+            "model_call_append_to_committed": vars(Stats.of(self.writing)),
             "tokens_lost": self.lost,
             "api_rss_kib_per_watcher": round((during - before) / max(self.watchers, 1), 1),
             "api_cpu_us_per_token_delivered": round(
                 1e6 * self.api_cpu_s / max(len(self.tokens), 1), 1
             ),
         }
+
+
+class Commits:
+    """When this process's worker called the store to append each audit event and when the
+    call returned (committed), wall clock, by event key: it wraps the two append methods
+    of the worker's `Store`."""
+
+    def __init__(self, store: Store) -> None:
+        self.at: dict[str, tuple[float, float]] = {}
+        one, many = store.append_event, store.append_events
+
+        async def append_event(event: AuditEvent) -> bool:
+            began = time.time()
+            written = await one(event)
+            self.at[event.event_key] = (began, time.time())
+            return written
+
+        async def append_events(events: Any) -> list[bool]:
+            began = time.time()
+            written = await many(events)
+            done = time.time()
+            for event in events:
+                self.at[event.event_key] = (began, done)
+            return written
+
+        store.append_event = append_event  # type: ignore[method-assign]
+        store.append_events = append_events  # type: ignore[method-assign]
 
 
 def cpu_seconds(pid: int) -> float:
@@ -404,6 +452,7 @@ async def watched_sessions(
     """`sessions` live sessions at once, each followed by `watchers` SSE watchers of the
     API process at `api` (its URL and process id): in this process, or in `elsewhere`."""
     client, store, queue = env["client"], env["store"], env["queue"]
+    commits: Commits = env["commits"]
     (api_url, api_pid) = api
     cases = [new_case() for _ in range(sessions)]
     handles = await asyncio.gather(
@@ -412,11 +461,12 @@ async def watched_sessions(
     ids = [h.id.removeprefix("session-") for h in handles]
     pending = await asyncio.gather(*(wait_for_pending_approval(store, i) for i in ids))
     seen = Watched(api_rss_kib=(rss_kib(api_pid), 0), watchers=sessions * watchers)
-    cpu_from = 0.0
+    cpu_from = released = 0.0
 
     async def connected() -> None:
         """Everyone watches: let the sessions stream."""
-        nonlocal cpu_from
+        nonlocal cpu_from, released
+        released = time.time()
         seen.api_rss_kib = (seen.api_rss_kib[0], rss_kib(api_pid))
         cpu_from = cpu_seconds(api_pid)
         await asyncio.gather(
@@ -438,7 +488,15 @@ async def watched_sessions(
             delays = [a - s for (a, _), s in zip(texts, sent, strict=False)]
             seen.tokens.extend(delays)
             seen.first.extend(delays[:1])
-            seen.durable.extend(durable)
+            for kind, key, created, arrived in durable:
+                began, done = commits.at.get(key, (0.0, 0.0))
+                if kind == "model_call":
+                    seen.durable.append(arrived - created)
+                    if began:
+                        seen.to_write.append(began - created)
+                        seen.writing.append(done - began)
+                if began > released:
+                    seen.committed.append(arrived - done)
             text = "".join(t for _, t in texts)
             seen.lost += max(len(sent) - len(texts), 1) if text != answer else 0
     return seen
@@ -545,7 +603,12 @@ async def bench(
                 contextlib.AsyncExitStack() as more,
                 build_worker(client, runtime),
             ):
-                env = {"client": client, "store": runtime.store, "queue": settings.task_queue}
+                env = {
+                    "client": client,
+                    "store": runtime.store,
+                    "queue": settings.task_queue,
+                    "commits": Commits(runtime.store),
+                }
                 api = (f"http://127.0.0.1:{api_port}", api_proc.pid)
                 elsewhere = None
                 if watchers_process:
