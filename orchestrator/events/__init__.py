@@ -6,7 +6,8 @@ saw and misses nothing, sees nothing twice. Deltas are pieces of model answers w
 stream, sent by the worker (`DeltaPublisher`) and never stored.
 
 - `live_hub(store, state_dir)`: a process's `EventHub`, fed by the store's notices
-  (SQLite: a 25 ms poll and loopback UDP; PostgreSQL: `LISTEN`/`NOTIFY`).
+  (SQLite: the worker's notices and deltas over loopback UDP, a 0.1 s poll behind them;
+  PostgreSQL: `LISTEN`/`NOTIFY`).
 - `session_routes(hub, directory)`: `GET /api/sessions/{id}` and its SSE `events`.
 - `EventHub.watch(session_id, after=N)`: the same stream in Python.
 """

@@ -327,8 +327,16 @@ class EventHub:
         feed = self._feeds.get(session_id)
         return 0 if feed is None else feed.held
 
-    def touch(self, session_id: str) -> None:
-        """Have the session's new events read (once, for all its watchers here)."""
+    def touch(self, session_id: str, seq: int | None = None) -> None:
+        """Have the session's new events read (once, for all its watchers here).
+
+        `seq`: the newest event the notice knows of. When the session's feed has read that
+        far already (a second notice of the same commit), nothing is read again: the read
+        that got it woke every watcher, those behind the window included.
+        """
+        feed = self._feeds.get(session_id)
+        if seq is not None and feed is not None and feed.head >= seq:
+            return
         self._touch(session_id)
         for flag in self._any:
             flag.raise_()

@@ -1,9 +1,11 @@
 """An `EventHub` wired to the notices its store's backend offers.
 
-- SQLite (embedded default): a task asks the store every `poll_interval` seconds which
-  sessions gained events since the last row id it saw (one indexed query; 25 ms while
-  anyone watches, so on average 12.5 ms and at most 25 ms are added to a durable event's
-  delivery; 0.5 s while nobody does). Deltas come over loopback UDP (`udp`).
+- SQLite (embedded default): a worker tells every registered API process over loopback
+  UDP, after each commit of audit events, which sessions moved (`udp`), along with the
+  deltas; the process reads them at once. A task also asks the store every
+  `poll_interval` seconds which sessions gained events since the last row id it saw (one
+  indexed query; 0.1 s while anyone watches, 0.5 s while nobody does): the safety net for
+  a lost datagram and for writers that send no notice, which it bounds to 0.1 s.
 - PostgreSQL: `LISTEN` on the event and delta channels (`postgres`); no polling, and any
   number of API processes and workers share the notices.
 """
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Final
 
@@ -26,8 +28,8 @@ __all__ = ["ACTIVE_POLL_S", "IDLE_POLL_S", "live_hub"]
 
 log = get_logger(__name__)
 
-ACTIVE_POLL_S: Final = 0.025
-"""SQLite poll period while some watcher is connected."""
+ACTIVE_POLL_S: Final = 0.1
+"""SQLite poll period while some watcher is connected (the UDP notice is the fast path)."""
 IDLE_POLL_S: Final = 0.5
 """SQLite poll period while nobody watches (keeps the cursor current, costs nearly nothing)."""
 
@@ -35,6 +37,11 @@ IDLE_POLL_S: Final = 0.5
 def _deliver(hub: EventHub, deltas: list[StreamDelta]) -> None:
     for delta in deltas:
         hub.publish(delta)
+
+
+def _touch(hub: EventHub, moved: Mapping[str, int]) -> None:
+    for session_id, seq in moved.items():
+        hub.touch(session_id, seq)
 
 
 async def _poll(hub: EventHub, store: Store, active: float) -> None:
@@ -46,8 +53,7 @@ async def _poll(hub: EventHub, store: Store, active: float) -> None:
         except StoreError as exc:
             log.warning("event poll failed", error=str(exc))
             continue
-        for session_id in moved:
-            hub.touch(session_id)
+        _touch(hub, moved)
 
 
 @contextlib.asynccontextmanager
@@ -85,7 +91,9 @@ async def live_hub(
 
     receiver = None
     if state_dir is not None:
-        receiver = UdpDeltaReceiver(state_dir, lambda deltas: _deliver(hub, deltas))
+        receiver = UdpDeltaReceiver(
+            state_dir, lambda deltas: _deliver(hub, deltas), lambda moved: _touch(hub, moved)
+        )
         await receiver.start()
     poller = asyncio.create_task(_poll(hub, store, poll_interval), name="event-poll")
     try:

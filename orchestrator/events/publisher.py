@@ -101,14 +101,21 @@ class DeltaPublisher:
 
     @classmethod
     def for_store(cls, store: Store, state_dir: Path) -> DeltaPublisher:
-        """The carrier that the store's backend implies: NOTIFY on PostgreSQL, else UDP."""
+        """The carrier that the store's backend implies: NOTIFY on PostgreSQL, else UDP.
+
+        On SQLite the UDP sender also tells API processes of every audit event the store
+        commits (`Store.on_events_committed`), so they need not wait for their poll; on
+        PostgreSQL the inserting transaction's `NOTIFY` does that already.
+        """
         if store.dialect == "postgresql":
             from orchestrator.events.postgres import PostgresDeltaSender
 
             return cls(PostgresDeltaSender(store.raw_url))
         from orchestrator.events.udp import UdpDeltaSender
 
-        return cls(UdpDeltaSender(state_dir))
+        sender = UdpDeltaSender(state_dir)
+        store.on_events_committed = sender.moved
+        return cls(sender)
 
     def sink(self, tags: Tags) -> Callable[[ProviderDelta], Awaitable[None]]:
         """A provider's `on_delta` for one model call."""

@@ -1,4 +1,6 @@
-"""Deltas between processes of one machine over loopback UDP: the embedded default.
+"""Deltas and durable-event notices between processes of one machine: loopback UDP.
+
+The embedded default.
 
 Deltas are best effort by definition, and a datagram is the natural carrier for them: no
 server to run, nothing written to the SQLite file (so no contention with the durable
@@ -11,6 +13,12 @@ worker sends each batch to every registered receiver with the key in front; a re
 ignores datagrams without its key, so another local user cannot inject text. A sender
 removes the registration of a receiver whose process no longer exists (killed before it
 could unregister).
+
+The same path carries notices of durable events: after the worker's store commits audit
+events it sends `{"moved": {session: newest seq}}` (`UdpDeltaSender.moved`), so an API
+process reads them at once instead of at its next poll. A notice is a hint like any other
+(`orchestrator.events.hub`): a lost one delays an event until the poll, never drops it.
+An older receiver takes a notice for an unreadable delta batch and ignores it.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -30,7 +38,7 @@ from orchestrator.events.models import StreamDelta
 from orchestrator.events.wire import decode_deltas, encode_deltas
 from orchestrator.logs import get_logger
 
-__all__ = ["MAX_DATAGRAM", "UdpDeltaReceiver", "UdpDeltaSender", "registry_dir"]
+__all__ = ["MAX_DATAGRAM", "Moved", "UdpDeltaReceiver", "UdpDeltaSender", "registry_dir"]
 
 log = get_logger(__name__)
 
@@ -42,27 +50,62 @@ _REFRESH_S: Final = 1.0
 before reading the folder again (a change of mtime makes it read at once)."""
 
 
+_MOVED: Final = b'{"moved":'
+"""How a notice's body starts (a delta batch is a JSON array)."""
+
+Moved = Callable[[Mapping[str, int]], None]
+"""Told which sessions have new durable events, with the newest `seq` of each."""
+
+
 def registry_dir(state_dir: Path) -> Path:
     """Where receivers register, inside the project's state folder."""
     return state_dir / "stream"
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, key: bytes, deliver: Callable[[list[StreamDelta]], None]) -> None:
+    def __init__(
+        self, key: bytes, deliver: Callable[[list[StreamDelta]], None], moved: Moved | None
+    ) -> None:
         self._prefix = key + b"\n"
         self._deliver = deliver
+        self._moved = moved
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        if data.startswith(self._prefix):
-            self._deliver(decode_deltas(data[len(self._prefix) :]))
+        if not data.startswith(self._prefix):
+            return
+        body = data[len(self._prefix) :]
+        if not body.startswith(_MOVED):
+            self._deliver(decode_deltas(body))
+        elif self._moved is not None:
+            notice = _decode_moved(body)
+            if notice:
+                self._moved(notice)
+
+
+def _decode_moved(body: bytes) -> dict[str, int]:
+    """The sessions of a notice and their newest `seq`; none if it is unreadable."""
+    try:
+        moved = json.loads(body)["moved"]
+        return {str(session): int(seq) for session, seq in moved.items()}
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 class UdpDeltaReceiver:
-    """Receives deltas for one process; `start` binds and registers, `close` undoes both."""
+    """Receives deltas (and notices, given `moved`) for one process.
 
-    def __init__(self, state_dir: Path, deliver: Callable[[list[StreamDelta]], None]) -> None:
+    `start` binds and registers, `close` undoes both.
+    """
+
+    def __init__(
+        self,
+        state_dir: Path,
+        deliver: Callable[[list[StreamDelta]], None],
+        moved: Moved | None = None,
+    ) -> None:
         self._dir = registry_dir(state_dir)
         self._deliver = deliver
+        self._moved = moved
         self._key = secrets.token_hex(16).encode()
         self._file = self._dir / f"{secrets.token_hex(8)}.json"
         self._transport: asyncio.DatagramTransport | None = None
@@ -71,7 +114,7 @@ class UdpDeltaReceiver:
         """Bind a loopback port and register it for workers to find."""
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self._key, self._deliver), local_addr=("127.0.0.1", 0)
+            lambda: _Protocol(self._key, self._deliver, self._moved), local_addr=("127.0.0.1", 0)
         )
         self._transport = transport
         sock = transport.get_extra_info("socket")
@@ -162,6 +205,25 @@ class UdpDeltaSender:
                     self._sock.sendto(key + b"\n" + body, ("127.0.0.1", port))
                 except OSError:
                     break  # buffer full, or nobody there any more
+
+    def moved(self, sessions: Mapping[str, int]) -> None:
+        """Tell each receiver that `sessions` have durable events up to the given `seq`.
+
+        Called by the store after a commit (`Store.on_events_committed`): a system call
+        per receiver, never blocks, never raises.
+        """
+        try:
+            targets = self._receivers()
+        except OSError:
+            return
+        body = _MOVED + json.dumps(dict(sessions), separators=(",", ":")).encode() + b"}"
+        if len(body) > MAX_DATAGRAM - 64:
+            return  # too many sessions at once for one datagram: the poll finds them
+        for port, key in targets:
+            try:
+                self._sock.sendto(key + b"\n" + body, ("127.0.0.1", port))
+            except OSError:
+                continue  # buffer full, closed, or nobody there any more
 
     async def close(self) -> None:
         """Close the socket."""

@@ -3,10 +3,11 @@
 While a `tools/call` waits for its run, every durable event of the run's session (step
 started, approval requested and decided, session completed, ...) becomes one
 `notifications/progress` message, in the order the store numbered them, each once. The
-events come from the process's `EventHub`: woken by `NOTIFY` on PostgreSQL, by a 25 ms
-poll of the store on SQLite, and in any case by a read every `recheck` seconds. Nothing
-asks Temporal while the call waits. The SDK sends a notification only when the client
-gave a `progressToken`; without one the messages cost nothing but the reads.
+events come from the process's `EventHub`: woken by `NOTIFY` on PostgreSQL, by the worker's
+loopback UDP notice (a 0.1 s poll behind it) on SQLite, and in any case by a read every
+`recheck` seconds. Nothing asks Temporal while the call waits. The SDK sends a
+notification only when the client gave a `progressToken`; without one the messages cost
+nothing but the reads.
 """
 
 from __future__ import annotations

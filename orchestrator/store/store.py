@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
@@ -128,6 +128,10 @@ class Store:
         """Reads behind the live event stream (see `orchestrator.store.stream_reads`)."""
         self.queue = QueueReads(parts)
         """Reads behind the approval queue (see `orchestrator.store.queue_reads`)."""
+        self.on_events_committed: Callable[[Mapping[str, int]], None] | None = None
+        """Told after each commit of audit events through this instance, with the newest
+        `seq` written per session: the embedded worker tells API processes at once
+        (`orchestrator.events.udp`). It must neither block nor raise."""
 
     @property
     def dialect(self) -> str:
@@ -242,9 +246,10 @@ class Store:
         changes = {name: value for name, value in given.items() if value is not None}
         if output is not UNSET:
             changes["output"] = output
+        moved: dict[str, int] = {}
         with self._errors("update session"):
             async with self._sessions.begin() as session:
-                await self._append_in(session, events)
+                await self._append_in(session, events, moved)
                 if changes:
                     stmt = (
                         update(SessionRow)
@@ -258,6 +263,7 @@ class Store:
                     found = await session.scalar(
                         select(SessionRow.session_id).where(SessionRow.session_id == session_id)
                     )
+        self._committed(moved)
         if found is None:
             raise StoreError(f"cannot update session {session_id!r}: it does not exist")
 
@@ -315,11 +321,14 @@ class Store:
                 seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
                 if seq is not None:
                     await notify_event(session, self.dialect, event.session_id, seq)
-                    return True
-                row = await session.scalar(
-                    select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
-                )
-                stored = None if row is None else _record(AuditEvent, row)
+                else:
+                    row = await session.scalar(
+                        select(AuditEventRow).where(AuditEventRow.event_key == event.event_key)
+                    )
+                    stored = None if row is None else _record(AuditEvent, row)
+        if seq is not None:
+            self._committed({event.session_id: seq})
+            return True
         check_retry(stored, event)
         return False
 
@@ -336,12 +345,25 @@ class Store:
         """
         if not events:
             return []
+        moved: dict[str, int] = {}
         with self._errors("append audit events"):
             async with self._sessions.begin() as session:
-                return await self._append_in(session, events)
+                written = await self._append_in(session, events, moved)
+        self._committed(moved)
+        return written
 
-    async def _append_in(self, session: AsyncSession, events: Sequence[AuditEvent]) -> list[bool]:
-        """`append_events` inside the caller's transaction (a conflict raises, rolling it back)."""
+    def _committed(self, moved: Mapping[str, int]) -> None:
+        if moved and self.on_events_committed is not None:
+            self.on_events_committed(moved)
+
+    async def _append_in(
+        self, session: AsyncSession, events: Sequence[AuditEvent], moved: dict[str, int]
+    ) -> list[bool]:
+        """`append_events` inside the caller's transaction (a conflict raises, rolling it back).
+
+        `moved` gets the newest `seq` written per session, for `on_events_committed` once
+        the transaction committed.
+        """
         stmt = event_insert()
         written: list[bool] = []
         retried: list[tuple[AuditEvent, AuditEvent | None]] = []
@@ -351,6 +373,7 @@ class Store:
             seq = (await session.execute(stmt, event_params(event))).scalar_one_or_none()
             if seq is not None:
                 await notify_event(session, self.dialect, event.session_id, seq)
+                moved[event.session_id] = seq
                 written.append(True)
                 continue
             row = await session.scalar(

@@ -55,14 +55,18 @@ class StreamReads(Ledger):
             async with self._sessions() as session:
                 return int((await session.execute(stmt)).scalar_one())
 
-    async def moved_since(self, after_id: int) -> tuple[int, set[str]]:
-        """The newest row id, and the sessions with events of a larger id than `after_id`.
+    async def moved_since(self, after_id: int) -> tuple[int, dict[str, int]]:
+        """The newest row id, and each session with events of a larger id, its newest `seq`.
 
         The SQLite poll's question. Row ids grow in commit order there (one writer at a
         time, ids never reused: rows are never deleted), so nothing committed is skipped.
         """
         stmt = (
-            sa.select(AuditEventRow.session_id, sa.func.max(AuditEventRow.id))
+            sa.select(
+                AuditEventRow.session_id,
+                sa.func.max(AuditEventRow.id),
+                sa.func.max(AuditEventRow.seq),
+            )
             .where(AuditEventRow.id > after_id)
             .group_by(AuditEventRow.session_id)
         )
@@ -70,4 +74,4 @@ class StreamReads(Ledger):
             async with self._sessions() as session:
                 rows = (await session.execute(stmt)).all()
         newest = max((int(row[1]) for row in rows), default=after_id)
-        return newest, {str(row[0]) for row in rows}
+        return newest, {str(row[0]): int(row[2] or 0) for row in rows}
