@@ -14,10 +14,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from pydantic import JsonValue
+from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
 from orchestrator.exceptions import StoreError
 from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
@@ -90,8 +92,38 @@ def _guarded(
     return endpoint
 
 
-def gateway_routes(gateway: Gateway) -> list[Route]:
-    """The routes, relative to where they are mounted (`/v1`)."""
+class _Endpoint(BaseRoute):
+    """One method at one exact path, its handler called with no per-route wrapping.
+
+    Starlette's `Route` wraps every call in its request-response and exception layers;
+    the gateway's handlers already answer every error themselves (`_guarded`), so a
+    request goes straight from the router to the handler and its response.
+    """
+
+    def __init__(
+        self, path: str, method: str, handler: Callable[[Request], Awaitable[Response]]
+    ) -> None:
+        self.path = path
+        self.method = method
+        self.handler = handler
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or get_route_path(scope) != self.path:
+            return Match.NONE, {}
+        return (Match.FULL if scope["method"] == self.method else Match.PARTIAL), {}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != self.method:
+            response: Response = PlainTextResponse(
+                "Method Not Allowed", status_code=405, headers={"allow": self.method}
+            )
+        else:
+            response = await self.handler(Request(scope, receive, send))
+        await response(scope, receive, send)
+
+
+def gateway_routes(gateway: Gateway, prefix: str = "") -> list[BaseRoute]:
+    """The routes, relative to where they are mounted (`/v1`), or under `prefix`."""
     limit = gateway.settings.max_body_bytes
 
     async def chat_completions(request: Request) -> Response:
@@ -141,10 +173,10 @@ def gateway_routes(gateway: Gateway) -> list[Route]:
         return JSONResponse({"object": "list", "data": data})
 
     return [
-        Route("/chat/completions", _guarded("openai", chat_completions), methods=["POST"]),
-        Route("/messages", _guarded("anthropic", messages), methods=["POST"]),
-        Route("/embeddings", _guarded("openai", embeddings), methods=["POST"]),
-        Route("/models", _guarded("openai", models), methods=["GET"]),
+        _Endpoint(f"{prefix}/chat/completions", "POST", _guarded("openai", chat_completions)),
+        _Endpoint(f"{prefix}/messages", "POST", _guarded("anthropic", messages)),
+        _Endpoint(f"{prefix}/embeddings", "POST", _guarded("openai", embeddings)),
+        _Endpoint(f"{prefix}/models", "GET", _guarded("openai", models)),
     ]
 
 

@@ -1,0 +1,326 @@
+"""A lean HTTP/1.1 transport for the gateway's upstream calls: kept-alive connections, C parsing.
+
+httpx's own transport (httpcore over anyio, h11 in pure Python) spent more CPU on a call
+to a deployment than the deployment on a loopback network spent answering it
+(bench/README.md, gateway). `LeanTransport` plugs into the same `httpx.AsyncClient`, so
+the provider adapters, their error mapping (timeouts, connection failures, HTTP errors,
+retry hints) and their streaming read exactly as before; underneath, each plain-`http`
+origin keeps a pool of asyncio connections whose answers `httptools` parses in C, with
+the request written in one system call.
+
+What it keeps of httpx's transport: the connect, read and write timeouts of each request
+(raised as httpx's own timeout errors), connection failures as `httpx.ConnectError`, a
+connection that breaks mid-answer as `httpx.ReadError` (or `RemoteProtocolError` for a
+malformed answer), streamed bodies read as they arrive, and a call cancelled (a client
+that went away) closing its connection at once, so the deployment sees the disconnect.
+A kept-alive connection that the server closed before answering is retried once on a new
+one, as that request never reached the server's application. `https`, and anything without
+`httptools`, goes to httpx's default transport.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import importlib.util
+import time
+from collections.abc import AsyncIterator
+from typing import Any, cast
+
+import httpx
+
+__all__ = ["AVAILABLE", "LeanTransport"]
+
+AVAILABLE = importlib.util.find_spec("httptools") is not None
+"""Whether `httptools` is installed (the `fast` extra); without it httpx serves every call."""
+
+_IDLE_SECONDS = 4.0
+"""A kept-alive connection idle longer is closed rather than reused: uvicorn, the usual
+server of self-hosted endpoints, closes its idle connections after 5 s."""
+_MAX_IDLE = 256
+"""Idle connections kept per origin."""
+_PAUSE_AT = 1 << 20
+"""Bytes of answer buffered unread before the connection stops reading (back pressure)."""
+
+
+class _Connection(asyncio.Protocol):
+    """One connection to an origin; one request at a time."""
+
+    def __init__(self, origin: tuple[str, int]) -> None:
+        import httptools
+
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.idle_since = 0.0
+        self.reused = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._parse_error: type[Exception] = httptools.HttpParserError
+        self._reset()
+
+    def _reset(self) -> None:
+        self.received = 0
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.head: asyncio.Future[int] | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.paused = False
+        self.complete = False
+        self.error: Exception | None = None
+        self.wake: asyncio.Future[None] | None = None
+
+    # ---- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio's, they only behave like them.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        try:
+            self._parser.feed_data(data)
+        except self._parse_error as exc:
+            self._fail(httpx.RemoteProtocolError(f"malformed answer: {exc}"))
+            self.close()
+
+    def eof_received(self) -> bool | None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if not self.complete:
+            detail = str(exc) if exc is not None else "the server closed the connection"
+            self._fail(httpx.ReadError(detail))
+
+    def pause_writing(self) -> None:
+        pass
+
+    def resume_writing(self) -> None:
+        pass
+
+    # ---- httptools callbacks ------------------------------------------------------------
+
+    def on_status(self, status: bytes) -> None:
+        self.reason += status
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        head = self.head
+        if head is not None and not head.done():
+            head.set_result(self._parser.get_status_code())
+
+    def on_body(self, body: bytes) -> None:
+        self.chunks.append(body)
+        self.buffered += len(body)
+        if self.buffered > _PAUSE_AT and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    # ---- the request's side -------------------------------------------------------------
+
+    def _wake(self) -> None:
+        wake = self.wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _fail(self, error: Exception) -> None:
+        if self.error is None:
+            self.error = error
+        head = self.head
+        if head is not None and not head.done():
+            head.set_exception(error)
+        self._wake()
+
+    def keep_alive(self) -> bool:
+        return self.complete and not self.closed and self._parser.should_keep_alive()
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def send(self, data: bytes) -> asyncio.Future[int]:
+        """Write a whole request; the future gets the answer's status once its head is read."""
+        self._reset()
+        self.head = asyncio.get_running_loop().create_future()
+        assert self.transport is not None
+        self.transport.write(data)
+        return self.head
+
+    async def next_chunk(self, timeout: float | None) -> bytes | None:
+        """The next piece of the body; None at its end.
+
+        Raises:
+            httpx.ReadTimeout: nothing arrived within `timeout`.
+            httpx.ReadError: the connection broke before the body ended.
+        """
+        while True:
+            if self.chunks:
+                chunk = self.chunks.popleft()
+                self.buffered -= len(chunk)
+                if self.paused and self.buffered <= _PAUSE_AT // 2 and self.transport is not None:
+                    self.paused = False
+                    self.transport.resume_reading()
+                return chunk
+            if self.complete:
+                return None
+            if self.error is not None:
+                raise self.error
+            self.wake = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self.wake
+            except TimeoutError:
+                raise httpx.ReadTimeout(f"no data for {timeout}s") from None
+            finally:
+                self.wake = None
+
+
+class _Body(httpx.AsyncByteStream):
+    """An answer's body as it arrives; closing it returns the connection to its pool."""
+
+    def __init__(
+        self, transport: LeanTransport, connection: _Connection, timeout: float | None
+    ) -> None:
+        self._transport = transport
+        self._connection = connection
+        self._timeout = timeout
+        self._done = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        try:
+            while True:
+                chunk = await connection.next_chunk(self._timeout)
+                if chunk is None:
+                    break
+                yield chunk
+        except BaseException:
+            self._done = True
+            connection.abort()
+            raise
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._transport.release(self._connection)
+
+
+def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
+    timeout: dict[str, float | None] = request.extensions.get("timeout", {})
+    return timeout.get("connect"), timeout.get("read")
+
+
+class LeanTransport(httpx.AsyncBaseTransport):
+    """httpx's transport for plain-`http` origins, kept-alive; others go to `fallback`.
+
+    Args:
+        fallback: The transport for `https` and for requests whose body streams; httpx's
+            default when not given.
+    """
+
+    def __init__(self, fallback: httpx.AsyncBaseTransport | None = None) -> None:
+        self._fallback = fallback or httpx.AsyncHTTPTransport()
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send `request` on a kept-alive connection; the answer's body streams from it."""
+        url = request.url
+        if url.scheme != "http" or not AVAILABLE:
+            return await self._fallback.handle_async_request(request)
+        try:
+            content = request.content
+        except httpx.RequestNotRead:
+            return await self._fallback.handle_async_request(request)
+        origin = (url.host, url.port or 80)
+        connect_timeout, read_timeout = _timeouts(request)
+        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
+        head.extend(b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw)
+        data = b"".join(head) + b"\r\n" + content
+        for attempt in range(2):
+            connection = await self._connection(origin, connect_timeout)
+            status_of = connection.send(data)
+            try:
+                async with asyncio.timeout(read_timeout):
+                    status = await status_of
+            except TimeoutError:
+                connection.abort()
+                raise httpx.ReadTimeout(f"no answer within {read_timeout}s") from None
+            except httpx.ReadError:
+                connection.abort()
+                # A kept-alive connection the server had closed: the request never reached it.
+                if connection.reused and connection.received == 0 and attempt == 0:
+                    continue
+                raise
+            except BaseException:
+                connection.abort()
+                raise
+            return httpx.Response(
+                status,
+                headers=connection.headers,
+                stream=_Body(self, connection, read_timeout),
+                extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
+                request=request,
+            )
+        raise AssertionError("unreachable")
+
+    async def _connection(self, origin: tuple[str, int], timeout: float | None) -> _Connection:
+        idle = self._idle.get(origin)
+        now = time.monotonic()
+        while idle:
+            connection = idle.pop()
+            if connection.closed or now - connection.idle_since > _IDLE_SECONDS:
+                connection.close()
+                continue
+            connection.reused = True
+            return connection
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                _, protocol = await loop.create_connection(
+                    lambda: _Connection(origin), origin[0], origin[1]
+                )
+        except TimeoutError:
+            raise httpx.ConnectTimeout(f"no connection within {timeout}s") from None
+        except OSError as exc:
+            raise httpx.ConnectError(str(exc) or type(exc).__name__) from exc
+        return protocol
+
+    def release(self, connection: _Connection) -> None:
+        """After an answer was read whole: keep the connection for the next call, or close it."""
+        if not connection.keep_alive():
+            connection.close()
+            return
+        idle = self._idle.setdefault(connection.origin, [])
+        if len(idle) >= _MAX_IDLE:
+            connection.close()
+            return
+        connection.idle_since = time.monotonic()
+        idle.append(connection)
+
+    async def aclose(self) -> None:
+        """Close every idle connection and the fallback transport."""
+        for idle in self._idle.values():
+            for connection in idle:
+                connection.close()
+        self._idle.clear()
+        await self._fallback.aclose()
+
+    def __repr__(self) -> str:
+        extra: Any = sum(len(v) for v in self._idle.values())
+        return f"LeanTransport(idle={extra})"
