@@ -115,9 +115,12 @@ async def _heartbeating() -> AsyncIterator[None]:
     every = max(info.heartbeat_timeout.total_seconds() / 3, 0.05)
 
     async def beat() -> None:
+        # The first beat only after `every`: the server times the heartbeat timeout from
+        # the activity's start, and each beat is a call to it, so a call that ends sooner
+        # (most tool calls, a fast model) needs none.
         while True:
-            activity.heartbeat()
             await asyncio.sleep(every)
+            activity.heartbeat()
 
     task = asyncio.create_task(beat())
     try:
