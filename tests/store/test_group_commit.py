@@ -5,6 +5,7 @@ on SQLite files and PostgreSQL."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -161,3 +162,30 @@ async def test_the_kept_read_connection_sees_every_later_commit(store: Store) ->
     second = await group.read_pin("p")
     assert second is not None and (second.deployment, second.version) == ("b", 2)
     await group.aclose()
+
+
+async def test_a_lone_writer_commits_at_once_and_waits_for_another_process_lock(
+    store: Store, commits: list[int]
+) -> None:
+    if store.dialect != "sqlite":
+        pytest.skip("commits on the loop's thread are for SQLite files")
+    group = GroupCommit(store)
+    await group.commit([StartSession(_session("s"))])
+    commits.clear()
+    # Nothing queued: committed on the calling thread before the first await returns.
+    lone = asyncio.create_task(group.commit([AppendEvent(_event("s", "s/1"))]))
+    await asyncio.sleep(0)
+    assert lone.done() and lone.result() == [True] and len(commits) == 1
+    # Another process holds SQLite's write lock: the writes queue for the writer thread,
+    # which waits for the lock (busy timeout), instead of blocking the event loop.
+    other = sqlite3.connect(str(store.engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    waiting = asyncio.create_task(group.commit([AppendEvent(_event("s", "s/2"))]))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    other.execute("COMMIT")
+    other.close()
+    assert await waiting == [True]
+    await group.aclose()
+    assert [e.seq for e in await store.list_events("s")] == [1, 2]
