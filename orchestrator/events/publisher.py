@@ -1,11 +1,15 @@
 """The worker's side of deltas: tag a provider's deltas and send them without waiting.
 
-The model-call activity gets a sink per call (`DeltaPublisher.sink`). The sink only
-appends to a buffer and makes sure one flush task is running, so a provider's stream is
-never slowed by watchers or by the carrier. Batching adapts to load: the first delta goes
-out at once; deltas that arrive while a send is in flight go together in the next one.
-The buffer is bounded: past `max_buffered` unsent deltas the oldest are discarded (a
-watcher sees the gap in `n`).
+The model-call activity gets a sink per call (`DeltaPublisher.sink`). A carrier whose
+send never waits (loopback UDP: one non-blocking system call per receiver) gets each delta
+in the sink's own call, so a token is on its way before the provider reads the next: no
+turn of a busy event loop in between (under the bench's crowd, a flush task started a
+median 1.2 ms and a p95 9 ms after its delta was put). Otherwise (PostgreSQL's `NOTIFY`)
+the sink only appends to a buffer and makes sure one flush task is running, so a
+provider's stream is never slowed by watchers or by the carrier. Batching adapts to load:
+the first delta goes out at once; deltas that arrive while a send is in flight go
+together in the next one. The buffer is bounded: past `max_buffered` unsent deltas the
+oldest are discarded (a watcher sees the gap in `n`).
 """
 
 from __future__ import annotations
@@ -50,7 +54,11 @@ class ProviderDelta(Protocol):
 
 
 class DeltaSender(Protocol):
-    """A carrier of delta batches to API processes (`udp`, `postgres`)."""
+    """A carrier of delta batches to API processes (`udp`, `postgres`).
+
+    A carrier whose sends never wait may also have `send_now(deltas)`, a plain function
+    that sends at once (`udp`): the publisher then calls it instead of `send`.
+    """
 
     async def send(self, deltas: Sequence[StreamDelta]) -> None:
         """Hand a batch on; never raises (deltas are best effort)."""
@@ -96,6 +104,9 @@ class DeltaPublisher:
 
     def __init__(self, sender: DeltaSender, *, max_buffered: int = MAX_BUFFERED) -> None:
         self._sender = sender
+        self._now: Callable[[Sequence[StreamDelta]], None] | None = getattr(
+            sender, "send_now", None
+        )
         self._buffer: collections.deque[StreamDelta] = collections.deque(maxlen=max_buffered)
         self._flusher: asyncio.Task[None] | None = None
 
@@ -139,7 +150,10 @@ class DeltaPublisher:
             self.put(tags.delta("abandoned"))
 
     def put(self, delta: StreamDelta) -> None:
-        """Queue a delta and make sure it is being sent; never waits."""
+        """Send a delta now, or queue it and make sure it is being sent; never waits."""
+        if self._now is not None:
+            self._now((delta,))
+            return
         self._buffer.append(delta)
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="delta-flush")

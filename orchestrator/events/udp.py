@@ -62,15 +62,36 @@ def registry_dir(state_dir: Path) -> Path:
     return state_dir / "stream"
 
 
-class _Protocol(asyncio.DatagramProtocol):
+_DRAIN: Final = 256
+"""Datagrams a receiver reads at most per wake-up. (asyncio's datagram transport reads one
+per turn of the event loop: under a crowd's thousands of deltas a second, that is a turn
+of a busy loop per delta.)"""
+
+
+class _Reader:
+    """Reads every datagram at hand when the socket is readable, and hands each on."""
+
     def __init__(
-        self, key: bytes, deliver: Callable[[list[StreamDelta]], None], moved: Moved | None
+        self,
+        sock: socket.socket,
+        key: bytes,
+        deliver: Callable[[list[StreamDelta]], None],
+        moved: Moved | None,
     ) -> None:
+        self._sock = sock
         self._prefix = key + b"\n"
         self._deliver = deliver
         self._moved = moved
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+    def ready(self) -> None:
+        for _ in range(_DRAIN):
+            try:
+                data = self._sock.recv(1 << 16)
+            except OSError:  # nothing more at hand (BlockingIOError), or closed
+                return
+            self.received(data)
+
+    def received(self, data: bytes) -> None:
         if not data.startswith(self._prefix):
             return
         body = data[len(self._prefix) :]
@@ -108,18 +129,19 @@ class UdpDeltaReceiver:
         self._moved = moved
         self._key = secrets.token_hex(16).encode()
         self._file = self._dir / f"{secrets.token_hex(8)}.json"
-        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
         """Bind a loopback port and register it for workers to find."""
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Protocol(self._key, self._deliver, self._moved), local_addr=("127.0.0.1", 0)
-        )
-        self._transport = transport
-        sock = transport.get_extra_info("socket")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        sock.bind(("127.0.0.1", 0))
+        loop.add_reader(sock.fileno(), _Reader(sock, self._key, self._deliver, self._moved).ready)
+        self._sock, self._loop = sock, loop
         port = int(sock.getsockname()[1])
         self._dir.mkdir(parents=True, exist_ok=True)
         record = json.dumps({"port": port, "key": self._key.decode(), "pid": os.getpid()})
@@ -133,9 +155,10 @@ class UdpDeltaReceiver:
     async def close(self) -> None:
         """Unregister and unbind."""
         self._file.unlink(missing_ok=True)
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        if self._sock is not None and self._loop is not None:
+            self._loop.remove_reader(self._sock.fileno())
+            self._sock.close()
+            self._sock = self._loop = None
 
 
 def _alive(pid: int) -> bool:
@@ -193,6 +216,10 @@ class UdpDeltaSender:
 
     async def send(self, deltas: Sequence[StreamDelta]) -> None:
         """Send `deltas` to each receiver; a full or gone receiver just misses them."""
+        self.send_now(deltas)
+
+    def send_now(self, deltas: Sequence[StreamDelta]) -> None:
+        """`send`, as a plain call: a system call per datagram and receiver, never blocks."""
         targets = self._receivers()
         if not targets:
             return
