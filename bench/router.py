@@ -11,11 +11,15 @@ cost-based strategies, on the same number of requests, in the same process.
 through three policies over the same router: ours (ask only at safe boundaries, keep the
 pin otherwise), a per-turn router (ask on every call, same policy, no pin), and pin the
 first model forever. Counted: switches, unsafe switches (inside a tool loop, or while the
-session holds provider state that cannot move), estimated cost, the share of calls served
-by the previous call's deployment (warm provider prompt caches), and a quality proxy.
+session holds provider state that cannot move), cost as the provider bills it (each
+deployment's prompt cache simulated: cached prompt tokens at the cached-input price, the rest
+written), the share of calls served by the previous call's deployment, the share of prompt
+tokens read from a cache, and a quality proxy. `--variants` also runs the matrix under each
+cost model of `VARIANTS` (list prices only; caching billed but the router told nothing; ...).
 
     .venv/bin/python bench/router.py            # or: make bench-router
     .venv/bin/python bench/router.py --skip-litellm --requests 20000
+    .venv/bin/python bench/router.py --skip-litellm --variants
 """
 
 from __future__ import annotations
@@ -242,22 +246,82 @@ async def time_litellm(count: int, strategy: str) -> dict[str, float]:
 # ---- (b) policy matrix ----------------------------------------------------------------
 
 MATRIX_DEPLOYMENTS: dict[str, dict[str, Any]] = {
+    # Prompt-cache prices as the provider families bill them: Anthropic-style deployments
+    # read cached prompt tokens at 0.1x the input price and write them at 1.25x; the
+    # OpenAI-style ones read them at 0.5x and charge nothing extra to write.
     "frontier": {
         "in": 15.0,
         "out": 75.0,
+        "cached": 1.5,
+        "write": 18.75,
         "ms": 2500,
         "q": {"hard": 0.95, "mid": 0.92, "easy": 0.9},
     },
-    "strong": {"in": 3.0, "out": 15.0, "ms": 1500, "q": {"hard": 0.85, "mid": 0.88, "easy": 0.88}},
+    "strong": {
+        "in": 3.0,
+        "out": 15.0,
+        "cached": 0.3,
+        "write": 3.75,
+        "ms": 1500,
+        "q": {"hard": 0.85, "mid": 0.88, "easy": 0.88},
+    },
     "strong-alt": {
         "in": 3.2,
         "out": 16.0,
+        "cached": 1.6,
         "ms": 1400,
         "q": {"hard": 0.84, "mid": 0.88, "easy": 0.88},
     },
-    "mid": {"in": 0.8, "out": 3.2, "ms": 800, "q": {"hard": 0.6, "mid": 0.8, "easy": 0.85}},
-    "cheap": {"in": 0.15, "out": 0.6, "ms": 500, "q": {"hard": 0.4, "mid": 0.6, "easy": 0.8}},
+    "mid": {
+        "in": 0.8,
+        "out": 3.2,
+        "cached": 0.08,
+        "write": 1.0,
+        "ms": 800,
+        "q": {"hard": 0.6, "mid": 0.8, "easy": 0.85},
+    },
+    "cheap": {
+        "in": 0.15,
+        "out": 0.6,
+        "cached": 0.075,
+        "ms": 500,
+        "q": {"hard": 0.4, "mid": 0.6, "easy": 0.8},
+    },
 }
+
+SESSION_PREFIX = 1200
+"""Tokens at the head of every prompt of a session (system prompt and tool definitions),
+of a step's first prompt of 2000; the step's instructions and handover follow them."""
+
+MIN_CACHED = 1024
+"""Shortest prefix a provider caches (OpenAI's, and Anthropic's for its larger models)."""
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """How the matrix bills its calls, and what the session-aware router is told."""
+
+    cache: bool = True
+    """Bill prompt-cache reads and writes at the declared prices; False: every prompt token
+    at the input price (no cache prices declared: the matrix before prompt caching)."""
+    warm: bool = True
+    """Tell the router how much of the step's first prompt its pin holds warm."""
+    calls: bool = True
+    """Tell the router how many calls a decision at a safe boundary binds (the mean number of
+    calls per step seen so far in the run)."""
+    prefix: int = SESSION_PREFIX
+
+
+VARIANTS: dict[str, CostModel] = {
+    "list prices (before)": CostModel(cache=False, warm=False, calls=False),
+    "cache billed, router told nothing": CostModel(warm=False, calls=False),
+    "cache billed, router told warm prefix": CostModel(calls=False),
+    "cache billed, router told calls": CostModel(warm=False),
+    "cache billed, router told both (default)": CostModel(),
+    "same, session prefix 0": CostModel(prefix=0),
+    "same, session prefix 1800": CostModel(prefix=1800),
+}
+"""The cost models `--variants` compares on the same workloads."""
 
 MIXES: dict[str, dict[str, float]] = {
     # loop: chance a turn continues the step's tool loop; hard/easy: difficulty shares;
@@ -300,13 +364,15 @@ MIXES: dict[str, dict[str, float]] = {
 }
 
 
-def matrix_registry() -> ModelRegistry:
+def matrix_registry(cache: bool = True) -> ModelRegistry:
     models = {
         name: {
             "provider": "p",
             "model": name,
             "input_price_per_mtok": d["in"],
             "output_price_per_mtok": d["out"],
+            "cached_input_price_per_mtok": d["cached"] if cache else None,
+            "cache_write_price_per_mtok": d.get("write") if cache else None,
             "quality": d["q"],
             "latency_ms": d["ms"],
         }
@@ -341,6 +407,28 @@ class Turn:
     idle_before: bool
     input_tokens: int
     output_tokens: int
+    in_step: int = 0
+    """Calls of the step's tool loop before this one."""
+
+
+def prompt_tokens(in_step: int) -> int:
+    """A step's prompt after `in_step` calls of its tool loop: each call's prompt is the one
+    before it plus that call's answer and its tool results."""
+    return 2000 + 800 * in_step
+
+
+def warm_tokens(held: tuple[int, int] | None, turn: Turn, model: CostModel) -> int:
+    """Tokens of `turn`'s prompt that a deployment's prompt cache holds, given the last prompt
+    of this session it served ((step, call in step), None: none since the last idle pause).
+
+    The same step's earlier prompt is a prefix of this one; another step's shares the session
+    prefix. A provider caches nothing shorter than `MIN_CACHED`.
+    """
+    if held is None or not model.cache:
+        return 0
+    step, call = held
+    shared = prompt_tokens(call) if step == turn.step and call < turn.in_step else model.prefix
+    return min(shared, turn.input_tokens) if shared >= MIN_CACHED else 0
 
 
 def make_sessions(mix: dict[str, float], seed: int, sessions: int, turns: int) -> list[list[Turn]]:
@@ -381,8 +469,9 @@ def make_sessions(mix: dict[str, float], seed: int, sessions: int, turns: int) -
                     difficulty=difficulty,
                     state_held=held if first else False,
                     idle_before=first and rng.random() < mix["idle"],
-                    input_tokens=2000 + 800 * in_step,
+                    input_tokens=prompt_tokens(in_step),
                     output_tokens=300,
+                    in_step=in_step,
                 )
             )
         out.append(session)
@@ -396,6 +485,8 @@ class Tally:
     unsafe: int = 0
     cost: float = 0.0
     reuse: int = 0
+    input_tokens: int = 0
+    cached_tokens: int = 0
     quality: float = 0.0
     under_served: int = 0
 
@@ -406,6 +497,7 @@ class Tally:
             "unsafe_switches": self.unsafe,
             "cost_usd": round(self.cost, 4),
             "cache_reuse_share": round(self.reuse / self.calls, 4),
+            "cached_input_share": round(self.cached_tokens / max(self.input_tokens, 1), 4),
             "quality": round(self.quality / self.calls, 4),
             "under_served_share": round(self.under_served / self.calls, 4),
         }
@@ -420,31 +512,56 @@ COHERENCE = 0.8
 FLOORS = {Difficulty.LOW: 0.0, Difficulty.MEDIUM: 0.5, Difficulty.HIGH: 0.8}
 
 
-def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], seed: int) -> Tally:
-    registry = matrix_registry()
+def run_policy(
+    policy: str,
+    sessions: list[list[Turn]],
+    mix: dict[str, float],
+    seed: int,
+    model: CostModel = CostModel(),
+) -> Tally:
+    registry = matrix_registry(model.cache)
     metrics = LiveMetrics()
     router = Router(registry, metrics)
     rng = random.Random(seed * 31 + 7)
     drift = {name: 1.0 for name in registry.models}
     tally = Tally()
     outcomes: dict[str, dict[str, LearnedTally]] = {}
+    # Calls per step seen so far (a runtime keeps this from its history): what a decision
+    # at a safe boundary binds, on average. A per-turn decision binds one call.
+    steps_seen, calls_seen = 0, 0
     for session in sessions:
         pin: str | None = None
         previous: str | None = None
+        # Each deployment's provider prompt cache for this session: the last prompt it served.
+        held: dict[str, tuple[int, int]] = {}
         for turn in session:
+            if turn.idle_before:
+                held.clear()
             for name in drift:
                 drift[name] = max(0.3, drift[name] * (1 + rng.uniform(-mix["drift"], mix["drift"])))
             # A safe boundary: the first call of a step, and no provider state to carry.
             safe = turn.first_of_step and not turn.state_held
             ask = policy == "per-turn" or (policy == "ours" and safe) or pin is None
+            if turn.first_of_step:
+                steps_seen += 1
+            calls_seen += 1
             if ask:
+                # Per-turn is a stateless router: no pin, so nothing warm, and its decision
+                # binds this one call.
+                stateless = policy == "per-turn"
                 request = RouteRequest(
                     task_type=turn.task,
                     difficulty=turn.difficulty,
-                    current=None if policy == "per-turn" else pin,
+                    current=None if stateless else pin,
                     boundary="step_change",
                     expected_input_tokens=turn.input_tokens,
                     expected_output_tokens=turn.output_tokens,
+                    expected_calls=calls_seen / steps_seen
+                    if model.calls and not stateless
+                    else 1.0,
+                    warm_input_tokens=warm_tokens(held.get(pin), turn, model)
+                    if model.warm and pin is not None and not stateless
+                    else 0,
                 )
                 pin = router.decide(request).deployment
             assert pin is not None
@@ -458,7 +575,19 @@ def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], s
                     tally.unsafe += 1
             if pin == previous and not turn.idle_before:
                 tally.reuse += 1
-            tally.cost += d.cost(turn.input_tokens, turn.output_tokens)
+            # Billed as the provider reports it: the warm prefix read from the cache, the
+            # rest written to it (at the input price where writing costs nothing extra).
+            cached = warm_tokens(held.get(pin), turn, model)
+            written = turn.input_tokens - cached if model.cache else 0
+            tally.cost += d.cost(
+                turn.input_tokens,
+                turn.output_tokens,
+                cached_input_tokens=cached,
+                cache_write_tokens=written,
+            )
+            tally.input_tokens += turn.input_tokens
+            tally.cached_tokens += cached
+            held[pin] = (turn.step, turn.in_step)
             quality = d.quality_for(turn.task)
             if LEARN and turn.first_of_step:
                 # The step's outcome (a seeded draw of the serving deployment's quality, as
@@ -472,14 +601,16 @@ def run_policy(policy: str, sessions: list[list[Turn]], mix: dict[str, float], s
     return tally
 
 
-def matrix(seeds: list[int], sessions: int, turns: int) -> dict[str, Any]:
+def matrix(
+    seeds: list[int], sessions: int, turns: int, model: CostModel = CostModel()
+) -> dict[str, Any]:
     results: dict[str, Any] = {}
     for mix_name, mix in MIXES.items():
         per_policy: dict[str, Tally] = {p: Tally() for p in ("ours", "per-turn", "pin-first")}
         for seed in seeds:
             workload = make_sessions(mix, seed, sessions, turns)
             for policy, total in per_policy.items():
-                t = run_policy(policy, workload, mix, seed)
+                t = run_policy(policy, workload, mix, seed, model)
                 for key in asdict(t):
                     setattr(total, key, getattr(total, key) + getattr(t, key))
         results[mix_name] = {p: t.summary() for p, t in per_policy.items()}
@@ -502,31 +633,44 @@ def print_latency(ours: dict[str, float], lite: dict[str, dict[str, float]]) -> 
     )
 
 
+def versus(results: dict[str, Any]) -> dict[str, float]:
+    """Ours against per-turn over all mixes: the matrix's targets."""
+    ours = sum(r["ours"]["switches"] for r in results.values())
+    per_turn = sum(r["per-turn"]["switches"] for r in results.values())
+    cost_ours = sum(r["ours"]["cost_usd"] for r in results.values())
+    cost_turn = sum(r["per-turn"]["cost_usd"] for r in results.values())
+    return {
+        "fewer_switches": 1 - ours / max(per_turn, 1),
+        "unsafe": sum(r["ours"]["unsafe_switches"] for r in results.values()),
+        "cost_change": cost_ours / cost_turn - 1,
+        "quality_ours": statistics.fmean(r["ours"]["quality"] for r in results.values()),
+        "quality_per_turn": statistics.fmean(r["per-turn"]["quality"] for r in results.values()),
+    }
+
+
+def versus_line(v: dict[str, float]) -> str:
+    return (
+        f"{v['fewer_switches']:.1%} fewer switches, {v['unsafe']:.0f} unsafe,"
+        f" cost {v['cost_change']:+.1%}, quality {v['quality_ours']:.4f}"
+        f" vs {v['quality_per_turn']:.4f}"
+    )
+
+
 def print_matrix(results: dict[str, Any]) -> None:
     print("\n(b) policy matrix (sums over seeds)")
     print(
         f"{'mix':<22}{'policy':<11}{'switch':>7}{'unsafe':>7}{'cost $':>9}"
-        f"{'reuse':>7}{'qual':>7}{'under':>7}"
+        f"{'reuse':>7}{'cached':>7}{'qual':>7}{'under':>7}"
     )
     for mix, by_policy in results.items():
         for policy, r in by_policy.items():
             print(
                 f"{mix:<22}{policy:<11}{r['switches']:>7}{r['unsafe_switches']:>7}"
-                f"{r['cost_usd']:>9.3f}{r['cache_reuse_share']:>7.2f}{r['quality']:>7.3f}"
+                f"{r['cost_usd']:>9.3f}{r['cache_reuse_share']:>7.2f}"
+                f"{r['cached_input_share']:>7.2f}{r['quality']:>7.3f}"
                 f"{r['under_served_share']:>7.3f}"
             )
-    ours = sum(r["ours"]["switches"] for r in results.values())
-    per_turn = sum(r["per-turn"]["switches"] for r in results.values())
-    cost_ours = sum(r["ours"]["cost_usd"] for r in results.values())
-    cost_turn = sum(r["per-turn"]["cost_usd"] for r in results.values())
-    q_ours = statistics.fmean(r["ours"]["quality"] for r in results.values())
-    q_turn = statistics.fmean(r["per-turn"]["quality"] for r in results.values())
-    unsafe = sum(r["ours"]["unsafe_switches"] for r in results.values())
-    print(
-        f"\nours vs per-turn: {1 - ours / max(per_turn, 1):.1%} fewer switches,"
-        f" {unsafe} unsafe, cost {cost_ours / cost_turn - 1:+.1%},"
-        f" quality {q_ours:.3f} vs {q_turn:.3f}"
-    )
+    print(f"\nours vs per-turn: {versus_line(versus(results))}")
 
 
 def main() -> None:
@@ -535,6 +679,11 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=300)
     parser.add_argument("--skip-litellm", action="store_true")
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="also run the matrix under each cost model of VARIANTS and compare",
+    )
     args = parser.parse_args()
 
     stream = request_stream(args.requests, args.sessions, seed=3)
@@ -545,13 +694,27 @@ def main() -> None:
             lite[strategy] = asyncio.run(time_litellm(args.requests, strategy))
     print_latency(ours, lite)
 
-    results = matrix(list(range(args.seeds)), sessions=40, turns=18)
+    seeds = list(range(args.seeds))
+    results = matrix(seeds, sessions=40, turns=18)
     print_matrix(results)
+    variants: dict[str, dict[str, float]] = {}
+    if args.variants:
+        print("\ncost models, ours vs per-turn on the same workloads")
+        for name, model in VARIANTS.items():
+            variants[name] = versus(matrix(seeds, sessions=40, turns=18, model=model))
+            print(f"{name:<42}{versus_line(variants[name])}")
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "router.json"
     out.write_text(
-        json.dumps({"latency": {"ours": ours, "litellm": lite}, "matrix": results}, indent=1)
+        json.dumps(
+            {
+                "latency": {"ours": ours, "litellm": lite},
+                "matrix": results,
+                "variants": variants,
+            },
+            indent=1,
+        )
     )
     print(f"\nwrote {out}")
 

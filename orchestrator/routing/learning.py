@@ -163,7 +163,7 @@ def estimate(declared: float, tally: Tally, learning: Learning) -> Estimate:
             declared=declared,
             learned=declared,
             observations=round(tally.n, 6),
-            explore=round(_bonus(a, b, learning), 6),
+            explore=_bonus(a, b, learning),
         )
     total = a + b
     mean = a / total
@@ -172,7 +172,7 @@ def estimate(declared: float, tally: Tally, learning: Learning) -> Estimate:
         declared=declared,
         learned=round(mean, 6),
         observations=round(tally.n, 6),
-        explore=round(bonus, 6),
+        explore=bonus,
     )
 
 
@@ -191,7 +191,8 @@ def _bonus(a: float, b: float, learning: Learning) -> float:
         return 0.0
     total = a + b
     std = math.sqrt(a * b / (total * total * (total + 1.0)))
-    return min(learning.explore_cap, learning.explore * std)
+    # Rounded down to the 6 places a record keeps, so rounding never lifts it past the cap.
+    return math.floor(min(learning.explore_cap, learning.explore * std) * 1e6) / 1e6
 
 
 class LearnedQuality:

@@ -16,7 +16,10 @@ named deployment, or all):
 4. A score: quality for the task type, cost and latency (normalised over the eligible
    set), recent error rate, rule bonuses, and a small bonus for the deployment already
    pinned so near-ties do not flap. With `keep_for_session`, the pinned deployment stays
-   whenever it passes 2 and 3.
+   whenever it passes 2 and 3. The cost is `scoring.expected_cost`: the calls the decision
+   binds (`expected_calls`), prompt-cache reads and writes at the declared prices, the
+   pinned deployment's warm prefix (`warm_input_tokens`) read from its cache, so a switch
+   pays for the cache it loses.
 
 Whole decisions are cached too, keyed by everything they read, until the live metrics
 change materially (`LiveMetrics.version`) or a cooldown they depend on ends.
@@ -417,6 +420,9 @@ class Router:
             fx.fired,
             budget_used >= policy.downgrade_at,
             self.learned.key(req.tenant, req.task_type) if policy.learning.enabled else None,
+            req.expected_calls,
+            # A warm pin is priced apart from the others: such a ranking is the session's own.
+            (req.current, req.warm_input_tokens) if req.warm_input_tokens else None,
         )
         ranked = self._ranked.get(key)
         now = self.metrics.clock()
@@ -600,4 +606,6 @@ class Router:
             cost_weight=policy.weights.cost * (_DOWNGRADE_FACTOR if downgraded else 1.0),
             bonus=fx.bonus,
             learned=learned,
+            warm={req.current: req.warm_input_tokens} if req.current is not None else None,
+            calls=req.expected_calls,
         )

@@ -2,6 +2,12 @@
 
 The ranking and `orchestrator route explain` read the same `ScoreTerms`, so what a person
 is shown is what the router summed, never a recomputation that could drift from it.
+
+The cost term is `expected_cost`: what the calls until the next safe boundary are expected
+to cost on a deployment, its prompt cache included. A provider bills prompt tokens it holds
+in its cache at a fraction of the input price (Anthropic 0.1x, OpenAI 0.5x or less), and
+a switch to another deployment starts that cache cold; list prices alone would misstate
+both what staying costs and what a switch loses.
 """
 
 from __future__ import annotations
@@ -17,7 +23,47 @@ from orchestrator.routing.types import ScoreTerms
 if TYPE_CHECKING:
     from orchestrator.providers.registry import ModelEntry
 
-__all__ = ["score_eligible", "score_terms"]
+__all__ = ["expected_cost", "score_eligible", "score_terms"]
+
+
+def expected_cost(
+    entry: ModelEntry,
+    input_tokens: int,
+    output_tokens: int,
+    *,
+    warm_tokens: int = 0,
+    calls: float = 1.0,
+) -> float:
+    """Expected cost in US dollars of the calls a decision binds, on one deployment.
+
+    A decision at a safe boundary holds until the next one: the step's first call and the
+    rest of its tool loop (`calls` in all, on average). The first call's prompt reads
+    `warm_tokens` from the deployment's prompt cache (the session's prefix it still holds;
+    0 for any deployment but the pinned one) and writes the rest to it. Each later call
+    re-sends the prompt before it, now warm on this deployment whichever it is, plus that
+    call's answer and its tool results (taken as twice `output_tokens`), written.
+
+    Cache reads and writes are priced by `ModelEntry.cost` at the deployment's declared
+    rates; a deployment that declares none pays its input price throughout, so without
+    declared cache prices this is the list price of `calls` calls.
+    """
+    warm = min(max(warm_tokens, 0), input_tokens)
+    first = entry.cost(
+        input_tokens,
+        output_tokens,
+        cached_input_tokens=warm,
+        cache_write_tokens=input_tokens - warm,
+    )
+    if calls <= 1.0:
+        return first
+    grown = 2 * output_tokens
+    later = entry.cost(
+        input_tokens + grown,
+        output_tokens,
+        cached_input_tokens=input_tokens,
+        cache_write_tokens=grown,
+    )
+    return first + (calls - 1.0) * later
 
 
 def score_terms(
@@ -32,6 +78,7 @@ def score_terms(
     error_rate: float,
     bonus: float,
     learned: Estimate | None = None,
+    warm_tokens: int = 0,
 ) -> ScoreTerms:
     """One candidate's terms; cost and latency are normalised by the eligible set's maxima.
 
@@ -56,6 +103,7 @@ def score_terms(
         cost_usd=cost_usd,
         latency_ms=latency_ms,
         error_rate=error_rate,
+        warm_tokens=warm_tokens,
         declared_quality=None if learned is None else learned.declared,
         observations=0.0 if learned is None else learned.observations,
         explore=0.0 if learned is None else learned.explore,
@@ -74,18 +122,25 @@ def score_eligible(
     cost_weight: float,
     bonus: Mapping[str, float],
     learned: Mapping[str, Estimate] | None = None,
+    warm: Mapping[str, int] | None = None,
+    calls: float = 1.0,
 ) -> dict[str, ScoreTerms]:
     """The terms of every eligible candidate, by deployment name.
 
     `learned` gives the quality estimates to score on (by deployment); without it, the
-    declared quality for the task type.
+    declared quality for the task type. `warm` gives the prompt tokens a deployment holds
+    in its cache (the pinned one's), `calls` how many calls the decision binds: the cost
+    term is `expected_cost`.
     """
     costs: dict[str, float] = {}
     latencies: dict[str, float] = {}
     errors: dict[str, float] = {}
+    held = warm or {}
     for name in eligible:
         d = models[name]
-        costs[name] = d.cost(input_tokens, output_tokens)
+        costs[name] = expected_cost(
+            d, input_tokens, output_tokens, warm_tokens=held.get(name, 0), calls=calls
+        )
         stats = metrics.peek(name)
         measured = stats.scored_latency_ms if stats is not None else None
         latencies[name] = measured if measured is not None else d.latency_ms
@@ -104,6 +159,7 @@ def score_eligible(
             error_rate=errors[name],
             bonus=bonus.get(name, 0.0),
             learned=None if learned is None else learned.get(name),
+            warm_tokens=held.get(name, 0),
         )
         for name in eligible
     }

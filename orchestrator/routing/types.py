@@ -43,9 +43,16 @@ class RouteRequest(BaseModel):
     tokens_so_far: int = 0
     expected_input_tokens: int = 2_000
     expected_output_tokens: int = 500
+    expected_calls: float = Field(default=1.0, ge=1.0)
+    """Calls the decision binds until the next safe boundary (the step's first call and its
+    tool loop, on average); the cost term prices them all."""
     headers: dict[str, str] = Field(default_factory=dict)
     current: str | None = None
     """The deployment pinned so far in this session, if any."""
+    warm_input_tokens: int = Field(default=0, ge=0)
+    """Tokens of the expected input that `current` holds in its provider prompt cache (the
+    session's prefix, when its last call was recent): billed at its cached-input price on
+    `current`, at full price on any other deployment. 0: none, or not known."""
     boundary: str = "session_start"
     exclude: dict[str, str] = Field(default_factory=dict)
     """Deployments that failed in this step, with the cause; a failover must avoid them."""
@@ -73,10 +80,13 @@ class ScoreTerms(BaseModel):
     total: float
     quality_value: float
     cost_usd: float
-    """Expected cost of the request on this deployment."""
+    """Expected cost on this deployment of the calls the decision binds
+    (`orchestrator.routing.scoring.expected_cost`), prompt-cache reads and writes included."""
     latency_ms: float
     """Measured (live metrics) or declared latency."""
     error_rate: float
+    warm_tokens: int = 0
+    """Prompt tokens this deployment holds in its cache for the session (the pinned one's)."""
     declared_quality: float | None = None
     """The models file's quality for the task type; `quality_value` is what was scored
     (the learned posterior mean plus any exploration bonus)."""
