@@ -24,10 +24,10 @@ from collections.abc import Callable
 from typing import Final
 
 from orchestrator.events.models import Dropped, StreamDelta, StreamItem
+from orchestrator.events.reads import EventReads
 from orchestrator.events.sse import frame
 from orchestrator.exceptions import StoreError
 from orchestrator.store.records import AuditEvent
-from orchestrator.store.store import Store
 
 __all__ = ["MAX_WINDOW", "READ_BATCH", "SessionFeed", "SharedItem"]
 
@@ -69,14 +69,14 @@ class SessionFeed:
     """The durable events of one session, read by one task, kept until its watchers read them.
 
     Args:
-        store: Where events are read.
+        reads: Where events are read (`reads.reads_for`).
         session_id: The session.
         base: The `seq` the window starts after (the first watcher's cursor).
         on_read: Called after each read that found events or that someone waits for.
     """
 
     def __init__(
-        self, store: Store, session_id: str, base: int, on_read: Callable[[], None]
+        self, reads: EventReads, session_id: str, base: int, on_read: Callable[[], None]
     ) -> None:
         self.session_id = session_id
         self.base = base
@@ -90,7 +90,7 @@ class SessionFeed:
         """The error of the newest read that failed, if one did."""
         self.failed_read = 0
         """Number of that read."""
-        self._store = store
+        self._reads = reads
         self._on_read = on_read
         self._items: list[SharedItem] = []
         self._seqs: list[int] = []
@@ -147,7 +147,7 @@ class SessionFeed:
             self._started += 1
             number = self._started
             try:
-                rows: list[AuditEvent] = await self._store.stream.events_after(
+                rows: list[AuditEvent] = await self._reads.events_after(
                     self.session_id, self.head, READ_BATCH
                 )
             except StoreError as exc:

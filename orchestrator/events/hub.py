@@ -28,6 +28,7 @@ from typing import Final, Self
 
 from orchestrator.events.feed import MAX_WINDOW, READ_BATCH, SessionFeed, SharedItem
 from orchestrator.events.models import Dropped, StreamDelta, StreamItem
+from orchestrator.events.reads import EventReads
 from orchestrator.store.records import AuditEvent
 from orchestrator.store.store import Store
 
@@ -190,9 +191,7 @@ class Watch:
         while True:
             if self.behind and self._moved and not self._batch and not self._overflowed:
                 self._moved = False
-                rows = await self._hub.store.stream.events_after(
-                    self.session_id, self.cursor, READ_BATCH
-                )
+                rows = await self._hub.reads.events_after(self.session_id, self.cursor, READ_BATCH)
                 self._batch.extend(rows)
                 if len(rows) == READ_BATCH:
                     self._moved = True
@@ -284,12 +283,21 @@ class EventHub:
         max_deltas: Unread deltas per watcher before it is dropped.
         recheck: Seconds after which an idle watcher reads the store anyway, whatever
             notices said: the bound on the delay a lost notice can cause.
+        reads: How the store's events are read (`reads.reads_for`); the store's own
+            reads when not given.
     """
 
     def __init__(
-        self, store: Store, *, max_deltas: int = DEFAULT_MAX_DELTAS, recheck: float = 5.0
+        self,
+        store: Store,
+        *,
+        max_deltas: int = DEFAULT_MAX_DELTAS,
+        recheck: float = 5.0,
+        reads: EventReads | None = None,
     ) -> None:
         self.store = store
+        self.reads: EventReads = reads if reads is not None else store.stream
+        """Where the session's durable events are read."""
         self._max_deltas = max_deltas
         self._recheck = recheck
         self._watches: dict[str, set[Watch]] = {}
@@ -300,7 +308,7 @@ class EventHub:
         """Start watching `session_id` from the event after `seq` `after`."""
         feed = self._feeds.get(session_id)
         if feed is None:
-            feed = SessionFeed(self.store, session_id, after, lambda: self._after_read(session_id))
+            feed = SessionFeed(self.reads, session_id, after, lambda: self._after_read(session_id))
             self._feeds[session_id] = feed
         watch = Watch(self, feed, after, self._max_deltas, self._recheck)
         self._watches.setdefault(session_id, set()).add(watch)

@@ -20,6 +20,7 @@ from typing import Final
 
 from orchestrator.events.hub import EventHub
 from orchestrator.events.models import StreamDelta
+from orchestrator.events.reads import BlockingSqliteReads, reads_for
 from orchestrator.exceptions import StoreError
 from orchestrator.logs import get_logger
 from orchestrator.store.store import Store
@@ -68,8 +69,8 @@ async def live_hub(
             None: no deltas on SQLite (durable events only).
         poll_interval: The SQLite poll period while someone watches.
     """
-    hub = EventHub(store)
     if store.dialect == "postgresql":
+        hub = EventHub(store)
         from orchestrator.events.postgres import PostgresListener
 
         def on_event(session_id: str) -> None:
@@ -89,6 +90,8 @@ async def live_hub(
         return
     from orchestrator.events.udp import UdpDeltaReceiver
 
+    reads = reads_for(store)
+    hub = EventHub(store, reads=reads)
     receiver = None
     if state_dir is not None:
         receiver = UdpDeltaReceiver(
@@ -104,3 +107,5 @@ async def live_hub(
             await poller
         if receiver is not None:
             await receiver.close()
+        if isinstance(reads, BlockingSqliteReads):
+            reads.close()
