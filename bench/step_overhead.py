@@ -39,7 +39,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -74,6 +74,7 @@ from _harness import (
 )
 from rich.console import Console
 from rich.table import Table
+from temporalio import activity
 from temporalio.client import Client
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker
@@ -94,6 +95,7 @@ from orchestrator.scripted_model import (
 )
 from orchestrator.scripted_model import Turn as ScriptedTurn
 from orchestrator.service import start_session
+from orchestrator.session import activities as session_activities
 from orchestrator.session.types import SessionOptions
 from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
@@ -197,6 +199,8 @@ class Variant:
     it (`SESSION_PARTS`): the sandbox re-imports the workflow's 19 modules per session."""
     bytecode: bool = True
     """False: imports compile from source, as before `make` compiled the package."""
+    beat_at_start: bool = False
+    """True: model and skill calls heartbeat as soon as they start, as they did before."""
 
     @property
     def label(self) -> str:
@@ -208,6 +212,7 @@ class Variant:
         extra = "" if self.eager else ", eager off"
         extra += ", old sandbox" if self.old_sandbox else ""
         extra += "" if self.bytecode else ", no .pyc"
+        extra += ", beat at start" if self.beat_at_start else ""
         return f"{self.kind} {kind}{extra}"
 
 
@@ -469,7 +474,10 @@ class Bench:
             runner = SandboxedWorkflowRunner(restrictions=restrictions)
             plugins.append(SimplePlugin("bench.old-sandbox", workflow_runner=runner))
         worker = build_worker(client, self.runtime, task_queue=task_queue, plugins=plugins)
-        with nullcontext() if variant.bytecode else no_bytecode(self.folder / "no-pyc"):
+        with (
+            nullcontext() if variant.bytecode else no_bytecode(self.folder / "no-pyc"),
+            beating_at_start() if variant.beat_at_start else nullcontext(),
+        ):
             async with worker:
                 return await self.measure(variant, self.stamped_at_server(session), server.pid)
 
@@ -566,6 +574,39 @@ def no_bytecode(folder: Path) -> Iterator[None]:
         yield
     finally:
         sys.pycache_prefix, sys.dont_write_bytecode = prefix, dont_write
+
+
+@contextmanager
+def beating_at_start() -> Iterator[None]:
+    """Model and skill calls heartbeat at once, then every third of the timeout: as before."""
+    original = session_activities._heartbeating
+
+    @asynccontextmanager
+    async def heartbeating() -> AsyncIterator[None]:
+        info = activity.info()
+        if info.is_local or not info.heartbeat_timeout:
+            yield
+            return
+        every = max(info.heartbeat_timeout.total_seconds() / 3, 0.05)
+
+        async def beat() -> None:
+            while True:
+                activity.heartbeat()
+                await asyncio.sleep(every)
+
+        task = asyncio.create_task(beat())
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    session_activities._heartbeating = heartbeating
+    try:
+        yield
+    finally:
+        session_activities._heartbeating = original
 
 
 def bytecode_state() -> str:
@@ -806,7 +847,7 @@ def schedule(
         # Ours as it was (old pass-through list, source compiled in every sandbox), then
         # with bytecode only, beside ours as shipped, all in the same run.
         variants[1:1] = [
-            Variant("runtime", False, TUNED, old_sandbox=True, bytecode=False),
+            Variant("runtime", False, TUNED, old_sandbox=True, bytecode=False, beat_at_start=True),
             Variant("runtime", False, TUNED, old_sandbox=True),
         ]
         return [(TUNED, variants, False)]
