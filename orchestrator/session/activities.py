@@ -734,7 +734,10 @@ class SessionActivities:
             ended_at=_now(),
         )
         await self._credit_outcomes(ctx, finish.events)
-        if finish.settle_budget:
+        # Settling is a write transaction; a session that reserved nothing (no budget
+        # applies to it) has nothing to give back. Its scopes are known from its model
+        # calls, which come after its one reservation, or read once here.
+        if finish.settle_budget and await store.budgets.session_scopes(ctx.session_id):
             await store.budgets.settle(ctx.session_id)
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
