@@ -23,13 +23,26 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib.util
+import json as json_module
 import time
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import httpx
+from httpx._client import USE_CLIENT_DEFAULT, UseClientDefault
+from httpx._types import (
+    AuthTypes,
+    CookieTypes,
+    HeaderTypes,
+    QueryParamTypes,
+    RequestContent,
+    RequestData,
+    RequestExtensions,
+    RequestFiles,
+    TimeoutTypes,
+)
 
-__all__ = ["AVAILABLE", "LeanTransport"]
+__all__ = ["AVAILABLE", "LeanTransport", "UpstreamClient"]
 
 AVAILABLE = importlib.util.find_spec("httptools") is not None
 """Whether `httptools` is installed (the `fast` extra); without it httpx serves every call."""
@@ -60,6 +73,7 @@ class _Connection(asyncio.Protocol):
 
     def _reset(self) -> None:
         self.received = 0
+        self.reusable = False
         self.reason = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.head: asyncio.Future[int] | None = None
@@ -108,6 +122,8 @@ class _Connection(asyncio.Protocol):
         self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        # Read here: once the message is complete the parser no longer says.
+        self.reusable = self._parser.should_keep_alive()
         head = self.head
         if head is not None and not head.done():
             head.set_result(self._parser.get_status_code())
@@ -140,7 +156,7 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def keep_alive(self) -> bool:
-        return self.complete and not self.closed and self._parser.should_keep_alive()
+        return self.complete and not self.closed and self.reusable
 
     def close(self) -> None:
         self.closed = True
@@ -324,3 +340,87 @@ class LeanTransport(httpx.AsyncBaseTransport):
     def __repr__(self) -> str:
         extra: Any = sum(len(v) for v in self._idle.values())
         return f"LeanTransport(idle={extra})"
+
+
+class UpstreamClient(httpx.AsyncClient):
+    """httpx's client, whose plain JSON `post` to a `LeanTransport` origin skips its layers.
+
+    A model call is one `post` of a JSON body: building it through httpx's request
+    machinery (URL and header merging, the cookie jar, auth and redirect flows, event
+    hooks) cost more than sending it. Such a post is built here once, with the client's
+    default headers, and handed to the transport; anything else (`stream`, other
+    arguments, an origin a proxy serves) goes through httpx as usual. There is no cookie
+    jar on this path: one tenant's upstream cookies never ride on another tenant's call.
+    """
+
+    def __init__(self, transport: LeanTransport, limits: httpx.Limits) -> None:
+        super().__init__(transport=transport, limits=limits)
+        self._lean = transport
+
+    async def post(
+        self,
+        url: httpx.URL | str,
+        *,
+        content: RequestContent | None = None,
+        data: RequestData | None = None,
+        files: RequestFiles | None = None,
+        json: Any | None = None,
+        params: QueryParamTypes | None = None,
+        headers: HeaderTypes | None = None,
+        cookies: CookieTypes | None = None,
+        auth: AuthTypes | UseClientDefault = USE_CLIENT_DEFAULT,
+        follow_redirects: bool | UseClientDefault = USE_CLIENT_DEFAULT,
+        timeout: TimeoutTypes | UseClientDefault = USE_CLIENT_DEFAULT,
+        extensions: RequestExtensions | None = None,
+    ) -> httpx.Response:
+        """`httpx.AsyncClient.post`; a JSON body to a plain-`http` origin goes straight out."""
+        plain = (
+            json is not None
+            and isinstance(url, httpx.URL)
+            and url.scheme == "http"
+            and not url.userinfo
+            and isinstance(timeout, httpx.Timeout)
+            and content is None
+            and data is None
+            and files is None
+            and params is None
+            and cookies is None
+            and extensions is None
+            and auth is USE_CLIENT_DEFAULT
+            and follow_redirects is USE_CLIENT_DEFAULT
+            and AVAILABLE
+            and self._transport_for_url(url) is self._lean
+        )
+        if not plain:
+            return await super().post(
+                url,
+                content=content,
+                data=data,
+                files=files,
+                json=json,
+                params=params,
+                headers=headers,
+                cookies=cookies,
+                auth=auth,
+                follow_redirects=follow_redirects,
+                timeout=timeout,
+                extensions=extensions,
+            )
+        assert isinstance(url, httpx.URL) and isinstance(timeout, httpx.Timeout)
+        body = json_module.dumps(
+            json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
+        ).encode()
+        merged = httpx.Headers(self.headers)
+        if headers:
+            merged.update(headers)
+        merged["Content-Length"] = str(len(body))
+        merged["Content-Type"] = "application/json"
+        request = httpx.Request(
+            "POST", url, headers=merged, content=body, extensions={"timeout": timeout.as_dict()}
+        )
+        response = await self._lean.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response

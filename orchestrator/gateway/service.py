@@ -36,7 +36,7 @@ from orchestrator.gateway.errors import (
     Unauthorized,
     UnknownModel,
 )
-from orchestrator.gateway.http1 import LeanTransport
+from orchestrator.gateway.http1 import LeanTransport, UpstreamClient
 from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token_of
 from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
 from orchestrator.gateway.ratelimit import RateLimiter
@@ -161,8 +161,8 @@ class Gateway:
         self.settings = settings or GatewaySettings()
         self.router = router or Router(registry)
         limits = httpx.Limits(max_connections=1000)
-        self._client = httpx.AsyncClient(
-            transport=LeanTransport(httpx.AsyncHTTPTransport(limits=limits)), limits=limits
+        self._client = UpstreamClient(
+            LeanTransport(httpx.AsyncHTTPTransport(limits=limits)), limits=limits
         )
         self.upstreams = Upstreams(registry, self._client)
         self.learned = Learned(self.router, store, self.settings.learning_refresh_seconds)
