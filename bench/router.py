@@ -310,6 +310,9 @@ class CostModel:
     """Tell the router how many calls a decision at a safe boundary binds (the mean number of
     calls per step seen so far in the run)."""
     prefix: int = SESSION_PREFIX
+    per_turn_list_prices: bool = False
+    """Per-turn's router sees list prices only (no cache prices), as a stateless router that
+    knows nothing of prompt caching would; calls are still billed with the cache."""
 
 
 VARIANTS: dict[str, CostModel] = {
@@ -320,6 +323,7 @@ VARIANTS: dict[str, CostModel] = {
     "cache billed, router told both (default)": CostModel(),
     "same, session prefix 0": CostModel(prefix=0),
     "same, session prefix 1800": CostModel(prefix=1800),
+    "same, per-turn routes on list prices": CostModel(per_turn_list_prices=True),
 }
 """The cost models `--variants` compares on the same workloads."""
 
@@ -521,7 +525,8 @@ def run_policy(
 ) -> Tally:
     registry = matrix_registry(model.cache)
     metrics = LiveMetrics()
-    router = Router(registry, metrics)
+    priced = policy == "per-turn" and model.per_turn_list_prices
+    router = Router(matrix_registry(cache=False) if priced else registry, metrics)
     rng = random.Random(seed * 31 + 7)
     drift = {name: 1.0 for name in registry.models}
     tally = Tally()
