@@ -310,9 +310,6 @@ class CostModel:
     """Tell the router how many calls a decision at a safe boundary binds (the mean number of
     calls per step seen so far in the run)."""
     prefix: int = SESSION_PREFIX
-    per_turn_list_prices: bool = False
-    """Per-turn's router sees list prices only (no cache prices), as a stateless router that
-    knows nothing of prompt caching would; calls are still billed with the cache."""
 
 
 VARIANTS: dict[str, CostModel] = {
@@ -323,7 +320,6 @@ VARIANTS: dict[str, CostModel] = {
     "cache billed, router told both (default)": CostModel(),
     "same, session prefix 0": CostModel(prefix=0),
     "same, session prefix 1800": CostModel(prefix=1800),
-    "same, per-turn routes on list prices": CostModel(per_turn_list_prices=True),
 }
 """The cost models `--variants` compares on the same workloads."""
 
@@ -525,8 +521,7 @@ def run_policy(
 ) -> Tally:
     registry = matrix_registry(model.cache)
     metrics = LiveMetrics()
-    priced = policy == "per-turn" and model.per_turn_list_prices
-    router = Router(matrix_registry(cache=False) if priced else registry, metrics)
+    router = Router(registry, metrics)
     rng = random.Random(seed * 31 + 7)
     drift = {name: 1.0 for name in registry.models}
     tally = Tally()
@@ -655,7 +650,7 @@ def versus(results: dict[str, Any]) -> dict[str, float]:
 
 def versus_line(v: dict[str, float]) -> str:
     return (
-        f"{v['fewer_switches']:.1%} fewer switches, {v['unsafe']:.0f} unsafe,"
+        f"{v['fewer_switches']:.2%} fewer switches, {v['unsafe']:.0f} unsafe,"
         f" cost {v['cost_change']:+.1%}, quality {v['quality_ours']:.4f}"
         f" vs {v['quality_per_turn']:.4f}"
     )

@@ -39,20 +39,26 @@ def expected_cost(
     A decision at a safe boundary holds until the next one: the step's first call and the
     rest of its tool loop (`calls` in all, on average). The first call's prompt reads
     `warm_tokens` from the deployment's prompt cache (the session's prefix it still holds;
-    0 for any deployment but the pinned one) and writes the rest to it. Each later call
-    re-sends the prompt before it, now warm on this deployment whichever it is, plus that
-    call's answer and its tool results (taken as twice `output_tokens`), written.
+    0 for any deployment but the pinned one). Each later call re-sends the prompt before it,
+    now warm on this deployment whichever it is, plus that call's answer and its tool
+    results (taken as twice `output_tokens`).
+
+    A cache write (Anthropic bills it at 1.25x the input price) is counted only where the
+    reads it buys are: the first call's new tokens when later calls follow, and each later
+    call's. A decision for one call prices its new tokens at the input price, so with the
+    defaults (one call, nothing warm) this is the list price, as it was before caching was
+    priced: a router asked per call would otherwise shun write-priced caches for a premium
+    whose reads it never counts.
 
     Cache reads and writes are priced by `ModelEntry.cost` at the deployment's declared
-    rates; a deployment that declares none pays its input price throughout, so without
-    declared cache prices this is the list price of `calls` calls.
+    rates; a deployment that declares none pays its input price throughout.
     """
     warm = min(max(warm_tokens, 0), input_tokens)
     first = entry.cost(
         input_tokens,
         output_tokens,
         cached_input_tokens=warm,
-        cache_write_tokens=input_tokens - warm,
+        cache_write_tokens=input_tokens - warm if calls > 1.0 else 0,
     )
     if calls <= 1.0:
         return first

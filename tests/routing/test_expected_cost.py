@@ -40,23 +40,27 @@ def test_without_cache_prices_it_is_the_list_price_of_each_call() -> None:
     assert three == pytest.approx(LIST_ONLY.cost(2000, 300) + 2 * LIST_ONLY.cost(2600, 300))
 
 
-def test_a_cold_call_writes_its_prompt_and_a_warm_one_reads_the_prefix() -> None:
-    cold = expected_cost(ANTHROPIC_STYLE, 2000, 300)
-    assert cold == pytest.approx((2000 * 3.75 + 300 * 15.0) / 1e6)
+def test_one_call_reads_the_warm_prefix_and_pays_list_price_for_the_rest() -> None:
+    # Cold, one call: the list price, whatever the deployment's cache prices.
+    assert expected_cost(ANTHROPIC_STYLE, 2000, 300) == ANTHROPIC_STYLE.cost(2000, 300)
     warm = expected_cost(ANTHROPIC_STYLE, 2000, 300, warm_tokens=1200)
-    assert warm == pytest.approx((1200 * 0.3 + 800 * 3.75 + 300 * 15.0) / 1e6)
-    # An OpenAI-style cache charges nothing extra to write.
-    assert expected_cost(OPENAI_STYLE, 2000, 300) == OPENAI_STYLE.cost(2000, 300)
+    assert warm == pytest.approx((1200 * 0.3 + 800 * 3.0 + 300 * 15.0) / 1e6)
     # More warm tokens than the prompt has: the whole prompt is warm, no more.
     whole = expected_cost(ANTHROPIC_STYLE, 2000, 300, warm_tokens=9999)
     assert whole == pytest.approx((2000 * 0.3 + 300 * 15.0) / 1e6)
 
 
-def test_later_calls_of_a_loop_read_the_prompt_before_them() -> None:
+def test_a_loop_writes_its_prompt_once_and_reads_it_back() -> None:
+    # The first call writes its new tokens (1.25x on an Anthropic-style cache) because the
+    # later calls, counted too, read them back at 0.1x.
+    first = (800 * 3.75 + 1200 * 0.3 + 300 * 15.0) / 1e6
     later = (2000 * 0.3 + 600 * 3.75 + 300 * 15.0) / 1e6
-    first = expected_cost(ANTHROPIC_STYLE, 2000, 300)
-    assert expected_cost(ANTHROPIC_STYLE, 2000, 300, calls=2.5) == pytest.approx(
+    assert expected_cost(ANTHROPIC_STYLE, 2000, 300, warm_tokens=1200, calls=2.5) == pytest.approx(
         first + 1.5 * later
+    )
+    # An OpenAI-style cache charges nothing extra to write.
+    assert expected_cost(OPENAI_STYLE, 2000, 300, calls=3) == pytest.approx(
+        OPENAI_STYLE.cost(2000, 300) + 2 * (2000 * 1.25 + 600 * 2.5 + 300 * 10.0) / 1e6
     )
 
 
