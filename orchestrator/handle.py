@@ -58,8 +58,9 @@ class SessionHandle:
         store: The store its worker writes (approvals and the durable events).
         session_id: The session's id (not its workflow id).
         state_dir: The project's state folder: on SQLite, where `events()` registers to
-            receive deltas from workers on this machine; None: durable events only.
-            On PostgreSQL deltas come by `NOTIFY` and this is not needed.
+            receive deltas and durable-event notices from workers on this machine; None:
+            durable events only, by the store's poll. On PostgreSQL both come by `NOTIFY`
+            and this is not needed.
     """
 
     def __init__(
@@ -186,7 +187,7 @@ class SessionHandle:
         session's last event, or when its workflow has closed without one.
         """
         cursor = after
-        async with live_hub(self.store, self.state_dir if deltas else None) as hub:
+        async with live_hub(self.store, self.state_dir, deltas=deltas) as hub:
             while True:
                 with hub.watch(self.session_id, after=cursor) as watch:
                     async for item in self._items(watch):

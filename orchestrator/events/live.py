@@ -59,15 +59,21 @@ async def _poll(hub: EventHub, store: Store, active: float) -> None:
 
 @contextlib.asynccontextmanager
 async def live_hub(
-    store: Store, state_dir: Path | None, *, poll_interval: float = ACTIVE_POLL_S
+    store: Store,
+    state_dir: Path | None,
+    *,
+    poll_interval: float = ACTIVE_POLL_S,
+    deltas: bool = True,
 ) -> AsyncIterator[EventHub]:
     """A hub fed by the store's notices while the block runs.
 
     Args:
         store: The store the worker writes.
-        state_dir: The project's state folder, where SQLite deltas receivers register;
-            None: no deltas on SQLite (durable events only).
+        state_dir: The project's state folder, where SQLite receivers of the workers'
+            notices and deltas register; None: on SQLite, neither (durable events come
+            by the poll alone).
         poll_interval: The SQLite poll period while someone watches.
+        deltas: Whether watchers get deltas (False: durable events only).
     """
     if store.dialect == "postgresql":
         hub = EventHub(store)
@@ -80,7 +86,10 @@ async def live_hub(
                 hub.touch(session_id)
 
         listener = PostgresListener(
-            store.raw_url, on_event, lambda deltas: _deliver(hub, deltas), hub.touch_all
+            store.raw_url,
+            on_event,
+            (lambda got: _deliver(hub, got)) if deltas else (lambda got: None),
+            hub.touch_all,
         )
         await listener.start()
         try:
@@ -95,7 +104,9 @@ async def live_hub(
     receiver = None
     if state_dir is not None:
         receiver = UdpDeltaReceiver(
-            state_dir, lambda deltas: _deliver(hub, deltas), lambda moved: _touch(hub, moved)
+            state_dir,
+            (lambda got: _deliver(hub, got)) if deltas else (lambda got: None),
+            lambda moved: _touch(hub, moved),
         )
         await receiver.start()
     poller = asyncio.create_task(_poll(hub, store, poll_interval), name="event-poll")
