@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, select
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy import Connection, Dialect, select
+from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
@@ -41,7 +43,9 @@ from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import (
     Store,
     check_retry,
+    event_columns,
     event_insert,
+    event_insert_sql,
     event_params,
     session_upsert,
 )
@@ -76,6 +80,48 @@ Write = AppendEvent | StartSession | PutPin
 _Result = bool | None | EventKeyConflict
 
 
+@dataclass(frozen=True)
+class _DriverInsert:
+    """`event_insert` for SQLite, run on the driver's connection itself.
+
+    The same SQL and the same stored values (each column's own bind processor), without
+    SQLAlchemy's per-execution work, which cost several times the insert on every request.
+    """
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def run(self, conn: Connection, event: AuditEvent) -> int | None:
+        values = event_params(event)
+        params = [
+            value if process is None else process(value)
+            for value, process in zip(
+                (values[key] for key in self.keys), self.processors, strict=True
+            )
+        ]
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        error = conn.dialect.loaded_dbapi.Error
+        try:
+            row = driver.execute(self.sql, params).fetchone()
+        except error as exc:
+            # As SQLAlchemy raises it (`OperationalError` for a locked file, and so on).
+            raise DBAPIError.instance(self.sql, params, exc, error) from exc
+        return None if row is None else int(row[0])
+
+
+@functools.cache
+def _sqlite_event_insert(dialect: Dialect) -> _DriverInsert:
+    columns = event_columns()
+    sql = event_insert_sql(lambda _: "?")
+    return _DriverInsert(
+        sql,
+        (*(c.key for c in columns), "seq_session_id"),
+        (*(c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns), None),
+    )
+
+
 def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
     """One write inside the batch's transaction; a key conflict is its result, not a failure."""
     if isinstance(write, StartSession):
@@ -85,9 +131,12 @@ def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
         stmt, _ = put_statement(dialect, write.pin, write.expected_version)
         return conn.execute(stmt).scalar_one_or_none() is not None
     event = write.event
-    if dialect == "postgresql":
-        conn.execute(LOCK_SQL, lock_params(event.session_id))
-    seq = conn.execute(event_insert(), event_params(event)).scalar_one_or_none()
+    if conn.dialect.driver == "pysqlite":
+        seq = _sqlite_event_insert(conn.dialect).run(conn, event)
+    else:
+        if dialect == "postgresql":
+            conn.execute(LOCK_SQL, lock_params(event.session_id))
+        seq = conn.execute(event_insert(), event_params(event)).scalar_one_or_none()
     if seq is not None:
         if dialect == "postgresql":
             conn.execute(NOTIFY_SQL, notify_params(event.session_id, seq))

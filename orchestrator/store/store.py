@@ -21,13 +21,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
-from typing import Final, Literal, Self, TypeVar
+from typing import Any, Final, Literal, Self, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import BigInteger, String, TextualSelect, bindparam, select, text, update
+from sqlalchemy import (
+    BigInteger,
+    String,
+    TextualSelect,
+    bindparam,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.elements import KeyedColumnElement
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import (
@@ -525,6 +534,23 @@ def session_upsert(dialect: str, rec: SessionRecord) -> _Insert:
     )
 
 
+def event_columns() -> list[KeyedColumnElement[Any]]:
+    """The columns `event_insert` writes from an event, in order (not `id` nor `seq`)."""
+    return [c for c in AuditEventRow.__table__.columns if c.key not in ("id", "seq")]
+
+
+def event_insert_sql(mark: Callable[[str], str]) -> str:
+    """The SQL of `event_insert`, each parameter written by `mark` (`:name`, or `?`)."""
+    name = AuditEventRow.__tablename__
+    return (
+        f"INSERT INTO {name} ({', '.join(c.name for c in event_columns())}, seq)"
+        f" VALUES ({', '.join(mark(c.key) for c in event_columns())},"
+        f" (SELECT coalesce(max(seq), 0) + 1 FROM {name}"
+        f" WHERE session_id = {mark('seq_session_id')}))"
+        " ON CONFLICT (event_key) DO NOTHING RETURNING seq"
+    )
+
+
 @functools.cache
 def event_insert() -> TextualSelect:
     """Insert an event (`event_params`) with its session's next `seq`, returning the `seq`.
@@ -535,16 +561,8 @@ def event_insert() -> TextualSelect:
     SQLite and PostgreSQL both speak this SQL. Run it under the session's lock
     (`lock_session_events`), see `Store.append_event`.
     """
-    table = AuditEventRow.__table__
-    name = AuditEventRow.__tablename__
-    columns = [c for c in table.columns if c.key not in ("id", "seq")]
-    sql = (
-        f"INSERT INTO {name} ({', '.join(c.name for c in columns)}, seq)"
-        f" VALUES ({', '.join(':' + c.key for c in columns)},"
-        f" (SELECT coalesce(max(seq), 0) + 1 FROM {name}"
-        " WHERE session_id = :seq_session_id))"
-        " ON CONFLICT (event_key) DO NOTHING RETURNING seq"
-    )
+    columns = event_columns()
+    sql = event_insert_sql(lambda key: ":" + key)
     binds = [bindparam(c.key, type_=c.type) for c in columns]
     return (
         text(sql)

@@ -189,3 +189,20 @@ async def test_a_lone_writer_commits_at_once_and_waits_for_another_process_lock(
     assert await waiting == [True]
     await group.aclose()
     assert [e.seq for e in await store.list_events("s")] == [1, 2]
+
+
+async def test_events_written_through_the_driver_are_stored_as_the_store_writes_them(
+    store: Store,
+) -> None:
+    group = GroupCommit(store)
+    event = _event("s", "s/1").model_copy(
+        update={"payload": {"gateway": True, "é": [1, None, "x"]}, "cost_usd": 0.25}
+    )
+    await group.commit([AppendEvent(event)])
+    await group.aclose()
+    await store.append_event(event.model_copy(update={"event_key": "s/2"}))
+    first, second = await store.list_events("s")
+    assert first.model_dump(exclude={"id", "seq", "event_key"}) == second.model_dump(
+        exclude={"id", "seq", "event_key"}
+    )
+    assert (first.seq, second.seq) == (1, 2)
