@@ -14,6 +14,7 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.exceptions import DevServerError
@@ -71,6 +72,8 @@ class DevServer:
         ip: Address to bind.
         log_file: Where the server's own output goes.
         tuned: Pass `TUNING_FLAGS` (off only to measure the server's own defaults).
+        flags: More `temporal server start-dev` flags, e.g. `--dynamic-config-value` pairs
+            that lower the history limits so a test reaches them in seconds.
     """
 
     def __init__(
@@ -83,6 +86,7 @@ class DevServer:
         log_file: Path | None = None,
         namespace: str = "default",
         tuned: bool = True,
+        flags: Sequence[str] = (),
     ) -> None:
         self.db_file = db_file
         self.port = port
@@ -90,6 +94,7 @@ class DevServer:
         self.ip = ip
         self.namespace = namespace
         self.tuned = tuned
+        self.flags = list(flags)
         self.log_file = log_file or db_file.with_suffix(".log")
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -122,6 +127,7 @@ class DevServer:
         ]
         if self.tuned:
             cmd += TUNING_FLAGS
+        cmd += self.flags
         if self.ui_port:
             cmd += ["--ui-port", str(self.ui_port), "--ui-ip", self.ip]
         else:

@@ -14,6 +14,7 @@ error instead of scheduling a model call Temporal would refuse.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -31,6 +32,8 @@ from temporalio.client import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from orchestrator.client import connect
+from orchestrator.devserver import DevServer, free_port
 from orchestrator.plans.models import AgentStep, Plan, SkillStep
 from orchestrator.plugin import workflow_runner
 from orchestrator.runtime import Runtime
@@ -89,10 +92,11 @@ class HistoryEnv:
         return self.runtime.settings.task_queue
 
 
-@pytest.fixture
-async def history_env(
+@contextlib.asynccontextmanager
+async def _history_envs(
     client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Callable[[str | Path], Awaitable[HistoryEnv]]]:
+    """Makes workers on the history project for `client`'s server; closes them after."""
     opened: list[tuple[ScriptedModelServer, Runtime, object]] = []
 
     async def make(script: str | Path) -> HistoryEnv:
@@ -105,11 +109,55 @@ async def history_env(
         opened.append((replay, runtime, worker))
         return HistoryEnv(client, runtime, replay)
 
-    yield make
-    for replay, runtime, worker in reversed(opened):
-        await worker.__aexit__(None, None, None)  # type: ignore[attr-defined]
-        await runtime.close()
-        await replay.__aexit__(None, None, None)
+    try:
+        yield make
+    finally:
+        for replay, runtime, worker in reversed(opened):
+            await worker.__aexit__(None, None, None)  # type: ignore[attr-defined]
+            await runtime.close()
+            await replay.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def history_env(
+    client: Client, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[Callable[[str | Path], Awaitable[HistoryEnv]]]:
+    async with _history_envs(client, settings, monkeypatch) as make:
+        yield make
+
+
+SUGGEST_AT, WARN_AT = 300, 800
+"""History limits of the low-limits server: Temporal's defaults are 4,096 events (suggest
+continue-as-new) and 10,240 (warn), which take a loop of some 13,000 events to pass."""
+
+
+@pytest.fixture
+async def low_limits_env(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AsyncIterator[Callable[[str | Path], Awaitable[HistoryEnv]]]:
+    """Workers on a dev server of its own whose history limits are `SUGGEST_AT`/`WARN_AT`.
+
+    The session's options stay the defaults: what is lowered is the server's own
+    suggestion, so the same path runs as at 4,096 events, in a tenth of the events.
+    """
+    server = DevServer(
+        db_file=tmp_path / "low-limits" / "temporal.db",
+        port=free_port(),
+        ui_port=None,
+        flags=[
+            "--dynamic-config-value",
+            f"limit.historyCount.suggestContinueAsNew={SUGGEST_AT}",
+            "--dynamic-config-value",
+            f"limit.historyCount.warn={WARN_AT}",
+        ],
+    )
+    await server.start()
+    try:
+        low = settings.model_copy(update={"temporal_address": server.address})
+        async with _history_envs(await connect(low), low, monkeypatch) as make:
+            yield make
+    finally:
+        await server.stop()
 
 
 def _ledger(state_dir: Path) -> tuple[list[str], list[str]]:
@@ -272,12 +320,12 @@ async def test_a_loop_that_failed_over_carries_its_reuse_map_across_runs(
 
 
 async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
-    history_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
+    low_limits_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
 ) -> None:
-    """Default options: 100 rounds of 20 tallies would write some 13,000 events in one
-    history; the loop continues as new when Temporal suggests it, and no run's history
-    reaches the 10,240 events Temporal warns at."""
-    rounds, calls = 100, 20
+    """Default options: 25 rounds of 10 tallies would write over `WARN_AT` events in one
+    history; the loop continues as new when Temporal suggests it (at `SUGGEST_AT` on this
+    server), and no run's history reaches the count Temporal warns at."""
+    rounds, calls = 25, 10
     turns: list[JsonObject] = [
         {"tool_calls": [_tally(f"r{r}c{c}") for c in range(calls)]} for r in range(rounds)
     ]
@@ -285,7 +333,7 @@ async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
     grind = {"name": "grind", "match": {"contains": "Step: grind"}, "turns": turns}
     script = tmp_path / "wide_loop.yaml"
     script.write_text(json.dumps({"conversations": [grind]}))
-    env = await history_env(script)
+    env = await low_limits_env(script)
     plan = _one_step("grind", "Tally every item", "hist.tally", "loop-strong", rounds + 1)
     handle = await _start(env, plan)
     result = await handle.result()
@@ -300,7 +348,7 @@ async def test_without_a_threshold_a_loop_continues_before_temporal_warns(
     for run in runs:
         history = await env.client.get_workflow_handle(handle.id, run_id=run.run_id).fetch_history()
         lengths.append(len(history.events))
-    assert sum(lengths) > 10_240 > max(lengths), lengths
+    assert sum(lengths) > WARN_AT > max(lengths), lengths
     served = [r for r in env.replay.requests if r.conversation == "grind"]
     assert {r.model for r in served} == {"replay-strong"}
     assert [r.turn for r in served] == list(range(rounds + 1))
