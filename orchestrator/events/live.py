@@ -109,10 +109,20 @@ async def live_hub(
             lambda moved: _touch(hub, moved),
         )
         await receiver.start()
+
+    def local(moved: Mapping[str, int]) -> None:
+        _touch(hub, moved)
+
+    # This process's own writes through the store (an API process's feedback) tell the
+    # hub directly, unless a worker here already announces them to every receiver.
+    if store.on_events_committed is None:
+        store.on_events_committed = local
     poller = asyncio.create_task(_poll(hub, store, poll_interval), name="event-poll")
     try:
         yield hub
     finally:
+        if store.on_events_committed is local:
+            store.on_events_committed = None
         poller.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await poller

@@ -114,3 +114,25 @@ async def test_a_receiver_tells_notices_from_deltas(tmp_path: Path) -> None:
 def test_an_older_receiver_reads_a_notice_as_no_deltas() -> None:
     """Before notices, a receiver decoded every datagram as deltas: a notice gives none."""
     assert decode_deltas(b'{"moved":{"s":3}}') == []
+
+
+async def test_the_watching_processs_own_writes_wake_it_without_any_poll(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Feedback written by an API process reaches its own watchers at once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'orchestrator.db'}"
+    monkeypatch.setattr(live_module, "IDLE_POLL_S", 3600.0)
+    async with await Store.open(url) as store:
+        await new_session(store, "s1")
+        await append(store, "s1", "e0")
+        async with live_hub(store, None, poll_interval=3600.0) as hub:
+            with hub.watch("s1") as watch:
+                first = await asyncio.wait_for(watch.next(None), 30)
+                await append(store, "s1", "feedback")
+                second = await asyncio.wait_for(watch.next(None), 30)
+        assert store.on_events_committed is None  # given back when the hub closed
+    assert isinstance(first, AuditEvent) and isinstance(second, AuditEvent)
+    assert [(first.seq, first.event_key), (second.seq, second.event_key)] == [
+        (1, "session-s1:e0"),
+        (2, "session-s1:feedback"),
+    ]
