@@ -49,7 +49,7 @@ from orchestrator.store.store import (
     event_params,
     session_upsert,
 )
-from orchestrator.store.tables import AuditEventRow
+from orchestrator.store.tables import AuditEventRow, GatewayPinRow
 
 __all__ = ["AppendEvent", "GroupCommit", "PutPin", "StartSession", "Write"]
 
@@ -100,15 +100,58 @@ class _DriverInsert:
                 (values[key] for key in self.keys), self.processors, strict=True
             )
         ]
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        error = conn.dialect.loaded_dbapi.Error
-        try:
-            row = driver.execute(self.sql, params).fetchone()
-        except error as exc:
-            # As SQLAlchemy raises it (`OperationalError` for a locked file, and so on).
-            raise DBAPIError.instance(self.sql, params, exc, error) from exc
+        row = _driver_row(conn, self.sql, params)
         return None if row is None else int(row[0])
+
+
+def _driver_row(conn: Connection, sql: str, params: Sequence[object]) -> Any:
+    """The first row of `sql` run on the driver's own connection (pysqlite), or None.
+
+    Raises:
+        DBAPIError: as SQLAlchemy raises it (`OperationalError` for a locked file...).
+    """
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    error = conn.dialect.loaded_dbapi.Error
+    try:
+        return driver.execute(sql, params).fetchone()
+    except error as exc:
+        raise DBAPIError.instance(sql, params, exc, error) from exc
+
+
+@dataclass(frozen=True)
+class _DriverPinRead:
+    """`PIN_SELECT` on the driver's connection, each column read by its own processor.
+
+    pysqlite starts no transaction for a `SELECT`, so each read sees every commit made
+    before it, as the SQLAlchemy read followed by a rollback did.
+    """
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def run(self, conn: Connection, session_id: str) -> Pin | None:
+        row = _driver_row(conn, self.sql, (session_id,))
+        if row is None:
+            return None
+        return Pin.model_validate(
+            {
+                key: value if process is None else process(value)
+                for key, value, process in zip(self.keys, row, self.processors, strict=True)
+            }
+        )
+
+
+@functools.cache
+def _sqlite_pin_read(dialect: Dialect) -> _DriverPinRead:
+    columns = list(GatewayPinRow.__table__.columns)
+    return _DriverPinRead(
+        f"SELECT {', '.join(c.name for c in columns)} FROM {GatewayPinRow.__tablename__}"
+        " WHERE session_id = ?",
+        tuple(c.key for c in columns),
+        tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
+    )
 
 
 @functools.cache
@@ -282,6 +325,8 @@ class GroupCommit:
         try:
             if self._reader is None:
                 self._reader = self._sync.connect()
+            if self._reader.dialect.driver == "pysqlite":
+                return _sqlite_pin_read(self._reader.dialect).run(self._reader, session_id)
             try:
                 row = self._reader.execute(PIN_SELECT, {"session_id": session_id}).first()
             finally:

@@ -157,7 +157,8 @@ async def test_the_kept_read_connection_sees_every_later_commit(store: Store) ->
     # Written by another connection (another gateway process would do the same).
     await store.pins.put(_pin("p", "a"), expected_version=None)
     first = await group.read_pin("p")
-    assert first is not None and first.deployment == "a"
+    # Every field as written, the time zone-aware time included.
+    assert first == _pin("p", "a").model_copy(update={"version": 1})
     await store.pins.put(_pin("p", "b"), expected_version=1)
     second = await group.read_pin("p")
     assert second is not None and (second.deployment, second.version) == ("b", 2)
