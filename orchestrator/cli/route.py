@@ -21,6 +21,7 @@ from orchestrator.routing.budgets import applicable, period_of, share_used
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RoutingDecision
 from orchestrator.session.pinning import route_request
+from orchestrator.session.prompt_cache import expected_calls
 from orchestrator.session.types import Boundary, SessionStartInput
 from orchestrator.store.store import Store
 
@@ -151,6 +152,8 @@ async def explain(
         tokens_so_far=tokens_so_far,
         prompt_chars=len(found.goal) + len(found.instructions or ""),
         exclude={},
+        # A session's first step: no finished step to learn the calls per step from.
+        expected_calls=expected_calls(plan, [], found),
     )
     used = 0.0
     budgets = applicable(registry.budgets, tenant, team)

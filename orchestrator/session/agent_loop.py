@@ -36,6 +36,7 @@ from orchestrator.session.pinning import (
     reuse_key,
     unavailable,
 )
+from orchestrator.session.prompt_cache import prompt_head, served
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_text
@@ -148,9 +149,10 @@ class ToolLoop:
         resumed = self._continuation.resumed_loop(top)
         first, escalated = 0, False
         failed: dict[str, str] = {}
+        head = prompt_head(tools, start)
         if resumed is None:
             self._attempt, self._reuse = 0, {}
-            model = await self._pins.route(step, len(system) + len(user))
+            model = await self._pins.route(step, head.chars, head=head)
             conversation = list(start)
         else:
             # Continued as new between two rounds: the same model goes on, unrouted.
@@ -176,7 +178,7 @@ class ToolLoop:
                 self._attempt += 1
                 conversation = list(start)
                 model = await self._pins.route(
-                    step, len(system) + len(user), attempt=self._attempt, escalate=why
+                    step, head.chars, attempt=self._attempt, escalate=why, head=head
                 )
                 continue
             except DeploymentDown as down:
@@ -193,7 +195,7 @@ class ToolLoop:
                 self._attempt += 1
                 # A carried-over conversation is what the next deployment must hold.
                 size = sum(len(m.content or "") for m in conversation)
-                chars = failover_prompt_chars(carry, size, len(system) + len(user))
+                chars = failover_prompt_chars(carry, size, head.chars)
                 model = await self._pins.route(step, chars, attempt=self._attempt, failed=failed)
 
     async def _tool_loop(
@@ -215,6 +217,7 @@ class ToolLoop:
         rt = self._rt
         prefix = f"f{self._attempt}." if self._attempt else ""
         first = base.round if base is not None else 0
+        head = prompt_head(tools, messages)
         for round_no in range(first, step.max_rounds):
             if base is not None and round_no > first:
                 await self._continue_between_rounds(base, round_no, messages)
@@ -246,6 +249,10 @@ class ToolLoop:
             result = await self._call_model(ask)
             state.rounds = round_no + 1
             rt.account(result)
+            # What the deployment's prompt cache now holds, for the next boundary's router.
+            rt.memory.prompt_heads[model] = served(
+                head, model, messages, result.response.usage.input_tokens, workflow.now()
+            )
             state.cost_usd += result.cost_usd
             rt.state.model_calls += 1
             answer = result.response.message

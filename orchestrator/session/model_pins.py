@@ -7,6 +7,7 @@ answer in the state and records why.
 
 from __future__ import annotations
 
+from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 from orchestrator.plans.models import AgentStep
@@ -20,6 +21,7 @@ from orchestrator.session.pinning import (
     route_request,
     route_target,
 )
+from orchestrator.session.prompt_cache import PromptHead, expected_calls, warm_input_tokens
 from orchestrator.session.types import Boundary, ModelPin, RouteInput
 from orchestrator.store.records import EventKind
 
@@ -71,12 +73,18 @@ class ModelPins:
         attempt: int = 0,
         failed: dict[str, str] | None = None,
         escalate: str | None = None,
+        head: PromptHead | None = None,
     ) -> str:
         """Ask the router and pin its answer; the decision and its reasons are recorded.
 
         Called at a safe boundary; with `failed` for a forced failover after the pinned
         deployment died inside the tool loop; with `escalate` (why) when a cascade step's
-        answer failed its check. `attempt` counts the step's re-runs so far.
+        answer failed its check. `attempt` counts the step's re-runs so far. `head` is the
+        head of the step's first prompt: the part of it the pinned deployment served last
+        (and still holds in its prompt cache) is told to the router as warm.
+
+        A forced failover is no boundary to estimate the step's difficulty at again: it
+        reuses the estimate of the step's routing at its boundary (no classifier call).
         """
         rt, memory, state = self._rt, self._rt.memory, self._rt.state
         boundary = boundary_for(
@@ -101,6 +109,10 @@ class ModelPins:
         name, why = target.name, target.why
         memory.route_name = name
         previous = state.pinned_model
+        calls = expected_calls(rt.start.plan, state.steps, step)
+        # The failed pin is excluded, so nothing is warm on a deployment that may answer.
+        held = memory.prompt_heads.get(previous or "") if not failed else None
+        warm = warm_input_tokens(held, head, workflow.now()) if head is not None else 0
         request = route_request(
             rt.start,
             step,
@@ -110,7 +122,10 @@ class ModelPins:
             tokens_so_far=state.input_tokens + state.output_tokens,
             prompt_chars=prompt_chars,
             exclude=failed or {},
+            expected_calls=calls,
+            warm_input_tokens=warm,
         )
+        earlier = memory.estimates.get(step.id) if failed else None
         try:
             decision = await rt.activity(
                 names.ROUTE,
@@ -118,6 +133,7 @@ class ModelPins:
                     ctx=rt.ctx(step.id),
                     request=request,
                     reserve_budget=boundary is Boundary.SESSION_START,
+                    difficulty_estimate=earlier,
                 ),
                 RoutingDecision,
                 rt.start.options.bookkeeping,
@@ -128,6 +144,8 @@ class ModelPins:
         if failed:
             why += f" ({decision.failover})"
         self.failover = decision.failover
+        if decision.difficulty_estimate is not None and earlier is None:
+            memory.estimates[step.id] = decision.difficulty_estimate
         reason = f"{why}; {decision.reason}"
         state.pinned_model = decision.deployment
         state.model_timeline.append(
@@ -159,6 +177,9 @@ class ModelPins:
                     if decision.difficulty_estimate is not None
                     else None
                 ),
+                "difficulty_reused": earlier is not None,
+                "expected_calls": calls,
+                "warm_input_tokens": warm,
                 "candidates": [c.model_dump(mode="json") for c in decision.candidates],
             },
         )

@@ -64,8 +64,15 @@ def route_request(
     tokens_so_far: int,
     prompt_chars: int,
     exclude: dict[str, str],
+    expected_calls: float = 1.0,
+    warm_input_tokens: int = 0,
 ) -> RouteRequest:
-    """The router's question for an agent step at a boundary."""
+    """The router's question for an agent step at a boundary.
+
+    `prompt_chars` is the first call's prompt; the tool loop after it is priced by
+    `expected_calls`, and `warm_input_tokens` of the prompt are warm on `current`
+    (`orchestrator.session.prompt_cache`).
+    """
     needs = list(dict.fromkeys([*(["tools"] if step.skills else []), *step.needs]))
     declared = step.difficulty is not None
     return RouteRequest(
@@ -86,8 +93,9 @@ def route_request(
         needs=needs,
         region=step.region,
         tokens_so_far=tokens_so_far,
-        # A tool loop grows the conversation; plan for a few rounds of it.
-        expected_input_tokens=max(2_000, 3 * prompt_chars // _CHARS_PER_TOKEN),
+        expected_input_tokens=max(2_000, prompt_chars // _CHARS_PER_TOKEN),
+        expected_calls=expected_calls,
+        warm_input_tokens=warm_input_tokens,
         headers=dict(start.headers),
         current=current,
         boundary=boundary.value,

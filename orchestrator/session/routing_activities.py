@@ -96,7 +96,16 @@ class RoutingActivities:
                 # it used, and a replay reads this activity's recorded result, not the store.
                 tallies = await self.runtime.store.outcomes.tallies(req.tenant, req.task_type)
                 router.learned.put(req.tenant, req.task_type, tallies)
-            guess = await self._classify(call) if req.difficulty is None else None
+            guess = None
+            if req.difficulty is None:
+                # A failover reuses the step's estimate: a classifier is asked at a safe
+                # boundary only (its cost was spent then).
+                reused = call.difficulty_estimate
+                guess = (
+                    reused.model_copy(update={"cost_usd": 0.0, "tokens": 0})
+                    if reused is not None
+                    else await self._classify(call)
+                )
             decision = router.decide(req, budget_used=used, difficulty_estimate=guess)
         except RoutingError as exc:
             raise to_failure(exc) from None

@@ -23,7 +23,9 @@ from orchestrator.approvals.types import (
 )
 from orchestrator.plans.models import Plan
 from orchestrator.providers.messages import ChatMessage, ModelResponse, ToolDefinition
+from orchestrator.routing.complexity import DifficultyEstimate
 from orchestrator.routing.types import RouteRequest
+from orchestrator.session.prompt_cache import PromptHead
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject, JsonValue
@@ -293,6 +295,9 @@ class RouteInput(BaseModel):
     ctx: CallContext
     request: RouteRequest
     reserve_budget: bool = False
+    difficulty_estimate: DifficultyEstimate | None = None
+    """The step's estimate from its routing at a safe boundary, used again instead of
+    estimating (or asking the classifier) anew: set at a forced failover."""
 
 
 class CheckAnswerInput(BaseModel):
@@ -476,6 +481,12 @@ class SessionCarry(BaseModel):
     """The run this is (1 for the first); in a carry, the run that handed it on."""
     loop: LoopCarry | None = None
     """Set when the run continued inside an agent step's tool loop (`loop:N:A:R`)."""
+    prompt_heads: dict[str, PromptHead] = Field(default_factory=dict)
+    """The prompt head each deployment last served in this session, by deployment: what
+    its provider's prompt cache may hold (`prompt_cache.warm_input_tokens`)."""
+    estimates: dict[str, DifficultyEstimate] = Field(default_factory=dict)
+    """The difficulty estimate of each agent step routed at a safe boundary without a
+    declared difficulty, by step id; a forced failover of the step reuses it."""
 
 
 SessionStartInput.model_rebuild()

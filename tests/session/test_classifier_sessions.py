@@ -1,12 +1,14 @@
 """A plan step that declares no difficulty, in a real session: the route activity asks the
 classifier deployment (the scripted model server over HTTP), routes on its level, records
 it with its cost in the decision, and the history replays without asking again; a
-classifier that times out leaves the step routed on the heuristic."""
+classifier that times out leaves the step routed on the heuristic; a forced failover reuses
+the step's estimate instead of asking again."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +18,13 @@ from temporalio.worker import Replayer
 
 from orchestrator.observability.metrics import METRICS
 from orchestrator.plans import parse_plan
-from orchestrator.plugin import workflow_runner
+from orchestrator.plugin import OrchestratorPlugin, workflow_runner
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 from orchestrator.service import start_session
+from orchestrator.session.types import ActivityOptions, SessionOptions
 from orchestrator.session.workflow import AgentSessionWorkflow
+from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.worker import build_worker
@@ -75,11 +79,17 @@ def script(judge: dict[str, Any]) -> ReplayScript:
 
 @contextlib.asynccontextmanager
 async def worker(
-    settings: Settings, client: Client, tmp_path: Path, judge: dict[str, Any]
+    settings: Settings,
+    client: Client,
+    tmp_path: Path,
+    judge: dict[str, Any],
+    *,
+    models_yaml: str = MODELS,
+    answers: ReplayScript | None = None,
 ) -> AsyncIterator[tuple[Runtime, ScriptedModelServer]]:
-    async with ScriptedModelServer(script(judge)) as server:
+    async with ScriptedModelServer(answers or script(judge)) as server:
         models = tmp_path / "models.yaml"
-        models.write_text(MODELS.replace("BASE", server.base_url))
+        models.write_text(models_yaml.replace("BASE", server.base_url))
         settings.models_file = models
         runtime = await Runtime.open(settings)
         try:
@@ -148,3 +158,65 @@ async def test_a_classifier_that_times_out_leaves_the_heuristic_to_route(
         0.0,
     )
     assert estimates("heuristic", "timeout") - before == 1
+
+
+async def test_a_forced_failover_reuses_the_steps_estimate_without_asking_again(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    # A second strong deployment to fail over to; the first one is down for good.
+    models = MODELS.replace(
+        "  judge:",
+        "  strong2: {provider: scripted, model: m-strong2, input_price_per_mtok: 4,\n"
+        "            output_price_per_mtok: 16, quality: {default: 0.9}}\n  judge:",
+    ).replace("[strong, cheap]", "[strong, strong2, cheap]")
+    judge = {"usage": {"input_tokens": 1000, "output_tokens": 1}, "content": "High."}
+    answers = ReplayScript.model_validate(
+        {
+            "conversations": [
+                {"name": "judge", "match": {"model": "m-judge"}, "turns": [judge]},
+                {
+                    "name": "strong",
+                    "match": {"model": "m-strong"},
+                    "turns": [{"content": "x", "fault": {"kind": "status", "status": 503}}],
+                },
+                {"name": "strong2", "match": {"model": "m-strong2"}, "turns": [{"content": "Hi!"}]},
+            ]
+        }
+    )
+    fast = StartOptions(
+        options=SessionOptions(
+            model_call=ActivityOptions(
+                max_attempts=2,
+                initial_retry=timedelta(milliseconds=50),
+                heartbeat=timedelta(seconds=10),
+            )
+        )
+    )
+    before = estimates("classifier", "ok")
+    async with worker(settings, client, tmp_path, {}, models_yaml=models, answers=answers) as (
+        runtime,
+        server,
+    ):
+        handle = await start_session(client, PLAN, {}, fast, task_queue=settings.task_queue)
+        result = await handle.result()
+        pins = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
+        asked = [r.model for r in server.requests]
+        history = await handle.fetch_history()
+    assert result.status is SessionStatus.COMPLETED
+    # The classifier was asked once, at the step's boundary; not again at the failover.
+    assert asked == ["m-judge", "m-strong", "m-strong", "m-strong2"]
+    assert estimates("classifier", "ok") - before == 1
+    first, failover = pins
+    assert (first.model, failover.model) == ("strong", "strong2")
+    assert failover.payload["boundary"] == "forced_failover"
+    assert (first.payload["difficulty_reused"], failover.payload["difficulty_reused"]) == (
+        False,
+        True,
+    )
+    was, now = first.payload["difficulty_estimate"], failover.payload["difficulty_estimate"]
+    assert isinstance(was, dict) and isinstance(now, dict)
+    assert (now["difficulty"], now["source"], now["classifier"]) == ("high", "classifier", "judge")
+    # Its cost was spent once, at the boundary.
+    assert (was["cost_usd"], now["cost_usd"], now["tokens"]) == (0.001004, 0.0, 0)
+    replayed = await Replayer(workflows=[], plugins=[OrchestratorPlugin()]).replay_workflow(history)
+    assert replayed.replay_failure is None

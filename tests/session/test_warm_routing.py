@@ -1,0 +1,119 @@
+"""A session tells the router what its pin holds warm and how many calls a step binds.
+
+On a dev server with the scripted model server: `keeper` reads its prompt cache for free but
+lists dearer than `lister`. Step one pins `keeper` by name; step two offers the same tools,
+so `keeper` holds the head of its prompt warm and stays, where list prices would switch;
+step three offers none, nothing is warm, and the router switches. Each `model_pinned`
+record carries `warm_input_tokens` and `expected_calls`, and the history replays.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.worker import Replayer
+
+from orchestrator.plans import parse_plan
+from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.routing.types import ScoreTerms
+from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
+from orchestrator.service import start_session
+from orchestrator.session.prompt_cache import FIRST_LOOP_CALLS
+from orchestrator.settings import Settings
+from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.worker import build_worker
+
+MODELS = """
+providers:
+  scripted: {kind: openai, base_url: "BASE"}
+models:
+  keeper: {provider: scripted, model: m-keeper, input_price_per_mtok: 1.1,
+           cached_input_price_per_mtok: 0.0, output_price_per_mtok: 4, quality: {default: 0.8}}
+  lister: {provider: scripted, model: m-lister, input_price_per_mtok: 1.0,
+           output_price_per_mtok: 4, quality: {default: 0.8}}
+aliases:
+  both: {deployments: [keeper, lister]}
+default_model: both
+routing:
+  default_policy: cost
+  policies:
+    cost: {weights: {quality: 1.0, cost: 1.0, latency: 0.0}, stickiness: 0.0}
+"""
+
+PLAN = parse_plan(
+    """
+name: warm
+steps:
+  - {id: one, type: agent, model: keeper, difficulty: low, goal: Look up the order.,
+     skills: [orders.get, payments.refund]}
+  - {id: two, type: agent, model: both, difficulty: low, goal: Draft the reply.,
+     skills: [orders.get, payments.refund]}
+  - {id: three, type: agent, model: both, difficulty: low, goal: Sign off.}
+""",
+    "warm.yaml",
+)
+
+SCRIPT = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {
+                "name": name,
+                "match": {"model": f"m-{name}"},
+                # The scripted server counts message text only; a provider counts the
+                # tool definitions too (about 3 characters a token for JSON).
+                "turns": [{"content": "Done.", "usage": {"input_tokens": 400, "output_tokens": 2}}],
+                "after_last": "repeat_last",
+            }
+            for name in ("keeper", "lister")
+        ]
+    }
+)
+
+
+def terms(payload: object) -> dict[str, ScoreTerms]:
+    assert isinstance(payload, dict)
+    return {
+        c["deployment"]: ScoreTerms.model_validate(c["terms"])
+        for c in payload["candidates"]
+        if c["terms"] is not None
+    }
+
+
+async def test_a_warm_pin_stays_where_list_prices_would_switch(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    async with ScriptedModelServer(SCRIPT) as server:
+        models = tmp_path / "models.yaml"
+        models.write_text(MODELS.replace("BASE", server.base_url))
+        settings.models_file = models
+        runtime = await Runtime.open(settings)
+        try:
+            async with build_worker(client, runtime, task_queue=settings.task_queue):
+                handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+                result = await handle.result()
+                history = await handle.fetch_history()
+            pins = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
+            keeper = runtime.models.models["keeper"]
+        finally:
+            await runtime.close()
+    assert result.status is SessionStatus.COMPLETED
+    assert [p.model for p in pins] == ["keeper", "keeper", "lister"]
+    one, two, three = (p.payload for p in pins)
+    # Nothing served yet; no tool-offering step finished: a loop's fewest calls.
+    assert (one["warm_input_tokens"], one["expected_calls"]) == (0, FIRST_LOOP_CALLS)
+    # Step one answered in one call, so step two is expected to take as many.
+    warm = two["warm_input_tokens"]
+    assert isinstance(warm, int) and warm > 0 and two["expected_calls"] == 1.0
+    scored = terms(two)
+    assert (scored["keeper"].warm_tokens, scored["lister"].warm_tokens) == (warm, 0)
+    assert scored["keeper"].cost_usd < scored["lister"].cost_usd
+    # Priced at list (nothing warm), keeper would have cost more than lister: a switch.
+    cached = keeper.cached_input_price_per_mtok or 0.0
+    listed = scored["keeper"].cost_usd + warm * (keeper.input_price_per_mtok - cached) / 1e6
+    assert listed > scored["lister"].cost_usd
+    # Step three offers no tools: its prompt shares no leading block, so nothing is warm.
+    assert (three["warm_input_tokens"], three["expected_calls"]) == (0, 1.0)
+    replayed = await Replayer(workflows=[], plugins=[OrchestratorPlugin()]).replay_workflow(history)
+    assert replayed.replay_failure is None
