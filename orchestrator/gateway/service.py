@@ -49,6 +49,7 @@ from orchestrator.gateway.sessions import (
     identify,
     in_tool_loop,
 )
+from orchestrator.gateway.turns import calls_per_turn, warm_prefix_tokens
 from orchestrator.gateway.upstream import Upstreams
 from orchestrator.observability.metrics import METRICS, reason_label
 from orchestrator.providers.messages import ModelResponse, Usage
@@ -277,6 +278,11 @@ class Gateway:
             needs=["tools"] if call.request.tools else [],
             expected_input_tokens=input_tokens,
             expected_output_tokens=output_tokens,
+            expected_calls=calls_per_turn(call.request),
+            # A new user turn: the pin served the conversation before it, still warm.
+            warm_input_tokens=(
+                warm_prefix_tokens(call.request) if boundary is Boundary.USER_TURN else 0
+            ),
             headers={k: v for k, v in headers.items() if k not in _PRIVATE_HEADERS},
             boundary=boundary.value,
             exclude={
@@ -462,7 +468,10 @@ class Gateway:
         except RoutingError as exc:
             raise BadRequest(f"no deployment can serve this request: {exc}") from None
         METRICS.routing_decisions.labels(decision.deployment, reason_label(decision.reason)).inc()
-        return decision.deployment, decision.reason, decision_record(decision, task)
+        record = decision_record(decision, task)
+        record["expected_calls"] = route.expected_calls
+        record["warm_input_tokens"] = route.warm_input_tokens
+        return decision.deployment, decision.reason, record
 
     def _failover(self, route: RouteRequest, failed: dict[str, str]) -> str | None:
         try:
@@ -472,6 +481,7 @@ class Gateway:
                         "exclude": {**route.exclude, **failed},
                         "boundary": Boundary.FAILOVER.value,
                         "current": None,
+                        "warm_input_tokens": 0,
                     }
                 )
             )

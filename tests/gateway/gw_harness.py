@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +130,7 @@ async def serve_gateway(
     settings: GatewaySettings | None = None,
     limited: JsonObject | None = None,
     replay: ScriptedModelServer | None = None,
+    registry: Callable[[str], ModelRegistry] = registry_for,
 ) -> AsyncIterator[Served]:
     """Scripted model server, store, gateway and its HTTP server; all closed on exit."""
     async with contextlib.AsyncExitStack() as stack:
@@ -137,7 +138,7 @@ async def serve_gateway(
             replay = await stack.enter_async_context(ScriptedModelServer(script))
         store = await stack.enter_async_context(await Store.open(store_url))
         gateway = Gateway(
-            registry_for(replay.base_url),
+            registry(replay.base_url),
             keys(**(limited or {})),
             store,
             settings or GatewaySettings(retry_backoff_seconds=0.0),
