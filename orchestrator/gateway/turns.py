@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from orchestrator.gateway.budgets import estimate_input_tokens
 from orchestrator.providers.messages import ModelRequest
+from orchestrator.routing.scoring import MIN_CACHED_TOKENS
 
 __all__ = ["calls_per_turn", "warm_prefix_tokens"]
 
@@ -18,13 +19,15 @@ def warm_prefix_tokens(request: ModelRequest) -> int:
 
     That deployment's last call was sent everything before the last assistant message (its
     answer, which a provider caches only once it is sent back as input): the tools and
-    those messages, counted with the gateway's own estimator. 0 without an earlier answer.
+    those messages, counted with the gateway's own estimator. 0 without an earlier answer,
+    or when that is shorter than `MIN_CACHED_TOKENS` (a provider caches nothing shorter).
     """
     messages = request.messages
     last = max((i for i, m in enumerate(messages) if m.role == "assistant"), default=0)
     if last == 0:
         return 0
-    return estimate_input_tokens(request.model_copy(update={"messages": messages[:last]}))
+    warm = estimate_input_tokens(request.model_copy(update={"messages": messages[:last]}))
+    return warm if warm >= MIN_CACHED_TOKENS else 0
 
 
 def calls_per_turn(request: ModelRequest) -> float:

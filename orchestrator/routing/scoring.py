@@ -23,7 +23,11 @@ from orchestrator.routing.types import ScoreTerms
 if TYPE_CHECKING:
     from orchestrator.providers.registry import ModelEntry
 
-__all__ = ["expected_cost", "score_eligible", "score_terms"]
+__all__ = ["MIN_CACHED_TOKENS", "expected_cost", "score_eligible", "score_terms"]
+
+MIN_CACHED_TOKENS = 1024
+"""Shortest shared prefix a provider serves from its prompt cache (OpenAI's minimum, and
+Anthropic's for its larger models): a caller tells `warm_input_tokens` only from here."""
 
 
 def expected_cost(

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 
 from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.providers.messages import ChatMessage, ToolDefinition
+from orchestrator.routing.scoring import MIN_CACHED_TOKENS
 
 if TYPE_CHECKING:
     from orchestrator.session.types import StepState
@@ -94,7 +95,8 @@ def warm_input_tokens(held: PromptHead | None, head: PromptHead, now: datetime) 
     """Tokens of a new prompt (`head`) that the deployment holding `held` has warm.
 
     The leading blocks the two heads share, in tokens at the rate the deployment reported
-    for its last call; 0 when it last answered longer ago than `PROMPT_CACHE_LIFE`. A
+    for its last call; 0 when it last answered longer ago than `PROMPT_CACHE_LIFE`, or when
+    they share fewer than `MIN_CACHED_TOKENS` (a provider caches nothing shorter). A
     deployment that declares no cached price is priced the same either way.
     """
     if held is None or held.at is None or now - held.at > PROMPT_CACHE_LIFE:
@@ -104,7 +106,8 @@ def warm_input_tokens(held: PromptHead | None, head: PromptHead, now: datetime) 
         if mine != theirs:
             break
         chars += size
-    return int(chars * held.tokens_per_char)
+    warm = int(chars * held.tokens_per_char)
+    return warm if warm >= MIN_CACHED_TOKENS else 0
 
 
 def expected_calls(plan: Plan, steps: list[StepState], step: AgentStep) -> float:

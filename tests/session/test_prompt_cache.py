@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from orchestrator.plans import parse_plan
 from orchestrator.plans.models import AgentStep
 from orchestrator.providers.messages import ChatMessage, ToolDefinition
+from orchestrator.routing.scoring import MIN_CACHED_TOKENS
 from orchestrator.session.pinning import route_request
 from orchestrator.session.prompt_cache import (
     FIRST_LOOP_CALLS,
@@ -31,7 +32,7 @@ steps:
 )
 LOOK, SAY, ACT = (s for s in PLAN.steps if isinstance(s, AgentStep))
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-TOOLS = [ToolDefinition(name="orders_get", description="x" * 400, parameters={"type": "object"})]
+TOOLS = [ToolDefinition(name="orders_get", description="x" * 4000, parameters={"type": "object"})]
 
 
 def start(system: str, user: str) -> list[ChatMessage]:
@@ -70,9 +71,11 @@ def test_the_warm_part_is_the_leading_blocks_both_prompts_share() -> None:
     assert warm_input_tokens(held, one, T0) == int(one.chars * held.tokens_per_char)
     # Another step with the same tools: its system text differs, only the tools are warm.
     other = prompt_head(TOOLS, start("Plan: p\nStep: act", "Act."))
-    assert warm_input_tokens(held, other, T0 + timedelta(seconds=30)) == int(
-        one.sizes[0] * held.tokens_per_char
-    )
+    warm = warm_input_tokens(held, other, T0 + timedelta(seconds=30))
+    assert warm == int(one.sizes[0] * held.tokens_per_char) >= MIN_CACHED_TOKENS
+    # A provider caches no prefix shorter than MIN_CACHED_TOKENS.
+    few = prompt_head(TOOLS[:0], start("Plan: p\nStep: look", "Look."))
+    assert warm_input_tokens(served(few, "a", conversation, 10, T0), few, T0) == 0
     # Other tools first: nothing matches.
     assert warm_input_tokens(held, prompt_head([], start("Plan: p\nStep: look", "Look.")), T0) == 0
     # Past the cache's life, or never served: nothing is warm.
