@@ -49,7 +49,7 @@ from orchestrator.store.store import (
     event_params,
     session_upsert,
 )
-from orchestrator.store.tables import AuditEventRow, GatewayPinRow
+from orchestrator.store.tables import AuditEventRow, GatewayPinRow, SessionRow
 
 __all__ = ["AppendEvent", "GroupCommit", "PutPin", "StartSession", "Write"]
 
@@ -165,14 +165,97 @@ def _sqlite_event_insert(dialect: Dialect) -> _DriverInsert:
     )
 
 
+@dataclass(frozen=True)
+class _DriverWrite:
+    """A statement of the gateway's own writes, run on the driver's connection (pysqlite).
+
+    `columns` are the table's columns whose values it takes first, each through its own
+    bind processor, as SQLAlchemy would store them; then `extra` parameters as they are.
+    SQLAlchemy compiles the dialects' `ON CONFLICT` statements anew on every execution.
+    """
+
+    sql: str
+    keys: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+
+    def row(self, conn: Connection, values: dict[str, Any], extra: Sequence[object] = ()) -> Any:
+        params = [
+            values[key] if process is None else process(values[key])
+            for key, process in zip(self.keys, self.processors, strict=True)
+        ]
+        params.extend(extra)
+        return _driver_row(conn, self.sql, params)
+
+
+def _driver_write(dialect: Dialect, table: Any, sql: str) -> _DriverWrite:
+    columns = list(table.columns)
+    return _DriverWrite(
+        sql,
+        tuple(c.key for c in columns),
+        tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns),
+    )
+
+
+def _inserting(table: Any, name: str, conflict: str) -> str:
+    names = [c.name for c in table.columns]
+    return (
+        f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
+        f" ON CONFLICT (session_id) {conflict}"
+    )
+
+
+@functools.cache
+def _sqlite_pin_writes(dialect: Dialect) -> tuple[_DriverWrite, _DriverWrite]:
+    """The first pin (the first process wins) and a compare-and-set on its version."""
+    table, name = GatewayPinRow.__table__, GatewayPinRow.__tablename__
+    sets = ", ".join(f"{c.name} = ?" for c in table.columns)
+    return (
+        _driver_write(dialect, table, _inserting(table, name, "DO NOTHING RETURNING version")),
+        _driver_write(
+            dialect,
+            table,
+            f"UPDATE {name} SET {sets} WHERE session_id = ? AND version = ? RETURNING version",
+        ),
+    )
+
+
+@functools.cache
+def _sqlite_session_start(dialect: Dialect) -> _DriverWrite:
+    """`session_upsert`: a known session only gets its `run_id` and `status`."""
+    table = SessionRow.__table__
+    conflict = "DO UPDATE SET run_id = excluded.run_id, status = excluded.status"
+    return _driver_write(dialect, table, _inserting(table, SessionRow.__tablename__, conflict))
+
+
+def _put_pin(conn: Connection, dialect: str, write: PutPin) -> bool:
+    if conn.dialect.driver != "pysqlite":
+        stmt, _ = put_statement(dialect, write.pin, write.expected_version)
+        return conn.execute(stmt).scalar_one_or_none() is not None
+    first, change = _sqlite_pin_writes(conn.dialect)
+    values = write.pin.model_dump()
+    if write.expected_version is None:
+        values["version"] = 1
+        return first.row(conn, values) is not None
+    values["version"] = write.expected_version + 1
+    return change.row(conn, values, (write.pin.session_id, write.expected_version)) is not None
+
+
+def _start_session(conn: Connection, dialect: str, record: SessionRecord) -> None:
+    if conn.dialect.driver != "pysqlite":
+        conn.execute(session_upsert(dialect, record))
+        return
+    values = record.model_dump()
+    values["status"] = record.status.value
+    _sqlite_session_start(conn.dialect).row(conn, values)
+
+
 def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
     """One write inside the batch's transaction; a key conflict is its result, not a failure."""
     if isinstance(write, StartSession):
-        conn.execute(session_upsert(dialect, write.record))
+        _start_session(conn, dialect, write.record)
         return None
     if isinstance(write, PutPin):
-        stmt, _ = put_statement(dialect, write.pin, write.expected_version)
-        return conn.execute(stmt).scalar_one_or_none() is not None
+        return _put_pin(conn, dialect, write)
     event = write.event
     if conn.dialect.driver == "pysqlite":
         seq = _sqlite_event_insert(conn.dialect).run(conn, event)

@@ -207,3 +207,23 @@ async def test_events_written_through_the_driver_are_stored_as_the_store_writes_
         exclude={"id", "seq", "event_key"}
     )
     assert (first.seq, second.seq) == (1, 2)
+
+
+async def test_sessions_started_through_the_driver_read_back_as_the_store_writes_them(
+    store: Store,
+) -> None:
+    group = GroupCommit(store)
+    ours = _session("s").model_copy(update={"input": {"key": "k", "é": [1, None]}})
+    await group.commit([StartSession(ours)])
+    # A known session only gets its run id and status.
+    await group.commit([StartSession(ours.model_copy(update={"run_id": "r2", "tenant": "u"}))])
+    await group.aclose()
+    theirs = ours.model_copy(update={"session_id": "t", "workflow_id": "t"})
+    await store.record_session_start(theirs)
+    await store.record_session_start(theirs.model_copy(update={"run_id": "r2", "tenant": "u"}))
+    read_ours, read_theirs = await store.get_session("s"), await store.get_session("t")
+    assert read_ours is not None and read_theirs is not None
+    assert read_ours.run_id == "r2" and read_ours.tenant == "t"
+    assert read_ours.model_dump(exclude={"session_id", "workflow_id"}) == read_theirs.model_dump(
+        exclude={"session_id", "workflow_id"}
+    )
