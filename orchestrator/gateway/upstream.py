@@ -73,7 +73,11 @@ class Upstreams:
             self._chat[deployment] = adapter
         served = self._registry.models[deployment]
         # A streaming client is relayed the deployment's own stream when it can stream.
-        upstream = {"model": served.model, "stream": on_delta is not None and served.stream}
+        upstream = {
+            "model": served.model,
+            "stream": on_delta is not None and served.stream,
+            "prompt_cache": served.caches_prompts,
+        }
         return await adapter.complete(request.model_copy(update=upstream), on_delta)
 
     async def embed(self, deployment: str, body: JsonObject) -> JsonValue:

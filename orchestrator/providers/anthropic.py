@@ -5,6 +5,12 @@ messages become the top-level `system` text, assistant tool calls become `tool_u
 blocks, tool results become `tool_result` blocks in a user turn (consecutive results are
 merged into one turn, as the API requires), and every failure becomes one of the
 `ProviderError` classes, exactly as `OpenAIProvider` does, so callers treat both alike.
+
+Anthropic caches a prompt only up to blocks marked `cache_control`: with
+`ModelRequest.prompt_cache` (a deployment that caches prompts) the adapter marks the last
+tool, the system text and the last message; a client's own marks (`cache_marks`, from the
+gateway) are sent instead, unchanged. Usage's cache reads and writes are read back by
+`usage.anthropic_usage`, streamed (`message_start`) or not.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from orchestrator.exceptions import ProviderResponseError
 from orchestrator.providers._anthropic_stream import MessageAssembler
 from orchestrator.providers._http import HTTPProvider, parse_arguments
 from orchestrator.providers.messages import (
+    CacheMark,
     ChatMessage,
     ModelRequest,
     ModelResponse,
@@ -43,23 +50,98 @@ def _assistant_blocks(message: ChatMessage) -> list[JsonValue]:
     return blocks
 
 
+_EPHEMERAL: JsonObject = {"type": "ephemeral"}
+"""Anthropic's 5-minute prompt cache, which `cache_write_price_per_mtok` prices (1.25x)."""
+
+
+def _own_marks(request: ModelRequest) -> list[CacheMark]:
+    """The stable prefix's breakpoints: the last tool, the system text, the last message.
+
+    Three of Anthropic's four: the tools and system text are a step's (or a conversation's)
+    fixed prefix, and the last message makes each round of a tool loop read the previous
+    round's prompt and write only what it adds.
+    """
+    marks: list[CacheMark] = []
+    if request.tools:
+        marks.append(CacheMark(where="tool", at=len(request.tools) - 1, control=_EPHEMERAL))
+    systems = [i for i, m in enumerate(request.messages) if m.role == "system"]
+    if systems:
+        marks.append(CacheMark(where="message", at=systems[-1], control=_EPHEMERAL))
+    rest = [i for i, m in enumerate(request.messages) if m.role != "system"]
+    if rest:
+        marks.append(CacheMark(where="message", at=rest[-1], control=_EPHEMERAL))
+    return marks
+
+
+def _marks(request: ModelRequest) -> list[CacheMark]:
+    """The client's own breakpoints unchanged when it gave any, else ours when asked."""
+    if request.cache_marks:
+        return request.cache_marks
+    return _own_marks(request) if request.prompt_cache else []
+
+
+def _system(request: ModelRequest, marked: dict[int, JsonObject]) -> JsonValue:
+    """The top-level `system`: the joined text, or text blocks when a breakpoint is in it.
+
+    Unmarked, the system messages are one string, as ever. With our own breakpoint it is
+    that string as one block; with a client's, one block per system message (the gateway
+    keeps a client's blocks apart at its breakpoints), each with its own `cache_control`.
+    """
+    systems = [(i, m.content or "") for i, m in enumerate(request.messages) if m.role == "system"]
+    if not any(i in marked for i, _ in systems):
+        return "\n\n".join(text for _, text in systems)
+    if len(systems) > 1 and not request.cache_marks:
+        systems = [(systems[-1][0], "\n\n".join(text for _, text in systems))]
+    blocks: list[JsonValue] = []
+    for i, text in systems:
+        if text:
+            block: JsonObject = {"type": "text", "text": text}
+            if i in marked:
+                block["cache_control"] = marked[i]
+            blocks.append(block)
+    return blocks
+
+
+def _tools(request: ModelRequest, marked: dict[int, JsonObject]) -> list[JsonValue]:
+    tools: list[JsonValue] = []
+    for i, t in enumerate(request.tools):
+        tool: JsonObject = {
+            "name": t.name,
+            "description": t.description,
+            "input_schema": t.parameters,
+        }
+        if i in marked:
+            tool["cache_control"] = marked[i]
+        tools.append(tool)
+    return tools
+
+
 def _request_to_wire(request: ModelRequest) -> JsonObject:
-    system = "\n\n".join(m.content or "" for m in request.messages if m.role == "system")
+    marks = _marks(request)
+    marked = {m.at: m.control for m in marks if m.where == "message"}
+    tool_marks = {m.at: m.control for m in marks if m.where == "tool"}
+    system = _system(request, marked)
     turns: list[JsonObject] = []
-    for message in request.messages:
+    for index, message in enumerate(request.messages):
         if message.role == "system":
             continue
         if message.role == "assistant":
-            turns.append({"role": "assistant", "content": _assistant_blocks(message)})
+            blocks = _assistant_blocks(message)
+            if index in marked and blocks and isinstance(blocks[-1], dict):
+                blocks[-1]["cache_control"] = marked[index]
+            turns.append({"role": "assistant", "content": blocks})
             continue
+        block: JsonObject
         if message.role == "tool":
-            block: JsonValue = {
+            block = {
                 "type": "tool_result",
                 "tool_use_id": message.tool_call_id,
                 "content": message.content or "",
             }
         else:
             block = {"type": "text", "text": message.content or ""}
+        if index in marked:
+            block["cache_control"] = marked[index]
         last = turns[-1] if turns else None
         if last is not None and last["role"] == "user" and isinstance(last["content"], list):
             last["content"].append(block)
@@ -73,10 +155,7 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
     if system:
         body["system"] = system
     if request.tools:
-        body["tools"] = [
-            {"name": t.name, "description": t.description, "input_schema": t.parameters}
-            for t in request.tools
-        ]
+        body["tools"] = _tools(request, tool_marks)
     if request.temperature is not None:
         body["temperature"] = request.temperature
     return body

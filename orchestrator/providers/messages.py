@@ -15,6 +15,7 @@ from orchestrator.types import JsonObject
 
 __all__ = [
     "TRUNCATED",
+    "CacheMark",
     "ChatMessage",
     "ModelRequest",
     "ModelResponse",
@@ -83,6 +84,21 @@ class Usage(BaseModel):
         return self.input_tokens + self.output_tokens
 
 
+class CacheMark(BaseModel):
+    """A client's own prompt-cache breakpoint (Anthropic `cache_control`), kept in place.
+
+    `at` is the index in `ModelRequest.tools` (`where="tool"`) or `ModelRequest.messages`
+    (`where="message"`: the message's last content block carries it); `control` is the
+    client's `cache_control` object, passed on unchanged (`{"type": "ephemeral"}`, a `ttl`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    where: Literal["tool", "message"]
+    at: int = Field(ge=0)
+    control: JsonObject
+
+
 class ModelRequest(BaseModel):
     """What a provider is asked: the deployment's model id, the conversation, the tools."""
 
@@ -94,6 +110,13 @@ class ModelRequest(BaseModel):
     stream: bool = False
     """Ask the endpoint to stream its answer (SSE); the result is the same either way.
     The model-call activity sets it from the deployment's `stream` setting."""
+    prompt_cache: bool = False
+    """Mark the stable prefix for the provider's prompt cache (Anthropic's adapter sends
+    `cache_control` breakpoints on the last tool, the system text and the last message);
+    set from the deployment's `ModelEntry.caches_prompts`. OpenAI's APIs cache on their own."""
+    cache_marks: list[CacheMark] = Field(default_factory=list)
+    """A client's own breakpoints (the gateway's Anthropic wire). When there are any, the
+    Anthropic adapter sends exactly these and adds none; other adapters drop them."""
 
 
 class ModelResponse(BaseModel):

@@ -86,6 +86,11 @@ class ModelEntry(BaseModel):
     cache_write_price_per_mtok: float | None = Field(default=None, ge=0)
     """Price of prompt tokens written to the cache (Anthropic charges 1.25x input for a
     5-minute cache); empty: `input_price_per_mtok`."""
+    prompt_cache: bool | None = None
+    """Use the provider's prompt cache. For `kind: anthropic` the adapter then marks the
+    stable prefix with `cache_control` breakpoints (Anthropic caches nothing unasked); empty:
+    on when a cached-input or cache-write price is declared. `false` also stops the router
+    pricing cache reads for the deployment. OpenAI's APIs cache whatever this says."""
     context_window: int = Field(default=128_000, gt=0)
     capabilities: frozenset[Capability] = frozenset({"tools", "json"})
     region: str = "any"
@@ -108,6 +113,16 @@ class ModelEntry(BaseModel):
     """The endpoint retries failed calls itself (a LiteLLM proxy with `num_retries`, a
     gateway with fallbacks): a 429, 5xx or timeout it answers is final, so the call is made
     once and then fails over, instead of multiplying its retries by ours."""
+
+    @property
+    def caches_prompts(self) -> bool:
+        """`prompt_cache`, or whether cache prices are declared when it is not set."""
+        if self.prompt_cache is not None:
+            return self.prompt_cache
+        return (
+            self.cached_input_price_per_mtok is not None
+            or self.cache_write_price_per_mtok is not None
+        )
 
     def quality_for(self, task_type: str) -> float:
         """Quality for a task type, falling back to `default` (then 0.5)."""

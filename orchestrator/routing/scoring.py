@@ -55,14 +55,16 @@ def expected_cost(
     whose reads it never counts.
 
     Cache reads and writes are priced by `ModelEntry.cost` at the deployment's declared
-    rates; a deployment that declares none pays its input price throughout.
+    rates; a deployment that declares none, or says `prompt_cache: false`, pays its input
+    price throughout.
     """
-    warm = min(max(warm_tokens, 0), input_tokens)
+    cache = 0 if entry.prompt_cache is False else 1
+    warm = min(max(warm_tokens, 0), input_tokens) * cache
     first = entry.cost(
         input_tokens,
         output_tokens,
         cached_input_tokens=warm,
-        cache_write_tokens=input_tokens - warm if calls > 1.0 else 0,
+        cache_write_tokens=(input_tokens - warm) * cache if calls > 1.0 else 0,
     )
     if calls <= 1.0:
         return first
@@ -70,8 +72,8 @@ def expected_cost(
     later = entry.cost(
         input_tokens + grown,
         output_tokens,
-        cached_input_tokens=input_tokens,
-        cache_write_tokens=grown,
+        cached_input_tokens=input_tokens * cache,
+        cache_write_tokens=grown * cache,
     )
     return first + (calls - 1.0) * later
 

@@ -49,6 +49,10 @@ class Asked:
     tool_results: list[str] = field(default_factory=list)
     stream: bool = False
     include_usage: bool = False
+    prefixes: list[tuple[str, int, bool]] = field(default_factory=list)
+    """With `cache_control` breakpoints (Anthropic), per content block up to the last one:
+    the digest of the prompt up to and including it (model included, breakpoints left out),
+    its length in characters, and whether the block is a breakpoint; else empty."""
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,10 @@ class Answer:
     content: str | None
     tool_calls: list[ScriptedCall]
     input_tokens: int
+    """The whole prompt, cache reads and writes included (Anthropic's wire subtracts them)."""
     output_tokens: int
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
 
 
 def answer_for(asked: Asked, conversation: Conversation, turn: Turn) -> Answer:

@@ -1,6 +1,10 @@
 """The scripted model server's Anthropic Messages wire: requests in, bodies and events out.
 
-A streamed answer is the event sequence Anthropic sends: `message_start` (input tokens),
+A request's `cache_control` breakpoints are answered as Anthropic's prompt cache would
+(`cache_usage`): a prefix is written on first sight and read afterwards.
+
+A streamed answer is the event sequence Anthropic sends: `message_start` (input tokens,
+cache reads and writes),
 per content block `content_block_start`, `content_block_delta`s (`text_delta` or
 `input_json_delta`) and `content_block_stop`, a `ping`, then `message_delta` (stop reason
 and output tokens) and `message_stop`. Errors use Anthropic's envelope,
@@ -9,6 +13,7 @@ and output tokens) and `message_stop`. Errors use Anthropic's envelope,
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from pydantic import BaseModel, Field, JsonValue, ValidationError
@@ -18,7 +23,7 @@ from orchestrator.scripted_model._answer import Answer, Asked, pieces
 from orchestrator.scripted_model._openai import text_of
 from orchestrator.types import JsonObject
 
-__all__ = ["anthropic_error", "event_frames", "message", "read_request"]
+__all__ = ["anthropic_error", "cache_usage", "event_frames", "message", "read_request"]
 
 _TOOL_RESULT_CHARS = 2_000
 
@@ -84,6 +89,65 @@ def _latest_tool_results(request: _WireRequest) -> list[str]:
     ]
 
 
+_LOOKBACK = 20
+"""Block boundaries before a breakpoint where Anthropic also looks for a cached prefix."""
+
+
+def _prefixes(request: _WireRequest, raw: bytes) -> list[tuple[str, int, bool]]:
+    """Each block's prefix digest and length, up to the last breakpoint; else empty.
+
+    Blocks go tools, system blocks, then messages, as Anthropic's cache orders them.
+
+    Lengths are counted as `input_chars` counts them (tools count nothing there), so a
+    prefix's tokens never exceed the prompt's.
+    """
+    if b"cache_control" not in raw:
+        return []
+    body = json.loads(raw)
+    digest = hashlib.sha256(request.model.encode())
+    chars = 0
+    prefixes: list[tuple[str, int, bool]] = []
+    system = body.get("system")
+    sequence: list[tuple[str, JsonObject, int]] = [
+        ("tool", tool, 0) for tool in body.get("tools") or [] if isinstance(tool, dict)
+    ]
+    sequence += [("system", b, len(text_of([b]))) for b in _blocks(system)] if system else []
+    for m in request.messages:
+        sequence += [(m.role, b, _block_chars(b)) for b in _blocks(m.content)]
+    for role, block, size in sequence:
+        chars += size
+        plain = {k: v for k, v in block.items() if k != "cache_control"}
+        digest.update(json.dumps([role, plain], sort_keys=True).encode())
+        marked = block.get("cache_control") is not None
+        prefixes.append((digest.copy().hexdigest(), chars, marked))
+    while prefixes and not prefixes[-1][2]:
+        prefixes.pop()
+    return prefixes
+
+
+def cache_usage(
+    asked: Asked, prompt_tokens: int, seen: set[str], *, write: bool
+) -> tuple[int, int]:
+    """(read, written) prompt tokens, as Anthropic's cache would count them.
+
+    The longest cached prefix ending at a breakpoint or up to 20 blocks before one is
+    read; the rest up to the last breakpoint is written, and each breakpoint's prefix
+    remembered (when `write`). Deterministic and in memory: a prefix is written on first
+    sight and read on every later request, with no minimum length and no expiry.
+    """
+    prefixes = asked.prefixes
+    marked = [i for i, (_, _, mark) in enumerate(prefixes) if mark]
+    if not marked:
+        return 0, 0
+    near = {j for i in marked for j in range(max(0, i - _LOOKBACK), i + 1)}
+    read = max((prefixes[j][1] for j in near if prefixes[j][0] in seen), default=0) // 4
+    read = min(read, prompt_tokens)
+    written = min(max(0, prefixes[-1][1] // 4 - read), prompt_tokens - read)
+    if write:
+        seen.update(prefixes[i][0] for i in marked)
+    return read, written
+
+
 def read_request(raw: bytes) -> Asked | str:
     """The request, or a message saying why the body is not a Messages request."""
     try:
@@ -110,6 +174,7 @@ def read_request(raw: bytes) -> Asked | str:
         tools=[tool.name for tool in request.tools or []],
         tool_results=_latest_tool_results(request),
         stream=request.stream,
+        prefixes=_prefixes(request, raw),
     )
 
 
@@ -151,7 +216,19 @@ def message(answer: Answer) -> JsonObject:
         "content": content,
         "stop_reason": _stop_reason(answer),
         "stop_sequence": None,
-        "usage": {"input_tokens": answer.input_tokens, "output_tokens": answer.output_tokens},
+        "usage": _usage(answer, answer.output_tokens),
+    }
+
+
+def _usage(answer: Answer, output_tokens: int) -> JsonObject:
+    """Anthropic's usage: `input_tokens` leaves the cache reads and writes out."""
+    read, written = answer.cache_read_tokens, answer.cache_write_tokens
+    return {
+        "input_tokens": answer.input_tokens - read - written,
+        "cache_creation_input_tokens": written,
+        "cache_read_input_tokens": read,
+        "cache_creation": {"ephemeral_5m_input_tokens": written, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": output_tokens,
     }
 
 
@@ -165,7 +242,7 @@ def event_frames(answer: Answer) -> list[bytes]:
         **message(answer),
         "content": [],
         "stop_reason": None,
-        "usage": {"input_tokens": answer.input_tokens, "output_tokens": 1},
+        "usage": _usage(answer, 1),
     }
     frames = [_frame({"type": "message_start", "message": start})]
     blocks: list[tuple[JsonObject, str, str, list[str]]] = []

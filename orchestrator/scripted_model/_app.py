@@ -14,7 +14,7 @@ from __future__ import annotations
 import hmac
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -176,6 +176,8 @@ class _Replay:
         self.key = key
         self.log = log
         self.faults = FaultCounter()
+        self.prompt_cache: set[str] = set()
+        """Digests of the prompt prefixes cached so far (Anthropic `cache_control`)."""
 
     def _pick(self, asked: Asked) -> tuple[Conversation | None, Turn | None, Fault | None]:
         conversation = self.script.find(asked.model, asked.context)
@@ -205,6 +207,11 @@ class _Replay:
                 " (after_last: error)",
             )
         scripted = answer_for(asked, conversation, turn)
+        if asked.prefixes:
+            read, written = _anthropic.cache_usage(
+                asked, scripted.input_tokens, self.prompt_cache, write=fault is None
+            )
+            scripted = replace(scripted, cache_read_tokens=read, cache_write_tokens=written)
         whole = JSONResponse(wire.body(scripted))
         frames = wire.frames(scripted, asked.include_usage) if asked.stream else None
         if fault is not None:

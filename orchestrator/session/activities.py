@@ -358,6 +358,7 @@ class SessionActivities:
                 max_tokens=max_tokens,
                 temperature=call.temperature,
                 stream=entry.stream,
+                prompt_cache=entry.caches_prompts,
             )
             cached = await self.runtime.response_cache.lookup(call, request)
             if cached.hit is not None:
