@@ -3,8 +3,9 @@
 Pure functions, no I/O. `parse_messages` reads a `/v1/messages` body into a `ChatCall`:
 the top-level `system` becomes a system message, `tool_use` blocks become tool calls, and
 a user turn's `tool_result` blocks become tool messages ahead of its text, the order the
-OpenAI shape needs. `render_messages` writes the answer as a Messages body, `model`
-naming the deployment that answered.
+OpenAI shape needs. A client's `cache_control` breakpoints are kept as the request's
+`cache_marks` (where they stood), for an Anthropic deployment. `render_messages` writes
+the answer as a Messages body, `model` naming the deployment that answered.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from orchestrator.gateway.calls import (
 )
 from orchestrator.gateway.errors import BadRequest
 from orchestrator.providers.messages import (
+    CacheMark,
     ChatMessage,
     ModelRequest,
     ModelResponse,
@@ -54,45 +56,89 @@ def _tool_use(block: JsonObject, where: str) -> ToolCall:
     )
 
 
-def _turn(raw: JsonValue, where: str) -> list[ChatMessage]:
+Marked = tuple[ChatMessage, JsonObject | None]
+"""A message and the client's `cache_control` on its last block, if any."""
+
+
+def _control(block: JsonObject, where: str) -> JsonObject | None:
+    control = block.get("cache_control")
+    return None if control is None else obj(control, f"{where}.cache_control")
+
+
+def _segments(parts: list[tuple[str, JsonObject | None]]) -> list[tuple[str, JsonObject | None]]:
+    """Text blocks joined, cut after each one that carries a breakpoint.
+
+    Unmarked, this is the one joined text it always was; a client's breakpoint inside a
+    system prompt or a user turn stays after the same text, as its own block's end.
+    """
+    out: list[tuple[str, JsonObject | None]] = []
+    texts: list[str] = []
+    for text, control in parts:
+        texts.append(text)
+        if control is not None:
+            out.append(("".join(texts), control))
+            texts = []
+    if texts or not out:
+        out.append(("".join(texts), None))
+    return out
+
+
+def _turn(raw: JsonValue, where: str) -> list[Marked]:
     turn = obj(raw, where)
     role = field(turn, "role", where)
     if role not in ("user", "assistant"):
         raise BadRequest(f"{where}.role: expected user or assistant, got {role!r}")
-    texts: list[str] = []
+    texts: list[tuple[str, JsonObject | None]] = []
     calls: list[ToolCall] = []
-    results: list[ChatMessage] = []
+    results: list[Marked] = []
+    last_control: JsonObject | None = None
     for i, block in enumerate(_blocks(field(turn, "content", where), f"{where}.content")):
         at = f"{where}.content[{i}]"
         kind = block.get("type")
+        control = _control(block, at)
         if kind == "text":
-            texts.append(str(block.get("text") or ""))
+            texts.append((str(block.get("text") or ""), control))
         elif kind == "tool_use" and role == "assistant":
             calls.append(_tool_use(block, at))
         elif kind == "tool_result" and role == "user":
-            results.append(
-                ChatMessage(
-                    role="tool",
-                    tool_call_id=str(field(block, "tool_use_id", at)),
-                    content=text_of(block.get("content"), f"{at}.content"),
-                )
+            tool = ChatMessage(
+                role="tool",
+                tool_call_id=str(field(block, "tool_use_id", at)),
+                content=text_of(block.get("content"), f"{at}.content"),
             )
+            results.append((tool, control))
         elif kind in ("thinking", "redacted_thinking"):
             continue
         else:
             raise BadRequest(f"{at}: block type {kind!r} is not supported in a {role} turn")
+        last_control = control or last_control
     if role == "assistant":
-        return [ChatMessage(role="assistant", content="".join(texts) or None, tool_calls=calls)]
+        # One message: a breakpoint on any of its blocks goes on its last block.
+        content = "".join(text for text, _ in texts) or None
+        message = ChatMessage(role="assistant", content=content, tool_calls=calls)
+        return [(message, last_control)]
     if texts or not results:
-        results.append(ChatMessage(role="user", content="".join(texts)))
+        results += [
+            (ChatMessage(role="user", content=text), control) for text, control in _segments(texts)
+        ]
     return results
 
 
-def _system(value: JsonValue) -> list[ChatMessage]:
+def _system(value: JsonValue) -> list[Marked]:
     if value is None:
         return []
+    if isinstance(value, list) and any(
+        isinstance(b, dict) and b.get("cache_control") is not None for b in value
+    ):
+        text_of(value, "body.system")  # text blocks only, as unmarked
+        parts = [
+            (str(b["text"]), _control(b, f"body.system[{i}]"))
+            for i, b in enumerate(value)
+            if isinstance(b, dict)
+        ]
+        return [(ChatMessage(role="system", content=t), c) for t, c in _segments(parts) if t]
     text = text_of(value, "body.system")
-    return [ChatMessage(role="system", content=text)] if text else []
+    return [(ChatMessage(role="system", content=text), None)] if text else []
 
 
 def _tool(raw: JsonValue, where: str) -> ToolDefinition:
@@ -115,19 +161,32 @@ def parse_messages(body: JsonValue) -> ChatCall:
     max_tokens = opt_int(root, "max_tokens", "body")
     if max_tokens is None:
         raise BadRequest("body.max_tokens: required")
-    messages = _system(root.get("system"))
+    marked = _system(root.get("system"))
     for i, turn in enumerate(turns):
-        messages.extend(_turn(turn, f"body.messages[{i}]"))
+        marked.extend(_turn(turn, f"body.messages[{i}]"))
+    marks = [
+        CacheMark(where="message", at=i, control=control)
+        for i, (_, control) in enumerate(marked)
+        if control is not None
+    ]
+    for i, raw in enumerate(tools):
+        control = _control(obj(raw, f"body.tools[{i}]"), f"body.tools[{i}]")
+        if control is not None:
+            marks.append(CacheMark(where="tool", at=i, control=control))
     metadata = root.get("metadata")
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     return ChatCall(
         requested=model,
         request=ModelRequest(
             model=model,
-            messages=messages,
+            messages=[message for message, _ in marked],
             tools=[_tool(t, f"body.tools[{i}]") for i, t in enumerate(tools)],
             temperature=opt_number(root, "temperature", "body"),
             max_tokens=max_tokens,
+            # A client's cache_control: sent on unchanged to an Anthropic deployment, and
+            # dropped on a route translated to an OpenAI one (whose APIs cache by themselves
+            # and take no breakpoints), as its adapters ignore `cache_marks`.
+            cache_marks=marks,
         ),
         stream=root.get("stream") is True,
         user_id=user_id if isinstance(user_id, str) else None,

@@ -55,6 +55,7 @@ from orchestrator.observability.metrics import METRICS, reason_label
 from orchestrator.providers.messages import ModelResponse, Usage
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink
+from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
 from orchestrator.store.budgets import Reservation
@@ -427,6 +428,7 @@ class Gateway:
             "requested": a.call.requested,
             "session_source": a.session.source,
             "stream": a.call.stream,
+            **cache_counts(usage),
         }
         if cause is not None:
             payload["cause"] = cause

@@ -21,6 +21,7 @@ from orchestrator.types import JsonObject
 __all__ = [
     "anthropic_usage",
     "anthropic_usage_wire",
+    "cache_counts",
     "chat_usage",
     "chat_usage_wire",
     "responses_usage",
@@ -105,3 +106,16 @@ def anthropic_usage_wire(usage: Usage) -> JsonObject:
         "cache_read_input_tokens": usage.cached_input_tokens,
         "output_tokens": usage.output_tokens,
     }
+
+
+def cache_counts(usage: Usage) -> JsonObject:
+    """A call's prompt-cache counts for its audit payload, when it used the cache.
+
+    Sessions and the gateway both record them; `cost --by` and the spend reports add them up.
+    """
+    counts: JsonObject = {}
+    if usage.cached_input_tokens:
+        counts["cached_input_tokens"] = usage.cached_input_tokens
+    if usage.cache_write_tokens:
+        counts["cache_write_tokens"] = usage.cache_write_tokens
+    return counts

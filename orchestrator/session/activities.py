@@ -39,8 +39,9 @@ from orchestrator.logs import get_logger
 from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep
 from orchestrator.plans.subplans import resolve_subplans
-from orchestrator.providers.messages import ModelRequest, Usage
+from orchestrator.providers.messages import ModelRequest
 from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_deltas
+from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
 from orchestrator.session import names
@@ -401,7 +402,7 @@ class SessionActivities:
                     "final": not tool_calls,
                     "attempt": call.attempt,
                     **({"try": tries} if tries > 1 else {}),
-                    **_cache_counts(usage),
+                    **cache_counts(usage),
                     **_said(response.message.content),
                 },
             )
@@ -771,13 +772,3 @@ def _needs_approval(spec: SkillSpec, arguments: JsonObject) -> bool:
     return spec.approval_condition is not None and condition_holds(
         spec.approval_condition, arguments
     )
-
-
-def _cache_counts(usage: Usage) -> JsonObject:
-    """The prompt-cache counts of a call for its audit payload, when it used the cache."""
-    counts: JsonObject = {}
-    if usage.cached_input_tokens:
-        counts["cached_input_tokens"] = usage.cached_input_tokens
-    if usage.cache_write_tokens:
-        counts["cache_write_tokens"] = usage.cache_write_tokens
-    return counts
