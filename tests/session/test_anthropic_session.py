@@ -15,7 +15,7 @@ from temporalio.client import Client
 
 from orchestrator.plans import parse_plan
 from orchestrator.runtime import Runtime
-from orchestrator.scripted_model import LoopbackServer
+from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
@@ -112,3 +112,65 @@ async def test_a_tool_loop_on_an_anthropic_deployment(
         assert [e.skill for e in events] == ["tickets.get"]
     finally:
         await runtime.close()
+
+
+CACHED_MODELS = """
+providers:
+  claude: {kind: anthropic, base_url: "${ANTHROPIC_FAKE_URL}", api_key_env: ANTHROPIC_FAKE_KEY}
+models:
+  claude-test: {provider: claude, model: claude-test-1, input_price_per_mtok: 3,
+                output_price_per_mtok: 15, cached_input_price_per_mtok: 0.3,
+                cache_write_price_per_mtok: 3.75, quality: {default: 0.9}}
+default_model: claude-test
+"""
+
+LOOKUP_SCRIPT = ReplayScript.model_validate(
+    {
+        "conversations": [
+            {
+                "name": "lookup",
+                "match": {"model": "claude-test-1", "contains": "T-1001"},
+                "turns": [
+                    {"tool_calls": [{"name": "tickets_get", "arguments": {"ticket_id": "T-1001"}}]},
+                    {"content": "It is about a broken kettle."},
+                ],
+            }
+        ]
+    }
+)
+
+
+async def test_the_loops_second_round_reads_the_prompt_cache_and_is_priced_so(
+    settings: Settings, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The deployment declares cache prices, so the adapter sends breakpoints: the scripted
+    server (answering as Anthropic's cache would) writes the first round's prompt and the
+    second round reads it; the model_call event records both, its cost at their rates."""
+    models = tmp_path / "models.yaml"
+    models.write_text(CACHED_MODELS)
+    settings.models_file = models
+    async with ScriptedModelServer(LOOKUP_SCRIPT) as replay:
+        monkeypatch.setenv("ANTHROPIC_FAKE_URL", replay.url)
+        monkeypatch.setenv("ANTHROPIC_FAKE_KEY", "sk-ant-fake")
+        runtime = await Runtime.open(settings)
+        try:
+            async with build_worker(client, runtime, task_queue=settings.task_queue):
+                handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+                result = await handle.result()
+            assert result.status is SessionStatus.COMPLETED
+            assert result.final_output == "It is about a broken kettle."
+            calls = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_CALL)
+        finally:
+            await runtime.close()
+    first, second = sorted(calls, key=lambda e: int(e.payload["round"]))  # type: ignore[arg-type]
+    assert "cached_input_tokens" not in first.payload
+    written = int(first.payload["cache_write_tokens"])  # type: ignore[arg-type]
+    assert written > 0
+    read = int(second.payload["cached_input_tokens"])  # type: ignore[arg-type]
+    assert read == written
+    wrote = int(second.payload.get("cache_write_tokens", 0))  # type: ignore[arg-type]
+    assert second.input_tokens is not None and second.output_tokens is not None
+    fresh = second.input_tokens - read - wrote
+    assert second.cost_usd == pytest.approx(
+        (fresh * 3 + read * 0.3 + wrote * 3.75 + second.output_tokens * 15) / 1_000_000
+    )
