@@ -245,13 +245,37 @@ async def _sequential(call: Callable[[int], Awaitable[float]], n: int) -> list[f
 
 
 async def _concurrent(
-    call: Callable[[int], Awaitable[float]], clients: int, each: int
+    call: Callable[[httpx.AsyncClient, int], Awaitable[float]],
+    clients: int,
+    each: int,
+    shared: httpx.AsyncClient | None = None,
 ) -> list[float]:
-    async def client(c: int) -> list[float]:
-        return [await call(c * each + i) for i in range(each)]
+    """`clients` concurrent clients of `each` requests; each its own `httpx.AsyncClient`
+    (one connection), unless `shared` is given (one pool for all, the old way).
 
-    await asyncio.gather(*(call(-1 - c) for c in range(clients)))
-    results = await asyncio.gather(*(client(c) for c in range(clients)))
+    httpcore's pool walks every connection, and for each idle one every connection again,
+    whenever a request enters or leaves it: one pool of 200 connections cost this process
+    ~11 ms of CPU per request and saturated its core, so the crowd waited here, not in the
+    server measured (bench/README.md, gateway).
+    """
+    async with contextlib.AsyncExitStack() as stack:
+        if shared is not None:
+            own = [shared] * clients
+        else:
+            context = httpx.create_ssl_context()  # once: loading the CA bundle is slow
+            limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+            own = [
+                await stack.enter_async_context(
+                    httpx.AsyncClient(timeout=120, limits=limits, verify=context)
+                )
+                for _ in range(clients)
+            ]
+
+        async def client(c: int) -> list[float]:
+            return [await call(own[c], c * each + i) for i in range(each)]
+
+        await asyncio.gather(*(call(own[c], -1 - c) for c in range(clients)))
+        results = await asyncio.gather(*(client(c) for c in range(clients)))
     return [v for r in results for v in r]
 
 
@@ -383,11 +407,11 @@ async def _interleaved(
 
 
 async def _crowd(
-    http: httpx.AsyncClient, target: Target, clients: int, each: int
+    target: Target, clients: int, each: int, shared: httpx.AsyncClient | None
 ) -> dict[str, Any]:
     """`clients` concurrent clients of `each` requests, with the target's CPU per request."""
     before = _cpu_seconds(target.group)
-    values = await _concurrent(lambda i: target.call(http, i), clients, each)
+    values = await _concurrent(target.call, clients, each, shared)
     cpu = _cpu_seconds(target.group) - before
     return {**_summary(values), "cpu_ms_per_request": round(cpu / (clients * (each + 1)) * 1000, 3)}
 
@@ -412,7 +436,11 @@ async def main(args: argparse.Namespace) -> None:
         yaml.safe_dump({"keys": [{"id": "bench", "token_sha256": digest, "tenant": "bench"}]})
     )
     env = {**os.environ, "ORCHESTRATOR_LOG_LEVEL": "WARNING", "ORCHESTRATOR_LOG_FORMAT": "json"}
-    results: dict[str, Any] = {"requests": args.requests, "clients": args.clients}
+    results: dict[str, Any] = {
+        "requests": args.requests,
+        "clients": args.clients,
+        "shared_client": args.shared_client,
+    }
     limits = httpx.Limits(
         max_connections=args.clients + 10, max_keepalive_connections=args.clients + 10
     )
@@ -466,7 +494,8 @@ async def main(args: argparse.Namespace) -> None:
             results["ttfb_gateway_stream"] = _summary(
                 await _sequential(first_byte, args.requests // 3)
             )
-            concurrent = {t.name: await _crowd(http, t, args.clients, args.each) for t in targets}
+            shared = http if args.shared_client else None
+            concurrent = {t.name: await _crowd(t, args.clients, args.each, shared) for t in targets}
             for t in targets[1:]:
                 concurrent[t.name].update(_added(concurrent, t.name))
             results["concurrent"] = concurrent
@@ -497,4 +526,9 @@ if __name__ == "__main__":
         "--sessions", type=int, default=30, help="sessions of the warm-cache workload"
     )
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy")
+    parser.add_argument(
+        "--shared-client",
+        action="store_true",
+        help="the concurrent clients share one httpx pool (before: the bench was the bottleneck)",
+    )
     asyncio.run(main(parser.parse_args()))
