@@ -26,7 +26,10 @@ way in hops (`created_at`, the activity's `append_event` call, its commit, deliv
 tokens lost, and the API process's resident memory per watcher and CPU time per token
 delivered (from /proc, which the machine's other load does not inflate).
 `--watchers-process` runs the crowd's watchers in a process of their own rather than
-beside the worker. Temporal's workflow streams take about 100 ms per round trip (issue
+beside the worker. The crowd's watchers stamp their socket reads and decode them after the
+session ended (`RawWatcher`); `--httpx-watchers` has them parse with httpx as the bytes
+come, as before 2026-12-06 (their own CPU then queues the tokens they time).
+Temporal's workflow streams take about 100 ms per round trip (issue
 13): shown beside ours for reference, not measured here. Prints JSON and writes
 `bench/results/stream.json`.
 
@@ -46,6 +49,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import codecs
 import contextlib
 import json
 import os
@@ -61,6 +65,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 from _harness import TUNED, BenchDevServer, Stats, machine, replay_without_nagle
 
@@ -277,6 +282,89 @@ class Watcher:
                     return
 
 
+class RawWatcher:
+    """An SSE watcher that only keeps the bytes and when they came while the session
+    streams, and reads them once it has ended.
+
+    A crowd's tokens arrive in bursts: 50 sessions' answers within the same half second.
+    An httpx watcher (`Watcher`) parses every line in Python as it comes, and 200 of them
+    in one process spend more CPU on a burst than the burst lasts: the watchers' own queue
+    then sits inside the figures. This one reads the socket and stamps each read, which is
+    what a watcher on another machine would see, and decodes the HTTP chunks and the SSE
+    frames afterwards, each frame stamped with the read that completed it.
+    """
+
+    def __init__(self, api: str, session_id: str) -> None:
+        url = httpx.URL(api)
+        self.host, self.port = url.host, url.port or 80
+        self.session_id = session_id
+        self.reads: list[tuple[float, float, bytes]] = []
+        """Each read: its monotonic and wall time, and its bytes."""
+        self.texts: list[tuple[float, str]] = []
+        self.durable: list[tuple[str, str, float, float]] = []
+        self.connected = asyncio.Event()
+
+    async def run(self) -> None:
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        writer.write(
+            (
+                f"GET /api/sessions/{self.session_id}/events HTTP/1.1\r\n"
+                f"Host: {self.host}:{self.port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+                "Accept: text/event-stream\r\n\r\n"
+            ).encode()
+        )
+        tail = b""
+        try:
+            while chunk := await reader.read(1 << 16):
+                self.reads.append((time.monotonic(), time.time(), chunk))
+                seen = tail + chunk
+                if not self.connected.is_set() and b"\nid: " in seen:
+                    self.connected.set()  # a durable event: the watcher is attached
+                if b"event: end" in seen:
+                    break
+                tail = chunk[-16:]
+        finally:
+            writer.close()
+        self._decode()
+
+    def _decode(self) -> None:
+        conn = h11.Connection(h11.CLIENT)
+        conn.send(h11.Request(method="GET", target="/", headers=[("Host", self.host)]))
+        conn.send(h11.EndOfMessage())
+        text = codecs.getincrementaldecoder("utf-8")()
+        pending = ""
+        for mono, wall, chunk in self.reads:
+            conn.receive_data(chunk)
+            while isinstance(event := conn.next_event(), h11.Response | h11.Data):
+                if isinstance(event, h11.Data):
+                    pending += text.decode(bytes(event.data))
+            *frames, pending = pending.split("\n\n")
+            for frame in frames:
+                self._frame(frame, mono, wall)
+
+    def _frame(self, frame: str, mono: float, wall: float) -> None:
+        kind, data = "message", []
+        for line in frame.split("\n"):
+            name, _, value = line.partition(":")
+            if name == "event":
+                kind = value.strip()
+            elif name == "data":
+                data.append(value.removeprefix(" "))
+        if not data:
+            return
+        body = json.loads("\n".join(data))
+        if kind == "delta":
+            if body["kind"] == "text" and body["attempt"] == 1:
+                self.texts.append((mono, str(body["text"])))
+        elif kind == "message":
+            created = datetime.fromisoformat(str(body["created_at"])).timestamp()
+            self.durable.append((body["kind"], body["event_key"], created, wall))
+
+
+HTTPX_WATCHERS = False
+"""`--httpx-watchers`: the crowd's watchers are `Watcher`s (httpx, parsed as they come)."""
+
+
 def watchers_client(api: str) -> httpx.AsyncClient:
     """One HTTP client for many watchers (a client each would cost an SSL context each)."""
     return httpx.AsyncClient(
@@ -298,7 +386,10 @@ async def watch_crowd(
     """`watchers` SSE watchers of each session in `ids` until the sessions end; `connected`
     is awaited once all of them have their first event."""
     async with watchers_client(api) as http:
-        crowd = [[Watcher(http, i) for _ in range(watchers)] for i in ids]
+        crowd = [
+            [Watcher(http, i) if HTTPX_WATCHERS else RawWatcher(api, i) for _ in range(watchers)]
+            for i in ids
+        ]
         tasks = [asyncio.create_task(w.run()) for group in crowd for w in group]
         await asyncio.wait_for(
             asyncio.gather(*(w.connected.wait() for group in crowd for w in group)), 120
@@ -615,7 +706,8 @@ async def bench(
                     elsewhere = WatchersProcess(
                         await more.enter_async_context(
                             process(
-                                [sys.executable, __file__, "--watchers-process"],
+                                [sys.executable, __file__, "--watchers-process"]
+                                + (["--httpx-watchers"] if HTTPX_WATCHERS else []),
                                 child_env,
                                 "ready",
                                 stdin=True,
@@ -722,7 +814,9 @@ def main() -> None:
         script, port, interval, stamps = sys.argv[2:6]
         asyncio.run(serve_model(Path(script), int(port), float(interval), Path(stamps)))
         return
+    global HTTPX_WATCHERS
     if len(sys.argv) > 1 and sys.argv[1] == "--watchers-process":
+        HTTPX_WATCHERS = "--httpx-watchers" in sys.argv[2:]
         print("ready", flush=True)
         asyncio.run(serve_watchers())
         return
@@ -745,7 +839,14 @@ def main() -> None:
         help="run the crowd's watchers in a process of their own instead of the bench's"
         " (where the worker runs too)",
     )
+    parser.add_argument(
+        "--httpx-watchers",
+        action="store_true",
+        help="the crowd's watchers parse with httpx as the bytes come (before 2026-12-06:"
+        " their own CPU then queues the tokens they time) instead of stamping raw reads",
+    )
     args = parser.parse_args()
+    HTTPX_WATCHERS = args.httpx_watchers
     configure_logging(level="WARNING", fmt="json")
     result = asyncio.run(
         bench(
