@@ -25,7 +25,7 @@ from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval, start_session
 from orchestrator.session_start import StartOptions
 from orchestrator.store.store import Store
-from orchestrator.testing import wait_for_pending_approval
+from orchestrator.testing import eventually, wait_for_pending_approval
 
 PLAN = REPO / "workflows/customer_refund.yaml"
 SCRIPT = REPO / "model_scripts/customer_refund.yaml"
@@ -96,7 +96,17 @@ async def test_metrics_grow_in_every_family_after_a_demo_run(
     during: list[Samples] = []
 
     async def while_waiting() -> None:
-        during.append(await scrape())
+        # The request's record is written a moment before the session's status, by the same
+        # activity; the demo calls this as soon as it sees the record.
+        async def waiting() -> Samples | None:
+            samples = await scrape()
+            return (
+                samples
+                if total(samples, "orchestrator_sessions", status="waiting_approval")
+                else None
+            )
+
+        during.append(await eventually(waiting, timeout=10, what="a session waiting_approval"))
 
     await run_demo(env, env.runtime.store, while_waiting)
     after = await scrape()
