@@ -7,6 +7,7 @@ models answer over real HTTP on loopback, the store is a real SQLite file.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -88,6 +89,23 @@ class Env:
     client: Client
     runtime: Runtime
     replay: ScriptedModelServer
+
+
+@contextlib.asynccontextmanager
+async def worker_with_models(
+    settings: Settings, client: Client, models_yaml: str, folder: Path
+) -> AsyncIterator[Runtime]:
+    """A worker on `settings`' task queue whose models file is `models_yaml` (written to
+    `folder`), and its runtime, closed after the worker stops."""
+    models = folder / "models.yaml"
+    models.write_text(models_yaml)
+    settings.models_file = models
+    runtime = await Runtime.open(settings)
+    try:
+        async with build_worker(client, runtime, task_queue=settings.task_queue):
+            yield runtime
+    finally:
+        await runtime.close()
 
 
 @pytest.fixture

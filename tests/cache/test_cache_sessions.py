@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+from conftest import worker_with_models
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -25,7 +26,6 @@ from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.testing import start_until_approval
-from orchestrator.worker import build_worker
 
 MODELS = """
 providers:
@@ -79,15 +79,9 @@ async def cached_worker(
 ) -> AsyncIterator[tuple[Runtime, ScriptedModelServer]]:
     """A worker whose models file caches `support`, answering from the scripted model server."""
     async with ScriptedModelServer(script) as replay:
-        models = tmp_path / "models.yaml"
-        models.write_text(MODELS.replace("BASE", replay.base_url))
-        settings.models_file = models
-        runtime = await Runtime.open(settings)
-        try:
-            async with build_worker(client, runtime, task_queue=settings.task_queue):
-                yield runtime, replay
-        finally:
-            await runtime.close()
+        models = MODELS.replace("BASE", replay.base_url)
+        async with worker_with_models(settings, client, models, tmp_path) as runtime:
+            yield runtime, replay
 
 
 async def test_a_second_session_is_answered_from_the_cache_and_replays(

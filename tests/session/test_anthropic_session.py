@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from conftest import worker_with_models
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -14,13 +15,11 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.plans import parse_plan
-from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
 from orchestrator.types import JsonObject
-from orchestrator.worker import build_worker
 
 MODELS = """
 providers:
@@ -91,14 +90,9 @@ async def claude(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[FakeClaude]:
 async def test_a_tool_loop_on_an_anthropic_deployment(
     settings: Settings, client: Client, tmp_path: Path, claude: FakeClaude
 ) -> None:
-    models = tmp_path / "models.yaml"
-    models.write_text(MODELS)
-    settings.models_file = models
-    runtime = await Runtime.open(settings)
-    try:
-        async with build_worker(client, runtime, task_queue=settings.task_queue):
-            handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
-            result = await handle.result()
+    async with worker_with_models(settings, client, MODELS, tmp_path) as runtime:
+        handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+        result = await handle.result()
         assert result.status is SessionStatus.COMPLETED
         assert result.final_output == "It is about a broken kettle."
         assert [p.model for p in result.model_timeline] == ["claude-test"]
@@ -110,8 +104,6 @@ async def test_a_tool_loop_on_an_anthropic_deployment(
         assert "T-1001" in result_block["content"]
         events = await runtime.store.list_events(result.session_id, kind=EventKind.TOOL_CALL)
         assert [e.skill for e in events] == ["tickets.get"]
-    finally:
-        await runtime.close()
 
 
 CACHED_MODELS = """
@@ -146,22 +138,15 @@ async def test_the_loops_second_round_reads_the_prompt_cache_and_is_priced_so(
     """The deployment declares cache prices, so the adapter sends breakpoints: the scripted
     server (answering as Anthropic's cache would) writes the first round's prompt and the
     second round reads it; the model_call event records both, its cost at their rates."""
-    models = tmp_path / "models.yaml"
-    models.write_text(CACHED_MODELS)
-    settings.models_file = models
     async with ScriptedModelServer(LOOKUP_SCRIPT) as replay:
         monkeypatch.setenv("ANTHROPIC_FAKE_URL", replay.url)
         monkeypatch.setenv("ANTHROPIC_FAKE_KEY", "sk-ant-fake")
-        runtime = await Runtime.open(settings)
-        try:
-            async with build_worker(client, runtime, task_queue=settings.task_queue):
-                handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
-                result = await handle.result()
+        async with worker_with_models(settings, client, CACHED_MODELS, tmp_path) as runtime:
+            handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+            result = await handle.result()
             assert result.status is SessionStatus.COMPLETED
             assert result.final_output == "It is about a broken kettle."
             calls = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_CALL)
-        finally:
-            await runtime.close()
     first, second = sorted(calls, key=lambda e: int(e.payload["round"]))  # type: ignore[arg-type]
     assert "cached_input_tokens" not in first.payload
     written = int(first.payload["cache_write_tokens"])  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from conftest import worker_with_models
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
@@ -27,7 +28,6 @@ from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
-from orchestrator.worker import build_worker
 
 MODELS = """
 providers:
@@ -88,15 +88,9 @@ async def worker(
     answers: ReplayScript | None = None,
 ) -> AsyncIterator[tuple[Runtime, ScriptedModelServer]]:
     async with ScriptedModelServer(answers or script(judge)) as server:
-        models = tmp_path / "models.yaml"
-        models.write_text(models_yaml.replace("BASE", server.base_url))
-        settings.models_file = models
-        runtime = await Runtime.open(settings)
-        try:
-            async with build_worker(client, runtime, task_queue=settings.task_queue):
-                yield runtime, server
-        finally:
-            await runtime.close()
+        models = models_yaml.replace("BASE", server.base_url)
+        async with worker_with_models(settings, client, models, tmp_path) as runtime:
+            yield runtime, server
 
 
 def estimates(source: str, result: str) -> float:

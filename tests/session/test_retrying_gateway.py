@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import worker_with_models
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -23,13 +24,11 @@ from starlette.routing import Route
 from temporalio.client import Client
 
 from orchestrator.plans import parse_plan
-from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import LoopbackServer
 from orchestrator.service import start_session
 from orchestrator.session.types import Boundary
 from orchestrator.settings import Settings
 from orchestrator.types import JsonObject
-from orchestrator.worker import build_worker
 
 GATEWAY_TRIES = 3
 
@@ -117,18 +116,10 @@ async def test_retries_do_not_multiply_behind_a_retrying_gateway(
     declared: bool,
     backend_hits: int,
 ) -> None:
-    models = tmp_path / "models.yaml"
-    models.write_text(
-        MODELS.replace("ENDPOINT_RETRIES", ", endpoint_retries: true" if declared else "")
-    )
-    settings.models_file = models
-    runtime = await Runtime.open(settings)
-    try:
-        async with build_worker(client, runtime, task_queue=settings.task_queue):
-            handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
-            result = await handle.result()
-    finally:
-        await runtime.close()
+    models = MODELS.replace("ENDPOINT_RETRIES", ", endpoint_retries: true" if declared else "")
+    async with worker_with_models(settings, client, models, tmp_path):
+        handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+        result = await handle.result()
     assert [(p.model, p.boundary) for p in result.model_timeline] == [
         ("dead", Boundary.SESSION_START),
         ("alive", Boundary.FORCED_FAILOVER),

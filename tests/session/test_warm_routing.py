@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from conftest import worker_with_models
 from temporalio.client import Client
 from temporalio.worker import Replayer
 
@@ -19,13 +20,11 @@ from orchestrator.plans import parse_plan
 from orchestrator.plugin import OrchestratorPlugin
 from orchestrator.routing.scoring import MIN_CACHED_TOKENS
 from orchestrator.routing.types import ScoreTerms
-from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.session.prompt_cache import FIRST_LOOP_CALLS
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
-from orchestrator.worker import build_worker
 
 MODELS = """
 providers:
@@ -91,19 +90,13 @@ async def test_a_warm_pin_stays_where_list_prices_would_switch(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:
     async with ScriptedModelServer(SCRIPT) as server:
-        models = tmp_path / "models.yaml"
-        models.write_text(MODELS.replace("BASE", server.base_url))
-        settings.models_file = models
-        runtime = await Runtime.open(settings)
-        try:
-            async with build_worker(client, runtime, task_queue=settings.task_queue):
-                handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
-                result = await handle.result()
-                history = await handle.fetch_history()
+        models = MODELS.replace("BASE", server.base_url)
+        async with worker_with_models(settings, client, models, tmp_path) as runtime:
+            handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+            result = await handle.result()
+            history = await handle.fetch_history()
             pins = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
             keeper = runtime.models.models["keeper"]
-        finally:
-            await runtime.close()
     assert result.status is SessionStatus.COMPLETED
     assert [p.model for p in pins] == ["keeper", "keeper", "lister"]
     one, two, three = (p.payload for p in pins)
