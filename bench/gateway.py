@@ -16,8 +16,11 @@ them over loopback HTTP from this one:
    the scripted model server, the gateway and LiteLLM in rotating order, so all three meet
    the same load, and each server's CPU time per request is read from /proc (robust to
    the shared box's load, unlike wall time).
+6. with `--floor`, a bare Python proxy that only forwards bytes (`_floor_proxy.py`:
+   httptools and uvloop, no JSON, no store) in the same rotation: what any asyncio proxy
+   adds before it does any work of its own.
 
-    .venv/bin/python bench/gateway.py [--requests 300] [--clients 200] [--litellm]
+    .venv/bin/python bench/gateway.py [--requests 300] [--clients 200] [--litellm] [--floor]
 
 Writes `bench/results/gateway.json`.
 """
@@ -317,6 +320,23 @@ async def _warm_share(
 
 
 @contextlib.asynccontextmanager
+async def _floor(upstream_port: int, env: dict[str, str]) -> AsyncIterator[Target]:
+    """The floor of a Python proxy (`_floor_proxy.py`): forwards bytes, does nothing else."""
+    port = free_port()
+    argv = [sys.executable, str(Path(__file__).parent / "_floor_proxy.py")]
+    argv += [f"127.0.0.1:{upstream_port}", str(port)]
+    async with _process(argv, "floor proxy on", env) as proc:
+        yield Target(
+            "floor",
+            f"http://127.0.0.1:{port}/v1/chat/completions",
+            "replay-a",
+            {},
+            proc.pid,
+            sessions=False,
+        )
+
+
+@contextlib.asynccontextmanager
 async def _litellm(folder: Path, scripted_url: str) -> AsyncIterator[Target]:
     """LiteLLM's proxy (no database, like its quick start) before the same scripted model
     server, as its own process on loopback."""
@@ -468,6 +488,8 @@ async def main(args: argparse.Namespace) -> None:
             targets = [direct, ours]
             if args.litellm:
                 targets.append(await stack.enter_async_context(_litellm(folder, scripted_url)))
+            if args.floor:
+                targets.append(await stack.enter_async_context(_floor(replay_port, env)))
 
             def first_byte(i: int) -> Awaitable[float]:
                 return _ttfb(
@@ -524,6 +546,11 @@ if __name__ == "__main__":
     parser.add_argument("--each", type=int, default=5, help="requests per concurrent client")
     parser.add_argument(
         "--sessions", type=int, default=30, help="sessions of the warm-cache workload"
+    )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also measure a bare Python proxy that only forwards bytes (the floor)",
     )
     parser.add_argument("--litellm", action="store_true", help="also measure LiteLLM's proxy")
     parser.add_argument(
