@@ -37,6 +37,7 @@ from typing import Any
 
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.routing import LiveMetrics, Router, RouteRequest
+from orchestrator.routing.horizon import StepOdds
 from orchestrator.routing.learning import Tally as LearnedTally
 from orchestrator.routing.policy import Difficulty
 
@@ -310,6 +311,18 @@ class CostModel:
     """Tell the router how many calls a decision at a safe boundary binds (the mean number of
     calls per step seen so far in the run)."""
     prefix: int = SESSION_PREFIX
+    horizon: bool = False
+    """Tell the router the session's horizon (`orchestrator.routing.horizon`): the steps it is
+    expected to have left (the mean steps per session seen so far in the run, less the steps
+    it has had) and the odds of its later steps (the shares of task type and difficulty among
+    its steps so far, with the run's shares as a prior worth `PRIOR_STEPS` steps)."""
+    horizon_cap: float | None = None
+    """With `horizon`: weigh at most this many steps (2: this step and the next only)."""
+
+
+PRIOR_STEPS = 1.0
+"""Weight of the run's shares in a session's odds of its later steps, in steps: one step's
+worth, so a session's own first step already counts as much as everything seen before."""
 
 
 VARIANTS: dict[str, CostModel] = {
@@ -320,6 +333,8 @@ VARIANTS: dict[str, CostModel] = {
     "cache billed, router told both (default)": CostModel(),
     "same, session prefix 0": CostModel(prefix=0),
     "same, session prefix 1800": CostModel(prefix=1800),
+    "both, and the session's horizon": CostModel(horizon=True),
+    "both, and the horizon, next step only": CostModel(horizon=True, horizon_cap=2.0),
 }
 """The cost models `--variants` compares on the same workloads."""
 
@@ -529,7 +544,12 @@ def run_policy(
     # Calls per step seen so far (a runtime keeps this from its history): what a decision
     # at a safe boundary binds, on average. A per-turn decision binds one call.
     steps_seen, calls_seen = 0, 0
-    for session in sessions:
+    # Steps per finished session, and the run's steps by (task type, difficulty): the
+    # horizon a runtime can estimate from its history.
+    steps_done = 0
+    run_odds: dict[tuple[str, Difficulty], int] = {}
+    for sessions_done, session in enumerate(sessions):
+        own_odds: dict[tuple[str, Difficulty], int] = {}
         pin: str | None = None
         previous: str | None = None
         # Each deployment's provider prompt cache for this session: the last prompt it served.
@@ -544,11 +564,14 @@ def run_policy(
             ask = policy == "per-turn" or (policy == "ours" and safe) or pin is None
             if turn.first_of_step:
                 steps_seen += 1
+                kind = (turn.task, turn.difficulty)
+                own_odds[kind] = own_odds.get(kind, 0) + 1
             calls_seen += 1
             if ask:
                 # Per-turn is a stateless router: no pin, so nothing warm, and its decision
                 # binds this one call.
                 stateless = policy == "per-turn"
+                horizon = model.horizon and policy == "ours" and sessions_done > 0
                 request = RouteRequest(
                     task_type=turn.task,
                     difficulty=turn.difficulty,
@@ -562,6 +585,13 @@ def run_policy(
                     warm_input_tokens=warm_tokens(held.get(pin), turn, model)
                     if model.warm and pin is not None and not stateless
                     else 0,
+                    horizon_steps=min(
+                        max(1.0, steps_done / sessions_done - turn.step),
+                        model.horizon_cap or float("inf"),
+                    )
+                    if horizon
+                    else 1.0,
+                    later_steps=later_odds(own_odds, run_odds) if horizon else [],
                 )
                 pin = router.decide(request).deployment
             assert pin is not None
@@ -598,7 +628,27 @@ def run_policy(
             tally.quality += quality
             tally.under_served += quality < FLOORS[turn.difficulty]
             previous = pin
+        steps_done += session[-1].step + 1
+        for kind, count in own_odds.items():
+            run_odds[kind] = run_odds.get(kind, 0) + count
     return tally
+
+
+def later_odds(
+    own: dict[tuple[str, Difficulty], int], run: dict[tuple[str, Difficulty], int]
+) -> list[StepOdds]:
+    """Odds of a session's later steps: its own steps' shares, with the run's shares as a
+    prior worth `PRIOR_STEPS` steps (a session keeps its character, so its own steps are
+    the better evidence once it has had a few)."""
+    total = sum(run.values())
+    odds = {k: float(n) for k, n in own.items()}
+    for k, n in run.items():
+        odds[k] = odds.get(k, 0.0) + PRIOR_STEPS * n / total
+    whole = sum(odds.values())
+    return [
+        StepOdds(task_type=task, difficulty=level, share=n / whole)
+        for (task, level), n in sorted(odds.items())
+    ]
 
 
 def matrix(
@@ -615,6 +665,196 @@ def matrix(
                     setattr(total, key, getattr(total, key) + getattr(t, key))
         results[mix_name] = {p: t.summary() for p, t in per_policy.items()}
     return results
+
+
+# ---- (c) an oracle's bound ------------------------------------------------------------
+
+ORACLE_MAX_SWITCHES = 4
+"""Switches the oracle may make in one session. Its budget over the whole matrix is a tenth
+of per-turn's switches (about one per twelve sessions), so a session's fifth switch would
+never be worth its share; `oracle` reports how many sessions use the last one allowed."""
+
+
+@dataclass
+class OracleRow:
+    """A session's best plan with exactly `switches` switches (or fewer)."""
+
+    objective: float
+    cost: float
+    quality: float
+
+
+def oracle_price(
+    d: str,
+    turn: Turn,
+    warm: bool,
+    registry: ModelRegistry,
+    model: CostModel,
+    price: dict[tuple[str, int, int], float],
+) -> float:
+    """What `turn` costs on `d` as the matrix bills it: a loop call reads the step's prompt
+    before it (no switch happens inside a step); a step's first call reads the session's
+    prefix if `d` has served the session since its last idle pause (`warm`)."""
+    if not turn.first_of_step:
+        held: tuple[int, int] | None = (turn.step, turn.in_step - 1)
+    else:
+        held = (turn.step - 1, 0) if warm else None
+    cached = warm_tokens(held, turn, model)
+    key = (d, turn.in_step, cached)
+    found = price.get(key)
+    if found is None:
+        written = turn.input_tokens - cached if model.cache else 0
+        found = price[key] = registry.models[d].cost(
+            turn.input_tokens,
+            turn.output_tokens,
+            cached_input_tokens=cached,
+            cache_write_tokens=written,
+        )
+    return found
+
+
+def oracle_session(
+    session: list[Turn],
+    registry: ModelRegistry,
+    model: CostModel,
+    mu: float,
+    floors: bool,
+    price: dict[tuple[str, int, int], float],
+) -> list[OracleRow | None]:
+    """The cheapest plan for one session in hindsight, for each number of switches.
+
+    A plan serves each turn on one deployment and switches only at safe boundaries (so 0
+    unsafe), with `floors` never below a step's quality floor. The objective is cost minus
+    `mu` times quality (summed over calls): a Lagrangian price on quality, which the caller
+    raises until the plans' quality reaches per-turn's. Exact by dynamic programming over
+    (serving deployment, deployments whose cache holds the session's prefix, switches).
+    """
+    names = list(registry.models)
+    bit = {n: 1 << i for i, n in enumerate(names)}
+    # (serving deployment, warm set, switches) -> (objective, cost, quality); "" before
+    # the first call, which may go anywhere without a switch.
+    states: dict[tuple[str, int, int], tuple[float, float, float]] = {("", 0, 0): (0, 0, 0)}
+    for turn in session:
+        quality = {d: registry.models[d].quality_for(turn.task) for d in names}
+        allowed = [d for d in names if not floors or quality[d] >= FLOORS[turn.difficulty]]
+        safe = turn.first_of_step and not turn.state_held
+        fresh: dict[tuple[str, int, int], tuple[float, float, float]] = {}
+        for (d, warm, k), (obj, cost, qual) in states.items():
+            warm = 0 if turn.idle_before else warm
+            for e in allowed if safe or not d else [d] if d in allowed else []:
+                k2 = k + (bool(d) and e != d)
+                if k2 > ORACLE_MAX_SWITCHES:
+                    continue
+                c = oracle_price(e, turn, bool(warm & bit[e]), registry, model, price)
+                key = (e, warm | bit[e], k2)
+                value = (obj + c - mu * quality[e], cost + c, qual + quality[e])
+                if key not in fresh or value[0] < fresh[key][0]:
+                    fresh[key] = value
+        states = fresh
+    best: list[OracleRow | None] = [None] * (ORACLE_MAX_SWITCHES + 1)
+    for (_, _, k), (obj, cost, qual) in states.items():
+        row = best[k]
+        if row is None or obj < row.objective:
+            best[k] = OracleRow(obj, cost, qual)
+    # At most k switches: the best of 0..k.
+    for k in range(1, len(best)):
+        prev, row = best[k - 1], best[k]
+        if prev is not None and (row is None or prev.objective <= row.objective):
+            best[k] = prev
+    return best
+
+
+def allocate(rows: list[list[OracleRow | None]], budget: int) -> tuple[float, float, float, int]:
+    """Spread `budget` switches over the sessions to minimise the summed objective (exact
+    knapsack by dynamic programming); returns objective, cost, quality and switches used."""
+    inf = (float("inf"), 0.0, 0.0, 0)
+    table: list[tuple[float, float, float, int]] = [(0.0, 0.0, 0.0, 0)] + [inf] * budget
+    for session in rows:
+        nxt = [inf] * (budget + 1)
+        for used, (obj, cost, qual, sw) in enumerate(table):
+            if obj == float("inf"):
+                continue
+            for k, row in enumerate(session):
+                if row is None or used + k > budget:
+                    continue
+                value = (obj + row.objective, cost + row.cost, qual + row.quality, sw + k)
+                if value[0] < nxt[used + k][0]:
+                    nxt[used + k] = value
+        table = nxt
+    return min(table)
+
+
+def oracle(seeds: list[int], sessions: int, turns: int, floors: bool = True) -> dict[str, Any]:
+    """The cheapest an oracle that knows every session in advance can serve the matrix under
+    the targets' constraints: 0 unsafe switches, at most a tenth of per-turn's switches,
+    quality at least per-turn's (and, with `floors`, no call below its step's floor).
+
+    Per-session plans are exact (`oracle_session`); the switch budget is spread exactly
+    (`allocate`); the quality constraint is priced by a Lagrange multiplier `mu`, bisected
+    to the least price whose plans reach per-turn's quality. The dual value at that price
+    is a lower bound on any plan's cost, so the true optimum lies between the two figures.
+    """
+    model = CostModel()
+    registry = matrix_registry(model.cache)
+    workloads: list[list[Turn]] = []
+    turn_cost = turn_quality = 0.0
+    turn_switches = calls = 0
+    for mix in MIXES.values():
+        for seed in seeds:
+            workload = make_sessions(mix, seed, sessions, turns)
+            workloads.extend(workload)
+            t = run_policy("per-turn", workload, mix, seed, model)
+            turn_cost += t.cost
+            turn_quality += t.quality
+            turn_switches += t.switches
+            calls += t.calls
+    budget = turn_switches // 10
+    price: dict[tuple[str, int, int], float] = {}
+
+    def solve(mu: float) -> tuple[float, float, float, int, int]:
+        rows = [oracle_session(s, registry, model, mu, floors, price) for s in workloads]
+        obj, cost, qual, used = allocate(rows, budget)
+        at_limit = sum(
+            1
+            for r in rows
+            if len(r) > 1
+            and r[-1] is not None
+            and r[-2] is not None
+            and r[-1].objective < r[-2].objective
+        )
+        return obj, cost, qual, used, at_limit
+
+    lo, hi = 0.0, 0.0
+    result = solve(0.0)
+    if result[2] < turn_quality:
+        hi = 0.001
+        while (result := solve(hi))[2] < turn_quality:
+            lo, hi = hi, hi * 2
+        for _ in range(12):
+            mid = (lo + hi) / 2
+            trial = solve(mid)
+            if trial[2] >= turn_quality:
+                hi, result = mid, trial
+            else:
+                lo = mid
+    obj, cost, qual, used, at_limit = result
+    return {
+        "per_turn": {
+            "cost_usd": turn_cost,
+            "switches": turn_switches,
+            "quality": turn_quality / calls,
+        },
+        "switch_budget": budget,
+        "floors": floors,
+        "mu": hi,
+        "cost_usd": cost,
+        "lower_bound_usd": obj + hi * turn_quality,
+        "switches": used,
+        "quality": qual / calls,
+        "cost_change": cost / turn_cost - 1,
+        "bound_change": (obj + hi * turn_quality) / turn_cost - 1,
+        "sessions_gaining_from_last_switch": at_limit,
+    }
 
 
 # ---- report ---------------------------------------------------------------------------
@@ -673,6 +913,22 @@ def print_matrix(results: dict[str, Any]) -> None:
     print(f"\nours vs per-turn: {versus_line(versus(results))}")
 
 
+def print_oracle(bound: dict[str, Any]) -> None:
+    turn = bound["per_turn"]
+    print(
+        f"\noracle (hindsight; 0 unsafe, <= {bound['switch_budget']} switches,"
+        f" quality >= per-turn's {turn['quality']:.4f}, floors {bound['floors']}):"
+    )
+    print(
+        f"cost ${bound['cost_usd']:.2f} against per-turn's ${turn['cost_usd']:.2f}"
+        f" ({bound['cost_change']:+.1%}; no plan under the constraints below"
+        f" ${bound['lower_bound_usd']:.2f}, {bound['bound_change']:+.1%}),"
+        f" {bound['switches']} switches, quality {bound['quality']:.4f};"
+        f" sessions whose {ORACLE_MAX_SWITCHES}th switch would still pay:"
+        f" {bound['sessions_gaining_from_last_switch']}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10_000)
@@ -683,6 +939,11 @@ def main() -> None:
         "--variants",
         action="store_true",
         help="also run the matrix under each cost model of VARIANTS and compare",
+    )
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also compute an oracle's cheapest plan under the targets' constraints (~2 min)",
     )
     args = parser.parse_args()
 
@@ -704,6 +965,11 @@ def main() -> None:
             variants[name] = versus(matrix(seeds, sessions=40, turns=18, model=model))
             print(f"{name:<42}{versus_line(variants[name])}")
 
+    bound: dict[str, Any] = {}
+    if args.oracle:
+        bound = oracle(seeds, sessions=40, turns=18)
+        print_oracle(bound)
+
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "router.json"
     out.write_text(
@@ -712,6 +978,7 @@ def main() -> None:
                 "latency": {"ours": ours, "litellm": lite},
                 "matrix": results,
                 "variants": variants,
+                "oracle": bound,
             },
             indent=1,
         )

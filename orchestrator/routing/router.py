@@ -37,6 +37,7 @@ import cel
 
 from orchestrator.exceptions import ConfigError, RoutingError
 from orchestrator.routing.complexity import DifficultyEstimate, estimate_difficulty
+from orchestrator.routing.horizon import forced_odds, horizon_values
 from orchestrator.routing.learning import Estimate, LearnedQuality, estimate
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Difficulty, Policy, Rule
@@ -111,7 +112,8 @@ class _Ranked:
     note: str
     valid_until: float
     version: int
-    finals: dict[tuple[str, bool, bool], RoutingDecision] = field(default_factory=dict)
+    finals: dict[tuple[str, str, bool], RoutingDecision] = field(default_factory=dict)
+    """Decisions by (winner, why it won: `_winner`'s kind, whether it was pinned)."""
 
 
 def _context_value(req: RouteRequest, name: str, budget_used: float) -> object:
@@ -431,8 +433,11 @@ class Router:
             if len(self._ranked) > _CACHE_LIMIT:
                 self._ranked.clear()
             self._ranked[key] = ranked
-        winner, sticky = self._winner(ranked, req.current, policy)
-        final = (winner, sticky, winner == req.current)
+        if req.horizon_steps > 1.0 and not policy.keep_for_session:
+            winner, kind = self._over_horizon(ranked, req, policy)
+        else:
+            winner, kind = self._winner(ranked, req.current, policy)
+        final = (winner, kind, winner == req.current)
         cached = ranked.finals.get(final)
         if cached is not None:
             return cached
@@ -443,18 +448,70 @@ class Router:
         return decision
 
     @staticmethod
-    def _winner(ranked: _Ranked, current: str | None, policy: Policy) -> tuple[str, bool]:
-        """The winner given the pin, and whether the pin's bonus decided it."""
+    def _winner(ranked: _Ranked, current: str | None, policy: Policy) -> tuple[str, str]:
+        """The winner given the pin, and why it won: `best`, or `sticky` (the pin's bonus)."""
         top = ranked.top
         if current is None or current == top or current not in ranked.scores:
-            return top, False
+            return top, "best"
         if policy.keep_for_session:
-            return current, True
+            return current, "sticky"
         close = ranked.scores[current] + policy.stickiness >= ranked.scores[top]
         limit = policy.max_sticky_cost_ratio
         if close and (limit is None or ranked.costs[current] <= ranked.costs[top] * limit):
-            return current, True
-        return top, False
+            return current, "sticky"
+        return top, "best"
+
+    def _over_horizon(self, ranked: _Ranked, req: RouteRequest, policy: Policy) -> tuple[str, str]:
+        """The winner by `horizon_values` over the steps the session has left.
+
+        Each candidate's risk of being forced off reads its quality for each later step's
+        task type as the floor does (the learned mean), and the policy's floors. The pin
+        wins ties; `max_sticky_cost_ratio` still bounds what keeping it may cost.
+        """
+        current = req.current if req.current in ranked.scores else None
+        risks: dict[str, float] = {}
+        later: dict[str, float] = {}
+        odds = req.later_steps
+        if odds:
+            total = sum(o.share for o in odds)
+            floors = policy.quality_floor
+            tasks = {o.task_type for o in odds}
+            for name in ranked.eligible:
+                d = self.registry.models[name]
+                quality = {
+                    t: estimate(
+                        d.quality_for(t), self.learned.tally(req.tenant, t, name), policy.learning
+                    ).learned
+                    for t in tasks
+                }
+                risks[name] = forced_odds(quality, odds, floors)
+                served = [o for o in odds if quality[o.task_type] >= floors.get(o.difficulty, 0.0)]
+                share = sum(o.share for o in served)
+                if total > 0 and share > 0:
+                    terms = ranked.terms[name]
+                    mean = sum(o.share * quality[o.task_type] for o in served) / share
+                    later[name] = terms.total - terms.quality + policy.weights.quality * mean
+        values = horizon_values(
+            ranked.scores,
+            later,
+            risks,
+            current=current,
+            stickiness=policy.stickiness,
+            steps=req.horizon_steps,
+        )
+        order = ranked.eligible
+        best = max(order, key=lambda n: (values[n], n == current, -order.index(n)))
+        limit = policy.max_sticky_cost_ratio
+        if (
+            best == current
+            and current != ranked.top
+            and limit is not None
+            and ranked.costs[current] > ranked.costs[ranked.top] * limit
+        ):
+            return ranked.top, "best"
+        if best == ranked.top:
+            return best, "best"
+        return best, "horizon"
 
     def _pool(self, req: RouteRequest) -> list[str]:
         if req.name is None:
@@ -542,13 +599,21 @@ class Router:
         policy: Policy,
         fx: _Effects,
         budget_used: float,
-        final: tuple[str, bool, bool],
+        final: tuple[str, str, bool],
     ) -> RoutingDecision:
-        winner, sticky, pinned = final
+        winner, kind, pinned = final
+        sticky = kind != "best"
         scores = ranked.scores
         top = scores[winner]
         if sticky and policy.keep_for_session:
             why = "kept for the session (policy keep_for_session)"
+        elif kind == "horizon":
+            # Shared by requests with other horizons: the reason names no figure of one.
+            why = (
+                f"score {top:.3f}, {'kept' if pinned else 'chosen'} over the steps the session"
+                " has left: worth more than the best score once later steps' floors and"
+                " switches are counted"
+            )
         elif sticky:
             why = f"already pinned, score {top:.3f} within {policy.stickiness} of the best"
         else:
@@ -567,6 +632,8 @@ class Router:
             reason = (
                 f"score {s:.3f} < {top:.3f}"
                 if s < top or not sticky
+                else f"score {s:.3f}, but {winner} is worth more over the session's later steps"
+                if kind == "horizon"
                 else f"score {s:.3f}, but {winner} is pinned and close enough"
             )
             candidates.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from orchestrator.routing.complexity import DifficultyEstimate
+from orchestrator.routing.horizon import StepOdds
 from orchestrator.routing.policy import Difficulty
 
 __all__ = ["Candidate", "RouteRequest", "RoutingDecision", "ScoreTerms"]
@@ -53,6 +54,14 @@ class RouteRequest(BaseModel):
     """Tokens of the expected input that `current` holds in its provider prompt cache (the
     session's prefix, when its last call was recent): billed at its cached-input price on
     `current`, at full price on any other deployment. 0: none, or not known."""
+    horizon_steps: float = Field(default=1.0, ge=1.0)
+    """Steps the session is expected to have left, this one included (a plan's remaining
+    steps, or the mean of past sessions'). Above 1, the pin is weighed over them
+    (`orchestrator.routing.horizon`); 1: this step only, the stickiness rule as it was."""
+    later_steps: list[StepOdds] = Field(default_factory=list)
+    """Odds of the session's later steps by task type and difficulty (the shares among its
+    past steps, as the caller estimates them): how likely each candidate is to be forced
+    off by a later step's quality floor. Empty: no later step is expected to force one."""
     boundary: str = "session_start"
     exclude: dict[str, str] = Field(default_factory=dict)
     """Deployments that failed in this step, with the cause; a failover must avoid them."""
