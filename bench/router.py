@@ -17,9 +17,14 @@ written), the share of calls served by the previous call's deployment, the share
 tokens read from a cache, and a quality proxy. `--variants` also runs the matrix under each
 cost model of `VARIANTS` (list prices only; caching billed but the router told nothing; ...).
 
+(c) `--oracle`: the cheapest plan for the same sessions in hindsight under the matrix's
+targets (0 unsafe switches, a tenth of per-turn's switches, per-turn's quality, floors):
+whether the targets are reachable at all.
+
     .venv/bin/python bench/router.py            # or: make bench-router
     .venv/bin/python bench/router.py --skip-litellm --requests 20000
     .venv/bin/python bench/router.py --skip-litellm --variants
+    .venv/bin/python bench/router.py --skip-litellm --variants --oracle   # + ~3 min
 """
 
 from __future__ import annotations
@@ -720,6 +725,7 @@ def oracle_session(
     mu: float,
     floors: bool,
     price: dict[tuple[str, int, int], float],
+    most: int = ORACLE_MAX_SWITCHES,
 ) -> list[OracleRow | None]:
     """The cheapest plan for one session in hindsight, for each number of switches.
 
@@ -743,7 +749,7 @@ def oracle_session(
             warm = 0 if turn.idle_before else warm
             for e in allowed if safe or not d else [d] if d in allowed else []:
                 k2 = k + (bool(d) and e != d)
-                if k2 > ORACLE_MAX_SWITCHES:
+                if k2 > most:
                     continue
                 c = oracle_price(e, turn, bool(warm & bit[e]), registry, model, price)
                 key = (e, warm | bit[e], k2)
@@ -751,7 +757,7 @@ def oracle_session(
                 if key not in fresh or value[0] < fresh[key][0]:
                     fresh[key] = value
         states = fresh
-    best: list[OracleRow | None] = [None] * (ORACLE_MAX_SWITCHES + 1)
+    best: list[OracleRow | None] = [None] * (most + 1)
     for (_, _, k), (obj, cost, qual) in states.items():
         row = best[k]
         if row is None or obj < row.objective:
@@ -784,7 +790,13 @@ def allocate(rows: list[list[OracleRow | None]], budget: int) -> tuple[float, fl
     return min(table)
 
 
-def oracle(seeds: list[int], sessions: int, turns: int, floors: bool = True) -> dict[str, Any]:
+def oracle(
+    seeds: list[int],
+    sessions: int,
+    turns: int,
+    floors: bool = True,
+    most: int = ORACLE_MAX_SWITCHES,
+) -> dict[str, Any]:
     """The cheapest an oracle that knows every session in advance can serve the matrix under
     the targets' constraints: 0 unsafe switches, at most a tenth of per-turn's switches,
     quality at least per-turn's (and, with `floors`, no call below its step's floor).
@@ -812,7 +824,7 @@ def oracle(seeds: list[int], sessions: int, turns: int, floors: bool = True) -> 
     price: dict[tuple[str, int, int], float] = {}
 
     def solve(mu: float) -> tuple[float, float, float, int, int]:
-        rows = [oracle_session(s, registry, model, mu, floors, price) for s in workloads]
+        rows = [oracle_session(s, registry, model, mu, floors, price, most) for s in workloads]
         obj, cost, qual, used = allocate(rows, budget)
         at_limit = sum(
             1
@@ -845,6 +857,7 @@ def oracle(seeds: list[int], sessions: int, turns: int, floors: bool = True) -> 
             "quality": turn_quality / calls,
         },
         "switch_budget": budget,
+        "most_per_session": most,
         "floors": floors,
         "mu": hi,
         "cost_usd": cost,
@@ -923,9 +936,9 @@ def print_oracle(bound: dict[str, Any]) -> None:
         f"cost ${bound['cost_usd']:.2f} against per-turn's ${turn['cost_usd']:.2f}"
         f" ({bound['cost_change']:+.1%}; no plan under the constraints below"
         f" ${bound['lower_bound_usd']:.2f}, {bound['bound_change']:+.1%}),"
-        f" {bound['switches']} switches, quality {bound['quality']:.4f};"
-        f" sessions whose {ORACLE_MAX_SWITCHES}th switch would still pay:"
-        f" {bound['sessions_gaining_from_last_switch']}"
+        f" {bound['switches']} switches (at most {bound['most_per_session']} a session),"
+        f" quality {bound['quality']:.4f}; sessions whose last switch allowed would"
+        f" still pay: {bound['sessions_gaining_from_last_switch']}"
     )
 
 
@@ -967,8 +980,13 @@ def main() -> None:
 
     bound: dict[str, Any] = {}
     if args.oracle:
-        bound = oracle(seeds, sessions=40, turns=18)
-        print_oracle(bound)
+        # Up to ORACLE_MAX_SWITCHES per session; and none at all: one deployment per
+        # session, chosen knowing the whole session.
+        for most in (ORACLE_MAX_SWITCHES, 0):
+            bound[f"at most {most} switches a session"] = found = oracle(
+                seeds, sessions=40, turns=18, most=most
+            )
+            print_oracle(found)
 
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / "router.json"

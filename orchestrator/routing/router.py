@@ -19,7 +19,9 @@ named deployment, or all):
    whenever it passes 2 and 3. The cost is `scoring.expected_cost`: the calls the decision
    binds (`expected_calls`), prompt-cache reads and writes at the declared prices, the
    pinned deployment's warm prefix (`warm_input_tokens`) read from its cache, so a switch
-   pays for the cache it loses.
+   pays for the cache it loses. A request that says how many steps the session has left
+   (`horizon_steps`) and what they are likely to be (`later_steps`) has the pin weighed
+   over them instead (`orchestrator.routing.horizon`).
 
 Whole decisions are cached too, keyed by everything they read, until the live metrics
 change materially (`LiveMetrics.version`) or a cooldown they depend on ends.
