@@ -37,12 +37,17 @@ Temporal's workflow streams take about 100 ms per round trip (issue
 `orchestrator api` beside this one's, and the crowd alternates between the two,
 `--rounds` times each, in the same run: both meet the same load, so their ratio holds
 where a second run minutes later would differ by more than the change. Both API processes
-receive every delta throughout; the worker is this tree's.
+receive every delta throughout; the worker is this tree's. `--against-switch-interval S`
+sets this process's GIL switch interval (its worker's and watchers') to S during the
+other tree's rounds, to compare with a tree whose worker kept CPython's 5 ms
+(`orchestrator/events/gil.py`). Each crowd reports its rounds' p95s too
+(`p95_by_round`): one round's stall can carry a pooled p95.
 
     .venv/bin/python bench/stream.py [--sessions 20 --words 120 --interval 2
                                       --crowd-sessions 50 --crowd-watchers 4]
     git archive <commit> | tar -x -C /tmp/before
     .venv/bin/python bench/stream.py --against /tmp/before --rounds 3
+    .venv/bin/python bench/stream.py --against /tmp/before --against-switch-interval 0.005
 """
 
 from __future__ import annotations
@@ -464,6 +469,9 @@ class Watched:
     api_cpu_s: float = 0.0
     """CPU time the API process used from the approvals to the last watcher's end."""
     watchers: int = 0
+    by_round: list[dict[str, float]] = field(default_factory=list)
+    """Each pooled round's first-token and every-token p95 (ms): how much one round's
+    tail moves the pooled one."""
 
     def add(self, other: Watched) -> None:
         """Pool another round's figures into these."""
@@ -476,6 +484,12 @@ class Watched:
         self.lost += other.lost
         self.api_cpu_s += other.api_cpu_s
         self.watchers += other.watchers
+        self.by_round.append(
+            {
+                "first_token_p95_ms": Stats.of(other.first).p95_ms,
+                "every_token_p95_ms": Stats.of(other.tokens).p95_ms,
+            }
+        )
         if not self.api_rss_kib[1]:
             self.api_rss_kib = other.api_rss_kib
 
@@ -490,6 +504,7 @@ class Watched:
             "model_call_created_to_append": vars(Stats.of(self.to_write)),
             "model_call_append_to_committed": vars(Stats.of(self.writing)),
             "tokens_lost": self.lost,
+            "p95_by_round": self.by_round,
             "api_rss_kib_per_watcher": round((during - before) / max(self.watchers, 1), 1),
             "api_cpu_us_per_token_delivered": round(
                 1e6 * self.api_cpu_s / max(len(self.tokens), 1), 1
@@ -651,6 +666,7 @@ async def bench(
     against: Path | None = None,
     rounds: int = 1,
     watchers_process: bool = False,
+    against_switch: float | None = None,
 ) -> dict[str, Any]:
     answer = answer_text(words)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
@@ -687,6 +703,7 @@ async def bench(
         other_env = {**child_env, "PYTHONPATH": str(against)}
         try:
             runtime = await Runtime.open(settings)
+            switch = sys.getswitchinterval()  # as the runtime left it
             client = await connect(settings)
             async with (
                 process(model_cmd, child_env, "serving"),
@@ -743,7 +760,12 @@ async def bench(
                         (crowd_other, other),
                     ]
                     for pooled, where in turns if n % 2 == 0 else turns[::-1]:
-                        if where is not None:
+                        if where is None:
+                            continue
+                        ours = sys.getswitchinterval()
+                        if where is other and against_switch is not None:
+                            sys.setswitchinterval(against_switch)
+                        try:
                             pooled.add(
                                 await watched_sessions(
                                     env,
@@ -755,6 +777,8 @@ async def bench(
                                     elsewhere,
                                 )
                             )
+                        finally:
+                            sys.setswitchinterval(ours)
             await runtime.close()
         finally:
             await server.stop()
@@ -786,6 +810,7 @@ async def bench(
             "sessions": crowd_sessions,
             "watchers": watchers,
             "rounds": rounds,
+            "bench_switch_interval_s": switch,
             "watchers_in": "a process of their own"
             if watchers_process
             else "the bench's process (with the worker)",
@@ -795,7 +820,11 @@ async def bench(
     }
     if against is not None:
         theirs, ours = crowd_other.figures(), crowd.figures()
-        result["crowd_against"] = {"tree": str(against), **theirs}
+        result["crowd_against"] = {
+            "tree": str(against),
+            "bench_switch_interval_s": against_switch,
+            **theirs,
+        }
         result["crowd_ratio_against_to_this"] = {
             f"{what}_{stat}": round(theirs[what][stat] / ours[what][stat], 2)
             for what in ("first_token_to_watcher", "every_token_to_watcher")
@@ -834,6 +863,13 @@ def main() -> None:
     )
     parser.add_argument("--rounds", type=int, default=1, help="crowd rounds per API process")
     parser.add_argument(
+        "--against-switch-interval",
+        type=float,
+        help="seconds: this process's GIL switch interval (the worker's and the watchers')"
+        " during the --against tree's crowd rounds, e.g. 0.005 (CPython's default) to"
+        " compare with a tree that does not lower it",
+    )
+    parser.add_argument(
         "--watchers-process",
         action="store_true",
         help="run the crowd's watchers in a process of their own instead of the bench's"
@@ -858,6 +894,7 @@ def main() -> None:
             args.against.resolve() if args.against else None,
             args.rounds,
             args.watchers_process,
+            args.against_switch_interval,
         )
     )
     RESULTS.mkdir(exist_ok=True)
