@@ -597,6 +597,7 @@ def run_policy(
                     if horizon
                     else 1.0,
                     later_steps=later_odds(own_odds, run_odds) if horizon else [],
+                    session_prefix_tokens=model.prefix if horizon and model.warm else 0,
                 )
                 pin = router.decide(request).deployment
             assert pin is not None

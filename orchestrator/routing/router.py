@@ -43,7 +43,7 @@ from orchestrator.routing.horizon import forced_odds, horizon_values
 from orchestrator.routing.learning import Estimate, LearnedQuality, estimate
 from orchestrator.routing.metrics import LiveMetrics
 from orchestrator.routing.policy import Difficulty, Policy, Rule
-from orchestrator.routing.scoring import score_eligible
+from orchestrator.routing.scoring import MIN_CACHED_TOKENS, expected_cost, score_eligible
 from orchestrator.routing.types import Candidate, RouteRequest, RoutingDecision, ScoreTerms
 
 if TYPE_CHECKING:
@@ -463,23 +463,28 @@ class Router:
             return current, "sticky"
         return top, "best"
 
-    def _over_horizon(self, ranked: _Ranked, req: RouteRequest, policy: Policy) -> tuple[str, str]:
-        """The winner by `horizon_values` over the steps the session has left.
+    def _later_worth(
+        self, ranked: _Ranked, req: RouteRequest, policy: Policy
+    ) -> tuple[dict[str, float], dict[str, float]]:
+        """Each eligible candidate's worth on a later step, and its risk of being forced off.
 
-        Each candidate's risk of being forced off reads its quality for each later step's
-        task type as the floor does (the learned mean), and the policy's floors. The pin
-        wins ties; `max_sticky_cost_ratio` still bounds what keeping it may cost.
+        A later step's worth is this step's score with two terms taken over the session's
+        later steps: the quality, as the mean over the later steps (`later_steps`) whose
+        floor the candidate meets, and the cost, with the session's prefix
+        (`session_prefix_tokens`) read from the candidate's cache, as it is for whichever
+        deployment serves the session's steps after this one.
         """
-        current = req.current if req.current in ranked.scores else None
-        risks: dict[str, float] = {}
         later: dict[str, float] = {}
+        risks: dict[str, float] = {}
         odds = req.later_steps
-        if odds:
-            total = sum(o.share for o in odds)
-            floors = policy.quality_floor
-            tasks = {o.task_type for o in odds}
-            for name in ranked.eligible:
-                d = self.registry.models[name]
+        floors = policy.quality_floor
+        tasks = {o.task_type for o in odds}
+        prefix = req.session_prefix_tokens if req.session_prefix_tokens >= MIN_CACHED_TOKENS else 0
+        for name in ranked.eligible:
+            d = self.registry.models[name]
+            terms = ranked.terms[name]
+            quality_term = terms.quality
+            if odds:
                 quality = {
                     t: estimate(
                         d.quality_for(t), self.learned.tally(req.tenant, t, name), policy.learning
@@ -489,10 +494,32 @@ class Router:
                 risks[name] = forced_odds(quality, odds, floors)
                 served = [o for o in odds if quality[o.task_type] >= floors.get(o.difficulty, 0.0)]
                 share = sum(o.share for o in served)
-                if total > 0 and share > 0:
-                    terms = ranked.terms[name]
+                if share > 0:
                     mean = sum(o.share * quality[o.task_type] for o in served) / share
-                    later[name] = terms.total - terms.quality + policy.weights.quality * mean
+                    quality_term = policy.weights.quality * mean
+            cost_term = terms.cost
+            if prefix and terms.cost_usd > 0:
+                warm = expected_cost(
+                    d,
+                    req.expected_input_tokens,
+                    req.expected_output_tokens,
+                    warm_tokens=prefix,
+                    calls=req.expected_calls,
+                )
+                # The same normalisation as this step's cost term (weight over the dearest).
+                cost_term = terms.cost * warm / terms.cost_usd
+            later[name] = terms.total - terms.quality - terms.cost + quality_term + cost_term
+        return later, risks
+
+    def _over_horizon(self, ranked: _Ranked, req: RouteRequest, policy: Policy) -> tuple[str, str]:
+        """The winner by `horizon_values` over the steps the session has left.
+
+        Each candidate's risk of being forced off reads its quality for each later step's
+        task type as the floor does (the learned mean), and the policy's floors. The pin
+        wins ties; `max_sticky_cost_ratio` still bounds what keeping it may cost.
+        """
+        current = req.current if req.current in ranked.scores else None
+        later, risks = self._later_worth(ranked, req, policy)
         values = horizon_values(
             ranked.scores,
             later,

@@ -62,6 +62,10 @@ class RouteRequest(BaseModel):
     """Odds of the session's later steps by task type and difficulty (the shares among its
     past steps, as the caller estimates them): how likely each candidate is to be forced
     off by a later step's quality floor. Empty: no later step is expected to force one."""
+    session_prefix_tokens: int = Field(default=0, ge=0)
+    """Tokens at the head of every prompt of the session (system prompt, tool definitions):
+    with `horizon_steps` above 1, each candidate's later steps are priced with them read
+    from its prompt cache, as they would be if it served them. 0: not known."""
     boundary: str = "session_start"
     exclude: dict[str, str] = Field(default_factory=dict)
     """Deployments that failed in this step, with the cause; a failover must avoid them."""

@@ -172,3 +172,40 @@ def test_the_horizon_never_lets_a_deployment_below_the_floor_serve() -> None:
     decision = router.decide(hard)
     assert decision.deployment in {"strong", "frontier"}
     assert any(c.deployment == "mid" and not c.eligible for c in decision.candidates)
+
+
+def test_later_steps_read_the_session_prefix_from_the_cache_of_whoever_serves_them() -> None:
+    # Same list prices and quality; one caches at 0.1x the input price, the other at 0.5x,
+    # and the other is a little faster. For one step, the faster one wins.
+    def entry(cached: float, ms: float) -> dict[str, Any]:
+        return {
+            "provider": "p",
+            "model": f"m{cached}",
+            "input_price_per_mtok": 3.0,
+            "cached_input_price_per_mtok": cached,
+            "output_price_per_mtok": 15.0,
+            "quality": {"default": 0.88},
+            "latency_ms": ms,
+        }
+
+    registry = ModelRegistry.model_validate(
+        {
+            "providers": {"p": {"base_url": "http://127.0.0.1:9/v1"}},
+            "models": {"tenth": entry(0.3, 1500), "half": entry(1.5, 1400)},
+            "default_model": "half",
+            "routing": {"default_policy": "matrix", "policies": {"matrix": MATRIX_POLICY}},
+        }
+    )
+    router = Router(registry, LiveMetrics())
+    start = RouteRequest(expected_input_tokens=2000, expected_output_tokens=300)
+    assert router.decide(start).deployment == "half"
+    # Eight steps left, but nothing said about the session's prefix: the same.
+    eight = start.model_copy(update={"horizon_steps": 8.0})
+    assert router.decide(eight).deployment == "half"
+    # Each of the seven later steps reads a 1200-token prefix from the pin's cache: the
+    # cheaper cache wins the session.
+    prefixed = eight.model_copy(update={"session_prefix_tokens": 1200})
+    assert router.decide(prefixed).deployment == "tenth"
+    # A prefix shorter than any provider caches counts for nothing.
+    short = eight.model_copy(update={"session_prefix_tokens": 1000})
+    assert router.decide(short).deployment == "half"
