@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -137,11 +136,14 @@ def beating_sink(publish: DeltaSink | None, *, every: float = 1.0) -> DeltaSink:
 
     A stream that keeps arriving is proof of progress, so the activity says so, at most
     once per `every` seconds (Temporal throttles further); `_heartbeating` covers the wait
-    for the first delta.
+    for the first delta. The first beat comes `every` after the sink was made, not with the
+    first delta: the server times the heartbeat timeout from the activity's start, and each
+    beat is a call to it (and a write of the activity's state there), so an answer streamed
+    in under `every` (a fast model, the scripted one) needs none.
     """
     info = activity.info()
     beats = not info.is_local and info.heartbeat_timeout is not None
-    last = -math.inf
+    last = time.monotonic()
 
     async def sink(delta: ModelDelta) -> None:
         nonlocal last
