@@ -29,6 +29,7 @@ __all__ = [
     "create_store_engine",
     "create_sync_sqlite_engine",
     "describe_error",
+    "in_memory",
     "parse_url",
     "safe_url",
 ]
@@ -149,12 +150,13 @@ def create_sync_sqlite_engine(url: URL) -> Engine:
 
 def _engine_options(url: URL, backend: str, pool: PoolSize) -> dict[str, object]:
     options: dict[str, object] = {"pool_pre_ping": backend == "postgresql"}
-    if not _in_memory(url):
+    if not in_memory(url):
         options.update(pool_size=pool.size, max_overflow=pool.overflow)
     return options
 
 
-def _in_memory(url: URL) -> bool:
+def in_memory(url: URL) -> bool:
+    """Whether a SQLite URL names an in-memory database (no file to share)."""
     database = url.database or ""
     return database in ("", ":memory:") or database.startswith("file:")
 
@@ -162,7 +164,7 @@ def _in_memory(url: URL) -> bool:
 def _configure_sqlite(engine: Engine, url: URL) -> None:
     """Create the file's folder lazily and set pragmas on every new connection."""
     database = url.database or ""
-    in_memory = _in_memory(url)
+    memory = in_memory(url)
 
     @event.listens_for(engine, "do_connect")
     def _make_parent(
@@ -172,7 +174,7 @@ def _configure_sqlite(engine: Engine, url: URL) -> None:
         cparams: dict[str, object],
     ) -> None:
         # A fresh state folder is normal (first run, new project); SQLite will not make it.
-        if not in_memory:
+        if not memory:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
 
     @event.listens_for(engine, "connect")

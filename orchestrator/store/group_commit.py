@@ -51,7 +51,15 @@ from orchestrator.store.store import (
 )
 from orchestrator.store.tables import AuditEventRow, GatewayPinRow, SessionRow
 
-__all__ = ["AppendEvent", "GroupCommit", "PutPin", "StartSession", "Write"]
+__all__ = [
+    "AppendEvent",
+    "GroupCommit",
+    "PutPin",
+    "StartSession",
+    "Write",
+    "sqlite_event_insert",
+    "stored_event",
+]
 
 
 @dataclass(frozen=True)
@@ -155,7 +163,11 @@ def _sqlite_pin_read(dialect: Dialect) -> _DriverPinRead:
 
 
 @functools.cache
-def _sqlite_event_insert(dialect: Dialect) -> _DriverInsert:
+def sqlite_event_insert(dialect: Dialect) -> _DriverInsert:
+    """`event_insert` on the driver's own connection (pysqlite).
+
+    Its `run(conn, event)` gives the new `seq`, or None when the event's key is there.
+    """
     columns = event_columns()
     sql = event_insert_sql(lambda _: "?")
     return _DriverInsert(
@@ -258,7 +270,7 @@ def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
         return _put_pin(conn, dialect, write)
     event = write.event
     if conn.dialect.driver == "pysqlite":
-        seq = _sqlite_event_insert(conn.dialect).run(conn, event)
+        seq = sqlite_event_insert(conn.dialect).run(conn, event)
     else:
         if dialect == "postgresql":
             conn.execute(LOCK_SQL, lock_params(event.session_id))
@@ -267,19 +279,21 @@ def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
         if dialect == "postgresql":
             conn.execute(NOTIFY_SQL, notify_params(event.session_id, seq))
         return True
-    row = (
-        conn.execute(
-            select(AuditEventRow.__table__).where(AuditEventRow.event_key == event.event_key)
-        )
-        .mappings()
-        .first()
-    )
-    stored = None if row is None else AuditEvent.model_validate(dict(row))
     try:
-        check_retry(stored, event)
+        check_retry(stored_event(conn, event.event_key), event)
     except EventKeyConflict as exc:
         return exc
     return False
+
+
+def stored_event(conn: Connection, event_key: str) -> AuditEvent | None:
+    """The event stored under `event_key` (read in the caller's transaction), or None."""
+    row = (
+        conn.execute(select(AuditEventRow.__table__).where(AuditEventRow.event_key == event_key))
+        .mappings()
+        .first()
+    )
+    return None if row is None else AuditEvent.model_validate(dict(row))
 
 
 def _apply_all(

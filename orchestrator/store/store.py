@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
-from typing import Any, Final, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import (
@@ -44,6 +44,7 @@ from orchestrator.store._engine import (
     PoolSize,
     create_store_engine,
     describe_error,
+    in_memory,
     parse_url,
     safe_url,
 )
@@ -70,6 +71,9 @@ from orchestrator.store.response_cache import CacheLedger
 from orchestrator.store.stream_reads import StreamReads
 from orchestrator.store.tables import ApprovalRow, AuditEventRow, Base, SessionRow
 from orchestrator.types import JsonValue
+
+if TYPE_CHECKING:
+    from orchestrator.store.inline_events import InlineEvents
 
 __all__ = ["UNSET", "Store", "check_retry", "event_insert", "event_params", "session_upsert"]
 
@@ -117,6 +121,10 @@ class Store:
         """
         self._url = parse_url(url)
         self._engine = create_store_engine(url, pool=pool)
+        self._dialect: str = self._engine.dialect.name
+        self._inline: InlineEvents | None = None
+        """Audit events committed on the caller's thread (a SQLite file: `inline_events`)."""
+        self._inline_wanted = self._dialect == "sqlite" and not in_memory(self._url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         parts = LedgerParts(self._sessions, self._engine.dialect.name, self._errors)
         self.budgets = BudgetLedger(parts)
@@ -145,7 +153,7 @@ class Store:
     @property
     def dialect(self) -> str:
         """The backend's name: `sqlite` or `postgresql`."""
-        return self._engine.dialect.name
+        return self._dialect
 
     @property
     def engine(self) -> AsyncEngine:
@@ -196,6 +204,9 @@ class Store:
 
     async def close(self) -> None:
         """Close every pooled connection. The store may not be used afterwards."""
+        inline, self._inline, self._inline_wanted = self._inline, None, False
+        if inline is not None:
+            inline.close()
         await self._engine.dispose()
 
     async def __aenter__(self) -> Self:
@@ -323,6 +334,13 @@ class Store:
         Raises:
             EventKeyConflict: the key holds a different event; nothing is written.
         """
+        inline = self._inline_events()
+        if inline is not None:
+            with self._errors("append audit event"):
+                done = inline.append([event])
+            if done is not None:
+                self._committed(done[1])
+                return done[0][0]
         stmt = event_insert()
         with self._errors("append audit event"):
             async with self._sessions.begin() as session:
@@ -354,12 +372,28 @@ class Store:
         """
         if not events:
             return []
+        inline = self._inline_events()
+        if inline is not None:
+            with self._errors("append audit events"):
+                done = inline.append(events)
+            if done is not None:
+                self._committed(done[1])
+                return done[0]
         moved: dict[str, int] = {}
         with self._errors("append audit events"):
             async with self._sessions.begin() as session:
                 written = await self._append_in(session, events, moved)
         self._committed(moved)
         return written
+
+    def _inline_events(self) -> InlineEvents | None:
+        """The writer that commits events on this thread, made on first use (a SQLite file)."""
+        if self._inline is None and self._inline_wanted:
+            # Imported here: `inline_events` builds on this module's statements.
+            from orchestrator.store.inline_events import InlineEvents
+
+            self._inline = InlineEvents(self._url)
+        return self._inline
 
     def _committed(self, moved: Mapping[str, int]) -> None:
         if moved and self.on_events_committed is not None:

@@ -1,0 +1,110 @@
+"""Audit events committed on the event loop's own thread, on a SQLite file.
+
+Through aiosqlite every statement of `Store.append_events` is a hand-off to the driver's
+thread and back: the transaction's start, the insert, the commit and the connection's reset
+on return to the pool, each a wake-up of two threads (on a loaded machine, a wait for a time
+slice). The session worker writes one or two events per model or tool call, so these
+hand-offs were a large part of what a step costs beyond bare Temporal. A write of a few
+rows to a SQLite file in WAL mode with `synchronous=NORMAL` takes a fraction of a
+millisecond, so `InlineEvents` runs it on the calling thread, in one transaction, over a
+connection of its own. The commit is not delayed and not batched with anyone else's: the
+caller returns once its own events are committed, as before.
+
+The connection never waits for SQLite's write lock (`busy_timeout = 0`): when another
+connection (another process, or this store's own pool mid-transaction) holds it, or the
+connection fails, `append` answers None and the store takes its usual path, which waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Sequence
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from orchestrator.store._engine import create_sync_sqlite_engine
+from orchestrator.store.group_commit import sqlite_event_insert, stored_event
+from orchestrator.store.records import AuditEvent
+from orchestrator.store.store import check_retry
+
+__all__ = ["InlineEvents"]
+
+
+class InlineEvents:
+    """`Store.append_events` on a SQLite file, committed on the thread that calls it.
+
+    One connection, used only by the first thread that writes through it (pysqlite
+    connections belong to their thread); calls from any other thread answer None.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self._engine = create_sync_sqlite_engine(url)
+        self._conn: Connection | None = None
+        self._owner: int | None = None
+
+    def append(self, events: Sequence[AuditEvent]) -> tuple[list[bool], dict[str, int]] | None:
+        """Insert `events` in one transaction, in order, all or nothing.
+
+        Returns:
+            Whether each was written (False: a retry wrote the same event before), and the
+            newest `seq` written per session; None when this thread cannot write here now
+            (the file's write lock is taken, the connection failed, another thread).
+
+        Raises:
+            EventKeyConflict: an event's key holds a different event; nothing is written.
+            SQLAlchemyError: the database failed otherwise; nothing is written.
+        """
+        owner = threading.get_ident()
+        if self._owner is None:
+            self._owner = owner
+        elif self._owner != owner:
+            return None
+        try:
+            conn = self._connection()
+            insert = sqlite_event_insert(conn.dialect)
+            written: list[bool] = []
+            moved: dict[str, int] = {}
+            with conn.begin():
+                for event in events:
+                    seq = insert.run(conn, event)
+                    written.append(seq is not None)
+                    if seq is not None:
+                        moved[event.session_id] = seq
+                for event, new in zip(events, written, strict=True):
+                    if not new:
+                        check_retry(stored_event(conn, event.event_key), event)
+        except OperationalError as exc:
+            # Locked or busy (another writer): the store's own path waits for the lock. Any
+            # other failure: a new connection next time, and the store's path reports it.
+            if not _locked(exc):
+                self._drop()
+            return None
+        return written, moved
+
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            conn = self._engine.connect()
+            conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+            conn.commit()
+            self._conn = conn
+        return self._conn
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                conn.close()
+
+    def close(self) -> None:
+        """Close the connection (from its thread) and the engine."""
+        if self._owner in (None, threading.get_ident()):
+            self._drop()
+        self._engine.dispose()
+
+
+def _locked(exc: OperationalError) -> bool:
+    reason = str(exc.orig)
+    return "locked" in reason or "busy" in reason
