@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -171,6 +172,18 @@ class SessionActivities:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._skill_state_dir: Path | None = None
+
+    @property
+    def skill_state_dir(self) -> Path:
+        """The runtime's folder for skills' own state, made and resolved once per worker.
+
+        `Runtime.skill_state_dir` makes it and resolves the state folder's path on each
+        read: file-system calls on every tool call.
+        """
+        if self._skill_state_dir is None:
+            self._skill_state_dir = self.runtime.skill_state_dir
+        return self._skill_state_dir
 
     def all(self) -> list[Callable[..., Any]]:
         """Every activity, for a worker's `activities=`."""
@@ -408,15 +421,16 @@ class SessionActivities:
                     **_said(response.message.content),
                 },
             )
-            # Spend first, keyed by the point in the loop: a retried call adds nothing twice.
+            # Spend, keyed by the point in the loop (a retried call adds nothing twice), and
+            # the call's event: one transaction.
             await record_spend(
                 self.runtime.store,
                 call.ctx.session_id,
                 cost,
                 usage.total_tokens,
                 key=self._event_key(call.ctx, point),
+                events=[event],
             )
-            await self.runtime.store.append_event(event)
             await self.runtime.response_cache.save(cached, response, entry.model, cost)
             log.info(
                 "model call",
@@ -495,7 +509,7 @@ class SessionActivities:
                 call_id=call.call_id,
                 idempotency_key=call.idempotency_key,
                 attempt=info.attempt,
-                state_dir=self.runtime.skill_state_dir,
+                state_dir=self.skill_state_dir,
             )
             started = time.perf_counter()
             try:

@@ -7,7 +7,7 @@ read the recorded answer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +43,8 @@ from orchestrator.session.types import (
     RouteInput,
     SettleBudgetInput,
 )
+from orchestrator.store.budgets import Spend
+from orchestrator.store.records import AuditEvent
 from orchestrator.store.store import Store
 
 __all__ = ["LONG_RETRY_AFTER", "RoutingActivities", "failure_error", "record_spend"]
@@ -261,9 +263,20 @@ def _unavailable(deployment: str, exc: ProviderError, why: str) -> ApplicationEr
 
 
 async def record_spend(
-    store: Store, session_id: str, cost_usd: float, tokens: int, *, key: str
+    store: Store,
+    session_id: str,
+    cost_usd: float,
+    tokens: int,
+    *,
+    key: str,
+    events: Sequence[AuditEvent] = (),
 ) -> None:
-    """Add a call's cost to every budget the session holds a reservation in, once per `key`."""
+    """Add a call's cost to every budget the session holds a reservation in, once per `key`.
+
+    `events` (the call's audit event) are written in the same transaction: one commit per
+    model call, with a budget or without.
+    """
     scopes = await store.budgets.session_scopes(session_id)
-    if scopes:
-        await store.budgets.record_spend(session_id, scopes, cost_usd, tokens, key=key)
+    spend = Spend(session_id, scopes, cost_usd, tokens, key) if scopes else None
+    if spend is not None or events:
+        await store.append_events(events, spend=spend)

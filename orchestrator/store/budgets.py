@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from orchestrator.store.ledger import Ledger, LedgerParts
 from orchestrator.store.tables import BudgetReservationRow, BudgetSpendRow, BudgetUsageRow
 
-__all__ = ["BudgetLedger", "BudgetUsage", "Reservation"]
+__all__ = ["BudgetLedger", "BudgetUsage", "Reservation", "Spend"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,20 @@ class Reservation:
     tokens: int
     limit_usd: float | None
     limit_tokens: int | None
+
+
+@dataclass(frozen=True)
+class Spend:
+    """One call's cost, to add to a session's spend in each of its `(scope, period)` pairs.
+
+    `key` makes it count once however often the call's activity is retried.
+    """
+
+    session_id: str
+    scopes: list[tuple[str, str]]
+    usd: float
+    tokens: int
+    key: str
 
 
 def _excess(spent: float, reserved: float) -> float:
@@ -144,52 +158,64 @@ class BudgetLedger(Ledger):
         """
         with self._errors("record spend"):
             async with self._sessions.begin() as session:
-                new = (
-                    await session.execute(
-                        self._insert(BudgetSpendRow)
-                        .values(spend_key=key, session_id=session_id, cost_usd=usd, tokens=tokens)
-                        .on_conflict_do_nothing()
-                        .returning(BudgetSpendRow.spend_key)
-                    )
-                ).scalar_one_or_none()
-                if new is None:
-                    return False
-                for scope, period in scopes:
-                    held = await session.get(BudgetReservationRow, (session_id, scope))
-                    if held is None:
-                        held = BudgetReservationRow(
-                            session_id=session_id,
-                            scope=scope,
-                            period=period,
-                            reserved_usd=0.0,
-                            reserved_tokens=0,
-                            spent_usd=0.0,
-                            spent_tokens=0,
-                            settled=False,
-                        )
-                        session.add(held)
-                        await self._ensure_usage(session, scope, period)
-                    extra_usd = _excess(held.spent_usd + usd, held.reserved_usd) - _excess(
-                        held.spent_usd, held.reserved_usd
-                    )
-                    extra_tokens = int(
-                        _excess(held.spent_tokens + tokens, held.reserved_tokens)
-                        - _excess(held.spent_tokens, held.reserved_tokens)
-                    )
-                    held.spent_usd += usd
-                    held.spent_tokens += tokens
-                    row = BudgetUsageRow
-                    await session.execute(
-                        sa.update(row)
-                        .where(row.scope == scope, row.period == held.period)
-                        .values(
-                            spent_usd=row.spent_usd + usd,
-                            spent_tokens=row.spent_tokens + tokens,
-                            committed_usd=row.committed_usd + extra_usd,
-                            committed_tokens=row.committed_tokens + extra_tokens,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+                return await self.spend_in(session, Spend(session_id, scopes, usd, tokens, key))
+
+    async def spend_in(self, session: AsyncSession, spend: Spend) -> bool:
+        """`record_spend` inside the caller's transaction.
+
+        `Store.append_events(spend=...)` writes a model call's spend and its audit event
+        in one commit.
+
+        Returns:
+            False when `spend.key` was recorded before (a retried call): nothing changed.
+        """
+        session_id, usd, tokens = spend.session_id, spend.usd, spend.tokens
+        new = (
+            await session.execute(
+                self._insert(BudgetSpendRow)
+                .values(spend_key=spend.key, session_id=session_id, cost_usd=usd, tokens=tokens)
+                .on_conflict_do_nothing()
+                .returning(BudgetSpendRow.spend_key)
+            )
+        ).scalar_one_or_none()
+        if new is None:
+            return False
+        for scope, period in spend.scopes:
+            held = await session.get(BudgetReservationRow, (session_id, scope))
+            if held is None:
+                held = BudgetReservationRow(
+                    session_id=session_id,
+                    scope=scope,
+                    period=period,
+                    reserved_usd=0.0,
+                    reserved_tokens=0,
+                    spent_usd=0.0,
+                    spent_tokens=0,
+                    settled=False,
+                )
+                session.add(held)
+                await self._ensure_usage(session, scope, period)
+            extra_usd = _excess(held.spent_usd + usd, held.reserved_usd) - _excess(
+                held.spent_usd, held.reserved_usd
+            )
+            extra_tokens = int(
+                _excess(held.spent_tokens + tokens, held.reserved_tokens)
+                - _excess(held.spent_tokens, held.reserved_tokens)
+            )
+            held.spent_usd += usd
+            held.spent_tokens += tokens
+            row = BudgetUsageRow
+            await session.execute(
+                sa.update(row)
+                .where(row.scope == scope, row.period == held.period)
+                .values(
+                    spent_usd=row.spent_usd + usd,
+                    spent_tokens=row.spent_tokens + tokens,
+                    committed_usd=row.committed_usd + extra_usd,
+                    committed_tokens=row.committed_tokens + extra_tokens,
+                )
+                .execution_options(synchronize_session=False)
+            )
         return True
 
     async def settle(self, session_id: str) -> None:

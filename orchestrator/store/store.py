@@ -48,7 +48,7 @@ from orchestrator.store._engine import (
     parse_url,
     safe_url,
 )
-from orchestrator.store.budgets import BudgetLedger
+from orchestrator.store.budgets import BudgetLedger, Spend
 from orchestrator.store.event_seq import lock_session_events, notify_event
 from orchestrator.store.ledger import LedgerParts
 from orchestrator.store.migrate import upgrade_engine
@@ -359,17 +359,28 @@ class Store:
         check_retry(stored, event)
         return False
 
-    async def append_events(self, events: Sequence[AuditEvent]) -> list[bool]:
+    async def append_events(
+        self, events: Sequence[AuditEvent], *, spend: Spend | None = None
+    ) -> list[bool]:
         """`append_event` for each of `events`, in one transaction and in order.
 
         What an activity records together (the workflow's decided events, then the call's
         own) costs one commit instead of one each. All or nothing: a key conflict on any
         of them raises `EventKeyConflict` and writes none. One event, or none, is the
-        same as `append_event`.
+        same as `append_event`. With `spend`, a call's cost is booked in the same
+        transaction (`BudgetLedger.record_spend`, once per its key).
 
         Returns:
             For each event, True if written, False if a retry wrote it before.
         """
+        if spend is not None:
+            moved: dict[str, int] = {}
+            with self._errors("append audit events"):
+                async with self._sessions.begin() as session:
+                    await self.budgets.spend_in(session, spend)
+                    written = await self._append_in(session, events, moved)
+            self._committed(moved)
+            return written
         if not events:
             return []
         inline = self._inline_events()
@@ -379,7 +390,7 @@ class Store:
             if done is not None:
                 self._committed(done[1])
                 return done[0]
-        moved: dict[str, int] = {}
+        moved = {}
         with self._errors("append audit events"):
             async with self._sessions.begin() as session:
                 written = await self._append_in(session, events, moved)

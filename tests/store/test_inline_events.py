@@ -1,0 +1,115 @@
+"""Audit events on a SQLite file, committed on the calling thread (`inline_events`).
+
+The store writes a session's events in one short transaction on the event loop's thread,
+never waiting for SQLite's write lock there: with the lock taken elsewhere the store's
+pooled path (which waits) writes them. And a model call's spend rides in its event's
+transaction (`append_events(spend=...)`), all or nothing, on every backend.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from orchestrator.exceptions import EventKeyConflict
+from orchestrator.store import AuditEvent, EventKind, Store
+from orchestrator.store._engine import parse_url
+from orchestrator.store.budgets import Spend
+from orchestrator.store.inline_events import InlineEvents
+
+T0 = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
+
+
+def _event(key: str, session_id: str = "s-1", **changes: object) -> AuditEvent:
+    fields: dict[str, object] = {
+        "event_key": key,
+        "session_id": session_id,
+        "workflow_id": f"wf-{session_id}",
+        "run_id": "run-1",
+        "kind": EventKind.MODEL_CALL,
+        "created_at": T0,
+    }
+    return AuditEvent.model_validate({**fields, **changes})
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'orchestrator.db'}"
+
+
+async def test_events_are_committed_in_order_and_announced(tmp_path: Path) -> None:
+    announced: list[dict[str, int]] = []
+    async with await Store.open(_url(tmp_path)) as store, Store(_url(tmp_path)) as other:
+        store.on_events_committed = lambda moved: announced.append(dict(moved))
+        assert await store.append_events([_event("a"), _event("b"), _event("x", "s-2")]) == [
+            True,
+            True,
+            True,
+        ]
+        # A retry rewrites nothing and announces nothing new.
+        assert await store.append_events([_event("b"), _event("c")]) == [False, True]
+        assert await store.append_event(_event("d")) is True
+
+        # Another connection (another process) sees them committed, numbered densely.
+        seen = [(e.event_key, e.seq) for e in await other.list_events("s-1")]
+        assert seen == [("a", 1), ("b", 2), ("c", 3), ("d", 4)]
+    assert announced == [{"s-1": 2, "s-2": 1}, {"s-1": 3}, {"s-1": 4}]
+
+
+async def test_a_conflict_writes_none_of_the_events(tmp_path: Path) -> None:
+    async with await Store.open(_url(tmp_path)) as store:
+        await store.append_event(_event("a", input_tokens=1))
+        with pytest.raises(EventKeyConflict, match="'a'"):
+            await store.append_events([_event("b"), _event("a", input_tokens=2)])
+        assert [e.event_key for e in await store.list_events("s-1")] == ["a"]
+
+
+async def test_a_held_write_lock_is_not_waited_for_on_the_calling_thread(tmp_path: Path) -> None:
+    async with await Store.open(_url(tmp_path)) as store:
+        inline = InlineEvents(parse_url(_url(tmp_path)))
+        blocker = sqlite3.connect(tmp_path / "orchestrator.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            # Another writer holds the lock: no wait here; the store's pooled path writes.
+            assert inline.append([_event("a")]) is None
+            blocker.execute("COMMIT")
+            assert inline.append([_event("a")]) == ([True], {"s-1": 1})
+        finally:
+            blocker.close()
+            inline.close()
+        assert [e.seq for e in await store.list_events("s-1")] == [1]
+
+
+async def test_only_the_first_thread_writes_through_its_connection(tmp_path: Path) -> None:
+    async with await Store.open(_url(tmp_path)):
+        inline = InlineEvents(parse_url(_url(tmp_path)))
+        try:
+            assert inline.append([_event("a")]) == ([True], {"s-1": 1})
+            answers: list[object] = []
+            thread = threading.Thread(target=lambda: answers.append(inline.append([_event("b")])))
+            thread.start()
+            thread.join()
+            assert answers == [None]
+        finally:
+            inline.close()
+
+
+async def test_spend_and_events_commit_together(store: Store) -> None:
+    scope, period = "acme/support", "2026-12"
+    spend = Spend("s-1", [(scope, period)], 0.25, 100, key="wf-s-1:main:model_call:0")
+    await store.append_event(_event("taken", input_tokens=1))
+
+    # The event's key holds another event: the spend is not booked either.
+    with pytest.raises(EventKeyConflict):
+        await store.append_events([_event("taken", input_tokens=2)], spend=spend)
+    assert (await store.budgets.usage(scope, period)).spent_usd == 0.0
+
+    assert await store.append_events([_event("call")], spend=spend) == [True]
+    # A retried call: neither the spend nor the event counts twice.
+    assert await store.append_events([_event("call")], spend=spend) == [False]
+    usage = await store.budgets.usage(scope, period)
+    assert (usage.spent_usd, usage.spent_tokens) == (0.25, 100)
+    assert [e.event_key for e in await store.list_events("s-1")] == ["taken", "call"]
