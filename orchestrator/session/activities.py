@@ -114,22 +114,23 @@ async def _heartbeating() -> AsyncIterator[None]:
         yield
         return
     every = max(info.heartbeat_timeout.total_seconds() / 3, 0.05)
+    loop = asyncio.get_running_loop()
+    timer: asyncio.TimerHandle | None = None
 
-    async def beat() -> None:
-        # The first beat only after `every`: the server times the heartbeat timeout from
-        # the activity's start, and each beat is a call to it, so a call that ends sooner
-        # (most tool calls, a fast model) needs none.
-        while True:
-            await asyncio.sleep(every)
-            activity.heartbeat()
+    def beat() -> None:
+        nonlocal timer
+        activity.heartbeat()
+        timer = loop.call_later(every, beat)
 
-    task = asyncio.create_task(beat())
+    # The first beat only after `every`: the server times the heartbeat timeout from the
+    # activity's start, and each beat is a call to it, so a call that ends sooner (most
+    # tool calls, a fast model) needs none. A timer, not a task: nothing to schedule, cancel
+    # and await on every call (the timer runs in this activity's context, as a task would).
+    timer = loop.call_later(every, beat)
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        timer.cancel()  # the one pending: `beat` replaces it before it returns
 
 
 def beating_sink(publish: DeltaSink | None, *, every: float = 1.0) -> DeltaSink:

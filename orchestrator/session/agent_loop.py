@@ -218,6 +218,8 @@ class ToolLoop:
         prefix = f"f{self._attempt}." if self._attempt else ""
         first = base.round if base is not None else 0
         head = prompt_head(tools, messages)
+        # JSON bytes of each message so far: a message is measured once, not every round.
+        sizes: list[int] = []
         for round_no in range(first, step.max_rounds):
             if base is not None and round_no > first:
                 await self._continue_between_rounds(base, round_no, messages)
@@ -226,7 +228,7 @@ class ToolLoop:
             if rt.state.in_tool_loop and rt.state.pinned_model != model:
                 raise StepFailed("invariant broken: model changed inside an open tool loop")
             self._check_limits(step, state)
-            self._check_conversation(step, round_no, messages)
+            self._check_conversation(step, round_no, messages, sizes)
             ask = ModelCallInput(
                 ctx=rt.ctx(step.id),
                 round=round_no,
@@ -295,10 +297,15 @@ class ToolLoop:
             raise StepFailed(f"model call failed: {failure_message(exc)}") from None
 
     def _check_conversation(
-        self, step: AgentStep, round_no: int, messages: list[ChatMessage]
+        self, step: AgentStep, round_no: int, messages: list[ChatMessage], sizes: list[int]
     ) -> None:
-        """Fail the step before a model call whose conversation Temporal would refuse."""
-        size = sum(model_size(m) for m in messages)
+        """Fail the step before a model call whose conversation Temporal would refuse.
+
+        `sizes` holds the sizes of the messages measured before; the loop only appends to
+        its conversation, so only the new ones are measured.
+        """
+        sizes.extend(model_size(m) for m in messages[len(sizes) :])
+        size = sum(sizes)
         if size > MAX_CONVERSATION_BYTES:
             what = f"the conversation of step {step.id!r} (round {round_no})"
             raise StepFailed(too_large(what, size, MAX_CONVERSATION_BYTES))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 from datetime import timedelta
@@ -9,7 +10,7 @@ from datetime import timedelta
 from temporalio.testing import ActivityEnvironment
 
 from orchestrator.providers import ModelDelta
-from orchestrator.session.activities import beating_sink
+from orchestrator.session.activities import _heartbeating, beating_sink
 
 DELTAS = [ModelDelta(kind="text", text=f"piece {i} ") for i in range(5)]
 
@@ -55,3 +56,22 @@ async def test_no_beats_without_a_heartbeat_timeout() -> None:
     await env.run(_stream, 0.0, published)
     assert beats == []
     assert published == DELTAS
+
+
+async def test_a_long_call_beats_every_third_of_its_timeout_until_it_ends() -> None:
+    env, beats = _environment(timedelta(seconds=0.15))
+    second = asyncio.Event()
+
+    def beat(*details: object) -> None:
+        beats.append(len(details))
+        if len(beats) > 1:
+            second.set()
+
+    env.on_heartbeat = beat
+
+    async def call() -> int:
+        async with _heartbeating():
+            await second.wait()  # a call that lasts two beats (0.05 s apart)
+        return len(beats)
+
+    assert await env.run(call) >= 2
