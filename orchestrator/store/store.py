@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     String,
+    TextClause,
     TextualSelect,
     bindparam,
     select,
@@ -75,7 +76,15 @@ from orchestrator.types import JsonValue
 if TYPE_CHECKING:
     from orchestrator.store.inline_events import InlineEvents
 
-__all__ = ["UNSET", "Store", "check_retry", "event_insert", "event_params", "session_upsert"]
+__all__ = [
+    "UNSET",
+    "Store",
+    "check_retry",
+    "event_insert",
+    "event_params",
+    "session_start_insert",
+    "session_upsert",
+]
 
 
 class _Unset(Enum):
@@ -222,15 +231,25 @@ class Store:
 
     # Sessions
 
-    async def record_session_start(self, rec: SessionRecord) -> None:
-        """Record that a session started.
+    async def record_session_start(
+        self, rec: SessionRecord, *, events: Sequence[AuditEvent] = ()
+    ) -> None:
+        """Record that a session started, and its first `events`, in one transaction.
 
         Idempotent on `session_id`: if the session exists (a retried activity, or a new
-        run of the same session), only its `run_id` and `status` are updated.
+        run of the same session), only its `run_id` and `status` are updated. `events`
+        are appended after the row, as `append_events` does (a retry rewrites none), so a
+        session's start is one commit.
+
+        Raises:
+            EventKeyConflict: an event's key holds a different event; nothing is written.
         """
+        moved: dict[str, int] = {}
         with self._errors("record session start"):
             async with self._sessions.begin() as session:
-                await session.execute(session_upsert(self.dialect, rec))
+                await session.execute(session_start_insert(), _values(rec))
+                await self._append_in(session, events, moved)
+        self._committed(moved)
 
     async def update_session(
         self,
@@ -577,6 +596,24 @@ def session_upsert(dialect: str, rec: SessionRecord) -> _Insert:
         index_elements=[SessionRow.session_id],
         set_={"run_id": stmt.excluded.run_id, "status": stmt.excluded.status},
     )
+
+
+@functools.cache
+def session_start_insert() -> TextClause:
+    """`session_upsert` as text built once from the table, so SQLAlchemy compiles it once.
+
+    The dialects' `INSERT ... ON CONFLICT` constructs are not cacheable (see
+    `event_insert`); SQLite and PostgreSQL both speak this SQL. Parameters: `_values` of
+    a `SessionRecord`.
+    """
+    columns = list(SessionRow.__table__.columns)
+    sql = (
+        f"INSERT INTO {SessionRow.__tablename__} ({', '.join(c.name for c in columns)})"
+        f" VALUES ({', '.join(':' + c.key for c in columns)})"
+        " ON CONFLICT (session_id) DO UPDATE SET run_id = excluded.run_id,"
+        " status = excluded.status"
+    )
+    return text(sql).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
 
 
 def event_columns() -> list[KeyedColumnElement[Any]]:

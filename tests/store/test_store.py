@@ -358,6 +358,28 @@ async def test_append_events_writes_nothing_when_one_key_conflicts(store: Store)
     assert [e.event_key for e in await store.list_events("s-1")] == ["c-1"]
 
 
+async def test_session_start_writes_its_first_events_in_the_same_transaction(
+    store: Store,
+) -> None:
+    started = event("e-1", kind=EventKind.SESSION_STARTED, payload={"plan": "triage"})
+    await store.append_event(event("e-0", session_id="s-2"))
+
+    # A conflicting event: neither the row nor any event is written.
+    with pytest.raises(EventKeyConflict, match="'e-0'"):
+        await store.record_session_start(
+            session_rec(), events=[started, event("e-0", session_id="s-2", input_tokens=9)]
+        )
+    assert await store.get_session("s-1") is None
+    assert await store.list_events("s-1") == []
+
+    await store.record_session_start(session_rec(), events=[started])
+    # A retried start rewrites nothing and moves only run and status.
+    await store.record_session_start(session_rec(run_id="run-2"), events=[started])
+
+    assert await store.get_session("s-1") == session_rec(run_id="run-2")
+    assert [(e.event_key, e.seq) for e in await store.list_events("s-1")] == [("e-1", 1)]
+
+
 async def test_update_session_writes_its_events_in_the_same_transaction(store: Store) -> None:
     await store.record_session_start(session_rec())
     await store.append_event(event("d-1", input_tokens=1))
