@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from orchestrator.cache.service import CacheHit
 from orchestrator.cache.sessions import SessionCache
@@ -44,7 +45,7 @@ from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_delta
 from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
-from orchestrator.session import names
+from orchestrator.session import names, patches
 from orchestrator.session.approval_activities import ApprovalActivities
 from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.outcomes import event_signal, record_outcome
@@ -57,6 +58,7 @@ from orchestrator.session.payloads import (
     stand_in,
     too_large,
 )
+from orchestrator.session.pinning import first_route_request
 from orchestrator.session.routing_activities import RoutingActivities, failure_error, record_spend
 from orchestrator.session.types import (
     Ack,
@@ -64,9 +66,11 @@ from orchestrator.session.types import (
     ApprovalRequestInput,
     CallContext,
     FinishSessionInput,
+    FirstRoute,
     ModelCallInput,
     ModelCallResult,
     RecordEventsInput,
+    RouteInput,
     SessionSetup,
     SessionStartInput,
     SkillCallInput,
@@ -173,6 +177,7 @@ class SessionActivities:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._routing = RoutingActivities(runtime)
         self._skill_state_dir: Path | None = None
 
     @property
@@ -196,7 +201,7 @@ class SessionActivities:
             self.record_approval_request,
             self.record_approval_decision,
             self.finish_session,
-            *RoutingActivities(self.runtime).all(),
+            *self._routing.all(),
             *ApprovalActivities(self.runtime).all(),
         ]
 
@@ -244,8 +249,8 @@ class SessionActivities:
         except (UnknownSkillError, ConfigError, RoutingError, PlanError) as exc:
             raise to_failure(PermanentError(f"plan {start.plan.name!r}: {exc}")) from None
         deprecated: JsonObject = {s.ref: s.deprecated for s in specs if s.deprecated}
-        store = self.runtime.store
-        await store.record_session_start(
+        # The session row and its first event: one transaction.
+        await self.runtime.store.record_session_start(
             SessionRecord(
                 session_id=start.session_id,
                 workflow_id=ctx.workflow_id,
@@ -256,22 +261,22 @@ class SessionActivities:
                 team=start.team,
                 input=start.input,
                 started_at=_now(),
-            )
-        )
-        await store.append_event(
-            self._event(
-                ctx,
-                "session_started",
-                EventKind.SESSION_STARTED,
-                payload={
-                    "plan": start.plan.name,
-                    "plan_version": start.plan.version,
-                    "skills": {spec.name: spec.version for spec in specs},
-                    "skill_refs": wanted,
-                    "deprecated": deprecated,
-                    "requested_by": start.requested_by,
-                },
-            )
+            ),
+            events=[
+                self._event(
+                    ctx,
+                    "session_started",
+                    EventKind.SESSION_STARTED,
+                    payload={
+                        "plan": start.plan.name,
+                        "plan_version": start.plan.version,
+                        "skills": {spec.name: spec.version for spec in specs},
+                        "skill_refs": wanted,
+                        "deprecated": deprecated,
+                        "requested_by": start.requested_by,
+                    },
+                )
+            ],
         )
         async with _bound(ctx):
             log.info("session started", plan=start.plan.name, skills=[s.ref for s in specs])
@@ -283,7 +288,34 @@ class SessionActivities:
             models=self.runtime.models.names,
             subplans=subplans,
             call_timeouts=call_timeouts(self.runtime.models),
+            generation=patches.GENERATION,
+            first_route=await self._route_ahead(start, ctx, specs),
         )
+
+    async def _route_ahead(
+        self, start: SessionStartInput, ctx: CallContext, specs: list[SkillSpec]
+    ) -> FirstRoute | None:
+        """The first step's routing decision, taken here: one local activity fewer.
+
+        It spares the workflow an activation and a marker before its first model call.
+        The question is the one the workflow will ask (`first_route_request`), which takes
+        the answer only if its own is the same. None when there is no such question, or
+        the router refuses it (no deployment fits, the budget is spent): the workflow then
+        asks `orchestrator.route`, which fails the step as before.
+        """
+        request = first_route_request(start, {spec.name: spec for spec in specs})
+        if request is None:
+            return None
+        call = RouteInput(
+            ctx=ctx.model_copy(update={"step_id": request.step_id}),
+            request=request,
+            reserve_budget=True,
+        )
+        try:
+            decision = await self._routing.decide(call)
+        except ApplicationError:
+            return None
+        return FirstRoute(request=request, decision=decision)
 
     @activity.defn(name=names.CALL_MODEL)
     async def call_model(self, call: ModelCallInput) -> ModelCallResult:

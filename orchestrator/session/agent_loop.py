@@ -30,6 +30,7 @@ from orchestrator.session.payloads import (
     too_large,
 )
 from orchestrator.session.pinning import (
+    agent_opening,
     carries_over,
     failover_prompt_chars,
     failure_message,
@@ -39,7 +40,6 @@ from orchestrator.session.pinning import (
 from orchestrator.session.prompt_cache import prompt_head, served
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.step_types import step_kind
-from orchestrator.session.templating import render_text
 from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
 from orchestrator.session.types import (
     CheckAnswerInput,
@@ -125,22 +125,8 @@ class ToolLoop:
         unknown = [name for name in allowed if name not in rt.skills]
         if unknown:
             raise StepFailed(f"skills not registered: {', '.join(unknown)}")
-        tools = [
-            ToolDefinition(
-                name=spec.tool_name, description=spec.description, parameters=spec.input_schema
-            )
-            for spec in (rt.skills[name] for name in allowed)
-        ]
-        system = f"Plan: {rt.start.plan.name}\nStep: {step.id}"
-        if step.instructions:
-            system += "\n\n" + render_text(step.instructions, inputs, outputs)
-        user = render_text(step.goal, inputs, outputs)
-        if inputs:
-            user += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
-        start = [
-            ChatMessage(role="system", content=system),
-            ChatMessage(role="user", content=user),
-        ]
+        specs = [rt.skills[name] for name in allowed]
+        tools, start = agent_opening(rt.start.plan.name, step, specs, inputs, outputs)
         if not rt.routing:
             return await self._tool_loop(step, state, model, start, tools)
         # Only a top-level step's loop may continue as new: a construct's inner steps have

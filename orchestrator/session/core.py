@@ -24,6 +24,7 @@ from orchestrator.session.types import (
     CallContext,
     Credit,
     FinishSessionInput,
+    FirstRoute,
     ModelCallResult,
     RecordEventsInput,
     SessionCarry,
@@ -97,6 +98,8 @@ class SessionRuntime:
         False when replaying a history recorded before it, which took the old path."""
         self.task_type: str | None = None
         """The task type of the agent step running now (None outside one)."""
+        self.first_route: FirstRoute | None = None
+        """The first step's routing decision taken by `start_session`, until routed."""
 
     @property
     def state(self) -> SessionState:
@@ -114,7 +117,14 @@ class SessionRuntime:
         return self.memory.setup
 
     def take_setup(self, setup: SessionSetup) -> None:
-        """Keep what the session resolved, and index its catalog."""
+        """Keep what the session resolved, and index its catalog.
+
+        The first step's routing decision, when `start_session` took one, is kept apart
+        for `ModelPins.route` (one use) and never carried over to a continued run.
+        """
+        if setup.first_route is not None:
+            self.first_route = setup.first_route
+            setup = setup.model_copy(update={"first_route": None})
         self.memory.setup = setup
         self.skills = {spec.name: spec for spec in setup.skills}
         self.tool_to_skill = {spec.tool_name: spec.name for spec in setup.skills}

@@ -65,6 +65,15 @@ class ModelPins:
         )
         return model
 
+    async def _ask(self, call: RouteInput) -> RoutingDecision:
+        """The `orchestrator.route` activity's decision; its failure fails the step."""
+        try:
+            return await self._rt.activity(
+                names.ROUTE, call, RoutingDecision, self._rt.start.options.bookkeeping
+            )
+        except (ActivityError, ApplicationError) as exc:
+            raise StepFailed(failure_message(exc)) from None
+
     async def route(
         self,
         step: AgentStep,
@@ -126,20 +135,19 @@ class ModelPins:
             warm_input_tokens=warm,
         )
         earlier = memory.estimates.get(step.id) if failed else None
-        try:
-            decision = await rt.activity(
-                names.ROUTE,
+        ahead, rt.first_route = rt.first_route, None
+        if ahead is not None and boundary is Boundary.SESSION_START and ahead.request == request:
+            # `start_session` asked this very question (budget reserved with it).
+            decision = ahead.decision
+        else:
+            decision = await self._ask(
                 RouteInput(
                     ctx=rt.ctx(step.id),
                     request=request,
                     reserve_budget=boundary is Boundary.SESSION_START,
                     difficulty_estimate=earlier,
-                ),
-                RoutingDecision,
-                rt.start.options.bookkeeping,
+                )
             )
-        except (ActivityError, ApplicationError) as exc:
-            raise StepFailed(failure_message(exc)) from None
         cause = failed.get(previous or "") if failed else None
         if failed:
             why += f" ({decision.failover})"

@@ -19,6 +19,7 @@ __all__ = [
     "BOOKKEEPING_BATCH",
     "CONTINUE_AS_NEW",
     "DECISION_DURABLE",
+    "GENERATION",
     "LIVE",
     "LOOP_CONTINUE",
     "MODEL_FAILURE",
@@ -96,11 +97,31 @@ BOOKKEEPING_BATCH = "bookkeeping-batch-v1"
   `workflow.patched` / `workflow.deprecate_patch` for it, so it records none of their
   markers, nor the `TemporalChangeVersion` search-attribute upsert each one adds.
 
-Checked first in a run, before any other patch. Old path: every recorded history in
-`tests/histories` (`customer_refund.json`, `customer_refund_routed.json`,
-`refund_audit.json`, `skill_contracts.json`, `long_loop_run1.json`, `long_loop_run2.json`).
-New path: tests/reliability/test_load_small.py counts a gated session's history and checks
-its audit trail; every other session test runs it."""
+Asked first in a run whose setup is of generation 0 (`GENERATION`), before any other
+patch; a run of a later generation takes its new path without asking. Old path: every
+recorded history in `tests/histories` (`customer_refund.json`,
+`customer_refund_routed.json`, `refund_audit.json`, `skill_contracts.json`,
+`long_loop_run1.json`, `long_loop_run2.json`). Marker: `refund_batched.json`, the refund
+demo recorded on generation 0 with this patch (its first routing decision a `route` local
+activity of its own). New path without the marker (generation 1):
+tests/reliability/test_load_small.py counts a gated session's history and checks its
+audit trail; every other session test runs it."""
+
+GENERATION = 1
+"""Not a patch id: the generation of paths a session started on, recorded in the history
+as `SessionSetup.generation` by `start_session` (its local activity's result). A session
+whose setup says 1 or more takes the new path of every patch above without calling
+`workflow.patched` / `workflow.deprecate_patch`: no marker and no `TemporalChangeVersion`
+search-attribute upsert, which every new session paid for `bookkeeping-batch-v1` until
+then (two history events and a visibility write). A replay reads the recorded setup, so
+it takes the same paths; a history recorded before (generation 0: every one in
+`tests/histories`, `refund_batched.json` among them) asks its patches as before. A later change that alters commands may raise it instead of adding a patch id,
+when the change can wait for the session's start to take effect.
+
+Generation 1 also brings the first step's routing decision inside `start_session`
+(`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the
+`orchestrator.route` activity whenever the recorded setup holds no decision for the
+question it asks (tests/session/test_routing_sessions.py covers both)."""
 
 LIVE = frozenset({ROUTING, APPROVAL_POLICY, DECISION_DURABLE, BOOKKEEPING_BATCH})
 """Patches called with `workflow.patched`: a recorded history needs their old path."""

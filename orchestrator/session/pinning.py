@@ -21,18 +21,29 @@ from orchestrator.exceptions import (
     from_failure,
 )
 from orchestrator.plans.models import AgentStep
+from orchestrator.providers.messages import ChatMessage, ToolDefinition
 from orchestrator.routing.policy import Difficulty
 from orchestrator.routing.types import RouteRequest
-from orchestrator.session.types import Boundary, ModelSwitchRequest, SessionStartInput
-from orchestrator.types import JsonObject
+from orchestrator.session.prompt_cache import expected_calls, prompt_head
+from orchestrator.session.templating import TemplateError, render_text
+from orchestrator.session.types import (
+    Boundary,
+    ModelSwitchRequest,
+    SessionStartInput,
+    StepState,
+)
+from orchestrator.skills.models import SkillSpec
+from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
     "UNAVAILABLE_ERRORS",
     "RouteTarget",
+    "agent_opening",
     "boundary_for",
     "carries_over",
     "failover_prompt_chars",
     "failure_message",
+    "first_route_request",
     "named_pin",
     "reuse_key",
     "route_request",
@@ -100,6 +111,76 @@ def route_request(
         current=current,
         boundary=boundary.value,
         exclude=dict(exclude),
+    )
+
+
+def agent_opening(
+    plan_name: str,
+    step: AgentStep,
+    specs: list[SkillSpec],
+    inputs: JsonObject,
+    outputs: dict[str, JsonValue],
+) -> tuple[list[ToolDefinition], list[ChatMessage]]:
+    """An agent step's tools (its skills' `specs`, in order) and its opening messages.
+
+    Raises:
+        TemplateError: the goal or instructions name an input or output the run lacks.
+    """
+    tools = [
+        ToolDefinition(
+            name=spec.tool_name, description=spec.description, parameters=spec.input_schema
+        )
+        for spec in specs
+    ]
+    system = f"Plan: {plan_name}\nStep: {step.id}"
+    if step.instructions:
+        system += "\n\n" + render_text(step.instructions, inputs, outputs)
+    user = render_text(step.goal, inputs, outputs)
+    if inputs:
+        user += "\n\nSession input:\n" + json.dumps(inputs, sort_keys=True)
+    return tools, [
+        ChatMessage(role="system", content=system),
+        ChatMessage(role="user", content=user),
+    ]
+
+
+def first_route_request(
+    start: SessionStartInput, skills: dict[str, SkillSpec]
+) -> RouteRequest | None:
+    """What a fresh session's first step asks the router at its start, if it is an agent step.
+
+    The question `ModelPins.route` asks there (no pin yet, no switch, nothing spent, no
+    outputs), from the session's resolved `skills` by name; `start_session` asks it ahead
+    of the workflow, which takes the answer only if it asks the same (`FirstRoute`). None
+    when the first step is no agent step, or its opening cannot be built (the workflow
+    then fails the step as it would have).
+    """
+    step = start.plan.steps[0] if start.plan.steps else None
+    if start.carry is not None or not isinstance(step, AgentStep):
+        return None
+    names = [ref.partition("@")[0].strip() for ref in step.skills]
+    if any(name not in skills for name in names):
+        return None
+    try:
+        tools, messages = agent_opening(
+            start.plan.name, step, [skills[name] for name in names], start.input, {}
+        )
+    except TemplateError:
+        return None
+    target = route_target(
+        step, start.plan.model, failover_name=None, failed=False, escalate=None, switch=None
+    )
+    steps = [StepState(id=s.id, type=s.type) for s in start.plan.steps]
+    return route_request(
+        start,
+        step,
+        name=target.name,
+        boundary=Boundary.SESSION_START,
+        current=None,
+        tokens_so_far=0,
+        prompt_chars=prompt_head(tools, messages).chars,
+        exclude={},
+        expected_calls=expected_calls(start.plan, steps, step),
     )
 
 

@@ -90,6 +90,15 @@ class RoutingActivities:
     @activity.defn(name=names.ROUTE)
     async def route(self, call: RouteInput) -> RoutingDecision:
         """Choose the deployment for a step at a boundary, with every candidate's reason."""
+        return await self.decide(call)
+
+    async def decide(self, call: RouteInput) -> RoutingDecision:
+        """The routing decision, inside any activity (`route`, or `start_session` ahead).
+
+        Raises:
+            ApplicationError: a `RoutingError` (no deployment fits) or a
+                `BudgetExceededError` (the session's reservation was refused).
+        """
         used = await self._budget_used(call)
         req, router = call.request, self.runtime.router
         try:

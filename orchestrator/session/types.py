@@ -24,7 +24,7 @@ from orchestrator.approvals.types import (
 from orchestrator.plans.models import Plan
 from orchestrator.providers.messages import ChatMessage, ModelResponse, ToolDefinition
 from orchestrator.routing.complexity import DifficultyEstimate
-from orchestrator.routing.types import RouteRequest
+from orchestrator.routing.types import RouteRequest, RoutingDecision
 from orchestrator.session.prompt_cache import PromptHead
 from orchestrator.skills.models import SkillSpec
 from orchestrator.store.records import EventKind, SessionStatus
@@ -47,6 +47,7 @@ __all__ = [
     "Credit",
     "EscalationInput",
     "FinishSessionInput",
+    "FirstRoute",
     "LoopCarry",
     "ModelCallInput",
     "ModelCallResult",
@@ -152,6 +153,23 @@ class SessionSetup(BaseModel):
     """Each model name's endpoint `timeout_seconds`, from which a model call's activity
     timeout is derived (`call_timeouts.model_call_options`); empty in histories recorded
     before it existed, which keep the session's fixed timeout."""
+    generation: int = 0
+    """The paths this session takes, as the worker that started it knew them
+    (`patches.GENERATION`); 0 in histories recorded before it, which ask their patches.
+    Recorded in the history with this result, so a replay takes the same paths."""
+    first_route: FirstRoute | None = None
+    """The router's answer for the first step, asked by `start_session` in the same local
+    activity (one activation and one marker fewer per session). The workflow takes it
+    only if the question it would ask is this one, word for word; otherwise, and in
+    histories recorded before it, it asks the `orchestrator.route` activity. Taken off
+    the setup when the run starts, so continue-as-new never carries it."""
+
+
+class FirstRoute(BaseModel):
+    """A routing decision taken ahead of the workflow, with the question it answers."""
+
+    request: RouteRequest
+    decision: RoutingDecision
 
 
 class Boundary(StrEnum):

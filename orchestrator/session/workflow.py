@@ -108,9 +108,12 @@ class AgentSessionWorkflow:
                 names.START_SESSION, start, SessionSetup, start.options.bookkeeping
             )
         rt.take_setup(setup)
-        rt.batched = workflow.patched(patches.BOOKKEEPING_BATCH)
-        # A run on bookkeeping-batch-v1 takes every earlier patch's new path without asking,
-        # sparing each its marker and search-attribute upsert (see `patches`).
+        # A session started on this generation takes every patch's new path without asking,
+        # and a run on bookkeeping-batch-v1 every earlier patch's: each ask records a
+        # marker and a search-attribute upsert (see `patches`).
+        rt.batched = setup.generation >= patches.GENERATION or workflow.patched(
+            patches.BOOKKEEPING_BATCH
+        )
         rt.routing = rt.batched or workflow.patched(patches.ROUTING)
         if not rt.batched:
             workflow.deprecate_patch(patches.CONTINUE_AS_NEW)

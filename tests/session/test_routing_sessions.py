@@ -10,7 +10,9 @@ without sleeps; the router's clock is a fake one the test moves.
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,24 +22,33 @@ import pytest
 from conftest import REPO
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
-from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowFailureError,
+    WorkflowHandle,
+    WorkflowHistory,
+)
+from temporalio.common import WorkflowIDConflictPolicy
 
 from orchestrator.plans import load_plan, parse_plan
 from orchestrator.routing.learning import Tally
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import LoopbackServer, ServedRequest, create_replay_app
 from orchestrator.scripted_model.script import ReplayScript, load_model_script
-from orchestrator.service import decide_approval, start_session
+from orchestrator.service import decide_approval, start_session, workflow_id_for
 from orchestrator.session import names
 from orchestrator.session.types import (
     ActivityOptions,
     Boundary,
     ModelSwitchRequest,
+    ModelSwitchResult,
     SessionOptions,
     SessionResult,
     SessionStartInput,
 )
-from orchestrator.session_start import StartOptions
+from orchestrator.session_start import StartOptions, build_start
 from orchestrator.settings import Settings
 from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 from orchestrator.testing import wait_for_pending_approval
@@ -633,3 +644,102 @@ steps:
     events = await env.runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
     diagnose = next(e for e in events if e.step_id == "diagnose")
     assert reasons(diagnose)["cheap-a"] == "quality 0.60 below high floor 0.80"
+
+
+TWO_STEP_PLAN = parse_plan(
+    """
+name: two-steps
+steps:
+  - {id: one, type: agent, goal: First., model: reasoning-strong}
+  - {id: two, type: agent, goal: Second., model: fast-cheap}
+""",
+    "two-steps.yaml",
+)
+
+
+def local_activities(history: WorkflowHistory) -> list[str]:
+    """The activity type of each local-activity marker in a history, in order."""
+    found: list[str] = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if event.HasField("marker_recorded_event_attributes") and marker.marker_name in (
+            "core_local_activity"
+        ):
+            found.append(json.loads(marker.details["data"].payloads[0].data)["activity_type"])
+    return found
+
+
+async def test_the_first_routing_decision_rides_in_start_session(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """Generation 1: no route activity before the first call, and no patch marker at all."""
+    env = await routed(TWO_STEPS)
+    handle = await start_session(
+        env.client,
+        TWO_STEP_PLAN,
+        {},
+        StartOptions(tenant="thrifty"),
+        task_queue=env.settings.task_queue,
+    )
+    result = await handle.result()
+
+    timeline = [(p.step_id, p.model, p.boundary) for p in result.model_timeline]
+    assert timeline == [
+        ("one", "strong-a", Boundary.SESSION_START),
+        ("two", "cheap-a", Boundary.STEP_CHANGE),
+    ]
+    history = await handle.fetch_history()
+    assert local_activities(history) == [
+        names.START_SESSION,
+        names.RECORD_EVENTS,  # the first step's close
+        names.ROUTE,  # the second step's boundary
+        names.FINISH_SESSION,
+    ]
+    kinds = {EventType.Name(e.event_type) for e in history.events}
+    assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
+    # The decision taken ahead reserved the session's budget, as the route activity did.
+    assert await env.runtime.store.budgets.session_scopes(result.session_id)
+    pins = await env.runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
+    assert [(e.step_id, e.payload["boundary"]) for e in pins] == [
+        ("one", "session_start"),
+        ("two", "step_change"),
+    ]
+
+
+async def test_a_switch_before_the_first_boundary_asks_the_router_again(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """The decision taken ahead answers another question: the workflow asks the activity."""
+    env = await routed(TWO_STEPS)
+    start = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+    begin = WithStartWorkflowOperation(
+        names.WORKFLOW_NAME,
+        start,
+        id=workflow_id_for(start.session_id),
+        task_queue=env.settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        result_type=SessionResult,
+    )
+    # Delivered with the start, so the first workflow task holds it before it routes.
+    await env.client.execute_update_with_start_workflow(
+        names.REQUEST_MODEL_SWITCH,
+        ModelSwitchRequest(model="strong-b", reason="asked at start"),
+        start_workflow_operation=begin,
+        result_type=ModelSwitchResult,
+    )
+    handle = await begin.workflow_handle()
+    result = await handle.result()
+
+    assert [(p.step_id, p.model) for p in result.model_timeline] == [
+        ("one", "strong-b"),
+        ("two", "cheap-a"),
+    ]
+    assert "asked at start" in result.model_timeline[0].reason
+    history = await handle.fetch_history()
+    assert local_activities(history) == [
+        names.START_SESSION,
+        names.ROUTE,
+        names.RECORD_EVENTS,
+        names.ROUTE,
+        names.FINISH_SESSION,
+    ]
