@@ -115,8 +115,9 @@ whose setup says 1 or more takes the new path of every patch above without calli
 search-attribute upsert, which every new session paid for `bookkeeping-batch-v1` until
 then (two history events and a visibility write). A replay reads the recorded setup, so
 it takes the same paths; a history recorded before (generation 0: every one in
-`tests/histories`, `refund_batched.json` among them) asks its patches as before. A later change that alters commands may raise it instead of adding a patch id,
-when the change can wait for the session's start to take effect.
+`tests/histories`, `refund_batched.json` among them) asks its patches as before. A later
+change that alters commands may raise it instead of adding a patch id, when the change
+can wait for the session's start to take effect.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
 (`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the
