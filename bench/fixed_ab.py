@@ -1,0 +1,250 @@
+"""A session's fixed cost, A/B between two trees of the runtime, session by session.
+
+Process-level A/B (one bench run per tree, one after the other) cannot see a change of ten
+milliseconds on a shared box: the load moves more than that between two runs. Here both
+trees run at once, each as a worker process of its own (`PYTHONPATH` picks the tree) on
+one tuned dev server, beside bare temporalio (`_bare.py`) in this process, and sessions
+alternate between the three, one at a time, in a rotating order. Every session is timed
+at the scripted model server, as `step_overhead.py --peers` times it: `1st call` is the
+start to the first model request, `end` the last request to the result in hand, `fixed`
+the session's wall less the span of its requests. `cpu/session` is the worker process's
+CPU over the measured sessions (bare's worker shares this process, so it has none).
+
+    git archive main | tar -x -C /tmp/main-tree
+    .venv/bin/python -m compileall -q /tmp/main-tree/orchestrator
+    .venv/bin/python bench/fixed_ab.py --a /tmp/main-tree --rounds 3 --sessions 40
+
+`--b` defaults to this repository. The client side (the session's start input) is built
+by this tree, so both trees must accept the same `SessionStartInput`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from _bare import BareActivities, BareSessionInput, StepLoopWorkflow
+from _harness import TUNED, BenchDevServer, cpu_seconds, replay_without_nagle
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from orchestrator.client import connect
+from orchestrator.logs import configure_logging
+from orchestrator.plans.models import AgentStep, Plan
+from orchestrator.plugin import PASSTHROUGH_MODULES
+from orchestrator.providers.messages import ToolDefinition
+from orchestrator.providers.openai import OpenAIProvider
+from orchestrator.runtime import Runtime
+from orchestrator.scripted_model import (
+    Conversation,
+    ReplayScript,
+    ScriptedModelServer,
+    ScriptedToolCall,
+    Turn,
+)
+from orchestrator.service import start_session
+from orchestrator.session_start import StartOptions
+from orchestrator.settings import Settings
+from orchestrator.skills.models import SkillContext
+from orchestrator.skills.registry import SkillRegistry
+from orchestrator.worker import build_worker
+
+REPO = Path(__file__).resolve().parent.parent
+WARMUP = 4
+"""Unmeasured sessions of each kind first."""
+ORDERS = [("A", "B", "bare"), ("B", "A", "bare"), ("bare", "A", "B"), ("bare", "B", "A")]
+
+
+@dataclass
+class Timings:
+    """One kind's measured sessions, in milliseconds."""
+
+    fixed: list[float] = field(default_factory=list)
+    first: list[float] = field(default_factory=list)
+    end: list[float] = field(default_factory=list)
+    steps: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0
+
+
+async def serve_worker(address: str, task_queue: str, tree: str, state: str) -> None:
+    """`--worker`: a session worker on the tree on `PYTHONPATH`, until stdin closes."""
+    configure_logging(level="WARNING", fmt="console")
+    settings = Settings(project_dir=Path(tree), state_dir=Path(state), temporal_address=address)
+    runtime = await Runtime.open(settings)
+    try:
+        client = await connect(settings)
+        async with build_worker(client, runtime, task_queue=task_queue):
+            print("ready", flush=True)
+            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    finally:
+        await runtime.close()
+
+
+def script(rounds: int) -> ReplayScript:
+    call = ScriptedToolCall(name="tickets_get", arguments={"ticket_id": "T-1001"})
+    turns = [*(Turn(tool_calls=[call]) for _ in range(rounds)), Turn(content="done")]
+    return ReplayScript(conversations=[Conversation(name="bench", turns=turns)])
+
+
+async def run(trees: dict[str, Path], rounds: int, sessions: int) -> dict[str, Timings]:
+    configure_logging(level="WARNING", fmt="console")
+    timings = {kind: Timings() for kind in ("A", "B", "bare")}
+    with tempfile.TemporaryDirectory() as tmp, replay_without_nagle():
+        folder = Path(tmp)
+        async with ScriptedModelServer(script(rounds)) as replay:
+            os.environ["ORCHESTRATOR_REPLAY_URL"] = replay.base_url
+            skill = SkillRegistry.load_directory(REPO / "skills").get("tickets.get")
+            ctx = SkillContext(
+                session_id="bare",
+                workflow_id="bare",
+                run_id="bare",
+                step_id="loop",
+                call_id="0",
+                idempotency_key="bare",
+                attempt=1,
+                state_dir=folder / "skills",
+            )
+            server = BenchDevServer(TUNED, folder / "server")
+            async with server, OpenAIProvider(base_url=replay.base_url) as provider:
+                settings = Settings(
+                    project_dir=REPO, state_dir=folder / "client", temporal_address=server.address
+                )
+                client = await connect(settings)
+                workers: dict[str, subprocess.Popen[str]] = {}
+                for kind, tree in trees.items():
+                    env = {**os.environ, "PYTHONPATH": str(tree)}
+                    argv = [sys.executable, __file__, "--worker", server.address, f"q-{kind}"]
+                    workers[kind] = subprocess.Popen(
+                        [*argv, str(tree), str(folder / kind)],
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        env=env,
+                        text=True,
+                    )
+                    stdout = workers[kind].stdout
+                    assert stdout is not None
+                    line = await asyncio.get_running_loop().run_in_executor(None, stdout.readline)
+                    if line.strip() != "ready":
+                        raise RuntimeError(f"worker {kind} on {tree} did not start: {line!r}")
+                plan = Plan(
+                    name="bench",
+                    steps=[
+                        AgentStep(
+                            id="work",
+                            goal="Look up ticket T-1001.",
+                            skills=["tickets.get"],
+                            max_rounds=rounds + 1,
+                        )
+                    ],
+                )
+                acts = BareActivities(provider, skill, ctx)
+                spec = skill.spec
+                tools = [
+                    ToolDefinition(
+                        name=spec.tool_name,
+                        description=spec.description,
+                        parameters=spec.input_schema,
+                    )
+                ]
+                runner = SandboxedWorkflowRunner(
+                    restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                        *PASSTHROUGH_MODULES, "_bare"
+                    )
+                )
+                bare = Worker(
+                    client,
+                    task_queue="q-bare",
+                    workflows=[StepLoopWorkflow],
+                    activities=[acts.call_model, acts.call_skill],
+                    workflow_runner=runner,
+                )
+                async with bare:
+                    orders = itertools.cycle(ORDERS)
+                    for n in range(sessions + WARMUP):
+                        for kind in next(orders):
+                            before = len(replay.requests)
+                            pid = workers[kind].pid if kind in workers else None
+                            cpu0 = cpu_seconds(pid) if pid is not None else None
+                            started = time.monotonic()
+                            if kind == "bare":
+                                await client.execute_workflow(
+                                    StepLoopWorkflow.run,
+                                    BareSessionInput(
+                                        local=False, max_rounds=rounds + 1, tools=tools
+                                    ),
+                                    id=f"bare-{uuid.uuid4().hex[:10]}",
+                                    task_queue="q-bare",
+                                )
+                            else:
+                                how = StartOptions(session_id=f"{kind}-{uuid.uuid4().hex[:10]}")
+                                handle = await start_session(
+                                    client, plan, {}, how, task_queue=f"q-{kind}"
+                                )
+                                await handle.result()
+                            wall = time.monotonic() - started
+                            if n < WARMUP:
+                                continue
+                            cpu1 = cpu_seconds(pid) if pid is not None else None
+                            if cpu0 is not None and cpu1 is not None:
+                                timings[kind].cpu_s += cpu1 - cpu0
+                            asked = [r.received_at - started for r in replay.requests[before:]]
+                            t = timings[kind]
+                            t.first.append(asked[0] * 1000)
+                            t.end.append((wall - asked[-1]) * 1000)
+                            t.fixed.append((wall - (asked[-1] - asked[0])) * 1000)
+                            t.steps += [(b - a) * 1000 for a, b in itertools.pairwise(asked)]
+                for process in workers.values():
+                    assert process.stdin is not None
+                    process.stdin.close()
+                    process.wait(timeout=60)
+    return timings
+
+
+def report(timings: dict[str, Timings], rounds: int, sessions: int) -> None:
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    print(f"R = {rounds}, {sessions} sessions of each kind, interleaved; load at the end {load}")
+    heads = ["fixed", "fixed p25-p75", "1st call", "end", "step", "step p95", "cpu/session"]
+    print(f"{'':6}" + "".join(f"{h:>15}" for h in heads))
+    for kind, t in timings.items():
+        low, _, high = statistics.quantiles(t.fixed, n=4)
+        steps = sorted(t.steps)
+        cpu = f"{t.cpu_s * 1000 / sessions:.1f}" if kind != "bare" else "-"
+        cells = [
+            f"{statistics.median(t.fixed):.1f}",
+            f"{low:.0f}-{high:.0f}",
+            f"{statistics.median(t.first):.1f}",
+            f"{statistics.median(t.end):.1f}",
+            f"{statistics.median(steps):.1f}",
+            f"{steps[int(len(steps) * 0.95)]:.1f}",
+            cpu,
+        ]
+        print(f"{kind:6}" + "".join(f"{c:>15}" for c in cells))
+
+
+def main() -> int:
+    if sys.argv[1:2] == ["--worker"]:
+        asyncio.run(serve_worker(*sys.argv[2:6]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--a", type=Path, required=True, help="tree A (say, main extracted)")
+    parser.add_argument("--b", type=Path, default=REPO, help="tree B (default: this one)")
+    parser.add_argument("--rounds", type=int, default=3, help="tool rounds per session")
+    parser.add_argument("--sessions", type=int, default=40, help="measured sessions per kind")
+    args = parser.parse_args()
+    trees = {"A": args.a.resolve(), "B": args.b.resolve()}
+    report(asyncio.run(run(trees, args.rounds, args.sessions)), args.rounds, args.sessions)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
