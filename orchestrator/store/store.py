@@ -15,6 +15,7 @@ operation and the database (password masked), never the SQL parameters.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -359,6 +360,7 @@ class Store:
                 done = inline.append([event])
             if done is not None:
                 self._committed(done[1])
+                await _yield()
                 return done[0][0]
         stmt = event_insert()
         with self._errors("append audit event"):
@@ -408,6 +410,7 @@ class Store:
                 done = inline.append(events)
             if done is not None:
                 self._committed(done[1])
+                await _yield()
                 return done[0]
         moved = {}
         with self._errors("append audit events"):
@@ -582,6 +585,16 @@ class Store:
                 f"store could not {action} ({self.url}): a stored {exc.title} row is invalid "
                 f"({exc.error_count()} error(s); {where}: {first['msg']})"
             ) from exc
+
+
+async def _yield() -> None:
+    """Let the event loop run other tasks once, after a write committed on its thread.
+
+    A write through the pool suspends its caller while the driver's thread works; one
+    committed inline would not, and a caller that writes in a loop (a burst of events)
+    would then starve every other task, the watchers of those events among them.
+    """
+    await asyncio.sleep(0)
 
 
 def _insert_for(dialect: str, table: type[Base]) -> _Insert:

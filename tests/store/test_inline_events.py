@@ -8,6 +8,7 @@ transaction (`append_events(spend=...)`), all or nothing, on every backend.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import threading
 from datetime import UTC, datetime
@@ -113,3 +114,18 @@ async def test_spend_and_events_commit_together(store: Store) -> None:
     usage = await store.budgets.usage(scope, period)
     assert (usage.spent_usd, usage.spent_tokens) == (0.25, 100)
     assert [e.event_key for e in await store.list_events("s-1")] == ["taken", "call"]
+
+
+async def test_a_write_lets_other_tasks_run(tmp_path: Path) -> None:
+    async with await Store.open(_url(tmp_path)) as store:
+        ran: list[int] = []
+
+        async def other() -> None:
+            ran.append(1)
+
+        task = asyncio.create_task(other())
+        # Committed on this thread, it still suspends once, as the pooled write does: a
+        # writer in a loop must not starve the watchers of what it writes.
+        await store.append_event(_event("a"))
+        assert ran == [1]
+        await task
