@@ -39,9 +39,11 @@ Temporal's workflow streams take about 100 ms per round trip (issue
 where a second run minutes later would differ by more than the change. Both API processes
 receive every delta throughout; the worker is this tree's. `--against-switch-interval S`
 sets this process's GIL switch interval (its worker's and watchers') to S during the
-other tree's rounds, to compare with a tree whose worker kept CPython's 5 ms
-(`orchestrator/events/gil.py`). Each crowd reports its rounds' p95s too
-(`p95_by_round`): one round's stall can carry a pooled p95.
+other tree's rounds: with a tree whose processes set a shorter interval (bench/README.md,
+`stream.py`, "the GIL"), the comparison with CPython's 5 ms. Each crowd reports its
+rounds' p95s (`p95_by_round`: one round's stall can carry a pooled p95) and splits the
+first token at the worker: the server's send to the worker's delta sink, the sink to each
+watcher (`FirstDeltas`).
 
     .venv/bin/python bench/stream.py [--sessions 20 --words 120 --interval 2
                                       --crowd-sessions 50 --crowd-watchers 4]
@@ -78,6 +80,7 @@ from orchestrator.approvals.people import hash_token
 from orchestrator.client import connect
 from orchestrator.devserver import free_port
 from orchestrator.events.client import sse_messages
+from orchestrator.events.publisher import DeltaPublisher, ProviderDelta, Tags
 from orchestrator.logs import configure_logging
 from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
 from orchestrator.runtime import Runtime
@@ -455,6 +458,10 @@ class Watched:
     """The first token of each answer, to each watcher."""
     durable: list[float] = field(default_factory=list)
     """Each `model_call` event, from its `created_at` to a watcher's receipt."""
+    to_sink: list[float] = field(default_factory=list)
+    """Each answer's first token, from the server's send to the worker's delta sink."""
+    sink_to_watcher: list[float] = field(default_factory=list)
+    """Each answer's first token, from the worker's delta sink to each watcher."""
     committed: list[float] = field(default_factory=list)
     """Each durable event written after the watchers connected, from its commit in the
     worker to a watcher's receipt."""
@@ -479,6 +486,8 @@ class Watched:
         self.first.extend(other.first)
         self.durable.extend(other.durable)
         self.committed.extend(other.committed)
+        self.to_sink.extend(other.to_sink)
+        self.sink_to_watcher.extend(other.sink_to_watcher)
         self.to_write.extend(other.to_write)
         self.writing.extend(other.writing)
         self.lost += other.lost
@@ -499,6 +508,8 @@ class Watched:
         return {
             "first_token_to_watcher": vars(Stats.of(self.first)),
             "every_token_to_watcher": vars(Stats.of(self.tokens)),
+            "first_token_to_worker_sink": vars(Stats.of(self.to_sink)),
+            "first_token_worker_sink_to_watcher": vars(Stats.of(self.sink_to_watcher)),
             "durable_event_committed_to_delivered": vars(Stats.of(self.committed)),
             "model_call_created_to_delivered": vars(Stats.of(self.durable)),
             "model_call_created_to_append": vars(Stats.of(self.to_write)),
@@ -510,6 +521,30 @@ class Watched:
                 1e6 * self.api_cpu_s / max(len(self.tokens), 1), 1
             ),
         }
+
+
+class FirstDeltas:
+    """When this process's worker handed the first delta of each session to its delta
+    publisher (monotonic), by session id: it wraps the publisher's `sink`, so a first
+    token's way splits at the worker (the server's send to the worker's sink, the sink
+    to each watcher) without touching the runtime."""
+
+    def __init__(self, publisher: DeltaPublisher | None) -> None:
+        self.at: dict[str, float] = {}
+        if publisher is None:
+            return
+        make = publisher.sink
+
+        def sink(tags: Tags) -> Callable[[ProviderDelta], Awaitable[None]]:
+            inner = make(tags)
+
+            async def on_delta(delta: ProviderDelta) -> None:
+                self.at.setdefault(tags.session_id, time.monotonic())
+                await inner(delta)
+
+            return on_delta
+
+        publisher.sink = sink  # type: ignore[method-assign]
 
 
 class Commits:
@@ -559,6 +594,7 @@ async def watched_sessions(
     API process at `api` (its URL and process id): in this process, or in `elsewhere`."""
     client, store, queue = env["client"], env["store"], env["queue"]
     commits: Commits = env["commits"]
+    sinks: FirstDeltas = env["sinks"]
     (api_url, api_pid) = api
     cases = [new_case() for _ in range(sessions)]
     handles = await asyncio.gather(
@@ -588,12 +624,17 @@ async def watched_sessions(
     else:
         got = await elsewhere.watch(api_url, ids, watchers, connected)
     seen.api_cpu_s = cpu_seconds(api_pid) - cpu_from
-    for case, group in zip(cases, got, strict=True):
+    for session_id, case, group in zip(ids, cases, got, strict=True):
         sent = await stamps_of(stamps, case)
+        sunk = sinks.at.get(session_id)
+        if sunk is not None and sent:
+            seen.to_sink.append(sunk - sent[0])
         for texts, durable in group:
             delays = [a - s for (a, _), s in zip(texts, sent, strict=False)]
             seen.tokens.extend(delays)
             seen.first.extend(delays[:1])
+            if sunk is not None and texts:
+                seen.sink_to_watcher.append(texts[0][0] - sunk)
             for kind, key, created, arrived in durable:
                 began, done = commits.at.get(key, (0.0, 0.0))
                 if kind == "model_call":
@@ -716,6 +757,7 @@ async def bench(
                     "store": runtime.store,
                     "queue": settings.task_queue,
                     "commits": Commits(runtime.store),
+                    "sinks": FirstDeltas(runtime.deltas),
                 }
                 api = (f"http://127.0.0.1:{api_port}", api_proc.pid)
                 elsewhere = None
@@ -762,7 +804,7 @@ async def bench(
                     for pooled, where in turns if n % 2 == 0 else turns[::-1]:
                         if where is None:
                             continue
-                        ours = sys.getswitchinterval()
+                        kept = sys.getswitchinterval()
                         if where is other and against_switch is not None:
                             sys.setswitchinterval(against_switch)
                         try:
@@ -778,7 +820,7 @@ async def bench(
                                 )
                             )
                         finally:
-                            sys.setswitchinterval(ours)
+                            sys.setswitchinterval(kept)
             await runtime.close()
         finally:
             await server.stop()

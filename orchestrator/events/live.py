@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Final
 
-from orchestrator.events.gil import favour_event_loop
 from orchestrator.events.hub import EventHub
 from orchestrator.events.models import StreamDelta
 from orchestrator.events.reads import BlockingSqliteReads, reads_for
@@ -75,11 +74,7 @@ async def live_hub(
             by the poll alone).
         poll_interval: The SQLite poll period while someone watches.
         deltas: Whether watchers get deltas (False: durable events only).
-
-    The process's GIL switch interval is lowered to 1 ms (`gil.favour_event_loop`): the
-    loop that hands tokens to watchers waits less for threads that hold the GIL.
     """
-    favour_event_loop()
     if store.dialect == "postgresql":
         hub = EventHub(store)
         from orchestrator.events.postgres import PostgresListener

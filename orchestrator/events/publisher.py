@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
-from orchestrator.events.gil import favour_event_loop
 from orchestrator.events.models import StreamDelta
 from orchestrator.store.store import Store
 
@@ -118,12 +117,7 @@ class DeltaPublisher:
         On SQLite the UDP sender also tells API processes of every audit event the store
         commits (`Store.on_events_committed`), so they need not wait for their poll; on
         PostgreSQL the inserting transaction's `NOTIFY` does that already.
-
-        The process's GIL switch interval is lowered to 1 ms (`gil.favour_event_loop`):
-        the loop that reads the provider's stream and sends each delta waits less for
-        the threads (aiosqlite's, Temporal's workflow tasks) that hold the GIL.
         """
-        favour_event_loop()
         if store.dialect == "postgresql":
             from orchestrator.events.postgres import PostgresDeltaSender
 
