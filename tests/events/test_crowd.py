@@ -51,6 +51,9 @@ async def durable_until(watch: Watch, last: int) -> list[AuditEvent]:
     async with asyncio.timeout(30):
         while not got or got[-1].seq != last:
             item = await watch.next(5.0)
+            # A dropped watcher hands its `Dropped` again on every call without waiting,
+            # so the timeout above could never fire: fail at once instead of spinning.
+            assert not isinstance(item, Dropped), item
             if isinstance(item, AuditEvent):
                 got.append(item)
     return got
