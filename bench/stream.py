@@ -562,9 +562,9 @@ class Commits:
             self.at[event.event_key] = (began, time.time())
             return written
 
-        async def append_events(events: Any) -> list[bool]:
+        async def append_events(events: Any, **more: Any) -> list[bool]:
             began = time.time()
-            written = await many(events)
+            written = await many(events, **more)
             done = time.time()
             for event in events:
                 self.at[event.event_key] = (began, done)
