@@ -13,6 +13,7 @@ what an operator reads a log for.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -42,8 +43,14 @@ _SECRETS: set[str] = set()
 REDACTED = "[redacted]"
 
 
+@functools.lru_cache(maxsize=4096)
 def is_secret_key(key: str) -> bool:
-    """Whether a field called `key` holds a credential whose value must never be logged."""
+    """Whether a field called `key` holds a credential whose value must never be logged.
+
+    Cached: a log line asks it for every key of every field, and the same few dozen field
+    names come back on every line (the regular expressions cost more than the rest of a
+    line's redaction). The answer depends on the name alone.
+    """
     if _SECRET_KEY.search(key):
         return True
     words = [word.lower() for word in _KEY_WORDS.findall(key)]
