@@ -58,6 +58,7 @@ __all__ = [
     "StartSession",
     "Write",
     "sqlite_event_insert",
+    "start_session_row",
     "stored_event",
 ]
 
@@ -250,6 +251,14 @@ def _put_pin(conn: Connection, dialect: str, write: PutPin) -> bool:
         return first.row(conn, values) is not None
     values["version"] = write.expected_version + 1
     return change.row(conn, values, (write.pin.session_id, write.expected_version)) is not None
+
+
+def start_session_row(conn: Connection, record: SessionRecord) -> None:
+    """`Store.record_session_start`'s row, in the caller's transaction (pysqlite).
+
+    `InlineEvents` writes a session's start with its first events on the calling thread.
+    """
+    _start_session(conn, "sqlite", record)
 
 
 def _start_session(conn: Connection, dialect: str, record: SessionRecord) -> None:

@@ -26,8 +26,8 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from orchestrator.store._engine import create_sync_sqlite_engine
-from orchestrator.store.group_commit import sqlite_event_insert, stored_event
-from orchestrator.store.records import AuditEvent
+from orchestrator.store.group_commit import sqlite_event_insert, start_session_row, stored_event
+from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import check_retry
 
 __all__ = ["InlineEvents"]
@@ -45,8 +45,13 @@ class InlineEvents:
         self._conn: Connection | None = None
         self._owner: int | None = None
 
-    def append(self, events: Sequence[AuditEvent]) -> tuple[list[bool], dict[str, int]] | None:
+    def append(
+        self, events: Sequence[AuditEvent], *, start: SessionRecord | None = None
+    ) -> tuple[list[bool], dict[str, int]] | None:
         """Insert `events` in one transaction, in order, all or nothing.
+
+        With `start`, the session's row is recorded first, in the same transaction
+        (`Store.record_session_start`).
 
         Returns:
             Whether each was written (False: a retry wrote the same event before), and the
@@ -68,6 +73,8 @@ class InlineEvents:
             written: list[bool] = []
             moved: dict[str, int] = {}
             with conn.begin():
+                if start is not None:
+                    start_session_row(conn, start)
                 for event in events:
                     seq = insert.run(conn, event)
                     written.append(seq is not None)

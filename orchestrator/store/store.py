@@ -240,11 +240,19 @@ class Store:
         Idempotent on `session_id`: if the session exists (a retried activity, or a new
         run of the same session), only its `run_id` and `status` are updated. `events`
         are appended after the row, as `append_events` does (a retry rewrites none), so a
-        session's start is one commit.
+        session's start is one commit (on a SQLite file, on the calling thread when the
+        write lock is free, as `append_events`).
 
         Raises:
             EventKeyConflict: an event's key holds a different event; nothing is written.
         """
+        inline = self._inline_events()
+        if inline is not None:
+            with self._errors("record session start"):
+                done = inline.append(events, start=rec)
+            if done is not None:
+                self._committed(done[1])
+                return
         moved: dict[str, int] = {}
         with self._errors("record session start"):
             async with self._sessions.begin() as session:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.exceptions import EventKeyConflict
-from orchestrator.store import AuditEvent, EventKind, Store
+from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
 from orchestrator.store._engine import parse_url
 from orchestrator.store.budgets import Spend
 from orchestrator.store.inline_events import InlineEvents
@@ -96,6 +96,56 @@ async def test_only_the_first_thread_writes_through_its_connection(tmp_path: Pat
             assert answers == [None]
         finally:
             inline.close()
+
+
+def _session(run_id: str = "run-1") -> SessionRecord:
+    return SessionRecord(
+        session_id="s-1",
+        workflow_id="wf-s-1",
+        run_id=run_id,
+        plan_name="triage",
+        plan_version="1.0.0",
+        input={"ticket": 42},
+        started_at=T0,
+    )
+
+
+async def test_a_session_start_commits_its_row_and_first_event_on_the_calling_thread(
+    tmp_path: Path,
+) -> None:
+    announced: list[dict[str, int]] = []
+    async with await Store.open(_url(tmp_path)) as store, Store(_url(tmp_path)) as other:
+        store.on_events_committed = lambda moved: announced.append(dict(moved))
+        await store.append_event(_event("taken", "s-0"))
+        # A conflicting event: neither the row nor the first event is written.
+        with pytest.raises(EventKeyConflict, match="'taken'"):
+            await store.record_session_start(
+                _session(), events=[_event("started"), _event("taken", "s-0", input_tokens=3)]
+            )
+        assert await other.get_session("s-1") is None
+
+        await store.record_session_start(_session(), events=[_event("started")])
+        await store.record_session_start(_session("run-2"), events=[_event("started")])
+        assert await other.get_session("s-1") == _session("run-2")
+        assert [(e.event_key, e.seq) for e in await other.list_events("s-1")] == [("started", 1)]
+    assert announced == [{"s-0": 1}, {"s-1": 1}]
+
+
+async def test_a_session_start_with_the_lock_held_elsewhere_is_not_waited_for(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(_url(tmp_path)) as store:
+        inline = InlineEvents(parse_url(_url(tmp_path)))
+        blocker = sqlite3.connect(tmp_path / "orchestrator.db", isolation_level=None)
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            assert inline.append([_event("a")], start=_session()) is None
+            blocker.execute("COMMIT")
+            assert inline.append([_event("a")], start=_session()) == ([True], {"s-1": 1})
+        finally:
+            blocker.close()
+            inline.close()
+        assert await store.get_session("s-1") == _session()
 
 
 async def test_spend_and_events_commit_together(store: Store) -> None:
