@@ -238,8 +238,9 @@ async def test_a_body_that_is_not_json_fails_the_step_clearly(faults: FaultEnv, 
     assert "response is not JSON (HTTP 200, body starts" in error
     # Not retried: the same request would get the same broken answer.
     assert [r.fault for r in faults.served(fault)] == [None, "bad_json"]
-    # The new path (patch model-call-failure-v1, which a run on bookkeeping-batch-v1 takes
-    # without a marker of its own) replays from its own history.
+    # The new path (patch model-call-failure-v1, which a session of generation 1 takes
+    # without asking: `patches.GENERATION`) replays from its own history, which holds no
+    # patch marker at all.
     history = await faults.client.get_workflow_handle(f"session-{session_id}").fetch_history()
     replayer = Replayer(
         workflows=[AgentSessionWorkflow],
@@ -247,8 +248,12 @@ async def test_a_body_that_is_not_json_fails_the_step_clearly(faults: FaultEnv, 
         workflow_runner=workflow_runner(),
     )
     markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
-    assert any(patches.BOOKKEEPING_BATCH.encode() in e.SerializeToString() for e in markers)
-    assert not any(patches.MODEL_FAILURE.encode() in e.SerializeToString() for e in markers)
+    assert patches.GENERATION >= 1
+    assert not any(
+        patch.encode() in e.SerializeToString()
+        for e in markers
+        for patch in (*patches.LIVE, *patches.RETIRED)
+    )
     replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert replayed.replay_failure is None, replayed.replay_failure
 
