@@ -221,6 +221,33 @@ async def process(
             await proc.wait()
 
 
+RETRIED_ATTEMPTS: list[int] = []
+"""Each time a watcher saw a model call's later attempt take over (its tokens kept, the
+failed attempt's dropped), the attempt number: what a UI does with the `attempt` tag."""
+
+
+class Pieces:
+    """A watcher's text pieces, of the latest attempt only (arrival time, text).
+
+    A model call retried after a fault (a connection the model server closed, a cut
+    stream) streams again as attempt 2; its pieces replace whatever attempt 1 sent, as a
+    UI drops a failed attempt's tokens, so the whole answer is still there to compare.
+    """
+
+    def __init__(self) -> None:
+        self.attempt = 1
+        self.texts: list[tuple[float, str]] = []
+
+    def add(self, body: dict[str, object], at: float) -> None:
+        attempt = int(str(body["attempt"]))
+        if attempt < self.attempt:
+            return
+        if attempt > self.attempt:
+            RETRIED_ATTEMPTS.append(attempt)
+            self.attempt, self.texts = attempt, []
+        self.texts.append((at, str(body["text"])))
+
+
 async def stamps_of(stamps: Path, case: str) -> list[float]:
     """When the model server sent each text piece of its answer for `case` (it logs them
     once the answer is sent, a moment after the client may have read it all)."""
@@ -268,7 +295,7 @@ class Watcher:
     def __init__(self, http: httpx.AsyncClient, session_id: str) -> None:
         self.http = http
         self.session_id = session_id
-        self.texts: list[tuple[float, str]] = []
+        self.pieces = Pieces()
         self.durable: list[tuple[str, str, float, float]] = []
         """Each durable event: its kind, its key, its `created_at` and its arrival (wall)."""
         self.connected = asyncio.Event()
@@ -279,8 +306,8 @@ class Watcher:
                 now, wall = time.monotonic(), time.time()
                 if message.event == "delta":
                     body = message.json()
-                    if body["kind"] == "text" and body["attempt"] == 1:
-                        self.texts.append((now, str(body["text"])))
+                    if body["kind"] == "text":
+                        self.pieces.add(body, now)
                 elif message.event == "message":
                     event = message.json()
                     created = datetime.fromisoformat(str(event["created_at"])).timestamp()
@@ -308,7 +335,7 @@ class RawWatcher:
         self.session_id = session_id
         self.reads: list[tuple[float, float, bytes]] = []
         """Each read: its monotonic and wall time, and its bytes."""
-        self.texts: list[tuple[float, str]] = []
+        self.pieces = Pieces()
         self.durable: list[tuple[str, str, float, float]] = []
         self.connected = asyncio.Event()
 
@@ -362,8 +389,8 @@ class RawWatcher:
             return
         body = json.loads("\n".join(data))
         if kind == "delta":
-            if body["kind"] == "text" and body["attempt"] == 1:
-                self.texts.append((mono, str(body["text"])))
+            if body["kind"] == "text":
+                self.pieces.add(body, mono)
         elif kind == "message":
             created = datetime.fromisoformat(str(body["created_at"])).timestamp()
             self.durable.append((body["kind"], body["event_key"], created, wall))
@@ -404,7 +431,7 @@ async def watch_crowd(
         )
         await connected()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
-    return [[(w.texts, w.durable) for w in group] for group in crowd]
+    return [[(w.pieces.texts, w.durable) for w in group] for group in crowd]
 
 
 async def serve_watchers() -> None:
@@ -848,6 +875,9 @@ async def bench(
         "durable_event_committed_to_delivered": vars(Stats.of(committed)),
         "model_call_created_to_delivered": vars(Stats.of(one.durable)),
         "tokens_lost": one.lost,
+        # Watchers in the bench's process that saw a model call's retry take over (a
+        # retried call's tokens are kept, its failed attempt's dropped; not counted lost).
+        "retried_attempts_seen": len(RETRIED_ATTEMPTS),
         "crowd": {
             "sessions": crowd_sessions,
             "watchers": watchers,
