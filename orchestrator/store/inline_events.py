@@ -18,6 +18,7 @@ connection fails, `append` answers None and the store takes its usual path, whic
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 from collections.abc import Sequence
 
@@ -112,6 +113,11 @@ class InlineEvents:
         self._engine.dispose()
 
 
+_WAIT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+"""SQLite's primary result codes for "another connection holds the lock"."""
+
+
 def _locked(exc: OperationalError) -> bool:
-    reason = str(exc.orig)
-    return "locked" in reason or "busy" in reason
+    """Whether the driver's error is SQLite's busy or locked (extended codes included)."""
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _WAIT_CODES

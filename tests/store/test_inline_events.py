@@ -15,12 +15,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from orchestrator.exceptions import EventKeyConflict
 from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
 from orchestrator.store._engine import parse_url
 from orchestrator.store.budgets import Spend
-from orchestrator.store.inline_events import InlineEvents
+from orchestrator.store.inline_events import InlineEvents, _locked
 
 T0 = datetime(2026, 12, 6, 23, 0, tzinfo=UTC)
 
@@ -179,3 +180,23 @@ async def test_a_write_lets_other_tasks_run(tmp_path: Path) -> None:
         await store.append_event(_event("a"))
         assert ran == [1]
         await task
+
+
+def test_a_held_lock_is_told_from_other_failures_by_its_sqlite_code(tmp_path: Path) -> None:
+    """Locked or busy: the pooled path waits and the connection is kept; anything else
+    (here a missing table) drops the connection. Told by SQLite's result code, not text."""
+    path = tmp_path / "lock.db"
+    blocker = sqlite3.connect(path, isolation_level=None)
+    waiter = sqlite3.connect(path, isolation_level=None, timeout=0)
+    try:
+        blocker.execute("CREATE TABLE t (x)")
+        blocker.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError) as busy:
+            waiter.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError) as missing:
+            waiter.execute("SELECT * FROM nowhere")
+    finally:
+        blocker.close()
+        waiter.close()
+    assert _locked(OperationalError("BEGIN IMMEDIATE", None, busy.value))
+    assert not _locked(OperationalError("SELECT", None, missing.value))
