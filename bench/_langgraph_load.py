@@ -21,10 +21,11 @@ import hashlib
 import json
 import operator
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from _load_peers import PeerLoad
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph import END, START, StateGraph
@@ -32,19 +33,16 @@ from langgraph.types import Command, interrupt
 
 from orchestrator.loadgen import (
     LoadReport,
-    LoadSettings,
     SessionSpec,
     SessionTrace,
     read_ledger,
     summarise,
 )
-from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolDefinition
 from orchestrator.providers.openai import OpenAIProvider
-from orchestrator.session.templating import render_text
 from orchestrator.skills.approval import condition_holds
 from orchestrator.skills.models import SkillContext
-from orchestrator.skills.registry import AnySkill, SkillRegistry
+from orchestrator.skills.registry import AnySkill
 
 __all__ = ["run_langgraph_load"]
 
@@ -63,19 +61,13 @@ class LoadGraph:
         self,
         provider: OpenAIProvider,
         skills: Sequence[AnySkill],
+        tools: list[ToolDefinition],
         traces: dict[str, SessionTrace],
         state_dir: Path,
     ) -> None:
         self.provider = provider
         self.skills = {s.spec.tool_name: s for s in skills}
-        self.tools = [
-            ToolDefinition(
-                name=s.spec.tool_name,
-                description=s.spec.description,
-                parameters=s.spec.input_schema,
-            )
-            for s in skills
-        ]
+        self.tools = tools
         self.traces = traces
         self.state_dir = state_dir
 
@@ -142,39 +134,18 @@ def _tool_message(call_id: str, name: str, content: str) -> dict[str, Any]:
     return {"role": "tool", "tool_call_id": call_id, "name": name, "content": content}
 
 
-def _opening(plan: Plan, spec: SessionSpec) -> list[dict[str, Any]]:
-    """The system and user messages our agent step opens with, for the same plan step."""
-    step = plan.steps[0]
-    assert isinstance(step, AgentStep)
-    user = render_text(step.goal, spec.input, {})
-    user += "\n\nSession input:\n" + json.dumps(spec.input, sort_keys=True)
-    return [
-        {"role": "system", "content": f"Plan: {plan.name}\nStep: {step.id}"},
-        {"role": "user", "content": user},
-    ]
-
-
-async def run_langgraph_load(
-    plan: Plan,
-    specs: Sequence[SessionSpec],
-    *,
-    scripted_url: str,
-    project_dir: Path,
-    state_dir: Path,
-    settings: LoadSettings,
-    on_parked: Callable[[], Awaitable[None]] | None = None,
-) -> LoadReport:
+async def run_langgraph_load(load: PeerLoad) -> LoadReport:
     """Run every session as a LangGraph thread; approve the parked ones; judge the run."""
-    registry = SkillRegistry.load_directory(project_dir / "skills")
-    skills = [registry.get("load.lookup"), registry.get("load.apply")]
-    traces = {s.session_id: SessionTrace(s.session_id, s.mode == "gated", 0.0) for s in specs}
-    state_dir.mkdir(parents=True, exist_ok=True)
+    specs, settings, state_dir = load.specs, load.settings, load.state_dir
+    skills = load.skills()
+    traces = load.traces()
     live = {"now": 0, "peak": 0}
     async with (
-        OpenAIProvider(base_url=scripted_url) as provider,
+        OpenAIProvider(base_url=load.scripted_url) as provider,
         AsyncSqliteSaver.from_conn_string(str(state_dir / "checkpoints.db")) as saver,
     ):
-        graph = LoadGraph(provider, skills, traces, state_dir).build(saver)
+        tools, _ = load.opening(specs[0], skills)
+        graph = LoadGraph(provider, skills, tools, traces, state_dir).build(saver)
 
         def config(session_id: str) -> RunnableConfig:
             return {"configurable": {"thread_id": session_id}}
@@ -189,7 +160,8 @@ async def run_langgraph_load(
             trace.started_at = time.time()
             live["now"] += 1
             live["peak"] = max(live["peak"], live["now"])
-            messages = _opening(plan, spec)
+            _, opening = load.opening(spec, skills)
+            messages = [m.model_dump(mode="json", exclude_defaults=True) for m in opening]
             try:
                 result = await graph.ainvoke(
                     {"messages": messages}, config(spec.session_id), durability="sync"
@@ -221,8 +193,8 @@ async def run_langgraph_load(
             if traces[s.session_id].error is None and traces[s.session_id].ended_at is None
         ]
         to_parked = time.time() - first
-        if on_parked is not None:
-            await on_parked()
+        if load.on_parked is not None:
+            await load.on_parked()
         await asyncio.gather(*opened, *(resume(s) for s in parked))
         for trace in traces.values():
             if trace.error is None:

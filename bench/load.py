@@ -15,17 +15,22 @@ its peak memory (VmHWM) is its own: for ours the worker process (worker, scripte
 driver) plus the Temporal dev server; for LangGraph its one process (graph, scripted model server,
 driver).
 
+The third system, `bare` (`_bare_load.py`), is the floor: the same plan as one minimal
+temporalio workflow per session (the model call and each tool call an activity, the gate a
+signal), default options, on the same tuned dev server with the same model and tools. Its
+CPU is counted as ours is: its process plus its own dev server.
+
 Reported per system: sessions started, completed and lost; gated sessions parked at once;
 steps per second and sessions per second over the whole run; step latency (a step is one
 round of the tool loop, from one model-call completion to the next; the round holding the
 approval counts from the moment the decision was sent); per-step overhead (the step less
-the slow tool's designed time); peak RSS. Ratios are ours / LangGraph.
+the slow tool's designed time); peak RSS. Ratios: ours / LangGraph, ours / bare, bare / LangGraph.
 
-    .venv/bin/python bench/load.py                   # 100 sessions, both systems
+    .venv/bin/python bench/load.py                   # 100 sessions, all three systems
     .venv/bin/python bench/load.py --sessions 500    # the full run (make bench-load)
 
-Writes `bench/results/load.json` and prints a table. Exits 1 if our runtime lost a session
-or applied an effect twice.
+Writes `bench/results/load.json` and prints a table. Exits 1 if our runtime (or bare
+Temporal) lost a session or applied an effect twice.
 """
 
 from __future__ import annotations
@@ -40,18 +45,22 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from _harness import TUNED, BenchDevServer, cpu_seconds, machine
+from _load_peers import PeerLoad
 from rich.console import Console
 from rich.table import Table
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 
 from orchestrator.loadgen import (
+    LoadReport,
     LoadSettings,
+    SessionSpec,
     load_scenario_plan,
     model_script,
     run_runtime_load,
@@ -65,7 +74,7 @@ from orchestrator.stack import embedded_stack
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = REPO / "tests" / "reliability" / "load_project"
-SYSTEMS = ("orchestrator", "langgraph")
+SYSTEMS = ("orchestrator", "bare", "langgraph")
 
 
 @dataclass(frozen=True)
@@ -167,16 +176,16 @@ def usage(pids: dict[str, int | None], before: dict[str, float], steps: int) -> 
     }
 
 
-async def history_shape(client: Client, session_id: str) -> dict[str, int]:
+async def history_shape(client: Client, workflow_id: str) -> dict[str, int]:
     """Event counts of one session's history: what the server stored for it."""
-    history = await client.get_workflow_handle(workflow_id_for(session_id)).fetch_history()
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
     counts = Counter(
         EventType.Name(e.event_type).removeprefix("EVENT_TYPE_").lower() for e in history.events
     )
     return {"events": len(history.events), **dict(sorted(counts.items()))}
 
 
-async def task_trouble(client: Client, session_ids: Sequence[str]) -> dict[str, int]:
+async def task_trouble(client: Client, workflow_ids: Sequence[str]) -> dict[str, int]:
     """Workflow tasks that timed out or failed over every session: CPU spent twice.
 
     A workflow task the worker does not finish within its timeout (10 s) is handed out
@@ -185,13 +194,13 @@ async def task_trouble(client: Client, session_ids: Sequence[str]) -> dict[str, 
     gate = asyncio.Semaphore(16)
     totals: Counter[str] = Counter()
 
-    async def one(session_id: str) -> None:
+    async def one(workflow_id: str) -> None:
         async with gate:
-            shape = await history_shape(client, session_id)
+            shape = await history_shape(client, workflow_id)
         for kind in ("workflow_task_timed_out", "workflow_task_failed"):
             totals[kind] += shape.get(kind, 0)
 
-    await asyncio.gather(*(one(sid) for sid in session_ids))
+    await asyncio.gather(*(one(wid) for wid in workflow_ids))
     return {kind: totals[kind] for kind in ("workflow_task_timed_out", "workflow_task_failed")}
 
 
@@ -210,6 +219,42 @@ def checkpoint_shape(db: Path, thread_id: str) -> dict[str, int]:
     return rows
 
 
+class Memory:
+    """The memory figures of a run's processes: with every gated session parked, and peak."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self.pids = pids
+        self.figures: dict[str, object] = {}
+
+    async def sample(self) -> None:
+        """Called once every gated session waits for its approval."""
+        self.figures["rss_parked_mb"] = memory_mb(self.pids, "VmRSS")
+
+    def peak(self) -> dict[str, object]:
+        self.figures["peak_rss_mb"] = memory_mb(self.pids, "VmHWM")
+        return self.figures
+
+
+async def on_temporal(
+    client: Client,
+    report: LoadReport,
+    specs: Sequence[SessionSpec],
+    memory: Memory,
+    before: dict[str, float],
+    workflow_id: Callable[[str], str],
+) -> dict[str, object]:
+    """A Temporal run's figures: memory and CPU at its end, then what its histories hold."""
+    peak, cpu = memory.peak(), usage(memory.pids, before, report.steps)
+    gated = next(s for s in specs if s.mode == "gated")
+    return {
+        "report": asdict(report),
+        "memory": peak,
+        "cpu": cpu,
+        "one_gated_session": await history_shape(client, workflow_id(gated.session_id)),
+        "workflow_tasks": await task_trouble(client, [workflow_id(s.session_id) for s in specs]),
+    }
+
+
 # ---- one system per process -----------------------------------------------------------
 
 
@@ -217,7 +262,6 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
     """Our runtime: a headless dev server (the flags `orchestrator dev` uses) and the stack."""
     plan = load_scenario_plan(PROJECT)
     specs = session_specs(args.sessions, args.gated, prefix=f"load-{uuid.uuid4().hex[:6]}")
-    memory: dict[str, object] = {}
     async with (
         ScriptedModelServer(model_script(args.tool_delay_ms)) as replay,
         BenchDevServer(TUNED, folder / "temporal") as server,
@@ -231,13 +275,9 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
             metrics_port=None,
             log_level="WARNING",
         )
-        pids = {"worker": None, "server": server.pid}
-
-        async def sample() -> None:
-            memory["rss_parked_mb"] = memory_mb(pids, "VmRSS")
-
+        memory = Memory({"worker": None, "server": server.pid})
         async with embedded_stack(settings) as stack:
-            before = cpu_s(pids)
+            before = cpu_s(memory.pids)
             report = await run_runtime_load(
                 stack.client,
                 stack.runtime.store,
@@ -246,58 +286,71 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
                 task_queue=settings.task_queue,
                 skill_state_dir=stack.runtime.skill_state_dir,
                 settings=args.load_settings(),
-                on_parked=sample,
+                on_parked=memory.sample,
             )
-            memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
-            cpu = usage(pids, before, report.steps)
-            gated = next(s for s in specs if s.mode == "gated")
-            shape = await history_shape(stack.client, gated.session_id)
-            trouble = await task_trouble(stack.client, [s.session_id for s in specs])
-    return {
-        "report": asdict(report),
-        "memory": memory,
-        "cpu": cpu,
-        "one_gated_session": shape,
-        "workflow_tasks": trouble,
-    }
+            return await on_temporal(stack.client, report, specs, memory, before, workflow_id_for)
+
+
+def peer_load(args: Args, specs: Sequence[SessionSpec], url: str, folder: Path) -> PeerLoad:
+    """A peer's run of the load plan on these sessions, the model at `url`."""
+    return PeerLoad(
+        plan=load_scenario_plan(PROJECT),
+        specs=specs,
+        scripted_url=url,
+        project_dir=PROJECT,
+        state_dir=folder / "state",
+        settings=args.load_settings(),
+    )
+
+
+async def phase_bare(args: Args, folder: Path) -> dict[str, object]:
+    """Bare temporalio (`_bare_load.py`): the same plan, server, model and tools, no runtime."""
+    from _bare_load import run_bare_load
+
+    specs = session_specs(args.sessions, args.gated, prefix=f"bare-{uuid.uuid4().hex[:6]}")
+    async with (
+        ScriptedModelServer(model_script(args.tool_delay_ms)) as replay,
+        BenchDevServer(TUNED, folder / "temporal") as server,
+    ):
+        client = await Client.connect(server.address, data_converter=pydantic_data_converter)
+        memory = Memory({"worker": None, "server": server.pid})
+        load = peer_load(args, specs, replay.base_url, folder)
+        before = cpu_s(memory.pids)
+        report = await run_bare_load(client, replace(load, on_parked=memory.sample))
+        return await on_temporal(client, report, specs, memory, before, lambda sid: sid)
 
 
 async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
     """LangGraph with AsyncSqliteSaver at durability="sync", same model and tools."""
     from _langgraph_load import run_langgraph_load
 
-    plan = load_scenario_plan(PROJECT)
     specs = session_specs(args.sessions, args.gated, prefix=f"lg-{uuid.uuid4().hex[:6]}")
-    memory: dict[str, object] = {}
-    pids: dict[str, int | None] = {"process": None}
-
-    async def sample() -> None:
-        memory["rss_parked_mb"] = memory_mb(pids, "VmRSS")
-
+    memory = Memory({"process": None})
     async with ScriptedModelServer(model_script(args.tool_delay_ms)) as replay:
-        before = cpu_s(pids)
-        report = await run_langgraph_load(
-            plan,
-            specs,
-            scripted_url=replay.base_url,
-            project_dir=PROJECT,
-            state_dir=folder / "state",
-            settings=args.load_settings(),
-            on_parked=sample,
-        )
-        cpu = usage(pids, before, report.steps)
-    memory["peak_rss_mb"] = memory_mb(pids, "VmHWM")
+        load = peer_load(args, specs, replay.base_url, folder)
+        before = cpu_s(memory.pids)
+        report = await run_langgraph_load(replace(load, on_parked=memory.sample))
+        cpu = usage(memory.pids, before, report.steps)
     gated = next(s for s in specs if s.mode == "gated")
     shape = checkpoint_shape(folder / "state" / "checkpoints.db", gated.session_id)
-    return {"report": asdict(report), "memory": memory, "cpu": cpu, "one_gated_session": shape}
+    return {
+        "report": asdict(report),
+        "memory": memory.peak(),
+        "cpu": cpu,
+        "one_gated_session": shape,
+    }
 
 
 async def run_phase(args: Args) -> None:
     assert args.phase is not None and args.phase_out is not None
     configure_logging(level="WARNING", fmt="console")
     with tempfile.TemporaryDirectory(prefix=f"bench-load-{args.phase}-") as tmp:
-        run = phase_orchestrator if args.phase == "orchestrator" else phase_langgraph
-        result = await run(args, Path(tmp))
+        phases = {
+            "orchestrator": phase_orchestrator,
+            "bare": phase_bare,
+            "langgraph": phase_langgraph,
+        }
+        result = await phases[args.phase](args, Path(tmp))
     args.phase_out.write_text(json.dumps(result, indent=2))
 
 
@@ -357,35 +410,45 @@ ROWS = [
 ]
 
 
-def ratios(results: dict[str, dict[str, object]]) -> dict[str, float | None]:
-    """ours / LangGraph for every measured figure (a ratio under 1 is less of it)."""
-    if set(results) != set(SYSTEMS):
-        return {}
-    out: dict[str, float | None] = {}
-    for _, path, better in ROWS:
-        if better is None:
+SHORT = {"orchestrator": "ours", "bare": "bare", "langgraph": "LG"}
+PAIRS = (("orchestrator", "langgraph"), ("orchestrator", "bare"), ("bare", "langgraph"))
+"""The ratios reported, each `a / b`, for the pairs both run: ours over LangGraph, what our
+runtime adds to bare Temporal, and bare Temporal over LangGraph (the floor of any runtime on
+Temporal)."""
+
+
+def ratios(results: dict[str, dict[str, object]]) -> dict[str, dict[str, float | None]]:
+    """`a / b` for every measured figure of each pair that ran (under 1 is less of it)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for a, b in PAIRS:
+        if a not in results or b not in results:
             continue
-        ours, theirs = _get(results["orchestrator"], path), _get(results["langgraph"], path)
-        if isinstance(ours, int | float) and isinstance(theirs, int | float) and theirs:
-            out[path] = round(ours / theirs, 3)
-        else:
-            out[path] = None
+        pair: dict[str, float | None] = {}
+        for _, path, better in ROWS:
+            if better is None:
+                continue
+            mine, theirs = _get(results[a], path), _get(results[b], path)
+            ok = isinstance(mine, int | float) and isinstance(theirs, int | float) and theirs
+            pair[path] = round(mine / theirs, 3) if ok else None  # type: ignore[operator]
+        out[f"{SHORT[a]}/{SHORT[b]}"] = pair
     return out
 
 
 def print_table(
-    console: Console, results: dict[str, dict[str, object]], rel: dict[str, object]
+    console: Console,
+    results: dict[str, dict[str, object]],
+    rel: dict[str, dict[str, float | None]],
 ) -> None:
     table = Table(title="Load: concurrent sessions, approvals, slow tool")
     table.add_column("figure")
     for system in results:
         table.add_column(system, justify="right")
-    if rel:
-        table.add_column("ours / LangGraph", justify="right")
+    for pair in rel:
+        table.add_column(pair, justify="right")
     for label, path, _ in ROWS:
         cells = ["-" if (v := _get(results[s], path)) is None else str(v) for s in results]
-        if rel:
-            ratio = rel.get(path)
+        for pair in rel.values():
+            ratio = pair.get(path)
             cells.append("" if ratio is None else f"{ratio:.2f}")
         table.add_row(label, *cells)
     console.print(table)
@@ -419,13 +482,13 @@ async def run(args: Args) -> int:
         "step": "one round of the tool loop: model-call completion to the next; the round"
         " holding the approval counts from the moment the decision was sent",
         "results": results,
-        "ratios_ours_over_langgraph": rel,
+        "ratios": rel,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(document, indent=2) + "\n")
     console.print(f"wrote {args.json}")
-    ours = results.get("orchestrator")
-    if ours and (_get(ours, "report.lost") or _get(ours, "report.duplicate_effects")):
+    durable = [results[s] for s in ("orchestrator", "bare") if s in results]
+    if any(_get(r, "report.lost") or _get(r, "report.duplicate_effects") for r in durable):
         console.print("[red]sessions lost or effects duplicated[/red]")
         return 1
     return 0
