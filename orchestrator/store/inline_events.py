@@ -20,9 +20,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import TypeVar
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -30,8 +31,11 @@ from orchestrator.store._engine import create_sync_sqlite_engine
 from orchestrator.store.group_commit import sqlite_event_insert, start_session_row, stored_event
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import check_retry
+from orchestrator.store.tables import SessionRow
 
 __all__ = ["InlineEvents"]
+
+ResultT = TypeVar("ResultT")
 
 
 class InlineEvents:
@@ -63,6 +67,51 @@ class InlineEvents:
             EventKeyConflict: an event's key holds a different event; nothing is written.
             SQLAlchemyError: the database failed otherwise; nothing is written.
         """
+
+        def body(conn: Connection) -> tuple[list[bool], dict[str, int]]:
+            if start is not None:
+                start_session_row(conn, start)
+            return _insert_events(conn, events)
+
+        return self._transaction(body)
+
+    def update_session(
+        self, session_id: str, changes: Mapping[str, object], events: Sequence[AuditEvent]
+    ) -> tuple[bool, dict[str, int]] | None:
+        """`Store.update_session` in one transaction: `events` first, then the row's `changes`.
+
+        A session's close (its last events, its closing event and its row) is one commit
+        on the calling thread, as its start is: through the pool each of its statements
+        was a hand-off to the driver's thread on the path from the last answer to the end.
+
+        Returns:
+            Whether the session's row exists, and the newest `seq` written per session;
+            None when this thread cannot write here now (as `append`).
+
+        Raises:
+            EventKeyConflict: an event's key holds a different event; nothing is written.
+            SQLAlchemyError: the database failed otherwise; nothing is written.
+        """
+
+        def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+            _, moved = _insert_events(conn, events)
+            if changes:
+                found = conn.execute(
+                    update(SessionRow)
+                    .where(SessionRow.session_id == session_id)
+                    .values(dict(changes))
+                    .returning(SessionRow.session_id)
+                ).scalar_one_or_none()
+            else:
+                found = conn.execute(
+                    select(SessionRow.session_id).where(SessionRow.session_id == session_id)
+                ).scalar_one_or_none()
+            return found is not None, moved
+
+        return self._transaction(body)
+
+    def _transaction(self, body: Callable[[Connection], ResultT]) -> ResultT | None:
+        """`body` in one transaction on this thread's connection; None if it cannot run."""
         owner = threading.get_ident()
         if self._owner is None:
             self._owner = owner
@@ -70,27 +119,14 @@ class InlineEvents:
             return None
         try:
             conn = self._connection()
-            insert = sqlite_event_insert(conn.dialect)
-            written: list[bool] = []
-            moved: dict[str, int] = {}
             with conn.begin():
-                if start is not None:
-                    start_session_row(conn, start)
-                for event in events:
-                    seq = insert.run(conn, event)
-                    written.append(seq is not None)
-                    if seq is not None:
-                        moved[event.session_id] = seq
-                for event, new in zip(events, written, strict=True):
-                    if not new:
-                        check_retry(stored_event(conn, event.event_key), event)
+                return body(conn)
         except OperationalError as exc:
             # Locked or busy (another writer): the store's own path waits for the lock. Any
             # other failure: a new connection next time, and the store's path reports it.
             if not _locked(exc):
                 self._drop()
             return None
-        return written, moved
 
     def _connection(self) -> Connection:
         if self._conn is None:
@@ -111,6 +147,30 @@ class InlineEvents:
         if self._owner in (None, threading.get_ident()):
             self._drop()
         self._engine.dispose()
+
+
+def _insert_events(
+    conn: Connection, events: Sequence[AuditEvent]
+) -> tuple[list[bool], dict[str, int]]:
+    """Insert `events` in the caller's transaction, in order; a retry's same event is kept.
+
+    Returns whether each was written and the newest `seq` written per session.
+
+    Raises:
+        EventKeyConflict: an event's key holds a different event.
+    """
+    insert = sqlite_event_insert(conn.dialect)
+    written: list[bool] = []
+    moved: dict[str, int] = {}
+    for event in events:
+        seq = insert.run(conn, event)
+        written.append(seq is not None)
+        if seq is not None:
+            moved[event.session_id] = seq
+    for event, new in zip(events, written, strict=True):
+        if not new:
+            check_retry(stored_event(conn, event.event_key), event)
+    return written, moved
 
 
 _WAIT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})

@@ -277,7 +277,8 @@ class Store:
 
         Token counts and cost are absolute totals, not increments, so writing them again
         after a retry gives the same result. `events` are appended first, in the same
-        transaction, as `append_events` does (a session's close is one commit).
+        transaction, as `append_events` does (a session's close is one commit; on a SQLite
+        file, on the calling thread when the write lock is free, as `append_events`).
 
         Raises:
             StoreError: The session does not exist, or the database failed.
@@ -294,6 +295,16 @@ class Store:
         changes = {name: value for name, value in given.items() if value is not None}
         if output is not UNSET:
             changes["output"] = output
+        inline = self._inline_events()
+        if inline is not None:
+            with self._errors("update session"):
+                done = inline.update_session(session_id, changes, events)
+            if done is not None:
+                self._committed(done[1])
+                await _yield()
+                if not done[0]:
+                    raise StoreError(f"cannot update session {session_id!r}: it does not exist")
+                return
         moved: dict[str, int] = {}
         with self._errors("update session"):
             async with self._sessions.begin() as session:

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from orchestrator.exceptions import EventKeyConflict
-from orchestrator.store import AuditEvent, EventKind, SessionRecord, Store
+from orchestrator.exceptions import EventKeyConflict, StoreError
+from orchestrator.store import AuditEvent, EventKind, SessionRecord, SessionStatus, Store
 from orchestrator.store._engine import parse_url
 from orchestrator.store.budgets import Spend
 from orchestrator.store.inline_events import InlineEvents, _locked
@@ -147,6 +147,70 @@ async def test_a_session_start_with_the_lock_held_elsewhere_is_not_waited_for(
             blocker.close()
             inline.close()
         assert await store.get_session("s-1") == _session()
+
+
+async def test_a_session_close_commits_its_events_and_row_on_the_calling_thread(
+    tmp_path: Path,
+) -> None:
+    announced: list[dict[str, int]] = []
+    async with await Store.open(_url(tmp_path)) as store, Store(_url(tmp_path)) as other:
+        await store.record_session_start(_session(), events=[_event("started")])
+        store.on_events_committed = lambda moved: announced.append(dict(moved))
+        ended = datetime(2026, 12, 6, 23, 5, tzinfo=UTC)
+        # A conflicting event: neither the events nor the row's changes are written.
+        with pytest.raises(EventKeyConflict, match="'started'"):
+            await store.update_session(
+                "s-1",
+                status=SessionStatus.COMPLETED,
+                events=[_event("last"), _event("started", input_tokens=9)],
+            )
+        held = await other.get_session("s-1")
+        assert held is not None and held.status is SessionStatus.RUNNING
+
+        close = {"status": SessionStatus.COMPLETED, "output": {"answer": "done"}}
+        await store.update_session("s-1", **close, ended_at=ended, events=[_event("last")])
+        # A retried close rewrites nothing.
+        await store.update_session("s-1", **close, ended_at=ended, events=[_event("last")])
+        closed = await other.get_session("s-1")
+        assert closed is not None
+        assert (closed.status, closed.output, closed.ended_at) == (
+            SessionStatus.COMPLETED,
+            {"answer": "done"},
+            ended,
+        )
+        assert [(e.event_key, e.seq) for e in await other.list_events("s-1")] == [
+            ("started", 1),
+            ("last", 2),
+        ]
+        # An unknown session is an error, after its events are committed (as pooled).
+        with pytest.raises(StoreError, match=r"'s-9'.*does not exist"):
+            await store.update_session("s-9", events=[_event("lost", "s-9")])
+        assert [e.event_key for e in await other.list_events("s-9")] == ["lost"]
+    assert announced == [{"s-1": 2}, {"s-9": 1}]
+
+
+async def test_a_session_close_with_the_lock_held_elsewhere_is_not_waited_for(
+    tmp_path: Path,
+) -> None:
+    async with await Store.open(_url(tmp_path)) as store:
+        await store.record_session_start(_session())
+        inline = InlineEvents(parse_url(_url(tmp_path)))
+        blocker = sqlite3.connect(tmp_path / "orchestrator.db", isolation_level=None)
+        changes = {"status": SessionStatus.FAILED.value, "error": "boom"}
+        try:
+            blocker.execute("BEGIN IMMEDIATE")
+            assert inline.update_session("s-1", changes, [_event("a")]) is None
+            blocker.execute("COMMIT")
+            assert inline.update_session("s-1", changes, [_event("a")]) == (True, {"s-1": 1})
+            assert inline.update_session("s-2", {}, []) == (False, {})
+        finally:
+            blocker.close()
+            inline.close()
+        closed = await store.get_session("s-1")
+        assert closed is not None and (closed.status, closed.error) == (
+            SessionStatus.FAILED,
+            "boom",
+        )
 
 
 async def test_spend_and_events_commit_together(store: Store) -> None:
