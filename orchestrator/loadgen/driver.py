@@ -32,6 +32,8 @@ from orchestrator.store.store import Store
 __all__ = ["LoadSettings", "run_runtime_load"]
 
 
+_ENDED = frozenset({SessionStatus.COMPLETED, SessionStatus.FAILED})
+
 _CLOSING_S = 30.0
 """How long a session the store has closed may take to complete its run."""
 
@@ -142,36 +144,29 @@ async def _watch(
 
     Gives up quietly at the deadline: the final checks then count what never finished.
     """
-    started = sum(1 for t in traces.values() if t.error is None)
+    running = [sid for sid, t in traces.items() if t.error is None]
     deadline = time.monotonic() + settings.timeout_s
     while time.monotonic() < deadline:
         try:
-            records = await store.list_sessions(limit=len(traces) + 1)
-            pending = (
-                await store.list_approvals(status=ApprovalStatus.PENDING)
-                if until == "parked"
-                else []
-            )
+            # Two narrow reads (ids and statuses), not whole rows: the driver runs in the
+            # worker's process, and its polling is counted in the runtime's CPU per step.
+            statuses = await store.session_statuses(running)
+            waiting = await store.sessions_awaiting_approval() if until == "parked" else set()
         except StoreError:
             # The store is shared with the worker's activities; under load a read may wait
             # out the connection pool. The watcher only reads, so it tries again.
             progress.store_errors += 1
             await asyncio.sleep(settings.poll_s)
             continue
-        ended = sum(
-            1
-            for r in records
-            if r.session_id in traces
-            and r.status in (SessionStatus.COMPLETED, SessionStatus.FAILED)
-        )
-        progress.peak_live = max(progress.peak_live, started - ended)
+        ended = sum(1 for s in statuses.values() if s in _ENDED)
+        progress.peak_live = max(progress.peak_live, len(running) - ended)
         if until == "parked":
-            parked = len({a.session_id for a in pending} & gated)
+            parked = len(waiting & gated)
             progress.parked_at_once = max(progress.parked_at_once, parked)
             if parked == len(gated):
                 progress.parked_at = time.time()
                 return
-        elif ended >= started:
+        elif ended >= len(running):
             return
         await asyncio.sleep(settings.poll_s)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 from enum import Enum
 from types import TracebackType
@@ -355,6 +355,23 @@ class Store:
                 rows = (await session.scalars(stmt.limit(limit))).all()
                 return [_record(SessionRecord, row) for row in rows]
 
+    async def session_statuses(self, session_ids: Collection[str]) -> dict[str, SessionStatus]:
+        """The status of each of these sessions the store has, by id; unknown ids are absent.
+
+        Two columns, no row objects: what a watcher of hundreds of sessions polls (the load
+        driver, in the worker's own process) without building every row as `list_sessions`
+        does.
+        """
+        if not session_ids:
+            return {}
+        stmt = select(SessionRow.session_id, SessionRow.status).where(
+            SessionRow.session_id.in_(list(session_ids))
+        )
+        with self._errors("read session statuses"):
+            async with self._sessions() as session:
+                rows = (await session.execute(stmt)).all()
+        return {session_id: SessionStatus(status) for session_id, status in rows}
+
     # Audit events
 
     async def append_event(self, event: AuditEvent) -> bool:
@@ -581,6 +598,17 @@ class Store:
             async with self._sessions() as session:
                 rows = (await session.scalars(stmt)).all()
                 return [_record(ApprovalRecord, row) for row in rows]
+
+    async def sessions_awaiting_approval(self) -> set[str]:
+        """The sessions with at least one pending approval request: one column, no rows."""
+        stmt = (
+            select(ApprovalRow.session_id)
+            .where(ApprovalRow.status == ApprovalStatus.PENDING.value)
+            .distinct()
+        )
+        with self._errors("list sessions awaiting approval"):
+            async with self._sessions() as session:
+                return set((await session.scalars(stmt)).all())
 
     # Helpers
 

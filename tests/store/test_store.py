@@ -531,6 +531,30 @@ async def test_list_approvals_oldest_first_with_filters(store: Store) -> None:
     assert [a.approval_id for a in both] == ["ap-a"]
 
 
+async def test_sessions_awaiting_approval_are_those_with_a_pending_request(store: Store) -> None:
+    assert await store.sessions_awaiting_approval() == set()
+    await store.record_approval_request(approval("ap-a"))
+    await store.record_approval_request(approval("ap-b"))
+    await store.record_approval_request(approval("ap-c", session_id="s-2"))
+    await store.record_approval_request(approval("ap-d", session_id="s-3"))
+    await store.decide_approval(
+        "ap-c", status=ApprovalStatus.APPROVED, decided_by="bob", reason=None, decided_at=T0
+    )
+
+    assert await store.sessions_awaiting_approval() == {"s-1", "s-3"}
+
+
+async def test_session_statuses_reads_the_asked_sessions_only(store: Store) -> None:
+    await store.record_session_start(session_rec("s-1"))
+    await store.record_session_start(session_rec("s-2", status=SessionStatus.COMPLETED))
+    await store.record_session_start(session_rec("s-3", status=SessionStatus.FAILED))
+
+    statuses = await store.session_statuses(["s-1", "s-2", "s-9"])
+
+    assert statuses == {"s-1": SessionStatus.RUNNING, "s-2": SessionStatus.COMPLETED}
+    assert await store.session_statuses([]) == {}
+
+
 # Datetimes
 
 
