@@ -92,14 +92,14 @@ async def main(a_path: str, b_path: str, n: int) -> None:
         }
         auth = {"authorization": f"Bearer {bench.TOKEN}"}
 
-        def direct(i: int) -> Awaitable[float]:
+        def direct(client: httpx.AsyncClient, i: int) -> Awaitable[float]:
             body = bench._body("replay-a", i % 9 if i >= 0 else 0)
-            return bench._timed(http, f"{scripted_url}/chat/completions", body, {})
+            return bench._timed(client, f"{scripted_url}/chat/completions", body, {})
 
-        def through(name: str) -> Callable[[int], Awaitable[float]]:
-            def call(i: int) -> Awaitable[float]:
+        def through(name: str) -> Callable[[httpx.AsyncClient, int], Awaitable[float]]:
+            def call(client: httpx.AsyncClient, i: int) -> Awaitable[float]:
                 return bench._timed(
-                    http,
+                    client,
                     f"http://127.0.0.1:{ports[name]}/v1/chat/completions",
                     bench._body("a", i % 9 if i >= 0 else 0),
                     {**auth, "x-session-id": f"s-{i // 9}"},
@@ -110,13 +110,13 @@ async def main(a_path: str, b_path: str, n: int) -> None:
         calls = {"direct": direct, "A": through("A"), "B": through("B")}
         for i in range(40):
             for call in calls.values():
-                await call(-1 - i)
+                await call(http, -1 - i)
         order = list(calls)
         latencies: dict[str, list[float]] = {k: [] for k in calls}
         before = {k: _cpu_seconds(p) for k, p in pids.items()}
         for i in range(n):
             for k in order[i % 3 :] + order[: i % 3]:
-                latencies[k].append(await calls[k](i))
+                latencies[k].append(await calls[k](http, i))
         out: dict[str, object] = {
             "sequential": {k: bench._summary(v) for k, v in latencies.items()},
             "sequential_cpu_ms_per_request": {

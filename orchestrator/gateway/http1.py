@@ -25,7 +25,7 @@ import collections
 import importlib.util
 import json as json_module
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
 
 import httpx
@@ -52,6 +52,8 @@ _IDLE_SECONDS = 4.0
 server of self-hosted endpoints, closes its idle connections after 5 s."""
 _MAX_IDLE = 256
 """Idle connections kept per origin."""
+_MAX_HEADS = 256
+"""Request heads kept by `UpstreamClient` (one per deployment URL and header set)."""
 _PAUSE_AT = 1 << 20
 """Bytes of answer buffered unread before the connection stops reading (back pressure)."""
 
@@ -237,6 +239,14 @@ class _Body(httpx.AsyncByteStream):
         self._transport.release(self._connection)
 
 
+def _head(method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """A request's head, blank line included."""
+    lines = [b"%s %s HTTP/1.1\r\n" % (method, target)]
+    lines.extend(b"%s: %s\r\n" % (name, value) for name, value in headers)
+    lines.append(b"\r\n")
+    return b"".join(lines)
+
+
 def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
     timeout: dict[str, float | None] = request.extensions.get("timeout", {})
     return timeout.get("connect"), timeout.get("read")
@@ -263,11 +273,51 @@ class LeanTransport(httpx.AsyncBaseTransport):
             content = request.content
         except httpx.RequestNotRead:
             return await self._fallback.handle_async_request(request)
-        origin = (url.host, url.port or 80)
         connect_timeout, read_timeout = _timeouts(request)
-        head = [b"%s %s HTTP/1.1\r\n" % (request.method.encode(), url.raw_path)]
-        head.extend(b"%s: %s\r\n" % (name, value) for name, value in request.headers.raw)
-        data = b"".join(head) + b"\r\n" + content
+        data = _head(request.method.encode(), url.raw_path, request.headers.raw) + content
+        connection, status = await self._exchange(url, data, connect_timeout, read_timeout)
+        return httpx.Response(
+            status,
+            headers=connection.headers,
+            stream=_Body(self, connection, read_timeout),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
+            request=request,
+        )
+
+    async def post_whole(
+        self, url: httpx.URL, data: bytes, connect_timeout: float | None, read_timeout: float | None
+    ) -> httpx.Response:
+        """Send a whole request (`data`: head and body) and read its whole answer.
+
+        The answer comes back read, as `aread` leaves a streamed one, without the streamed
+        body's layers (`_Body`, httpx's async iteration) for an answer that is usually in
+        the connection's buffer by the time its head is parsed. It carries no `request`.
+
+        Raises:
+            httpx.ReadTimeout, httpx.ReadError, httpx.ConnectError, httpx.ConnectTimeout:
+                as `handle_async_request` and reading its body raise them.
+        """
+        connection, status = await self._exchange(url, data, connect_timeout, read_timeout)
+        chunks: list[bytes] = []
+        try:
+            while (chunk := await connection.next_chunk(read_timeout)) is not None:
+                chunks.append(chunk)
+        except BaseException:
+            connection.abort()
+            raise
+        self.release(connection)
+        return httpx.Response(
+            status,
+            headers=connection.headers,
+            content=b"".join(chunks),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
+        )
+
+    async def _exchange(
+        self, url: httpx.URL, data: bytes, connect_timeout: float | None, read_timeout: float | None
+    ) -> tuple[_Connection, int]:
+        """Write `data` on a kept-alive connection; the connection and the answer's status."""
+        origin = (url.host, url.port or 80)
         for attempt in range(2):
             connection = await self._connection(origin, connect_timeout)
             status_of = connection.send(data)
@@ -286,13 +336,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             except BaseException:
                 connection.abort()
                 raise
-            return httpx.Response(
-                status,
-                headers=connection.headers,
-                stream=_Body(self, connection, read_timeout),
-                extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
-                request=request,
-            )
+            return connection, status
         raise AssertionError("unreachable")
 
     async def _connection(self, origin: tuple[str, int], timeout: float | None) -> _Connection:
@@ -347,15 +391,17 @@ class UpstreamClient(httpx.AsyncClient):
 
     A model call is one `post` of a JSON body: building it through httpx's request
     machinery (URL and header merging, the cookie jar, auth and redirect flows, event
-    hooks) cost more than sending it. Such a post is built here once, with the client's
-    default headers, and handed to the transport; anything else (`stream`, other
-    arguments, an origin a proxy serves) goes through httpx as usual. There is no cookie
-    jar on this path: one tenant's upstream cookies never ride on another tenant's call.
+    hooks) cost more than sending it. Such a post's head is built here once per URL and
+    headers, with the client's default headers, and its whole answer read without a
+    streamed body (`LeanTransport.post_whole`); anything else (`stream`, other arguments,
+    an origin a proxy serves) goes through httpx as usual. There is no cookie jar on this
+    path: one tenant's upstream cookies never ride on another tenant's call.
     """
 
     def __init__(self, transport: LeanTransport, limits: httpx.Limits) -> None:
         super().__init__(transport=transport, limits=limits)
         self._lean = transport
+        self._heads: dict[tuple[str, tuple[object, ...]], bytes] = {}
 
     async def post(
         self,
@@ -410,17 +456,33 @@ class UpstreamClient(httpx.AsyncClient):
         body = json_module.dumps(
             json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
         ).encode()
-        merged = httpx.Headers(self.headers)
-        if headers:
-            merged.update(headers)
-        merged["Content-Length"] = str(len(body))
-        merged["Content-Type"] = "application/json"
-        request = httpx.Request(
-            "POST", url, headers=merged, content=body, extensions={"timeout": timeout.as_dict()}
-        )
-        response = await self._lean.handle_async_request(request)
-        try:
-            await response.aread()
-        finally:
-            await response.aclose()
-        return response
+        head = self._head_of(url, headers)
+        wire = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
+        return await self._lean.post_whole(url, wire, timeout.connect, timeout.read)
+
+    def _head_of(self, url: httpx.URL, headers: HeaderTypes | None) -> bytes:
+        """The head of a JSON post to `url`, up to its `Content-Length`.
+
+        Built once per URL and headers, as httpx builds it (the client's defaults, `Host`,
+        the call's headers, `Content-Type`): merging them into `httpx.Headers` and a
+        `Request` on every call cost more than writing the request.
+        """
+        extra: tuple[object, ...] = ()
+        if isinstance(headers, Mapping):
+            extra = tuple(headers.items())
+        elif headers:
+            extra = tuple(httpx.Headers(headers).raw)
+        key = (str(url), extra)
+        head = self._heads.get(key)
+        if head is None:
+            merged = httpx.Headers(self.headers)
+            if headers:
+                merged.update(headers)
+            merged["Content-Type"] = "application/json"
+            request = httpx.Request("POST", url, headers=merged)
+            kept = [(k, v) for k, v in request.headers.raw if k.lower() != b"content-length"]
+            head = _head(b"POST", url.raw_path, kept)[:-2]
+            if len(self._heads) >= _MAX_HEADS:
+                self._heads.clear()
+            self._heads[key] = head
+        return head

@@ -113,7 +113,9 @@ async def answer(
         while True:
             left = deadline - time.monotonic()
             try:
-                response = await asyncio.wait_for(call(deployment), timeout=left)
+                # In the request's own task: `wait_for` ran each call in a task of its own.
+                async with asyncio.timeout(left):
+                    response = await call(deployment)
             except (ProviderError, TimeoutError) as exc:
                 error = (
                     exc
