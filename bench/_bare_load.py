@@ -264,10 +264,10 @@ async def run_bare_load(client: Client, load: PeerLoad) -> LoadReport:
             gated = [s.session_id for s in specs if s.mode == "gated"]
             parked_at_once = await _wait_parked(run.traces, gated, settings)
             to_parked = time.time() - first
-            if load.on_parked is not None:
-                await load.on_parked()
+            await load.parked()
             await asyncio.gather(*(_approve(run, sid, gate, settings) for sid in gated))
             await asyncio.wait_for(asyncio.gather(*sessions), timeout=settings.timeout_s)
+            await load.ended()
     return summarise(
         "bare",
         list(run.traces.values()),

@@ -193,9 +193,9 @@ async def run_langgraph_load(load: PeerLoad) -> LoadReport:
             if traces[s.session_id].error is None and traces[s.session_id].ended_at is None
         ]
         to_parked = time.time() - first
-        if load.on_parked is not None:
-            await load.on_parked()
+        await load.parked()
         await asyncio.gather(*opened, *(resume(s) for s in parked))
+        await load.ended()
         for trace in traces.values():
             if trace.error is None:
                 state = await graph.aget_state(config(trace.session_id))

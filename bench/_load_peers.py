@@ -27,6 +27,8 @@ class PeerLoad:
     Attributes:
         on_parked: Called once every gated session waits for its approval (to sample memory
             at the peak), before any is approved.
+        on_ended: Called once every session has ended, before the outcome is checked (to
+            close the CPU window).
     """
 
     plan: Plan
@@ -36,6 +38,17 @@ class PeerLoad:
     state_dir: Path
     settings: LoadSettings
     on_parked: Callable[[], Awaitable[None]] | None = None
+    on_ended: Callable[[], Awaitable[None]] | None = None
+
+    async def parked(self) -> None:
+        """Tell the caller every gated session waits (if it asked to be told)."""
+        if self.on_parked is not None:
+            await self.on_parked()
+
+    async def ended(self) -> None:
+        """Tell the caller every session has ended (if it asked to be told)."""
+        if self.on_ended is not None:
+            await self.on_ended()
 
     def skills(self) -> list[AnySkill]:
         """The plan's two tools, from the project's contracts: the lookup, then the effect."""

@@ -165,9 +165,10 @@ def cpu_s(pids: dict[str, int | None]) -> dict[str, float]:
     return {name: cpu_seconds(pid) or 0.0 for name, pid in pids.items()}
 
 
-def usage(pids: dict[str, int | None], before: dict[str, float], steps: int) -> dict[str, object]:
-    """CPU used since `before` per process and in all, and per step (ms)."""
-    after = cpu_s(pids)
+def usage(
+    pids: dict[str, int | None], before: dict[str, float], after: dict[str, float], steps: int
+) -> dict[str, object]:
+    """CPU used from `before` to `after` per process and in all, and per step (ms)."""
     used = {name: round(after[name] - before[name], 2) for name in pids}
     total = sum(used.values())
     return {
@@ -220,37 +221,54 @@ def checkpoint_shape(db: Path, thread_id: str) -> dict[str, int]:
     return rows
 
 
-class Memory:
-    """The memory figures of a run's processes: with every gated session parked, and peak."""
+class Meter:
+    """A run's processes measured: CPU from the first start until every session ended, memory
+    with every gated session parked and at the peak.
+
+    The CPU window closes when the last session ended (`ended`, called by each driver before
+    it checks the outcome), so the benchmark's own verification afterwards (our driver reads
+    every session's result, audit trail and ledger; LangGraph's reads every thread's state)
+    is not counted as the system's work.
+    """
 
     def __init__(self, pids: dict[str, int | None]) -> None:
         self.pids = pids
         self.figures: dict[str, object] = {}
+        self.before = cpu_s(pids)
+        self.after: dict[str, float] | None = None
 
-    async def sample(self) -> None:
+    async def parked(self) -> None:
         """Called once every gated session waits for its approval."""
         self.figures["rss_parked_mb"] = memory_mb(self.pids, "VmRSS")
 
-    def peak(self) -> dict[str, object]:
+    async def ended(self) -> None:
+        """Called once every session has ended, before the outcome is checked."""
+        self.after = cpu_s(self.pids)
         self.figures["peak_rss_mb"] = memory_mb(self.pids, "VmHWM")
-        return self.figures
+
+    def result(self, report: LoadReport) -> dict[str, object]:
+        """The memory and CPU figures (taken now if the driver never said it ended)."""
+        if self.after is None:
+            self.after = cpu_s(self.pids)
+            self.figures["peak_rss_mb"] = memory_mb(self.pids, "VmHWM")
+        return {
+            "memory": self.figures,
+            "cpu": usage(self.pids, self.before, self.after, report.steps),
+        }
 
 
 async def on_temporal(
     client: Client,
     report: LoadReport,
     specs: Sequence[SessionSpec],
-    memory: Memory,
-    before: dict[str, float],
+    meter: Meter,
     workflow_id: Callable[[str], str],
 ) -> dict[str, object]:
-    """A Temporal run's figures: memory and CPU at its end, then what its histories hold."""
-    peak, cpu = memory.peak(), usage(memory.pids, before, report.steps)
+    """A Temporal run's figures: memory and CPU, then what its histories hold."""
     gated = next(s for s in specs if s.mode == "gated")
     return {
         "report": asdict(report),
-        "memory": peak,
-        "cpu": cpu,
+        **meter.result(report),
         "one_gated_session": await history_shape(client, workflow_id(gated.session_id)),
         "workflow_tasks": await task_trouble(client, [workflow_id(s.session_id) for s in specs]),
     }
@@ -276,9 +294,8 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
             metrics_port=None,
             log_level="WARNING",
         )
-        memory = Memory({"worker": None, "server": server.pid})
         async with embedded_stack(settings) as stack:
-            before = cpu_s(memory.pids)
+            meter = Meter({"worker": None, "server": server.pid})
             report = await run_runtime_load(
                 stack.client,
                 stack.runtime.store,
@@ -287,9 +304,10 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
                 task_queue=settings.task_queue,
                 skill_state_dir=stack.runtime.skill_state_dir,
                 settings=args.load_settings(),
-                on_parked=memory.sample,
+                on_parked=meter.parked,
+                on_ended=meter.ended,
             )
-            return await on_temporal(stack.client, report, specs, memory, before, workflow_id_for)
+            return await on_temporal(stack.client, report, specs, meter, workflow_id_for)
 
 
 def peer_load(args: Args, specs: Sequence[SessionSpec], url: str, folder: Path) -> PeerLoad:
@@ -314,11 +332,12 @@ async def phase_bare(args: Args, folder: Path) -> dict[str, object]:
         BenchDevServer(TUNED, folder / "temporal") as server,
     ):
         client = await Client.connect(server.address, data_converter=pydantic_data_converter)
-        memory = Memory({"worker": None, "server": server.pid})
         load = peer_load(args, specs, replay.base_url, folder)
-        before = cpu_s(memory.pids)
-        report = await run_bare_load(client, replace(load, on_parked=memory.sample))
-        return await on_temporal(client, report, specs, memory, before, lambda sid: sid)
+        meter = Meter({"worker": None, "server": server.pid})
+        report = await run_bare_load(
+            client, replace(load, on_parked=meter.parked, on_ended=meter.ended)
+        )
+        return await on_temporal(client, report, specs, meter, lambda sid: sid)
 
 
 async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
@@ -326,20 +345,14 @@ async def phase_langgraph(args: Args, folder: Path) -> dict[str, object]:
     from _langgraph_load import run_langgraph_load
 
     specs = session_specs(args.sessions, args.gated, prefix=f"lg-{uuid.uuid4().hex[:6]}")
-    memory = Memory({"process": None})
     async with ScriptedModelServer(model_script(args.tool_delay_ms)) as replay:
         load = peer_load(args, specs, replay.base_url, folder)
-        before = cpu_s(memory.pids)
-        report = await run_langgraph_load(replace(load, on_parked=memory.sample))
-        cpu = usage(memory.pids, before, report.steps)
+        meter = Meter({"process": None})
+        hooks = replace(load, on_parked=meter.parked, on_ended=meter.ended)
+        report = await run_langgraph_load(hooks)
     gated = next(s for s in specs if s.mode == "gated")
     shape = checkpoint_shape(folder / "state" / "checkpoints.db", gated.session_id)
-    return {
-        "report": asdict(report),
-        "memory": memory.peak(),
-        "cpu": cpu,
-        "one_gated_session": shape,
-    }
+    return {"report": asdict(report), **meter.result(report), "one_gated_session": shape}
 
 
 async def run_phase(args: Args) -> None:

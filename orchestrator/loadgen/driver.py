@@ -76,6 +76,7 @@ async def run_runtime_load(
     skill_state_dir: Path,
     settings: LoadSettings,
     on_parked: Callable[[], Awaitable[None]] | None = None,
+    on_ended: Callable[[], Awaitable[None]] | None = None,
 ) -> LoadReport:
     """Run `specs` as sessions of `plan` on `task_queue` and report.
 
@@ -89,6 +90,9 @@ async def run_runtime_load(
         settings: How to drive the run.
         on_parked: Called once every gated session waits for its approval (e.g. to sample
             memory at the peak), before any is approved.
+        on_ended: Called once the store shows every session ended, before the checks read
+            each session's result and audit trail (e.g. to stop counting CPU: the checks are
+            the judge's work, not the run's).
     """
     gate = asyncio.Semaphore(settings.concurrency)
     traces = {s.session_id: SessionTrace(s.session_id, s.mode == "gated", 0.0) for s in specs}
@@ -118,6 +122,8 @@ async def run_runtime_load(
         await on_parked()
     await _approve_all(client, store, traces, gate, settings)
     await _watch(store, traces, gated, progress, settings, until="done")
+    if on_ended is not None:
+        await on_ended()
     await asyncio.gather(*(_check(client, store, trace, gate) for trace in traces.values()))
     report = summarise(
         "orchestrator",
