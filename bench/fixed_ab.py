@@ -14,6 +14,12 @@ CPU over the measured sessions (bare's worker shares this process, so it has non
     .venv/bin/python -m compileall -q /tmp/main-tree/orchestrator
     .venv/bin/python bench/fixed_ab.py --a /tmp/main-tree --rounds 3 --sessions 40
 
+With `--concurrency N` each turn starts N sessions of one kind at once (a block) and the
+table gives throughput (`steps/s`: the block's rounds over its wall), each session's wall
+(start to result) and the worker's CPU per step: requests cannot be told apart per session
+then. Bare's worker shares this process with the client and the scripted model, so its
+÷ bare there is a rough guide; A against B is the comparison.
+
 `--b` defaults to this repository. The client side (the session's start input) is built
 by this tree, so both trees must accept the same `SessionStartInput`.
 """
@@ -61,7 +67,7 @@ from orchestrator.worker import build_worker
 
 REPO = Path(__file__).resolve().parent.parent
 WARMUP = 4
-"""Unmeasured sessions of each kind first."""
+"""Unmeasured sessions of each kind first (one block of them with `--concurrency`)."""
 ORDERS = [("A", "B", "bare"), ("B", "A", "bare"), ("bare", "A", "B"), ("bare", "B", "A")]
 
 
@@ -73,6 +79,10 @@ class Timings:
     first: list[float] = field(default_factory=list)
     end: list[float] = field(default_factory=list)
     steps: list[float] = field(default_factory=list)
+    walls: list[float] = field(default_factory=list)
+    """Each session's start to its result in hand."""
+    blocks_s: float = 0.0
+    """Wall seconds of the measured blocks (one block: `concurrency` sessions at once)."""
     cpu_s: float = 0.0
 
 
@@ -96,7 +106,9 @@ def script(rounds: int) -> ReplayScript:
     return ReplayScript(conversations=[Conversation(name="bench", turns=turns)])
 
 
-async def run(trees: dict[str, Path], rounds: int, sessions: int) -> dict[str, Timings]:
+async def run(
+    trees: dict[str, Path], rounds: int, sessions: int, concurrency: int = 1
+) -> dict[str, Timings]:
     configure_logging(level="WARNING", fmt="console")
     timings = {kind: Timings() for kind in ("A", "B", "bare")}
     with tempfile.TemporaryDirectory() as tmp, replay_without_nagle():
@@ -168,37 +180,45 @@ async def run(trees: dict[str, Path], rounds: int, sessions: int) -> dict[str, T
                     activities=[acts.call_model, acts.call_skill],
                     workflow_runner=runner,
                 )
+
+                async def one(kind: str) -> float:
+                    """One session of `kind`, start to result in hand; its wall in seconds."""
+                    started = time.monotonic()
+                    if kind == "bare":
+                        await client.execute_workflow(
+                            StepLoopWorkflow.run,
+                            BareSessionInput(local=False, max_rounds=rounds + 1, tools=tools),
+                            id=f"bare-{uuid.uuid4().hex[:10]}",
+                            task_queue="q-bare",
+                        )
+                    else:
+                        how = StartOptions(session_id=f"{kind}-{uuid.uuid4().hex[:10]}")
+                        handle = await start_session(client, plan, {}, how, task_queue=f"q-{kind}")
+                        await handle.result()
+                    return time.monotonic() - started
+
+                warmup = WARMUP if concurrency == 1 else 1
                 async with bare:
                     orders = itertools.cycle(ORDERS)
-                    for n in range(sessions + WARMUP):
+                    for n in range(sessions + warmup):
                         for kind in next(orders):
                             before = len(replay.requests)
                             pid = workers[kind].pid if kind in workers else None
                             cpu0 = cpu_seconds(pid) if pid is not None else None
                             started = time.monotonic()
-                            if kind == "bare":
-                                await client.execute_workflow(
-                                    StepLoopWorkflow.run,
-                                    BareSessionInput(
-                                        local=False, max_rounds=rounds + 1, tools=tools
-                                    ),
-                                    id=f"bare-{uuid.uuid4().hex[:10]}",
-                                    task_queue="q-bare",
-                                )
-                            else:
-                                how = StartOptions(session_id=f"{kind}-{uuid.uuid4().hex[:10]}")
-                                handle = await start_session(
-                                    client, plan, {}, how, task_queue=f"q-{kind}"
-                                )
-                                await handle.result()
+                            walls = await asyncio.gather(*(one(kind) for _ in range(concurrency)))
                             wall = time.monotonic() - started
-                            if n < WARMUP:
+                            if n < warmup:
                                 continue
                             cpu1 = cpu_seconds(pid) if pid is not None else None
-                            if cpu0 is not None and cpu1 is not None:
-                                timings[kind].cpu_s += cpu1 - cpu0
-                            asked = [r.received_at - started for r in replay.requests[before:]]
                             t = timings[kind]
+                            if cpu0 is not None and cpu1 is not None:
+                                t.cpu_s += cpu1 - cpu0
+                            t.walls += [w * 1000 for w in walls]
+                            t.blocks_s += wall
+                            asked = [r.received_at - started for r in replay.requests[before:]]
+                            if concurrency > 1:
+                                continue  # requests cannot be told apart per session
                             t.first.append(asked[0] * 1000)
                             t.end.append((wall - asked[-1]) * 1000)
                             t.fixed.append((wall - (asked[-1] - asked[0])) * 1000)
@@ -210,25 +230,55 @@ async def run(trees: dict[str, Path], rounds: int, sessions: int) -> dict[str, T
     return timings
 
 
-def report(timings: dict[str, Timings], rounds: int, sessions: int) -> None:
+def report(timings: dict[str, Timings], rounds: int, sessions: int, concurrency: int) -> None:
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"R = {rounds}, {sessions} sessions of each kind, interleaved; load at the end {load}")
-    heads = ["fixed", "fixed p25-p75", "1st call", "end", "step", "step p95", "cpu/session"]
-    print(f"{'':6}" + "".join(f"{h:>15}" for h in heads))
+    print(
+        f"R = {rounds}, {sessions} blocks of {concurrency} session(s) of each kind, interleaved;"
+        f" load at the end {load}"
+    )
+    if concurrency > 1:
+        _table(_block_rows(timings, rounds, sessions * concurrency))
+        return
+    rows: dict[str, dict[str, str]] = {}
     for kind, t in timings.items():
         low, _, high = statistics.quantiles(t.fixed, n=4)
         steps = sorted(t.steps)
-        cpu = f"{t.cpu_s * 1000 / sessions:.1f}" if kind != "bare" else "-"
-        cells = [
-            f"{statistics.median(t.fixed):.1f}",
-            f"{low:.0f}-{high:.0f}",
-            f"{statistics.median(t.first):.1f}",
-            f"{statistics.median(t.end):.1f}",
-            f"{statistics.median(steps):.1f}",
-            f"{steps[int(len(steps) * 0.95)]:.1f}",
-            cpu,
-        ]
-        print(f"{kind:6}" + "".join(f"{c:>15}" for c in cells))
+        rows[kind] = {
+            "fixed": f"{statistics.median(t.fixed):.1f}",
+            "fixed p25-p75": f"{low:.0f}-{high:.0f}",
+            "1st call": f"{statistics.median(t.first):.1f}",
+            "end": f"{statistics.median(t.end):.1f}",
+            "step": f"{statistics.median(steps):.1f}",
+            "step p95": f"{steps[int(len(steps) * 0.95)]:.1f}",
+            "cpu/session": f"{t.cpu_s * 1000 / sessions:.1f}" if kind != "bare" else "-",
+        }
+    _table(rows)
+
+
+def _block_rows(
+    timings: dict[str, Timings], rounds: int, sessions: int
+) -> dict[str, dict[str, str]]:
+    """Sessions run `concurrency` at once: throughput and session walls, not per request."""
+    rate = {kind: sessions * rounds / t.blocks_s for kind, t in timings.items()}
+    rows: dict[str, dict[str, str]] = {}
+    for kind, t in timings.items():
+        walls = sorted(t.walls)
+        steps = sessions * rounds
+        rows[kind] = {
+            "steps/s": f"{rate[kind]:.1f}",
+            "÷ bare": f"{rate[kind] / rate['bare']:.2f}",
+            "session p50": f"{statistics.median(walls):.0f}",
+            "session p95": f"{walls[int(len(walls) * 0.95)]:.0f}",
+            "cpu/step": f"{t.cpu_s * 1000 / steps:.2f}" if kind != "bare" else "-",
+        }
+    return rows
+
+
+def _table(rows: dict[str, dict[str, str]]) -> None:
+    heads = list(next(iter(rows.values())))
+    print(f"{'':6}" + "".join(f"{h:>15}" for h in heads))
+    for kind, cells in rows.items():
+        print(f"{kind:6}" + "".join(f"{cells[h]:>15}" for h in heads))
 
 
 def main() -> int:
@@ -239,10 +289,19 @@ def main() -> int:
     parser.add_argument("--a", type=Path, required=True, help="tree A (say, main extracted)")
     parser.add_argument("--b", type=Path, default=REPO, help="tree B (default: this one)")
     parser.add_argument("--rounds", type=int, default=3, help="tool rounds per session")
-    parser.add_argument("--sessions", type=int, default=40, help="measured sessions per kind")
+    parser.add_argument(
+        "--sessions", type=int, default=40, help="measured sessions (blocks) per kind"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="sessions of one kind started at once, a block (default 1: timed per request)",
+    )
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    report(asyncio.run(run(trees, args.rounds, args.sessions)), args.rounds, args.sessions)
+    timings = asyncio.run(run(trees, args.rounds, args.sessions, args.concurrency))
+    report(timings, args.rounds, args.sessions, args.concurrency)
     return 0
 
 
