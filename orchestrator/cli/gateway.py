@@ -14,7 +14,7 @@ import typer
 from orchestrator.cli._common import console, load_settings, run_async_served
 from orchestrator.gateway.app import gateway_routes
 from orchestrator.gateway.config import GatewaySettings
-from orchestrator.gateway.serve import project_gateway
+from orchestrator.gateway.serve import project_gateway, settle_heap
 from orchestrator.observability import serve_http
 from orchestrator.store.store import Store
 
@@ -70,6 +70,7 @@ async def serve(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        settle_heap()
         console.print(f"gateway on {url}/v1 ({len(gateway.keys.keys)} keys)", highlight=False)
         await stop.wait()
 
