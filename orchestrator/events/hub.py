@@ -20,12 +20,12 @@ waits for a watcher, so no watcher slows anything.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Final, Self
 
+from orchestrator.events.bell import Bell
 from orchestrator.events.feed import MAX_WINDOW, READ_BATCH, SessionFeed, SharedItem
 from orchestrator.events.models import Dropped, StreamDelta, StreamItem
 from orchestrator.events.reads import EventReads
@@ -71,8 +71,8 @@ class Watch:
         """Behind the window: read the store before anything else."""
         self._fresh: int | None = feed.request_read(waited_for=True)
         """The feed's read that must end before this watcher may say nothing is new."""
-        self._signal = asyncio.Event()
-        self._signal.set()
+        self._bell = Bell()
+        self._bell.ring()
         self._batch: collections.deque[AuditEvent] = collections.deque()
         self._deltas: collections.deque[SharedItem] = collections.deque()
         self._overflowed = False
@@ -86,11 +86,11 @@ class Watch:
     def touch(self) -> None:
         """The session has new durable events (or may have): read them next."""
         self._moved = True
-        self._signal.set()
+        self._bell.ring()
 
     def wake(self) -> None:
         """Something this watcher may want is at hand (the hub calls this)."""
-        self._signal.set()
+        self._bell.ring()
 
     def offer(self, delta: SharedItem) -> None:
         """Queue a delta, or drop the watcher if it has too many unread."""
@@ -101,7 +101,7 @@ class Watch:
             self._deltas.clear()
         else:
             self._deltas.append(delta)
-        self._signal.set()
+        self._bell.ring()
 
     @property
     def queued(self) -> int:
@@ -175,13 +175,10 @@ class Watch:
             shared = await self._take()
             if shared is not None:
                 return shared
-            self._signal.clear()
             if self._fresh is not None:
-                await self._signal.wait()  # a read it asked for is under way: not quiet yet
+                await self._bell.wait(None)  # a read it asked for is under way: not quiet yet
                 continue
-            try:
-                await asyncio.wait_for(self._signal.wait(), timeout)
-            except TimeoutError:
+            if not await self._bell.wait(timeout):
                 self._moved = True
                 self._fresh = self._feed.request_read(waited_for=True)
                 return None
@@ -244,20 +241,15 @@ class AnyChange:
 
     def __init__(self, hub: EventHub) -> None:
         self._hub = hub
-        self._flag = asyncio.Event()
+        self._flag = Bell()
 
     def raise_(self) -> None:
         """Something moved (the hub calls this)."""
-        self._flag.set()
+        self._flag.ring()
 
     async def wait(self, timeout: float | None) -> bool:
         """True once something moved since the last wait (clearing it); False after `timeout`."""
-        try:
-            await asyncio.wait_for(self._flag.wait(), timeout)
-        except TimeoutError:
-            return False
-        self._flag.clear()
-        return True
+        return await self._flag.wait(timeout)
 
     def close(self) -> None:
         """Stop listening; the hub forgets this flag."""
