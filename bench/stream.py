@@ -497,6 +497,10 @@ class Watched:
     activity's spend write is between)."""
     writing: list[float] = field(default_factory=list)
     """Each `model_call` event, from its `append_event` call to its commit."""
+    loop_lag: list[float] = field(default_factory=list)
+    """How late a 1 ms timer in this process's event loop (the worker's, and the
+    watchers' unless `--watchers-process`) fired, each tick while the sessions streamed:
+    what every token read or sent on that loop waited at least."""
     lost: int = 0
     api_rss_kib: tuple[int, int] = (0, 0)
     """The API process's resident memory before and with the watchers connected."""
@@ -517,6 +521,7 @@ class Watched:
         self.sink_to_watcher.extend(other.sink_to_watcher)
         self.to_write.extend(other.to_write)
         self.writing.extend(other.writing)
+        self.loop_lag.extend(other.loop_lag)
         self.lost += other.lost
         self.api_cpu_s += other.api_cpu_s
         self.watchers += other.watchers
@@ -541,6 +546,7 @@ class Watched:
             "model_call_created_to_delivered": vars(Stats.of(self.durable)),
             "model_call_created_to_append": vars(Stats.of(self.to_write)),
             "model_call_append_to_committed": vars(Stats.of(self.writing)),
+            "bench_loop_lag": vars(Stats.of(self.loop_lag or [0.0])),
             "tokens_lost": self.lost,
             "p95_by_round": self.by_round,
             "api_rss_kib_per_watcher": round((during - before) / max(self.watchers, 1), 1),
@@ -601,6 +607,28 @@ class Commits:
         store.append_events = append_events  # type: ignore[method-assign]
 
 
+class LoopLag:
+    """A 1 ms timer in this process's event loop while it runs: how late each tick fired."""
+
+    def __init__(self) -> None:
+        self.late: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            due = time.monotonic() + 0.001
+            await asyncio.sleep(0.001)
+            self.late.append(max(time.monotonic() - due, 0.0))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._tick())
+
+    def stop(self) -> list[float]:
+        if self._task is not None:
+            self._task.cancel()
+        return self.late
+
+
 def cpu_seconds(pid: int) -> float:
     """A process's CPU time (user and system), from /proc (Linux): unlike wall time, the
     machine's other load does not inflate it."""
@@ -631,6 +659,7 @@ async def watched_sessions(
     pending = await asyncio.gather(*(wait_for_pending_approval(store, i) for i in ids))
     seen = Watched(api_rss_kib=(rss_kib(api_pid), 0), watchers=sessions * watchers)
     cpu_from = released = 0.0
+    lag = LoopLag()
 
     async def connected() -> None:
         """Everyone watches: let the sessions stream."""
@@ -638,6 +667,7 @@ async def watched_sessions(
         released = time.time()
         seen.api_rss_kib = (seen.api_rss_kib[0], rss_kib(api_pid))
         cpu_from = cpu_seconds(api_pid)
+        lag.start()
         await asyncio.gather(
             *(
                 decide_approval(client, store, p.approval_id, approve=True, decided_by="bench")
@@ -651,6 +681,7 @@ async def watched_sessions(
     else:
         got = await elsewhere.watch(api_url, ids, watchers, connected)
     seen.api_cpu_s = cpu_seconds(api_pid) - cpu_from
+    seen.loop_lag = lag.stop()
     for session_id, case, group in zip(ids, cases, got, strict=True):
         sent = await stamps_of(stamps, case)
         sunk = sinks.at.get(session_id)
