@@ -5,10 +5,16 @@ deployment into cooldown (for `Retry-After` when the endpoint says, else a backo
 doubles with each consecutive failure), and the router avoids it until the cooldown ends.
 
 The numbers are per worker process: each worker learns from the calls it makes. The router
-scores on `scored_latency_ms` and `scored_error_rate`, which follow the EWMAs but move only
-when these drift materially (latency by a quarter, error rate by 0.05); `version` changes
-exactly when they move or a cooldown starts or ends, so a decision cached under one
-version is the decision a fresh computation would make.
+scores on `scored_latency_ms`, `scored_latency_spread` and `scored_error_rate`, which follow
+the EWMAs but move only when these drift materially (latency by a quarter, its spread with
+it, error rate by 0.05); `version` changes exactly when they move or a cooldown starts or ends,
+so a decision cached under one version is the decision a fresh computation would make.
+
+A latency is known only to within its spread: a deployment's calls wander (load, the
+provider's own drift) and each sample is noisy. The spread is the typical size of a
+sample's relative departure from the EWMA before it (the root of an EWMA of the squared
+log ratio), so it grows with both noise and drift; the router treats latency differences
+within it as ties (`orchestrator.routing.scoring.optimistic_latencies`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ __all__ = ["DeploymentStats", "LiveMetrics"]
 
 _ALPHA = 0.2
 """Weight of the newest sample in the latency and error EWMAs."""
+
+_SPREAD_ALPHA = 0.05
+"""Weight of the newest sample in the EWMA of squared log ratios behind the latency spread:
+slower than the latency's own, since a square of one noisy sample says little."""
 
 
 @dataclass
@@ -41,6 +51,17 @@ class DeploymentStats:
     rate_limited: bool = False
     scored_latency_ms: float | None = None
     """What the router scores on: the EWMA as of its last material move."""
+    latency_log_var: float = 0.0
+    """EWMA of the squared log ratio of each sample to the latency EWMA before it."""
+    scored_latency_spread: float = 0.0
+    """What the router scores on: the latency spread (`latency_spread`) as of the scored
+    latency's last material move; 0 until then."""
+
+    @property
+    def latency_spread(self) -> float:
+        """Typical relative departure of a sample from the EWMA, in log units (0.1: ~10%)."""
+        return math.sqrt(self.latency_log_var)
+
     scored_error_rate: float = 0.0
 
     @property
@@ -99,11 +120,14 @@ class LiveMetrics:
         s = self.stats(deployment)
         s.calls += 1
         s.samples.append(latency_ms)
-        s.latency_ewma_ms = (
-            latency_ms
-            if s.latency_ewma_ms is None
-            else _ALPHA * latency_ms + (1 - _ALPHA) * s.latency_ewma_ms
-        )
+        before = s.latency_ewma_ms
+        if before is None:
+            s.latency_ewma_ms = latency_ms
+        else:
+            s.latency_ewma_ms = _ALPHA * latency_ms + (1 - _ALPHA) * before
+            if latency_ms > 0 and before > 0:
+                ratio = math.log(latency_ms / before)
+                s.latency_log_var += _SPREAD_ALPHA * (ratio * ratio - s.latency_log_var)
         s.error_rate *= 1 - _ALPHA
         s.consecutive_failures = 0
         s.rate_limited = False
@@ -115,7 +139,10 @@ class LiveMetrics:
             scored is None or abs(ewma - scored) > _LATENCY_DRIFT * scored
         )
         if moved:
+            # The spread is taken with the latency: it moves slowly, and a move of its own
+            # would invalidate every cached decision for a change that rarely turns one.
             s.scored_latency_ms = ewma
+            s.scored_latency_spread = s.latency_spread
         if abs(s.error_rate - s.scored_error_rate) > _ERROR_DRIFT or (
             s.error_rate < _ERROR_DRIFT / 2 < s.scored_error_rate
         ):

@@ -405,6 +405,9 @@ class Router:
         policy_name, policy = self.policy(req.policy)
         fx = self._effects(policy_name, req, budget_used)
         total = req.expected_input_tokens + req.expected_output_tokens
+        # Without odds of the later steps, the steps left price the cost term
+        # (`scoring.session_cost`); with them, `_over_horizon` weighs the steps instead.
+        steps = 1.0 if req.later_steps else req.horizon_steps
         # Everything the ranking reads, coarsened only where the outcome cannot differ: the
         # context check depends on which windows the total exceeds, the cost terms on the
         # expected token counts to within 512. The pinned deployment is applied afterwards.
@@ -427,15 +430,17 @@ class Router:
             req.expected_calls,
             # A warm pin is priced apart from the others: such a ranking is the session's own.
             (req.current, req.warm_input_tokens) if req.warm_input_tokens else None,
+            # So is one priced over the session's steps left.
+            (steps, req.session_prefix_tokens) if steps > 1.0 else None,
         )
         ranked = self._ranked.get(key)
         now = self.metrics.clock()
         if ranked is None or ranked.version != self.metrics.version or now >= ranked.valid_until:
-            ranked = self._rank(req, policy_name, policy, fx, budget_used, now)
+            ranked = self._rank(req, policy_name, policy, fx, budget_used, now, steps)
             if len(self._ranked) > _CACHE_LIMIT:
                 self._ranked.clear()
             self._ranked[key] = ranked
-        if req.horizon_steps > 1.0 and not policy.keep_for_session:
+        if req.horizon_steps > 1.0 and req.later_steps and not policy.keep_for_session:
             winner, kind = self._over_horizon(ranked, req, policy)
         else:
             winner, kind = self._winner(ranked, req.current, policy)
@@ -558,6 +563,7 @@ class Router:
         fx: _Effects,
         budget_used: float,
         now: float,
+        steps: float,
     ) -> _Ranked:
         models = self.registry.models
         level = _level(req)
@@ -605,7 +611,7 @@ class Router:
             note = f"; every deployment is cooling down or below the floor: {lost[best]}"
             eligible = [best]
             del lost[best]
-        terms = self._scores(eligible, req, policy, fx, budget_used, learned)
+        terms = self._scores(eligible, req, policy, fx, budget_used, learned, steps)
         scores = {name: t.total for name, t in terms.items()}
         top = max(eligible, key=lambda n: (scores[n], -eligible.index(n)))
         return _Ranked(
@@ -689,6 +695,7 @@ class Router:
         fx: _Effects,
         budget_used: float,
         learned: dict[str, Estimate],
+        steps: float,
     ) -> dict[str, ScoreTerms]:
         downgraded = budget_used >= policy.downgrade_at
         return score_eligible(
@@ -704,4 +711,6 @@ class Router:
             learned=learned,
             warm={req.current: req.warm_input_tokens} if req.current is not None else None,
             calls=req.expected_calls,
+            steps=steps,
+            prefix_tokens=req.session_prefix_tokens,
         )

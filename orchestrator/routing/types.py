@@ -85,7 +85,7 @@ class ScoreTerms(BaseModel):
     """- cost weight x expected cost / the dearest eligible candidate's (the weight is
     tripled once the tightest budget passes the policy's `downgrade_at`)."""
     latency: float
-    """- weight x latency / the slowest eligible candidate's."""
+    """- weight x `scored_latency_ms` / the slowest eligible candidate's `latency_ms`."""
     errors: float
     """- weight x recent error rate."""
     rules: float
@@ -97,6 +97,13 @@ class ScoreTerms(BaseModel):
     (`orchestrator.routing.scoring.expected_cost`), prompt-cache reads and writes included."""
     latency_ms: float
     """Measured (live metrics) or declared latency."""
+    scored_latency_ms: float | None = None
+    """The latency the term read: `latency_ms` at the low end of its spread, never below the
+    fastest eligible candidate's (`orchestrator.routing.scoring.optimistic_latencies`), so
+    differences within how much latencies wander tie. None in records from before it."""
+    latency_spread: float = 0.0
+    """How much this deployment's latency wanders, in log units (0.1: about 10 %), as the
+    live metrics scored it; 0 for a declared latency."""
     error_rate: float
     warm_tokens: int = 0
     """Prompt tokens this deployment holds in its cache for the session (the pinned one's)."""
