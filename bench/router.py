@@ -316,6 +316,10 @@ class CostModel:
     """Tell the router how many calls a decision at a safe boundary binds (the mean number of
     calls per step seen so far in the run)."""
     prefix: int = SESSION_PREFIX
+    session: bool = True
+    """Tell the router the steps the session is expected to have left (the mean steps per
+    session seen so far in the run, less the steps it has had) and its prefix, so the cost
+    of a decision is priced per step over them (`orchestrator.routing.scoring.session_cost`)."""
     horizon: bool = False
     """Tell the router the session's horizon (`orchestrator.routing.horizon`): the steps it is
     expected to have left (the mean steps per session seen so far in the run, less the steps
@@ -331,13 +335,15 @@ worth, so a session's own first step already counts as much as everything seen b
 
 
 VARIANTS: dict[str, CostModel] = {
-    "list prices (before)": CostModel(cache=False, warm=False, calls=False),
-    "cache billed, router told nothing": CostModel(warm=False, calls=False),
-    "cache billed, router told warm prefix": CostModel(calls=False),
-    "cache billed, router told calls": CostModel(warm=False),
-    "cache billed, router told both (default)": CostModel(),
+    "list prices (before)": CostModel(cache=False, warm=False, calls=False, session=False),
+    "cache billed, router told nothing": CostModel(warm=False, calls=False, session=False),
+    "cache billed, router told warm prefix": CostModel(calls=False, session=False),
+    "cache billed, router told calls": CostModel(warm=False, session=False),
+    "cache billed, router told both": CostModel(session=False),
+    "both, and the session's steps left (default)": CostModel(),
     "same, session prefix 0": CostModel(prefix=0),
     "same, session prefix 1800": CostModel(prefix=1800),
+    "told both, session prefix 1800": CostModel(session=False, prefix=1800),
     "both, and the session's horizon": CostModel(horizon=True),
     "both, and the horizon, next step only": CostModel(horizon=True, horizon_cap=2.0),
 }
@@ -577,6 +583,9 @@ def run_policy(
                 # binds this one call.
                 stateless = policy == "per-turn"
                 horizon = model.horizon and policy == "ours" and sessions_done > 0
+                steps_left = (
+                    (model.horizon or model.session) and policy == "ours" and sessions_done > 0
+                )
                 request = RouteRequest(
                     task_type=turn.task,
                     difficulty=turn.difficulty,
@@ -594,10 +603,12 @@ def run_policy(
                         max(1.0, steps_done / sessions_done - turn.step),
                         model.horizon_cap or float("inf"),
                     )
-                    if horizon
+                    if steps_left
                     else 1.0,
                     later_steps=later_odds(own_odds, run_odds) if horizon else [],
-                    session_prefix_tokens=model.prefix if horizon and model.warm else 0,
+                    session_prefix_tokens=model.prefix
+                    if steps_left and (model.warm or not horizon)
+                    else 0,
                 )
                 pin = router.decide(request).deployment
             assert pin is not None
