@@ -988,7 +988,7 @@ def main() -> None:
         print("\ncost models, ours vs per-turn on the same workloads")
         for name, model in VARIANTS.items():
             variants[name] = versus(matrix(seeds, sessions=40, turns=18, model=model))
-            print(f"{name:<42}{versus_line(variants[name])}")
+            print(f"{name:<46}{versus_line(variants[name])}")
 
     bound: dict[str, Any] = {}
     if args.oracle:

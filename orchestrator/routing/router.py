@@ -20,8 +20,11 @@ named deployment, or all):
    binds (`expected_calls`), prompt-cache reads and writes at the declared prices, the
    pinned deployment's warm prefix (`warm_input_tokens`) read from its cache, so a switch
    pays for the cache it loses. A request that says how many steps the session has left
-   (`horizon_steps`) and what they are likely to be (`later_steps`) has the pin weighed
-   over them instead (`orchestrator.routing.horizon`).
+   (`horizon_steps`) and its prefix has the cost priced per step over them
+   (`scoring.session_cost`: the pin binds the session's cache); one that also says what
+   they are likely to be (`later_steps`) has the pin weighed over them instead
+   (`orchestrator.routing.horizon`). The latency term reads each latency at the low end of
+   its live spread (`scoring.optimistic_latencies`): a lead within it is a tie.
 
 Whole decisions are cached too, keyed by everything they read, until the live metrics
 change materially (`LiveMetrics.version`) or a cooldown they depend on ends.

@@ -56,8 +56,11 @@ class RouteRequest(BaseModel):
     `current`, at full price on any other deployment. 0: none, or not known."""
     horizon_steps: float = Field(default=1.0, ge=1.0)
     """Steps the session is expected to have left, this one included (a plan's remaining
-    steps, or the mean of past sessions'). Above 1, the pin is weighed over them
-    (`orchestrator.routing.horizon`); 1: this step only, the stickiness rule as it was."""
+    steps, or the mean of past sessions'). Above 1 with `session_prefix_tokens`, the cost
+    term is priced per step over them (`orchestrator.routing.scoring.session_cost`: the
+    pin binds the session's prompt cache) and the stickiness rule decides; with
+    `later_steps` too, the pin is weighed over them instead (`orchestrator.routing.horizon`).
+    1: this step only."""
     later_steps: list[StepOdds] = Field(default_factory=list)
     """Odds of the session's later steps by task type and difficulty (the shares among its
     past steps, as the caller estimates them): how likely each candidate is to be forced
@@ -65,7 +68,8 @@ class RouteRequest(BaseModel):
     session_prefix_tokens: int = Field(default=0, ge=0)
     """Tokens at the head of every prompt of the session (system prompt, tool definitions):
     with `horizon_steps` above 1, each candidate's later steps are priced with them read
-    from its prompt cache, as they would be if it served them. 0: not known."""
+    from its prompt cache, as they would be if it served them. 0: not known (the cost is
+    this step's alone)."""
     boundary: str = "session_start"
     exclude: dict[str, str] = Field(default_factory=dict)
     """Deployments that failed in this step, with the cause; a failover must avoid them."""
@@ -94,7 +98,9 @@ class ScoreTerms(BaseModel):
     quality_value: float
     cost_usd: float
     """Expected cost on this deployment of the calls the decision binds
-    (`orchestrator.routing.scoring.expected_cost`), prompt-cache reads and writes included."""
+    (`orchestrator.routing.scoring.expected_cost`), prompt-cache reads and writes included;
+    per step over the session's steps left when the request gives them
+    (`orchestrator.routing.scoring.session_cost`)."""
     latency_ms: float
     """Measured (live metrics) or declared latency."""
     scored_latency_ms: float | None = None
