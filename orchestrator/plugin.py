@@ -106,8 +106,9 @@ PASSTHROUGH_MODULES = (
     # filled once when these modules are imported and only read after). The workflow
     # module itself (`orchestrator.session.workflow`) is held to the same rules and passed
     # through too: re-importing it alone cost 6.7 ms of a session's first workflow task
-    # (0.9 ms without; bench/README.md, "fixed_ab"), where the peers' and bare's
-    # workflow modules are passed through as well.
+    # (0.9 ms without; bench/README.md, "The session's close on the calling thread, the
+    # workflow module passed through"), and bare's and the peers' workflow modules are
+    # passed through in the benchmarks as well.
     # tests/session/test_sandbox_passthrough.py holds these claims.
     *SESSION_PARTS,
 )
