@@ -58,6 +58,7 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from orchestrator.heap import settle_heap
 from orchestrator.loadgen import (
     LoadReport,
     LoadSettings,
@@ -295,6 +296,8 @@ async def phase_orchestrator(args: Args, folder: Path) -> dict[str, object]:
             log_level="WARNING",
         )
         async with embedded_stack(settings) as stack:
+            # As `orchestrator dev` and `orchestrator worker` do once they are up.
+            settle_heap()
             meter = Meter({"worker": None, "server": server.pid})
             report = await run_runtime_load(
                 stack.client,

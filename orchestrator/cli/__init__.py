@@ -40,6 +40,7 @@ from orchestrator.exceptions import (
     UnknownSkillError,
 )
 from orchestrator.gateway.serve import v1_mount
+from orchestrator.heap import settle_heap
 from orchestrator.mcp.http import mcp_routes
 from orchestrator.observability import configure_tracing, serve_http
 from orchestrator.plans.loader import load_plan, load_plans
@@ -123,6 +124,7 @@ async def dev(
         console.print(f"worker             task queue {settings.task_queue!r}")
         console.print(f"metrics            {stack.metrics_url or '-'}/metrics")
         stop = _on_interrupt()
+        settle_heap()
         console.print("[dim]Ctrl-C stops everything[/]")
         await stop.wait()
         console.print("stopping...")
@@ -149,6 +151,7 @@ async def worker(project: Project = None) -> None:
                 f" at {client.service_client.config.target_host}"
                 f"; metrics {metrics_url or '-'}/metrics"
             )
+            settle_heap()
             await run_worker(client, runtime, stop)
     finally:
         await runtime.close()
@@ -191,6 +194,7 @@ async def api(
         ) as url,
     ):
         stop = _on_interrupt()
+        settle_heap()
         console.print(
             f"api on {url} (/api/approvals, /api/sessions, /api/skills,"
             " /healthz, /readyz, /metrics)"

@@ -14,7 +14,8 @@ import typer
 from orchestrator.cli._common import console, load_settings, run_async_served
 from orchestrator.gateway.app import gateway_routes
 from orchestrator.gateway.config import GatewaySettings
-from orchestrator.gateway.serve import project_gateway, settle_heap
+from orchestrator.gateway.serve import project_gateway
+from orchestrator.heap import settle_heap
 from orchestrator.observability import serve_http
 from orchestrator.store.store import Store
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import gc
 from collections.abc import AsyncIterator
 
 from starlette.routing import Mount
@@ -18,28 +17,7 @@ from orchestrator.providers.registry import load_model_registry
 from orchestrator.settings import Settings
 from orchestrator.store.store import Store
 
-__all__ = ["YOUNG_GC_THRESHOLD", "project_gateway", "settle_heap", "v1_mount"]
-
-YOUNG_GC_THRESHOLD = 20_000
-"""Allocations between two collections of the youngest generation (Python's default: 700)."""
-
-
-def settle_heap() -> None:
-    """Take what a serving process built at startup out of the garbage collector's sight.
-
-    Everything loaded before the first request (modules, pydantic and SQLAlchemy schemas,
-    the models and keys files, the server) lives as long as the process, yet every full
-    collection walked it again: under 200 concurrent clients the collector's full passes
-    cost about 0.2 ms of CPU per request, a fifth of the gateway's own. `gc.freeze` moves
-    those objects to a generation the collector skips; a larger first-generation threshold
-    lets a request's short-lived objects die by reference count before a pass starts.
-    Cycles are still collected, a little later. Called once, by `orchestrator gateway`,
-    after its server started.
-    """
-    gc.collect()
-    gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(YOUNG_GC_THRESHOLD, older, oldest)
+__all__ = ["project_gateway", "v1_mount"]
 
 
 @contextlib.asynccontextmanager
