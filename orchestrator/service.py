@@ -7,8 +7,6 @@ enforces (binding, single decision) holds whatever surface a person uses.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -189,7 +187,7 @@ async def decide_approval(
     if record.status is ApprovalStatus.PENDING:
         result = await _send_decision(client, record.workflow_id, decision)
         if result.status in ("approved", "rejected") and not result.duplicate:
-            await _until_stored(store, approval_id)
+            await _store_decision(store, result, reason)
         return result
     # The same decision again (a double submit, a retry after an error). The store is not
     # proof that the workflow took it: the worker writes the decision while it takes the
@@ -207,20 +205,24 @@ async def decide_approval(
         )
 
 
-async def _until_stored(store: Store, approval_id: str, *, timeout: float = 10.0) -> None:
-    """Wait (briefly) until the store shows the decision the workflow took.
+async def _store_decision(store: Store, result: ApprovalDecisionResult, reason: str | None) -> None:
+    """Write the decision the workflow took to the store, so the store shows it on return.
 
-    The workflow records a decision only once the task that took it is saved, a moment
-    after the update returns; waiting here keeps "decided" meaning the same in the store
-    and the session for whoever reads the store next (the inbox's redirect, the API's
-    list). The decision is already durable, so running out of time only returns early.
+    `execute_update` returns once the workflow task that took the decision is saved, so
+    the history holds it: the store may show it now, and "decided" means the same in the
+    store and the session for whoever reads the store next (the inbox's redirect, the
+    API's list). The workflow's own activity records it too, with its audit event; the
+    store's conditional `UPDATE` lets only the first of the two write the row, so they
+    never disagree. Until 2026-12-07 this polled the store every 5 ms until that activity
+    had run: a few store reads per decision (about 0.8 ms of CPU each) instead of one write.
     """
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        stored = await store.get_approval(approval_id)
-        if stored is None or stored.status is not ApprovalStatus.PENDING:
-            return
-        await asyncio.sleep(0.005)
+    await store.decide_approval(
+        result.approval_id,
+        status=ApprovalStatus(result.status),
+        decided_by=result.decided_by,
+        reason=reason,
+        decided_at=datetime.now(UTC),
+    )
 
 
 async def _send_decision(
