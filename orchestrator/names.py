@@ -21,6 +21,7 @@ __all__ = [
     "RECORD_APPROVAL_DECISION",
     "RECORD_APPROVAL_REQUEST",
     "RECORD_EVENTS",
+    "REQUEST_APPROVAL",
     "REQUEST_MODEL_SWITCH",
     "RESOLVE_APPROVAL_POLICY",
     "ROUTE",
@@ -51,6 +52,7 @@ RECORD_EVENTS = "orchestrator.record_events"
 RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"
 RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
+REQUEST_APPROVAL = "orchestrator.request_approval"
 ESCALATE_APPROVAL = "orchestrator.escalate_approval"
 FINISH_SESSION = "orchestrator.finish_session"
 ROUTE = "orchestrator.route"

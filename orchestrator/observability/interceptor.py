@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
@@ -66,11 +67,16 @@ class _Inbound(ActivityInboundInterceptor):
             names.RECORD_EVENTS: self._events,
             names.FINISH_SESSION: self._finish,
             names.RECORD_APPROVAL_REQUEST: self._approval_request,
+            names.REQUEST_APPROVAL: self._approval_request,
         }
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        name = activity.info().activity_type
+        info = activity.info()
+        name = info.activity_type
         arg = input.args[0] if input.args else None
+        # A skill call carrying the approval that let it run records that decision first
+        # (`patches.GATE_GENERATION`); counted once, on its first attempt, however it ends.
+        rider = arg.decision if isinstance(arg, SkillCallInput) and info.attempt == 1 else None
         started = time.perf_counter()
         try:
             result = await super().execute_activity(input)
@@ -79,7 +85,11 @@ class _Inbound(ActivityInboundInterceptor):
                 self._root.metrics.provider_latency.labels(arg.model, "", "error").observe(
                     time.perf_counter() - started
                 )
+            if rider is not None:
+                await self._approval_decision(rider)
             raise
+        if rider is not None:
+            await self._approval_decision(rider)
         if name == names.RECORD_APPROVAL_DECISION and isinstance(arg, ApprovalDecisionInput):
             await self._approval_decision(arg)
         elif name in self._record:
@@ -137,12 +147,24 @@ class _Inbound(ActivityInboundInterceptor):
 
     def _approval_request(self, request: object, _result: object) -> None:
         if isinstance(request, ApprovalRequestInput):
+            # The events pending before it ride in `request_approval` (its old, separate
+            # `record_approval_request` never carries any).
+            self._count_events(request.events)
             self._root.metrics.approvals_requested.labels(request.approval.kind).inc()
 
     async def _approval_decision(self, request: ApprovalDecisionInput) -> None:
         m = self._root.metrics
         decision = request.decision
         m.approvals_decided.labels("approved" if decision.approve else "rejected").inc()
+        if request.requested_at is not None:
+            # What the workflow sent says it all: no read of the request back.
+            waited = datetime.now(UTC) - request.requested_at
+            m.approval_latency.observe(max(waited.total_seconds(), 0.0))
+            if not decision.approve and request.skill:
+                m.tool_calls.labels(request.skill, "rejected").inc()
+            return
+        # Sent by a run that does not know when it asked (it continued as new while it
+        # waited), or by a worker from before `requested_at`: the store knows.
         record = await self._root.store.get_approval(decision.approval_id)
         if record is None or record.decided_at is None:
             return

@@ -19,6 +19,8 @@ import structlog
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from orchestrator.approvals.people import approvers_file, load_approvers
+from orchestrator.approvals.rules import policy_for
 from orchestrator.cache.service import CacheHit
 from orchestrator.cache.sessions import SessionCache
 from orchestrator.connectors.audit import audited_mcp_call, mcp_target
@@ -63,6 +65,7 @@ from orchestrator.session.routing_activities import RoutingActivities, failure_e
 from orchestrator.session.types import (
     Ack,
     ApprovalDecisionInput,
+    ApprovalPolicy,
     ApprovalRequestInput,
     CallContext,
     FinishSessionInput,
@@ -199,6 +202,7 @@ class SessionActivities:
             self.call_skill,
             self.record_events,
             self.record_approval_request,
+            self.request_approval,
             self.record_approval_decision,
             self.finish_session,
             *self._routing.all(),
@@ -498,7 +502,13 @@ class SessionActivities:
 
     @activity.defn(name=names.CALL_SKILL)
     async def call_skill(self, call: SkillCallInput) -> SkillCallResult:
-        """Validate a skill call's arguments and, unless only validating, run it."""
+        """Validate a skill call's arguments and, unless only validating, run it.
+
+        The approval that let the call run, when it rides along (`call.decision`), is
+        recorded first, whatever becomes of the call: a retry records nothing twice.
+        """
+        if call.decision is not None and not call.validate_only:
+            await self._store_decision(call.decision)
         async with _bound(call.ctx):
             try:
                 skill = self.runtime.skills.get(call.skill, call.version)
@@ -671,6 +681,27 @@ class SessionActivities:
     @activity.defn(name=names.RECORD_APPROVAL_REQUEST)
     async def record_approval_request(self, request: ApprovalRequestInput) -> Ack:
         """Store a pending approval so people can find and decide it."""
+        await self._store_request(request)
+        return Ack()
+
+    @activity.defn(name=names.REQUEST_APPROVAL)
+    async def request_approval(self, request: ApprovalRequestInput) -> ApprovalPolicy:
+        """Resolve who decides a request, store it and the events pending before it.
+
+        One local activity where a session before `patches.GATE_GENERATION` ran
+        `resolve_approval_policy`, `record_events` and `record_approval_request`.
+        """
+        directory = load_approvers(approvers_file(self.runtime.settings.project_dir))
+        policy = policy_for(directory, request.approval)
+        await self._store_request(request)
+        return policy
+
+    async def _store_request(self, request: ApprovalRequestInput) -> None:
+        """The request's row, then its event, the events before it and the session's status.
+
+        The row is written first and on its own (`INSERT ... ON CONFLICT DO NOTHING`): a
+        retry never resets a decision. The events and the status go in one transaction.
+        """
         pending, ctx = request.approval, request.ctx
         store = self.runtime.store
         await store.record_approval_request(
@@ -689,23 +720,34 @@ class SessionActivities:
                 requested_at=_now(),
             )
         )
-        await store.append_event(
-            self._event(
-                ctx,
-                f"approval_requested:{pending.approval_id}",
-                EventKind.APPROVAL_REQUESTED,
-                skill=pending.skill,
-                payload={"approval_id": pending.approval_id, "summary": pending.summary},
-            )
+        requested = self._event(
+            ctx,
+            f"approval_requested:{pending.approval_id}",
+            EventKind.APPROVAL_REQUESTED,
+            skill=pending.skill,
+            payload={"approval_id": pending.approval_id, "summary": pending.summary},
         )
-        await store.update_session(ctx.session_id, status=SessionStatus.WAITING_APPROVAL)
+        if request.events:
+            await store.update_session(
+                ctx.session_id,
+                status=SessionStatus.WAITING_APPROVAL,
+                events=[*_audited(ctx, request.events), requested],
+            )
+            await self._credit_outcomes(ctx, request.events)
+        else:
+            await store.append_event(requested)
+            await store.update_session(ctx.session_id, status=SessionStatus.WAITING_APPROVAL)
         async with _bound(ctx):
             log.info("approval requested", approval_id=pending.approval_id, skill=pending.skill)
-        return Ack()
 
     @activity.defn(name=names.RECORD_APPROVAL_DECISION)
     async def record_approval_decision(self, request: ApprovalDecisionInput) -> Ack:
         """Store the decision the workflow accepted, and who took it."""
+        await self._store_decision(request)
+        return Ack()
+
+    async def _store_decision(self, request: ApprovalDecisionInput) -> None:
+        """The decision's row (unless already decided), its event, outcome and status."""
         decision, ctx = request.decision, request.ctx
         store = self.runtime.store
         status = ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED
@@ -751,7 +793,6 @@ class SessionActivities:
         await store.update_session(ctx.session_id, status=SessionStatus.RUNNING)
         async with _bound(ctx):
             log.info("approval decided", approval_id=decision.approval_id, status=status.value)
-        return Ack()
 
     @activity.defn(name=names.FINISH_SESSION)
     async def finish_session(self, finish: FinishSessionInput) -> Ack:

@@ -221,7 +221,8 @@ class ApprovalGate:
     async def approval_step(self, step: ApprovalStep) -> JsonValue:
         """Run an approval step: wait for a person's decision on its summary."""
         summary = render_text(step.summary, self._start.input, self._rt.outputs)
-        decision = await self.await_approval(step.id, "step", None, {"summary": summary}, summary)
+        decision, record = await self.decide(step.id, "step", None, {"summary": summary}, summary)
+        await self.record_decision(record)
         if not decision.approve and step.on_reject is OnReject.FAIL_STEP:
             raise StepFailed(f"rejected by {decision.decided_by}: {decision.reason}")
         self._rt.memory.after_approval = True
@@ -231,15 +232,19 @@ class ApprovalGate:
             "reason": decision.reason,
         }
 
-    async def await_approval(
+    async def decide(
         self,
         step_id: str,
         call_id: str,
         spec: SkillSpec | None,
         arguments: JsonObject,
         summary: str,
-    ) -> ApprovalDecision:
-        """Record a request, wait durably for a bound decision, record the decision."""
+    ) -> tuple[ApprovalDecision, ApprovalDecisionInput]:
+        """Record a request and wait durably for a bound decision, not yet recorded.
+
+        The decision is stored by `record_decision`, or by the call it lets run
+        (`SkillCalls`, from `patches.GATE_GENERATION`).
+        """
         binding = binding_hash(
             workflow_id=workflow.info().workflow_id,
             step_id=step_id,
@@ -260,32 +265,32 @@ class ApprovalGate:
             risk=spec.risk.value if spec else None,
         )
         rt = self._rt
-        policy = ApprovalPolicy()
         if not rt.batched:
             workflow.deprecate_patch(patches.APPROVAL_EVENTS)
         carried = self._pending.get(pending.approval_id)
+        requested_at = workflow.now() if carried is None else None
         if carried is not None:
             # Continued as new while it waited: approvals and a delegation so far hold.
             pending.approved_by = carried.approved_by
             pending.delegate, pending.delegations = carried.delegate, carried.delegations
-        if rt.batched or workflow.patched(patches.APPROVAL_POLICY):
+        if self.fewer_calls():
+            # One local activity resolves the policy and stores the request with the
+            # events pending before it. The request joins the pending ones once its policy
+            # is known: a decision that overtakes it is refused, never taken unguarded.
+            self._state.status = SessionStatus.WAITING_APPROVAL
             policy = await rt.activity(
-                names.RESOLVE_APPROVAL_POLICY,
-                ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
+                names.REQUEST_APPROVAL,
+                ApprovalRequestInput(
+                    ctx=rt.ctx(step_id), approval=pending, events=rt.take_events()
+                ),
                 ApprovalPolicy,
                 self._start.options.bookkeeping,
             )
             pending.group = policy.group
             pending.required = policy.required
-        self._pending[pending.approval_id] = pending
-        self._state.status = SessionStatus.WAITING_APPROVAL
-        await rt.flush()
-        await rt.activity(
-            names.RECORD_APPROVAL_REQUEST,
-            ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
-            Ack,
-            self._start.options.bookkeeping,
-        )
+            self._pending[pending.approval_id] = pending
+        else:
+            policy = await self._request_apart(step_id, pending)
         top_level = self._start.plan.step_ids()
         if spec is None and step_id in top_level:
             # An approval step waits at a plan boundary, which is safe to continue at; a
@@ -310,25 +315,59 @@ class ApprovalGate:
             )
         del self._pending[pending.approval_id]
         self._state.status = SessionStatus.RUNNING
-        record = self._start.options.bookkeeping
-        if record.local and (rt.batched or workflow.patched(patches.DECISION_DURABLE)):
+        record = ApprovalDecisionInput(
+            ctx=rt.ctx(step_id),
+            decision=decision,
+            credit=rt.credit() if spec is not None else None,
+            requested_at=requested_at,
+            skill=pending.skill,
+        )
+        return decision, record
+
+    async def record_decision(self, record: ApprovalDecisionInput) -> None:
+        """Store a decision the workflow took, by an activity of its own."""
+        rt = self._rt
+        options = self._start.options.bookkeeping
+        if options.local and (rt.batched or workflow.patched(patches.DECISION_DURABLE)):
             # A local activity runs inside the workflow task that took the update, before
             # that task is saved: a worker dying in between left the store saying
             # "approved" while the update was gone and the session waited for ever. A
             # regular activity is scheduled only by a saved task, so the store only ever
             # shows a decision the history already holds.
-            record = record.model_copy(update={"local": False})
+            options = options.model_copy(update={"local": False})
+        await rt.activity(names.RECORD_APPROVAL_DECISION, record, Ack, options)
+
+    def fewer_calls(self) -> bool:
+        """Whether this session's gate takes the paths of `patches.GATE_GENERATION`."""
+        setup = self._rt.setup
+        return setup is not None and setup.generation >= patches.GATE_GENERATION
+
+    async def _request_apart(self, step_id: str, pending: PendingApproval) -> ApprovalPolicy:
+        """The request as a session before `patches.GATE_GENERATION` makes it.
+
+        The policy, the events pending and the request, each by a local activity.
+        """
+        rt = self._rt
+        policy = ApprovalPolicy()
+        if rt.batched or workflow.patched(patches.APPROVAL_POLICY):
+            policy = await rt.activity(
+                names.RESOLVE_APPROVAL_POLICY,
+                ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
+                ApprovalPolicy,
+                self._start.options.bookkeeping,
+            )
+            pending.group = policy.group
+            pending.required = policy.required
+        self._pending[pending.approval_id] = pending
+        self._state.status = SessionStatus.WAITING_APPROVAL
+        await rt.flush()
         await rt.activity(
-            names.RECORD_APPROVAL_DECISION,
-            ApprovalDecisionInput(
-                ctx=rt.ctx(step_id),
-                decision=decision,
-                credit=rt.credit() if spec is not None else None,
-            ),
+            names.RECORD_APPROVAL_REQUEST,
+            ApprovalRequestInput(ctx=rt.ctx(step_id), approval=pending),
             Ack,
-            record,
+            self._start.options.bookkeeping,
         )
-        return decision
+        return policy
 
     async def _wait_for_decision(
         self, step_id: str, pending: PendingApproval, policy: ApprovalPolicy

@@ -19,12 +19,14 @@ __all__ = [
     "BOOKKEEPING_BATCH",
     "CONTINUE_AS_NEW",
     "DECISION_DURABLE",
+    "GATE_GENERATION",
     "GENERATION",
     "LIVE",
     "LOOP_CONTINUE",
     "MODEL_FAILURE",
     "RETIRED",
     "ROUTING",
+    "SETUP_GENERATION",
     "TRUNCATION",
 ]
 
@@ -107,7 +109,30 @@ activity of its own). New path without the marker (generation 1):
 tests/reliability/test_load_small.py counts a gated session's history and checks its
 audit trail; every other session test runs it."""
 
-GENERATION = 1
+SETUP_GENERATION = 1
+"""The first generation (see `GENERATION`): a session whose setup says it, or a later
+one, takes the new path of every patch above without asking."""
+
+GATE_GENERATION = 2
+"""The generation from which the approval gate issues fewer commands (issue 16):
+- one local activity, `orchestrator.request_approval`, resolves the policy, stores the
+  request and writes the events pending before it, where a session of an earlier
+  generation ran `resolve_approval_policy`, `record_events` (when events were pending)
+  and `record_approval_request`;
+- an approved tool call's decision is recorded by the `call_skill` activity that runs the
+  call (`SkillCallInput.decision`, written before the call), not by a
+  `record_approval_decision` activity of its own; a rejection, an expiry and an approval
+  step still record theirs, and so does a call whose `call_skill` failed for good (its
+  audit trail stays complete).
+One local-activity marker, one activity and one workflow task fewer per gated tool call.
+Old path: `refund_gen1.json`, the refund demo recorded on generation 1 (and, asking their
+patches, the generation-0 histories). New path: `refund_gen2.json`, the same demo on
+generation 2; tests/reliability/test_load_small.py counts a gated session's history and
+checks its audit trail (the decision's event still between the request and the call).
+A decision sent while `request_approval` runs (the request is stored, its policy not yet
+taken in) is refused as not pending, never taken without its group's check."""
+
+GENERATION = 2
 """Not a patch id: the generation of paths a session started on, recorded in the history
 as `SessionSetup.generation` by `start_session` (its local activity's result). A session
 whose setup says 1 or more takes the new path of every patch above without calling
@@ -115,9 +140,13 @@ whose setup says 1 or more takes the new path of every patch above without calli
 search-attribute upsert, which every new session paid for `bookkeeping-batch-v1` until
 then (two history events and a visibility write). A replay reads the recorded setup, so
 it takes the same paths; a history recorded before (generation 0: every one in
-`tests/histories`, `refund_batched.json` among them) asks its patches as before. A later
+`tests/histories` but `refund_gen<N>.json`, `refund_batched.json` among them) asks its
+patches as before. Each generation's refund demo is recorded as `refund_gen<N>.json`
+(`ORCHESTRATOR_RECORD_HISTORIES=1`, tests/session/test_replay_histories.py). A later
 change that alters commands may raise it instead of adding a patch id, when the change
-can wait for the session's start to take effect.
+can wait for the session's start to take effect: a generation-N path is asked as
+`setup.generation >= N`, with N a named constant here (`SETUP_GENERATION`,
+`GATE_GENERATION`), never `GENERATION` itself, which moves on.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
 (`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the

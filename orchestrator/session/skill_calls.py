@@ -79,7 +79,7 @@ class SkillCalls:
             call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
             gated = gated or check.needs_approval
         if gated:
-            decision = await self._gate.await_approval(
+            decision, record = await self._gate.decide(
                 step_id,
                 call_id,
                 spec,
@@ -87,6 +87,12 @@ class SkillCalls:
                 f"{spec.name}@{spec.version} ({spec.risk.value})"
                 f" with {json.dumps(call.arguments, sort_keys=True)}",
             )
+            if decision.approve and self._gate.fewer_calls() and not opts.local:
+                # The call records it before it runs: a regular activity, scheduled only
+                # once the task that took the decision is saved (`patches.DECISION_DURABLE`).
+                call.decision = record
+            else:
+                await self._gate.record_decision(record)
             if not decision.approve:
                 reason = f"rejected by {decision.decided_by}: {decision.reason}"
                 if on_reject is OnReject.FAIL_STEP:
@@ -102,6 +108,10 @@ class SkillCalls:
             return await rt.activity(names.CALL_SKILL, call, SkillCallResult, opts)
         except ActivityError as exc:
             cause = exc.cause.message if isinstance(exc.cause, ApplicationError) else str(exc.cause)
+            if call.decision is not None:
+                # The call failed for good, perhaps before it recorded its approval: the
+                # decision's own activity makes sure (a second write changes nothing).
+                await self._gate.record_decision(call.decision)
             rt.event(
                 EventKind.TOOL_ERROR,
                 step_id,

@@ -8,7 +8,7 @@ re-exported here.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
@@ -261,6 +261,9 @@ class SkillCallInput(BaseModel):
     validate_only: bool = False
     credit: Credit | None = None
     """For a call a model proposed: the deployment that bad arguments are an outcome of."""
+    decision: ApprovalDecisionInput | None = None
+    """The approval that let this call run, recorded by the call before anything else
+    (`patches.GATE_GENERATION`): no activity of its own."""
 
 
 class SkillCallResult(BaseModel):
@@ -296,6 +299,8 @@ class ApprovalRequestInput(BaseModel):
 
     ctx: CallContext
     approval: PendingApproval
+    events: list[WorkflowEvent] = Field(default_factory=list)
+    """Events pending before the request, written with it (`request_approval` only)."""
 
 
 class ApprovalDecisionInput(BaseModel):
@@ -305,6 +310,12 @@ class ApprovalDecisionInput(BaseModel):
     decision: ApprovalDecision
     credit: Credit | None = None
     """For a tool call a model proposed: the deployment the decision is an outcome of."""
+    requested_at: datetime | None = None
+    """When the workflow asked for the decision, by its clock (None: not known to this
+    run, which continued as new while it waited). The metrics interceptor times the
+    decision from it instead of reading the request back from the store."""
+    skill: str | None = None
+    """The gated call's skill (None for an approval step), for the rejected-call metric."""
 
 
 class RouteInput(BaseModel):

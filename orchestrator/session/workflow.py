@@ -111,7 +111,7 @@ class AgentSessionWorkflow:
         # A session started on this generation takes every patch's new path without asking,
         # and a run on bookkeeping-batch-v1 every earlier patch's: each ask records a
         # marker and a search-attribute upsert (see `patches`).
-        rt.batched = setup.generation >= patches.GENERATION or workflow.patched(
+        rt.batched = setup.generation >= patches.SETUP_GENERATION or workflow.patched(
             patches.BOOKKEEPING_BATCH
         )
         rt.routing = rt.batched or workflow.patched(patches.ROUTING)

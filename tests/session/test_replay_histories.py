@@ -2,8 +2,10 @@
 
 `tests/histories/` holds histories recorded from earlier versions of the workflow; a
 change that breaks their replay would break every session running when it deploys.
-Set `ORCHESTRATOR_RECORD_HISTORIES=1` to re-record the demo history after an intended,
-versioned change.
+Set `ORCHESTRATOR_RECORD_HISTORIES=1` to record the demo history of the current
+generation (`refund_gen<N>.json`, N being `patches.GENERATION`) after an intended change
+of the commands a new session issues; the histories of earlier generations stay as they
+were recorded, for the old paths they cover.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from temporalio.worker import Replayer
 from orchestrator import OrchestratorPlugin, SessionFailed
 from orchestrator.plans import load_plan
 from orchestrator.service import decide_approval, start_session
+from orchestrator.session import patches
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.testing import wait_for_pending_approval
 
@@ -59,7 +62,8 @@ async def test_a_fresh_demo_history_replays(env_factory: Callable[[Path], Awaita
     assert result.replay_failure is None
     if os.environ.get("ORCHESTRATOR_RECORD_HISTORIES"):
         recorded = {"workflow_id": history.workflow_id, **json.loads(history.to_json())}
-        (HISTORIES / "customer_refund.json").write_text(json.dumps(recorded, indent=1) + "\n")
+        target = HISTORIES / f"refund_gen{patches.GENERATION}.json"
+        target.write_text(json.dumps(recorded, indent=1) + "\n")
 
 
 @pytest.mark.parametrize("path", sorted(HISTORIES.glob("*.json")), ids=lambda p: p.name)

@@ -219,9 +219,12 @@ async def test_a_decision_is_stored_only_after_the_history_holds_it(
     env_factory: Callable[[Path], Awaitable[Env]],
 ) -> None:
     """The store's "approved" is written by an activity scheduled after the update is
-    saved, never inside the workflow task that takes it (which a dying worker loses)."""
+    saved, never inside the workflow task that takes it (which a dying worker loses).
+
+    From `patches.GATE_GENERATION` that activity is the approved call itself, which
+    records the decision before it runs (`SkillCallInput.decision`)."""
     env = await env_factory(DEMO_SCRIPT)
-    handle, _session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
+    handle, session_id, pending = await _at_the_gate(env, load_plan(DEMO_PLAN))
     await decide_approval(
         env.client, env.runtime.store, pending.approval_id, approve=True, decided_by="maria"
     )
@@ -230,19 +233,24 @@ async def test_a_decision_is_stored_only_after_the_history_holds_it(
     assert stored is not None and stored.status is ApprovalStatus.APPROVED
     await handle.result()
     history = await handle.fetch_history()
-    kinds = [
-        (e.event_type, e.activity_task_scheduled_event_attributes.activity_type.name)
-        for e in history.events
-    ]
     completed = next(
         i
-        for i, (t, _) in enumerate(kinds)
-        if t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
+        for i, e in enumerate(history.events)
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED
     )
-    recorded = next(
-        i
-        for i, (t, name) in enumerate(kinds)
-        if t == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
-        and name == names.RECORD_APPROVAL_DECISION
+    carrying = [
+        (i, scheduled.activity_type.name)
+        for i, e in enumerate(history.events)
+        if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        for scheduled in [e.activity_task_scheduled_event_attributes]
+        if b'"decision":{' in b"".join(p.data for p in scheduled.input.payloads)
+    ]
+    assert [name for _, name in carrying] == [names.CALL_SKILL]
+    assert all(completed < i for i, _ in carrying)
+    assert not any(
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        == names.RECORD_APPROVAL_DECISION
+        for e in history.events
     )
-    assert completed < recorded
+    decided = await env.runtime.store.list_events(session_id, kind=EventKind.APPROVAL_DECIDED)
+    assert [e.payload["decided_by"] for e in decided] == ["maria"]
