@@ -13,16 +13,23 @@ from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from orchestrator.cli._common import console, load_settings, run_async
-from orchestrator.exceptions import PlanError, StoreError
+from orchestrator.exceptions import PlanError, SkillError, StoreError
 from orchestrator.plans.loader import load_plan
-from orchestrator.plans.models import AgentStep
+from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.providers.registry import load_model_registry
 from orchestrator.routing.budgets import applicable, period_of, share_used
 from orchestrator.routing.router import Router
-from orchestrator.routing.types import RoutingDecision
-from orchestrator.session.pinning import route_request
-from orchestrator.session.prompt_cache import expected_calls
+from orchestrator.routing.types import RouteRequest, RoutingDecision
+from orchestrator.session.pinning import route_request, tool_definitions
+from orchestrator.session.prompt_cache import (
+    expected_calls,
+    prompt_head,
+    session_prefix_tokens,
+    steps_left,
+)
 from orchestrator.session.types import Boundary, SessionStartInput
+from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.store import Store
 
 __all__ = ["app"]
@@ -40,6 +47,36 @@ def _headers(raw: list[str]) -> dict[str, str]:
             raise PlanError(f"--header {item!r}: expected NAME=VALUE")
         headers[key.strip().lower()] = value.strip()
     return headers
+
+
+def _prefix_tokens(settings: Settings, plan: Plan, step: AgentStep) -> int:
+    """The session prefix a session of `plan` tells the router at `step`.
+
+    From the project's skills as they are now (a session keeps the versions it resolved at
+    its start); 0 when the step's skills do not resolve here.
+    """
+    if not step.skills:
+        return 0
+    try:
+        skills = SkillRegistry.load_directory(settings.project_dir / "skills")
+        specs = skills.resolve_refs(step.skills)
+    except SkillError:
+        return 0
+    return session_prefix_tokens(plan, step, prompt_head(tool_definitions(specs), []))
+
+
+def print_inputs(request: RouteRequest) -> None:
+    """What the session tells the router besides the step: calls, steps left and prefix."""
+    console.print(
+        f"[bold]session[/] {request.horizon_steps:g} steps left, prefix"
+        f" {request.session_prefix_tokens} tokens, {request.expected_calls:g} calls this step"
+        + (
+            " (cost priced per step over the steps left)"
+            if request.horizon_steps > 1 and request.session_prefix_tokens
+            else ""
+        ),
+        highlight=False,
+    )
 
 
 def print_decision(decision: RoutingDecision, micros: float) -> None:
@@ -154,6 +191,8 @@ async def explain(
         exclude={},
         # A session's first step: no finished step to learn the calls per step from.
         expected_calls=expected_calls(plan, [], found),
+        horizon_steps=steps_left(plan, found),
+        session_prefix_tokens=_prefix_tokens(settings, plan, found),
     )
     used = 0.0
     budgets = applicable(registry.budgets, tenant, team)
@@ -180,6 +219,10 @@ async def explain(
     decision = router.decide(request, budget_used=used)
     micros = (time.perf_counter() - started) * 1e6
     if as_json:
-        print(json.dumps(decision.model_dump(mode="json"), indent=2))
+        told = request.model_dump(
+            mode="json", include={"expected_calls", "horizon_steps", "session_prefix_tokens"}
+        )
+        print(json.dumps({**decision.model_dump(mode="json"), "inputs": told}, indent=2))
         return
+    print_inputs(request)
     print_decision(decision, micros)

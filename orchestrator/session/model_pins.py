@@ -15,13 +15,21 @@ from orchestrator.routing.types import RoutingDecision
 from orchestrator.session import names
 from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.pinning import (
+    answers,
     boundary_for,
     failure_message,
     named_pin,
     route_request,
     route_target,
 )
-from orchestrator.session.prompt_cache import PromptHead, expected_calls, warm_input_tokens
+from orchestrator.session.prompt_cache import (
+    PromptHead,
+    expected_calls,
+    measured,
+    session_prefix_tokens,
+    steps_left,
+    warm_input_tokens,
+)
 from orchestrator.session.types import Boundary, ModelPin, RouteInput
 from orchestrator.store.records import EventKind
 
@@ -133,12 +141,23 @@ class ModelPins:
             exclude=failed or {},
             expected_calls=calls,
             warm_input_tokens=warm,
+            horizon_steps=steps_left(rt.start.plan, step),
+            # A failover passes no head: its prefix is not told (priced as this step's).
+            session_prefix_tokens=(
+                session_prefix_tokens(rt.start.plan, step, measured(head, held))
+                if head is not None
+                else 0
+            ),
         )
         earlier = memory.estimates.get(step.id) if failed else None
         ahead, rt.first_route = rt.first_route, None
-        if ahead is not None and boundary is Boundary.SESSION_START and ahead.request == request:
+        if (
+            ahead is not None
+            and boundary is Boundary.SESSION_START
+            and answers(ahead.request, request)
+        ):
             # `start_session` asked this very question (budget reserved with it).
-            decision = ahead.decision
+            decision, request = ahead.decision, ahead.request
         else:
             decision = await self._ask(
                 RouteInput(
@@ -188,6 +207,8 @@ class ModelPins:
                 "difficulty_reused": earlier is not None,
                 "expected_calls": calls,
                 "warm_input_tokens": warm,
+                "horizon_steps": request.horizon_steps,
+                "session_prefix_tokens": request.session_prefix_tokens,
                 "candidates": [c.model_dump(mode="json") for c in decision.candidates],
             },
         )

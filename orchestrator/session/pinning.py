@@ -24,7 +24,12 @@ from orchestrator.plans.models import AgentStep
 from orchestrator.providers.messages import ChatMessage, ToolDefinition
 from orchestrator.routing.policy import Difficulty
 from orchestrator.routing.types import RouteRequest
-from orchestrator.session.prompt_cache import expected_calls, prompt_head
+from orchestrator.session.prompt_cache import (
+    expected_calls,
+    prompt_head,
+    session_prefix_tokens,
+    steps_left,
+)
 from orchestrator.session.templating import TemplateError, render_text
 from orchestrator.session.types import (
     Boundary,
@@ -39,6 +44,7 @@ __all__ = [
     "UNAVAILABLE_ERRORS",
     "RouteTarget",
     "agent_opening",
+    "answers",
     "boundary_for",
     "carries_over",
     "failover_prompt_chars",
@@ -48,6 +54,7 @@ __all__ = [
     "reuse_key",
     "route_request",
     "route_target",
+    "tool_definitions",
     "unavailable",
 ]
 
@@ -77,12 +84,15 @@ def route_request(
     exclude: dict[str, str],
     expected_calls: float = 1.0,
     warm_input_tokens: int = 0,
+    horizon_steps: float = 1.0,
+    session_prefix_tokens: int = 0,
 ) -> RouteRequest:
     """The router's question for an agent step at a boundary.
 
     `prompt_chars` is the first call's prompt; the tool loop after it is priced by
-    `expected_calls`, and `warm_input_tokens` of the prompt are warm on `current`
-    (`orchestrator.session.prompt_cache`).
+    `expected_calls`, `warm_input_tokens` of the prompt are warm on `current`, and the pin
+    is priced over the session's `horizon_steps` left, each re-reading
+    `session_prefix_tokens` from its cache (`orchestrator.session.prompt_cache`).
     """
     needs = list(dict.fromkeys([*(["tools"] if step.skills else []), *step.needs]))
     declared = step.difficulty is not None
@@ -107,6 +117,8 @@ def route_request(
         expected_input_tokens=max(2_000, prompt_chars // _CHARS_PER_TOKEN),
         expected_calls=expected_calls,
         warm_input_tokens=warm_input_tokens,
+        horizon_steps=horizon_steps,
+        session_prefix_tokens=session_prefix_tokens,
         headers=dict(start.headers),
         current=current,
         boundary=boundary.value,
@@ -126,12 +138,7 @@ def agent_opening(
     Raises:
         TemplateError: the goal or instructions name an input or output the run lacks.
     """
-    tools = [
-        ToolDefinition(
-            name=spec.tool_name, description=spec.description, parameters=spec.input_schema
-        )
-        for spec in specs
-    ]
+    tools = tool_definitions(specs)
     system = f"Plan: {plan_name}\nStep: {step.id}"
     if step.instructions:
         system += "\n\n" + render_text(step.instructions, inputs, outputs)
@@ -141,6 +148,16 @@ def agent_opening(
     return tools, [
         ChatMessage(role="system", content=system),
         ChatMessage(role="user", content=user),
+    ]
+
+
+def tool_definitions(specs: list[SkillSpec]) -> list[ToolDefinition]:
+    """The tools an agent step offers the model: one per skill spec, in order."""
+    return [
+        ToolDefinition(
+            name=spec.tool_name, description=spec.description, parameters=spec.input_schema
+        )
+        for spec in specs
     ]
 
 
@@ -171,6 +188,7 @@ def first_route_request(
         step, start.plan.model, failover_name=None, failed=False, escalate=None, switch=None
     )
     steps = [StepState(id=s.id, type=s.type) for s in start.plan.steps]
+    head = prompt_head(tools, messages)
     return route_request(
         start,
         step,
@@ -178,10 +196,28 @@ def first_route_request(
         boundary=Boundary.SESSION_START,
         current=None,
         tokens_so_far=0,
-        prompt_chars=prompt_head(tools, messages).chars,
+        prompt_chars=head.chars,
         exclude={},
         expected_calls=expected_calls(start.plan, steps, step),
+        horizon_steps=steps_left(start.plan, step),
+        session_prefix_tokens=session_prefix_tokens(start.plan, step, head),
     )
+
+
+def answers(ahead: RouteRequest, request: RouteRequest) -> bool:
+    """Whether the decision `start_session` took for `ahead` answers the workflow's `request`.
+
+    The same question does. So does one recorded before the session's steps left were told
+    to the router (`horizon_steps` and `session_prefix_tokens` at their defaults) that
+    differs in nothing else: such a session took that decision when it ran, and a replay
+    (or its first workflow task after an upgrade) must take it again rather than ask the
+    route activity, which its history does not hold (`tests/histories/refund_gen1.json`
+    and `refund_gen2.json` hold such setups: strict equality fails their replay).
+    """
+    if ahead == request:
+        return True
+    untold = request.model_copy(update={"horizon_steps": 1.0, "session_prefix_tokens": 0})
+    return (ahead.horizon_steps, ahead.session_prefix_tokens) == (1.0, 0) and ahead == untold
 
 
 def failure_message(exc: ActivityError | ApplicationError) -> str:

@@ -95,6 +95,21 @@ def test_explain_shows_each_candidates_score_terms(tmp_path: Path) -> None:
     assert "+0.540" in strong and "-0.300" in strong and "+0.000" in strong
     [cheap] = [line for line in text.stdout.splitlines() if line.startswith("│ cheap")]
     assert "+0.250" in cheap
+    # What a session tells the router besides the step: `reply` is the plan's last step.
+    assert decision["inputs"]["horizon_steps"] == 1.0
+    assert "session 1 steps left, prefix 0 tokens" in text.stdout
+
+
+def test_explain_shows_the_steps_left_a_session_tells_the_router(tmp_path: Path) -> None:
+    done = explain(tmp_path, "--step", "investigate", "--model", "any", "--json")
+    assert done.returncode == 0, done.stderr
+    # `investigate`, then `reply`; the demo's tool definitions are shorter than a provider
+    # caches, so there is no session prefix to price.
+    assert json.loads(done.stdout)["inputs"] == {
+        "expected_calls": 2.0,
+        "horizon_steps": 2.0,
+        "session_prefix_tokens": 0,
+    }
 
 
 def test_explain_refuses_a_step_that_is_not_an_agent_step(tmp_path: Path) -> None:

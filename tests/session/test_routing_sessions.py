@@ -704,6 +704,11 @@ async def test_the_first_routing_decision_rides_in_start_session(
         ("one", "session_start"),
         ("two", "step_change"),
     ]
+    # The question asked ahead held the session's steps left, as the workflow's did.
+    assert [(e.payload["horizon_steps"], e.payload["session_prefix_tokens"]) for e in pins] == [
+        (2.0, 0),
+        (1.0, 0),
+    ]
 
 
 async def test_a_switch_before_the_first_boundary_asks_the_router_again(

@@ -13,18 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from conftest import worker_with_models
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.worker import Replayer
 
 from orchestrator.plans import parse_plan
+from orchestrator.plans.models import Plan
 from orchestrator.plugin import OrchestratorPlugin
+from orchestrator.providers.registry import ModelEntry
 from orchestrator.routing.scoring import MIN_CACHED_TOKENS
 from orchestrator.routing.types import ScoreTerms
 from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 from orchestrator.service import start_session
 from orchestrator.session.prompt_cache import FIRST_LOOP_CALLS
+from orchestrator.session.types import SessionResult
 from orchestrator.settings import Settings
-from orchestrator.store.records import EventKind, SessionStatus
+from orchestrator.store.records import AuditEvent, EventKind, SessionStatus
 
 MODELS = """
 providers:
@@ -86,17 +89,24 @@ def terms(payload: object) -> dict[str, ScoreTerms]:
     }
 
 
-async def test_a_warm_pin_stays_where_list_prices_would_switch(
-    settings: Settings, client: Client, tmp_path: Path
-) -> None:
+async def run(
+    settings: Settings, client: Client, tmp_path: Path, plan: Plan
+) -> tuple[SessionResult, WorkflowHistory, list[AuditEvent], ModelEntry]:
+    """A session of `plan` on keeper and lister: its result, history, pins, and keeper."""
     async with ScriptedModelServer(SCRIPT) as server:
         models = MODELS.replace("BASE", server.base_url)
         async with worker_with_models(settings, client, models, tmp_path) as runtime:
-            handle = await start_session(client, PLAN, {}, task_queue=settings.task_queue)
+            handle = await start_session(client, plan, {}, task_queue=settings.task_queue)
             result = await handle.result()
             history = await handle.fetch_history()
             pins = await runtime.store.list_events(result.session_id, kind=EventKind.MODEL_PINNED)
-            keeper = runtime.models.models["keeper"]
+            return result, history, pins, runtime.models.models["keeper"]
+
+
+async def test_a_warm_pin_stays_where_list_prices_would_switch(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    result, history, pins, keeper = await run(settings, client, tmp_path, PLAN)
     assert result.status is SessionStatus.COMPLETED
     assert [p.model for p in pins] == ["keeper", "keeper", "lister"]
     one, two, three = (p.payload for p in pins)
@@ -114,5 +124,41 @@ async def test_a_warm_pin_stays_where_list_prices_would_switch(
     assert listed > scored["lister"].cost_usd
     # Step three offers no tools: its prompt shares no leading block, so nothing is warm.
     assert (three["warm_input_tokens"], three["expected_calls"]) == (0, 1.0)
+    replayed = await Replayer(workflows=[], plugins=[OrchestratorPlugin()]).replay_workflow(history)
+    assert replayed.replay_failure is None
+
+
+SAME_TOOLS = parse_plan(
+    """
+name: same-tools
+steps:
+  - {id: one, type: agent, model: keeper, difficulty: low, goal: Look up the order.,
+     skills: &tools [orders.get, payments.refund, tickets.get, sources.read,
+       deploys.rollback, incidents.alerts, incidents.deploys, incidents.logs]}
+  - {id: two, type: agent, model: both, difficulty: low, goal: Check the refund.,
+     skills: *tools}
+  - {id: three, type: agent, model: both, difficulty: low, goal: Draft the reply.,
+     skills: *tools}
+""",
+    "same-tools.yaml",
+)
+
+
+async def test_the_session_tells_the_router_its_steps_left_and_prefix(
+    settings: Settings, client: Client, tmp_path: Path
+) -> None:
+    """Each pin's record carries the steps left and the prefix every later step re-reads."""
+    result, history, pins, _ = await run(settings, client, tmp_path, SAME_TOOLS)
+    assert result.status is SessionStatus.COMPLETED
+    told = [(p.payload["horizon_steps"], p.payload["session_prefix_tokens"]) for p in pins]
+    # Nothing served at the start: the tools block at the default rate is shorter than a
+    # provider caches. Once keeper answered, its reported rate counts the same block past
+    # it, and every later step offers the same tools: the prefix is told.
+    assert told[0] == (3.0, 0)
+    assert told[1][0] == 2.0 and told[1][1] >= MIN_CACHED_TOKENS
+    assert told[2][0] == 1.0
+    # The prefix is what a step change finds warm: the tools block, as keeper counted it.
+    assert told[1][1] == pins[1].payload["warm_input_tokens"]
+    assert [p.model for p in pins] == ["keeper", "keeper", "keeper"]
     replayed = await Replayer(workflows=[], plugins=[OrchestratorPlugin()]).replay_workflow(history)
     assert replayed.replay_failure is None
