@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import mmap
 import os
 import secrets
 import socket
@@ -46,8 +47,17 @@ MAX_DATAGRAM: Final = 60_000
 """Bytes per datagram, under loopback UDP's 65 507."""
 
 _REFRESH_S: Final = 1.0
-"""How long a sender trusts its list of receivers, while the folder's mtime stays the same,
-before reading the folder again (a change of mtime makes it read at once)."""
+"""How long a sender trusts its list of receivers, while the registry's change word stays
+the same, before reading the folder again (a changed word makes it read at once)."""
+
+_CHANGES: Final = "changes"
+"""The registry's change word: 8 bytes that each receiver rewrites (at random) when it
+registers and when it leaves. Senders read it through a shared memory map, which costs no
+system call: a sender used to `stat` the folder for every delta, and each system call lets
+the interpreter's lock go, so in a worker the threads that run Python (workflow tasks,
+the store's driver threads) took it and the event loop waited for it back, for the 5 ms
+switch interval or longer, in the middle of a crowd's first tokens (bench/README.md,
+`stream.py`, "stalls")."""
 
 
 _MOVED: Final = b'{"moved":'
@@ -151,14 +161,46 @@ class UdpDeltaReceiver:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             out.write(record)
         os.replace(draft, self._file)
+        _change(self._dir)
 
     async def close(self) -> None:
         """Unregister and unbind."""
         self._file.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            _change(self._dir)
         if self._sock is not None and self._loop is not None:
             self._loop.remove_reader(self._sock.fileno())
             self._sock.close()
             self._sock = self._loop = None
+
+
+def _change(folder: Path) -> None:
+    """Rewrite the registry's change word: every sender reads the folder again."""
+    fd = os.open(folder / _CHANGES, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        os.pwrite(fd, secrets.token_bytes(8), 0)
+    finally:
+        os.close(fd)
+
+
+def _map_changes(folder: Path) -> mmap.mmap | None:
+    """The registry's change word, mapped (made, with the folder, if need be).
+
+    None if the folder cannot be written.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / _CHANGES, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        if os.fstat(fd).st_size < 8:
+            os.ftruncate(fd, 8)  # new bytes are zeros; a word written meanwhile stays
+        return mmap.mmap(fd, 8)
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:
@@ -185,22 +227,34 @@ class UdpDeltaSender:
         self._sock.setblocking(False)
         self._targets: list[tuple[int, bytes]] = []
         self._read_at = -_REFRESH_S
-        self._stamp: int | None = None
+        self._changes: mmap.mmap | None = None
+        self._word: bytes | None = None
+
+    def _look(self) -> bytes | None:
+        """The registry's change word now: no system call once mapped.
+
+        Where it cannot be mapped, the folder's mtime.
+        """
+        if self._changes is None:
+            self._changes = _map_changes(self._dir)
+        if self._changes is not None:
+            return self._changes[:8]
+        try:
+            return self._dir.stat().st_mtime_ns.to_bytes(8, "little")
+        except OSError:
+            return None
 
     def _receivers(self) -> list[tuple[int, bytes]]:
-        """The registered receivers, read again whenever the folder changed.
+        """The registered receivers, read again whenever one came or left.
 
         A receiver that just came gets the very next batch; the folder is also read at
-        least every `_REFRESH_S`, in case its mtime did not move.
+        least every `_REFRESH_S`, in case a receiver did not say it left (killed).
         """
         now = time.monotonic()
-        try:
-            stamp: int | None = self._dir.stat().st_mtime_ns
-        except OSError:
-            stamp = None
-        if stamp == self._stamp and now - self._read_at < _REFRESH_S:
+        word = self._look()
+        if word == self._word and now - self._read_at < _REFRESH_S:
             return self._targets
-        self._read_at, self._stamp = now, stamp
+        self._read_at, self._word = now, word
         targets = []
         for path in sorted(self._dir.glob("*.json")) if self._dir.is_dir() else []:
             try:
@@ -253,5 +307,8 @@ class UdpDeltaSender:
                 continue  # buffer full, closed, or nobody there any more
 
     async def close(self) -> None:
-        """Close the socket."""
+        """Close the socket and the change word's map."""
         self._sock.close()
+        if self._changes is not None:
+            self._changes.close()
+            self._changes = None
