@@ -58,12 +58,14 @@ import argparse
 import asyncio
 import codecs
 import contextlib
+import gc
 import json
 import os
 import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -497,6 +499,12 @@ class Watched:
     activity's spend write is between)."""
     writing: list[float] = field(default_factory=list)
     """Each `model_call` event, from its `append_event` call to its commit."""
+    stalls: list[str] = field(default_factory=list)
+    """What this process's main thread was running each time its loop had not ticked for
+    `STALL_S` (one sample per stall, innermost frames of ours and of the libraries)."""
+    collections: list[tuple[int, float]] = field(default_factory=list)
+    """Each garbage collection in this process while the sessions streamed: its
+    generation and how long it took."""
     loop_lag: list[float] = field(default_factory=list)
     """How late a 1 ms timer in this process's event loop (the worker's, and the
     watchers' unless `--watchers-process`) fired, each tick while the sessions streamed:
@@ -522,6 +530,8 @@ class Watched:
         self.to_write.extend(other.to_write)
         self.writing.extend(other.writing)
         self.loop_lag.extend(other.loop_lag)
+        self.collections.extend(other.collections)
+        self.stalls.extend(other.stalls)
         self.lost += other.lost
         self.api_cpu_s += other.api_cpu_s
         self.watchers += other.watchers
@@ -547,6 +557,16 @@ class Watched:
             "model_call_created_to_append": vars(Stats.of(self.to_write)),
             "model_call_append_to_committed": vars(Stats.of(self.writing)),
             "bench_loop_lag": vars(Stats.of(self.loop_lag or [0.0])),
+            "bench_full_collections_ms": [
+                round(s * 1000, 1) for g, s in self.collections if g == 2
+            ],
+            "bench_young_collections_ms": {
+                "total": round(1000 * sum(s for g, s in self.collections if g < 2), 1),
+                "longest": round(
+                    1000 * max((s for g, s in self.collections if g < 2), default=0.0), 1
+                ),
+            },
+            "bench_loop_stalls": _stall_summary(self.stalls),
             "tokens_lost": self.lost,
             "p95_by_round": self.by_round,
             "api_rss_kib_per_watcher": round((during - before) / max(self.watchers, 1), 1),
@@ -607,25 +627,78 @@ class Commits:
         store.append_events = append_events  # type: ignore[method-assign]
 
 
+STALL_S = 0.02
+"""A loop that has not ticked for this long is stalled: `LoopLag` samples what it runs."""
+
+
+def _where(frame: Any) -> str:
+    """A thread's stack as its innermost six frames, `file:function` each."""
+    names = []
+    while frame is not None and len(names) < 6:
+        names.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " < ".join(names)
+
+
+def _stall_summary(stalls: list[str]) -> list[tuple[int, str]]:
+    """The stalls' stacks, the most frequent first."""
+    counts: dict[str, int] = {}
+    for stack in stalls:
+        counts[stack] = counts.get(stack, 0) + 1
+    return sorted(((n, stack) for stack, n in counts.items()), reverse=True)[:12]
+
+
 class LoopLag:
-    """A 1 ms timer in this process's event loop while it runs: how late each tick fired."""
+    """A 1 ms timer in this process's event loop while it runs: how late each tick fired;
+    and each garbage collection meanwhile (the process's threads stop for it), by
+    generation."""
 
     def __init__(self) -> None:
         self.late: list[float] = []
+        self.collections: list[tuple[int, float]] = []
+        self.stalls: list[str] = []
         self._task: asyncio.Task[None] | None = None
+        self._began = 0.0
+        self._ticked = time.monotonic()
+        self._running = False
+        self._loop_thread = threading.get_ident()
+
+    def _watch(self) -> None:
+        """In a thread: sample the loop's thread once per stall."""
+        sampled = 0.0
+        while self._running:
+            time.sleep(STALL_S / 4)
+            ticked = self._ticked
+            if time.monotonic() - ticked > STALL_S and ticked != sampled:
+                sampled = ticked
+                frame = sys._current_frames().get(self._loop_thread)
+                self.stalls.append(_where(frame))
+
+    def _collecting(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            self.collections.append((info["generation"], time.perf_counter() - self._began))
 
     async def _tick(self) -> None:
         while True:
             due = time.monotonic() + 0.001
             await asyncio.sleep(0.001)
-            self.late.append(max(time.monotonic() - due, 0.0))
+            self._ticked = now = time.monotonic()
+            self.late.append(max(now - due, 0.0))
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._tick())
+        gc.callbacks.append(self._collecting)
+        self._ticked, self._running = time.monotonic(), True
+        threading.Thread(target=self._watch, daemon=True).start()
 
     def stop(self) -> list[float]:
         if self._task is not None:
             self._task.cancel()
+        self._running = False
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._collecting)
         return self.late
 
 
@@ -682,6 +755,8 @@ async def watched_sessions(
         got = await elsewhere.watch(api_url, ids, watchers, connected)
     seen.api_cpu_s = cpu_seconds(api_pid) - cpu_from
     seen.loop_lag = lag.stop()
+    seen.collections = lag.collections
+    seen.stalls = lag.stalls
     for session_id, case, group in zip(ids, cases, got, strict=True):
         sent = await stamps_of(stamps, case)
         sunk = sinks.at.get(session_id)
