@@ -27,8 +27,9 @@ tokens lost, and the API process's resident memory per watcher and CPU time per 
 delivered (from /proc, which the machine's other load does not inflate).
 `--watchers-process` runs the crowd's watchers in a process of their own rather than
 beside the worker. The crowd's watchers stamp their socket reads and decode them after the
-session ended (`RawWatcher`); `--httpx-watchers` has them parse with httpx as the bytes
-come, as before 2026-12-06 (their own CPU then queues the tokens they time).
+crowd's last session ended (`RawWatcher`; until 2026-12-07, each after its own session);
+`--httpx-watchers` has them parse with httpx as the bytes come, as before 2026-12-06
+(their own CPU then queues the tokens they time).
 Temporal's workflow streams take about 100 ms per round trip (issue
 13): shown beside ours for reference, not measured here. Prints JSON and writes
 `bench/results/stream.json`.
@@ -321,7 +322,7 @@ class Watcher:
 
 class RawWatcher:
     """An SSE watcher that only keeps the bytes and when they came while the session
-    streams, and reads them once it has ended.
+    streams, and reads them once the crowd's sessions have all ended (`decode`).
 
     A crowd's tokens arrive in bursts: 50 sessions' answers within the same half second.
     An httpx watcher (`Watcher`) parses every line in Python as it comes, and 200 of them
@@ -362,9 +363,10 @@ class RawWatcher:
                 tail = chunk[-16:]
         finally:
             writer.close()
-        self._decode()
 
-    def _decode(self) -> None:
+    def decode(self) -> None:
+        """Read the frames out of the stamped bytes: once every session of the crowd has
+        ended, so that no CPU of it is spent while other sessions still stream."""
         conn = h11.Connection(h11.CLIENT)
         conn.send(h11.Request(method="GET", target="/", headers=[("Host", self.host)]))
         conn.send(h11.EndOfMessage())
@@ -433,6 +435,10 @@ async def watch_crowd(
         )
         await connected()
         await asyncio.wait_for(asyncio.gather(*tasks), 300)
+    for group in crowd:
+        for w in group:
+            if isinstance(w, RawWatcher):
+                w.decode()
     return [[(w.pieces.texts, w.durable) for w in group] for group in crowd]
 
 
