@@ -275,14 +275,15 @@ class BudgetLedger(Ledger):
         if known is not None:
             self._scopes.move_to_end(session_id)
             return list(known)
-        with self._errors("read reservations"):
-            async with self._sessions() as session:
-                rows = await session.execute(
-                    sa.select(BudgetReservationRow.scope, BudgetReservationRow.period).where(
-                        BudgetReservationRow.session_id == session_id
-                    )
-                )
-                scopes = [(scope, period) for scope, period in rows.all()]
+        held = BudgetReservationRow
+        stmt = sa.select(held.scope, held.period).where(held.session_id == session_id)
+        # The first model call's read: on a SQLite file on the calling thread (`read_here`).
+        rows = self._read_here(lambda conn: conn.execute(stmt).all())
+        if rows is None:
+            with self._errors("read reservations"):
+                async with self._sessions() as session:
+                    rows = (await session.execute(stmt)).all()
+        scopes = [(scope, period) for scope, period in rows]
         self._scopes[session_id] = scopes
         if len(self._scopes) > _SCOPES_KEPT:
             self._scopes.popitem(last=False)

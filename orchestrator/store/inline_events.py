@@ -13,6 +13,11 @@ caller returns once its own events are committed, as before.
 The connection never waits for SQLite's write lock (`busy_timeout = 0`): when another
 connection (another process, or this store's own pool mid-transaction) holds it, or the
 connection fails, `append` answers None and the store takes its usual path, which waits.
+
+The same connection serves the ledgers' reads on a session's start path (`read`: the
+router's outcome tallies, a session's budget scopes), which through the pool cost a
+hand-off per statement too. A WAL reader never waits for a writer, so a read here is one
+short transaction on the calling thread; should it fail, the ledger reads through the pool.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ ResultT = TypeVar("ResultT")
 
 
 class InlineEvents:
-    """`Store.append_events` on a SQLite file, committed on the thread that calls it.
+    """`Store.append_events` (and the ledgers' `read`s) on a SQLite file, on the calling thread.
 
     One connection, used only by the first thread that writes through it (pysqlite
     connections belong to their thread); calls from any other thread answer None.
@@ -110,8 +115,25 @@ class InlineEvents:
 
         return self._transaction(body)
 
-    def _transaction(self, body: Callable[[Connection], ResultT]) -> ResultT | None:
-        """`body` in one transaction on this thread's connection; None if it cannot run."""
+    def read(self, body: Callable[[Connection], ResultT]) -> ResultT | None:
+        """`body`'s reads in one short transaction on this thread; None if it cannot run here.
+
+        Any database failure answers None (after a lock, the connection is kept; otherwise
+        a new one is made next time): the caller's pooled read then runs, and reports it.
+        """
+        return self._transaction(body, answers_none_on=SQLAlchemyError)
+
+    def _transaction(
+        self,
+        body: Callable[[Connection], ResultT],
+        *,
+        answers_none_on: type[SQLAlchemyError] = OperationalError,
+    ) -> ResultT | None:
+        """`body` in one transaction on this thread's connection; None if it cannot run.
+
+        A write answers None on the driver's operational errors only: an error of its own
+        (a conflicting key) goes to the caller.
+        """
         owner = threading.get_ident()
         if self._owner is None:
             self._owner = owner
@@ -121,10 +143,10 @@ class InlineEvents:
             conn = self._connection()
             with conn.begin():
                 return body(conn)
-        except OperationalError as exc:
+        except answers_none_on as exc:
             # Locked or busy (another writer): the store's own path waits for the lock. Any
             # other failure: a new connection next time, and the store's path reports it.
-            if not _locked(exc):
+            if not (isinstance(exc, OperationalError) and _locked(exc)):
                 self._drop()
             return None
 

@@ -94,16 +94,22 @@ class OutcomeLedger(Ledger):
         return False
 
     async def tallies(self, tenant: str, task_type: str) -> dict[str, Tally]:
-        """Successes and failures per deployment for a tenant's task type."""
+        """Successes and failures per deployment for a tenant's task type.
+
+        Read before a session's first routing decision: on a SQLite file on the calling
+        thread (`read_here`), so the session's start waits for no hand-off to the pool's.
+        """
         row = OutcomeRow
         stmt = (
             sa.select(row.deployment, sa.func.sum(row.score), sa.func.count())
             .where(row.tenant == tenant, row.task_type == task_type)
             .group_by(row.deployment)
         )
-        with self._errors("read outcomes"):
-            async with self._sessions() as session:
-                rows = (await session.execute(stmt)).all()
+        rows = self._read_here(lambda conn: conn.execute(stmt).all())
+        if rows is None:
+            with self._errors("read outcomes"):
+                async with self._sessions() as session:
+                    rows = (await session.execute(stmt)).all()
         return {d: Tally(float(s), float(n) - float(s)) for d, s, n in rows}
 
     async def list(self, session_id: str) -> list[OutcomeRecord]:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Self, TypeVar
 from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
+    Connection,
     String,
     TextClause,
     TextualSelect,
@@ -103,6 +104,7 @@ Needed because `None` is a valid output to store.
 
 _Insert = sqlite.Insert | postgresql.Insert
 _R = TypeVar("_R", SessionRecord, AuditEvent, ApprovalRecord)
+_T = TypeVar("_T")
 
 
 class Store:
@@ -136,7 +138,9 @@ class Store:
         """Audit events committed on the caller's thread (a SQLite file: `inline_events`)."""
         self._inline_wanted = self._dialect == "sqlite" and not in_memory(self._url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
-        parts = LedgerParts(self._sessions, self._engine.dialect.name, self._errors)
+        parts = LedgerParts(
+            self._sessions, self._engine.dialect.name, self._errors, self._read_here
+        )
         self.budgets = BudgetLedger(parts)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
         self.pins = PinLedger(parts)
@@ -463,6 +467,14 @@ class Store:
 
             self._inline = InlineEvents(self._url)
         return self._inline
+
+    def _read_here(self, body: Callable[[Connection], _T]) -> _T | None:
+        """`body` on the calling thread over the inline connection (a SQLite file), else None.
+
+        The ledgers' reads on a session's start path take it (`LedgerParts.read_here`).
+        """
+        inline = self._inline_events()
+        return None if inline is None else inline.read(body)
 
     def _committed(self, moved: Mapping[str, int]) -> None:
         if moved and self.on_events_committed is not None:
