@@ -260,7 +260,10 @@ class OutcomeRow(Base):
     """
 
     __tablename__ = "routing_outcomes"
-    __table_args__ = (sa.Index("ix_routing_outcomes_tenant_task", "tenant", "task_type"),)
+    __table_args__ = (
+        # Covers the tallies' read (`OutcomeLedger.tallies`): the index alone, grouped.
+        sa.Index("ix_routing_outcomes_tally", "tenant", "task_type", "deployment", "score"),
+    )
 
     outcome_key: Mapped[str] = mapped_column(sa.String(), primary_key=True)
     session_id: Mapped[str] = mapped_column(sa.String(), nullable=False, index=True)

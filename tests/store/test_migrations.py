@@ -93,8 +93,9 @@ def fill(conn: sa.Connection) -> dict[str, list[dict[str, object]]]:
         columns = [
             col
             for col in inspector.get_columns(table_name)
-            # Generated keys stay generated, so the sequence still matches afterwards.
-            if not (col["name"] in pk and isinstance(col["type"], sa.Integer))
+            # Generated keys stay generated, so the sequence still matches afterwards (a
+            # lone integer key; one of several is a value like any other).
+            if not (pk == {col["name"]} and isinstance(col["type"], sa.Integer))
         ]
         rows = [
             {col["name"]: sample_value(table_name, col, row) for col in columns} for row in range(2)
