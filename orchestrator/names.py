@@ -14,6 +14,7 @@ __all__ = [
     "CALL_MODEL",
     "CALL_SKILL",
     "CHECK_ANSWER",
+    "CHECK_CALL",
     "DECIDE_APPROVAL",
     "DELEGATE_APPROVAL",
     "ESCALATE_APPROVAL",
@@ -48,6 +49,7 @@ REQUEST_MODEL_SWITCH = "request_model_switch"
 START_SESSION = "orchestrator.start_session"
 CALL_MODEL = "orchestrator.call_model"
 CALL_SKILL = "orchestrator.call_skill"
+CHECK_CALL = "orchestrator.check_call"
 RECORD_EVENTS = "orchestrator.record_events"
 RECORD_APPROVAL_REQUEST = "orchestrator.record_approval_request"
 RECORD_APPROVAL_DECISION = "orchestrator.record_approval_decision"

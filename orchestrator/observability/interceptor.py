@@ -22,6 +22,8 @@ from orchestrator.session import names
 from orchestrator.session.types import (
     ApprovalDecisionInput,
     ApprovalRequestInput,
+    CallCheck,
+    CallCheckInput,
     FinishSessionInput,
     ModelCallInput,
     ModelCallResult,
@@ -68,6 +70,7 @@ class _Inbound(ActivityInboundInterceptor):
             names.FINISH_SESSION: self._finish,
             names.RECORD_APPROVAL_REQUEST: self._approval_request,
             names.REQUEST_APPROVAL: self._approval_request,
+            names.CHECK_CALL: self._call_check,
         }
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
@@ -144,6 +147,16 @@ class _Inbound(ActivityInboundInterceptor):
                     m.tool_calls.labels(str(p["skill"]), "failed").inc()
                 else:
                     m.tool_calls.labels(str(p.get("tool")), "invalid_call").inc()
+
+    def _call_check(self, check: object, result: object) -> None:
+        # A gated call checked, and requested if gated (`patches.CHECK_GENERATION`): what
+        # a validate-only `call_skill` and `request_approval` counted.
+        if not (isinstance(check, CallCheckInput) and isinstance(result, CallCheck)):
+            return
+        self._count_events(check.events)
+        self._skill_call(check.call, result.result)
+        if result.approval is not None:
+            self._root.metrics.approvals_requested.labels(result.approval.kind).inc()
 
     def _approval_request(self, request: object, _result: object) -> None:
         if isinstance(request, ApprovalRequestInput):

@@ -49,6 +49,7 @@ from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
 from orchestrator.session import names, patches
 from orchestrator.session.approval_activities import ApprovalActivities
+from orchestrator.session.approval_requests import call_summary, pending_request
 from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (
@@ -67,6 +68,8 @@ from orchestrator.session.types import (
     ApprovalDecisionInput,
     ApprovalPolicy,
     ApprovalRequestInput,
+    CallCheck,
+    CallCheckInput,
     CallContext,
     FinishSessionInput,
     FirstRoute,
@@ -203,6 +206,7 @@ class SessionActivities:
             self.record_events,
             self.record_approval_request,
             self.request_approval,
+            self.check_call,
             self.record_approval_decision,
             self.finish_session,
             *self._routing.all(),
@@ -696,11 +700,45 @@ class SessionActivities:
         await self._store_request(request)
         return policy
 
+    @activity.defn(name=names.CHECK_CALL)
+    async def check_call(self, check: CallCheckInput) -> CallCheck:
+        """Check a gated call's arguments and, when its contract gates them, request it.
+
+        One local activity where a session before `patches.CHECK_GENERATION` ran a
+        validate-only `call_skill` and then `request_approval`. The request is the one the
+        workflow would build from the same arguments (`approval_requests`).
+        """
+        call = check.call.model_copy(update={"validate_only": True})
+        result = await self.call_skill(call)
+        ctx = call.ctx
+        if not (result.ok and result.needs_approval):
+            if check.events:
+                await self._write_events(ctx, check.events)
+            return CallCheck(result=result)
+        arguments = result.arguments or call.arguments
+        spec = self.runtime.skills.get(call.skill, call.version).spec
+        pending = pending_request(
+            workflow_id=ctx.workflow_id,
+            step_id=ctx.step_id or "",
+            call_id=call.call_id,
+            spec=spec,
+            arguments=arguments,
+            summary=call_summary(spec, arguments),
+        )
+        directory = load_approvers(approvers_file(self.runtime.settings.project_dir))
+        policy = policy_for(directory, pending)
+        pending.group, pending.required = policy.group, policy.required
+        await self._store_request(
+            ApprovalRequestInput(ctx=ctx, approval=pending, events=check.events)
+        )
+        return CallCheck(result=result, approval=pending, policy=policy)
+
     async def _store_request(self, request: ApprovalRequestInput) -> None:
-        """The request's row, then its event, the events before it and the session's status.
+        """The request's row, then the events before it, its own and the session's status.
 
         The row is written first and on its own (`INSERT ... ON CONFLICT DO NOTHING`): a
-        retry never resets a decision. The events and the status go in one transaction.
+        retry never resets a decision. The events and the status go in one transaction:
+        one store call fewer than an event and a status apart (each ~0.8 ms of CPU).
         """
         pending, ctx = request.approval, request.ctx
         store = self.runtime.store
@@ -727,16 +765,12 @@ class SessionActivities:
             skill=pending.skill,
             payload={"approval_id": pending.approval_id, "summary": pending.summary},
         )
-        if request.events:
-            await store.update_session(
-                ctx.session_id,
-                status=SessionStatus.WAITING_APPROVAL,
-                events=[*_audited(ctx, request.events), requested],
-            )
-            await self._credit_outcomes(ctx, request.events)
-        else:
-            await store.append_event(requested)
-            await store.update_session(ctx.session_id, status=SessionStatus.WAITING_APPROVAL)
+        await store.update_session(
+            ctx.session_id,
+            status=SessionStatus.WAITING_APPROVAL,
+            events=[*_audited(ctx, request.events), requested],
+        )
+        await self._credit_outcomes(ctx, request.events)
         async with _bound(ctx):
             log.info("approval requested", approval_id=pending.approval_id, skill=pending.skill)
 
@@ -747,7 +781,10 @@ class SessionActivities:
         return Ack()
 
     async def _store_decision(self, request: ApprovalDecisionInput) -> None:
-        """The decision's row (unless already decided), its event, outcome and status."""
+        """The decision's row (unless already decided), its outcome, its event and status.
+
+        The event and the status go in one transaction, as the request's do.
+        """
         decision, ctx = request.decision, request.ctx
         store = self.runtime.store
         status = ApprovalStatus.APPROVED if decision.approve else ApprovalStatus.REJECTED
@@ -758,26 +795,24 @@ class SessionActivities:
             reason=decision.reason,
             decided_at=_now(),
         )
-        await store.append_event(
-            self._event(
-                ctx,
-                f"approval_decided:{decision.approval_id}",
-                EventKind.APPROVAL_DECIDED,
-                payload={
-                    "approval_id": decision.approval_id,
-                    "status": status.value,
-                    "decided_by": decision.decided_by,
-                    "reason": decision.reason,
-                    **(
-                        {
-                            "edited_arguments": decision.arguments,
-                            "edited_binding_hash": decision.edited_binding_hash,
-                        }
-                        if decision.arguments is not None
-                        else {}
-                    ),
-                },
-            )
+        decided = self._event(
+            ctx,
+            f"approval_decided:{decision.approval_id}",
+            EventKind.APPROVAL_DECIDED,
+            payload={
+                "approval_id": decision.approval_id,
+                "status": status.value,
+                "decided_by": decision.decided_by,
+                "reason": decision.reason,
+                **(
+                    {
+                        "edited_arguments": decision.arguments,
+                        "edited_binding_hash": decision.edited_binding_hash,
+                    }
+                    if decision.arguments is not None
+                    else {}
+                ),
+            },
         )
         if request.credit is not None:
             # A person approved or rejected a call the model proposed: an outcome of it.
@@ -790,7 +825,7 @@ class SessionActivities:
                 step_id=ctx.step_id,
                 detail=decision.reason,
             )
-        await store.update_session(ctx.session_id, status=SessionStatus.RUNNING)
+        await store.update_session(ctx.session_id, status=SessionStatus.RUNNING, events=[decided])
         async with _bound(ctx):
             log.info("approval decided", approval_id=decision.approval_id, status=status.value)
 

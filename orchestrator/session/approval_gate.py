@@ -11,12 +11,12 @@ writes it as soon as it is queued.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, MutableMapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from temporalio import workflow
 
-from orchestrator.approvals.binding import approval_id_for, binding_hash
+from orchestrator.approvals.binding import binding_hash
 from orchestrator.approvals.rules import check_decision, check_delegation
 from orchestrator.exceptions import ApprovalError, to_failure
 from orchestrator.plans.models import (
@@ -24,6 +24,7 @@ from orchestrator.plans.models import (
     OnReject,
 )
 from orchestrator.session import names, patches
+from orchestrator.session.approval_requests import pending_request
 from orchestrator.session.carry import Continuation
 from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.step_types import step_kind
@@ -37,10 +38,13 @@ from orchestrator.session.types import (
     ApprovalDelegationResult,
     ApprovalPolicy,
     ApprovalRequestInput,
+    CallCheck,
+    CallCheckInput,
     EscalationInput,
     PendingApproval,
     SessionStartInput,
     SessionState,
+    SkillCallInput,
     StepState,
 )
 from orchestrator.skills.models import SkillSpec
@@ -245,24 +249,13 @@ class ApprovalGate:
         The decision is stored by `record_decision`, or by the call it lets run
         (`SkillCalls`, from `patches.GATE_GENERATION`).
         """
-        binding = binding_hash(
+        pending = pending_request(
             workflow_id=workflow.info().workflow_id,
             step_id=step_id,
             call_id=call_id,
-            skill=spec.name if spec else None,
-            skill_version=spec.version if spec else None,
-            arguments=arguments,
-        )
-        pending = PendingApproval(
-            approval_id=approval_id_for(binding),
-            kind="tool_call" if spec else "step",
-            step_id=step_id,
-            skill=spec.name if spec else None,
-            skill_version=spec.version if spec else None,
+            spec=spec,
             arguments=arguments,
             summary=summary,
-            binding_hash=binding,
-            risk=spec.risk.value if spec else None,
         )
         rt = self._rt
         if not rt.batched:
@@ -291,8 +284,45 @@ class ApprovalGate:
             self._pending[pending.approval_id] = pending
         else:
             policy = await self._request_apart(step_id, pending)
+        return await self.await_decision(step_id, call_id, pending, policy, requested_at)
+
+    async def check_call(self, call: SkillCallInput) -> CallCheck:
+        """Check a gated call's arguments and, when its contract gates them, request it.
+
+        One local activity (`orchestrator.check_call`, `patches.CHECK_GENERATION`) where
+        a session of an earlier generation ran a validate-only `call_skill` and then
+        `request_approval`. A request it made joins the pending ones with its policy.
+        """
+        rt = self._rt
+        checked = await rt.activity(
+            names.CHECK_CALL,
+            CallCheckInput(call=call, events=rt.take_events()),
+            CallCheck,
+            self._start.options.bookkeeping,
+        )
+        if checked.approval is not None:
+            self._state.status = SessionStatus.WAITING_APPROVAL
+            self._pending[checked.approval.approval_id] = checked.approval
+        return checked
+
+    def checks_calls(self) -> bool:
+        """Whether this session checks gated calls as `patches.CHECK_GENERATION` says."""
+        setup = self._rt.setup
+        return setup is not None and setup.generation >= patches.CHECK_GENERATION
+
+    async def await_decision(
+        self,
+        step_id: str,
+        call_id: str,
+        pending: PendingApproval,
+        policy: ApprovalPolicy,
+        requested_at: datetime | None,
+    ) -> tuple[ApprovalDecision, ApprovalDecisionInput]:
+        """Wait durably for a decision on a stored request; the decision is not recorded."""
+        rt = self._rt
+        tool_call = pending.kind == "tool_call"
         top_level = self._start.plan.step_ids()
-        if spec is None and step_id in top_level:
+        if not tool_call and step_id in top_level:
             # An approval step waits at a plan boundary, which is safe to continue at; a
             # tool-call approval waits inside a tool loop, which never is, and neither
             # does one inside a construct (the construct's progress is not carried).
@@ -318,7 +348,7 @@ class ApprovalGate:
         record = ApprovalDecisionInput(
             ctx=rt.ctx(step_id),
             decision=decision,
-            credit=rt.credit() if spec is not None else None,
+            credit=rt.credit() if tool_call else None,
             requested_at=requested_at,
             skill=pending.skill,
         )

@@ -17,6 +17,7 @@ __all__ = [
     "APPROVAL_EVENTS",
     "APPROVAL_POLICY",
     "BOOKKEEPING_BATCH",
+    "CHECK_GENERATION",
     "CONTINUE_AS_NEW",
     "DECISION_DURABLE",
     "GATE_GENERATION",
@@ -127,12 +128,26 @@ GATE_GENERATION = 2
 One local-activity marker, one activity and one workflow task fewer per gated tool call.
 Old path: `refund_gen1.json`, the refund demo recorded on generation 1 (and, asking their
 patches, the generation-0 histories). New path: `refund_gen2.json`, the same demo on
-generation 2; tests/reliability/test_load_small.py counts a gated session's history and
-checks its audit trail (the decision's event still between the request and the call).
+generation 2 (and `refund_gen3.json` from `CHECK_GENERATION`);
+tests/reliability/test_load_small.py counts a gated session's history and checks its
+audit trail (the decision's event still between the request and the call).
 A decision sent while `request_approval` runs (the request is stored, its policy not yet
 taken in) is refused as not pending, never taken without its group's check."""
 
-GENERATION = 2
+CHECK_GENERATION = 3
+"""The generation from which a gated skill call is checked and requested in one local
+activity, `orchestrator.check_call` (issue 16): it validates the arguments as a
+validate-only `call_skill` did (a regular activity, and a workflow task, whose only news
+was whether the call is gated), applies the contract's approval policy to them and, when
+gated, resolves the policy and stores the request with the events pending before it, as
+`request_approval` does. The request's id and binding are the same pure functions of the
+action on both sides (`session.approval_requests`). One activity and one workflow task
+fewer per gated call, and a conditionally gated call that turns out not to be gated is
+checked by a local activity instead of a regular one.
+Old path: `refund_gen2.json` (and `refund_gen1.json`, and the generation-0 histories).
+New path: `refund_gen3.json`; tests/reliability/test_load_small.py counts the history."""
+
+GENERATION = 3
 """Not a patch id: the generation of paths a session started on, recorded in the history
 as `SessionSetup.generation` by `start_session` (its local activity's result). A session
 whose setup says 1 or more takes the new path of every patch above without calling
@@ -146,7 +161,7 @@ patches as before. Each generation's refund demo is recorded as `refund_gen<N>.j
 change that alters commands may raise it instead of adding a patch id, when the change
 can wait for the session's start to take effect: a generation-N path is asked as
 `setup.generation >= N`, with N a named constant here (`SETUP_GENERATION`,
-`GATE_GENERATION`), never `GENERATION` itself, which moves on.
+`GATE_GENERATION`, `CHECK_GENERATION`), never `GENERATION` itself, which moves on.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
 (`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
@@ -15,11 +14,14 @@ from orchestrator.plans.models import (
 )
 from orchestrator.session import names
 from orchestrator.session.approval_gate import ApprovalGate
+from orchestrator.session.approval_requests import call_summary
 from orchestrator.session.core import SessionRuntime, StepFailed
 from orchestrator.session.step_types import step_kind
 from orchestrator.session.templating import render_value
 from orchestrator.session.types import (
     ActivityOptions,
+    ApprovalDecision,
+    ApprovalDecisionInput,
     SkillCallInput,
     SkillCallResult,
     StepState,
@@ -51,8 +53,10 @@ class SkillCalls:
     ) -> SkillCallResult:
         """Run a skill; a gated one first has its arguments checked and a person's approval.
 
-        The skill's approval policy is applied by the validate-only activity to the
-        validated arguments (`always`, or its CEL condition); the model never decides it.
+        The skill's approval policy is applied by an activity to the validated arguments
+        (`always`, or its CEL condition): `check_call`, which also stores the request, or
+        before `patches.CHECK_GENERATION` a validate-only `call_skill`. The model never
+        decides it.
         """
         rt = self._rt
         call = SkillCallInput(
@@ -65,28 +69,11 @@ class SkillCalls:
             credit=rt.credit(),
         )
         opts = skill_options(rt.start.options.skill_call, spec)
-        gated = spec.requires_approval
-        if gated or spec.approval_condition is not None:
-            check = await rt.activity(
-                names.CALL_SKILL,
-                call.model_copy(update={"validate_only": True}),
-                SkillCallResult,
-                opts,
-            )
-            if not check.ok:
-                return check
-            call.arguments = check.arguments or arguments
-            call.idempotency_key = self._call_key(spec, step_id, call_id, call.arguments)
-            gated = gated or check.needs_approval
-        if gated:
-            decision, record = await self._gate.decide(
-                step_id,
-                call_id,
-                spec,
-                call.arguments,
-                f"{spec.name}@{spec.version} ({spec.risk.value})"
-                f" with {json.dumps(call.arguments, sort_keys=True)}",
-            )
+        decided = await self._checked(step_id, call_id, spec, call, opts)
+        if isinstance(decided, SkillCallResult):
+            return decided  # invalid arguments
+        if decided is not None:
+            decision, record = decided
             if decision.approve and self._gate.fewer_calls() and not opts.local:
                 # The call records it before it runs: a regular activity, scheduled only
                 # once the task that took the decision is saved (`patches.DECISION_DURABLE`).
@@ -123,6 +110,51 @@ class SkillCalls:
                 # already: a person decides, the model must not retry it.
                 raise StepFailed(cause) from None
             return SkillCallResult(ok=False, error=cause, error_kind="failed")
+
+    async def _checked(
+        self,
+        step_id: str,
+        call_id: str,
+        spec: SkillSpec,
+        call: SkillCallInput,
+        opts: ActivityOptions,
+    ) -> SkillCallResult | tuple[ApprovalDecision, ApprovalDecisionInput] | None:
+        """A call's arguments checked (`call` takes the valid ones) and its gate passed.
+
+        Returns the invalid arguments' result, the decision a gated call waited for (not
+        recorded yet), or None for a call no approval gates.
+        """
+        rt = self._rt
+        gated = spec.requires_approval
+        if not gated and spec.approval_condition is None:
+            return None
+        check = call.model_copy(update={"validate_only": True})
+        if self._gate.checks_calls():
+            # One local activity checks the arguments and, if gated, stores the request.
+            checked = await self._gate.check_call(check)
+            if not checked.result.ok:
+                return checked.result
+            self._take_arguments(spec, step_id, call, checked.result)
+            if checked.approval is None or checked.policy is None:
+                return None
+            return await self._gate.await_decision(
+                step_id, call_id, checked.approval, checked.policy, workflow.now()
+            )
+        result = await rt.activity(names.CALL_SKILL, check, SkillCallResult, opts)
+        if not result.ok:
+            return result
+        self._take_arguments(spec, step_id, call, result)
+        if not (gated or result.needs_approval):
+            return None
+        summary = call_summary(spec, call.arguments)
+        return await self._gate.decide(step_id, call_id, spec, call.arguments, summary)
+
+    def _take_arguments(
+        self, spec: SkillSpec, step_id: str, call: SkillCallInput, checked: SkillCallResult
+    ) -> None:
+        """The checked arguments (defaults filled) become the call's, and key it."""
+        call.arguments = checked.arguments or call.arguments
+        call.idempotency_key = self._call_key(spec, step_id, call.call_id, call.arguments)
 
     def _call_key(self, spec: SkillSpec, step_id: str, call_id: str, arguments: JsonObject) -> str:
         info = workflow.info()

@@ -41,6 +41,8 @@ __all__ = [
     "ApprovalPolicy",
     "ApprovalRequestInput",
     "Boundary",
+    "CallCheck",
+    "CallCheckInput",
     "CallContext",
     "CheckAnswerInput",
     "CheckAnswerResult",
@@ -282,6 +284,25 @@ class SkillCallResult(BaseModel):
     needs_approval: bool = False
     """From a validate-only call: the contract's approval policy (always, or its CEL
     condition over these arguments) gates this call. Decided by the activity, never the model."""
+
+
+class CallCheckInput(BaseModel):
+    """Check a gated call's arguments; request an approval if its contract gates them."""
+
+    call: SkillCallInput
+    events: list[WorkflowEvent] = Field(default_factory=list)
+    """Events pending before the check, written with it."""
+
+
+class CallCheck(BaseModel):
+    """A gated call checked: its arguments, and the request stored if it must wait."""
+
+    result: SkillCallResult
+    """As a validate-only `call_skill` answers: invalid arguments, or the valid ones."""
+    approval: PendingApproval | None = None
+    """The request stored (its policy's group and count set); None: the call may run."""
+    policy: ApprovalPolicy | None = None
+    """The request's policy (timeouts, escalation), with `approval`."""
 
 
 class EscalationInput(BaseModel):

@@ -40,19 +40,22 @@ GATED = 20
 
 pytestmark = pytest.mark.timeout(600)
 
-MAX_EVENTS = 49
+MAX_EVENTS = 43
 """Events in the history of one gated three-call session (70 before issue 16 item 7, 59
 before the first routing decision rode in `start_session` and patches were skipped by
-generation, 56 before the approval gate's generation 2: `patches.GATE_GENERATION`)."""
+generation, 56 before the approval gate's generation 2, `patches.GATE_GENERATION`, and 49
+before generation 3, `patches.CHECK_GENERATION`)."""
 
 MAX_MARKERS = 3
 """Markers among them (13, 6, then 4 before): local activities (store writes on the
-decision path: `start_session`, `request_approval`, `finish_session`); no patch marker
+decision path: `start_session`, `check_call`, `finish_session`); no patch marker
 (`patches.GENERATION`)."""
 
-MAX_ACTIVITIES = 6
-"""Regular activities among them (7 before generation 2): the approved call's decision is
-recorded by the call itself, not by `record_approval_decision`."""
+MAX_ACTIVITIES = 5
+"""Regular activities among them (7 before generation 2, 6 before generation 3): the
+approved call's decision is recorded by the call itself, not by
+`record_approval_decision`, and its arguments are checked by `check_call`, not by a
+validate-only `call_skill`."""
 
 MAX_UPSERTS = 0
 """Search-attribute upserts (5, then 1 before): the SDK adds one to each patch marker, and
