@@ -513,7 +513,8 @@ class Watched:
     generation and how long it took."""
     loop_lag: list[float] = field(default_factory=list)
     """How late a 1 ms timer in this process's event loop (the worker's, and the
-    watchers' unless `--watchers-process`) fired, each tick while the sessions streamed:
+    watchers' unless `--watchers-process`) fired, each tick from the approvals that let
+    the sessions stream to the end of the last session:
     what every token read or sent on that loop waited at least."""
     lost: int = 0
     api_rss_kib: tuple[int, int] = (0, 0)
@@ -754,15 +755,17 @@ async def watched_sessions(
             )
         )
         await asyncio.gather(*(h.result() for h in handles))
+        # Every session has ended: what the loop does from here on (decoding what the
+        # watchers read, and the garbage it makes) is no token's wait.
+        seen.loop_lag = lag.stop()
+        seen.collections = lag.collections
+        seen.stalls = lag.stalls
 
     if elsewhere is None:
         got = await watch_crowd(api_url, ids, watchers, connected)
     else:
         got = await elsewhere.watch(api_url, ids, watchers, connected)
     seen.api_cpu_s = cpu_seconds(api_pid) - cpu_from
-    seen.loop_lag = lag.stop()
-    seen.collections = lag.collections
-    seen.stalls = lag.stalls
     for session_id, case, group in zip(ids, cases, got, strict=True):
         sent = await stamps_of(stamps, case)
         sunk = sinks.at.get(session_id)
