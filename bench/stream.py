@@ -850,6 +850,7 @@ async def bench(
     rounds: int = 1,
     watchers_process: bool = False,
     against_switch: float | None = None,
+    gc_freeze: bool = False,
 ) -> dict[str, Any]:
     answer = answer_text(words)
     with tempfile.TemporaryDirectory(prefix="stream-bench-") as tmp:
@@ -924,6 +925,9 @@ async def bench(
                     await watched_sessions(env, other, stamps, answer, 1, 1)  # warm it up
                 await watched_sessions(env, api, stamps, answer, 1, 1)  # warm both paths up
                 await direct(base_url, stamps)
+                if gc_freeze:
+                    gc.collect()
+                    gc.freeze()  # what the worker's process holds now, out of every collection
                 first_d, all_d, ttft_d = [], [], []
                 one = Watched()
                 for _ in range(sessions):
@@ -998,6 +1002,7 @@ async def bench(
             "watchers": watchers,
             "rounds": rounds,
             "bench_switch_interval_s": switch,
+            "gc_frozen_after_warm_up": gc_freeze,
             "watchers_in": "a process of their own"
             if watchers_process
             else "the bench's process (with the worker)",
@@ -1068,6 +1073,12 @@ def main() -> None:
         help="the crowd's watchers parse with httpx as the bytes come (before 2026-12-06:"
         " their own CPU then queues the tokens they time) instead of stamping raw reads",
     )
+    parser.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="after the warm-up, move everything the bench's process (the worker) holds out"
+        " of the garbage collector's reach (gc.freeze), as a worker could once started",
+    )
     args = parser.parse_args()
     HTTPX_WATCHERS = args.httpx_watchers
     configure_logging(level="WARNING", fmt="json")
@@ -1082,6 +1093,7 @@ def main() -> None:
             args.rounds,
             args.watchers_process,
             args.against_switch_interval,
+            args.gc_freeze,
         )
     )
     RESULTS.mkdir(exist_ok=True)
