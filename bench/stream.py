@@ -84,6 +84,7 @@ from orchestrator.client import connect
 from orchestrator.devserver import free_port
 from orchestrator.events.client import sse_messages
 from orchestrator.events.publisher import DeltaPublisher, ProviderDelta, Tags
+from orchestrator.heap import settle_heap
 from orchestrator.logs import configure_logging
 from orchestrator.plans.models import AgentStep, ApprovalStep, Plan
 from orchestrator.runtime import Runtime
@@ -926,8 +927,9 @@ async def bench(
                 await watched_sessions(env, api, stamps, answer, 1, 1)  # warm both paths up
                 await direct(base_url, stamps)
                 if gc_freeze:
-                    gc.collect()
-                    gc.freeze()  # what the worker's process holds now, out of every collection
+                    # What the worker's process holds now, out of every collection, as
+                    # `orchestrator worker` and `orchestrator dev` do once they are up.
+                    settle_heap()
                 first_d, all_d, ttft_d = [], [], []
                 one = Watched()
                 for _ in range(sessions):
@@ -1074,10 +1076,12 @@ def main() -> None:
         " their own CPU then queues the tokens they time) instead of stamping raw reads",
     )
     parser.add_argument(
-        "--gc-freeze",
-        action="store_true",
-        help="after the warm-up, move everything the bench's process (the worker) holds out"
-        " of the garbage collector's reach (gc.freeze), as a worker could once started",
+        "--no-gc-freeze",
+        dest="gc_freeze",
+        action="store_false",
+        help="leave the bench's process (the worker) with Python's collector defaults; by"
+        " default it calls settle_heap after the warm-up (gc.freeze, young threshold"
+        " 20,000), as `orchestrator worker` and `orchestrator dev` do once they are up",
     )
     args = parser.parse_args()
     HTTPX_WATCHERS = args.httpx_watchers
