@@ -34,6 +34,7 @@ __all__ = [
     "in_memory",
     "parse_url",
     "safe_url",
+    "sqlite_lock_held",
 ]
 
 SUPPORTED_BACKENDS: Final = frozenset({"sqlite", "postgresql"})
@@ -68,7 +69,15 @@ _SQLITE_PRAGMAS: Final = (
     "PRAGMA synchronous = NORMAL",
 )
 
-_BUSY_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+_WAIT_CODES: Final = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+"""SQLite's primary result codes for "another connection holds the lock"."""
+
+
+def sqlite_lock_held(exc: BaseException | None) -> bool:
+    """Whether a `sqlite3` error is SQLite's busy or locked (extended codes included)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF in _WAIT_CODES
+
 
 _WAL_RETRY_S: Final = 0.005
 """The pause between two tries of the switch to WAL while another connection holds the file."""
@@ -89,7 +98,7 @@ def _enter_wal(cursor: DBAPICursor) -> None:
             cursor.execute(_WAL_PRAGMA)
             return
         except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode not in _BUSY_CODES or time.monotonic() >= deadline:
+            if not sqlite_lock_held(exc) or time.monotonic() >= deadline:
                 raise
         time.sleep(_WAL_RETRY_S)
 

@@ -23,7 +23,6 @@ short transaction on the calling thread; should it fail, the ledger reads throug
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
@@ -32,7 +31,7 @@ from sqlalchemy import Connection, select, update
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from orchestrator.store._engine import create_sync_sqlite_engine
+from orchestrator.store._engine import create_sync_sqlite_engine, sqlite_lock_held
 from orchestrator.store.group_commit import sqlite_event_insert, start_session_row, stored_event
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import check_retry
@@ -195,11 +194,6 @@ def _insert_events(
     return written, moved
 
 
-_WAIT_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
-"""SQLite's primary result codes for "another connection holds the lock"."""
-
-
 def _locked(exc: OperationalError) -> bool:
     """Whether the driver's error is SQLite's busy or locked (extended codes included)."""
-    code = getattr(exc.orig, "sqlite_errorcode", None)
-    return isinstance(code, int) and code & 0xFF in _WAIT_CODES
+    return sqlite_lock_held(exc.orig)
