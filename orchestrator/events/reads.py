@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from orchestrator.store._engine import create_sync_sqlite_engine, parse_url
+from orchestrator.store._engine import create_sync_sqlite_engine, in_memory, parse_url
 from orchestrator.store.records import AuditEvent
 from orchestrator.store.store import Store
 from orchestrator.store.tables import AuditEventRow
@@ -86,9 +86,6 @@ class BlockingSqliteReads:
 
 def reads_for(store: Store) -> EventReads | BlockingSqliteReads:
     """The cheapest reads for the store: blocking ones on a SQLite file, else its own."""
-    url = parse_url(store.raw_url)
-    database = url.database or ""
-    in_memory = database in ("", ":memory:") or database.startswith("file:")
-    if store.dialect != "sqlite" or in_memory:
+    if store.dialect != "sqlite" or in_memory(parse_url(store.raw_url)):
         return store.stream
     return BlockingSqliteReads(store)
