@@ -1,48 +1,32 @@
-"""The gateway's HTTP routes: OpenAI- and Anthropic-compatible, to mount under `/v1`.
+"""The gateway's routes as Starlette routes, for `orchestrator api` to mount under `/v1`.
 
-Bodies are read up to the size limit (413 past it) and parsed (400 when not JSON) before
-anything else happens, so bad input changes nothing stored. Every error comes back in the
-error shape of the API the client spoke.
+A thin adapter: the body is read up to the size limit (413 past it, in the route's API's
+error shape) into an `Ask`, the route answers a `Reply`, and the reply goes out as a
+Starlette response (SSE chunks as a `StreamingResponse`, which stops them when the client
+disconnects). `orchestrator gateway` serves the same routes with its own server
+(`orchestrator.gateway.server`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 
-from pydantic import JsonValue
 from starlette._utils import get_route_path
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
-from orchestrator.exceptions import StoreError
-from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
-from orchestrator.gateway.calls import ChatCall
-from orchestrator.gateway.embeddings import embed
-from orchestrator.gateway.errors import (
-    BadRequest,
-    BodyTooLarge,
-    Dialect,
-    GatewayError,
-    error_response,
-)
-from orchestrator.gateway.openai_wire import parse_chat, render_chat
-from orchestrator.gateway.service import Gateway, Outcome
-from orchestrator.gateway.stream import ClientGone, stream_response
-from orchestrator.logs import get_logger
+from orchestrator.gateway.errors import BodyTooLarge, error_response
+from orchestrator.gateway.exchange import Ask, Reply, Route
+from orchestrator.gateway.routes import routes
+from orchestrator.gateway.service import Gateway
 
 __all__ = ["gateway_app", "gateway_routes"]
 
-log = get_logger(__name__)
 
-
-async def _body(request: Request, limit: int) -> JsonValue:
+async def _body(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(f"body of {declared} bytes is over the gateway's limit of {limit}")
@@ -53,160 +37,91 @@ async def _body(request: Request, limit: int) -> JsonValue:
         if size > limit:
             raise BodyTooLarge(f"body is over the gateway's limit of {limit} bytes")
         chunks.append(chunk)
-    try:
-        value: JsonValue = json.loads(b"".join(chunks))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from None
-    return value
+    return b"".join(chunks)
 
 
-async def _answer(request: Request, gateway: Gateway, call: ChatCall, api: Dialect) -> Outcome:
-    """The whole answer; a client that disconnects first cancels the upstream call.
+class _Disconnect:
+    """The request's disconnect as one future, made when first asked for.
 
-    The request runs in this task, and a watcher of the connection cancels it if the client
-    goes away first (the body has been read, so the next ASGI message can only be the
-    disconnect). A task of its own for the work and `asyncio.wait` on both cost more than
-    the routing of the request.
-
-    Raises:
-        ClientGone: the client disconnected before the answer was ready.
+    The body has been read, so the next ASGI message can only be the disconnect.
     """
-    admitted = await gateway.admit(call, request.headers, api)
-    task = asyncio.current_task()
-    assert task is not None
-    answered = False
 
-    def disconnected(_: object) -> None:
-        if not answered:
-            task.cancel()
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.future: asyncio.Future[None] | None = None
 
-    gone = asyncio.ensure_future(request.receive())
-    gone.add_done_callback(disconnected)
-    try:
-        outcome = await gateway.run(admitted)
-        answered = True
-        return outcome
-    except asyncio.CancelledError:
-        if gone.done() and not gone.cancelled():
-            task.uncancel()
-            raise ClientGone from None
-        raise
-    finally:
-        answered = True
-        gone.cancel()
+    def __call__(self) -> asyncio.Future[None]:
+        if self.future is None:
+            self.future = asyncio.ensure_future(self._wait())
+        return self.future
+
+    async def _wait(self) -> None:
+        await self._receive()
+
+    def close(self) -> None:
+        if self.future is not None and not self.future.done():
+            self.future.cancel()
 
 
-def _include_usage(raw: JsonValue) -> bool:
-    """Whether an OpenAI client asked for a usage chunk at the end of its stream."""
-    options = raw.get("stream_options") if isinstance(raw, dict) else None
-    return isinstance(options, dict) and options.get("include_usage") is True
-
-
-def _guarded(
-    dialect: Dialect, handler: Callable[[Request], Awaitable[Response]]
-) -> Callable[[Request], Awaitable[Response]]:
-    """Turn every refusal into the client's own error shape; never a traceback."""
-
-    async def endpoint(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except GatewayError as exc:
-            return error_response(exc, dialect, {})
-        except ClientGone:
-            return Response(status_code=499)
-        except StoreError as exc:
-            log.error("gateway: store failed", error=str(exc))
-            return error_response(GatewayError(f"the gateway's store failed: {exc}"), dialect, {})
-
-    return endpoint
+def _response(reply: Reply) -> Response:
+    media = reply.content_type or None
+    if reply.chunks is not None:
+        return StreamingResponse(
+            reply.chunks, status_code=reply.status, headers=reply.headers, media_type=media
+        )
+    # The content type is set whole (charset included), as the lean server writes it.
+    headers = dict(reply.headers)
+    if media is not None:
+        headers["content-type"] = media
+    return Response(reply.body, status_code=reply.status, headers=headers)
 
 
 class _Endpoint(BaseRoute):
     """One method at one exact path, its handler called with no per-route wrapping.
 
     Starlette's `Route` wraps every call in its request-response and exception layers;
-    the gateway's handlers already answer every error themselves (`_guarded`), so a
-    request goes straight from the router to the handler and its response.
+    the gateway's handlers already answer every error themselves, so a request goes
+    straight from the router to the handler and its response.
     """
 
-    def __init__(
-        self, path: str, method: str, handler: Callable[[Request], Awaitable[Response]]
-    ) -> None:
-        self.path = path
-        self.method = method
-        self.handler = handler
+    def __init__(self, route: Route, limit: int) -> None:
+        self.route = route
+        self.path = route.path
+        self.limit = limit
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or get_route_path(scope) != self.path:
             return Match.NONE, {}
-        return (Match.FULL if scope["method"] == self.method else Match.PARTIAL), {}
+        return (Match.FULL if scope["method"] == self.route.method else Match.PARTIAL), {}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != self.method:
+        route = self.route
+        if scope["method"] != route.method:
             response: Response = PlainTextResponse(
-                "Method Not Allowed", status_code=405, headers={"allow": self.method}
+                "Method Not Allowed", status_code=405, headers={"allow": route.method}
             )
+            await response(scope, receive, send)
+            return
+        request = Request(scope, receive, send)
+        disconnect = _Disconnect(receive)
+        try:
+            body = await _body(request, self.limit)
+        except BodyTooLarge as exc:
+            reply = error_response(exc, route.dialect, {})
         else:
-            response = await self.handler(Request(scope, receive, send))
-        await response(scope, receive, send)
+            ask = Ask(scope["method"], self.path, request.headers, body, disconnect)
+            try:
+                reply = await route.handler(ask)
+            finally:
+                # Before the response: a streamed one listens for the disconnect itself.
+                disconnect.close()
+        await _response(reply)(scope, receive, send)
 
 
 def gateway_routes(gateway: Gateway, prefix: str = "") -> list[BaseRoute]:
     """The routes, relative to where they are mounted (`/v1`), or under `prefix`."""
     limit = gateway.settings.max_body_bytes
-
-    async def chat_completions(request: Request) -> Response:
-        raw = await _body(request, limit)
-        call = parse_chat(raw)
-        if call.stream:
-            admitted = await gateway.admit(call, request.headers, "openai")
-            return await stream_response(request, gateway, admitted, _include_usage(raw))
-        outcome = await _answer(request, gateway, call, "openai")
-        body = render_chat(
-            outcome.answered.response,
-            deployment=outcome.answered.deployment,
-            call_id=f"chatcmpl-{outcome.request_id}",
-            created=int(time.time()),
-        )
-        return JSONResponse(body, headers=outcome.headers())
-
-    async def messages(request: Request) -> Response:
-        call = parse_messages(await _body(request, limit))
-        if call.stream:
-            admitted = await gateway.admit(call, request.headers, "anthropic")
-            return await stream_response(request, gateway, admitted)
-        outcome = await _answer(request, gateway, call, "anthropic")
-        body = render_messages(
-            outcome.answered.response,
-            deployment=outcome.answered.deployment,
-            call_id=f"msg_{outcome.request_id}",
-        )
-        return JSONResponse(body, headers=outcome.headers())
-
-    async def embeddings(request: Request) -> Response:
-        raw = await _body(request, limit)
-        if not isinstance(raw, dict):
-            raise BadRequest("body: expected an object")
-        body, deployment = await embed(gateway, raw, request.headers)
-        return JSONResponse(
-            body,
-            headers={"x-orchestrator-deployment": deployment, "x-request-id": uuid.uuid4().hex},
-        )
-
-    async def models(request: Request) -> Response:
-        key = gateway.authenticate(request.headers)
-        data = [
-            {"id": name, "object": "model", "created": 0, "owned_by": "orchestrator"}
-            for name in gateway.names_for(key)
-        ]
-        return JSONResponse({"object": "list", "data": data})
-
-    return [
-        _Endpoint(f"{prefix}/chat/completions", "POST", _guarded("openai", chat_completions)),
-        _Endpoint(f"{prefix}/messages", "POST", _guarded("anthropic", messages)),
-        _Endpoint(f"{prefix}/embeddings", "POST", _guarded("openai", embeddings)),
-        _Endpoint(f"{prefix}/models", "GET", _guarded("openai", models)),
-    ]
+    return [_Endpoint(route, limit) for route in routes(gateway, prefix)]
 
 
 def gateway_app(gateway: Gateway) -> Starlette:

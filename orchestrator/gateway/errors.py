@@ -18,13 +18,13 @@ An OpenAI client gets `{"error": {"message", "type", "code"}}`, an Anthropic cli
 
 from __future__ import annotations
 
-from typing import Literal
-
-from starlette.responses import JSONResponse
+from orchestrator.gateway.exchange import Dialect, Reply, json_reply
+from orchestrator.types import JsonObject
 
 __all__ = [
     "BadRequest",
     "BodyTooLarge",
+    "Dialect",
     "GatewayError",
     "ModelNotAllowed",
     "OverBudget",
@@ -34,8 +34,6 @@ __all__ = [
     "UpstreamFailed",
     "error_response",
 ]
-
-Dialect = Literal["openai", "anthropic"]
 
 
 class GatewayError(Exception):
@@ -118,10 +116,10 @@ class UpstreamFailed(GatewayError):
         self.status = 504 if timeout else 502
 
 
-def error_response(error: GatewayError, dialect: Dialect, extra: dict[str, str]) -> JSONResponse:
+def error_response(error: GatewayError, dialect: Dialect, extra: dict[str, str]) -> Reply:
     """The error in the shape the client's SDK parses, with `extra` headers added."""
     if dialect == "anthropic":
-        body: dict[str, object] = {
+        body: JsonObject = {
             "type": "error",
             "error": {"type": error.anthropic_type, "message": error.message},
         }
@@ -134,4 +132,4 @@ def error_response(error: GatewayError, dialect: Dialect, extra: dict[str, str])
                 "param": None,
             }
         }
-    return JSONResponse(body, status_code=error.status, headers={**extra, **error.headers})
+    return json_reply(body, error.status, {**extra, **error.headers})

@@ -17,36 +17,32 @@ import time
 from collections.abc import AsyncIterator, Awaitable
 from typing import Any, TypeVar
 
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-
 from orchestrator.gateway.errors import GatewayError, error_response
+from orchestrator.gateway.exchange import SSE, Ask, Reply
 from orchestrator.gateway.service import Admitted, Gateway, Outcome
 from orchestrator.gateway.sessions import Boundary
 from orchestrator.gateway.sse import AnthropicStream, OpenAIStream, StreamEncoder
 from orchestrator.providers.streaming import DeltaSink, ModelDelta
 
-__all__ = ["ClientGone", "stream_response", "until_disconnect"]
+__all__ = ["ClientGone", "stream_reply", "until_disconnect"]
 
 _Item = tuple[str, ModelDelta] | Outcome | GatewayError
 _T = TypeVar("_T")
 
 
-async def until_disconnect(
-    request: Request, wanted: Awaitable[_T], work: asyncio.Future[Any] | None
-) -> _T:
+async def until_disconnect(ask: Ask, wanted: Awaitable[_T], work: asyncio.Future[Any] | None) -> _T:
     """Await `wanted`, unless the client disconnects first: then cancel `work` and give up.
 
-    `work` is the upstream call. The body has been read, so the next ASGI message can only
-    be the disconnect.
+    `work` is the upstream call.
 
     Raises:
         ClientGone: the client disconnected.
     """
     waiting = asyncio.ensure_future(wanted)
-    gone = asyncio.ensure_future(request.receive())
+    gone = ask.gone()
     try:
-        await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+        watched: set[asyncio.Future[Any]] = {waiting, gone}
+        await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if waiting.done():
             return waiting.result()
         if work is not None and not work.done():
@@ -55,19 +51,23 @@ async def until_disconnect(
                 await work
         raise ClientGone
     finally:
-        for future in (waiting, gone):
-            if not future.done():
-                future.cancel()
+        # `gone` is the request's, shared with its other watchers: never cancelled here.
+        if not waiting.done():
+            waiting.cancel()
 
 
 class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
-async def stream_response(
-    request: Request, gateway: Gateway, admitted: Admitted, include_usage: bool = False
-) -> Response:
-    """The SSE response of an admitted request, or its error as JSON if nothing was sent."""
+async def stream_reply(
+    ask: Ask, gateway: Gateway, admitted: Admitted, include_usage: bool = False
+) -> Reply:
+    """The SSE reply of an admitted request, or its error as JSON if nothing was sent.
+
+    The reply's chunks end the upstream call when they are closed early (the adapter
+    cancels their writing when the client disconnects).
+    """
     queue: asyncio.Queue[_Item] = asyncio.Queue()
     relayed = [False]
     cache: list[str] = []
@@ -86,7 +86,7 @@ async def stream_response(
             await queue.put(exc)
 
     task = asyncio.create_task(run())
-    first = await until_disconnect(request, queue.get(), task)
+    first = await until_disconnect(ask, queue.get(), task)
     if isinstance(first, GatewayError):
         await task
         return error_response(first, admitted.api, {})
@@ -105,11 +105,7 @@ async def stream_response(
     }
     if cache:
         headers["x-orchestrator-cache"] = cache[0]
-    return StreamingResponse(
-        _events(encoder, first, queue, task),
-        media_type="text/event-stream",
-        headers=headers,
-    )
+    return Reply(200, headers, content_type=SSE, chunks=_events(encoder, first, queue, task))
 
 
 def _encoder(admitted: Admitted, deployment: str, include_usage: bool) -> StreamEncoder:
