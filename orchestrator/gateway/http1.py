@@ -252,6 +252,31 @@ def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
     return timeout.get("connect"), timeout.get("read")
 
 
+def _read_response(
+    status: int, headers: list[tuple[bytes, bytes]], content: bytes, reason: bytes
+) -> httpx.Response:
+    """A whole answer as an `httpx.Response` that reads as `aread` leaves one.
+
+    `httpx.Response(content=...)` re-encodes the body into a new stream and merges a
+    `Content-Length` header into the headers: ten times the cost of the response itself.
+    The answer already has both, so it gets the body as its stream and as read content
+    (decoded by httpx when it came compressed).
+    """
+    response = httpx.Response(
+        status,
+        headers=headers,
+        stream=httpx.ByteStream(content),
+        extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
+    )
+    if any(name.lower() == b"content-encoding" for name, _ in headers):
+        response.read()  # decoded as httpx decodes it (gzip, deflate...)
+        return response
+    response._content = content
+    response.is_stream_consumed = True
+    response.is_closed = True
+    return response
+
+
 class LeanTransport(httpx.AsyncBaseTransport):
     """httpx's transport for plain-`http` origins, kept-alive; others go to `fallback`.
 
@@ -306,12 +331,7 @@ class LeanTransport(httpx.AsyncBaseTransport):
             connection.abort()
             raise
         self.release(connection)
-        return httpx.Response(
-            status,
-            headers=connection.headers,
-            content=b"".join(chunks),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
-        )
+        return _read_response(status, connection.headers, b"".join(chunks), connection.reason)
 
     async def _exchange(
         self, url: httpx.URL, data: bytes, connect_timeout: float | None, read_timeout: float | None

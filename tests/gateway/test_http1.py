@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -87,6 +88,37 @@ async def test_calls_share_one_kept_alive_connection_and_bodies_arrive_whole() -
         assert json.loads(b"".join([chunk async for chunk in streamed.aiter_raw()])) == {"n": 9}
         await streamed.aclose()
     assert len(accepted) == 1
+
+
+async def test_a_whole_answer_reads_as_httpx_reads_it_compressed_or_not() -> None:
+    packed = gzip.compress(b'{"packed":true}')
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        body = await _read_request(reader)
+        if json.loads(body)["gzip"]:
+            writer.write(
+                b"HTTP/1.1 429 Too Many\r\ncontent-type: application/json\r\n"
+                b"Content-Encoding: gzip\r\nretry-after: 3\r\n"
+                + b"content-length: %d\r\n\r\n" % len(packed)
+                + packed
+            )
+        else:
+            writer.write(_ok())
+        await writer.drain()
+        return True
+
+    async with _server(answer) as (url, _), _client() as client:
+        plain = await client.post(httpx.URL(url), json={"gzip": False}, timeout=httpx.Timeout(5))
+        packed_answer = await client.post(
+            httpx.URL(url), json={"gzip": True}, timeout=httpx.Timeout(5)
+        )
+    assert (plain.status_code, plain.content, plain.text) == (200, _ANSWER, _ANSWER.decode())
+    assert plain.is_closed and plain.reason_phrase == "OK"
+    assert plain.headers["content-type"] == "application/json"
+    assert packed_answer.status_code == 429 and packed_answer.is_error
+    assert packed_answer.json() == {"packed": True}
+    assert packed_answer.headers["retry-after"] == "3"
+    assert packed_answer.reason_phrase == "Too Many"
 
 
 async def test_a_connection_the_server_closed_is_not_reused_and_a_stale_one_is_retried() -> None:
