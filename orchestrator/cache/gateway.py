@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from orchestrator.cache.embed import cache_for
 from orchestrator.cache.service import CacheHit, Lookup
 from orchestrator.gateway import audit
-from orchestrator.gateway.metrics import GATEWAY_REQUESTS
+from orchestrator.gateway.metrics import GATEWAY_REQUESTS, child
 from orchestrator.gateway.recovery import Answered
 from orchestrator.gateway.upstream import Upstreams
 from orchestrator.providers.messages import Usage
@@ -55,7 +55,7 @@ class GatewayCache:
     async def lookup(self, a: Admitted) -> Lookup:
         """The cached answer to an admitted request, if it may have one."""
         return await self.cache.lookup(
-            a.key.tenant, a.call.requested, a.call.request, uncacheable=opted_out(a.route.headers)
+            a.key.tenant, a.call.requested, a.call.request, uncacheable=opted_out(a.headers)
         )
 
     async def serve(
@@ -92,7 +92,7 @@ class GatewayCache:
                 },
             ),
         ]
-        GATEWAY_REQUESTS.labels(a.api, a.boundary.value, "cache_hit").inc()
+        child(GATEWAY_REQUESTS, a.api, a.boundary.value, "cache_hit").inc()
         return Answered(response=response, deployment=hit.deployment), writes
 
     async def save(

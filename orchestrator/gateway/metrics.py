@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, TypeVar
 
 from prometheus_client import Counter, Histogram
 
 from orchestrator.observability.metrics import LATENCY_BUCKETS, METRICS
 
-__all__ = ["GATEWAY_LATENCY", "GATEWAY_REQUESTS"]
+__all__ = ["GATEWAY_LATENCY", "GATEWAY_REQUESTS", "child"]
 
 GATEWAY_REQUESTS: Final = Counter(
     "orchestrator_gateway_requests",
@@ -23,3 +23,22 @@ GATEWAY_LATENCY: Final = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=METRICS.registry,
 )
+
+_MetricT = TypeVar("_MetricT", Counter, Histogram)
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Counter | Histogram] = {}
+
+
+def child(family: _MetricT, *values: str) -> _MetricT:
+    """`family.labels(*values)`, looked up once per label set and kept.
+
+    `labels` checks and converts its values and takes a lock on every call: three of them
+    per request cost more than the counting itself. The label sets are the same few
+    (APIs, boundaries, outcomes, deployments), so the children are kept here.
+    """
+    key = (id(family), values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = family.labels(*values)
+        _CHILDREN[key] = found
+    return found  # type: ignore[return-value]

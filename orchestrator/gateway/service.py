@@ -17,7 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -38,7 +38,7 @@ from orchestrator.gateway.errors import (
 )
 from orchestrator.gateway.http1 import LeanTransport, UpstreamClient
 from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token_of
-from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS
+from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS, child
 from orchestrator.gateway.ratelimit import RateLimiter
 from orchestrator.gateway.recovery import Answered, answer
 from orchestrator.gateway.routed import Learned, Task, decision_record, task_of
@@ -99,6 +99,8 @@ class Outcome:
         return out
 
 
+_PINNED = "pinned: the request continues an open tool loop"
+
 _REFRESH_SHARE = 0.1
 """A pin that only ages is rewritten once a tenth of the idle time has passed, not per call."""
 
@@ -125,7 +127,14 @@ class Admitted:
     session: SessionIdentity
     pin: Pin | None
     boundary: Boundary
-    route: RouteRequest
+    headers: Mapping[str, str]
+    """The request's headers as received (the router's copy leaves the credentials out)."""
+    task: Task
+    pool: list[str]
+    """The deployments the key may have answer this request."""
+    route: RouteRequest | None
+    """What the router was asked; None when the pin answered without asking it (built
+    by `Gateway.route_of` should the pinned deployment fail)."""
     first: str
     """The deployment to try first: the pin inside a loop, else the router's choice."""
     reason: str
@@ -175,6 +184,7 @@ class Gateway:
         self.limiter = RateLimiter(store, self.writing)
         self.journal = GroupCommit(store, self._write_lock)
         """Pin reads, and each request's pin and audit writes, committed in batches."""
+        self._idle = timedelta(seconds=self.settings.cache_idle_seconds)
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Where a request's store writes go: one at a time on SQLite, freely elsewhere."""
@@ -249,6 +259,10 @@ class Gateway:
     async def admit(self, call: ChatCall, headers: Mapping[str, str], api: Dialect) -> Admitted:
         """Check, identify, route and reserve: everything before the first upstream byte.
 
+        Inside an open tool loop the pin answers: the router's question (a copy of the
+        headers, the conversation's estimates, the exclusions) is not built unless the
+        pinned deployment fails; nor is the worst case priced for a key without budgets.
+
         Raises:
             GatewayError: the request is refused (401, 403, 404, 402, 429, 400).
         """
@@ -261,11 +275,60 @@ class Gateway:
         session = identify(headers, call.request.messages, key.tenant, call.user_id)
         pin = await self.journal.read_pin(session.session_id)
         looping = in_tool_loop(call.request.messages, call.previous_response_id)
-        boundary = classify(pin, looping, now, timedelta(seconds=self.settings.cache_idle_seconds))
-        input_tokens = estimate_input_tokens(call.request)
-        output_tokens = call.request.max_tokens or self.settings.default_max_tokens
+        boundary = classify(pin, looping, now, self._idle)
         task = task_of(headers, call.request.messages)
-        route = RouteRequest(
+        output_tokens = call.request.max_tokens or self.settings.default_max_tokens
+        route: RouteRequest | None = None
+        if boundary is Boundary.TOOL_LOOP and pin is not None and pin.deployment in pool:
+            first, reason = pin.deployment, _PINNED
+            routing: JsonObject | None = None
+        else:
+            route = self._route(key, call, session, boundary, task, pool, headers)
+            first, reason, routing = await self._first(route, task, pin, boundary)
+        ledger_id = f"{session.session_id}#{request_id}"
+        holds = wanted(key, self.registry, 0.0, 0, now)
+        if holds:
+            input_tokens = (
+                route.expected_input_tokens
+                if route is not None
+                else estimate_input_tokens(call.request)
+            )
+            usd = worst_case(self.registry, pool, input_tokens, output_tokens)
+            holds = [replace(h, usd=usd, tokens=input_tokens + output_tokens) for h in holds]
+            async with self.writing():
+                await self._reserve(ledger_id, holds)
+        return Admitted(
+            key=key,
+            call=call,
+            api=api,
+            session=session,
+            pin=pin,
+            boundary=boundary,
+            headers=headers,
+            task=task,
+            pool=pool,
+            route=route,
+            first=first,
+            reason=reason,
+            routing=routing,
+            ledger_id=ledger_id,
+            holds=holds,
+            request_id=request_id,
+            started=started,
+        )
+
+    def _route(
+        self,
+        key: GatewayKey,
+        call: ChatCall,
+        session: SessionIdentity,
+        boundary: Boundary,
+        task: Task,
+        pool: list[str],
+        headers: Mapping[str, str],
+    ) -> RouteRequest:
+        """What the router is asked for this request."""
+        return RouteRequest(
             session_id=session.session_id,
             tenant=key.tenant,
             team=key.team,
@@ -277,8 +340,8 @@ class Gateway:
             prompt=task.prompt,
             tools=len(call.request.tools),
             needs=["tools"] if call.request.tools else [],
-            expected_input_tokens=input_tokens,
-            expected_output_tokens=output_tokens,
+            expected_input_tokens=estimate_input_tokens(call.request),
+            expected_output_tokens=call.request.max_tokens or self.settings.default_max_tokens,
             expected_calls=calls_per_turn(call.request),
             # A new user turn: the pin served the conversation before it, still warm.
             warm_input_tokens=(
@@ -290,33 +353,12 @@ class Gateway:
                 d: f"key {key.id} may not use it" for d in self.registry.models if d not in pool
             },
         )
-        first, reason, routing = await self._first(route, task, pin, boundary, pool)
-        ledger_id = f"{session.session_id}#{request_id}"
-        holds = wanted(
-            key,
-            self.registry,
-            worst_case(self.registry, pool, input_tokens, output_tokens),
-            input_tokens + output_tokens,
-            now,
-        )
-        async with self.writing():
-            await self._reserve(ledger_id, holds)
-        return Admitted(
-            key=key,
-            call=call,
-            api=api,
-            session=session,
-            pin=pin,
-            boundary=boundary,
-            route=route,
-            first=first,
-            reason=reason,
-            routing=routing,
-            ledger_id=ledger_id,
-            holds=holds,
-            request_id=request_id,
-            started=started,
-        )
+
+    def route_of(self, a: Admitted) -> RouteRequest:
+        """What the router was, or would have been, asked for an admitted request."""
+        if a.route is not None:
+            return a.route
+        return self._route(a.key, a.call, a.session, a.boundary, a.task, a.pool, a.headers)
 
     async def run(
         self,
@@ -350,7 +392,7 @@ class Gateway:
             seconds = time.perf_counter() - began
             # Live latency feeds the router's next choice at a boundary, as for plans.
             self.router.metrics.record_success(deployment, seconds * 1000)
-            METRICS.provider_latency.labels(a.call.requested, deployment, "ok").observe(seconds)
+            child(METRICS.provider_latency, a.call.requested, deployment, "ok").observe(seconds)
             return response
 
         label = a.boundary.value
@@ -366,7 +408,7 @@ class Gateway:
             answered = await answer(
                 a.first,
                 call,
-                lambda failed: self._failover(a.route, failed),
+                lambda failed: self._failover(self.route_of(a), failed),
                 self.settings,
                 self.note_failure,
                 committed,
@@ -376,7 +418,7 @@ class Gateway:
             await self.journal.commit(
                 [self._call(a, a.first, None, f"error {exc.status}", label, exc.message)]
             )
-            GATEWAY_REQUESTS.labels(a.api, label, str(exc.status)).inc()
+            child(GATEWAY_REQUESTS, a.api, label, str(exc.status)).inc()
             raise
         except asyncio.CancelledError:
             # The client went away: give the reservation back and say so, then stop.
@@ -392,8 +434,8 @@ class Gateway:
             ]
         )
         await self.cache.save(cached, answered, self.registry, self.writing)
-        GATEWAY_REQUESTS.labels(a.api, label, "ok").inc()
-        GATEWAY_LATENCY.labels(a.api, "ok").observe(time.perf_counter() - a.started)
+        child(GATEWAY_REQUESTS, a.api, label, "ok").inc()
+        child(GATEWAY_LATENCY, a.api, "ok").observe(time.perf_counter() - a.started)
         return Outcome(
             answered=answered, session=a.session, boundary=label, request_id=a.request_id
         )
@@ -408,7 +450,7 @@ class Gateway:
         await self.journal.commit(
             [self._call(a, a.first, None, "cancelled", label, "the client disconnected")]
         )
-        GATEWAY_REQUESTS.labels(a.api, label, "cancelled").inc()
+        child(GATEWAY_REQUESTS, a.api, label, "cancelled").inc()
 
     def _call(
         self,
@@ -449,27 +491,20 @@ class Gateway:
         )
 
     async def _first(
-        self,
-        route: RouteRequest,
-        task: Task,
-        pin: Pin | None,
-        boundary: Boundary,
-        pool: list[str],
+        self, route: RouteRequest, task: Task, pin: Pin | None, boundary: Boundary
     ) -> tuple[str, str, JsonObject | None]:
-        """The deployment to try first, why, and the decision's audit record.
+        """The router's choice at a boundary, why, and the decision's audit record.
 
-        At a boundary this is the plans' decision path: learned quality from the outcomes
-        recorded for the tenant's task type, and the difficulty declared or estimated.
+        This is the plans' decision path: learned quality from the outcomes recorded for
+        the tenant's task type, and the difficulty declared or estimated.
         """
-        if boundary is Boundary.TOOL_LOOP and pin is not None and pin.deployment in pool:
-            return pin.deployment, "pinned: the request continues an open tool loop", None
         current = pin.deployment if pin is not None and boundary is not Boundary.IDLE else None
         try:
             await self.learned.load(route.tenant, route.task_type, route.policy)
             decision = self.router.decide(route.model_copy(update={"current": current}))
         except RoutingError as exc:
             raise BadRequest(f"no deployment can serve this request: {exc}") from None
-        METRICS.routing_decisions.labels(decision.deployment, reason_label(decision.reason)).inc()
+        child(METRICS.routing_decisions, decision.deployment, reason_label(decision.reason)).inc()
         record = decision_record(decision, task)
         record["expected_calls"] = route.expected_calls
         record["warm_input_tokens"] = route.warm_input_tokens
