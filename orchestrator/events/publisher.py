@@ -2,14 +2,15 @@
 
 The model-call activity gets a sink per call (`DeltaPublisher.sink`). A carrier whose
 send never waits (loopback UDP: one non-blocking system call per receiver) gets each delta
-in the sink's own call, so a token is on its way before the provider reads the next: no
-turn of a busy event loop in between (under the bench's crowd, a flush task started a
-median 1.2 ms and a p95 9 ms after its delta was put). Otherwise (PostgreSQL's `NOTIFY`)
-the sink only appends to a buffer and makes sure one flush task is running, so a
+from a thread of its own (`SenderThread`): the sink only queues it, so a token is on its way
+without a turn of a busy event loop in between (under the bench's crowd, a flush task
+started a median 1.2 ms and a p95 9 ms after its delta was put), and the loop never waits
+in the send's system call for the interpreter's lock back. Otherwise (PostgreSQL's
+`NOTIFY`) the sink only appends to a buffer and makes sure one flush task is running, so a
 provider's stream is never slowed by watchers or by the carrier. Batching adapts to load:
 the first delta goes out at once; deltas that arrive while a send is in flight go
-together in the next one. The buffer is bounded: past `max_buffered` unsent deltas the
-oldest are discarded (a watcher sees the gap in `n`).
+together in the next one. Both are bounded: past `max_buffered` unsent deltas some are
+discarded (a watcher sees the gap in `n`).
 """
 
 from __future__ import annotations
@@ -17,16 +18,20 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final, Literal, Protocol
 
 from orchestrator.events.models import StreamDelta
+from orchestrator.events.sender_thread import SenderThread
 from orchestrator.store.store import Store
 
 __all__ = ["DeltaPublisher", "DeltaSender", "ProviderDelta", "Tags"]
 
 MAX_BUFFERED: Final = 4096
+
+Moved = Callable[[Mapping[str, int]], None]
+"""Told which sessions have new durable events, with the newest `seq` of each."""
 
 
 class ProviderDelta(Protocol):
@@ -57,7 +62,8 @@ class DeltaSender(Protocol):
     """A carrier of delta batches to API processes (`udp`, `postgres`).
 
     A carrier whose sends never wait may also have `send_now(deltas)`, a plain function
-    that sends at once (`udp`): the publisher then calls it instead of `send`.
+    that sends at once (`udp`): the publisher then calls it, on a thread of its own
+    (`SenderThread`), instead of `send`.
     """
 
     async def send(self, deltas: Sequence[StreamDelta]) -> None:
@@ -104,9 +110,8 @@ class DeltaPublisher:
 
     def __init__(self, sender: DeltaSender, *, max_buffered: int = MAX_BUFFERED) -> None:
         self._sender = sender
-        self._now: Callable[[Sequence[StreamDelta]], None] | None = getattr(
-            sender, "send_now", None
-        )
+        now: Callable[[Sequence[StreamDelta]], None] | None = getattr(sender, "send_now", None)
+        self._thread = None if now is None else SenderThread(now, max_queued=max_buffered)
         self._buffer: collections.deque[StreamDelta] = collections.deque(maxlen=max_buffered)
         self._flusher: asyncio.Task[None] | None = None
 
@@ -125,8 +130,13 @@ class DeltaPublisher:
         from orchestrator.events.udp import UdpDeltaSender
 
         sender = UdpDeltaSender(state_dir)
-        store.on_events_committed = sender.moved
-        return cls(sender)
+        publisher = cls(sender)
+        store.on_events_committed = publisher.off_loop(sender.moved)
+        return publisher
+
+    def off_loop(self, notify: Moved) -> Moved:
+        """`notify` (a carrier's notice of committed events), run where deltas are sent."""
+        return notify if self._thread is None else self._thread.notifier(notify)
 
     def sink(self, tags: Tags) -> Callable[[ProviderDelta], Awaitable[None]]:
         """A provider's `on_delta` for one model call."""
@@ -150,9 +160,9 @@ class DeltaPublisher:
             self.put(tags.delta("abandoned"))
 
     def put(self, delta: StreamDelta) -> None:
-        """Send a delta now, or queue it and make sure it is being sent; never waits."""
-        if self._now is not None:
-            self._now((delta,))
+        """Queue a delta for the sender thread, or for a flush task; never waits."""
+        if self._thread is not None:
+            self._thread.put(delta)
             return
         self._buffer.append(delta)
         if self._flusher is None or self._flusher.done():
@@ -166,6 +176,8 @@ class DeltaPublisher:
 
     async def drain(self) -> None:
         """Wait until everything queued was handed to the carrier (tests, shutdown)."""
+        if self._thread is not None:
+            await asyncio.wrap_future(self._thread.flushed())
         while self._flusher is not None and not self._flusher.done():
             await asyncio.shield(self._flusher)
 
@@ -173,4 +185,6 @@ class DeltaPublisher:
         """Send what is queued, then close the carrier."""
         with contextlib.suppress(Exception):
             await self.drain()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.close().join)
         await self._sender.close()
