@@ -563,8 +563,8 @@ class Gateway:
                 cost,
                 usage.total_tokens,
                 key=f"{ledger_id}/spend",
+                settle=True,
             )
-            await self.store.budgets.settle(ledger_id)
 
     def _pin(self, a: Admitted, answered: Answered, boundary: str) -> list[Write]:
         """The pin's writes: the pin when it is worth writing, the session, the switch."""

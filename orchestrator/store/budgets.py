@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from orchestrator.store.ledger import Ledger, LedgerParts
@@ -68,6 +69,14 @@ _SCOPES_KEPT = 4096
 """Sessions whose reservation scopes `session_scopes` remembers (least recently read dropped)."""
 
 
+class _Refused(Exception):
+    """A reservation that did not fit: raised to roll back the ones made before it."""
+
+    def __init__(self, want: Reservation) -> None:
+        super().__init__(want.scope)
+        self.want = want
+
+
 class BudgetLedger(Ledger):
     """Budget operations on the store's database; reach it as `Store.budgets`.
 
@@ -75,15 +84,22 @@ class BudgetLedger(Ledger):
     reservations are made once, by the routing decision at its start, before its first
     model call, and never change after; so the answer is remembered per session instead
     of read again for each call (a `reserve` through this ledger forgets it).
+
+    Each operation is one transaction, written once over a blocking `Connection`: on a
+    SQLite file it runs on the calling thread when the file's write lock is free
+    (`write_here`: through the pool each statement was a hand-off to the driver's thread
+    and back, most of a gateway request's own CPU for a key with budgets); otherwise, and
+    on PostgreSQL, it runs in a pooled transaction (`run_sync`). The same conditional
+    `UPDATE` admits a reservation either way.
     """
 
     def __init__(self, parts: LedgerParts) -> None:
         super().__init__(parts)
         self._scopes: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
-    async def _ensure_usage(self, session: AsyncSession, scope: str, period: str) -> None:
+    def _ensure_usage(self, conn: Connection, scope: str, period: str) -> None:
         zero = {"committed_usd": 0.0, "committed_tokens": 0, "spent_usd": 0.0, "spent_tokens": 0}
-        await session.execute(
+        conn.execute(
             self._insert(BudgetUsageRow)
             .values(scope=scope, period=period, **zero)
             .on_conflict_do_nothing()
@@ -100,47 +116,53 @@ class BudgetLedger(Ledger):
             reservation that did not fit, and nothing was reserved.
         """
         self._scopes.pop(session_id, None)
-        with self._errors("reserve budget"):
-            async with self._sessions.begin() as session:
-                for want in wanted:
-                    held = await session.get(BudgetReservationRow, (session_id, want.scope))
-                    if held is not None:
-                        continue
-                    await self._ensure_usage(session, want.scope, want.period)
-                    row = BudgetUsageRow
-                    fits = [row.scope == want.scope, row.period == want.period]
-                    if want.limit_usd is not None:
-                        fits.append(row.committed_usd + want.usd <= want.limit_usd)
-                    if want.limit_tokens is not None:
-                        fits.append(row.committed_tokens + want.tokens <= want.limit_tokens)
-                    claimed = (
-                        await session.execute(
-                            sa.update(row)
-                            .where(*fits)
-                            .values(
-                                committed_usd=row.committed_usd + want.usd,
-                                committed_tokens=row.committed_tokens + want.tokens,
-                            )
-                            .returning(row.scope)
-                            .execution_options(synchronize_session=False)
-                        )
-                    ).scalar_one_or_none()
-                    if claimed is None:
-                        await session.rollback()
-                        return want
-                    session.add(
-                        BudgetReservationRow(
-                            session_id=session_id,
-                            scope=want.scope,
-                            period=want.period,
-                            reserved_usd=want.usd,
-                            reserved_tokens=want.tokens,
-                            spent_usd=0.0,
-                            spent_tokens=0,
-                            settled=False,
-                        )
-                    )
+        try:
+            await self._write(
+                "reserve budget", lambda conn: self._reserve(conn, session_id, wanted)
+            )
+        except _Refused as refused:
+            return refused.want
         return None
+
+    def _reserve(self, conn: Connection, session_id: str, wanted: list[Reservation]) -> None:
+        """`reserve` in the caller's transaction; `_Refused` for a reservation that did not fit."""
+        held = BudgetReservationRow
+        for want in wanted:
+            found = conn.execute(
+                sa.select(held.scope).where(held.session_id == session_id, held.scope == want.scope)
+            ).first()
+            if found is not None:
+                continue
+            self._ensure_usage(conn, want.scope, want.period)
+            row = BudgetUsageRow
+            fits = [row.scope == want.scope, row.period == want.period]
+            if want.limit_usd is not None:
+                fits.append(row.committed_usd + want.usd <= want.limit_usd)
+            if want.limit_tokens is not None:
+                fits.append(row.committed_tokens + want.tokens <= want.limit_tokens)
+            claimed = conn.execute(
+                sa.update(row)
+                .where(*fits)
+                .values(
+                    committed_usd=row.committed_usd + want.usd,
+                    committed_tokens=row.committed_tokens + want.tokens,
+                )
+                .returning(row.scope)
+            ).scalar_one_or_none()
+            if claimed is None:
+                raise _Refused(want)
+            conn.execute(
+                sa.insert(held).values(
+                    session_id=session_id,
+                    scope=want.scope,
+                    period=want.period,
+                    reserved_usd=want.usd,
+                    reserved_tokens=want.tokens,
+                    spent_usd=0.0,
+                    spent_tokens=0,
+                    settled=False,
+                )
+            )
 
     async def record_spend(
         self,
@@ -150,15 +172,25 @@ class BudgetLedger(Ledger):
         tokens: int,
         *,
         key: str,
+        settle: bool = False,
     ) -> bool:
         """Add one call's cost to a session's spend in each `(scope, period)`, once per `key`.
+
+        With `settle`, the session is settled in the same transaction (`settle`): a gateway
+        request holds its reservations for its one call.
 
         Returns:
             False when `key` was recorded before (a retried call): nothing changed.
         """
-        with self._errors("record spend"):
-            async with self._sessions.begin() as session:
-                return await self.spend_in(session, Spend(session_id, scopes, usd, tokens, key))
+        spend = Spend(session_id, scopes, usd, tokens, key)
+
+        def body(conn: Connection) -> bool:
+            new = self._spend(conn, spend)
+            if settle:
+                self._settle(conn, session_id)
+            return new
+
+        return await self._write("record spend", body)
 
     async def spend_in(self, session: AsyncSession, spend: Spend) -> bool:
         """`record_spend` inside the caller's transaction.
@@ -169,89 +201,98 @@ class BudgetLedger(Ledger):
         Returns:
             False when `spend.key` was recorded before (a retried call): nothing changed.
         """
+        return await session.run_sync(lambda sync: self._spend(sync.connection(), spend))
+
+    def _spend(self, conn: Connection, spend: Spend) -> bool:
+        """`record_spend` in the caller's transaction."""
         session_id, usd, tokens = spend.session_id, spend.usd, spend.tokens
-        new = (
-            await session.execute(
-                self._insert(BudgetSpendRow)
-                .values(spend_key=spend.key, session_id=session_id, cost_usd=usd, tokens=tokens)
-                .on_conflict_do_nothing()
-                .returning(BudgetSpendRow.spend_key)
-            )
+        new = conn.execute(
+            self._insert(BudgetSpendRow)
+            .values(spend_key=spend.key, session_id=session_id, cost_usd=usd, tokens=tokens)
+            .on_conflict_do_nothing()
+            .returning(BudgetSpendRow.spend_key)
         ).scalar_one_or_none()
         if new is None:
             return False
+        held = BudgetReservationRow
         for scope, period in spend.scopes:
-            held = await session.get(BudgetReservationRow, (session_id, scope))
-            if held is None:
-                held = BudgetReservationRow(
-                    session_id=session_id,
-                    scope=scope,
-                    period=period,
-                    reserved_usd=0.0,
-                    reserved_tokens=0,
-                    spent_usd=0.0,
-                    spent_tokens=0,
-                    settled=False,
+            mine = [held.session_id == session_id, held.scope == scope]
+            found = conn.execute(
+                sa.select(
+                    held.period,
+                    held.reserved_usd,
+                    held.spent_usd,
+                    held.reserved_tokens,
+                    held.spent_tokens,
+                ).where(*mine)
+            ).first()
+            if found is None:
+                conn.execute(
+                    sa.insert(held).values(
+                        session_id=session_id,
+                        scope=scope,
+                        period=period,
+                        reserved_usd=0.0,
+                        reserved_tokens=0,
+                        spent_usd=0.0,
+                        spent_tokens=0,
+                        settled=False,
+                    )
                 )
-                session.add(held)
-                await self._ensure_usage(session, scope, period)
-            extra_usd = _excess(held.spent_usd + usd, held.reserved_usd) - _excess(
-                held.spent_usd, held.reserved_usd
+                self._ensure_usage(conn, scope, period)
+                held_period, r_usd, s_usd, r_tok, s_tok = period, 0.0, 0.0, 0, 0
+            else:
+                held_period, r_usd, s_usd, r_tok, s_tok = found
+            extra_usd = _excess(s_usd + usd, r_usd) - _excess(s_usd, r_usd)
+            extra_tokens = int(_excess(s_tok + tokens, r_tok) - _excess(s_tok, r_tok))
+            conn.execute(
+                sa.update(held)
+                .where(*mine)
+                .values(spent_usd=held.spent_usd + usd, spent_tokens=held.spent_tokens + tokens)
             )
-            extra_tokens = int(
-                _excess(held.spent_tokens + tokens, held.reserved_tokens)
-                - _excess(held.spent_tokens, held.reserved_tokens)
-            )
-            held.spent_usd += usd
-            held.spent_tokens += tokens
             row = BudgetUsageRow
-            await session.execute(
+            conn.execute(
                 sa.update(row)
-                .where(row.scope == scope, row.period == held.period)
+                .where(row.scope == scope, row.period == held_period)
                 .values(
                     spent_usd=row.spent_usd + usd,
                     spent_tokens=row.spent_tokens + tokens,
                     committed_usd=row.committed_usd + extra_usd,
                     committed_tokens=row.committed_tokens + extra_tokens,
                 )
-                .execution_options(synchronize_session=False)
             )
         return True
 
     async def settle(self, session_id: str) -> None:
         """Give back what a finished session reserved but did not spend; once only."""
-        with self._errors("settle budget"):
-            async with self._sessions.begin() as session:
-                claimed = (
-                    await session.execute(
-                        sa.update(BudgetReservationRow)
-                        .where(
-                            BudgetReservationRow.session_id == session_id,
-                            BudgetReservationRow.settled.is_(False),
-                        )
-                        .values(settled=True)
-                        .returning(
-                            BudgetReservationRow.scope,
-                            BudgetReservationRow.period,
-                            BudgetReservationRow.reserved_usd,
-                            BudgetReservationRow.spent_usd,
-                            BudgetReservationRow.reserved_tokens,
-                            BudgetReservationRow.spent_tokens,
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
-                ).all()
-                row = BudgetUsageRow
-                for scope, period, r_usd, s_usd, r_tok, s_tok in claimed:
-                    await session.execute(
-                        sa.update(row)
-                        .where(row.scope == scope, row.period == period)
-                        .values(
-                            committed_usd=row.committed_usd - max(0.0, r_usd - s_usd),
-                            committed_tokens=row.committed_tokens - max(0, r_tok - s_tok),
-                        )
-                        .execution_options(synchronize_session=False)
-                    )
+        await self._write("settle budget", lambda conn: self._settle(conn, session_id))
+
+    def _settle(self, conn: Connection, session_id: str) -> None:
+        """`settle` in the caller's transaction."""
+        held = BudgetReservationRow
+        claimed = conn.execute(
+            sa.update(held)
+            .where(held.session_id == session_id, held.settled.is_(False))
+            .values(settled=True)
+            .returning(
+                held.scope,
+                held.period,
+                held.reserved_usd,
+                held.spent_usd,
+                held.reserved_tokens,
+                held.spent_tokens,
+            )
+        ).all()
+        row = BudgetUsageRow
+        for scope, period, r_usd, s_usd, r_tok, s_tok in claimed:
+            conn.execute(
+                sa.update(row)
+                .where(row.scope == scope, row.period == period)
+                .values(
+                    committed_usd=row.committed_usd - max(0.0, r_usd - s_usd),
+                    committed_tokens=row.committed_tokens - max(0, r_tok - s_tok),
+                )
+            )
 
     async def usage(self, scope: str, period: str) -> BudgetUsage:
         """A scope's figures for a period (zeros when nothing was recorded)."""

@@ -14,7 +14,9 @@ The connection never waits for SQLite's write lock (`busy_timeout = 0`): when an
 connection (another process, or this store's own pool mid-transaction) holds it, or the
 connection fails, `append` answers None and the store takes its usual path, which waits.
 
-The same connection serves the ledgers' reads on a session's start path (`read`: the
+The same connection serves the ledgers' writes on a gateway request's path (`write`: budget
+reservations and spend, rate counts), each one short transaction that never waits for the
+lock either, and the ledgers' reads on a session's start path (`read`: the
 router's outcome tallies, a session's budget scopes), which through the pool cost a
 hand-off per statement too. A WAL reader never waits for a writer, so a read here is one
 short transaction on the calling thread; should it fail, the ledger reads through the pool.
@@ -112,6 +114,17 @@ class InlineEvents:
                 ).scalar_one_or_none()
             return found is not None, moved
 
+        return self._transaction(body)
+
+    def write(self, body: Callable[[Connection], ResultT]) -> ResultT | None:
+        """`body`'s writes in one transaction on this thread; None if they cannot run here now.
+
+        The ledgers' writes on a gateway request's path (budget reservations and spend,
+        rate counts) take it (`LedgerParts.write_here`). None when the file's write lock is
+        taken, the connection failed or belongs to another thread: the caller's pooled
+        write then runs, and waits. An exception of `body`'s own goes to the caller, and
+        nothing of the transaction is written.
+        """
         return self._transaction(body)
 
     def read(self, body: Callable[[Connection], ResultT]) -> ResultT | None:

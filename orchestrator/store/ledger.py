@@ -3,9 +3,9 @@
 `Store` owns one engine; each ledger (`budgets`, `pins`, `notices`, `outcomes`, `cache`)
 and each set of reads (`reports`, `stream`, `queue`) works on it through the same three
 parts, handed over as one `LedgerParts`, so a new one is a subclass of `Ledger` and one
-line in `Store.__init__`. On a SQLite file a fourth part, `read_here`, runs a read on the
-calling thread (`orchestrator.store.inline_events`); elsewhere it declines and the ledger
-reads through its sessions.
+line in `Store.__init__`. On a SQLite file two more parts, `read_here` and `write_here`, run
+a read or a write transaction on the calling thread (`orchestrator.store.inline_events`);
+elsewhere they decline and the ledger goes through its sessions.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ ResultT = TypeVar("ResultT")
 
 
 class ReadHere(Protocol):
-    """Runs a read on the calling thread, or answers None when it cannot (read pooled then)."""
+    """Runs a read or a write on the calling thread; None when it cannot (pooled then)."""
 
     def __call__(self, body: Callable[[Connection], ResultT], /) -> ResultT | None:
         """`body`'s answer, or None: this store has no such connection, or it failed."""
@@ -50,6 +50,8 @@ class LedgerParts:
     """`errors("do something")` turns database failures inside it into `StoreError`."""
     read_here: ReadHere = field(default=_nowhere)
     """Reads on the calling thread (a SQLite file: `Store`'s inline connection)."""
+    write_here: ReadHere = field(default=_nowhere)
+    """One write transaction on the calling thread, the same way (None: write pooled)."""
 
 
 class Ledger:
@@ -60,6 +62,21 @@ class Ledger:
         self._dialect = parts.dialect
         self._errors = parts.errors
         self._read_here = parts.read_here
+        self._write_here = parts.write_here
+
+    async def _write(self, action: str, body: Callable[[Connection], ResultT]) -> ResultT:
+        """`body` in one write transaction, database failures raised as `StoreError`.
+
+        On the calling thread when `write_here` can run it (a SQLite file whose write lock
+        is free), else in a pooled transaction (`run_sync`). An exception of `body`'s own
+        rolls the transaction back and reaches the caller.
+        """
+        with self._errors(action):
+            done = self._write_here(lambda conn: (body(conn),))
+            if done is not None:
+                return done[0]
+            async with self._sessions.begin() as session:
+                return await session.run_sync(lambda sync: body(sync.connection()))
 
     def _insert(self, table: type[Base]) -> sqlite.Insert:
         """An `INSERT` into `table` in the dialect's flavour, for its `ON CONFLICT` clauses.

@@ -20,6 +20,7 @@ import math
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
+from sqlalchemy import Connection
 
 from orchestrator.store.ledger import Ledger
 from orchestrator.store.tables import RateWindowRow
@@ -41,17 +42,23 @@ class RateRefusal(BaseModel):
 
 
 class RateLedger(Ledger):
-    """Per-key request and token counts; reach it as `Store.rates`."""
+    """Per-key request and token counts; reach it as `Store.rates`.
 
-    async def _counts(self, key_id: str, window: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    An admission (its reads and its conditional upsert) is one transaction, written once
+    over a blocking `Connection`: on a SQLite file on the calling thread when the file's
+    write lock is free (`write_here`), otherwise in a pooled transaction (`run_sync`).
+    """
+
+    @staticmethod
+    def _counts(
+        conn: Connection, key_id: str, window: int
+    ) -> tuple[tuple[int, int], tuple[int, int]]:
         """(requests, tokens) of the previous and the current minute."""
         row = RateWindowRow
         stmt = sa.select(row.window, row.requests, row.tokens).where(
             row.key_id == key_id, row.window.in_((window - 1, window))
         )
-        with self._errors("read gateway rate counts"):
-            async with self._sessions() as session:
-                found = {w: (r, t) for w, r, t in (await session.execute(stmt)).all()}
+        found = {w: (r, t) for w, r, t in conn.execute(stmt).all()}
         return found.get(window - 1, (0, 0)), found.get(window, (0, 0))
 
     async def admit(
@@ -65,11 +72,19 @@ class RateLedger(Ledger):
             tpm: Tokens per minute; None for no limit.
             now: Seconds since the epoch.
         """
+        return await self._write(
+            "count a gateway request", lambda conn: self._admit(conn, key_id, rpm, tpm, now)
+        )
+
+    def _admit(
+        self, conn: Connection, key_id: str, rpm: int | None, tpm: int | None, now: float
+    ) -> RateRefusal | None:
+        """`admit` in the caller's transaction."""
         minute = now / WINDOW_SECONDS
         window = math.floor(minute)
         elapsed = minute - window
         weight = 1.0 - elapsed
-        (prev_requests, prev_tokens), (requests, tokens) = await self._counts(key_id, window)
+        (prev_requests, prev_tokens), (requests, tokens) = self._counts(conn, key_id, window)
         if tpm is not None:
             used = tokens + prev_tokens * weight
             if used >= tpm:
@@ -78,14 +93,14 @@ class RateLedger(Ledger):
                     what=f"{tpm} tokens per minute ({math.floor(used)} used)", retry_after=wait
                 )
         room = rpm - prev_requests * weight if rpm is not None else None
-        if room is not None and (room < 1 or not await self._take(key_id, window, room)):
+        if room is not None and (room < 1 or not self._take(conn, key_id, window, room)):
             # Re-read: what the racing processes left decides how long to wait.
-            _, (requests, _) = await self._counts(key_id, window)
+            _, (requests, _) = self._counts(conn, key_id, window)
             wait = _wait(prev_requests, (rpm or 0) - requests - 1, elapsed)
             return RateRefusal(what=f"{rpm} requests per minute", retry_after=wait)
         return None
 
-    async def _take(self, key_id: str, window: int, room: float) -> bool:
+    def _take(self, conn: Connection, key_id: str, window: int, room: float) -> bool:
         """Add a request to the minute's count if it stays within `room`; whether it did."""
         row = RateWindowRow
         stmt = (
@@ -98,35 +113,27 @@ class RateLedger(Ledger):
             )
             .returning(row.requests)
         )
-        with self._errors("count a gateway request"):
-            async with self._sessions.begin() as session:
-                taken = (await session.execute(stmt)).scalar_one_or_none()
-                if taken == 1:
-                    # A new minute: the key's minutes before the last one are done with.
-                    await session.execute(
-                        sa.delete(row).where(row.key_id == key_id, row.window < window - 1)
-                    )
+        taken = conn.execute(stmt).scalar_one_or_none()
+        if taken == 1:
+            # A new minute: the key's minutes before the last one are done with.
+            conn.execute(sa.delete(row).where(row.key_id == key_id, row.window < window - 1))
         return taken is not None
-
-    async def _add(self, key_id: str, window: int, *, requests: int, tokens: int) -> None:
-        row = RateWindowRow
-        stmt = (
-            self._insert(RateWindowRow)
-            .values(key_id=key_id, window=window, requests=requests, tokens=tokens)
-            .on_conflict_do_update(
-                index_elements=[row.key_id, row.window],
-                set_={"requests": row.requests + requests, "tokens": row.tokens + tokens},
-            )
-        )
-        with self._errors("count gateway usage"):
-            async with self._sessions.begin() as session:
-                await session.execute(stmt)
 
     async def used(self, key_id: str, tokens: int, now: float) -> None:
         """Add the tokens an answer used to the key's count of this minute."""
-        if tokens > 0:
-            window = math.floor(now / WINDOW_SECONDS)
-            await self._add(key_id, window, requests=0, tokens=tokens)
+        if tokens <= 0:
+            return
+        window = math.floor(now / WINDOW_SECONDS)
+        row = RateWindowRow
+        stmt = (
+            self._insert(RateWindowRow)
+            .values(key_id=key_id, window=window, requests=0, tokens=tokens)
+            .on_conflict_do_update(
+                index_elements=[row.key_id, row.window],
+                set_={"tokens": row.tokens + tokens},
+            )
+        )
+        await self._write("count gateway usage", lambda conn: conn.execute(stmt))
 
 
 def _wait(previous: float, left: float, elapsed: float) -> int:

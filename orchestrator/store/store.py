@@ -139,7 +139,11 @@ class Store:
         self._inline_wanted = self._dialect == "sqlite" and not in_memory(self._url)
         self._sessions = async_sessionmaker(self._engine, expire_on_commit=False)
         parts = LedgerParts(
-            self._sessions, self._engine.dialect.name, self._errors, self._read_here
+            self._sessions,
+            self._engine.dialect.name,
+            self._errors,
+            self._read_here,
+            self._write_here,
         )
         self.budgets = BudgetLedger(parts)
         """Budget reservations and spend (see `orchestrator.store.budgets`)."""
@@ -475,6 +479,14 @@ class Store:
         """
         inline = self._inline_events()
         return None if inline is None else inline.read(body)
+
+    def _write_here(self, body: Callable[[Connection], _T]) -> _T | None:
+        """`body` in one write transaction on the calling thread (a SQLite file), else None.
+
+        The ledgers' writes on a gateway request's path take it (`LedgerParts.write_here`).
+        """
+        inline = self._inline_events()
+        return None if inline is None else inline.write(body)
 
     def _committed(self, moved: Mapping[str, int]) -> None:
         if moved and self.on_events_committed is not None:
