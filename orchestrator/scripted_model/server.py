@@ -31,7 +31,13 @@ from orchestrator.scripted_model._app import ServedRequest, create_replay_app
 from orchestrator.scripted_model.faults import TRANSPORT_STATE
 from orchestrator.scripted_model.script import ReplayScript, load_model_script
 
-__all__ = ["LoopbackServer", "ScriptedModelServer", "ServedRequest", "create_replay_app"]
+__all__ = [
+    "Listener",
+    "LoopbackServer",
+    "ScriptedModelServer",
+    "ServedRequest",
+    "create_replay_app",
+]
 
 
 class _TransportInState(H11Protocol):
@@ -80,7 +86,56 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class LoopbackServer:
+class Listener:
+    """A server's listening socket: bound on entry, so its real port is known at once.
+
+    Args:
+        host: Interface to bind.
+        port: Port to bind; 0 picks a free one, read it back from `port`.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._host = host
+        self._requested_port = port
+        self._port: int | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port.
+
+        Raises:
+            RuntimeError: the server has not been started.
+        """
+        if self._port is None:
+            raise RuntimeError("the server is not running; use it as `async with`")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, e.g. `http://127.0.0.1:41234`."""
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        return f"http://{host}:{self.port}"
+
+    async def stop(self) -> None:
+        """Stop serving; what happens to requests in flight is the server's to say."""
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def _listen(self) -> socket.socket:
+        """Bind the socket (TCP_NODELAY, inherited by accepted connections)."""
+        sock = _bind(self._host, self._requested_port)
+        self._port = sock.getsockname()[1]
+        return sock
+
+
+class LoopbackServer(Listener):
     """Serve an ASGI app with uvicorn as a task on the running event loop.
 
     An async context manager: on entry it binds the socket (port 0 picks a free port),
@@ -108,40 +163,20 @@ class LoopbackServer:
         shutdown_timeout: int = 2,
         http: str | None = None,
     ) -> None:
+        super().__init__(host, port)
         self._app = app
         self._http = http
-        self._host = host
-        self._requested_port = port
         self._startup_timeout = startup_timeout
         self._shutdown_timeout = shutdown_timeout
-        self._port: int | None = None
         self._server: _EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @property
-    def port(self) -> int:
-        """The bound port.
-
-        Raises:
-            RuntimeError: the server has not been started.
-        """
-        if self._port is None:
-            raise RuntimeError("the server is not running; use it as `async with`")
-        return self._port
-
-    @property
-    def url(self) -> str:
-        """The server's root URL, e.g. `http://127.0.0.1:41234`."""
-        host = f"[{self._host}]" if ":" in self._host else self._host
-        return f"http://{host}:{self.port}"
-
     async def __aenter__(self) -> Self:
-        sock = _bind(self._host, self._requested_port)
-        self._port = sock.getsockname()[1]
+        sock = self._listen()
         config = uvicorn.Config(
             self._app,
             host=self._host,
-            port=self._port,
+            port=self.port,
             http=self._http or _TransportInState,
             ws="none",
             lifespan="off",
@@ -158,7 +193,7 @@ class LoopbackServer:
             async with asyncio.timeout(self._startup_timeout):
                 await asyncio.wait({self._task, ready}, return_when=asyncio.FIRST_COMPLETED)
         except TimeoutError:
-            await self._stop()
+            await self.stop()
             raise ConfigError(
                 f"server on {self.url} did not start within {self._startup_timeout}s"
             ) from None
@@ -169,14 +204,6 @@ class LoopbackServer:
             task.result()
             raise ConfigError(f"server on {self.url} stopped while starting")
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._stop()
 
     @staticmethod
     async def _serve(server: _EmbeddedServer, sock: socket.socket) -> None:
@@ -189,7 +216,8 @@ class LoopbackServer:
         finally:
             sock.close()
 
-    async def _stop(self) -> None:
+    async def stop(self) -> None:
+        """Shut uvicorn down: in-flight requests get `shutdown_timeout` to finish."""
         server, task = self._server, self._task
         self._server = self._task = None
         if server is None or task is None:
