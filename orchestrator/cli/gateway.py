@@ -12,11 +12,11 @@ from typing import Annotated
 import typer
 
 from orchestrator.cli._common import console, load_settings, run_async_served
-from orchestrator.gateway.app import gateway_routes
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.serve import project_gateway
+from orchestrator.gateway.server import gateway_server
 from orchestrator.heap import settle_heap
-from orchestrator.observability import serve_http
+from orchestrator.observability import health_app
 from orchestrator.store.store import Store
 
 __all__ = ["app"]
@@ -57,16 +57,13 @@ async def serve(
     async with (
         await Store.open(settings.resolved_database_url) as store,
         project_gateway(settings, store, config) as gateway,
-        serve_http(
-            store,
-            host=bind_host,
-            port=bind_port,
-            required=True,
-            # The routes at /v1 themselves, not a mounted app: one router and one
-            # middleware stack per request instead of two.
-            routes=gateway_routes(gateway, prefix="/v1"),
-        ) as url,
+        # Its own HTTP/1.1 server; the operator endpoints (/metrics, /healthz, /readyz)
+        # are the Starlette app every process serves, behind it.
+        gateway_server(
+            gateway, host=bind_host, port=bind_port, fallback=health_app(store)
+        ) as server,
     ):
+        url = server.url
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,6 +71,7 @@ async def serve(
         settle_heap()
         console.print(f"gateway on {url}/v1 ({len(gateway.keys.keys)} keys)", highlight=False)
         await stop.wait()
+        console.print("gateway stopping: finishing the requests in flight", highlight=False)
 
 
 @app.command("new-key")

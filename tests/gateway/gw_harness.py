@@ -1,5 +1,9 @@
 """A gateway on real loopback HTTP in front of the scripted model server, for the tests.
 
+The gateway is served by its own server (`gateway_server`), as `orchestrator gateway`
+serves it; `asgi=True` serves it mounted in Starlette under uvicorn instead, as
+`orchestrator api` does.
+
 Two deployments on the scripted model server: `strong` (good, dear) and `fast` (cheaper, the
 policy's usual winner). A rule sends requests carrying `x-task: hard` to `strong` only,
 so a test can make the router choose `strong` at one request and `fast` at the next.
@@ -18,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 
 from orchestrator.gateway import Gateway, GatewayKeys, GatewaySettings, gateway_app
+from orchestrator.gateway.server import GatewayServer, gateway_server
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 from orchestrator.store import Store
@@ -114,7 +119,7 @@ class Served:
 
     gateway: Gateway
     replay: ScriptedModelServer
-    server: LoopbackServer
+    server: GatewayServer | LoopbackServer
     store: Store
 
     @property
@@ -131,6 +136,7 @@ async def serve_gateway(
     limited: JsonObject | None = None,
     replay: ScriptedModelServer | None = None,
     registry: Callable[[str], ModelRegistry] = registry_for,
+    asgi: bool = False,
 ) -> AsyncIterator[Served]:
     """Scripted model server, store, gateway and its HTTP server; all closed on exit."""
     async with contextlib.AsyncExitStack() as stack:
@@ -144,8 +150,12 @@ async def serve_gateway(
             settings or GatewaySettings(retry_backoff_seconds=0.0),
         )
         stack.push_async_callback(gateway.aclose)
-        app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
-        server = await stack.enter_async_context(LoopbackServer(app))
+        server: GatewayServer | LoopbackServer
+        if asgi:
+            app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
+            server = await stack.enter_async_context(LoopbackServer(app))
+        else:
+            server = await stack.enter_async_context(gateway_server(gateway))
         yield Served(gateway=gateway, replay=replay, server=server, store=store)
 
 
@@ -164,10 +174,9 @@ async def one_deployment(
             }
         )
         gateway = Gateway(registry, keys(), store)
-        app = Starlette(routes=[Mount("/v1", app=gateway_app(gateway))])
         try:
             async with (
-                LoopbackServer(app) as server,
+                gateway_server(gateway) as server,
                 AsyncOpenAI(base_url=f"{server.url}/v1", api_key=TOKEN, max_retries=0) as client,
             ):
                 yield client
