@@ -61,12 +61,120 @@ class Spend:
     key: str
 
 
+_HOLD = BudgetReservationRow
+_USAGE = BudgetUsageRow
+
+# The ledger's statements, built once with named parameters: SQLAlchemy then compiles each
+# once (building and compiling them per call cost more than running them). The inserts
+# `ON CONFLICT` are text, which both SQLite and PostgreSQL speak: SQLAlchemy compiles its
+# dialects' `ON CONFLICT` constructs anew on every execution.
+_HELD = sa.select(_HOLD.scope).where(
+    _HOLD.session_id == sa.bindparam("k_session"), _HOLD.scope == sa.bindparam("k_scope")
+)
+_HOLDING = sa.select(
+    _HOLD.period, _HOLD.reserved_usd, _HOLD.spent_usd, _HOLD.reserved_tokens, _HOLD.spent_tokens
+).where(_HOLD.session_id == sa.bindparam("k_session"), _HOLD.scope == sa.bindparam("k_scope"))
+_NEW_HOLD = sa.insert(_HOLD)
+_NEW_USAGE = sa.text(
+    f"INSERT INTO {_USAGE.__tablename__}"
+    " (scope, period, committed_usd, committed_tokens, spent_usd, spent_tokens)"
+    " VALUES (:scope, :period, 0.0, 0, 0.0, 0) ON CONFLICT DO NOTHING"
+)
+_NEW_SPEND = sa.text(
+    f"INSERT INTO {BudgetSpendRow.__tablename__} (spend_key, session_id, cost_usd, tokens)"
+    " VALUES (:spend_key, :session_id, :cost_usd, :tokens)"
+    " ON CONFLICT DO NOTHING RETURNING spend_key"
+)
+_SPEND_HOLD = (
+    sa.update(_HOLD)
+    .where(_HOLD.session_id == sa.bindparam("k_session"), _HOLD.scope == sa.bindparam("k_scope"))
+    .values(
+        spent_usd=_HOLD.spent_usd + sa.bindparam("d_usd"),
+        spent_tokens=_HOLD.spent_tokens + sa.bindparam("d_tokens"),
+    )
+)
+_SPEND_USAGE = (
+    sa.update(_USAGE)
+    .where(_USAGE.scope == sa.bindparam("k_scope"), _USAGE.period == sa.bindparam("k_period"))
+    .values(
+        spent_usd=_USAGE.spent_usd + sa.bindparam("d_usd"),
+        spent_tokens=_USAGE.spent_tokens + sa.bindparam("d_tokens"),
+        committed_usd=_USAGE.committed_usd + sa.bindparam("d_committed_usd"),
+        committed_tokens=_USAGE.committed_tokens + sa.bindparam("d_committed_tokens"),
+    )
+)
+_SETTLE = (
+    sa.update(_HOLD)
+    .where(_HOLD.session_id == sa.bindparam("k_session"), _HOLD.settled.is_(False))
+    .values(settled=True)
+    .returning(
+        _HOLD.scope,
+        _HOLD.period,
+        _HOLD.reserved_usd,
+        _HOLD.spent_usd,
+        _HOLD.reserved_tokens,
+        _HOLD.spent_tokens,
+    )
+)
+_GIVE_BACK = (
+    sa.update(_USAGE)
+    .where(_USAGE.scope == sa.bindparam("k_scope"), _USAGE.period == sa.bindparam("k_period"))
+    .values(
+        committed_usd=_USAGE.committed_usd - sa.bindparam("d_usd"),
+        committed_tokens=_USAGE.committed_tokens - sa.bindparam("d_tokens"),
+    )
+)
+
+
+def _claim_statement(usd_limit: bool, tokens_limit: bool) -> sa.Executable:
+    """`committed += the reservation` where it stays within the limits that are set."""
+    fits = [_USAGE.scope == sa.bindparam("k_scope"), _USAGE.period == sa.bindparam("k_period")]
+    if usd_limit:
+        fits.append(_USAGE.committed_usd + sa.bindparam("d_usd") <= sa.bindparam("limit_usd"))
+    if tokens_limit:
+        fits.append(
+            _USAGE.committed_tokens + sa.bindparam("d_tokens") <= sa.bindparam("limit_tokens")
+        )
+    return (
+        sa.update(_USAGE)
+        .where(*fits)
+        .values(
+            committed_usd=_USAGE.committed_usd + sa.bindparam("d_usd"),
+            committed_tokens=_USAGE.committed_tokens + sa.bindparam("d_tokens"),
+        )
+        .returning(_USAGE.scope)
+    )
+
+
+_CLAIMS = {
+    (usd, tokens): _claim_statement(usd, tokens)
+    for usd in (False, True)
+    for tokens in (False, True)
+}
+
+
 def _excess(spent: float, reserved: float) -> float:
     return max(0.0, spent - reserved)
 
 
 _SCOPES_KEPT = 4096
 """Sessions whose reservation scopes `session_scopes` remembers (least recently read dropped)."""
+
+
+def _hold_row(
+    session_id: str, scope: str, period: str, usd: float, tokens: int
+) -> dict[str, object]:
+    """A new reservation row: `usd` and `tokens` held, nothing spent, not settled."""
+    return {
+        "session_id": session_id,
+        "scope": scope,
+        "period": period,
+        "reserved_usd": usd,
+        "reserved_tokens": tokens,
+        "spent_usd": 0.0,
+        "spent_tokens": 0,
+        "settled": False,
+    }
 
 
 class _Refused(Exception):
@@ -97,13 +205,9 @@ class BudgetLedger(Ledger):
         super().__init__(parts)
         self._scopes: OrderedDict[str, list[tuple[str, str]]] = OrderedDict()
 
-    def _ensure_usage(self, conn: Connection, scope: str, period: str) -> None:
-        zero = {"committed_usd": 0.0, "committed_tokens": 0, "spent_usd": 0.0, "spent_tokens": 0}
-        conn.execute(
-            self._insert(BudgetUsageRow)
-            .values(scope=scope, period=period, **zero)
-            .on_conflict_do_nothing()
-        )
+    @staticmethod
+    def _ensure_usage(conn: Connection, scope: str, period: str) -> None:
+        conn.execute(_NEW_USAGE, {"scope": scope, "period": period})
 
     async def reserve(self, session_id: str, wanted: list[Reservation]) -> Reservation | None:
         """Reserve for a session in every budget of `wanted`, all or nothing.
@@ -126,42 +230,27 @@ class BudgetLedger(Ledger):
 
     def _reserve(self, conn: Connection, session_id: str, wanted: list[Reservation]) -> None:
         """`reserve` in the caller's transaction; `_Refused` for a reservation that did not fit."""
-        held = BudgetReservationRow
         for want in wanted:
-            found = conn.execute(
-                sa.select(held.scope).where(held.session_id == session_id, held.scope == want.scope)
-            ).first()
-            if found is not None:
+            key = {"k_session": session_id, "k_scope": want.scope}
+            if conn.execute(_HELD, key).first() is not None:
                 continue
             self._ensure_usage(conn, want.scope, want.period)
-            row = BudgetUsageRow
-            fits = [row.scope == want.scope, row.period == want.period]
-            if want.limit_usd is not None:
-                fits.append(row.committed_usd + want.usd <= want.limit_usd)
-            if want.limit_tokens is not None:
-                fits.append(row.committed_tokens + want.tokens <= want.limit_tokens)
+            claim = _CLAIMS[want.limit_usd is not None, want.limit_tokens is not None]
             claimed = conn.execute(
-                sa.update(row)
-                .where(*fits)
-                .values(
-                    committed_usd=row.committed_usd + want.usd,
-                    committed_tokens=row.committed_tokens + want.tokens,
-                )
-                .returning(row.scope)
-            ).scalar_one_or_none()
+                claim,
+                {
+                    "k_scope": want.scope,
+                    "k_period": want.period,
+                    "d_usd": want.usd,
+                    "d_tokens": want.tokens,
+                    "limit_usd": want.limit_usd,
+                    "limit_tokens": want.limit_tokens,
+                },
+            ).first()
             if claimed is None:
                 raise _Refused(want)
             conn.execute(
-                sa.insert(held).values(
-                    session_id=session_id,
-                    scope=want.scope,
-                    period=want.period,
-                    reserved_usd=want.usd,
-                    reserved_tokens=want.tokens,
-                    spent_usd=0.0,
-                    spent_tokens=0,
-                    settled=False,
-                )
+                _NEW_HOLD, _hold_row(session_id, want.scope, want.period, want.usd, want.tokens)
             )
 
     async def record_spend(
@@ -207,59 +296,33 @@ class BudgetLedger(Ledger):
         """`record_spend` in the caller's transaction."""
         session_id, usd, tokens = spend.session_id, spend.usd, spend.tokens
         new = conn.execute(
-            self._insert(BudgetSpendRow)
-            .values(spend_key=spend.key, session_id=session_id, cost_usd=usd, tokens=tokens)
-            .on_conflict_do_nothing()
-            .returning(BudgetSpendRow.spend_key)
-        ).scalar_one_or_none()
+            _NEW_SPEND,
+            {"spend_key": spend.key, "session_id": session_id, "cost_usd": usd, "tokens": tokens},
+        ).first()
         if new is None:
             return False
-        held = BudgetReservationRow
         for scope, period in spend.scopes:
-            mine = [held.session_id == session_id, held.scope == scope]
-            found = conn.execute(
-                sa.select(
-                    held.period,
-                    held.reserved_usd,
-                    held.spent_usd,
-                    held.reserved_tokens,
-                    held.spent_tokens,
-                ).where(*mine)
-            ).first()
+            key = {"k_session": session_id, "k_scope": scope}
+            found = conn.execute(_HOLDING, key).first()
             if found is None:
-                conn.execute(
-                    sa.insert(held).values(
-                        session_id=session_id,
-                        scope=scope,
-                        period=period,
-                        reserved_usd=0.0,
-                        reserved_tokens=0,
-                        spent_usd=0.0,
-                        spent_tokens=0,
-                        settled=False,
-                    )
-                )
+                conn.execute(_NEW_HOLD, _hold_row(session_id, scope, period, 0.0, 0))
                 self._ensure_usage(conn, scope, period)
                 held_period, r_usd, s_usd, r_tok, s_tok = period, 0.0, 0.0, 0, 0
             else:
                 held_period, r_usd, s_usd, r_tok, s_tok = found
-            extra_usd = _excess(s_usd + usd, r_usd) - _excess(s_usd, r_usd)
-            extra_tokens = int(_excess(s_tok + tokens, r_tok) - _excess(s_tok, r_tok))
+            conn.execute(_SPEND_HOLD, {**key, "d_usd": usd, "d_tokens": tokens})
             conn.execute(
-                sa.update(held)
-                .where(*mine)
-                .values(spent_usd=held.spent_usd + usd, spent_tokens=held.spent_tokens + tokens)
-            )
-            row = BudgetUsageRow
-            conn.execute(
-                sa.update(row)
-                .where(row.scope == scope, row.period == held_period)
-                .values(
-                    spent_usd=row.spent_usd + usd,
-                    spent_tokens=row.spent_tokens + tokens,
-                    committed_usd=row.committed_usd + extra_usd,
-                    committed_tokens=row.committed_tokens + extra_tokens,
-                )
+                _SPEND_USAGE,
+                {
+                    "k_scope": scope,
+                    "k_period": held_period,
+                    "d_usd": usd,
+                    "d_tokens": tokens,
+                    "d_committed_usd": _excess(s_usd + usd, r_usd) - _excess(s_usd, r_usd),
+                    "d_committed_tokens": int(
+                        _excess(s_tok + tokens, r_tok) - _excess(s_tok, r_tok)
+                    ),
+                },
             )
         return True
 
@@ -267,31 +330,19 @@ class BudgetLedger(Ledger):
         """Give back what a finished session reserved but did not spend; once only."""
         await self._write("settle budget", lambda conn: self._settle(conn, session_id))
 
-    def _settle(self, conn: Connection, session_id: str) -> None:
+    @staticmethod
+    def _settle(conn: Connection, session_id: str) -> None:
         """`settle` in the caller's transaction."""
-        held = BudgetReservationRow
-        claimed = conn.execute(
-            sa.update(held)
-            .where(held.session_id == session_id, held.settled.is_(False))
-            .values(settled=True)
-            .returning(
-                held.scope,
-                held.period,
-                held.reserved_usd,
-                held.spent_usd,
-                held.reserved_tokens,
-                held.spent_tokens,
-            )
-        ).all()
-        row = BudgetUsageRow
+        claimed = conn.execute(_SETTLE, {"k_session": session_id}).all()
         for scope, period, r_usd, s_usd, r_tok, s_tok in claimed:
             conn.execute(
-                sa.update(row)
-                .where(row.scope == scope, row.period == period)
-                .values(
-                    committed_usd=row.committed_usd - max(0.0, r_usd - s_usd),
-                    committed_tokens=row.committed_tokens - max(0, r_tok - s_tok),
-                )
+                _GIVE_BACK,
+                {
+                    "k_scope": scope,
+                    "k_period": period,
+                    "d_usd": max(0.0, r_usd - s_usd),
+                    "d_tokens": max(0, r_tok - s_tok),
+                },
             )
 
     async def usage(self, scope: str, period: str) -> BudgetUsage:

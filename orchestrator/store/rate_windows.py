@@ -30,6 +30,32 @@ __all__ = ["WINDOW_SECONDS", "RateLedger", "RateRefusal"]
 WINDOW_SECONDS = 60.0
 
 
+_ROW = RateWindowRow
+_TABLE = RateWindowRow.__tablename__
+
+# Built once with named parameters, so SQLAlchemy compiles each once; the upserts are text
+# that SQLite and PostgreSQL both speak (SQLAlchemy compiles its dialects' `ON CONFLICT`
+# constructs anew on every execution). `window` is a keyword of both: quoted.
+_COUNTS = sa.select(_ROW.window, _ROW.requests, _ROW.tokens).where(
+    _ROW.key_id == sa.bindparam("k_key"),
+    _ROW.window >= sa.bindparam("k_previous"),
+    _ROW.window <= sa.bindparam("k_window"),
+)
+_TAKE = sa.text(
+    f'INSERT INTO {_TABLE} (key_id, "window", requests, tokens) VALUES (:key_id, :window, 1, 0)'
+    f' ON CONFLICT (key_id, "window") DO UPDATE SET requests = {_TABLE}.requests + 1'
+    f" WHERE {_TABLE}.requests + 1 <= CAST(:room AS DOUBLE PRECISION) RETURNING requests"
+)
+_FORGET = sa.delete(_ROW).where(
+    _ROW.key_id == sa.bindparam("k_key"), _ROW.window < sa.bindparam("k_before")
+)
+_USED = sa.text(
+    f'INSERT INTO {_TABLE} (key_id, "window", requests, tokens)'
+    " VALUES (:key_id, :window, 0, :tokens)"
+    f' ON CONFLICT (key_id, "window") DO UPDATE SET tokens = {_TABLE}.tokens + excluded.tokens'
+)
+
+
 class RateRefusal(BaseModel):
     """Why a request was refused, and how long until it would be admitted."""
 
@@ -54,11 +80,10 @@ class RateLedger(Ledger):
         conn: Connection, key_id: str, window: int
     ) -> tuple[tuple[int, int], tuple[int, int]]:
         """(requests, tokens) of the previous and the current minute."""
-        row = RateWindowRow
-        stmt = sa.select(row.window, row.requests, row.tokens).where(
-            row.key_id == key_id, row.window.in_((window - 1, window))
-        )
-        found = {w: (r, t) for w, r, t in conn.execute(stmt).all()}
+        rows = conn.execute(
+            _COUNTS, {"k_key": key_id, "k_previous": window - 1, "k_window": window}
+        ).all()
+        found = {w: (r, t) for w, r, t in rows}
         return found.get(window - 1, (0, 0)), found.get(window, (0, 0))
 
     async def admit(
@@ -100,40 +125,21 @@ class RateLedger(Ledger):
             return RateRefusal(what=f"{rpm} requests per minute", retry_after=wait)
         return None
 
-    def _take(self, conn: Connection, key_id: str, window: int, room: float) -> bool:
+    @staticmethod
+    def _take(conn: Connection, key_id: str, window: int, room: float) -> bool:
         """Add a request to the minute's count if it stays within `room`; whether it did."""
-        row = RateWindowRow
-        stmt = (
-            self._insert(RateWindowRow)
-            .values(key_id=key_id, window=window, requests=1, tokens=0)
-            .on_conflict_do_update(
-                index_elements=[row.key_id, row.window],
-                set_={"requests": row.requests + 1},
-                where=row.requests + 1 <= room,
-            )
-            .returning(row.requests)
-        )
-        taken = conn.execute(stmt).scalar_one_or_none()
-        if taken == 1:
+        taken = conn.execute(_TAKE, {"key_id": key_id, "window": window, "room": room}).first()
+        if taken is not None and taken[0] == 1:
             # A new minute: the key's minutes before the last one are done with.
-            conn.execute(sa.delete(row).where(row.key_id == key_id, row.window < window - 1))
+            conn.execute(_FORGET, {"k_key": key_id, "k_before": window - 1})
         return taken is not None
 
     async def used(self, key_id: str, tokens: int, now: float) -> None:
         """Add the tokens an answer used to the key's count of this minute."""
         if tokens <= 0:
             return
-        window = math.floor(now / WINDOW_SECONDS)
-        row = RateWindowRow
-        stmt = (
-            self._insert(RateWindowRow)
-            .values(key_id=key_id, window=window, requests=0, tokens=tokens)
-            .on_conflict_do_update(
-                index_elements=[row.key_id, row.window],
-                set_={"tokens": row.tokens + tokens},
-            )
-        )
-        await self._write("count gateway usage", lambda conn: conn.execute(stmt))
+        values = {"key_id": key_id, "window": math.floor(now / WINDOW_SECONDS), "tokens": tokens}
+        await self._write("count gateway usage", lambda conn: conn.execute(_USED, values))
 
 
 def _wait(previous: float, left: float, elapsed: float) -> int:
