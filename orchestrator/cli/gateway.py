@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from orchestrator.cli._common import console, load_settings, run_async_served
+from orchestrator.gateway.app import gateway_routes
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.serve import project_gateway
-from orchestrator.gateway.server import gateway_server
+from orchestrator.gateway.server import AVAILABLE, gateway_server
+from orchestrator.gateway.service import Gateway
 from orchestrator.heap import settle_heap
-from orchestrator.observability import health_app
+from orchestrator.observability import health_app, serve_http
 from orchestrator.store.store import Store
 
 __all__ = ["app"]
@@ -57,13 +61,8 @@ async def serve(
     async with (
         await Store.open(settings.resolved_database_url) as store,
         project_gateway(settings, store, config) as gateway,
-        # Its own HTTP/1.1 server; the operator endpoints (/metrics, /healthz, /readyz)
-        # are the Starlette app every process serves, behind it.
-        gateway_server(
-            gateway, host=bind_host, port=bind_port, fallback=health_app(store)
-        ) as server,
+        _served(store, gateway, bind_host, bind_port) as url,
     ):
-        url = server.url
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -72,6 +71,26 @@ async def serve(
         console.print(f"gateway on {url}/v1 ({len(gateway.keys.keys)} keys)", highlight=False)
         await stop.wait()
         console.print("gateway stopping: finishing the requests in flight", highlight=False)
+
+
+@contextlib.asynccontextmanager
+async def _served(store: Store, gateway: Gateway, host: str, port: int) -> AsyncIterator[str]:
+    """The gateway's routes at `/v1` beside the operator endpoints; yields the root URL.
+
+    With `httptools` (the `fast` extra) the gateway's own HTTP/1.1 server serves them, the
+    operator endpoints (/metrics, /healthz, /readyz) behind it; without, uvicorn and
+    Starlette do.
+    """
+    if AVAILABLE:
+        fallback = health_app(store)
+        async with gateway_server(gateway, host=host, port=port, fallback=fallback) as server:
+            yield server.url
+        return
+    # The routes at /v1 themselves, not a mounted app: one router and one middleware stack.
+    routes = gateway_routes(gateway, prefix="/v1")
+    async with serve_http(store, host=host, port=port, required=True, routes=routes) as url:
+        assert url is not None
+        yield url
 
 
 @app.command("new-key")

@@ -23,13 +23,13 @@ import asyncio
 import collections
 import contextlib
 import http
+import importlib.util
 import time
 from collections.abc import Sequence
 from email.utils import formatdate
 from typing import Any, Self, cast
 from urllib.parse import unquote
 
-import httptools
 from starlette.types import ASGIApp, Message
 
 from orchestrator.gateway.errors import BodyTooLarge, error_response
@@ -39,9 +39,13 @@ from orchestrator.gateway.service import Gateway
 from orchestrator.logs import get_logger
 from orchestrator.scripted_model.server import Listener
 
-__all__ = ["GatewayServer", "gateway_server"]
+__all__ = ["AVAILABLE", "GatewayServer", "gateway_server"]
 
 log = get_logger(__name__)
+
+AVAILABLE = importlib.util.find_spec("httptools") is not None
+"""Whether `httptools` is installed (the `fast` extra); without it `orchestrator gateway`
+serves its routes with uvicorn and Starlette, as `orchestrator api` does."""
 
 _STATUS_LINES: dict[int, bytes] = {
     status.value: b"HTTP/1.1 %d %s\r\n" % (status.value, status.phrase.encode())
@@ -121,8 +125,12 @@ class _Connection(asyncio.Protocol):
     """One client connection: its requests parsed in order and answered in order."""
 
     def __init__(self, server: GatewayServer) -> None:
+        import httptools
+
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
+        self.upgrade: type[Exception] = httptools.HttpParserUpgrade
+        self.malformed: type[Exception] = httptools.HttpParserError
         self.transport: asyncio.Transport | None = None
         self.url = b""
         self.reading: _Request | None = None
@@ -151,10 +159,10 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
+        except self.upgrade:
             # No upgrades here: what follows the request's head is not HTTP/1.1.
             self._stop_parsing()
-        except httptools.HttpParserError as exc:
+        except self.malformed as exc:
             if self.parsing:
                 self._stop_parsing()
                 request = self.reading or _Request()

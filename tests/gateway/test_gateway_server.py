@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from orchestrator.cli import gateway as gateway_cli
 from orchestrator.gateway import Gateway, GatewaySettings
 from orchestrator.gateway.server import GatewayServer, gateway_server
 from orchestrator.observability import health_app
@@ -312,3 +313,21 @@ async def test_a_stop_lets_the_request_in_flight_finish(store_url: str) -> None:
     assert reply.status_code == 200
     assert reply.json()["choices"][0]["message"]["content"] == "Hello"
     assert reply.headers["connection"] == "close"
+
+
+@pytest.mark.parametrize("lean", [True, False])
+async def test_the_cli_serves_with_uvicorn_when_httptools_is_missing(
+    store_url: str, lean: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(gateway_cli, "AVAILABLE", lean)
+    async with (
+        await Store.open(store_url) as store,
+        _held_gateway(store, "http://127.0.0.1:9/v1") as gateway,
+        gateway_cli._served(store, gateway, "127.0.0.1", 0) as url,
+        httpx.AsyncClient(base_url=url) as http,
+    ):
+        health = await http.get("/healthz")
+        models = await http.get("/v1/models", headers={"authorization": f"Bearer {TOKEN}"})
+    assert health.text == "ok\n"
+    assert models.json()["data"][0]["id"] == "auto"
+    assert ("server" in health.headers) is not lean
