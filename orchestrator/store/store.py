@@ -759,9 +759,23 @@ def event_insert() -> TextualSelect:
     )
 
 
+@functools.cache
+def _event_fields() -> tuple[str, ...]:
+    return tuple(c.key for c in event_columns())
+
+
 def event_params(event: AuditEvent) -> dict[str, object]:
-    """The parameters of `event_insert` for `event`."""
-    return {**_values(event, exclude={"id", "seq"}), "seq_session_id": event.session_id}
+    """The parameters of `event_insert` for `event`: its fields as stored, enums as values.
+
+    Read off the event's attributes: `model_dump` copied the payload and walked every
+    field through pydantic's serializer on each audit row of every request.
+    """
+    values: dict[str, object] = {}
+    for name in _event_fields():
+        value = getattr(event, name)
+        values[name] = value.value if isinstance(value, Enum) else value
+    values["seq_session_id"] = event.session_id
+    return values
 
 
 def check_retry(stored: AuditEvent | None, event: AuditEvent) -> None:
