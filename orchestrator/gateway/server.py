@@ -385,6 +385,10 @@ class _Connection(asyncio.Protocol):
                 self.read_paused = False
                 transport.resume_reading()
             return
+        if not self.parsing:
+            # An upgrade was asked for: what follows its request is not HTTP/1.1.
+            transport.close()
+            return
         self.idle_since = time.monotonic() if self.reading is None else 0.0
         self._continue()
 

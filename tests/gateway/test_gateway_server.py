@@ -185,6 +185,21 @@ async def test_malformed_http_is_a_400_and_the_connection_closes(store_url: str)
     assert second[1]["connection"] == "close"
 
 
+async def test_an_upgrade_is_answered_as_plain_http_then_the_connection_closes(
+    store_url: str,
+) -> None:
+    async with (
+        serve_gateway(HERE / "plain.yaml", store_url) as served,
+        _socket(served.server) as (reader, writer),
+    ):
+        upgrade = "connection: upgrade\r\nupgrade: websocket\r\n"
+        writer.write(f"GET /v1/models HTTP/1.1\r\nhost: t\r\n{AUTH}{upgrade}\r\n".encode())
+        status, _, body = await _read_reply(reader)
+        assert await reader.read() == b""
+    assert status == 200
+    assert json.loads(body)["object"] == "list"
+
+
 async def test_method_path_and_operator_endpoints(store_url: str) -> None:
     async with (
         await Store.open(store_url) as store,
