@@ -11,25 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from gw_harness import TOKEN, keys, serve_gateway
+import yaml
+from gw_harness import TOKEN, keys, keys_raw, serve_gateway
 from openai import AsyncOpenAI
+from process_helpers import process_env, start_serving, stop_serving
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from orchestrator.cli import gateway as gateway_cli
+from orchestrator.devserver import free_port
 from orchestrator.gateway import Gateway, GatewaySettings
 from orchestrator.gateway.server import GatewayServer, gateway_server
 from orchestrator.observability import health_app
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.scripted_model import LoopbackServer
 from orchestrator.store import Store
+from orchestrator.types import JsonObject
 
 HERE = Path(__file__).parent
 AUTH = f"authorization: Bearer {TOKEN}\r\n"
@@ -220,15 +225,18 @@ async def test_method_path_and_operator_endpoints(store_url: str) -> None:
     assert "orchestrator_gateway_requests" in metrics.text
 
 
+def _held_models(base_url: str) -> JsonObject:
+    """A models file whose only deployment, `held`, is at `base_url`."""
+    return {
+        "providers": {"up": {"kind": "openai", "base_url": base_url, "timeout_seconds": 30}},
+        "models": {"held": {"provider": "up", "model": "held-1"}},
+        "default_model": "held",
+    }
+
+
 @contextlib.asynccontextmanager
 async def _held_gateway(store: Store, base_url: str) -> AsyncIterator[Gateway]:
-    registry = ModelRegistry.model_validate(
-        {
-            "providers": {"up": {"kind": "openai", "base_url": base_url, "timeout_seconds": 30}},
-            "models": {"held": {"provider": "up", "model": "held-1"}},
-            "default_model": "held",
-        }
-    )
+    registry = ModelRegistry.model_validate(_held_models(base_url))
     gateway = Gateway(registry, keys(), store, GatewaySettings(retry_backoff_seconds=0.0))
     try:
         yield gateway
@@ -346,3 +354,36 @@ async def test_the_cli_serves_with_uvicorn_when_httptools_is_missing(
     assert health.text == "ok\n"
     assert models.json()["data"][0]["id"] == "auto"
     assert ("server" in health.headers) is not lean
+
+
+async def test_sigterm_lets_the_gateway_process_finish_its_request(tmp_path: Path) -> None:
+    upstream = _Upstream()
+    async with LoopbackServer(upstream.app) as fake:
+        (tmp_path / "models.yaml").write_text(yaml.safe_dump(_held_models(f"{fake.url}/v1")))
+        (tmp_path / "gateway_keys.yaml").write_text(yaml.safe_dump(keys_raw()))
+        env = process_env(None, ORCHESTRATOR_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/g.db")
+        port = free_port()
+        proc = await start_serving(env, port, "gateway", "--project", str(tmp_path))
+        try:
+            async with httpx.AsyncClient(timeout=30) as http:
+                answer = asyncio.create_task(
+                    http.post(
+                        f"http://127.0.0.1:{port}/v1/chat/completions",
+                        json={**HELLO, "model": "held"},
+                        headers={"authorization": f"Bearer {TOKEN}"},
+                    )
+                )
+                await upstream.arrived.wait()
+                proc.send_signal(signal.SIGTERM)
+                assert proc.stdout is not None
+                line = ""
+                while "stopping" not in line:
+                    line = (await proc.stdout.readline()).decode()
+                    assert line, "the gateway exited before it finished its request"
+                upstream.release.set()
+                reply = await answer
+        finally:
+            code = await stop_serving(proc)
+    assert reply.status_code == 200
+    assert reply.json()["choices"][0]["message"]["content"] == "Hello"
+    assert code == 0
