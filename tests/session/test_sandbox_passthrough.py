@@ -19,6 +19,12 @@ import types
 
 import pytest
 from temporalio import workflow
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.failure.v1 import Failure
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import WorkflowSerializationContext
+from temporalio.converter._extstore import StorageDriverWorkflowInfo
+from temporalio.worker import WorkflowInstanceDetails
 from temporalio.worker.workflow_sandbox import _runner
 
 from orchestrator.plugin import PASSTHROUGH_MODULES, SESSION_PARTS, workflow_runner
@@ -102,3 +108,33 @@ async def test_a_new_sandbox_reimports_none_of_the_package() -> None:
         if name.startswith("orchestrator") and sys.modules.get(name) is not module
     }
     assert own == set()
+
+
+async def test_payload_contexts_are_read_without_entering_the_sandbox() -> None:
+    info = _runner._fake_info
+    instance = workflow_runner().create_instance(
+        WorkflowInstanceDetails(
+            payload_converter_factory=pydantic_data_converter._new_payload_converter,
+            failure_converter_class=pydantic_data_converter.failure_converter_class,
+            interceptor_classes=[],
+            defn=workflow._Definition.must_from_class(AgentSessionWorkflow),
+            info=info,
+            randomness_seed=-1,
+            extern_functions={},
+            disable_eager_activity_execution=False,
+            worker_level_failure_exception_types=[],
+            patch_activation_callback=None,
+            last_completion_result=Payloads(),
+            last_failure=Failure(),
+        )
+    )
+    entered: list[str] = []
+    instance._run_code = lambda code, **_: entered.append(code)  # type: ignore[attr-defined]
+    context = instance.get_serialization_context(None)
+    assert context == WorkflowSerializationContext(
+        namespace=info.namespace, workflow_id=info.workflow_id
+    )
+    target = instance.get_external_store_context(None).target
+    assert isinstance(target, StorageDriverWorkflowInfo)
+    assert (target.id, target.run_id) == (info.workflow_id, info.run_id)
+    assert entered == []
