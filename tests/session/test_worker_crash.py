@@ -17,6 +17,7 @@ import pytest
 from conftest import REPO
 from process_helpers import Gate
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from orchestrator.chaos import WorkerProcess
 from orchestrator.plans import load_plan
@@ -141,8 +142,14 @@ async def test_a_pending_approval_survives_a_worker_restart(
         async def waiting() -> list[str] | None:
             # The request is stored by a local activity inside the workflow task that
             # asked for it; if the kill beat that task's completion, the new worker runs
-            # the task again and only then holds the request.
-            state = await query_state(client, session_id)
+            # the task again and only then holds the request. Until the server gives up on
+            # the dead worker's sticky queue, a query sent there can come back cancelled.
+            try:
+                state = await query_state(client, session_id)
+            except RPCError as exc:
+                if exc.status in (RPCStatusCode.CANCELLED, RPCStatusCode.DEADLINE_EXCEEDED):
+                    return None
+                raise
             return [p.approval_id for p in state.pending_approvals] or None
 
         assert await eventually(waiting, timeout=60, what="the request") == [pending.approval_id]
