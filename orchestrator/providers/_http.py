@@ -55,6 +55,22 @@ def parse_arguments(raw: str) -> tuple[JsonObject | None, str | None]:
     return value, None
 
 
+def _own_client() -> httpx.AsyncClient:
+    """A provider's own client: plain-`http` endpoints through the gateway's `LeanTransport`.
+
+    httpx's default transport (httpcore over anyio) pauses and resumes reading the socket
+    around every read of a streamed answer: two `epoll_ctl` system calls per chunk on the
+    worker's event loop, each of which lets the interpreter's lock go to another thread
+    and waits to get it back (bench/README.md, `stream.py`, "the sender thread"). The
+    lean transport keeps the socket read by an asyncio protocol and parses in C; `https`,
+    and everything without `httptools`, still goes to httpx's own transport.
+    """
+    # Imported here: the gateway's package imports the providers.
+    from orchestrator.gateway.http1 import LeanTransport
+
+    return httpx.AsyncClient(transport=LeanTransport())
+
+
 def should_retry(headers: httpx.Headers) -> bool | None:
     """The endpoint's own verdict from `x-should-retry` (the OpenAI SDKs' convention), if any.
 
@@ -120,7 +136,7 @@ class HTTPProvider:
         self._api_key = api_key or None
         self._timeout = httpx.Timeout(timeout)
         self._owns_client = http_client is None
-        self._client = http_client if http_client is not None else httpx.AsyncClient()
+        self._client = http_client if http_client is not None else _own_client()
 
     @classmethod
     def endpoint_path(cls, base_path: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -18,6 +19,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from orchestrator.exceptions import ProviderError, ProviderStreamError
+from orchestrator.gateway.http1 import LeanTransport
 from orchestrator.providers import (
     AnthropicProvider,
     ChatMessage,
@@ -154,6 +156,26 @@ async def test_a_streamed_answer_equals_the_whole_one(
     assert {(d.index, d.call_id, d.name) for d in deltas.seen} == {
         (i, c.id, c.name) for i, c in enumerate(calls)
     }
+
+
+async def test_a_providers_own_client_streams_plain_http_through_the_lean_transport(
+    replay: ScriptedModelServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The lean transport keeps the socket read by a protocol: no pause and resume of the
+    # reader (two system calls on the worker's loop) for every chunk of a stream.
+    seen: list[str] = []
+    handle = LeanTransport.handle_async_request
+
+    async def counted(self: LeanTransport, request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return await handle(self, request)
+
+    monkeypatch.setattr(LeanTransport, "handle_async_request", counted)
+    deltas = Deltas()
+    async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
+        streamed = await provider.complete(_request("text", stream=True), on_delta=deltas)
+    assert streamed.message.content == LONG_TEXT == deltas.text()
+    assert seen == [f"{replay.base_url}/chat/completions"]
 
 
 async def test_usage_is_the_same_streamed(provider: Provider) -> None:
