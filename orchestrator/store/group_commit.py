@@ -58,6 +58,7 @@ __all__ = [
     "StartSession",
     "Write",
     "sqlite_event_insert",
+    "sqlite_session_update",
     "start_session_row",
     "stored_event",
 ]
@@ -238,6 +239,33 @@ def _sqlite_session_start(dialect: Dialect) -> _DriverWrite:
     table = SessionRow.__table__
     conflict = "DO UPDATE SET run_id = excluded.run_id, status = excluded.status"
     return _driver_write(dialect, table, _inserting(table, SessionRow.__tablename__, conflict))
+
+
+@functools.lru_cache(maxsize=32)
+def sqlite_session_update(dialect: Dialect, keys: tuple[str, ...]) -> _DriverWrite:
+    """`Store.update_session`'s change of the columns `keys` on the driver's connection.
+
+    Its `row(conn, changes, (session_id,))` is the session's id, or None when no row has
+    it; with no `keys`, a read of that id. Compiling the Core `update(...).values(...)`
+    anew cost more than the update on every session's close; the callers change only a
+    few sets of columns, so the cache stays small (and bounded).
+
+    Raises:
+        KeyError: a key is not a column of the sessions' table.
+    """
+    table = SessionRow.__table__
+    columns = [table.c[key] for key in keys]
+    name = SessionRow.__tablename__
+    if columns:
+        sets = ", ".join(f"{c.name} = ?" for c in columns)
+        sql = f"UPDATE {name} SET {sets} WHERE session_id = ? RETURNING session_id"
+    else:
+        sql = f"SELECT session_id FROM {name} WHERE session_id = ?"
+    return _DriverWrite(
+        sql,
+        keys,
+        tuple(c.type.dialect_impl(dialect).bind_processor(dialect) for c in columns),
+    )
 
 
 def _put_pin(conn: Connection, dialect: str, write: PutPin) -> bool:

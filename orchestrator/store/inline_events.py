@@ -29,15 +29,19 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from orchestrator.store._engine import create_sync_sqlite_engine, sqlite_lock_held
-from orchestrator.store.group_commit import sqlite_event_insert, start_session_row, stored_event
+from orchestrator.store.group_commit import (
+    sqlite_event_insert,
+    sqlite_session_update,
+    start_session_row,
+    stored_event,
+)
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import check_retry
-from orchestrator.store.tables import SessionRow
 
 __all__ = ["InlineEvents"]
 
@@ -98,20 +102,13 @@ class InlineEvents:
             EventKeyConflict: an event's key holds a different event; nothing is written.
             SQLAlchemyError: the database failed otherwise; nothing is written.
         """
+        keys = tuple(changes)
 
         def body(conn: Connection) -> tuple[bool, dict[str, int]]:
             _, moved = _insert_events(conn, events)
-            if changes:
-                found = conn.execute(
-                    update(SessionRow)
-                    .where(SessionRow.session_id == session_id)
-                    .values(dict(changes))
-                    .returning(SessionRow.session_id)
-                ).scalar_one_or_none()
-            else:
-                found = conn.execute(
-                    select(SessionRow.session_id).where(SessionRow.session_id == session_id)
-                ).scalar_one_or_none()
+            found = sqlite_session_update(conn.dialect, keys).row(
+                conn, dict(changes), (session_id,)
+            )
             return found is not None, moved
 
         return self._transaction(body)
