@@ -9,7 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
 from orchestrator.exceptions import DevServerError
-from orchestrator.observability.tracing import tracing_interceptor
+from orchestrator.observability.tracing import tracing_interceptors
 from orchestrator.settings import Settings
 
 __all__ = ["connect", "lazy_connect"]
@@ -53,7 +53,7 @@ async def _connect(
         tls=tls,
         api_key=api_key,
         data_converter=pydantic_data_converter,
-        interceptors=[tracing_interceptor()],
+        interceptors=tracing_interceptors(),
     )
 
 

@@ -34,7 +34,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from temporalio.worker.workflow_sandbox._runner import _Instance
 
 from orchestrator.exceptions import SessionFailed
-from orchestrator.observability import MetricsInterceptor, tracing_interceptor
+from orchestrator.observability import MetricsInterceptor, tracing_interceptors
 from orchestrator.runtime import Runtime
 from orchestrator.session.activities import SessionActivities
 from orchestrator.session.workflow import AgentSessionWorkflow
@@ -188,9 +188,11 @@ def _converter(_existing: DataConverter | None) -> DataConverter:
 class OrchestratorPlugin(SimplePlugin):
     """Adds the agent-session runtime to a Temporal client or worker.
 
-    Both carry Temporal's OpenTelemetry `TracingInterceptor` (one instance per process,
-    so a worker on a client that has it does not trace twice); a worker also gets the
-    interceptor that records Prometheus metrics from its activities.
+    Both carry Temporal's OpenTelemetry `TracingInterceptor` when a tracer provider is
+    installed at construction (one instance per process, so a worker on a client that has
+    it does not trace twice); without one it would only cost time on every workflow
+    activation and activity. A worker also gets the interceptor that records Prometheus
+    metrics from its activities.
 
     Args:
         runtime: The process's runtime. Without one the plugin only sets the data
@@ -201,8 +203,10 @@ class OrchestratorPlugin(SimplePlugin):
         super().__init__(
             "orchestrator.OrchestratorPlugin",
             data_converter=_converter,
-            interceptors=[tracing_interceptor()]
-            + ([MetricsInterceptor(runtime.store)] if runtime else []),
+            interceptors=[
+                *tracing_interceptors(),
+                *([MetricsInterceptor(runtime.store)] if runtime else []),
+            ],
             workflows=[AgentSessionWorkflow] if runtime else None,
             activities=SessionActivities(runtime).all() if runtime else None,
             workflow_runner=workflow_runner() if runtime else None,

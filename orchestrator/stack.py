@@ -79,12 +79,14 @@ async def embedded_stack(
             await server.start()
             stack.push_async_callback(server.stop)
             address, ui_url = server.address, server.ui_url
+        if worker:
+            # Before the client and the worker: they add the tracing interceptor only if on.
+            configure_tracing("orchestrator-worker")
         client = await connect(settings, address=address)
         runtime = await Runtime.open(settings)
         stack.push_async_callback(runtime.close)
         metrics_url = None
         if worker:
-            configure_tracing("orchestrator-worker")
             metrics_url = await stack.enter_async_context(
                 serve_http(runtime.store, host=settings.metrics_host, port=settings.metrics_port)
             )

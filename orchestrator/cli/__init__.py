@@ -135,13 +135,14 @@ async def dev(
 async def worker(project: Project = None) -> None:
     """Run a worker against the configured Temporal server until Ctrl-C or SIGTERM."""
     settings = load_settings(project)
+    # Before the client and the worker: they add the tracing interceptor only if it is on.
+    configure_tracing("orchestrator-worker")
     client = await connect(settings)
     runtime = await Runtime.open(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    configure_tracing("orchestrator-worker")
     try:
         async with serve_http(
             runtime.store, host=settings.metrics_host, port=settings.metrics_port

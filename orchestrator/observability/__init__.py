@@ -11,7 +11,11 @@ environment variables.
 from orchestrator.observability.interceptor import MetricsInterceptor
 from orchestrator.observability.metrics import METRICS, Metrics
 from orchestrator.observability.server import health_app, serve_http
-from orchestrator.observability.tracing import configure_tracing, tracing_interceptor
+from orchestrator.observability.tracing import (
+    configure_tracing,
+    tracing_interceptor,
+    tracing_interceptors,
+)
 
 __all__ = [
     "METRICS",
@@ -21,4 +25,5 @@ __all__ = [
     "health_app",
     "serve_http",
     "tracing_interceptor",
+    "tracing_interceptors",
 ]

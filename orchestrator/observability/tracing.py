@@ -3,8 +3,12 @@
 One `TracingInterceptor` instance serves the whole process: the client adds it (the span
 of starting a session), and `OrchestratorPlugin` adds the same instance to workers, which
 the plugin machinery then recognises and does not add twice. Spans go to the global tracer
-provider, a no-op until `configure_tracing` installs one, so tracing costs nothing unless
-an exporter is configured.
+provider, a no-op until `configure_tracing` installs one.
+
+Even with no provider the interceptor ran on every workflow activation and every activity
+(a no-op span, and a trace context serialized into each activity's headers), so the
+client and the plugin add it only when a provider is installed (`tracing_interceptors`):
+a process calls `configure_tracing` before it connects and builds its worker.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from temporalio.contrib.opentelemetry import TracingInterceptor
 
 from orchestrator.logs import get_logger
 
-__all__ = ["configure_tracing", "tracing_interceptor"]
+__all__ = ["configure_tracing", "tracing_interceptor", "tracing_interceptors", "tracing_on"]
 
 log = get_logger(__name__)
 
@@ -32,6 +36,21 @@ _ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDP
 def tracing_interceptor() -> TracingInterceptor:
     """The process's tracing interceptor (client and worker), created once."""
     return TracingInterceptor()
+
+
+def tracing_on() -> bool:
+    """Whether spans go anywhere: a tracer provider is installed.
+
+    `configure_tracing`'s, or one an application embedding the runtime set itself; until
+    then OpenTelemetry's global provider is a proxy whose spans are dropped.
+    """
+    provider = trace.get_tracer_provider()
+    return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
+
+
+def tracing_interceptors() -> list[TracingInterceptor]:
+    """The process's tracing interceptor when tracing is on (`tracing_on`), else none."""
+    return [tracing_interceptor()] if tracing_on() else []
 
 
 def configure_tracing(

@@ -22,6 +22,7 @@ def test_public_api_is_exactly_exported() -> None:
         "health_app",
         "serve_http",
         "tracing_interceptor",
+        "tracing_interceptors",
     ]
 
 
