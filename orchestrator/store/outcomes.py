@@ -74,25 +74,18 @@ class OutcomeLedger(Ledger):
         """
         values = rec.model_dump()
         values["signal"] = rec.signal.value
-        stmt = (
-            self._insert(OutcomeRow)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[OutcomeRow.outcome_key])
-            .returning(OutcomeRow.outcome_key)
-        )
-        stored = sa.select(*OutcomeRow.__table__.columns).where(
-            OutcomeRow.outcome_key == rec.outcome_key
-        )
-
-        def insert_or_read(conn: sa.Connection) -> tuple[bool, object]:
-            if conn.execute(stmt).scalar_one_or_none() is not None:
-                return True, None
-            return False, conn.execute(stored).first()
-
-        # On a SQLite file one short transaction on this thread (`Ledger._write`).
-        added, row = await self._write("record outcome", insert_or_read)
-        if added:
-            return True
+        with self._errors("record outcome"):
+            async with self._sessions.begin() as session:
+                stmt = (
+                    self._insert(OutcomeRow)
+                    .values(values)
+                    .on_conflict_do_nothing(index_elements=[OutcomeRow.outcome_key])
+                    .returning(OutcomeRow.outcome_key)
+                )
+                added = (await session.execute(stmt)).scalar_one_or_none() is not None
+                if added:
+                    return True
+                row = await session.get(OutcomeRow, rec.outcome_key)
         if row is not None:
             old = OutcomeRecord.model_validate(row)
             differ = [f for f in _COMPARED if getattr(old, f) != getattr(rec, f)]

@@ -483,9 +483,7 @@ class Store:
     def _write_here(self, body: Callable[[Connection], _T]) -> _T | None:
         """`body` in one write transaction on the calling thread (a SQLite file), else None.
 
-        The ledgers' writes on a gateway request's path take it (`LedgerParts.write_here`),
-        and so do the approvals' writes. None also when the file's write lock is taken:
-        the caller then writes through the pool, which waits for it.
+        The ledgers' writes on a gateway request's path take it (`LedgerParts.write_here`).
         """
         inline = self._inline_events()
         return None if inline is None else inline.write(body)
@@ -555,10 +553,6 @@ class Store:
             .returning(ApprovalRow.approval_id)
         )
         with self._errors("record approval request"):
-            here = self._write_here(lambda conn: (conn.execute(stmt).scalar_one_or_none(),))
-            if here is not None:
-                await _yield()
-                return here[0] is not None
             async with self._sessions.begin() as session:
                 new_id = (await session.execute(stmt)).scalar_one_or_none()
         return new_id is not None
@@ -598,35 +592,19 @@ class Store:
             .returning(ApprovalRow.approval_id)
             .execution_options(synchronize_session=False)
         )
-        known = select(ApprovalRow.approval_id).where(ApprovalRow.approval_id == approval_id)
-
-        def decide_here(conn: Connection) -> tuple[str | None, bool]:
-            claimed = conn.execute(stmt).scalar_one_or_none()
-            return claimed, claimed is not None or conn.execute(known).first() is not None
-
         with self._errors("decide approval"):
-            here = self._write_here(decide_here)
-            if here is not None:
-                await _yield()
-                claimed, exists = here
-            else:
-                async with self._sessions.begin() as session:
-                    claimed = (await session.execute(stmt)).scalar_one_or_none()
-                    exists = claimed is not None or (
-                        await session.get(ApprovalRow, approval_id) is not None
-                    )
+            async with self._sessions.begin() as session:
+                claimed = (await session.execute(stmt)).scalar_one_or_none()
+                exists = claimed is not None or (
+                    await session.get(ApprovalRow, approval_id) is not None
+                )
         if not exists:
             raise StoreError(f"cannot decide approval {approval_id!r}: it does not exist")
         return claimed is not None
 
     async def get_approval(self, approval_id: str) -> ApprovalRecord | None:
         """The approval request with its decision, or None if unknown."""
-        stmt = select(*ApprovalRow.__table__.columns).where(ApprovalRow.approval_id == approval_id)
         with self._errors("read approval"):
-            here = self._read_here(lambda conn: (conn.execute(stmt).first(),))
-            if here is not None:
-                found = here[0]
-                return None if found is None else _record(ApprovalRecord, found)
             async with self._sessions() as session:
                 row = await session.get(ApprovalRow, approval_id)
                 return None if row is None else _record(ApprovalRecord, row)
@@ -797,9 +775,6 @@ def _values(
     return {name: v.value if isinstance(v, Enum) else v for name, v in values.items()}
 
 
-def _record(model: type[_R], row: object) -> _R:
-    """The record for a row (an ORM row, or a Core one of its table's columns).
-
-    Raises `ValidationError` if the row holds bad values.
-    """
+def _record(model: type[_R], row: Base) -> _R:
+    """The record for a row; raises `ValidationError` if the row holds bad values."""
     return model.model_validate(row, from_attributes=True)

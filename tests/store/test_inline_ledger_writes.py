@@ -13,7 +13,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
-from store_probes import pool_statements
+from test_inline_reads import _pool_statements
 
 from orchestrator.store import Store
 from orchestrator.store.budgets import Reservation
@@ -29,7 +29,7 @@ def _hold(usd: float = 1.0, tokens: int = 100) -> Reservation:
 async def test_reservations_racing_through_two_stores_never_overspend(store_url: str) -> None:
     async with await Store.open(store_url) as one, await Store.open(store_url) as two:
         stores = [one, two] * 10
-        with pool_statements(one) as pooled_one, pool_statements(two) as pooled_two:
+        with _pool_statements(one) as pooled_one, _pool_statements(two) as pooled_two:
             refused = await asyncio.gather(
                 *(s.budgets.reserve(f"r{i}", [_hold()]) for i, s in enumerate(stores))
             )
@@ -76,7 +76,7 @@ async def test_a_reservation_waits_its_turn_when_another_writer_holds_the_file(
         blocker = sqlite3.connect(path, isolation_level=None)
         try:
             blocker.execute("BEGIN IMMEDIATE")
-            with pool_statements(store) as pooled:
+            with _pool_statements(store) as pooled:
                 racing = asyncio.create_task(store.budgets.reserve("second", [_hold(usd=2.0)]))
                 # The attempt on this thread found the lock taken; the pooled one waits.
                 await asyncio.sleep(0)
@@ -95,7 +95,7 @@ async def test_rate_admissions_racing_through_two_stores_take_exactly_the_limit(
     store_url: str,
 ) -> None:
     async with await Store.open(store_url) as one, await Store.open(store_url) as two:
-        with pool_statements(one) as pooled:
+        with _pool_statements(one) as pooled:
             refusals = await asyncio.gather(
                 *(
                     s.rates.admit("k", 7, 1000, T0 + 1 + i / 100)

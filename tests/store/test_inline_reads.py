@@ -11,13 +11,13 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
-from store_probes import pool_statements, sqlite_url
 
 from orchestrator.routing.learning import Signal, Tally
 from orchestrator.store import Store
@@ -61,14 +61,33 @@ def _pooled(store: Store) -> LedgerParts:
     )
 
 
+@contextlib.contextmanager
+def _pool_statements(store: Store) -> Iterator[list[str]]:
+    """The statements run through the store's pool while inside."""
+    seen: list[str] = []
+
+    def count(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine.sync_engine, "before_cursor_execute", count)
+
+
 @pytest.mark.parametrize("where", ["file", "memory"])
 async def test_tallies_and_scopes_are_the_pools_and_read_here_on_a_file(
     tmp_path: Path, where: str
 ) -> None:
-    url = sqlite_url(tmp_path, where)
+    url = (
+        f"sqlite+aiosqlite:///{tmp_path / 'orchestrator.db'}"
+        if where == "file"
+        else "sqlite+aiosqlite://"
+    )
     async with await Store.open(url) as store:
         await _fill(store)
-        with pool_statements(store) as pooled_statements:
+        with _pool_statements(store) as pooled_statements:
             tallies = await store.outcomes.tallies("acme", "code")
             scopes = await store.budgets.session_scopes("s-1")
         assert tallies == {"mid": Tally(1.25, 0.75), "big": Tally(0.0, 1.0)}
@@ -88,7 +107,7 @@ async def test_a_read_here_does_not_wait_for_a_writer_elsewhere(tmp_path: Path) 
             blocker.execute("DELETE FROM routing_outcomes")
             # The write lock is held and the delete is not committed: the read sees the
             # last commit, at once, on this thread.
-            with pool_statements(store) as pooled_statements:
+            with _pool_statements(store) as pooled_statements:
                 tallies = await store.outcomes.tallies("acme", "code")
             assert tallies == {"mid": Tally(1.25, 0.75), "big": Tally(0.0, 1.0)}
             assert pooled_statements == []
