@@ -63,11 +63,16 @@ def _own_client() -> httpx.AsyncClient:
     worker's event loop, each of which lets the interpreter's lock go to another thread
     and waits to get it back (bench/README.md, `stream.py`, "the sender thread"). The
     lean transport keeps the socket read by an asyncio protocol and parses in C; `https`,
-    and everything without `httptools`, still goes to httpx's own transport.
+    and everything without `httptools`, still goes to httpx's own transport. With tracing
+    on, httpx's own transport everywhere: OpenTelemetry's httpx instrumentation records the
+    provider's span from that transport, and a trace must reach the provider.
     """
     # Imported here: the gateway's package imports the providers.
     from orchestrator.gateway.http1 import LeanTransport
+    from orchestrator.observability.tracing import tracing_on
 
+    if tracing_on():
+        return httpx.AsyncClient()
     return httpx.AsyncClient(transport=LeanTransport())
 
 
