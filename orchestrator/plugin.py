@@ -21,17 +21,11 @@ await replayer.replay_workflow(history)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, cast
-
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.converter import DataConverter, SerializationContext
-from temporalio.converter._extstore import StorageDriverStoreContext
+from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import ReplayerConfig, WorkflowInstance, WorkflowInstanceDetails
-from temporalio.worker._command_aware_visitor import CommandInfo
+from temporalio.worker import ReplayerConfig
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-from temporalio.worker.workflow_sandbox._runner import _Instance
 
 from orchestrator.exceptions import SessionFailed
 from orchestrator.observability import MetricsInterceptor, tracing_interceptors
@@ -43,7 +37,6 @@ __all__ = [
     "PASSTHROUGH_MODULES",
     "SESSION_PARTS",
     "OrchestratorPlugin",
-    "SessionSandboxRunner",
     "workflow_runner",
 ]
 
@@ -126,59 +119,19 @@ PASSTHROUGH_MODULES = (
 )
 
 
-class _Contexts(Protocol):
-    """What the sandbox's own object (`InSandbox`) answers about a run's payloads."""
-
-    def get_serialization_context(
-        self, command_info: CommandInfo | None
-    ) -> SerializationContext | None: ...
-
-    def get_external_store_context(
-        self, command_info: CommandInfo | None
-    ) -> StorageDriverStoreContext: ...
-
-
-class _ContextsOutside(_Instance):
-    """A sandboxed run whose payloads' serialization contexts are read outside the sandbox.
-
-    The worker asks a run for the serialization context of every payload it decodes or
-    encodes, three passes each way (reference, external storage, codec), and the stock
-    sandbox answers each ask by entering the sandbox: its import hooks, `sys.modules` and
-    every restricted builtin swapped in and back (about 0.3 ms of CPU an ask on the bench
-    box, some 56 asks a gated session, a fifth of the worker's CPU in `bench/load.py`).
-    The answer is a lookup in the run's own state (its workflow id, the pending activity a
-    command schedules), which runs no workflow code and imports nothing, so it is read
-    directly. Activations still run inside the sandbox, as before.
-    """
-
-    def _in_sandbox(self) -> _Contexts:
-        return cast("_Contexts", self.globals_and_locals["__temporal_in_sandbox"])
-
-    def get_serialization_context(
-        self, command_info: CommandInfo | None
-    ) -> SerializationContext | None:
-        return self._in_sandbox().get_serialization_context(command_info)
-
-    def get_external_store_context(
-        self, command_info: CommandInfo | None
-    ) -> StorageDriverStoreContext:
-        return self._in_sandbox().get_external_store_context(command_info)
-
-
-@dataclass(frozen=True)
-class SessionSandboxRunner(SandboxedWorkflowRunner):
-    """The SDK's sandbox, with serialization contexts read outside it (`_ContextsOutside`)."""
-
-    def create_instance(self, det: WorkflowInstanceDetails) -> WorkflowInstance:
-        """A sandboxed run (see `SandboxedWorkflowRunner.create_instance`)."""
-        return _ContextsOutside(det, self.runner_class, self.restrictions)
-
-
 def workflow_runner() -> SandboxedWorkflowRunner:
-    """The sandbox with this package's pass-through modules declared once."""
-    return SessionSandboxRunner(
-        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-    )
+    """The sandbox with this package's pass-through modules declared once.
+
+    `SessionSandboxRunner` reads private parts of temporalio's sandbox; should a release of
+    temporalio move them, the stock sandbox runs instead (the same, only slower), rather
+    than the whole runtime failing to import.
+    """
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    try:
+        from orchestrator.sandbox_runner import SessionSandboxRunner
+    except ImportError:
+        return SandboxedWorkflowRunner(restrictions=restrictions)
+    return SessionSandboxRunner(restrictions=restrictions)
 
 
 def _converter(_existing: DataConverter | None) -> DataConverter:
