@@ -171,11 +171,21 @@ async def test_a_providers_own_client_streams_plain_http_through_the_lean_transp
         return await handle(self, request)
 
     monkeypatch.setattr(LeanTransport, "handle_async_request", counted)
+    # Another test of the run may have installed a tracer provider, for the whole process.
+    monkeypatch.setattr("orchestrator.observability.tracing.tracing_on", lambda: False)
     deltas = Deltas()
     async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
         streamed = await provider.complete(_request("text", stream=True), on_delta=deltas)
     assert streamed.message.content == LONG_TEXT == deltas.text()
     assert seen == [f"{replay.base_url}/chat/completions"]
+
+    # With tracing on, httpx's own transport, which OpenTelemetry's instrumentation sees.
+    seen.clear()
+    monkeypatch.setattr("orchestrator.observability.tracing.tracing_on", lambda: True)
+    async with OpenAIProvider(base_url=replay.base_url, timeout=5) as provider:
+        traced = await provider.complete(_request("text", stream=True))
+    assert traced.message.content == LONG_TEXT
+    assert seen == []
 
 
 async def test_usage_is_the_same_streamed(provider: Provider) -> None:
