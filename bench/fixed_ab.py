@@ -22,6 +22,13 @@ then. Bare's worker shares this process with the client and the scripted model, 
 
 `--b` defaults to this repository. The client side (the session's start input) is built
 by this tree, so both trees must accept the same `SessionStartInput`.
+
+`--start-in-worker` has each tree's worker process start its own sessions, with the client
+its worker polls through and that tree's `start_session`: what a `stack` with its worker
+does, and the only way an eager workflow start (the first workflow task handed back in the
+start's response, which needs a worker on the starting client) shows. The times are taken
+there (`time.monotonic` is one clock for every process of the machine). `--bare-eager`
+lets bare temporalio ask for an eager start too (its worker shares this process's client).
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import json
 import os
 import statistics
 import subprocess
@@ -41,6 +49,7 @@ from pathlib import Path
 
 from _bare import BareActivities, BareSessionInput, StepLoopWorkflow
 from _harness import TUNED, BenchDevServer, cpu_seconds, replay_without_nagle
+from temporalio.client import Client
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -85,17 +94,62 @@ class Timings:
     """Wall seconds of the measured blocks (one block: `concurrency` sessions at once)."""
     cpu_s: float = 0.0
 
+    def add(self, times: list[list[float]], asked: list[float], *, per_request: bool) -> None:
+        """A block's sessions (`[started, done]` each) and its model requests, monotonic.
 
-async def serve_worker(address: str, task_queue: str, tree: str, state: str) -> None:
-    """`--worker`: a session worker on the tree on `PYTHONPATH`, until stdin closes."""
+        Per request only for a block of one session: with more, requests cannot be told
+        apart per session.
+        """
+        started = min(begun for begun, _ in times)
+        wall = max(done for _, done in times) - started
+        self.walls += [(done - begun) * 1000 for begun, done in times]
+        self.blocks_s += wall
+        if not per_request:
+            return
+        first, last = asked[0] - started, asked[-1] - started
+        self.first.append(first * 1000)
+        self.end.append((wall - last) * 1000)
+        self.fixed.append((wall - (last - first)) * 1000)
+        self.steps += [(b - a) * 1000 for a, b in itertools.pairwise(asked)]
+
+
+def bench_plan(rounds: int) -> Plan:
+    """The plan every session of ours runs: one agent step of `rounds` tool rounds."""
+    step = AgentStep(
+        id="work", goal="Look up ticket T-1001.", skills=["tickets.get"], max_rounds=rounds + 1
+    )
+    return Plan(name="bench", steps=[step])
+
+
+async def serve_worker(
+    address: str, task_queue: str, tree: str, state: str, rounds: str = "0"
+) -> None:
+    """`--worker`: a session worker on the tree on `PYTHONPATH`, until stdin closes.
+
+    Each line `run N` on stdin starts N sessions at once from this process (its worker's
+    client), and answers one line: their `[started, done]` monotonic times, as JSON.
+    """
     configure_logging(level="WARNING", fmt="console")
     settings = Settings(project_dir=Path(tree), state_dir=Path(state), temporal_address=address)
     runtime = await Runtime.open(settings)
+    plan = bench_plan(int(rounds))
+    loop = asyncio.get_running_loop()
+
+    async def one(client: Client) -> list[float]:
+        started = time.monotonic()
+        how = StartOptions(session_id=f"{task_queue}-{uuid.uuid4().hex[:10]}")
+        handle = await start_session(client, plan, {}, how, task_queue=task_queue)
+        await handle.result()
+        return [started, time.monotonic()]
+
     try:
         client = await connect(settings)
         async with build_worker(client, runtime, task_queue=task_queue):
             print("ready", flush=True)
-            await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+            while line := await loop.run_in_executor(None, sys.stdin.readline):
+                count = int(line.split()[1])
+                times = await asyncio.gather(*(one(client) for _ in range(count)))
+                print(json.dumps(times), flush=True)
     finally:
         await runtime.close()
 
@@ -107,7 +161,13 @@ def script(rounds: int) -> ReplayScript:
 
 
 async def run(
-    trees: dict[str, Path], rounds: int, sessions: int, concurrency: int = 1
+    trees: dict[str, Path],
+    rounds: int,
+    sessions: int,
+    concurrency: int = 1,
+    *,
+    start_in_worker: bool = False,
+    bare_eager: bool = False,
 ) -> dict[str, Timings]:
     configure_logging(level="WARNING", fmt="console")
     timings = {kind: Timings() for kind in ("A", "B", "bare")}
@@ -137,7 +197,7 @@ async def run(
                     env = {**os.environ, "PYTHONPATH": str(tree)}
                     argv = [sys.executable, __file__, "--worker", server.address, f"q-{kind}"]
                     workers[kind] = subprocess.Popen(
-                        [*argv, str(tree), str(folder / kind)],
+                        [*argv, str(tree), str(folder / kind), str(rounds)],
                         stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE,
                         env=env,
@@ -148,17 +208,7 @@ async def run(
                     line = await asyncio.get_running_loop().run_in_executor(None, stdout.readline)
                     if line.strip() != "ready":
                         raise RuntimeError(f"worker {kind} on {tree} did not start: {line!r}")
-                plan = Plan(
-                    name="bench",
-                    steps=[
-                        AgentStep(
-                            id="work",
-                            goal="Look up ticket T-1001.",
-                            skills=["tickets.get"],
-                            max_rounds=rounds + 1,
-                        )
-                    ],
-                )
+                plan = bench_plan(rounds)
                 acts = BareActivities(provider, skill, ctx)
                 spec = skill.spec
                 tools = [
@@ -181,8 +231,8 @@ async def run(
                     workflow_runner=runner,
                 )
 
-                async def one(kind: str) -> float:
-                    """One session of `kind`, start to result in hand; its wall in seconds."""
+                async def one(kind: str) -> list[float]:
+                    """One session of `kind`: its start and its result in hand, monotonic."""
                     started = time.monotonic()
                     if kind == "bare":
                         await client.execute_workflow(
@@ -190,12 +240,27 @@ async def run(
                             BareSessionInput(local=False, max_rounds=rounds + 1, tools=tools),
                             id=f"bare-{uuid.uuid4().hex[:10]}",
                             task_queue="q-bare",
+                            request_eager_start=bare_eager,
                         )
                     else:
                         how = StartOptions(session_id=f"{kind}-{uuid.uuid4().hex[:10]}")
                         handle = await start_session(client, plan, {}, how, task_queue=f"q-{kind}")
                         await handle.result()
-                    return time.monotonic() - started
+                    return [started, time.monotonic()]
+
+                async def block(kind: str) -> list[list[float]]:
+                    """`concurrency` sessions of `kind` at once, started here or in its worker."""
+                    if not start_in_worker or kind not in workers:
+                        return list(await asyncio.gather(*(one(kind) for _ in range(concurrency))))
+                    process = workers[kind]
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(f"run {concurrency}\n")
+                    process.stdin.flush()
+                    answer = await asyncio.get_running_loop().run_in_executor(
+                        None, process.stdout.readline
+                    )
+                    times: list[list[float]] = json.loads(answer)
+                    return times
 
                 warmup = WARMUP if concurrency == 1 else 1
                 async with bare:
@@ -205,24 +270,15 @@ async def run(
                             before = len(replay.requests)
                             pid = workers[kind].pid if kind in workers else None
                             cpu0 = cpu_seconds(pid) if pid is not None else None
-                            started = time.monotonic()
-                            walls = await asyncio.gather(*(one(kind) for _ in range(concurrency)))
-                            wall = time.monotonic() - started
+                            times = await block(kind)
                             if n < warmup:
                                 continue
                             cpu1 = cpu_seconds(pid) if pid is not None else None
                             t = timings[kind]
                             if cpu0 is not None and cpu1 is not None:
                                 t.cpu_s += cpu1 - cpu0
-                            t.walls += [w * 1000 for w in walls]
-                            t.blocks_s += wall
-                            asked = [r.received_at - started for r in replay.requests[before:]]
-                            if concurrency > 1:
-                                continue  # requests cannot be told apart per session
-                            t.first.append(asked[0] * 1000)
-                            t.end.append((wall - asked[-1]) * 1000)
-                            t.fixed.append((wall - (asked[-1] - asked[0])) * 1000)
-                            t.steps += [(b - a) * 1000 for a, b in itertools.pairwise(asked)]
+                            asked = [r.received_at for r in replay.requests[before:]]
+                            t.add(times, asked, per_request=concurrency == 1)
                 for process in workers.values():
                     assert process.stdin is not None
                     process.stdin.close()
@@ -283,7 +339,7 @@ def _table(rows: dict[str, dict[str, str]]) -> None:
 
 def main() -> int:
     if sys.argv[1:2] == ["--worker"]:
-        asyncio.run(serve_worker(*sys.argv[2:6]))
+        asyncio.run(serve_worker(*sys.argv[2:7]))
         return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--a", type=Path, required=True, help="tree A (say, main extracted)")
@@ -298,9 +354,26 @@ def main() -> int:
         default=1,
         help="sessions of one kind started at once, a block (default 1: timed per request)",
     )
+    parser.add_argument(
+        "--start-in-worker",
+        action="store_true",
+        help="each tree's worker process starts its own sessions (eager start can apply)",
+    )
+    parser.add_argument(
+        "--bare-eager", action="store_true", help="bare temporalio asks for an eager start too"
+    )
     args = parser.parse_args()
     trees = {"A": args.a.resolve(), "B": args.b.resolve()}
-    timings = asyncio.run(run(trees, args.rounds, args.sessions, args.concurrency))
+    timings = asyncio.run(
+        run(
+            trees,
+            args.rounds,
+            args.sessions,
+            args.concurrency,
+            start_in_worker=args.start_in_worker,
+            bare_eager=args.bare_eager,
+        )
+    )
     report(timings, args.rounds, args.sessions, args.concurrency)
     return 0
 
