@@ -10,12 +10,13 @@ routes under `/v1` beside its own.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import JsonValue
+
+from orchestrator.gateway import jsonio
 
 __all__ = [
     "JSON",
@@ -87,10 +88,7 @@ def json_reply(
     content: JsonValue, status: int = 200, headers: Mapping[str, str] | None = None
 ) -> Reply:
     """`content` as compact JSON, as Starlette's `JSONResponse` renders it."""
-    body = json.dumps(
-        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
-    ).encode()
-    return Reply(status, headers or {}, body)
+    return Reply(status, headers or {}, jsonio.dumps(content))
 
 
 def text_reply(text: str, status: int, headers: Mapping[str, str] | None = None) -> Reply:

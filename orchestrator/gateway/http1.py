@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import importlib.util
-import json as json_module
 import time
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, cast
@@ -41,6 +40,8 @@ from httpx._types import (
     RequestFiles,
     TimeoutTypes,
 )
+
+from orchestrator.gateway import jsonio
 
 __all__ = ["AVAILABLE", "LeanTransport", "UpstreamClient"]
 
@@ -252,6 +253,18 @@ def _timeouts(request: httpx.Request) -> tuple[float | None, float | None]:
     return timeout.get("connect"), timeout.get("read")
 
 
+class _WholeResponse(httpx.Response):
+    """A whole answer, its JSON read with the gateway's reader (orjson when installed)."""
+
+    def json(self, **kwargs: Any) -> Any:
+        if not kwargs:
+            try:
+                return jsonio.loads(self.content)
+            except jsonio.JSONDecodeError:
+                pass  # UTF-16 or -32, or not JSON: the standard library says which
+        return super().json(**kwargs)
+
+
 def _read_response(
     status: int, headers: list[tuple[bytes, bytes]], content: bytes, reason: bytes
 ) -> httpx.Response:
@@ -262,7 +275,7 @@ def _read_response(
     The answer already has both, so it gets the body as its stream and as read content
     (decoded by httpx when it came compressed).
     """
-    response = httpx.Response(
+    response = _WholeResponse(
         status,
         headers=headers,
         stream=httpx.ByteStream(content),
@@ -473,9 +486,7 @@ class UpstreamClient(httpx.AsyncClient):
                 extensions=extensions,
             )
         assert isinstance(url, httpx.URL) and isinstance(timeout, httpx.Timeout)
-        body = json_module.dumps(
-            json, ensure_ascii=False, separators=(",", ":"), allow_nan=False
-        ).encode()
+        body = jsonio.dumps(json)
         head = self._head_of(url, headers)
         wire = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
         return await self._lean.post_whole(url, wire, timeout.connect, timeout.read)

@@ -8,13 +8,13 @@ nothing stored. Every error comes back in the error shape of the API the client 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
 
 from pydantic import JsonValue
 
 from orchestrator.exceptions import StoreError
+from orchestrator.gateway import jsonio
 from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
 from orchestrator.gateway.calls import ChatCall
 from orchestrator.gateway.embeddings import embed
@@ -32,8 +32,8 @@ log = get_logger(__name__)
 
 def _json(body: bytes) -> JsonValue:
     try:
-        value: JsonValue = json.loads(body)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        value: JsonValue = jsonio.loads(body)
+    except jsonio.JSONDecodeError as exc:
         raise BadRequest(f"body is not valid JSON: {exc}") from None
     return value
 
