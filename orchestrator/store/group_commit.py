@@ -33,10 +33,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, select
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
+from orchestrator.store.driver_sql import driver_row as _driver_row
 from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, notify_params
 from orchestrator.store.pins import PIN_SELECT, Pin, put_statement
 from orchestrator.store.records import AuditEvent, SessionRecord
@@ -112,21 +113,6 @@ class _DriverInsert:
         ]
         row = _driver_row(conn, self.sql, params)
         return None if row is None else int(row[0])
-
-
-def _driver_row(conn: Connection, sql: str, params: Sequence[object]) -> Any:
-    """The first row of `sql` run on the driver's own connection (pysqlite), or None.
-
-    Raises:
-        DBAPIError: as SQLAlchemy raises it (`OperationalError` for a locked file...).
-    """
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    error = conn.dialect.loaded_dbapi.Error
-    try:
-        return driver.execute(sql, params).fetchone()
-    except error as exc:
-        raise DBAPIError.instance(sql, params, exc, error) from exc
 
 
 @dataclass(frozen=True)
