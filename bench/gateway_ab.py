@@ -7,7 +7,11 @@ older commit, and this checkout), sends sequential requests interleaved (direct,
 rotating order), then 200 concurrent clients against each in turn, and reads each
 process's CPU time from /proc, which the load does not inflate as it does wall time.
 
-    cd /tmp && /path/to/.venv/bin/python /path/to/bench/gateway_ab.py A_DIR B_DIR [N]
+    cd /tmp && /path/to/.venv/bin/python /path/to/bench/gateway_ab.py A_DIR B_DIR [N] [--budgeted]
+
+`--budgeted` gives the bench's key a daily budget and a rate limit (both far above what
+the run spends), so every request also reserves, spends and settles its budget and counts
+against its limits, as a production key does.
 
 Run it from a folder that holds no `orchestrator` package: `python -m` puts the working
 folder ahead of PYTHONPATH. Prints JSON.
@@ -51,7 +55,13 @@ def _pid_of(needle: str) -> int:
     raise RuntimeError(f"no process runs {needle}")
 
 
-async def main(a_path: str, b_path: str, n: int) -> None:
+_BUDGETED = {
+    "budgets": [{"period": "day", "limit_usd": 1000.0}],
+    "rate_limit": {"requests_per_minute": 1_000_000, "tokens_per_minute": 100_000_000},
+}
+
+
+async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None:
     folder = Path(tempfile.mkdtemp(prefix="gateway-ab-"))
     replay_port = free_port()
     scripted_url = f"http://127.0.0.1:{replay_port}/v1"
@@ -63,7 +73,8 @@ async def main(a_path: str, b_path: str, n: int) -> None:
         project = folder / name
         project.mkdir()
         (project / "models.yaml").write_text(yaml.safe_dump(bench._models(scripted_url)))
-        keys = {"keys": [{"id": "bench", "token_sha256": digest, "tenant": "bench"}]}
+        key = {"id": "bench", "token_sha256": digest, "tenant": "bench"}
+        keys = {"keys": [{**key, **_BUDGETED} if budgeted else key]}
         (project / "gateway_keys.yaml").write_text(yaml.safe_dump(keys))
 
     def gateway(name: str) -> list[str]:
@@ -143,4 +154,7 @@ async def main(a_path: str, b_path: str, n: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 300))
+    args = [a for a in sys.argv[1:] if a != "--budgeted"]
+    asyncio.run(
+        main(args[0], args[1], int(args[2]) if len(args) > 2 else 300, "--budgeted" in sys.argv)
+    )

@@ -16,6 +16,8 @@ from collections.abc import Callable
 
 from orchestrator.gateway.errors import RateLimited
 from orchestrator.gateway.keys import GatewayKey
+from orchestrator.store.group_commit import LedgerWrite
+from orchestrator.store.rate_windows import RateLedger
 from orchestrator.store.store import Store
 
 __all__ = ["RateLimiter"]
@@ -59,6 +61,13 @@ class RateLimiter:
                 f" retry in {refused.retry_after}s",
                 headers={"retry-after": str(refused.retry_after)},
             )
+
+    def used_write(self, key: GatewayKey, tokens: int) -> LedgerWrite | None:
+        """`used` as a write of the request's own batch (`GroupCommit`); None: nothing to count."""
+        if key.rate_limit.tokens_per_minute is None or tokens <= 0:
+            return None
+        key_id, now = key.id, self._clock()
+        return LedgerWrite(lambda conn: RateLedger.used_here(conn, key_id, tokens, now))
 
     async def used(self, key: GatewayKey, tokens: int) -> None:
         """Count the tokens an answer used against the key's tokens per minute."""

@@ -58,8 +58,8 @@ from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
-from orchestrator.store.budgets import Reservation
-from orchestrator.store.group_commit import GroupCommit, PutPin, Write
+from orchestrator.store.budgets import Reservation, Spend
+from orchestrator.store.group_commit import GroupCommit, LedgerWrite, PutPin, Write
 from orchestrator.store.pins import Pin
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -69,6 +69,8 @@ __all__ = ["AUTO", "Admitted", "Gateway", "Outcome"]
 AUTO = "auto"
 """The model name that lets the routing policy choose among everything the key may use."""
 
+_MAX_KNOWN_TOKENS = 4096
+_MAX_POOLS = 4096
 _PRIVATE_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
 
 
@@ -185,6 +187,12 @@ class Gateway:
         self.journal = GroupCommit(store, self._write_lock)
         """Pin reads, and each request's pin and audit writes, committed in batches."""
         self._idle = timedelta(seconds=self.settings.cache_idle_seconds)
+        self._known_for: GatewayKeys | None = None
+        self._known: dict[str, GatewayKey] = {}
+        """Tokens found in `_known_for`, each once by digest (`authenticate`)."""
+        self._pools_for: tuple[ModelRegistry, GatewayKeys] | None = None
+        self._pools: dict[tuple[str, str], list[str]] = {}
+        """`pool` of each key id and model name, for `_pools_for`."""
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Where a request's store writes go: one at a time on SQLite, freely elsewhere."""
@@ -206,9 +214,19 @@ class Gateway:
         token = token_of(headers)
         if token is None:
             raise Unauthorized("no API key: send Authorization: Bearer <key> or x-api-key: <key>")
-        key = self.keys.find(token)
+        keys = self.keys
+        if self._known_for is not keys:
+            self._known_for, self._known = keys, {}
+        key = self._known.get(token)
+        if key is not None:
+            return key
+        key = keys.find(token)
         if key is None:
             raise Unauthorized("unknown API key: it is not in the gateway's keys file")
+        if len(self._known) < _MAX_KNOWN_TOKENS:
+            # Found once by digest, in constant time; a token the file does not hold is
+            # never kept, so the cache holds no more than the file's keys.
+            self._known[token] = key
         return key
 
     def names_for(self, key: GatewayKey) -> list[str]:
@@ -219,11 +237,30 @@ class Gateway:
     def pool(self, key: GatewayKey, requested: str) -> list[str]:
         """The deployments that may answer a request of `key` naming `requested`.
 
+        Worked out once per key and name (the models and keys files do not change under
+        a running gateway); refusals are not kept.
+
         Raises:
             UnknownModel: no alias or deployment has that name.
             ModelNotAllowed: the key may not name it.
         """
-        if requested != AUTO and requested not in self.registry.names:
+        made_for = self._pools_for
+        if made_for is None or made_for[0] is not self.registry or made_for[1] is not self.keys:
+            self._pools_for, self._pools = (self.registry, self.keys), {}
+        found = self._pools.get((key.id, requested))
+        if found is None:
+            found = self._pool(key, requested)
+            if len(self._pools) < _MAX_POOLS:
+                self._pools[(key.id, requested)] = found
+        return list(found)
+
+    def _pool(self, key: GatewayKey, requested: str) -> list[str]:
+        registry = self.registry
+        if (
+            requested != AUTO
+            and requested not in registry.models
+            and requested not in registry.aliases
+        ):
             raise UnknownModel(
                 f"model {requested!r} does not exist; GET /v1/models lists those this key may use"
             )
@@ -426,9 +463,9 @@ class Gateway:
             raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
-        await self._settle(a.key, a.ledger_id, a.holds, answered)
         await self.journal.commit(
             [
+                *self._settle(a, answered),
                 *self._pin(a, answered, label),
                 self._call(a, answered.deployment, answered, "ok", label, None),
             ]
@@ -544,27 +581,30 @@ class Gateway:
             usage = await self.store.budgets.usage(refused.scope, refused.period)
             raise refusal(refused, usage)
 
-    async def _settle(
-        self,
-        key: GatewayKey,
-        ledger_id: str,
-        holds: list[Reservation],
-        answered: Answered,
-    ) -> None:
+    def _settle(self, a: Admitted, answered: Answered) -> list[Write]:
+        """The answer's spend: its tokens and its cost, as writes of the request's batch.
+
+        Its tokens count against the key's rate limit, its cost against the request's
+        budget holds, settled at once (a request holds for its one call). Writes for the
+        request's own batch, committed with its audit row: one transaction
+        where these were one each.
+        """
         usage = answered.response.usage
-        await self.limiter.used(key, usage.total_tokens)
-        if not holds:
-            return
-        cost = self.registry.models[answered.deployment].usage_cost(usage)
-        async with self.writing():
-            await self.store.budgets.record_spend(
-                ledger_id,
-                [(h.scope, h.period) for h in holds],
-                cost,
+        writes: list[Write] = []
+        used = self.limiter.used_write(a.key, usage.total_tokens)
+        if used is not None:
+            writes.append(used)
+        if a.holds:
+            spend = Spend(
+                a.ledger_id,
+                [(h.scope, h.period) for h in a.holds],
+                self.registry.models[answered.deployment].usage_cost(usage),
                 usage.total_tokens,
-                key=f"{ledger_id}/spend",
-                settle=True,
+                f"{a.ledger_id}/spend",
             )
+            budgets = self.store.budgets
+            writes.append(LedgerWrite(lambda conn: budgets.spend_here(conn, spend, settle=True)))
+        return writes
 
     def _pin(self, a: Admitted, answered: Answered, boundary: str) -> list[Write]:
         """The pin's writes: the pin when it is worth writing, the session, the switch."""

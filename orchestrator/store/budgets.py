@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from orchestrator.store.ledger import Ledger, LedgerParts
+from orchestrator.store.ledger import Ledger, LedgerParts, rows_here
 from orchestrator.store.tables import BudgetReservationRow, BudgetSpendRow, BudgetUsageRow
 
 __all__ = ["BudgetLedger", "BudgetUsage", "Reservation", "Spend"]
@@ -207,7 +207,7 @@ class BudgetLedger(Ledger):
 
     @staticmethod
     def _ensure_usage(conn: Connection, scope: str, period: str) -> None:
-        conn.execute(_NEW_USAGE, {"scope": scope, "period": period})
+        rows_here(conn, _NEW_USAGE, {"scope": scope, "period": period})
 
     async def reserve(self, session_id: str, wanted: list[Reservation]) -> Reservation | None:
         """Reserve for a session in every budget of `wanted`, all or nothing.
@@ -232,11 +232,12 @@ class BudgetLedger(Ledger):
         """`reserve` in the caller's transaction; `_Refused` for a reservation that did not fit."""
         for want in wanted:
             key = {"k_session": session_id, "k_scope": want.scope}
-            if conn.execute(_HELD, key).first() is not None:
+            if rows_here(conn, _HELD, key):
                 continue
             self._ensure_usage(conn, want.scope, want.period)
             claim = _CLAIMS[want.limit_usd is not None, want.limit_tokens is not None]
-            claimed = conn.execute(
+            claimed = rows_here(
+                conn,
                 claim,
                 {
                     "k_scope": want.scope,
@@ -246,11 +247,13 @@ class BudgetLedger(Ledger):
                     "limit_usd": want.limit_usd,
                     "limit_tokens": want.limit_tokens,
                 },
-            ).first()
-            if claimed is None:
+            )
+            if not claimed:
                 raise _Refused(want)
-            conn.execute(
-                _NEW_HOLD, _hold_row(session_id, want.scope, want.period, want.usd, want.tokens)
+            rows_here(
+                conn,
+                _NEW_HOLD,
+                _hold_row(session_id, want.scope, want.period, want.usd, want.tokens),
             )
 
     async def record_spend(
@@ -272,14 +275,19 @@ class BudgetLedger(Ledger):
             False when `key` was recorded before (a retried call): nothing changed.
         """
         spend = Spend(session_id, scopes, usd, tokens, key)
+        return await self._write("record spend", lambda conn: self.spend_here(conn, spend, settle))
 
-        def body(conn: Connection) -> bool:
-            new = self._spend(conn, spend)
-            if settle:
-                self._settle(conn, session_id)
-            return new
+    def spend_here(self, conn: Connection, spend: Spend, settle: bool = False) -> bool:
+        """`record_spend` in the caller's transaction (the gateway's group commit).
 
-        return await self._write("record spend", body)
+        Returns:
+            False when `spend.key` was recorded before (a retried call): nothing changed
+            (the session is still settled with `settle`).
+        """
+        new = self._spend(conn, spend)
+        if settle:
+            self._settle(conn, spend.session_id)
+        return new
 
     async def spend_in(self, session: AsyncSession, spend: Spend) -> bool:
         """`record_spend` inside the caller's transaction.
@@ -295,23 +303,25 @@ class BudgetLedger(Ledger):
     def _spend(self, conn: Connection, spend: Spend) -> bool:
         """`record_spend` in the caller's transaction."""
         session_id, usd, tokens = spend.session_id, spend.usd, spend.tokens
-        new = conn.execute(
+        new = rows_here(
+            conn,
             _NEW_SPEND,
             {"spend_key": spend.key, "session_id": session_id, "cost_usd": usd, "tokens": tokens},
-        ).first()
-        if new is None:
+        )
+        if not new:
             return False
         for scope, period in spend.scopes:
             key = {"k_session": session_id, "k_scope": scope}
-            found = conn.execute(_HOLDING, key).first()
-            if found is None:
-                conn.execute(_NEW_HOLD, _hold_row(session_id, scope, period, 0.0, 0))
+            holding = rows_here(conn, _HOLDING, key)
+            if not holding:
+                rows_here(conn, _NEW_HOLD, _hold_row(session_id, scope, period, 0.0, 0))
                 self._ensure_usage(conn, scope, period)
                 held_period, r_usd, s_usd, r_tok, s_tok = period, 0.0, 0.0, 0, 0
             else:
-                held_period, r_usd, s_usd, r_tok, s_tok = found
-            conn.execute(_SPEND_HOLD, {**key, "d_usd": usd, "d_tokens": tokens})
-            conn.execute(
+                held_period, r_usd, s_usd, r_tok, s_tok = holding[0]
+            rows_here(conn, _SPEND_HOLD, {**key, "d_usd": usd, "d_tokens": tokens})
+            rows_here(
+                conn,
                 _SPEND_USAGE,
                 {
                     "k_scope": scope,
@@ -333,9 +343,10 @@ class BudgetLedger(Ledger):
     @staticmethod
     def _settle(conn: Connection, session_id: str) -> None:
         """`settle` in the caller's transaction."""
-        claimed = conn.execute(_SETTLE, {"k_session": session_id}).all()
+        claimed = rows_here(conn, _SETTLE, {"k_session": session_id})
         for scope, period, r_usd, s_usd, r_tok, s_tok in claimed:
-            conn.execute(
+            rows_here(
+                conn,
                 _GIVE_BACK,
                 {
                     "k_scope": scope,

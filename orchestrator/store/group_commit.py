@@ -55,6 +55,7 @@ from orchestrator.store.tables import AuditEventRow, GatewayPinRow, SessionRow
 __all__ = [
     "AppendEvent",
     "GroupCommit",
+    "LedgerWrite",
     "PutPin",
     "StartSession",
     "Write",
@@ -87,7 +88,18 @@ class PutPin:
     expected_version: int | None
 
 
-Write = AppendEvent | StartSession | PutPin
+@dataclass(frozen=True)
+class LedgerWrite:
+    """A ledger's own writes, run in the batch's transaction: its result is None.
+
+    A gateway request's budget spend and its tokens against its rate limit: one commit with
+    the request's audit row instead of a transaction each. An exception fails the batch.
+    """
+
+    run: Callable[[Connection], object]
+
+
+Write = AppendEvent | StartSession | PutPin | LedgerWrite
 _Result = bool | None | EventKeyConflict
 
 
@@ -291,6 +303,9 @@ def _apply(conn: Connection, dialect: str, write: Write) -> _Result:
         return None
     if isinstance(write, PutPin):
         return _put_pin(conn, dialect, write)
+    if isinstance(write, LedgerWrite):
+        write.run(conn)
+        return None
     event = write.event
     if conn.dialect.driver == "pysqlite":
         seq = sqlite_event_insert(conn.dialect).run(conn, event)

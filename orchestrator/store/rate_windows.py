@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import Connection
 
-from orchestrator.store.ledger import Ledger
+from orchestrator.store.ledger import Ledger, rows_here
 from orchestrator.store.tables import RateWindowRow
 
 __all__ = ["WINDOW_SECONDS", "RateLedger", "RateRefusal"]
@@ -80,9 +80,9 @@ class RateLedger(Ledger):
         conn: Connection, key_id: str, window: int
     ) -> tuple[tuple[int, int], tuple[int, int]]:
         """(requests, tokens) of the previous and the current minute."""
-        rows = conn.execute(
-            _COUNTS, {"k_key": key_id, "k_previous": window - 1, "k_window": window}
-        ).all()
+        rows = rows_here(
+            conn, _COUNTS, {"k_key": key_id, "k_previous": window - 1, "k_window": window}
+        )
         found = {w: (r, t) for w, r, t in rows}
         return found.get(window - 1, (0, 0)), found.get(window, (0, 0))
 
@@ -128,18 +128,27 @@ class RateLedger(Ledger):
     @staticmethod
     def _take(conn: Connection, key_id: str, window: int, room: float) -> bool:
         """Add a request to the minute's count if it stays within `room`; whether it did."""
-        taken = conn.execute(_TAKE, {"key_id": key_id, "window": window, "room": room}).first()
-        if taken is not None and taken[0] == 1:
+        taken = rows_here(conn, _TAKE, {"key_id": key_id, "window": window, "room": room})
+        if taken and taken[0][0] == 1:
             # A new minute: the key's minutes before the last one are done with.
-            conn.execute(_FORGET, {"k_key": key_id, "k_before": window - 1})
-        return taken is not None
+            rows_here(conn, _FORGET, {"k_key": key_id, "k_before": window - 1})
+        return bool(taken)
 
     async def used(self, key_id: str, tokens: int, now: float) -> None:
         """Add the tokens an answer used to the key's count of this minute."""
         if tokens <= 0:
             return
+        await self._write(
+            "count gateway usage", lambda conn: self.used_here(conn, key_id, tokens, now)
+        )
+
+    @staticmethod
+    def used_here(conn: Connection, key_id: str, tokens: int, now: float) -> None:
+        """`used` in the caller's transaction (the gateway's group commit)."""
+        if tokens <= 0:
+            return
         values = {"key_id": key_id, "window": math.floor(now / WINDOW_SECONDS), "tokens": tokens}
-        await self._write("count gateway usage", lambda conn: conn.execute(_USED, values))
+        rows_here(conn, _USED, values)
 
 
 def _wait(previous: float, left: float, elapsed: float) -> int:

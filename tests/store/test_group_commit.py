@@ -15,7 +15,14 @@ from sqlalchemy import Engine
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store import Store
-from orchestrator.store.group_commit import AppendEvent, GroupCommit, PutPin, StartSession
+from orchestrator.store.budgets import Reservation, Spend
+from orchestrator.store.group_commit import (
+    AppendEvent,
+    GroupCommit,
+    LedgerWrite,
+    PutPin,
+    StartSession,
+)
 from orchestrator.store.pins import Pin
 from orchestrator.store.records import AuditEvent, EventKind, SessionRecord
 
@@ -149,6 +156,34 @@ async def test_a_failed_batch_fails_its_writers_with_a_store_error(store: Store)
         await group.commit([AppendEvent(_event("s", "s/1")), PutPin(bad, None)])
     await group.aclose()
     assert await store.list_events("s") == []
+
+
+async def test_a_ledger_write_commits_with_its_batch_and_fails_with_it(store: Store) -> None:
+    group = GroupCommit(store)
+    hold = Reservation("k", "day", usd=1.0, tokens=10, limit_usd=5.0, limit_tokens=None)
+    assert await store.budgets.reserve("s#1", [hold]) is None
+    spend = Spend("s#1", [("k", "day")], 0.25, 4, "s#1/spend")
+    written = await group.commit(
+        [
+            LedgerWrite(lambda conn: store.budgets.spend_here(conn, spend, settle=True)),
+            AppendEvent(_event("s", "s/1")),
+        ]
+    )
+    assert written == [None, True]
+    usage = await store.budgets.usage("k", "day")
+    # Spent 0.25 of the 1.0 held, and settled: what was not spent is given back.
+    assert (usage.spent_usd, usage.committed_usd, usage.spent_tokens) == (0.25, 0.25, 4)
+    again = Spend("s#2", [("k", "day")], 1.0, 1, "s#2/spend")
+    bad = Pin.model_construct(**{**_pin("p", "a").model_dump(), "deployment": None})
+    with pytest.raises(StoreError):
+        await group.commit(
+            [
+                LedgerWrite(lambda conn: store.budgets.spend_here(conn, again)),
+                PutPin(bad, None),
+            ]
+        )
+    await group.aclose()
+    assert (await store.budgets.usage("k", "day")).spent_usd == 0.25
 
 
 async def test_the_kept_read_connection_sees_every_later_commit(store: Store) -> None:
