@@ -14,10 +14,12 @@ import contextlib
 import time
 from collections.abc import Callable
 
+from sqlalchemy import Connection
+
 from orchestrator.gateway.errors import RateLimited
 from orchestrator.gateway.keys import GatewayKey
 from orchestrator.store.group_commit import LedgerWrite
-from orchestrator.store.rate_windows import RateLedger
+from orchestrator.store.rate_windows import RateLedger, RateRefusal
 from orchestrator.store.store import Store
 
 __all__ = ["RateLimiter"]
@@ -56,11 +58,27 @@ class RateLimiter:
         async with self._writing():
             refused = await self._store.rates.admit(key.id, rpm, tpm, self._clock())
         if refused is not None:
-            raise RateLimited(
-                f"key {key.id!r} is over its rate limit of {refused.what};"
-                f" retry in {refused.retry_after}s",
-                headers={"retry-after": str(refused.retry_after)},
-            )
+            raise _limited(key, refused)
+
+    def admission(self, key: GatewayKey) -> Callable[[Connection], None] | None:
+        """`admit` as a write in the caller's transaction; None when the key has no limits.
+
+        The gateway runs it with the request's budget holds, in one transaction. The write
+        raises `RateLimited` when the key is over a limit; its transaction then writes
+        nothing.
+        """
+        limit = key.rate_limit
+        rpm, tpm = limit.requests_per_minute, limit.tokens_per_minute
+        if rpm is None and tpm is None:
+            return None
+        rates, key_id, now = self._store.rates, key.id, self._clock()
+
+        def admit(conn: Connection) -> None:
+            refused = rates.admit_here(conn, key_id, rpm, tpm, now)
+            if refused is not None:
+                raise _limited(key, refused)
+
+        return admit
 
     def used_write(self, key: GatewayKey, tokens: int) -> LedgerWrite | None:
         """`used` as a write of the request's own batch (`GroupCommit`); None: nothing to count."""
@@ -75,3 +93,10 @@ class RateLimiter:
             return
         async with self._writing():
             await self._store.rates.used(key.id, tokens, self._clock())
+
+
+def _limited(key: GatewayKey, refused: RateRefusal) -> RateLimited:
+    return RateLimited(
+        f"key {key.id!r} is over its rate limit of {refused.what}; retry in {refused.retry_after}s",
+        headers={"retry-after": str(refused.retry_after)},
+    )

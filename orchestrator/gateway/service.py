@@ -1,13 +1,13 @@
 """The gateway's core: one chat request from key check to answer, with the plans' invariants.
 
-For each request: the key is checked (401), its model (404, 403) and its rate (429);
-the session is identified and its pin read from the store; inside an open tool loop the
-pin answers, at a safe boundary the router chooses again (keeping the pin when it is close
-enough); the request reserves its worst case in every budget (402); the deployment is
-called, retried, and failed over if it must be; then spend, pin and audit are written,
-the pin and audit of concurrent requests together in one transaction (group commit), and
-the answer goes out once they are committed. The process keeps no session state, so any
-number of gateway processes can share a store.
+For each request: the key is checked (401) and its model (404, 403); the session is
+identified and its pin read from the store; inside an open tool loop the pin answers, at a
+safe boundary the router chooses again (keeping the pin when it is close enough); the
+request is counted against the key's rate (429) and reserves its worst case in every
+budget (402), in one transaction; the deployment is called, retried, and failed over if it
+must be; then spend, pin and audit are written, those of concurrent requests together in
+one transaction (group commit), and the answer goes out once they are committed. The
+process keeps no session state, so any number of gateway processes can share a store.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from sqlalchemy import Connection
 
 from orchestrator.cache import gateway as response_cache
 from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
@@ -299,6 +300,9 @@ class Gateway:
         Inside an open tool loop the pin answers: the router's question (a copy of the
         headers, the conversation's estimates, the exclusions) is not built unless the
         pinned deployment fails; nor is the worst case priced for a key without budgets.
+        The key's rate admission and its budget holds are one transaction, the last
+        step: a request refused before it (a bad header, no deployment) counts against
+        no limit, and one refused by a budget is not counted either.
 
         Raises:
             GatewayError: the request is refused (401, 403, 404, 402, 429, 400).
@@ -306,7 +310,6 @@ class Gateway:
         started = time.perf_counter()
         key = self.authenticate(headers)
         pool = self.pool(key, call.requested)
-        await self.limiter.admit(key)
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
         session = identify(headers, call.request.messages, key.tenant, call.user_id)
@@ -333,7 +336,9 @@ class Gateway:
             usd = worst_case(self.registry, pool, input_tokens, output_tokens)
             holds = [replace(h, usd=usd, tokens=input_tokens + output_tokens) for h in holds]
             async with self.writing():
-                await self._reserve(ledger_id, holds)
+                await self._reserve(ledger_id, holds, self.limiter.admission(key))
+        else:
+            await self.limiter.admit(key)
         return Admitted(
             key=key,
             call=call,
@@ -573,10 +578,21 @@ class Gateway:
             retry_after=http.retry_after if http is not None else None,
         )
 
-    async def _reserve(self, ledger_id: str, holds: list[Reservation]) -> None:
+    async def _reserve(
+        self,
+        ledger_id: str,
+        holds: list[Reservation],
+        first: Callable[[Connection], None] | None = None,
+    ) -> None:
+        """Hold `holds`, after `first` (the key's rate admission) in the same transaction.
+
+        Raises:
+            RateLimited: from `first`; nothing is held.
+            OverBudget: a hold did not fit; nothing is held, nor counted by `first`.
+        """
         if not holds:
             return
-        refused = await self.store.budgets.reserve(ledger_id, holds)
+        refused = await self.store.budgets.reserve(ledger_id, holds, first)
         if refused is not None:
             usage = await self.store.budgets.usage(refused.scope, refused.period)
             raise refusal(refused, usage)

@@ -11,6 +11,7 @@ a finished session gives back what it reserved but did not spend.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -209,21 +210,38 @@ class BudgetLedger(Ledger):
     def _ensure_usage(conn: Connection, scope: str, period: str) -> None:
         rows_here(conn, _NEW_USAGE, {"scope": scope, "period": period})
 
-    async def reserve(self, session_id: str, wanted: list[Reservation]) -> Reservation | None:
+    async def reserve(
+        self,
+        session_id: str,
+        wanted: list[Reservation],
+        first: Callable[[Connection], object] | None = None,
+    ) -> Reservation | None:
         """Reserve for a session in every budget of `wanted`, all or nothing.
 
         Idempotent per session and scope: a retried call finds its reservation and holds
         nothing more.
+
+        Args:
+            session_id: The session (a gateway request's ledger id) that holds.
+            wanted: The reservations.
+            first: Other writes of the caller's, run first in the same transaction (the
+                gateway's rate admission): one commit for both. An exception of its own
+                reaches the caller, and nothing of the transaction is written; a
+                reservation that does not fit undoes its writes too.
 
         Returns:
             None when every reservation was made (or already held); otherwise the first
             reservation that did not fit, and nothing was reserved.
         """
         self._scopes.pop(session_id, None)
+
+        def body(conn: Connection) -> None:
+            if first is not None:
+                first(conn)
+            self._reserve(conn, session_id, wanted)
+
         try:
-            await self._write(
-                "reserve budget", lambda conn: self._reserve(conn, session_id, wanted)
-            )
+            await self._write("reserve budget", body)
         except _Refused as refused:
             return refused.want
         return None

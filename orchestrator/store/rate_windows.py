@@ -98,13 +98,13 @@ class RateLedger(Ledger):
             now: Seconds since the epoch.
         """
         return await self._write(
-            "count a gateway request", lambda conn: self._admit(conn, key_id, rpm, tpm, now)
+            "count a gateway request", lambda conn: self.admit_here(conn, key_id, rpm, tpm, now)
         )
 
-    def _admit(
+    def admit_here(
         self, conn: Connection, key_id: str, rpm: int | None, tpm: int | None, now: float
     ) -> RateRefusal | None:
-        """`admit` in the caller's transaction."""
+        """`admit` in the caller's transaction (with the request's budget reservation)."""
         minute = now / WINDOW_SECONDS
         window = math.floor(minute)
         elapsed = minute - window

@@ -83,6 +83,31 @@ async def test_over_the_request_rate_answers_429_with_retry_after(store_url: str
         assert other.status_code == 200
 
 
+async def test_rate_and_budget_are_one_admission(store_url: str) -> None:
+    # The rate admission and the budget holds are one transaction: a request the budget
+    # refuses is not counted against the rate, one the rate refuses holds nothing.
+    limits = {
+        "rate_limit": {"requests_per_minute": 2},
+        "budgets": [{"period": "day", "limit_usd": 0.0009}],
+    }
+    async with (
+        serve_gateway(HERE / "refund.yaml", store_url, limited=limits) as served,
+        httpx.AsyncClient(base_url=served.base_url, timeout=30) as http,
+    ):
+        headers = {"authorization": f"Bearer {LIMITED}"}
+        huge = {**HELLO, "max_tokens": 100_000}
+        refused = await http.post("/chat/completions", json=huge, headers=headers)
+        assert refused.status_code == 402
+        codes = [
+            (await http.post("/chat/completions", json=HELLO, headers=headers)).status_code
+            for _ in range(3)
+        ]
+        assert codes == [200, 200, 429]
+        day = refused.json()["error"]["message"].split("(")[1].split(")")[0]
+        usage = await served.store.budgets.usage("gateway-key/limited", day)
+        assert usage.committed_usd == pytest.approx(usage.spent_usd)
+
+
 async def test_bad_input_is_refused_in_the_apis_format_and_changes_nothing(
     store_url: str,
 ) -> None:
