@@ -21,7 +21,14 @@ from orchestrator.routing.budgets import applicable, reservation
 from orchestrator.routing.policy import Budget
 from orchestrator.store.budgets import BudgetUsage, Reservation
 
-__all__ = ["estimate_input_tokens", "refusal", "wanted", "worst_case"]
+__all__ = [
+    "estimate_input_tokens",
+    "holds",
+    "key_budgets",
+    "refusal",
+    "wanted",
+    "worst_case",
+]
 
 _CHARS_PER_TOKEN = 4
 
@@ -55,19 +62,31 @@ def _key_budget(key: GatewayKey, budget: KeyBudget) -> Budget:
     )
 
 
+def key_budgets(key: GatewayKey, registry: ModelRegistry) -> list[tuple[Budget, str]]:
+    """The budgets a request of `key` reserves in, with their scopes.
+
+    The key's own, then its tenant's and team's.
+    """
+    budgets = [(_key_budget(key, b), key.budget_scope) for b in key.budgets]
+    budgets.extend((b, b.scope) for b in applicable(registry.budgets, key.tenant, key.team))
+    return budgets
+
+
+def holds(
+    budgets: list[tuple[Budget, str]], usd: float, tokens: int, now: datetime
+) -> list[Reservation]:
+    """The reservations of one request of `usd` and `tokens` in each of `budgets`."""
+    return [
+        replace(reservation(budget, now), scope=scope, usd=usd, tokens=tokens)
+        for budget, scope in budgets
+    ]
+
+
 def wanted(
     key: GatewayKey, registry: ModelRegistry, usd: float, tokens: int, now: datetime
 ) -> list[Reservation]:
     """The reservations one request makes: the key's budgets, then its tenant's and team's."""
-    budgets = [_key_budget(key, b) for b in key.budgets]
-    scopes = [key.budget_scope] * len(budgets)
-    for budget in applicable(registry.budgets, key.tenant, key.team):
-        budgets.append(budget)
-        scopes.append(budget.scope)
-    return [
-        replace(reservation(budget, now), scope=scope, usd=usd, tokens=tokens)
-        for budget, scope in zip(budgets, scopes, strict=True)
-    ]
+    return holds(key_budgets(key, registry), usd, tokens, now)
 
 
 def refusal(want: Reservation, usage: BudgetUsage) -> OverBudget:

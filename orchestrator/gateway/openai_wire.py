@@ -63,21 +63,23 @@ def _tool_calls(value: JsonValue, where: str) -> list[JsonValue]:
         call_id = field(call, "id", f"{where}[{i}]")
         raw_args = function.get("arguments") or ""
         arguments_json = raw_args if isinstance(raw_args, str) else json.dumps(raw_args)
-        arguments, error = _arguments(arguments_json)
-        calls.append(
-            {
-                "id": str(call_id),
-                "name": str(name),
-                "arguments_json": arguments_json,
-                "arguments": arguments,
-                "parse_error": error,
-            }
-        )
+        calls.append(_tool_call(call_id, name, arguments_json))
     return calls
 
 
+def _tool_call(call_id: JsonValue, name: JsonValue, arguments_json: str) -> JsonObject:
+    arguments, error = _arguments(arguments_json)
+    return {
+        "id": str(call_id),
+        "name": str(name),
+        "arguments_json": arguments_json,
+        "arguments": arguments,
+        "parse_error": error,
+    }
+
+
 def _message(raw: JsonValue, where: str) -> JsonObject:
-    """A message as `ChatMessage`'s fields; the whole request is validated at once."""
+    """A message as `ChatMessage`'s fields, each checked; refusals name their place."""
     message = obj(raw, where)
     role = field(message, "role", where)
     if role == "tool":
@@ -86,17 +88,68 @@ def _message(raw: JsonValue, where: str) -> JsonObject:
             "content": text_of(message.get("content"), f"{where}.content"),
             "tool_call_id": str(field(message, "tool_call_id", where)),
         }
-    if role not in _ROLES:
+    if not isinstance(role, str) or role not in _ROLES:
         raise BadRequest(f"{where}.role: unknown role {role!r} (system, user, assistant, tool)")
     content = message.get("content")
     name = message.get("name")
     return {
-        "role": _ROLES[str(role)],
+        "role": _ROLES[role],
         "content": None
         if content is None and role == "assistant"
         else text_of(content, f"{where}.content"),
         "tool_calls": _tool_calls(message.get("tool_calls"), f"{where}.tool_calls"),
         "name": name if isinstance(name, str) else None,
+    }
+
+
+def _plain_tool_calls(value: JsonValue) -> list[JsonValue] | None:
+    """`_tool_calls` of well-formed calls with string arguments; None for anything else."""
+    if type(value) is not list:
+        return None
+    calls: list[JsonValue] = []
+    for call in value:
+        if type(call) is not dict:
+            return None
+        function = call.get("function")
+        if type(function) is not dict:
+            return None
+        name, call_id = function.get("name"), call.get("id")
+        arguments = function.get("arguments") or ""
+        if name is None or call_id is None or type(arguments) is not str:
+            return None
+        calls.append(_tool_call(call_id, name, arguments))
+    return calls
+
+
+def _plain_message(raw: JsonValue) -> JsonObject | None:
+    """`_message` of a well-formed message with text content; None for anything else.
+
+    Most messages of a request are such: this reads them without building the place of
+    each field for refusals that do not come (`_message` reads the rest, and refuses).
+    """
+    if type(raw) is not dict:
+        return None
+    role, content = raw.get("role"), raw.get("content")
+    if content is not None and type(content) is not str:
+        return None
+    if role == "tool":
+        call_id = raw.get("tool_call_id")
+        if call_id is None:
+            return None
+        return {"role": "tool", "content": content or "", "tool_call_id": str(call_id)}
+    mapped = _ROLES.get(role) if type(role) is str else None
+    if mapped is None:
+        return None
+    calls = raw.get("tool_calls")
+    tool_calls = [] if calls is None else _plain_tool_calls(calls)
+    if tool_calls is None:
+        return None
+    name = raw.get("name")
+    return {
+        "role": mapped,
+        "content": content if content is not None or role == "assistant" else "",
+        "tool_calls": tool_calls,
+        "name": name if type(name) is str else None,
     }
 
 
@@ -128,7 +181,9 @@ def parse_chat(body: JsonValue) -> ChatCall:
     previous = root.get("previous_response_id")
     request: JsonObject = {
         "model": model,
-        "messages": [_message(m, f"body.messages[{i}]") for i, m in enumerate(messages)],
+        "messages": [
+            _plain_message(m) or _message(m, f"body.messages[{i}]") for i, m in enumerate(messages)
+        ],
         "tools": [_tool(t, f"body.tools[{i}]") for i, t in enumerate(tools)],
         "temperature": opt_number(root, "temperature", "body"),
         "max_tokens": opt_int(root, "max_completion_tokens", "body")

@@ -17,7 +17,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -26,7 +26,13 @@ from sqlalchemy import Connection
 from orchestrator.cache import gateway as response_cache
 from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
 from orchestrator.gateway import audit
-from orchestrator.gateway.budgets import estimate_input_tokens, refusal, wanted, worst_case
+from orchestrator.gateway.budgets import (
+    estimate_input_tokens,
+    key_budgets,
+    refusal,
+    worst_case,
+)
+from orchestrator.gateway.budgets import holds as budget_holds
 from orchestrator.gateway.calls import ChatCall
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.errors import (
@@ -57,6 +63,7 @@ from orchestrator.providers.messages import ModelResponse, Usage
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import cache_counts
+from orchestrator.routing.policy import Budget
 from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
 from orchestrator.store.budgets import Reservation, Spend
@@ -194,6 +201,8 @@ class Gateway:
         self._pools_for: tuple[ModelRegistry, GatewayKeys] | None = None
         self._pools: dict[tuple[str, str], list[str]] = {}
         """`pool` of each key id and model name, for `_pools_for`."""
+        self._budgets: dict[str, list[tuple[Budget, str]]] = {}
+        """`key_budgets` of each key id, for `_pools_for`."""
 
     def writing(self) -> contextlib.AbstractAsyncContextManager[object]:
         """Where a request's store writes go: one at a time on SQLite, freely elsewhere."""
@@ -245,15 +254,27 @@ class Gateway:
             UnknownModel: no alias or deployment has that name.
             ModelNotAllowed: the key may not name it.
         """
-        made_for = self._pools_for
-        if made_for is None or made_for[0] is not self.registry or made_for[1] is not self.keys:
-            self._pools_for, self._pools = (self.registry, self.keys), {}
+        self._files_seen()
         found = self._pools.get((key.id, requested))
         if found is None:
             found = self._pool(key, requested)
             if len(self._pools) < _MAX_POOLS:
                 self._pools[(key.id, requested)] = found
         return list(found)
+
+    def _files_seen(self) -> None:
+        """Forget what was worked out of the models and keys files if either was replaced."""
+        made_for = self._pools_for
+        if made_for is None or made_for[0] is not self.registry or made_for[1] is not self.keys:
+            self._pools_for, self._pools, self._budgets = (self.registry, self.keys), {}, {}
+
+    def _budgets_of(self, key: GatewayKey) -> list[tuple[Budget, str]]:
+        """`key_budgets` of `key`, worked out once."""
+        self._files_seen()
+        found = self._budgets.get(key.id)
+        if found is None:
+            found = self._budgets[key.id] = key_budgets(key, self.registry)
+        return found
 
     def _pool(self, key: GatewayKey, requested: str) -> list[str]:
         registry = self.registry
@@ -326,15 +347,16 @@ class Gateway:
             route = self._route(key, call, session, boundary, task, pool, headers)
             first, reason, routing = await self._first(route, task, pin, boundary)
         ledger_id = f"{session.session_id}#{request_id}"
-        holds = wanted(key, self.registry, 0.0, 0, now)
-        if holds:
+        budgets = self._budgets_of(key)
+        holds: list[Reservation] = []
+        if budgets:
             input_tokens = (
                 route.expected_input_tokens
                 if route is not None
                 else estimate_input_tokens(call.request)
             )
             usd = worst_case(self.registry, pool, input_tokens, output_tokens)
-            holds = [replace(h, usd=usd, tokens=input_tokens + output_tokens) for h in holds]
+            holds = budget_holds(budgets, usd, input_tokens + output_tokens, now)
             async with self.writing():
                 await self._reserve(ledger_id, holds, self.limiter.admission(key))
         else:

@@ -10,7 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from orchestrator.gateway import openai_wire
 from orchestrator.gateway.anthropic_wire import parse_messages, render_messages
 from orchestrator.gateway.errors import BadRequest
 from orchestrator.gateway.openai_wire import parse_chat, render_chat
@@ -176,3 +179,69 @@ def test_openai_bad_bodies_name_the_field(body: Any, message: str) -> None:
 def test_anthropic_requires_max_tokens() -> None:
     with pytest.raises(BadRequest, match=r"body.max_tokens: required"):
         parse_messages({"model": "auto", "messages": [{"role": "user", "content": "x"}]})
+
+
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(max_size=5))
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+_CALLS = st.lists(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.one_of(st.text(max_size=4), st.integers(), st.none()),
+            "type": st.just("function"),
+            "function": st.one_of(
+                _VALUES,
+                st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "name": st.one_of(st.text(max_size=4), st.none(), st.integers()),
+                        "arguments": st.one_of(
+                            st.sampled_from(["", '{"n": 1}', "[1]", "{bad", "{}"]), _VALUES
+                        ),
+                    },
+                ),
+            ),
+        },
+    ),
+    max_size=2,
+)
+_MESSAGES = st.one_of(
+    _VALUES,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "role": st.one_of(
+                st.sampled_from(["system", "developer", "user", "assistant", "tool", "bot"]),
+                _VALUES,
+            ),
+            "content": st.one_of(
+                st.none(),
+                st.text(max_size=5),
+                st.lists(st.fixed_dictionaries({"type": st.just("text"), "text": st.text()})),
+                _VALUES,
+            ),
+            "tool_call_id": st.one_of(st.text(max_size=4), st.none(), st.integers()),
+            "tool_calls": st.one_of(st.none(), _CALLS, _VALUES),
+            "name": _VALUES,
+        },
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_MESSAGES)
+def test_the_plain_reading_of_a_message_is_the_checked_one(message: Any) -> None:
+    """`_plain_message` reads what `_message` reads, the same way, and nothing it refuses."""
+    plain = openai_wire._plain_message(message)
+    try:
+        checked = openai_wire._message(message, "body.messages[0]")
+    except BadRequest:
+        assert plain is None
+        return
+    assert plain is None or plain == checked
