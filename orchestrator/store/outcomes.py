@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from orchestrator.exceptions import StoreError
 from orchestrator.routing.learning import Signal, Tally
-from orchestrator.store.ledger import Ledger
+from orchestrator.store.ledger import Ledger, rows_here
 from orchestrator.store.tables import OutcomeRow
 
 __all__ = ["OutcomeKeyConflict", "OutcomeLedger", "OutcomeRecord"]
@@ -63,6 +63,19 @@ _COMPARED = (
 )
 
 
+_TALLIES = (
+    sa.select(OutcomeRow.deployment, sa.func.sum(OutcomeRow.score), sa.func.count())
+    .where(
+        OutcomeRow.tenant == sa.bindparam("tenant"),
+        OutcomeRow.task_type == sa.bindparam("task_type"),
+    )
+    .group_by(OutcomeRow.deployment)
+)
+"""`tallies`' read, built once: on a SQLite file it runs on the driver, compiled once
+(`rows_here`); built per call, SQLAlchemy's per-execution work was 0.8 ms of a session's
+start in the worker against about 0.15 ms for the read itself."""
+
+
 class OutcomeLedger(Ledger):
     """Outcome operations on the store's database; reach it as `Store.outcomes`."""
 
@@ -99,17 +112,12 @@ class OutcomeLedger(Ledger):
         Read before a session's first routing decision: on a SQLite file on the calling
         thread (`read_here`), so the session's start waits for no hand-off to the pool's.
         """
-        row = OutcomeRow
-        stmt = (
-            sa.select(row.deployment, sa.func.sum(row.score), sa.func.count())
-            .where(row.tenant == tenant, row.task_type == task_type)
-            .group_by(row.deployment)
-        )
-        rows = self._read_here(lambda conn: conn.execute(stmt).all())
+        params = {"tenant": tenant, "task_type": task_type}
+        rows = self._read_here(lambda conn: rows_here(conn, _TALLIES, params))
         if rows is None:
             with self._errors("read outcomes"):
                 async with self._sessions() as session:
-                    rows = (await session.execute(stmt)).all()
+                    rows = list((await session.execute(_TALLIES, params)).all())
         return {d: Tally(float(s), float(n) - float(s)) for d, s, n in rows}
 
     async def list(self, session_id: str) -> list[OutcomeRecord]:
