@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -347,7 +347,7 @@ class SessionActivities:
             activity.info().attempt,
         )
         try:
-            return await self._call_model(call, publisher.sink(tags))
+            return await self._call_model(call, publisher.sink(tags), publisher.drain)
         except BaseException:
             publisher.abandoned(tags)
             raise
@@ -359,12 +359,15 @@ class SessionActivities:
         deployment: str,
         max_tokens: int | None,
         publish: DeltaSink | None,
+        sent: Callable[[], Awaitable[None]] | None,
     ) -> ModelCallResult:
         """A step's answer from the response cache: no tokens spent, the hit audited."""
         response = SessionCache.answer(hit)
         if publish is not None:
             for delta in answer_deltas(response):
                 await publish(delta)
+        if sent is not None:
+            await sent()
         tool_calls = [tc.name for tc in response.message.tool_calls]
         point = (
             f"model_call:{call.attempt}.{call.round}"
@@ -401,7 +404,19 @@ class SessionActivities:
             max_tokens=max_tokens,
         )
 
-    async def _call_model(self, call: ModelCallInput, publish: DeltaSink | None) -> ModelCallResult:
+    async def _call_model(
+        self,
+        call: ModelCallInput,
+        publish: DeltaSink | None,
+        sent: Callable[[], Awaitable[None]] | None = None,
+    ) -> ModelCallResult:
+        """The model's answer, its spend and its `model_call` event.
+
+        `sent` resolves once every delta published before it left for the watchers: the
+        deltas go from a thread of their own, and the event's commit notifies watchers by
+        another way (PostgreSQL's NOTIFY, the worker's notice), so without this wait the
+        call's event could reach a watcher before the last of its text.
+        """
         async with _bound(call.ctx):
             try:
                 entry, provider = self.runtime.model(call.model)
@@ -419,7 +434,9 @@ class SessionActivities:
             )
             cached = await self.runtime.response_cache.lookup(call, request)
             if cached.hit is not None:
-                return await self._from_cache(call, cached.hit, entry.model, max_tokens, publish)
+                return await self._from_cache(
+                    call, cached.hit, entry.model, max_tokens, publish, sent
+                )
             started = time.perf_counter()
             try:
                 async with _heartbeating():
@@ -432,6 +449,8 @@ class SessionActivities:
                     self.runtime.metrics, call.model, exc, endpoint_retries=entry.endpoint_retries
                 ) from None
             duration_ms = (time.perf_counter() - started) * 1000
+            if sent is not None:
+                await sent()
             self.runtime.metrics.record_success(call.model, duration_ms)
             usage = response.usage
             cost = entry.usage_cost(usage)
