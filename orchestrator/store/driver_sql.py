@@ -23,14 +23,15 @@ from sqlalchemy.exc import DBAPIError
 __all__ = [
     "DriverStatement",
     "driver_row",
+    "driver_rows",
     "select_where",
 ]
 
 _Processor = Callable[[Any], Any] | None
 
 
-def driver_row(conn: Connection, sql: str, params: Sequence[object]) -> Any:
-    """The first row of `sql` run on the driver's own connection (pysqlite), or None.
+def driver_rows(conn: Connection, sql: str, params: Sequence[object]) -> list[Any]:
+    """The rows of `sql` run on the driver's own connection (pysqlite), as its tuples.
 
     Raises:
         DBAPIError: as SQLAlchemy raises it (`OperationalError` for a locked file...).
@@ -39,9 +40,19 @@ def driver_row(conn: Connection, sql: str, params: Sequence[object]) -> Any:
     assert driver is not None
     error = conn.dialect.loaded_dbapi.Error
     try:
-        return driver.execute(sql, params).fetchone()
+        return list(driver.execute(sql, params).fetchall())
     except error as exc:
         raise DBAPIError.instance(sql, params, exc, error) from exc
+
+
+def driver_row(conn: Connection, sql: str, params: Sequence[object]) -> Any:
+    """The first row of `sql` run on the driver's own connection (pysqlite), or None.
+
+    Raises:
+        DBAPIError: as `driver_rows`.
+    """
+    rows = driver_rows(conn, sql, params)
+    return rows[0] if rows else None
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Dialect, Executable
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from orchestrator.store.driver_sql import driver_rows
 from orchestrator.store.tables import Base
 
 __all__ = ["Ledger", "LedgerParts", "ReadHere", "rows_here"]
@@ -92,13 +92,7 @@ def rows_here(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> 
         else process(params[name] if name in params else form.fixed[name])
         for name, process in zip(form.names, form.processors, strict=True)
     ]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    error = dialect.loaded_dbapi.Error
-    try:
-        return list(driver.execute(form.sql, values).fetchall())
-    except error as exc:
-        raise DBAPIError.instance(form.sql, values, exc, error) from exc
+    return driver_rows(conn, form.sql, values)
 
 
 @dataclass(frozen=True)
