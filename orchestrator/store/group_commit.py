@@ -38,6 +38,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from orchestrator.exceptions import EventKeyConflict, StoreError
 from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
 from orchestrator.store.driver_sql import driver_row as _driver_row
+from orchestrator.store.driver_sql import select_where
 from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, notify_params
 from orchestrator.store.pins import PIN_SELECT, Pin, put_statement
 from orchestrator.store.records import AuditEvent, SessionRecord
@@ -125,41 +126,6 @@ class _DriverInsert:
         ]
         row = _driver_row(conn, self.sql, params)
         return None if row is None else int(row[0])
-
-
-@dataclass(frozen=True)
-class _DriverPinRead:
-    """`PIN_SELECT` on the driver's connection, each column read by its own processor.
-
-    pysqlite starts no transaction for a `SELECT`, so each read sees every commit made
-    before it, as the SQLAlchemy read followed by a rollback did.
-    """
-
-    sql: str
-    keys: tuple[str, ...]
-    processors: tuple[Callable[[Any], Any] | None, ...]
-
-    def run(self, conn: Connection, session_id: str) -> Pin | None:
-        row = _driver_row(conn, self.sql, (session_id,))
-        if row is None:
-            return None
-        return Pin.model_validate(
-            {
-                key: value if process is None else process(value)
-                for key, value, process in zip(self.keys, row, self.processors, strict=True)
-            }
-        )
-
-
-@functools.cache
-def _sqlite_pin_read(dialect: Dialect) -> _DriverPinRead:
-    columns = list(GatewayPinRow.__table__.columns)
-    return _DriverPinRead(
-        f"SELECT {', '.join(c.name for c in columns)} FROM {GatewayPinRow.__tablename__}"
-        " WHERE session_id = ?",
-        tuple(c.key for c in columns),
-        tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns),
-    )
 
 
 @functools.cache
@@ -461,7 +427,11 @@ class GroupCommit:
             if self._reader is None:
                 self._reader = self._sync.connect()
             if self._reader.dialect.driver == "pysqlite":
-                return _sqlite_pin_read(self._reader.dialect).run(self._reader, session_id)
+                # pysqlite starts no transaction for a `SELECT`: each read sees every
+                # commit made before it, as the SQLAlchemy read and rollback below do.
+                read = select_where(self._reader.dialect, GatewayPinRow.__table__, ("session_id",))
+                found = read.row(self._reader, (session_id,))
+                return None if found is None else Pin.model_validate(found)
             try:
                 row = self._reader.execute(PIN_SELECT, {"session_id": session_id}).first()
             finally:
