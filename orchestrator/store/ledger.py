@@ -86,12 +86,10 @@ def rows_here(conn: Connection, stmt: Executable, params: Mapping[str, Any]) -> 
         result = conn.execute(stmt, params)
         return list(result.all()) if result.returns_rows else []
     form = _driver_form(stmt, dialect, tuple(params))
-    values = [
-        (params[name] if name in params else form.fixed[name])
-        if process is None
-        else process(params[name] if name in params else form.fixed[name])
-        for name, process in zip(form.names, form.processors, strict=True)
-    ]
+    values: list[Any] = []
+    for name, process in zip(form.names, form.processors, strict=True):
+        value = params[name] if name in params else form.fixed[name]
+        values.append(value if process is None else process(value))
     return driver_rows(conn, form.sql, values)
 
 
