@@ -17,9 +17,10 @@ another process's write lock), which spares two thread hand-offs on a lightly lo
 On a SQLite file the transaction runs in one thread over a blocking connection to the
 same file, with the store's pragmas: one hand-off per batch. Elsewhere (PostgreSQL, an
 in-memory SQLite) it runs on the store's own engine. `read_pin` reads a pin the same way:
-on a SQLite file a primary-key lookup on the calling thread over a connection it keeps,
-which in WAL mode never waits for a writer, instead of three hand-offs to aiosqlite's
-thread.
+on a SQLite file a primary-key lookup on the calling thread, instead of three hand-offs to
+aiosqlite's thread, over the connection that commits there: in WAL mode a read never waits
+for a writer, and that connection's page cache survives its own commits, where a reader
+of its own had to read the pins' pages again after each one.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Dialect, select
+from sqlalchemy import Connection, Dialect, Engine, select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from orchestrator.exceptions import EventKeyConflict, StoreError
@@ -395,12 +396,9 @@ class GroupCommit:
         self._inline_open = False
         asyncio.get_running_loop().call_soon(self._reopen)
         try:
-            if self._inline is None:
-                self._inline = self._sync.connect()
-                self._inline.exec_driver_sql("PRAGMA busy_timeout = 0")
-                self._inline.commit()
-            with self._inline.begin():
-                return _apply_all(self._inline, self._dialect, [writes])[0]
+            inline = self._inline_connection(self._sync)
+            with inline.begin():
+                return _apply_all(inline, self._dialect, [writes])[0]
         except OperationalError as exc:
             if "locked" in str(exc.orig) or "busy" in str(exc.orig):
                 return None
@@ -409,6 +407,14 @@ class GroupCommit:
         except SQLAlchemyError as exc:
             self._drop_inline()
             raise self._error("commit gateway writes", exc) from exc
+
+    def _inline_connection(self, sync: Engine) -> Connection:
+        """The loop thread's connection to the file, which never waits for a lock."""
+        if self._inline is None:
+            self._inline = sync.connect()
+            self._inline.exec_driver_sql("PRAGMA busy_timeout = 0")
+            self._inline.commit()
+        return self._inline
 
     def _reopen(self) -> None:
         self._inline_open = True
@@ -423,6 +429,9 @@ class GroupCommit:
         """The session's pin, as `PinLedger.get` reads it."""
         if self._sync is None:
             return await self._store.pins.get(session_id)
+        done, pin = self._read_inline(session_id)
+        if done:
+            return pin
         try:
             if self._reader is None:
                 self._reader = self._sync.connect()
@@ -444,6 +453,36 @@ class GroupCommit:
                     reader.close()
             raise self._error("read gateway pin", exc) from exc
         return None if row is None else Pin.model_validate(row._asdict())
+
+    def _read_inline(self, session_id: str) -> tuple[bool, Pin | None]:
+        """The pin read on the connection that commits on this thread: (read, the pin).
+
+        SQLite drops a connection's page cache whenever another connection has committed
+        since its last read: a reader of its own re-read the pins' pages after every
+        request's commit. The connection that wrote them keeps them. It never waits for a
+        lock; in WAL mode a read needs none, but should SQLite still answer busy (another
+        connection in exclusive locking mode, a recovery under way), `read` is False and the
+        kept read connection, which waits, reads instead.
+
+        Raises:
+            StoreError: the read failed otherwise.
+        """
+        if self._sync is None or self._sync.dialect.driver != "pysqlite":
+            return False, None
+        try:
+            inline = self._inline_connection(self._sync)
+            # pysqlite starts no transaction for a `SELECT`: the read sees every commit.
+            read = select_where(inline.dialect, GatewayPinRow.__table__, ("session_id",))
+            found = read.row(inline, (session_id,))
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                return False, None
+            self._drop_inline()
+            raise self._error("read gateway pin", exc) from exc
+        except SQLAlchemyError as exc:
+            self._drop_inline()
+            raise self._error("read gateway pin", exc) from exc
+        return True, None if found is None else Pin.model_validate(found)
 
     async def aclose(self) -> None:
         """Wait for queued writes, then close the thread and the blocking engine."""

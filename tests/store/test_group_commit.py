@@ -200,6 +200,26 @@ async def test_the_kept_read_connection_sees_every_later_commit(store: Store) ->
     await group.aclose()
 
 
+async def test_pins_are_read_on_the_connection_that_commits_on_the_loop_thread(
+    store: Store,
+) -> None:
+    if store.dialect != "sqlite":
+        pytest.skip("reads on the loop's thread are for SQLite files")
+    group = GroupCommit(store)
+    # The group's own write, then another connection's: both read back on the connection
+    # that commits on this thread.
+    assert await group.commit([PutPin(_pin("p", "a"), None)]) == [True]
+    assert group._read_inline("p") == (True, _pin("p", "a").model_copy(update={"version": 1}))
+    await store.pins.put(_pin("p", "b"), expected_version=1)
+    read, pin = group._read_inline("p")
+    assert read and pin is not None and (pin.deployment, pin.version) == ("b", 2)
+    # `read_pin` reads there too.
+    await store.pins.put(_pin("p", "c"), expected_version=2)
+    pinned = await group.read_pin("p")
+    assert pinned is not None and (pinned.deployment, pinned.version) == ("c", 3)
+    await group.aclose()
+
+
 async def test_a_lone_writer_commits_at_once_and_waits_for_another_process_lock(
     store: Store, commits: list[int]
 ) -> None:
