@@ -171,6 +171,12 @@ class _Connection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
+    def head_late(self, seconds: float) -> None:
+        """The read timeout passed before the answer's head came: the request fails."""
+        head = self.head
+        if head is not None and not head.done():
+            self._fail(httpx.ReadTimeout(f"no answer within {seconds}s"))
+
     def send(self, data: bytes) -> asyncio.Future[int]:
         """Write a whole request; the future gets the answer's status once its head is read."""
         self._reset()
@@ -351,15 +357,19 @@ class LeanTransport(httpx.AsyncBaseTransport):
     ) -> tuple[_Connection, int]:
         """Write `data` on a kept-alive connection; the connection and the answer's status."""
         origin = (url.host, url.port or 80)
+        loop = asyncio.get_running_loop()
         for attempt in range(2):
             connection = await self._connection(origin, connect_timeout)
             status_of = connection.send(data)
+            # A timer that fails the head's future, not `asyncio.timeout`: that one's
+            # context manager, its task lookups and its cancellation cost more per call.
+            late = (
+                None
+                if read_timeout is None
+                else loop.call_later(read_timeout, connection.head_late, read_timeout)
+            )
             try:
-                async with asyncio.timeout(read_timeout):
-                    status = await status_of
-            except TimeoutError:
-                connection.abort()
-                raise httpx.ReadTimeout(f"no answer within {read_timeout}s") from None
+                status = await status_of
             except httpx.ReadError:
                 connection.abort()
                 # A kept-alive connection the server had closed: the request never reached it.
@@ -367,8 +377,12 @@ class LeanTransport(httpx.AsyncBaseTransport):
                     continue
                 raise
             except BaseException:
+                # A read timeout among them (`head_late`): the connection is of no more use.
                 connection.abort()
                 raise
+            finally:
+                if late is not None:
+                    late.cancel()
             return connection, status
         raise AssertionError("unreachable")
 
