@@ -30,7 +30,9 @@ from orchestrator.cli import gateway as gateway_cli
 from orchestrator.devserver import free_port
 from orchestrator.gateway import Gateway, GatewaySettings
 from orchestrator.gateway.server import GatewayServer, gateway_server
+from orchestrator.gateway.sessions import Boundary
 from orchestrator.observability import health_app
+from orchestrator.observability.metrics import METRICS
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.scripted_model import LoopbackServer
 from orchestrator.store import Store
@@ -223,6 +225,32 @@ async def test_method_path_and_operator_endpoints(store_url: str) -> None:
     assert health.text == "ok\n"
     assert metrics.status_code == 200
     assert "orchestrator_gateway_requests" in metrics.text
+
+
+async def test_an_answer_is_counted_once_written(store_url: str) -> None:
+    """The request's metrics and the router's live latency are kept after the answer's
+    write, off the request's path, yet before its client has read it."""
+
+    def requests(boundary: str) -> float:
+        value = METRICS.registry.get_sample_value(
+            "orchestrator_gateway_requests_total",
+            {"api": "openai", "boundary": boundary, "outcome": "ok"},
+        )
+        return value or 0.0
+
+    async with (
+        serve_gateway(HERE / "plain.yaml", store_url) as served,
+        httpx.AsyncClient(base_url=served.server.url) as http,
+    ):
+        calls = served.gateway.router.metrics.stats("fast").calls
+        before = {b.value: requests(b.value) for b in Boundary}
+        answer = await http.post(
+            "/v1/chat/completions", json=HELLO, headers={"authorization": f"Bearer {TOKEN}"}
+        )
+        assert answer.status_code == 200
+        boundary = answer.headers["x-orchestrator-boundary"]
+        assert requests(boundary) == before[boundary] + 1
+        assert served.gateway.router.metrics.stats("fast").calls == calls + 1
 
 
 def _held_models(base_url: str) -> JsonObject:
