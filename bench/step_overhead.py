@@ -462,6 +462,7 @@ class Bench:
                 {},
                 StartOptions(session_id=session_id, options=options),
                 task_queue=task_queue,
+                runtime=self.runtime,  # a stack's starter holds its worker's runtime
             )
             result = await handle.result()
             wall = time.perf_counter() - started

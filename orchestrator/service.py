@@ -21,8 +21,10 @@ from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.plans.models import Plan
 from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.routing.policy import Budget
+from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.names import workflow_id_for
+from orchestrator.session.resolution import prepare_start
 from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionResult,
@@ -88,6 +90,7 @@ async def launch(
     task_queue: str,
     join: bool = False,
     memo: Mapping[str, Any] | None = None,
+    runtime: Runtime | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
     """Start the session's workflow from a start `build_start` (or `checked_start`) built.
 
@@ -103,10 +106,18 @@ async def launch(
     SDK drops the request and the start goes the usual way. A joining start does not ask
     (an existing run has no first task to hand over).
 
+    `runtime`: the worker's runtime, when the caller holds it (a stack, the tests' workers,
+    the benches). A fresh start then resolves the session's setup here, with no write
+    (`session.resolution.prepare_start`), and the run skips its `start_session` local
+    activity (`patches.OPENING_GENERATION`). A join never does: it must not route, and
+    an existing run has its setup.
+
     Raises:
         temporalio.exceptions.WorkflowAlreadyStartedError: a session of that id exists
             (running, or closed when `join`).
     """
+    if runtime is not None and not join:
+        start = await prepare_start(runtime, start)
     return await client.start_workflow(
         names.WORKFLOW_NAME,
         start,
@@ -135,13 +146,15 @@ async def start_session(
     task_queue: str,
     budgets: Sequence[Budget] = (),
     store: Store | str | None = None,
+    runtime: Runtime | None = None,
 ) -> WorkflowHandle[object, SessionResult]:
     """Start a session of `plan` as `how` says and return its workflow handle.
 
-    `checked_start` then `launch`; see `checked_start` for the budgets and refusals.
+    `checked_start` then `launch` (with `runtime`, when the caller holds the worker's);
+    see `checked_start` for the budgets and refusals.
     """
     start = await checked_start(plan, input, how, budgets=budgets, store=store)
-    return await launch(client, start, task_queue=task_queue)
+    return await launch(client, start, task_queue=task_queue, runtime=runtime)
 
 
 async def query_state(client: Client, session_id: str) -> SessionState:

@@ -23,6 +23,7 @@ from orchestrator.loadgen.report import LoadReport, SessionTrace, summarise
 from orchestrator.loadgen.scenario import SessionSpec
 from orchestrator.loadgen.tools import read_ledger
 from orchestrator.plans.models import Plan
+from orchestrator.runtime import Runtime
 from orchestrator.service import decide_approval, start_session, workflow_id_for
 from orchestrator.session.types import SessionResult
 from orchestrator.session_start import StartOptions
@@ -77,6 +78,7 @@ async def run_runtime_load(
     settings: LoadSettings,
     on_parked: Callable[[], Awaitable[None]] | None = None,
     on_ended: Callable[[], Awaitable[None]] | None = None,
+    runtime: Runtime | None = None,
 ) -> LoadReport:
     """Run `specs` as sessions of `plan` on `task_queue` and report.
 
@@ -93,6 +95,8 @@ async def run_runtime_load(
         on_ended: Called once the store shows every session ended, before the checks read
             each session's result and audit trail (e.g. to stop counting CPU: the checks are
             the judge's work, not the run's).
+        runtime: The worker's runtime, when the driver runs in the worker's process: each
+            start then resolves its session's setup ahead (`service.launch`).
     """
     gate = asyncio.Semaphore(settings.concurrency)
     traces = {s.session_id: SessionTrace(s.session_id, s.mode == "gated", 0.0) for s in specs}
@@ -108,6 +112,7 @@ async def run_runtime_load(
                     spec.input,
                     StartOptions(session_id=spec.session_id),
                     task_queue=task_queue,
+                    runtime=runtime,
                 )
             except Exception as exc:
                 trace.error = f"start failed: {exc}"

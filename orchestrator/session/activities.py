@@ -17,7 +17,6 @@ from typing import Any
 
 import structlog
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from orchestrator.approvals.people import approvers_file, load_approvers
 from orchestrator.approvals.rules import policy_for
@@ -29,9 +28,7 @@ from orchestrator.exceptions import (
     ConfigError,
     PayloadTooLargeError,
     PermanentError,
-    PlanError,
     ProviderError,
-    RoutingError,
     SkillArgumentsError,
     SkillOutputError,
     SkillToolError,
@@ -39,18 +36,14 @@ from orchestrator.exceptions import (
     to_failure,
 )
 from orchestrator.logs import get_logger
-from orchestrator.plans.loader import load_plans
-from orchestrator.plans.models import AgentStep
-from orchestrator.plans.subplans import resolve_subplans
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_deltas
 from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.learning import Signal
 from orchestrator.runtime import Runtime
-from orchestrator.session import names, patches
+from orchestrator.session import names
 from orchestrator.session.approval_activities import ApprovalActivities
 from orchestrator.session.approval_requests import call_summary, pending_request
-from orchestrator.session.call_timeouts import call_timeouts
 from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
@@ -62,6 +55,12 @@ from orchestrator.session.payloads import (
     too_large,
 )
 from orchestrator.session.pinning import first_route_request
+from orchestrator.session.resolution import (
+    RESOLVE_ERRORS,
+    resolve,
+    route_ahead,
+    setup_of,
+)
 from orchestrator.session.routing_activities import RoutingActivities, failure_error, record_spend
 from orchestrator.session.types import (
     Ack,
@@ -72,11 +71,10 @@ from orchestrator.session.types import (
     CallCheckInput,
     CallContext,
     FinishSessionInput,
-    FirstRoute,
     ModelCallInput,
     ModelCallResult,
     RecordEventsInput,
-    RouteInput,
+    SessionOpening,
     SessionSetup,
     SessionStartInput,
     SkillCallInput,
@@ -231,99 +229,73 @@ class SessionActivities:
 
     @activity.defn(name=names.START_SESSION)
     async def start_session(self, start: SessionStartInput) -> SessionSetup:
-        """Resolve the skills and models the session will use, and record the session."""
+        """Resolve the skills and models the session will use, and record the session.
+
+        A starter that holds the runtime resolves the same ahead instead, and the run then
+        skips this activity (`session.resolution`, `patches.OPENING_GENERATION`).
+        """
         info = activity.info()
         ctx = CallContext(
             session_id=start.session_id,
             workflow_id=info.workflow_id,
             run_id=info.workflow_run_id,
         )
-        wanted = start.plan.skill_refs()
-        # A new session gets the contracts `connectors sync` wrote since the worker started.
-        self.runtime.skills.refresh()
         try:
-            specs = self.runtime.skills.resolve_refs(wanted)
-            for step in start.plan.steps:
-                if isinstance(step, AgentStep):
-                    self.runtime.models.resolve(step.model or start.plan.model)
-                    if step.escalate_to:
-                        self.runtime.models.resolve(step.escalate_to)
-            self.runtime.router.policy(start.plan.policy)
-            subplans = resolve_subplans(
-                start.plan,
-                start.subplans,
-                lambda: load_plans(self.runtime.settings.project_dir / "workflows"),
-            )
-        except (UnknownSkillError, ConfigError, RoutingError, PlanError) as exc:
+            resolved = resolve(self.runtime, start)
+        except RESOLVE_ERRORS as exc:
             raise to_failure(PermanentError(f"plan {start.plan.name!r}: {exc}")) from None
-        deprecated: JsonObject = {s.ref: s.deprecated for s in specs if s.deprecated}
-        # The session row and its first event: one transaction.
+        await self._open(ctx, SessionOpening.of(start, resolved.specs), [])
+        request = first_route_request(start, {spec.name: spec for spec in resolved.specs})
+        first = await route_ahead(self._routing, request, ctx)
+        return setup_of(self.runtime, resolved, first)
+
+    async def _open(
+        self,
+        ctx: CallContext,
+        opening: SessionOpening,
+        events: list[AuditEvent],
+        status: SessionStatus = SessionStatus.RUNNING,
+    ) -> None:
+        """The session row, its `session_started` event and `events` after it.
+
+        One transaction; a retry rewrites nothing (the row's run id and status are set
+        again).
+        """
         await self.runtime.store.record_session_start(
             SessionRecord(
-                session_id=start.session_id,
+                session_id=ctx.session_id,
                 workflow_id=ctx.workflow_id,
                 run_id=ctx.run_id,
-                plan_name=start.plan.name,
-                plan_version=start.plan.version,
-                tenant=start.tenant,
-                team=start.team,
-                input=start.input,
+                plan_name=opening.plan_name,
+                plan_version=opening.plan_version,
+                tenant=opening.tenant,
+                team=opening.team,
+                status=status,
+                input=opening.input,
                 started_at=_now(),
             ),
             events=[
                 self._event(
-                    ctx,
+                    ctx.model_copy(update={"step_id": None}),
                     "session_started",
                     EventKind.SESSION_STARTED,
                     payload={
-                        "plan": start.plan.name,
-                        "plan_version": start.plan.version,
-                        "skills": {spec.name: spec.version for spec in specs},
-                        "skill_refs": wanted,
-                        "deprecated": deprecated,
-                        "requested_by": start.requested_by,
+                        "plan": opening.plan_name,
+                        "plan_version": opening.plan_version,
+                        "skills": dict(opening.skills),
+                        "skill_refs": list(opening.skill_refs),
+                        "deprecated": dict(opening.deprecated),
+                        "requested_by": opening.requested_by,
                     },
-                )
+                ),
+                *events,
             ],
         )
         async with _bound(ctx):
-            log.info("session started", plan=start.plan.name, skills=[s.ref for s in specs])
-            if deprecated:
-                log.warning("session uses deprecated skill versions", deprecated=deprecated)
-        return SessionSetup(
-            skills=specs,
-            default_model=self.runtime.models.default_model,
-            models=self.runtime.models.names,
-            subplans=subplans,
-            call_timeouts=call_timeouts(self.runtime.models),
-            generation=patches.GENERATION,
-            first_route=await self._route_ahead(start, ctx, specs),
-        )
-
-    async def _route_ahead(
-        self, start: SessionStartInput, ctx: CallContext, specs: list[SkillSpec]
-    ) -> FirstRoute | None:
-        """The first step's routing decision, taken here: one local activity fewer.
-
-        It spares the workflow an activation and a marker before its first model call.
-        The question is the one the workflow will ask (`first_route_request`), which takes
-        the answer only if its own is the same. None when there is no such question, or
-        the router refuses it (no deployment fits, the budget is spent): the workflow then
-        asks `orchestrator.route`, which fails the step as before.
-        """
-        request = first_route_request(start, {spec.name: spec for spec in specs})
-        if request is None:
-            return None
-        call = RouteInput(
-            ctx=ctx.model_copy(update={"step_id": request.step_id}),
-            request=request,
-            reserve_budget=True,
-        )
-        try:
-            decision = await self._routing.decide(call)
-        except ApplicationError:
-            return None
-        return FirstRoute(request=request, decision=decision)
+            refs = [f"{name}@{version}" for name, version in opening.skills.items()]
+            log.info("session started", plan=opening.plan_name, skills=refs)
+            if opening.deprecated:
+                log.warning("session uses deprecated skill versions", deprecated=opening.deprecated)
 
     @activity.defn(name=names.CALL_MODEL)
     async def call_model(self, call: ModelCallInput) -> ModelCallResult:
@@ -335,7 +307,12 @@ class SessionActivities:
         that attempt's text. A worker that dies sends nothing: its retry streams under a
         larger attempt, which tells the same.
         """
-        await self._write_events(call.ctx, call.events)
+        if call.opening is not None:
+            # The run's first activity: the session row and its first event go first.
+            await self._open(call.ctx, call.opening, _audited(call.ctx, call.events))
+            await self._credit_outcomes(call.ctx, call.events)
+        else:
+            await self._write_events(call.ctx, call.events)
         publisher = self.runtime.deltas
         if publisher is None:
             return await self._call_model(call, None)
@@ -665,6 +642,16 @@ class SessionActivities:
     @activity.defn(name=names.RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> Ack:
         """Write the events the workflow decided (steps, pins) and its status."""
+        if batch.opening is not None:
+            # The run's first activity: the session row, its first event, then these.
+            await self._open(
+                batch.ctx,
+                batch.opening,
+                _audited(batch.ctx, batch.events),
+                batch.status or SessionStatus.RUNNING,
+            )
+            await self._credit_outcomes(batch.ctx, batch.events)
+            return Ack()
         if batch.status is None:
             await self._write_events(batch.ctx, batch.events)
             return Ack()

@@ -90,12 +90,13 @@ class Continuation:
         decided = {d.approval_id for d in memory.decisions}
         if any(approval_id in decided for approval_id in pending):
             return  # a person decided meanwhile: go on in this run
-        if memory.setup is None:
-            return
+        if memory.setup is None or rt.opening is not None:
+            return  # (the row still unwritten: the next run would not write it)
         carry = memory.model_copy(
             update={"next_step": next_step, "resumed_at": point, "loop": loop}, deep=True
         )
-        start = rt.start.model_copy(update={"carry": carry})
+        # The carry holds the setup; one the starter resolved is not handed on twice.
+        start = rt.start.model_copy(update={"carry": carry, "setup": None})
         step_id = rt.start.plan.steps[next_step].id
         size = model_size(start)
         if size > MAX_CARRY_BYTES:

@@ -25,9 +25,11 @@ from orchestrator.session.types import (
     Credit,
     FinishSessionInput,
     FirstRoute,
+    ModelCallInput,
     ModelCallResult,
     RecordEventsInput,
     SessionCarry,
+    SessionOpening,
     SessionSetup,
     SessionStartInput,
     SessionState,
@@ -100,6 +102,9 @@ class SessionRuntime:
         """The task type of the agent step running now (None outside one)."""
         self.first_route: FirstRoute | None = None
         """The first step's routing decision taken by `start_session`, until routed."""
+        self.opening: SessionOpening | None = None
+        """The session row and its first event, until an activity writes them: set when
+        the run took its setup from its start input (`patches.OPENING_GENERATION`)."""
 
     @property
     def state(self) -> SessionState:
@@ -237,7 +242,34 @@ class SessionRuntime:
     async def activity(
         self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions
     ) -> ResultT:
-        """Run an activity (local or regular, as `opts` say) with the session's retries."""
+        """Run an activity (local or regular, as `opts` say) with the session's retries.
+
+        While the session's row is still unwritten (`opening`), the activity carries it
+        when it writes events first (a model call, `record_events`); any other is preceded
+        by a `record_events` that writes it: no activity of the session runs before its
+        row and first event exist. An activity that carried it and failed may not have
+        written it, so the next one carries it again (the write is idempotent).
+        """
+        opening, self.opening = self.opening, None
+        if opening is None:
+            return await self._run(name, arg, result_type, opts)
+        if not isinstance(arg, ModelCallInput | RecordEventsInput):
+            self.opening = opening
+            empty = RecordEventsInput(ctx=self.ctx(), events=[], status=self.state.status)
+            await self.activity(names.RECORD_EVENTS, empty, Ack, self.start.options.bookkeeping)
+            return await self._run(name, arg, result_type, opts)
+        try:
+            return await self._run(
+                name, arg.model_copy(update={"opening": opening}), result_type, opts
+            )
+        except BaseException:
+            self.opening = opening
+            raise
+
+    async def _run(
+        self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions
+    ) -> ResultT:
+        """`activity`, once the session's row is taken care of."""
         retry = RetryPolicy(
             initial_interval=opts.initial_retry,
             maximum_interval=opts.max_retry,

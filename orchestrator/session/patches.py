@@ -25,6 +25,7 @@ __all__ = [
     "LIVE",
     "LOOP_CONTINUE",
     "MODEL_FAILURE",
+    "OPENING_GENERATION",
     "RETIRED",
     "ROUTING",
     "SETUP_GENERATION",
@@ -147,7 +148,27 @@ checked by a local activity instead of a regular one.
 Old path: `refund_gen2.json` (and `refund_gen1.json`, and the generation-0 histories).
 New path: `refund_gen3.json`; tests/reliability/test_load_small.py counts the history."""
 
-GENERATION = 3
+OPENING_GENERATION = 4
+"""The generation from which a session's setup may come in its start input
+(`SessionStartInput.setup`), resolved by a starter that holds the runtime
+(`session.resolution.prepare_start`: `service.launch` given a runtime, as a stack, the
+tests' workers and the benches have), instead of by the `start_session` local activity:
+the run takes it as it finds it, and its first activity writes the session row and its
+`session_started` event (`SessionOpening`) in one transaction with the events pending
+before it (the first model call, or a `record_events` issued ahead of any other
+activity). One local activity, its marker and the activation it resolves fewer per
+session (issue 16: the fixed cost per session). The starter supplies it only for a
+fresh session whose first step is an agent step it could route ahead with no write: no
+budget applies (nothing to reserve), no classifier call, an input small enough to ride
+in the first call; otherwise, and for a join, the run calls `start_session` as before.
+Taken only when the supplied setup says this generation or a later one; the path is
+decided by the recorded start input, so a replay takes it again.
+Old path: `refund_gen3.json` (and every earlier history: no setup in its start input).
+New path: `refund_gen4.json`, the refund demo started with the runtime at hand;
+tests/reliability/test_load_small.py counts a gated session's history on it and checks
+its audit trail (`session_started` still first)."""
+
+GENERATION = 4
 """Not a patch id: the generation of paths a session started on, recorded in the history
 as `SessionSetup.generation` by `start_session` (its local activity's result). A session
 whose setup says 1 or more takes the new path of every patch above without calling
@@ -161,7 +182,8 @@ patches as before. Each generation's refund demo is recorded as `refund_gen<N>.j
 change that alters commands may raise it instead of adding a patch id, when the change
 can wait for the session's start to take effect: a generation-N path is asked as
 `setup.generation >= N`, with N a named constant here (`SETUP_GENERATION`,
-`GATE_GENERATION`, `CHECK_GENERATION`), never `GENERATION` itself, which moves on.
+`GATE_GENERATION`, `CHECK_GENERATION`, `OPENING_GENERATION`), never `GENERATION`
+itself, which moves on.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
 (`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the

@@ -60,6 +60,7 @@ __all__ = [
     "RecordEventsInput",
     "RouteInput",
     "SessionCarry",
+    "SessionOpening",
     "SessionOptions",
     "SessionResult",
     "SessionSetup",
@@ -131,6 +132,53 @@ class SessionStartInput(BaseModel):
     """Plans this one runs as sub-plans, already resolved (a child session gets its
     parent's, so the whole tree keeps the versions the first session started with);
     those missing are loaded from the project when the session starts."""
+    setup: SessionSetup | None = None
+    """What `start_session` would resolve, resolved by a starter that holds the runtime
+    (`session.resolution.prepare_start`, from `patches.OPENING_GENERATION`): the run
+    takes it instead of calling that local activity, and its first activity writes the
+    session row (`SessionOpening`). None: the run resolves its session itself (a starter
+    without the runtime, a child session, a continued run, every older history)."""
+
+
+class SessionOpening(BaseModel):
+    """The session row and its `session_started` event, as one activity writes them.
+
+    The run's first activity writes them (one transaction, with the events pending before
+    it) when the session's setup came in its start input (`SessionStartInput.setup`);
+    `start_session` writes them otherwise. Built by `of` on both sides.
+    """
+
+    plan_name: str
+    plan_version: str
+    tenant: str
+    team: str
+    input: JsonObject = Field(default_factory=dict)
+    requested_by: str | None = None
+    skills: dict[str, str] = Field(default_factory=dict)
+    """The resolved version of each skill, by name."""
+    skill_refs: list[str] = Field(default_factory=list)
+    """The plan's skill references, as written (`name` or `name@range`)."""
+    deprecated: dict[str, str] = Field(default_factory=dict)
+    """Why each deprecated version the session resolved is deprecated, by `name@version`."""
+
+    @classmethod
+    def of(cls, start: SessionStartInput, skills: list[SkillSpec]) -> SessionOpening:
+        """The opening of `start`, with the skills it resolved.
+
+        Pure: the workflow builds it from its start input and setup, `start_session` from
+        what it resolved; the same start and skills give the same opening on both sides.
+        """
+        return cls(
+            plan_name=start.plan.name,
+            plan_version=start.plan.version,
+            tenant=start.tenant,
+            team=start.team,
+            input=start.input,
+            requested_by=start.requested_by,
+            skills={spec.name: spec.version for spec in skills},
+            skill_refs=start.plan.skill_refs(),
+            deprecated={spec.ref: spec.deprecated for spec in skills if spec.deprecated},
+        )
 
 
 class CallContext(BaseModel):
@@ -225,6 +273,9 @@ class ModelCallInput(BaseModel):
     cache_name: str | None = None
     """The model name the step asked for (an alias), which the cache keys by and opts in;
     None: `model`, the deployment."""
+    opening: SessionOpening | None = None
+    """The session row and its first event, written before `events` in one transaction:
+    set on the first activity of a run that took its setup from its start input."""
 
 
 class ModelCallResult(BaseModel):
@@ -408,6 +459,8 @@ class RecordEventsInput(BaseModel):
     ctx: CallContext
     events: list[WorkflowEvent]
     status: SessionStatus | None = None
+    opening: SessionOpening | None = None
+    """As `ModelCallInput.opening`: the session row and its first event, before `events`."""
 
 
 class StepState(BaseModel):

@@ -35,6 +35,7 @@ from orchestrator.session.types import (
     ApprovalDelegationResult,
     ModelSwitchRequest,
     ModelSwitchResult,
+    SessionOpening,
     SessionResult,
     SessionSetup,
     SessionStartInput,
@@ -102,7 +103,12 @@ class AgentSessionWorkflow:
         rt, continuation = self._rt, self._parts.continuation
         carry = start.carry
         setup = carry.setup if carry is not None else None
-        if setup is None:
+        ahead = start.setup if carry is None else None
+        if ahead is not None and ahead.generation >= patches.OPENING_GENERATION:
+            # Its starter resolved it: the first activity writes the row and first event.
+            setup = ahead
+            rt.opening = SessionOpening.of(start, ahead.skills)
+        elif setup is None:
             # A first run resolves its session; a continued one was handed the resolution.
             setup = await rt.activity(
                 names.START_SESSION, start, SessionSetup, start.options.bookkeeping

@@ -51,6 +51,7 @@ async def test_a_fresh_demo_history_replays(env_factory: Callable[[Path], Awaita
         load_plan(REPO / "workflows/customer_refund.yaml"),
         {"ticket_id": "T-1001"},
         task_queue=env.settings.task_queue,
+        runtime=env.runtime,
     )
     pending = await wait_for_pending_approval(env.runtime.store, handle.id.removeprefix("session-"))
     await decide_approval(

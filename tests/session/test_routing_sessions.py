@@ -37,8 +37,9 @@ from orchestrator.routing.learning import Tally
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import LoopbackServer, ServedRequest, create_replay_app
 from orchestrator.scripted_model.script import ReplayScript, load_model_script
-from orchestrator.service import decide_approval, start_session, workflow_id_for
+from orchestrator.service import decide_approval, launch, start_session, workflow_id_for
 from orchestrator.session import names
+from orchestrator.session.resolution import prepare_start
 from orchestrator.session.types import (
     ActivityOptions,
     Boundary,
@@ -711,12 +712,9 @@ async def test_the_first_routing_decision_rides_in_start_session(
     ]
 
 
-async def test_a_switch_before_the_first_boundary_asks_the_router_again(
-    routed: Callable[..., Awaitable[RoutedEnv]],
-) -> None:
-    """The decision taken ahead answers another question: the workflow asks the activity."""
-    env = await routed(TWO_STEPS)
-    start = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+async def _switched_at_start(env: RoutedEnv, start: SessionStartInput) -> WorkflowHistory:
+    """Run `start` of `TWO_STEP_PLAN` with a switch to strong-b sent with the start itself
+    (so the first workflow task holds it before it routes); its history once it ends."""
     begin = WithStartWorkflowOperation(
         names.WORKFLOW_NAME,
         start,
@@ -725,7 +723,6 @@ async def test_a_switch_before_the_first_boundary_asks_the_router_again(
         id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         result_type=SessionResult,
     )
-    # Delivered with the start, so the first workflow task holds it before it routes.
     await env.client.execute_update_with_start_workflow(
         names.REQUEST_MODEL_SWITCH,
         ModelSwitchRequest(model="strong-b", reason="asked at start"),
@@ -734,13 +731,21 @@ async def test_a_switch_before_the_first_boundary_asks_the_router_again(
     )
     handle = await begin.workflow_handle()
     result = await handle.result()
-
     assert [(p.step_id, p.model) for p in result.model_timeline] == [
         ("one", "strong-b"),
         ("two", "cheap-a"),
     ]
     assert "asked at start" in result.model_timeline[0].reason
-    history = await handle.fetch_history()
+    return await handle.fetch_history()
+
+
+async def test_a_switch_before_the_first_boundary_asks_the_router_again(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """The decision taken ahead answers another question: the workflow asks the activity."""
+    env = await routed(TWO_STEPS)
+    start = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+    history = await _switched_at_start(env, start)
     assert local_activities(history) == [
         names.START_SESSION,
         names.ROUTE,
@@ -748,3 +753,135 @@ async def test_a_switch_before_the_first_boundary_asks_the_router_again(
         names.ROUTE,
         names.FINISH_SESSION,
     ]
+
+
+async def _opening_trail(env: RoutedEnv, session_id: str) -> list[AuditEvent]:
+    """The session's audit trail, checked to open with its row's `session_started` event."""
+    events = await env.runtime.store.list_events(session_id)
+    assert events[0].kind is EventKind.SESSION_STARTED
+    assert events[0].step_id is None
+    assert events[0].event_key == f"{workflow_id_for(session_id)}:-:session_started"
+    assert [e.seq for e in events] == list(range(1, len(events) + 1))
+    return events
+
+
+async def test_a_starter_with_the_runtime_resolves_the_setup_and_no_start_session_runs(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """Generation 4: the setup comes in the start input; the first model call writes the row."""
+    env = await routed(TWO_STEPS)
+    handle = await start_session(
+        env.client,
+        TWO_STEP_PLAN,
+        {"case": 1},
+        task_queue=env.settings.task_queue,
+        runtime=env.runtime,
+    )
+    result = await handle.result()
+
+    assert [(p.step_id, p.model, p.boundary) for p in result.model_timeline] == [
+        ("one", "strong-a", Boundary.SESSION_START),
+        ("two", "cheap-a", Boundary.STEP_CHANGE),
+    ]
+    history = await handle.fetch_history()
+    assert local_activities(history) == [
+        names.RECORD_EVENTS,  # the first step's close
+        names.ROUTE,  # the second step's boundary
+        names.FINISH_SESSION,
+    ]
+    events = await _opening_trail(env, result.session_id)
+    assert [e.kind for e in events[:4]] == [
+        EventKind.SESSION_STARTED,
+        EventKind.STEP_STARTED,
+        EventKind.MODEL_PINNED,
+        EventKind.MODEL_CALL,
+    ]
+    assert events[0].payload == {
+        "plan": "two-steps",
+        "plan_version": TWO_STEP_PLAN.version,
+        "skills": {},
+        "skill_refs": [],
+        "deprecated": {},
+        "requested_by": None,
+    }
+    record = await env.runtime.store.get_session(result.session_id)
+    assert record is not None
+    assert (record.status, record.input, record.run_id) == (
+        SessionStatus.COMPLETED,
+        {"case": 1},
+        history.events[0].workflow_execution_started_event_attributes.original_execution_run_id,
+    )
+    # No budget applies to this tenant: nothing was reserved, ahead or later.
+    assert not await env.runtime.store.budgets.session_scopes(result.session_id)
+
+
+async def test_a_switch_before_the_first_boundary_writes_the_row_before_the_route(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """The setup came with the start, but its first route answers another question: the
+    route activity runs first, after a `record_events` that writes the session's row."""
+    env = await routed(TWO_STEPS)
+    start = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+    start = await prepare_start(env.runtime, start)
+    assert start.setup is not None and start.setup.first_route is not None
+    history = await _switched_at_start(env, start)
+    assert local_activities(history) == [
+        names.RECORD_EVENTS,  # the session's row and first event, before anything else
+        names.ROUTE,
+        names.RECORD_EVENTS,
+        names.ROUTE,
+        names.FINISH_SESSION,
+    ]
+    await _opening_trail(env, start.session_id)
+
+
+async def test_a_budget_or_a_join_leaves_the_setup_to_start_session(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """A starter reserves nothing and a join writes nothing: both runs resolve themselves."""
+    env = await routed(TWO_STEPS)
+    budgeted = build_start(
+        TWO_STEP_PLAN, {}, StartOptions(tenant="thrifty"), fresh_id=lambda: uuid.uuid4().hex
+    )
+    assert (await prepare_start(env.runtime, budgeted)).setup is None
+    joined = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+    for start in (budgeted, joined):
+        handle = await launch(
+            env.client,
+            start,
+            task_queue=env.settings.task_queue,
+            join=start is joined,
+            runtime=env.runtime,
+        )
+        result = await handle.result()
+        history = await handle.fetch_history()
+        assert local_activities(history)[0] == names.START_SESSION
+        await _opening_trail(env, result.session_id)
+    # The budgeted session's reservation was the route's, taken ahead in `start_session`.
+    assert await env.runtime.store.budgets.session_scopes(budgeted.session_id)
+
+
+async def test_a_first_model_call_that_fails_for_good_leaves_the_row_and_its_whole_trail(
+    routed: Callable[..., Awaitable[RoutedEnv]],
+) -> None:
+    """The call that carried the row failed: the step's failure carries it again (the
+    write is idempotent), so the failed session is in the store with its trail."""
+    env = await routed(TWO_STEPS, fail_model="replay-strong", status=400)
+    handle = await start_session(
+        env.client, TWO_STEP_PLAN, {}, task_queue=env.settings.task_queue, runtime=env.runtime
+    )
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    session_id = handle.id.removeprefix("session-")
+    history = await handle.fetch_history()
+    assert local_activities(history) == [names.RECORD_EVENTS, names.FINISH_SESSION]
+    events = await _opening_trail(env, session_id)
+    assert [e.kind for e in events] == [
+        EventKind.SESSION_STARTED,
+        EventKind.STEP_STARTED,
+        EventKind.MODEL_PINNED,
+        EventKind.STEP_FAILED,
+        EventKind.SESSION_FAILED,
+    ]
+    record = await env.runtime.store.get_session(session_id)
+    assert record is not None and record.status is SessionStatus.FAILED

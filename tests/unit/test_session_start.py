@@ -51,6 +51,7 @@ def test_every_start_option_lands_in_the_workflow_input() -> None:
         "team": "support",
         "headers": {"x-region": "eu"},
         "carry": None,
+        "setup": None,  # resolved by `service.launch` when given the runtime, not here
     }
     assert start.plan == PLAN
     assert start.subplans == {"child": child}
