@@ -53,6 +53,7 @@ async def run_demo(
             {"ticket_id": ticket_id},
             StartOptions(requested_by="demo"),
             task_queue=settings.task_queue,
+            runtime=stack.runtime,  # its worker's: the setup is resolved at the start
         )
         session_id = handle.id.removeprefix("session-")
         console.print(f"started session {session_id} (workflow {handle.id})")
