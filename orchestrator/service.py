@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -21,10 +21,8 @@ from orchestrator.exceptions import ApprovalError, from_failure
 from orchestrator.plans.models import Plan
 from orchestrator.routing.budgets import applicable, check_new_session
 from orchestrator.routing.policy import Budget
-from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.names import workflow_id_for
-from orchestrator.session.resolution import prepare_start
 from orchestrator.session.types import (
     ApprovalDecision,
     ApprovalDecisionResult,
@@ -36,6 +34,9 @@ from orchestrator.session_start import StartOptions, build_start
 from orchestrator.store.records import ApprovalStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
+
+if TYPE_CHECKING:
+    from orchestrator.runtime import Runtime
 
 __all__ = [
     "StartOptions",
@@ -117,6 +118,10 @@ async def launch(
             (running, or closed when `join`).
     """
     if runtime is not None and not join:
+        # Imported here: a caller with a runtime has the runtime's modules loaded already;
+        # a client without one (the API process, a script) need not load them.
+        from orchestrator.session.resolution import prepare_start
+
         start = await prepare_start(runtime, start)
     return await client.start_workflow(
         names.WORKFLOW_NAME,

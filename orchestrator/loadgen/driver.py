@@ -15,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 
@@ -23,12 +24,14 @@ from orchestrator.loadgen.report import LoadReport, SessionTrace, summarise
 from orchestrator.loadgen.scenario import SessionSpec
 from orchestrator.loadgen.tools import read_ledger
 from orchestrator.plans.models import Plan
-from orchestrator.runtime import Runtime
 from orchestrator.service import decide_approval, start_session, workflow_id_for
 from orchestrator.session.types import SessionResult
 from orchestrator.session_start import StartOptions
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
 from orchestrator.store.store import Store
+
+if TYPE_CHECKING:
+    from orchestrator.runtime import Runtime
 
 __all__ = ["LoadSettings", "run_runtime_load"]
 
