@@ -305,6 +305,8 @@ class Bench:
     replay: ScriptedModelServer | None = None
     results: list[Measurement] = field(default_factory=list)
     responsiveness: list[dict[str, object]] = field(default_factory=list)
+    measured_until: float | None = None
+    """When the last variant's measured sessions ended (`time.monotonic()`), for `--settle`."""
 
     @property
     def sessions(self) -> int:
@@ -322,6 +324,7 @@ class Bench:
         warmups = math.ceil(WARMUP_STEPS / self.args.rounds_per_session)
         where = variant.server.name if variant.server else "-"
         with self.console.status(f"{variant.label} on {where}"):
+            await self.settled()
             for _ in range(warmups):
                 await session()
             worker0, server0 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
@@ -329,6 +332,7 @@ class Bench:
             traces = await self.sessions_at_once(session)
             wall = time.perf_counter() - started
             worker1, server1 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
+            self.measured_until = time.monotonic()
             traces = [t if t.later is None else await t.later() for t in traces]
         worker = None if worker0 is None or worker1 is None else worker1 - worker0
         server = None if server0 is None or server1 is None else server1 - server0
@@ -339,6 +343,23 @@ class Bench:
             f"  p95 {result.step.p95_ms:7.2f} ms"
         )
         return result
+
+    async def settled(self) -> None:
+        """Wait until `--settle` seconds have passed since the last variant's measured sessions.
+
+        The dev server fires each activity's timeout timer after the activity ended, and
+        works for it then (a read of the closed workflow, the task's deletion): bare's
+        start-to-close timers 60 s after each call started, ours' heartbeat timers 10 s
+        after, every workflow task's 10 s after. Run back to back, a variant's window took
+        the timers of the variants before it, and their CPU, on a 2-core box shared by the
+        worker and the server, so the variants measured later (ours after two of ours, in
+        `--peers`) ran slower for work that was not theirs.
+        """
+        if self.measured_until is None or self.args.settle <= 0:
+            return
+        wait = self.measured_until + self.args.settle - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
 
     async def sessions_at_once(self, session: Callable[[], Awaitable[Trace]]) -> list[Trace]:
         """The measured sessions, `--concurrency` of them at a time (1: one after another)."""
@@ -766,6 +787,8 @@ async def write_json(
             "sessions_per_variant": bench.sessions,
             "measured_steps_per_variant": bench.sessions * bench.args.rounds_per_session,
             "replay_as_shipped": bench.args.replay_as_shipped,
+            "concurrency": bench.args.concurrency,
+            "settle_s": bench.args.settle,
         },
         "step": "interval between consecutive model-call completions in a session:"
         " one tool call, one model call and the orchestration between them",
@@ -795,6 +818,7 @@ class BenchArgs:
     replay_as_shipped: bool
     peers: bool
     concurrency: int
+    settle: float
     json: Path
     project_dir: Path
 
@@ -836,6 +860,14 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
     parser.add_argument(
         "--concurrency", type=int, default=1, help="sessions run at once (default 1)"
     )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=None,
+        help="seconds between one variant's measured sessions and the next variant's warm-up,"
+        " so the server's timers for the one do not fire in the next one's window (default:"
+        " 65 with --concurrency above 1, past bare's 60 s start-to-close timers; else 0)",
+    )
     parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
     parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
     args = parser.parse_args(argv)
@@ -843,6 +875,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         parser.error("--rounds-per-session must be between 1 and 199 (max_rounds is 200)")
     if args.steps < 1:
         parser.error("--steps must be positive")
+    if args.settle is None:
+        args.settle = 65.0 if args.concurrency > 1 else 0.0
     return BenchArgs(**vars(args))
 
 
