@@ -311,7 +311,7 @@ class SessionActivities:
             # The run's first activity: the session row and its first event go first.
             await self._open(call.ctx, call.opening, _audited(call.ctx, call.events))
             await self._credit_outcomes(call.ctx, call.events)
-        else:
+        elif call.events:  # most rounds carry none: no store call for them
             await self._write_events(call.ctx, call.events)
         publisher = self.runtime.deltas
         if publisher is None:
@@ -593,6 +593,7 @@ class SessionActivities:
                 output_bytes=size if size > INLINE_OUTPUT_BYTES else None,
                 connector=target[0] if target else None,
                 output=output,
+                output_size=size if size <= INLINE_OUTPUT_BYTES else None,
             )
             log.info("tool call", skill=call.skill, ms=round(duration_ms, 1))
             return SkillCallResult(ok=True, output=output, arguments=arguments)
@@ -609,7 +610,13 @@ class SessionActivities:
         output_bytes: int | None = None,
         connector: str | None = None,
         output: JsonObject | None = None,
+        output_size: int | None = None,
     ) -> None:
+        """Write the call's `tool_call` or `tool_error` event.
+
+        `output_size` is `output`'s JSON size when the caller measured it already: the
+        output is then not serialized a second time to tell whether it is kept as evidence.
+        """
         payload: dict[str, Any] = {
             "call_id": call.call_id,
             "version": call.version,
@@ -626,8 +633,10 @@ class SessionActivities:
             payload["approval_id"] = call.approval_id
         if connector:
             payload["connector"] = connector  # its mcp_call row must exist (chaos checks)
-        if output is not None and json_size(output) <= EVIDENCE_BYTES:
-            payload["output"] = output  # evidence that the approver of a later call reads
+        if output is not None:
+            size = output_size if output_size is not None else json_size(output)
+            if size <= EVIDENCE_BYTES:
+                payload["output"] = output  # evidence that the approver of a later call reads
         await self.runtime.store.append_event(
             self._event(
                 call.ctx,
