@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from temporalio.exceptions import ApplicationError
 
-from orchestrator.exceptions import ConfigError, PlanError, RoutingError, UnknownSkillError
+from orchestrator.exceptions import (
+    ConfigError,
+    PlanError,
+    RoutingError,
+    StoreError,
+    UnknownSkillError,
+)
 from orchestrator.plans.loader import load_plans
 from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.plans.subplans import resolve_subplans
@@ -165,8 +171,9 @@ async def prepare_start(runtime: Runtime, start: SessionStartInput) -> SessionSt
 
     The setup is `start_session`'s, first route included; nothing is written (the run's
     first activity writes the row). Otherwise `start` unchanged, and the run resolves
-    itself: a plan this runtime cannot resolve, or a first route the router refuses, is
-    left to `start_session`, which fails or asks as it always has.
+    itself: a plan this runtime cannot resolve, a first route the router refuses, or a
+    store that cannot be read, is left to `start_session`, which fails, asks or retries
+    as it always has.
     """
     if start.carry is not None or start.setup is not None:
         return start
@@ -187,7 +194,11 @@ async def prepare_start(runtime: Runtime, start: SessionStartInput) -> SessionSt
     ctx = CallContext(
         session_id=start.session_id, workflow_id=workflow_id_for(start.session_id), run_id=""
     )
-    first = await route_ahead(RoutingActivities(runtime), request, ctx)
+    try:
+        first = await route_ahead(RoutingActivities(runtime), request, ctx)
+    except StoreError:
+        # The router's figures could not be read: `start_session` asks again, with retries.
+        return start
     if first is None:
         return start
     return start.model_copy(update={"setup": setup_of(runtime, resolved, first)})

@@ -32,6 +32,7 @@ from temporalio.client import (
 )
 from temporalio.common import WorkflowIDConflictPolicy
 
+from orchestrator.exceptions import StoreError
 from orchestrator.plans import load_plan, parse_plan
 from orchestrator.routing.learning import Tally
 from orchestrator.runtime import Runtime
@@ -885,3 +886,18 @@ async def test_a_first_model_call_that_fails_for_good_leaves_the_row_and_its_who
     ]
     record = await env.runtime.store.get_session(session_id)
     assert record is not None and record.status is SessionStatus.FAILED
+
+
+async def test_a_store_the_starter_cannot_read_leaves_the_setup_to_start_session(
+    routed: Callable[..., Awaitable[RoutedEnv]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The router's figures unread at the start: the start goes on, and the run resolves
+    itself (`start_session` reads them again, with its retries)."""
+    env = await routed(TWO_STEPS)
+    start = build_start(TWO_STEP_PLAN, {}, StartOptions(), fresh_id=lambda: uuid.uuid4().hex)
+
+    async def unreadable(*_: object) -> object:
+        raise StoreError("read outcomes: the database is locked")
+
+    monkeypatch.setattr(env.runtime.store.outcomes, "tallies", unreadable)
+    assert (await prepare_start(env.runtime, start)).setup is None
