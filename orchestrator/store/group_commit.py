@@ -41,7 +41,7 @@ from orchestrator.store._engine import create_sync_sqlite_engine, describe_error
 from orchestrator.store.driver_sql import driver_row as _driver_row
 from orchestrator.store.driver_sql import select_where
 from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, notify_params
-from orchestrator.store.pins import PIN_SELECT, Pin, put_statement
+from orchestrator.store.pins import Pin, put_statement
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import (
     Store,
@@ -127,6 +127,22 @@ class _DriverInsert:
         ]
         row = _driver_row(conn, self.sql, params)
         return None if row is None else int(row[0])
+
+
+def _pin_on(conn: Connection, session_id: str) -> Pin | None:
+    """The session's pin by primary key on the driver's connection (pysqlite), or None.
+
+    pysqlite starts no transaction for a `SELECT`: each read sees every commit made
+    before it, with no transaction to end after it.
+    """
+    read = select_where(conn.dialect, GatewayPinRow.__table__, ("session_id",))
+    found = read.row(conn, (session_id,))
+    return None if found is None else Pin.model_validate(found)
+
+
+def _busy(exc: OperationalError) -> bool:
+    """Whether SQLite refused for a lock another connection holds (the caller may wait)."""
+    return "locked" in str(exc.orig) or "busy" in str(exc.orig)
 
 
 @functools.cache
@@ -400,7 +416,7 @@ class GroupCommit:
             with inline.begin():
                 return _apply_all(inline, self._dialect, [writes])[0]
         except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            if _busy(exc):
                 return None
             self._drop_inline()
             raise self._error("commit gateway writes", exc) from exc
@@ -435,24 +451,13 @@ class GroupCommit:
         try:
             if self._reader is None:
                 self._reader = self._sync.connect()
-            if self._reader.dialect.driver == "pysqlite":
-                # pysqlite starts no transaction for a `SELECT`: each read sees every
-                # commit made before it, as the SQLAlchemy read and rollback below do.
-                read = select_where(self._reader.dialect, GatewayPinRow.__table__, ("session_id",))
-                found = read.row(self._reader, (session_id,))
-                return None if found is None else Pin.model_validate(found)
-            try:
-                row = self._reader.execute(PIN_SELECT, {"session_id": session_id}).first()
-            finally:
-                # Ends the read at once: the next one sees every commit made since.
-                self._reader.rollback()
+            return _pin_on(self._reader, session_id)
         except SQLAlchemyError as exc:
             reader, self._reader = self._reader, None
             if reader is not None:
                 with contextlib.suppress(SQLAlchemyError):
                     reader.close()
             raise self._error("read gateway pin", exc) from exc
-        return None if row is None else Pin.model_validate(row._asdict())
 
     def _read_inline(self, session_id: str) -> tuple[bool, Pin | None]:
         """The pin read on the connection that commits on this thread: (read, the pin).
@@ -467,22 +472,19 @@ class GroupCommit:
         Raises:
             StoreError: the read failed otherwise.
         """
-        if self._sync is None or self._sync.dialect.driver != "pysqlite":
+        if self._sync is None:
             return False, None
         try:
-            inline = self._inline_connection(self._sync)
-            # pysqlite starts no transaction for a `SELECT`: the read sees every commit.
-            read = select_where(inline.dialect, GatewayPinRow.__table__, ("session_id",))
-            found = read.row(inline, (session_id,))
+            pin = _pin_on(self._inline_connection(self._sync), session_id)
         except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+            if _busy(exc):
                 return False, None
             self._drop_inline()
             raise self._error("read gateway pin", exc) from exc
         except SQLAlchemyError as exc:
             self._drop_inline()
             raise self._error("read gateway pin", exc) from exc
-        return True, None if found is None else Pin.model_validate(found)
+        return True, pin
 
     async def aclose(self) -> None:
         """Wait for queued writes, then close the thread and the blocking engine."""
