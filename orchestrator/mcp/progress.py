@@ -21,7 +21,7 @@ from orchestrator.events.hub import READ_BATCH, EventHub
 from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta
 from orchestrator.store.records import AuditEvent, EventKind
 
-__all__ = ["Describe", "describe_event", "report_events"]
+__all__ = ["TOLD_KINDS", "Describe", "describe_event", "report_events"]
 
 Describe = Callable[[AuditEvent], str | None]
 """One line about an event for a person watching the call; None: not worth a message."""
@@ -43,6 +43,9 @@ _SIMPLE = {
     EventKind.SESSION_FAILED: "session {session} failed: {error}",
 }
 """One line per kind worth telling; the kinds left out (pins, merges, MCP calls) are not."""
+
+TOLD_KINDS: frozenset[EventKind] = frozenset({*_SIMPLE, EventKind.APPROVAL_REQUESTED})
+"""Every kind `describe_event` tells about."""
 
 
 def describe_event(event: AuditEvent, skill_ref: str | None = None) -> str | None:

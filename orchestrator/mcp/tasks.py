@@ -6,8 +6,8 @@ decides: many clients give up on a request after 60 s. The task is the call's du
 session: its id is the session id, so `tasks/get` answers from any process and after any
 restart (the run's state is in Temporal, its story in the store), and a call with an
 idempotency key that is repeated gets the same task. `tasks/get` says `working` with the
-newest event of the session's stream as its message, then `completed` with the very
-`CallToolResult` a waiting call would have got (an error result when the run failed or a
+newest event of the session's stream worth telling as its message, then `completed` with
+the very `CallToolResult` a waiting call would have got (an error result when the run failed or a
 person rejected it: tool-level errors are `completed`, as the extension requires).
 
 Nothing here asks the client for input, so a task is never `input_required` and
@@ -36,7 +36,7 @@ from pydantic import Field
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from orchestrator.mcp.calls import MEMO_SKILL, finished, owned_description
-from orchestrator.mcp.progress import describe_event
+from orchestrator.mcp.progress import TOLD_KINDS, describe_event
 from orchestrator.mcp.results import call_result
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -99,7 +99,9 @@ async def task_state(
         return None
     handle, described = owned
     skill = await described.memo_value(MEMO_SKILL, None, type_hint=str)
-    last = await store.stream.last_event(session_id)
+    # The newest event worth telling: the server's own `mcp_call` record of this call may
+    # commit after the run's first events (an approval request), and must not hide them.
+    last = await store.stream.last_event(session_id, kinds=TOLD_KINDS)
     created = _iso(described.start_time)
     state: JsonObject = {
         "resultType": "complete",

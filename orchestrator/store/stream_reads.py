@@ -10,10 +10,12 @@ each once, however notices are lost, merged or repeated.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import sqlalchemy as sa
 
 from orchestrator.store.ledger import Ledger
-from orchestrator.store.records import AuditEvent
+from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.store.tables import AuditEventRow
 
 __all__ = ["StreamReads"]
@@ -35,14 +37,20 @@ class StreamReads(Ledger):
                 rows = (await session.scalars(stmt)).all()
                 return [AuditEvent.model_validate(row, from_attributes=True) for row in rows]
 
-    async def last_event(self, session_id: str) -> AuditEvent | None:
-        """The session's newest event (largest `seq`), None if it has none."""
-        stmt = (
-            sa.select(AuditEventRow)
-            .where(AuditEventRow.session_id == session_id)
-            .order_by(AuditEventRow.seq.desc())
-            .limit(1)
-        )
+    async def last_event(
+        self, session_id: str, kinds: Collection[EventKind] | None = None
+    ) -> AuditEvent | None:
+        """The session's newest event (largest `seq`), None if it has none.
+
+        Args:
+            session_id: The session.
+            kinds: Only events of these kinds (all kinds when None): a reader that tells
+                only some kinds must not take a later event of another kind for "nothing new".
+        """
+        where = [AuditEventRow.session_id == session_id]
+        if kinds is not None:
+            where.append(AuditEventRow.kind.in_([kind.value for kind in kinds]))
+        stmt = sa.select(AuditEventRow).where(*where).order_by(AuditEventRow.seq.desc()).limit(1)
         with self._errors("read the event stream"):
             async with self._sessions() as session:
                 row = (await session.scalars(stmt)).first()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -30,7 +31,8 @@ from serving import REFUND, TOKENS, decide_the_approval, deps_for, serve_http, s
 
 from orchestrator.mcp.calls import IDEMPOTENCY_META_KEY
 from orchestrator.mcp.tasks import TASKS_EXTENSION
-from orchestrator.store.records import EventKind
+from orchestrator.session.names import workflow_id_for
+from orchestrator.store.records import AuditEvent, EventKind
 from orchestrator.testing import wait_for_pending_approval
 
 RUN = uuid.uuid4().hex[:8]
@@ -84,6 +86,20 @@ class TasksRequester(ClientExtension):
             view = await get_task(ctx.session, handle.task_id)
         assert view.status == "completed" and view.result is not None
         return types.CallToolResult.model_validate(view.result)
+
+
+def late_mcp_call(session_id: str) -> AuditEvent:
+    """An `mcp_call` event of the session, as the server writes one after it answered."""
+    return AuditEvent(
+        event_key=f"mcp:{session_id}:late",
+        session_id=session_id,
+        workflow_id=workflow_id_for(session_id),
+        run_id="",
+        kind=EventKind.MCP_CALL,
+        skill="payments.refund",
+        payload={"direction": "in", "client": "ops", "outcome": "late"},
+        created_at=datetime.now(UTC),
+    )
 
 
 @pytest.fixture
@@ -143,10 +159,15 @@ async def test_a_gated_call_is_a_task_followed_from_another_connection(
                     assert view.status == "working"
                     await anyio.sleep(0.05)
             [approval] = await env.runtime.store.list_approvals(session_id=task_id)
-            assert view.status_message == (
+            waiting = (
                 f"session {task_id}: waiting for a person to approve payments.refund@1.0.0"
                 f" (approval {approval.approval_id})"
             )
+            assert view.status_message == waiting
+            # The server's own record of a call may commit after the run's approval
+            # request (a slow server, a fast worker): it must not hide the wait.
+            await env.runtime.store.append_event(late_mcp_call(task_id))
+            assert (await get_task(client.session, task_id)).status_message == waiting
             await decide_the_approval(env, approve=True)
             with anyio.fail_after(60):
                 while (view := await get_task(client.session, task_id)).status == "working":
@@ -173,7 +194,7 @@ async def test_a_gated_call_is_a_task_followed_from_another_connection(
         body.get("_meta", {}).pop("io.modelcontextprotocol/serverInfo", None)
     assert bodies[0] == bodies[1] == bodies[2]
     calls = await env.runtime.store.list_events(task_id, kind=EventKind.MCP_CALL)
-    assert [e.payload["outcome"] for e in calls] == ["task", "task", "ok"]
+    assert [e.payload["outcome"] for e in calls] == ["task", "late", "task", "ok"]
 
 
 async def test_tasks_are_their_starters_only_and_need_the_extension(env: Env) -> None:
