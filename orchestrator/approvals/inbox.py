@@ -359,8 +359,10 @@ class _Inbox:
         if isinstance(after, str):
             return _html(f"<p>{escape(after)}.</p>", 400)
         session_id = found[0].session_id
-        last = await self.store.stream.last_event(session_id)
-        if last is not None and last.kind in TERMINAL_KINDS and (last.seq or 0) <= after:
+        # The session's end, not its newest event: an event audited after the end (an MCP
+        # call's record, feedback) must not hold a finished page's stream open.
+        end = await self.store.stream.last_event(session_id, kinds=TERMINAL_KINDS)
+        if end is not None and (end.seq or 0) <= after:
             return Response(status_code=204)
 
         def signed_in() -> bool:

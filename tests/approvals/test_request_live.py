@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 import httpx
 from _inbox_harness import (
@@ -24,6 +25,8 @@ from _inbox_harness import (
 )
 
 from orchestrator.events.client import SseMessage, sse_messages
+from orchestrator.session.names import workflow_id_for
+from orchestrator.store.records import AuditEvent, EventKind
 
 __all__ = ["browser", "filed_inbox"]  # the fixtures this module uses
 
@@ -77,6 +80,20 @@ async def test_the_request_stream_follows_its_session_to_the_end_and_only_for_it
         # The session is over: EventSource reconnecting with the last id is told to stop.
         done = await kim.get(f"{request}/events", headers={"Last-Event-ID": str(seqs[-1])})
         assert done.status_code == 204
+        # An event audited after the end (an MCP call's record) does not reopen it.
+        await inbox.env.runtime.store.append_event(
+            AuditEvent(
+                event_key=f"late:{inbox.pending.session_id}",
+                session_id=inbox.pending.session_id,
+                workflow_id=workflow_id_for(inbox.pending.session_id),
+                run_id="",
+                kind=EventKind.MCP_CALL,
+                payload={"direction": "in", "outcome": "ok"},
+                created_at=datetime.now(UTC),
+            )
+        )
+        late = await kim.get(f"{request}/events", headers={"Last-Event-ID": str(seqs[-1] + 1)})
+        assert late.status_code == 204
         closed = (await kim.get(request)).text
         assert "approved by lee" in closed and "<form class=decide" not in closed
         assert '<noscript><meta http-equiv=refresh content="60"></noscript>' in closed
