@@ -73,6 +73,8 @@ class ChaosReport(BaseModel):
     kills: int
     kill_points: dict[str, int]
     worker_starts: int
+    started_ahead: int = 0
+    """Sessions whose setup the starter resolved (their row written by their first activity)."""
     completed: int
     failed: int
     lost: int
@@ -122,6 +124,7 @@ class ChaosReport(BaseModel):
             ("runs", self.runs),
             ("kills", f"{self.kills} ({points})"),
             ("worker starts", self.worker_starts),
+            ("started ahead", f"{self.started_ahead} (setup resolved by the starter)"),
             ("completed", self.completed),
             ("failed", self.failed),
             ("lost sessions", self.lost),

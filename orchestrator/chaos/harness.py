@@ -56,16 +56,20 @@ from orchestrator.client import connect
 from orchestrator.exceptions import ApprovalError
 from orchestrator.plans import load_plan
 from orchestrator.plans.models import Plan
+from orchestrator.providers.registry import load_model_registry
+from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import (
     LoopbackServer,
     ReplayScript,
     create_replay_app,
     load_model_script,
 )
-from orchestrator.service import decide_approval, start_session
+from orchestrator.service import checked_start, decide_approval, launch
+from orchestrator.session.resolution import prepare_start
 from orchestrator.session.types import ActivityOptions, SessionOptions, SessionResult
 from orchestrator.session_start import StartOptions
 from orchestrator.settings import Settings
+from orchestrator.skills.registry import SkillRegistry
 from orchestrator.store.records import ApprovalStatus, EventKind, SessionStatus
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
@@ -139,6 +143,9 @@ class ChaosConfig:
         trigger_timeout: Longest to wait for a kill point to come up before choosing a
             random moment instead.
         log: Where the workers' output goes (default: the state folder).
+        ahead: Every other session starts as a starter holding a runtime starts it: its
+            setup resolved here, its session row written by its first activity (the path
+            `patches.OPENING_GENERATION` added), so kills land on both ways of starting.
     """
 
     settings: Settings
@@ -151,6 +158,7 @@ class ChaosConfig:
     timeout: float = 300.0
     trigger_timeout: float = 30.0
     log: Path | None = None
+    ahead: bool = True
 
 
 def merged_script(workloads: list[Workload]) -> ReplayScript:
@@ -166,6 +174,8 @@ class _Session:
     plan: Plan
     handle: WorkflowHandle[object, SessionResult]
     waiter: asyncio.Task[SessionResult | WorkflowFailureError]
+    ahead: bool = False
+    """Started with its setup resolved by the starter (no `start_session` activity)."""
 
 
 @dataclass
@@ -179,6 +189,8 @@ class _Run:
     worker: WorkerProcess
     rng: random.Random
     plans: dict[Path, Plan]
+    runtime: Runtime | None = None
+    """The starter's runtime for the sessions started ahead (`ChaosConfig.ahead`)."""
     sessions: list[_Session] = field(default_factory=list)
     gates: dict[str, GateTimes] = field(default_factory=dict)
     kill_points: list[str] = field(default_factory=list)
@@ -206,15 +218,17 @@ class _Run:
             workload = config.workloads[index % len(config.workloads)]
             session_id = f"chaos{config.seed}-{index:03d}-{uuid.uuid4().hex[:6]}"
             plan = self.plans[workload.plan]
-            handle = await start_session(
-                self.client,
+            start = await checked_start(
                 plan,
                 {**workload.input, TAG: session_id},
                 StartOptions(session_id=session_id, options=options),
-                task_queue=config.settings.task_queue,
             )
+            if self.runtime is not None and index % 2 == 1:
+                start = await prepare_start(self.runtime, start)
+            handle = await launch(self.client, start, task_queue=config.settings.task_queue)
             waiter = asyncio.create_task(_outcome(handle))
-            self.sessions.append(_Session(session_id, workload, plan, handle, waiter))
+            ahead = start.setup is not None
+            self.sessions.append(_Session(session_id, workload, plan, handle, waiter, ahead))
 
     async def approve_forever(self) -> None:
         """Decide every approval of this run's sessions as it appears, after a short delay."""
@@ -350,7 +364,8 @@ async def run_chaos(config: ChaosConfig) -> ChaosReport:
         log = config.log or settings.resolved_state_dir / "chaos-worker.log"
         worker = WorkerProcess(settings, f"{replay.url}/v1", log)
         client = await connect(settings)
-        run = _Run(config, client, store, tap, worker, rng, plans)
+        runtime = _starter(settings, store) if config.ahead else None
+        run = _Run(config, client, store, tap, worker, rng, plans, runtime)
         worker.start()
         approver = asyncio.create_task(run.approve_forever())
         try:
@@ -363,6 +378,19 @@ async def run_chaos(config: ChaosConfig) -> ChaosReport:
             worker.stop()
         report = await _report(run, time.monotonic() - began)
     return report
+
+
+def _starter(settings: Settings, store: Store) -> Runtime:
+    """The runtime a starter holds, as the worker's: the project's models and skills.
+
+    It only resolves setups (no model call, no write): the worker subprocess runs them.
+    """
+    return Runtime(
+        settings=settings,
+        store=store,
+        models=load_model_registry(settings.resolved_models_file),
+        skills=SkillRegistry.load_directory(settings.project_dir / "skills"),
+    )
 
 
 async def _kill_loop(run: _Run) -> None:
@@ -408,6 +436,7 @@ async def _report(run: _Run, seconds: float) -> ChaosReport:
         kills=len(run.kill_points),
         kill_points=kill_points,
         worker_starts=run.worker.starts,
+        started_ahead=sum(s.ahead for s in run.sessions),
         completed=sum(f.status == "completed" for f in findings),
         failed=sum(f.status == "failed" for f in findings),
         lost=sum(f.status == "lost" for f in findings),
