@@ -40,12 +40,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager, nullcontext, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import pairwise
 from pathlib import Path
 from typing import Literal
 
 from _bare import (
+    ACTIVITY_TIMEOUT,
     GOAL,
     PLAN_NAME,
     STEP_ID,
@@ -205,6 +206,11 @@ class Variant:
     """False: imports compile from source, as before `make` compiled the package."""
     beat_at_start: bool = False
     """True: model and skill calls heartbeat as soon as they start, as they did before."""
+    bare_timeouts: bool = False
+    """The runtime with bare's activity timeouts for model and skill calls: no heartbeat
+    timeout, 60 s start-to-close. Temporal keeps one timer task per activity for its
+    earliest timeout and the server works on it when it fires, even after the call ended:
+    ours' fire 10 s after each call (the heartbeat timeout), bare's 60 s after."""
 
     @property
     def label(self) -> str:
@@ -217,6 +223,7 @@ class Variant:
         extra += ", old sandbox" if self.old_sandbox else ""
         extra += "" if self.bytecode else ", no .pyc"
         extra += ", beat at start" if self.beat_at_start else ""
+        extra += ", bare's timeouts" if self.bare_timeouts else ""
         return f"{self.kind} {kind}{extra}"
 
 
@@ -238,6 +245,8 @@ class Measurement:
     worker_cpu_ms_per_step: float | None
     server_cpu_ms_per_step: float | None
     wall_s: float
+    model_calls_in_window: int | None = None
+    """`--sustain`: model requests the scripted server received inside the measured window."""
 
 
 def _stats(seconds: list[float | None]) -> Stats | None:
@@ -321,6 +330,8 @@ class Bench:
         The warm-up is at least `WARMUP_STEPS` steps: it also empties the dev server's
         transfer-queue token bucket, so every variant is measured in the steady state.
         """
+        if self.args.sustain:
+            return await self.sustained(variant, session, server_pid)
         warmups = math.ceil(WARMUP_STEPS / self.args.rounds_per_session)
         where = variant.server.name if variant.server else "-"
         with self.console.status(f"{variant.label} on {where}"):
@@ -341,6 +352,72 @@ class Bench:
         self.console.print(
             f"  {result.variant:<28} {result.server:<16} median {result.step.median_ms:7.2f} ms"
             f"  p95 {result.step.p95_ms:7.2f} ms"
+        )
+        return result
+
+    async def sustained(
+        self, variant: Variant, session: Callable[[], Awaitable[Trace]], server_pid: int | None
+    ) -> Measurement:
+        """Steady state (`--sustain`): `--concurrency` lanes run sessions back to back.
+
+        The window opens after `--lead` seconds of load, when every activity timer the load
+        makes (bare's fire 60 s after each call started, ours' 10 s after) fires at its
+        steady rate, and the timers of the variant before have all fired. A burst's window
+        holds ours' timers but not bare's, which fire after it. Throughput is the model
+        requests the scripted server stamped inside the window; the CPU is counted over the
+        same window; step times come from the sessions that ran wholly inside it.
+        """
+        replay = self.replay
+        if replay is None:
+            raise RuntimeError("--sustain counts requests at the scripted model server")
+        ran: list[tuple[float, float, Trace]] = []
+        stop = asyncio.Event()
+
+        async def lane() -> None:
+            while not stop.is_set():
+                started = time.monotonic()
+                trace = await session()
+                ran.append((started, time.monotonic(), trace))
+
+        where = variant.server.name if variant.server else "-"
+        with self.console.status(f"{variant.label} on {where}, sustained"):
+            async with asyncio.TaskGroup() as lanes:
+                for _ in range(self.args.concurrency):
+                    lanes.create_task(lane())
+                await asyncio.sleep(self.args.lead)
+                opened = time.monotonic()
+                worker0, server0 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
+                await asyncio.sleep(self.args.sustain)
+                worker1, server1 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
+                closed = time.monotonic()
+                stop.set()
+            self.measured_until = time.monotonic()
+            inside = [t for start, end, t in ran if opened <= start and end <= closed]
+            traces = [t if t.later is None else await t.later() for t in inside or ran_traces(ran)]
+        calls = sum(1 for r in replay.requests if opened <= r.received_at < closed)
+        window = closed - opened
+        rounds = self.args.rounds_per_session
+        # A session of R rounds makes R + 1 model calls and R steps.
+        steps = calls * rounds / (rounds + 1)
+
+        def per_step(before: float | None, after: float | None) -> float | None:
+            if before is None or after is None or not steps:
+                return None
+            return round((after - before) * 1000 / steps, 2)
+
+        result = replace(
+            measurement(variant, traces, (None, None), window, rounds),
+            steps_per_s=round(steps / window, 1),
+            worker_cpu_ms_per_step=per_step(worker0, worker1),
+            server_cpu_ms_per_step=per_step(server0, server1),
+            wall_s=round(window, 2),
+            model_calls_in_window=calls,
+        )
+        self.console.print(
+            f"  {result.variant:<28} {result.server:<16} {result.steps_per_s:6.1f} steps/s"
+            f"  cpu py {_cell(result.worker_cpu_ms_per_step)}"
+            f"  srv {_cell(result.server_cpu_ms_per_step)} ms/step"
+            f"  ({len(inside)} of {len(ran)} sessions inside the window)"
         )
         return result
 
@@ -463,14 +540,7 @@ class Bench:
             name=PLAN_NAME,
             steps=[AgentStep(id=STEP_ID, goal=GOAL, skills=[SKILL], max_rounds=rounds + 1)],
         )
-        options = SessionOptions()
-        if variant.local:
-            options = options.model_copy(
-                update={
-                    "model_call": options.model_call.model_copy(update={"local": True}),
-                    "skill_call": options.skill_call.model_copy(update={"local": True}),
-                }
-            )
+        options = runtime_options(variant)
         task_queue = _task_queue()
         store = self.runtime.store
 
@@ -592,6 +662,26 @@ class Bench:
         }
 
 
+def runtime_options(variant: Variant) -> SessionOptions:
+    """Ours' session options for `variant`: the defaults, or with model and skill calls local
+    or scheduled with bare's timeouts."""
+    options = SessionOptions()
+    update: dict[str, object] = {}
+    if variant.local:
+        update["local"] = True
+    if variant.bare_timeouts:
+        update["heartbeat"] = None
+        update["start_to_close"] = ACTIVITY_TIMEOUT
+    if not update:
+        return options
+    return options.model_copy(
+        update={
+            "model_call": options.model_call.model_copy(update=update),
+            "skill_call": options.skill_call.model_copy(update=update),
+        }
+    )
+
+
 @contextmanager
 def no_bytecode(folder: Path) -> Iterator[None]:
     """Imports compile their source, as with PYTHONDONTWRITEBYTECODE and no .pyc written.
@@ -653,6 +743,11 @@ def bytecode_state() -> str:
     return "compiled"
 
 
+def ran_traces(ran: list[tuple[float, float, Trace]]) -> list[Trace]:
+    """Every session's trace, for step times when none ran wholly inside the window."""
+    return [trace for _, _, trace in ran]
+
+
 def _loadavg() -> str:
     try:
         return " ".join(Path("/proc/loadavg").read_text().split()[:3])
@@ -675,7 +770,7 @@ async def _timed(call: Awaitable[object]) -> float:
 
 def ratios(results: list[Measurement]) -> list[dict[str, object]]:
     """runtime / bare (same server, same activity kind) and runtime / plain, on medians."""
-    plain = next(r for r in results if r.kind == "plain")
+    plain = next((r for r in results if r.kind == "plain"), None)  # none with --sustain
     bare = {(r.server, r.activities): r for r in results if r.kind == "bare" and r.eager}
     rows: list[dict[str, object]] = []
     for run in (r for r in results if r.kind in ("runtime", *PEERS)):
@@ -695,7 +790,9 @@ def ratios(results: list[Measurement]) -> list[dict[str, object]]:
                 "runtime_over_bare_p95": _ratio(
                     run.step.p95_ms, same.step.p95_ms if same else None
                 ),
-                "runtime_over_plain": _ratio(run.step.median_ms, plain.step.median_ms),
+                "runtime_over_plain": _ratio(
+                    run.step.median_ms, plain.step.median_ms if plain else None
+                ),
                 "p95_over_median": _ratio(run.step.p95_ms, run.step.median_ms),
                 "fixed_ms": fixed,
                 "fixed_over_bare": _ratio(fixed, bare_fixed) if fixed is not None else None,
@@ -730,7 +827,7 @@ def _cell(value: object, spec: str = ".1f") -> str:
 
 
 def print_report(console: Console, bench: Bench, ratio_rows: list[dict[str, object]]) -> None:
-    plain = next(r for r in bench.results if r.kind == "plain").step.median_ms
+    plain = next((r.step.median_ms for r in bench.results if r.kind == "plain"), None)
     table = Table(
         title="Per step (model call + tool call), ms; CPU is ms per step",
         caption="tool = model done → tool done; model = tool done → next model done;"
@@ -750,7 +847,7 @@ def print_report(console: Console, bench: Bench, ratio_rows: list[dict[str, obje
             _cell(r.session_fixed.median_ms if r.session_fixed else None, ".0f"),
             _cell(r.worker_cpu_ms_per_step),
             _cell(r.server_cpu_ms_per_step),
-            _cell(r.step.median_ms / plain),
+            _cell(r.step.median_ms / plain if plain else None),
         )
     console.print(table)
     ratio_table = Table(title="Each vs bare temporalio (same server, same activity kind, same run)")
@@ -789,6 +886,8 @@ async def write_json(
             "replay_as_shipped": bench.args.replay_as_shipped,
             "concurrency": bench.args.concurrency,
             "settle_s": bench.args.settle,
+            "sustain_window_s": bench.args.sustain or None,
+            "sustain_lead_s": bench.args.lead if bench.args.sustain else None,
         },
         "step": "interval between consecutive model-call completions in a session:"
         " one tool call, one model call and the orchestration between them",
@@ -819,6 +918,9 @@ class BenchArgs:
     peers: bool
     concurrency: int
     settle: float
+    variants: tuple[str, ...]
+    sustain: float
+    lead: float
     json: Path
     project_dir: Path
 
@@ -868,6 +970,30 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         " so the server's timers for the one do not fire in the next one's window (default:"
         " 65 with --concurrency above 1, past bare's 60 s start-to-close timers; else 0)",
     )
+    parser.add_argument(
+        "--variants",
+        type=_variant_names,
+        default=(),
+        help="tuned server only: these variants in this order, comma-separated, names"
+        f" {', '.join(NAMED)} (a name may repeat: interleave A/B in one run)",
+    )
+    parser.add_argument(
+        "--sustain",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="steady state instead of a burst: --concurrency lanes run sessions back to back;"
+        " after --lead seconds of that load, count the model requests the scripted server"
+        " receives and the CPU used in a window of SECONDS (no plain run, no settle)",
+    )
+    parser.add_argument(
+        "--lead",
+        type=float,
+        default=65.0,
+        help="--sustain: seconds of load before the window, past the longest activity timer"
+        " (bare's 60 s start-to-close), so each variant's window holds its own timers at"
+        " their steady rate and none of the variant's before it (default 65)",
+    )
     parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
     parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
     args = parser.parse_args(argv)
@@ -875,15 +1001,39 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         parser.error("--rounds-per-session must be between 1 and 199 (max_rounds is 200)")
     if args.steps < 1:
         parser.error("--steps must be positive")
+    if args.sustain < 0 or args.lead < 0:
+        parser.error("--sustain and --lead must not be negative")
     if args.settle is None:
-        args.settle = 65.0 if args.concurrency > 1 else 0.0
+        args.settle = 65.0 if args.concurrency > 1 and not args.sustain else 0.0
     return BenchArgs(**vars(args))
 
 
+NAMED: dict[str, Variant] = {
+    "bare": Variant("bare", False, TUNED),
+    "ours": Variant("runtime", False, TUNED),
+    "ours-bare-timeouts": Variant("runtime", False, TUNED, bare_timeouts=True),
+    "openai-agents": Variant("openai-agents", False, TUNED),
+    "pydantic-ai": Variant("pydantic-ai", False, TUNED),
+}
+"""The variants `--variants` names, all with regular activities on the tuned server."""
+
+
+def _variant_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in NAMED]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown variant(s) {', '.join(unknown) or '(none)'}; known: {', '.join(NAMED)}"
+        )
+    return names
+
+
 def schedule(
-    skip_investigation: bool, peers: bool = False
+    skip_investigation: bool, peers: bool = False, names: Sequence[str] = ()
 ) -> list[tuple[ServerConfig, list[Variant], bool]]:
     """Which variants run on which server; the flag says whether to run the probe there."""
+    if names:
+        return [(TUNED, [NAMED[name] for name in names], False)]
     if peers:
         kinds: list[Literal["bare", "runtime", "openai-agents", "pydantic-ai"]]
         kinds = ["bare", "runtime", "openai-agents", "pydantic-ai"]
@@ -973,8 +1123,10 @@ async def run(args: BenchArgs) -> None:
                         f"{bench.sessions} sessions x {rounds} steps per variant,"
                         f" {os.cpu_count()} CPUs"
                     )
-                    await bench.plain()
-                    for config, variants, probe in schedule(args.skip_investigation, args.peers):
+                    if not args.sustain:
+                        await bench.plain()
+                    plan = schedule(args.skip_investigation, args.peers, args.variants)
+                    for config, variants, probe in plan:
                         await bench.on_server(config, variants, probe)
             finally:
                 await runtime.close()
