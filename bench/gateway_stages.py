@@ -83,7 +83,7 @@ def _install() -> None:
     """The stages: the server's parse and write, the routes, admission, the upstream call,
     the audit records and their commit."""
     from orchestrator.cache.gateway import GatewayCache
-    from orchestrator.gateway import http1, routes, server, service
+    from orchestrator.gateway import http1, openai_wire, routes, server, service, upstream
     from orchestrator.gateway.service import Gateway
     from orchestrator.gateway.upstream import Upstreams
     from orchestrator.providers import _http, openai
@@ -96,19 +96,24 @@ def _install() -> None:
         (server._Connection, "_write_whole", "server: write the answer"),
         (routes, "_json", "routes: the body's JSON"),
         (routes, "parse_chat", "routes: parse_chat"),
+        (openai_wire, "forwardable", "routes: parse_chat: forwardable"),
         (routes, "render_chat", "routes: render_chat"),
         (routes, "json_reply", "routes: json_reply"),
         (Gateway, "admit", "admit"),
         (Gateway, "authenticate", "admit: authenticate"),
         (Gateway, "pool", "admit: pool"),
         (service, "identify", "admit: identify (session)"),
+        (service, "identify_by", "admit: identify_by (session, forwarded body)"),
         (service, "in_tool_loop", "admit: in_tool_loop"),
         (service, "classify", "admit: classify"),
         (service, "task_of", "admit: task_of"),
+        (service, "task_by", "admit: task_by (forwarded body)"),
         (GroupCommit, "read_pin", "admit: read_pin"),
         (Gateway, "run", "run"),
         (GatewayCache, "lookup", "run: cache lookup"),
         (Upstreams, "complete", "run: upstream call"),
+        (Upstreams, "relay", "run: upstream call (forwarded body)"),
+        (upstream, "read_answer", "run: upstream call: read_answer (relayed)"),
         (openai, "_request_to_wire", "run: upstream call: _request_to_wire"),
         (_http.HTTPProvider, "_post", "run: upstream call: HTTPProvider._post"),
         (http1.UpstreamClient, "post", "run: upstream call: UpstreamClient.post"),

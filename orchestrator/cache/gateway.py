@@ -16,12 +16,13 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from orchestrator.cache.embed import cache_for
+from orchestrator.cache.keys import Skip
 from orchestrator.cache.service import CacheHit, Lookup
 from orchestrator.gateway import audit
 from orchestrator.gateway.metrics import GATEWAY_REQUESTS, child
 from orchestrator.gateway.recovery import Answered
 from orchestrator.gateway.upstream import Upstreams
-from orchestrator.providers.messages import Usage
+from orchestrator.providers.messages import ModelResponse, Usage
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.store.group_commit import Write
@@ -53,7 +54,13 @@ class GatewayCache:
         self.cache = cache_for(registry, store, upstreams)
 
     async def lookup(self, a: Admitted) -> Lookup:
-        """The cached answer to an admitted request, if it may have one."""
+        """The cached answer to an admitted request, if it may have one.
+
+        A model name the cache does not serve is answered at once, without the request's
+        conversation (a forwarded chat-completions body never has it built).
+        """
+        if a.call.requested not in self.cache.config.models:
+            return Lookup(skip=Skip.OFF)
         return await self.cache.lookup(
             a.key.tenant, a.call.requested, a.call.request, uncacheable=opted_out(a.headers)
         )
@@ -104,6 +111,8 @@ class GatewayCache:
     ) -> None:
         """Remember a whole answer after a miss, with what it cost (what a hit saves)."""
         if found.key is None or found.hit is not None:
+            return
+        if not isinstance(answered.response, ModelResponse):
             return
         cost = registry.models[answered.deployment].usage_cost(answered.response.usage)
         async with writing():

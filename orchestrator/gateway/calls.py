@@ -9,29 +9,66 @@ between the two formats is parse on one side and the adapter on the other.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, JsonValue
+from collections.abc import Callable
+
+from pydantic import JsonValue
 
 from orchestrator.gateway.errors import BadRequest
+from orchestrator.gateway.relay import Forward
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.types import JsonObject
 
 __all__ = ["ChatCall", "field", "obj", "opt_int", "opt_number", "read_head", "text_of"]
 
 
-class ChatCall(BaseModel):
-    """One chat request: the conversation, and how the client asked for it."""
+class ChatCall:
+    """One chat request: the conversation, and how the client asked for it.
 
-    model_config = ConfigDict(frozen=True)
+    `request` is built on first use when the call was read for forwarding (`forward`):
+    a request that goes to a deployment of its own API as it came never needs it.
+    """
 
-    requested: str
-    """The `model` the client named: an alias, a deployment, or `auto`."""
-    request: ModelRequest
-    """The conversation; its `model` is filled in with the deployment's id before sending."""
-    stream: bool = False
-    previous_response_id: str | None = None
-    """Provider-side conversation state the client refers to (OpenAI Responses style)."""
-    user_id: str | None = None
-    """The Anthropic body's `metadata.user_id`; Claude Code puts its session id in it."""
+    __slots__ = (
+        "_build",
+        "_request",
+        "forward",
+        "previous_response_id",
+        "requested",
+        "stream",
+        "user_id",
+    )
+
+    def __init__(
+        self,
+        requested: str,
+        request: ModelRequest | Callable[[], ModelRequest],
+        stream: bool = False,
+        previous_response_id: str | None = None,
+        user_id: str | None = None,
+        forward: Forward | None = None,
+    ) -> None:
+        self.requested = requested
+        """The `model` the client named: an alias, a deployment, or `auto`."""
+        self._request = request if isinstance(request, ModelRequest) else None
+        self._build = None if isinstance(request, ModelRequest) else request
+        self.stream = stream
+        self.previous_response_id = previous_response_id
+        """Provider-side conversation state the client refers to (OpenAI Responses style)."""
+        self.user_id = user_id
+        """The Anthropic body's `metadata.user_id`; Claude Code puts its session id in it."""
+        self.forward = forward
+        """The client's chat-completions body, when a chat-completions deployment may be
+        sent it as it came (`relay.forwardable`)."""
+
+    @property
+    def request(self) -> ModelRequest:
+        """The conversation; its `model` is filled in with the deployment's id before sending."""
+        request = self._request
+        if request is None:
+            assert self._build is not None
+            request = self._request = self._build()
+            self._build = None
+        return request
 
 
 def obj(value: JsonValue, where: str) -> JsonObject:

@@ -23,8 +23,9 @@ from orchestrator.gateway.calls import (
     text_of,
 )
 from orchestrator.gateway.errors import BadRequest
+from orchestrator.gateway.relay import Relayed, forwardable
 from orchestrator.providers._http import parse_arguments
-from orchestrator.providers.messages import ModelResponse
+from orchestrator.providers.messages import ModelRequest, ModelResponse
 from orchestrator.providers.usage import chat_usage_wire
 from orchestrator.types import JsonObject
 
@@ -170,15 +171,35 @@ def _tool(raw: JsonValue, where: str) -> JsonObject:
 def parse_chat(body: JsonValue) -> ChatCall:
     """Read a chat-completions request body.
 
-    The fields are checked here, in order, each refusal naming its place; the checked
-    values are then validated into the call's models in one pass (one `model_validate`
-    of the whole call costs half as much as a constructor per message and tool call).
+    A body that a chat-completions deployment may be sent as it came (`relay.forwardable`)
+    is checked in one pass over its JSON, and its conversation is built only if something
+    asks for it (a routing decision, a budget, a deployment of the other API). Any other
+    body is read here: the fields are checked in order, each refusal naming its place;
+    the checked values are then validated into the conversation in one pass (one
+    `model_validate` costs half as much as a constructor per message and tool call).
 
     Raises:
         BadRequest: naming the first field that is missing or malformed.
     """
-    root, model, messages, tools = read_head(body)
+    forward = forwardable(body)
+    if forward is not None:
+        model = forward.body["model"]
+        assert isinstance(model, str)
+        stream = body.get("stream") is True if isinstance(body, dict) else False
+        return ChatCall(model, lambda: _request(body)[1], stream=stream, forward=forward)
+    root, request = _request(body)
     previous = root.get("previous_response_id")
+    return ChatCall(
+        request.model,
+        request,
+        stream=root.get("stream") is True,
+        previous_response_id=previous if isinstance(previous, str) else None,
+    )
+
+
+def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
+    """The body and its conversation, as `parse_chat` reads it; refusals name the field."""
+    root, model, messages, tools = read_head(body)
     request: JsonObject = {
         "model": model,
         "messages": [
@@ -189,18 +210,13 @@ def parse_chat(body: JsonValue) -> ChatCall:
         "max_tokens": opt_int(root, "max_completion_tokens", "body")
         or opt_int(root, "max_tokens", "body"),
     }
-    return ChatCall.model_validate(
-        {
-            "requested": model,
-            "request": request,
-            "stream": root.get("stream") is True,
-            "previous_response_id": previous if isinstance(previous, str) else None,
-        }
-    )
+    return root, ModelRequest.model_validate(request)
 
 
-def finish_reason(response: ModelResponse) -> str:
+def finish_reason(response: ModelResponse | Relayed) -> str:
     """The OpenAI finish reason, whatever API the deployment speaks."""
+    if isinstance(response, Relayed):
+        return response.finish
     if response.message.tool_calls:
         return "tool_calls"
     reason = response.finish_reason
@@ -210,20 +226,22 @@ def finish_reason(response: ModelResponse) -> str:
 
 
 def render_chat(
-    response: ModelResponse, *, deployment: str, call_id: str, created: int
+    response: ModelResponse | Relayed, *, deployment: str, call_id: str, created: int
 ) -> JsonObject:
     """A chat-completions response body; `model` names the deployment that answered."""
-    message: JsonObject = {"role": "assistant", "content": response.message.content}
-    if response.message.tool_calls:
-        message["tool_calls"] = [
-            {
-                "id": call.id,
-                "type": "function",
-                "function": {"name": call.name, "arguments": call.arguments_json},
-            }
-            for call in response.message.tool_calls
-        ]
-    usage = response.usage
+    if isinstance(response, Relayed):
+        message = response.message
+    else:
+        message = {"role": "assistant", "content": response.message.content}
+        if response.message.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": call.arguments_json},
+                }
+                for call in response.message.tool_calls
+            ]
     return {
         "id": call_id,
         "object": "chat.completion",
@@ -237,5 +255,5 @@ def render_chat(
                 "logprobs": None,
             }
         ],
-        "usage": chat_usage_wire(usage),
+        "usage": chat_usage_wire(response.usage),
     }

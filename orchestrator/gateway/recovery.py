@@ -20,6 +20,7 @@ from typing import Literal
 from orchestrator.exceptions import ProviderError, ProviderHTTPError, ProviderTimeoutError
 from orchestrator.gateway.config import GatewaySettings
 from orchestrator.gateway.errors import GatewayError, UpstreamFailed
+from orchestrator.gateway.relay import Relayed
 from orchestrator.providers.messages import ModelResponse
 
 __all__ = ["Answered", "StreamCut", "UpstreamRejected", "after_failure", "answer"]
@@ -70,7 +71,8 @@ def after_failure(
 class Answered:
     """The answer, who gave it, and every failure on the way."""
 
-    response: ModelResponse
+    response: ModelResponse | Relayed
+    """The answer; `Relayed` when a client's chat-completions body was forwarded as is."""
     deployment: str
     failures: list[tuple[str, str]] = field(default_factory=list)
     """`(deployment, cause)` for each failed attempt, in order."""
@@ -80,7 +82,7 @@ class Answered:
 
 async def answer(
     first: str,
-    call: Callable[[str], Awaitable[ModelResponse]],
+    call: Callable[[str], Awaitable[ModelResponse | Relayed]],
     next_deployment: Callable[[dict[str, str]], str | None],
     settings: GatewaySettings,
     on_failure: Callable[[str, ProviderError], None],

@@ -36,6 +36,7 @@ __all__ = [
     "Learned",
     "Task",
     "decision_record",
+    "task_by",
     "task_of",
 ]
 
@@ -69,6 +70,15 @@ def task_of(headers: Mapping[str, str], messages: list[ChatMessage]) -> Task:
         BadRequest: a difficulty header that is not `low`, `medium` or `high`, or a task
             type that is not a short printable name.
     """
+    return task_by(headers, lambda: _last_user_text(messages))
+
+
+def task_by(headers: Mapping[str, str], prompt: Callable[[], str]) -> Task:
+    """`task_of`, given the last user message's text, asked for only without a difficulty.
+
+    Raises:
+        BadRequest: as `task_of`.
+    """
     task_type = headers.get(TASK_TYPE_HEADER, "").strip() or "default"
     if len(task_type) > _MAX_TASK_TYPE or not task_type.isprintable():
         raise BadRequest(f"{TASK_TYPE_HEADER}: a printable name of at most {_MAX_TASK_TYPE} chars")
@@ -81,7 +91,7 @@ def task_of(headers: Mapping[str, str], messages: list[ChatMessage]) -> Task:
                 f"{DIFFICULTY_HEADER}: {declared!r} is not one of low, medium, high"
             ) from None
         return Task(task_type=task_type, difficulty=difficulty)
-    return Task(task_type=task_type, prompt=_last_user_text(messages))
+    return Task(task_type=task_type, prompt=prompt())
 
 
 class Learned:

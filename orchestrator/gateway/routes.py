@@ -21,6 +21,7 @@ from orchestrator.gateway.embeddings import embed
 from orchestrator.gateway.errors import BadRequest, Dialect, GatewayError, error_response
 from orchestrator.gateway.exchange import Ask, Handler, Reply, Route, json_reply
 from orchestrator.gateway.openai_wire import parse_chat, render_chat
+from orchestrator.gateway.relay import normalised
 from orchestrator.gateway.service import Gateway, Outcome
 from orchestrator.gateway.stream import ClientGone, stream_reply
 from orchestrator.logs import get_logger
@@ -122,7 +123,7 @@ def routes(gateway: Gateway, prefix: str = "") -> list[Route]:
             return await stream_reply(ask, gateway, admitted)
         outcome = await _answer(ask, gateway, call, "anthropic")
         body = render_messages(
-            outcome.answered.response,
+            normalised(outcome.answered.response),
             deployment=outcome.answered.deployment,
             call_id=f"msg_{outcome.request_id}",
         )

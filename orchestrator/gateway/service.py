@@ -48,12 +48,14 @@ from orchestrator.gateway.keys import ALL_MODELS, GatewayKey, GatewayKeys, token
 from orchestrator.gateway.metrics import GATEWAY_LATENCY, GATEWAY_REQUESTS, child
 from orchestrator.gateway.ratelimit import RateLimiter
 from orchestrator.gateway.recovery import Answered, answer
-from orchestrator.gateway.routed import Learned, Task, decision_record, task_of
+from orchestrator.gateway.relay import Relayed, asks_tools
+from orchestrator.gateway.routed import Learned, Task, decision_record, task_by, task_of
 from orchestrator.gateway.sessions import (
     Boundary,
     SessionIdentity,
     classify,
     identify,
+    identify_by,
     in_tool_loop,
 )
 from orchestrator.gateway.turns import calls_per_turn, warm_prefix_tokens
@@ -333,12 +335,18 @@ class Gateway:
         pool = self.pool(key, call.requested)
         request_id = uuid.uuid4().hex
         now = datetime.now(UTC)
-        session = identify(headers, call.request.messages, key.tenant, call.user_id)
-        pin = await self.journal.read_pin(session.session_id)
-        looping = in_tool_loop(call.request.messages, call.previous_response_id)
+        forward = call.forward
+        if forward is not None:
+            session = identify_by(headers, lambda: forward.opening, key.tenant)
+            pin = await self.journal.read_pin(session.session_id)
+            looping = forward.looping
+            task = task_by(headers, lambda: forward.prompt)
+        else:
+            session = identify(headers, call.request.messages, key.tenant, call.user_id)
+            pin = await self.journal.read_pin(session.session_id)
+            looping = in_tool_loop(call.request.messages, call.previous_response_id)
+            task = task_of(headers, call.request.messages)
         boundary = classify(pin, looping, now, self._idle)
-        task = task_of(headers, call.request.messages)
-        output_tokens = call.request.max_tokens or self.settings.default_max_tokens
         route: RouteRequest | None = None
         if boundary is Boundary.TOOL_LOOP and pin is not None and pin.deployment in pool:
             first, reason = pin.deployment, _PINNED
@@ -350,6 +358,7 @@ class Gateway:
         budgets = self._budgets_of(key)
         holds: list[Reservation] = []
         if budgets:
+            output_tokens = call.request.max_tokens or self.settings.default_max_tokens
             input_tokens = (
                 route.expected_input_tokens
                 if route is not None
@@ -445,14 +454,19 @@ class Gateway:
             GatewayError: no deployment could answer, or the stream was cut.
         """
         a = admitted
-        request = a.call.request
-        if on_delta is not None:
-            request = request.model_copy(update={"stream": True})
 
-        async def call(deployment: str) -> ModelResponse:
-            sink = on_delta(deployment) if on_delta is not None else None
+        async def call(deployment: str) -> ModelResponse | Relayed:
             began = time.perf_counter()
-            response = await self.upstreams.complete(deployment, request, sink)
+            sink = on_delta(deployment) if on_delta is not None else None
+            if forward is not None and self.upstreams.forwards(deployment):
+                response: ModelResponse | Relayed = await self.upstreams.relay(
+                    deployment, forward.body, sink
+                )
+            else:
+                request = a.call.request
+                if on_delta is not None:
+                    request = request.model_copy(update={"stream": True})
+                response = await self.upstreams.complete(deployment, request, sink)
             seconds = time.perf_counter() - began
             # Counted once this turn of the loop is over: for a whole answer, after it was
             # written to the client, off the request's path.
@@ -462,6 +476,9 @@ class Gateway:
         loop = asyncio.get_running_loop()
         label = a.boundary.value
         cached = await self.cache.lookup(a)
+        # An answer no cache keeps: a chat-completions deployment is sent the client's own
+        # body, and a whole answer is read only for what is needed (`relay`).
+        forward = a.call.forward if cached.key is None else None
         if cached.hit is not None:
             if on_cache_hit is not None:
                 on_cache_hit(cached.hit.kind)
@@ -673,7 +690,7 @@ class Gateway:
             key_id=a.key.id,
             tenant=a.key.tenant,
             team=a.key.team,
-            phase="loop" if answered.response.message.tool_calls else "final",
+            phase="loop" if asks_tools(answered.response) else "final",
             version=0,
             updated_at=now,
         )

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -35,7 +35,9 @@ __all__ = [
     "SessionIdentity",
     "classify",
     "identify",
+    "identify_by",
     "in_tool_loop",
+    "opening",
     "session_in_user_id",
 ]
 
@@ -104,6 +106,23 @@ def session_in_user_id(user_id: str | None) -> str | None:
     return rest if mark and _usable(rest) else None
 
 
+def opening(messages: list[ChatMessage]) -> tuple[tuple[str, str], ...]:
+    """What the session's fingerprint is made of: the conversation's opening messages.
+
+    Each system message's text (`s`) up to the first other message, and that message's
+    text (`u`) when it is the user's: what every call of one conversation repeats.
+    """
+    out: list[tuple[str, str]] = []
+    for message in messages:
+        if message.role == "system":
+            out.append(("s", message.content or ""))
+            continue
+        if message.role == "user":
+            out.append(("u", message.content or ""))
+        break
+    return tuple(out)
+
+
 def identify(
     headers: Mapping[str, str],
     messages: list[ChatMessage],
@@ -114,6 +133,16 @@ def identify(
 
     `user_id` is the Anthropic body's `metadata.user_id`, when the client sent one.
     """
+    return identify_by(headers, lambda: opening(messages), tenant, user_id)
+
+
+def identify_by(
+    headers: Mapping[str, str],
+    opened: Callable[[], tuple[tuple[str, str], ...]],
+    tenant: str,
+    user_id: str | None = None,
+) -> SessionIdentity:
+    """`identify`, given the conversation's `opening`, asked for only without a session id."""
     for name in SESSION_HEADERS:
         value = headers.get(name, "").strip()
         if _usable(value):
@@ -122,13 +151,8 @@ def identify(
     if in_body is not None:
         return SessionIdentity(session_id=f"gw:{tenant}:{in_body}", source="metadata.user_id")
     digest = hashlib.sha256(tenant.encode())
-    for message in messages:
-        if message.role == "system":
-            digest.update(b"\x00s" + (message.content or "").encode())
-            continue
-        if message.role == "user":
-            digest.update(b"\x00u" + (message.content or "").encode())
-        break
+    for kind, text in opened():
+        digest.update(b"\x00" + kind.encode() + text.encode())
     return SessionIdentity(
         session_id=f"gw:{tenant}:fp-{digest.hexdigest()[:24]}", source="fingerprint"
     )

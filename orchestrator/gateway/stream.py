@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 from orchestrator.gateway.errors import GatewayError, error_response
 from orchestrator.gateway.exchange import SSE, Ask, Reply
+from orchestrator.gateway.relay import normalised
 from orchestrator.gateway.service import Admitted, Gateway, Outcome
 from orchestrator.gateway.sessions import Boundary
 from orchestrator.gateway.sse import AnthropicStream, OpenAIStream, StreamEncoder
@@ -132,7 +133,7 @@ async def _events(
                     yield chunk
                 return
             if isinstance(item, Outcome):
-                for chunk in encoder.finish(item.answered.response):
+                for chunk in encoder.finish(normalised(item.answered.response)):
                     yield chunk
                 return
             for chunk in encoder.delta(item[1]):

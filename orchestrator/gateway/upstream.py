@@ -12,9 +12,11 @@ import httpx
 from pydantic import JsonValue
 
 from orchestrator.gateway.errors import BadRequest
+from orchestrator.gateway.relay import Relayed, read_answer
 from orchestrator.providers._http import HTTPProvider
 from orchestrator.providers.adapters import ChatProvider, adapter_for
 from orchestrator.providers.messages import ModelRequest, ModelResponse
+from orchestrator.providers.openai import OpenAIProvider
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.types import JsonObject
@@ -55,6 +57,14 @@ class Upstreams:
         provider = self._registry.providers[entry.provider]
         return provider.kind, provider.base_url, provider.api_key(), provider.timeout_seconds
 
+    def _adapter(self, deployment: str) -> ChatProvider:
+        adapter = self._chat.get(deployment)
+        if adapter is None:
+            entry = self._registry.providers[self._registry.models[deployment].provider]
+            adapter = adapter_for(entry, self._client)
+            self._chat[deployment] = adapter
+        return adapter
+
     async def complete(
         self, deployment: str, request: ModelRequest, on_delta: DeltaSink | None = None
     ) -> ModelResponse:
@@ -66,11 +76,7 @@ class Upstreams:
         Raises:
             ProviderError: as the adapter raises it.
         """
-        adapter = self._chat.get(deployment)
-        if adapter is None:
-            entry = self._registry.providers[self._registry.models[deployment].provider]
-            adapter = adapter_for(entry, self._client)
-            self._chat[deployment] = adapter
+        adapter = self._adapter(deployment)
         served = self._registry.models[deployment]
         # A streaming client is relayed the deployment's own stream when it can stream.
         upstream = {
@@ -79,6 +85,33 @@ class Upstreams:
             "prompt_cache": served.caches_prompts,
         }
         return await adapter.complete(request.model_copy(update=upstream), on_delta)
+
+    def forwards(self, deployment: str) -> bool:
+        """Whether `deployment` speaks chat completions: a client's body may go to it as is."""
+        registry = self._registry
+        return registry.providers[registry.models[deployment].provider].kind == "openai"
+
+    async def relay(
+        self, deployment: str, body: JsonObject, on_delta: DeltaSink | None = None
+    ) -> ModelResponse | Relayed:
+        """Send a client's chat-completions body to `deployment` under its own model id.
+
+        A whole answer is read for what the gateway needs when it has the plain shape
+        (`relay.read_answer`), else by the adapter as `complete` reads it; with `on_delta`
+        the call streams as `complete`'s does, and the adapter reads the stream.
+
+        Raises:
+            ProviderError: as the adapter raises it.
+        """
+        adapter = self._adapter(deployment)
+        if not isinstance(adapter, OpenAIProvider):
+            raise TypeError(f"deployment {deployment!r} does not speak chat completions")
+        served = self._registry.models[deployment]
+        wire = {**body, "model": served.model}
+        if on_delta is not None:
+            return await adapter.complete_wire(wire, served.stream, on_delta)
+        answer = await adapter.send(wire)
+        return read_answer(adapter.endpoint, answer) or adapter.read(answer)
 
     async def embed(self, deployment: str, body: JsonObject) -> JsonValue:
         """Send an embeddings body to `deployment`, under its own model id.

@@ -216,13 +216,22 @@ class OpenAIProvider(HTTPProvider):
                 connection.
             ProviderResponseError: the answer is not a chat-completions body.
         """
-        headers = {"Accept": "application/json"}
-        if self._api_key:
-            headers["Authorization"] = f"Bearer {self._api_key}"
-        wire = _request_to_wire(request)
+        return await self.complete_wire(_request_to_wire(request), request.stream, on_delta)
+
+    async def complete_wire(
+        self, wire: JsonObject, stream: bool, on_delta: DeltaSink | None = None
+    ) -> ModelResponse:
+        """`complete` of a chat-completions body already written.
+
+        The gateway forwards a client's own body so; `stream` asks the endpoint to stream.
+
+        Raises:
+            ProviderError: as `complete`.
+        """
+        headers = self._headers()
         assembler = None
-        if request.stream:
-            wire["stream"] = True
+        if stream:
+            wire = {**wire, "stream": True}
             wire["stream_options"] = {"include_usage": True}
             headers["Accept"] = "text/event-stream"
             assembler = ChatCompletionAssembler(self._endpoint, on_delta)
@@ -235,3 +244,29 @@ class OpenAIProvider(HTTPProvider):
             assembler,
             on_delta,
         )
+
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        return headers
+
+    async def send(self, wire: JsonObject) -> JsonValue:
+        """Post a chat-completions body as it is (not streamed); the answer's parsed JSON.
+
+        For a caller that already holds the wire body (the gateway forwarding a client's
+        own): the same errors as `complete`, but the answer is not read; `read` reads it.
+
+        Raises:
+            ProviderHTTPError, ProviderTimeoutError, ProviderConnectionError,
+            ProviderResponseError, ProviderReportedError: as `complete`.
+        """
+        return await self._post(wire, self._headers(), error_detail)
+
+    def read(self, body: JsonValue) -> ModelResponse:
+        """A chat-completions answer `send` returned, normalised as `complete` returns it.
+
+        Raises:
+            ProviderResponseError: the answer is not a chat-completions body.
+        """
+        return _response_from_wire(_Shape(self._endpoint), body)
