@@ -20,6 +20,12 @@ in the activity, or read from the runtime's audit events), so session start and 
 are left out; they are reported apart as the fixed cost per session. A last probe times a
 query and an update sent while a call is in flight, regular and local.
 
+`--sustain SECONDS` measures the steady state instead of a burst: sessions back to back in
+`--concurrency` lanes, counted in a window that opens after `--lead` seconds of load, so
+each variant's window holds its own activity timers at their steady rate (a burst's window
+holds ours' 10 s heartbeat timers but not bare's 60 s start-to-close ones). `--variants`
+names the variants and their order (`bare,ours,ours,bare`).
+
 Run `.venv/bin/python bench/step_overhead.py` (or `make bench`); it prints tables and
 writes `bench/results/step_overhead.json`.
 """
@@ -360,7 +366,9 @@ class Bench:
     ) -> Measurement:
         """Steady state (`--sustain`): `--concurrency` lanes run sessions back to back.
 
-        The window opens after `--lead` seconds of load, when every activity timer the load
+        Lane starts are spread over `--stagger` seconds: started at once, lanes of sessions of
+        one length stay in step, and the load comes in waves of 50 starts and 50 ends. The
+        window opens after `--lead` seconds of full load, when every activity timer the load
         makes (bare's fire 60 s after each call started, ours' 10 s after) fires at its
         steady rate, and the timers of the variant before have all fired. A burst's window
         holds ours' timers but not bare's, which fire after it. Throughput is the model
@@ -373,7 +381,8 @@ class Bench:
         ran: list[tuple[float, float, Trace]] = []
         stop = asyncio.Event()
 
-        async def lane() -> None:
+        async def lane(number: int) -> None:
+            await asyncio.sleep(number * self.args.stagger / self.args.concurrency)
             while not stop.is_set():
                 started = time.monotonic()
                 trace = await session()
@@ -382,9 +391,9 @@ class Bench:
         where = variant.server.name if variant.server else "-"
         with self.console.status(f"{variant.label} on {where}, sustained"):
             async with asyncio.TaskGroup() as lanes:
-                for _ in range(self.args.concurrency):
-                    lanes.create_task(lane())
-                await asyncio.sleep(self.args.lead)
+                for number in range(self.args.concurrency):
+                    lanes.create_task(lane(number))
+                await asyncio.sleep(self.args.stagger + self.args.lead)
                 opened = time.monotonic()
                 worker0, server0 = cpu_seconds(), cpu_seconds(server_pid) if server_pid else None
                 await asyncio.sleep(self.args.sustain)
@@ -888,6 +897,7 @@ async def write_json(
             "settle_s": bench.args.settle,
             "sustain_window_s": bench.args.sustain or None,
             "sustain_lead_s": bench.args.lead if bench.args.sustain else None,
+            "sustain_stagger_s": bench.args.stagger if bench.args.sustain else None,
         },
         "step": "interval between consecutive model-call completions in a session:"
         " one tool call, one model call and the orchestration between them",
@@ -921,6 +931,7 @@ class BenchArgs:
     variants: tuple[str, ...]
     sustain: float
     lead: float
+    stagger: float
     json: Path
     project_dir: Path
 
@@ -994,6 +1005,14 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         " (bare's 60 s start-to-close), so each variant's window holds its own timers at"
         " their steady rate and none of the variant's before it (default 65)",
     )
+    parser.add_argument(
+        "--stagger",
+        type=float,
+        default=30.0,
+        help="--sustain: lane starts spread over this many seconds, before the --lead, so the"
+        " lanes do not run their sessions in step (default 30, about one session at 50"
+        " concurrent)",
+    )
     parser.add_argument("--json", type=Path, default=repo / "bench/results/step_overhead.json")
     parser.add_argument("--project-dir", type=Path, default=repo, help="project with skills/")
     args = parser.parse_args(argv)
@@ -1001,8 +1020,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchArgs:
         parser.error("--rounds-per-session must be between 1 and 199 (max_rounds is 200)")
     if args.steps < 1:
         parser.error("--steps must be positive")
-    if args.sustain < 0 or args.lead < 0:
-        parser.error("--sustain and --lead must not be negative")
+    if min(args.sustain, args.lead, args.stagger) < 0:
+        parser.error("--sustain, --lead and --stagger must not be negative")
     if args.settle is None:
         args.settle = 65.0 if args.concurrency > 1 and not args.sustain else 0.0
     return BenchArgs(**vars(args))
@@ -1119,10 +1138,14 @@ async def run(args: BenchArgs) -> None:
                 )
                 async with OpenAIProvider(base_url=replay.base_url) as provider:
                     bench = Bench(args, folder, provider, skill, ctx, runtime, console, replay)
-                    console.print(
-                        f"{bench.sessions} sessions x {rounds} steps per variant,"
-                        f" {os.cpu_count()} CPUs"
+                    each = (
+                        f"{args.concurrency} lanes of {rounds}-step sessions started over"
+                        f" {args.stagger:g} s, {args.lead:g} s of load, then a {args.sustain:g} s"
+                        " window"
+                        if args.sustain
+                        else f"{bench.sessions} sessions x {rounds} steps"
                     )
+                    console.print(f"{each} per variant, {os.cpu_count()} CPUs")
                     if not args.sustain:
                         await bench.plain()
                     plan = schedule(args.skip_investigation, args.peers, args.variants)
