@@ -2,15 +2,22 @@
 
 When the client speaks OpenAI chat completions and so does the deployment, the full path
 reads the body into the provider-neutral conversation (pydantic models), writes that back
-as the same JSON, reads the answer into `ModelResponse` and writes that back as the same
-JSON (bench/README.md, "where a sequential request's 1.3 ms goes"). Here a body that the
-full path would send on unchanged but for its `model` (`forwardable`) is forwarded as it
-came, and what the gateway needs of it (the session's opening, the tool loop, the turn's
-text) is read in the same pass; an answer of the plain shape (`read_answer`) is read only
-for its usage, its tool calls and its finish reason, and rendered as `render_chat` renders
-it. Anything else (a field the full path rewrites or drops, a content part, a malformed
-body) takes the full path, which refuses or translates it as before: `forwardable` admits
-only bodies `parse_chat` accepts, so a refusal reads the same either way.
+as JSON, reads the answer into `ModelResponse` and writes that back as JSON (bench/README.md,
+"where a sequential request's 1.3 ms goes"). Here a body is checked in one pass
+(`forwardable`) that also writes the upstream call's body as the full path would write it,
+and reads what the gateway needs of it (the session's opening, the tool loop, the turn's
+text); an answer of the plain shape (`read_answer`) is read only for its usage, its tool
+calls and its finish reason, and rendered as `render_chat` renders it.
+
+Agent frameworks do not send the exact shape the full path writes (tests/gateway/
+sdk_bodies.json holds bodies captured from the `openai` SDK, the Agents SDK and pydantic-ai):
+an assistant message without `content`, `strict` in each tool, `tool_choice`,
+`parallel_tool_calls`, `max_completion_tokens`. The full path drops or rewrites these in
+fixed ways, so the pass does the same to a copy of just the parts that differ; the upstream
+body is the full path's either way. Anything it does not know (a field the full path reads
+otherwise, a content part that is not text, a malformed body) takes the full path, which
+refuses or translates it as before: `forwardable` admits only bodies `parse_chat` accepts,
+so a refusal reads the same either way.
 """
 
 from __future__ import annotations
@@ -25,31 +32,55 @@ from orchestrator.types import JsonObject
 
 __all__ = ["Forward", "Relayed", "asks_tools", "forwardable", "normalised", "read_answer"]
 
-_TOP = frozenset(
-    {"model", "messages", "tools", "temperature", "max_tokens", "stream", "stream_options"}
+_KEPT = frozenset({"model", "messages", "tools", "temperature", "max_tokens"})
+"""The body's fields the full path sends on (`temperature` as a float)."""
+_OWN = frozenset({"stream", "stream_options"})
+"""The fields the full path writes itself, as the deployment streams or not."""
+_DROPPED = frozenset(
+    {
+        "tool_choice",
+        "parallel_tool_calls",
+        "store",
+        "top_p",
+        "response_format",
+        "user",
+        "metadata",
+        "seed",
+        "stop",
+        "frequency_penalty",
+        "presence_penalty",
+    }
 )
-"""The body's fields the full path sends on as they are, and the two it writes itself
-(`stream` and `stream_options`, as the deployment streams or not)."""
-_OWN = ("stream", "stream_options")
+"""Fields real clients send that the full path reads not at all, whatever their value;
+`max_completion_tokens`, which it sends as `max_tokens`, is read apart."""
+_HEAD = _KEPT | _OWN | _DROPPED | {"max_completion_tokens"}
+_SPEAKERS = {"system": "system", "developer": "system", "user": "user"}
+"""The roles of spoken messages, as the full path writes them."""
 _SPOKEN = frozenset({"role", "content", "name"})
 _ASSISTANT = frozenset({"role", "content", "name", "tool_calls"})
+_UNSET = frozenset({"refusal", "annotations", "audio", "function_call"})
+"""An SDK answer message's fields, all None in what `model_dump()` gives back; the full
+path drops them."""
 _TOOL_RESULT = frozenset({"role", "tool_call_id", "content"})
+_NAMED_RESULT = _TOOL_RESULT | {"name"}
 _CALL = frozenset({"id", "type", "function"})
 _CALLED = frozenset({"name", "arguments"})
 _TOOL = frozenset({"type", "function"})
 _FUNCTION = frozenset({"name", "description", "parameters"})
+_STRICT = _FUNCTION | {"strict"}
 
 
 @dataclass(frozen=True, slots=True)
 class Forward:
-    """A chat-completions body that may go to a chat-completions deployment as it came.
+    """A chat-completions body that may go to a chat-completions deployment without parsing.
 
     What the gateway reads of the conversation, read in the pass that checked it: the
     same values `identify`, `in_tool_loop` and `task_of` give for the parsed request.
     """
 
     body: JsonObject
-    """The client's body, without `stream` and `stream_options`: the upstream call's own."""
+    """The upstream call's body as the full path writes it, `model` the client's: the
+    client's own objects where the full path writes them as they are, a copy of the rest."""
     opening: tuple[tuple[str, str], ...]
     """The session fingerprint's input (`sessions.opening`)."""
     looping: bool
@@ -58,21 +89,106 @@ class Forward:
     """The last user message's text (`routed.task_of`)."""
 
 
-def _plain_tools(tools: JsonValue) -> bool:
-    """Tools exactly as the full path writes them: a non-empty list, every field there."""
-    if type(tools) is not list or not tools:
-        return False
-    for tool in tools:
-        if type(tool) is not dict or tool.keys() != _TOOL or tool["type"] != "function":
-            return False
-        function = tool["function"]
-        if type(function) is not dict or function.keys() != _FUNCTION:
-            return False
-        if type(function["name"]) is not str or type(function["description"]) is not str:
-            return False
-        if type(function["parameters"]) is not dict:
-            return False
-    return True
+def _text(content: JsonValue) -> str | None:
+    """Content as the full path reads it (`calls.text_of`): a string, or text parts joined.
+
+    None for anything else (no content, a part that is not text), which the full path
+    reads otherwise or refuses.
+    """
+    if type(content) is str:
+        return content
+    if type(content) is not list:
+        return None
+    texts: list[str] = []
+    for part in content:
+        if type(part) is not dict or part.get("type") != "text":
+            return None
+        text = part.get("text")
+        if type(text) is not str:
+            return None
+        texts.append(text)
+    return "".join(texts)
+
+
+def _tool(tool: JsonValue) -> JsonObject | None:
+    """A tool as the full path writes it: `tool` itself when it is so already.
+
+    `strict` is dropped, a missing description is empty and missing (or empty) parameters
+    are an object's without properties, as `openai_wire._tool` reads them.
+    """
+    if type(tool) is not dict or tool.keys() != _TOOL or tool["type"] != "function":
+        return None
+    function = tool["function"]
+    if type(function) is not dict or not function.keys() <= _STRICT:
+        return None
+    name, description = function.get("name"), function.get("description")
+    parameters = function.get("parameters")
+    if type(name) is not str or type(function.get("strict", False)) is not bool:
+        return None
+    if description is not None and type(description) is not str:
+        return None
+    if parameters and type(parameters) is not dict:
+        return None
+    if function.keys() == _FUNCTION and type(description) is str and parameters:
+        return tool
+    written: JsonObject = {
+        "name": name,
+        "description": description or "",
+        "parameters": parameters or {"type": "object", "properties": {}},
+    }
+    return {"type": "function", "function": written}
+
+
+def _tools(tools: JsonValue) -> JsonValue | None:
+    """The tools as the full path writes them: `tools` itself, or a copy where one differs."""
+    if type(tools) is not list:
+        return None
+    out: list[JsonValue] | None = None
+    for index, tool in enumerate(tools):
+        written = _tool(tool)
+        if written is None:
+            return None
+        if written is not tool and out is None:
+            out = tools[:index]
+        if out is not None:
+            out.append(written)
+    return tools if out is None else out
+
+
+def _limit(value: JsonValue) -> bool:
+    """Whether a token limit is absent or a positive integer, as `calls.opt_int` keeps it."""
+    return value is None or (type(value) is int and value >= 1)
+
+
+def _head(root: JsonObject) -> JsonObject | None:
+    """The upstream body's own fields, in the order and types the full path writes them.
+
+    Its `messages` are the client's (`forwardable` replaces them if one differs); None
+    for a field the full path reads otherwise, or one of a type it does not keep.
+    """
+    if not root.keys() <= _HEAD or type(root.get("stream", False)) is not bool:
+        return None
+    model = root.get("model")
+    if type(model) is not str or not model:
+        return None
+    body: JsonObject = {"model": model, "messages": root.get("messages")}
+    tools = root.get("tools")
+    if tools:
+        written = _tools(tools)
+        if written is None:
+            return None
+        body["tools"] = written
+    temperature = root.get("temperature")
+    if type(temperature) is float or type(temperature) is int:
+        body["temperature"] = float(temperature)
+    elif temperature is not None:
+        return None
+    most, limit = root.get("max_completion_tokens"), root.get("max_tokens")
+    if not _limit(most) or not _limit(limit):
+        return None
+    if most is not None or limit is not None:
+        body["max_tokens"] = most if most is not None else limit
+    return body
 
 
 def _asked(calls: JsonValue) -> set[str] | None:
@@ -92,73 +208,100 @@ def _asked(calls: JsonValue) -> set[str] | None:
     return ids
 
 
-def _head_ok(root: JsonObject) -> bool:
-    """The body's own fields: those the full path keeps, each of the type it keeps."""
-    if not root.keys() <= _TOP or type(root.get("stream", False)) is not bool:
-        return False
-    model = root.get("model")
-    if type(model) is not str or not model:
-        return False
-    if "temperature" in root and type(root["temperature"]) not in (int, float):
-        return False
-    if "max_tokens" in root:
-        limit = root["max_tokens"]
-        if type(limit) is not int or limit < 1:
-            return False
-    return "tools" not in root or _plain_tools(root["tools"])
+_Plain = tuple[str, str | None, str | set[str] | None, JsonObject]
 
 
-def _plain(message: JsonValue) -> tuple[str, str | None, str | set[str] | None] | None:
-    """A message written as the full path writes it: its role, its text, and its link.
+def _assistant(message: JsonObject) -> _Plain | None:
+    """An assistant message: its text, its tool calls' ids, and as the full path writes it.
+
+    Without `content` it is null; text parts are joined; no tool calls (null, an empty
+    list) and the fields an SDK's own answer message leaves null are dropped.
+    """
+    keys = message.keys()
+    if not keys <= _ASSISTANT and not all(
+        key in _ASSISTANT or (key in _UNSET and message[key] is None) for key in keys
+    ):
+        return None
+    content, calls = message.get("content"), message.get("tool_calls")
+    text = None if content is None else _text(content)
+    if content is not None and text is None:
+        return None
+    if "name" in keys and type(message["name"]) is not str:
+        return None
+    ids = set() if calls is None or calls == [] else _asked(calls)
+    if ids is None:
+        return None
+    same = "content" in keys and keys <= _ASSISTANT and type(content) is not list
+    if same and (ids or "tool_calls" not in keys):
+        return "assistant", text, ids, message
+    written: JsonObject = {"role": "assistant", "content": text}
+    if "name" in keys:
+        written["name"] = message["name"]
+    if ids:
+        written["tool_calls"] = calls
+    return "assistant", text, ids, written
+
+
+def _plain(message: JsonValue) -> _Plain | None:
+    """A message as the full path writes it: its role, its text, its link, and it written.
 
     The link is a tool result's call id, or the ids of an assistant message's tool calls
-    (empty without any); None for system and user messages. None for any other message.
+    (empty without any); None for system and user messages. The message written is
+    `message` itself when the full path writes it so. None for any other message.
     """
     if type(message) is not dict:
         return None
-    role, content = message.get("role"), message.get("content")
-    if "name" in message and type(message["name"]) is not str:
+    role = message.get("role")
+    if type(role) is not str:
+        return None
+    if role == "assistant":
+        return _assistant(message)
+    keys = message.keys()
+    content = message.get("content")
+    text = _text(content)
+    if text is None:
         return None
     if role == "tool":
         call_id = message.get("tool_call_id")
-        if message.keys() != _TOOL_RESULT or type(call_id) is not str or type(content) is not str:
+        if type(call_id) is not str or not keys <= _NAMED_RESULT:
             return None
-        return role, content, call_id
-    if "content" not in message:
+        if keys == _TOOL_RESULT and type(content) is str:
+            return role, text, call_id, message
+        return role, text, call_id, {"role": "tool", "tool_call_id": call_id, "content": text}
+    spoken = _SPEAKERS.get(role)
+    if spoken is None or not keys <= _SPOKEN:
         return None
-    if role == "assistant":
-        if not message.keys() <= _ASSISTANT or (content is not None and type(content) is not str):
-            return None
-        ids = _asked(message["tool_calls"]) if "tool_calls" in message else set()
-        return None if ids is None else (role, content, ids)
-    if (role == "system" or role == "user") and message.keys() <= _SPOKEN:
-        return (role, content, None) if type(content) is str else None
-    return None
+    if "name" in keys and type(message["name"]) is not str:
+        return None
+    if spoken == role and type(content) is str:
+        return role, text, None, message
+    return spoken, text, None, {**message, "role": spoken, "content": text}
 
 
-def forwardable(root: JsonValue) -> Forward | None:
-    """`root` as a `Forward` when the full path would send it on unchanged but for `model`.
+_Read = tuple[tuple[tuple[str, str], ...], bool, str, list[JsonValue] | None]
 
-    That is: only the fields the full path keeps, each message in the shape it writes
-    (roles `system`, `user`, `assistant`, `tool`; text content; tool calls with their
-    type and string arguments; no field it drops), tools with all three fields. None for
-    anything else, which `parse_chat` then reads (or refuses) as always.
+
+def _read(messages: list[JsonValue]) -> _Read | None:
+    """The conversation's opening, tool loop and last user text, and its messages.
+
+    The messages as the full path writes them, when they differ from the client's (else
+    None). None for a message the full path reads otherwise.
     """
-    if type(root) is not dict or not _head_ok(root):
-        return None
-    messages = root.get("messages")
-    if type(messages) is not list or not messages:
-        return None
+    written: list[JsonValue] | None = None
     opening: list[tuple[str, str]] = []
     opened = False
     asked: set[str] = set()
     answered: list[str] = []
     prompt = ""
-    for message in messages:
+    for index, message in enumerate(messages):
         plain = _plain(message)
         if plain is None:
             return None
-        role, text, link = plain
+        role, text, link, wire = plain
+        if wire is not message and written is None:
+            written = messages[:index]
+        if written is not None:
+            written.append(wire)
         if isinstance(link, str):
             answered.append(link)
         elif link is not None:
@@ -169,10 +312,31 @@ def forwardable(root: JsonValue) -> Forward | None:
             opened = role != "system"
             if role in ("system", "user"):
                 opening.append((role[0], text or ""))
-    own = "stream" in root or "stream_options" in root
-    body = {k: v for k, v in root.items() if k not in _OWN} if own else root
     looping = bool(asked) and any(call_id in asked for call_id in answered)
-    return Forward(body=body, opening=tuple(opening), looping=looping, prompt=prompt)
+    return tuple(opening), looping, prompt, written
+
+
+def forwardable(root: JsonValue) -> Forward | None:
+    """`root` as a `Forward` when the full path would send the body `Forward.body` holds.
+
+    That is: only the fields the full path keeps, drops or renames (`_KEPT`, `_DROPPED`,
+    `max_completion_tokens`), each message of a role it knows with text content (a string
+    or text parts) and tool calls with their type and string arguments, tools with a name.
+    None for anything else, which `parse_chat` then reads (or refuses) as always.
+    """
+    if type(root) is not dict:
+        return None
+    body = _head(root)
+    messages = None if body is None else body["messages"]
+    if body is None or type(messages) is not list or not messages:
+        return None
+    read = _read(messages)
+    if read is None:
+        return None
+    opening, looping, prompt, written = read
+    if written is not None:
+        body["messages"] = written
+    return Forward(body=body, opening=opening, looping=looping, prompt=prompt)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,15 +1,18 @@
 """Chat completions to chat completions: the forwarded body and the relayed answer.
 
-The fast path must send what the full path sends and answer what it answers: a body is
-forwarded only when the full path would write the same JSON, the facts read in its pass
-(session opening, tool loop, last user text) are those of the parsed conversation, and a
-relayed answer renders as the adapter's `ModelResponse` renders. Served end to end, the
-same upstream answer reaches the client the same through both paths, streamed or not, and
-a deployment of the other API still gets its own format.
+The fast path must send what the full path sends and answer what it answers: a forwarded
+body is the JSON the full path would write (the client's own where the full path writes it
+so, the fields it drops or rewrites dropped or rewritten alike), the facts read in its
+pass (session opening, tool loop, last user text) are those of the parsed conversation,
+and a relayed answer renders as the adapter's `ModelResponse` renders. Bodies the `openai`
+SDK, the Agents SDK and pydantic-ai sent through the gateway (`sdk_bodies.json`) are
+forwarded. Served end to end, the same upstream answer reaches the client the same through
+both paths, streamed or not, and a deployment of the other API still gets its own format.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -19,6 +22,7 @@ import pytest
 from gw_harness import TOKEN, one_deployment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from relay_paths import paths_taken
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -58,6 +62,10 @@ def _call() -> st.SearchStrategy[Any]:
     return st.one_of(plain, plain, plain, odd)
 
 
+_PLAIN_CALL: Any = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": ""}}
+_CALLS: Any = {"tool_calls": [_PLAIN_CALL]}
+
+
 def _message() -> st.SearchStrategy[Any]:
     spoken = st.builds(
         lambda role, text, name: {"role": role, "content": text, **name},
@@ -84,33 +92,85 @@ def _message() -> st.SearchStrategy[Any]:
             {"role": "user", "content": "hi", "name": 3},
             {"role": "tool", "tool_call_id": "call_1", "content": "ok", "name": "lookup"},
             {"role": "user", "content": None},
+            # What SDKs send back of an answer: no `content`, or the fields it left null.
+            {"role": "assistant", "tool_calls": [_PLAIN_CALL]},
+            {"role": "assistant", "content": "sure", "name": "bot"},
+            {"role": "assistant", "content": None, "refusal": None, "audio": None, **_CALLS},
+            {"role": "assistant", "content": None, "annotations": None, "function_call": None},
+            {"role": "assistant", "content": "x", "tool_calls": None},
+            {"role": "assistant", "content": "x", "tool_calls": []},
+            {"role": "assistant", "content": [{"type": "text", "text": "a"}], **_CALLS},
+            {"role": "assistant", "content": None, "refusal": "no", **_CALLS},
+            {"role": "assistant", "content": None, "function_call": {"name": "f"}},
+            {"role": "assistant", "content": None, "tool_calls": "x"},
+            {"role": "assistant", "content": 3},
+            {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "ok"}]},
+            {"role": "tool", "tool_call_id": "call_1"},
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok", "name": 3},
+            {"role": "system", "content": [{"type": "text", "text": "a", "cache_control": {}}]},
+            {"role": "user", "content": []},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]},
+            {"role": "user", "content": [{"type": "text", "text": 3}]},
+            {"role": "developer", "content": [{"type": "text", "text": "be brief"}], "name": "d"},
+            {"role": "developer", "content": "x", "tool_calls": []},
+            {"role": ["user"], "content": "x"},
         ]
     )
-    return st.one_of(spoken, assistant, tool, tool, st.one_of(odd))
+    return st.one_of(spoken, assistant, tool, tool, st.one_of(odd), st.one_of(odd))
 
 
 _TOOL: Any = {
     "type": "function",
     "function": {"name": "lookup", "description": "Look up", "parameters": {"type": "object"}},
 }
-_EXTRAS = st.sampled_from(
-    [
-        {},
-        {},
-        {"max_tokens": 64},
-        {"temperature": 0},
-        {"temperature": 0.5, "max_tokens": 8},
-        {"tools": [_TOOL]},
-        {"stream": False},
-        {"stream": True, "stream_options": {"include_usage": True}},
-        {"stream": "yes"},
-        {"tools": []},
-        {"tools": [{"type": "function", "function": {"name": "f"}}]},
-        {"max_completion_tokens": 8},
-        {"stream": True},
-        {"stream_options": None},
-        {"user": "ann"},
-    ]
+_STRICT: Any = {
+    "type": "function",
+    "function": {**_TOOL["function"], "strict": True},
+}
+_EXTRA: list[dict[str, Any]] = [
+    {"max_tokens": 64},
+    {"temperature": 0},
+    {"temperature": 0.5, "max_tokens": 8},
+    {"tools": [_TOOL]},
+    {"stream": False},
+    {"stream": True, "stream_options": {"include_usage": True}},
+    {"stream": "yes"},
+    {"tools": []},
+    {"tools": None},
+    {"tools": [{"type": "function", "function": {"name": "f"}}]},
+    {"max_completion_tokens": 8},
+    {"stream": True},
+    {"stream_options": None},
+    {"user": "ann"},
+    # What agent frameworks send (sdk_bodies.json), and what comes near it.
+    {"tools": [_STRICT, _TOOL]},
+    {"tools": [_TOOL, {"type": "function", "function": {"name": "f", "strict": False}}]},
+    {"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]},
+    {"tools": [{"type": "function", "function": {"name": "f", "description": None}}]},
+    {"tools": [{"type": "function", "function": {**_TOOL["function"], "strict": "yes"}}]},
+    {"tools": [{"type": "function", "function": {**_TOOL["function"], "parameters": "x"}}]},
+    {"tools": [{"type": "function", "function": {**_TOOL["function"], "description": 3}}]},
+    {"tools": [{"function": _TOOL["function"]}]},
+    {"tool_choice": "auto"},
+    {"tool_choice": {"type": "function", "function": {"name": "lookup"}}},
+    {"parallel_tool_calls": True},
+    {"store": False},
+    {"top_p": 0.9},
+    {"response_format": {"type": "json_object"}},
+    {"max_completion_tokens": 256, "max_tokens": 64},
+    {"max_completion_tokens": None, "max_tokens": 64},
+    {"max_completion_tokens": 0},
+    {"max_tokens": None},
+    {"max_tokens": True},
+    {"temperature": None},
+    {"temperature": 1},
+    {"temperature": "hot"},
+    {"seed": 7, "stop": ["\n"], "metadata": {"k": "v"}},
+    {"n": 1},
+    {"previous_response_id": "resp_1"},
+]
+_EXTRAS = st.lists(st.sampled_from(_EXTRA), max_size=3).map(
+    lambda extras: {k: v for extra in extras for k, v in extra.items()}
 )
 
 
@@ -140,16 +200,26 @@ def _body() -> st.SearchStrategy[Any]:
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_body())
 def test_a_forwarded_body_is_what_the_full_path_would_send(body: Any) -> None:
+    sent = copy.deepcopy(body)
     forward = forwardable(body)
+    assert body == sent
     try:
-        _, request = _request(body)
+        _request(body)
     except Exception:
         assert forward is None
         return
     if forward is None:
         return
+    _same_as_the_full_paths(body, forward)
+
+
+def _same_as_the_full_paths(body: Any, forward: Any) -> None:
+    """The forwarded body is the full path's upstream JSON (up to the order of its keys:
+    the numbers' types too), and the facts read in its pass are the parsed request's."""
+    _, request = _request(body)
     wire = _request_to_wire(request.model_copy(update={"model": "served"}))
-    assert {**forward.body, "model": "served"} == wire
+    forwarded = {**forward.body, "model": "served"}
+    assert json.dumps(forwarded, sort_keys=True) == json.dumps(wire, sort_keys=True)
     assert forward.looping == in_tool_loop(request.messages)
     assert forward.opening == opening(request.messages)
     assert forward.prompt == _last_user_text(request.messages)
@@ -158,26 +228,46 @@ def test_a_forwarded_body_is_what_the_full_path_would_send(body: Any) -> None:
     assert call.request == request
     assert "stream" not in forward.body and "stream_options" not in forward.body
     stream = body.get("stream") is True
-    assert (call.requested, call.stream, call.previous_response_id) == ("pair", stream, None)
+    assert (call.requested, call.stream, call.previous_response_id) == (body["model"], stream, None)
+
+
+_SAID: Any = [{"role": "user", "content": "x"}]
 
 
 @pytest.mark.parametrize(
     "body",
     [
-        {"model": "m", "messages": [{"role": "developer", "content": "x"}]},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "stream": 1},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "max_tokens": None},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "temperature": True},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": []},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "n": 2},
-        {"model": "m", "messages": [{"role": "assistant", "tool_calls": []}]},
-        {"model": "", "messages": [{"role": "user", "content": "x"}]},
+        {"model": "m", "messages": _SAID, "stream": 1},
+        {"model": "m", "messages": _SAID, "temperature": True},
+        {"model": "m", "messages": _SAID, "n": 2},
+        {"model": "m", "messages": _SAID, "logprobs": True},
+        {"model": "m", "messages": [{"role": "user", "content": None}]},
+        {"model": "m", "messages": [{"role": "assistant", "content": None, "refusal": "no"}]},
+        {"model": "m", "messages": [{"role": "assistant", "content": None, "audio": {"id": "a"}}]},
+        {"model": "m", "messages": [{"role": "tool", "tool_call_id": "c", "content": None}]},
+        {"model": "", "messages": _SAID},
         {"model": "m", "messages": []},
-        {"model": "m", "messages": [{"role": "user", "content": "x"}], "previous_response_id": "r"},
+        {"model": "m", "messages": _SAID, "previous_response_id": "r"},
     ],
 )
-def test_what_the_full_path_rewrites_or_refuses_is_not_forwarded(body: Any) -> None:
+def test_what_the_full_path_reads_otherwise_or_refuses_is_not_forwarded(body: Any) -> None:
     assert forwardable(body) is None
+
+
+_SDK_BODIES: Any = json.loads((Path(__file__).parent / "sdk_bodies.json").read_text())
+
+
+@pytest.mark.parametrize("sent", _SDK_BODIES, ids=[b["client"][:40] for b in _SDK_BODIES])
+def test_what_agent_frameworks_send_is_forwarded_as_the_full_path_would_send_it(
+    sent: Any,
+) -> None:
+    body = sent["body"]
+    forward = forwardable(body)
+    assert forward is not None
+    _same_as_the_full_paths(body, forward)
+    assert forward.body["messages"] is body["messages"] or any(
+        "content" not in m or "refusal" in m for m in body["messages"]
+    )
 
 
 def _answer() -> st.SearchStrategy[Any]:
@@ -323,17 +413,37 @@ def _events(raw: bytes) -> list[Any]:
     return out
 
 
-async def test_both_paths_send_and_answer_the_same_streamed_or_not(store_url: str) -> None:
+async def test_both_paths_send_and_answer_the_same_streamed_or_not(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     upstream = Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
     upstream.state.bodies = []
     fast: Any = {"model": "auto", "messages": _CONVERSATION, "tools": [_TOOL], "max_tokens": 64}
-    # The same conversation with the user's text as content parts: the full path joins them.
+    # The same conversation as agent frameworks write it: text parts (joined by the full
+    # path), the assistant's message without `content`, a strict tool, fields it drops.
     parts = [{"type": "text", "text": "Find"}, {"type": "text", "text": " it."}]
-    slow: Any = {**fast, "messages": [_CONVERSATION[0], {"role": "user", "content": parts}]}
-    slow["messages"] += _CONVERSATION[2:]
-    streamed = {"stream": True, "stream_options": {"include_usage": True}}
-    assert forwardable(fast) is not None and forwardable({**fast, **streamed}) is not None
+    asked = {k: v for k, v in _CONVERSATION[2].items() if k != "content"}
+    sdk: Any = {
+        "model": "auto",
+        "stream": False,
+        "messages": [
+            {"content": [{"type": "text", "text": "You look things up."}], "role": "system"},
+            {"role": "user", "content": parts},
+            asked,
+            _CONVERSATION[3],
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": True,
+        "tools": [{"type": "function", "function": {**_TOOL["function"], "strict": True}}],
+        "max_completion_tokens": 64,
+    }
+    # A field the full path drops and the forwarding pass does not know: the full path.
+    slow: Any = {**fast, "n": 1}
+    streamed: Any = {"stream": True, "stream_options": {"include_usage": True}}
+    for body in (fast, sdk):
+        assert forwardable(body) is not None and forwardable({**body, **streamed}) is not None
     assert forwardable(slow) is None and forwardable({**slow, **streamed}) is None
+    taken = paths_taken(monkeypatch)
     async with (
         await Store.open(store_url) as store,
         one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
@@ -341,23 +451,26 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(store_url: st
         base = str(client.base_url)
         headers = {"authorization": f"Bearer {TOKEN}", "x-session-id": "s"}
         async with httpx.AsyncClient(base_url=base, headers=headers) as http:
-            answers = [(await http.post("chat/completions", json=b)) for b in (fast, slow)]
+            answers = [(await http.post("chat/completions", json=b)) for b in (fast, sdk, slow)]
             streams = [
-                (await http.post("chat/completions", json={**b, **streamed})) for b in (fast, slow)
+                (await http.post("chat/completions", json={**b, **streamed}))
+                for b in (fast, sdk, slow)
             ]
+    assert taken == ["relay", "relay", "complete"] * 2
     sent = upstream.state.bodies
     assert sent[0] == {**fast, "model": "gpt-x"}
-    assert sent[1] == sent[0]
-    assert sent[2] == {**sent[0], **streamed} == sent[3]
-    assert [a.status_code for a in answers + streams] == [200] * 4
-    assert [a.headers["x-orchestrator-deployment"] for a in answers + streams] == ["gpt"] * 4
+    assert sent[1] == sent[0] == sent[2]
+    assert sent[3] == {**sent[0], **streamed} == sent[4] == sent[5]
+    assert len({json.dumps(b, sort_keys=True) for b in sent[:3]}) == 1
+    assert [a.status_code for a in answers + streams] == [200] * 6
+    assert [a.headers["x-orchestrator-deployment"] for a in answers + streams] == ["gpt"] * 6
     boundaries = [a.headers["x-orchestrator-boundary"] for a in answers + streams]
-    assert boundaries == ["session_start", "tool_loop", "tool_loop", "tool_loop"]
+    assert boundaries == ["session_start"] + ["tool_loop"] * 5
     bodies = [a.json() for a in answers]
     for body in bodies:
         assert body.pop("id").startswith("chatcmpl-")
         assert isinstance(body.pop("created"), int)
-    assert bodies[0] == bodies[1]
+    assert bodies[0] == bodies[1] == bodies[2]
     assert bodies[0]["model"] == "gpt"
     assert bodies[0]["choices"][0]["message"] == {
         "role": "assistant",
@@ -371,7 +484,7 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(store_url: st
         "prompt_tokens_details": {"cached_tokens": 64, "cache_write_tokens": 0},
     }
     events = [_events(s.content) for s in streams]
-    assert events[0] == events[1]
+    assert events[0] == events[1] == events[2]
     assert events[0][-1] == "data: [DONE]"
     assert {e["model"] for e in events[0][:-1]} == {"gpt"}
     assert events[0][-2]["usage"] == bodies[0]["usage"]
@@ -380,10 +493,12 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(store_url: st
         {"name": "lookup", "arguments": '{"n": 9}'}
     ]
     rows = await _audited(store_url)
-    assert [r["api"] for r in rows] == ["openai"] * 4
-    assert [r["stream"] for r in rows] == [False, False, True, True]
-    assert [(r["input_tokens"], r["output_tokens"]) for r in rows] == [(120, 9)] * 4
-    assert [r["cached_input_tokens"] for r in rows] == [64] * 4
+    assert [r["api"] for r in rows] == ["openai"] * 6
+    assert [r["stream"] for r in rows] == [False] * 3 + [True] * 3
+    assert [(r["input_tokens"], r["output_tokens"]) for r in rows] == [(120, 9)] * 6
+    assert [r["cached_input_tokens"] for r in rows] == [64] * 6
+    # The first opened the session; after it, the rows of both paths are the same.
+    assert rows[1] == rows[2] and rows[3] == rows[4] == rows[5]
 
 
 async def _audited(store_url: str) -> list[dict[str, Any]]:
