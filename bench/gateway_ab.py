@@ -7,11 +7,18 @@ older commit, and this checkout), sends sequential requests interleaved (direct,
 rotating order), then 200 concurrent clients against each in turn, and reads each
 process's CPU time from /proc, which the load does not inflate as it does wall time.
 
-    cd /tmp && /path/to/.venv/bin/python /path/to/bench/gateway_ab.py A_DIR B_DIR [N] [--budgeted]
+    cd /tmp && /path/to/.venv/bin/python /path/to/bench/gateway_ab.py A_DIR B_DIR [N] \
+        [--budgeted] [--shape plain|agents|pydantic-ai|openai-dump]
 
 `--budgeted` gives the bench's key a daily budget and a rate limit (both far above what
 the run spends), so every request also reserves, spends and settles its budget and counts
 against its limits, as a production key does.
+
+`--shape` writes the tool loop's bodies as a client does (`SHAPES`): `plain` as the
+gateway's full path writes them (`gateway.py`'s bodies, the default), `agents` as the
+OpenAI Agents SDK sends them, `pydantic-ai` as pydantic-ai does, `openai-dump` as an
+`openai` SDK loop that sends the answer's message back with `model_dump(exclude_none=True)`
+(tests/gateway/sdk_bodies.json holds the captured bodies these follow).
 
 Run it from a folder that holds no `orchestrator` package: `python -m` puts the working
 folder ahead of PYTHONPATH. Prints JSON.
@@ -19,6 +26,7 @@ folder ahead of PYTHONPATH. Prints JSON.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import hashlib
 import json
@@ -28,6 +36,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -55,13 +64,66 @@ def _pid_of(needle: str) -> int:
     raise RuntimeError(f"no process runs {needle}")
 
 
+_LOOKUP: Any = {
+    "name": "lookup",
+    "description": "Look a thing up.",
+    "parameters": {
+        "properties": {"n": {"title": "N", "type": "integer"}},
+        "required": ["n"],
+        "title": "lookup_args",
+        "type": "object",
+        "additionalProperties": False,
+    },
+}
+
+
+def _agents(body: Any) -> Any:
+    """The OpenAI Agents SDK's body: a strict tool; the system message's keys as it orders them."""
+    system, *rest = body["messages"]
+    tools = [{"type": "function", "function": {**_LOOKUP, "strict": True}}]
+    messages = [{"content": system["content"], "role": "system"}, *rest]
+    return {"model": body["model"], "messages": messages, "tools": tools, "max_tokens": 64}
+
+
+def _pydantic_ai(body: Any) -> Any:
+    """pydantic-ai's body: `stream: false`, `tool_choice`, strict tools, `max_completion_tokens`."""
+    return {
+        "model": body["model"],
+        "stream": False,
+        "messages": body["messages"],
+        "max_completion_tokens": 64,
+        "tool_choice": "auto",
+        "tools": [{"type": "function", "function": {**_LOOKUP, "strict": True}}],
+    }
+
+
+def _openai_dump(body: Any) -> Any:
+    """An `openai` SDK loop's body: each answer sent back with `model_dump(exclude_none=True)`,
+    so an assistant message that asked for tools has no `content`."""
+    messages = [
+        {k: v for k, v in m.items() if k != "content"} if m["role"] == "assistant" else m
+        for m in body["messages"]
+    ]
+    return {**body, "messages": messages, "tools": [{"type": "function", "function": _LOOKUP}]}
+
+
+SHAPES: dict[str, Callable[[Any], Any]] = {
+    "plain": lambda body: body,
+    "agents": _agents,
+    "pydantic-ai": _pydantic_ai,
+    "openai-dump": _openai_dump,
+}
+"""How a client writes `gateway.py`'s bodies (`--shape`)."""
+
 _BUDGETED = {
     "budgets": [{"period": "day", "limit_usd": 1000.0}],
     "rate_limit": {"requests_per_minute": 1_000_000, "tokens_per_minute": 100_000_000},
 }
 
 
-async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None:
+async def main(
+    a_path: str, b_path: str, n: int, budgeted: bool = False, shape: str = "plain"
+) -> None:
     folder = Path(tempfile.mkdtemp(prefix="gateway-ab-"))
     replay_port = free_port()
     scripted_url = f"http://127.0.0.1:{replay_port}/v1"
@@ -102,6 +164,7 @@ async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None
             "replay": _pid_of(str(folder / "script.yaml")),
         }
         auth = {"authorization": f"Bearer {bench.TOKEN}"}
+        shaped = SHAPES[shape]
 
         def direct(client: httpx.AsyncClient, i: int) -> Awaitable[float]:
             body = bench._body("replay-a", i % 9 if i >= 0 else 0)
@@ -112,7 +175,7 @@ async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None
                 return bench._timed(
                     client,
                     f"http://127.0.0.1:{ports[name]}/v1/chat/completions",
-                    bench._body("a", i % 9 if i >= 0 else 0),
+                    shaped(bench._body("a", i % 9 if i >= 0 else 0)),
                     {**auth, "x-session-id": f"s-{i // 9}"},
                 )
 
@@ -129,6 +192,7 @@ async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None
             for k in order[i % 3 :] + order[: i % 3]:
                 latencies[k].append(await calls[k](http, i))
         out: dict[str, object] = {
+            "shape": shape,
             "sequential": {k: bench._summary(v) for k, v in latencies.items()},
             "sequential_cpu_ms_per_request": {
                 k: round((_cpu_seconds(p) - before[k]) / (n * (3 if k == "replay" else 1)) * 1e3, 3)
@@ -153,8 +217,22 @@ async def main(a_path: str, b_path: str, n: int, budgeted: bool = False) -> None
         print(json.dumps(out, indent=1))
 
 
-if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--budgeted"]
-    asyncio.run(
-        main(args[0], args[1], int(args[2]) if len(args) > 2 else 300, "--budgeted" in sys.argv)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description="Two gateway versions (PYTHONPATH folders) under the same load; JSON out."
     )
+    parser.add_argument("a", help="PYTHONPATH of gateway A (e.g. an unpacked git archive)")
+    parser.add_argument("b", help="PYTHONPATH of gateway B")
+    parser.add_argument("n", nargs="?", type=int, default=300, help="sequential requests each")
+    parser.add_argument(
+        "--budgeted", action="store_true", help="the key has a budget and a rate limit"
+    )
+    parser.add_argument(
+        "--shape", choices=sorted(SHAPES), default="plain", help="how the client writes bodies"
+    )
+    return parser
+
+
+if __name__ == "__main__":
+    args = _parser().parse_args()
+    asyncio.run(main(args.a, args.b, args.n, args.budgeted, args.shape))
