@@ -5,7 +5,7 @@ body is the JSON the full path would write (the client's own where the full path
 so, the fields it drops or rewrites dropped or rewritten alike), the facts read in its
 pass (session opening, tool loop, last user text) are those of the parsed conversation,
 and a relayed answer renders as the adapter's `ModelResponse` renders. Bodies the `openai`
-SDK, the Agents SDK and pydantic-ai sent through the gateway (`sdk_bodies.json`) are
+SDK, LiteLLM, the Agents SDK and pydantic-ai sent through the gateway (`sdk_bodies.json`) are
 forwarded. Served end to end, the same upstream answer reaches the client the same through
 both paths, streamed or not, and a deployment of the other API still gets its own format.
 """
