@@ -1,11 +1,12 @@
 """Agent frameworks' tool loops through the gateway take the forwarding path, unchanged.
 
-The OpenAI Agents SDK and pydantic-ai each run a tool loop through the gateway to a
-chat-completions deployment twice: as served, and with forwarding turned off (every call
-then takes the full path: parse, write back, read the answer into `ModelResponse`). Every
-call of the first run must be forwarded (`Upstreams.relay`), and the runs must be the
-same: the deployment sent the same JSON, the framework got the same result, the audit
-rows say the same.
+The OpenAI Agents SDK, and a hand-written `openai` SDK loop as its docs write one, each
+run a tool loop through the gateway to a chat-completions deployment twice: as served, and
+with forwarding turned off (every call then takes the full path: parse, write back, read
+the answer into `ModelResponse`). Every call of the first run must be forwarded
+(`Upstreams.relay`), and the runs must be the same: the deployment sent the same JSON, the
+framework got the same result, the audit rows say the same. (pydantic-ai is a bench-only
+dependency; the bodies it sends are in `sdk_bodies.json`, checked in test_relay.py.)
 """
 
 from __future__ import annotations
@@ -26,10 +27,6 @@ from agents import (
 )
 from gw_harness import one_deployment
 from openai import AsyncOpenAI
-from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai.models.openai import OpenAIChatModel
-from pydantic_ai.providers.openai import OpenAIProvider
-from pydantic_ai.settings import ModelSettings as PydanticSettings
 from relay_paths import paths_taken
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -101,19 +98,43 @@ async def _agents_sdk(client: AsyncOpenAI, looked_up: list[str]) -> str:
     return str(result.final_output)
 
 
-async def _pydantic_ai(client: AsyncOpenAI, looked_up: list[str]) -> str:
-    model = OpenAIChatModel("auto", provider=OpenAIProvider(openai_client=client))
-    settings = PydanticSettings(temperature=0.2, max_tokens=256, parallel_tool_calls=True)
-    agent = PydanticAgent(model, instructions="You refund orders.", model_settings=settings)
-
-    @agent.tool_plain
-    def get_order(order_id: str) -> str:
-        """Read an order."""
-        looked_up.append(order_id)
-        return '{"status": "paid"}'
-
-    result = await agent.run("Refund order 7")
-    return result.output
+async def _openai_sdk(client: AsyncOpenAI, looked_up: list[str]) -> str:
+    """A loop on the `openai` SDK: each answer's message sent back as the SDK dumps it
+    (`exclude_none`: no `content` beside tool calls), with pydantic-ai's usual settings."""
+    tools: Any = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_order",
+                "description": "Read an order.",
+                "parameters": {"type": "object", "properties": {"order_id": {"type": "string"}}},
+                "strict": True,
+            },
+        }
+    ]
+    messages: list[Any] = [
+        {"role": "system", "content": "You refund orders."},
+        {"role": "user", "content": [{"type": "text", "text": "Refund order 7"}]},
+    ]
+    while True:
+        answer = await client.chat.completions.create(
+            model="auto",
+            messages=messages,
+            tools=tools,
+            tool_choice="auto",
+            parallel_tool_calls=True,
+            temperature=0.2,
+            top_p=0.9,
+            max_completion_tokens=256,
+        )
+        message = answer.choices[0].message
+        if not message.tool_calls:
+            return message.content or ""
+        messages.append(message.model_dump(exclude_none=True))
+        for call in message.tool_calls:
+            assert call.type == "function"
+            looked_up.append(json.loads(call.function.arguments)["order_id"])
+            messages.append({"role": "tool", "tool_call_id": call.id, "content": "paid"})
 
 
 async def _run(
@@ -138,7 +159,7 @@ async def _run(
     }
 
 
-@pytest.mark.parametrize("framework", [_agents_sdk, _pydantic_ai], ids=["agents", "pydantic-ai"])
+@pytest.mark.parametrize("framework", [_agents_sdk, _openai_sdk], ids=["agents", "openai"])
 async def test_a_frameworks_tool_loop_is_forwarded_and_ends_as_on_the_full_path(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
