@@ -45,7 +45,7 @@ test: $(BIN)/.installed $(EVERYTHING) $(AXE) chromium
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/orchestrator skills check
-	$(BIN)/pytest
+	$(BIN)/pytest -n auto --maxprocesses 4
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
