@@ -36,7 +36,7 @@ from orchestrator.exceptions import (
     to_failure,
 )
 from orchestrator.logs import get_logger
-from orchestrator.providers.messages import ModelRequest
+from orchestrator.providers.messages import ChatMessage, ModelRequest, ModelResponse, Usage
 from orchestrator.providers.streaming import DeltaSink, ModelDelta, answer_deltas
 from orchestrator.providers.usage import cache_counts
 from orchestrator.routing.learning import Signal
@@ -44,6 +44,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.approval_activities import ApprovalActivities
 from orchestrator.session.approval_requests import call_summary, pending_request
+from orchestrator.session.last_call import final_output, step_completed_payload
 from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
@@ -74,6 +75,8 @@ from orchestrator.session.types import (
     ModelCallInput,
     ModelCallResult,
     RecordEventsInput,
+    SessionClosed,
+    SessionClosing,
     SessionOpening,
     SessionSetup,
     SessionStartInput,
@@ -307,6 +310,13 @@ class SessionActivities:
         that attempt's text. A worker that dies sends nothing: its retry streams under a
         larger attempt, which tells the same.
         """
+        if call.closing is not None and (call.attempt or activity.info().attempt > 1):
+            # A retry (or a step's re-run) of a call that may have closed the session: an
+            # earlier attempt that wrote the end and died before it reported must not be
+            # asked again, nor its end written twice (nor the row's status reopened).
+            done = await self._closed_before(call, call.closing)
+            if done is not None:
+                return done
         if call.opening is not None:
             # The run's first activity: the session row and its first event go first.
             await self._open(call.ctx, call.opening, _audited(call.ctx, call.events))
@@ -458,16 +468,37 @@ class SessionActivities:
                     **_said(response.message.content),
                 },
             )
-            # Spend, keyed by the point in the loop (a retried call adds nothing twice), and
-            # the call's event: one transaction.
-            await record_spend(
-                self.runtime.store,
-                call.ctx.session_id,
-                cost,
-                usage.total_tokens,
-                key=self._event_key(call.ctx, point),
-                events=[event],
+            result = ModelCallResult(
+                response=response,
+                cost_usd=cost,
+                deployment=entry.model,
+                duration_ms=duration_ms,
+                max_tokens=max_tokens,
             )
+            size = model_size(result)  # refused below when too large: never a closing
+            closing = call.closing
+            if closing is not None and not (
+                tool_calls or response.truncated or size > MAX_ANSWER_BYTES
+            ):
+                result.closed = SessionClosed(
+                    input_tokens=closing.input_tokens + usage.input_tokens,
+                    output_tokens=closing.output_tokens + usage.output_tokens,
+                    cost_usd=closing.cost_usd + cost,
+                )
+            spend_key = self._event_key(call.ctx, point)
+            if result.closed is None:
+                # Spend, keyed by the point in the loop (a retried call adds nothing twice),
+                # and the call's event: one transaction.
+                await record_spend(
+                    self.runtime.store,
+                    call.ctx.session_id,
+                    cost,
+                    usage.total_tokens,
+                    key=spend_key,
+                    events=[event],
+                )
+            else:
+                await self._close(call, result, event, spend_key)
             await self.runtime.response_cache.save(cached, response, entry.model, cost)
             log.info(
                 "model call",
@@ -477,14 +508,6 @@ class SessionActivities:
                 tokens=usage.total_tokens,
                 ms=round(duration_ms, 1),
             )
-            result = ModelCallResult(
-                response=response,
-                cost_usd=cost,
-                deployment=entry.model,
-                duration_ms=duration_ms,
-                max_tokens=max_tokens,
-            )
-            size = model_size(result)
             if size > MAX_ANSWER_BYTES:
                 # Temporal would refuse it (or the next call carrying it); asking again
                 # gets the same answer. Spend and event are recorded: the call was made.
@@ -499,6 +522,88 @@ class SessionActivities:
                 )
                 raise to_failure(PayloadTooLargeError(message), spent.model_dump())
             return result
+
+    async def _close(
+        self, call: ModelCallInput, result: ModelCallResult, event: AuditEvent, spend_key: str
+    ) -> None:
+        """The call's spend and event, and the session's end its final answer makes.
+
+        What `finish_session` would write after it, from the same functions the workflow
+        uses (`last_call`): the step's `step_completed` event, the closing event and the
+        row, with the call's event first in that one transaction, unless a budget holds a
+        reservation: then the spend and the event are their own transaction first, as
+        without a closing.
+        """
+        ctx, closing, closed = call.ctx, call.closing, result.closed
+        assert closing is not None and closed is not None
+        store = self.runtime.store
+        step_id = ctx.step_id or "-"
+        output = final_output([*call.messages, result.response.message])
+        finish = FinishSessionInput(
+            ctx=ctx.model_copy(update={"step_id": None}),
+            status=SessionStatus.COMPLETED,
+            output=output,
+            input_tokens=closed.input_tokens,
+            output_tokens=closed.output_tokens,
+            cost_usd=closed.cost_usd,
+            events=[
+                WorkflowEvent(
+                    key=self._event_key(ctx, EventKind.STEP_COMPLETED.value),
+                    kind=EventKind.STEP_COMPLETED,
+                    step_id=ctx.step_id,
+                    payload=step_completed_payload(step_id, output),
+                )
+            ],
+            settle_budget=closing.settle_budget,
+        )
+        if not await store.budgets.session_scopes(ctx.session_id):
+            await self._finish(finish, event)  # nothing to spend from: one transaction
+            return
+        tokens = result.response.usage.total_tokens
+        await record_spend(
+            store, ctx.session_id, result.cost_usd, tokens, key=spend_key, events=[event]
+        )
+        await self._finish(finish)
+
+    async def _closed_before(
+        self, call: ModelCallInput, closing: SessionClosing
+    ) -> ModelCallResult | None:
+        """The end an earlier attempt of this call wrote, as its result; None if none did.
+
+        Read only on a retry: the closing event of this run, with the totals it wrote, and
+        the row's output. The answer itself is not kept; the workflow completes with the
+        output and totals written (`SessionClosed.output`), and the model is not asked.
+        """
+        ctx, store = call.ctx, self.runtime.store
+        key = self._event_key(ctx.model_copy(update={"step_id": None}), "session_completed")
+        ends = await store.list_events(ctx.session_id, kind=EventKind.SESSION_COMPLETED)
+        end = next((e for e in ends if e.event_key == key and e.run_id == ctx.run_id), None)
+        row = await store.get_session(ctx.session_id) if end is not None else None
+        if end is None or row is None:
+            return None
+        closed = SessionClosed(
+            input_tokens=end.input_tokens,
+            output_tokens=end.output_tokens,
+            cost_usd=end.cost_usd,
+            output=row.output,
+        )
+        async with _bound(ctx):
+            log.info("model call answered by the session's end", attempt=activity.info().attempt)
+        usage = Usage(
+            input_tokens=closed.input_tokens - closing.input_tokens,
+            output_tokens=closed.output_tokens - closing.output_tokens,
+        )
+        return ModelCallResult(
+            response=ModelResponse(
+                message=ChatMessage(role="assistant", content=""),
+                usage=usage,
+                finish_reason="stop",
+            ),
+            cost_usd=closed.cost_usd - closing.cost_usd,
+            deployment=call.model,
+            duration_ms=0.0,
+            closed=closed,
+        )
 
     @activity.defn(name=names.CALL_SKILL)
     async def call_skill(self, call: SkillCallInput) -> SkillCallResult:
@@ -847,6 +952,16 @@ class SessionActivities:
     @activity.defn(name=names.FINISH_SESSION)
     async def finish_session(self, finish: FinishSessionInput) -> Ack:
         """Close the session record with its outcome and totals."""
+        await self._finish(finish)
+        return Ack()
+
+    async def _finish(self, finish: FinishSessionInput, *first: AuditEvent) -> None:
+        """The session's end, with `first` before it.
+
+        `first`, its last events, the closing event and the row in one transaction; then
+        the outcomes those events stand for, and the budget's settlement (what the session
+        reserved and did not spend).
+        """
         ctx = finish.ctx
         kind = (
             EventKind.SESSION_COMPLETED
@@ -866,7 +981,7 @@ class SessionActivities:
         # The last events, the closing event and the session row: one transaction.
         await store.update_session(
             ctx.session_id,
-            events=[*_audited(ctx, finish.events), closing],
+            events=[*first, *_audited(ctx, finish.events), closing],
             status=finish.status,
             output=finish.output,
             error=finish.error,
@@ -883,7 +998,6 @@ class SessionActivities:
             await store.budgets.settle(ctx.session_id)
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
-        return Ack()
 
 
 def _audited(ctx: CallContext, events: list[WorkflowEvent]) -> list[AuditEvent]:

@@ -21,6 +21,7 @@ from orchestrator.providers.messages import ChatMessage, ToolCall, ToolDefinitio
 from orchestrator.session import names, patches
 from orchestrator.session.carry import Continuation
 from orchestrator.session.core import DeploymentDown, SessionRuntime, StepFailed
+from orchestrator.session.last_call import final_output
 from orchestrator.session.limits import limit_reached
 from orchestrator.session.model_pins import ModelPins
 from orchestrator.session.payloads import (
@@ -40,7 +41,7 @@ from orchestrator.session.pinning import (
 from orchestrator.session.prompt_cache import prompt_head, served
 from orchestrator.session.skill_calls import SkillCalls, skill_names
 from orchestrator.session.step_types import step_kind
-from orchestrator.session.truncation import CONTINUE_PROMPT, joined_answer, truncation_failure
+from orchestrator.session.truncation import CONTINUE_PROMPT, truncation_failure
 from orchestrator.session.types import (
     CheckAnswerInput,
     CheckAnswerResult,
@@ -234,6 +235,8 @@ class ToolLoop:
             if rt.batched:
                 # Written by the model-call activity before it calls (`bookkeeping-batch-v1`).
                 ask.events = rt.take_events()
+                # A final answer may end the session: the call then closes it too.
+                ask.closing = rt.closing(step)
             result = await self._call_model(ask)
             state.rounds = round_no + 1
             rt.account(result)
@@ -255,7 +258,7 @@ class ToolLoop:
                 continue
             if not answer.tool_calls:
                 rt.state.in_tool_loop = False
-                return joined_answer(messages)
+                return final_output(messages, result.closed)
             rt.state.in_tool_loop = True
             for index, call in enumerate(answer.tool_calls):
                 content = await self._tool_call(step, f"{prefix}{round_no}.{index}", call)

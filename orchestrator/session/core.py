@@ -16,8 +16,10 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 from orchestrator.exceptions import PermanentError, failure_type
-from orchestrator.session import names
+from orchestrator.plans.models import AgentStep
+from orchestrator.session import names, patches
 from orchestrator.session.call_timeouts import model_call_options
+from orchestrator.session.last_call import ends_session
 from orchestrator.session.types import (
     Ack,
     ActivityOptions,
@@ -29,6 +31,8 @@ from orchestrator.session.types import (
     ModelCallResult,
     RecordEventsInput,
     SessionCarry,
+    SessionClosed,
+    SessionClosing,
     SessionOpening,
     SessionSetup,
     SessionStartInput,
@@ -105,6 +109,9 @@ class SessionRuntime:
         self.opening: SessionOpening | None = None
         """The session row and its first event, until an activity writes them: set when
         the run took its setup from its start input (`patches.OPENING_GENERATION`)."""
+        self.closed: SessionClosed | None = None
+        """The session's end as the last model call wrote it (`patches.LAST_CALL_GENERATION`):
+        the run then completes without `finish_session`."""
 
     @property
     def state(self) -> SessionState:
@@ -150,6 +157,27 @@ class SessionRuntime:
             step_id=step_id,
         )
 
+    def closing(self, step: AgentStep) -> SessionClosing | None:
+        """What a model call of `step` needs to close the session, or None.
+
+        Set when a final answer from it would end the session
+        (`patches.LAST_CALL_GENERATION`, `last_call.ends_session`).
+        """
+        setup = self.memory.setup
+        if (
+            setup is None
+            or setup.generation < patches.LAST_CALL_GENERATION
+            or not ends_session(self.start.plan, step)
+        ):
+            return None
+        state = self.memory.state
+        return SessionClosing(
+            input_tokens=state.input_tokens,
+            output_tokens=state.output_tokens,
+            cost_usd=state.cost_usd,
+            settle_budget=self.routing,
+        )
+
     def model_call_options(self, model: str) -> ActivityOptions:
         """The model-call activity's options for `model`, timed by its endpoint's timeout."""
         setup = self.memory.setup
@@ -157,9 +185,19 @@ class SessionRuntime:
         return model_call_options(self.start.options.model_call, timeouts.get(model))
 
     def account(self, result: ModelCallResult) -> None:
-        """Add a model call's tokens and cost to the session's."""
-        usage = result.response.usage
+        """Add a model call's tokens and cost to the session's.
+
+        A call that closed the session says what totals it wrote: they are the session's
+        (the same sums, or what an earlier attempt wrote when a retry found it closed).
+        """
         state = self.memory.state
+        if result.closed is not None:
+            self.closed = result.closed
+            closed = result.closed
+            state.input_tokens, state.output_tokens = closed.input_tokens, closed.output_tokens
+            state.cost_usd = closed.cost_usd
+            return
+        usage = result.response.usage
         state.input_tokens += usage.input_tokens
         state.output_tokens += usage.output_tokens
         state.cost_usd += result.cost_usd
@@ -214,7 +252,17 @@ class SessionRuntime:
     async def finish(
         self, status: SessionStatus, *, output: JsonValue = None, error: str | None = None
     ) -> None:
-        """Close the session in the store: its last events, its row, its budget."""
+        """Close the session in the store: its last events, its row, its budget.
+
+        Nothing to do when the last model call closed it and the only event pending is
+        the last step's `step_completed`, which that call wrote
+        (`patches.LAST_CALL_GENERATION`). Anything else goes to `finish_session`: events
+        under keys already written with the same content are accepted, and a different
+        one is refused (`EventKeyConflict`), never written twice.
+        """
+        if self._closed_by_last_call(status):
+            self.take_events()
+            return
         state = self.memory.state
         finish = FinishSessionInput(
             ctx=self.ctx(),
@@ -238,6 +286,13 @@ class SessionRuntime:
             await self.activity(
                 names.SETTLE_BUDGET, SettleBudgetInput(ctx=self.ctx()), Ack, bookkeeping
             )
+
+    def _closed_by_last_call(self, status: SessionStatus) -> bool:
+        """Whether the last model call wrote the session's end that `finish` would write."""
+        if self.closed is None or status is not SessionStatus.COMPLETED:
+            return False
+        pending = self.events
+        return len(pending) == 1 and pending[0].kind is EventKind.STEP_COMPLETED
 
     async def activity(
         self, name: str, arg: BaseModel, result_type: type[ResultT], opts: ActivityOptions

@@ -22,6 +22,7 @@ __all__ = [
     "DECISION_DURABLE",
     "GATE_GENERATION",
     "GENERATION",
+    "LAST_CALL_GENERATION",
     "LIVE",
     "LOOP_CONTINUE",
     "MODEL_FAILURE",
@@ -168,7 +169,30 @@ New path: `refund_gen4.json`, the refund demo started with the runtime at hand;
 tests/reliability/test_load_small.py counts a gated session's history on it and checks
 its audit trail (`session_started` still first)."""
 
-GENERATION = 4
+LAST_CALL_GENERATION = 5
+"""The generation from which the session's last model call may close the session itself
+(issue 16: the end of the session). Before scheduling a model call the workflow knows
+whether a final answer from it (no tool calls, not cut off) would end the session with
+nothing left to run or check (`session.last_call.ends_session`: the plan's last step,
+top level, no `accept` check, no output schema of the step's or the plan's). Such a call
+carries the session's totals so far (`ModelCallInput.closing`); when its answer is final,
+fits and came from the model (not the response cache), the activity writes the session's
+end with its own `model_call` event, in one transaction when no budget holds a
+reservation (the spend's transaction first when one does): the `step_completed` event
+(the same pure `session.last_call` functions the workflow uses for its payload and the
+output), the closing event, the row's status, output and totals; then it credits the
+outcomes and settles the budget, as `finish_session` does, and says so
+(`ModelCallResult.closed`). The workflow then completes without `finish_session`: one
+local activity, its marker and the activation it resolves fewer per session. Same
+events, same keys, same order; a retry of the call after it closed the session (a
+worker killed after the write) finds the row closed and answers with what was written,
+asking the model nothing. Any other answer, and every other path, ends with
+`finish_session` as before.
+Old path: `refund_gen4.json` (and every earlier history: their setup's generation is
+lower, so no call carries a closing). New path: `refund_gen5.json`, the refund demo
+whose last step (`reply`) closes the session from its model call."""
+
+GENERATION = 5
 """Not a patch id: the generation of paths a session started on, recorded in the history
 as `SessionSetup.generation` by `start_session` (its local activity's result). A session
 whose setup says 1 or more takes the new path of every patch above without calling
@@ -182,8 +206,8 @@ patches as before. Each generation's refund demo is recorded as `refund_gen<N>.j
 change that alters commands may raise it instead of adding a patch id, when the change
 can wait for the session's start to take effect: a generation-N path is asked as
 `setup.generation >= N`, with N a named constant here (`SETUP_GENERATION`,
-`GATE_GENERATION`, `CHECK_GENERATION`, `OPENING_GENERATION`), never `GENERATION`
-itself, which moves on.
+`GATE_GENERATION`, `CHECK_GENERATION`, `OPENING_GENERATION`, `LAST_CALL_GENERATION`),
+never `GENERATION` itself, which moves on.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
 (`SessionSetup.first_route`), which needs no marker of its own: the workflow asks the

@@ -60,6 +60,8 @@ __all__ = [
     "RecordEventsInput",
     "RouteInput",
     "SessionCarry",
+    "SessionClosed",
+    "SessionClosing",
     "SessionOpening",
     "SessionOptions",
     "SessionResult",
@@ -248,6 +250,37 @@ class ModelPin(BaseModel):
     """For a forced failover: what failed."""
 
 
+class SessionClosing(BaseModel):
+    """What a model call needs to close the session when its answer is final.
+
+    Set only on a call whose final answer ends the session (`patches.LAST_CALL_GENERATION`,
+    `session.last_call.ends_session`): the session's totals before this call, to which
+    the activity adds the call's own, as the workflow's `SessionRuntime.account` does.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    settle_budget: bool = False
+    """Also give back what the session reserved and did not spend, as `finish_session`."""
+
+
+class SessionClosed(BaseModel):
+    """The session's end a model call wrote.
+
+    Its totals (what the row and the closing event hold): the workflow completes with
+    them, and without `finish_session`.
+    """
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    output: JsonValue = None
+    """The session's output, set only by a retry that found the session closed by an
+    earlier attempt (its answer then is not this attempt's); None: the output is the
+    joined answer of the conversation, as the workflow computes it."""
+
+
 class ModelCallInput(BaseModel):
     """One model call inside a step's tool loop."""
 
@@ -276,6 +309,9 @@ class ModelCallInput(BaseModel):
     opening: SessionOpening | None = None
     """The session row and its first event, written before `events` in one transaction:
     set on the first activity of a run that took its setup from its start input."""
+    closing: SessionClosing | None = None
+    """Set when a final answer from this call ends the session: the activity then closes
+    it (`patches.LAST_CALL_GENERATION`)."""
 
 
 class ModelCallResult(BaseModel):
@@ -287,6 +323,8 @@ class ModelCallResult(BaseModel):
     duration_ms: float
     max_tokens: int | None = None
     """The output limit the call was sent with (None: the endpoint's own)."""
+    closed: SessionClosed | None = None
+    """The call closed the session (its answer was final and its input's `closing` set)."""
 
 
 class Credit(BaseModel):

@@ -24,8 +24,9 @@ from orchestrator.plans.schemas import OutputError, schema_faults
 from orchestrator.session import names, patches
 from orchestrator.session.constructs import ConstructError, base_id
 from orchestrator.session.core import SessionRuntime, StepFailed
+from orchestrator.session.last_call import step_completed_payload
 from orchestrator.session.parts import SessionParts
-from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs, recorded_output
+from orchestrator.session.payloads import MAX_RESULT_BYTES, fit_outputs
 from orchestrator.session.step_types import kind_of
 from orchestrator.session.templating import TemplateError
 from orchestrator.session.types import (
@@ -193,11 +194,7 @@ class AgentSessionWorkflow:
         rt.outputs[base_id(step.id)] = output
         # The output rides in the event for `sessions show`. An activity's input is not
         # compared on replay, so older histories replay unchanged without a patch.
-        rt.event(
-            EventKind.STEP_COMPLETED,
-            step.id,
-            payload={"output": recorded_output(step.id, output)},
-        )
+        rt.event(EventKind.STEP_COMPLETED, step.id, payload=step_completed_payload(step.id, output))
         if rt.batched and step is rt.start.plan.steps[-1]:
             return  # the session's finish writes them (`bookkeeping-batch-v1`)
         await rt.flush()

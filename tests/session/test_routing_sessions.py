@@ -695,7 +695,7 @@ async def test_the_first_routing_decision_rides_in_start_session(
         names.START_SESSION,
         names.RECORD_EVENTS,  # the first step's close
         names.ROUTE,  # the second step's boundary
-        names.FINISH_SESSION,
+        # no finish_session: the last call closed the session (`LAST_CALL_GENERATION`)
     ]
     kinds = {EventType.Name(e.event_type) for e in history.events}
     assert "EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
@@ -752,7 +752,7 @@ async def test_a_switch_before_the_first_boundary_asks_the_router_again(
         names.ROUTE,
         names.RECORD_EVENTS,
         names.ROUTE,
-        names.FINISH_SESSION,
+        # no finish_session: the last call closed the session (`LAST_CALL_GENERATION`)
     ]
 
 
@@ -788,7 +788,7 @@ async def test_a_starter_with_the_runtime_resolves_the_setup_and_no_start_sessio
     assert local_activities(history) == [
         names.RECORD_EVENTS,  # the first step's close
         names.ROUTE,  # the second step's boundary
-        names.FINISH_SESSION,
+        # no finish_session: the last call closed the session (`LAST_CALL_GENERATION`)
     ]
     events = await _opening_trail(env, result.session_id)
     assert [e.kind for e in events[:4]] == [
@@ -831,7 +831,7 @@ async def test_a_switch_before_the_first_boundary_writes_the_row_before_the_rout
         names.ROUTE,
         names.RECORD_EVENTS,
         names.ROUTE,
-        names.FINISH_SESSION,
+        # no finish_session: the last call closed the session (`LAST_CALL_GENERATION`)
     ]
     await _opening_trail(env, start.session_id)
 
