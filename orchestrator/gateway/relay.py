@@ -218,20 +218,25 @@ def _assistant(message: JsonObject) -> _Plain | None:
     list) and the fields an SDK's own answer message leaves null are dropped.
     """
     keys = message.keys()
-    if not keys <= _ASSISTANT and not all(
+    known = keys <= _ASSISTANT
+    if not known and not all(
         key in _ASSISTANT or (key in _UNSET and message[key] is None) for key in keys
     ):
         return None
     content, calls = message.get("content"), message.get("tool_calls")
-    text = None if content is None else _text(content)
+    text = content if content is None or type(content) is str else _text(content)
     if content is not None and text is None:
         return None
     if "name" in keys and type(message["name"]) is not str:
         return None
-    ids = set() if calls is None or calls == [] else _asked(calls)
+    ids: set[str] | None = set()
+    if calls:
+        ids = _asked(calls)
+    elif calls is not None and calls != []:
+        return None
     if ids is None:
         return None
-    same = "content" in keys and keys <= _ASSISTANT and type(content) is not list
+    same = known and "content" in keys and type(content) is not list
     if same and (ids or "tool_calls" not in keys):
         return "assistant", text, ids, message
     written: JsonObject = {"role": "assistant", "content": text}
@@ -252,21 +257,21 @@ def _plain(message: JsonValue) -> _Plain | None:
     if type(message) is not dict:
         return None
     role = message.get("role")
-    if type(role) is not str:
-        return None
     if role == "assistant":
         return _assistant(message)
     keys = message.keys()
     content = message.get("content")
-    text = _text(content)
-    if text is None:
+    text = content if type(content) is str else _text(content)
+    if text is None or type(role) is not str:
         return None
     if role == "tool":
         call_id = message.get("tool_call_id")
-        if type(call_id) is not str or not keys <= _NAMED_RESULT:
+        if type(call_id) is not str:
             return None
         if keys == _TOOL_RESULT and type(content) is str:
             return role, text, call_id, message
+        if not keys <= _NAMED_RESULT:
+            return None
         return role, text, call_id, {"role": "tool", "tool_call_id": call_id, "content": text}
     spoken = _SPEAKERS.get(role)
     if spoken is None or not keys <= _SPOKEN:
@@ -298,10 +303,10 @@ def _read(messages: list[JsonValue]) -> _Read | None:
         if plain is None:
             return None
         role, text, link, wire = plain
-        if wire is not message and written is None:
-            written = messages[:index]
         if written is not None:
             written.append(wire)
+        elif wire is not message:
+            written = [*messages[:index], wire]
         if isinstance(link, str):
             answered.append(link)
         elif link is not None:
