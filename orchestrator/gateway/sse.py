@@ -30,7 +30,14 @@ def _event(name: str, payload: JsonObject) -> bytes:
 
 
 class OpenAIStream:
-    """`chat.completion.chunk` events, then `[DONE]`."""
+    """`chat.completion.chunk` events, then `[DONE]`.
+
+    A tool call's `id`, `type` and `function.name` go out once, in its first chunk (by
+    index), as OpenAI sends them; later chunks hold `index` and `function.arguments` only.
+    Clients fold chunks by joining the string fields they see (the `openai` SDK's
+    `accumulate_delta`, pydantic-ai), so a name in every chunk reads as
+    `get_orderget_order...`. Providers may repeat them on every delta (`ModelDelta`).
+    """
 
     def __init__(self, deployment: str, call_id: str, created: int, include_usage: bool) -> None:
         self._head: JsonObject = {
@@ -40,6 +47,8 @@ class OpenAIStream:
             "model": deployment,
         }
         self._include_usage = include_usage
+        self._said: dict[int, set[str]] = {}
+        """Per tool call index, which of `id`, `type` and `name` its chunks have carried."""
 
     def _chunk(self, delta: JsonObject, finish: str | None = None) -> bytes:
         choice: JsonObject = {"index": 0, "delta": delta, "finish_reason": finish}
@@ -53,12 +62,20 @@ class OpenAIStream:
         """One piece of text or of a tool call's arguments."""
         if delta.kind == "text":
             return [self._chunk({"content": delta.text})]
-        call: JsonObject = {"index": delta.index, "function": {"arguments": delta.text}}
-        if delta.call_id is not None:
+        call: JsonObject = {"index": delta.index}
+        function: JsonObject = {}
+        said = self._said.setdefault(delta.index, set())
+        if delta.call_id is not None and "id" not in said:
             call["id"] = delta.call_id
+            said.add("id")
+        if "type" not in said:
             call["type"] = "function"
-        if delta.name is not None:
-            call["function"] = {"name": delta.name, "arguments": delta.text}
+            said.add("type")
+        if delta.name is not None and "name" not in said:
+            function["name"] = delta.name
+            said.add("name")
+        function["arguments"] = delta.text
+        call["function"] = function
         return [self._chunk({"tool_calls": [call]})]
 
     def finish(self, response: ModelResponse) -> list[bytes]:
