@@ -21,6 +21,9 @@ from enum import StrEnum
 
 from orchestrator.cache.config import CacheConfig
 from orchestrator.providers.messages import ChatMessage, ModelRequest
+from orchestrator.providers.params import PARAMS
+from orchestrator.providers.params import asks as sets_params
+from orchestrator.types import JsonObject
 
 __all__ = ["CacheKey", "Skip", "cosine", "guard_words", "key_of", "skip_reason", "writes_in"]
 
@@ -101,18 +104,21 @@ def key_of(tenant: str, name: str, request: ModelRequest) -> CacheKey:
     asks = last is not None and last.role == "user" and not last.tool_calls
     question = " ".join((last.content or "").split()) if asks and last is not None else ""
     prior = messages[:-1] if asks else messages
-    frame = _digest(
-        {
-            "tools": [t.model_dump() for t in request.tools],
-            "messages": [
-                m.model_dump(exclude={"tool_calls"})
-                | {"tool_calls": [(c.id, c.name, c.arguments_json) for c in m.tool_calls]}
-                for m in prior
-            ],
-            "temperature": request.temperature,
-            "max_tokens": request.max_tokens,
-        }
-    )
+    framed: JsonObject = {
+        "tools": [t.model_dump() for t in request.tools],
+        "messages": [
+            m.model_dump(exclude={"tool_calls"})
+            | {"tool_calls": [(c.id, c.name, c.arguments_json) for c in m.tool_calls]}
+            for m in prior
+        ],
+        "temperature": request.temperature,
+        "max_tokens": request.max_tokens,
+    }
+    if sets_params(request):
+        # A gateway client's parameters (a schema for the answer, a tool choice) change
+        # the answer; a request without any keeps the key it always had.
+        framed["params"] = request.model_dump(mode="json", include=set(PARAMS), exclude_none=True)
+    frame = _digest(framed)
     entry = _digest([tenant, name, frame, question])
     return CacheKey(tenant=tenant, name=name, frame=frame, question=question, entry=entry)
 

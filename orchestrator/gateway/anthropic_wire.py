@@ -18,8 +18,10 @@ from orchestrator.gateway.calls import (
     ChatCall,
     field,
     obj,
+    opt_bool,
     opt_int,
     opt_number,
+    opt_strings,
     read_head,
     text_of,
 )
@@ -30,6 +32,7 @@ from orchestrator.providers.messages import (
     ModelRequest,
     ModelResponse,
     ToolCall,
+    ToolChoice,
     ToolDefinition,
 )
 from orchestrator.providers.usage import anthropic_usage_wire
@@ -151,6 +154,36 @@ def _tool(raw: JsonValue, where: str) -> ToolDefinition:
     )
 
 
+_CHOICES = {"auto": "auto", "any": "required", "tool": "tool", "none": "none"}
+"""Anthropic's tool choices as the neutral (OpenAI's) words name them."""
+
+
+def _tool_choice(root: JsonObject) -> tuple[ToolChoice | None, bool | None]:
+    """`tool_choice`, and `parallel_tool_calls` False where it disables parallel use."""
+    value = root.get("tool_choice")
+    if value is None:
+        return None, None
+    where = "body.tool_choice"
+    choice = obj(value, where)
+    mode = _CHOICES.get(str(choice.get("type")))
+    if mode is None:
+        raise BadRequest(f"{where}.type: expected auto, any, tool or none")
+    name = field(choice, "name", where) if mode == "tool" else None
+    if name is not None and not isinstance(name, str):
+        raise BadRequest(f"{where}.name: expected a string")
+    disable = opt_bool(choice, "disable_parallel_tool_use", where)
+    return ToolChoice.model_validate({"mode": mode, "name": name}), (False if disable else None)
+
+
+def _strict(tools: list[JsonValue]) -> list[bool | None] | None:
+    """Each tool's `strict` (None if not given), when any tool gives it."""
+    strict = [
+        opt_bool(obj(t, f"body.tools[{i}]"), "strict", f"body.tools[{i}]")
+        for i, t in enumerate(tools)
+    ]
+    return strict if any(s is not None for s in strict) else None
+
+
 def parse_messages(body: JsonValue) -> ChatCall:
     """Read a Messages request body.
 
@@ -175,6 +208,8 @@ def parse_messages(body: JsonValue) -> ChatCall:
             marks.append(CacheMark(where="tool", at=i, control=control))
     metadata = root.get("metadata")
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
+    user = user_id if isinstance(user_id, str) else None
+    choice, parallel = _tool_choice(root)
     return ChatCall(
         requested=model,
         request=ModelRequest(
@@ -187,9 +222,16 @@ def parse_messages(body: JsonValue) -> ChatCall:
             # dropped on a route translated to an OpenAI one (whose APIs cache by themselves
             # and take no breakpoints), as its adapters ignore `cache_marks`.
             cache_marks=marks,
+            tool_choice=choice,
+            parallel_tool_calls=parallel,
+            strict_tools=_strict(tools),
+            stop=opt_strings(root, "stop_sequences", "body"),
+            top_p=opt_number(root, "top_p", "body"),
+            top_k=opt_int(root, "top_k", "body"),
+            user=user,
         ),
         stream=root.get("stream") is True,
-        user_id=user_id if isinstance(user_id, str) else None,
+        user_id=user,
     )
 
 

@@ -18,7 +18,18 @@ from orchestrator.gateway.relay import Forward
 from orchestrator.providers.messages import ModelRequest
 from orchestrator.types import JsonObject
 
-__all__ = ["ChatCall", "field", "obj", "opt_int", "opt_number", "read_head", "text_of"]
+__all__ = [
+    "ChatCall",
+    "field",
+    "obj",
+    "opt_bool",
+    "opt_int",
+    "opt_number",
+    "opt_str",
+    "opt_strings",
+    "read_head",
+    "text_of",
+]
 
 
 class ChatCall:
@@ -127,6 +138,34 @@ def opt_int(body: JsonObject, name: str, where: str) -> int | None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise BadRequest(f"{where}.{name}: expected a positive integer, got {value!r}")
     return value
+
+
+def opt_bool(body: JsonObject, name: str, where: str) -> bool | None:
+    """An optional boolean field, or a 400 naming it."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise BadRequest(f"{where}.{name}: expected a boolean, got {_kind(value)}")
+    return value
+
+
+def opt_str(body: JsonObject, name: str, where: str) -> str | None:
+    """An optional string field, or a 400 naming it."""
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{where}.{name}: expected a string, got {_kind(value)}")
+    return value
+
+
+def opt_strings(body: JsonObject, name: str, where: str) -> list[str] | None:
+    """An optional list of strings (a single string is a list of one), or a 400 naming it."""
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise BadRequest(f"{where}.{name}: expected a string or a list of strings")
+    return [str(v) for v in value]
 
 
 def _kind(value: JsonValue) -> str:

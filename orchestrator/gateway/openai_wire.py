@@ -17,8 +17,11 @@ from orchestrator.gateway.calls import (
     ChatCall,
     field,
     obj,
+    opt_bool,
     opt_int,
     opt_number,
+    opt_str,
+    opt_strings,
     read_head,
     text_of,
 )
@@ -154,18 +157,74 @@ def _plain_message(raw: JsonValue) -> JsonObject | None:
     }
 
 
-def _tool(raw: JsonValue, where: str) -> JsonObject:
+def _tool(raw: JsonValue, where: str, strict: list[JsonValue]) -> JsonObject:
+    """A tool as `ToolDefinition`'s fields; appends its `strict` (None: not given)."""
     tool = obj(raw, where)
     if tool.get("type", "function") != "function":
         raise BadRequest(f"{where}.type: only function tools are supported")
     function = obj(field(tool, "function", where), f"{where}.function")
     parameters = function.get("parameters") or {"type": "object", "properties": {}}
     description = function.get("description")
+    name = str(field(function, "name", f"{where}.function"))
+    strict.append(opt_bool(function, "strict", f"{where}.function"))
     return {
-        "name": str(field(function, "name", f"{where}.function")),
+        "name": name,
         "description": description if isinstance(description, str) else "",
         "parameters": obj(parameters, f"{where}.function.parameters"),
     }
+
+
+_MODES = frozenset({"auto", "none", "required"})
+_FORMATS = frozenset({"text", "json_object", "json_schema"})
+
+
+def _tool_choice(value: JsonValue) -> JsonObject | None:
+    """`tool_choice` as `ToolChoice`'s fields: a mode, or the named function."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in _MODES:
+        return {"mode": value}
+    where = "body.tool_choice"
+    choice = obj(value, where) if isinstance(value, dict) else None
+    if choice is None or choice.get("type") != "function":
+        raise BadRequest(f"{where}: expected auto, none, required or a named function")
+    function = obj(field(choice, "function", where), f"{where}.function")
+    name = field(function, "name", f"{where}.function")
+    if not isinstance(name, str):
+        raise BadRequest(f"{where}.function.name: expected a string")
+    return {"mode": "tool", "name": name}
+
+
+def _response_format(root: JsonObject) -> JsonObject | None:
+    """`response_format` as the client sent it, once its type is known to be one of three."""
+    value = root.get("response_format")
+    if value is None:
+        return None
+    wanted = obj(value, "body.response_format")
+    kind = wanted.get("type")
+    if kind not in _FORMATS:
+        raise BadRequest(
+            f"body.response_format.type: expected one of {', '.join(sorted(_FORMATS))}"
+        )
+    if kind == "json_schema":
+        schema = obj(
+            field(wanted, "json_schema", "body.response_format"), "body.response_format.json_schema"
+        )
+        if not isinstance(schema.get("name"), str):
+            raise BadRequest("body.response_format.json_schema.name: expected a string")
+    return wanted
+
+
+def _stop(root: JsonObject) -> list[JsonValue] | None:
+    stop = opt_strings(root, "stop", "body")
+    return None if stop is None else list[JsonValue](stop)
+
+
+def _seed(root: JsonObject) -> int | None:
+    seed = root.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise BadRequest("body.seed: expected an integer")
+    return seed
 
 
 def parse_chat(body: JsonValue) -> ChatCall:
@@ -200,15 +259,26 @@ def parse_chat(body: JsonValue) -> ChatCall:
 def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
     """The body and its conversation, as `parse_chat` reads it; refusals name the field."""
     root, model, messages, tools = read_head(body)
+    strict: list[JsonValue] = []
     request: JsonObject = {
         "model": model,
         "messages": [
             _plain_message(m) or _message(m, f"body.messages[{i}]") for i, m in enumerate(messages)
         ],
-        "tools": [_tool(t, f"body.tools[{i}]") for i, t in enumerate(tools)],
+        "tools": [_tool(t, f"body.tools[{i}]", strict) for i, t in enumerate(tools)],
         "temperature": opt_number(root, "temperature", "body"),
         "max_tokens": opt_int(root, "max_completion_tokens", "body")
         or opt_int(root, "max_tokens", "body"),
+        "tool_choice": _tool_choice(root.get("tool_choice")),
+        "parallel_tool_calls": opt_bool(root, "parallel_tool_calls", "body"),
+        "strict_tools": strict if any(s is not None for s in strict) else None,
+        "response_format": _response_format(root),
+        "stop": _stop(root),
+        "seed": _seed(root),
+        "top_p": opt_number(root, "top_p", "body"),
+        "frequency_penalty": opt_number(root, "frequency_penalty", "body"),
+        "presence_penalty": opt_number(root, "presence_penalty", "body"),
+        "user": opt_str(root, "user", "body"),
     }
     return root, ModelRequest.model_validate(request)
 

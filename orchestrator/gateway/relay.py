@@ -11,10 +11,11 @@ calls and its finish reason, and rendered as `render_chat` renders it.
 
 Agent frameworks do not send the exact shape the full path writes (tests/gateway/
 sdk_bodies.json holds bodies captured from the `openai` SDK, the Agents SDK and pydantic-ai):
-an assistant message without `content`, `strict` in each tool, `tool_choice`,
-`parallel_tool_calls`, `max_completion_tokens`. The full path drops or rewrites these in
-fixed ways, so the pass does the same to a copy of just the parts that differ; the upstream
-body is the full path's either way. Anything it does not know (a field the full path reads
+an assistant message without `content`, `max_completion_tokens`, a `stop` string. The full
+path rewrites these in fixed ways, so the pass does the same to a copy of just the parts that
+differ; the upstream body is the full path's either way. The parameters the full path carries
+(`tool_choice`, `response_format`, `stop`, `seed`, `top_p`, a tool's `strict`, ...) go on
+as they came, once of a shape it accepts. Anything it does not know (a field the full path reads
 otherwise, a content part that is not text, a malformed body) takes the full path, which
 refuses or translates it as before: `forwardable` admits only bodies `parse_chat` accepts,
 so a refusal reads the same either way.
@@ -22,6 +23,7 @@ so a refusal reads the same either way.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic import JsonValue
@@ -34,26 +36,29 @@ __all__ = ["Forward", "Relayed", "asks_tools", "forwardable", "normalised", "rea
 
 _KEPT = frozenset({"model", "messages", "tools", "temperature", "max_tokens"})
 """The body's fields the full path sends on (`temperature` as a float)."""
-_OWN = frozenset({"stream", "stream_options"})
-"""The fields the full path writes itself, as the deployment streams or not."""
-_DROPPED = frozenset(
+_PARAMS = frozenset(
     {
         "tool_choice",
         "parallel_tool_calls",
-        "store",
-        "top_p",
         "response_format",
-        "user",
-        "metadata",
-        "seed",
         "stop",
+        "seed",
+        "user",
+        "top_p",
         "frequency_penalty",
         "presence_penalty",
     }
 )
-"""Fields real clients send that the full path reads not at all, whatever their value;
+"""Optional parameters the full path sends on (`ModelRequest`'s, chat completions' names)."""
+_OWN = frozenset({"stream", "stream_options"})
+"""The fields the full path writes itself, as the deployment streams or not."""
+_DROPPED = frozenset({"store", "metadata"})
+"""Fields real clients send that the full path reads not at all, whatever their value:
+OpenAI's own storage of the completion, not the model's answer;
 `max_completion_tokens`, which it sends as `max_tokens`, is read apart."""
-_HEAD = _KEPT | _OWN | _DROPPED | {"max_completion_tokens"}
+_HEAD = _KEPT | _PARAMS | _OWN | _DROPPED | {"max_completion_tokens"}
+_MODES = frozenset({"auto", "none", "required"})
+_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _SPEAKERS = {"system": "system", "developer": "system", "user": "user"}
 """The roles of spoken messages, as the full path writes them."""
 _SPOKEN = frozenset({"role", "content", "name"})
@@ -113,8 +118,8 @@ def _text(content: JsonValue) -> str | None:
 def _tool(tool: JsonValue) -> JsonObject | None:
     """A tool as the full path writes it: `tool` itself when it is so already.
 
-    `strict` is dropped, a missing description is empty and missing (or empty) parameters
-    are an object's without properties, as `openai_wire._tool` reads them.
+    `strict` stays as it is, a missing description is empty and missing (or empty)
+    parameters are an object's without properties, as `openai_wire._tool` reads them.
     """
     if type(tool) is not dict or tool.keys() != _TOOL or tool["type"] != "function":
         return None
@@ -129,13 +134,15 @@ def _tool(tool: JsonValue) -> JsonObject | None:
         return None
     if parameters and type(parameters) is not dict:
         return None
-    if function.keys() == _FUNCTION and type(description) is str and parameters:
+    if type(description) is str and parameters:
         return tool
     written: JsonObject = {
         "name": name,
         "description": description or "",
         "parameters": parameters or {"type": "object", "properties": {}},
     }
+    if "strict" in function:
+        written["strict"] = function["strict"]
     return {"type": "function", "function": written}
 
 
@@ -188,6 +195,82 @@ def _head(root: JsonObject) -> JsonObject | None:
         return None
     if most is not None or limit is not None:
         body["max_tokens"] = most if most is not None else limit
+    return _params(root, body)
+
+
+class _Refused:
+    """A parameter's value the full path reads otherwise, or refuses."""
+
+
+_REFUSED = _Refused()
+
+
+def _number(value: JsonValue) -> JsonValue | _Refused:
+    """A number as `calls.opt_number` keeps it: a float."""
+    if type(value) is float or type(value) is int:
+        return float(value)
+    return _REFUSED
+
+
+def _choice(value: JsonValue) -> JsonValue | _Refused:
+    """A `tool_choice` the full path reads and writes back as it is."""
+    if type(value) is str:
+        return value if value in _MODES else _REFUSED
+    if type(value) is not dict or value.keys() != {"type", "function"}:
+        return _REFUSED
+    function = value["function"]
+    if value["type"] != "function" or type(function) is not dict:
+        return _REFUSED
+    return value if function.keys() == {"name"} and type(function["name"]) is str else _REFUSED
+
+
+def _format(value: JsonValue) -> JsonValue | _Refused:
+    """A `response_format` the full path accepts (and sends as it is)."""
+    if type(value) is not dict or value.get("type") not in _FORMATS:
+        return _REFUSED
+    if value["type"] != "json_schema":
+        return value
+    schema = value.get("json_schema")
+    return value if type(schema) is dict and type(schema.get("name")) is str else _REFUSED
+
+
+def _stop(value: JsonValue) -> JsonValue | _Refused:
+    """Stop sequences as the full path writes them: a list, a single one too."""
+    if type(value) is str:
+        return [value]
+    if type(value) is not list or any(type(s) is not str for s in value):
+        return _REFUSED
+    return value
+
+
+def _typed(kind: type) -> Callable[[JsonValue], JsonValue | _Refused]:
+    return lambda value: value if type(value) is kind else _REFUSED
+
+
+_WRITTEN: dict[str, Callable[[JsonValue], JsonValue | _Refused]] = {
+    "top_p": _number,
+    "frequency_penalty": _number,
+    "presence_penalty": _number,
+    "tool_choice": _choice,
+    "parallel_tool_calls": _typed(bool),
+    "response_format": _format,
+    "stop": _stop,
+    "seed": _typed(int),
+    "user": _typed(str),
+}
+"""Each optional parameter the full path carries: its value as the full path writes it."""
+
+
+def _params(root: JsonObject, body: JsonObject) -> JsonObject | None:
+    """`body` with the optional parameters the full path carries, as it writes them."""
+    for name, written in _WRITTEN.items():
+        value = root.get(name)
+        if value is None:
+            continue
+        out = written(value)
+        if isinstance(out, _Refused):
+            return None
+        body[name] = out
     return body
 
 
@@ -324,9 +407,9 @@ def _read(messages: list[JsonValue]) -> _Read | None:
 def forwardable(root: JsonValue) -> Forward | None:
     """`root` as a `Forward` when the full path would send the body `Forward.body` holds.
 
-    That is: only the fields the full path keeps, drops or renames (`_KEPT`, `_DROPPED`,
-    `max_completion_tokens`), each message of a role it knows with text content (a string
-    or text parts) and tool calls with their type and string arguments, tools with a name.
+    That is: only the fields the full path keeps, drops or renames (`_KEPT`, `_PARAMS`,
+    `_DROPPED`, `max_completion_tokens`), each message of a role it knows with text content
+    (a string or text parts) and tool calls with their type and string arguments, tools with a name.
     None for anything else, which `parse_chat` then reads (or refuses) as always.
     """
     if type(root) is not dict:

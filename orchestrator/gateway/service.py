@@ -62,6 +62,7 @@ from orchestrator.gateway.turns import calls_per_turn, warm_prefix_tokens
 from orchestrator.gateway.upstream import Upstreams
 from orchestrator.observability.metrics import METRICS, reason_label
 from orchestrator.providers.messages import ModelResponse, Usage
+from orchestrator.providers.params import asks, unsupported
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import cache_counts
@@ -81,6 +82,21 @@ AUTO = "auto"
 
 _MAX_KNOWN_TOKENS = 4096
 _MAX_POOLS = 4096
+_API_NAMES = {
+    "openai": "OpenAI chat-completions API",
+    "anthropic": "Anthropic Messages API",
+    "openai_responses": "OpenAI Responses API",
+}
+_CLIENT_NAMES: dict[str, dict[str, str]] = {
+    "openai": {"strict_tools": "tools[].function.strict"},
+    "anthropic": {
+        "stop": "stop_sequences",
+        "user": "metadata.user_id",
+        "parallel_tool_calls": "tool_choice.disable_parallel_tool_use",
+        "strict_tools": "tools[].strict",
+    },
+}
+"""`ModelRequest`'s parameter names as each client API spells them, where they differ."""
 _PRIVATE_HEADERS = frozenset({"authorization", "x-api-key", "cookie", "proxy-authorization"})
 
 
@@ -354,6 +370,8 @@ class Gateway:
         else:
             route = self._route(key, call, session, boundary, task, pool, headers)
             first, reason, routing = await self._first(route, task, pin, boundary)
+        if forward is None or not self.upstreams.forwards(first):
+            self._takes(call, api, first, pool)
         ledger_id = f"{session.session_id}#{request_id}"
         budgets = self._budgets_of(key)
         holds: list[Reservation] = []
@@ -390,6 +408,48 @@ class Gateway:
             started=started,
         )
 
+    def _kind(self, deployment: str) -> str:
+        registry = self.registry
+        return registry.providers[registry.models[deployment].provider].kind
+
+    def _unfit(self, call: ChatCall, deployments: list[str]) -> dict[str, list[str]]:
+        """Those of `deployments` whose API lacks a parameter the request sets, and which.
+
+        As `params.unsupported` says; nothing is read of a request without any.
+        """
+        request = call.request
+        if not asks(request):
+            return {}
+        out: dict[str, list[str]] = {}
+        for deployment in deployments:
+            names = unsupported(request, self._kind(deployment))
+            if names:
+                out[deployment] = names
+        return out
+
+    def _takes(self, call: ChatCall, api: Dialect, deployment: str, pool: list[str]) -> None:
+        """Refuse a request `deployment` cannot be sent without dropping its parameters.
+
+        Raises:
+            BadRequest: naming the parameters, the deployment and its API, and the
+                deployments of the request's pool that do take them.
+        """
+        unfit = self._unfit(call, [deployment, *pool])
+        names = unfit.get(deployment)
+        if not names:
+            return
+        said = ", ".join(_CLIENT_NAMES[api].get(n, n) for n in names)
+        fit = [d for d in pool if d not in unfit]
+        instead = (
+            f"name a deployment that takes them ({', '.join(fit)})"
+            if fit
+            else "name a model whose deployment's API takes them"
+        )
+        raise BadRequest(
+            f"deployment {deployment!r} speaks the {_API_NAMES[self._kind(deployment)]},"
+            f" which has no equivalent of {said}: {instead}, or send the request without them"
+        )
+
     def _route(
         self,
         key: GatewayKey,
@@ -423,9 +483,23 @@ class Gateway:
             headers={k: v for k, v in headers.items() if k not in _PRIVATE_HEADERS},
             boundary=boundary.value,
             exclude={
-                d: f"key {key.id} may not use it" for d in self.registry.models if d not in pool
+                **{
+                    d: f"key {key.id} may not use it" for d in self.registry.models if d not in pool
+                },
+                **self._unfit_reasons(call, pool),
             },
         )
+
+    def _unfit_reasons(self, call: ChatCall, pool: list[str]) -> dict[str, str]:
+        """Why the router must not choose those of `pool` that cannot take the parameters.
+
+        Only when some other one can: else the first choice is refused by `_takes`, which
+        names the parameters and the deployment.
+        """
+        unfit = self._unfit(call, pool)
+        if not unfit or len(unfit) == len(pool):
+            return {}
+        return {d: f"its API has no equivalent of {', '.join(n)}" for d, n in unfit.items()}
 
     def route_of(self, a: Admitted) -> RouteRequest:
         """What the router was, or would have been, asked for an admitted request."""

@@ -110,10 +110,49 @@ def _tools(request: ModelRequest, marked: dict[int, JsonObject]) -> list[JsonVal
             "description": t.description,
             "input_schema": t.parameters,
         }
+        if request.strict_tools and i < len(request.strict_tools) and request.strict_tools[i]:
+            tool["strict"] = True
         if i in marked:
             tool["cache_control"] = marked[i]
         tools.append(tool)
     return tools
+
+
+_CHOICES = {"auto": "auto", "none": "none", "required": "any", "tool": "tool"}
+"""The neutral (OpenAI's) tool choices as Anthropic names them."""
+
+
+def _tool_choice(request: ModelRequest) -> JsonObject | None:
+    """Anthropic's `tool_choice`; parallel tool calls turned off ride on it.
+
+    `parallel_tool_calls: false` alone is `auto` with `disable_parallel_tool_use`, which
+    `none` does not take (no tool is called at all).
+    """
+    choice, parallel = request.tool_choice, request.parallel_tool_calls
+    if choice is None and parallel is not False:
+        return None
+    mode = "auto" if choice is None else choice.mode
+    wire: JsonObject = {"type": _CHOICES[mode]}
+    if choice is not None and choice.mode == "tool":
+        wire["name"] = choice.name
+    if parallel is False and mode != "none":
+        wire["disable_parallel_tool_use"] = True
+    return wire
+
+
+def _sampling(request: ModelRequest, body: JsonObject) -> None:
+    """The client's optional parameters Anthropic takes, written into `body`."""
+    choice = _tool_choice(request)
+    if choice is not None:
+        body["tool_choice"] = choice
+    if request.stop is not None:
+        body["stop_sequences"] = list[JsonValue](request.stop)
+    if request.top_p is not None:
+        body["top_p"] = request.top_p
+    if request.top_k is not None:
+        body["top_k"] = request.top_k
+    if request.user is not None:
+        body["metadata"] = {"user_id": request.user}
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:
@@ -158,6 +197,7 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
         body["tools"] = _tools(request, tool_marks)
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    _sampling(request, body)
     return body
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "ModelRequest",
     "ModelResponse",
     "ToolCall",
+    "ToolChoice",
     "ToolDefinition",
     "Usage",
 ]
@@ -99,6 +100,19 @@ class CacheMark(BaseModel):
     control: JsonObject
 
 
+class ToolChoice(BaseModel):
+    """Whether the model may, must or must not call tools, or which one it must call.
+
+    `auto`, `none` and `required` are OpenAI's words (Anthropic's `auto`, `none`, `any`);
+    `tool` names the one tool to call (OpenAI's named function, Anthropic's `tool`).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    mode: Literal["auto", "none", "required", "tool"]
+    name: str | None = None
+
+
 class ModelRequest(BaseModel):
     """What a provider is asked: the deployment's model id, the conversation, the tools."""
 
@@ -117,6 +131,27 @@ class ModelRequest(BaseModel):
     cache_marks: list[CacheMark] = Field(default_factory=list)
     """A client's own breakpoints (the gateway's Anthropic wire). When there are any, the
     Anthropic adapter sends exactly these and adds none; other adapters drop them."""
+
+    # A gateway client's sampling and tool parameters, carried to whichever API the
+    # deployment speaks. None (the default, and all a session sends) writes nothing, so a
+    # session's requests are the bytes they were; `providers.params.unsupported` says
+    # which of them a deployment's API has no equivalent for (the gateway refuses those).
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+    """False: at most one tool call per answer (Anthropic's `disable_parallel_tool_use`)."""
+    strict_tools: list[bool | None] | None = None
+    """Each tool's `strict` as the client gave it (None: not given), in `tools`' order."""
+    response_format: JsonObject | None = None
+    """OpenAI's `response_format` object as the client sent it (`json_object`, `json_schema`)."""
+    stop: list[str] | None = None
+    """Stop sequences (OpenAI `stop`, Anthropic `stop_sequences`)."""
+    seed: int | None = None
+    top_p: float | None = None
+    top_k: int | None = None
+    frequency_penalty: float | None = None
+    presence_penalty: float | None = None
+    user: str | None = None
+    """The end user (OpenAI `user`, Anthropic `metadata.user_id`)."""
 
 
 class ModelResponse(BaseModel):

@@ -24,13 +24,14 @@ from orchestrator.providers.messages import (
     ModelRequest,
     ModelResponse,
     ToolCall,
+    ToolChoice,
     ToolDefinition,
 )
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
-__all__ = ["OpenAIProvider", "error_detail"]
+__all__ = ["OpenAIProvider", "error_detail", "tool_choice_wire"]
 
 
 def _message_to_wire(message: ChatMessage) -> JsonObject:
@@ -57,15 +58,35 @@ def _message_to_wire(message: ChatMessage) -> JsonObject:
     return wire
 
 
-def _tool_to_wire(tool: ToolDefinition) -> JsonObject:
-    return {
-        "type": "function",
-        "function": {
-            "name": tool.name,
-            "description": tool.description,
-            "parameters": tool.parameters,
-        },
+def _tool_to_wire(tool: ToolDefinition, strict: bool | None) -> JsonObject:
+    function: JsonObject = {
+        "name": tool.name,
+        "description": tool.description,
+        "parameters": tool.parameters,
     }
+    if strict is not None:
+        function["strict"] = strict
+    return {"type": "function", "function": function}
+
+
+def tool_choice_wire(choice: ToolChoice) -> JsonValue:
+    """OpenAI's `tool_choice`: `auto`, `none`, `required`, or the named function."""
+    if choice.mode == "tool":
+        return {"type": "function", "function": {"name": choice.name}}
+    return choice.mode
+
+
+_AS_IS = (
+    "parallel_tool_calls",
+    "response_format",
+    "stop",
+    "seed",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "user",
+)
+"""The optional parameters chat completions takes under their own names, as they are."""
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:
@@ -74,11 +95,21 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
         "messages": [_message_to_wire(m) for m in request.messages],
     }
     if request.tools:
-        body["tools"] = [_tool_to_wire(t) for t in request.tools]
+        strict = request.strict_tools or []
+        body["tools"] = [
+            _tool_to_wire(t, strict[i] if i < len(strict) else None)
+            for i, t in enumerate(request.tools)
+        ]
     if request.temperature is not None:
         body["temperature"] = request.temperature
     if request.max_tokens is not None:
         body["max_tokens"] = request.max_tokens
+    if request.tool_choice is not None:
+        body["tool_choice"] = tool_choice_wire(request.tool_choice)
+    for name in _AS_IS:
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
     return body
 
 

@@ -61,21 +61,45 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
     if system:
         body["instructions"] = system
     if request.tools:
+        strict = request.strict_tools or []
         body["tools"] = [
             {
                 "type": "function",
                 "name": t.name,
                 "description": t.description,
                 "parameters": t.parameters,
-                "strict": False,
+                "strict": i < len(strict) and strict[i] is True,
             }
-            for t in request.tools
+            for i, t in enumerate(request.tools)
         ]
     if request.max_tokens is not None:
         body["max_output_tokens"] = request.max_tokens
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    _sampling(request, body)
     return body
+
+
+def _sampling(request: ModelRequest, body: JsonObject) -> None:
+    """The client's optional parameters the Responses API takes, written into `body`.
+
+    A named tool choice is `{"type": "function", "name"}` here, and `response_format` is
+    `text.format`, a `json_schema`'s name, schema and strictness beside its type.
+    """
+    choice = request.tool_choice
+    if choice is not None:
+        body["tool_choice"] = (
+            {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
+        )
+    for name in ("parallel_tool_calls", "top_p", "user"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
+    wanted = request.response_format
+    if wanted is not None:
+        schema = wanted.get("json_schema")
+        extra = schema if wanted.get("type") == "json_schema" and isinstance(schema, dict) else {}
+        body["text"] = {"format": {"type": wanted.get("type"), **extra}}
 
 
 def _text(endpoint: str, item: JsonObject, index: int) -> str:

@@ -168,6 +168,27 @@ _EXTRA: list[dict[str, Any]] = [
     {"seed": 7, "stop": ["\n"], "metadata": {"k": "v"}},
     {"n": 1},
     {"previous_response_id": "resp_1"},
+    # The parameters the full path carries, in the shapes it accepts and some it does not.
+    {"tool_choice": "required", "parallel_tool_calls": False},
+    {"tool_choice": "none"},
+    {"tool_choice": "any"},
+    {"tool_choice": {"type": "function", "function": {"name": "f"}, "x": 1}},
+    {"tool_choice": {"type": "function", "function": {"name": 3}}},
+    {"parallel_tool_calls": "no"},
+    {"response_format": {"type": "json_schema", "json_schema": {"name": "Out", "strict": True}}},
+    {"response_format": {"type": "json_schema"}},
+    {"response_format": {"type": "xml"}},
+    {"response_format": {"type": "text"}},
+    {"stop": "\n"},
+    {"stop": []},
+    {"stop": ["a", 3]},
+    {"seed": True},
+    {"seed": -3},
+    {"seed": 1.5},
+    {"top_p": 1, "frequency_penalty": 0.5, "presence_penalty": -1},
+    {"top_p": "x"},
+    {"user": 3},
+    {"tools": [{"type": "function", "function": {"name": "f", "strict": None}}]},
 ]
 _EXTRAS = st.lists(st.sampled_from(_EXTRA), max_size=3).map(
     lambda extras: {k: v for extra in extras for k, v in extra.items()}
@@ -418,9 +439,11 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(
 ) -> None:
     upstream = Starlette(routes=[Route("/v1/chat/completions", _chat, methods=["POST"])])
     upstream.state.bodies = []
-    fast: Any = {"model": "auto", "messages": _CONVERSATION, "tools": [_TOOL], "max_tokens": 64}
+    strict: Any = {"type": "function", "function": {**_TOOL["function"], "strict": True}}
+    carried: Any = {"tool_choice": "auto", "parallel_tool_calls": True, "tools": [strict]}
+    fast: Any = {"model": "auto", "messages": _CONVERSATION, **carried, "max_tokens": 64}
     # The same conversation as agent frameworks write it: text parts (joined by the full
-    # path), the assistant's message without `content`, a strict tool, fields it drops.
+    # path), the assistant's message without `content`, a field it drops.
     parts = [{"type": "text", "text": "Find"}, {"type": "text", "text": " it."}]
     asked = {k: v for k, v in _CONVERSATION[2].items() if k != "content"}
     sdk: Any = {
@@ -432,9 +455,8 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(
             asked,
             _CONVERSATION[3],
         ],
-        "tool_choice": "auto",
-        "parallel_tool_calls": True,
-        "tools": [{"type": "function", "function": {**_TOOL["function"], "strict": True}}],
+        **carried,
+        "store": False,
         "max_completion_tokens": 64,
     }
     # A field the full path drops and the forwarding pass does not know: the full path.

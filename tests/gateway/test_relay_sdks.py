@@ -179,8 +179,13 @@ async def test_a_frameworks_tool_loop_is_forwarded_and_ends_as_on_the_full_path(
     assert forwarded["looked_up"] == ["7"]
     assert [e[1]["boundary"] for e in forwarded["audit"]] == ["session_start", "tool_loop"]
     assert [e[2:] for e in forwarded["audit"]] == [(100, 7), (200, 7)]
-    # What the frameworks send but the full path drops is not sent on either way.
+    # The frameworks' parameters reach the deployment either way; `store` does not.
     first = json.loads(forwarded["sent"][0])
     assert first["temperature"] == 0.2 and first["max_tokens"] == 256
-    assert "tool_choice" not in first and "strict" not in first["tools"][0]["function"]
+    assert (first["tool_choice"], first["parallel_tool_calls"], first["top_p"]) == (
+        "auto",
+        True,
+        0.9,
+    )
+    assert first["tools"][0]["function"]["strict"] is True and "store" not in first
     assert runs[True] == runs[False]

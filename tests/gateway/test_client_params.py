@@ -1,0 +1,314 @@
+"""A client's sampling and tool parameters reach the model, or the request is refused.
+
+Official SDKs as clients, through the gateway to a loopback endpoint that keeps what it is
+sent: the `openai` SDK's `tool_choice`, `response_format`, `stop`, `seed` (and the rest)
+reach a chat-completions deployment as sent, whether the body is forwarded or rewritten;
+the `anthropic` SDK's `tool_choice` and `stop_sequences` reach it translated; the OpenAI
+Agents SDK's `output_type` reaches it as a `json_schema` `response_format`. A parameter the
+deployment's API has no equivalent of (a JSON schema for Anthropic, `top_k` for OpenAI) is
+refused with a 400 in the client's own error format, and nothing is sent or stored.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import anthropic
+import openai
+import pytest
+from agents import Agent, OpenAIChatCompletionsModel, Runner, set_tracing_disabled
+from gw_harness import TOKEN, keys, one_deployment
+from pydantic import BaseModel
+from relay_paths import paths_taken
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from orchestrator.gateway import Gateway
+from orchestrator.gateway.server import gateway_server
+from orchestrator.providers.registry import ModelRegistry
+from orchestrator.scripted_model import LoopbackServer
+from orchestrator.store import Store
+from orchestrator.store.records import EventKind
+
+_ANSWER = '{"order_id": "7", "refunded": true}'
+
+
+@pytest.fixture
+def store_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'gw.db'}"
+
+
+_CHAT: Any = {
+    "id": "up",
+    "object": "chat.completion",
+    "created": 1,
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": _ANSWER}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 20, "completion_tokens": 9, "total_tokens": 29},
+}
+_MESSAGE: Any = {
+    "id": "msg_1",
+    "type": "message",
+    "role": "assistant",
+    "content": [{"type": "text", "text": _ANSWER}],
+    "stop_reason": "end_turn",
+    "usage": {"input_tokens": 10, "output_tokens": 4},
+}
+
+
+async def _answer(request: Request) -> JSONResponse:
+    """Chat completions or Messages, as the path says, answering JSON text; the endpoint
+    keeps every body it is sent."""
+    body = await request.json()
+    request.app.state.bodies.append(body)
+    shape = _MESSAGE if request.url.path.endswith("/messages") else _CHAT
+    return JSONResponse({**shape, "model": body["model"]})
+
+
+def _upstream(*paths: str) -> Starlette:
+    app = Starlette(routes=[Route(f"/v1/{path}", _answer, methods=["POST"]) for path in paths])
+    app.state.bodies = []
+    return app
+
+
+_TOOL: Any = {
+    "type": "function",
+    "function": {
+        "name": "lookup",
+        "description": "Look an order up.",
+        "parameters": {"type": "object", "properties": {"id": {"type": "string"}}},
+        "strict": True,
+    },
+}
+_SCHEMA: Any = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "Refund",
+        "strict": True,
+        "schema": {
+            "type": "object",
+            "properties": {"order_id": {"type": "string"}, "refunded": {"type": "boolean"}},
+            "required": ["order_id", "refunded"],
+            "additionalProperties": False,
+        },
+    },
+}
+_ASKED: Any = [{"role": "user", "content": "Refund order 7"}]
+
+
+async def test_openai_sdk_parameters_reach_a_chat_completions_deployment_on_both_paths(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream = _upstream("chat/completions")
+    taken = paths_taken(monkeypatch)
+    sent: Any = {
+        "tool_choice": "required",
+        "response_format": _SCHEMA,
+        "stop": ["\n\n", "END"],
+        "seed": 42,
+        "top_p": 0.5,
+        "parallel_tool_calls": False,
+        "user": "ann",
+        "frequency_penalty": 0.25,
+        "presence_penalty": -0.5,
+    }
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        for extra in ({}, {"n": 1}):  # `n` is read by the full path only: not forwarded
+            answer = await client.chat.completions.create(
+                model="gpt", messages=_ASKED, tools=[_TOOL], extra_body=extra, **sent
+            )
+            assert answer.choices[0].message.content == _ANSWER
+        named = {"type": "function", "function": {"name": "lookup"}}
+        await client.chat.completions.create(
+            model="gpt", messages=_ASKED, tools=[_TOOL], tool_choice=named, stop="END"
+        )
+    assert taken == ["relay", "complete", "relay"]
+    forwarded, rewritten, third = upstream.state.bodies
+    assert forwarded == rewritten
+    assert {k: forwarded[k] for k in sent} == sent
+    assert forwarded["tools"] == [_TOOL]
+    assert third["tool_choice"] == named
+    assert third["stop"] == ["END"]
+
+
+async def test_anthropic_sdk_tool_choice_and_stop_sequences_reach_an_openai_deployment(
+    store_url: str,
+) -> None:
+    upstream = _upstream("chat/completions")
+    tool: Any = {
+        "name": "lookup",
+        "description": "Look an order up.",
+        "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
+    }
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        root = str(client.base_url).removesuffix("/v1/")
+        async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
+            answer = await ac.messages.create(
+                model="gpt",
+                max_tokens=64,
+                messages=_ASKED,
+                tools=[tool],
+                tool_choice={"type": "any"},
+                stop_sequences=["END"],
+                metadata={"user_id": "ann"},
+                extra_body={"top_p": 0.5},  # not a keyword of this SDK's version
+            )
+            await ac.messages.create(
+                model="gpt",
+                max_tokens=64,
+                messages=_ASKED,
+                tools=[tool],
+                tool_choice={"type": "tool", "name": "lookup", "disable_parallel_tool_use": True},
+            )
+    assert answer.content[0].type == "text"
+    first, second = upstream.state.bodies
+    assert first["tool_choice"] == "required"
+    assert (first["stop"], first["top_p"], first["user"]) == (["END"], 0.5, "ann")
+    assert "parallel_tool_calls" not in first
+    assert second["tool_choice"] == {"type": "function", "function": {"name": "lookup"}}
+    assert second["parallel_tool_calls"] is False
+
+
+async def test_openai_sdk_parameters_reach_an_anthropic_deployment_translated(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
+    ):
+        await client.chat.completions.create(
+            model="sonnet",
+            messages=_ASKED,
+            tools=[_TOOL],
+            tool_choice="required",
+            parallel_tool_calls=False,
+            stop="END",
+            top_p=0.5,
+            user="ann",
+        )
+    (body,) = upstream.state.bodies
+    assert body["tool_choice"] == {"type": "any", "disable_parallel_tool_use": True}
+    assert (body["stop_sequences"], body["top_p"]) == (["END"], 0.5)
+    assert body["metadata"] == {"user_id": "ann"}
+    assert body["tools"][0]["strict"] is True
+
+
+async def test_a_json_schema_for_an_anthropic_deployment_is_refused_in_openais_shape(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(
+                model="sonnet", messages=_ASKED, response_format=_SCHEMA, seed=7
+            )
+        events = await store.reports.events(list(EventKind))
+    error: Any = caught.value.body
+    assert caught.value.status_code == 400 and error["type"] == "invalid_request_error"
+    message = error["message"]
+    assert "'sonnet'" in message and "Anthropic Messages API" in message
+    assert "response_format" in message and "seed" in message
+    assert "without them" in message
+    assert upstream.state.bodies == []
+    assert events == []
+
+
+async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
+    store_url: str,
+) -> None:
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        root = str(client.base_url).removesuffix("/v1/")
+        async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
+            with pytest.raises(anthropic.BadRequestError) as caught:
+                await ac.messages.create(
+                    model="gpt", max_tokens=64, messages=_ASKED, extra_body={"top_k": 5}
+                )
+        events = await store.reports.events(list(EventKind))
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert "top_k" in body["error"]["message"] and "'gpt'" in body["error"]["message"]
+    assert upstream.state.bodies == []
+    assert events == []
+
+
+class Refund(BaseModel):
+    order_id: str
+    refunded: bool
+
+
+async def test_an_agents_sdk_output_type_reaches_the_deployment_as_its_json_schema(
+    store_url: str,
+) -> None:
+    set_tracing_disabled(True)
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        agent = Agent(
+            name="refunds",
+            instructions="You refund orders.",
+            model=OpenAIChatCompletionsModel(model="gpt", openai_client=client),
+            output_type=Refund,
+        )
+        result = await Runner.run(agent, "Refund order 7")
+    assert result.final_output == Refund(order_id="7", refunded=True)
+    (body,) = upstream.state.bodies
+    wanted = body["response_format"]
+    assert wanted["type"] == "json_schema"
+    assert wanted["json_schema"]["schema"]["required"] == ["order_id", "refunded"]
+    assert wanted["json_schema"]["strict"] is True
+
+
+async def test_the_router_passes_over_a_deployment_that_cannot_take_them(store_url: str) -> None:
+    both = _upstream("chat/completions", "messages")
+    async with LoopbackServer(both) as fake, await Store.open(store_url) as store:
+        registry = ModelRegistry.model_validate(
+            {
+                "providers": {
+                    "a": {"kind": "anthropic", "base_url": f"{fake.url}/v1"},
+                    "o": {"kind": "openai", "base_url": f"{fake.url}/v1"},
+                },
+                "models": {
+                    "sonnet": {"provider": "a", "model": "claude-x", "quality": {"default": 0.9}},
+                    "gpt": {"provider": "o", "model": "gpt-x", "quality": {"default": 0.1}},
+                },
+                "aliases": {"pair": {"deployments": ["sonnet", "gpt"]}},
+                "default_model": "sonnet",
+            }
+        )
+        gateway = Gateway(registry, keys(), store)
+        try:
+            async with (
+                gateway_server(gateway) as server,
+                openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=TOKEN) as client,
+            ):
+                plain = await client.chat.completions.with_raw_response.create(
+                    model="pair", messages=_ASKED
+                )
+                schema = await client.chat.completions.with_raw_response.create(
+                    model="pair", messages=_ASKED, response_format=_SCHEMA
+                )
+        finally:
+            await gateway.aclose()
+    assert plain.headers["x-orchestrator-deployment"] == "sonnet"
+    assert schema.headers["x-orchestrator-deployment"] == "gpt"
+    assert both.state.bodies[1]["response_format"] == _SCHEMA

@@ -1,0 +1,159 @@
+"""Each adapter writes a request's optional parameters in its own API's words.
+
+A session sets none of them: its requests must be the bytes they were, so each adapter's
+body of a request without them has exactly the keys it had. With them, each adapter
+writes its API's equivalent, and `params.unsupported` names those it has none of.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from orchestrator.cache.keys import key_of
+from orchestrator.providers import anthropic, openai, openai_responses
+from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolChoice, ToolDefinition
+from orchestrator.providers.params import PARAMS, asks, unsupported
+
+_TOOLS = [
+    ToolDefinition(name="lookup", description="Look up", parameters={"type": "object"}),
+    ToolDefinition(name="other", description="", parameters={"type": "object"}),
+]
+_PLAIN = ModelRequest(
+    model="m",
+    messages=[
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="hi"),
+    ],
+    tools=_TOOLS,
+    temperature=0.2,
+    max_tokens=64,
+)
+_ALL = _PLAIN.model_copy(
+    update={
+        "tool_choice": ToolChoice(mode="required"),
+        "parallel_tool_calls": False,
+        "strict_tools": [True, None],
+        "response_format": {"type": "json_object"},
+        "stop": ["END"],
+        "seed": 7,
+        "top_p": 0.5,
+        "top_k": 20,
+        "frequency_penalty": 0.1,
+        "presence_penalty": 0.2,
+        "user": "ann",
+    }
+)
+_WRITERS: Any = {
+    "openai": openai._request_to_wire,
+    "anthropic": anthropic._request_to_wire,
+    "openai_responses": openai_responses._request_to_wire,
+}
+_BEFORE = {
+    "openai": {"model", "messages", "tools", "temperature", "max_tokens"},
+    "anthropic": {"model", "max_tokens", "messages", "system", "tools", "temperature"},
+    "openai_responses": {
+        "model",
+        "input",
+        "store",
+        "instructions",
+        "tools",
+        "max_output_tokens",
+        "temperature",
+    },
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_WRITERS))
+def test_a_request_without_them_is_written_as_before(kind: str) -> None:
+    wire = _WRITERS[kind](_PLAIN)
+    assert set(wire) == _BEFORE[kind]
+    assert "strict" not in json.dumps(wire) or kind == "openai_responses"
+    assert not asks(_PLAIN)
+    assert unsupported(_PLAIN, kind) == []
+
+
+def test_chat_completions_takes_them_under_their_own_names() -> None:
+    wire = openai._request_to_wire(_ALL)
+    assert wire["tool_choice"] == "required"
+    assert (wire["parallel_tool_calls"], wire["stop"], wire["seed"]) == (False, ["END"], 7)
+    assert (wire["top_p"], wire["frequency_penalty"], wire["presence_penalty"]) == (0.5, 0.1, 0.2)
+    assert (wire["user"], wire["response_format"]) == ("ann", {"type": "json_object"})
+    assert [t["function"].get("strict") for t in wire["tools"]] == [True, None]
+    assert "top_k" not in wire
+    assert unsupported(_ALL, "openai") == ["top_k"]
+    named = _PLAIN.model_copy(update={"tool_choice": ToolChoice(mode="tool", name="lookup")})
+    assert openai._request_to_wire(named)["tool_choice"] == {
+        "type": "function",
+        "function": {"name": "lookup"},
+    }
+
+
+@pytest.mark.parametrize(
+    ("choice", "parallel", "wanted"),
+    [
+        (ToolChoice(mode="required"), None, {"type": "any"}),
+        (ToolChoice(mode="auto"), None, {"type": "auto"}),
+        (ToolChoice(mode="none"), False, {"type": "none"}),
+        (None, False, {"type": "auto", "disable_parallel_tool_use": True}),
+        (None, True, None),
+        (
+            ToolChoice(mode="tool", name="lookup"),
+            False,
+            {"type": "tool", "name": "lookup", "disable_parallel_tool_use": True},
+        ),
+    ],
+)
+def test_anthropic_tool_choice(choice: Any, parallel: Any, wanted: Any) -> None:
+    request = _PLAIN.model_copy(update={"tool_choice": choice, "parallel_tool_calls": parallel})
+    assert anthropic._request_to_wire(request).get("tool_choice") == wanted
+
+
+def test_anthropic_takes_its_equivalents_and_names_the_rest() -> None:
+    wire = anthropic._request_to_wire(_ALL)
+    assert (wire["stop_sequences"], wire["top_p"], wire["top_k"]) == (["END"], 0.5, 20)
+    assert wire["metadata"] == {"user_id": "ann"}
+    assert [t.get("strict") for t in wire["tools"]] == [True, None]
+    for absent in ("seed", "response_format", "frequency_penalty", "presence_penalty", "user"):
+        assert absent not in wire
+    assert unsupported(_ALL, "anthropic") == [
+        "response_format",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+    ]
+    text = _PLAIN.model_copy(update={"response_format": {"type": "text"}})
+    assert unsupported(text, "anthropic") == []
+
+
+def test_the_responses_api_takes_a_json_schema_as_its_text_format() -> None:
+    schema = {"name": "Out", "schema": {"type": "object"}, "strict": True}
+    request = _ALL.model_copy(
+        update={
+            "response_format": {"type": "json_schema", "json_schema": schema},
+            "tool_choice": ToolChoice(mode="tool", name="lookup"),
+        }
+    )
+    wire = openai_responses._request_to_wire(request)
+    assert wire["text"] == {"format": {"type": "json_schema", **schema}}
+    assert wire["tool_choice"] == {"type": "function", "name": "lookup"}
+    assert (wire["parallel_tool_calls"], wire["top_p"], wire["user"]) == (False, 0.5, "ann")
+    assert [t["strict"] for t in wire["tools"]] == [True, False]
+    assert unsupported(request, "openai_responses") == [
+        "stop",
+        "seed",
+        "top_k",
+        "frequency_penalty",
+        "presence_penalty",
+    ]
+    assert set(PARAMS) <= set(ModelRequest.model_fields)
+
+
+def test_the_response_caches_key_tells_them_apart_and_keeps_the_old_one_without() -> None:
+    plain = key_of("t", "m", _PLAIN)
+    assert key_of("t", "m", _PLAIN.model_copy(update={"stop": None})) == plain
+    schema = _PLAIN.model_copy(update={"response_format": {"type": "json_object"}})
+    assert key_of("t", "m", schema).frame != plain.frame
+    assert key_of("t", "m", schema) == key_of("t", "m", schema.model_copy())
