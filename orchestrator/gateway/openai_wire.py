@@ -220,6 +220,24 @@ def _stop(root: JsonObject) -> list[JsonValue] | None:
     return None if stop is None else list[JsonValue](stop)
 
 
+def _answerable(root: JsonObject) -> None:
+    """Refuse what asks for more of the answer than the gateway returns.
+
+    It returns one choice, without log probabilities: a request for more would get less
+    than it asked for without a word.
+
+    Raises:
+        BadRequest: `n` above 1, or `logprobs` true.
+    """
+    n = root.get("n")
+    if n is not None and n != 1:
+        raise BadRequest("body.n: the gateway answers with one choice; send n: 1 or leave it out")
+    if root.get("logprobs") not in (None, False):
+        raise BadRequest(
+            "body.logprobs: the gateway does not return log probabilities; leave it out"
+        )
+
+
 def _seed(root: JsonObject) -> int | None:
     seed = root.get("seed")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -259,6 +277,7 @@ def parse_chat(body: JsonValue) -> ChatCall:
 def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
     """The body and its conversation, as `parse_chat` reads it; refusals name the field."""
     root, model, messages, tools = read_head(body)
+    _answerable(root)
     strict: list[JsonValue] = []
     request: JsonObject = {
         "model": model,

@@ -312,3 +312,20 @@ async def test_the_router_passes_over_a_deployment_that_cannot_take_them(store_u
     assert plain.headers["x-orchestrator-deployment"] == "sonnet"
     assert schema.headers["x-orchestrator-deployment"] == "gpt"
     assert both.state.bodies[1]["response_format"] == _SCHEMA
+
+
+@pytest.mark.parametrize("asked", [{"n": 2}, {"logprobs": True, "top_logprobs": 2}])
+async def test_more_than_one_choice_or_log_probabilities_are_refused(
+    store_url: str, asked: dict[str, Any]
+) -> None:
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="gpt", messages=_ASKED, **asked)
+        await client.chat.completions.create(model="gpt", messages=_ASKED, n=1, logprobs=False)
+    error: Any = caught.value.body
+    assert error["message"].startswith(f"body.{next(iter(asked))}: the gateway")
+    assert len(upstream.state.bodies) == 1
