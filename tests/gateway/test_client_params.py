@@ -26,7 +26,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from orchestrator.gateway import Gateway
+from orchestrator.gateway import Gateway, GatewaySettings
 from orchestrator.gateway.server import gateway_server
 from orchestrator.providers.registry import ModelRegistry
 from orchestrator.scripted_model import LoopbackServer
@@ -62,9 +62,11 @@ _MESSAGE: Any = {
 
 async def _answer(request: Request) -> JSONResponse:
     """Chat completions or Messages, as the path says, answering JSON text; the endpoint
-    keeps every body it is sent."""
+    keeps every body it is sent. Model `down` fails."""
     body = await request.json()
     request.app.state.bodies.append(body)
+    if body["model"] == "down":
+        return JSONResponse({"error": {"message": "down"}}, status_code=500)
     shape = _MESSAGE if request.url.path.endswith("/messages") else _CHAT
     return JSONResponse({**shape, "model": body["model"]})
 
@@ -278,7 +280,11 @@ async def test_an_agents_sdk_output_type_reaches_the_deployment_as_its_json_sche
     assert wanted["json_schema"]["strict"] is True
 
 
-async def test_the_router_passes_over_a_deployment_that_cannot_take_them(store_url: str) -> None:
+async def test_the_router_and_failover_pass_over_a_deployment_that_cannot_take_them(
+    store_url: str,
+) -> None:
+    """`best` always fails; `sonnet` (Anthropic) is the next best, but has no JSON schema:
+    a request with one fails over to `gpt` instead, and `sonnet` is never sent it."""
     both = _upstream("chat/completions", "messages")
     async with LoopbackServer(both) as fake, await Store.open(store_url) as store:
         registry = ModelRegistry.model_validate(
@@ -288,6 +294,7 @@ async def test_the_router_passes_over_a_deployment_that_cannot_take_them(store_u
                     "o": {"kind": "openai", "base_url": f"{fake.url}/v1"},
                 },
                 "models": {
+                    "best": {"provider": "o", "model": "down", "quality": {"default": 1.0}},
                     "sonnet": {"provider": "a", "model": "claude-x", "quality": {"default": 0.9}},
                     "gpt": {"provider": "o", "model": "gpt-x", "quality": {"default": 0.1}},
                 },
@@ -295,23 +302,32 @@ async def test_the_router_passes_over_a_deployment_that_cannot_take_them(store_u
                 "default_model": "sonnet",
             }
         )
-        gateway = Gateway(registry, keys(), store)
+        gateway = Gateway(registry, keys(), store, GatewaySettings(retry_backoff_seconds=0.0))
         try:
             async with (
                 gateway_server(gateway) as server,
                 openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key=TOKEN) as client,
             ):
-                plain = await client.chat.completions.with_raw_response.create(
-                    model="pair", messages=_ASKED
-                )
-                schema = await client.chat.completions.with_raw_response.create(
-                    model="pair", messages=_ASKED, response_format=_SCHEMA
-                )
+                answers = [
+                    await client.chat.completions.with_raw_response.create(
+                        model=model, messages=_ASKED, **extra
+                    )
+                    for model, extra in [
+                        ("pair", {}),
+                        ("pair", {"response_format": _SCHEMA}),
+                        ("auto", {"response_format": _SCHEMA}),
+                    ]
+                ]
         finally:
             await gateway.aclose()
-    assert plain.headers["x-orchestrator-deployment"] == "sonnet"
-    assert schema.headers["x-orchestrator-deployment"] == "gpt"
-    assert both.state.bodies[1]["response_format"] == _SCHEMA
+    deployments = [a.headers["x-orchestrator-deployment"] for a in answers]
+    assert deployments == ["sonnet", "gpt", "gpt"]
+    assert answers[2].headers["x-orchestrator-failover-from"] == "best"
+    to = [b["model"] for b in both.state.bodies]
+    assert to.count("claude-x") == 1 and to.count("gpt-x") == 2
+    assert all(
+        b["response_format"] == _SCHEMA for b in both.state.bodies if b["model"] != "claude-x"
+    )
 
 
 @pytest.mark.parametrize("asked", [{"n": 2}, {"logprobs": True, "top_logprobs": 2}])
