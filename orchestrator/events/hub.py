@@ -27,7 +27,7 @@ from typing import Final, Self
 
 from orchestrator.events.bell import Bell
 from orchestrator.events.feed import MAX_WINDOW, READ_BATCH, SessionFeed, SharedItem
-from orchestrator.events.models import Dropped, StreamDelta, StreamItem
+from orchestrator.events.models import TERMINAL_KINDS, Dropped, StreamDelta, StreamItem
 from orchestrator.events.reads import EventReads
 from orchestrator.store.records import AuditEvent
 from orchestrator.store.store import Store
@@ -140,6 +140,8 @@ class Watch:
     async def next(self, timeout: float | None = None) -> StreamItem | None:
         """The next item (durable events first, then deltas), or None after a quiet `timeout`.
 
+        The deltas at hand go before the session's last event (`_at_hand`).
+
         Every timeout also has the session's events read once more, whatever the
         notices said (the next call waits for that read): the bound on the delay a lost
         notice can cause.
@@ -207,7 +209,13 @@ class Watch:
             self._fresh = None
 
     def _at_hand(self) -> SharedItem | None:
-        """The next item already in memory: durable events first, then deltas."""
+        """The next item already in memory: durable events first, then deltas.
+
+        Except the session's last event: the deltas already here go before it. A watcher
+        stops at that event, and the text of the session's last model call arrives just
+        before it (the call that writes the session's end sends its text first), so
+        putting the end first would lose that text.
+        """
         if self._overflowed:
             self.close()
             return SharedItem(
@@ -217,14 +225,21 @@ class Watch:
                 )
             )
         while self._batch:
-            event = self._batch.popleft()
-            if (event.seq or 0) > self.cursor:
-                self.cursor = event.seq or self.cursor
-                return SharedItem(event)
+            event = self._batch[0]
+            if (event.seq or 0) <= self.cursor:
+                self._batch.popleft()
+                continue
+            if self._deltas and event.kind in TERMINAL_KINDS:
+                return self._deltas.popleft()
+            self._batch.popleft()
+            self.cursor = event.seq or self.cursor
+            return SharedItem(event)
         if not self.behind:
             shared = self._feed.after(self.cursor)
             if shared is not None:
                 assert isinstance(shared.item, AuditEvent)
+                if self._deltas and shared.item.kind in TERMINAL_KINDS:
+                    return self._deltas.popleft()
                 self.cursor = shared.item.seq or self.cursor
                 return shared
         if self._deltas:

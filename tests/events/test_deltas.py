@@ -12,7 +12,7 @@ from orchestrator.events import DeltaPublisher, Dropped, EventHub, StreamDelta, 
 from orchestrator.events.client import sse_messages
 from orchestrator.events.udp import UdpDeltaReceiver, UdpDeltaSender
 from orchestrator.events.wire import decode_deltas, encode_deltas
-from orchestrator.store import Store
+from orchestrator.store import AuditEvent, EventKind, Store
 
 
 def delta(n: int) -> StreamDelta:
@@ -104,3 +104,46 @@ def test_deltas_are_split_to_the_carrier_limit_and_a_large_one_keeps_its_text() 
     pieces = [d for d in got if d.n == 1]
     assert len(pieces) > 1 and "".join(d.text for d in pieces) == big.text
     assert got[len(pieces) :] == small
+
+
+async def test_the_text_at_hand_goes_before_the_sessions_last_event(store: Store) -> None:
+    """The call that ends a session sends its text, then commits the end: a watcher that
+    had both in memory and took the end first stopped there, and the text was lost (a
+    terminal's `orchestrator run` printed no answer)."""
+    await new_session(store, "end")
+    await append(store, "end", "a")
+    hub = EventHub(store)
+    with hub.watch("end") as watch:
+        first = await watch.next(1.0)
+        assert isinstance(first, AuditEvent) and first.seq == 1
+        await append(store, "end", "call", EventKind.MODEL_CALL)
+        await append(store, "end", "close", EventKind.SESSION_COMPLETED)
+        hub.touch("end")
+        async with asyncio.timeout(10):
+            while hub.held("end") < 2:  # both new events read into memory
+                await asyncio.sleep(0)
+        for n, text in enumerate(["Dear ", "Ana"], start=1):
+            hub.publish(
+                StreamDelta(
+                    session_id="end",
+                    step_id="s1",
+                    round=0,
+                    step_attempt=0,
+                    attempt=1,
+                    n=n,
+                    kind="text",
+                    text=text,
+                )
+            )
+        got = [await watch.next(1.0) for _ in range(4)]
+    kinds = [
+        item.kind if isinstance(item, AuditEvent) else f"delta {item.text}"
+        for item in got
+        if isinstance(item, AuditEvent | StreamDelta)
+    ]
+    assert kinds == [
+        EventKind.MODEL_CALL,
+        "delta Dear ",
+        "delta Ana",
+        EventKind.SESSION_COMPLETED,
+    ]
