@@ -21,11 +21,13 @@ from orchestrator.gateway.calls import (
     opt_bool,
     opt_int,
     opt_number,
+    opt_str,
     opt_strings,
     read_head,
     text_of,
 )
 from orchestrator.gateway.errors import BadRequest
+from orchestrator.providers.anthropic import THINKING_BLOCKS
 from orchestrator.providers.messages import (
     CacheMark,
     ChatMessage,
@@ -35,6 +37,7 @@ from orchestrator.providers.messages import (
     ToolChoice,
     ToolDefinition,
 )
+from orchestrator.providers.params import ANTHROPIC_EFFORTS, ANTHROPIC_TIERS
 from orchestrator.providers.usage import anthropic_usage_wire
 from orchestrator.types import JsonObject
 
@@ -94,6 +97,7 @@ def _turn(raw: JsonValue, where: str) -> list[Marked]:
     texts: list[tuple[str, JsonObject | None]] = []
     calls: list[ToolCall] = []
     results: list[Marked] = []
+    thinking: list[JsonObject] = []
     last_control: JsonObject | None = None
     for i, block in enumerate(_blocks(field(turn, "content", where), f"{where}.content")):
         at = f"{where}.content[{i}]"
@@ -110,21 +114,94 @@ def _turn(raw: JsonValue, where: str) -> list[Marked]:
                 content=text_of(block.get("content"), f"{at}.content"),
             )
             results.append((tool, control))
-        elif kind in ("thinking", "redacted_thinking"):
-            continue
+        elif kind in THINKING_BLOCKS and role == "assistant":
+            thinking.append(_thinking(block, at))
         else:
             raise BadRequest(f"{at}: block type {kind!r} is not supported in a {role} turn")
         last_control = control or last_control
     if role == "assistant":
         # One message: a breakpoint on any of its blocks goes on its last block.
         content = "".join(text for text, _ in texts) or None
-        message = ChatMessage(role="assistant", content=content, tool_calls=calls)
+        message = ChatMessage(
+            role="assistant", content=content, tool_calls=calls, thinking_blocks=thinking
+        )
         return [(message, last_control)]
     if texts or not results:
         results += [
             (ChatMessage(role="user", content=text), control) for text, control in _segments(texts)
         ]
     return results
+
+
+_SIGNED = {"thinking": ("thinking", "signature"), "redacted_thinking": ("data",)}
+"""Each thinking block's fields that Anthropic needs back, as it sent them."""
+
+
+def _thinking(block: JsonObject, where: str) -> JsonObject:
+    """A thinking block of an earlier answer, kept verbatim for an Anthropic deployment.
+
+    Anthropic checks its signature (or its encrypted `data`), and requires the blocks
+    beside the tool calls of a tool loop when thinking is on; an OpenAI deployment is not
+    sent them (its adapters write no such blocks).
+    """
+    for name in _SIGNED[str(block.get("type"))]:
+        if not isinstance(field(block, name, where), str):
+            raise BadRequest(f"{where}.{name}: expected a string")
+    return block
+
+
+def _output_config(root: JsonObject) -> tuple[JsonObject | None, str | None]:
+    """`output_config` as the neutral `response_format` and reasoning effort.
+
+    Its `format` (a JSON schema the answer follows, strictly) is OpenAI's `json_schema`
+    response format; the name OpenAI asks for is `output`, as Anthropic gives none.
+    """
+    value = root.get("output_config")
+    if value is None:
+        return None, None
+    config = obj(value, "body.output_config")
+    effort = opt_str(config, "effort", "body.output_config")
+    if effort is not None and effort not in ANTHROPIC_EFFORTS:
+        raise BadRequest(
+            f"body.output_config.effort: expected one of {', '.join(sorted(ANTHROPIC_EFFORTS))}"
+        )
+    wanted = config.get("format")
+    if wanted is None:
+        return None, effort
+    spec = obj(wanted, "body.output_config.format")
+    if spec.get("type") != "json_schema":
+        raise BadRequest("body.output_config.format.type: expected json_schema")
+    schema = obj(
+        field(spec, "schema", "body.output_config.format"), "body.output_config.format.schema"
+    )
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": schema, "strict": True},
+    }, effort
+
+
+_TIERS = {wire: tier for tier, wire in ANTHROPIC_TIERS.items()}
+"""Anthropic's service tiers as OpenAI names them (`standard_only` is `default`)."""
+
+
+def _service_tier(root: JsonObject) -> str | None:
+    tier = opt_str(root, "service_tier", "body")
+    if tier is not None and tier not in _TIERS:
+        raise BadRequest(f"body.service_tier: expected one of {', '.join(sorted(_TIERS))}")
+    return None if tier is None else _TIERS[tier]
+
+
+def _thinking_config(root: JsonObject) -> JsonObject | None:
+    value = root.get("thinking")
+    if value is None:
+        return None
+    thinking = obj(value, "body.thinking")
+    if not isinstance(thinking.get("type"), str):
+        raise BadRequest("body.thinking.type: expected a string")
+    if thinking["type"] == "enabled":
+        opt_int(thinking, "budget_tokens", "body.thinking")
+        field(thinking, "budget_tokens", "body.thinking")
+    return thinking
 
 
 def _system(value: JsonValue) -> list[Marked]:
@@ -210,6 +287,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
     user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
     user = user_id if isinstance(user_id, str) else None
     choice, parallel = _tool_choice(root)
+    response_format, effort = _output_config(root)
     return ChatCall(
         requested=model,
         request=ModelRequest(
@@ -229,6 +307,10 @@ def parse_messages(body: JsonValue) -> ChatCall:
             top_p=opt_number(root, "top_p", "body"),
             top_k=opt_int(root, "top_k", "body"),
             user=user,
+            response_format=response_format,
+            reasoning_effort=effort,
+            thinking=_thinking_config(root),
+            service_tier=_service_tier(root),
         ),
         stream=root.get("stream") is True,
         user_id=user,
@@ -246,7 +328,7 @@ def stop_reason(response: ModelResponse) -> str:
 
 def render_messages(response: ModelResponse, *, deployment: str, call_id: str) -> JsonObject:
     """A Messages response body; `model` names the deployment that answered."""
-    content: list[JsonValue] = []
+    content: list[JsonValue] = list[JsonValue](response.message.thinking_blocks)
     if response.message.content:
         content.append({"type": "text", "text": response.message.content})
     for call in response.message.tool_calls:

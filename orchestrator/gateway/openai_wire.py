@@ -8,6 +8,7 @@ expects, with `model` naming the deployment that answered.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Literal
 
 from pydantic import JsonValue
@@ -245,6 +246,38 @@ def _seed(root: JsonObject) -> int | None:
     return seed
 
 
+_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+
+
+def _effort(root: JsonObject) -> str | None:
+    effort = opt_str(root, "reasoning_effort", "body")
+    if effort is not None and effort not in _EFFORTS:
+        raise BadRequest(f"body.reasoning_effort: expected one of {', '.join(sorted(_EFFORTS))}")
+    return effort
+
+
+def _mapping(
+    root: JsonObject, name: str, read: Callable[[JsonObject, str, str], object]
+) -> JsonObject | None:
+    """An optional object field, as it came, once `read` accepts each of its values."""
+    value = root.get(name)
+    if value is None:
+        return None
+    mapping = obj(value, f"body.{name}")
+    for key in mapping:
+        read(mapping, key, f"body.{name}")
+    return mapping
+
+
+def _limit(root: JsonObject) -> tuple[int | None, bool | None]:
+    """The output limit, and whether the client named it `max_completion_tokens`."""
+    most = opt_int(root, "max_completion_tokens", "body")
+    if most is not None:
+        return most, True
+    limit = opt_int(root, "max_tokens", "body")
+    return limit, None if limit is None else False
+
+
 def parse_chat(body: JsonValue) -> ChatCall:
     """Read a chat-completions request body.
 
@@ -278,6 +311,7 @@ def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
     """The body and its conversation, as `parse_chat` reads it; refusals name the field."""
     root, model, messages, tools = read_head(body)
     _answerable(root)
+    limit, named = _limit(root)
     strict: list[JsonValue] = []
     request: JsonObject = {
         "model": model,
@@ -286,8 +320,8 @@ def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
         ],
         "tools": [_tool(t, f"body.tools[{i}]", strict) for i, t in enumerate(tools)],
         "temperature": opt_number(root, "temperature", "body"),
-        "max_tokens": opt_int(root, "max_completion_tokens", "body")
-        or opt_int(root, "max_tokens", "body"),
+        "max_tokens": limit,
+        "max_completion_tokens": named,
         "tool_choice": _tool_choice(root.get("tool_choice")),
         "parallel_tool_calls": opt_bool(root, "parallel_tool_calls", "body"),
         "strict_tools": strict if any(s is not None for s in strict) else None,
@@ -298,6 +332,11 @@ def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
         "frequency_penalty": opt_number(root, "frequency_penalty", "body"),
         "presence_penalty": opt_number(root, "presence_penalty", "body"),
         "user": opt_str(root, "user", "body"),
+        "reasoning_effort": _effort(root),
+        "metadata": _mapping(root, "metadata", opt_str),
+        "store": opt_bool(root, "store", "body"),
+        "service_tier": opt_str(root, "service_tier", "body"),
+        "logit_bias": _mapping(root, "logit_bias", opt_number),
     }
     return root, ModelRequest.model_validate(request)
 

@@ -11,7 +11,7 @@ calls and its finish reason, and rendered as `render_chat` renders it.
 
 Agent frameworks do not send the exact shape the full path writes (tests/gateway/
 sdk_bodies.json holds bodies captured from the `openai` SDK, the Agents SDK and pydantic-ai):
-an assistant message without `content`, `max_completion_tokens`, a `stop` string. The full
+an assistant message without `content`, a `stop` string. The full
 path rewrites these in fixed ways, so the pass does the same to a copy of just the parts that
 differ; the upstream body is the full path's either way. The parameters the full path carries
 (`tool_choice`, `response_format`, `stop`, `seed`, `top_p`, a tool's `strict`, ...) go on
@@ -47,16 +47,18 @@ _PARAMS = frozenset(
         "top_p",
         "frequency_penalty",
         "presence_penalty",
+        "reasoning_effort",
+        "metadata",
+        "store",
+        "service_tier",
+        "logit_bias",
     }
 )
 """Optional parameters the full path sends on (`ModelRequest`'s, chat completions' names)."""
 _OWN = frozenset({"stream", "stream_options"})
 """The fields the full path writes itself, as the deployment streams or not."""
-_DROPPED = frozenset({"store", "metadata"})
-"""Fields real clients send that the full path reads not at all, whatever their value:
-OpenAI's own storage of the completion, not the model's answer;
-`max_completion_tokens`, which it sends as `max_tokens`, is read apart."""
-_HEAD = _KEPT | _PARAMS | _OWN | _DROPPED | {"max_completion_tokens"}
+_HEAD = _KEPT | _PARAMS | _OWN | {"max_completion_tokens"}
+_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
 _MODES = frozenset({"auto", "none", "required"})
 _FORMATS = frozenset({"text", "json_object", "json_schema"})
 _SPEAKERS = {"system": "system", "developer": "system", "user": "user"}
@@ -193,8 +195,10 @@ def _head(root: JsonObject) -> JsonObject | None:
     most, limit = root.get("max_completion_tokens"), root.get("max_tokens")
     if not _limit(most) or not _limit(limit):
         return None
-    if most is not None or limit is not None:
-        body["max_tokens"] = most if most is not None else limit
+    if most is not None:
+        body["max_completion_tokens"] = most
+    elif limit is not None:
+        body["max_tokens"] = limit
     return _params(root, body)
 
 
@@ -247,6 +251,24 @@ def _typed(kind: type) -> Callable[[JsonValue], JsonValue | _Refused]:
     return lambda value: value if type(value) is kind else _REFUSED
 
 
+def _effort(value: JsonValue) -> JsonValue | _Refused:
+    return value if type(value) is str and value in _EFFORTS else _REFUSED
+
+
+def _tags(value: JsonValue) -> JsonValue | _Refused:
+    """`metadata`: an object of strings."""
+    if type(value) is not dict or any(type(tag) is not str for tag in value.values()):
+        return _REFUSED
+    return value
+
+
+def _bias(value: JsonValue) -> JsonValue | _Refused:
+    """`logit_bias`: an object of numbers, which the full path keeps as they are."""
+    if type(value) is not dict or any(type(b) not in (int, float) for b in value.values()):
+        return _REFUSED
+    return value
+
+
 _WRITTEN: dict[str, Callable[[JsonValue], JsonValue | _Refused]] = {
     "top_p": _number,
     "frequency_penalty": _number,
@@ -257,6 +279,11 @@ _WRITTEN: dict[str, Callable[[JsonValue], JsonValue | _Refused]] = {
     "stop": _stop,
     "seed": _typed(int),
     "user": _typed(str),
+    "reasoning_effort": _effort,
+    "metadata": _tags,
+    "store": _typed(bool),
+    "service_tier": _typed(str),
+    "logit_bias": _bias,
 }
 """Each optional parameter the full path carries: its value as the full path writes it."""
 
@@ -407,8 +434,8 @@ def _read(messages: list[JsonValue]) -> _Read | None:
 def forwardable(root: JsonValue) -> Forward | None:
     """`root` as a `Forward` when the full path would send the body `Forward.body` holds.
 
-    That is: only the fields the full path keeps, drops or renames (`_KEPT`, `_PARAMS`,
-    `_DROPPED`, `max_completion_tokens`), each message of a role it knows with text content
+    That is: only the fields the full path keeps (`_KEPT`, `_PARAMS`,
+    `max_completion_tokens`), each message of a role it knows with text content
     (a string or text parts) and tool calls with their type and string arguments, tools with a name.
     None for anything else, which `parse_chat` then reads (or refuses) as always.
     """

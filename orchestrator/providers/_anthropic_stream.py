@@ -24,6 +24,10 @@ from orchestrator.types import JsonObject
 __all__ = ["MessageAssembler"]
 
 
+_FOLDED = {"thinking_delta": "thinking", "signature_delta": "signature"}
+"""Deltas of a thinking block, and the field of it each one adds to."""
+
+
 @dataclass
 class _Block:
     body: JsonObject
@@ -145,7 +149,15 @@ class MessageAssembler:
                         name=_str(block.body.get("name")),
                     )
                 )
-        # thinking, signature and citation deltas are not part of the answer we keep.
+        elif kind in _FOLDED:
+            # A thinking block's text and signature (the client sends them back as they
+            # were); not streamed on, as the answer's text is.
+            key = _FOLDED[kind]
+            piece = delta.get(key)
+            if not isinstance(piece, str):
+                raise self._error(f"{kind} for block {index} has no {key}")
+            block.body[key] = str(block.body.get(key) or "") + piece
+        # citation deltas are not part of the answer we keep.
 
     def _message_delta(self, message: JsonObject, data: JsonObject) -> None:
         delta = data.get("delta")

@@ -30,18 +30,22 @@ from orchestrator.providers.messages import (
     ModelResponse,
     ToolCall,
 )
+from orchestrator.providers.params import ANTHROPIC_TIERS
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import anthropic_usage
 from orchestrator.types import JsonObject
 
-__all__ = ["ANTHROPIC_VERSION", "AnthropicProvider"]
+__all__ = ["ANTHROPIC_VERSION", "THINKING_BLOCKS", "AnthropicProvider"]
 
 ANTHROPIC_VERSION = "2023-06-01"
+THINKING_BLOCKS = frozenset({"thinking", "redacted_thinking"})
+"""The content blocks of an answer's reasoning, kept verbatim (`thinking_blocks`)."""
 _DEFAULT_MAX_TOKENS = 4096
 
 
 def _assistant_blocks(message: ChatMessage) -> list[JsonValue]:
-    blocks: list[JsonValue] = []
+    """An assistant turn's blocks: its thinking (first, as Anthropic wrote it), text, calls."""
+    blocks: list[JsonValue] = list[JsonValue](message.thinking_blocks)
     if message.content:
         blocks.append({"type": "text", "text": message.content})
     for call in message.tool_calls:
@@ -153,6 +157,33 @@ def _sampling(request: ModelRequest, body: JsonObject) -> None:
         body["top_k"] = request.top_k
     if request.user is not None:
         body["metadata"] = {"user_id": request.user}
+    _reasoning(request, body)
+
+
+def _reasoning(request: ModelRequest, body: JsonObject) -> None:
+    """`thinking`, `output_config` (answer schema, effort) and `service_tier`.
+
+    A `json_schema` answer format is `output_config.format` (its schema; the name is a
+    label OpenAI asks for, which Anthropic has no place for); OpenAI's effort `none` is
+    thinking `disabled`, its other levels `output_config.effort`. `params.unsupported`
+    has refused the values with no equivalent.
+    """
+    thinking, effort = request.thinking, request.reasoning_effort
+    if thinking is None and effort == "none":
+        thinking = {"type": "disabled"}
+    if thinking is not None:
+        body["thinking"] = thinking
+    config: JsonObject = {}
+    wanted = request.response_format
+    spec = wanted.get("json_schema") if wanted is not None else None
+    if wanted is not None and wanted.get("type") == "json_schema" and isinstance(spec, dict):
+        config["format"] = {"type": "json_schema", "schema": spec.get("schema") or {}}
+    if effort is not None and effort != "none":
+        config["effort"] = effort
+    if config:
+        body["output_config"] = config
+    if request.service_tier is not None:
+        body["service_tier"] = ANTHROPIC_TIERS.get(request.service_tier, request.service_tier)
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:
@@ -243,6 +274,7 @@ def _response_from_wire(endpoint: str, body: JsonValue) -> ModelResponse:
         raise ProviderResponseError(f"{endpoint}: response has no content list")
     texts: list[str] = []
     calls: list[ToolCall] = []
+    thinking: list[JsonObject] = []
     for index, block in enumerate(content):
         if not isinstance(block, dict):
             raise ProviderResponseError(f"{endpoint}: content[{index}] is not an object")
@@ -250,10 +282,15 @@ def _response_from_wire(endpoint: str, body: JsonValue) -> ModelResponse:
             texts.append(str(block.get("text") or ""))
         elif block.get("type") == "tool_use":
             calls.append(_tool_use(endpoint, block, index))
+        elif block.get("type") in THINKING_BLOCKS:
+            thinking.append(block)
     stop, model = body.get("stop_reason"), body.get("model")
     return ModelResponse(
         message=ChatMessage(
-            role="assistant", content="".join(texts) if texts else None, tool_calls=calls
+            role="assistant",
+            content="".join(texts) if texts else None,
+            tool_calls=calls,
+            thinking_blocks=thinking,
         ),
         usage=anthropic_usage(endpoint, body.get("usage")),
         finish_reason=stop if isinstance(stop, str) else None,

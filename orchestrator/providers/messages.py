@@ -54,6 +54,12 @@ class ChatMessage(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     tool_call_id: str | None = None
     name: str | None = None
+    thinking_blocks: list[JsonObject] = Field(default_factory=list, exclude_if=lambda v: not v)
+    """An Anthropic answer's `thinking` and `redacted_thinking` blocks, verbatim and in
+    order (their signatures included): Anthropic takes them back only unmodified, and
+    requires them beside the tool calls of a tool loop when thinking is on. Only the
+    Anthropic adapter writes them; an empty list is left out of dumps, so a message
+    without any serialises (and keys caches) as it did before."""
 
 
 class ToolDefinition(BaseModel):
@@ -152,6 +158,24 @@ class ModelRequest(BaseModel):
     presence_penalty: float | None = None
     user: str | None = None
     """The end user (OpenAI `user`, Anthropic `metadata.user_id`)."""
+    reasoning_effort: str | None = None
+    """How hard a reasoning model thinks: OpenAI's `reasoning_effort` (the Responses
+    API's `reasoning.effort`), Anthropic's `output_config.effort`."""
+    thinking: JsonObject | None = None
+    """Anthropic's `thinking` configuration as the client sent it (`enabled` with a
+    `budget_tokens`, `adaptive`, `disabled`)."""
+    max_completion_tokens: bool | None = None
+    """True: the client named its limit `max_completion_tokens` (which OpenAI's reasoning
+    models require instead of `max_tokens`); chat completions is sent that name."""
+    metadata: dict[str, str] | None = None
+    """OpenAI's `metadata`, the client's tags on the stored completion."""
+    store: bool | None = None
+    """OpenAI's `store`: keep the completion on the provider's side."""
+    service_tier: str | None = None
+    """The processing tier (OpenAI's `auto`, `default`, `flex`, ...; Anthropic's `auto`,
+    `standard_only`, which are OpenAI's `auto` and `default`)."""
+    logit_bias: dict[str, int | float] | None = None
+    """OpenAI's `logit_bias`: token ids of the deployment's tokenizer, biased."""
 
 
 class ModelResponse(BaseModel):

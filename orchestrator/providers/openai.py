@@ -27,11 +27,12 @@ from orchestrator.providers.messages import (
     ToolChoice,
     ToolDefinition,
 )
+from orchestrator.providers.params import effort_of
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
-__all__ = ["OpenAIProvider", "error_detail", "tool_choice_wire"]
+__all__ = ["OpenAIProvider", "error_detail", "limit_name", "tool_choice_wire"]
 
 
 def _message_to_wire(message: ChatMessage) -> JsonObject:
@@ -85,8 +86,23 @@ _AS_IS = (
     "frequency_penalty",
     "presence_penalty",
     "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "logit_bias",
 )
 """The optional parameters chat completions takes under their own names, as they are."""
+
+
+def limit_name(request: ModelRequest, effort: str | None) -> str:
+    """The output limit's name, as the client named it.
+
+    `max_completion_tokens` when the client used it, or when a reasoning effort goes
+    (OpenAI's reasoning models refuse `max_tokens`) and the client named neither;
+    `max_tokens` otherwise, as it always was.
+    """
+    named = request.max_completion_tokens
+    return "max_completion_tokens" if named or (named is None and effort) else "max_tokens"
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:
@@ -102,14 +118,17 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
         ]
     if request.temperature is not None:
         body["temperature"] = request.temperature
+    effort = effort_of(request)
     if request.max_tokens is not None:
-        body["max_tokens"] = request.max_tokens
+        body[limit_name(request, effort)] = request.max_tokens
     if request.tool_choice is not None:
         body["tool_choice"] = tool_choice_wire(request.tool_choice)
     for name in _AS_IS:
         value = getattr(request, name)
         if value is not None:
             body[name] = value
+    if effort is not None:
+        body["reasoning_effort"] = effort
     return body
 
 

@@ -18,6 +18,7 @@ from orchestrator.exceptions import ProviderResponseError
 from orchestrator.providers._http import HTTPProvider, parse_arguments
 from orchestrator.providers.messages import ChatMessage, ModelRequest, ModelResponse, ToolCall
 from orchestrator.providers.openai import error_detail
+from orchestrator.providers.params import effort_of
 from orchestrator.providers.streaming import DeltaSink, answer_deltas
 from orchestrator.providers.usage import responses_usage
 from orchestrator.types import JsonObject
@@ -83,18 +84,23 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
 def _sampling(request: ModelRequest, body: JsonObject) -> None:
     """The client's optional parameters the Responses API takes, written into `body`.
 
-    A named tool choice is `{"type": "function", "name"}` here, and `response_format` is
-    `text.format`, a `json_schema`'s name, schema and strictness beside its type.
+    A named tool choice is `{"type": "function", "name"}` here, `response_format` is
+    `text.format`, a `json_schema`'s name, schema and strictness beside its type, and the
+    reasoning effort is `reasoning.effort`. A client's `store: true` replaces the
+    adapter's own `false`.
     """
     choice = request.tool_choice
     if choice is not None:
         body["tool_choice"] = (
             {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
         )
-    for name in ("parallel_tool_calls", "top_p", "user"):
+    for name in ("parallel_tool_calls", "top_p", "user", "metadata", "store", "service_tier"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value
+    effort = effort_of(request)
+    if effort is not None:
+        body["reasoning"] = {"effort": effort}
     wanted = request.response_format
     if wanted is not None:
         schema = wanted.get("json_schema")

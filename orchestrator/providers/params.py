@@ -3,17 +3,37 @@
 A gateway client's `tool_choice`, `response_format`, `stop`, `seed` and the rest are
 carried to the deployment's API, translated where it has an equivalent (OpenAI's
 `required` is Anthropic's `any`, `stop` is `stop_sequences`, `user` is
-`metadata.user_id`). Where it has none (`seed` or a JSON schema for the answer on
-Anthropic's Messages API, `top_k` on OpenAI's), dropping the parameter would change what
-the client asked for without a word, so the gateway refuses the request instead; this
-module is the one table both it and the adapters' tests read.
+`metadata.user_id`, a `json_schema` answer format is Anthropic's
+`output_config.format`, `reasoning_effort` is its `output_config.effort`, `service_tier`
+`default` is its `standard_only`). Where it has none (`seed`, `logit_bias` or JSON mode
+on Anthropic's Messages API, `top_k` on OpenAI's), dropping the parameter would change
+what the client asked for without a word, so the gateway refuses the request instead;
+this module is the one table both it and the adapters' tests read.
+
+Anthropic's `thinking` reaches an OpenAI deployment as a reasoning effort:
+`adaptive` (the model decides how much to think) is what OpenAI's reasoning models do
+unasked, so nothing is written; `enabled` with a `budget_tokens` is the effort of its band
+(`effort_of_budget`); `disabled` has no equivalent there (a reasoning model cannot be told
+not to reason), and is refused. An effort the client gave itself wins over its thinking.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from pydantic import JsonValue
+
 from orchestrator.providers.messages import ModelRequest
 
-__all__ = ["PARAMS", "asks", "unsupported"]
+__all__ = [
+    "ANTHROPIC_EFFORTS",
+    "ANTHROPIC_TIERS",
+    "PARAMS",
+    "asks",
+    "effort_of",
+    "effort_of_budget",
+    "unsupported",
+]
 
 PARAMS = (
     "tool_choice",
@@ -27,17 +47,96 @@ PARAMS = (
     "frequency_penalty",
     "presence_penalty",
     "user",
+    "reasoning_effort",
+    "thinking",
+    "metadata",
+    "store",
+    "service_tier",
+    "logit_bias",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
 
-_NOT_CARRIED: dict[str, frozenset[str]] = {
-    "openai": frozenset({"top_k"}),
-    "anthropic": frozenset({"seed", "frequency_penalty", "presence_penalty"}),
-    "openai_responses": frozenset(
-        {"stop", "seed", "top_k", "frequency_penalty", "presence_penalty"}
-    ),
+ANTHROPIC_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
+"""`output_config.effort`'s levels: OpenAI's `reasoning_effort` of the same names.
+OpenAI's `minimal` has no equivalent; its `none` is Anthropic's thinking `disabled`."""
+ANTHROPIC_TIERS = {"auto": "auto", "default": "standard_only"}
+"""OpenAI's service tiers that Anthropic has (`standard_only`: never the priority tier)."""
+
+_BANDS = ((4096, "low"), (16384, "medium"))
+"""Thinking budgets below each bound, as reasoning efforts; a larger one is `high`."""
+
+
+def effort_of_budget(budget: int) -> str:
+    """The reasoning effort of an Anthropic thinking budget.
+
+    `low` below 4,096 tokens, `medium` below 16,384, else `high` (Anthropic's minimum
+    budget is 1,024); OpenAI's reasoning models take no budget.
+    """
+    for bound, effort in _BANDS:
+        if budget < bound:
+            return effort
+    return "high"
+
+
+def effort_of(request: ModelRequest) -> str | None:
+    """The reasoning effort an OpenAI API is sent: the client's own, else its thinking's.
+
+    `thinking` of type `enabled` gives its budget's band; any other type gives none
+    (`adaptive` is a reasoning model's default; `unsupported` refuses `disabled`).
+    """
+    if request.reasoning_effort is not None:
+        return request.reasoning_effort
+    thinking = request.thinking
+    if thinking is None or thinking.get("type") != "enabled":
+        return None
+    budget = thinking.get("budget_tokens")
+    return effort_of_budget(budget) if isinstance(budget, int) else None
+
+
+def _never(value: JsonValue) -> bool:
+    return False
+
+
+def _openai_thinking(value: JsonValue) -> bool:
+    return isinstance(value, dict) and value.get("type") in ("enabled", "adaptive")
+
+
+def _anthropic_format(value: JsonValue) -> bool:
+    return isinstance(value, dict) and value.get("type") in ("text", "json_schema")
+
+
+def _anthropic_effort(value: JsonValue) -> bool:
+    return value == "none" or value in ANTHROPIC_EFFORTS
+
+
+_Takes = Callable[[JsonValue], bool]
+_OPENAI: dict[str, _Takes] = {"top_k": _never, "thinking": _openai_thinking}
+_NOT_CARRIED: dict[str, dict[str, _Takes]] = {
+    "openai": _OPENAI,
+    "anthropic": {
+        "seed": _never,
+        "frequency_penalty": _never,
+        "presence_penalty": _never,
+        "logit_bias": _never,
+        "response_format": _anthropic_format,
+        "reasoning_effort": _anthropic_effort,
+        # Anthropic's metadata is `user_id` only (OpenAI's `user`); it keeps no completion
+        # to tag or store, so `store: false` asks for what it does anyway.
+        "metadata": lambda value: value == {},
+        "store": lambda value: value is False,
+        "service_tier": lambda value: value in ANTHROPIC_TIERS,
+    },
+    "openai_responses": {
+        **_OPENAI,
+        "stop": _never,
+        "seed": _never,
+        "frequency_penalty": _never,
+        "presence_penalty": _never,
+        "logit_bias": _never,
+    },
 }
-"""Each provider kind's parameters with no equivalent in its API."""
+"""Each provider kind's parameters it has an equivalent for only of some values (or of
+none): whether it takes the value given."""
 
 
 def asks(request: ModelRequest) -> bool:
@@ -48,17 +147,23 @@ def asks(request: ModelRequest) -> bool:
 def unsupported(request: ModelRequest, kind: str) -> list[str]:
     """The parameters `request` sets that a deployment of `kind` has no equivalent for.
 
-    Anthropic takes a `response_format` of plain text only (its default): it has no
-    JSON mode or answer schema.
+    Anthropic takes a `response_format` of plain text (its default) or a JSON schema
+    (`output_config.format`), not JSON mode; a reasoning effort of its levels or `none`;
+    the service tiers `auto` and `default`. OpenAI's APIs take Anthropic's thinking
+    `enabled` and `adaptive`, not `disabled`.
     """
-    barred = _NOT_CARRIED.get(kind, frozenset())
+    checks = _NOT_CARRIED.get(kind, {})
     out: list[str] = []
     for name in PARAMS:
         value = getattr(request, name)
         if value is None:
             continue
-        if name in barred or (
-            name == "response_format" and kind == "anthropic" and value.get("type") != "text"
-        ):
+        takes = checks.get(name)
+        if takes is not None and not takes(_plain(value)):
             out.append(name)
     return out
+
+
+def _plain(value: object) -> JsonValue:
+    """A parameter's value as JSON (a `ToolChoice` is never checked by value)."""
+    return value if isinstance(value, str | int | float | bool | dict | list) else None

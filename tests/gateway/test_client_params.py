@@ -11,6 +11,8 @@ refused with a 400 in the client's own error format, and nothing is sent or stor
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,14 @@ from orchestrator.store import Store
 from orchestrator.store.records import EventKind
 
 _ANSWER = '{"order_id": "7", "refunded": true}'
+
+
+@contextlib.asynccontextmanager
+async def _anthropic_sdk(client: openai.AsyncOpenAI) -> AsyncIterator[anthropic.AsyncAnthropic]:
+    """An `anthropic` client of the gateway `client` is an `openai` client of."""
+    root = str(client.base_url).removesuffix("/v1/")
+    async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
+        yield ac
 
 
 @pytest.fixture
@@ -100,6 +110,7 @@ _SCHEMA: Any = {
     },
 }
 _ASKED: Any = [{"role": "user", "content": "Refund order 7"}]
+_JSON_MODE: Any = {"type": "json_object"}
 
 
 async def test_openai_sdk_parameters_reach_a_chat_completions_deployment_on_both_paths(
@@ -117,6 +128,12 @@ async def test_openai_sdk_parameters_reach_a_chat_completions_deployment_on_both
         "user": "ann",
         "frequency_penalty": 0.25,
         "presence_penalty": -0.5,
+        "reasoning_effort": "minimal",
+        "metadata": {"team": "refunds"},
+        "store": True,
+        "service_tier": "flex",
+        "logit_bias": {"50256": -100, "11": 2.5},
+        "max_completion_tokens": 99,
     }
     async with (
         await Store.open(store_url) as store,
@@ -135,6 +152,7 @@ async def test_openai_sdk_parameters_reach_a_chat_completions_deployment_on_both
     forwarded, rewritten, third = upstream.state.bodies
     assert forwarded == rewritten
     assert {k: forwarded[k] for k in sent} == sent
+    assert "max_tokens" not in forwarded
     assert forwarded["tools"] == [_TOOL]
     assert third["tool_choice"] == named
     assert third["stop"] == ["END"]
@@ -152,26 +170,25 @@ async def test_anthropic_sdk_tool_choice_and_stop_sequences_reach_an_openai_depl
     async with (
         await Store.open(store_url) as store,
         one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+        _anthropic_sdk(client) as ac,
     ):
-        root = str(client.base_url).removesuffix("/v1/")
-        async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
-            answer = await ac.messages.create(
-                model="gpt",
-                max_tokens=64,
-                messages=_ASKED,
-                tools=[tool],
-                tool_choice={"type": "any"},
-                stop_sequences=["END"],
-                metadata={"user_id": "ann"},
-                extra_body={"top_p": 0.5},  # not a keyword of this SDK's version
-            )
-            await ac.messages.create(
-                model="gpt",
-                max_tokens=64,
-                messages=_ASKED,
-                tools=[tool],
-                tool_choice={"type": "tool", "name": "lookup", "disable_parallel_tool_use": True},
-            )
+        answer = await ac.messages.create(
+            model="gpt",
+            max_tokens=64,
+            messages=_ASKED,
+            tools=[tool],
+            tool_choice={"type": "any"},
+            stop_sequences=["END"],
+            metadata={"user_id": "ann"},
+            extra_body={"top_p": 0.5},  # not a keyword of this SDK's version
+        )
+        await ac.messages.create(
+            model="gpt",
+            max_tokens=64,
+            messages=_ASKED,
+            tools=[tool],
+            tool_choice={"type": "tool", "name": "lookup", "disable_parallel_tool_use": True},
+        )
     assert answer.content[0].type == "text"
     first, second = upstream.state.bodies
     assert first["tool_choice"] == "required"
@@ -206,7 +223,21 @@ async def test_openai_sdk_parameters_reach_an_anthropic_deployment_translated(
     assert body["tools"][0]["strict"] is True
 
 
-async def test_a_json_schema_for_an_anthropic_deployment_is_refused_in_openais_shape(
+_NO_EQUIVALENT: Any = {
+    "response_format": {"type": "json_object"},
+    "seed": 7,
+    "reasoning_effort": "minimal",
+    "metadata": {"team": "refunds"},
+    "store": True,
+    "service_tier": "flex",
+    "logit_bias": {"11": 1},
+}
+"""What Anthropic's Messages API has no equivalent of (in `params.PARAMS`' order): JSON
+mode (a schema it has), `seed`, the `minimal` effort, tags on a stored completion (it
+stores none), the flex tier, token biases."""
+
+
+async def test_what_anthropic_has_no_equivalent_of_is_refused_in_openais_shape(
     store_url: str,
 ) -> None:
     upstream = _upstream("messages")
@@ -215,15 +246,14 @@ async def test_a_json_schema_for_an_anthropic_deployment_is_refused_in_openais_s
         one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
     ):
         with pytest.raises(openai.BadRequestError) as caught:
-            await client.chat.completions.create(
-                model="sonnet", messages=_ASKED, response_format=_SCHEMA, seed=7
-            )
+            await client.chat.completions.create(model="sonnet", messages=_ASKED, **_NO_EQUIVALENT)
         events = await store.reports.events(list(EventKind))
     error: Any = caught.value.body
     assert caught.value.status_code == 400 and error["type"] == "invalid_request_error"
     message = error["message"]
     assert "'sonnet'" in message and "Anthropic Messages API" in message
-    assert "response_format" in message and "seed" in message
+    said = message.split("no equivalent of ")[1].split(":")[0]
+    assert said.split(", ") == list(_NO_EQUIVALENT)
     assert "without them" in message
     assert upstream.state.bodies == []
     assert events == []
@@ -236,13 +266,12 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     async with (
         await Store.open(store_url) as store,
         one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+        _anthropic_sdk(client) as ac,
     ):
-        root = str(client.base_url).removesuffix("/v1/")
-        async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
-            with pytest.raises(anthropic.BadRequestError) as caught:
-                await ac.messages.create(
-                    model="gpt", max_tokens=64, messages=_ASKED, extra_body={"top_k": 5}
-                )
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await ac.messages.create(
+                model="gpt", max_tokens=64, messages=_ASKED, extra_body={"top_k": 5}
+            )
         events = await store.reports.events(list(EventKind))
     body: Any = caught.value.body
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
@@ -283,8 +312,8 @@ async def test_an_agents_sdk_output_type_reaches_the_deployment_as_its_json_sche
 async def test_the_router_and_failover_pass_over_a_deployment_that_cannot_take_them(
     store_url: str,
 ) -> None:
-    """`best` always fails; `sonnet` (Anthropic) is the next best, but has no JSON schema:
-    a request with one fails over to `gpt` instead, and `sonnet` is never sent it."""
+    """`best` always fails; `sonnet` (Anthropic) is the next best, but has no JSON mode:
+    a request for it fails over to `gpt` instead, and `sonnet` is never sent it."""
     both = _upstream("chat/completions", "messages")
     async with LoopbackServer(both) as fake, await Store.open(store_url) as store:
         registry = ModelRegistry.model_validate(
@@ -314,8 +343,8 @@ async def test_the_router_and_failover_pass_over_a_deployment_that_cannot_take_t
                     )
                     for model, extra in [
                         ("pair", {}),
-                        ("pair", {"response_format": _SCHEMA}),
-                        ("auto", {"response_format": _SCHEMA}),
+                        ("pair", {"response_format": _JSON_MODE}),
+                        ("auto", {"response_format": _JSON_MODE}),
                     ]
                 ]
         finally:
@@ -326,7 +355,7 @@ async def test_the_router_and_failover_pass_over_a_deployment_that_cannot_take_t
     to = [b["model"] for b in both.state.bodies]
     assert to.count("claude-x") == 1 and to.count("gpt-x") == 2
     assert all(
-        b["response_format"] == _SCHEMA for b in both.state.bodies if b["model"] != "claude-x"
+        b["response_format"] == _JSON_MODE for b in both.state.bodies if b["model"] != "claude-x"
     )
 
 
@@ -345,3 +374,201 @@ async def test_more_than_one_choice_or_log_probabilities_are_refused(
     error: Any = caught.value.body
     assert error["message"].startswith(f"body.{next(iter(asked))}: the gateway")
     assert len(upstream.state.bodies) == 1
+
+
+async def test_openai_sdk_schema_effort_and_tier_reach_an_anthropic_deployment_translated(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
+    ):
+        answer = await client.chat.completions.create(
+            model="sonnet",
+            messages=_ASKED,
+            response_format=_SCHEMA,
+            reasoning_effort="high",
+            service_tier="default",
+            store=False,
+            metadata={},
+            max_completion_tokens=300,
+        )
+        await client.chat.completions.create(
+            model="sonnet", messages=_ASKED, reasoning_effort="none", service_tier="auto"
+        )
+    assert answer.choices[0].message.content == _ANSWER
+    first, second = upstream.state.bodies
+    schema = _SCHEMA["json_schema"]["schema"]
+    assert first["output_config"] == {
+        "format": {"type": "json_schema", "schema": schema},
+        "effort": "high",
+    }
+    assert (first["service_tier"], first["max_tokens"]) == ("standard_only", 300)
+    for absent in ("response_format", "store", "metadata", "thinking", "reasoning_effort"):
+        assert absent not in first
+    assert second["thinking"] == {"type": "disabled"} and "output_config" not in second
+    assert second["service_tier"] == "auto"
+
+
+_OUTPUT: Any = {
+    "type": "object",
+    "properties": {"order_id": {"type": "string"}},
+    "required": ["order_id"],
+    "additionalProperties": False,
+}
+
+
+async def test_anthropic_sdk_schema_thinking_and_tier_reach_an_openai_deployment_translated(
+    store_url: str,
+) -> None:
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+        _anthropic_sdk(client) as ac,
+    ):
+        await ac.messages.create(
+            model="gpt",
+            max_tokens=20000,
+            messages=_ASKED,
+            output_config={"format": {"type": "json_schema", "schema": _OUTPUT}},
+            thinking={"type": "enabled", "budget_tokens": 8000},
+            service_tier="standard_only",
+        )
+        await ac.messages.create(
+            model="gpt",
+            max_tokens=64,
+            messages=_ASKED,
+            output_config={"effort": "xhigh"},
+            thinking={"type": "adaptive"},
+        )
+        await ac.messages.create(
+            model="gpt", max_tokens=64, messages=_ASKED, thinking={"type": "adaptive"}
+        )
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await ac.messages.create(
+                model="gpt", max_tokens=64, messages=_ASKED, thinking={"type": "disabled"}
+            )
+    first, second, third = upstream.state.bodies
+    assert first["response_format"] == {
+        "type": "json_schema",
+        "json_schema": {"name": "output", "schema": _OUTPUT, "strict": True},
+    }
+    # A budget of 8,000 thinking tokens is the `medium` band; a reasoning model takes its
+    # limit only as `max_completion_tokens`.
+    assert (first["reasoning_effort"], first["service_tier"]) == ("medium", "default")
+    assert first["max_completion_tokens"] == 20000 and "max_tokens" not in first
+    assert "thinking" not in first and "output_config" not in first
+    assert second["reasoning_effort"] == "xhigh"
+    assert "reasoning_effort" not in third and third["max_tokens"] == 64
+    body: Any = caught.value.body
+    assert "thinking" in body["error"]["message"] and "'gpt'" in body["error"]["message"]
+
+
+_THOUGHT: Any = {
+    "type": "thinking",
+    "thinking": "Order 7 first: look it up.",
+    "signature": "EqQBCkYIARgCIkD0sig==",
+}
+_REDACTED: Any = {"type": "redacted_thinking", "data": "EmwKAhgBEgy3va3pzix/LafPsn4a"}
+
+
+async def _thinks(request: Request) -> JSONResponse:
+    """A Messages endpoint that thinks before it calls `lookup`, then answers: it keeps
+    every body it is sent, and answers each with thinking blocks first, as Anthropic does."""
+    body = await request.json()
+    request.app.state.bodies.append(body)
+    looked = any(
+        isinstance(turn["content"], list)
+        and any(b.get("type") == "tool_result" for b in turn["content"])
+        for turn in body["messages"]
+    )
+    answer: list[Any] = [_THOUGHT]
+    if looked:
+        answer.append({"type": "text", "text": "Refunded."})
+    else:
+        answer += [
+            _REDACTED,
+            {"type": "tool_use", "id": "toolu_1", "name": "lookup", "input": {"id": "7"}},
+        ]
+    return JSONResponse(
+        {
+            **_MESSAGE,
+            "model": body["model"],
+            "content": answer,
+            "stop_reason": "end_turn" if looked else "tool_use",
+        }
+    )
+
+
+async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(store_url: str) -> None:
+    """The answer's thinking blocks reach the client with their signatures, and the client
+    sends them back beside its tool call: the deployment is sent them unchanged, first in
+    the assistant turn, as Anthropic requires with thinking on. `thinking` and an effort
+    go on as they came."""
+    upstream = Starlette(routes=[Route("/v1/messages", _thinks, methods=["POST"])])
+    upstream.state.bodies = []
+    tool: Any = {"name": "lookup", "description": "Look an order up.", "input_schema": {}}
+    thinking: Any = {"type": "enabled", "budget_tokens": 2048}
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
+        _anthropic_sdk(client) as ac,
+    ):
+        asked: Any = list(_ASKED)
+        first = await ac.messages.create(
+            model="sonnet",
+            max_tokens=4096,
+            messages=asked,
+            tools=[tool],
+            thinking=thinking,
+            output_config={"effort": "low"},
+        )
+        assert [b.type for b in first.content] == ["thinking", "redacted_thinking", "tool_use"]
+        asked += [
+            {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+            {
+                "role": "user",
+                "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "paid"}],
+            },
+        ]
+        second = await ac.messages.create(
+            model="sonnet", max_tokens=4096, messages=asked, tools=[tool], thinking=thinking
+        )
+    assert [b.type for b in second.content] == ["thinking", "text"]
+    assert first.content[0].model_dump() == {**_THOUGHT}
+    sent_first, sent_second = upstream.state.bodies
+    assert sent_first["thinking"] == thinking and sent_first["output_config"] == {"effort": "low"}
+    assistant = sent_second["messages"][1]
+    assert assistant["role"] == "assistant"
+    assert assistant["content"][:2] == [_THOUGHT, _REDACTED]
+    assert assistant["content"][2]["type"] == "tool_use"
+
+
+async def test_an_openai_client_is_not_sent_thinking_and_does_not_send_it_back(
+    store_url: str,
+) -> None:
+    """Chat completions has no place for Anthropic's signed thinking: the OpenAI client
+    gets the answer's text and tool calls, and its next call reaches the deployment
+    without thinking blocks (Anthropic takes a turn without them when thinking is off)."""
+    upstream = Starlette(routes=[Route("/v1/messages", _thinks, methods=["POST"])])
+    upstream.state.bodies = []
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
+    ):
+        first = await client.chat.completions.create(model="sonnet", messages=_ASKED, tools=[_TOOL])
+        message = first.choices[0].message
+        assert message.tool_calls and message.content is None
+        await client.chat.completions.create(
+            model="sonnet",
+            messages=[
+                *_ASKED,
+                message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": "toolu_1", "content": "paid"},
+            ],
+            tools=[_TOOL],
+        )
+    assistant = upstream.state.bodies[1]["messages"][1]
+    assert [b["type"] for b in assistant["content"]] == ["tool_use"]

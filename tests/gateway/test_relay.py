@@ -443,7 +443,7 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(
     carried: Any = {"tool_choice": "auto", "parallel_tool_calls": True, "tools": [strict]}
     fast: Any = {"model": "auto", "messages": _CONVERSATION, **carried, "max_tokens": 64}
     # The same conversation as agent frameworks write it: text parts (joined by the full
-    # path), the assistant's message without `content`, a field it drops.
+    # path), the assistant's message without `content`, `store`, `max_completion_tokens`.
     parts = [{"type": "text", "text": "Find"}, {"type": "text", "text": " it."}]
     asked = {k: v for k, v in _CONVERSATION[2].items() if k != "content"}
     sdk: Any = {
@@ -480,10 +480,13 @@ async def test_both_paths_send_and_answer_the_same_streamed_or_not(
             ]
     assert taken == ["relay", "relay", "complete"] * 2
     sent = upstream.state.bodies
-    assert sent[0] == {**fast, "model": "gpt-x"}
-    assert sent[1] == sent[0] == sent[2]
-    assert sent[3] == {**sent[0], **streamed} == sent[4] == sent[5]
-    assert len({json.dumps(b, sort_keys=True) for b in sent[:3]}) == 1
+    assert sent[0] == {**fast, "model": "gpt-x"} == sent[2]
+    # The SDK's limit goes under the name it gave, and its `store` goes on.
+    limited = {k: v for k, v in sent[0].items() if k != "max_tokens"}
+    assert sent[1] == {**limited, "max_completion_tokens": 64, "store": False}
+    assert sent[3] == {**sent[0], **streamed} == sent[5]
+    assert sent[4] == {**sent[1], **streamed}
+    assert len({json.dumps(b, sort_keys=True) for b in sent[:3:2]}) == 1
     assert [a.status_code for a in answers + streams] == [200] * 6
     assert [a.headers["x-orchestrator-deployment"] for a in answers + streams] == ["gpt"] * 6
     boundaries = [a.headers["x-orchestrator-boundary"] for a in answers + streams]

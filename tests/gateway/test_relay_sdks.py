@@ -179,13 +179,15 @@ async def test_a_frameworks_tool_loop_is_forwarded_and_ends_as_on_the_full_path(
     assert forwarded["looked_up"] == ["7"]
     assert [e[1]["boundary"] for e in forwarded["audit"]] == ["session_start", "tool_loop"]
     assert [e[2:] for e in forwarded["audit"]] == [(100, 7), (200, 7)]
-    # The frameworks' parameters reach the deployment either way; `store` does not.
+    # The frameworks' parameters reach the deployment either way, `store` too.
     first = json.loads(forwarded["sent"][0])
-    assert first["temperature"] == 0.2 and first["max_tokens"] == 256
+    limit = "max_tokens" if framework is _agents_sdk else "max_completion_tokens"
+    assert first["temperature"] == 0.2 and first[limit] == 256
     assert (first["tool_choice"], first["parallel_tool_calls"], first["top_p"]) == (
         "auto",
         True,
         0.9,
     )
-    assert first["tools"][0]["function"]["strict"] is True and "store" not in first
+    assert first["tools"][0]["function"]["strict"] is True
+    assert first.get("store") is (False if framework is _agents_sdk else None)
     assert runs[True] == runs[False]

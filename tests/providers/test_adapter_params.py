@@ -14,8 +14,16 @@ import pytest
 
 from orchestrator.cache.keys import key_of
 from orchestrator.providers import anthropic, openai, openai_responses
-from orchestrator.providers.messages import ChatMessage, ModelRequest, ToolChoice, ToolDefinition
-from orchestrator.providers.params import PARAMS, asks, unsupported
+from orchestrator.providers._anthropic_stream import MessageAssembler
+from orchestrator.providers._sse import SSEEvent
+from orchestrator.providers.messages import (
+    ChatMessage,
+    ModelRequest,
+    ToolCall,
+    ToolChoice,
+    ToolDefinition,
+)
+from orchestrator.providers.params import PARAMS, asks, effort_of, unsupported
 
 _TOOLS = [
     ToolDefinition(name="lookup", description="Look up", parameters={"type": "object"}),
@@ -44,6 +52,11 @@ _ALL = _PLAIN.model_copy(
         "frequency_penalty": 0.1,
         "presence_penalty": 0.2,
         "user": "ann",
+        "reasoning_effort": "medium",
+        "metadata": {"team": "refunds"},
+        "store": True,
+        "service_tier": "flex",
+        "logit_bias": {"11": -100},
     }
 )
 _WRITERS: Any = {
@@ -82,6 +95,10 @@ def test_chat_completions_takes_them_under_their_own_names() -> None:
     assert (wire["top_p"], wire["frequency_penalty"], wire["presence_penalty"]) == (0.5, 0.1, 0.2)
     assert (wire["user"], wire["response_format"]) == ("ann", {"type": "json_object"})
     assert [t["function"].get("strict") for t in wire["tools"]] == [True, None]
+    assert (wire["reasoning_effort"], wire["metadata"]) == ("medium", {"team": "refunds"})
+    assert (wire["store"], wire["service_tier"], wire["logit_bias"]) == (True, "flex", {"11": -100})
+    # The client named neither limit: with an effort, the one reasoning models take.
+    assert wire["max_completion_tokens"] == 64 and "max_tokens" not in wire
     assert "top_k" not in wire
     assert unsupported(_ALL, "openai") == ["top_k"]
     named = _PLAIN.model_copy(update={"tool_choice": ToolChoice(mode="tool", name="lookup")})
@@ -116,16 +133,39 @@ def test_anthropic_takes_its_equivalents_and_names_the_rest() -> None:
     assert (wire["stop_sequences"], wire["top_p"], wire["top_k"]) == (["END"], 0.5, 20)
     assert wire["metadata"] == {"user_id": "ann"}
     assert [t.get("strict") for t in wire["tools"]] == [True, None]
+    assert wire["output_config"] == {"effort": "medium"}
     for absent in ("seed", "response_format", "frequency_penalty", "presence_penalty", "user"):
+        assert absent not in wire
+    for absent in ("logit_bias", "store", "reasoning_effort", "thinking"):
         assert absent not in wire
     assert unsupported(_ALL, "anthropic") == [
         "response_format",
         "seed",
         "frequency_penalty",
         "presence_penalty",
+        "metadata",
+        "store",
+        "service_tier",
+        "logit_bias",
     ]
+    taken = _PLAIN.model_copy(
+        update={
+            "response_format": {"type": "json_schema", "json_schema": {"name": "x"}},
+            "reasoning_effort": "max",
+            "store": False,
+            "metadata": {},
+            "service_tier": "default",
+        }
+    )
+    assert unsupported(taken, "anthropic") == []
+    assert anthropic._request_to_wire(taken)["output_config"] == {
+        "format": {"type": "json_schema", "schema": {}},
+        "effort": "max",
+    }
+    assert anthropic._request_to_wire(taken)["service_tier"] == "standard_only"
     text = _PLAIN.model_copy(update={"response_format": {"type": "text"}})
     assert unsupported(text, "anthropic") == []
+    assert "output_config" not in anthropic._request_to_wire(text)
 
 
 def test_the_responses_api_takes_a_json_schema_as_its_text_format() -> None:
@@ -141,12 +181,15 @@ def test_the_responses_api_takes_a_json_schema_as_its_text_format() -> None:
     assert wire["tool_choice"] == {"type": "function", "name": "lookup"}
     assert (wire["parallel_tool_calls"], wire["top_p"], wire["user"]) == (False, 0.5, "ann")
     assert [t["strict"] for t in wire["tools"]] == [True, False]
+    assert (wire["reasoning"], wire["metadata"]) == ({"effort": "medium"}, {"team": "refunds"})
+    assert (wire["store"], wire["service_tier"]) == (True, "flex")
     assert unsupported(request, "openai_responses") == [
         "stop",
         "seed",
         "top_k",
         "frequency_penalty",
         "presence_penalty",
+        "logit_bias",
     ]
     assert set(PARAMS) <= set(ModelRequest.model_fields)
 
@@ -157,3 +200,94 @@ def test_the_response_caches_key_tells_them_apart_and_keeps_the_old_one_without(
     schema = _PLAIN.model_copy(update={"response_format": {"type": "json_object"}})
     assert key_of("t", "m", schema).frame != plain.frame
     assert key_of("t", "m", schema) == key_of("t", "m", schema.model_copy())
+
+
+@pytest.mark.parametrize(
+    ("thinking", "effort", "wanted"),
+    [
+        ({"type": "enabled", "budget_tokens": 1024}, None, "low"),
+        ({"type": "enabled", "budget_tokens": 4096}, None, "medium"),
+        ({"type": "enabled", "budget_tokens": 16383}, None, "medium"),
+        ({"type": "enabled", "budget_tokens": 16384}, None, "high"),
+        ({"type": "enabled", "budget_tokens": 2000}, "xhigh", "xhigh"),
+        ({"type": "adaptive"}, None, None),
+    ],
+)
+def test_anthropic_thinking_is_an_openai_reasoning_effort(
+    thinking: Any, effort: Any, wanted: Any
+) -> None:
+    request = _PLAIN.model_copy(update={"thinking": thinking, "reasoning_effort": effort})
+    assert effort_of(request) == wanted
+    chat, responses = openai._request_to_wire(request), openai_responses._request_to_wire(request)
+    assert chat.get("reasoning_effort") == wanted
+    assert responses.get("reasoning") == (None if wanted is None else {"effort": wanted})
+    assert "thinking" not in chat and "thinking" not in responses
+    assert unsupported(request, "openai") == unsupported(request, "openai_responses") == []
+    assert anthropic._request_to_wire(request)["thinking"] == thinking
+    off = _PLAIN.model_copy(update={"thinking": {"type": "disabled"}})
+    assert unsupported(off, "openai") == unsupported(off, "openai_responses") == ["thinking"]
+
+
+def test_thinking_blocks_go_back_to_anthropic_first_and_nowhere_else() -> None:
+    signed = {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"}
+    call = ToolCall(id="t1", name="lookup", arguments_json="{}", arguments={})
+    answered = ChatMessage(
+        role="assistant", content="On it.", tool_calls=[call], thinking_blocks=[signed]
+    )
+    request = _PLAIN.model_copy(update={"messages": [*_PLAIN.messages, answered]})
+    (turn,) = [
+        t for t in anthropic._request_to_wire(request)["messages"] if t["role"] == "assistant"
+    ]
+    assert [b["type"] for b in turn["content"]] == ["thinking", "text", "tool_use"]
+    assert turn["content"][0] == signed
+    assert "thinking" not in json.dumps(openai._request_to_wire(request)["messages"])
+    assert "thinking" not in json.dumps(openai_responses._request_to_wire(request)["input"])
+    # Without any, a message dumps (and keys caches) as it always did.
+    assert "thinking_blocks" not in ChatMessage(role="assistant", content="x").model_dump()
+
+
+async def test_a_streamed_thinking_block_is_folded_whole() -> None:
+    events = [
+        {"type": "message_start", "message": {"id": "m", "role": "assistant", "content": []}},
+        {
+            "type": "content_block_start",
+            "index": 0,
+            "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "Look "},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "thinking_delta", "thinking": "it up."},
+        },
+        {
+            "type": "content_block_delta",
+            "index": 0,
+            "delta": {"type": "signature_delta", "signature": "c2ln"},
+        },
+        {"type": "content_block_stop", "index": 0},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "text_delta", "text": "Done."},
+        },
+        {
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn"},
+            "usage": {"output_tokens": 3},
+        },
+        {"type": "message_stop"},
+    ]
+    assembler = MessageAssembler("test")
+    for event in events:
+        await assembler.feed(SSEEvent(event=str(event["type"]), data=json.dumps(event)))
+    answer = anthropic._response_from_wire("test", assembler.body())
+    assert answer.message.thinking_blocks == [
+        {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"}
+    ]
+    assert answer.message.content == "Done."
