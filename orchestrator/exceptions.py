@@ -46,9 +46,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio.exceptions import ApplicationError
+
+if TYPE_CHECKING:
+    from orchestrator.store.records import SessionStatus
 
 __all__ = [
     "FAILURE_TYPES",
@@ -80,6 +83,7 @@ __all__ = [
     "ProviderStreamError",
     "ProviderTimeoutError",
     "RoutingError",
+    "SessionEnded",
     "SessionFailed",
     "SessionInputError",
     "SkillArgumentsError",
@@ -396,6 +400,23 @@ class EventKeyConflict(StoreError):
         )
         self.event_key = event_key
         self.fields = fields
+
+
+class SessionEnded(StoreError):
+    """A write would change the status of a session that has ended.
+
+    An ended session (completed or failed) has one end: a second, different one, or a
+    write that would set it running again, is refused and nothing of it is written; the
+    same end again (a retry of its write) is not refused.
+    """
+
+    def __init__(self, session_id: str, status: SessionStatus, wanted: SessionStatus) -> None:
+        super().__init__(
+            f"session {session_id!r} has ended {status.value}; it cannot become {wanted.value}"
+        )
+        self.session_id = session_id
+        self.status = status
+        self.wanted = wanted
 
 
 class DevServerError(OrchestratorError):

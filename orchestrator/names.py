@@ -15,6 +15,7 @@ __all__ = [
     "CALL_SKILL",
     "CHECK_ANSWER",
     "CHECK_CALL",
+    "CLOSED_BY_CALL",
     "DECIDE_APPROVAL",
     "DELEGATE_APPROVAL",
     "ESCALATE_APPROVAL",
@@ -57,6 +58,7 @@ RESOLVE_APPROVAL_POLICY = "orchestrator.resolve_approval_policy"
 REQUEST_APPROVAL = "orchestrator.request_approval"
 ESCALATE_APPROVAL = "orchestrator.escalate_approval"
 FINISH_SESSION = "orchestrator.finish_session"
+CLOSED_BY_CALL = "orchestrator.closed_by_call"
 ROUTE = "orchestrator.route"
 CHECK_ANSWER = "orchestrator.check_answer"
 SETTLE_BUDGET = "orchestrator.settle_budget"

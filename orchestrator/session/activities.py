@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from orchestrator.exceptions import (
     PayloadTooLargeError,
     PermanentError,
     ProviderError,
+    SessionEnded,
     SkillArgumentsError,
     SkillOutputError,
     SkillToolError,
@@ -44,7 +45,7 @@ from orchestrator.runtime import Runtime
 from orchestrator.session import names
 from orchestrator.session.approval_activities import ApprovalActivities
 from orchestrator.session.approval_requests import call_summary, pending_request
-from orchestrator.session.last_call import final_output, step_completed_payload
+from orchestrator.session.last_call import LastCallEnd, final_output, step_completed_payload
 from orchestrator.session.outcomes import event_signal, record_outcome
 from orchestrator.session.payloads import (
     INLINE_OUTPUT_BYTES,
@@ -210,6 +211,7 @@ class SessionActivities:
             self.check_call,
             self.record_approval_decision,
             self.finish_session,
+            self.closed_by_call,
             *self._routing.all(),
             *ApprovalActivities(self.runtime).all(),
         ]
@@ -556,14 +558,38 @@ class SessionActivities:
             ],
             settle_budget=closing.settle_budget,
         )
-        if not await store.budgets.session_scopes(ctx.session_id):
-            await self._finish(finish, event)  # nothing to spend from: one transaction
-            return
         tokens = result.response.usage.total_tokens
-        await record_spend(
-            store, ctx.session_id, result.cost_usd, tokens, key=spend_key, events=[event]
-        )
-        await self._finish(finish)
+        spent = bool(await store.budgets.session_scopes(ctx.session_id))
+        if spent:
+            await record_spend(
+                store, ctx.session_id, result.cost_usd, tokens, key=spend_key, events=[event]
+            )
+        try:
+            # Nothing to spend from: the spend's event and the end in one transaction.
+            await self._finish(finish, *(() if spent else (event,)))
+        except SessionEnded as exc:
+            # The session ended otherwise meanwhile (a late attempt, after the workflow
+            # failed it): its end stays; the call was made, so its spend and event are
+            # written alone, and it answers as a call that closed nothing.
+            log.warning("session ended before its last call could close it", error=str(exc))
+            result.closed = None
+            if not spent:
+                await record_spend(
+                    store, ctx.session_id, result.cost_usd, tokens, key=spend_key, events=[event]
+                )
+
+    @activity.defn(name=names.CLOSED_BY_CALL)
+    async def closed_by_call(self, call: ModelCallInput) -> LastCallEnd:
+        """Whether a closing model call that failed for good wrote the session's end first.
+
+        Its attempts may each have written the end and never reported it (a worker killed
+        after the commit, a retry that could not read the store, a cancel or a timeout of
+        the attempt); the workflow asks before it fails the step
+        (`patches.LAST_CALL_FAILURE_GENERATION`), and completes with the end it finds.
+        """
+        if call.closing is None:
+            return LastCallEnd()
+        return LastCallEnd(result=await self._closed_before(call, call.closing))
 
     async def _closed_before(
         self, call: ModelCallInput, closing: SessionClosing
@@ -755,7 +781,15 @@ class SessionActivities:
 
     @activity.defn(name=names.RECORD_EVENTS)
     async def record_events(self, batch: RecordEventsInput) -> Ack:
-        """Write the events the workflow decided (steps, pins) and its status."""
+        """Write the events the workflow decided (steps, pins) and its status.
+
+        A session that has ended refuses a status that would reopen it (its last model
+        call closed it, and the workflow did not hear of it): for good, nothing written.
+        """
+        with _ended_for_good():
+            return await self._record_events(batch)
+
+    async def _record_events(self, batch: RecordEventsInput) -> Ack:
         if batch.opening is not None:
             # The run's first activity: the session row, its first event, then these.
             await self._open(
@@ -951,8 +985,13 @@ class SessionActivities:
 
     @activity.defn(name=names.FINISH_SESSION)
     async def finish_session(self, finish: FinishSessionInput) -> Ack:
-        """Close the session record with its outcome and totals."""
-        await self._finish(finish)
+        """Close the session record with its outcome and totals.
+
+        A session that has ended otherwise keeps its end: a second one is refused for
+        good, nothing written.
+        """
+        with _ended_for_good():
+            await self._finish(finish)
         return Ack()
 
     async def _finish(self, finish: FinishSessionInput, *first: AuditEvent) -> None:
@@ -998,6 +1037,15 @@ class SessionActivities:
             await store.budgets.settle(ctx.session_id)
         async with _bound(ctx):
             log.info("session finished", status=finish.status.value, cost_usd=finish.cost_usd)
+
+
+@contextlib.contextmanager
+def _ended_for_good() -> Iterator[None]:
+    """A write refused because the session has ended fails for good: no retry changes it."""
+    try:
+        yield
+    except SessionEnded as exc:
+        raise to_failure(PermanentError(str(exc))) from None
 
 
 def _audited(ctx: CallContext, events: list[WorkflowEvent]) -> list[AuditEvent]:

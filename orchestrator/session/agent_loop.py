@@ -276,6 +276,9 @@ class ToolLoop:
                 names.CALL_MODEL, ask, ModelCallResult, rt.model_call_options(ask.model)
             )
         except ActivityError as exc:
+            closed = await rt.closed_by_call(ask)
+            if closed is not None:
+                return closed  # its end is written: the session completes with it
             if rt.routing and unavailable(exc):
                 raise DeploymentDown(failure_message(exc)) from None
             if isinstance(from_failure(exc), PayloadTooLargeError):

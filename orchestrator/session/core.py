@@ -14,12 +14,13 @@ from typing import TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 from orchestrator.exceptions import PermanentError, failure_type
 from orchestrator.plans.models import AgentStep
 from orchestrator.session import names, patches
 from orchestrator.session.call_timeouts import model_call_options
-from orchestrator.session.last_call import ends_session
+from orchestrator.session.last_call import LastCallEnd, ends_session
 from orchestrator.session.types import (
     Ack,
     ActivityOptions,
@@ -177,6 +178,33 @@ class SessionRuntime:
             cost_usd=state.cost_usd,
             settle_budget=self.routing,
         )
+
+    async def closed_by_call(self, ask: ModelCallInput) -> ModelCallResult | None:
+        """The end a closing model call that failed for good wrote before it failed, or None.
+
+        An attempt may have written the session's end and never reported it, and every
+        later one failed too (the worker killed after the commit each time, the store
+        unreachable for the retry's read, a cancel or a timeout): the session is then
+        completed in the store, and failing the step would write a second end after it.
+        One store read, asked only on this path (`patches.LAST_CALL_FAILURE_GENERATION`,
+        or `LAST_CALL_FAILURE` for a session of generation 5); a read that fails for good
+        leaves the failure as it was (the store refuses a second end).
+        """
+        setup = self.memory.setup
+        if ask.closing is None or setup is None:
+            return None
+        if setup.generation < patches.LAST_CALL_FAILURE_GENERATION and not workflow.patched(
+            patches.LAST_CALL_FAILURE
+        ):
+            return None
+        check = ask.model_copy(update={"messages": [], "tools": [], "events": [], "opening": None})
+        try:
+            end = await self._run(
+                names.CLOSED_BY_CALL, check, LastCallEnd, self.start.options.bookkeeping
+            )
+        except ActivityError:
+            return None
+        return end.result
 
     def model_call_options(self, model: str) -> ActivityOptions:
         """The model-call activity's options for `model`, timed by its endpoint's timeout."""

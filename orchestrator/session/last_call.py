@@ -11,14 +11,16 @@ and output the workflow would have handed to `finish_session`.
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from orchestrator.plans.models import AgentStep, Plan
 from orchestrator.providers.messages import ChatMessage
 from orchestrator.session.payloads import recorded_output
 from orchestrator.session.truncation import joined_answer
-from orchestrator.session.types import SessionClosed
+from orchestrator.session.types import ModelCallResult, SessionClosed
 from orchestrator.types import JsonObject, JsonValue
 
-__all__ = ["ends_session", "final_output", "step_completed_payload"]
+__all__ = ["LastCallEnd", "ends_session", "final_output", "step_completed_payload"]
 
 
 def ends_session(plan: Plan, step: AgentStep) -> bool:
@@ -51,3 +53,13 @@ def final_output(messages: list[ChatMessage], closed: SessionClosed | None = Non
 def step_completed_payload(step_id: str, output: JsonValue) -> JsonObject:
     """The `step_completed` event's payload for a step's output."""
     return {"output": recorded_output(step_id, output)}
+
+
+class LastCallEnd(BaseModel):
+    """What `orchestrator.closed_by_call` found: the end a closing call wrote, or nothing.
+
+    `result` is the call's answer as a retry that found the end gives it
+    (`ModelCallResult.closed` set), None when no attempt of the call wrote it.
+    """
+
+    result: ModelCallResult | None = None

@@ -22,6 +22,8 @@ __all__ = [
     "DECISION_DURABLE",
     "GATE_GENERATION",
     "GENERATION",
+    "LAST_CALL_FAILURE",
+    "LAST_CALL_FAILURE_GENERATION",
     "LAST_CALL_GENERATION",
     "LIVE",
     "LOOP_CONTINUE",
@@ -112,6 +114,15 @@ activity of its own). New path without the marker (generation 1):
 tests/reliability/test_load_small.py counts a gated session's history and checks its
 audit trail; every other session test runs it."""
 
+LAST_CALL_FAILURE = "last-call-failure-v1"
+"""Live. A generation-5 session (`LAST_CALL_GENERATION`) already running when
+`LAST_CALL_FAILURE_GENERATION` came takes its path when the call that could close it
+fails for good, recording this marker then (a session of generation 6 or later takes it
+without asking); nowhere else is it asked. Old path: a generation-5 session whose closing
+call failed for good, recorded before it. No recorded history holds the marker, nor a
+failed closing call (`refund_gen5.json` closes from its call); both paths are covered by
+tests/session/test_last_call_edges.py."""
+
 SETUP_GENERATION = 1
 """The first generation (see `GENERATION`): a session whose setup says it, or a later
 one, takes the new path of every patch above without asking."""
@@ -192,7 +203,20 @@ Old path: `refund_gen4.json` (and every earlier history: their setup's generatio
 lower, so no call carries a closing). New path: `refund_gen5.json`, the refund demo
 whose last step (`reply`) closes the session from its model call."""
 
-GENERATION = 5
+LAST_CALL_FAILURE_GENERATION = 6
+"""The generation from which a model call that could close the session
+(`LAST_CALL_GENERATION`) and failed for good is asked about before its step fails: a
+local activity, `orchestrator.closed_by_call`, reads whether one of its attempts wrote
+the session's end, each attempt's report lost (a worker killed after the commit, a retry
+that could not read the store, a cancel or a timeout of the attempt). When one did, the
+run completes with the end written, as if the call had reported it; failing the step
+wrote `step_failed` and `session_failed` after `session_completed` and set the row
+failed (the store now refuses that: `SessionEnded`). One local activity on that failure
+path only: the refund demo issues the same commands as on generation 5.
+Old path: `refund_gen5.json` (and every earlier history). New path: `refund_gen6.json`;
+tests/session/test_last_call_edges.py loses every report of the closing call."""
+
+GENERATION = 6
 """Not a patch id: the generation of paths a session started on, recorded in the history
 as `SessionSetup.generation` by `start_session` (its local activity's result). A session
 whose setup says 1 or more takes the new path of every patch above without calling
@@ -206,7 +230,8 @@ patches as before. Each generation's refund demo is recorded as `refund_gen<N>.j
 change that alters commands may raise it instead of adding a patch id, when the change
 can wait for the session's start to take effect: a generation-N path is asked as
 `setup.generation >= N`, with N a named constant here (`SETUP_GENERATION`,
-`GATE_GENERATION`, `CHECK_GENERATION`, `OPENING_GENERATION`, `LAST_CALL_GENERATION`),
+`GATE_GENERATION`, `CHECK_GENERATION`, `OPENING_GENERATION`, `LAST_CALL_GENERATION`,
+`LAST_CALL_FAILURE_GENERATION`),
 never `GENERATION` itself, which moves on.
 
 Generation 1 also brings the first step's routing decision inside `start_session`
@@ -214,7 +239,7 @@ Generation 1 also brings the first step's routing decision inside `start_session
 `orchestrator.route` activity whenever the recorded setup holds no decision for the
 question it asks (tests/session/test_routing_sessions.py covers both)."""
 
-LIVE = frozenset({ROUTING, APPROVAL_POLICY, DECISION_DURABLE, BOOKKEEPING_BATCH})
+LIVE = frozenset({ROUTING, APPROVAL_POLICY, DECISION_DURABLE, BOOKKEEPING_BATCH, LAST_CALL_FAILURE})
 """Patches called with `workflow.patched`: a recorded history needs their old path."""
 
 RETIRED = frozenset({CONTINUE_AS_NEW, LOOP_CONTINUE, APPROVAL_EVENTS, TRUNCATION, MODEL_FAILURE})

@@ -223,13 +223,17 @@ def _sqlite_session_start(dialect: Dialect) -> _DriverWrite:
 
 
 @functools.lru_cache(maxsize=32)
-def sqlite_session_update(dialect: Dialect, keys: tuple[str, ...]) -> _DriverWrite:
+def sqlite_session_update(
+    dialect: Dialect, keys: tuple[str, ...], refused: tuple[str, ...] = ()
+) -> _DriverWrite:
     """`Store.update_session`'s change of the columns `keys` on the driver's connection.
 
     Its `row(conn, changes, (session_id,))` is the session's id, or None when no row has
-    it; with no `keys`, a read of that id. Compiling the Core `update(...).values(...)`
-    anew cost more than the update on every session's close; the callers change only a
-    few sets of columns, so the cache stays small (and bounded).
+    it, or when its status is one of `refused` (`records.statuses_refused_for`: enum
+    values, spelled in the statement); with no `keys`, a read of that id. Compiling the
+    Core `update(...).values(...)` anew cost more than the update on every session's
+    close; the callers change only a few sets of columns, so the cache stays small (and
+    bounded).
 
     Raises:
         KeyError: a key is not a column of the sessions' table.
@@ -239,7 +243,9 @@ def sqlite_session_update(dialect: Dialect, keys: tuple[str, ...]) -> _DriverWri
     name = SessionRow.__tablename__
     if columns:
         sets = ", ".join(f"{c.name} = ?" for c in columns)
-        sql = f"UPDATE {name} SET {sets} WHERE session_id = ? RETURNING session_id"
+        held = ", ".join(f"'{status}'" for status in refused)
+        where = f" AND status NOT IN ({held})" if refused else ""
+        sql = f"UPDATE {name} SET {sets} WHERE session_id = ?{where} RETURNING session_id"
     else:
         sql = f"SELECT session_id FROM {name} WHERE session_id = ?"
     return _DriverWrite(

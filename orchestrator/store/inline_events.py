@@ -40,8 +40,13 @@ from orchestrator.store.group_commit import (
     start_session_row,
     stored_event,
 )
-from orchestrator.store.records import AuditEvent, SessionRecord
-from orchestrator.store.store import check_retry
+from orchestrator.store.records import (
+    AuditEvent,
+    SessionRecord,
+    SessionStatus,
+    statuses_refused_for,
+)
+from orchestrator.store.store import check_retry, refuse_ended, status_of
 
 __all__ = ["InlineEvents"]
 
@@ -100,15 +105,20 @@ class InlineEvents:
 
         Raises:
             EventKeyConflict: an event's key holds a different event; nothing is written.
+            SessionEnded: the session has ended otherwise; nothing is written.
             SQLAlchemyError: the database failed otherwise; nothing is written.
         """
         keys = tuple(changes)
+        wanted = changes.get("status")
+        refused = statuses_refused_for(SessionStatus(wanted) if isinstance(wanted, str) else None)
 
         def body(conn: Connection) -> tuple[bool, dict[str, int]]:
             _, moved = _insert_events(conn, events)
-            found = sqlite_session_update(conn.dialect, keys).row(
+            found = sqlite_session_update(conn.dialect, keys, refused).row(
                 conn, dict(changes), (session_id,)
             )
+            if found is None and refused:
+                refuse_ended(session_id, conn.execute(status_of(session_id)).scalar(), wanted)
             return found is not None, moved
 
         return self._transaction(body)

@@ -21,6 +21,7 @@ __all__ = [
     "SessionRecord",
     "SessionStatus",
     "event_differences",
+    "statuses_refused_for",
 ]
 
 
@@ -31,6 +32,22 @@ class SessionStatus(StrEnum):
     WAITING_APPROVAL = "waiting_approval"
     COMPLETED = "completed"
     FAILED = "failed"
+
+
+ENDED = (SessionStatus.COMPLETED, SessionStatus.FAILED)
+"""The statuses a session ends in."""
+
+
+def statuses_refused_for(status: SessionStatus | None) -> tuple[str, ...]:
+    """The stored statuses over which writing `status` is refused.
+
+    An ended session keeps its end: another end is refused, and so is a status that would
+    reopen it. The same end again (a retry of the write) is not refused; with no status
+    written, nothing is.
+    """
+    if status is None:
+        return ()
+    return tuple(end.value for end in ENDED if end is not status)
 
 
 class EventKind(StrEnum):

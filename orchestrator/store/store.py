@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from sqlalchemy import (
     BigInteger,
     Connection,
+    Select,
     String,
     TextClause,
     TextualSelect,
@@ -41,7 +42,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.elements import KeyedColumnElement
 
-from orchestrator.exceptions import EventKeyConflict, StoreError
+from orchestrator.exceptions import EventKeyConflict, SessionEnded, StoreError
 from orchestrator.store._engine import (
     STORE_POOL,
     PoolSize,
@@ -69,6 +70,7 @@ from orchestrator.store.records import (
     SessionRecord,
     SessionStatus,
     event_differences,
+    statuses_refused_for,
 )
 from orchestrator.store.reports import Reports
 from orchestrator.store.response_cache import CacheLedger
@@ -85,8 +87,10 @@ __all__ = [
     "check_retry",
     "event_insert",
     "event_params",
+    "refuse_ended",
     "session_start_insert",
     "session_upsert",
+    "status_of",
 ]
 
 
@@ -289,9 +293,13 @@ class Store:
         transaction, as `append_events` does (a session's close is one commit; on a SQLite
         file, on the calling thread when the write lock is free, as `append_events`).
 
+        An ended session's status is kept: writing another end over it, or a status that
+        would reopen it, is refused (`records.statuses_refused_for`), with its events.
+
         Raises:
             StoreError: The session does not exist, or the database failed.
             EventKeyConflict: an event's key holds a different event; nothing is written.
+            SessionEnded: the session has ended otherwise; nothing is written.
         """
         given: dict[str, object] = {
             "status": status.value if status is not None else None,
@@ -315,6 +323,7 @@ class Store:
                     raise StoreError(f"cannot update session {session_id!r}: it does not exist")
                 return
         moved: dict[str, int] = {}
+        refused = statuses_refused_for(status)
         with self._errors("update session"):
             async with self._sessions.begin() as session:
                 await self._append_in(session, events, moved)
@@ -326,7 +335,12 @@ class Store:
                         .returning(SessionRow.session_id)
                         .execution_options(synchronize_session=False)
                     )
+                    if refused:
+                        stmt = stmt.where(SessionRow.status.not_in(refused))
                     found = (await session.execute(stmt)).scalar_one_or_none()
+                    if found is None and refused:
+                        held = await session.scalar(status_of(session_id))
+                        refuse_ended(session_id, held, status.value if status else None)
                 else:
                     found = await session.scalar(
                         select(SessionRow.session_id).where(SessionRow.session_id == session_id)
@@ -778,6 +792,21 @@ def check_retry(stored: AuditEvent | None, event: AuditEvent) -> None:
     fields = ["<row vanished>"] if stored is None else event_differences(stored, event)
     if fields:
         raise EventKeyConflict(event.event_key, fields)
+
+
+def status_of(session_id: str) -> Select[tuple[str]]:
+    """The read of a session's stored status."""
+    return select(SessionRow.status).where(SessionRow.session_id == session_id)
+
+
+def refuse_ended(session_id: str, held: str | None, wanted: object) -> None:
+    """Raise for a status write the row refused, when the row exists (an ended session).
+
+    Raises:
+        SessionEnded: the session has ended, and `wanted` is not its end.
+    """
+    if held is not None and isinstance(wanted, str):
+        raise SessionEnded(session_id, SessionStatus(held), SessionStatus(wanted))
 
 
 def _values(
