@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from conftest import worker_with_models
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
@@ -22,6 +22,7 @@ from orchestrator.plugin import workflow_runner
 from orchestrator.runtime import Runtime
 from orchestrator.scripted_model import ReplayScript, ScriptedModelServer
 from orchestrator.service import decide_approval, start_session
+from orchestrator.session import names
 from orchestrator.session.workflow import AgentSessionWorkflow
 from orchestrator.settings import Settings
 from orchestrator.store.records import EventKind, SessionStatus
@@ -84,21 +85,42 @@ async def cached_worker(
             yield runtime, replay
 
 
+def _finish_session_ran(history: WorkflowHistory) -> bool:
+    """Whether the run closed its session with the `finish_session` local activity."""
+    return any(
+        names.FINISH_SESSION.encode()
+        in e.marker_recorded_event_attributes.details["data"].payloads[0].data
+        for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and "data" in e.marker_recorded_event_attributes.details
+    )
+
+
 async def test_a_second_session_is_answered_from_the_cache_and_replays(
     settings: Settings, client: Client, tmp_path: Path
 ) -> None:
     async with cached_worker(settings, client, tmp_path) as (runtime, replay):
-        results = []
+        results, finishes = [], []
         for _ in range(2):
             handle = await start_session(client, plan(True), {}, task_queue=settings.task_queue)
             results.append(await handle.result())
-        history = await handle.fetch_history()
+            history = await handle.fetch_history()
+            finishes.append(_finish_session_ran(history))
         second = await runtime.store.list_events(results[1].session_id, kind=EventKind.MODEL_CALL)
+        ends = [
+            e.kind
+            for e in await runtime.store.list_events(results[1].session_id)
+            if e.kind in (EventKind.SESSION_COMPLETED, EventKind.SESSION_FAILED)
+        ]
         served = len(replay.requests)
     assert [r.status for r in results] == [SessionStatus.COMPLETED] * 2
     assert results[1].final_output == results[0].final_output == "It is about a broken kettle."
     assert served == 2
     assert [(e.payload.get("cache"), e.cost_usd) for e in second] == [("exact", 0.0)] * 2
+    # The model's last answer closed the first session itself (generation 5); an answer
+    # from the cache never closes one: `finish_session` wrote the second's one end.
+    assert finishes == [False, True]
+    assert ends == [EventKind.SESSION_COMPLETED]
     replayed = await Replayer(
         workflows=[AgentSessionWorkflow],
         data_converter=pydantic_data_converter,

@@ -462,6 +462,28 @@ async def test_a_large_final_answer_still_fits_the_session_result(
     assert record is not None and record.output == answer
 
 
+async def test_a_final_answer_over_the_limit_never_closes_the_session(
+    history_env: Callable[[str | Path], Awaitable[HistoryEnv]], tmp_path: Path
+) -> None:
+    """The plan's last step may close the session from its model call (generation 5); an
+    answer too large is refused instead, and the session's one end is `session_failed`."""
+    script = tmp_path / "huge_answer.yaml"
+    huge = {"content": "z" * (MAX_ANSWER_BYTES + 1)}
+    script.write_text(json.dumps({"conversations": [{"name": "write", "turns": [huge]}]}))
+    env = await history_env(script)
+    handle = await _start(env, _one_step("write", "Write a lot", "hist.blob", "loop-strong"))
+    record = await _failed_with(env, handle, "the answer of loop-strong (round 0)")
+
+    events = await env.runtime.store.list_events(record.session_id)
+    assert [e.kind for e in events][-3:] == [
+        EventKind.MODEL_CALL,
+        EventKind.STEP_FAILED,
+        EventKind.SESSION_FAILED,
+    ]
+    assert EventKind.SESSION_COMPLETED not in {e.kind for e in events}
+    assert record.output is None and record.cost_usd == events[-3].cost_usd > 0
+
+
 def test_many_small_outputs_are_fitted_too() -> None:
     """A loop's many iterations: none is large, together they are over the limit."""
     outputs: dict[str, JsonValue] = {f"step#{n}": "z" * 3000 for n in range(1000)}

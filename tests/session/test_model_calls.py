@@ -250,6 +250,38 @@ async def test_a_cut_answer_is_continued_when_the_step_says_so(
     assert "max_tokens" not in env.endpoint.bodies[0]
 
 
+async def test_a_cut_last_answer_never_closes_the_session(
+    session_env: Callable[..., Awaitable[Env]],
+) -> None:
+    """The plan's last step closes the session from its model call (generation 5) only
+    with a whole answer: a cut one is continued (or fails the step), and the session has
+    one end, after the answer that ended it."""
+    env = await session_env(TRUNCATING)
+    env.endpoint.answer = _cut_chat(["The refund ", "yes."])
+    plan = _plan("{id: draft, type: agent, goal: Write., on_truncation: continue}")
+    handle = await start_session(env.client, plan, {}, task_queue=env.settings.task_queue)
+    assert (await handle.result()).final_output == "The refund yes."
+    events = await env.runtime.store.list_events(handle.id.removeprefix("session-"))
+    assert [e.kind for e in events][-4:] == [
+        EventKind.MODEL_CALL,  # cut: it closed nothing
+        EventKind.MODEL_CALL,
+        EventKind.STEP_COMPLETED,
+        EventKind.SESSION_COMPLETED,
+    ]
+    assert [e.kind for e in events].count(EventKind.SESSION_COMPLETED) == 1
+
+    env.endpoint.answer = _cut_chat(["The refund ", "unused"])
+    cut = _plan("{id: draft, type: agent, goal: Write.}")
+    await _failure(env, cut)
+    [failed] = await env.runtime.store.list_sessions(status=SessionStatus.FAILED)
+    ends = [
+        e.kind
+        for e in await env.runtime.store.list_events(failed.session_id)
+        if e.kind in (EventKind.SESSION_COMPLETED, EventKind.SESSION_FAILED)
+    ]
+    assert ends == [EventKind.SESSION_FAILED]
+
+
 async def test_anthropic_takes_the_deployments_max_tokens_and_stops_at_it(
     session_env: Callable[..., Awaitable[Env]],
 ) -> None:
