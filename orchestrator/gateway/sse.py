@@ -174,10 +174,22 @@ class AnthropicStream:
         )
         return out
 
+    def _thinking(self, response: ModelResponse) -> list[bytes]:
+        """The answer's thinking blocks, each whole (signature and all) in its start event.
+
+        The adapter folds them, so they come last here rather than first: the client sends
+        them back beside its tool calls, and the Anthropic adapter writes them first again.
+        """
+        out: list[bytes] = []
+        for block in response.message.thinking_blocks:
+            out += self._begin("thinking", 0, block)
+        return out
+
     def finish(self, response: ModelResponse) -> list[bytes]:
         """Close the last block; the stop reason and usage; the end of the message."""
         usage = response.usage
         return [
+            *self._thinking(response),
             *self._close(),
             _event(
                 "message_delta",

@@ -502,42 +502,50 @@ async def _thinks(request: Request) -> JSONResponse:
     )
 
 
-async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(store_url: str) -> None:
+async def _ask(ac: anthropic.AsyncAnthropic, streamed: bool, **asked: Any) -> Any:
+    """One Messages call, streamed (the message the SDK assembles) or not."""
+    if not streamed:
+        return await ac.messages.create(**asked)
+    async with ac.messages.stream(**asked) as stream:
+        return await stream.get_final_message()
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["whole", "streamed"])
+async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
+    store_url: str, streamed: bool
+) -> None:
     """The answer's thinking blocks reach the client with their signatures, and the client
     sends them back beside its tool call: the deployment is sent them unchanged, first in
     the assistant turn, as Anthropic requires with thinking on. `thinking` and an effort
-    go on as they came."""
+    go on as they came. Streamed, they come after the other blocks (the adapter folds
+    them), and go back first all the same."""
     upstream = Starlette(routes=[Route("/v1/messages", _thinks, methods=["POST"])])
     upstream.state.bodies = []
     tool: Any = {"name": "lookup", "description": "Look an order up.", "input_schema": {}}
     thinking: Any = {"type": "enabled", "budget_tokens": 2048}
+    asked: Any = {"model": "sonnet", "max_tokens": 4096, "tools": [tool], "thinking": thinking}
     async with (
         await Store.open(store_url) as store,
         one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
         _anthropic_sdk(client) as ac,
     ):
-        asked: Any = list(_ASKED)
-        first = await ac.messages.create(
-            model="sonnet",
-            max_tokens=4096,
-            messages=asked,
-            tools=[tool],
-            thinking=thinking,
-            output_config={"effort": "low"},
+        conversation: Any = list(_ASKED)
+        first = await _ask(
+            ac, streamed, **asked, messages=conversation, output_config={"effort": "low"}
         )
-        assert [b.type for b in first.content] == ["thinking", "redacted_thinking", "tool_use"]
-        asked += [
+        conversation += [
             {"role": "assistant", "content": [b.model_dump() for b in first.content]},
             {
                 "role": "user",
                 "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "paid"}],
             },
         ]
-        second = await ac.messages.create(
-            model="sonnet", max_tokens=4096, messages=asked, tools=[tool], thinking=thinking
-        )
-    assert [b.type for b in second.content] == ["thinking", "text"]
-    assert first.content[0].model_dump() == {**_THOUGHT}
+        second = await _ask(ac, streamed, **asked, messages=conversation)
+    blocks = [b.model_dump() for b in first.content]
+    thoughts = [b for b in blocks if b["type"] != "tool_use"]
+    assert thoughts == [_THOUGHT, _REDACTED]
+    assert [b["type"] for b in blocks].index("tool_use") == (0 if streamed else 2)
+    assert sorted(b.type for b in second.content) == ["text", "thinking"]
     sent_first, sent_second = upstream.state.bodies
     assert sent_first["thinking"] == thinking and sent_first["output_config"] == {"effort": "low"}
     assistant = sent_second["messages"][1]
