@@ -115,7 +115,11 @@ class _Endpoint(BaseRoute):
             finally:
                 # Before the response: a streamed one listens for the disconnect itself.
                 disconnect.close()
-        await _response(reply)(scope, receive, send)
+        try:
+            await _response(reply)(scope, receive, send)
+        finally:
+            if reply.after is not None:
+                await reply.after()
 
 
 def gateway_routes(gateway: Gateway, prefix: str = "") -> list[BaseRoute]:

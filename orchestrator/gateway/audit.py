@@ -6,7 +6,8 @@ event (key, session, deployment, boundary, tokens, cost, latency, outcome), and 
 or switch a `model_pinned` event, a forced failover with its cause.
 
 These build the records; the gateway commits a request's records together in one batch
-(`orchestrator.store.group_commit`), before it answers.
+(`orchestrator.store.group_commit`): before it answers when the batch holds a pin or a
+session row, just after its answer is written otherwise (`Gateway.run`).
 """
 
 from __future__ import annotations

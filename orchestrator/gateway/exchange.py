@@ -58,13 +58,19 @@ class Ask:
 
 @dataclass(slots=True)
 class Reply:
-    """A route's answer: a whole body, or `chunks` written as they come (SSE)."""
+    """A route's answer: a whole body, or `chunks` written as they come (SSE).
+
+    `after` is work the answer does not wait for, run by the adapter once the answer is
+    written (or the client is gone): a served request's audit row. It answers its own
+    errors; the adapter awaits it before the connection's next request.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes = b""
     content_type: str = JSON
     chunks: AsyncIterator[bytes] | None = None
+    after: Callable[[], Awaitable[None]] | None = None
 
 
 Handler = Callable[[Ask], Awaitable[Reply]]

@@ -8,6 +8,7 @@ nothing stored. Every error comes back in the error shape of the API the client 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
 
@@ -42,6 +43,8 @@ def _json(body: bytes) -> JsonValue:
 async def _answer(ask: Ask, gateway: Gateway, call: ChatCall, api: Dialect) -> Outcome:
     """The whole answer; a client that disconnects first cancels the upstream call.
 
+    Its audit row may be left for after the answer's write (`_replied`).
+
     The request runs in this task, and a callback on the request's disconnect cancels it
     if the client goes away first. A task of its own for the work and `asyncio.wait` on
     both cost more than the routing of the request.
@@ -61,7 +64,7 @@ async def _answer(ask: Ask, gateway: Gateway, call: ChatCall, api: Dialect) -> O
     gone = ask.gone()
     gone.add_done_callback(disconnected)
     try:
-        outcome = await gateway.run(admitted)
+        outcome = await gateway.run(admitted, defer=True)
         answered = True
         return outcome
     except asyncio.CancelledError:
@@ -73,6 +76,13 @@ async def _answer(ask: Ask, gateway: Gateway, call: ChatCall, api: Dialect) -> O
         answered = True
         # Shared with the request's other watchers: the callback goes, the future stays.
         gone.remove_done_callback(disconnected)
+
+
+def _replied(gateway: Gateway, outcome: Outcome, reply: Reply) -> Reply:
+    """`reply`, with the writes its answer did not wait for to commit once it is written."""
+    if outcome.later is not None:
+        reply.after = functools.partial(gateway.record, outcome)
+    return reply
 
 
 def _include_usage(raw: JsonValue) -> bool:
@@ -114,7 +124,7 @@ def routes(gateway: Gateway, prefix: str = "") -> list[Route]:
             call_id=f"chatcmpl-{outcome.request_id}",
             created=int(time.time()),
         )
-        return json_reply(body, 200, outcome.headers())
+        return _replied(gateway, outcome, json_reply(body, 200, outcome.headers()))
 
     async def messages(ask: Ask) -> Reply:
         call = parse_messages(_json(ask.body))
@@ -127,7 +137,7 @@ def routes(gateway: Gateway, prefix: str = "") -> list[Route]:
             deployment=outcome.answered.deployment,
             call_id=f"msg_{outcome.request_id}",
         )
-        return json_reply(body, 200, outcome.headers())
+        return _replied(gateway, outcome, json_reply(body, 200, outcome.headers()))
 
     async def embeddings(ask: Ask) -> Reply:
         raw = _json(ask.body)

@@ -296,6 +296,7 @@ class _Connection(asyncio.Protocol):
 
     async def _serve(self, request: _Request) -> None:
         close = True
+        reply: Reply | None = None
         try:
             reply = request.refusal or await self._answer(request)
             if self.closed:
@@ -314,9 +315,14 @@ class _Connection(asyncio.Protocol):
                 self._write_whole(request, text_reply("Internal Server Error", 500), True)
             close = True
         finally:
-            self.task = None
-            self.streaming = False
-            self._after(request, close)
+            try:
+                if reply is not None and reply.after is not None:
+                    # Written (or the client gone): what the answer did not wait for.
+                    await reply.after()
+            finally:
+                self.task = None
+                self.streaming = False
+                self._after(request, close)
 
     async def _answer(self, request: _Request) -> Reply:
         route = request.route

@@ -6,7 +6,8 @@ safe boundary the router chooses again (keeping the pin when it is close enough)
 request is counted against the key's rate (429) and reserves its worst case in every
 budget (402), in one transaction; the deployment is called, retried, and failed over if it
 must be; then spend, pin and audit are written, those of concurrent requests together in
-one transaction (group commit), and the answer goes out once they are committed. The
+one transaction (group commit). The answer goes out once the pin is committed; a served
+request that moves no pin commits its audit row and spend just after its answer. The
 process keeps no session state, so any number of gateway processes can share a store.
 """
 
@@ -17,14 +18,20 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Connection
 
 from orchestrator.cache import gateway as response_cache
-from orchestrator.exceptions import ConfigError, ProviderError, ProviderHTTPError, RoutingError
+from orchestrator.exceptions import (
+    ConfigError,
+    ProviderError,
+    ProviderHTTPError,
+    RoutingError,
+    StoreError,
+)
 from orchestrator.gateway import audit
 from orchestrator.gateway.budgets import (
     estimate_input_tokens,
@@ -60,6 +67,7 @@ from orchestrator.gateway.sessions import (
 )
 from orchestrator.gateway.turns import calls_per_turn, warm_prefix_tokens
 from orchestrator.gateway.upstream import Upstreams
+from orchestrator.logs import get_logger
 from orchestrator.observability.metrics import METRICS, reason_label
 from orchestrator.providers.messages import ModelResponse, Usage
 from orchestrator.providers.params import asks, unsupported
@@ -76,6 +84,8 @@ from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
 __all__ = ["AUTO", "Admitted", "Gateway", "Outcome"]
+
+log = get_logger(__name__)
 
 AUTO = "auto"
 """The model name that lets the routing policy choose among everything the key may use."""
@@ -110,6 +120,8 @@ class Outcome:
     request_id: str
     cache: str | None = None
     """`exact` or `semantic` when the response cache answered."""
+    later: Callable[[], list[Write]] | None = field(default=None, compare=False)
+    """The writes left for after the answer (`Gateway.run(defer=True)`, `Gateway.record`)."""
 
     def headers(self) -> dict[str, str]:
         """Response headers naming the deployment, the boundary and the session."""
@@ -513,8 +525,16 @@ class Gateway:
         on_delta: Callable[[str], DeltaSink] | None = None,
         committed: Callable[[], bool] = lambda: False,
         on_cache_hit: Callable[[str], None] | None = None,
+        defer: bool = False,
     ) -> Outcome:
         """Get the answer of an admitted request; write spend, pin and audit.
+
+        The pin and the session row are committed before the answer: the loop's next call
+        may come to any gateway process, and must find them. With `defer`, an answer that
+        writes neither leaves its audit row and spend to `Outcome.later`, which the caller
+        commits once the answer is written (`record`): the commit, a fifth of a request's
+        time, is then off the answer's path. Its budget holds stay until then, so a budget
+        is never overspent; the row of an answer sent just before a crash can be lost.
 
         Args:
             admitted: What `admit` returned.
@@ -523,6 +543,7 @@ class Gateway:
                 that ends the stream instead of failing over.
             on_cache_hit: Told the kind of hit (`exact`, `semantic`) before a cached answer's
                 first delta, so a stream's headers can say it came from the cache.
+            defer: Leave the writes that may wait to `Outcome.later` (above).
 
         Raises:
             GatewayError: no deployment could answer, or the stream was cut.
@@ -582,18 +603,54 @@ class Gateway:
             raise
         if answered.forced_from:
             label = Boundary.FAILOVER.value
-        await self.journal.commit(
-            [
+        pinning = self._pin(a, answered, label)
+        finished = time.perf_counter()
+
+        def records() -> list[Write]:
+            return [
                 *self._settle(a, answered),
-                *self._pin(a, answered, label),
-                self._call(a, answered.deployment, answered, "ok", label, None),
+                *pinning,
+                self._call(a, answered.deployment, answered, "ok", label, None, finished),
             ]
-        )
+
+        later: Callable[[], list[Write]] | None = None
+        if defer and not pinning:
+            later = records
+        else:
+            await self.journal.commit(records())
         await self.cache.save(cached, answered, self.registry, self.writing)
         loop.call_soon(self._served, a.api, label, a.started)
         return Outcome(
-            answered=answered, session=a.session, boundary=label, request_id=a.request_id
+            answered=answered,
+            session=a.session,
+            boundary=label,
+            request_id=a.request_id,
+            later=later,
         )
+
+    async def record(self, outcome: Outcome) -> None:
+        """Commit what `run(defer=True)` left for after the answer; never raises.
+
+        The answer is out: a store that fails now is logged, as the client cannot be told.
+        """
+        if outcome.later is None:
+            return
+        try:
+            await self.journal.commit(outcome.later())
+        except StoreError as exc:
+            log.error(
+                "gateway: an answered request's audit row was not written",
+                session_id=outcome.session.session_id,
+                request_id=outcome.request_id,
+                error=str(exc),
+            )
+        except Exception:
+            # A ledger's write that failed otherwise: the batch is not written either.
+            log.exception(
+                "gateway: an answered request's audit row was not written",
+                session_id=outcome.session.session_id,
+                request_id=outcome.request_id,
+            )
 
     def _answered_in(self, requested: str, deployment: str, seconds: float) -> None:
         """A deployment answered: its live latency (the router's next choice), its metric.
@@ -633,7 +690,9 @@ class Gateway:
         outcome: str,
         label: str,
         cause: str | None,
+        finished: float | None = None,
     ) -> Write:
+        """The request's audit row; its latency up to `finished` (a `perf_counter`), or now."""
         usage = answered.response.usage if answered is not None else Usage()
         payload: JsonObject = {
             "key": a.key.id,
@@ -659,7 +718,7 @@ class Gateway:
             input_tokens=usage.input_tokens,
             output_tokens=usage.output_tokens,
             cost_usd=self.registry.models[deployment].usage_cost(usage),
-            duration_ms=(time.perf_counter() - a.started) * 1000,
+            duration_ms=((finished or time.perf_counter()) - a.started) * 1000,
             payload=payload,
         )
 
