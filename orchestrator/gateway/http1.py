@@ -271,6 +271,44 @@ class _WholeResponse(httpx.Response):
         return super().json(**kwargs)
 
 
+class _ReadResponse(_WholeResponse):
+    """A whole uncompressed answer, its `httpx.Headers` made only once asked for.
+
+    Its attributes are those `httpx.Response.__init__` sets for a read answer. A model
+    call's answer is read for its status and its JSON, its headers only when it is an
+    error (retry hints); normalising them into `httpx.Headers` was most of the cost of
+    making the response.
+    """
+
+    def __init__(
+        self, status: int, headers: list[tuple[bytes, bytes]], content: bytes, reason: bytes
+    ) -> None:
+        # Not `super().__init__`: these are the attributes it sets for a read answer.
+        self.status_code = status
+        self._raw_headers = headers
+        self._headers: httpx.Headers | None = None
+        self._request = None
+        self.next_request = None
+        self.extensions = {"http_version": b"HTTP/1.1", "reason_phrase": reason}
+        self.history = []
+        self.default_encoding = "utf-8"
+        self.stream = httpx.ByteStream(content)
+        self._content = content
+        self._num_bytes_downloaded = len(content)
+        self.is_stream_consumed = True
+        self.is_closed = True
+
+    @property
+    def headers(self) -> httpx.Headers:
+        if self._headers is None:
+            self._headers = httpx.Headers(self._raw_headers)
+        return self._headers
+
+    @headers.setter
+    def headers(self, value: httpx.Headers) -> None:
+        self._headers = value
+
+
 def _read_response(
     status: int, headers: list[tuple[bytes, bytes]], content: bytes, reason: bytes
 ) -> httpx.Response:
@@ -281,18 +319,15 @@ def _read_response(
     The answer already has both, so it gets the body as its stream and as read content
     (decoded by httpx when it came compressed).
     """
+    if not any(name.lower() == b"content-encoding" for name, _ in headers):
+        return _ReadResponse(status, headers, content, reason)
     response = _WholeResponse(
         status,
         headers=headers,
         stream=httpx.ByteStream(content),
         extensions={"http_version": b"HTTP/1.1", "reason_phrase": reason},
     )
-    if any(name.lower() == b"content-encoding" for name, _ in headers):
-        response.read()  # decoded as httpx decodes it (gzip, deflate...)
-        return response
-    response._content = content
-    response.is_stream_consumed = True
-    response.is_closed = True
+    response.read()  # decoded as httpx decodes it (gzip, deflate...)
     return response
 
 

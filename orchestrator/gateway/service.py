@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -79,7 +79,7 @@ from orchestrator.routing.router import Router
 from orchestrator.routing.types import RouteRequest
 from orchestrator.store.budgets import Reservation, Spend
 from orchestrator.store.group_commit import GroupCommit, LedgerWrite, PutPin, Write
-from orchestrator.store.pins import Pin
+from orchestrator.store.pins import Phase, Pin
 from orchestrator.store.store import Store
 from orchestrator.types import JsonObject
 
@@ -145,16 +145,21 @@ _REFRESH_SHARE = 0.1
 """A pin that only ages is rewritten once a tenth of the idle time has passed, not per call."""
 
 
-def _worth_writing(old: Pin | None, new: Pin, idle_seconds: float) -> bool:
+def _worth_writing(
+    old: Pin | None, deployment: str, phase: str, now: datetime, idle_seconds: float
+) -> bool:
     """Whether a pin must be written: new, moved, changed phase, or aging toward idle.
+
+    `old` is the session's pin; `deployment` answered at `now`, leaving the conversation
+    in `phase`.
 
     Most calls of a loop change nothing but the time; skipping those writes takes a
     database transaction off the request's path while idle detection stays within a tenth
     of its window.
     """
-    if old is None or old.deployment != new.deployment or old.phase != new.phase:
+    if old is None or old.deployment != deployment or old.phase != phase:
         return True
-    return (new.updated_at - old.updated_at).total_seconds() > idle_seconds * _REFRESH_SHARE
+    return (now - old.updated_at).total_seconds() > idle_seconds * _REFRESH_SHARE
 
 
 @dataclass(frozen=True)
@@ -361,7 +366,7 @@ class Gateway:
         started = time.perf_counter()
         key = self.authenticate(headers)
         pool = self.pool(key, call.requested)
-        request_id = uuid.uuid4().hex
+        request_id = secrets.token_hex(16)
         now = datetime.now(UTC)
         forward = call.forward
         if forward is not None:
@@ -817,17 +822,18 @@ class Gateway:
         now = datetime.now(UTC)
         writes: list[Write] = []
         pin = a.pin
-        wanted_pin = Pin(
-            session_id=a.session.session_id,
-            deployment=answered.deployment,
-            key_id=a.key.id,
-            tenant=a.key.tenant,
-            team=a.key.team,
-            phase="loop" if asks_tools(answered.response) else "final",
-            version=0,
-            updated_at=now,
-        )
-        if _worth_writing(pin, wanted_pin, self.settings.cache_idle_seconds):
+        phase: Phase = "loop" if asks_tools(answered.response) else "final"
+        if _worth_writing(pin, answered.deployment, phase, now, self.settings.cache_idle_seconds):
+            wanted_pin = Pin(
+                session_id=a.session.session_id,
+                deployment=answered.deployment,
+                key_id=a.key.id,
+                tenant=a.key.tenant,
+                team=a.key.team,
+                phase=phase,
+                version=0,
+                updated_at=now,
+            )
             writes.append(PutPin(wanted_pin, pin.version if pin else None))
         if pin is None:
             writes.append(audit.session_start(a.session.session_id, a.key, a.api, now))

@@ -130,9 +130,8 @@ def test_boundaries() -> None:
 
 def test_a_pin_that_only_ages_is_not_rewritten_every_call() -> None:
     old = _pin(timedelta(seconds=5))
-    same = old.model_copy(update={"updated_at": NOW})
-    assert not _worth_writing(old, same, 300)
-    assert _worth_writing(old, same.model_copy(update={"phase": "final"}), 300)
-    assert _worth_writing(old, same.model_copy(update={"deployment": "fast"}), 300)
-    assert _worth_writing(_pin(timedelta(seconds=31)), same, 300)
-    assert _worth_writing(None, same, 300)
+    assert not _worth_writing(old, "strong", "loop", NOW, 300)
+    assert _worth_writing(old, "strong", "final", NOW, 300)
+    assert _worth_writing(old, "fast", "loop", NOW, 300)
+    assert _worth_writing(_pin(timedelta(seconds=31)), "strong", "loop", NOW, 300)
+    assert _worth_writing(None, "strong", "loop", NOW, 300)
