@@ -30,6 +30,7 @@ from orchestrator.gateway.errors import BadRequest
 from orchestrator.gateway.relay import Relayed, forwardable
 from orchestrator.providers._http import parse_arguments
 from orchestrator.providers.messages import ModelRequest, ModelResponse
+from orchestrator.providers.params import OPENAI_EFFORTS
 from orchestrator.providers.usage import chat_usage_wire
 from orchestrator.types import JsonObject
 
@@ -246,13 +247,12 @@ def _seed(root: JsonObject) -> int | None:
     return seed
 
 
-_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
-
-
 def _effort(root: JsonObject) -> str | None:
     effort = opt_str(root, "reasoning_effort", "body")
-    if effort is not None and effort not in _EFFORTS:
-        raise BadRequest(f"body.reasoning_effort: expected one of {', '.join(sorted(_EFFORTS))}")
+    if effort is not None and effort not in OPENAI_EFFORTS:
+        raise BadRequest(
+            f"body.reasoning_effort: expected one of {', '.join(sorted(OPENAI_EFFORTS))}"
+        )
     return effort
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pydantic import JsonValue
 
 from orchestrator.providers.messages import ModelResponse, Usage
+from orchestrator.providers.params import OPENAI_EFFORTS
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
@@ -58,7 +59,6 @@ _PARAMS = frozenset(
 _OWN = frozenset({"stream", "stream_options"})
 """The fields the full path writes itself, as the deployment streams or not."""
 _HEAD = _KEPT | _PARAMS | _OWN | {"max_completion_tokens"}
-_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
 _MODES = frozenset({"auto", "none", "required"})
 _FORMATS = frozenset({"text", "json_object", "json_schema"})
 _SPEAKERS = {"system": "system", "developer": "system", "user": "user"}
@@ -252,7 +252,7 @@ def _typed(kind: type) -> Callable[[JsonValue], JsonValue | _Refused]:
 
 
 def _effort(value: JsonValue) -> JsonValue | _Refused:
-    return value if type(value) is str and value in _EFFORTS else _REFUSED
+    return value if type(value) is str and value in OPENAI_EFFORTS else _REFUSED
 
 
 def _tags(value: JsonValue) -> JsonValue | _Refused:

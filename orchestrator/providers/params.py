@@ -28,6 +28,7 @@ from orchestrator.providers.messages import ModelRequest
 __all__ = [
     "ANTHROPIC_EFFORTS",
     "ANTHROPIC_TIERS",
+    "OPENAI_EFFORTS",
     "PARAMS",
     "asks",
     "effort_of",
@@ -56,6 +57,8 @@ PARAMS = (
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
 
+OPENAI_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
+"""`reasoning_effort`'s levels (the Responses API's `reasoning.effort`)."""
 ANTHROPIC_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
 """`output_config.effort`'s levels: OpenAI's `reasoning_effort` of the same names.
 OpenAI's `minimal` has no equivalent; its `none` is Anthropic's thinking `disabled`."""
