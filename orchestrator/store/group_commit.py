@@ -52,7 +52,7 @@ from orchestrator.store.store import (
     event_params,
     session_upsert,
 )
-from orchestrator.store.tables import AuditEventRow, GatewayPinRow, SessionRow
+from orchestrator.store.tables import ApprovalRow, AuditEventRow, GatewayPinRow, SessionRow
 
 __all__ = [
     "AppendEvent",
@@ -61,6 +61,7 @@ __all__ = [
     "PutPin",
     "StartSession",
     "Write",
+    "sqlite_approval_insert",
     "sqlite_event_insert",
     "sqlite_session_update",
     "start_session_row",
@@ -191,12 +192,24 @@ def _driver_write(dialect: Dialect, table: Any, sql: str) -> _DriverWrite:
     )
 
 
-def _inserting(table: Any, name: str, conflict: str) -> str:
+def _inserting(table: Any, name: str, conflict: str, key: str = "session_id") -> str:
     names = [c.name for c in table.columns]
     return (
         f"INSERT INTO {name} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
-        f" ON CONFLICT (session_id) {conflict}"
+        f" ON CONFLICT ({key}) {conflict}"
     )
+
+
+@functools.cache
+def sqlite_approval_insert(dialect: Dialect) -> _DriverWrite:
+    """`Store.record_approval_request`'s insert on the driver's connection (pysqlite).
+
+    Its `row(conn, values)` is the request's id when written, or None when a request with
+    that id is there (a retry: the row, and any decision on it, stay as they are).
+    """
+    table, name = ApprovalRow.__table__, ApprovalRow.__tablename__
+    conflict = "DO NOTHING RETURNING approval_id"
+    return _driver_write(dialect, table, _inserting(table, name, conflict, key="approval_id"))
 
 
 @functools.cache

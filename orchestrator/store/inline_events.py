@@ -35,6 +35,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from orchestrator.store._engine import create_sync_sqlite_engine, sqlite_lock_held
 from orchestrator.store.group_commit import (
+    sqlite_approval_insert,
     sqlite_event_insert,
     sqlite_session_update,
     start_session_row,
@@ -91,13 +92,20 @@ class InlineEvents:
         return self._transaction(body)
 
     def update_session(
-        self, session_id: str, changes: Mapping[str, object], events: Sequence[AuditEvent]
+        self,
+        session_id: str,
+        changes: Mapping[str, object],
+        events: Sequence[AuditEvent],
+        *,
+        approval: Mapping[str, object] | None = None,
     ) -> tuple[bool, dict[str, int]] | None:
         """`Store.update_session` in one transaction: `events` first, then the row's `changes`.
 
         A session's close (its last events, its closing event and its row) is one commit
         on the calling thread, as its start is: through the pool each of its statements
         was a hand-off to the driver's thread on the path from the last answer to the end.
+        So is an approval request (`approval`, an `approvals` row's values, inserted before
+        the events unless its id is there) with its events and the session's status.
 
         Returns:
             Whether the session's row exists, and the newest `seq` written per session;
@@ -113,6 +121,8 @@ class InlineEvents:
         refused = statuses_refused_for(SessionStatus(wanted) if isinstance(wanted, str) else None)
 
         def body(conn: Connection) -> tuple[bool, dict[str, int]]:
+            if approval is not None:
+                sqlite_approval_insert(conn.dialect).row(conn, dict(approval))
             _, moved = _insert_events(conn, events)
             found = sqlite_session_update(conn.dialect, keys, refused).row(
                 conn, dict(changes), (session_id,)

@@ -40,6 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import ReturningInsert
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from orchestrator.exceptions import EventKeyConflict, SessionEnded, StoreError
@@ -285,6 +286,7 @@ class Store:
         cost_usd: float | None = None,
         ended_at: datetime | None = None,
         events: Sequence[AuditEvent] = (),
+        approval: ApprovalRecord | None = None,
     ) -> None:
         """Set the given fields of a session; fields left at their default are unchanged.
 
@@ -295,6 +297,14 @@ class Store:
 
         An ended session's status is kept: writing another end over it, or a status that
         would reopen it, is refused (`records.statuses_refused_for`), with its events.
+
+        `approval` is a request recorded before the events, in that transaction, as
+        `record_approval_request` records it (a retry never resets a decision): a request,
+        its events and the session's status are one commit, taken like theirs. Apart, the
+        request went through the pool, whose transaction holds SQLite's write lock across
+        hand-offs to the driver's thread; a burst of requests queued there, inside the
+        local activity that writes them, and held their workflow tasks open over 5 s
+        (bench/README.md, "The gated call's request in one commit").
 
         Raises:
             StoreError: The session does not exist, or the database failed.
@@ -315,7 +325,12 @@ class Store:
         inline = self._inline_events()
         if inline is not None:
             with self._errors("update session"):
-                done = inline.update_session(session_id, changes, events)
+                done = inline.update_session(
+                    session_id,
+                    changes,
+                    events,
+                    approval=None if approval is None else _values(approval),
+                )
             if done is not None:
                 self._committed(done[1])
                 await _yield()
@@ -326,6 +341,8 @@ class Store:
         refused = statuses_refused_for(status)
         with self._errors("update session"):
             async with self._sessions.begin() as session:
+                if approval is not None:
+                    await session.execute(self._approval_insert(approval))
                 await self._append_in(session, events, moved)
                 if changes:
                     stmt = (
@@ -561,16 +578,19 @@ class Store:
             True if written; False if it was already there (nothing changed, so a retry
             can never reset a decision).
         """
-        stmt = (
+        with self._errors("record approval request"):
+            async with self._sessions.begin() as session:
+                new_id = (await session.execute(self._approval_insert(rec))).scalar_one_or_none()
+        return new_id is not None
+
+    def _approval_insert(self, rec: ApprovalRecord) -> ReturningInsert[tuple[str]]:
+        """The request's row unless one with its `approval_id` exists; returns its id if new."""
+        return (
             self._insert(ApprovalRow)
             .values(_values(rec))
             .on_conflict_do_nothing(index_elements=[ApprovalRow.approval_id])
             .returning(ApprovalRow.approval_id)
         )
-        with self._errors("record approval request"):
-            async with self._sessions.begin() as session:
-                new_id = (await session.execute(stmt)).scalar_one_or_none()
-        return new_id is not None
 
     async def decide_approval(
         self,
