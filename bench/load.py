@@ -396,7 +396,10 @@ async def run_child(args: Args, system: str, out: Path) -> dict[str, object]:
 
 
 _SLOW_TASK = re.compile(r"\[TMPRL1104\] [^:\s]+:(\d+):(\d+)")
-_TASK_MS = re.compile(r"workflow_task_duration\W+(\d+)")
+_TASK_MS = re.compile(r"workflow_task_duration=(\d+)")
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+"""The SDK colours its log's field names: `\\W+` once matched the `0` of a colour code, so
+`max_ms` said 0 until 2026-12-08."""
 
 
 def slow_tasks(log: str) -> dict[str, object]:
@@ -406,7 +409,7 @@ def slow_tasks(log: str) -> dict[str, object]:
     the counts by event id tell the first task of a session (start bookkeeping run as local
     activities) from later ones.
     """
-    lines = [line for line in log.splitlines() if "TMPRL1104" in line]
+    lines = [_COLOUR.sub("", line) for line in log.splitlines() if "TMPRL1104" in line]
     by_event: Counter[str] = Counter()
     durations: list[int] = []
     for line in lines:
