@@ -534,7 +534,9 @@ class SessionActivities:
         uses (`last_call`): the step's `step_completed` event, the closing event and the
         row, with the call's event first in that one transaction, unless a budget holds a
         reservation: then the spend and the event are their own transaction first, as
-        without a closing.
+        without a closing. A session that ended otherwise meanwhile keeps its end
+        (`SessionEnded`): the call's spend and event are written alone, and its result
+        closes nothing.
         """
         ctx, closing, closed = call.ctx, call.closing, result.closed
         assert closing is not None and closed is not None

@@ -44,6 +44,7 @@ from orchestrator.store.event_seq import LOCK_SQL, NOTIFY_SQL, lock_params, noti
 from orchestrator.store.pins import Pin, put_statement
 from orchestrator.store.records import AuditEvent, SessionRecord
 from orchestrator.store.store import (
+    KEEPS_ITS_END,
     Store,
     check_retry,
     event_columns,
@@ -229,9 +230,16 @@ def _sqlite_pin_writes(dialect: Dialect) -> tuple[_DriverWrite, _DriverWrite]:
 
 @functools.cache
 def _sqlite_session_start(dialect: Dialect) -> _DriverWrite:
-    """`session_upsert`: a known session only gets its `run_id` and `status`."""
+    """`session_upsert`: a known session only gets its `run_id` and `status`.
+
+    Its `row` is the session's id, or None when the row is a session of this run that has
+    ended (`KEEPS_ITS_END`: it is left as it is).
+    """
     table = SessionRow.__table__
-    conflict = "DO UPDATE SET run_id = excluded.run_id, status = excluded.status"
+    conflict = (
+        "DO UPDATE SET run_id = excluded.run_id, status = excluded.status"
+        f"{KEEPS_ITS_END} RETURNING session_id"
+    )
     return _driver_write(dialect, table, _inserting(table, SessionRow.__tablename__, conflict))
 
 
@@ -281,21 +289,22 @@ def _put_pin(conn: Connection, dialect: str, write: PutPin) -> bool:
     return change.row(conn, values, (write.pin.session_id, write.expected_version)) is not None
 
 
-def start_session_row(conn: Connection, record: SessionRecord) -> None:
+def start_session_row(conn: Connection, record: SessionRecord) -> bool:
     """`Store.record_session_start`'s row, in the caller's transaction (pysqlite).
 
     `InlineEvents` writes a session's start with its first events on the calling thread.
+    False: the row is a session of this run that has ended, left as it is.
     """
-    _start_session(conn, "sqlite", record)
+    return _start_session(conn, "sqlite", record)
 
 
-def _start_session(conn: Connection, dialect: str, record: SessionRecord) -> None:
+def _start_session(conn: Connection, dialect: str, record: SessionRecord) -> bool:
     if conn.dialect.driver != "pysqlite":
         conn.execute(session_upsert(dialect, record))
-        return
+        return True
     values = record.model_dump()
     values["status"] = record.status.value
-    _sqlite_session_start(conn.dialect).row(conn, values)
+    return _sqlite_session_start(conn.dialect).row(conn, values) is not None
 
 
 def _apply(conn: Connection, dialect: str, write: Write) -> _Result:

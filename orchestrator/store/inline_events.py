@@ -81,12 +81,14 @@ class InlineEvents:
 
         Raises:
             EventKeyConflict: an event's key holds a different event; nothing is written.
+            SessionEnded: `start`'s run ended its session; nothing is written.
             SQLAlchemyError: the database failed otherwise; nothing is written.
         """
 
         def body(conn: Connection) -> tuple[list[bool], dict[str, int]]:
-            if start is not None:
-                start_session_row(conn, start)
+            if start is not None and not start_session_row(conn, start):
+                held = conn.execute(status_of(start.session_id)).scalar()
+                refuse_ended(start.session_id, held, start.status.value)
             return _insert_events(conn, events)
 
         return self._transaction(body)

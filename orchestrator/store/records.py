@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from orchestrator.types import JsonObject, JsonValue
 
 __all__ = [
+    "ENDED",
     "ApprovalRecord",
     "ApprovalStatus",
     "AuditEvent",

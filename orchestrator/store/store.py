@@ -64,6 +64,7 @@ from orchestrator.store.pins import PinLedger
 from orchestrator.store.queue_reads import QueueReads
 from orchestrator.store.rate_windows import RateLedger
 from orchestrator.store.records import (
+    ENDED,
     ApprovalRecord,
     ApprovalStatus,
     AuditEvent,
@@ -83,6 +84,7 @@ if TYPE_CHECKING:
     from orchestrator.store.inline_events import InlineEvents
 
 __all__ = [
+    "KEEPS_ITS_END",
     "UNSET",
     "Store",
     "check_retry",
@@ -252,13 +254,15 @@ class Store:
         """Record that a session started, and its first `events`, in one transaction.
 
         Idempotent on `session_id`: if the session exists (a retried activity, or a new
-        run of the same session), only its `run_id` and `status` are updated. `events`
+        run of the same session), only its `run_id` and `status` are updated; a run's
+        session that has ended is not reopened by that run (`KEEPS_ITS_END`). `events`
         are appended after the row, as `append_events` does (a retry rewrites none), so a
         session's start is one commit (on a SQLite file, on the calling thread when the
         write lock is free, as `append_events`).
 
         Raises:
             EventKeyConflict: an event's key holds a different event; nothing is written.
+            SessionEnded: this run's session has ended; nothing is written.
         """
         inline = self._inline_events()
         if inline is not None:
@@ -270,7 +274,10 @@ class Store:
         moved: dict[str, int] = {}
         with self._errors("record session start"):
             async with self._sessions.begin() as session:
-                await session.execute(session_start_insert(), _values(rec))
+                started = await session.execute(session_start_insert(), _values(rec))
+                if started.scalar() is None:
+                    held = await session.scalar(status_of(rec.session_id))
+                    refuse_ended(rec.session_id, held, rec.status.value)
                 await self._append_in(session, events, moved)
         self._committed(moved)
 
@@ -729,6 +736,17 @@ def session_upsert(dialect: str, rec: SessionRecord) -> _Insert:
     )
 
 
+KEEPS_ITS_END: Final = (
+    f" WHERE NOT ({SessionRow.__tablename__}.run_id = excluded.run_id"
+    f" AND {SessionRow.__tablename__}.status IN"
+    f" ({', '.join(repr(end.value) for end in ENDED)})"
+    f" AND {SessionRow.__tablename__}.status <> excluded.status)"
+)
+"""The condition of a session start's update of a known row: a run's session that has
+ended keeps its end (a later write of that run carrying its opening again, after the
+closing call wrote the end unheard); a new run of the session id starts it again."""
+
+
 @functools.cache
 def session_start_insert() -> TextClause:
     """`session_upsert` as text built once from the table, so SQLAlchemy compiles it once.
@@ -742,7 +760,7 @@ def session_start_insert() -> TextClause:
         f"INSERT INTO {SessionRow.__tablename__} ({', '.join(c.name for c in columns)})"
         f" VALUES ({', '.join(':' + c.key for c in columns)})"
         " ON CONFLICT (session_id) DO UPDATE SET run_id = excluded.run_id,"
-        " status = excluded.status"
+        f" status = excluded.status{KEEPS_ITS_END} RETURNING session_id"
     )
     return text(sql).bindparams(*(bindparam(c.key, type_=c.type) for c in columns))
 

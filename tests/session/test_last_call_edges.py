@@ -109,6 +109,9 @@ class Faults:
 
     lose_reports: bool = False
     """Every such attempt's report is lost after its commit (the worker died)."""
+    unread_retries: bool = False
+    """After one such attempt, every retry of the call fails before it runs (the store
+    unreachable for its read of the end), so only the workflow's own check finds it."""
     hold: bool = False
     """Such an attempt waits, after its commit, until `release` is set."""
     committed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -122,8 +125,10 @@ class _Inbound(ActivityInboundInterceptor):
         self.faults = faults
 
     async def execute_activity(self, input: ExecuteActivityInput) -> Any:
-        result = await super().execute_activity(input)
         faults = self.faults
+        if faults.unread_retries and faults.closing_attempts and activity.info().attempt > 1:
+            raise ApplicationError("the store is unreachable")  # retryable
+        result = await super().execute_activity(input)
         closed = isinstance(result, ModelCallResult) and result.closed is not None
         if activity.info().activity_type != names.CALL_MODEL or not closed:
             return result
@@ -247,6 +252,17 @@ async def test_a_closing_call_whose_every_report_is_lost_completes_the_session(
     assert replayed.replay_failure is None
 
 
+async def test_a_closing_call_whose_retries_cannot_read_the_store_completes_the_session(
+    edge_env: Callable[[Faults], Awaitable[Env]],
+) -> None:
+    env = await edge_env(Faults(lose_reports=True, unread_retries=True))
+    handle = await _start(env, "unread-retries")
+    result = await handle.result()
+
+    assert env.faults.closing_attempts == 1  # the retries never reached the store
+    await _assert_completed_once(env, "unread-retries", result)
+
+
 async def test_a_cancel_after_the_closing_commit_reads_completed(
     edge_env: Callable[[Faults], Awaitable[Env]],
 ) -> None:
@@ -298,6 +314,10 @@ async def test_the_store_refuses_to_change_an_ended_sessions_status(store: Store
             await store.update_session("ended", status=status, error="late", events=[event])
         assert (refused.value.status, refused.value.wanted) == (SessionStatus.COMPLETED, status)
 
+    # Nor may a later write of its run carrying the session's opening again set it running.
+    late = _end("ended", EventKind.STEP_FAILED, "answer:step_failed")
+    with pytest.raises(SessionEnded):
+        await store.record_session_start(_row("ended"), events=[late])
     assert await store.list_events("ended") == written  # the refused events are not written
     row = await store.get_session("ended")
     assert row is not None and (row.status, row.output, row.error) == (
@@ -305,7 +325,10 @@ async def test_the_store_refuses_to_change_an_ended_sessions_status(store: Store
         "x",
         None,
     )
-    # A session still running takes any status; an unknown one is still an error.
+    # A new run of the session id starts it again; a session still running takes any status.
+    await store.record_session_start(_row("ended").model_copy(update={"run_id": "run-2"}))
+    again = await store.get_session("ended")
+    assert again is not None and (again.status, again.run_id) == (SessionStatus.RUNNING, "run-2")
     await store.record_session_start(_row("live"))
     await store.update_session("live", status=SessionStatus.WAITING_APPROVAL)
     await store.update_session("live", status=SessionStatus.FAILED)
