@@ -191,6 +191,22 @@ def _service_tier(root: JsonObject) -> str | None:
     return None if tier is None else _TIERS[tier]
 
 
+def _user(root: JsonObject) -> str | None:
+    """`metadata.user_id`, all that Anthropic's `metadata` holds.
+
+    Another key is refused, as Anthropic would refuse it, rather than dropped on the way
+    to an OpenAI deployment.
+    """
+    value = root.get("metadata")
+    if value is None:
+        return None
+    metadata = obj(value, "body.metadata")
+    for key in metadata:
+        if key != "user_id":
+            raise BadRequest(f"body.metadata.{key}: Anthropic's metadata takes user_id only")
+    return opt_str(metadata, "user_id", "body.metadata")
+
+
 def _thinking_config(root: JsonObject) -> JsonObject | None:
     value = root.get("thinking")
     if value is None:
@@ -283,9 +299,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
         control = _control(obj(raw, f"body.tools[{i}]"), f"body.tools[{i}]")
         if control is not None:
             marks.append(CacheMark(where="tool", at=i, control=control))
-    metadata = root.get("metadata")
-    user_id = metadata.get("user_id") if isinstance(metadata, dict) else None
-    user = user_id if isinstance(user_id, str) else None
+    user = _user(root)
     choice, parallel = _tool_choice(root)
     response_format, effort = _output_config(root)
     return ChatCall(

@@ -280,6 +280,23 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     assert events == []
 
 
+async def test_anthropic_metadata_other_than_user_id_is_refused_not_dropped(
+    store_url: str,
+) -> None:
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+        _anthropic_sdk(client) as ac,
+    ):
+        tags: Any = {"user_id": "ann", "team": "refunds"}
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await ac.messages.create(model="gpt", max_tokens=64, messages=_ASKED, metadata=tags)
+    body: Any = caught.value.body
+    assert body["error"]["message"].startswith("body.metadata.team: ")
+    assert upstream.state.bodies == []
+
+
 class Refund(BaseModel):
     order_id: str
     refunded: bool
