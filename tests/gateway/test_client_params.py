@@ -39,11 +39,17 @@ _ANSWER = '{"order_id": "7", "refunded": true}'
 
 
 @contextlib.asynccontextmanager
-async def _anthropic_sdk(client: openai.AsyncOpenAI) -> AsyncIterator[anthropic.AsyncAnthropic]:
-    """An `anthropic` client of the gateway `client` is an `openai` client of."""
-    root = str(client.base_url).removesuffix("/v1/")
-    async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
-        yield ac
+async def _anthropic_to(
+    store_url: str, upstream: Starlette, kind: str, name: str, model: str
+) -> AsyncIterator[tuple[Store, anthropic.AsyncAnthropic]]:
+    """The store and an `anthropic` client of a gateway whose one deployment is `upstream`."""
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, kind, name, model) as client,
+    ):
+        root = str(client.base_url).removesuffix("/v1/")
+        async with anthropic.AsyncAnthropic(base_url=root, api_key=TOKEN, max_retries=0) as ac:
+            yield store, ac
 
 
 @pytest.fixture
@@ -167,11 +173,7 @@ async def test_anthropic_sdk_tool_choice_and_stop_sequences_reach_an_openai_depl
         "description": "Look an order up.",
         "input_schema": {"type": "object", "properties": {"id": {"type": "string"}}},
     }
-    async with (
-        await Store.open(store_url) as store,
-        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
-        _anthropic_sdk(client) as ac,
-    ):
+    async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (_store, ac):
         answer = await ac.messages.create(
             model="gpt",
             max_tokens=64,
@@ -263,11 +265,7 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     store_url: str,
 ) -> None:
     upstream = _upstream("chat/completions")
-    async with (
-        await Store.open(store_url) as store,
-        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
-        _anthropic_sdk(client) as ac,
-    ):
+    async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (store, ac):
         with pytest.raises(anthropic.BadRequestError) as caught:
             await ac.messages.create(
                 model="gpt", max_tokens=64, messages=_ASKED, extra_body={"top_k": 5}
@@ -284,11 +282,7 @@ async def test_anthropic_metadata_other_than_user_id_is_refused_not_dropped(
     store_url: str,
 ) -> None:
     upstream = _upstream("chat/completions")
-    async with (
-        await Store.open(store_url) as store,
-        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
-        _anthropic_sdk(client) as ac,
-    ):
+    async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (_store, ac):
         tags: Any = {"user_id": "ann", "team": "refunds"}
         with pytest.raises(anthropic.BadRequestError) as caught:
             await ac.messages.create(model="gpt", max_tokens=64, messages=_ASKED, metadata=tags)
@@ -440,11 +434,7 @@ async def test_anthropic_sdk_schema_thinking_and_tier_reach_an_openai_deployment
     store_url: str,
 ) -> None:
     upstream = _upstream("chat/completions")
-    async with (
-        await Store.open(store_url) as store,
-        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
-        _anthropic_sdk(client) as ac,
-    ):
+    async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (_store, ac):
         await ac.messages.create(
             model="gpt",
             max_tokens=20000,
@@ -541,10 +531,9 @@ async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
     tool: Any = {"name": "lookup", "description": "Look an order up.", "input_schema": {}}
     thinking: Any = {"type": "enabled", "budget_tokens": 2048}
     asked: Any = {"model": "sonnet", "max_tokens": 4096, "tools": [tool], "thinking": thinking}
-    async with (
-        await Store.open(store_url) as store,
-        one_deployment(upstream, store, "anthropic", "sonnet", "claude-x") as client,
-        _anthropic_sdk(client) as ac,
+    async with _anthropic_to(store_url, upstream, "anthropic", "sonnet", "claude-x") as (
+        _store,
+        ac,
     ):
         conversation: Any = list(_ASKED)
         first = await _ask(
