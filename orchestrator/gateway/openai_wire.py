@@ -229,7 +229,8 @@ def _answerable(root: JsonObject) -> None:
     than it asked for without a word.
 
     Raises:
-        BadRequest: `n` above 1, or `logprobs` true.
+        BadRequest: `n` above 1, `logprobs` true, an answer other than text, or a field
+            the gateway does not read (`_NOT_READ`).
     """
     n = root.get("n")
     if n is not None and n != 1:
@@ -238,6 +239,23 @@ def _answerable(root: JsonObject) -> None:
         raise BadRequest(
             "body.logprobs: the gateway does not return log probabilities; leave it out"
         )
+    modalities = root.get("modalities")
+    if modalities is not None and modalities != ["text"]:
+        raise BadRequest('body.modalities: the gateway answers with text only; send ["text"]')
+    for name, instead in _NOT_READ.items():
+        if root.get(name) is not None:
+            raise BadRequest(f"body.{name}: the gateway does not carry it; {instead}")
+
+
+_NOT_READ = {
+    "functions": "send the functions as tools",
+    "function_call": "send tool_choice",
+    "audio": "leave it out (the gateway answers with text)",
+    "prediction": "leave it out",
+    "web_search_options": "leave it out",
+}
+"""Chat completions fields that would change the answer and that the gateway does not
+read: sent, they would be dropped without a word, so they are refused."""
 
 
 def _seed(root: JsonObject) -> int | None:

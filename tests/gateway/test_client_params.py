@@ -370,8 +370,19 @@ async def test_the_router_and_failover_pass_over_a_deployment_that_cannot_take_t
     )
 
 
-@pytest.mark.parametrize("asked", [{"n": 2}, {"logprobs": True, "top_logprobs": 2}])
-async def test_more_than_one_choice_or_log_probabilities_are_refused(
+@pytest.mark.parametrize(
+    "asked",
+    [
+        {"n": 2},
+        {"logprobs": True, "top_logprobs": 2},
+        {"functions": [_TOOL["function"]]},
+        {"function_call": "auto"},
+        {"modalities": ["text", "audio"], "audio": {"voice": "alloy", "format": "wav"}},
+        {"prediction": {"type": "content", "content": "Order 7"}},
+        {"web_search_options": {}},
+    ],
+)
+async def test_what_the_gateway_does_not_carry_of_the_answer_is_refused(
     store_url: str, asked: dict[str, Any]
 ) -> None:
     upstream = _upstream("chat/completions")
