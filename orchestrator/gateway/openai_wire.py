@@ -355,6 +355,9 @@ def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
         "store": opt_bool(root, "store", "body"),
         "service_tier": opt_str(root, "service_tier", "body"),
         "logit_bias": _mapping(root, "logit_bias", opt_number),
+        "prompt_cache_key": opt_str(root, "prompt_cache_key", "body"),
+        "safety_identifier": opt_str(root, "safety_identifier", "body"),
+        "verbosity": opt_str(root, "verbosity", "body"),
     }
     return root, ModelRequest.model_validate(request)
 

@@ -53,6 +53,9 @@ _PARAMS = frozenset(
         "store",
         "service_tier",
         "logit_bias",
+        "prompt_cache_key",
+        "safety_identifier",
+        "verbosity",
     }
 )
 """Optional parameters the full path sends on (`ModelRequest`'s, chat completions' names)."""
@@ -284,6 +287,9 @@ _WRITTEN: dict[str, Callable[[JsonValue], JsonValue | _Refused]] = {
     "store": _typed(bool),
     "service_tier": _typed(str),
     "logit_bias": _bias,
+    "prompt_cache_key": _typed(str),
+    "safety_identifier": _typed(str),
+    "verbosity": _typed(str),
 }
 """Each optional parameter the full path carries: its value as the full path writes it."""
 

@@ -155,8 +155,9 @@ def _sampling(request: ModelRequest, body: JsonObject) -> None:
         body["top_p"] = request.top_p
     if request.top_k is not None:
         body["top_k"] = request.top_k
-    if request.user is not None:
-        body["metadata"] = {"user_id": request.user}
+    user = request.safety_identifier or request.user
+    if user is not None:
+        body["metadata"] = {"user_id": user}
     _reasoning(request, body)
 
 

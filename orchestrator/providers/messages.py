@@ -176,6 +176,13 @@ class ModelRequest(BaseModel):
     `standard_only`, which are OpenAI's `auto` and `default`)."""
     logit_bias: dict[str, int | float] | None = None
     """OpenAI's `logit_bias`: token ids of the deployment's tokenizer, biased."""
+    prompt_cache_key: str | None = None
+    """OpenAI's hint for which requests share a prompt cache (Anthropic caches at the
+    breakpoints the gateway or the client marks, and is not sent it)."""
+    safety_identifier: str | None = None
+    """OpenAI's stable end-user id for abuse detection (Anthropic's `metadata.user_id`)."""
+    verbosity: str | None = None
+    """How long an answer OpenAI's GPT-5 models give (`low`, `medium`, `high`)."""
 
 
 class ModelResponse(BaseModel):

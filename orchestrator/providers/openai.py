@@ -90,6 +90,9 @@ _AS_IS = (
     "store",
     "service_tier",
     "logit_bias",
+    "prompt_cache_key",
+    "safety_identifier",
+    "verbosity",
 )
 """The optional parameters chat completions takes under their own names, as they are."""
 

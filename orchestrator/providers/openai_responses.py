@@ -81,20 +81,33 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
     return body
 
 
+_AS_IS = (
+    "parallel_tool_calls",
+    "top_p",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "prompt_cache_key",
+    "safety_identifier",
+)
+"""The optional parameters the Responses API takes under chat completions' names."""
+
+
 def _sampling(request: ModelRequest, body: JsonObject) -> None:
     """The client's optional parameters the Responses API takes, written into `body`.
 
     A named tool choice is `{"type": "function", "name"}` here, `response_format` is
-    `text.format`, a `json_schema`'s name, schema and strictness beside its type, and the
-    reasoning effort is `reasoning.effort`. A client's `store: true` replaces the
-    adapter's own `false`.
+    `text.format`, a `json_schema`'s name, schema and strictness beside its type, the
+    verbosity `text.verbosity`, and the reasoning effort is `reasoning.effort`. A
+    client's `store: true` replaces the adapter's own `false`.
     """
     choice = request.tool_choice
     if choice is not None:
         body["tool_choice"] = (
             {"type": "function", "name": choice.name} if choice.mode == "tool" else choice.mode
         )
-    for name in ("parallel_tool_calls", "top_p", "user", "metadata", "store", "service_tier"):
+    for name in _AS_IS:
         value = getattr(request, name)
         if value is not None:
             body[name] = value
@@ -106,6 +119,9 @@ def _sampling(request: ModelRequest, body: JsonObject) -> None:
         schema = wanted.get("json_schema")
         extra = schema if wanted.get("type") == "json_schema" and isinstance(schema, dict) else {}
         body["text"] = {"format": {"type": wanted.get("type"), **extra}}
+    if request.verbosity is not None:
+        text = body.get("text")
+        body["text"] = {**(text if isinstance(text, dict) else {}), "verbosity": request.verbosity}
 
 
 def _text(endpoint: str, item: JsonObject, index: int) -> str:

@@ -5,10 +5,12 @@ carried to the deployment's API, translated where it has an equivalent (OpenAI's
 `required` is Anthropic's `any`, `stop` is `stop_sequences`, `user` is
 `metadata.user_id`, a `json_schema` answer format is Anthropic's
 `output_config.format`, `reasoning_effort` is its `output_config.effort`, `service_tier`
-`default` is its `standard_only`). Where it has none (`seed`, `logit_bias` or JSON mode
-on Anthropic's Messages API, `top_k` on OpenAI's), dropping the parameter would change
-what the client asked for without a word, so the gateway refuses the request instead;
-this module is the one table both it and the adapters' tests read.
+`default` is its `standard_only`, `safety_identifier` its `metadata.user_id`, and a
+`prompt_cache_key` is not needed where the gateway marks the cache's breakpoints). Where
+it has none (`seed`, `logit_bias`, `verbosity` or JSON mode on Anthropic's Messages API,
+`top_k` on OpenAI's), dropping the parameter would change what the client asked for
+without a word, so the gateway refuses the request instead; this module is the one table
+both it and the adapters' tests read.
 
 Anthropic's `thinking` reaches an OpenAI deployment as a reasoning effort:
 `adaptive` (the model decides how much to think) is what OpenAI's reasoning models do
@@ -54,6 +56,9 @@ PARAMS = (
     "store",
     "service_tier",
     "logit_bias",
+    "prompt_cache_key",
+    "safety_identifier",
+    "verbosity",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
 
@@ -128,6 +133,7 @@ _NOT_CARRIED: dict[str, dict[str, _Takes]] = {
         "metadata": lambda value: value == {},
         "store": lambda value: value is False,
         "service_tier": lambda value: value in ANTHROPIC_TIERS,
+        "verbosity": _never,
     },
     "openai_responses": {
         **_OPENAI,

@@ -140,6 +140,9 @@ async def test_openai_sdk_parameters_reach_a_chat_completions_deployment_on_both
         "service_tier": "flex",
         "logit_bias": {"50256": -100, "11": 2.5},
         "max_completion_tokens": 99,
+        "prompt_cache_key": "refunds-v1",
+        "safety_identifier": "user-4f2a",
+        "verbosity": "low",
     }
     async with (
         await Store.open(store_url) as store,
@@ -233,10 +236,11 @@ _NO_EQUIVALENT: Any = {
     "store": True,
     "service_tier": "flex",
     "logit_bias": {"11": 1},
+    "verbosity": "low",
 }
 """What Anthropic's Messages API has no equivalent of (in `params.PARAMS`' order): JSON
 mode (a schema it has), `seed`, the `minimal` effort, tags on a stored completion (it
-stores none), the flex tier, token biases."""
+stores none), the flex tier, token biases, GPT-5's verbosity."""
 
 
 async def test_what_anthropic_has_no_equivalent_of_is_refused_in_openais_shape(
@@ -415,6 +419,8 @@ async def test_openai_sdk_schema_effort_and_tier_reach_an_anthropic_deployment_t
             store=False,
             metadata={},
             max_completion_tokens=300,
+            safety_identifier="user-4f2a",
+            prompt_cache_key="refunds-v1",
         )
         await client.chat.completions.create(
             model="sonnet", messages=_ASKED, reasoning_effort="none", service_tier="auto"
@@ -427,7 +433,9 @@ async def test_openai_sdk_schema_effort_and_tier_reach_an_anthropic_deployment_t
         "effort": "high",
     }
     assert (first["service_tier"], first["max_tokens"]) == ("standard_only", 300)
-    for absent in ("response_format", "store", "metadata", "thinking", "reasoning_effort"):
+    # The end user's id is Anthropic's; it caches at the breakpoints, with no key.
+    assert first["metadata"] == {"user_id": "user-4f2a"}
+    for absent in ("response_format", "store", "thinking", "reasoning_effort", "prompt_cache_key"):
         assert absent not in first
     assert second["thinking"] == {"type": "disabled"} and "output_config" not in second
     assert second["service_tier"] == "auto"

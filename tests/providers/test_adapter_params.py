@@ -57,6 +57,9 @@ _ALL = _PLAIN.model_copy(
         "store": True,
         "service_tier": "flex",
         "logit_bias": {"11": -100},
+        "prompt_cache_key": "k",
+        "safety_identifier": "u-1",
+        "verbosity": "low",
     }
 )
 _WRITERS: Any = {
@@ -97,6 +100,11 @@ def test_chat_completions_takes_them_under_their_own_names() -> None:
     assert [t["function"].get("strict") for t in wire["tools"]] == [True, None]
     assert (wire["reasoning_effort"], wire["metadata"]) == ("medium", {"team": "refunds"})
     assert (wire["store"], wire["service_tier"], wire["logit_bias"]) == (True, "flex", {"11": -100})
+    assert (wire["prompt_cache_key"], wire["safety_identifier"], wire["verbosity"]) == (
+        "k",
+        "u-1",
+        "low",
+    )
     # The client named neither limit: with an effort, the one reasoning models take.
     assert wire["max_completion_tokens"] == 64 and "max_tokens" not in wire
     assert "top_k" not in wire
@@ -131,9 +139,10 @@ def test_anthropic_tool_choice(choice: Any, parallel: Any, wanted: Any) -> None:
 def test_anthropic_takes_its_equivalents_and_names_the_rest() -> None:
     wire = anthropic._request_to_wire(_ALL)
     assert (wire["stop_sequences"], wire["top_p"], wire["top_k"]) == (["END"], 0.5, 20)
-    assert wire["metadata"] == {"user_id": "ann"}
+    assert wire["metadata"] == {"user_id": "u-1"}  # the safety identifier, over `user`
     assert [t.get("strict") for t in wire["tools"]] == [True, None]
     assert wire["output_config"] == {"effort": "medium"}
+    assert "prompt_cache_key" not in wire and "verbosity" not in wire
     for absent in ("seed", "response_format", "frequency_penalty", "presence_penalty", "user"):
         assert absent not in wire
     for absent in ("logit_bias", "store", "reasoning_effort", "thinking"):
@@ -147,6 +156,7 @@ def test_anthropic_takes_its_equivalents_and_names_the_rest() -> None:
         "store",
         "service_tier",
         "logit_bias",
+        "verbosity",
     ]
     taken = _PLAIN.model_copy(
         update={
@@ -177,7 +187,8 @@ def test_the_responses_api_takes_a_json_schema_as_its_text_format() -> None:
         }
     )
     wire = openai_responses._request_to_wire(request)
-    assert wire["text"] == {"format": {"type": "json_schema", **schema}}
+    assert wire["text"] == {"format": {"type": "json_schema", **schema}, "verbosity": "low"}
+    assert (wire["prompt_cache_key"], wire["safety_identifier"]) == ("k", "u-1")
     assert wire["tool_choice"] == {"type": "function", "name": "lookup"}
     assert (wire["parallel_tool_calls"], wire["top_p"], wire["user"]) == (False, 0.5, "ann")
     assert [t["strict"] for t in wire["tools"]] == [True, False]
