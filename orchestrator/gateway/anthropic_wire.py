@@ -325,6 +325,8 @@ def parse_messages(body: JsonValue) -> ChatCall:
             reasoning_effort=effort,
             thinking=_thinking_config(root),
             service_tier=_service_tier(root),
+            inference_geo=opt_str(root, "inference_geo", "body"),
+            speed=opt_str(root, "speed", "body"),
         ),
         stream=root.get("stream") is True,
         user_id=user,

@@ -185,6 +185,10 @@ def _reasoning(request: ModelRequest, body: JsonObject) -> None:
         body["output_config"] = config
     if request.service_tier is not None:
         body["service_tier"] = ANTHROPIC_TIERS.get(request.service_tier, request.service_tier)
+    for name in ("inference_geo", "speed"):
+        value = getattr(request, name)
+        if value is not None:
+            body[name] = value
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:

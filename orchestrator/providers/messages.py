@@ -183,6 +183,10 @@ class ModelRequest(BaseModel):
     """OpenAI's stable end-user id for abuse detection (Anthropic's `metadata.user_id`)."""
     verbosity: str | None = None
     """How long an answer OpenAI's GPT-5 models give (`low`, `medium`, `high`)."""
+    inference_geo: str | None = None
+    """Where Anthropic runs the request (data residency); OpenAI takes no such choice."""
+    speed: str | None = None
+    """Anthropic's `standard` or `fast` output (fast is priced apart)."""
 
 
 class ModelResponse(BaseModel):

@@ -59,6 +59,8 @@ PARAMS = (
     "prompt_cache_key",
     "safety_identifier",
     "verbosity",
+    "inference_geo",
+    "speed",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
 
@@ -118,7 +120,13 @@ def _anthropic_effort(value: JsonValue) -> bool:
 
 
 _Takes = Callable[[JsonValue], bool]
-_OPENAI: dict[str, _Takes] = {"top_k": _never, "thinking": _openai_thinking}
+_OPENAI: dict[str, _Takes] = {
+    "top_k": _never,
+    "thinking": _openai_thinking,
+    # Where the request runs is no per-request choice there: never silently elsewhere.
+    "inference_geo": _never,
+    "speed": lambda value: value == "standard",
+}
 _NOT_CARRIED: dict[str, dict[str, _Takes]] = {
     "openai": _OPENAI,
     "anthropic": {

@@ -272,12 +272,18 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (store, ac):
         with pytest.raises(anthropic.BadRequestError) as caught:
             await ac.messages.create(
-                model="gpt", max_tokens=64, messages=_ASKED, extra_body={"top_k": 5}
+                model="gpt",
+                max_tokens=64,
+                messages=_ASKED,
+                extra_body={"top_k": 5},
+                inference_geo="eu",
+                speed="fast",
             )
         events = await store.reports.events(list(EventKind))
     body: Any = caught.value.body
     assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    assert "top_k" in body["error"]["message"] and "'gpt'" in body["error"]["message"]
+    said = body["error"]["message"].split("no equivalent of ")[1].split(":")[0]
+    assert said == "top_k, inference_geo, speed" and "'gpt'" in body["error"]["message"]
     assert upstream.state.bodies == []
     assert events == []
 
@@ -556,7 +562,13 @@ async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
     ):
         conversation: Any = list(_ASKED)
         first = await _ask(
-            ac, streamed, **asked, messages=conversation, output_config={"effort": "low"}
+            ac,
+            streamed,
+            **asked,
+            messages=conversation,
+            output_config={"effort": "low"},
+            inference_geo="eu",
+            speed="fast",
         )
         conversation += [
             {"role": "assistant", "content": [b.model_dump() for b in first.content]},
@@ -573,6 +585,7 @@ async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
     assert sorted(b.type for b in second.content) == ["text", "thinking"]
     sent_first, sent_second = upstream.state.bodies
     assert sent_first["thinking"] == thinking and sent_first["output_config"] == {"effort": "low"}
+    assert (sent_first["inference_geo"], sent_first["speed"]) == ("eu", "fast")
     assistant = sent_second["messages"][1]
     assert assistant["role"] == "assistant"
     assert assistant["content"][:2] == [_THOUGHT, _REDACTED]
