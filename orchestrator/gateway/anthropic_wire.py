@@ -327,6 +327,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
             service_tier=_service_tier(root),
             inference_geo=opt_str(root, "inference_geo", "body"),
             speed=opt_str(root, "speed", "body"),
+            cache_control=_control(root, "body"),
         ),
         stream=root.get("stream") is True,
         user_id=user,

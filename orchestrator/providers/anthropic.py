@@ -185,7 +185,7 @@ def _reasoning(request: ModelRequest, body: JsonObject) -> None:
         body["output_config"] = config
     if request.service_tier is not None:
         body["service_tier"] = ANTHROPIC_TIERS.get(request.service_tier, request.service_tier)
-    for name in ("inference_geo", "speed"):
+    for name in ("inference_geo", "speed", "cache_control"):
         value = getattr(request, name)
         if value is not None:
             body[name] = value

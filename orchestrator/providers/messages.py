@@ -187,6 +187,9 @@ class ModelRequest(BaseModel):
     """Where Anthropic runs the request (data residency); OpenAI takes no such choice."""
     speed: str | None = None
     """Anthropic's `standard` or `fast` output (fast is priced apart)."""
+    cache_control: JsonObject | None = None
+    """A Messages body's top-level `cache_control`: Anthropic's automatic breakpoint, sent
+    on beside any others; OpenAI's APIs cache by themselves and are not sent it."""
 
 
 class ModelResponse(BaseModel):

@@ -61,6 +61,7 @@ PARAMS = (
     "verbosity",
     "inference_geo",
     "speed",
+    "cache_control",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
 

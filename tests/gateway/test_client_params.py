@@ -467,6 +467,7 @@ async def test_anthropic_sdk_schema_thinking_and_tier_reach_an_openai_deployment
             output_config={"format": {"type": "json_schema", "schema": _OUTPUT}},
             thinking={"type": "enabled", "budget_tokens": 8000},
             service_tier="standard_only",
+            cache_control={"type": "ephemeral"},
         )
         await ac.messages.create(
             model="gpt",
@@ -492,6 +493,7 @@ async def test_anthropic_sdk_schema_thinking_and_tier_reach_an_openai_deployment
     assert (first["reasoning_effort"], first["service_tier"]) == ("medium", "default")
     assert first["max_completion_tokens"] == 20000 and "max_tokens" not in first
     assert "thinking" not in first and "output_config" not in first
+    assert "cache_control" not in first  # OpenAI caches by itself
     assert second["reasoning_effort"] == "xhigh"
     assert "reasoning_effort" not in third and third["max_tokens"] == 64
     body: Any = caught.value.body
@@ -569,6 +571,7 @@ async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
             output_config={"effort": "low"},
             inference_geo="eu",
             speed="fast",
+            cache_control={"type": "ephemeral", "ttl": "1h"},
         )
         conversation += [
             {"role": "assistant", "content": [b.model_dump() for b in first.content]},
@@ -586,6 +589,8 @@ async def test_thinking_blocks_survive_an_anthropic_clients_tool_loop(
     sent_first, sent_second = upstream.state.bodies
     assert sent_first["thinking"] == thinking and sent_first["output_config"] == {"effort": "low"}
     assert (sent_first["inference_geo"], sent_first["speed"]) == ("eu", "fast")
+    assert sent_first["cache_control"] == {"type": "ephemeral", "ttl": "1h"}
+    assert "cache_control" not in sent_second
     assistant = sent_second["messages"][1]
     assert assistant["role"] == "assistant"
     assert assistant["content"][:2] == [_THOUGHT, _REDACTED]
