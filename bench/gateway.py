@@ -6,8 +6,10 @@ them over loopback HTTP from this one:
 1. sequential requests, straight to the scripted model server and through the gateway
    (the difference of the medians is what the gateway adds);
 2. the same with 200 concurrent clients;
-3. time to the first streamed byte through the gateway (the scripted model server does not
-   stream, so this is the whole upstream answer plus the gateway);
+3. time to the first streamed byte through the gateway (kept for older readers), and time
+   to first token (the first SSE event that carries text, not the headers nor the role-only
+   chunk) for every target, sequential in rotating order and with the 200 concurrent
+   clients: what the gateway adds before a client sees text;
 4. a replayed tool-heavy workload (sessions of tool loops over two equally good
    deployments): the share of calls served by the previous call's deployment, through
    the gateway's pins, against a per-request router (a new session id on every call);
@@ -56,6 +58,10 @@ RECONNECTS: list[str] = []
 """Requests sent again because the server had closed the kept-alive connection."""
 
 
+SAY = "You say where things are."
+"""The system text of the streamed workload's requests (answered in text, not tools)."""
+
+
 def _turns(slow: range, delay: float) -> list[Any]:
     """Eight tool rounds and a final answer; the rounds in `slow` answer `delay` late."""
     turns: list[Any] = []
@@ -83,6 +89,14 @@ SCRIPT: Any = {
             "name": "warm-b",
             "match": {"model": "replay-b", "contains": "Warm"},
             "turns": _turns(range(4, 8), 0.1),
+            "after_last": "repeat_last",
+        },
+        # The streamed workload: the same request shapes as `loop`, every turn answered in
+        # text, so each stream carries text deltas whose first one is timed.
+        {
+            "name": "say",
+            "match": {"contains": SAY},
+            "turns": [{"content": "It is on the second shelf, left of the door."}] * 9,
             "after_last": "repeat_last",
         },
         {"name": "loop", "turns": _turns(range(0), 0.0), "after_last": "repeat_last"},
@@ -241,6 +255,47 @@ async def _ttfb(
     return first
 
 
+def _has_text(line: str) -> bool:
+    """Whether an SSE line is a chat-completion chunk carrying text (not the role-only
+    chunk that opens a stream, whose content is empty)."""
+    if not line.startswith("data:"):
+        return False
+    data = line[5:].strip()
+    if not data or data == "[DONE]":
+        return False
+    chunk = json.loads(data)
+    return any((choice.get("delta") or {}).get("content") for choice in chunk.get("choices", []))
+
+
+async def _first_token(
+    http: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> float:
+    """Seconds from sending a streamed request to its first text delta; the rest of the
+    stream is read to its end, so the connection is kept for the next request."""
+    for attempt in range(3):
+        start = time.perf_counter()
+        first: float | None = None
+        try:
+            async with http.stream(
+                "POST", url, json={**body, "stream": True}, headers=headers
+            ) as answer:
+                answer.raise_for_status()
+                async for line in answer.aiter_lines():
+                    if first is None and _has_text(line):
+                        first = time.perf_counter() - start
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            if first is not None:
+                raise
+            RECONNECTS.append(url)
+            if attempt == 2:
+                raise
+            continue
+        if first is None:
+            raise RuntimeError(f"no text delta in the stream from {url}")
+        return first
+    raise AssertionError("unreachable")
+
+
 async def _sequential(call: Callable[[int], Awaitable[float]], n: int) -> list[float]:
     for i in range(max(20, n // 10)):
         await call(-1 - i)
@@ -396,21 +451,34 @@ class Target:
             headers["x-session-id"] = f"s-{i // 9}"
         return _timed(http, self.url, _body(self.model, i % 9 if i >= 0 else 0), headers)
 
+    def first_token(self, http: httpx.AsyncClient, i: int) -> Awaitable[float]:
+        """Request `i` of the streamed workload (the same shapes as `call`, answered in
+        text): seconds to its first text delta."""
+        headers = dict(self.headers)
+        if self.sessions:
+            headers["x-session-id"] = f"say-{i // 9}"
+        body = _body(self.model, i % 9 if i >= 0 else 0, SAY)
+        return _first_token(http, self.url, body, headers)
+
+
+Measure = Callable[[Target, httpx.AsyncClient, int], Awaitable[float]]
+"""One request of a workload to a target (`Target.call` or `Target.first_token`)."""
+
 
 async def _interleaved(
-    http: httpx.AsyncClient, targets: list[Target], n: int
+    http: httpx.AsyncClient, targets: list[Target], n: int, measure: Measure = Target.call
 ) -> dict[str, dict[str, Any]]:
     """`n` sequential requests to each target, in rotating order, so all meet the same
     load; with each target's CPU time per request (the first target is the backend)."""
     for i in range(max(20, n // 10)):
         for t in targets:
-            await t.call(http, -1 - i)
+            await measure(t, http, -1 - i)
     times: dict[str, list[float]] = {t.name: [] for t in targets}
     before = {t.name: _cpu_seconds(t.group) for t in targets}
     for i in range(n):
         shift = i % len(targets)
         for t in targets[shift:] + targets[:shift]:
-            times[t.name].append(await t.call(http, i))
+            times[t.name].append(await measure(t, http, i))
     # The scripted model server (`targets[0]`) also answers every proxy's upstream call:
     # its CPU is shared by all the requests of the phase.
     served = {t.name: n for t in targets}
@@ -427,11 +495,19 @@ async def _interleaved(
 
 
 async def _crowd(
-    target: Target, clients: int, each: int, shared: httpx.AsyncClient | None
+    target: Target,
+    clients: int,
+    each: int,
+    shared: httpx.AsyncClient | None,
+    measure: Measure = Target.call,
 ) -> dict[str, Any]:
     """`clients` concurrent clients of `each` requests, with the target's CPU per request."""
     before = _cpu_seconds(target.group)
-    values = await _concurrent(target.call, clients, each, shared)
+
+    def call(http: httpx.AsyncClient, i: int) -> Awaitable[float]:
+        return measure(target, http, i)
+
+    values = await _concurrent(call, clients, each, shared)
     cpu = _cpu_seconds(target.group) - before
     return {**_summary(values), "cpu_ms_per_request": round(cpu / (clients * (each + 1)) * 1000, 3)}
 
@@ -442,6 +518,33 @@ def _added(results: dict[str, Any], name: str) -> dict[str, float]:
         "added_p50_ms": round(through["p50_ms"] - direct["p50_ms"], 3),
         "added_p99_ms": round(through["p99_ms"] - direct["p99_ms"], 3),
     }
+
+
+_MODES = ("sequential", "concurrent", "ttft_sequential", "ttft_concurrent")
+"""The phases measured on every target: whole answers and time to first token, each with
+one client at a time and with the crowd."""
+
+
+def _ratio(ours: dict[str, Any], theirs: dict[str, Any]) -> dict[str, float | None]:
+    """The gateway's figures over LiteLLM's (None where LiteLLM's is not positive)."""
+    return {
+        what: round(ours[what] / theirs[what], 3) if theirs[what] > 0 else None
+        for what in ("added_p50_ms", "added_p99_ms", "cpu_ms_per_request")
+    }
+
+
+def _table(results: dict[str, Any]) -> str:
+    """The phases side by side: p50/p99 and what each proxy adds over the direct calls."""
+    lines = [f"{'phase':<16}{'target':<9}{'p50':>9}{'p99':>9}{'+p50':>9}{'+p99':>9}{'cpu/req':>9}"]
+    for mode in _MODES:
+        for name, row in results[mode].items():
+            added = [row.get("added_p50_ms", 0.0), row.get("added_p99_ms", 0.0)]
+            cells = [row["p50_ms"], row["p99_ms"], *added, row["cpu_ms_per_request"]]
+            lines.append(f"{mode:<16}{name:<9}" + "".join(f"{v:>9.2f}" for v in cells))
+    for mode, ratio in results.get("gateway_over_litellm", {}).items():
+        shown = ", ".join(f"{k} {v}" for k, v in ratio.items())
+        lines.append(f"gateway / litellm, {mode}: {shown}")
+    return "\n".join(lines)
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -521,15 +624,21 @@ async def main(args: argparse.Namespace) -> None:
             for t in targets[1:]:
                 concurrent[t.name].update(_added(concurrent, t.name))
             results["concurrent"] = concurrent
+            first = Target.first_token
+            ttft_sequential = await _interleaved(http, targets, args.requests, first)
+            for t in targets[1:]:
+                ttft_sequential[t.name].update(_added(ttft_sequential, t.name))
+            results["ttft_sequential"] = ttft_sequential
+            ttft_concurrent = {
+                t.name: await _crowd(t, args.clients, args.each, shared, first) for t in targets
+            }
+            for t in targets[1:]:
+                ttft_concurrent[t.name].update(_added(ttft_concurrent, t.name))
+            results["ttft_concurrent"] = ttft_concurrent
             if args.litellm:
                 results["gateway_over_litellm"] = {
-                    mode: {
-                        what: round(
-                            results[mode]["gateway"][what] / results[mode]["litellm"][what], 3
-                        )
-                        for what in ("added_p50_ms", "added_p99_ms", "cpu_ms_per_request")
-                    }
-                    for mode in ("sequential", "concurrent")
+                    mode: _ratio(results[mode]["gateway"], results[mode]["litellm"])
+                    for mode in _MODES
                 }
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -537,6 +646,7 @@ async def main(args: argparse.Namespace) -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "gateway.json").write_text(json.dumps(results, indent=2))
     print(json.dumps(results, indent=2))
+    print(_table(results))
 
 
 if __name__ == "__main__":
