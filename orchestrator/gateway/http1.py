@@ -354,13 +354,27 @@ class LeanTransport(httpx.AsyncBaseTransport):
             return await self._fallback.handle_async_request(request)
         connect_timeout, read_timeout = _timeouts(request)
         data = _head(request.method.encode(), url.raw_path, request.headers.raw) + content
+        response = await self.post_streamed(url, data, connect_timeout, read_timeout)
+        response.request = request
+        return response
+
+    async def post_streamed(
+        self, url: httpx.URL, data: bytes, connect_timeout: float | None, read_timeout: float | None
+    ) -> httpx.Response:
+        """Send a whole request (`data`: head and body); the answer's body streams.
+
+        It arrives as `handle_async_request`'s does; the answer carries no `request`.
+
+        Raises:
+            httpx.ReadTimeout, httpx.ReadError, httpx.ConnectError, httpx.ConnectTimeout:
+                as `handle_async_request` raises them.
+        """
         connection, status = await self._exchange(url, data, connect_timeout, read_timeout)
         return httpx.Response(
             status,
             headers=connection.headers,
             stream=_Body(self, connection, read_timeout),
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": connection.reason},
-            request=request,
         )
 
     async def post_whole(
@@ -504,10 +518,6 @@ class UpstreamClient(httpx.AsyncClient):
         """`httpx.AsyncClient.post`; a JSON body to a plain-`http` origin goes straight out."""
         plain = (
             json is not None
-            and isinstance(url, httpx.URL)
-            and url.scheme == "http"
-            and not url.userinfo
-            and isinstance(timeout, httpx.Timeout)
             and content is None
             and data is None
             and files is None
@@ -516,8 +526,7 @@ class UpstreamClient(httpx.AsyncClient):
             and extensions is None
             and auth is USE_CLIENT_DEFAULT
             and follow_redirects is USE_CLIENT_DEFAULT
-            and AVAILABLE
-            and self._transport_for_url(url) is self._lean
+            and self._straight(url, timeout)
         )
         if not plain:
             return await super().post(
@@ -539,6 +548,40 @@ class UpstreamClient(httpx.AsyncClient):
         head = self._head_of(url, headers)
         wire = b"%sContent-Length: %d\r\n\r\n%s" % (head, len(body), body)
         return await self._lean.post_whole(url, wire, timeout.connect, timeout.read)
+
+    async def post_stream(
+        self, url: httpx.URL | str, *, json: Any, headers: dict[str, str], timeout: httpx.Timeout
+    ) -> httpx.Response:
+        """A JSON post whose answer streams, as `send(build_request(...), stream=True)`.
+
+        To a plain-`http` origin the head is built as `post` builds it, with no cookie jar
+        (a deployment's cookies never ride on another tenant's call). httpx's layers
+        (`build_request`, the cookie jar's `extract_cookies`, the auth and redirect flows)
+        cost a streamed model call more CPU than the transport did (bench/README.md, time
+        to first token). The caller closes the answer.
+        """
+        if not self._straight(url, timeout):
+            request = self.build_request("POST", url, json=json, headers=headers, timeout=timeout)
+            return await self.send(request, stream=True)
+        assert isinstance(url, httpx.URL)
+        body = jsonio.dumps(json)
+        wire = b"%sContent-Length: %d\r\n\r\n%s" % (self._head_of(url, headers), len(body), body)
+        return await self._lean.post_streamed(url, wire, timeout.connect, timeout.read)
+
+    def _straight(self, url: httpx.URL | str, timeout: object) -> bool:
+        """Whether a post to `url` may skip httpx's layers.
+
+        Only to a plain-`http` URL without credentials that `LeanTransport` serves, with a
+        whole `httpx.Timeout`.
+        """
+        return (
+            isinstance(url, httpx.URL)
+            and url.scheme == "http"
+            and not url.userinfo
+            and isinstance(timeout, httpx.Timeout)
+            and AVAILABLE
+            and self._transport_for_url(url) is self._lean
+        )
 
     def _head_of(self, url: httpx.URL, headers: HeaderTypes | None) -> bytes:
         """The head of a JSON post to `url`, up to its `Content-Length`.

@@ -219,11 +219,8 @@ class HTTPProvider:
                 between events is a `ProviderTimeoutError` too.
             ProviderStreamError: the connection broke while the stream was being read.
         """
-        request = self._client.build_request(
-            "POST", self._url, json=body, headers=headers, timeout=self._timeout
-        )
         try:
-            response = await self._client.send(request, stream=True)
+            response = await self._open_stream(body, headers)
             if response.is_error or not _is_event_stream(response):
                 try:
                     await response.aread()
@@ -249,6 +246,25 @@ class HTTPProvider:
         finally:
             await response.aclose()
         return None
+
+    async def _open_stream(self, body: JsonObject, headers: dict[str, str]) -> httpx.Response:
+        """Send `body` and return its answer unread.
+
+        The gateway's `UpstreamClient` sends it without httpx's request layers
+        (`post_stream`).
+        """
+        # Imported here: the gateway's package imports the providers.
+        from orchestrator.gateway.http1 import UpstreamClient
+
+        client = self._client
+        if isinstance(client, UpstreamClient):
+            return await client.post_stream(
+                self._url, json=body, headers=headers, timeout=self._timeout
+            )
+        request = client.build_request(
+            "POST", self._url, json=body, headers=headers, timeout=self._timeout
+        )
+        return await client.send(request, stream=True)
 
     async def _post(
         self,

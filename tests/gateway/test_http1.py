@@ -14,6 +14,7 @@ import pytest
 
 from orchestrator.devserver import free_port
 from orchestrator.gateway.http1 import LeanTransport, UpstreamClient
+from orchestrator.providers import ChatMessage, ModelDelta, ModelRequest, OpenAIProvider
 
 _ANSWER = b'{"ok":true}'
 
@@ -189,3 +190,58 @@ async def test_nothing_listening_is_a_connect_error() -> None:
     async with _client() as client:
         with pytest.raises(httpx.ConnectError):
             await client.post(httpx.URL(url), json={}, timeout=httpx.Timeout(5))
+
+
+def _event(delta: dict[str, object], finish: str | None = None) -> bytes:
+    chunk = {
+        "id": "chatcmpl-1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+    }
+    return b"data: %s\n\n" % json.dumps(chunk).encode()
+
+
+async def test_a_streamed_call_goes_straight_out_and_keeps_no_cookie() -> None:
+    """A deployment's `Set-Cookie` on a streamed answer never rides on a later call (any
+    tenant's): the streamed post skips httpx's cookie jar, as the whole one does."""
+    heads: list[bytes] = []
+    stream = (
+        _event({"role": "assistant", "content": ""})
+        + _event({"content": "hi"})
+        + _event({}, "stop")
+        + b"data: [DONE]\n\n"
+    )
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int) -> bool:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head.lower())
+        length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"set-cookie: tenant=a; Path=/\r\n"
+            + b"content-length: %d\r\n\r\n" % len(stream)
+            + stream
+        )
+        await writer.drain()
+        return True
+
+    request = ModelRequest(
+        model="m", messages=[ChatMessage(role="user", content="Say hi.")], stream=True
+    )
+    deltas: list[ModelDelta] = []
+
+    async def sink(delta: ModelDelta) -> None:
+        deltas.append(delta)
+
+    async with _server(answer) as (url, accepted), _client() as client:
+        base = url.removesuffix("/chat/completions")
+        async with OpenAIProvider(base_url=base, timeout=5, http_client=client) as provider:
+            for _ in range(2):
+                response = await provider.complete(request, sink)
+                assert response.message.content == "hi"
+    assert [delta.text for delta in deltas] == ["hi", "hi"]
+    assert len(heads) == 2 and len(accepted) == 1
+    assert [b"cookie:" in head for head in heads] == [False, False]
