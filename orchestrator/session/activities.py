@@ -921,12 +921,13 @@ class SessionActivities:
             skill=pending.skill,
             payload={"approval_id": pending.approval_id, "summary": pending.summary},
         )
-        await store.update_session(
-            ctx.session_id,
-            status=SessionStatus.WAITING_APPROVAL,
-            events=[*_audited(ctx, request.events), requested],
-            approval=approval,
-        )
+        with _ended_for_good():
+            await store.update_session(
+                ctx.session_id,
+                status=SessionStatus.WAITING_APPROVAL,
+                events=[*_audited(ctx, request.events), requested],
+                approval=approval,
+            )
         await self._credit_outcomes(ctx, request.events)
         async with _bound(ctx):
             log.info("approval requested", approval_id=pending.approval_id, skill=pending.skill)
@@ -982,7 +983,10 @@ class SessionActivities:
                 step_id=ctx.step_id,
                 detail=decision.reason,
             )
-        await store.update_session(ctx.session_id, status=SessionStatus.RUNNING, events=[decided])
+        with _ended_for_good():
+            await store.update_session(
+                ctx.session_id, status=SessionStatus.RUNNING, events=[decided]
+            )
         async with _bound(ctx):
             log.info("approval decided", approval_id=decision.approval_id, status=status.value)
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 from test_inline_reads import _pool_statements
 
@@ -134,3 +135,18 @@ async def test_a_request_whose_events_conflict_is_not_written(runtime: Runtime) 
     assert await store.get_approval(request.approval.approval_id) is None
     session = await store.get_session(CTX.session_id)
     assert session is not None and session.status is SessionStatus.RUNNING
+
+
+async def test_a_request_for_a_session_that_has_ended_fails_for_good(runtime: Runtime) -> None:
+    """The store refuses to reopen an ended session (`SessionEnded`); a retry would only be
+    refused again, so the activity fails at once instead of five times over."""
+    store = runtime.store
+    await store.update_session(CTX.session_id, status=SessionStatus.COMPLETED, output="done")
+    request = _request(runtime, [])
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(SessionActivities(runtime).request_approval, request)
+    assert refused.value.non_retryable, refused.value
+    assert "completed" in str(refused.value)
+    assert await store.get_approval(request.approval.approval_id) is None
+    session = await store.get_session(CTX.session_id)
+    assert session is not None and session.status is SessionStatus.COMPLETED
