@@ -37,7 +37,13 @@ from orchestrator.providers.messages import (
     ToolChoice,
     ToolDefinition,
 )
-from orchestrator.providers.params import ANTHROPIC_EFFORTS, ANTHROPIC_TIERS
+from orchestrator.providers.params import (
+    ANTHROPIC_EFFORTS,
+    ANTHROPIC_ONLY,
+    ANTHROPIC_TIERS,
+    CHAT_FIELDS,
+    MESSAGES_FIELDS,
+)
 from orchestrator.providers.usage import anthropic_usage_wire
 from orchestrator.types import JsonObject
 
@@ -277,13 +283,33 @@ def _strict(tools: list[JsonValue]) -> list[bool | None] | None:
     return strict if any(s is not None for s in strict) else None
 
 
+def _anthropic_fields(root: JsonObject) -> JsonObject | None:
+    """The body's `ANTHROPIC_ONLY` fields, as they came (None: it sends none).
+
+    Raises:
+        BadRequest: a field of OpenAI's chat completions that Messages does not define
+            (Anthropic refuses it too); one neither API defines, a vendor's extra, is
+            ignored.
+    """
+    for name in root:
+        if name in CHAT_FIELDS and name not in MESSAGES_FIELDS:
+            raise BadRequest(
+                f"body.{name}: a field of OpenAI's chat completions, not of the Messages API;"
+                " send the request to /v1/chat/completions or leave it out"
+            )
+    carried = {name: root[name] for name in ANTHROPIC_ONLY if root.get(name) is not None}
+    return carried or None
+
+
 def parse_messages(body: JsonValue) -> ChatCall:
     """Read a Messages request body.
 
     Raises:
-        BadRequest: naming the first field that is missing or malformed.
+        BadRequest: naming the first field that is missing or malformed, or one of chat
+            completions' that Messages does not define.
     """
     root, model, turns, tools = read_head(body)
+    carried = _anthropic_fields(root)
     max_tokens = opt_int(root, "max_tokens", "body")
     if max_tokens is None:
         raise BadRequest("body.max_tokens: required")
@@ -328,6 +354,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
             inference_geo=opt_str(root, "inference_geo", "body"),
             speed=opt_str(root, "speed", "body"),
             cache_control=_control(root, "body"),
+            anthropic_fields=carried,
         ),
         stream=root.get("stream") is True,
         user_id=user,

@@ -30,7 +30,7 @@ from orchestrator.gateway.errors import BadRequest
 from orchestrator.gateway.relay import Relayed, forwardable
 from orchestrator.providers._http import parse_arguments
 from orchestrator.providers.messages import ModelRequest, ModelResponse
-from orchestrator.providers.params import OPENAI_EFFORTS
+from orchestrator.providers.params import CHAT_FIELDS, MESSAGES_FIELDS, OPENAI_EFFORTS
 from orchestrator.providers.usage import chat_usage_wire
 from orchestrator.types import JsonObject
 
@@ -229,8 +229,10 @@ def _answerable(root: JsonObject) -> None:
     than it asked for without a word.
 
     Raises:
-        BadRequest: `n` above 1, `logprobs` true, an answer other than text, or a field
-            the gateway does not read (`_NOT_READ`).
+        BadRequest: `n` above 1, `logprobs` true or `top_logprobs` given, an answer
+            other than text, a field the gateway does not read (`_NOT_READ`), or one of
+            Anthropic's Messages API that chat completions does not define (a field
+            neither API defines, a vendor's extra, is ignored).
     """
     n = root.get("n")
     if n is not None and n != 1:
@@ -239,12 +241,22 @@ def _answerable(root: JsonObject) -> None:
         raise BadRequest(
             "body.logprobs: the gateway does not return log probabilities; leave it out"
         )
+    if root.get("top_logprobs") is not None:
+        raise BadRequest(
+            "body.top_logprobs: the gateway does not return log probabilities; leave it out"
+        )
     modalities = root.get("modalities")
     if modalities is not None and modalities != ["text"]:
         raise BadRequest('body.modalities: the gateway answers with text only; send ["text"]')
     for name, instead in _NOT_READ.items():
         if root.get(name) is not None:
             raise BadRequest(f"body.{name}: the gateway does not carry it; {instead}")
+    for name in root:
+        if name in MESSAGES_FIELDS and name not in CHAT_FIELDS:
+            raise BadRequest(
+                f"body.{name}: a field of Anthropic's Messages API, not of chat completions;"
+                " send the request to /v1/messages or leave it out"
+            )
 
 
 _NOT_READ = {
@@ -253,6 +265,7 @@ _NOT_READ = {
     "audio": "leave it out (the gateway answers with text)",
     "prediction": "leave it out",
     "web_search_options": "leave it out",
+    "moderation": "leave it out (the gateway returns no moderation results)",
 }
 """Chat completions fields that would change the answer and that the gateway does not
 read: sent, they would be dropped without a word, so they are refused."""
@@ -356,6 +369,8 @@ def _request(body: JsonValue) -> tuple[JsonObject, ModelRequest]:
         "service_tier": opt_str(root, "service_tier", "body"),
         "logit_bias": _mapping(root, "logit_bias", opt_number),
         "prompt_cache_key": opt_str(root, "prompt_cache_key", "body"),
+        "prompt_cache_retention": opt_str(root, "prompt_cache_retention", "body"),
+        "prompt_cache_options": _mapping(root, "prompt_cache_options", opt_str),
         "safety_identifier": opt_str(root, "safety_identifier", "body"),
         "verbosity": opt_str(root, "verbosity", "body"),
     }

@@ -54,6 +54,8 @@ _PARAMS = frozenset(
         "service_tier",
         "logit_bias",
         "prompt_cache_key",
+        "prompt_cache_retention",
+        "prompt_cache_options",
         "safety_identifier",
         "verbosity",
     }
@@ -288,6 +290,8 @@ _WRITTEN: dict[str, Callable[[JsonValue], JsonValue | _Refused]] = {
     "service_tier": _typed(str),
     "logit_bias": _bias,
     "prompt_cache_key": _typed(str),
+    "prompt_cache_retention": _typed(str),
+    "prompt_cache_options": _tags,
     "safety_identifier": _typed(str),
     "verbosity": _typed(str),
 }

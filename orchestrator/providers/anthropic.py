@@ -167,7 +167,8 @@ def _reasoning(request: ModelRequest, body: JsonObject) -> None:
     A `json_schema` answer format is `output_config.format` (its schema; the name is a
     label OpenAI asks for, which Anthropic has no place for); OpenAI's effort `none` is
     thinking `disabled`, its other levels `output_config.effort`. `params.unsupported`
-    has refused the values with no equivalent.
+    has refused the values with no equivalent. A Messages client's `ANTHROPIC_ONLY`
+    fields (`container`, `context_management`, `mcp_servers`, ...) go on as they came.
     """
     thinking, effort = request.thinking, request.reasoning_effort
     if thinking is None and effort == "none":
@@ -189,6 +190,8 @@ def _reasoning(request: ModelRequest, body: JsonObject) -> None:
         value = getattr(request, name)
         if value is not None:
             body[name] = value
+    if request.anthropic_fields:
+        body.update(request.anthropic_fields)
 
 
 def _request_to_wire(request: ModelRequest) -> JsonObject:

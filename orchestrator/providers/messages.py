@@ -190,6 +190,14 @@ class ModelRequest(BaseModel):
     cache_control: JsonObject | None = None
     """A Messages body's top-level `cache_control`: Anthropic's automatic breakpoint, sent
     on beside any others; OpenAI's APIs cache by themselves and are not sent it."""
+    prompt_cache_retention: str | None = None
+    """OpenAI's `prompt_cache_retention` (`in_memory`, `24h`); Anthropic has no such choice."""
+    prompt_cache_options: JsonObject | None = None
+    """OpenAI's `prompt_cache_options` (`mode`, `ttl`), as the client sent it."""
+    anthropic_fields: JsonObject | None = None
+    """Messages fields an Anthropic deployment is sent as they came (`container`,
+    `context_management`, `mcp_servers`, ...: `params.ANTHROPIC_ONLY`); no OpenAI API has
+    an equivalent, so a request with any is refused there."""
 
 
 class ModelResponse(BaseModel):

@@ -91,6 +91,8 @@ _AS_IS = (
     "service_tier",
     "logit_bias",
     "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
     "safety_identifier",
     "verbosity",
 )

@@ -89,6 +89,8 @@ _AS_IS = (
     "store",
     "service_tier",
     "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
     "safety_identifier",
 )
 """The optional parameters the Responses API takes under chat completions' names."""

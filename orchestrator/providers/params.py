@@ -17,6 +17,13 @@ Anthropic's `thinking` reaches an OpenAI deployment as a reasoning effort:
 unasked, so nothing is written; `enabled` with a `budget_tokens` is the effort of its band
 (`effort_of_budget`); `disabled` has no equivalent there (a reasoning model cannot be told
 not to reason), and is refused. An effort the client gave itself wins over its thinking.
+
+A Messages body's fields that only Anthropic has (`ANTHROPIC_ONLY`: a code-execution
+`container`, `context_management`, `mcp_servers`, ...) go to an Anthropic deployment as they
+came and are refused by an OpenAI one; OpenAI's `prompt_cache_retention` and
+`prompt_cache_options` the other way round. `CHAT_FIELDS` and `MESSAGES_FIELDS` list every
+top-level field of each API, so that a parser can refuse the other API's fields and ignore
+only what neither defines (a vendor's extra).
 """
 
 from __future__ import annotations
@@ -29,7 +36,10 @@ from orchestrator.providers.messages import ModelRequest
 
 __all__ = [
     "ANTHROPIC_EFFORTS",
+    "ANTHROPIC_ONLY",
     "ANTHROPIC_TIERS",
+    "CHAT_FIELDS",
+    "MESSAGES_FIELDS",
     "OPENAI_EFFORTS",
     "PARAMS",
     "asks",
@@ -62,8 +72,53 @@ PARAMS = (
     "inference_geo",
     "speed",
     "cache_control",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "anthropic_fields",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
+
+ANTHROPIC_ONLY = (
+    "container",
+    "context_management",
+    "mcp_servers",
+    "diagnostics",
+    "compaction",
+    "thread",
+    "billing_policy",
+    "fallbacks",
+    "fallback_credit_token",
+)
+"""Messages fields (`anthropic` 2.17, beta ones too) an Anthropic deployment is sent as they
+came (`ModelRequest.anthropic_fields`): server-side state, tools and services that no
+OpenAI API has, so a request with any of them is refused by an OpenAI deployment."""
+
+CHAT_FIELDS = frozenset(
+    {
+        "messages", "model", "audio", "frequency_penalty", "function_call", "functions",
+        "logit_bias", "logprobs", "max_completion_tokens", "max_tokens", "metadata",
+        "modalities", "moderation", "n", "parallel_tool_calls", "prediction",
+        "presence_penalty", "prompt_cache_key", "prompt_cache_options",
+        "prompt_cache_retention", "reasoning_effort", "response_format", "safety_identifier",
+        "seed", "service_tier", "stop", "store", "stream", "stream_options", "temperature",
+        "tool_choice", "tools", "top_logprobs", "top_p", "user", "verbosity",
+        "web_search_options",
+    }
+)  # fmt: skip
+"""Every top-level field of a chat completions body (`openai` 3.63's
+`completion_create_params`)."""
+
+MESSAGES_FIELDS = frozenset(
+    {
+        "max_tokens", "messages", "model", "cache_control", "inference_geo", "metadata",
+        "output_config", "service_tier", "speed", "stop_sequences", "stream", "system",
+        "thinking", "tool_choice", "tools", "temperature", "top_p", "top_k",
+        *ANTHROPIC_ONLY,
+    }
+)  # fmt: skip
+"""Every top-level field of a Messages body (`anthropic` 2.17's `message_create_params`,
+beta ones too, and the sampling fields `temperature`, `top_p`, `top_k` earlier versions
+send)."""
 
 OPENAI_EFFORTS = frozenset({"none", "minimal", "low", "medium", "high", "xhigh", "max"})
 """`reasoning_effort`'s levels (the Responses API's `reasoning.effort`)."""
@@ -143,6 +198,9 @@ _NOT_CARRIED: dict[str, dict[str, _Takes]] = {
         "store": lambda value: value is False,
         "service_tier": lambda value: value in ANTHROPIC_TIERS,
         "verbosity": _never,
+        # Anthropic keeps its cache five minutes or an hour, at breakpoints (`cache_control`).
+        "prompt_cache_retention": _never,
+        "prompt_cache_options": _never,
     },
     "openai_responses": {
         **_OPENAI,
@@ -168,13 +226,17 @@ def unsupported(request: ModelRequest, kind: str) -> list[str]:
     Anthropic takes a `response_format` of plain text (its default) or a JSON schema
     (`output_config.format`), not JSON mode; a reasoning effort of its levels or `none`;
     the service tiers `auto` and `default`. OpenAI's APIs take Anthropic's thinking
-    `enabled` and `adaptive`, not `disabled`.
+    `enabled` and `adaptive`, not `disabled`, and none of `ANTHROPIC_ONLY` (each is named
+    by its own field's name).
     """
     checks = _NOT_CARRIED.get(kind, {})
     out: list[str] = []
     for name in PARAMS:
         value = getattr(request, name)
         if value is None:
+            continue
+        if name == "anthropic_fields":
+            out += [] if kind == "anthropic" else list(request.anthropic_fields or {})
             continue
         takes = checks.get(name)
         if takes is not None and not takes(_plain(value)):

@@ -228,6 +228,21 @@ async def test_openai_sdk_parameters_reach_an_anthropic_deployment_translated(
     assert body["tools"][0]["strict"] is True
 
 
+async def _refused_messages(
+    store_url: str, upstream: Starlette, kind: str, beta: bool = False, **asked: Any
+) -> tuple[str, list[Any]]:
+    """The message of the 400 an `anthropic` client (its beta API's, with `beta`) gets for
+    `asked`, in Anthropic's error shape, and the events stored."""
+    async with _anthropic_to(store_url, upstream, kind, "dep", "model-x") as (store, ac):
+        create: Any = ac.beta.messages.create if beta else ac.messages.create
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            await create(model="dep", max_tokens=64, messages=_ASKED, **asked)
+        events = await store.reports.events(list(EventKind))
+    body: Any = caught.value.body
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    return str(body["error"]["message"]), list(events)
+
+
 _NO_EQUIVALENT: Any = {
     "response_format": {"type": "json_object"},
     "seed": 7,
@@ -269,21 +284,11 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     store_url: str,
 ) -> None:
     upstream = _upstream("chat/completions")
-    async with _anthropic_to(store_url, upstream, "openai", "gpt", "gpt-x") as (store, ac):
-        with pytest.raises(anthropic.BadRequestError) as caught:
-            await ac.messages.create(
-                model="gpt",
-                max_tokens=64,
-                messages=_ASKED,
-                extra_body={"top_k": 5},
-                inference_geo="eu",
-                speed="fast",
-            )
-        events = await store.reports.events(list(EventKind))
-    body: Any = caught.value.body
-    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
-    said = body["error"]["message"].split("no equivalent of ")[1].split(":")[0]
-    assert said == "top_k, inference_geo, speed" and "'gpt'" in body["error"]["message"]
+    message, events = await _refused_messages(
+        store_url, upstream, "openai", extra_body={"top_k": 5}, inference_geo="eu", speed="fast"
+    )
+    said = message.split("no equivalent of ")[1].split(":")[0]
+    assert said == "top_k, inference_geo, speed" and "'dep'" in message
     assert upstream.state.bodies == []
     assert events == []
 
@@ -623,3 +628,130 @@ async def test_an_openai_client_is_not_sent_thinking_and_does_not_send_it_back(
         )
     assistant = upstream.state.bodies[1]["messages"][1]
     assert [b["type"] for b in assistant["content"]] == ["tool_use"]
+
+
+async def _refused_chat(
+    store_url: str, upstream: Starlette, kind: str, **asked: Any
+) -> tuple[str, list[Any]]:
+    """The message of the 400 an `openai` client gets for `asked`, and the events stored."""
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, kind, "dep", "model-x") as client,
+    ):
+        with pytest.raises(openai.BadRequestError) as caught:
+            await client.chat.completions.create(model="dep", messages=_ASKED, **asked)
+        events = await store.reports.events(list(EventKind))
+    error: Any = caught.value.body
+    return str(error["message"]), list(events)
+
+
+_CACHE: Any = {"prompt_cache_retention": "24h", "prompt_cache_options": {"mode": "explicit"}}
+
+
+async def test_prompt_cache_options_reach_a_chat_completions_deployment_on_both_paths(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upstream = _upstream("chat/completions")
+    taken = paths_taken(monkeypatch)
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        for extra in ({}, {"n": 1}):  # `n` is read by the full path only: not forwarded
+            await client.chat.completions.create(
+                model="gpt", messages=_ASKED, prompt_cache_key="k", extra_body=extra, **_CACHE
+            )
+    assert taken == ["relay", "complete"]
+    forwarded, rewritten = upstream.state.bodies
+    assert forwarded == rewritten
+    assert {k: forwarded[k] for k in _CACHE} == _CACHE
+
+
+async def test_prompt_cache_retention_for_an_anthropic_deployment_is_refused(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    message, events = await _refused_chat(store_url, upstream, "anthropic", **_CACHE)
+    said = message.split("no equivalent of ")[1].split(":")[0]
+    assert said == "prompt_cache_retention, prompt_cache_options"
+    assert upstream.state.bodies == []
+    assert events == []
+
+
+@pytest.mark.parametrize(
+    ("asked", "why"),
+    [
+        ({"top_logprobs": 2}, "the gateway does not return log probabilities"),
+        ({"moderation": {"model": "omni-moderation-latest"}}, "the gateway does not carry it"),
+        ({"top_k": 5}, "a field of Anthropic's Messages API"),
+        ({"thinking": {"type": "adaptive"}}, "a field of Anthropic's Messages API"),
+        ({"context_management": {"edits": []}}, "a field of Anthropic's Messages API"),
+    ],
+)
+async def test_a_chat_field_the_gateway_does_not_carry_is_refused_by_name(
+    store_url: str, asked: dict[str, Any], why: str
+) -> None:
+    upstream = _upstream("chat/completions")
+    message, events = await _refused_chat(store_url, upstream, "openai", extra_body=asked)
+    assert message.startswith(f"body.{next(iter(asked))}: {why}")
+    assert upstream.state.bodies == []
+    assert events == []
+
+
+async def test_a_vendor_extra_neither_api_defines_is_ignored(store_url: str) -> None:
+    upstream = _upstream("chat/completions")
+    async with (
+        await Store.open(store_url) as store,
+        one_deployment(upstream, store, "openai", "gpt", "gpt-x") as client,
+    ):
+        await client.chat.completions.create(
+            model="gpt", messages=_ASKED, extra_body={"vendor_hint": 1}
+        )
+    (body,) = upstream.state.bodies
+    assert "vendor_hint" not in body and body["messages"] == _ASKED
+
+
+_BETA: Any = {
+    "context_management": {"edits": [{"type": "clear_tool_uses_20250919"}]},
+    "container": "container_1",
+    "mcp_servers": [{"type": "url", "url": "https://mcp.example/sse", "name": "docs"}],
+}
+"""Beta Messages fields (`client.beta.messages.create`) that only Anthropic has."""
+
+
+async def test_anthropic_beta_fields_reach_an_anthropic_deployment_as_sent(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    async with _anthropic_to(store_url, upstream, "anthropic", "dep", "claude-x") as (_, ac):
+        answer = await ac.beta.messages.create(
+            model="dep", max_tokens=64, messages=_ASKED, extra_body={"vendor_hint": 1}, **_BETA
+        )
+    assert answer.content[0].type == "text"
+    (body,) = upstream.state.bodies
+    assert {k: body[k] for k in _BETA} == _BETA
+    assert "vendor_hint" not in body
+
+
+async def test_anthropic_beta_fields_for_an_openai_deployment_are_refused_by_name(
+    store_url: str,
+) -> None:
+    upstream = _upstream("chat/completions")
+    message, events = await _refused_messages(store_url, upstream, "openai", beta=True, **_BETA)
+    assert "'dep'" in message and "OpenAI" in message
+    said = message.split("no equivalent of ")[1].split(":")[0]
+    assert said == "container, context_management, mcp_servers"
+    assert upstream.state.bodies == []
+    assert events == []
+
+
+async def test_a_chat_completions_field_sent_to_messages_is_refused_by_name(
+    store_url: str,
+) -> None:
+    upstream = _upstream("messages")
+    message, events = await _refused_messages(
+        store_url, upstream, "anthropic", extra_body={"seed": 7}
+    )
+    assert message.startswith("body.seed: a field of OpenAI's chat completions")
+    assert upstream.state.bodies == []
+    assert events == []
