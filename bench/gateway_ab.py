@@ -8,7 +8,7 @@ rotating order), then 200 concurrent clients against each in turn, and reads eac
 process's CPU time from /proc, which the load does not inflate as it does wall time.
 
     cd /tmp && /path/to/.venv/bin/python /path/to/bench/gateway_ab.py A_DIR B_DIR [N] \
-        [--budgeted] [--shape plain|agents|pydantic-ai|openai-dump]
+        [--budgeted] [--shape plain|agents|pydantic-ai|openai-dump] [--stream]
 
 `--budgeted` gives the bench's key a daily budget and a rate limit (both far above what
 the run spends), so every request also reserves, spends and settles its budget and counts
@@ -19,6 +19,11 @@ gateway's full path writes them (`gateway.py`'s bodies, the default), `agents` a
 OpenAI Agents SDK sends them, `pydantic-ai` as pydantic-ai does, `openai-dump` as an
 `openai` SDK loop that sends the answer's message back with `model_dump(exclude_none=True)`
 (tests/gateway/sdk_bodies.json holds the captured bodies these follow).
+
+`--stream` sends `gateway.py`'s streamed workload instead (`stream: true`, each turn
+answered in text) and times each request to its first text delta (`_first_token`, which
+reads the rest of the stream too), so the figures are time to first token and CPU per
+streamed request.
 
 Run it from a folder that holds no `orchestrator` package: `python -m` puts the working
 folder ahead of PYTHONPATH. Prints JSON.
@@ -122,7 +127,12 @@ _BUDGETED = {
 
 
 async def main(
-    a_path: str, b_path: str, n: int, budgeted: bool = False, shape: str = "plain"
+    a_path: str,
+    b_path: str,
+    n: int,
+    budgeted: bool = False,
+    shape: str = "plain",
+    stream: bool = False,
 ) -> None:
     folder = Path(tempfile.mkdtemp(prefix="gateway-ab-"))
     replay_port = free_port()
@@ -165,18 +175,21 @@ async def main(
         }
         auth = {"authorization": f"Bearer {bench.TOKEN}"}
         shaped = SHAPES[shape]
+        timed = bench._first_token if stream else bench._timed
+        system = bench.SAY if stream else "You look things up."
+        session = "say" if stream else "s"
 
         def direct(client: httpx.AsyncClient, i: int) -> Awaitable[float]:
-            body = bench._body("replay-a", i % 9 if i >= 0 else 0)
-            return bench._timed(client, f"{scripted_url}/chat/completions", body, {})
+            body = bench._body("replay-a", i % 9 if i >= 0 else 0, system)
+            return timed(client, f"{scripted_url}/chat/completions", body, {})
 
         def through(name: str) -> Callable[[httpx.AsyncClient, int], Awaitable[float]]:
             def call(client: httpx.AsyncClient, i: int) -> Awaitable[float]:
-                return bench._timed(
+                return timed(
                     client,
                     f"http://127.0.0.1:{ports[name]}/v1/chat/completions",
-                    shaped(bench._body("a", i % 9 if i >= 0 else 0)),
-                    {**auth, "x-session-id": f"s-{i // 9}"},
+                    shaped(bench._body("a", i % 9 if i >= 0 else 0, system)),
+                    {**auth, "x-session-id": f"{session}-{i // 9}"},
                 )
 
             return call
@@ -193,6 +206,7 @@ async def main(
                 latencies[k].append(await calls[k](http, i))
         out: dict[str, object] = {
             "shape": shape,
+            "stream": stream,
             "sequential": {k: bench._summary(v) for k, v in latencies.items()},
             "sequential_cpu_ms_per_request": {
                 k: round((_cpu_seconds(p) - before[k]) / (n * (3 if k == "replay" else 1)) * 1e3, 3)
@@ -230,9 +244,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shape", choices=sorted(SHAPES), default="plain", help="how the client writes bodies"
     )
+    parser.add_argument(
+        "--stream",
+        action="store_true",
+        help="streamed requests, timed to their first text delta",
+    )
     return parser
 
 
 if __name__ == "__main__":
     args = _parser().parse_args()
-    asyncio.run(main(args.a, args.b, args.n, args.budgeted, args.shape))
+    asyncio.run(main(args.a, args.b, args.n, args.budgeted, args.shape, args.stream))

@@ -21,12 +21,16 @@ from orchestrator.types import JsonObject
 __all__ = ["AnthropicStream", "OpenAIStream", "StreamEncoder"]
 
 
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
 def _data(payload: JsonObject) -> bytes:
-    return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+    return f"data: {_json(payload)}\n\n".encode()
 
 
 def _event(name: str, payload: JsonObject) -> bytes:
-    return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
+    return f"event: {name}\ndata: {_json(payload)}\n\n".encode()
 
 
 class OpenAIStream:
@@ -46,13 +50,17 @@ class OpenAIStream:
             "created": created,
             "model": deployment,
         }
+        # Every chunk's JSON up to its delta, written once: `_data` of the whole chunk
+        # writes the same bytes, dumping the head again for each of a stream's events.
+        head = _json({**self._head, "choices": [{"index": 0, "delta": None}]})
+        self._opening = "data: " + head.removesuffix("null}]}")
         self._include_usage = include_usage
         self._said: dict[int, set[str]] = {}
         """Per tool call index, which of `id`, `type` and `name` its chunks have carried."""
 
     def _chunk(self, delta: JsonObject, finish: str | None = None) -> bytes:
-        choice: JsonObject = {"index": 0, "delta": delta, "finish_reason": finish}
-        return _data({**self._head, "choices": [choice]})
+        closing = "null" if finish is None else _json(finish)
+        return f'{self._opening}{_json(delta)},"finish_reason":{closing}}}]}}\n\n'.encode()
 
     def start(self) -> list[bytes]:
         """The opening chunk (the assistant role)."""
@@ -165,12 +173,13 @@ class AnthropicStream:
             if not delta.text:
                 return out
             body = {"type": "input_json_delta", "partial_json": delta.text}
+        # `_event` of the whole event writes the same bytes, more slowly.
         index = self._blocks - 1
         out.append(
-            _event(
-                "content_block_delta",
-                {"type": "content_block_delta", "index": index, "delta": body},
-            )
+            (
+                'event: content_block_delta\ndata: {"type":"content_block_delta",'
+                f'"index":{index},"delta":{_json(body)}}}\n\n'
+            ).encode()
         )
         return out
 

@@ -123,24 +123,37 @@ async def _events(
     queue: asyncio.Queue[_Item],
     task: asyncio.Task[None],
 ) -> AsyncIterator[bytes]:
+    """The encoded events, as one chunk per batch of items that were ready together.
+
+    The upstream call queues every event of one read before this runs again, so a batch is
+    what arrived in one read: one write to the client for it, never a wait for more.
+    """
     item = first
     try:
-        for chunk in encoder.start():
-            yield chunk
+        out = encoder.start()
         while True:
-            if isinstance(item, GatewayError):
-                for chunk in encoder.error(item):
-                    yield chunk
+            done = _encode(encoder, item, out)
+            while not done and not queue.empty():
+                done = _encode(encoder, queue.get_nowait(), out)
+            yield b"".join(out)
+            if done:
                 return
-            if isinstance(item, Outcome):
-                for chunk in encoder.finish(normalised(item.answered.response)):
-                    yield chunk
-                return
-            for chunk in encoder.delta(item[1]):
-                yield chunk
+            out = []
             item = await queue.get()
     finally:
         if not task.done():
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+def _encode(encoder: StreamEncoder, item: _Item, out: list[bytes]) -> bool:
+    """Add `item`'s events to `out`; whether it ended the stream."""
+    if isinstance(item, GatewayError):
+        out += encoder.error(item)
+        return True
+    if isinstance(item, Outcome):
+        out += encoder.finish(normalised(item.answered.response))
+        return True
+    out += encoder.delta(item[1])
+    return False

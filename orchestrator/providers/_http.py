@@ -231,7 +231,7 @@ class HTTPProvider:
         if response.is_closed:
             return self._answer(response, error_detail)
         try:
-            async for event in sse_events(response.aiter_lines()):
+            async for event in sse_events(response.aiter_bytes()):
                 await on_event(event)
         except httpx.TimeoutException as exc:
             raise ProviderTimeoutError(

@@ -354,24 +354,35 @@ async def test_an_error_status_to_a_stream_request_is_the_usual_http_error() -> 
     assert not isinstance(caught.value, ProviderStreamError)
 
 
-async def _lines(text: str) -> AsyncIterator[str]:
-    for line in text.split("\n"):
-        yield line
+async def _chunks(raw: bytes, size: int) -> AsyncIterator[bytes]:
+    for start in range(0, len(raw), size):
+        yield raw[start : start + size]
 
 
-async def _events(text: str) -> list[SSEEvent]:
-    return [event async for event in sse_events(_lines(text))]
+async def _events(text: str, size: int, newline: str = "\n") -> list[SSEEvent]:
+    raw = text.replace("\n", newline).encode()
+    return [event async for event in sse_events(_chunks(raw, size))]
 
 
-async def test_sse_fields_comments_and_a_cut_last_event() -> None:
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 1000])
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
+async def test_sse_fields_comments_and_a_cut_last_event(size: int, newline: str) -> None:
     text = (
         ": a comment\n"
         "event: one\ndata: a\ndata:  b\nid: 7\nretry: 10\n\n"
         "data: {}\n\n"
         "\n\n"
+        "event: lonely\n\n"
+        "data:\n\n"
+        "data: \u00e9\u2028\u00e9\n\n"
         "event: cut\ndata: never finished"
     )
-    assert await _events(text) == [SSEEvent("one", "a\n b"), SSEEvent("message", "{}")]
+    assert await _events(text, size, newline) == [
+        SSEEvent("one", "a\n b"),
+        SSEEvent("message", "{}"),
+        SSEEvent("message", ""),
+        SSEEvent("message", "\u00e9\u2028\u00e9"),
+    ]
 
 
 def _cached_endpoint() -> Starlette:
