@@ -302,3 +302,22 @@ async def test_a_streamed_thinking_block_is_folded_whole() -> None:
         {"type": "thinking", "thinking": "Look it up.", "signature": "c2ln"}
     ]
     assert answer.message.content == "Done."
+
+
+def test_each_api_is_sent_its_own_fields_and_refuses_the_others() -> None:
+    """OpenAI's cache retention and options go to both OpenAI APIs as they came, Anthropic's
+    own Messages fields to Anthropic; each other API names them as having no equivalent."""
+    own: Any = {"container": "c_1", "context_management": {"edits": []}, "mcp_servers": []}
+    cache: Any = {"prompt_cache_retention": "24h", "prompt_cache_options": {"mode": "explicit"}}
+    request = _PLAIN.model_copy(update={**cache, "anthropic_fields": own})
+    for kind in ("openai", "openai_responses"):
+        wire = _WRITERS[kind](request)
+        assert {k: wire[k] for k in cache} == cache
+        assert not set(own) & set(wire)
+        assert unsupported(request, kind) == ["container", "context_management", "mcp_servers"]
+    wire = anthropic._request_to_wire(request)
+    assert {k: wire[k] for k in own} == own
+    assert not set(cache) & set(wire)
+    assert unsupported(request, "anthropic") == list(cache)
+    without = request.model_copy(update={"anthropic_fields": None})
+    assert key_of("t", "m", request) != key_of("t", "m", without)
