@@ -341,7 +341,12 @@ class _Connection(asyncio.Protocol):
         self.transport.write(head if request.method == "HEAD" else head + body)
 
     async def _write_stream(self, request: _Request, reply: Reply, close: bool) -> bool:
-        """Write the chunks as they come; whether the connection must close after them."""
+        """Write the chunks as they come; whether the connection must close after them.
+
+        The head goes out with the first chunk, in one write: a streamed reply is made
+        when its first event is ready (`stream_reply`), so that costs it no time, and
+        a write less is a system call less per stream.
+        """
         transport = self.transport
         chunks = reply.chunks
         assert transport is not None and chunks is not None
@@ -349,15 +354,19 @@ class _Connection(asyncio.Protocol):
         close = close or not chunked
         self.streaming = True
         try:
-            transport.write(self._stream_head(reply, close, chunked))
+            head = self._stream_head(reply, close, chunked)
             async for chunk in chunks:
                 if not chunk:
                     continue
-                transport.write(b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk)
+                framed = b"%x\r\n%s\r\n" % (len(chunk), chunk) if chunked else chunk
+                transport.write(head + framed if head else framed)
+                head = b""
                 if self.drained is not None:
                     await self.drained
                 if self.closed:
                     break
+            if head and not self.closed:
+                transport.write(head)
             if chunked and not self.closed:
                 transport.write(b"0\r\n\r\n")
         finally:
