@@ -301,8 +301,14 @@ def _anthropic_fields(root: JsonObject) -> JsonObject | None:
     return carried or None
 
 
-def parse_messages(body: JsonValue) -> ChatCall:
-    """Read a Messages request body.
+def _betas(header: str | None) -> list[str] | None:
+    """The beta names of an `anthropic-beta` header (comma-separated), or None."""
+    names = [name.strip() for name in (header or "").split(",")]
+    return [name for name in names if name] or None
+
+
+def parse_messages(body: JsonValue, *, beta: str | None = None) -> ChatCall:
+    """Read a Messages request body, and the client's `anthropic-beta` header (`beta`).
 
     Raises:
         BadRequest: naming the first field that is missing or malformed, or one of chat
@@ -355,6 +361,7 @@ def parse_messages(body: JsonValue) -> ChatCall:
             speed=opt_str(root, "speed", "body"),
             cache_control=_control(root, "body"),
             anthropic_fields=carried,
+            anthropic_beta=_betas(beta),
         ),
         stream=root.get("stream") is True,
         user_id=user,

@@ -127,7 +127,7 @@ def routes(gateway: Gateway, prefix: str = "") -> list[Route]:
         return _replied(gateway, outcome, json_reply(body, 200, outcome.headers()))
 
     async def messages(ask: Ask) -> Reply:
-        call = parse_messages(_json(ask.body))
+        call = parse_messages(_json(ask.body), beta=ask.headers.get("anthropic-beta"))
         if call.stream:
             admitted = await gateway.admit(call, ask.headers, "anthropic")
             return await stream_reply(ask, gateway, admitted)

@@ -355,6 +355,8 @@ class AnthropicProvider(HTTPProvider):
         headers = {"Accept": "application/json", "anthropic-version": ANTHROPIC_VERSION}
         if self._api_key:
             headers["x-api-key"] = self._api_key
+        if request.anthropic_beta:
+            headers["anthropic-beta"] = ",".join(request.anthropic_beta)
         wire = _request_to_wire(request)
         assembler = None
         if request.stream:

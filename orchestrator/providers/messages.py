@@ -198,6 +198,12 @@ class ModelRequest(BaseModel):
     """Messages fields an Anthropic deployment is sent as they came (`container`,
     `context_management`, `mcp_servers`, ...: `params.ANTHROPIC_ONLY`); no OpenAI API has
     an equivalent, so a request with any is refused there."""
+    anthropic_beta: list[str] | None = None
+    """The beta features an Anthropic client named (its `anthropic-beta` header: what the
+    SDK's `betas=[...]` sends), sent on to an Anthropic deployment: Anthropic refuses a
+    beta field (`context_management`, `mcp_servers`, ...) without its beta. An OpenAI
+    deployment is not sent them: they name Anthropic's features, and the fields that need
+    them are refused there already."""
 
 
 class ModelResponse(BaseModel):

@@ -81,6 +81,7 @@ async def _answer(request: Request) -> JSONResponse:
     keeps every body it is sent. Model `down` fails."""
     body = await request.json()
     request.app.state.bodies.append(body)
+    request.app.state.betas.append(request.headers.get("anthropic-beta"))
     if body["model"] == "down":
         return JSONResponse({"error": {"message": "down"}}, status_code=500)
     shape = _MESSAGE if request.url.path.endswith("/messages") else _CHAT
@@ -90,6 +91,7 @@ async def _answer(request: Request) -> JSONResponse:
 def _upstream(*paths: str) -> Starlette:
     app = Starlette(routes=[Route(f"/v1/{path}", _answer, methods=["POST"]) for path in paths])
     app.state.bodies = []
+    app.state.betas = []
     return app
 
 
@@ -731,6 +733,24 @@ async def test_anthropic_beta_fields_reach_an_anthropic_deployment_as_sent(
     (body,) = upstream.state.bodies
     assert {k: body[k] for k in _BETA} == _BETA
     assert "vendor_hint" not in body
+
+
+async def test_an_anthropic_clients_betas_reach_an_anthropic_deployment(
+    store_url: str,
+) -> None:
+    """Anthropic refuses a beta field without its beta: the client's `anthropic-beta`
+    header goes on with the fields it is for (and no header when it named none)."""
+    upstream = _upstream("messages", "chat/completions")
+    betas = ["context-management-2025-06-27", "mcp-client-2025-04-04"]
+    async with _anthropic_to(store_url, upstream, "anthropic", "dep", "claude-x") as (_, ac):
+        await ac.beta.messages.create(
+            model="dep", max_tokens=64, messages=_ASKED, betas=betas, **_BETA
+        )
+        await ac.messages.create(model="dep", max_tokens=64, messages=_ASKED)
+    assert upstream.state.betas == [",".join(betas), None]
+    async with _anthropic_to(store_url, upstream, "openai", "dep", "gpt-x") as (_, ac):
+        await ac.beta.messages.create(model="dep", max_tokens=64, messages=_ASKED, betas=betas)
+    assert upstream.state.betas[-1] is None  # Anthropic's feature names: not OpenAI's
 
 
 async def test_anthropic_beta_fields_for_an_openai_deployment_are_refused_by_name(
