@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from orchestrator.exceptions import ProviderError, ProviderStreamError
+from orchestrator.exceptions import ProviderError, ProviderResponseError, ProviderStreamError
 from orchestrator.gateway.http1 import LeanTransport
 from orchestrator.providers import (
     AnthropicProvider,
@@ -28,6 +28,8 @@ from orchestrator.providers import (
     OpenAIProvider,
     ToolDefinition,
 )
+from orchestrator.providers._anthropic_stream import MessageAssembler
+from orchestrator.providers._openai_stream import ChatCompletionAssembler
 from orchestrator.providers._sse import SSEEvent, sse_events
 from orchestrator.scripted_model import LoopbackServer, ReplayScript, ScriptedModelServer
 
@@ -383,6 +385,14 @@ async def test_sse_fields_comments_and_a_cut_last_event(size: int, newline: str)
         SSEEvent("message", ""),
         SSEEvent("message", "\u00e9\u2028\u00e9"),
     ]
+
+
+@pytest.mark.parametrize("data", ["{", '{"a": 1} x', "data: {}"])
+async def test_a_chunk_that_is_not_json_breaks_either_stream(data: str) -> None:
+    with pytest.raises(ProviderResponseError, match="data is not JSON"):
+        await ChatCompletionAssembler("e").feed(SSEEvent("message", data))
+    with pytest.raises(ProviderResponseError, match="message_start data is not JSON"):
+        await MessageAssembler("e").feed(SSEEvent("message_start", data))
 
 
 def _cached_endpoint() -> Starlette:
