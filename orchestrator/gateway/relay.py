@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pydantic import JsonValue
 
 from orchestrator.providers.messages import ModelResponse, Usage
-from orchestrator.providers.params import OPENAI_EFFORTS
+from orchestrator.providers.params import CHAT_AS_IS, OPENAI_EFFORTS
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
 
@@ -37,29 +37,7 @@ __all__ = ["Forward", "Relayed", "asks_tools", "forwardable", "normalised", "rea
 
 _KEPT = frozenset({"model", "messages", "tools", "temperature", "max_tokens"})
 """The body's fields the full path sends on (`temperature` as a float)."""
-_PARAMS = frozenset(
-    {
-        "tool_choice",
-        "parallel_tool_calls",
-        "response_format",
-        "stop",
-        "seed",
-        "user",
-        "top_p",
-        "frequency_penalty",
-        "presence_penalty",
-        "reasoning_effort",
-        "metadata",
-        "store",
-        "service_tier",
-        "logit_bias",
-        "prompt_cache_key",
-        "prompt_cache_retention",
-        "prompt_cache_options",
-        "safety_identifier",
-        "verbosity",
-    }
-)
+_PARAMS = frozenset({*CHAT_AS_IS, "tool_choice", "reasoning_effort"})
 """Optional parameters the full path sends on (`ModelRequest`'s, chat completions' names)."""
 _OWN = frozenset({"stream", "stream_options"})
 """The fields the full path writes itself, as the deployment streams or not."""

@@ -27,7 +27,7 @@ from orchestrator.providers.messages import (
     ToolChoice,
     ToolDefinition,
 )
-from orchestrator.providers.params import effort_of
+from orchestrator.providers.params import CHAT_AS_IS, effort_of
 from orchestrator.providers.streaming import DeltaSink
 from orchestrator.providers.usage import chat_usage
 from orchestrator.types import JsonObject
@@ -77,28 +77,6 @@ def tool_choice_wire(choice: ToolChoice) -> JsonValue:
     return choice.mode
 
 
-_AS_IS = (
-    "parallel_tool_calls",
-    "response_format",
-    "stop",
-    "seed",
-    "top_p",
-    "frequency_penalty",
-    "presence_penalty",
-    "user",
-    "metadata",
-    "store",
-    "service_tier",
-    "logit_bias",
-    "prompt_cache_key",
-    "prompt_cache_retention",
-    "prompt_cache_options",
-    "safety_identifier",
-    "verbosity",
-)
-"""The optional parameters chat completions takes under their own names, as they are."""
-
-
 def limit_name(request: ModelRequest, effort: str | None) -> str:
     """The output limit's name, as the client named it.
 
@@ -128,7 +106,7 @@ def _request_to_wire(request: ModelRequest) -> JsonObject:
         body[limit_name(request, effort)] = request.max_tokens
     if request.tool_choice is not None:
         body["tool_choice"] = tool_choice_wire(request.tool_choice)
-    for name in _AS_IS:
+    for name in CHAT_AS_IS:
         value = getattr(request, name)
         if value is not None:
             body[name] = value

@@ -38,6 +38,7 @@ __all__ = [
     "ANTHROPIC_EFFORTS",
     "ANTHROPIC_ONLY",
     "ANTHROPIC_TIERS",
+    "CHAT_AS_IS",
     "CHAT_FIELDS",
     "MESSAGES_FIELDS",
     "OPENAI_EFFORTS",
@@ -77,6 +78,28 @@ PARAMS = (
     "anthropic_fields",
 )
 """`ModelRequest`'s optional parameters, None unless a gateway client sent them."""
+
+CHAT_AS_IS = (
+    "parallel_tool_calls",
+    "response_format",
+    "stop",
+    "seed",
+    "top_p",
+    "frequency_penalty",
+    "presence_penalty",
+    "user",
+    "metadata",
+    "store",
+    "service_tier",
+    "logit_bias",
+    "prompt_cache_key",
+    "prompt_cache_retention",
+    "prompt_cache_options",
+    "safety_identifier",
+    "verbosity",
+)
+"""The optional parameters chat completions takes under their own names, as they are:
+what the OpenAI adapter writes unchanged, and what the gateway's relay forwards."""
 
 ANTHROPIC_ONLY = (
     "container",
