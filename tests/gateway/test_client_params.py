@@ -245,6 +245,11 @@ async def _refused_messages(
     return str(body["error"]["message"]), list(events)
 
 
+def _refused(message: str) -> str:
+    """The parameters a refusal names: its text between "no equivalent of " and ":"."""
+    return message.split("no equivalent of ")[1].split(":")[0]
+
+
 _NO_EQUIVALENT: Any = {
     "response_format": {"type": "json_object"},
     "seed": 7,
@@ -275,7 +280,7 @@ async def test_what_anthropic_has_no_equivalent_of_is_refused_in_openais_shape(
     assert caught.value.status_code == 400 and error["type"] == "invalid_request_error"
     message = error["message"]
     assert "'sonnet'" in message and "Anthropic Messages API" in message
-    said = message.split("no equivalent of ")[1].split(":")[0]
+    said = _refused(message)
     assert said.split(", ") == list(_NO_EQUIVALENT)
     assert "without them" in message
     assert upstream.state.bodies == []
@@ -289,7 +294,7 @@ async def test_top_k_for_an_openai_deployment_is_refused_in_anthropics_shape(
     message, events = await _refused_messages(
         store_url, upstream, "openai", extra_body={"top_k": 5}, inference_geo="eu", speed="fast"
     )
-    said = message.split("no equivalent of ")[1].split(":")[0]
+    said = _refused(message)
     assert said == "top_k, inference_geo, speed" and "'dep'" in message
     assert upstream.state.bodies == []
     assert events == []
@@ -674,7 +679,7 @@ async def test_prompt_cache_retention_for_an_anthropic_deployment_is_refused(
 ) -> None:
     upstream = _upstream("messages")
     message, events = await _refused_chat(store_url, upstream, "anthropic", **_CACHE)
-    said = message.split("no equivalent of ")[1].split(":")[0]
+    said = _refused(message)
     assert said == "prompt_cache_retention, prompt_cache_options"
     assert upstream.state.bodies == []
     assert events == []
@@ -759,7 +764,7 @@ async def test_anthropic_beta_fields_for_an_openai_deployment_are_refused_by_nam
     upstream = _upstream("chat/completions")
     message, events = await _refused_messages(store_url, upstream, "openai", beta=True, **_BETA)
     assert "'dep'" in message and "OpenAI" in message
-    said = message.split("no equivalent of ")[1].split(":")[0]
+    said = _refused(message)
     assert said == "container, context_management, mcp_servers"
     assert upstream.state.bodies == []
     assert events == []
