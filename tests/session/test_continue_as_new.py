@@ -115,7 +115,9 @@ async def test_continue_as_new_carries_pin_approval_and_cost(
 
     async def all_runs() -> list[WorkflowExecution] | None:
         found = [run async for run in env.client.list_workflows(f"WorkflowId = '{handle.id}'")]
-        return found if len(found) == 5 and all(r.status for r in found) else None
+        # Visibility lags the run's close: wait until no run reads running any more.
+        settled = all(r.status and r.status is not WorkflowExecutionStatus.RUNNING for r in found)
+        return found if len(found) == 5 and settled else None
 
     runs = await eventually(all_runs, what="five runs in visibility")
     assert sorted(r.status for r in runs if r.status) == sorted(
